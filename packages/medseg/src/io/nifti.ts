@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { MedsegIoError } from './errors.ts';
 import { decomposeAffine, flipLpsRas, checkGeometry, composeAffine } from './geometry.ts';
 import { checkAllocation, gunzipBounded, gunzipPrefix, isGzip, resolveLimits, type ReadOptions } from './limits.ts';
+import { decodeSamples } from './samples.ts';
 import { voxelTypeOf, type Vec3, type Volume, type VoxelArray, type VoxelType } from './volume.ts';
 
 type RawKind = VoxelType | 'int64' | 'uint64' | 'rgb24';
@@ -214,7 +215,7 @@ export function parseNifti(input: Uint8Array, opts: ReadOptions & { path?: strin
     throw new MedsegIoError('TRUNCATED', `expected ${need} bytes (header + data), file has ${whole.length}`, path);
   }
   const raw = whole.subarray(voxOffset, need);
-  let data = decodeSamples(raw, dt.kind, count, h.le);
+  let data = dt.kind === 'rgb24' ? decodeSamples(raw, 'uint8', count * 3, true) : decodeSamples(raw, dt.kind, count, h.le);
   if (dt.kind === 'rgb24') data = deinterleave(data as Uint8Array, nvox, channels);
 
   if (scaled) {
@@ -251,50 +252,6 @@ export function parseNifti(input: Uint8Array, opts: ReadOptions & { path?: strin
       },
     },
   };
-}
-
-function decodeSamples(raw: Uint8Array, kind: RawKind, count: number, le: boolean): VoxelArray {
-  const bytesPer = kind === 'rgb24' ? 1 : DATATYPES[CODE_OF[kind as VoxelType] ?? (kind === 'int64' ? 1024 : 1280)]!.bytes;
-  const n = kind === 'rgb24' ? count * 3 : count;
-  // copy into a fresh aligned buffer (the file offset may be unaligned)
-  const copy = new Uint8Array(n * bytesPer);
-  copy.set(raw.subarray(0, n * bytesPer));
-  if (!le && bytesPer > 1) swapBytes(copy, bytesPer);
-  const ab = copy.buffer;
-  switch (kind) {
-    case 'uint8':
-    case 'rgb24':
-      return copy;
-    case 'int8': return new Int8Array(ab);
-    case 'int16': return new Int16Array(ab);
-    case 'uint16': return new Uint16Array(ab);
-    case 'int32': return new Int32Array(ab);
-    case 'uint32': return new Uint32Array(ab);
-    case 'float32': return new Float32Array(ab);
-    case 'float64': return new Float64Array(ab);
-    case 'int64':
-    case 'uint64': {
-      const big = kind === 'int64' ? new BigInt64Array(ab) : new BigUint64Array(ab);
-      let fits = true;
-      for (let i = 0; i < big.length; i++) {
-        const v = big[i]!;
-        if (v > 2147483647n || v < -2147483648n) { fits = false; break; }
-      }
-      const out = fits ? new Int32Array(big.length) : new Float64Array(big.length);
-      for (let i = 0; i < big.length; i++) out[i] = Number(big[i]!);
-      return out;
-    }
-  }
-}
-
-export function swapBytes(b: Uint8Array, width: number): void {
-  for (let i = 0; i + width <= b.length; i += width) {
-    for (let a = i, z = i + width - 1; a < z; a++, z--) {
-      const t = b[a]!;
-      b[a] = b[z]!;
-      b[z] = t;
-    }
-  }
 }
 
 /** Voxel-interleaved RGB (per channel block) -> planar channels. */
