@@ -1,0 +1,17 @@
+/**
+ * @medseg/torch: libtorch for TypeScript. Tensors, autograd, functional ops,
+ * nn modules, optimizers, LR schedules and safetensors, CPU (and CUDA when the
+ * linked libtorch has it).
+ */
+export { Tensor, Generator, call, callT, type FactoryOptions, type TensorOrScalar } from './tensor.ts';
+export type { DType, AnyTypedArray } from './dtype.ts';
+export { isFloating } from './dtype.ts';
+export * from './creation.ts';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.ts';
+export { tidy, keep, unkeep, dispose } from './scope.ts';
+export { opSchema } from './ops.ts';
+export * from './runtime.ts';
+export * as F from './functional.ts';
+export * as nn from './nn/index.ts';
+export * as optim from './optim/index.ts';
+export * from './safetensors.ts';
