@@ -1,0 +1,42 @@
+/**
+ * Flat rows for CSV / JSON: one per case and label, every scalar metric a
+ * column. The reliability curve (arrays) stays in the CaseEvaluation.
+ */
+import type { CaseEvaluation } from './metrics.ts';
+
+export interface MetricRow {
+  case: string;
+  label: number;
+  [metric: string]: number | string;
+}
+
+export function toRows(ev: CaseEvaluation): MetricRow[] {
+  return ev.classes.map((m) => {
+    const row: MetricRow = { case: ev.case, label: m.label };
+    for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && k !== 'label') row[k] = v;
+    return row;
+  });
+}
+
+/** JSON has no NaN/Infinity: write them as the strings "NaN", "Infinity", "-Infinity". */
+export function jsonSafeRow(r: MetricRow): MetricRow {
+  const out: MetricRow = { case: r.case, label: r.label };
+  for (const [k, v] of Object.entries(r)) out[k] = typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
+  return out;
+}
+
+const csvCell = (v: number | string | undefined): string => {
+  if (v === undefined) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+/** CSV with the union of columns (first-seen order); NaN/Infinity written as such. */
+export function rowsToCsv(rows: MetricRow[]): string {
+  const cols: string[] = [];
+  const seen = new Set<string>();
+  for (const r of rows) for (const k of Object.keys(r)) if (!seen.has(k)) (seen.add(k), cols.push(k));
+  const lines = [cols.map(csvCell).join(',')];
+  for (const r of rows) lines.push(cols.map((c) => csvCell(r[c])).join(','));
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,48 @@
+/** Helpers shared by the metrics tests: a seeded PRNG and the SciPy reference runner. */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REF_SCRIPT = join(here, 'metrics_ref.py');
+
+/** mulberry32: small, seeded, good enough for test perturbations. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function writeRaw(path: string, a: ArrayBufferView): string {
+  writeFileSync(path, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return path;
+}
+
+export function dtypeOf(a: ArrayBufferView): string {
+  if (a instanceof Uint8Array) return 'uint8';
+  if (a instanceof Int16Array) return 'int16';
+  if (a instanceof Uint16Array) return 'uint16';
+  if (a instanceof Int32Array) return 'int32';
+  if (a instanceof Float32Array) return 'float32';
+  if (a instanceof Float64Array) return 'float64';
+  throw new Error('unsupported dtype for the reference');
+}
+
+/** One /usr/bin/python3 process for a whole batch of reference computations. */
+export function scipyReference<T>(mode: 'cases' | 'bench', job: unknown): T {
+  const out = execFileSync('/usr/bin/python3', [REF_SCRIPT, mode], { input: JSON.stringify(job), maxBuffer: 256 << 20 });
+  return JSON.parse(out.toString()) as T;
+}
+
+/** Reference JSON encodes undefined as null and infinite as 'inf'. */
+export function refNumber(v: unknown): number {
+  if (v === null || v === undefined) return NaN;
+  if (v === 'inf') return Infinity;
+  return v as number;
+}
