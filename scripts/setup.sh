@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent setup: Debian packages, npm ci, the native libtorch binding.
+# Each step is skipped when it is already done, so running it again is cheap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. System packages: libtorch for the engine; python3 references for tests
+#    (PyTorch, nibabel, pydicom, SciPy, PIL); Chromium for the report screenshot test.
+APT_PACKAGES=(
+  libtorch-dev libgloo-dev
+  python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil
+  chromium
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  log "Debian packages present"
+fi
+
+# 2. npm dependencies, reinstalled only when package-lock.json changed.
+stamp=node_modules/.medseg-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+else
+  log "npm dependencies up to date"
+fi
+
+# 3. The N-API binding to libtorch, rebuilt only when its sources changed.
+addon=packages/torch/build/Release/torch_native.node
+if [ ! -f "$addon" ] || [ -n "$(find packages/torch/native packages/torch/binding.gyp -newer "$addon" -type f 2>/dev/null)" ]; then
+  log "building the libtorch binding (about a minute)"
+  (cd packages/torch && npx --no-install node-gyp rebuild --nodedir=/usr -j "$(nproc)" --loglevel=error >/dev/null)
+else
+  log "libtorch binding up to date"
+fi

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up (idempotent), type-checks, then runs every test. Extra arguments
+# filter test files by path substring.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+echo "[test] type-checking (tsc --noEmit, strict)"
+npx --no-install tsc -p tsconfig.json --noEmit
+echo "[test] running tests"
+node scripts/run-tests.mjs "$@"
