@@ -454,6 +454,7 @@ export function decodeTiff(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
   const le = buf[0] === 0x49 && buf[1] === 0x49 && buf[2] === 42 && buf[3] === 0;
   const be = buf[0] === 0x4d && buf[1] === 0x4d && buf[2] === 0 && buf[3] === 42;
   if (!le && !be) throw new MedsegIoError('BAD_MAGIC', 'not a TIFF file', path);
+  validateTiffDirectories(buf, le, path);
   const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
   let ifd: UTIF.IFD;
   try {
@@ -510,6 +511,49 @@ export function decodeTiff(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
     return applyPalette(out as Uint8Array, pal, w, h, opts.palette, 'tiff', path);
   }
   return makeVolume(out, w, h, outCh, 'tiff', path);
+}
+
+const TIFF_TYPE_BYTES = [0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4];
+const TIFF_SUB_IFD_TAGS = new Set([330, 34665, 34853, 40965]);
+
+/**
+ * utif2 trusts the directory: a corrupt entry count or value count makes it
+ * loop and allocate for as long as the number says, and a cyclic IFD chain
+ * never ends. Walk every directory it would visit first and reject anything
+ * that does not fit inside the file.
+ */
+function validateTiffDirectories(buf: Uint8Array, le: boolean, path?: string): void {
+  if (buf.length < 8) throw new MedsegIoError('TRUNCATED', 'TIFF header cut short', path);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const seen = new Set<number>();
+  const queue = [dv.getUint32(4, le)];
+  while (queue.length) {
+    const off = queue.shift()!;
+    if (off === 0) continue;
+    if (seen.has(off) || seen.size > 64) throw new MedsegIoError('CORRUPT', 'TIFF directory chain loops or is too long', path);
+    seen.add(off);
+    if (off + 2 > buf.length) throw new MedsegIoError('TRUNCATED', 'TIFF directory offset past the end of the file', path);
+    const n = dv.getUint16(off, le);
+    if (off + 2 + 12 * n + 4 > buf.length) throw new MedsegIoError('TRUNCATED', 'TIFF directory runs past the end of the file', path);
+    for (let i = 0; i < n; i++) {
+      const e = off + 2 + 12 * i;
+      const tag = dv.getUint16(e, le);
+      const type = dv.getUint16(e + 2, le);
+      const count = dv.getUint32(e + 4, le);
+      const size = TIFF_TYPE_BYTES[type];
+      if (!size) throw new MedsegIoError('CORRUPT', `TIFF tag ${tag} has unknown type ${type}`, path);
+      const bytes = size * count;
+      if (bytes > 4) {
+        const at = dv.getUint32(e + 8, le);
+        if (at + bytes > buf.length) throw new MedsegIoError('TRUNCATED', `TIFF tag ${tag} values run past the end of the file`, path);
+      }
+      if (TIFF_SUB_IFD_TAGS.has(tag) && (type === 4 || type === 13)) {
+        const at = bytes > 4 ? dv.getUint32(e + 8, le) : e + 8;
+        for (let k = 0; k < Math.min(count, 64); k++) queue.push(dv.getUint32(at + 4 * k, le));
+      }
+    }
+    queue.push(dv.getUint32(off + 2 + 12 * n, le));
+  }
 }
 
 // ---------------------------------------------------------------- dispatch
