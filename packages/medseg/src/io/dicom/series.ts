@@ -1,0 +1,295 @@
+/**
+ * DICOM series -> Volume: classic single-frame CT/MR slices, enhanced
+ * multi-frame CT/MR (functional groups), and single-frame projection images
+ * (CR/DX/X-ray) as 2D.
+ *
+ * Geometry: x = row direction, y = column direction, z = their cross product;
+ * slices are sorted by the projection of ImagePositionPatient on z, and the z
+ * spacing comes from those positions (SliceThickness is the thickness of the
+ * slab, not the distance between slices, and is wrong for overlapping or
+ * gapped reconstructions).
+ */
+import { DEFAULT_LIMITS, MedsegIoError, type ReadLimits } from '../errors.ts';
+import { checkAllocation, resolveLimits } from '../limits.ts';
+import { allocVoxels, IDENTITY3, type Mat3, type Vec3, type Volume, type VoxelArray, type VoxelType } from '../volume.ts';
+import { T } from './dictionary.ts';
+import { listFiles, readDicomFiles, type DicomFile } from './files.ts';
+import { checkStack, directionMatrix, dot, framePlane, orientationAxes, sameOrientation, type FramePlane } from './planes.ts';
+import { decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
+
+export interface DicomSeriesOptions {
+  limits?: Partial<ReadLimits>;
+  /** Pick one series when the folder holds several. */
+  seriesInstanceUID?: string;
+  /** Accept missing slices / uneven gaps (stacked at the median spacing, with a warning in meta.extra.warnings). */
+  allowGaps?: boolean;
+  /** MONOCHROME1 (0 = white) is inverted to MONOCHROME2 by default; false keeps the stored values. */
+  invertMonochrome1?: boolean;
+}
+
+export interface DicomSeriesInfo {
+  seriesInstanceUID: string;
+  description: string;
+  modality: string;
+  sopClassUID: string;
+  /** Number of slices (frames for a multi-frame object). */
+  sliceCount: number;
+  files: string[];
+}
+
+/** Modalities that hold no image of their own: listed, but never read as the series. */
+const NON_IMAGE = new Set(['SEG', 'SR', 'RTSTRUCT', 'RTPLAN', 'PR', 'KO', 'REG', 'RWV', 'DOC']);
+
+function groupBySeries(files: DicomFile[]): Map<string, DicomFile[]> {
+  const groups = new Map<string, DicomFile[]>();
+  for (const f of files) {
+    const uid = f.dataset.string(T.SeriesInstanceUID) ?? '(no SeriesInstanceUID)';
+    const g = groups.get(uid);
+    if (g) g.push(f);
+    else groups.set(uid, [f]);
+  }
+  return groups;
+}
+
+function describe(uid: string, files: DicomFile[]): DicomSeriesInfo {
+  const ds = files[0]!.dataset;
+  const frames = files.reduce((n, f) => n + Math.max(1, Math.trunc(f.dataset.number(T.NumberOfFrames) ?? 1) || 1), 0);
+  return {
+    seriesInstanceUID: uid,
+    description: ds.string(T.SeriesDescription) ?? '',
+    modality: ds.string(T.Modality) ?? 'unknown',
+    sopClassUID: ds.string(T.SOPClassUID) ?? '',
+    sliceCount: frames,
+    files: files.map((f) => f.path),
+  };
+}
+
+/** The series found in a folder (or list of files), with description, modality and slice count. */
+export async function listDicomSeries(pathOrFiles: string | string[]): Promise<DicomSeriesInfo[]> {
+  const { files, fromFolder } = await listFiles(pathOrFiles);
+  const parsed = await readDicomFiles(files, fromFolder, { untilTag: T.PixelData });
+  return [...groupBySeries(parsed)].map(([uid, fs]) => describe(uid, fs));
+}
+
+interface Slice {
+  file: DicomFile;
+  frame: number;
+  plane: FramePlane;
+  sop: string;
+  pos: number; // projection on the normal
+}
+
+export async function readDicomSeries(pathOrFiles: string | string[], opts: DicomSeriesOptions = {}): Promise<Volume> {
+  const limits = resolveLimits(opts.limits);
+  const where = Array.isArray(pathOrFiles) ? pathOrFiles[0] : pathOrFiles;
+  const { files, fromFolder } = await listFiles(pathOrFiles);
+  const parsed = await readDicomFiles(files, fromFolder, { limits });
+  if (parsed.length === 0) throw new MedsegIoError('NOT_FOUND', 'no DICOM files found', where);
+  const groups = groupBySeries(parsed);
+  let chosen: [string, DicomFile[]] | undefined;
+  if (opts.seriesInstanceUID !== undefined) {
+    const g = groups.get(opts.seriesInstanceUID);
+    if (!g) throw new MedsegIoError('NOT_FOUND', `series ${opts.seriesInstanceUID} not found (have: ${[...groups.keys()].join(', ')})`, where);
+    chosen = [opts.seriesInstanceUID, g];
+  } else {
+    const images = [...groups].filter(([, fs]) => !NON_IMAGE.has(fs[0]!.dataset.string(T.Modality) ?? '') && fs.some((f) => f.dataset.has(T.PixelData) || f.dataset.has(T.FloatPixelData)));
+    if (images.length > 1) {
+      const list = images.map(([uid, fs]) => {
+        const d = describe(uid, fs);
+        return `${uid} (${d.modality}, ${d.sliceCount} slices${d.description ? `, "${d.description}"` : ''})`;
+      });
+      throw new MedsegIoError('INCONSISTENT_SERIES', `${images.length} image series found; pick one with seriesInstanceUID: ${list.join('; ')}`, where);
+    }
+    chosen = images[0] ?? [...groups][0];
+  }
+  return buildVolume(chosen![1], limits, opts, where);
+}
+
+function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOptions, where?: string): Volume {
+  for (const f of files) {
+    if (!f.dataset.has(T.PixelData) && !f.dataset.has(T.FloatPixelData) && !f.dataset.has(T.DoubleFloatPixelData)) {
+      throw new MedsegIoError('BAD_DATA', 'no pixel data', f.path);
+    }
+  }
+  const infos = files.map((f) => pixelInfo(f.dataset, f.path));
+  const info0 = infos[0]!;
+  infos.forEach((inf, i) => {
+    if (inf.rows !== info0.rows || inf.columns !== info0.columns || inf.type !== info0.type || inf.samplesPerPixel !== info0.samplesPerPixel) {
+      throw new MedsegIoError(
+        'INCONSISTENT_SERIES',
+        `slice is ${inf.columns}x${inf.rows} ${inf.type}, the first is ${info0.columns}x${info0.rows} ${info0.type}`,
+        files[i]!.path,
+      );
+    }
+  });
+  if (info0.type === 'bit') throw new MedsegIoError('UNSUPPORTED', '1-bit images are read with readDicomSeg', where);
+  const totalFrames = infos.reduce((n, i) => n + i.frames, 0);
+  checkAllocation(info0.rows * info0.columns * info0.samplesPerPixel * totalFrames, 4, limits, where);
+
+  const slices: Slice[] = [];
+  files.forEach((f, i) => {
+    const sop = f.dataset.string(T.SOPInstanceUID) ?? '';
+    for (let k = 0; k < infos[i]!.frames; k++) slices.push({ file: f, frame: k, plane: framePlane(f.dataset, k), sop, pos: 0 });
+  });
+
+  const warnings: string[] = [];
+  let direction: Mat3 = IDENTITY3;
+  let origin: Vec3 = [0, 0, 0];
+  let zSpacing = 1;
+  const first = slices[0]!;
+  const ps = first.plane.pixelSpacing ?? [1, 1];
+  if (!first.plane.pixelSpacing) warnings.push('no PixelSpacing: 1 mm assumed');
+  if (slices.length === 1 && (!first.plane.orientation || !first.plane.position)) {
+    // Projection radiograph (CR/DX/XA...): a 2D image with no patient geometry.
+    warnings.push('no ImagePositionPatient/ImageOrientationPatient: identity geometry');
+  } else {
+    for (const s of slices) {
+      if (!s.plane.orientation || !s.plane.position) {
+        throw new MedsegIoError('BAD_GEOMETRY', 'slice without ImagePositionPatient/ImageOrientationPatient', s.file.path);
+      }
+      if (!sameOrientation(s.plane.orientation, first.plane.orientation!)) {
+        throw new MedsegIoError(
+          'INCONSISTENT_SERIES',
+          `mixed orientations in one series: [${s.plane.orientation.join(', ')}] vs [${first.plane.orientation!.join(', ')}]`,
+          s.file.path,
+        );
+      }
+      const sps = s.plane.pixelSpacing ?? [1, 1];
+      if (Math.abs(sps[0] - ps[0]) > 1e-4 * ps[0] || Math.abs(sps[1] - ps[1]) > 1e-4 * ps[1]) {
+        throw new MedsegIoError('INCONSISTENT_SERIES', `PixelSpacing ${sps.join('\\')} differs from ${ps.join('\\')}`, s.file.path);
+      }
+    }
+    const { row, col, normal } = orientationAxes(first.plane.orientation!, first.file.path);
+    direction = directionMatrix(row, col, normal);
+    for (const s of slices) s.pos = dot(s.plane.position!, normal);
+    slices.sort((a, b) => a.pos - b.pos);
+    for (let i = 1; i < slices.length; i++) {
+      if (Math.abs(slices[i]!.pos - slices[i - 1]!.pos) < 1e-3) {
+        throw new MedsegIoError(
+          'INCONSISTENT_SERIES',
+          `two slices at the same position ${slices[i]!.pos.toFixed(3)} mm (${slices[i - 1]!.file.path}, ${slices[i]!.file.path}): several acquisitions or time points in one series`,
+          where,
+        );
+      }
+    }
+    origin = [...slices[0]!.plane.position!];
+    if (slices.length > 1) {
+      const stack = checkStack(slices.map((s) => s.pos));
+      if (stack.gaps.length) {
+        const list = stack.gaps.map((g) => `${g.gap.toFixed(3)} mm between ${g.from.toFixed(3)} and ${g.to.toFixed(3)}`).join('; ');
+        if (!opts.allowGaps) {
+          throw new MedsegIoError('MISSING_SLICES', `missing slices or uneven spacing: ${list} (nominal ${Math.min(...slices.slice(1).map((s, i) => s.pos - slices[i]!.pos)).toFixed(3)} mm); pass allowGaps to accept`, where);
+        }
+        warnings.push(`uneven slice spacing, stacked at ${stack.spacing.toFixed(4)} mm: ${list}`);
+      }
+      zSpacing = stack.spacing;
+    } else {
+      zSpacing = first.plane.spacingBetweenSlices ?? first.plane.sliceThickness ?? 1;
+      if (!(zSpacing > 0)) zSpacing = 1;
+    }
+  }
+
+  // Pixel data: decode each file once, place each frame at its sorted z.
+  const nx = info0.columns;
+  const ny = info0.rows;
+  const nz = slices.length;
+  const spp = info0.samplesPerPixel;
+  const rescaled = slices.some((s) => s.plane.slope !== 1 || s.plane.intercept !== 0);
+  const outType: VoxelType = rescaled ? 'float32' : (info0.type as VoxelType);
+  const data = allocVoxels(outType, nx * ny * nz * spp);
+  const decoded = new Map<DicomFile, VoxelArray[]>();
+  const invert = info0.photometric === 'MONOCHROME1' && opts.invertMonochrome1 !== false;
+  slices.forEach((s, z) => {
+    let frames = decoded.get(s.file);
+    if (!frames) {
+      frames = decodeFrames(s.file, infos[files.indexOf(s.file)]!, limits, s.file.path);
+      decoded.set(s.file, frames);
+    }
+    const frame = frames[s.frame]!;
+    const plane = nx * ny;
+    const { slope, intercept } = s.plane;
+    const inv = invert ? invertOf(info0) : undefined;
+    for (let c = 0; c < spp; c++) {
+      const dst = (z + nz * c) * plane;
+      const src = c * plane;
+      if (!rescaled && !inv) {
+        data.set(frame.subarray(src, src + plane) as ArrayLike<number>, dst);
+        continue;
+      }
+      for (let i = 0; i < plane; i++) {
+        let v = frame[src + i]!;
+        if (inv) v = inv(v);
+        data[dst + i] = v * slope + intercept;
+      }
+    }
+  });
+
+  const ds = first.file.dataset;
+  const distinct = (xs: number[]) => [...new Set(xs)];
+  const slopes = distinct(slices.map((s) => s.plane.slope));
+  const intercepts = distinct(slices.map((s) => s.plane.intercept));
+  const dicom: Record<string, string> = {};
+  for (const [k, tag] of Object.entries(COPIED)) {
+    const v = ds.string(tag);
+    if (v !== undefined) dicom[k] = v;
+  }
+  return {
+    data,
+    size: [nx, ny, nz],
+    channels: spp,
+    spacing: [ps[1], ps[0], zSpacing],
+    origin,
+    direction,
+    meta: {
+      modality: ds.string(T.Modality) ?? 'unknown',
+      patientId: ds.string(T.PatientID),
+      patientName: ds.string(T.PatientName),
+      studyInstanceUID: ds.string(T.StudyInstanceUID),
+      seriesInstanceUID: ds.string(T.SeriesInstanceUID),
+      frameOfReferenceUID: ds.string(T.FrameOfReferenceUID),
+      sopInstanceUIDs: slices.map((s) => s.sop),
+      sopClassUID: ds.string(T.SOPClassUID),
+      seriesDescription: ds.string(T.SeriesDescription),
+      sourcePath: where,
+      extra: {
+        transferSyntaxUID: first.file.transferSyntaxUID,
+        photometricInterpretation: invert ? 'MONOCHROME1 (inverted to MONOCHROME2)' : info0.photometric,
+        rescaleSlope: slopes.length === 1 ? slopes[0] : slopes,
+        rescaleIntercept: intercepts.length === 1 ? intercepts[0] : intercepts,
+        storedType: info0.type,
+        frameNumbers: files.length === 1 && info0.frames > 1 ? slices.map((s) => s.frame + 1) : undefined,
+        sourcePaths: slices.map((s) => s.file.path),
+        sliceThickness: first.plane.sliceThickness,
+        dicom,
+        warnings,
+      },
+    },
+  };
+}
+
+function invertOf(info: PixelInfo): (v: number) => number {
+  if (info.pixelRepresentation === 1) return (v) => -1 - v;
+  const max = 2 ** info.bitsStored - 1;
+  return (v) => max - v;
+}
+
+/** Patient / study attributes kept in meta.extra.dicom so that derived objects (SEG) can copy them. */
+export const COPIED: Record<string, number> = {
+  PatientName: T.PatientName,
+  PatientID: T.PatientID,
+  PatientBirthDate: T.PatientBirthDate,
+  PatientSex: T.PatientSex,
+  PatientAge: T.PatientAge,
+  StudyInstanceUID: T.StudyInstanceUID,
+  StudyDate: T.StudyDate,
+  StudyTime: T.StudyTime,
+  StudyID: T.StudyID,
+  AccessionNumber: T.AccessionNumber,
+  ReferringPhysicianName: T.ReferringPhysicianName,
+  StudyDescription: 0x00081030,
+  SOPClassUID: T.SOPClassUID,
+  FrameOfReferenceUID: T.FrameOfReferenceUID,
+  SpecificCharacterSet: T.SpecificCharacterSet,
+};
+
+export { DEFAULT_LIMITS };
