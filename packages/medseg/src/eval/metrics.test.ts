@@ -16,7 +16,7 @@ import type { Vec3, Volume } from '../io/volume.ts';
 import { dataPath } from '../testing/data.ts';
 import { squaredEdt } from './distance_edt.ts';
 import { evaluateCase, type CaseEvaluation, type EvaluateOptions } from './metrics.ts';
-import { dtypeOf, refNumber, rng, scipyReference, writeRaw } from './metrics_testutil.ts';
+import { dtypeOf, refNumber, rng, scipyReference, writeRaw } from './metrics_reference.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-metrics-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -109,6 +109,19 @@ export function presentLabels(maps: VoxelArray[], region?: VoxelArray): number[]
   return [...seen].sort((a, b) => a - b);
 }
 
+/**
+ * HD, HD95, ASSD and surface Dice of one label of two label maps on `grid`
+ * (validated by the caller), inside `region`: crops both to the bounding box of
+ * their union, so the cost follows the structure, not the image.
+ */
+export function labelSurfaceMetrics(pred: VoxelArray, ref: VoxelArray, grid: Grid, label: number, tau: number, region?: VoxelArray): SurfaceMetrics {
+  const box = unionBox(labelBox(pred, grid.size, label, region), labelBox(ref, grid.size, label, region));
+  if (!box) return { hausdorff: NaN, hd95: NaN, assd: NaN, surfaceDice: NaN };
+  const cs: Vec3 = [box.hi[0] - box.lo[0], box.hi[1] - box.lo[1], box.hi[2] - box.lo[2]];
+  const d = surfaceDistances(cropLabel(pred, grid.size, box, label, region), cropLabel(ref, grid.size, box, label, region), cs, grid.spacing, activeAxes(grid.size));
+  return surfaceMetrics(d, tau);
+}
+
 export function evaluateCase(pred: LabelInput, ref: LabelInput, opts: EvaluateOptions = {}): CaseEvaluation {
   const P = labelData(pred, 'prediction');
   const R = labelData(ref, 'reference');
@@ -145,20 +158,11 @@ export function evaluateCase(pred: LabelInput, ref: LabelInput, opts: EvaluateOp
   }
 
   const measure = voxelMeasure(grid);
-  const active = activeAxes(grid.size);
   const classes: ClassMetrics[] = [];
   for (const label of labels) {
     const c = confusion(P.data, R.data, label, region);
     const overlap = overlapMetrics(c, measure, opts.emptyOverlap ?? 'nan');
-    let surf: SurfaceMetrics = { hausdorff: NaN, hd95: NaN, assd: NaN, surfaceDice: NaN };
-    if (opts.distances !== false) {
-      const box = unionBox(labelBox(P.data, grid.size, label, region), labelBox(R.data, grid.size, label, region));
-      if (box) {
-        const cs: Vec3 = [box.hi[0] - box.lo[0], box.hi[1] - box.lo[1], box.hi[2] - box.lo[2]];
-        const d = surfaceDistances(cropLabel(P.data, grid.size, box, label, region), cropLabel(R.data, grid.size, box, label, region), cs, grid.spacing, active);
-        surf = surfaceMetrics(d, tau);
-      }
-    }
+    const surf: SurfaceMetrics = opts.distances === false ? { hausdorff: NaN, hd95: NaN, assd: NaN, surfaceDice: NaN } : labelSurfaceMetrics(P.data, R.data, grid, label, tau, region);
     const m: ClassMetrics = { label, ...c, ...overlap, ...surf, tau };
     if (probs) {
       const split = splitScores(probs, channels === 1 ? 0 : label * n, R.data, label, region);

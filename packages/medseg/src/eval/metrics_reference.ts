@@ -1,4 +1,4 @@
-/** Helpers shared by the metrics tests: a seeded PRNG and the SciPy reference runner. */
+/** Test and benchmark helpers for the metrics: a seeded PRNG and the SciPy reference runner (metrics_ref.py). */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
