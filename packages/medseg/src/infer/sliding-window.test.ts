@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as torch from '@medseg/torch';
+import { slidingWindowLogits, tileStarts, gaussianImportance } from './sliding-window.ts';
+
+const { nn } = torch;
+
+class TinyNet extends nn.Module {
+  c1 = this.module('c1', new nn.Conv3d(1, 4, 3, { padding: 1 }));
+  c2 = this.module('c2', new nn.Conv3d(4, 3, 1));
+  forward(x: torch.Tensor): torch.Tensor {
+    return this.c2.forward(torch.F.relu(this.c1.forward(x)));
+  }
+}
+
+class PointwiseNet extends nn.Module {
+  c = this.module('c', new nn.Conv2d(2, 3, 1));
+  forward(x: torch.Tensor): torch.Tensor {
+    return this.c.forward(x);
+  }
+}
+
+test('tile starts cover the axis with half-patch steps, last tile flush with the end', () => {
+  assert.deepEqual(tileStarts(10, 10, 0.5), [0]);
+  assert.deepEqual(tileStarts(8, 10, 0.5), [0]);
+  assert.deepEqual(tileStarts(20, 10, 0.5), [0, 5, 10]);
+  const s = tileStarts(37, 16, 0.5);
+  assert.equal(s[0], 0);
+  assert.equal(s.at(-1), 37 - 16);
+  for (let i = 1; i < s.length; i++) assert.ok(s[i]! - s[i - 1]! <= 8);
+});
+
+test('gaussian importance map peaks at the centre and has no zeros', () => {
+  torch.tidy(() => {
+    const g = gaussianImportance([9, 9]);
+    assert.equal(g.max().item(), 1);
+    assert.ok(g.min().item() > 0);
+    assert.ok(Math.abs(g.toArray()[4 * 9 + 4]! - 1) < 1e-6);
+  });
+});
+
+test('sliding window equals a single forward pass when the patch covers the image', () => {
+  torch.manualSeed(1);
+  const net = new TinyNet().eval();
+  torch.tidy(() => {
+    const img = torch.randn([1, 12, 10, 14]);
+    const sw = slidingWindowLogits(net, img, { patchSize: [12, 10, 14] });
+    const direct = torch.noGrad(() => net.forward(img.unsqueeze(0)).squeeze(0));
+    assert.ok(sw.allclose(direct, 1e-5, 1e-5), 'tiled result differs from single pass');
+  });
+  net.dispose();
+});
+
+test('sliding window of a pointwise net over many tiles equals the full-image pass (weights normalise out)', () => {
+  torch.manualSeed(2);
+  const net = new PointwiseNet().eval();
+  torch.tidy(() => {
+    const img = torch.randn([2, 37, 29]);
+    const sw = slidingWindowLogits(net, img, { patchSize: [16, 12], mirrorAxes: [0, 1] });
+    const direct = torch.noGrad(() => net.forward(img.unsqueeze(0)).squeeze(0));
+    assert.deepEqual(sw.shape, [3, 37, 29]);
+    assert.ok(sw.allclose(direct, 1e-4, 1e-5));
+  });
+  net.dispose();
+});
+
+test('images smaller than the patch are padded and cropped back', () => {
+  const net = new TinyNet().eval();
+  torch.tidy(() => {
+    const img = torch.randn([1, 5, 7, 6]);
+    const sw = slidingWindowLogits(net, img, { patchSize: [8, 8, 8] });
+    assert.deepEqual(sw.shape, [3, 5, 7, 6]);
+  });
+  net.dispose();
+});
+
+test('sliding window frees its temporaries', () => {
+  const net = new TinyNet().eval();
+  const before = torch.liveTensors();
+  const out = slidingWindowLogits(net, torch.tidy(() => torch.randn([1, 20, 20, 20]).keep()), { patchSize: [8, 8, 8], mirrorAxes: [0] });
+  out.dispose();
+  assert.equal(torch.liveTensors(), before + 1); // the kept input
+  net.dispose();
+});

@@ -1,0 +1,132 @@
+/**
+ * Sliding-window inference as nnU-Net does it: tiles of the patch size with a
+ * step of half a patch, each tile's logits weighted by a Gaussian importance
+ * map (sigma = patch / 8, so tile centres count more than their borders),
+ * optional mirroring test-time augmentation over the spatial axes, then the
+ * weighted logits normalised by the summed weights.
+ */
+import * as torch from '@medseg/torch';
+import type { Tensor } from '@medseg/torch';
+
+export interface SlidingWindowOptions {
+  patchSize: number[];
+  /** Step between tiles as a fraction of the patch (nnU-Net: 0.5). */
+  stepFraction?: number;
+  /** Gaussian importance weighting (default on). */
+  gaussian?: boolean;
+  /** Mirroring TTA over these spatial axes (0-based within the spatial dims); [] or undefined = off. */
+  mirrorAxes?: number[];
+  /** Called after every tile with (done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Tile start positions along one axis: evenly spaced, first at 0, last flush with the end. */
+export function tileStarts(size: number, patch: number, stepFraction: number): number[] {
+  if (size <= patch) return [0];
+  const steps = Math.ceil((size - patch) / (patch * stepFraction)) + 1;
+  const actual = (size - patch) / (steps - 1);
+  return Array.from({ length: steps }, (_, i) => Math.round(i * actual));
+}
+
+/** The Gaussian importance map for a patch, max 1, no zeros. */
+export function gaussianImportance(patch: number[], sigmaScale = 1 / 8): Tensor {
+  return torch.tidy(() => {
+    let map: Tensor | null = null;
+    patch.forEach((p, axis) => {
+      const c = (p - 1) / 2;
+      const sigma = p * sigmaScale;
+      const coords = torch.arange(0, p, 1, { dtype: 'float32' });
+      const g = coords.sub(c).pow(2).div(-2 * sigma * sigma).exp();
+      const shape = patch.map((_, i) => (i === axis ? p : 1));
+      const gs = g.reshape(shape);
+      map = map ? map.mul(gs) : gs;
+    });
+    const m = map!.div(map!.max());
+    // Zeros would make the normalisation divide by zero where only borders overlap.
+    const minPositive = m.maskedSelect(m.gt(0)).min().item();
+    return m.clamp(minPositive, null);
+  });
+}
+
+function mirrorCombos(axes: number[]): number[][] {
+  const combos: number[][] = [[]];
+  for (const a of axes) for (const c of [...combos]) combos.push([...c, a]);
+  return combos;
+}
+
+function forwardLogits(net: { forward(x: Tensor): Tensor | Tensor[] }, x: Tensor): Tensor {
+  const out = net.forward(x);
+  return Array.isArray(out) ? out[0]! : out;
+}
+
+/**
+ * image: [C, ...spatial] (2D or 3D). Returns logits [K, ...spatial] averaged
+ * over tiles (and mirrors). The network must be in eval mode; gradients are off.
+ */
+export function slidingWindowLogits(net: { forward(x: Tensor): Tensor | Tensor[] }, image: Tensor, o: SlidingWindowOptions): Tensor {
+  const spatial = image.shape.slice(1);
+  const patch = o.patchSize;
+  if (patch.length !== spatial.length) {
+    throw new Error(`sliding window: patch [${patch}] has ${patch.length} dims, image spatial shape [${spatial}] has ${spatial.length}`);
+  }
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      // Pad (centred, zeros) where the image is smaller than the patch.
+      const padded = spatial.map((s, i) => Math.max(s, patch[i]!));
+      const before = spatial.map((s, i) => Math.floor((padded[i]! - s) / 2));
+      let x = image;
+      if (padded.some((p, i) => p !== spatial[i])) {
+        const pad: number[] = [];
+        for (let i = spatial.length - 1; i >= 0; i--) pad.push(before[i]!, padded[i]! - spatial[i]! - before[i]!);
+        x = torch.F.pad(image.unsqueeze(0), pad).squeeze(0);
+      }
+      const starts = padded.map((s, i) => tileStarts(s, patch[i]!, o.stepFraction ?? 0.5));
+      const tiles: number[][] = [[]];
+      for (const axisStarts of starts) {
+        const next: number[][] = [];
+        for (const t of tiles) for (const s of axisStarts) next.push([...t, s]);
+        tiles.splice(0, tiles.length, ...next);
+      }
+      const weight = o.gaussian === false ? torch.ones(patch) : gaussianImportance(patch);
+      const combos = mirrorCombos(o.mirrorAxes ?? []);
+      let acc: Tensor | null = null;
+      const norm = torch.zeros(padded);
+      tiles.forEach((start, ti) => {
+        torch.tidy(() => {
+          let tile = x;
+          start.forEach((s, axis) => (tile = tile.narrow(axis + 1, s, patch[axis]!)));
+          const batch = tile.unsqueeze(0);
+          let sum: Tensor | null = null;
+          for (const combo of combos) {
+            const dims = combo.map((a) => a + 2);
+            const input = dims.length ? batch.flip(dims) : batch;
+            let logits = forwardLogits(net, input);
+            if (dims.length) logits = logits.flip(dims);
+            sum = sum ? sum.add(logits) : logits;
+          }
+          const mean = sum!.squeeze(0).div(combos.length);
+          if (!acc) acc = torch.keep(torch.zeros([mean.size(0), ...padded]));
+          let accView = acc;
+          let normView = norm;
+          start.forEach((s, axis) => {
+            accView = accView.narrow(axis + 1, s, patch[axis]!);
+            normView = normView.narrow(axis, s, patch[axis]!);
+          });
+          accView.add_(mean.mul(weight));
+          normView.add_(weight);
+        });
+        o.onProgress?.(ti + 1, tiles.length);
+      });
+      const out = torch.unkeep(acc!).div(norm);
+      // Undo the padding.
+      let cropped = out;
+      spatial.forEach((s, axis) => (cropped = cropped.narrow(axis + 1, before[axis]!, s)));
+      return cropped.contiguous();
+    }),
+  );
+}
+
+/** Softmax probabilities [K, ...spatial] from sliding-window logits. */
+export function slidingWindowProbabilities(net: { forward(x: Tensor): Tensor | Tensor[] }, image: Tensor, o: SlidingWindowOptions): Tensor {
+  return torch.tidy(() => torch.F.softmax(slidingWindowLogits(net, image, o), 0));
+}
