@@ -196,6 +196,11 @@ export function reorientToCanonical(v: Volume, code: 'RAS' | 'LPS' = 'RAS'): Vol
   return reorient(v, code);
 }
 
+/** Inverse of reorientToCanonical: back to the axis order of `originalCode` (orientationCode of the source). */
+export function reorientFromCanonical(v: Volume, originalCode: string): Volume {
+  return reorient(v, originalCode);
+}
+
 /** World (LPS) position of a voxel index. */
 export function voxelToWorld(v: Pick<Volume, 'spacing' | 'origin' | 'direction'>, ijk: readonly number[]): Vec3 {
   const a = affineLPS(v);
