@@ -17,8 +17,7 @@ import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import UTIF from 'utif2';
 import { MedsegIoError } from './errors.ts';
-import { checkAllocation, resolveLimits, type ReadOptions } from './limits.ts';
-import { fsError } from './nifti.ts';
+import { checkAllocation, fsError, resolveLimits, type ReadOptions } from './limits.ts';
 import { IDENTITY3, voxelTypeOf, type Volume, type VoxelArray } from './volume.ts';
 
 export interface Image2dOptions extends ReadOptions {

@@ -69,3 +69,12 @@ function zlibError(e: unknown, bound: number, path?: string): MedsegIoError {
   }
   return new MedsegIoError('CORRUPT', `gzip data is corrupt: ${err.message ?? String(e)}`, path);
 }
+
+/** Map a file-system error to a MedsegIoError (ENOENT -> NOT_FOUND). */
+export function fsError(e: unknown, path: string): MedsegIoError {
+  const code = (e as { code?: string }).code;
+  if (code === 'ENOENT') return new MedsegIoError('NOT_FOUND', 'no such file', path);
+  if (code === 'EISDIR') return new MedsegIoError('UNSUPPORTED', 'is a directory', path);
+  if (code === 'ERR_FS_FILE_TOO_LARGE' || e instanceof RangeError) return new MedsegIoError('TOO_LARGE', 'file too large to read', path);
+  return new MedsegIoError('CORRUPT', `cannot read: ${(e as Error).message}`, path);
+}

@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { MedsegIoError } from './errors.ts';
 import { decomposeAffine, flipLpsRas, checkGeometry, composeAffine } from './geometry.ts';
-import { checkAllocation, gunzipBounded, gunzipPrefix, isGzip, resolveLimits, type ReadOptions } from './limits.ts';
+import { checkAllocation, fsError, gunzipBounded, gunzipPrefix, isGzip, resolveLimits, type ReadOptions } from './limits.ts';
 import { decodeSamples } from './samples.ts';
 import { voxelTypeOf, type Vec3, type Volume, type VoxelArray, type VoxelType } from './volume.ts';
 
@@ -276,14 +276,6 @@ export async function readNifti(path: string, opts: ReadOptions = {}): Promise<V
     throw fsError(e, path);
   }
   return parseNifti(buf, { ...opts, path });
-}
-
-export function fsError(e: unknown, path: string): MedsegIoError {
-  const code = (e as { code?: string }).code;
-  if (code === 'ENOENT') return new MedsegIoError('NOT_FOUND', 'no such file', path);
-  if (code === 'EISDIR') return new MedsegIoError('UNSUPPORTED', 'is a directory', path);
-  if (code === 'ERR_FS_FILE_TOO_LARGE' || e instanceof RangeError) return new MedsegIoError('TOO_LARGE', 'file too large to read', path);
-  return new MedsegIoError('CORRUPT', `cannot read: ${(e as Error).message}`, path);
 }
 
 export interface NiftiWriteOptions {

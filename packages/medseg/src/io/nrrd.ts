@@ -11,8 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { MedsegIoError } from './errors.ts';
 import { checkGeometry, decomposeAffine } from './geometry.ts';
-import { checkAllocation, gunzipBounded, resolveLimits, type ReadOptions } from './limits.ts';
-import { fsError } from './nifti.ts';
+import { checkAllocation, fsError, gunzipBounded, resolveLimits, type ReadOptions } from './limits.ts';
 import { decodeSamples, decodedBytes, SAMPLE_BYTES, type SampleKind } from './samples.ts';
 import { allocVoxels, voxelTypeOf, type Vec3, type Volume, type VoxelArray, type VoxelType } from './volume.ts';
 

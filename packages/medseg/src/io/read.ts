@@ -8,8 +8,8 @@ import { open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { MedsegIoError } from './errors.ts';
 import { decodeImage2d, encodePng, readImage2d, sniffImage2d, type Image2dOptions } from './image2d.ts';
-import { type ReadOptions } from './limits.ts';
-import { encodeNifti, fsError, readNifti } from './nifti.ts';
+import { fsError, type ReadOptions } from './limits.ts';
+import { encodeNifti, readNifti } from './nifti.ts';
 import { encodeNrrd, readNrrd } from './nrrd.ts';
 import type { Volume } from './volume.ts';
 
