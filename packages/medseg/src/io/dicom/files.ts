@@ -6,7 +6,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedsegIoError } from '../errors.ts';
-import { fsError } from '../nifti.ts';
+import { fsError } from '../limits.ts';
 import { looksLikeDicom, parseDicom, type ParseOptions, type ParsedDicom } from './parse.ts';
 
 const MAX_FILES = 100_000;
