@@ -235,5 +235,11 @@ test('EDT equals scipy.ndimage.distance_transform_edt(sampling=...) on random fe
       maxDiff = Math.max(maxDiff, a === ref[i] ? 0 : Math.abs(a - ref[i]!)); // Infinity (no feature) must match exactly
     }
     assert.ok(maxDiff <= 1e-9, `EDT ${e.size.join('x')} spacing ${e.spacing.join('x')}: max diff ${maxDiff}`);
+    // the float32 storage used above F64_MAX_VOXELS: same distances to float32 precision
+    const d32 = squaredEdt(e.feature, e.size, e.spacing, new Float32Array(ref.length));
+    for (let i = 0; i < ref.length; i++) {
+      const a = Math.sqrt(d32[i]!);
+      assert.ok(a === ref[i] || Math.abs(a - ref[i]!) <= 1e-6 * ref[i]!, `float32 EDT voxel ${i}: ${a} vs ${ref[i]}`);
+    }
   }
 });
