@@ -7,6 +7,19 @@
  * the voxels inside it: outside voxels are neither counted nor part of any
  * surface (a structure cut by the region gets a surface along the cut).
  *
+ * Definitions (each checked against SciPy/NumPy in metrics.test.ts):
+ * - surfaces: mask ^ binary_erosion(mask), 6-connected in 3D, 4-connected in 2D,
+ *   image border = background (MONAI get_mask_edges); distances from an exact
+ *   anisotropic EDT of the other surface (distance_edt.ts).
+ * - HD: max of both directed maxima. HD95: max over the two directions of the
+ *   95th percentile (NumPy linear) of that direction's distances (MONAI).
+ * - ASSD: mean of the union of both directions' distances (MONAI symmetric ASD).
+ * - surface Dice (NSD) at tau mm: share of both surfaces' voxels within tau of
+ *   the other surface, every surface voxel weighted 1 — MONAI's
+ *   compute_surface_dice(use_subvoxels=False), not DeepMind's surfel-area weighting.
+ * - volumes: voxel count x product of the spacing of axes longer than 1 (mm^3, mm^2 in 2D).
+ * - AUC: exact Mann–Whitney with ties counted ½; ECE/reliability: probabilistic.ts.
+ *
  * Edge cases (P = prediction, R = reference, both restricted to the region):
  *
  * | case                  | Dice, IoU, F1            | sensitivity | precision | specificity | HD, HD95, ASSD | surface Dice | relVolumeDiff | AUC | ECE |
