@@ -155,3 +155,12 @@ export function isTensor(x: unknown): x is Tensor {
 }
 
 export { call };
+
+/** The default generator's state (uint8 tensor), for checkpoints that resume exactly. */
+export function getRngState(): Tensor {
+  return new Tensor(native.generatorState(null));
+}
+
+export function setRngState(state: Tensor): void {
+  native.setGeneratorState(null, state.handle);
+}

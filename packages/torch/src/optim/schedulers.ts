@@ -9,7 +9,8 @@ export abstract class LRScheduler {
   stepCount = 0;
   constructor(readonly optimizer: Optimizer) {
     this.baseLrs = optimizer.groups.map((g) => g.lr);
-    this.apply();
+    // Subclasses call apply() at the end of their constructors: their own
+    // fields are not yet set while this base constructor runs.
   }
   /** The lr of group i after `t` steps. */
   protected abstract lrAt(t: number, base: number): number;
@@ -40,6 +41,7 @@ export class StepLR extends LRScheduler {
     readonly gamma = 0.1,
   ) {
     super(opt);
+    this.apply();
   }
   protected lrAt(t: number, base: number): number {
     return base * this.gamma ** Math.floor(t / this.stepSize);
@@ -54,6 +56,7 @@ export class PolyLR extends LRScheduler {
     readonly exponent = 0.9,
   ) {
     super(opt);
+    this.apply();
   }
   protected lrAt(t: number, base: number): number {
     return base * Math.max(0, 1 - Math.min(t, this.totalSteps) / this.totalSteps) ** this.exponent;
@@ -69,6 +72,7 @@ export class CosineWarmupLR extends LRScheduler {
     readonly minLr = 0,
   ) {
     super(opt);
+    this.apply();
   }
   protected lrAt(t: number, base: number): number {
     if (t < this.warmupSteps) return (base * (t + 1)) / (this.warmupSteps + 1);

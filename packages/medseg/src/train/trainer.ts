@@ -1,0 +1,288 @@
+/**
+ * The training loop: epochs of a fixed number of iterations, validation on
+ * full cases with the sliding window after every epoch, checkpoints (weights,
+ * optimizer, schedule, RNG, epoch, best score) at intervals and on the best
+ * validation Dice, early stopping, a time budget, a progress bar with ETA and
+ * a JSONL metrics log. A killed run resumes from its last checkpoint: batches
+ * are a pure function of (seed, epoch, iteration), so the resumed run repeats
+ * exactly what the uninterrupted one would have done.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '@medseg/torch';
+import type { Tensor, nn } from '@medseg/torch';
+import type { PreprocessedCase } from '../data/types.ts';
+import { slidingWindowLogits } from '../infer/sliding-window.ts';
+import { deepSupervisionLoss, type LossOptions } from './losses.ts';
+import { createProgress, type ProgressReporter } from './progress.ts';
+
+const { optim } = torch;
+
+export interface TrainerConfig {
+  epochs: number;
+  iterationsPerEpoch: number;
+  optimizer: 'sgd' | 'adamw';
+  lr: number;
+  weightDecay: number;
+  /** SGD momentum (nnU-Net: 0.99, Nesterov). */
+  momentum?: number;
+  schedule: 'poly' | 'cosine' | 'constant';
+  warmupEpochs?: number;
+  loss: LossOptions;
+  /** Max gradient norm (nnU-Net: 12); 0 disables. */
+  gradClip: number;
+  /** Save checkpoint_latest every this many epochs (and always at the end). */
+  checkpointEvery: number;
+  /** Stop after this many epochs without a better validation Dice; 0 = never. */
+  earlyStoppingPatience: number;
+  /** Stop (after the current epoch) once this much wall time has passed; 0 = no limit. */
+  timeBudgetMinutes: number;
+  patchSize: number[];
+  numClasses: number;
+  /** Mirroring TTA during validation (slower; off by default during training). */
+  validationMirror?: boolean;
+}
+
+export interface Batch {
+  /** [B, C, ...patch] float32 */
+  image: Tensor;
+  /** [B, ...patch] integer labels */
+  label: Tensor;
+}
+
+export interface TrainingData {
+  /** Must be deterministic in (epoch, iteration) for exact resume. */
+  nextBatch(epoch: number, iteration: number): Batch | Promise<Batch>;
+  validation: PreprocessedCase[];
+  /** Called when training ends (stop worker threads). */
+  close?(): void | Promise<void>;
+}
+
+export interface EpochLog {
+  epoch: number;
+  trainLoss: number;
+  valDice: number[];
+  valDiceMean: number;
+  lr: number;
+  epochSeconds: number;
+  best: boolean;
+  /** Seconds the trainer waited for batches (a loader that keeps up gives ~0). */
+  waitSeconds: number;
+}
+
+export interface TrainResult {
+  epochsRun: number;
+  bestEpoch: number;
+  bestDice: number;
+  stoppedBy: 'epochs' | 'early-stopping' | 'time-budget';
+  minutes: number;
+}
+
+export const CHECKPOINT = 'checkpoint_latest.safetensors';
+export const BEST_WEIGHTS = 'model_best.safetensors';
+export const FINAL_WEIGHTS = 'model_final.safetensors';
+export const LOG = 'log.jsonl';
+
+/** Per-class Dice (classes 1..K-1) of a label map against the reference; NaN where both are empty. */
+export function diceScores(pred: Uint8Array, ref: Uint8Array, numClasses: number): number[] {
+  const tp = new Float64Array(numClasses);
+  const np = new Float64Array(numClasses);
+  const nr = new Float64Array(numClasses);
+  for (let i = 0; i < pred.length; i++) {
+    const p = pred[i]!;
+    const r = ref[i]!;
+    np[p]!++;
+    nr[r]!++;
+    if (p === r) tp[p]!++;
+  }
+  const out: number[] = [];
+  for (let c = 1; c < numClasses; c++) out.push(np[c]! + nr[c]! === 0 ? NaN : (2 * tp[c]!) / (np[c]! + nr[c]!));
+  return out;
+}
+
+/** Argmax label map (uint8) of sliding-window logits over a preprocessed case. */
+export function predictCaseLabels(net: { forward(x: Tensor): Tensor | Tensor[] }, c: PreprocessedCase, patchSize: number[], mirror: boolean): Uint8Array {
+  return torch.tidy(() => {
+    const [Z, Y, X] = c.shape;
+    const spatial = patchSize.length === 2 ? [Y, X] : [Z, Y, X];
+    const img = torch.tensor(c.data, [c.channels, ...spatial]);
+    const mirrorAxes = mirror ? spatial.map((_, i) => i) : [];
+    const logits = slidingWindowLogits(net, img, { patchSize, mirrorAxes });
+    return logits.argmax(0).to('uint8').toTypedArray() as Uint8Array;
+  });
+}
+
+function meanFinite(a: number[]): number {
+  const f = a.filter(Number.isFinite);
+  return f.length ? f.reduce((s, v) => s + v, 0) / f.length : NaN;
+}
+
+function makeOptimizer(net: nn.Module, cfg: TrainerConfig): torch.optim.Optimizer {
+  if (cfg.optimizer === 'sgd') {
+    return new optim.SGD(net.parameters(), { lr: cfg.lr, momentum: cfg.momentum ?? 0.99, nesterov: true, weightDecay: cfg.weightDecay });
+  }
+  return new optim.AdamW(net.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+}
+
+function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.optim.LRScheduler | null {
+  if (cfg.schedule === 'poly') return new optim.PolyLR(opt, cfg.epochs);
+  if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, cfg.warmupEpochs ?? 0, cfg.epochs, cfg.lr * 0.01);
+  return null;
+}
+
+interface SavedState {
+  epoch: number;
+  bestDice: number;
+  bestEpoch: number;
+  epochsWithoutImprovement: number;
+  elapsedSeconds: number;
+  optimizer: torch.optim.OptimizerState['meta'];
+  schedule: Record<string, unknown> | null;
+}
+
+function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, state: SavedState, schedule: torch.optim.LRScheduler | null): void {
+  torch.tidy(() => {
+    const tensors = new Map<string, Tensor>();
+    for (const [k, t] of net.stateDict()) tensors.set(`model.${k}`, t);
+    const os = opt.stateDict();
+    for (const [k, t] of os.tensors) tensors.set(`optim.${k}`, t);
+    tensors.set('rng.default', torch.getRngState());
+    torch.saveSafetensors(path, tensors, { state: JSON.stringify({ ...state, optimizer: os.meta, schedule: schedule?.stateDict() ?? null }) });
+  });
+}
+
+function loadCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, schedule: torch.optim.LRScheduler | null): SavedState {
+  const { tensors, metadata } = torch.loadSafetensors(path);
+  try {
+    const state = JSON.parse(metadata.state ?? '{}') as SavedState;
+    const model = new Map<string, Tensor>();
+    const optimTensors = new Map<string, Tensor>();
+    for (const [k, t] of tensors) {
+      if (k.startsWith('model.')) model.set(k.slice(6), t);
+      else if (k.startsWith('optim.')) optimTensors.set(k.slice(6), t);
+    }
+    net.loadStateDict(model);
+    opt.loadStateDict({ tensors: optimTensors, meta: state.optimizer });
+    if (schedule && state.schedule) schedule.loadStateDict(state.schedule);
+    const rng = tensors.get('rng.default');
+    if (rng) torch.setRngState(rng);
+    return state;
+  } finally {
+    for (const t of tensors.values()) t.dispose();
+  }
+}
+
+/** Keeps only the log lines of epochs <= lastEpoch (a resumed run redoes the rest). */
+function truncateLog(path: string, lastEpoch: number): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() && (JSON.parse(l) as EpochLog).epoch <= lastEpoch);
+  writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
+}
+
+export async function train(
+  net: nn.Module & { forward(x: Tensor): Tensor | Tensor[] },
+  cfg: TrainerConfig,
+  data: TrainingData,
+  outDir: string,
+  o: { resume?: boolean; progress?: ProgressReporter; stopAfterEpochs?: number } = {},
+): Promise<TrainResult> {
+  mkdirSync(outDir, { recursive: true });
+  const progress = o.progress ?? createProgress('auto');
+  const opt = makeOptimizer(net, cfg);
+  const schedule = makeSchedule(opt, cfg);
+  const ckptPath = join(outDir, CHECKPOINT);
+  const logPath = join(outDir, LOG);
+  let state: SavedState = { epoch: -1, bestDice: -Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, elapsedSeconds: 0, optimizer: { step: {}, groups: [] }, schedule: null };
+  if (o.resume && existsSync(ckptPath)) {
+    state = loadCheckpoint(ckptPath, net, opt, schedule);
+    truncateLog(logPath, state.epoch);
+  } else if (existsSync(logPath)) {
+    writeFileSync(logPath, '');
+  }
+  const t0 = Date.now() - state.elapsedSeconds * 1000;
+  let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
+  let epochsThisRun = 0;
+  try {
+    for (let epoch = state.epoch + 1; epoch < cfg.epochs; epoch++) {
+      const te = Date.now();
+      net.train();
+      let lossSum = 0;
+      let wait = 0;
+      progress.start(cfg.iterationsPerEpoch, `epoch ${epoch + 1}/${cfg.epochs}`);
+      for (let it = 0; it < cfg.iterationsPerEpoch; it++) {
+        const tw = Date.now();
+        const batch = await data.nextBatch(epoch, it);
+        wait += (Date.now() - tw) / 1000;
+        const loss = torch.tidy(() => {
+          const out = net.forward(batch.image);
+          const l = deepSupervisionLoss(out, batch.label, cfg.loss);
+          opt.zeroGrad();
+          l.backward();
+          if (cfg.gradClip > 0) optim.clipGradNorm(net.parameters(), cfg.gradClip);
+          opt.step();
+          return l.item();
+        });
+        batch.image.dispose();
+        batch.label.dispose();
+        if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch}, iteration ${it} (lower the learning rate?)`);
+        lossSum += loss;
+        progress.update(it + 1, { loss: (lossSum / (it + 1)).toFixed(4), 'best dice': Number.isFinite(state.bestDice) ? state.bestDice.toFixed(4) : '-' });
+      }
+      progress.stop();
+      schedule?.step();
+
+      net.eval();
+      const perCase = data.validation.map((c) => diceScores(predictCaseLabels(net, c, cfg.patchSize, cfg.validationMirror ?? false), c.label!, cfg.numClasses));
+      const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
+      const valDiceMean = meanFinite(valDice);
+      const best = valDiceMean > state.bestDice;
+      if (best) {
+        state.bestDice = valDiceMean;
+        state.bestEpoch = epoch;
+        state.epochsWithoutImprovement = 0;
+        torch.saveSafetensors(join(outDir, BEST_WEIGHTS), net.stateDict(), { epoch: String(epoch), valDice: String(valDiceMean) });
+      } else {
+        state.epochsWithoutImprovement++;
+      }
+      const entry: EpochLog = {
+        epoch,
+        trainLoss: lossSum / cfg.iterationsPerEpoch,
+        valDice,
+        valDiceMean,
+        lr: opt.groups[0]!.lr,
+        epochSeconds: (Date.now() - te) / 1000,
+        best,
+        waitSeconds: wait,
+      };
+      appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
+      process.stderr.write(
+        `epoch ${epoch + 1}/${cfg.epochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
+      );
+      state.epoch = epoch;
+      state.elapsedSeconds = (Date.now() - t0) / 1000;
+      epochsThisRun++;
+      const last = epoch === cfg.epochs - 1;
+      const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
+      const outOfTime = cfg.timeBudgetMinutes > 0 && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
+      if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
+        saveCheckpoint(ckptPath, net, opt, state, schedule);
+      }
+      if (early) {
+        stoppedBy = 'early-stopping';
+        break;
+      }
+      if (outOfTime && !last) {
+        stoppedBy = 'time-budget';
+        break;
+      }
+      if (o.stopAfterEpochs === epochsThisRun) break;
+    }
+    torch.saveSafetensors(join(outDir, FINAL_WEIGHTS), net.stateDict(), { epoch: String(state.epoch) });
+  } finally {
+    opt.dispose();
+    await data.close?.();
+  }
+  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: state.elapsedSeconds / 60 };
+}
