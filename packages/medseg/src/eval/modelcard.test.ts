@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
+import { syntheticRows, SYNTHETIC_MODELS } from './report-fixture.ts';
+import { MedsegStatsError } from './statistics.ts';
+
+test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases and disclaimer', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medseg-card-'));
+  try {
+    const { rows } = syntheticRows();
+    const model = SYNTHETIC_MODELS[1]!; // UNETR: has a NaN case and an empty prediction (Dice 0, HD95 +Inf)
+    const { markdownPath, jsonPath } = writeModelCard(dir, {
+      modelName: model.name,
+      architecture: 'UNETR | ViT-B/16 encoder',
+      architectureType: model.architectureType,
+      parameters: model.parameters,
+      data: { dataset: 'Synthetic liver tumour', cases: 150, modality: 'CT', trainingCases: 120, validationCases: 30, labels: { '1': 'tumour' } },
+      plan: { patch_size: [96, 96, 96], spacing_mm: [1.5, 1.5, 2], normalization: 'CT clip 0.5–99.5 %, z-score' },
+      training: { epochs: 300, budget: '8 h on 2 CPU cores', seed: 1 },
+      validation: rows,
+      bootstrap: { resamples: 500, seed: 3 },
+      date: '2026-01-02',
+    });
+    const md = readFileSync(markdownPath, 'utf8');
+    const json = JSON.parse(readFileSync(jsonPath, 'utf8'));
+    assert.equal(json.model.name, model.name);
+    assert.equal(json.disclaimer, RESEARCH_DISCLAIMER);
+    assert.equal(json.data.cases, 150);
+    // validation mean over finite values only, computed here independently
+    const mine = rows.filter((r) => r.model === model.name);
+    for (const metric of ['dice', 'hd95']) {
+      const v = mine.map((r) => r[metric] as number).filter(Number.isFinite);
+      const want = v.reduce((a, b) => a + b, 0) / v.length;
+      const got = json.validation.find((x: any) => x.metric === metric);
+      assert.ok(Math.abs(got.mean - want) < 1e-12, `${metric} mean`);
+      assert.ok(got.ci95[0] < want && want < got.ci95[1], `${metric} CI brackets the mean`);
+      assert.equal(got.nFinite, v.length);
+    }
+    assert.equal(json.validation.find((x: any) => x.metric === 'hd95').nPosInf, 1);
+    // worst five by Dice, NaN left out, ascending
+    const worst = mine
+      .filter((r) => !Number.isNaN(r.dice as number))
+      .sort((a, b) => (a.dice as number) - (b.dice as number))
+      .slice(0, 5)
+      .map((r) => r.case);
+    assert.deepEqual(json.failureCases.map((f: any) => f.case), worst);
+    assert.equal(json.failureCases[0].value, 0);
+    for (const h of ['## Data', '## Plan', '## Training budget', '## Validation results', '## Intended use', '## Known failure cases']) {
+      assert.ok(md.includes(h), h);
+    }
+    assert.ok(md.includes(RESEARCH_DISCLAIMER));
+    assert.ok(md.includes('UNETR \\| ViT-B/16'), 'pipes escaped in Markdown');
+    assert.ok(md.includes('96 × 96 × 96'));
+    assert.match(md, /1 NaN, 1 \+Inf/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('model card without rows for the model is a typed error', () => {
+  assert.throws(
+    () => writeModelCard(join(tmpdir(), 'nope'), { modelName: 'x', architecture: 'a', data: { dataset: 'd', cases: 0, modality: 'CT' }, validation: [] }),
+    MedsegStatsError,
+  );
+});

@@ -1,0 +1,243 @@
+/**
+ * Model cards (Markdown for people, JSON for tools) for each trained model:
+ * what it was trained on, how, how well it validated (with CIs), what it is
+ * for, where it fails, and that it is for research use only.
+ */
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  aggregate,
+  metricColumns,
+  metricDirection,
+  metricValue,
+  MedsegStatsError,
+  type BootstrapOptions,
+  type Direction,
+  type Hardware,
+  type MetricRow,
+} from './statistics.ts';
+
+export const RESEARCH_DISCLAIMER =
+  'For research use only. Not a medical device: not cleared or approved for clinical diagnosis, treatment or ' +
+  'patient management. Outputs must be reviewed by a qualified professional; performance on data unlike the ' +
+  'training and validation data is unknown.';
+
+export interface ModelCardInput {
+  modelName: string;
+  version?: string;
+  /** Architecture name, e.g. "3D U-Net (nnU-Net 3d_fullres)". */
+  architecture: string;
+  /** Family for comparison tables: "CNN", "Transformer", "Hybrid CNN–Transformer", ... */
+  architectureType?: string;
+  parameters?: number;
+  data: {
+    dataset: string;
+    cases: number;
+    modality: string;
+    trainingCases?: number;
+    validationCases?: number;
+    labels?: Record<string, string>;
+    source?: string;
+  };
+  /** Flat summary of the plan (patch size, spacing, normalisation, ...). */
+  plan?: Record<string, string | number | boolean | readonly (string | number)[]>;
+  training?: {
+    epochs?: number;
+    iterations?: number;
+    wallTimeHours?: number;
+    /** Free-text budget, e.g. "8 h on 2 CPU cores". */
+    budget?: string;
+    seed?: number;
+    hardware?: Hardware;
+  };
+  /** Per-case validation rows of this model (other models' rows are ignored). */
+  validation: readonly MetricRow[];
+  metrics?: string[];
+  /** Metric used to list failure cases (default 'dice' if present). */
+  failureMetric?: string;
+  /** How many worst cases to list (default 5). */
+  failureCount?: number;
+  intendedUse?: string;
+  outOfScope?: string;
+  bootstrap?: BootstrapOptions;
+  directions?: Record<string, Direction>;
+  /** ISO date of the card (default today). */
+  date?: string;
+}
+
+export interface ModelCardJson {
+  schema: 'medseg.modelcard/1';
+  model: { name: string; version: string | null; architecture: string; architectureType: string | null; parameters: number | null };
+  date: string;
+  data: ModelCardInput['data'];
+  plan: ModelCardInput['plan'] | null;
+  training: ModelCardInput['training'] | null;
+  validation: {
+    label: string;
+    metric: string;
+    n: number;
+    nFinite: number;
+    nNaN: number;
+    nPosInf: number;
+    nNegInf: number;
+    mean: number;
+    median: number;
+    std: number;
+    ci95: [number, number];
+    note: string;
+  }[];
+  failureCases: { case: string; label: string; metric: string; value: number }[];
+  intendedUse: string;
+  outOfScope: string;
+  disclaimer: string;
+}
+
+const DEFAULT_USE =
+  'Research on automated segmentation of the structures listed above, on images of the same modality and a ' +
+  'similar acquisition protocol as the training data; comparison with other methods; generation of draft ' +
+  'contours for expert review.';
+const DEFAULT_OUT_OF_SCOPE =
+  'Clinical decision making; other modalities, anatomies, paediatric or pathological presentations not ' +
+  'represented in the training data; images with severe artefacts.';
+
+/** JSON cannot hold NaN/Infinity: encode them as strings, as metricValue reads them back. */
+export function jsonNumberReplacer(_key: string, v: unknown): unknown {
+  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+  return v;
+}
+
+export function buildModelCard(input: ModelCardInput): { markdown: string; json: ModelCardJson } {
+  if (!input.modelName) throw new MedsegStatsError('BAD_INPUT', 'model card needs a model name');
+  const rows = input.validation.filter((r) => r.model === input.modelName);
+  if (rows.length === 0) {
+    throw new MedsegStatsError('NO_DATA', `no validation rows for model ${input.modelName}`);
+  }
+  const metrics = input.metrics ?? metricColumns(rows);
+  const agg = aggregate(rows, { metrics, bootstrap: input.bootstrap });
+  const failureMetric = input.failureMetric ?? (metrics.includes('dice') ? 'dice' : metrics[0]);
+  const count = input.failureCount ?? 5;
+  let failureCases: ModelCardJson['failureCases'] = [];
+  if (failureMetric) {
+    const dir = metricDirection(failureMetric, input.directions);
+    // NaN (undefined metric) cannot be ranked; ±Inf ranks as the extreme it is (e.g. HD95 of an empty prediction)
+    failureCases = rows
+      .map((r) => ({ case: r.case, label: String(r.label), metric: failureMetric, value: metricValue(r, failureMetric) ?? Number.NaN }))
+      .filter((c) => !Number.isNaN(c.value))
+      .sort((a, b) => (dir === 'higher' ? a.value - b.value : b.value - a.value))
+      .slice(0, count);
+  }
+  const json: ModelCardJson = {
+    schema: 'medseg.modelcard/1',
+    model: {
+      name: input.modelName,
+      version: input.version ?? null,
+      architecture: input.architecture,
+      architectureType: input.architectureType ?? null,
+      parameters: input.parameters ?? null,
+    },
+    date: input.date ?? new Date().toISOString().slice(0, 10),
+    data: input.data,
+    plan: input.plan ?? null,
+    training: input.training ?? null,
+    validation: agg.map((a) => ({
+      label: String(a.label),
+      metric: a.metric,
+      n: a.n,
+      nFinite: a.nFinite,
+      nNaN: a.nNaN,
+      nPosInf: a.nPosInf,
+      nNegInf: a.nNegInf,
+      mean: a.mean,
+      median: a.median,
+      std: a.std,
+      ci95: [a.ci.lower, a.ci.upper],
+      note: a.note,
+    })),
+    failureCases,
+    intendedUse: input.intendedUse ?? DEFAULT_USE,
+    outOfScope: input.outOfScope ?? DEFAULT_OUT_OF_SCOPE,
+    disclaimer: RESEARCH_DISCLAIMER,
+  };
+  return { markdown: toMarkdown(json, input), json };
+}
+
+/** Markdown table cell: escape pipes and line breaks so user text cannot break the table. */
+function cell(v: unknown): string {
+  return String(v).replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function num(v: number, digits = 3): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '−Inf';
+  return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(digits);
+}
+
+function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
+  const L: string[] = [];
+  L.push(`# Model card: ${cell(c.model.name)}${c.model.version ? ` (v${cell(c.model.version)})` : ''}`, '');
+  L.push(`> **${RESEARCH_DISCLAIMER}**`, '');
+  L.push(`Date: ${c.date}`, '');
+  L.push('## Model', '');
+  L.push(`- Architecture: ${cell(c.model.architecture)}`);
+  if (c.model.architectureType) L.push(`- Type: ${cell(c.model.architectureType)}`);
+  if (c.model.parameters !== null) L.push(`- Parameters: ${c.model.parameters.toLocaleString('en-US')}`);
+  L.push('', '## Data', '');
+  L.push(`- Dataset: ${cell(c.data.dataset)}`);
+  L.push(`- Modality: ${cell(c.data.modality)}`);
+  L.push(`- Cases: ${c.data.cases}` +
+    (c.data.trainingCases !== undefined ? ` (training ${c.data.trainingCases}` : '') +
+    (c.data.validationCases !== undefined ? `${c.data.trainingCases !== undefined ? ', ' : ' ('}validation ${c.data.validationCases}` : '') +
+    (c.data.trainingCases !== undefined || c.data.validationCases !== undefined ? ')' : ''));
+  if (c.data.labels) L.push(`- Labels: ${Object.entries(c.data.labels).map(([k, v]) => `${cell(k)} = ${cell(v)}`).join(', ')}`);
+  if (c.data.source) L.push(`- Source: ${cell(c.data.source)}`);
+  if (c.plan) {
+    L.push('', '## Plan', '', '| Setting | Value |', '|---|---|');
+    for (const [k, v] of Object.entries(c.plan)) L.push(`| ${cell(k)} | ${cell(Array.isArray(v) ? v.join(' × ') : v)} |`);
+  }
+  if (c.training) {
+    const t = c.training;
+    L.push('', '## Training budget', '');
+    if (t.budget) L.push(`- Budget: ${cell(t.budget)}`);
+    if (t.epochs !== undefined) L.push(`- Epochs: ${t.epochs}`);
+    if (t.iterations !== undefined) L.push(`- Iterations: ${t.iterations}`);
+    if (t.wallTimeHours !== undefined) L.push(`- Wall time: ${t.wallTimeHours.toFixed(1)} h`);
+    if (t.seed !== undefined) L.push(`- Seed: ${t.seed}`);
+    if (t.hardware) L.push(`- Hardware: ${cell(t.hardware.cpuModel)}, ${t.hardware.cores} cores, ${t.hardware.platform}/${t.hardware.arch}, Node ${t.hardware.node}`);
+  }
+  const level = Math.round((input.bootstrap?.level ?? 0.95) * 100);
+  L.push('', '## Validation results', '');
+  L.push(`Mean over cases with a ${level}% percentile-bootstrap confidence interval (${input.bootstrap?.resamples ?? 2000} resamples). ` +
+    'NaN and infinite per-case values are excluded from the statistics and counted in the last column.', '');
+  L.push(`| Label | Metric | n | Mean [${level}% CI] | Median | SD | Excluded |`, '|---|---|---:|---|---:|---:|---|');
+  for (const v of c.validation) {
+    L.push(`| ${cell(v.label)} | ${cell(v.metric)} | ${v.nFinite}/${v.n} | ${num(v.mean)} [${num(v.ci95[0])}, ${num(v.ci95[1])}] | ${num(v.median)} | ${num(v.std)} | ${cell(v.note.replace(/ excluded from statistics$/, '') || '—')} |`);
+  }
+  L.push('', '## Intended use', '', c.intendedUse, '', '### Out of scope', '', c.outOfScope);
+  L.push('', '## Known failure cases', '');
+  if (c.failureCases.length) {
+    L.push(`The ${c.failureCases.length} worst validation cases by ${cell(c.failureCases[0]!.metric)}:`, '');
+    L.push('| Case | Label | Value |', '|---|---|---:|');
+    for (const f of c.failureCases) L.push(`| ${cell(f.case)} | ${cell(f.label)} | ${num(f.value)} |`);
+  } else {
+    L.push('No rankable per-case values.');
+  }
+  L.push('', '---', '', `*${RESEARCH_DISCLAIMER}*`, '');
+  return L.join('\n');
+}
+
+/** Write model-card.md and model-card.json into dir (atomically: temp file then rename). */
+export function writeModelCard(dir: string, input: ModelCardInput): { markdownPath: string; jsonPath: string; card: ModelCardJson } {
+  const { markdown, json } = buildModelCard(input);
+  mkdirSync(dir, { recursive: true });
+  const markdownPath = join(dir, 'model-card.md');
+  const jsonPath = join(dir, 'model-card.json');
+  writeAtomic(markdownPath, markdown);
+  writeAtomic(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+  return { markdownPath, jsonPath, card: json };
+}
+
+export function writeAtomic(path: string, text: string | Uint8Array): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
