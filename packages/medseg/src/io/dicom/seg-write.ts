@@ -1,0 +1,257 @@
+/**
+ * DICOM SEG writer: Segmentation Storage, BINARY, one frame per (segment,
+ * slice) — only non-empty slices unless allFrames — bit-packed continuously
+ * (frames are not padded to a byte boundary, as the standard requires).
+ * Patient / study / frame of reference come from the source Volume's meta
+ * (readDicomSeries keeps them in meta.extra.dicom); series and instance UIDs
+ * are new. Optional de-identification of what is written.
+ */
+import { writeFile } from 'node:fs/promises';
+import { MedsegIoError } from '../errors.ts';
+import { voxelCount, type Volume, type VoxelArray } from '../volume.ts';
+import { rgbToDicomLab } from './color.ts';
+import type { DicomDataset } from './dataset.ts';
+import { T } from './dictionary.ts';
+import { deidentifyDataset, type DeidentifyOptions } from './deidentify.ts';
+import { SEG_SOP_CLASS, type Code } from './seg-read.ts';
+import { newUid } from './uid.ts';
+import { dataset, el, writeDicom } from './write.ts';
+
+export interface SegmentDescription {
+  /** Segment number (1..n); for a label map, the label value. */
+  number: number;
+  label: string;
+  description?: string;
+  /** sRGB 0..255; stored as CIELab. */
+  rgb?: [number, number, number];
+  category?: Code;
+  type?: Code;
+  algorithmType?: 'MANUAL' | 'AUTOMATIC' | 'SEMIAUTOMATIC';
+  algorithmName?: string;
+}
+
+export interface SegWriteOptions {
+  /** Write every slice of every segment, not only the non-empty ones. */
+  allFrames?: boolean;
+  seriesDescription?: string;
+  seriesNumber?: number;
+  contentLabel?: string;
+  contentCreatorName?: string;
+  manufacturer?: string;
+  softwareVersions?: string;
+  /** De-identify the written object (same options as deidentify). */
+  deidentify?: boolean | DeidentifyOptions;
+  /** Also write the bytes to this path. */
+  path?: string;
+}
+
+/** Sensible defaults when the caller gives no codes: SNOMED CT "Anatomical Structure" / "Tissue". */
+export const DEFAULT_CATEGORY: Code = { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' };
+export const DEFAULT_TYPE: Code = { value: '85756007', scheme: 'SCT', meaning: 'Tissue' };
+const DEFAULT_COLOURS: [number, number, number][] = [
+  [221, 130, 101], [128, 174, 128], [241, 214, 145], [177, 122, 101], [111, 184, 210], [216, 101, 79], [183, 156, 220], [252, 231, 140],
+];
+
+function codeItem(c: Code): DicomDataset {
+  return dataset(el.str(T.CodeValue, 'SH', c.value), el.str(T.CodingSchemeDesignator, 'SH', c.scheme), el.str(T.CodeMeaning, 'LO', c.meaning));
+}
+
+type Masks = Volume | Map<number, Volume | VoxelArray>;
+
+/** Builds the SEG dataset; writeDicomSeg serializes it. */
+export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDescription[], opts: SegWriteOptions = {}): DicomDataset {
+  const [nx, ny, nz] = source.size;
+  const plane = nx * ny;
+  const n = voxelCount(source);
+  if (nx > 65535 || ny > 65535) throw new MedsegIoError('BAD_GEOMETRY', 'image too large for DICOM Rows/Columns');
+  const sops = source.meta.sopInstanceUIDs;
+  if (!sops || sops.length !== nz) {
+    throw new MedsegIoError('BAD_DATA', 'source volume has no SOP instance UIDs per slice (read it with readDicomSeries)');
+  }
+  if (!segments.length) throw new MedsegIoError('BAD_DATA', 'no segments to write');
+  // One accessor per segment: is voxel i inside segment s?
+  const inside = new Map<number, (i: number) => boolean>();
+  const nums = new Set<number>();
+  for (const s of segments) {
+    if (!Number.isInteger(s.number) || s.number < 1 || s.number > 65535 || nums.has(s.number)) {
+      throw new MedsegIoError('BAD_DATA', `bad or duplicate segment number ${s.number}`);
+    }
+    nums.add(s.number);
+    let arr: ArrayLike<number>;
+    if (masks instanceof Map) {
+      const m = masks.get(s.number);
+      if (!m) throw new MedsegIoError('BAD_DATA', `no mask for segment ${s.number}`);
+      arr = 'data' in m ? m.data : m;
+      if (arr.length !== n) throw new MedsegIoError('BAD_GEOMETRY', `mask of segment ${s.number} has ${arr.length} voxels, source has ${n}`);
+      inside.set(s.number, (i) => arr[i]! >= 0.5);
+    } else {
+      arr = masks.data;
+      if (arr.length !== n || masks.channels !== 1) throw new MedsegIoError('BAD_GEOMETRY', `label map has ${arr.length} voxels, source has ${n}`);
+      const v = s.number;
+      inside.set(v, (i) => arr[i] === v);
+    }
+  }
+
+  const d = source.direction;
+  const normal = [d[2], d[5], d[8]];
+  const iop = [d[0], d[3], d[6], d[1], d[4], d[7]];
+  const sopClass = (source.meta.extra?.dicom as Record<string, string> | undefined)?.SOPClassUID ?? source.meta.sopClassUID ?? '1.2.840.10008.5.1.4.1.1.2';
+  const dicom = (source.meta.extra?.dicom ?? {}) as Record<string, string>;
+
+  // Frames: segment-major, slice order; non-empty only unless allFrames.
+  const frames: { seg: number; segIndex: number; z: number }[] = [];
+  segments.forEach((s, si) => {
+    const f = inside.get(s.number)!;
+    for (let z = 0; z < nz; z++) {
+      let any = opts.allFrames === true;
+      for (let i = z * plane; !any && i < (z + 1) * plane; i++) any = f(i);
+      if (any) frames.push({ seg: s.number, segIndex: si + 1, z });
+    }
+  });
+  if (frames.length === 0) {
+    // A SEG must hold at least one frame: keep one empty frame of the first segment.
+    frames.push({ seg: segments[0]!.number, segIndex: 1, z: 0 });
+  }
+  const bits = new Uint8Array(Math.ceil((frames.length * plane) / 8) + ((Math.ceil((frames.length * plane) / 8)) % 2));
+  frames.forEach((fr, k) => {
+    const f = inside.get(fr.seg)!;
+    let bit = k * plane;
+    for (let i = fr.z * plane; i < (fr.z + 1) * plane; i++, bit++) if (f(i)) bits[bit >>> 3]! |= 1 << (bit & 7);
+  });
+
+  const now = new Date();
+  const date = now.toISOString().slice(0, 10).replace(/-/g, '');
+  const time = now.toISOString().slice(11, 19).replace(/:/g, '');
+  const seriesUid = newUid();
+  const sopUid = newUid();
+  const str = (tag: number, vr: string, v: string | undefined) => (v !== undefined ? el.str(tag, vr, v) : el.str(tag, vr, ''));
+  const positionOf = (z: number) => [0, 1, 2].map((k) => source.origin[k]! + z * source.spacing[2] * normal[k]!);
+
+  const perFrame = frames.map((fr) =>
+    dataset(
+      el.seq(T.DerivationImageSequence, [
+        dataset(
+          el.seq(T.SourceImageSequence, [
+            dataset(
+              el.str(T.ReferencedSOPClassUID, 'UI', sopClass),
+              el.str(T.ReferencedSOPInstanceUID, 'UI', sops[fr.z]!),
+              el.seq(0x0040a170, [codeItem({ value: '121322', scheme: 'DCM', meaning: 'Source image for image processing operation' })]),
+            ),
+          ]),
+          el.seq(T.DerivationCodeSequence, [codeItem({ value: '113076', scheme: 'DCM', meaning: 'Segmentation' })]),
+        ),
+      ]),
+      el.seq(T.FrameContentSequence, [dataset(el.nums(T.DimensionIndexValues, 'UL', [fr.segIndex, fr.z + 1]))]),
+      el.seq(T.PlanePositionSequence, [dataset(el.nums(T.ImagePositionPatient, 'DS', positionOf(fr.z)))]),
+      el.seq(T.SegmentIdentificationSequence, [dataset(el.nums(T.ReferencedSegmentNumber, 'US', [fr.seg]))]),
+    ),
+  );
+
+  const dimOrg = newUid();
+  const segItems = segments.map((s, i) => {
+    const algType = s.algorithmType ?? (s.algorithmName ? 'AUTOMATIC' : 'MANUAL');
+    return dataset(
+      el.seq(T.SegmentedPropertyCategoryCodeSequence, [codeItem(s.category ?? DEFAULT_CATEGORY)]),
+      el.nums(T.SegmentNumber, 'US', [s.number]),
+      el.str(T.SegmentLabel, 'LO', s.label.slice(0, 64)),
+      s.description ? el.str(T.SegmentDescription, 'ST', s.description) : undefined,
+      el.str(T.SegmentAlgorithmType, 'CS', algType),
+      algType !== 'MANUAL' ? el.str(T.SegmentAlgorithmName, 'LO', s.algorithmName ?? 'medseg') : undefined,
+      el.nums(T.RecommendedDisplayCIELabValue, 'US', rgbToDicomLab(s.rgb ?? DEFAULT_COLOURS[i % DEFAULT_COLOURS.length]!)),
+      el.seq(T.SegmentedPropertyTypeCodeSequence, [codeItem(s.type ?? DEFAULT_TYPE)]),
+    );
+  });
+
+  const ds = dataset(
+    el.str(T.SpecificCharacterSet, 'CS', 'ISO_IR 192'),
+    el.str(T.ImageType, 'CS', ['DERIVED', 'PRIMARY']),
+    el.str(T.SOPClassUID, 'UI', SEG_SOP_CLASS),
+    el.str(T.SOPInstanceUID, 'UI', sopUid),
+    str(T.StudyDate, 'DA', dicom.StudyDate),
+    el.str(T.SeriesDate, 'DA', date),
+    el.str(T.ContentDate, 'DA', date),
+    str(T.StudyTime, 'TM', dicom.StudyTime),
+    el.str(T.SeriesTime, 'TM', time),
+    el.str(T.ContentTime, 'TM', time),
+    str(T.AccessionNumber, 'SH', dicom.AccessionNumber),
+    el.str(T.Modality, 'CS', 'SEG'),
+    el.str(T.Manufacturer, 'LO', opts.manufacturer ?? 'medseg'),
+    str(T.ReferringPhysicianName, 'PN', dicom.ReferringPhysicianName),
+    dicom.StudyDescription !== undefined ? el.str(0x00081030, 'LO', dicom.StudyDescription) : undefined,
+    el.str(T.SeriesDescription, 'LO', opts.seriesDescription ?? 'Segmentation'),
+    el.str(T.ManufacturerModelName, 'LO', 'medseg'),
+    el.seq(T.ReferencedSeriesSequence, [
+      dataset(
+        el.seq(T.ReferencedInstanceSequence, sops.map((u) => dataset(el.str(T.ReferencedSOPClassUID, 'UI', sopClass), el.str(T.ReferencedSOPInstanceUID, 'UI', u)))),
+        el.str(T.SeriesInstanceUID, 'UI', source.meta.seriesInstanceUID ?? ''),
+      ),
+    ]),
+    str(T.PatientName, 'PN', source.meta.patientName ?? dicom.PatientName),
+    str(T.PatientID, 'LO', source.meta.patientId ?? dicom.PatientID),
+    str(T.PatientBirthDate, 'DA', dicom.PatientBirthDate),
+    str(T.PatientSex, 'CS', dicom.PatientSex),
+    dicom.PatientAge !== undefined ? el.str(T.PatientAge, 'AS', dicom.PatientAge) : undefined,
+    el.str(T.DeviceSerialNumber, 'LO', '1'),
+    el.str(T.SoftwareVersions, 'LO', opts.softwareVersions ?? '0.1.0'),
+    el.str(T.StudyInstanceUID, 'UI', source.meta.studyInstanceUID ?? dicom.StudyInstanceUID ?? newUid()),
+    el.str(T.SeriesInstanceUID, 'UI', seriesUid),
+    str(T.StudyID, 'SH', dicom.StudyID),
+    el.nums(T.SeriesNumber, 'IS', [opts.seriesNumber ?? 300]),
+    el.nums(T.InstanceNumber, 'IS', [1]),
+    el.str(T.FrameOfReferenceUID, 'UI', source.meta.frameOfReferenceUID ?? dicom.FrameOfReferenceUID ?? newUid()),
+    el.str(T.PositionReferenceIndicator, 'LO', ''),
+    el.seq(T.DimensionOrganizationSequence, [dataset(el.str(T.DimensionOrganizationUID, 'UI', dimOrg))]),
+    el.seq(T.DimensionIndexSequence, [
+      dataset(
+        el.str(T.DimensionOrganizationUID, 'UI', dimOrg),
+        el.tags(T.DimensionIndexPointer, [T.ReferencedSegmentNumber]),
+        el.tags(T.FunctionalGroupPointer, [T.SegmentIdentificationSequence]),
+        el.str(T.DimensionDescriptionLabel, 'LO', 'ReferencedSegmentNumber'),
+      ),
+      dataset(
+        el.str(T.DimensionOrganizationUID, 'UI', dimOrg),
+        el.tags(T.DimensionIndexPointer, [T.ImagePositionPatient]),
+        el.tags(T.FunctionalGroupPointer, [T.PlanePositionSequence]),
+        el.str(T.DimensionDescriptionLabel, 'LO', 'ImagePositionPatient'),
+      ),
+    ]),
+    el.nums(T.SamplesPerPixel, 'US', [1]),
+    el.str(T.PhotometricInterpretation, 'CS', 'MONOCHROME2'),
+    el.nums(T.NumberOfFrames, 'IS', [frames.length]),
+    el.nums(T.Rows, 'US', [ny]),
+    el.nums(T.Columns, 'US', [nx]),
+    el.nums(T.BitsAllocated, 'US', [1]),
+    el.nums(T.BitsStored, 'US', [1]),
+    el.nums(T.HighBit, 'US', [0]),
+    el.nums(T.PixelRepresentation, 'US', [0]),
+    el.str(T.LossyImageCompression, 'CS', '00'),
+    el.str(T.SegmentationType, 'CS', 'BINARY'),
+    el.seq(T.SegmentSequence, segItems),
+    el.str(T.ContentLabel, 'CS', (opts.contentLabel ?? 'SEGMENTATION').toUpperCase().replace(/[^A-Z0-9_ ]/g, '_').slice(0, 16)),
+    el.str(T.ContentDescription, 'LO', ''),
+    el.str(T.ContentCreatorName, 'PN', opts.contentCreatorName ?? ''),
+    el.seq(T.SharedFunctionalGroupsSequence, [
+      dataset(
+        el.seq(T.PlaneOrientationSequence, [dataset(el.nums(T.ImageOrientationPatient, 'DS', iop))]),
+        el.seq(T.PixelMeasuresSequence, [
+          dataset(
+            el.nums(T.SliceThickness, 'DS', [Number(source.meta.extra?.sliceThickness ?? source.spacing[2])]),
+            el.nums(T.SpacingBetweenSlices, 'DS', [source.spacing[2]]),
+            el.nums(T.PixelSpacing, 'DS', [source.spacing[1], source.spacing[0]]),
+          ),
+        ]),
+      ),
+    ]),
+    el.seq(T.PerFrameFunctionalGroupsSequence, perFrame),
+    el.bytes(T.PixelData, 'OB', bits),
+  );
+  if (opts.deidentify) deidentifyDataset(ds, opts.deidentify === true ? {} : opts.deidentify);
+  return ds;
+}
+
+/** Writes a DICOM SEG (Part 10 bytes; also to opts.path when given). */
+export async function writeDicomSeg(masks: Masks, source: Volume, segments: SegmentDescription[], opts: SegWriteOptions = {}): Promise<Uint8Array> {
+  const bytes = writeDicom(buildDicomSeg(masks, source, segments, opts));
+  if (opts.path) await writeFile(opts.path, bytes);
+  return bytes;
+}
