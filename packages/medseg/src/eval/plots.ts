@@ -197,24 +197,19 @@ function xAxisBands(f: Frame, centers: number[], band: number, labels: string[],
   return s;
 }
 
-/** Legend entries laid out left to right from (x0, y0), wrapping within maxWidth. */
+/** Legend entries in equal-width columns from (x0, y0), wrapping within maxWidth (text widths are only estimated, so a grid stays tidy). */
 function legendRows(names: readonly string[], x0: number, y0: number, maxWidth: number, suffix?: (i: number) => string): { svg: string; rows: number } {
-  let x = x0;
-  let row = 0;
+  const texts = names.map((n, i) => truncate(n, 30) + (suffix ? suffix(i) : ''));
+  const colW = Math.max(0, ...texts.map((t) => textWidth(t, 11) + 24));
+  const perRow = Math.max(1, Math.floor(maxWidth / Math.max(1, colW)));
   let s = '';
-  names.forEach((n, i) => {
-    const text = truncate(n, 30) + (suffix ? suffix(i) : '');
-    const w = text.length * 11 * 0.62 + 28;
-    if (x > x0 && x + w > x0 + maxWidth) {
-      x = x0;
-      row++;
-    }
-    const y = y0 + row * 16;
+  texts.forEach((text, i) => {
+    const x = x0 + (i % perRow) * colW;
+    const y = y0 + Math.floor(i / perRow) * 16;
     s += `<rect x="${x.toFixed(1)}" y="${y - 9}" width="10" height="10" rx="2" fill="${seriesColor(i)}"/>`;
     s += `<text x="${(x + 14).toFixed(1)}" y="${y}" font-size="11" fill="#333">${escapeXml(text)}</text>`;
-    x += w;
   });
-  return { svg: s, rows: names.length ? row + 1 : 0 };
+  return { svg: s, rows: Math.ceil(texts.length / perRow) };
 }
 
 /** Rows a legend will need (same layout rule as legendRows). */
