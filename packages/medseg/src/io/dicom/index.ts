@@ -6,7 +6,7 @@
  * lossless / extended, JPEG-LS, JPEG 2000, HTJ2K, video) throw UNSUPPORTED
  * naming the transfer syntax UID. Written files are Explicit VR LE.
  */
-export { readDicomSeries, listDicomSeries, type DicomSeriesOptions, type DicomSeriesInfo } from './series.ts';
+export { readDicomSeries, readDicomSeriesFromBuffers, listDicomSeries, type DicomSeriesOptions, type DicomSeriesInfo } from './series.ts';
 export {
   readDicomSeg, parseDicomSeg, segMasks, segLabelmap, segGrid, placeFrames, SEG_SOP_CLASS,
   type DicomSegmentation, type SegmentInfo, type SegFrame, type Code, type SegReadOptions, type LabelmapResult,

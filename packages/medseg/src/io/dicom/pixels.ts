@@ -98,6 +98,20 @@ export function decodeFrames(file: ParsedDicom, info: PixelInfo, limits: ReadLim
   unsupported(ts, path);
 }
 
+/** For native (not encapsulated) pixel data: TRUNCATED unless the element holds every frame the header announces. */
+export function checkNativeLength(file: ParsedDicom, info: PixelInfo, path?: string): void {
+  const el = file.dataset.get(T.PixelData) ?? file.dataset.get(T.FloatPixelData) ?? file.dataset.get(T.DoubleFloatPixelData);
+  if (!el || el.fragments) {
+    if (el?.fragments && info.frames > 1 && el.fragments.length < info.frames && !(el.offsetTable && el.offsetTable.length >= 4 * info.frames)) {
+      throw new MedsegIoError('BAD_DATA', `${info.frames} frames announced, ${el.fragments.length} fragments present`, path);
+    }
+    return;
+  }
+  const n = info.rows * info.columns * info.samplesPerPixel * info.frames;
+  const need = info.type === 'bit' ? Math.ceil(n / 8) : n * sampleBytes(info);
+  if (el.bytes.length < need) throw new MedsegIoError('TRUNCATED', `pixel data has ${el.bytes.length} bytes, ${need} needed for ${info.frames} frame(s)`, path);
+}
+
 function unsupported(ts: string, path?: string): never {
   throw new MedsegIoError(
     'UNSUPPORTED',

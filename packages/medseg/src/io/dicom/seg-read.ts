@@ -16,8 +16,8 @@ import type { Vec3, Volume, VolumeMeta } from '../volume.ts';
 import { dicomLabToRgb } from './color.ts';
 import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
-import { parseDicom, type ParsedDicom } from './parse.ts';
-import { decodeFrames, decodeNative, pixelInfo, type PixelInfo } from './pixels.ts';
+import { parseDicom } from './parse.ts';
+import { checkNativeLength, checkPixelLimits, decodeFrames, decodeNative, pixelInfo, type PixelInfo } from './pixels.ts';
 import { checkStack, directionMatrix, dot, framePlane, functionalGroup, orientationAxes, sameOrientation } from './planes.ts';
 
 export const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
@@ -114,8 +114,13 @@ export function parseDicomSeg(buf: Uint8Array, opts: SegReadOptions & { path?: s
   if (type === 'BINARY' && info.bitsAllocated !== 1) throw new MedsegIoError('BAD_DATA', `BINARY SEG with BitsAllocated ${info.bitsAllocated}`, path);
   if (type === 'FRACTIONAL' && info.bitsAllocated !== 8) throw new MedsegIoError('BAD_DATA', `FRACTIONAL SEG with BitsAllocated ${info.bitsAllocated}`, path);
   if (info.samplesPerPixel !== 1) throw new MedsegIoError('BAD_DATA', 'SEG with SamplesPerPixel != 1', path);
-  // Validates the pixel data size against the frame count before any frame is decoded.
-  if (type === 'BINARY' && !ds.get(T.PixelData)!.fragments) decodeSizeCheck(file, info, path);
+  // Validates sizes against the frame count before any per-frame work (a forged NumberOfFrames must not loop for ever).
+  checkPixelLimits(info, limits, path);
+  checkNativeLength(file, info, path);
+  const perFrameCount = ds.seq(T.PerFrameFunctionalGroupsSequence).length;
+  if (perFrameCount !== info.frames) {
+    throw new MedsegIoError('BAD_DATA', `NumberOfFrames ${info.frames} but ${perFrameCount} per-frame functional group items`, path);
+  }
 
   const segments: SegmentInfo[] = ds.seq(T.SegmentSequence).map((s) => {
     const lab = s.numbers(T.RecommendedDisplayCIELabValue);
@@ -211,12 +216,6 @@ export function parseDicomSeg(buf: Uint8Array, opts: SegReadOptions & { path?: s
   };
   if (opts.source) seg.masks = segMasks(seg, opts.source, limits);
   return seg;
-}
-
-function decodeSizeCheck(file: ParsedDicom, info: PixelInfo, path?: string): void {
-  const bytes = file.dataset.get(T.PixelData)!.bytes.length;
-  const need = Math.ceil((info.rows * info.columns * info.frames) / 8);
-  if (bytes < need) throw new MedsegIoError('TRUNCATED', `pixel data has ${bytes} bytes, ${need} needed for ${info.frames} frames`, path);
 }
 
 function decodeBitFrame(bytes: Uint8Array, info: PixelInfo, frame: number): Uint8Array {

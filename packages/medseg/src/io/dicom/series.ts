@@ -15,7 +15,8 @@ import { allocVoxels, IDENTITY3, type Mat3, type Vec3, type Volume, type VoxelAr
 import { T } from './dictionary.ts';
 import { listFiles, readDicomFiles, type DicomFile } from './files.ts';
 import { checkStack, directionMatrix, dot, framePlane, orientationAxes, sameOrientation, type FramePlane } from './planes.ts';
-import { decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
+import { checkNativeLength, decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
+import { parseDicom } from './parse.ts';
 
 export interface DicomSeriesOptions {
   limits?: Partial<ReadLimits>;
@@ -85,6 +86,22 @@ export async function readDicomSeries(pathOrFiles: string | string[], opts: Dico
   const { files, fromFolder } = await listFiles(pathOrFiles);
   const parsed = await readDicomFiles(files, fromFolder, { limits });
   if (parsed.length === 0) throw new MedsegIoError('NOT_FOUND', 'no DICOM files found', where);
+  return volumeFromDicomFiles(parsed, opts, where);
+}
+
+/**
+ * The same from files already in memory (a DICOMweb response, an upload):
+ * each buffer is a Part 10 file; `name` is used in error messages.
+ */
+export function readDicomSeriesFromBuffers(buffers: { name: string; bytes: Uint8Array }[], opts: DicomSeriesOptions = {}): Volume {
+  const limits = resolveLimits(opts.limits);
+  const parsed = buffers.map((b) => ({ ...parseDicom(b.bytes, { path: b.name, limits }), path: b.name }));
+  if (parsed.length === 0) throw new MedsegIoError('NOT_FOUND', 'no DICOM files given');
+  return volumeFromDicomFiles(parsed, opts, buffers[0]!.name);
+}
+
+function volumeFromDicomFiles(parsed: DicomFile[], opts: DicomSeriesOptions, where?: string): Volume {
+  const limits = resolveLimits(opts.limits);
   const groups = groupBySeries(parsed);
   let chosen: [string, DicomFile[]] | undefined;
   if (opts.seriesInstanceUID !== undefined) {
@@ -125,6 +142,8 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
   if (info0.type === 'bit') throw new MedsegIoError('UNSUPPORTED', '1-bit images are read with readDicomSeg', where);
   const totalFrames = infos.reduce((n, i) => n + i.frames, 0);
   checkAllocation(info0.rows * info0.columns * info0.samplesPerPixel * totalFrames, 4, limits, where);
+  // A header may claim more frames than the file holds: check before building per-frame state.
+  files.forEach((f, i) => checkNativeLength(f, infos[i]!, f.path));
 
   const slices: Slice[] = [];
   files.forEach((f, i) => {
