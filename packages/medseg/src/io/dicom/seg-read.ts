@@ -222,7 +222,15 @@ function decodeBitFrame(bytes: Uint8Array, info: PixelInfo, frame: number): Uint
   const n = info.rows * info.columns;
   const out = new Uint8Array(n);
   let bit = frame * n;
-  for (let i = 0; i < n; i++, bit++) out[i] = (bytes[bit >>> 3]! >>> (bit & 7)) & 1;
+  let i = 0;
+  // Bit by bit up to a byte boundary, then a byte at a time (the common, aligned case).
+  for (; i < n && bit & 7; i++, bit++) out[i] = (bytes[bit >>> 3]! >>> (bit & 7)) & 1;
+  for (let byte = bit >>> 3; i + 8 <= n; i += 8, byte++) {
+    const b = bytes[byte]!;
+    if (b === 0) continue;
+    for (let k = 0; k < 8; k++) out[i + k] = (b >>> k) & 1;
+  }
+  for (bit = frame * n + i; i < n; i++, bit++) out[i] = (bytes[bit >>> 3]! >>> (bit & 7)) & 1;
   return out;
 }
 
@@ -291,7 +299,11 @@ export function segMasks(seg: DicomSegmentation, grid: Volume, limits?: Partial<
       }
     } else {
       const dst = out.get(f.segment!)!.data;
-      for (let k = 0; k < plane; k++) if (data[k]) dst[off + k] = Math.max(dst[off + k]!, data[k]!);
+      if (seg.segmentationType === 'BINARY') {
+        for (let k = 0; k < plane; k++) if (data[k]) dst[off + k] = 1;
+      } else {
+        for (let k = 0; k < plane; k++) if (data[k]) dst[off + k] = Math.max(dst[off + k]!, data[k]!);
+      }
     }
   });
   return out;

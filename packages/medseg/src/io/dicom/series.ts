@@ -235,11 +235,8 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
         data.set(frame.subarray(src, src + plane) as ArrayLike<number>, dst);
         continue;
       }
-      for (let i = 0; i < plane; i++) {
-        let v = frame[src + i]!;
-        if (inv) v = inv(v);
-        data[dst + i] = v * slope + intercept;
-      }
+      if (inv) for (let i = 0; i < plane; i++) data[dst + i] = inv(frame[src + i]!) * slope + intercept;
+      else rescaleInto(data, dst, frame, src, plane, slope, intercept);
     }
   });
 
@@ -284,6 +281,11 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
       },
     },
   };
+}
+
+/** Kept apart from the caller so the JIT sees one pair of array types per call (several times faster). */
+function rescaleInto(dst: VoxelArray, dstOff: number, src: VoxelArray, srcOff: number, n: number, slope: number, intercept: number): void {
+  for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i]! * slope + intercept;
 }
 
 function invertOf(info: PixelInfo): (v: number) => number {
