@@ -193,7 +193,9 @@ export class CBAM extends nn.UnaryModule {
     spatialKernel = 7,
   ) {
     super();
-    const hidden = Math.max(1, Math.floor(channels / reduction));
+    // At least min(C, 8) hidden units: with very few, every ReLU unit can be dead
+    // for a batch and the channel MLP stops learning.
+    const hidden = Math.max(Math.min(channels, 8), Math.floor(channels / reduction));
     this.fc1 = this.module('fc1', conv(dims, channels, hidden, 1, { padding: 0 }));
     this.fc2 = this.module('fc2', conv(dims, hidden, channels, 1, { padding: 0 }));
     this.spatial = this.module('spatial', conv(dims, 2, 1, spatialKernel));
@@ -240,7 +242,7 @@ export class TransformerBlock extends nn.UnaryModule {
   constructor(dim: number, heads: number, o: { mlpRatio?: number; dropout?: number } = {}) {
     super();
     this.norm1 = this.module('norm1', new nn.LayerNorm(dim));
-    this.attn = this.module('attn', new nn.MultiheadAttention(dim, heads));
+    this.attn = this.module('attn', multiheadAttention(dim, heads));
     this.norm2 = this.module('norm2', new nn.LayerNorm(dim));
     this.mlp = this.module('mlp', new Mlp(dim, Math.round(dim * (o.mlpRatio ?? 4)), o.dropout ?? 0));
     this.drop = this.module('drop', new nn.Dropout(o.dropout ?? 0));
@@ -252,6 +254,14 @@ export class TransformerBlock extends nn.UnaryModule {
     const x1 = x.add(this.drop.forward(output));
     return x1.add(this.mlp.forward(this.norm2.forward(x1)));
   }
+}
+
+/**
+ * nn.MultiheadAttention, built under noGrad: its constructor zeroes out_proj's
+ * bias in place, which libtorch refuses on a leaf that requires grad.
+ */
+export function multiheadAttention(dim: number, heads: number, dropout = 0): torch.nn.MultiheadAttention {
+  return torch.noGrad(() => new nn.MultiheadAttention(dim, heads, { dropout }));
 }
 
 /** Feature map [N, C, ...S] -> tokens [N, prod(S), C]. */
@@ -362,8 +372,8 @@ export class WindowAttention extends nn.Module {
 /**
  * Swin block on a channels-last map [N, ...S, C]: (shifted) window attention
  * and an MLP, both pre-norm with residuals. Maps whose size is not a multiple
- * of the window are padded; the window shrinks to the map where it is smaller
- * (and then that axis is not shifted), as the Swin reference does.
+ * of the window are padded with zeros, and axes not larger than the window are
+ * not shifted, as the Swin reference does.
  */
 export class SwinBlock extends nn.Module {
   norm1: torch.nn.LayerNorm;
@@ -418,11 +428,11 @@ export class SwinBlock extends nn.Module {
   forward(x: Tensor): Tensor {
     const [n, ...rest] = x.shape;
     const spatial = rest.slice(0, -1);
-    const c = rest[rest.length - 1]!;
-    const w = spatial.map((s, i) => Math.min(this.window[i]!, s));
-    const s = this.shift ? w.map((wi, i) => (spatial[i]! > this.window[i]! ? Math.floor(wi / 2) : 0)) : w.map(() => 0);
+    // Maps not a multiple of the window are padded (after norm1, as the Swin
+    // reference does); an axis no larger than the window is not shifted.
+    const w = this.window;
+    const s = this.shift ? w.map((wi, i) => (spatial[i]! > wi ? Math.floor(wi / 2) : 0)) : w.map(() => 0);
     const padded = spatial.map((sz, i) => Math.ceil(sz / w[i]!) * w[i]!);
-    if (w.some((wi, i) => wi !== this.window[i])) throw new Error(`SwinBlock: map [${spatial.join(', ')}] is smaller than the window [${this.window.join(', ')}]; use a smaller window`);
     let h = this.norm1.forward(x);
     const padAmount = padded.map((p, i) => p - spatial[i]!);
     if (padAmount.some((p) => p > 0)) {
@@ -439,7 +449,6 @@ export class SwinBlock extends nn.Module {
     if (shifted) out = out.roll(s, axes);
     if (padAmount.some((p) => p > 0)) for (let a = 0; a < spatial.length; a++) out = out.narrow(a + 1, 0, spatial[a]!);
     const x1 = x.add(out);
-    void c;
     return x1.add(this.mlp.forward(this.norm2.forward(x1)));
   }
 
@@ -565,4 +574,134 @@ export function checkInput(c: NetworkConfig, x: Tensor): void {
   if (sp.some((s, i) => s % total[i]!)) {
     throw new Error(`${c.architecture}: input size [${sp.join(', ')}] must be divisible by the total stride [${total.join(', ')}]; pad the patch or change the plan`);
   }
+}
+
+// ------------------------------------------------------------------ transformer over a feature map
+
+export interface TransformerStageOptions {
+  depth: number;
+  heads: number;
+  /** Token width (default: the map's channels). */
+  hidden?: number;
+  dropout?: number;
+  /**
+   * 'learned': a learned position embedding over `grid` tokens (ViT/TransUNet),
+   * resized linearly when the map has another size; 'conv': a depthwise conv
+   * positional encoding (size-agnostic).
+   */
+  position: 'learned' | 'conv';
+  grid?: number[];
+  /** Add the stage's output to its input (keeps the CNN features; HybridNet). */
+  residual?: boolean;
+  /** Name prefix of the recorded attention maps, e.g. 'transformer' -> 'transformer.block0.attn'. */
+  name: string;
+}
+
+/**
+ * Transformer encoder blocks over the positions of a CNN feature map: 1x1
+ * projection to tokens, position information, pre-norm blocks, final
+ * LayerNorm, projection back to the map's channels.
+ */
+export class TransformerStage extends nn.UnaryModule {
+  projIn: Unary;
+  projOut: Unary;
+  pos: Tensor | null = null;
+  posConv: Unary | null = null;
+  blocks: torch.nn.ModuleList<TransformerBlock>;
+  norm: torch.nn.LayerNorm;
+  constructor(
+    readonly dims: Dims,
+    channels: number,
+    readonly o: TransformerStageOptions,
+  ) {
+    super();
+    const hidden = o.hidden ?? channels;
+    this.projIn = this.module('proj_in', conv(dims, channels, hidden, 1, { padding: 0 }));
+    if (o.position === 'learned') {
+      const grid = o.grid ?? new Array(dims).fill(4);
+      this.pos = this.param('pos_embed', torch.zeros([1, hidden, ...grid]));
+      nn.init.truncNormal_(this.pos, 0.02);
+    } else {
+      this.posConv = this.module('pos_conv', conv(dims, hidden, hidden, 3, { groups: hidden }));
+    }
+    this.blocks = this.module('blocks', new nn.ModuleList<TransformerBlock>());
+    for (let i = 0; i < o.depth; i++) this.blocks.push(new TransformerBlock(hidden, o.heads, { dropout: o.dropout ?? 0 }));
+    this.norm = this.module('norm', new nn.LayerNorm(hidden));
+    this.projOut = this.module('proj_out', conv(dims, hidden, channels, 1, { padding: 0 }));
+  }
+  forward(x: Tensor): Tensor {
+    const spatial = x.shape.slice(2);
+    let h = this.projIn.forward(x);
+    if (this.pos) {
+      const same = this.pos.shape.slice(2).join(',') === spatial.join(',');
+      h = h.add(same ? this.pos : F.interpolate(this.pos, { size: spatial, mode: 'linear' }));
+    } else if (this.posConv) {
+      h = h.add(this.posConv.forward(h));
+    }
+    let t = toTokens(h);
+    for (const b of this.blocks) t = b.forward(t);
+    const out = this.projOut.forward(fromTokens(this.norm.forward(t), spatial));
+    return this.o.residual ? x.add(out) : out;
+  }
+  explain(): [string, Tensor | null][] {
+    return this.blocks.items.map((b, i) => [`${this.o.name}.block${i}.attn`, b.lastAttention]);
+  }
+}
+
+/** The largest head count <= preferred that divides dim. */
+export function headsFor(dim: number, preferred: number): number {
+  let h = Math.max(1, Math.min(preferred, dim));
+  while (dim % h) h--;
+  return h;
+}
+
+// ------------------------------------------------------------------ MAC counting
+
+/**
+ * Multiply-accumulates of one forward, counted by forward hooks on every
+ * module (a module called several times, like a recurrent unit, counts each
+ * time). Counted: convolutions (output elements x in/groups x kernel volume),
+ * transposed convolutions (input elements x out/groups x kernel volume),
+ * linear layers (output elements x in features), nn.MultiheadAttention's
+ * input projections and its two attention matmuls (Q K^T and A V), and the
+ * two matmuls of WindowAttention. Not counted: norms, activations, pooling,
+ * resizing, elementwise ops (they are not MACs).
+ */
+export function countMacsOf(net: torch.nn.Module, run: () => void): number {
+  let macs = 0;
+  const removers: (() => void)[] = [];
+  for (const [, m] of net.namedModules()) {
+    if (m instanceof nn.ConvNd) {
+      const k = prod(m.weight.shape.slice(2));
+      removers.push(m.registerForwardHook((_m, _in, out) => (macs += (out as Tensor).numel * m.weight.size(1) * k)));
+    } else if (m instanceof nn.ConvTransposeNd) {
+      const k = prod(m.weight.shape.slice(2));
+      removers.push(m.registerForwardHook((_m, inputs) => (macs += (inputs[0] as Tensor).numel * m.weight.size(1) * k)));
+    } else if (m instanceof nn.Linear) {
+      removers.push(m.registerForwardHook((_m, _in, out) => (macs += (out as Tensor).numel * m.inFeatures)));
+    } else if (m instanceof nn.MultiheadAttention) {
+      removers.push(
+        m.registerForwardHook((_m, inputs) => {
+          const q = inputs[0] as Tensor;
+          const k = (inputs[1] as Tensor | undefined) ?? q;
+          const [n, l, e] = q.shape as [number, number, number];
+          const s = k.size(1);
+          macs += n * l * e * e + 2 * n * s * e * e + 2 * n * l * s * e;
+        }),
+      );
+    } else if (m instanceof WindowAttention) {
+      removers.push(
+        m.registerForwardHook((_m, inputs) => {
+          const [b, t, c] = (inputs[0] as Tensor).shape as [number, number, number];
+          macs += 2 * b * t * t * c;
+        }),
+      );
+    }
+  }
+  try {
+    run();
+  } finally {
+    for (const r of removers) r();
+  }
+  return macs;
 }

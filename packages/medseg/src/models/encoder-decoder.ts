@@ -51,6 +51,12 @@ export abstract class SegNetBase extends nn.Module implements SegmentationNetwor
   }
 }
 
+/** A module that can name its own explainability maps of the last forward (attention weights ...). */
+export interface Explainable {
+  explain(stage: number): [string, Tensor | null | undefined][];
+}
+const explains = (m: unknown): m is Explainable => typeof (m as Explainable).explain === 'function';
+
 /** Something that refines a skip given the coarser decoder features (an attention gate). */
 export interface SkipGate extends torch.nn.Module {
   forward(skip: Tensor, gate: Tensor): Tensor;
@@ -143,12 +149,19 @@ export class EncoderDecoderNet extends SegNetBase {
     checkInput(c, x);
     this.beginForward();
     const n = c.features.length;
-    let h = this.stem ? this.stem.forward(x) : x;
+    let h = x;
+    if (this.stem) {
+      h = this.stem.forward(x);
+      this.recordFrom(this.stem, 0);
+    }
     const skips: Tensor[] = [];
     for (let s = 0; s < n; s++) {
       h = this.encoder.at(s).forward(h);
       const post = this.afterEncoderAt[s];
-      if (post !== undefined) h = this.afterEncoder.at(post).forward(h);
+      if (post !== undefined) {
+        h = this.afterEncoder.at(post).forward(h);
+        this.recordFrom(this.afterEncoder.at(post), s);
+      }
       this.record(`encoder.stage${s}`, h);
       skips.push(h);
     }
@@ -158,7 +171,10 @@ export class EncoderDecoderNet extends SegNetBase {
       let skip = skips[s]!;
       const up = this.ups.at(k).forward(h, skip.shape.slice(2));
       const r = this.skipRefineAt[s];
-      if (r !== undefined) skip = this.skipRefine.at(r).forward(skip);
+      if (r !== undefined) {
+        skip = this.skipRefine.at(r).forward(skip);
+        this.recordFrom(this.skipRefine.at(r), s);
+      }
       const g = this.gatesAt[s];
       if (g !== undefined) {
         const gate = this.gates.at(g);
@@ -175,5 +191,9 @@ export class EncoderDecoderNet extends SegNetBase {
     }
     this.record('logits', outs[0]);
     return this.finish(outs);
+  }
+
+  private recordFrom(m: unknown, stage: number): void {
+    if (explains(m)) for (const [name, t] of m.explain(stage)) this.record(name, t);
   }
 }

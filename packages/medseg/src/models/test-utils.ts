@@ -38,7 +38,9 @@ export function smallConfig(architecture: string, dims: 2 | 3, over: Partial<Net
 export function expectedHeadShapes(c: NetworkConfig, batch: number, spatial: number[]): number[][] {
   const cum = cumulativeStrides(c.strides);
   const heads = c.deepSupervision ? c.features.length - 1 : 1;
-  return Array.from({ length: heads }, (_, s) => [batch, c.numClasses, ...spatial.map((v, i) => v / cum[s]![i]!)]);
+  // UNet++ supervises its nested top-row nodes, all at full resolution.
+  const nested = c.architecture === 'unet++';
+  return Array.from({ length: heads }, (_, s) => [batch, c.numClasses, ...spatial.map((v, i) => (nested ? v : v / cum[s]![i]!))]);
 }
 
 /**
