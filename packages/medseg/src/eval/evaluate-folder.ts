@@ -138,7 +138,7 @@ export async function listCases(dir: string, pattern?: PairingPattern, what = 'f
     entries = await readdir(dir, { withFileTypes: true });
   } catch (e) {
     const err = fsError(e, dir);
-    if (err.code === 'NOT_FOUND') throw new MedsegIoError('NOT_FOUND', `${what} folder does not exist: check the path`, dir);
+    if (err.code === 'NOT_FOUND') throw new MedsegIoError('NOT_FOUND', `${what} folder does not exist`, dir);
     if ((e as { code?: string }).code === 'ENOTDIR') throw new MedsegIoError('UNSUPPORTED', `${what} must be a folder of image files, not a file`, dir);
     throw err;
   }
