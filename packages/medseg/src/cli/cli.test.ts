@@ -1,0 +1,147 @@
+/**
+ * The medseg CLI as a user runs it: a child process per command, checking
+ * exit codes, that --json gives exactly one JSON object on stdout, that
+ * errors are readable (no stack trace), and the files evaluate/report write.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { readVolume, writeVolume } from '../io/read.ts';
+import { dataPath, repoRoot } from '../testing/data.ts';
+import { parseCsv } from './csv.ts';
+
+const MAIN = 'packages/medseg/src/cli/main.ts';
+
+function medseg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, MEDSEG_DEBUG: '' },
+    timeout: 120_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const STACK = /\n\s+at .+:\d+:\d+/;
+
+function assertReadableFailure(r: ReturnType<typeof medseg>, code: number, pattern: RegExp): void {
+  assert.equal(r.status, code, `exit code; stderr: ${r.stderr}`);
+  assert.match(r.stderr, pattern);
+  assert.doesNotMatch(r.stderr, STACK, 'no stack trace without MEDSEG_DEBUG');
+  assert.doesNotMatch(r.stderr, /UnhandledPromiseRejection|node:internal/);
+}
+
+describe('medseg CLI', () => {
+  let tmp: string;
+  const drive = dataPath('drive', 'testing');
+  before(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'medseg-cli-'));
+  });
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  test('--help lists the commands; usage errors use commander exit codes', () => {
+    const help = medseg('--help');
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /evaluate/);
+    assert.match(help.stdout, /report/);
+    assert.equal(medseg('evaluate', '--help').status, 0);
+    assertReadableFailure(medseg('evaluate'), 1, /missing required argument/);
+    assertReadableFailure(medseg('evaluate', 'a', 'b', '--tau', 'x'), 1, /--tau/);
+    assertReadableFailure(medseg('no-such-command'), 1, /unknown command/);
+  });
+
+  test('evaluate DRIVE 2nd vs 1st observer --json: metrics.csv, summary.json, one JSON object on stdout', () => {
+    const out = join(tmp, 'eval-fov');
+    const r = medseg('evaluate', join(drive, '2nd_manual'), join(drive, '1st_manual'), '--region-masks', join(drive, 'mask'),
+      '--pattern', '^(\\d+)_', '--binarize', '--tau', '2', '--model', 'observer 2', '--out', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const res = JSON.parse(r.stdout) as { ok: boolean; nCases: number; labels: number[]; metricsCsv: string; summaryJson: string };
+    assert.equal(res.ok, true);
+    assert.equal(res.nCases, 20);
+    assert.deepEqual(res.labels, [1]);
+    assert.ok(existsSync(res.metricsCsv) && existsSync(res.summaryJson), 'output files');
+
+    const [header, ...rows] = parseCsv(readFileSync(join(out, 'metrics.csv'), 'utf8'));
+    assert.equal(rows.length, 20);
+    const col = (name: string) => header!.indexOf(name);
+    const row01 = rows.find((x) => x[col('case')] === '01')!;
+    assert.equal(row01[col('tau')], '2');
+    // Dice of case 01 inside the FOV, by NumPy from the GIFs
+    const py = spawnSync('/usr/bin/python3', ['-c', `
+import numpy as np; from PIL import Image
+d = '${drive}'
+a = np.array(Image.open(d + '/2nd_manual/01_manual2.gif')) != 0
+b = np.array(Image.open(d + '/1st_manual/01_manual1.gif')) != 0
+m = np.array(Image.open(d + '/mask/01_test_mask.gif')) != 0
+a &= m; b &= m
+print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`], { encoding: 'utf8' });
+    assert.equal(py.status, 0, py.stderr);
+    assert.ok(Math.abs(Number(row01[col('dice')]) - Number(py.stdout)) < 1e-12, `${row01[col('dice')]} vs ${py.stdout}`);
+
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { schema: string; model: string; summary: { metric: string; mean: number }[]; rows: unknown[] };
+    assert.equal(summary.schema, 'medseg.evaluation/1');
+    assert.equal(summary.model, 'observer 2');
+    assert.equal(summary.rows.length, 20);
+    const csvMean = rows.reduce((s, x) => s + Number(x[col('dice')]), 0) / rows.length;
+    assert.ok(Math.abs(summary.summary.find((s) => s.metric === 'dice')!.mean - csvMean) < 1e-12, 'summary mean = mean of the CSV');
+  });
+
+  test('report: HTML with the summary table and a paired test of two models', () => {
+    const second = join(tmp, 'eval-nofov');
+    const e2 = medseg('evaluate', join(drive, '2nd_manual'), join(drive, '1st_manual'), '--pattern', '^(\\d+)_', '--binarize', '--tau', '2', '--out', second);
+    assert.equal(e2.status, 0, e2.stderr);
+    assert.match(e2.stdout, /dice/);
+    const sg = join(tmp, 'groups.csv');
+    writeFileSync(sg, 'case,site\n01,"North, 3T"\n02,South\n03,"North, 3T"\n04,South\n');
+    const html = join(tmp, 'out', 'report.html');
+    const r = medseg('report', join(tmp, 'eval-fov', 'summary.json'), second, '--names', 'Observer 2 (FOV),Observer 2 (whole image)', '--subgroups', sg, '--out', html, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as { models: string[] }).models, ['Observer 2 (FOV)', 'Observer 2 (whole image)']);
+    const page = readFileSync(html, 'utf8');
+    assert.match(page, /<table/);
+    assert.ok(page.includes('Observer 2 (FOV)') && page.includes('Observer 2 (whole image)'), 'model names');
+    const mean = (JSON.parse(readFileSync(join(second, 'summary.json'), 'utf8')) as { summary: { metric: string; mean: number }[] }).summary.find((s) => s.metric === 'dice')!.mean;
+    assert.ok(page.includes(mean.toFixed(3)), `Dice mean ${mean.toFixed(3)} in the table`);
+    assert.match(page, /Wilcoxon/);
+    assert.ok(page.includes('North, 3T'), 'subgroup from the CSV');
+
+    assertReadableFailure(medseg('report', sg, '--out', join(tmp, 'x.html')), 2, /not valid JSON/);
+    writeFileSync(join(tmp, 'other.json'), '{"a": 1}');
+    assertReadableFailure(medseg('report', join(tmp, 'other.json'), '--out', join(tmp, 'x.html')), 2, /medseg evaluate/);
+    assertReadableFailure(medseg('report', second, second, '--out', join(tmp, 'x.html')), 1, /--names/);
+  });
+
+  test('bad input: missing folder, corrupt file, mismatched geometry -> exit 2 with a readable message', async () => {
+    const missing = join(tmp, 'no-such-folder');
+    const r = medseg('evaluate', missing, join(drive, '1st_manual'), '--json');
+    assertReadableFailure(r, 2, new RegExp(`${missing}.*does not exist`));
+    const err = JSON.parse(r.stdout) as { ok: boolean; error: { code: string; path: string } };
+    assert.equal(err.ok, false);
+    assert.equal(err.error.code, 'NOT_FOUND');
+    assert.equal(err.error.path, missing);
+
+    const refs = join(tmp, 'refs');
+    const preds = join(tmp, 'preds');
+    mkdirSync(refs);
+    mkdirSync(preds);
+    const v = await readVolume(dataPath('msd-hippocampus', 'labels', 'hippocampus_001.nii.gz'));
+    await writeVolume(join(refs, 'case1.nii.gz'), v);
+    writeFileSync(join(preds, 'case1.nii.gz'), Buffer.from('this is not a NIfTI file at all, just text'));
+    assertReadableFailure(medseg('evaluate', preds, refs, '--out', join(tmp, 'o1')), 2, /preds\/case1\.nii\.gz/);
+
+    await writeVolume(join(preds, 'case1.nii.gz'), { ...v, spacing: [v.spacing[0] * 1.5, v.spacing[1], v.spacing[2]] });
+    const g = medseg('evaluate', preds, refs, '--out', join(tmp, 'o2'));
+    assertReadableFailure(g, 2, /spacing/);
+    assert.ok(g.stderr.includes(join(preds, 'case1.nii.gz')) && g.stderr.includes(join(refs, 'case1.nii.gz')), g.stderr);
+  });
+
+  test('the package bin starts the CLI through tsx', () => {
+    const r = spawnSync(process.execPath, [join(repoRoot, 'packages/medseg/bin/medseg.mjs'), '--version'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'packages/medseg/package.json'), 'utf8')) as { version: string };
+    assert.equal(r.stdout.trim(), pkg.version);
+  });
+});
