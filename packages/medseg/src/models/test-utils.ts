@@ -152,7 +152,7 @@ export function diceCe(logits: Tensor, label: Tensor, numClasses: number): Tenso
 
 /**
  * Trains on one (image, label) pair with Adam until the mean foreground Dice
- * of the full-resolution output exceeds `target` (checked every 10 steps in
+ * (every class) of the full-resolution output exceeds `target` (checked every 10 steps in
  * eval mode) or `maxSteps` pass. Returns the last Dice scores and steps used.
  */
 export function overfit(net: SegmentationNetwork, image: Tensor, label: Tensor, o: { maxSteps: number; lr?: number; target?: number }): { dice: number[]; steps: number } {
@@ -179,7 +179,7 @@ export function overfit(net: SegmentationNetwork, image: Tensor, label: Tensor, 
     if (step % 10 === 0 || step === o.maxSteps) {
       net.eval();
       dice = torch.tidy(() => diceScores(torch.noGrad(() => net.forward(image)) as Tensor, label, k));
-      if (dice.reduce((a, b) => a + b, 0) / dice.length > (o.target ?? 0.95)) break;
+      if (Math.min(...dice) > (o.target ?? 0.95)) break;
     }
   }
   opt.dispose();
