@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { writeModelCard } from '../eval/modelcard.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
 import { dataPath, repoRoot } from '../testing/data.ts';
 import { parseCsv } from './csv.ts';
@@ -96,8 +97,16 @@ print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`], { encoding: 'utf8' });
     assert.match(e2.stdout, /dice/);
     const sg = join(tmp, 'groups.csv');
     writeFileSync(sg, 'case,site\n01,"North, 3T"\n02,South\n03,"North, 3T"\n04,South\n');
+    const cardDir = join(tmp, 'cards', 'fov');
+    writeModelCard(cardDir, {
+      modelName: 'Observer 2 (FOV)',
+      architecture: 'human second reader',
+      architectureType: 'Human',
+      data: { dataset: 'DRIVE test', cases: 20, modality: 'fundus photography' },
+      validation: [{ model: 'Observer 2 (FOV)', case: '01', label: 1, dice: 0.8 }],
+    });
     const html = join(tmp, 'out', 'report.html');
-    const r = medseg('report', join(tmp, 'eval-fov', 'summary.json'), second, '--names', 'Observer 2 (FOV),Observer 2 (whole image)', '--subgroups', sg, '--out', html, '--json');
+    const r = medseg('report', join(tmp, 'eval-fov', 'summary.json'), second, '--names', 'Observer 2 (FOV),Observer 2 (whole image)', '--subgroups', sg, '--cards', cardDir, '--out', html, '--json');
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual((JSON.parse(r.stdout) as { models: string[] }).models, ['Observer 2 (FOV)', 'Observer 2 (whole image)']);
     const page = readFileSync(html, 'utf8');
@@ -107,6 +116,8 @@ print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`], { encoding: 'utf8' });
     assert.ok(page.includes(mean.toFixed(3)), `Dice mean ${mean.toFixed(3)} in the table`);
     assert.match(page, /Wilcoxon/);
     assert.ok(page.includes('North, 3T'), 'subgroup from the CSV');
+    assert.ok(page.includes('href="../cards/fov/model-card.md"'), 'model card linked relative to the report');
+    assert.ok(page.includes('Human'), 'architecture type from the card');
 
     assertReadableFailure(medseg('report', sg, '--out', join(tmp, 'x.html')), 2, /not valid JSON/);
     writeFileSync(join(tmp, 'other.json'), '{"a": 1}');

@@ -28,6 +28,7 @@ interface RefRow {
   sensitivity: number | string;
   specificity: number | string;
   hd95: number | string;
+  auc?: number | string;
 }
 
 function pythonReference(job: unknown): RefRow[] {
@@ -53,6 +54,7 @@ function compare(ev: FolderEvaluation, ref: RefRow[]): void {
     assert.ok(row, `no row for case ${e.case} label ${e.label}`);
     for (const m of ['dice', 'sensitivity', 'specificity'] as const) assertClose(metricValue(row, m), num(e[m]), 1e-9, `${e.case}/${e.label} ${m}`);
     assertClose(metricValue(row, 'hd95'), num(e.hd95), 1e-6, `${e.case}/${e.label} hd95`);
+    if (e.auc !== undefined) assertClose(metricValue(row, 'auc'), num(e.auc), 1e-9, `${e.case}/${e.label} auc`);
   }
   // the summary's mean is the mean of the finite per-case values
   for (const label of ev.labels) {
@@ -133,6 +135,34 @@ describe('MSD hippocampus vs shifted copies (NIfTI, anisotropic spacing)', () =>
     compare(ev, pythonReference({ pairs, labels: [1, 2], binarize: false }));
     const hd = ev.summary.find((s) => s.metric === 'hd95' && s.label === 2)!;
     assert.equal(hd.nPosInf, 2); // the missed label and the missing case are counted, not averaged
+  });
+
+  test('probability maps pair by case id and give AUC per label (channel c = label c)', async () => {
+    const dir = join(tmp, 'probs');
+    mkdirSync(dir, { recursive: true });
+    for (const id of [ids[0]!, ids[1]!]) {
+      const p = await readVolume(join(tmp, 'preds', `${id}.nii.gz`));
+      const n = p.data.length;
+      const probs = new Float32Array(3 * n);
+      // confident where the (shifted) prediction says so, with a smooth ramp along x so scores are not all tied
+      for (let i = 0; i < n; i++) {
+        const x = i % p.size[0];
+        for (let c = 0; c < 3; c++) probs[c * n + i] = (p.data[i] === c ? 0.7 : 0.15) + 0.001 * x * (c === 1 ? 1 : -1);
+      }
+      await writeVolume(join(dir, `${id}_probs.nii.gz`), { ...p, channels: 3, data: probs });
+    }
+    const pairing = { probabilities: /^(hippocampus_\d+)_probs/ };
+    const refs = join(tmp, 'refs2');
+    mkdirSync(refs, { recursive: true });
+    for (const id of [ids[0]!, ids[1]!]) await writeVolume(join(refs, `${id}.nii.gz`), await readVolume(join(tmp, 'refs', `${id}_0000.nii.gz`)));
+    const ev = await evaluateFolder({ predictions: join(tmp, 'preds'), references: refs, probabilities: dir, pairing, labels: [1, 2], distances: false });
+    assert.deepEqual(ev.cases.map((c) => c.probabilities), [join(dir, `${ids[0]}_probs.nii.gz`), join(dir, `${ids[1]}_probs.nii.gz`)]);
+    const pairs = ev.cases.map((c) => ({ case: c.case, pred: c.prediction, ref: c.reference, region: null, probs: c.probabilities }));
+    const ref = pythonReference({ pairs, labels: [1, 2], binarize: false });
+    assert.ok(ref.every((r) => typeof r.auc === 'number' && r.auc > 0.5), 'reference AUCs computed');
+    for (const r of ref) r.hd95 = 'NaN'; // distances: false
+    compare(ev, ref);
+    assert.ok(ev.evaluations.every((e) => e.classes.every((c) => c.reliability && Number.isFinite(c.ece))), 'calibration per class');
   });
 
   test('mismatched geometry is a BAD_GEOMETRY error naming both files', async () => {

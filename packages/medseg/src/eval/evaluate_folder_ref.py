@@ -2,7 +2,8 @@
 
 stdin: JSON {pairs: [{case, pred (path or null), ref, region (path or null)}],
              labels, binarize, tau}
-stdout: JSON list of {case, label, dice, sensitivity, specificity, hd95}
+stdout: JSON list of {case, label, dice, sensitivity, specificity, hd95, auc?}
+        (auc when the pair has `probs`: a NIfTI whose channel c scores label c)
         (NaN / Infinity as the strings "NaN" / "Infinity").
 A missing prediction is an all-zero prediction. Surfaces: mask ^ binary_erosion
 (full connectivity 1, border = background), distances by distance_transform_edt
@@ -15,6 +16,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 from scipy.ndimage import binary_erosion, distance_transform_edt
+from scipy.stats import rankdata
 
 
 def load(path):
@@ -43,6 +45,14 @@ def hd95(p, r, sampling):
     return max(np.percentile(directed(ep, er, sampling), 95), np.percentile(directed(er, ep, sampling), 95))
 
 
+def auc(scores, target):
+    pos = int(target.sum()); neg = target.size - pos
+    if pos == 0 or neg == 0:
+        return float('nan')
+    ranks = rankdata(scores)  # ties share the average rank (Mann-Whitney)
+    return float((ranks[target].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
 def ratio(a, b):
     return float(a) / float(b) if b else float('nan')
 
@@ -54,6 +64,7 @@ def main():
         ref, sampling = load(pair['ref'])
         pred = load(pair['pred'])[0] if pair['pred'] else np.zeros_like(ref)
         region = load(pair['region'])[0] != 0 if pair['region'] else np.ones(ref.shape, bool)
+        probs = np.asanyarray(nib.load(pair['probs']).dataobj) if pair.get('probs') else None  # (x, y, z, channel)
         if job['binarize']:
             ref, pred = (ref != 0).astype(np.uint8), (pred != 0).astype(np.uint8)
         for label in job['labels']:
@@ -61,7 +72,11 @@ def main():
             r = (ref == label) & region
             tp = int((p & r).sum()); fp = int((p & ~r).sum()); fn = int((~p & r).sum())
             tn = int((~p & ~r & region).sum())
+            row = {}
+            if probs is not None:
+                row['auc'] = auc(probs[..., label][region], (ref == label)[region])
             out.append({
+                **row,
                 'case': pair['case'], 'label': label,
                 'dice': ratio(2 * tp, 2 * tp + fp + fn),
                 'sensitivity': ratio(tp, tp + fn),
