@@ -47,9 +47,12 @@ export function createProgram(): Command {
   return program;
 }
 
-function isMissingModule(err: unknown, name: string): boolean {
-  const e = err as { code?: string; message?: string; url?: string };
-  return (e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && String(e.url ?? e.message).includes(`commands/${name}.ts`);
+/** Whether `err` says commands/<name>.ts itself is absent (not a module it imports). */
+export function isMissingModule(err: unknown, name: string): boolean {
+  const e = err as { code?: string; message?: string; url?: string } | null;
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'MODULE_NOT_FOUND') return false;
+  const missing = e.url ?? /Cannot find module '([^']+)'/.exec(String(e.message))?.[1] ?? '';
+  return missing.replace(/\\/g, '/').endsWith(`/commands/${name}.ts`);
 }
 
 /** Register every command of `names` that exists (see the module comment). */

@@ -40,7 +40,7 @@ export interface EvaluationSummaryFile {
 }
 
 interface EvaluateCliOptions {
-  labels?: number[];
+  labels?: number[] | 'auto';
   regionMasks?: string;
   probabilities?: string;
   tau: number;
@@ -109,7 +109,7 @@ export function register(program: Command): void {
     .description('score predicted label maps against references (Dice, IoU, HD95, ASSD, surface Dice, ...) with bootstrap CIs')
     .argument('<predictions>', 'folder of predicted label maps (.nii.gz, .nrrd, .png, ...)')
     .argument('<references>', 'folder of reference label maps, paired by case id (file name without extension; nnU-Net "_0000" tolerated)')
-    .option('--labels <list>', 'labels to score, e.g. 1,2 (default: every non-zero value found)', parseNumberList)
+    .option('--labels <list>', 'labels to score, e.g. 1,2, or "auto": every non-zero value found (default)', (v: string) => (v.trim() === 'auto' ? 'auto' : parseNumberList(v)))
     .option('--region-masks <dir>', 'folder of region masks (non-zero = inside, e.g. a field of view): metrics only inside')
     .option('--probabilities <dir>', 'folder of probability maps (channel c = label c) for AUC and calibration')
     .option('--tau <mm>', 'surface Dice tolerance in mm', parseNonNegative, 1)
