@@ -6,7 +6,7 @@ import { empty, zeros } from '../creation.ts';
 import * as F from '../functional.ts';
 import { tidy } from '../scope.ts';
 import type { Tensor } from '../tensor.ts';
-import { xavierUniform_ } from './init.ts';
+import { xavierUniform_, zeros_ } from './init.ts';
 import { Linear } from './layers.ts';
 import { Module } from './module.ts';
 
@@ -27,7 +27,7 @@ export class MultiheadAttention extends Module {
     xavierUniform_(this.inProjWeight);
     this.inProjBias = this.param('in_proj_bias', options.bias === false ? null : zeros([3 * embedDim]));
     this.outProj = this.module('out_proj', new Linear(embedDim, embedDim, options.bias !== false));
-    if (this.outProj.bias) this.outProj.bias.zero_();
+    if (this.outProj.bias) zeros_(this.outProj.bias);
   }
 
   /**
