@@ -214,7 +214,13 @@ export class Tensor {
     return callT('aten::contiguous', [this]);
   }
   isContiguous(): boolean {
-    return call('aten::is_contiguous', [this]) as boolean;
+    // is_contiguous is a Tensor method, not a dispatcher op, in libtorch 1.13.
+    // aten::contiguous returns its very input when it already is contiguous
+    // (call() then hands back this same object), else a copy we drop.
+    const c = this.contiguous();
+    if (c === this) return true;
+    c.dispose();
+    return false;
   }
 
   // ---- shape and views -------------------------------------------------------------
