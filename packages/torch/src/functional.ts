@@ -31,7 +31,8 @@ export function convTranspose(
   o: ConvOptions & { outputPadding?: IntOrList } = {},
 ): Tensor {
   const d = spatialDims(x, 'convTranspose');
-  return callT(`aten::conv_transpose${d}d.input`, [x, weight, bias, o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1]);
+  // libtorch 1.13 names the 1D op without the '.input' overload the 2D/3D ones carry.
+  return callT(d === 1 ? 'aten::conv_transpose1d' : `aten::conv_transpose${d}d.input`, [x, weight, bias, o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1]);
 }
 
 export interface PoolOptions {
