@@ -21,6 +21,8 @@ export interface NativeTensor {
   readonly device: string;
   readonly disposed: boolean;
   dispose(): void;
+  /** Reports the tensor's storage bytes to V8 as external memory (once). */
+  reportMemory(): void;
 }
 
 /** Opaque seeded generator handle. */
@@ -37,6 +39,8 @@ export interface NativeBinding {
   toBuffer(t: NativeTensor): ArrayBuffer;
   sharedBuffer(t: NativeTensor): ArrayBuffer;
   liveTensors(): number;
+  /** V8's total of external memory reported by addons, in bytes. */
+  externalMemory(): number;
   backward(t: NativeTensor, grad: NativeTensor | null, retainGraph: boolean, createGraph: boolean): void;
   getGrad(t: NativeTensor): NativeTensor | null;
   setGrad(t: NativeTensor, g: NativeTensor | null): void;

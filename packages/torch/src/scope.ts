@@ -13,6 +13,8 @@ export interface Disposable {
 
 interface Tracked extends Disposable {
   kept: boolean;
+  /** Called when no scope owns the object (made outside tidy, kept, or returned from the outermost tidy). */
+  unscoped?(): void;
 }
 
 const stack: Set<Tracked>[] = [];
@@ -20,12 +22,14 @@ const stack: Set<Tracked>[] = [];
 export function track<T extends Tracked>(t: T): T {
   const top = stack[stack.length - 1];
   if (top) top.add(t);
+  else t.unscoped?.();
   return t;
 }
 
 export function keep<T extends Disposable>(t: T): T {
   (t as unknown as Tracked).kept = true;
   for (const s of stack) s.delete(t as unknown as Tracked);
+  (t as unknown as Tracked).unscoped?.();
   return t;
 }
 
@@ -74,8 +78,10 @@ export function tidy<T>(fn: () => T): T {
   collect(result, returned);
   const parent = stack[stack.length - 1];
   for (const t of scope) {
-    if (returned.has(t)) parent?.add(t);
-    else if (!t.kept) t.dispose();
+    if (returned.has(t)) {
+      if (parent) parent.add(t);
+      else t.unscoped?.();
+    } else if (!t.kept) t.dispose();
   }
   return result;
 }

@@ -104,6 +104,13 @@ export class Tensor {
   dispose(): void {
     this.handle.dispose();
   }
+  /**
+   * Scopes free what they own deterministically; a tensor outside every scope
+   * may be forgotten, so V8 is told about its native memory to collect it sooner.
+   */
+  unscoped(): void {
+    this.handle.reportMemory();
+  }
   [Symbol.dispose](): void {
     this.handle.dispose();
   }

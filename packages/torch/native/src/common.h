@@ -33,6 +33,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
  private:
   void Release(Napi::Env env);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value ReportMemory(const Napi::CallbackInfo& info);
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);
   Napi::Value Shape(const Napi::CallbackInfo& info);
   Napi::Value Dtype(const Napi::CallbackInfo& info);

@@ -12,6 +12,7 @@ Napi::Function TensorHandle::Init(Napi::Env env) {
       env, "NativeTensor",
       {
           InstanceMethod("dispose", &TensorHandle::Dispose),
+          InstanceMethod("reportMemory", &TensorHandle::ReportMemory),
           InstanceAccessor("disposed", &TensorHandle::IsDisposed, nullptr),
           InstanceAccessor("shape", &TensorHandle::Shape, nullptr),
           InstanceAccessor("dtypeCode", &TensorHandle::Dtype, nullptr),
@@ -49,12 +50,21 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
   }
   tensor = *info[0].As<Napi::External<at::Tensor>>().Data();
   live_++;
-  if (tensor.has_storage()) {
-    // Views share storage, so this over-counts; it only tells V8 that native
-    // memory is held so that forgotten handles are collected sooner.
+}
+
+// Tells V8 how much native memory this handle holds, so that a forgotten
+// handle gets collected sooner. Called from JS only for tensors no tidy()
+// scope owns: reporting every tensor made V8 run a mark-compact every few
+// hundred MB of short-lived activations (~6 per U-Net training step), all
+// pointless because scopes free those deterministically, and its concurrent
+// marker competed with libtorch's worker threads for the cores.
+Napi::Value TensorHandle::ReportMemory(const Napi::CallbackInfo& info) {
+  if (!released_ && reported_bytes_ == 0 && tensor.has_storage()) {
+    // Views share storage, so this over-counts; it is only a pressure signal.
     reported_bytes_ = static_cast<int64_t>(tensor.storage().nbytes());
     Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_bytes_);
   }
+  return info.Env().Undefined();
 }
 
 void TensorHandle::Release(Napi::Env env) {
@@ -196,6 +206,11 @@ void InitTensorIO(Napi::Env env, Napi::Object exports) {
   exports.Set("sharedBuffer", Napi::Function::New(env, SharedBuffer));
   exports.Set("liveTensors", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), static_cast<double>(TensorHandle::LiveCount()));
+  }));
+  // V8's running total of external memory (what reportMemory told it, plus
+  // what other addons did); process.memoryUsage().external does not show it.
+  exports.Set("externalMemory", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(info.Env(), 0)));
   }));
 }
 
