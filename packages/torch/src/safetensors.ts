@@ -80,7 +80,7 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
       const { dtype, shape, data_offsets } = (info ?? {}) as { dtype?: string; shape?: unknown; data_offsets?: unknown };
       const dt = FROM_ST.get(String(dtype));
       if (!dt) fail(`tensor '${name}' has unsupported dtype ${dtype}`);
-      if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && s >= 0)) fail(`tensor '${name}' has an invalid shape`);
+      if (!Array.isArray(shape) || !shape.every((s) => Number.isSafeInteger(s) && s >= 0)) fail(`tensor '${name}' has an invalid shape`);
       if (!Array.isArray(data_offsets) || data_offsets.length !== 2) fail(`tensor '${name}' has invalid data_offsets`);
       const [b, e] = data_offsets as [number, number];
       const numel = (shape as number[]).reduce((a, s) => a * s, 1);
@@ -95,7 +95,9 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     for (let i = 1; i < ranges.length; i++) if (ranges[i]![0] < ranges[i - 1]![1]) fail('tensor data ranges overlap');
   } catch (err) {
     for (const t of tensors.values()) t.dispose();
-    throw err;
+    if (err instanceof SafetensorsError) throw err;
+    // libtorch's own refusals (e.g. a zero-element shape whose size overflows) are bad files too.
+    throw new SafetensorsError(`${source}: ${(err as Error).message}`);
   }
   return { tensors, metadata };
 }
