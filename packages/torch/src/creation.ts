@@ -1,9 +1,11 @@
 /** Tensor factories and functions of several tensors (cat, stack, where). */
 import { native } from './native.ts';
+import { checkDevice } from './runtime.ts';
 import { DTYPE_CODE, dtypeOfArray, type AnyTypedArray, type DType } from './dtype.ts';
 import { Tensor, call, callT, type FactoryOptions } from './tensor.ts';
 
 function opts(o: FactoryOptions | undefined, fallback?: DType): [number | null, null, string | null, null] {
+  if (o?.device) checkDevice(o.device);
   const dtype = o?.dtype ?? fallback;
   return [dtype === undefined ? null : DTYPE_CODE[dtype], null, o?.device ?? null, null];
 }
@@ -26,14 +28,20 @@ function checkShape(shape: number[]): number[] {
  */
 export function tensor(data: AnyTypedArray | number[], shape?: number[], o?: FactoryOptions): Tensor {
   const s = checkShape(shape ?? [data.length]);
-  let arr: AnyTypedArray;
   if (Array.isArray(data)) {
     const d = o?.dtype ?? 'float32';
-    arr = d === 'float64' ? Float64Array.from(data) : d === 'int64' ? BigInt64Array.from(data, (v) => BigInt(v)) : d === 'int32' ? Int32Array.from(data) : d === 'uint8' || d === 'bool' ? Uint8Array.from(data) : Float32Array.from(data);
-    const t = new Tensor(native.fromBuffer(arr, s, DTYPE_CODE[d]));
-    return finish(t, o);
+    const typed =
+      d === 'float64' ? Float64Array.from(data)
+      : d === 'int64' ? BigInt64Array.from(data, (v) => BigInt(v))
+      : d === 'int32' ? Int32Array.from(data)
+      : d === 'int16' ? Int16Array.from(data)
+      : d === 'int8' ? Int8Array.from(data)
+      : d === 'uint8' || d === 'bool' ? Uint8Array.from(data)
+      : Float32Array.from(data);
+    // The typed-array path casts (bool, float16) and honours the device.
+    return tensor(typed, s, { ...o, dtype: d });
   }
-  arr = data;
+  const arr: AnyTypedArray = data;
   const own = dtypeOfArray(arr);
   let t = new Tensor(native.fromBuffer(arr, s, DTYPE_CODE[own]));
   if (o?.dtype && o.dtype !== own) {

@@ -5,6 +5,7 @@
  */
 import { native, type NativeGenerator, type NativeTensor } from './native.ts';
 import { callNative } from './ops.ts';
+import { checkDevice } from './runtime.ts';
 import { keep, track } from './scope.ts';
 import { DTYPE_CODE, dtypeFromCode, typedArrayFrom, type AnyTypedArray, type DType } from './dtype.ts';
 
@@ -203,6 +204,7 @@ export class Tensor {
     return callT('aten::to.dtype', [this, DTYPE_CODE[dtype], false, false]);
   }
   toDevice(device: string): Tensor {
+    checkDevice(device);
     return callT('aten::to.device', [this, device, this.handle.dtypeCode, false, false]);
   }
   float(): Tensor {

@@ -124,9 +124,17 @@ c10::IValue ToIValue(Napi::Env env, Napi::Value v, const c10::TypePtr& type, con
     case c10::TypeKind::StringType:
       if (!v.IsString()) throw Napi::TypeError::New(env, what + ": expected a string");
       return v.As<Napi::String>().Utf8Value();
-    case c10::TypeKind::DeviceObjType:
+    case c10::TypeKind::DeviceObjType: {
       if (!v.IsString()) throw Napi::TypeError::New(env, what + ": expected a device string such as 'cpu'");
-      return c10::Device(v.As<Napi::String>().Utf8Value());
+      std::string dev = v.As<Napi::String>().Utf8Value();
+      // c10::Device throws c10::Error on a bad string; uncaught here it would
+      // abort the process, so it becomes a JS TypeError.
+      try {
+        return c10::Device(dev);
+      } catch (const c10::Error&) {
+        throw Napi::TypeError::New(env, what + ": invalid device '" + dev + "': use 'cpu' or 'cuda[:N]'");
+      }
+    }
     case c10::TypeKind::GeneratorType:
       if (!v.IsExternal()) throw Napi::TypeError::New(env, what + ": expected a Generator");
       return *v.As<Napi::External<at::Generator>>().Data();
