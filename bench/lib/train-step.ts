@@ -1,0 +1,156 @@
+/**
+ * One U-Net training step (zero grad, forward, cross-entropy, backward, AdamW
+ * step, loss.item()) timed in medseg and in PyTorch in the same run, rounds
+ * alternating between the two, then optionally one step in tfjs' pure-JS CPU
+ * backend. Shared by bench/train-step.ts (2D) and bench/train-step-3d.ts (3D).
+ *
+ * Flags: --rounds N (4) --steps K (3 per round and side) --warmup W (2)
+ *        --threads T (the engine's count) --no-tfjs --tfjs-steps S (1)
+ */
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import * as torch from '../../packages/torch/src/index.ts';
+import { PythonPeer } from './peer.ts';
+import { blasLibrary, writeResult } from './report.ts';
+import { median, round, timeRepeated } from './stats.ts';
+import { BenchUNet, unetForwardMacs } from './unet.ts';
+
+export interface TrainStepConfig {
+  name: string;
+  dims: 2 | 3;
+  channels: number[];
+  /** [N, C, ...spatial] */
+  input: number[];
+}
+
+export interface Flags {
+  rounds: number;
+  steps: number;
+  warmup: number;
+  threads: number;
+  tfjs: boolean;
+  tfjsSteps: number;
+}
+
+export function parseFlags(args: string[]): Flags {
+  const f: Flags = { rounds: 4, steps: 3, warmup: 2, threads: torch.getNumThreads(), tfjs: true, tfjsSteps: 1 };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const num = (): number => {
+      const v = Number(args[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error(`${a} needs a non-negative integer, got '${args[i]}'`);
+      return v;
+    };
+    if (a === '--no-tfjs') f.tfjs = false;
+    else if (a === '--rounds') f.rounds = num();
+    else if (a === '--steps') f.steps = num();
+    else if (a === '--warmup') f.warmup = num();
+    else if (a === '--threads') f.threads = num();
+    else if (a === '--tfjs-steps') f.tfjsSteps = num();
+    else throw new Error(`unknown flag '${a}': use --rounds N --steps K --warmup W --threads T --no-tfjs --tfjs-steps S`);
+  }
+  if (f.threads < 1) throw new Error('--threads must be >= 1');
+  return f;
+}
+
+export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promise<void> {
+  const flags = parseFlags(args);
+  const loadBefore = loadavg().map((x) => round(x));
+  torch.setNumThreads(flags.threads);
+  torch.manualSeed(0);
+
+  const model = new BenchUNet(cfg.dims, cfg.channels, cfg.input[1]).train();
+  const opt = new torch.optim.AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.01 });
+  const x = torch.randn(cfg.input).keep();
+  const y = torch.randint(0, 2, [cfg.input[0]!, ...cfg.input.slice(2)], { dtype: 'int64' }).keep();
+  const step = (): number =>
+    torch.tidy(() => {
+      opt.zeroGrad();
+      const loss = torch.F.crossEntropy(model.forward(x), y);
+      loss.backward();
+      opt.step();
+      return loss.item();
+    });
+
+  const { peer, ready } = await PythonPeer.start(
+    'train_step.py',
+    ['--dims', String(cfg.dims), '--channels', cfg.channels.join(','), '--input', cfg.input.join(','), '--threads', String(flags.threads)],
+    { OPENBLAS_NUM_THREADS: '1' },
+  );
+  const params = model.numParameters();
+  const paramTensors = model.parameters().length;
+  if (ready.params !== params || ready.param_tensors !== paramTensors) {
+    await peer.close();
+    throw new Error(`networks differ: medseg ${params} parameters in ${paramTensors} tensors, PyTorch ${ready.params} in ${ready.param_tensors}`);
+  }
+
+  const medsegMs: number[] = [];
+  const pytorchMs: number[] = [];
+  try {
+    timeRepeated(step, 0, flags.warmup);
+    await peer.request({ cmd: 'steps', n: flags.warmup });
+    const live0 = torch.liveTensors();
+    for (let r = 0; r < flags.rounds; r++) {
+      // Alternate who goes first so a drift in machine load hits both sides.
+      const ours = () => medsegMs.push(...timeRepeated(step, flags.steps));
+      const theirs = async () => pytorchMs.push(...(await peer.request<{ ms: number[] }>({ cmd: 'steps', n: flags.steps })).ms);
+      if (r % 2 === 0) {
+        ours();
+        await theirs();
+      } else {
+        await theirs();
+        ours();
+      }
+      console.log(`round ${r + 1}/${flags.rounds}: medseg ${medsegMs.slice(-flags.steps).map((v) => v.toFixed(0)).join(' ')} ms, pytorch ${pytorchMs.slice(-flags.steps).map((v) => v.toFixed(0)).join(' ')} ms`);
+    }
+    const leaked = torch.liveTensors() - live0;
+    if (leaked !== 0) console.warn(`warning: ${leaked} native tensors more than before the timed steps`);
+  } finally {
+    await peer.close();
+  }
+  const medsegMedian = median(medsegMs);
+  const pytorchMedian = median(pytorchMs);
+  const flops = 3 * 2 * unetForwardMacs(cfg.dims, cfg.channels, cfg.input.slice(2), cfg.input[0]!, cfg.input[1]);
+
+  model.dispose();
+  opt.dispose();
+  x.dispose();
+  y.dispose();
+
+  let tfjs: Record<string, unknown> = { tfjs_skipped: true };
+  if (flags.tfjs && flags.tfjsSteps > 0) {
+    const { tfjsTrainStepMs } = await import('./tfjs-unet.ts');
+    const t0 = performance.now();
+    const ms = await tfjsTrainStepMs(cfg.dims, cfg.channels, cfg.input, flags.tfjsSteps, params);
+    const tfjsMs = median(ms);
+    tfjs = {
+      tfjs_ms: round(tfjsMs, 1),
+      tfjs_ratio: round(tfjsMs / medsegMedian, 2),
+      tfjs_steps_ms: ms.map((v) => round(v, 1)),
+      tfjs_note: `@tensorflow/tfjs ${(await import('@tensorflow/tfjs')).version.tfjs} 'cpu' backend (pure JS, one thread), channels-last, same layers; Adam with L2-free update (tfjs has no AdamW); tfjs_ratio = tfjs_ms / medseg_ms; wall time incl. model build ${round((performance.now() - t0) / 1000, 1)} s`,
+    };
+  }
+
+  const result = {
+    what: `${cfg.dims}D U-Net training step (channels ${cfg.channels.join('/')}, two conv3x3+BN+ReLU per level, max-pool, ConvTranspose k2 s2, skip concat, 1x1 head to 2 classes), input ${cfg.input.join('x')}, cross-entropy, AdamW lr 1e-3 wd 0.01`,
+    medseg_ms: round(medsegMedian, 1),
+    pytorch_ms: round(pytorchMedian, 1),
+    ratio: round(medsegMedian / pytorchMedian, 3),
+    ...tfjs,
+    threads: { medseg_intra_op: torch.getNumThreads(), pytorch_intra_op: ready.threads, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null, python_OPENBLAS_NUM_THREADS: '1' },
+    steps: { per_side: medsegMs.length, rounds: flags.rounds, per_round: flags.steps, warmup: flags.warmup, order: 'alternating rounds, first side swapped each round' },
+    medseg_steps_ms: medsegMs.map((v) => round(v, 1)),
+    pytorch_steps_ms: pytorchMs.map((v) => round(v, 1)),
+    parameters: params,
+    flops_per_step: flops,
+    flops_note: 'conv + transposed-conv FLOPs only (2 per MAC), training step counted as 3x forward',
+    medseg_gflops: round(flops / medsegMedian / 1e6, 1),
+    pytorch_gflops: round(flops / pytorchMedian / 1e6, 1),
+    pytorch: ready.torch,
+    libtorch_medseg: torch.torchVersion,
+    blas: blasLibrary(),
+  };
+  const path = writeResult(cfg.name, args, result, loadBefore);
+  console.log(JSON.stringify({ medseg_ms: result.medseg_ms, pytorch_ms: result.pytorch_ms, ratio: result.ratio, ...('tfjs_ms' in tfjs ? { tfjs_ms: tfjs.tfjs_ms, tfjs_ratio: tfjs.tfjs_ratio } : {}) }));
+  console.log(`wrote ${path}`);
+}
