@@ -80,3 +80,8 @@ export async function run(): Promise<{ medseg_s: number; scipy_s: number; ratio:
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) console.log(await run());
+
+/** `npm run bench -- metrics` (bench/run.ts contract). */
+export async function main(): Promise<void> {
+  console.log(await run());
+}

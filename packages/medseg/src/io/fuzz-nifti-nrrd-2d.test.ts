@@ -56,7 +56,7 @@ const NIFTI_FIELDS: Array<[number, 'i16' | 'i32' | 'f32' | 'f64' | 'i64']> = [
 ];
 const NASTY = [0, -1, 1, 2, 3, 7, 16, 255, 256, 348, 352, 540, 32767, -32768, 65535, 2 ** 31 - 1, -(2 ** 31), 1e30, -1e-30, NaN, Infinity, -Infinity, 0.5, 1536, 100000];
 
-function mutate(buf: Buffer, format: Format, r: () => number): Buffer {
+function mutate(buf: Uint8Array, format: Format, r: () => number): Buffer {
   const b = Buffer.from(buf);
   const pick = <T,>(a: T[]) => a[Math.floor(r() * a.length)]!;
   const op = Math.floor(r() * 5);
@@ -123,7 +123,7 @@ function runJob(job: Job, progress: (done: number) => void): Result {
   const r = rng(job.seed);
   const seeds = job.seeds.map((p) => readFileSync(p));
   // mutate uncompressed NIfTI so header mutations reach the parser; gzip again half the time
-  const plain = seeds.map((s) => (job.format === 'nifti' && s[0] === 0x1f ? gunzipSync(s) : s));
+  const plain: Uint8Array[] = seeds.map((s) => (job.format === 'nifti' && s[0] === 0x1f ? gunzipSync(s) : s));
   if (job.format === 'nrrd') plain.push(encodeNrrd(parseNrrd(plain[0]!), { encoding: 'raw' }));
   if (job.format === 'nifti') plain.push(encodeNifti(parseNifti(plain[0]!), { version: 2 }), encodeNifti(parseNifti(plain[3]!), { version: 2 }));
   const res: Result = { ok: 0, codes: {}, failures: [], done: 0 };

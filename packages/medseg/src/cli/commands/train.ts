@@ -1,0 +1,54 @@
+/** `medseg train <dataset> --out <model>`: plan (unless given), preprocess, train folds, choose postprocessing, write the model card. */
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { parseNonNegative, parseNumberList, printResult, wantsJson } from '../output.ts';
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description('train a segmentation model (k-fold cross-validation; resumable)')
+    .argument('<dataset>', 'dataset folder (nnU-Net raw / MSD with dataset.json, or images/ + labels/)')
+    .requiredOption('--out <dir>', 'model folder to create (plan, folds, weights, logs, model card)')
+    .option('--plan <file>', 'use this plan instead of planning')
+    .option('--minutes <n>', 'time budget per fold when planning', parseNonNegative, 30)
+    .option('--architecture <name>', 'unet, attention-unet, unet++, resunet, r2unet, transunet, swin-unetr, hybridnet', 'unet')
+    .option('--folds <list>', 'folds to train, e.g. 0 or 0,1,2,3,4, or "all"', (v: string) => (v === 'all' ? 'all' : parseNumberList(v)), [0])
+    .option('--n-folds <k>', 'number of cross-validation folds', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError('expected an integer >= 2');
+      return n;
+    }, 5)
+    .option('--split <file>', 'a JSON file {"train": [ids], "validation": [ids]} instead of k-fold')
+    .option('--resume', 'continue from the last checkpoint of an interrupted run')
+    .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345)
+    .action(async (dataset: string, o: { out: string; plan?: string; minutes: number; architecture: string; folds: number[] | 'all'; nFolds: number; split?: string; resume?: boolean; seed: number }, cmd: Command) => {
+      const { readFileSync } = await import('node:fs');
+      const { trainModel } = await import('../../pipeline/train-model.ts');
+      const { createProgress } = await import('../../train/progress.ts');
+      let split;
+      if (o.split) {
+        const s = JSON.parse(readFileSync(o.split, 'utf8')) as { train: string[]; validation?: string[]; val?: string[] };
+        split = { train: s.train, val: s.validation ?? s.val ?? [] };
+      }
+      const r = await trainModel({
+        dataset,
+        out: o.out,
+        plan: o.plan,
+        planOptions: { minutes: o.minutes, architecture: o.architecture },
+        folds: o.folds,
+        nFolds: o.nFolds,
+        split,
+        resume: o.resume,
+        seed: o.seed,
+        progress: createProgress(wantsJson(cmd) ? 'json' : 'auto'),
+      });
+      printResult(cmd, { modelDir: r.modelDir, folds: r.folds, postprocessing: r.postprocessing }, () =>
+        [
+          `model: ${r.modelDir}`,
+          ...r.folds.map((f) => `  fold ${f.fold}: validation Dice ${f.valDice.map((d) => d.toFixed(4)).join(' / ')} (best epoch ${f.result.bestEpoch + 1}, ${f.result.minutes.toFixed(1)} min, stopped by ${f.result.stoppedBy})`),
+          `  keep-largest-component for classes: ${r.postprocessing.length ? r.postprocessing.join(', ') : 'none (cross-validation showed no gain)'}`,
+          `  model card: ${r.modelDir}/model-card.md`,
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,160 @@
+/**
+ * Prediction with a trained model folder: preprocess like training did,
+ * sliding window (Gaussian, half-patch steps) with mirroring TTA, average the
+ * probabilities of every fold present (ensembling), resample back onto the
+ * original grid, argmax, the postprocessing cross-validation chose, and write
+ * the label map in the input's format (NIfTI, NRRD, PNG; a DICOM series gives
+ * a DICOM SEG).
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import * as torch from '@medseg/torch';
+import type { Volume } from '../io/volume.ts';
+import { readVolume, writeVolume } from '../io/read.ts';
+import { createNetwork } from '../models/registry.ts';
+import type { SegmentationNetwork } from '../models/config.ts';
+import { loadPlan, type Plan } from '../pipeline/planner.ts';
+import { preprocessCase, probabilitiesToOriginal } from '../pipeline/prepare.ts';
+import { BEST_WEIGHTS, FINAL_WEIGHTS } from '../train/trainer.ts';
+import { slidingWindowLogits } from './sliding-window.ts';
+import { applyPostprocessing } from './postprocess.ts';
+
+export interface LoadedModel {
+  dir: string;
+  plan: Plan;
+  nets: SegmentationNetwork[];
+  folds: number[];
+  /** Classes whose largest connected component is kept (chosen by cross-validation). */
+  postprocessing: number[];
+}
+
+export function foldDirs(modelDir: string): { fold: number; dir: string }[] {
+  return readdirSync(modelDir)
+    .filter((f) => /^fold_\d+$/.test(f) && statSync(join(modelDir, f)).isDirectory())
+    .map((f) => ({ fold: Number(f.slice(5)), dir: join(modelDir, f) }))
+    .sort((a, b) => a.fold - b.fold);
+}
+
+/** Loads every trained fold (best weights, else final) of a model folder. */
+export function loadModel(modelDir: string, o: { folds?: number[]; checkpoint?: 'best' | 'final' } = {}): LoadedModel {
+  const planPath = join(modelDir, 'plan.json');
+  if (!existsSync(planPath)) throw new Error(`${modelDir} is not a medseg model folder (no plan.json)`);
+  const plan = loadPlan(planPath);
+  const nets: SegmentationNetwork[] = [];
+  const folds: number[] = [];
+  for (const { fold, dir } of foldDirs(modelDir)) {
+    if (o.folds && !o.folds.includes(fold)) continue;
+    const order = o.checkpoint === 'final' ? [FINAL_WEIGHTS, BEST_WEIGHTS] : [BEST_WEIGHTS, FINAL_WEIGHTS];
+    const file = order.map((f) => join(dir, f)).find((p) => existsSync(p));
+    if (!file) continue;
+    const net = createNetwork(plan.network);
+    const { tensors } = torch.loadSafetensors(file);
+    net.loadStateDict(tensors);
+    for (const t of tensors.values()) t.dispose();
+    nets.push(net.eval() as SegmentationNetwork);
+    folds.push(fold);
+  }
+  if (nets.length === 0) throw new Error(`${modelDir}: no trained fold found (fold_N/${BEST_WEIGHTS})`);
+  const ppPath = join(modelDir, 'postprocessing.json');
+  const postprocessing = existsSync(ppPath) ? ((JSON.parse(readFileSync(ppPath, 'utf8')) as { keepLargestComponent: number[] }).keepLargestComponent ?? []) : [];
+  return { dir: modelDir, plan, nets, folds, postprocessing };
+}
+
+export function disposeModel(m: LoadedModel): void {
+  for (const n of m.nets) n.dispose();
+}
+
+export interface Prediction {
+  /** Label map on the original grid (x-fastest), as a Volume with the input's geometry. */
+  labels: Volume;
+  /** Class probabilities [K, Z, Y, X] on the original grid (only when asked). */
+  probabilities?: Float32Array;
+  seconds: number;
+}
+
+/** Segments one case given its channel images (same grid). */
+export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: boolean; keepProbabilities?: boolean; onTile?: (done: number, total: number) => void } = {}): Prediction {
+  const t0 = performance.now();
+  const plan = m.plan;
+  if (images.length !== plan.channels.length) {
+    throw new Error(`the model expects ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), got ${images.length}`);
+  }
+  const c = preprocessCase('input', images, null, { targetSpacing: plan.targetSpacing, normalization: plan.normalization });
+  const K = plan.network.numClasses;
+  const spatial = plan.dims === 2 ? c.shape.slice(1) : c.shape;
+  const mirror = o.mirror ?? plan.inference.mirror;
+  const probs = torch.tidy(() => {
+    const img = torch.tensor(c.data, [c.channels, ...spatial]);
+    let sum: torch.Tensor | null = null;
+    for (const net of m.nets) {
+      const logits = slidingWindowLogits(net, img, {
+        patchSize: plan.patchSize,
+        stepFraction: plan.inference.stepFraction,
+        mirrorAxes: mirror ? spatial.map((_, i) => i) : [],
+        onProgress: o.onTile,
+      });
+      const p = torch.F.softmax(logits, 0);
+      sum = sum ? sum.add(p) : p;
+    }
+    return sum!.div(m.nets.length).contiguous().toTypedArray() as Float32Array;
+  });
+  const original = probabilitiesToOriginal(probs, K, c);
+  const [Z, Y, X] = c.properties.originalShape;
+  const n = Z * Y * X;
+  const labels = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    let bv = original[i]!;
+    for (let k = 1; k < K; k++) {
+      const v = original[k * n + i]!;
+      if (v > bv) {
+        bv = v;
+        best = k;
+      }
+    }
+    labels[i] = best;
+  }
+  const size = c.properties.original.size;
+  applyPostprocessing(labels, size, m.postprocessing);
+  const { meta, ...geometry } = c.properties.original;
+  return {
+    labels: { ...geometry, channels: 1, data: labels, meta: { ...meta, modality: 'SEG', extra: { source: meta.sourcePath } } },
+    probabilities: o.keepProbabilities ? original : undefined,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+const IMAGE_ENDINGS = ['.nii.gz', '.nii', '.nrrd', '.nhdr', '.png', '.tif', '.tiff', '.jpg', '.jpeg', '.bmp', '.gif'];
+
+function outputName(input: string): { id: string; ending: string } {
+  const name = basename(input);
+  const ending = IMAGE_ENDINGS.find((e) => name.toLowerCase().endsWith(e));
+  if (!ending) return { id: name, ending: '.seg.dcm' }; // a DICOM series folder or file
+  const id = name.slice(0, -ending.length).replace(/_0000$/, '');
+  const out = ending === '.nhdr' ? '.nrrd' : ['.tif', '.tiff', '.jpg', '.jpeg', '.bmp', '.gif'].includes(ending) ? '.png' : ending;
+  return { id, ending: out };
+}
+
+/** Writes a prediction next to others in outDir, in the input's format. */
+export async function writePrediction(outDir: string, input: string, source: Volume, pred: Prediction, plan: Plan): Promise<string> {
+  const { id, ending } = outputName(input);
+  const path = join(outDir, `${id}${ending}`);
+  if (ending === '.seg.dcm') {
+    const { writeDicomSeg } = await import('../io/dicom/index.ts');
+    const segments = Object.entries(plan.labels)
+      .filter(([k]) => Number(k) > 0)
+      .map(([k, name]) => ({ number: Number(k), label: name, algorithmType: 'AUTOMATIC' as const, algorithmName: `medseg ${plan.network.architecture}` }));
+    await writeDicomSeg(pred.labels, source, segments, { path, seriesDescription: 'medseg segmentation' });
+    return path;
+  }
+  await writeVolume(path, pred.labels);
+  return path;
+}
+
+/** Reads one case: a file (one channel), nnU-Net style _0000.._000N files, or a DICOM series folder. */
+export async function readInputCase(path: string, channels: number): Promise<Volume[]> {
+  if (channels === 1 || !/_0000\.[a-z.]+$/i.test(path)) return [await readVolume(path)];
+  const vols: Volume[] = [];
+  for (let c = 0; c < channels; c++) vols.push(await readVolume(path.replace(/_0000(\.[a-z.]+)$/i, `_${String(c).padStart(4, '0')}$1`)));
+  return vols;
+}
