@@ -7,12 +7,12 @@
  * its default (every core), which shows what the machine's GEMM can reach.
  * Writes bench/results/gemm.json.
  *
- *   npm run bench -- gemm [--n 4096] [--rounds 2] [--reps 3] [--threads T]
+ *   npm run bench -- gemm [--n 4096] [--rounds 2] [--reps 3] [--threads T] [--tag NAME]
  */
 import { loadavg } from 'node:os';
 import * as torch from '../packages/torch/src/index.ts';
 import { PythonPeer } from './lib/peer.ts';
-import { blasLibrary, writeResult } from './lib/report.ts';
+import { blasLibrary, takeTag, writeResult } from './lib/report.ts';
 import { median, round, timeRepeated } from './lib/stats.ts';
 
 type What = 'matmul' | 'conv_fwd' | 'conv_fwdbwd';
@@ -30,7 +30,8 @@ function parse(args: string[]): { n: number; rounds: number; reps: number; threa
 }
 
 export async function main(args: string[]): Promise<void> {
-  const o = parse(args);
+  const { tag, rest } = takeTag(args);
+  const o = parse(rest);
   const loadBefore = loadavg().map((x) => round(x));
   torch.setNumThreads(o.threads);
   const conv = [8, 64, 128, 128] as const;
@@ -59,7 +60,7 @@ export async function main(args: string[]): Promise<void> {
   };
 
   const peerArgs = ['--threads', String(o.threads), '--n', String(o.n), '--conv', conv.join(',')];
-  const same = await PythonPeer.start('gemm.py', peerArgs, { OPENBLAS_NUM_THREADS: '1' });
+  const same = await PythonPeer.start('gemm.py', peerArgs, { OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1' });
   const env = { ...process.env };
   delete env.OPENBLAS_NUM_THREADS;
   const blasDefault = await PythonPeer.start('gemm.py', peerArgs, env as Record<string, string>);
@@ -105,13 +106,13 @@ export async function main(args: string[]): Promise<void> {
     threads: {
       intra_op: o.threads,
       medseg_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
-      pytorch_OPENBLAS_NUM_THREADS: '1',
+      pytorch_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1',
       pytorch_openblas_default: 'OPENBLAS_NUM_THREADS unset (OpenBLAS uses every core)',
       pytorch_intra_op: same.ready.threads,
     },
     reps_per_side: o.rounds * o.reps,
     pytorch: same.ready.torch,
     blas: blasLibrary(),
-  }, loadBefore);
+  }, loadBefore, tag);
   console.log(`wrote ${path}`);
 }

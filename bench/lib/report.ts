@@ -3,8 +3,7 @@
  * it, the date, and the machine with its load, because on a shared 2-core
  * machine a time means little without the load it was measured under.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,13 +29,27 @@ export function machineInfo(): MachineInfo {
   };
 }
 
-/** The shared object of BLAS libtorch links against (which OpenBLAS build is chosen). */
+/**
+ * The BLAS this process actually loaded (libtorch pulls it in with the addon):
+ * read from /proc/self/maps, so LD_LIBRARY_PATH experiments show up too.
+ */
 export function blasLibrary(): string {
   try {
-    return execFileSync('readlink', ['-f', '/usr/lib/x86_64-linux-gnu/libblas.so.3'], { encoding: 'utf8' }).trim();
+    const maps = readFileSync('/proc/self/maps', 'utf8');
+    const libs = new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((f) => /blas/i.test(f)));
+    return [...libs].join(', ') || 'none loaded';
   } catch {
     return 'unknown';
   }
+}
+
+/** `--tag NAME` in a bench's args: results go to <bench>-<NAME>.json (experiments beside the main result). */
+export function takeTag(args: string[]): { tag: string | null; rest: string[] } {
+  const i = args.indexOf('--tag');
+  if (i < 0) return { tag: null, rest: args };
+  const tag = args[i + 1];
+  if (!tag || !/^[\w.-]+$/.test(tag)) throw new Error('--tag needs a name of letters, digits, . _ -');
+  return { tag, rest: [...args.slice(0, i), ...args.slice(i + 2)] };
 }
 
 /** The command line as the user typed it: `npm run bench -- <name> <args>`. */
@@ -44,15 +57,18 @@ export function benchCommand(name: string, args: readonly string[]): string {
   return ['npm run bench --', name, ...args].join(' ');
 }
 
+/** Environment that changes results, shown in the command when it differs from the engine's default. */
+const ENV_SHOWN: Record<string, string | undefined> = { LD_LIBRARY_PATH: undefined, OPENBLAS_NUM_THREADS: '1', MEDSEG_THREADS: undefined, MEDSEG_MALLOC_TUNING: undefined };
+
 /** Writes bench/results/<name>.json with command, date and machine first. */
-export function writeResult(name: string, args: readonly string[], body: Record<string, unknown>, loadBefore: number[]): string {
+export function writeResult(name: string, args: readonly string[], body: Record<string, unknown>, loadBefore: number[], tag: string | null = null): string {
   const out = {
-    command: benchCommand(name, args),
+    command: `${Object.keys(ENV_SHOWN).filter((k) => process.env[k] !== undefined && process.env[k] !== ENV_SHOWN[k]).map((k) => `${k}=${process.env[k]} `).join('')}${benchCommand(name, args)}`,
     date: new Date().toISOString(),
     machine: { ...machineInfo(), loadavgBefore: loadBefore },
     ...body,
   };
-  const path = join(benchDir, 'results', `${name}.json`);
+  const path = join(benchDir, 'results', `${tag ? `${name}-${tag}` : name}.json`);
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${JSON.stringify(out, null, 2)}\n`);
   return path;

@@ -18,10 +18,19 @@ export async function tfjsTrainStepMs(dims: 2 | 3, channels: number[], input: nu
   const block = (h: Sym, cout: number): Sym => {
     for (let i = 0; i < 2; i++) {
       h = conv(cout, 3, false).apply(h) as Sym;
-      h = tf.layers.batchNormalization({ axis: -1, momentum: 0.9, epsilon: 1e-5 }).apply(h) as Sym;
+      h = batchNorm(h, cout);
       h = tf.layers.reLU().apply(h) as Sym;
     }
     return h;
+  };
+  // tfjs' BatchNormalization stops at rank 4 ("not implemented for array of
+  // rank 5"): fold D into H around it; per-channel statistics are unchanged.
+  const batchNorm = (h: Sym, ch: number): Sym => {
+    const bn = tf.layers.batchNormalization({ axis: -1, momentum: 0.9, epsilon: 1e-5 });
+    if (dims === 2) return bn.apply(h) as Sym;
+    const [d, hh, w] = h.shape.slice(1) as number[];
+    const flat = tf.layers.reshape({ targetShape: [d! * hh!, w!, ch] }).apply(h) as Sym;
+    return tf.layers.reshape({ targetShape: [d!, hh!, w!, ch] }).apply(bn.apply(flat) as Sym) as Sym;
   };
   const pool = () => (dims === 2 ? tf.layers.maxPooling2d({ poolSize: 2 }) : tf.layers.maxPooling3d({ poolSize: 2 }));
   const up = (filters: number) =>

@@ -5,13 +5,17 @@
  * backend. Shared by bench/train-step.ts (2D) and bench/train-step-3d.ts (3D).
  *
  * Flags: --rounds N (4) --steps K (3 per round and side) --warmup W (2)
+ *        --tag NAME (write <bench>-NAME.json: experiments beside the main result)
  *        --threads T (the engine's count) --no-tfjs --tfjs-steps S (1)
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import * as torch from '../../packages/torch/src/index.ts';
 import { PythonPeer } from './peer.ts';
-import { blasLibrary, writeResult } from './report.ts';
+import { blasLibrary, takeTag, writeResult } from './report.ts';
 import { median, round, timeRepeated } from './stats.ts';
 import { BenchUNet, unetForwardMacs } from './unet.ts';
 
@@ -53,8 +57,31 @@ export function parseFlags(args: string[]): Flags {
   return f;
 }
 
+/**
+ * A tfjs step takes minutes (14 min for the 2D U-Net), so --no-tfjs carries
+ * the last measured tfjs time over from the previous result file, labelled
+ * with that run's date, command and load; the ratio uses this run's medseg time.
+ */
+function carriedTfjs(name: string, medsegMs: number): Record<string, unknown> | null {
+  const path = join(dirname(fileURLToPath(import.meta.url)), '..', 'results', `${name}.json`);
+  if (!existsSync(path)) return null;
+  const old = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> & { machine?: { loadavg?: number[] } };
+  const measured = (old.tfjs_measured as Record<string, unknown> | undefined) ?? { date: old.date, command: old.command, loadavg: old.machine?.loadavg };
+  if (typeof old.tfjs_error === 'string') return { tfjs_ms: null, tfjs_error: old.tfjs_error, tfjs_note: old.tfjs_note, tfjs_measured: measured };
+  if (typeof old.tfjs_ms !== 'number') return null;
+  return {
+    tfjs_ms: old.tfjs_ms,
+    tfjs_ratio: round(old.tfjs_ms / medsegMs, 1),
+    tfjs_steps_ms: old.tfjs_steps_ms,
+    tfjs_note: old.tfjs_note,
+    tfjs_measured: measured,
+    tfjs_carried_over: 'not re-run (--no-tfjs): tfjs_ms is from the run in tfjs_measured; tfjs_ratio uses this run\'s medseg_ms',
+  };
+}
+
 export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promise<void> {
-  const flags = parseFlags(args);
+  const { tag, rest } = takeTag(args);
+  const flags = parseFlags(rest);
   const loadBefore = loadavg().map((x) => round(x));
   torch.setNumThreads(flags.threads);
   torch.manualSeed(0);
@@ -75,7 +102,8 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
   const { peer, ready } = await PythonPeer.start(
     'train_step.py',
     ['--dims', String(cfg.dims), '--channels', cfg.channels.join(','), '--input', cfg.input.join(','), '--threads', String(flags.threads)],
-    { OPENBLAS_NUM_THREADS: '1' },
+    // The same BLAS threading as this process (the engine sets 1 unless told otherwise).
+    { OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1' },
   );
   const params = model.numParameters();
   const paramTensors = model.parameters().length;
@@ -118,17 +146,27 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
   y.dispose();
 
   let tfjs: Record<string, unknown> = { tfjs_skipped: true };
+  if (!flags.tfjs && !tag) tfjs = carriedTfjs(cfg.name, medsegMedian) ?? tfjs;
   if (flags.tfjs && flags.tfjsSteps > 0) {
     const { tfjsTrainStepMs } = await import('./tfjs-unet.ts');
     const t0 = performance.now();
-    const ms = await tfjsTrainStepMs(cfg.dims, cfg.channels, cfg.input, flags.tfjsSteps, params);
-    const tfjsMs = median(ms);
-    tfjs = {
-      tfjs_ms: round(tfjsMs, 1),
-      tfjs_ratio: round(tfjsMs / medsegMedian, 2),
-      tfjs_steps_ms: ms.map((v) => round(v, 1)),
-      tfjs_note: `@tensorflow/tfjs ${(await import('@tensorflow/tfjs')).version.tfjs} 'cpu' backend (pure JS, one thread), channels-last, same layers; Adam with L2-free update (tfjs has no AdamW); tfjs_ratio = tfjs_ms / medseg_ms; wall time incl. model build ${round((performance.now() - t0) / 1000, 1)} s`,
-    };
+    const version = (await import('@tensorflow/tfjs')).version.tfjs;
+    const setup = `@tensorflow/tfjs ${version} 'cpu' backend (pure JS, one thread), channels-last, same layers${cfg.dims === 3 ? ' (BatchNorm on D folded into H: tfjs BN stops at rank 4)' : ''}; Adam (tfjs has no AdamW)`;
+    try {
+      const ms = await tfjsTrainStepMs(cfg.dims, cfg.channels, cfg.input, flags.tfjsSteps, params);
+      const tfjsMs = median(ms);
+      tfjs = {
+        tfjs_ms: round(tfjsMs, 1),
+        tfjs_ratio: round(tfjsMs / medsegMedian, 1),
+        tfjs_steps_ms: ms.map((v) => round(v, 1)),
+        tfjs_note: `${setup}; tfjs_ratio = tfjs_ms / medseg_ms; wall time incl. model build ${round((performance.now() - t0) / 1000, 1)} s`,
+      };
+    } catch (e) {
+      // What a TypeScript user gets today includes what tfjs cannot train at all.
+      const message = e instanceof Error ? e.message : String(e);
+      console.warn(`tfjs could not run the step: ${message}`);
+      tfjs = { tfjs_ms: null, tfjs_error: message, tfjs_note: setup };
+    }
   }
 
   const result = {
@@ -137,7 +175,7 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
     pytorch_ms: round(pytorchMedian, 1),
     ratio: round(medsegMedian / pytorchMedian, 3),
     ...tfjs,
-    threads: { medseg_intra_op: torch.getNumThreads(), pytorch_intra_op: ready.threads, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null, python_OPENBLAS_NUM_THREADS: '1' },
+    threads: { medseg_intra_op: torch.getNumThreads(), pytorch_intra_op: ready.threads, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null, python_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1' },
     steps: { per_side: medsegMs.length, rounds: flags.rounds, per_round: flags.steps, warmup: flags.warmup, order: 'alternating rounds, first side swapped each round' },
     medseg_steps_ms: medsegMs.map((v) => round(v, 1)),
     pytorch_steps_ms: pytorchMs.map((v) => round(v, 1)),
@@ -150,7 +188,7 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
     libtorch_medseg: torch.torchVersion,
     blas: blasLibrary(),
   };
-  const path = writeResult(cfg.name, args, result, loadBefore);
+  const path = writeResult(cfg.name, args, result, loadBefore, tag);
   console.log(JSON.stringify({ medseg_ms: result.medseg_ms, pytorch_ms: result.pytorch_ms, ratio: result.ratio, ...('tfjs_ms' in tfjs ? { tfjs_ms: tfjs.tfjs_ms, tfjs_ratio: tfjs.tfjs_ratio } : {}) }));
   console.log(`wrote ${path}`);
 }
