@@ -209,7 +209,7 @@ export function augmentSample(s: Sample, p: AugmentationParams, rng: Rng, sample
   const { channels: C, shape } = s;
   const d = shape.length;
   const n = shape.reduce((a, b) => a * b, 1);
-  let image = Float32Array.from(s.image);
+  let image: Float32Array = Float32Array.from(s.image);
   let label = s.label ? Uint8Array.from(s.label) : null;
   const coords = spatialCoords(shape, p, rng);
   if (coords) {

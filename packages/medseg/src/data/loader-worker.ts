@@ -1,0 +1,17 @@
+/** Loader worker: loads the preprocessed cases once, then builds the batches it is asked for. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { makeBatch } from './batch.ts';
+import { loadPreprocessed } from './preprocess.ts';
+import { mixSeed } from './rng.ts';
+
+const { dir, ids, plan, seed, augment } = workerData as { dir: string; ids: string[]; plan: Parameters<typeof makeBatch>[1]; seed: number; augment: boolean };
+const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));
+parentPort!.on('message', (m: { k: number }) => {
+  try {
+    const b = makeBatch(cases, plan, mixSeed(seed, m.k), augment);
+    parentPort!.postMessage({ k: m.k, batch: b }, [b.image.buffer as ArrayBuffer, b.label.buffer as ArrayBuffer]);
+  } catch (e) {
+    parentPort!.postMessage({ k: m.k, error: (e as Error).message });
+  }
+});
+parentPort!.postMessage({ ready: true });
