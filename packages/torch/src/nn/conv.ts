@@ -93,6 +93,11 @@ export class ConvTransposeNd extends UnaryModule {
   }
 }
 
+export class ConvTranspose1d extends ConvTransposeNd {
+  constructor(inC: number, outC: number, k: IntOrList, o?: ConvLayerOptions & { outputPadding?: IntOrList }) {
+    super(1, inC, outC, k, o);
+  }
+}
 export class ConvTranspose2d extends ConvTransposeNd {
   constructor(inC: number, outC: number, k: IntOrList, o?: ConvLayerOptions & { outputPadding?: IntOrList }) {
     super(2, inC, outC, k, o);

@@ -94,9 +94,20 @@ export abstract class Module {
     for (const p of this.parameters()) p.grad = null;
   }
 
-  /** Parameters and buffers by dotted name; the tensors are shared, not copies. */
+  /**
+   * Parameters and buffers by dotted name; the tensors are shared, not copies.
+   * Ordered as torch's state_dict(): each module's parameters, then its
+   * buffers, then its children in registration order.
+   */
   stateDict(): Map<string, Tensor> {
-    return new Map([...this.namedParameters(), ...this.namedBuffers()]);
+    const out = new Map<string, Tensor>();
+    const walk = (m: Module, prefix: string): void => {
+      for (const [n, p] of m.params) if (p) out.set(prefix + n, p);
+      for (const [n, b] of m.buffers) if (b) out.set(prefix + n, b);
+      for (const [n, c] of m.children) walk(c, `${prefix}${n}.`);
+    };
+    walk(this, '');
+    return out;
   }
 
   /**
