@@ -109,6 +109,7 @@ export async function main(args: string[]): Promise<void> {
       pytorch_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1',
       pytorch_openblas_default: 'OPENBLAS_NUM_THREADS unset (OpenBLAS uses every core)',
       pytorch_intra_op: same.ready.threads,
+      OMP_WAIT_POLICY_all: process.env.OMP_WAIT_POLICY ?? 'libgomp default',
     },
     reps_per_side: o.rounds * o.reps,
     pytorch: same.ready.torch,

@@ -12,6 +12,13 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 process.env.OPENBLAS_NUM_THREADS ??= '1';
+// libgomp (libtorch's intra-op pool) reads this when it loads. Its default
+// spins ~300k iterations waiting for work after every parallel region, which
+// is fine on an idle machine but ruinous when anything else wants a core (other
+// processes, our own data-loading thread): a 2D U-Net step took 3.1 s instead
+// of 0.4 s with the machine's load at 5 (bench/results/train-step-*-loaded.json).
+// Passive threads sleep instead.
+process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
 
 export interface NativeTensor {
   readonly shape: number[];
