@@ -131,11 +131,11 @@ test('scope: in-place ops return the same handle; module parameters survive tidy
   assert.equal(live(), base);
 });
 
-test('scope: 500 AdamW training steps of a small conv net keep liveTensors flat and RSS growth under 5%', () => {
+test('scope: 500 AdamW training steps of a small conv net (after 300 warm-up steps) keep liveTensors flat and RSS growth under 5%', () => {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'testing', 'leak_train.ts');
   // Own process: --expose-gc for settled RSS readings, and one libtorch thread
   // (tiny ops on a shared 2-core machine are slower with the thread pool).
-  const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', script, '500', '50'], {
+  const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', script, '500', '300'], {
     env: { ...process.env, MEDSEG_THREADS: '1' },
     encoding: 'utf8',
     timeout: 60_000,
