@@ -11,9 +11,6 @@ import { gradcheck } from './testing/gradcheck.ts';
 import { distinctT, randintT, randnT, uniformT } from './testing/inputs.ts';
 
 const F = torch.F;
-// Tiny ops on libtorch's 2-thread OpenMP pool cost ~4 ms each on this shared
-// machine (thread wake-ups), 0.04 ms on one thread; gradcheck runs thousands.
-torch.setNumThreads(1);
 let seed = 1000;
 /** A float64 input that requires grad. */
 const g = (shape: number[], scale = 1) => randnT(shape, seed++, { dtype: 'float64', scale, requiresGrad: true });
