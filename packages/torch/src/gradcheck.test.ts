@@ -118,6 +118,13 @@ check('softmax / logSoftmax', (x) => [F.softmax(x, 1), F.softmax(x, -1), F.logSo
 check('linear', (x, w, b) => [F.linear(x, w, b), F.linear(x, w)], () => [g([2, 3, 4]), g([5, 4]), g([5])]);
 check('embedding (weight)', (w, idx) => F.embedding(idx, w), () => [g([6, 3]), randintT([2, 4], seed++, 0, 6)]);
 
+// Dropout reseeded before every evaluation: the same mask each time, so its
+// gradient (mask / (1 - p)) can be checked numerically too.
+check('dropout / channelDropout (fixed mask)', (x) => {
+  torch.manualSeed(11);
+  return [F.dropout(x, 0.3, true), F.channelDropout(x, 0.5, true)];
+}, () => [g([2, 6, 3, 3])]);
+
 // ---- attention -------------------------------------------------------------------------------------------------
 check('scaledDotProductAttention (q, k, v; additive and boolean masks; causal)', (q, k, v, am) => {
   const bm = torch.tensor([1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 0, 1], [3, 4], { dtype: 'bool' });
