@@ -110,6 +110,7 @@ export async function main(args: string[]): Promise<void> {
       pytorch_openblas_default: 'OPENBLAS_NUM_THREADS unset (OpenBLAS uses every core)',
       pytorch_intra_op: same.ready.threads,
       OMP_WAIT_POLICY_all: process.env.OMP_WAIT_POLICY ?? 'libgomp default',
+      GOMP_SPINCOUNT_all: process.env.GOMP_SPINCOUNT ?? 'libgomp default',
     },
     reps_per_side: o.rounds * o.reps,
     pytorch: same.ready.torch,

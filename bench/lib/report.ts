@@ -58,7 +58,7 @@ export function benchCommand(name: string, args: readonly string[]): string {
 }
 
 /** Environment that changes results, shown in the command when it differs from the engine's default. */
-const ENV_SHOWN: Record<string, string | undefined> = { LD_LIBRARY_PATH: undefined, OMP_WAIT_POLICY: undefined, OPENBLAS_NUM_THREADS: '1', MEDSEG_THREADS: undefined, MEDSEG_MALLOC_TUNING: undefined };
+const ENV_SHOWN: Record<string, string | undefined> = { LD_LIBRARY_PATH: undefined, OMP_WAIT_POLICY: 'PASSIVE', GOMP_SPINCOUNT: '10000', OPENBLAS_NUM_THREADS: '1', MEDSEG_THREADS: undefined, MEDSEG_MALLOC_TUNING: undefined };
 
 /** Writes bench/results/<name>.json with command, date and machine first. */
 export function writeResult(name: string, args: readonly string[], body: Record<string, unknown>, loadBefore: number[], tag: string | null = null): string {

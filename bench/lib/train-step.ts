@@ -175,7 +175,7 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
     pytorch_ms: round(pytorchMedian, 1),
     ratio: round(medsegMedian / pytorchMedian, 3),
     ...tfjs,
-    threads: { medseg_intra_op: torch.getNumThreads(), pytorch_intra_op: ready.threads, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null, python_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1', OMP_WAIT_POLICY_both: process.env.OMP_WAIT_POLICY ?? 'libgomp default' },
+    threads: { medseg_intra_op: torch.getNumThreads(), pytorch_intra_op: ready.threads, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null, python_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1', OMP_WAIT_POLICY_both: process.env.OMP_WAIT_POLICY ?? 'libgomp default', GOMP_SPINCOUNT_both: process.env.GOMP_SPINCOUNT ?? 'libgomp default' },
     steps: { per_side: medsegMs.length, rounds: flags.rounds, per_round: flags.steps, warmup: flags.warmup, order: 'alternating rounds, first side swapped each round' },
     medseg_steps_ms: medsegMs.map((v) => round(v, 1)),
     pytorch_steps_ms: pytorchMs.map((v) => round(v, 1)),

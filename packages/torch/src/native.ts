@@ -12,13 +12,19 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 process.env.OPENBLAS_NUM_THREADS ??= '1';
-// libgomp (libtorch's intra-op pool) reads this when it loads. Its default
-// spins ~300k iterations waiting for work after every parallel region, which
-// is fine on an idle machine but ruinous when anything else wants a core (other
-// processes, our own data-loading thread): a 2D U-Net step took 3.1 s instead
-// of 0.4 s with the machine's load at 5 (bench/results/train-step-*-loaded.json).
-// Passive threads sleep instead.
-process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+// libgomp (libtorch's intra-op pool) reads these when it loads. By default
+// its threads spin ~300k iterations waiting for work after every parallel
+// region: fine on an idle machine, ruinous when anything else wants a core
+// (other processes, our own data-loading thread). 2D U-Net step, medseg
+// (bench/lib/profile-step.ts), ms:      idle machine   load ~4-5
+//   libgomp default (spin 300k)             209          2800-4900
+//   passive, spin 10k (chosen)              215           510-650
+//   passive, no spin                        251           430-640
+// A short spin keeps back-to-back ops fast and yields the core soon after.
+if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+  process.env.OMP_WAIT_POLICY = 'PASSIVE';
+  process.env.GOMP_SPINCOUNT = '10000';
+}
 
 export interface NativeTensor {
   readonly shape: number[];
