@@ -7,7 +7,7 @@
  *
  *   npm run bench -- hippocampus [--minutes 30] [--architecture unet] [--out runs/bench-hippocampus]
  */
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,8 @@ import { evaluateFolder } from '../packages/medseg/src/eval/evaluate-folder.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
+import { importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
+
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -24,12 +26,14 @@ export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { minutes: { type: 'string', default: '30' }, architecture: { type: 'string', default: 'unet' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-hippocampus') }, resume: { type: 'boolean', default: false } } });
   const minutes = Number(values.minutes);
   const split = JSON.parse(readFileSync(join(here, 'splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
-  const dataset = dataPath('msd-hippocampus');
+  const source = dataPath('msd-hippocampus');
   const out = values.out!;
+  const dataset = join(out, 'dataset');
+  if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
   const modelDir = join(out, 'model');
   const loadBefore = loadavg();
   const t0 = Date.now();
-  const trained = await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, planOptions: { minutes, architecture: values.architecture }, resume: values.resume });
+  const trained = await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: values.architecture, resume: values.resume });
   const trainMinutes = (Date.now() - t0) / 60000;
 
   const imgDir = join(out, 'validation/images');
@@ -38,8 +42,8 @@ export async function main(args: string[]): Promise<void> {
   mkdirSync(imgDir, { recursive: true });
   mkdirSync(refDir, { recursive: true });
   for (const id of split.validation) {
-    copyFileSync(join(dataset, 'images', `${id}.nii.gz`), join(imgDir, `${id}.nii.gz`));
-    copyFileSync(join(dataset, 'labels', `${id}.nii.gz`), join(refDir, `${id}.nii.gz`));
+    copyFileSync(join(source, 'images', `${id}.nii.gz`), join(imgDir, `${id}.nii.gz`));
+    copyFileSync(join(source, 'labels', `${id}.nii.gz`), join(refDir, `${id}.nii.gz`));
   }
   const predDir = join(out, 'predictions');
   const pred = await predictPath({ model: modelDir, input: imgDir, out: predDir });
@@ -51,7 +55,7 @@ export async function main(args: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, threads: torch.getNumThreads(), loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     split: 'bench/splits/hippocampus.json (140 train / 34 validation)',
-    plan: { patchSize: trained.plan.patchSize, batchSize: trained.plan.batchSize, features: trained.plan.network.features, epochs: trained.plan.training.epochs, iterationsPerEpoch: trained.plan.training.iterationsPerEpoch, stepSeconds: trained.plan.budget.stepSeconds },
+    plan: { patchSize: trained.plan.patchSize, batchSize: trained.plan.batchSize, features: trained.plan.network.features, epochs: trained.plan.epochs, iterationsPerEpoch: trained.plan.iterationsPerEpoch, predictedStepSeconds: trained.plan.budget?.stepSeconds, training: trained.plan.training },
     trainer: trained.folds[0]!.result,
     postprocessing: trained.postprocessing,
     dice_anterior: dice(1).mean,

@@ -18,6 +18,8 @@ export interface LoaderOptions {
   prefetch?: number;
   seed?: number;
   augment?: boolean;
+  /** Index of the first batch (a resumed run continues the same sequence). */
+  start?: number;
 }
 
 export class BatchLoader {
@@ -32,6 +34,7 @@ export class BatchLoader {
   constructor(o: LoaderOptions) {
     const n = Math.max(1, o.workers ?? 2);
     this.prefetch = Math.max(n, o.prefetch ?? 2 * n);
+    this.requested = this.consumed = o.start ?? 0;
     const boot = new URL('./loader-boot.mjs', import.meta.url);
     const entry = new URL('./loader-worker.ts', import.meta.url).href;
     for (let i = 0; i < n; i++) {

@@ -97,6 +97,25 @@ export interface Plan {
   budget: BudgetInfo | null;
   /** The untouched nnU-Net choice when the budget scaled the plan down. */
   reference: { patchSize: number[]; batchSize: number; features: number[] };
+  /** Optimiser, schedule and loss (written by training; defaults: nnU-Net's SGD). */
+  training?: TrainingSettings;
+  /** Sliding-window settings for validation and prediction. */
+  inference?: { mirror: boolean; stepFraction: number };
+}
+
+/** What the trainer takes from the plan; editable like everything else in it. */
+export interface TrainingSettings {
+  optimizer: 'sgd' | 'adamw';
+  lr: number;
+  weightDecay: number;
+  momentum?: number;
+  schedule: 'poly' | 'cosine' | 'constant';
+  warmupEpochs?: number;
+  loss: { name: 'dice_ce' | 'dice_focal' | 'ce' | 'dice'; batchDice?: boolean; includeBackground?: boolean };
+  gradClip: number;
+  checkpointEvery: number;
+  earlyStoppingPatience: number;
+  timeBudgetMinutes: number;
 }
 
 export interface ThroughputModel {
@@ -301,7 +320,11 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     // Candidates: narrower networks, smaller patches (the nnU-Net shrinking rule again), smaller batches.
     const cands: { c: Config; q: number }[] = [];
     const vox0 = ref.patchSize.reduce((a, b) => a * b, 1);
-    for (const base of [32, 24, 16, 12, 8]) {
+    // 3D never starts at 8 channels: libtorch 1.13's oneDNN weight-gradient
+    // kernel for 3D convs with 8 input channels was measured 10-20x slower than
+    // with 16 (1.7 s vs 72 ms, 8->8 vs 16->16 at 2x40x56x40; PyTorch alike),
+    // which a MAC-based throughput model cannot see.
+    for (const base of d === 3 ? [32, 24, 16] : [32, 24, 16, 12, 8]) {
       let patch = [...ref.patchSize];
       for (let level = 0; level < 6; level++) {
         const topo = poolAndConvProps(spacing, patch);

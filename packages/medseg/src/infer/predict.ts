@@ -13,8 +13,11 @@ import type { Volume } from '../io/volume.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
 import { createNetwork } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { loadPlan, type Plan } from '../pipeline/planner.ts';
-import { preprocessCase, probabilitiesToOriginal } from '../pipeline/prepare.ts';
+import { loadPlan, type Plan } from '../data/plan.ts';
+import { preprocessCase, revertPreprocessing } from '../data/preprocess.ts';
+import { zyxShape, zyxSpacing, type RawCaseData } from '../data/case.ts';
+import { inferenceSettings } from '../pipeline/training-config.ts';
+import { MedsegIoError } from '../io/errors.ts';
 import { BEST_WEIGHTS, FINAL_WEIGHTS } from '../train/trainer.ts';
 import { slidingWindowLogits } from './sliding-window.ts';
 import { applyPostprocessing } from './postprocess.ts';
@@ -79,17 +82,32 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: b
   if (images.length !== plan.channels.length) {
     throw new Error(`the model expects ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), got ${images.length}`);
   }
-  const c = preprocessCase('input', images, null, { targetSpacing: plan.targetSpacing, normalization: plan.normalization });
+  const first = images[0]!;
+  for (const v of images) {
+    if (v.size.some((n, i) => n !== first.size[i])) throw new MedsegIoError('BAD_GEOMETRY', `channel images differ in size (${v.size} vs ${first.size})`, v.meta.sourcePath);
+  }
+  const n = first.size[0] * first.size[1] * first.size[2];
+  const channels = images.reduce((a, v) => a + v.channels, 0);
+  const image = new Float32Array(channels * n);
+  let offset = 0;
+  for (const v of images) {
+    image.set(v.data as ArrayLike<number>, offset);
+    offset += v.data.length;
+  }
+  const { data: _d, ...geometry } = first;
+  const raw: RawCaseData = { id: 'input', image, label: null, channels, shape: zyxShape(first), spacing: zyxSpacing(first), geometry: { ...geometry, channels } };
+  const c = preprocessCase(raw, plan);
   const K = plan.network.numClasses;
-  const spatial = plan.dims === 2 ? c.shape.slice(1) : c.shape;
-  const mirror = o.mirror ?? plan.inference.mirror;
+  const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
+  const inference = inferenceSettings(plan);
+  const mirror = o.mirror ?? inference.mirror;
   const probs = torch.tidy(() => {
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
     let sum: torch.Tensor | null = null;
     for (const net of m.nets) {
       const logits = slidingWindowLogits(net, img, {
         patchSize: plan.patchSize,
-        stepFraction: plan.inference.stepFraction,
+        stepFraction: inference.stepFraction,
         mirrorAxes: mirror ? spatial.map((_, i) => i) : [],
         onProgress: o.onTile,
       });
@@ -98,9 +116,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: b
     }
     return sum!.div(m.nets.length).contiguous().toTypedArray() as Float32Array;
   });
-  const original = probabilitiesToOriginal(probs, K, c);
-  const [Z, Y, X] = c.properties.originalShape;
-  const n = Z * Y * X;
+  const original = revertPreprocessing({ probabilities: probs, numClasses: K }, c.shape, c.properties, plan) as Float32Array;
   const labels = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     let best = 0;
@@ -114,11 +130,9 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: b
     }
     labels[i] = best;
   }
-  const size = c.properties.original.size;
-  applyPostprocessing(labels, size, m.postprocessing);
-  const { meta, ...geometry } = c.properties.original;
+  applyPostprocessing(labels, first.size, m.postprocessing);
   return {
-    labels: { ...geometry, channels: 1, data: labels, meta: { ...meta, modality: 'SEG', extra: { source: meta.sourcePath } } },
+    labels: { ...geometry, channels: 1, data: labels, meta: { ...first.meta, modality: 'SEG', extra: { source: first.meta.sourcePath } } },
     probabilities: o.keepProbabilities ? original : undefined,
     seconds: (performance.now() - t0) / 1000,
   };
@@ -143,7 +157,7 @@ export async function writePrediction(outDir: string, input: string, source: Vol
     const { writeDicomSeg } = await import('../io/dicom/index.ts');
     const segments = Object.entries(plan.labels)
       .filter(([k]) => Number(k) > 0)
-      .map(([k, name]) => ({ number: Number(k), label: name, algorithmType: 'AUTOMATIC' as const, algorithmName: `medseg ${plan.network.architecture}` }));
+      .map(([k, name]) => ({ number: Number(k), label: String(name), algorithmType: 'AUTOMATIC' as const, algorithmName: `medseg ${plan.network.architecture}` }));
     await writeDicomSeg(pred.labels, source, segments, { path, seriesDescription: 'medseg segmentation' });
     return path;
   }

@@ -12,7 +12,8 @@ import { evaluateFolder } from '../eval/evaluate-folder.ts';
 import { writeReport } from '../eval/report.ts';
 import { repoRoot } from '../testing/data.ts';
 import { predictPath } from './predict-folder.ts';
-import { readRawDataset } from './raw-dataset.ts';
+import { readDataset } from '../data/dataset.ts';
+import { importMsdHippocampus } from '../data/import.ts';
 import { trainModel } from './train-model.ts';
 
 export interface DemoResult {
@@ -32,33 +33,34 @@ export async function runDemo(o: { out?: string; minutes?: number; log?: (s: str
   let dataset: string;
   let split: { train: string[]; val: string[] };
   if (existsSync(hippo)) {
-    dataset = hippo;
+    dataset = join(out, 'hippocampus');
+    if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(hippo, dataset);
     const s = JSON.parse(readFileSync(join(repoRoot, 'bench/splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
     // A short demo: all training cases, the first 10 held-out cases predicted and scored.
     split = { train: s.train, val: s.validation.slice(0, 10) };
-    log(`demo dataset: MSD hippocampus at ${hippo}`);
+    log(`demo dataset: MSD hippocampus from ${hippo} (imported to ${dataset})`);
   } else {
     dataset = join(out, 'phantom');
     if (!existsSync(join(dataset, 'dataset.json'))) await writePhantomDataset(dataset, 24);
-    const ids = readRawDataset(dataset).cases.map((c) => c.id);
+    const ids = readDataset(dataset).training.map((c) => c.id);
     split = { train: ids.slice(0, 18), val: ids.slice(18) };
     log(`demo dataset: no shared data at ${dataRoot}; generated a phantom dataset at ${dataset}`);
   }
   const modelDir = join(out, 'model');
-  await trainModel({ dataset, out: modelDir, split, planOptions: { minutes: o.minutes ?? 5 }, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')), log });
+  await trainModel({ dataset, out: modelDir, split, minutes: o.minutes ?? 5, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')), log });
 
   // Held-out images and references side by side for predict + evaluate.
-  const ds = readRawDataset(dataset);
-  const heldOut = ds.cases.filter((c) => split.val.includes(c.id));
+  const ds = readDataset(dataset);
+  const heldOut = ds.training.filter((c) => split.val.includes(c.id));
   const imgDir = join(out, 'heldout/images');
   const refDir = join(out, 'heldout/labels');
   rmSync(join(out, 'heldout'), { recursive: true, force: true });
   mkdirSync(imgDir, { recursive: true });
   mkdirSync(refDir, { recursive: true });
   for (const c of heldOut) {
-    const ending = c.images[0]!.match(/\.(nii\.gz|nii|nrrd|png)$/)![0];
-    copyFileSync(c.images[0]!, join(imgDir, `${c.id}${ending}`));
-    copyFileSync(c.label!, join(refDir, `${c.id}${ending}`));
+    const ending = ds.fileEnding;
+    copyFileSync(c.imagePaths[0]!, join(imgDir, `${c.id}${ending}`));
+    copyFileSync(c.labelPath!, join(refDir, `${c.id}${ending}`));
   }
   const predictions = join(out, 'predictions');
   const predicted = await predictPath({ model: modelDir, input: imgDir, out: predictions });

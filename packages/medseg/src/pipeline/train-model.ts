@@ -8,29 +8,36 @@
  *   fold_<k>/ model_best.safetensors  model_final.safetensors
  *             checkpoint_latest.safetensors  log.jsonl
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '@medseg/torch';
+import { readDataset, type Dataset } from '../data/dataset.ts';
+import { computeFingerprint, loadFingerprint, saveFingerprint, type Fingerprint } from '../data/fingerprint.ts';
+import { BatchLoader } from '../data/loader.ts';
+import { loadPlan, makePlan, savePlan, type Plan } from '../data/plan.ts';
+import { loadPreprocessed, preprocessDataset } from '../data/preprocess.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { evaluateCase } from '../eval/metrics.ts';
 import { rowsToCsv, toRows, type MetricRow } from '../eval/metrics_rows.ts';
 import { writeModelCard } from '../eval/modelcard.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
 import { architectureInfo, countParameters, createNetwork } from '../models/registry.ts';
-import { predictCaseLabels, train, type TrainResult } from '../train/trainer.ts';
+import { BEST_WEIGHTS, predictCaseLabels, train, type TrainResult, type TrainingData } from '../train/trainer.ts';
 import { createProgress, type ProgressReporter } from '../train/progress.ts';
-import { PatchSampler } from './batches.ts';
-import { computeFingerprint, loadCase, preprocessCase, type Fingerprint } from './prepare.ts';
-import { loadPlan, makePlan, type Plan, type PlanOptions } from './planner.ts';
-import { readRawDataset, type RawDataset } from './raw-dataset.ts';
 import { kFoldSplits, type Split } from './splits.ts';
+import { defaultTraining, inferenceSettings, trainerConfig } from './training-config.ts';
 
 export interface TrainModelOptions {
+  /** An nnU-Net / MSD raw dataset folder (see data/dataset.ts; `medseg import` makes one). */
   dataset: string;
   out: string;
-  /** A plan file, a plan, or options to make one. */
+  /** A plan file or a plan; otherwise one is made (architecture, minutes). */
   plan?: string | Plan;
-  planOptions?: PlanOptions;
+  architecture?: string;
+  /** Training budget per fold in minutes when planning (default 30). */
+  minutes?: number;
+  optimizer?: 'sgd' | 'adamw';
+  loss?: 'dice_ce' | 'dice_focal';
   /** Folds to train (default [0]); 'all' = every fold. */
   folds?: number[] | 'all';
   nFolds?: number;
@@ -38,10 +45,10 @@ export interface TrainModelOptions {
   split?: Split;
   resume?: boolean;
   seed?: number;
+  /** Loader worker threads (default 1: the trainer's libtorch threads want the cores). */
+  workers?: number;
   progress?: ProgressReporter;
   log?: (line: string) => void;
-  /** Use only the first N training cases (quick runs). */
-  limitCases?: number;
 }
 
 export interface TrainModelResult {
@@ -56,83 +63,91 @@ function writeJson(path: string, v: unknown): void {
   writeFileSync(path, `${JSON.stringify(v, null, 2)}\n`);
 }
 
-export async function preprocessAll(ds: RawDataset, plan: Plan, ids: Set<string>, log: (s: string) => void): Promise<Map<string, PreprocessedCase>> {
-  const out = new Map<string, PreprocessedCase>();
-  const t0 = Date.now();
-  for (const c of ds.cases) {
-    if (!ids.has(c.id)) continue;
-    const { images, label } = await loadCase(c);
-    out.set(c.id, preprocessCase(c.id, images, label, { targetSpacing: plan.targetSpacing, normalization: plan.normalization }));
-  }
-  log(`preprocessed ${out.size} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return out;
+/** Training batches from the worker loader; batch k of the run is epoch * I + iteration, so a resumed run continues the same sequence. */
+function loaderData(dir: string, ids: string[], plan: Plan, seed: number, workers: number, validation: PreprocessedCase[]): TrainingData {
+  let loader: BatchLoader | null = null;
+  let expected = -1;
+  return {
+    validation,
+    async nextBatch(epoch, it) {
+      const k = epoch * plan.iterationsPerEpoch + it;
+      if (!loader || k !== expected) {
+        await loader?.close();
+        loader = new BatchLoader({ dir, ids, plan, seed, workers, start: k });
+      }
+      expected = k + 1;
+      const b = await loader.next();
+      return torch.tidy(() => ({ image: torch.tensor(b.image, b.shape), label: torch.tensor(b.label, [b.shape[0]!, ...b.shape.slice(2)]).long() }));
+    },
+    async close() {
+      await loader?.close();
+    },
+  };
 }
 
 export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   mkdirSync(o.out, { recursive: true });
-  const ds = readRawDataset(o.dataset);
-  if (o.limitCases) ds.cases = ds.cases.slice(0, o.limitCases);
-  log(`dataset ${ds.name}: ${ds.cases.length} labelled cases, channels ${ds.channels.join(', ')}`);
+  const ds: Dataset = readDataset(o.dataset);
+  log(`dataset ${ds.name}: ${ds.training.length} labelled cases, channels ${ds.channels.join(', ')}`);
 
   const fpPath = join(o.out, 'fingerprint.json');
   let fp: Fingerprint;
-  if (o.resume && existsSync(fpPath)) fp = JSON.parse(readFileSync(fpPath, 'utf8'));
+  if (o.resume && existsSync(fpPath)) fp = loadFingerprint(fpPath);
   else {
     fp = await computeFingerprint(ds);
-    writeJson(fpPath, fp);
+    await saveFingerprint(fpPath, fp);
   }
   const planPath = join(o.out, 'plan.json');
   let plan: Plan;
   if (typeof o.plan === 'string') plan = loadPlan(o.plan);
   else if (o.plan) plan = o.plan;
   else if (o.resume && existsSync(planPath)) plan = loadPlan(planPath);
-  else plan = makePlan(ds, fp, o.planOptions);
-  writeJson(planPath, plan);
+  else plan = await makePlan(fp, { architecture: o.architecture, budget: { minutes: o.minutes ?? 30 } });
+  plan.training ??= defaultTraining(plan, { optimizer: o.optimizer, loss: o.loss });
+  plan.inference ??= inferenceSettings(plan);
+  await savePlan(planPath, plan);
   log(
-    `plan: ${plan.dims}D ${plan.network.architecture}, patch [${plan.patchSize}], batch ${plan.batchSize}, features [${plan.network.features}], ` +
-      `${plan.training.epochs} epochs x ${plan.training.iterationsPerEpoch} iterations (budget ${plan.budget.minutes} min, ~${plan.budget.stepSeconds.toFixed(2)} s/step)`,
+    `plan: ${plan.dims} ${plan.network.architecture}, patch [${plan.patchSize}], batch ${plan.batchSize}, features [${plan.network.features}], ` +
+      `${plan.epochs} epochs x ${plan.iterationsPerEpoch} iterations${plan.budget ? ` (budget ${plan.budget.minutes} min, ~${plan.budget.stepSeconds.toFixed(2)} s/step predicted)` : ''}`,
   );
 
-  const ids = ds.cases.map((c) => c.id);
+  const ids = ds.training.map((c) => c.id);
   const splits = o.split ? [o.split] : kFoldSplits(ids, o.nFolds ?? 5, 12345);
   writeJson(join(o.out, 'splits.json'), splits);
   const folds = o.folds === 'all' ? splits.map((_, i) => i) : (o.folds ?? [0]);
-  const needed = new Set(folds.flatMap((f) => [...splits[f]!.train, ...splits[f]!.val]));
-  const cases = await preprocessAll(ds, plan, needed, log);
+  const cacheDir = join(o.out, 'preprocessed');
+  const t0 = Date.now();
+  const pre = await preprocessDataset(ds, plan, cacheDir);
+  log(`preprocessed ${pre.computed} of ${pre.ids.length} cases (the rest cached) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const results: TrainModelResult['folds'] = [];
   const ppStats = new Map<number, { without: number[]; with: number[] }>();
   const rows: MetricRow[] = [];
   const seed = o.seed ?? 12345;
+  const cfg = trainerConfig(plan);
+  const mirror = plan.inference.mirror;
   for (const fold of folds) {
     const split = splits[fold];
     if (!split) throw new Error(`fold ${fold} does not exist (${splits.length} folds)`);
+    for (const id of [...split.train, ...split.val]) if (!ids.includes(id)) throw new Error(`split names case ${id}, which the dataset does not have`);
     const foldDir = join(o.out, `fold_${fold}`);
     torch.manualSeed(seed + fold);
     const net = createNetwork(plan.network);
-    const sampler = new PatchSampler(
-      split.train.map((id) => cases.get(id)!),
-      { patchSize: plan.patchSize, batchSize: plan.batchSize, foregroundOversampling: plan.foregroundOversampling, augmentation: plan.augmentation, seed: seed + fold },
-    );
-    const validation = split.val.map((id) => cases.get(id)!);
+    const validation = await Promise.all(split.val.map((id) => loadPreprocessed(cacheDir, id)));
     log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${countParameters(net)} parameters`);
-    const result = await train(
-      net,
-      { ...plan.training, patchSize: plan.patchSize, numClasses: plan.network.numClasses },
-      { nextBatch: (e, i) => sampler.batch(e, i), validation },
-      foldDir,
-      { resume: o.resume, progress: o.progress ?? createProgress('auto') },
-    );
+    const data = loaderData(cacheDir, split.train, plan, seed + fold, o.workers ?? 1, validation);
+    const result = await train(net, cfg, data, foldDir, { resume: o.resume, progress: o.progress ?? createProgress('auto') });
+
     // Final validation with the best weights and mirroring TTA, with and without postprocessing.
-    const { tensors } = torch.loadSafetensors(join(foldDir, 'model_best.safetensors'));
+    const { tensors } = torch.loadSafetensors(join(foldDir, BEST_WEIGHTS));
     net.loadStateDict(tensors);
     for (const t of tensors.values()) t.dispose();
     net.eval();
     const K = plan.network.numClasses;
     const foreground = Array.from({ length: K - 1 }, (_, i) => i + 1);
     for (const c of validation) {
-      const pred = predictCaseLabels(net, c, plan.patchSize, plan.inference.mirror);
+      const pred = predictCaseLabels(net, c, plan.patchSize, mirror);
       const size: [number, number, number] = [c.shape[2], c.shape[1], c.shape[0]];
       const spacing: [number, number, number] = [c.spacing[2], c.spacing[1], c.spacing[0]];
       const ev = evaluateCase(pred, c.label!, { size, spacing, labels: foreground, case: c.id });
@@ -165,19 +180,19 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     architecture: `${plan.dims}D ${info.name}`,
     architectureType: info.type,
     parameters: countParameters(probe),
-    data: { dataset: ds.name, cases: ds.cases.length, modality: ds.channels.join(', '), labels: Object.fromEntries(Object.entries(plan.labels).map(([k, v]) => [k, v])) },
+    data: { dataset: ds.name, cases: ds.training.length, modality: ds.channels.join(', '), labels: Object.fromEntries(Object.entries(plan.labels).map(([k, v]) => [k, v])) },
     plan: {
       patchSize: plan.patchSize,
       targetSpacing: plan.targetSpacing,
       batchSize: plan.batchSize,
       features: plan.network.features,
-      normalization: plan.normalization.map((n) => n.scheme),
+      normalization: plan.normalization.map((n) => n.scheme).join(', '),
     },
     training: {
-      epochs: plan.training.epochs,
-      iterations: plan.training.epochs * plan.training.iterationsPerEpoch,
+      epochs: plan.epochs,
+      iterations: plan.epochs * plan.iterationsPerEpoch,
       wallTimeHours: results.reduce((a, r) => a + r.result.minutes, 0) / 60,
-      budget: `${plan.budget.minutes} min per fold on ${plan.budget.cores} CPU threads`,
+      budget: plan.budget ? `${plan.budget.minutes} min per fold on ${plan.budget.cores} CPU cores` : 'nnU-Net default length',
       seed,
     },
     validation: rows.map((r) => ({ ...r, model: `${ds.name} ${info.name}` })) as never,

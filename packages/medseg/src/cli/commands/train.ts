@@ -7,7 +7,7 @@ export function register(program: Command): void {
   program
     .command('train')
     .description('train a segmentation model (k-fold cross-validation; resumable)')
-    .argument('<dataset>', 'dataset folder (nnU-Net raw / MSD with dataset.json, or images/ + labels/)')
+    .argument('<dataset>', 'nnU-Net / MSD raw dataset folder (`medseg import` makes one)')
     .requiredOption('--out <dir>', 'model folder to create (plan, folds, weights, logs, model card)')
     .option('--plan <file>', 'use this plan instead of planning')
     .option('--minutes <n>', 'time budget per fold when planning', parseNonNegative, 30)
@@ -34,7 +34,8 @@ export function register(program: Command): void {
         dataset,
         out: o.out,
         plan: o.plan,
-        planOptions: { minutes: o.minutes, architecture: o.architecture },
+        minutes: o.minutes,
+        architecture: o.architecture,
         folds: o.folds,
         nFolds: o.nFolds,
         split,
