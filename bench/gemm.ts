@@ -12,7 +12,7 @@
 import { loadavg } from 'node:os';
 import * as torch from '../packages/torch/src/index.ts';
 import { PythonPeer } from './lib/peer.ts';
-import { blasLibrary, takeTag, writeResult } from './lib/report.ts';
+import { blasLibrary, cpuBusyPercent, takeTag, writeResult } from './lib/report.ts';
 import { median, round, timeRepeated } from './lib/stats.ts';
 
 type What = 'matmul' | 'conv_fwd' | 'conv_fwdbwd';
@@ -33,6 +33,7 @@ export async function main(args: string[]): Promise<void> {
   const { tag, rest } = takeTag(args);
   const o = parse(rest);
   const loadBefore = loadavg().map((x) => round(x));
+  const busyBefore = await cpuBusyPercent();
   torch.setNumThreads(o.threads);
   const conv = [8, 64, 128, 128] as const;
   const [N, C, H, W] = conv;
@@ -115,6 +116,7 @@ export async function main(args: string[]): Promise<void> {
     reps_per_side: o.rounds * o.reps,
     pytorch: same.ready.torch,
     blas: blasLibrary(),
+    cpu_busy_pct_before: busyBefore,
   }, loadBefore, tag);
   console.log(`wrote ${path}`);
 }

@@ -73,3 +73,25 @@ export function writeResult(name: string, args: readonly string[], body: Record<
   writeFileSync(path, `${JSON.stringify(out, null, 2)}\n`);
   return path;
 }
+
+/**
+ * Percent of all CPUs busy over the next `ms` (from /proc/stat): the load
+ * average lags by a minute, this says whether the machine is busy right now.
+ */
+export async function cpuBusyPercent(ms = 1000): Promise<number | null> {
+  const read = (): number[] | null => {
+    try {
+      return readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    } catch {
+      return null;
+    }
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  if (!a || !b) return null;
+  const d = b.map((v, i) => v - a[i]!);
+  const total = d.reduce((x, y) => x + y, 0);
+  const idle = d[3]! + d[4]!;
+  return total > 0 ? Math.round((100 * (total - idle)) / total) : null;
+}

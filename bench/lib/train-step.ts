@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import * as torch from '../../packages/torch/src/index.ts';
 import { PythonPeer } from './peer.ts';
-import { blasLibrary, takeTag, writeResult } from './report.ts';
+import { blasLibrary, cpuBusyPercent, takeTag, writeResult } from './report.ts';
 import { median, round, timeRepeated } from './stats.ts';
 import { BenchUNet, unetForwardMacs } from './unet.ts';
 
@@ -83,6 +83,7 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
   const { tag, rest } = takeTag(args);
   const flags = parseFlags(rest);
   const loadBefore = loadavg().map((x) => round(x));
+  const busyBefore = await cpuBusyPercent();
   torch.setNumThreads(flags.threads);
   torch.manualSeed(0);
 
@@ -187,6 +188,8 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
     pytorch: ready.torch,
     libtorch_medseg: torch.torchVersion,
     blas: blasLibrary(),
+    cpu_busy_pct_before: busyBefore,
+    cpu_busy_note: 'all-CPU busy percent in the second before the run (other processes); loadavg lags by a minute',
   };
   const path = writeResult(cfg.name, args, result, loadBefore, tag);
   console.log(JSON.stringify({ medseg_ms: result.medseg_ms, pytorch_ms: result.pytorch_ms, ratio: result.ratio, ...('tfjs_ms' in tfjs ? { tfjs_ms: tfjs.tfjs_ms, tfjs_ratio: tfjs.tfjs_ratio } : {}) }));
