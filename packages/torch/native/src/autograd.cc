@@ -15,7 +15,8 @@ namespace medseg {
 
 namespace {
 
-std::thread::id g_main_thread;
+// The JS thread of this addon instance: hooks may only call back on it.
+thread_local bool t_is_js_thread = false;
 
 Napi::Value Backward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -97,7 +98,7 @@ Napi::Value RegisterHook(const Napi::CallbackInfo& info) {
   napi_env raw = env;
   return Guard(env, "registerHook", [&]() -> Napi::Value {
     unsigned idx = const_cast<at::Tensor&>(t).register_hook([ref, raw](const at::Tensor& grad) -> at::Tensor {
-      if (std::this_thread::get_id() != g_main_thread) {
+      if (!t_is_js_thread) {
         TORCH_CHECK(false, "a JS gradient hook was reached from a non-JS thread (device backward?)");
       }
       Napi::Env e(raw);
@@ -184,7 +185,7 @@ Napi::Value SetGeneratorState(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitAutograd(Napi::Env env, Napi::Object exports) {
-  g_main_thread = std::this_thread::get_id();
+  t_is_js_thread = true;
   exports.Set("backward", Napi::Function::New(env, Backward));
   exports.Set("getGrad", Napi::Function::New(env, GetGrad));
   exports.Set("setGrad", Napi::Function::New(env, SetGrad));

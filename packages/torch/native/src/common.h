@@ -43,7 +43,6 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
 
   int64_t reported_bytes_ = 0;
   bool released_ = false;
-  static Napi::FunctionReference* ctor_;
   static std::atomic<int64_t> live_;
 };
 

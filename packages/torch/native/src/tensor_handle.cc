@@ -4,7 +4,6 @@
 
 namespace medseg {
 
-Napi::FunctionReference* TensorHandle::ctor_ = nullptr;
 std::atomic<int64_t> TensorHandle::live_{0};
 
 Napi::Function TensorHandle::Init(Napi::Env env) {
@@ -20,17 +19,19 @@ Napi::Function TensorHandle::Init(Napi::Env env) {
           InstanceAccessor("requiresGrad", &TensorHandle::RequiresGrad, nullptr),
           InstanceAccessor("device", &TensorHandle::Device, nullptr),
       });
-  ctor_ = new Napi::FunctionReference(Napi::Persistent(fn));
+  // One constructor per JS environment (main thread and each worker thread
+  // load the addon separately): kept as the env's instance data, not a static.
+  env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(fn)));
   return fn;
 }
 
 Napi::Value TensorHandle::Wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  return ctor_->New({Napi::External<at::Tensor>::New(env, &t)});
+  return env.GetInstanceData<Napi::FunctionReference>()->New({Napi::External<at::Tensor>::New(env, &t)});
 }
 
 bool TensorHandle::IsHandle(Napi::Value v) {
-  return v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor_->Value());
+  return v.IsObject() && v.As<Napi::Object>().InstanceOf(v.Env().GetInstanceData<Napi::FunctionReference>()->Value());
 }
 
 const at::Tensor& TensorHandle::TensorOf(Napi::Value v, const char* what) {
