@@ -59,3 +59,17 @@ test('a run SIGKILLed mid-training resumes to exactly the weights of an uninterr
   assert.deepEqual(logB.map((e) => e.epoch), [0, 1, 2, 3]);
   assert.deepEqual(logB.map((e) => e.trainLoss), log.map((e) => e.trainLoss));
 });
+
+test('the time budget shrinks the planned epochs to what the measured speed allows', async () => {
+  const { epochsWithinBudget } = await import('./trainer.ts');
+  const { fixtureConfig } = await import('./trainer-fixture.ts');
+  const cfg = { ...fixtureConfig, epochs: 15, timeBudgetMinutes: 30 };
+  // First epoch took 150 s of 1800: 11 more fit.
+  assert.equal(epochsWithinBudget(cfg, 1, 150, 150), 12);
+  // Fast machine: the plan stands.
+  assert.equal(epochsWithinBudget(cfg, 1, 60, 60), 15);
+  // Over budget already: no more epochs.
+  assert.equal(epochsWithinBudget(cfg, 1, 2000, 2000), 1);
+  // No budget: the plan stands.
+  assert.equal(epochsWithinBudget({ ...cfg, timeBudgetMinutes: 0 }, 1, 5000, 5000), 15);
+});

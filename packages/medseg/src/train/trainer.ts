@@ -124,10 +124,22 @@ function makeOptimizer(net: nn.Module, cfg: TrainerConfig): torch.optim.Optimize
   return new optim.AdamW(net.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
 }
 
-function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.optim.LRScheduler | null {
-  if (cfg.schedule === 'poly') return new optim.PolyLR(opt, cfg.epochs);
-  if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, cfg.warmupEpochs ?? 0, cfg.epochs, cfg.lr * 0.01);
+function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig, epochs: number): torch.optim.LRScheduler | null {
+  if (cfg.schedule === 'poly') return new optim.PolyLR(opt, epochs);
+  if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, cfg.warmupEpochs ?? 0, epochs, cfg.lr * 0.01);
   return null;
+}
+
+/**
+ * Epochs that fit the time budget, judged after the first epoch of a run from
+ * its measured duration (the plan's step time is a prediction; a busy machine
+ * is slower). Shrinking the run this way lets the LR schedule finish its decay
+ * instead of being cut off by the budget mid-schedule.
+ */
+export function epochsWithinBudget(cfg: TrainerConfig, epochsDone: number, elapsedSeconds: number, lastEpochSeconds: number): number {
+  if (!(cfg.timeBudgetMinutes > 0) || !(lastEpochSeconds > 0)) return cfg.epochs;
+  const left = cfg.timeBudgetMinutes * 60 - elapsedSeconds;
+  return Math.max(epochsDone, Math.min(cfg.epochs, epochsDone + Math.floor(left / lastEpochSeconds)));
 }
 
 interface SavedState {
@@ -136,6 +148,8 @@ interface SavedState {
   bestEpoch: number;
   epochsWithoutImprovement: number;
   elapsedSeconds: number;
+  /** Epochs this run will have: cfg.epochs, or fewer when the budget forced it (see epochsWithinBudget). */
+  epochs?: number;
   optimizer: torch.optim.OptimizerState['meta'];
   schedule: Record<string, unknown> | null;
 }
@@ -191,12 +205,16 @@ export async function train(
   mkdirSync(outDir, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
   const opt = makeOptimizer(net, cfg);
-  const schedule = makeSchedule(opt, cfg);
+  let schedule = makeSchedule(opt, cfg, cfg.epochs);
   const ckptPath = join(outDir, CHECKPOINT);
   const logPath = join(outDir, LOG);
   let state: SavedState = { epoch: -1, bestDice: -Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, elapsedSeconds: 0, optimizer: { step: {}, groups: [] }, schedule: null };
   if (o.resume && existsSync(ckptPath)) {
     state = loadCheckpoint(ckptPath, net, opt, schedule);
+    if (state.epochs !== undefined && state.epochs !== cfg.epochs) {
+      schedule = makeSchedule(opt, cfg, state.epochs);
+      if (schedule && state.schedule) schedule.loadStateDict(state.schedule);
+    }
     truncateLog(logPath, state.epoch);
   } else if (existsSync(logPath)) {
     writeFileSync(logPath, '');
@@ -205,12 +223,13 @@ export async function train(
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let epochsThisRun = 0;
   try {
-    for (let epoch = state.epoch + 1; epoch < cfg.epochs; epoch++) {
+    let totalEpochs = state.epochs ?? cfg.epochs;
+    for (let epoch = state.epoch + 1; epoch < totalEpochs; epoch++) {
       const te = Date.now();
       net.train();
       let lossSum = 0;
       let wait = 0;
-      progress.start(cfg.iterationsPerEpoch, `epoch ${epoch + 1}/${cfg.epochs}`);
+      progress.start(cfg.iterationsPerEpoch, `epoch ${epoch + 1}/${totalEpochs}`);
       for (let it = 0; it < cfg.iterationsPerEpoch; it++) {
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
@@ -258,12 +277,24 @@ export async function train(
       };
       appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
       process.stderr.write(
-        `epoch ${epoch + 1}/${cfg.epochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
+        `epoch ${epoch + 1}/${totalEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
       );
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
+      // Judged on the first epoch, validation included.
+      if (epochsThisRun === 0 && state.epochs === undefined) {
+        const fit = epochsWithinBudget(cfg, epoch + 1, (Date.now() - t0) / 1000, (Date.now() - te) / 1000);
+        if (fit < totalEpochs) {
+          process.stderr.write(`time budget: ${fit} of ${cfg.epochs} planned epochs fit in ${cfg.timeBudgetMinutes} min at the measured speed; the LR schedule is shortened to match\n`);
+          const stepCount = schedule?.stepCount ?? 0;
+          schedule = makeSchedule(opt, cfg, fit);
+          if (schedule) schedule.loadStateDict({ stepCount });
+          totalEpochs = fit;
+        }
+        state.epochs = totalEpochs;
+      }
       epochsThisRun++;
-      const last = epoch === cfg.epochs - 1;
+      const last = epoch === totalEpochs - 1;
       const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
       const outOfTime = cfg.timeBudgetMinutes > 0 && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
       if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
