@@ -9,23 +9,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeVolume } from '../io/read.ts';
 import { IDENTITY3, type Volume } from '../io/volume.ts';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(rnd: () => number): number {
-  return Math.sqrt(-2 * Math.log(rnd() + 1e-12)) * Math.cos(2 * Math.PI * rnd());
-}
+import { Rng } from '../data/rng.ts';
 
 export function phantomCase(seed: number, size: [number, number, number] = [36, 44, 32]): { image: Volume; label: Volume } {
-  const rnd = mulberry32(seed);
+  const rng = new Rng(seed);
+  const rnd = () => rng.next();
   const [nx, ny, nz] = size;
   const n = nx * ny * nz;
   const img = new Float32Array(n);
@@ -51,7 +39,7 @@ export function phantomCase(seed: number, size: [number, number, number] = [36, 
           lab[i] = 2;
           v += contrast[1]!;
         }
-        img[i] = v + 12 * gaussian(rnd);
+        img[i] = v + 12 * rng.normal();
       }
   const geometry = { size, channels: 1, spacing: [1, 1, 1] as [number, number, number], origin: [0, 0, 0] as [number, number, number], direction: IDENTITY3 };
   return {

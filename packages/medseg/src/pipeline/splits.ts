@@ -5,28 +5,20 @@
  * split (sklearn KFold, shuffle, seed 12345) is in spirit: the seed and the
  * procedure are recorded, the ids are written out.
  */
+import { Rng } from '../data/rng.ts';
+
 export interface Split {
   train: string[];
   val: string[];
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function kFoldSplits(ids: string[], folds = 5, seed = 12345): Split[] {
   if (folds < 2) throw new Error(`k-fold needs at least 2 folds, got ${folds}`);
   if (ids.length < folds) throw new Error(`${ids.length} cases cannot be split into ${folds} folds`);
   const shuffled = [...ids].sort();
-  const rnd = mulberry32(seed);
+  const rng = new Rng(seed);
   for (let i = shuffled.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
+    const j = rng.int(i + 1);
     [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
   }
   const splits: Split[] = [];
