@@ -1,0 +1,77 @@
+/**
+ * Shared body of the 2D accuracy benches (ISBI 2012 EM, DRIVE): import the
+ * dataset, train one model on the given cases within a time budget (a few
+ * training cases held out for model selection), predict the test cases with
+ * sliding window + mirroring TTA, and score them with eval/metrics (region
+ * masks such as DRIVE's field of view restrict every metric).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readDataset, type DatasetCase } from '../../packages/medseg/src/data/dataset.ts';
+import { evaluateCase } from '../../packages/medseg/src/eval/metrics.ts';
+import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
+import { readVolume } from '../../packages/medseg/src/io/read.ts';
+import { trainModel, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
+
+export interface Seg2dRun {
+  out: string;
+  dataset: string;
+  train: string[];
+  val: string[];
+  test: DatasetCase[];
+  minutes: number;
+  /** Labels to score. */
+  labels: number[];
+}
+
+export interface Seg2dResult {
+  trained: TrainModelResult;
+  trainMinutes: number;
+  /** Per test case: label -> metrics. */
+  perCase: { id: string; metrics: Record<number, Record<string, number>>; seconds: number }[];
+  mean: (label: number, metric: string) => number;
+}
+
+export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
+  const modelDir = join(r.out, 'model');
+  const t0 = Date.now();
+  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
+  const trainMinutes = (Date.now() - t0) / 60000;
+  const model = loadModel(modelDir);
+  const perCase: Seg2dResult['perCase'] = [];
+  try {
+    for (const c of r.test) {
+      const images = await readInputCase(c.imagePaths[0]!, model.plan.channels.length);
+      const pred = predictVolumes(model, images, { keepProbabilities: true });
+      const ref = await readVolume(c.labelPath!);
+      const region = c.regionMaskPath ? (await readVolume(c.regionMaskPath)).data : undefined;
+      const ev = evaluateCase(pred.labels, ref, {
+        labels: r.labels,
+        regionMask: region,
+        probabilities: { data: pred.probabilities!, channels: model.plan.network.numClasses },
+        distances: false,
+      });
+      const metrics: Record<number, Record<string, number>> = {};
+      for (const m of ev.classes) {
+        metrics[m.label] = Object.fromEntries(Object.entries(m).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
+      }
+      perCase.push({ id: c.id, metrics, seconds: pred.seconds });
+    }
+  } finally {
+    disposeModel(model);
+  }
+  const mean = (label: number, metric: string) => {
+    const v = perCase.map((p) => p.metrics[label]?.[metric]).filter((x): x is number => Number.isFinite(x));
+    return v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+  };
+  return { trained, trainMinutes, perCase, mean };
+}
+
+export function datasetCases(dir: string): { training: DatasetCase[]; test: DatasetCase[] } {
+  const ds = readDataset(dir);
+  return { training: ds.training, test: ds.test };
+}
+
+export function readJson<T>(p: string): T {
+  return JSON.parse(readFileSync(p, 'utf8')) as T;
+}
