@@ -1,0 +1,130 @@
+/**
+ * The comparison study: every architecture of the zoo trained on the same
+ * split with the same time budget, evaluated with the same code, on MSD
+ * hippocampus (3D) and DRIVE (2D); writes per-model summaries and one HTML
+ * report with the comparison table and plots to bench/results/study/.
+ * The numbers are whatever they honestly are.
+ *
+ *   npm run study -- [--minutes 30] [--drive-minutes 20] [--architectures unet,hybridnet] [--datasets hippocampus,drive]
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { importDrive, importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
+import { evaluateFolder } from '../packages/medseg/src/eval/evaluate-folder.ts';
+import type { MetricRow } from '../packages/medseg/src/eval/statistics.ts';
+import { writeReport } from '../packages/medseg/src/eval/report.ts';
+import { architectureInfo, countMACs, countParameters, createNetwork, listArchitectures } from '../packages/medseg/src/models/registry.ts';
+import { loadPlan } from '../packages/medseg/src/data/plan.ts';
+import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
+import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
+import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
+import { datasetCases, runSeg2d } from './lib/seg2d.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+interface ModelEntry {
+  name: string;
+  architecture: string;
+  architectureType: string;
+  parameters: number;
+  gmacs: number;
+  inferenceTimesMs: Record<string, number>;
+  dataset: string;
+}
+
+async function hippocampus(arch: string, minutes: number, work: string): Promise<{ rows: MetricRow[]; model: ModelEntry }> {
+  const split = JSON.parse(readFileSync(join(here, 'splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
+  const source = dataPath('msd-hippocampus');
+  const dataset = join(work, 'hippocampus-dataset');
+  if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
+  const out = join(work, `hippocampus-${arch}`);
+  const modelDir = join(out, 'model');
+  await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: arch, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
+  const imgDir = join(out, 'validation/images');
+  const refDir = join(out, 'validation/labels');
+  rmSync(join(out, 'validation'), { recursive: true, force: true });
+  mkdirSync(imgDir, { recursive: true });
+  mkdirSync(refDir, { recursive: true });
+  for (const id of split.validation) {
+    copyFileSync(join(source, 'images', `${id}.nii.gz`), join(imgDir, `${id}.nii.gz`));
+    copyFileSync(join(source, 'labels', `${id}.nii.gz`), join(refDir, `${id}.nii.gz`));
+  }
+  const pred = await predictPath({ model: modelDir, input: imgDir, out: join(out, 'predictions') });
+  const name = `${arch} (3D)`;
+  const ev = await evaluateFolder({ predictions: join(out, 'predictions'), references: refDir, labels: [1, 2], model: name });
+  const plan = loadPlan(join(modelDir, 'plan.json'));
+  const net = createNetwork(plan.network);
+  const model: ModelEntry = {
+    name,
+    architecture: `3D ${arch}`,
+    architectureType: architectureInfo(arch).type,
+    parameters: countParameters(net),
+    gmacs: countMACs(net, plan.patchSize) / 1e9,
+    inferenceTimesMs: Object.fromEntries(pred.outputs.map((o) => [o.input.split('/').pop()!.replace('.nii.gz', ''), o.seconds * 1000])),
+    dataset: 'MSD hippocampus (34 validation cases)',
+  };
+  net.dispose();
+  return { rows: ev.rows.map((r) => ({ ...r, model: name })) as MetricRow[], model };
+}
+
+async function drive(arch: string, minutes: number, work: string): Promise<{ rows: MetricRow[]; model: ModelEntry }> {
+  const dataset = join(work, 'drive-dataset');
+  if (!existsSync(join(dataset, 'dataset.json'))) await importDrive(dataPath('drive'), dataset);
+  const { training, test } = datasetCases(dataset);
+  const ids = training.map((c) => c.id).sort();
+  const r = await runSeg2d({ out: join(work, `drive-${arch}`), dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, labels: [1] });
+  const name = `${arch} (2D)`;
+  const plan = r.trained.plan;
+  const net = createNetwork(plan.network);
+  const model: ModelEntry = {
+    name,
+    architecture: `2D ${arch}`,
+    architectureType: architectureInfo(arch).type,
+    parameters: countParameters(net),
+    gmacs: countMACs(net, plan.patchSize) / 1e9,
+    inferenceTimesMs: Object.fromEntries(r.perCase.map((p) => [p.id, p.seconds * 1000])),
+    dataset: 'DRIVE (20 test images, inside FOV)',
+  };
+  net.dispose();
+  const rows = r.perCase.map((p) => ({ model: name, case: p.id, label: 1, ...p.metrics[1] })) as MetricRow[];
+  return { rows, model };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      minutes: { type: 'string', default: '30' },
+      'drive-minutes': { type: 'string', default: '20' },
+      architectures: { type: 'string', default: listArchitectures().map((a) => a.name).join(',') },
+      datasets: { type: 'string', default: 'hippocampus,drive' },
+      work: { type: 'string', default: join(repoRoot, 'runs/study') },
+    },
+  });
+  const archs = values.architectures!.split(',');
+  const datasets = values.datasets!.split(',');
+  const outDir = join(here, 'results/study');
+  mkdirSync(outDir, { recursive: true });
+  for (const ds of datasets) {
+    const rows: MetricRow[] = [];
+    const models: ModelEntry[] = [];
+    for (const arch of archs) {
+      const r = ds === 'hippocampus' ? await hippocampus(arch, Number(values.minutes), values.work!) : await drive(arch, Number(values['drive-minutes']), values.work!);
+      rows.push(...r.rows);
+      models.push(r.model);
+      writeFileSync(join(outDir, `${ds}.json`), `${JSON.stringify({ command: `npm run study -- ${args.join(' ')}`.trim(), date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, models, rows }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
+    }
+    await writeReport(join(outDir, `${ds}.html`), {
+      title: `medseg comparison study: ${ds}`,
+      dataset: models[0]?.dataset,
+      rows,
+      models: models.map((m) => ({ name: m.name, architecture: m.architecture, architectureType: m.architectureType, parameters: m.parameters, inferenceTimesMs: m.inferenceTimesMs })),
+      summaryMetrics: ds === 'hippocampus' ? ['dice', 'iou', 'hd95'] : ['dice', 'iou', 'auc'],
+    });
+  }
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) await main(process.argv.slice(2));
