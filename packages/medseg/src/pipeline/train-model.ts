@@ -19,6 +19,7 @@ import { loadPreprocessed, preprocessDataset } from '../data/preprocess.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { evaluateCase } from '../eval/metrics.ts';
 import { rowsToCsv, toRows, type MetricRow } from '../eval/metrics_rows.ts';
+import type { MetricRow as StatRow } from '../eval/statistics.ts';
 import { writeModelCard } from '../eval/modelcard.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
 import { architectureInfo, countParameters, createNetwork } from '../models/registry.ts';
@@ -126,6 +127,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const rows: MetricRow[] = [];
   const seed = o.seed ?? 12345;
   const cfg = trainerConfig(plan);
+  let parameters = 0;
   const mirror = plan.inference.mirror;
   for (const fold of folds) {
     const split = splits[fold];
@@ -135,7 +137,8 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     torch.manualSeed(seed + fold);
     const net = createNetwork(plan.network);
     const validation = await Promise.all(split.val.map((id) => loadPreprocessed(cacheDir, id)));
-    log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${countParameters(net)} parameters`);
+    parameters = countParameters(net);
+    log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${parameters} parameters`);
     const data = loaderData(cacheDir, split.train, plan, seed + fold, o.workers ?? 1, validation);
     const result = await train(net, cfg, data, foldDir, { resume: o.resume, progress: o.progress ?? createProgress('auto') });
 
@@ -174,13 +177,13 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   writeJson(join(o.out, 'postprocessing.json'), { keepLargestComponent: postprocessing, evidence: Object.fromEntries(ppStats) });
   writeFileSync(join(o.out, 'validation.csv'), rowsToCsv(rows));
   const info = architectureInfo(plan.network.architecture);
-  const probe = createNetwork(plan.network);
+  const modelName = `${ds.name} ${info.name}`;
   writeModelCard(o.out, {
-    modelName: `${ds.name} ${info.name}`,
-    architecture: `${plan.dims}D ${info.name}`,
+    modelName,
+    architecture: `${plan.network.dims}D ${info.name}`,
     architectureType: info.type,
-    parameters: countParameters(probe),
-    data: { dataset: ds.name, cases: ds.training.length, modality: ds.channels.join(', '), labels: Object.fromEntries(Object.entries(plan.labels).map(([k, v]) => [k, v])) },
+    parameters,
+    data: { dataset: ds.name, cases: ds.training.length, modality: ds.channels.join(', '), labels: plan.labels },
     plan: {
       patchSize: plan.patchSize,
       targetSpacing: plan.targetSpacing,
@@ -189,14 +192,14 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       normalization: plan.normalization.map((n) => n.scheme).join(', '),
     },
     training: {
-      epochs: plan.epochs,
-      iterations: plan.epochs * plan.iterationsPerEpoch,
+      epochs: Math.max(...results.map((r) => r.result.epochsRun)),
+      iterations: Math.max(...results.map((r) => r.result.epochsRun)) * plan.iterationsPerEpoch,
       wallTimeHours: results.reduce((a, r) => a + r.result.minutes, 0) / 60,
       budget: plan.budget ? `${plan.budget.minutes} min per fold on ${plan.budget.cores} CPU cores` : 'nnU-Net default length',
       seed,
     },
-    validation: rows.map((r) => ({ ...r, model: `${ds.name} ${info.name}` })) as never,
+    // Scored on the preprocessed grid of each fold's validation cases.
+    validation: rows.map((r): StatRow => ({ ...r, model: modelName })),
   });
-  probe.dispose();
   return { modelDir: o.out, plan, folds: results, postprocessing, validationRows: rows };
 }
