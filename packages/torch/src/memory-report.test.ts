@@ -11,11 +11,14 @@ const MB = 2 ** 20;
 const SIZE = 64 * MB;
 const external = (): number => native.externalMemory();
 const big = (): torch.Tensor => torch.zeros([SIZE / 4]);
+// V8's external total also moves when the GC frees other objects' memory in
+// between (seen: +63.97 MB for a 64 MB tensor), so 'reported' means most of it.
+const REPORTED = 0.9 * SIZE;
 
 test('a tensor made outside any scope is reported, and un-reported on dispose', () => {
   const before = external();
   const t = big();
-  assert.ok(external() - before >= SIZE, `external grew by ${(external() - before) / MB} MB`);
+  assert.ok(external() - before >= REPORTED, `external grew by ${(external() - before) / MB} MB`);
   t.dispose();
   assert.ok(external() - before < SIZE / 2);
 });
@@ -39,8 +42,8 @@ test('a tensor kept inside a scope, or returned from the outermost one, is repor
   });
   assert.equal(kept, null);
   const afterKeep = external() - before;
-  assert.ok(afterKeep >= SIZE, `keep(): external grew by ${afterKeep / MB} MB`);
+  assert.ok(afterKeep >= REPORTED, `keep(): external grew by ${afterKeep / MB} MB`);
   const returned = torch.tidy(() => torch.tidy(() => big()));
-  assert.ok(external() - before >= 2 * SIZE, 'a returned tensor is reported once it leaves the outermost scope');
+  assert.ok(external() - before >= 2 * REPORTED, 'a returned tensor is reported once it leaves the outermost scope');
   returned.dispose();
 });
