@@ -79,15 +79,17 @@ export interface Prediction {
 export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: boolean; keepProbabilities?: boolean; onTile?: (done: number, total: number) => void } = {}): Prediction {
   const t0 = performance.now();
   const plan = m.plan;
-  if (images.length !== plan.channels.length) {
-    throw new Error(`the model expects ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), got ${images.length}`);
+  // One file per channel (nnU-Net _0000, _0001, ...) or one multi-channel file (an RGB fundus photo).
+  const given = images.reduce((a, v) => a + v.channels, 0);
+  if (given !== plan.channels.length) {
+    throw new MedsegIoError('BAD_DATA', `the model expects ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), the input has ${given}`, images[0]?.meta.sourcePath);
   }
   const first = images[0]!;
   for (const v of images) {
     if (v.size.some((n, i) => n !== first.size[i])) throw new MedsegIoError('BAD_GEOMETRY', `channel images differ in size (${v.size} vs ${first.size})`, v.meta.sourcePath);
   }
   const n = first.size[0] * first.size[1] * first.size[2];
-  const channels = images.reduce((a, v) => a + v.channels, 0);
+  const channels = given;
   const image = new Float32Array(channels * n);
   let offset = 0;
   for (const v of images) {
