@@ -7,7 +7,7 @@
  *
  *   npm run bench -- hippocampus [--minutes 30] [--architecture unet] [--out runs/bench-hippocampus]
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { evaluateFolder } from '../packages/medseg/src/eval/evaluate-folder.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
+import { stageHeldOut } from './lib/stage-cases.ts';
 import { importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
 
 
@@ -36,15 +37,7 @@ export async function main(args: string[]): Promise<void> {
   const trained = await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: values.architecture, resume: values.resume });
   const trainMinutes = (Date.now() - t0) / 60000;
 
-  const imgDir = join(out, 'validation/images');
-  const refDir = join(out, 'validation/labels');
-  rmSync(join(out, 'validation'), { recursive: true, force: true });
-  mkdirSync(imgDir, { recursive: true });
-  mkdirSync(refDir, { recursive: true });
-  for (const id of split.validation) {
-    copyFileSync(join(source, 'images', `${id}.nii.gz`), join(imgDir, `${id}.nii.gz`));
-    copyFileSync(join(source, 'labels', `${id}.nii.gz`), join(refDir, `${id}.nii.gz`));
-  }
+  const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
   const predDir = join(out, 'predictions');
   const pred = await predictPath({ model: modelDir, input: imgDir, out: predDir });
   const ev = await evaluateFolder({ predictions: predDir, references: refDir, labels: [1, 2], model: `hippocampus ${values.architecture}` });

@@ -7,7 +7,7 @@
  *
  *   npm run study -- [--minutes 30] [--drive-minutes 20] [--architectures unet,hybridnet] [--datasets hippocampus,drive]
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
 import { datasetCases, runSeg2d } from './lib/seg2d.ts';
+import { stageHeldOut } from './lib/stage-cases.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -43,15 +44,7 @@ async function hippocampus(arch: string, minutes: number, work: string): Promise
   const out = join(work, `hippocampus-${arch}`);
   const modelDir = join(out, 'model');
   await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: arch, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
-  const imgDir = join(out, 'validation/images');
-  const refDir = join(out, 'validation/labels');
-  rmSync(join(out, 'validation'), { recursive: true, force: true });
-  mkdirSync(imgDir, { recursive: true });
-  mkdirSync(refDir, { recursive: true });
-  for (const id of split.validation) {
-    copyFileSync(join(source, 'images', `${id}.nii.gz`), join(imgDir, `${id}.nii.gz`));
-    copyFileSync(join(source, 'labels', `${id}.nii.gz`), join(refDir, `${id}.nii.gz`));
-  }
+  const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
   const pred = await predictPath({ model: modelDir, input: imgDir, out: join(out, 'predictions') });
   const name = `${arch} (3D)`;
   const ev = await evaluateFolder({ predictions: join(out, 'predictions'), references: refDir, labels: [1, 2], model: name });
