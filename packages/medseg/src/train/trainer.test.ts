@@ -60,7 +60,7 @@ test('a run SIGKILLed mid-training resumes to exactly the weights of an uninterr
   assert.deepEqual(logB.map((e) => e.trainLoss), log.map((e) => e.trainLoss));
 });
 
-test('the time budget shrinks the planned epochs to what the measured speed allows', async () => {
+test('the time budget fits the planned epochs to the speed of the latest epoch', async () => {
   const { epochsWithinBudget } = await import('./trainer.ts');
   const { fixtureConfig } = await import('./trainer-fixture.ts');
   const cfg = { ...fixtureConfig, epochs: 15, timeBudgetMinutes: 30 };
@@ -68,6 +68,9 @@ test('the time budget shrinks the planned epochs to what the measured speed allo
   assert.equal(epochsWithinBudget(cfg, 1, 150, 150), 12);
   // Fast machine: the plan stands.
   assert.equal(epochsWithinBudget(cfg, 1, 60, 60), 15);
+  // Re-judged after epoch 2: a slow first epoch (start-up) no longer caps the run.
+  assert.equal(epochsWithinBudget(cfg, 2, 250, 100), 15);
+  assert.equal(epochsWithinBudget(cfg, 2, 250, 130), 13);
   // Over budget already: no more epochs.
   assert.equal(epochsWithinBudget(cfg, 1, 2000, 2000), 1);
   // No budget: the plan stands.

@@ -286,18 +286,20 @@ export async function train(
       );
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
-      // Judged on the first epoch, validation included.
-      if (epochsThisRun === 0 && state.epochs === undefined) {
+      // Re-judged after every epoch from that epoch's duration, validation
+      // included: the first epoch carries start-up costs and the machine's load
+      // changes, so a single early judgement either wastes budget or overruns it.
+      if (cfg.timeBudgetMinutes > 0) {
         const fit = epochsWithinBudget(cfg, epoch + 1, (Date.now() - t0) / 1000, (Date.now() - te) / 1000);
-        if (fit < totalEpochs) {
-          process.stderr.write(`time budget: ${fit} of ${cfg.epochs} planned epochs fit in ${cfg.timeBudgetMinutes} min at the measured speed; the LR schedule is shortened to match\n`);
+        if (fit !== totalEpochs) {
+          process.stderr.write(`time budget: ${fit} of ${cfg.epochs} planned epochs fit in ${cfg.timeBudgetMinutes} min at the measured speed; the LR schedule is fitted to match\n`);
           const stepCount = schedule?.stepCount ?? 0;
           schedule = makeSchedule(opt, cfg, fit);
           if (schedule) schedule.loadStateDict({ stepCount });
           totalEpochs = fit;
         }
-        state.epochs = totalEpochs;
       }
+      state.epochs = totalEpochs;
       epochsThisRun++;
       const last = epoch === totalEpochs - 1;
       const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
