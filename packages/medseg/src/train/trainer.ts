@@ -142,6 +142,12 @@ export function epochsWithinBudget(cfg: TrainerConfig, epochsDone: number, elaps
   return Math.max(epochsDone, Math.min(cfg.epochs, epochsDone + Math.floor(left / lastEpochSeconds)));
 }
 
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
 interface SavedState {
   epoch: number;
   bestDice: number;
@@ -222,6 +228,7 @@ export async function train(
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let epochsThisRun = 0;
+  const runEpochSeconds: number[] = [];
   try {
     let totalEpochs = state.epochs ?? cfg.epochs;
     for (let epoch = state.epoch + 1; epoch < totalEpochs; epoch++) {
@@ -289,8 +296,12 @@ export async function train(
       // Re-judged after every epoch from that epoch's duration, validation
       // included: the first epoch carries start-up costs and the machine's load
       // changes, so a single early judgement either wastes budget or overruns it.
+      // The median of this run's epochs after its first keeps one noisy epoch
+      // from flipping the count (and the LR schedule) back and forth.
+      runEpochSeconds.push(entry.epochSeconds);
       if (cfg.timeBudgetMinutes > 0) {
-        const fit = epochsWithinBudget(cfg, epoch + 1, (Date.now() - t0) / 1000, (Date.now() - te) / 1000);
+        const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
+        const fit = epochsWithinBudget(cfg, epoch + 1, (Date.now() - t0) / 1000, typical);
         if (fit !== totalEpochs) {
           process.stderr.write(`time budget: ${fit} of ${cfg.epochs} planned epochs fit in ${cfg.timeBudgetMinutes} min at the measured speed; the LR schedule is fitted to match\n`);
           const stepCount = schedule?.stepCount ?? 0;
