@@ -84,6 +84,38 @@ export interface Reliability {
   ece: number;
 }
 
+/**
+ * Per-case reliability curves pooled into one: bin counts add up, confidence
+ * and accuracy are count-weighted. Curves with a different bin count than the
+ * first are skipped; null when there is none.
+ */
+export function poolReliability(curves: Iterable<Reliability | undefined>): Pick<Reliability, 'confidence' | 'accuracy' | 'count'> | null {
+  let conf: number[] | undefined;
+  let acc: number[] | undefined;
+  let count: number[] | undefined;
+  for (const r of curves) {
+    if (!r) continue;
+    conf ??= new Array<number>(r.bins).fill(0);
+    acc ??= new Array<number>(r.bins).fill(0);
+    count ??= new Array<number>(r.bins).fill(0);
+    if (r.bins !== count.length) continue;
+    for (let b = 0; b < r.bins; b++) {
+      const n = r.count[b]!;
+      if (!n) continue;
+      conf[b]! += n * r.confidence[b]!;
+      acc[b]! += n * r.accuracy[b]!;
+      count[b]! += n;
+    }
+  }
+  if (!conf || !acc || !count) return null;
+  const c = count;
+  return {
+    confidence: conf.map((s, b) => (c[b] ? s / c[b]! : Number.NaN)),
+    accuracy: acc.map((s, b) => (c[b] ? s / c[b]! : Number.NaN)),
+    count: c,
+  };
+}
+
 export function reliability(s: SplitScores, bins = 15, mode: CalibrationMode = 'top-label'): Reliability {
   if (!Number.isInteger(bins) || bins < 1 || bins > 1e6) throw new MetricsError('BAD_OPTION', `calibration bins must be an integer in [1, 1e6], got ${bins}`);
   const conf = new Float64Array(bins);

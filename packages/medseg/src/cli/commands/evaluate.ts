@@ -12,6 +12,7 @@ import { evaluateFolder, type FolderEvaluation } from '../../eval/evaluate-folde
 import { writeAtomic } from '../../eval/modelcard.ts';
 import { jsonSafeRow, rowsToCsv, type MetricRow as CaseRow } from '../../eval/metrics_rows.ts';
 import type { CalibrationBins } from '../../eval/plots.ts';
+import { poolReliability } from '../../eval/probabilistic.ts';
 import { log, parseNonNegative, parseNumberList, printResult, textTable, toJson, wantsJson } from '../output.ts';
 
 export const SUMMARY_SCHEMA = 'medseg.evaluation/1';
@@ -59,34 +60,9 @@ function parsePattern(value: string): RegExp {
   }
 }
 
-/** Pool per-case reliability curves into one (bin counts add up; confidence and accuracy are count-weighted). */
+/** The folder's per-case reliability curves pooled into one. */
 export function pooledCalibration(ev: FolderEvaluation): CalibrationBins | null {
-  let conf: number[] | undefined;
-  let acc: number[] | undefined;
-  let count: number[] | undefined;
-  for (const e of ev.evaluations) {
-    for (const c of e.classes) {
-      const r = c.reliability;
-      if (!r) continue;
-      conf ??= new Array<number>(r.bins).fill(0);
-      acc ??= new Array<number>(r.bins).fill(0);
-      count ??= new Array<number>(r.bins).fill(0);
-      if (r.bins !== count.length) continue;
-      for (let b = 0; b < r.bins; b++) {
-        const n = r.count[b]!;
-        if (!n) continue;
-        conf[b]! += n * r.confidence[b]!;
-        acc[b]! += n * r.accuracy[b]!;
-        count[b]! += n;
-      }
-    }
-  }
-  if (!conf || !acc || !count) return null;
-  return {
-    confidence: conf.map((s, b) => (count[b] ? s / count[b]! : Number.NaN)),
-    accuracy: acc.map((s, b) => (count[b] ? s / count[b]! : Number.NaN)),
-    count,
-  };
+  return poolReliability(ev.evaluations.flatMap((e) => e.classes.map((c) => c.reliability)));
 }
 
 const fmt = (v: number, digits: number) => (Number.isNaN(v) ? 'NaN' : Number.isFinite(v) ? v.toFixed(digits) : v > 0 ? '+Inf' : '-Inf');
