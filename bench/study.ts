@@ -15,7 +15,11 @@ import { parseArgs } from 'node:util';
 import { importDrive, importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
 import { evaluateFolder } from '../packages/medseg/src/eval/evaluate-folder.ts';
 import type { MetricRow } from '../packages/medseg/src/eval/statistics.ts';
+import { renderVolumeOverlayPng } from '../packages/medseg/src/eval/overlay.ts';
+import type { CalibrationBins } from '../packages/medseg/src/eval/plots.ts';
 import { writeReport } from '../packages/medseg/src/eval/report.ts';
+import { readVolume } from '../packages/medseg/src/io/read.ts';
+import { voxelCount } from '../packages/medseg/src/io/volume.ts';
 import { architectureInfo, countMACs, countParameters, createNetwork, listArchitectures } from '../packages/medseg/src/models/registry.ts';
 import { loadPlan } from '../packages/medseg/src/data/plan.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
@@ -36,12 +40,27 @@ interface ModelEntry {
   dataset: string;
 }
 
-async function hippocampus(arch: string, minutes: number, work: string): Promise<{ rows: MetricRow[]; model: ModelEntry }> {
+/** Files behind one case's overlay; `channel` picks the image channel shown (DRIVE: green, where vessels contrast best). */
+interface CaseFiles {
+  image: string;
+  reference: string;
+  prediction: string;
+  channel: number;
+}
+
+interface StudyEntry {
+  rows: MetricRow[];
+  model: ModelEntry;
+  calibration: CalibrationBins | null;
+  files: Record<string, CaseFiles>;
+}
+
+async function hippocampus(arch: string, minutes: number, work: string): Promise<StudyEntry> {
   const split = JSON.parse(readFileSync(join(here, 'splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
   const source = dataPath('msd-hippocampus');
   const dataset = join(work, 'hippocampus-dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
-  const out = join(work, `hippocampus-${arch}`);
+  const out = join(work, `hippocampus-${arch}-${minutes}min`);
   const modelDir = join(out, 'model');
   await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: arch, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
   const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
@@ -60,15 +79,16 @@ async function hippocampus(arch: string, minutes: number, work: string): Promise
     dataset: 'MSD hippocampus (34 validation cases)',
   };
   net.dispose();
-  return { rows: ev.rows.map((r) => ({ ...r, model: name })) as MetricRow[], model };
+  const files = Object.fromEntries(split.validation.map((id) => [id, { image: join(imgDir, `${id}.nii.gz`), reference: join(refDir, `${id}.nii.gz`), prediction: join(out, 'predictions', `${id}.nii.gz`), channel: 0 }]));
+  return { rows: ev.rows.map((r) => ({ ...r, model: name })) as MetricRow[], model, calibration: null, files };
 }
 
-async function drive(arch: string, minutes: number, work: string): Promise<{ rows: MetricRow[]; model: ModelEntry }> {
+async function drive(arch: string, minutes: number, work: string): Promise<StudyEntry> {
   const dataset = join(work, 'drive-dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importDrive(dataPath('drive'), dataset);
   const { training, test } = datasetCases(dataset);
   const ids = training.map((c) => c.id).sort();
-  const r = await runSeg2d({ out: join(work, `drive-${arch}`), dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, labels: [1] });
+  const r = await runSeg2d({ out: join(work, `drive-${arch}-${minutes}min`), dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, architecture: arch, labels: [1] });
   const name = `${arch} (2D)`;
   const plan = r.trained.plan;
   const net = createNetwork(plan.network);
@@ -83,7 +103,15 @@ async function drive(arch: string, minutes: number, work: string): Promise<{ row
   };
   net.dispose();
   const rows = r.perCase.map((p) => ({ model: name, case: p.id, label: 1, ...p.metrics[1] })) as MetricRow[];
-  return { rows, model };
+  const files = Object.fromEntries(
+    test.map((c) => [c.id, { image: c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase.find((p) => p.id === c.id)!.prediction, channel: 1 }]),
+  );
+  return { rows, model, calibration: r.calibration, files };
+}
+
+/** JSON with non-finite numbers (an empty prediction's HD95) kept as strings. */
+function jsonText(v: unknown): string {
+  return `${JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2)}\n`;
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -104,11 +132,32 @@ export async function main(args: string[]): Promise<void> {
   for (const ds of datasets) {
     const rows: MetricRow[] = [];
     const models: ModelEntry[] = [];
+    const failures: { architecture: string; error: string }[] = [];
+    const entries = new Map<string, StudyEntry>();
     for (const arch of archs) {
-      const r = ds === 'hippocampus' ? await hippocampus(arch, Number(values.minutes), values.work!) : await drive(arch, Number(values['drive-minutes']), values.work!);
+      // One architecture's result per file in the work folder: a killed study
+      // resumes at the first architecture without one, and one architecture
+      // failing (recorded below) does not cost the others their results.
+      const minutes = Number(ds === 'hippocampus' ? values.minutes : values['drive-minutes']);
+      const done = join(values.work!, `${ds}-${arch}-${minutes}min`, 'study-result.json');
+      let r: StudyEntry;
+      if (existsSync(done)) {
+        r = JSON.parse(readFileSync(done, 'utf8'), (_k, v) => (v === 'Infinity' ? Infinity : v === 'NaN' ? NaN : v)) as typeof r;
+      } else {
+        try {
+          r = ds === 'hippocampus' ? await hippocampus(arch, minutes, values.work!) : await drive(arch, minutes, values.work!);
+        } catch (e) {
+          process.stderr.write(`study: ${arch} on ${ds} failed: ${(e as Error).stack ?? e}\n`);
+          failures.push({ architecture: arch, error: (e as Error).message });
+          continue;
+        }
+        writeFileSync(done, jsonText(r));
+      }
       rows.push(...r.rows);
       models.push(r.model);
-      writeFileSync(join(outDir, `${ds}.json`), `${JSON.stringify({ command: `npm run study -- ${args.join(' ')}`.trim(), date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, models, rows }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
+      entries.set(r.model.name, r);
+      const budget = { trainingMinutesPerModel: minutes };
+      writeFileSync(join(outDir, `${ds}.json`), jsonText({ command: `npm run study -- ${args.join(' ')}`.trim(), date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, budget, models, failures, rows }));
     }
     await writeReport(join(outDir, `${ds}.html`), {
       title: `medseg comparison study: ${ds}`,
@@ -116,6 +165,15 @@ export async function main(args: string[]): Promise<void> {
       rows,
       models: models.map((m) => ({ name: m.name, architecture: m.architecture, architectureType: m.architectureType, parameters: m.parameters, inferenceTimesMs: m.inferenceTimesMs })),
       summaryMetrics: ds === 'hippocampus' ? ['dice', 'iou', 'hd95'] : ['dice', 'iou', 'auc'],
+      calibration: Object.fromEntries([...entries].filter(([, e]) => e.calibration).map(([name, e]) => [name, e.calibration!])),
+      renderOverlay: async (sel) => {
+        const f = entries.get(sel.model)?.files[sel.case];
+        if (!f) throw new Error(`study: no files for ${sel.model} / ${sel.case}`);
+        const [img, ref, pred] = await Promise.all([readVolume(f.image), readVolume(f.reference), readVolume(f.prediction)]);
+        const n = voxelCount(img);
+        const image = img.data.subarray(f.channel * n, (f.channel + 1) * n);
+        return renderVolumeOverlayPng(image, ref.data, pred.data, img.size, { label: typeof sel.label === 'number' ? sel.label : undefined }).png;
+      },
     });
   }
 }

@@ -5,12 +5,14 @@
  * sliding window + mirroring TTA, and score them with eval/metrics (region
  * masks such as DRIVE's field of view restrict every metric).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readDataset, type DatasetCase } from '../../packages/medseg/src/data/dataset.ts';
 import { evaluateCase } from '../../packages/medseg/src/eval/metrics.ts';
+import type { CalibrationBins } from '../../packages/medseg/src/eval/plots.ts';
+import { poolReliability, type Reliability } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
-import { readVolume } from '../../packages/medseg/src/io/read.ts';
+import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
 import { trainModel, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
 
 export interface Seg2dRun {
@@ -20,6 +22,8 @@ export interface Seg2dRun {
   val: string[];
   test: DatasetCase[];
   minutes: number;
+  /** Registry name; the plan's default (U-Net) when absent. */
+  architecture?: string;
   /** Labels to score. */
   labels: number[];
 }
@@ -27,18 +31,23 @@ export interface Seg2dRun {
 export interface Seg2dResult {
   trained: TrainModelResult;
   trainMinutes: number;
-  /** Per test case: label -> metrics. */
-  perCase: { id: string; metrics: Record<number, Record<string, number>>; seconds: number }[];
+  /** Per test case: label -> metrics; the prediction is saved as predictions/<id>.nii.gz. */
+  perCase: { id: string; metrics: Record<number, Record<string, number>>; seconds: number; prediction: string }[];
+  /** Reliability curve of the scored labels pooled over the test cases. */
+  calibration: CalibrationBins | null;
   mean: (label: number, metric: string) => number;
 }
 
 export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
   const modelDir = join(r.out, 'model');
   const t0 = Date.now();
-  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
+  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, architecture: r.architecture, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
   const trainMinutes = (Date.now() - t0) / 60000;
   const model = loadModel(modelDir);
   const perCase: Seg2dResult['perCase'] = [];
+  const curves: Reliability[] = [];
+  const predDir = join(r.out, 'predictions');
+  mkdirSync(predDir, { recursive: true });
   try {
     for (const c of r.test) {
       const images = await readInputCase(c.imagePaths[0]!, model.plan.channels.length);
@@ -51,11 +60,14 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
         probabilities: { data: pred.probabilities!, channels: model.plan.network.numClasses },
         distances: false,
       });
+      const prediction = join(predDir, `${c.id}.nii.gz`);
+      await writeVolume(prediction, pred.labels);
       const metrics: Record<number, Record<string, number>> = {};
       for (const m of ev.classes) {
+        if (m.reliability) curves.push(m.reliability);
         metrics[m.label] = Object.fromEntries(Object.entries(m).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
       }
-      perCase.push({ id: c.id, metrics, seconds: pred.seconds });
+      perCase.push({ id: c.id, metrics, seconds: pred.seconds, prediction });
     }
   } finally {
     disposeModel(model);
@@ -64,7 +76,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     const v = perCase.map((p) => p.metrics[label]?.[metric]).filter((x): x is number => Number.isFinite(x));
     return v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
   };
-  return { trained, trainMinutes, perCase, mean };
+  return { trained, trainMinutes, perCase, calibration: poolReliability(curves), mean };
 }
 
 export function datasetCases(dir: string): { training: DatasetCase[]; test: DatasetCase[] } {
