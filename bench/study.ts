@@ -40,7 +40,7 @@ interface ModelEntry {
   dataset: string;
 }
 
-/** Files behind one case's overlay; `channel` picks the image channel shown (DRIVE: green, where vessels contrast best). */
+/** Files behind one case's overlay; `channel` picks the image channel shown (channels are separate files, nnU-Net style; DRIVE shows its green file, where vessels contrast best). */
 interface CaseFiles {
   image: string;
   reference: string;
@@ -104,7 +104,7 @@ async function drive(arch: string, minutes: number, work: string): Promise<Study
   net.dispose();
   const rows = r.perCase.map((p) => ({ model: name, case: p.id, label: 1, ...p.metrics[1] })) as MetricRow[];
   const files = Object.fromEntries(
-    test.map((c) => [c.id, { image: c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase.find((p) => p.id === c.id)!.prediction, channel: 1 }]),
+    test.map((c) => [c.id, { image: c.imagePaths[1] ?? c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase.find((p) => p.id === c.id)!.prediction, channel: 0 }]),
   );
   return { rows, model, calibration: r.calibration, files };
 }
