@@ -293,7 +293,7 @@ export async function train(
       );
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
-      // Re-judged after every epoch from that epoch's duration, validation
+      // Re-judged after every epoch from the measured epoch time, validation
       // included: the first epoch carries start-up costs and the machine's load
       // changes, so a single early judgement either wastes budget or overruns it.
       // The median of this run's epochs after its first keeps one noisy epoch
