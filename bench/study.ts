@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { importDrive, importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
 import { evaluateFolder } from '../packages/medseg/src/eval/evaluate-folder.ts';
+import { jsonNumberReplacer } from '../packages/medseg/src/eval/modelcard.ts';
 import type { MetricRow } from '../packages/medseg/src/eval/statistics.ts';
 import { renderVolumeOverlayPng } from '../packages/medseg/src/eval/overlay.ts';
 import type { CalibrationBins } from '../packages/medseg/src/eval/plots.ts';
@@ -55,18 +56,18 @@ interface StudyEntry {
   files: Record<string, CaseFiles>;
 }
 
-async function hippocampus(arch: string, minutes: number, work: string): Promise<StudyEntry> {
+async function hippocampus(arch: string, minutes: number, work: string, out: string): Promise<StudyEntry> {
   const split = JSON.parse(readFileSync(join(here, 'splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
   const source = dataPath('msd-hippocampus');
   const dataset = join(work, 'hippocampus-dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
-  const out = join(work, `hippocampus-${arch}-${minutes}min`);
   const modelDir = join(out, 'model');
   await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: arch, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
   const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
-  const pred = await predictPath({ model: modelDir, input: imgDir, out: join(out, 'predictions') });
+  const predDir = join(out, 'predictions');
+  const pred = await predictPath({ model: modelDir, input: imgDir, out: predDir });
   const name = `${arch} (3D)`;
-  const ev = await evaluateFolder({ predictions: join(out, 'predictions'), references: refDir, labels: [1, 2], model: name });
+  const ev = await evaluateFolder({ predictions: predDir, references: refDir, labels: [1, 2], model: name });
   const plan = loadPlan(join(modelDir, 'plan.json'));
   const net = createNetwork(plan.network);
   const model: ModelEntry = {
@@ -79,16 +80,16 @@ async function hippocampus(arch: string, minutes: number, work: string): Promise
     dataset: 'MSD hippocampus (34 validation cases)',
   };
   net.dispose();
-  const files = Object.fromEntries(split.validation.map((id) => [id, { image: join(imgDir, `${id}.nii.gz`), reference: join(refDir, `${id}.nii.gz`), prediction: join(out, 'predictions', `${id}.nii.gz`), channel: 0 }]));
+  const files = Object.fromEntries(split.validation.map((id) => [id, { image: join(imgDir, `${id}.nii.gz`), reference: join(refDir, `${id}.nii.gz`), prediction: join(predDir, `${id}.nii.gz`), channel: 0 }]));
   return { rows: ev.rows.map((r) => ({ ...r, model: name })) as MetricRow[], model, calibration: null, files };
 }
 
-async function drive(arch: string, minutes: number, work: string): Promise<StudyEntry> {
+async function drive(arch: string, minutes: number, work: string, out: string): Promise<StudyEntry> {
   const dataset = join(work, 'drive-dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importDrive(dataPath('drive'), dataset);
   const { training, test } = datasetCases(dataset);
   const ids = training.map((c) => c.id).sort();
-  const r = await runSeg2d({ out: join(work, `drive-${arch}-${minutes}min`), dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, architecture: arch, labels: [1] });
+  const r = await runSeg2d({ out, dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, architecture: arch, labels: [1] });
   const name = `${arch} (2D)`;
   const plan = r.trained.plan;
   const net = createNetwork(plan.network);
@@ -103,15 +104,13 @@ async function drive(arch: string, minutes: number, work: string): Promise<Study
   };
   net.dispose();
   const rows = r.perCase.map((p) => ({ model: name, case: p.id, label: 1, ...p.metrics[1] })) as MetricRow[];
-  const files = Object.fromEntries(
-    test.map((c) => [c.id, { image: c.imagePaths[1] ?? c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase.find((p) => p.id === c.id)!.prediction, channel: 0 }]),
-  );
+  const files = Object.fromEntries(test.map((c, i) => [c.id, { image: c.imagePaths[1] ?? c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase[i]!.prediction, channel: 0 }]));
   return { rows, model, calibration: r.calibration, files };
 }
 
-/** JSON with non-finite numbers (an empty prediction's HD95) kept as strings. */
+/** JSON with non-finite numbers (an empty prediction's HD95) as strings, which metricValue reads back. */
 function jsonText(v: unknown): string {
-  return `${JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2)}\n`;
+  return `${JSON.stringify(v, jsonNumberReplacer, 2)}\n`;
 }
 
 export async function main(args: string[]): Promise<void> {
@@ -139,13 +138,14 @@ export async function main(args: string[]): Promise<void> {
       // resumes at the first architecture without one, and one architecture
       // failing (recorded below) does not cost the others their results.
       const minutes = Number(ds === 'hippocampus' ? values.minutes : values['drive-minutes']);
-      const done = join(values.work!, `${ds}-${arch}-${minutes}min`, 'study-result.json');
+      const out = join(values.work!, `${ds}-${arch}-${minutes}min`);
+      const done = join(out, 'study-result.json');
       let r: StudyEntry;
       if (existsSync(done)) {
-        r = JSON.parse(readFileSync(done, 'utf8'), (_k, v) => (v === 'Infinity' ? Infinity : v === 'NaN' ? NaN : v)) as typeof r;
+        r = JSON.parse(readFileSync(done, 'utf8')) as StudyEntry;
       } else {
         try {
-          r = ds === 'hippocampus' ? await hippocampus(arch, minutes, values.work!) : await drive(arch, minutes, values.work!);
+          r = ds === 'hippocampus' ? await hippocampus(arch, minutes, values.work!, out) : await drive(arch, minutes, values.work!, out);
         } catch (e) {
           process.stderr.write(`study: ${arch} on ${ds} failed: ${(e as Error).stack ?? e}\n`);
           failures.push({ architecture: arch, error: (e as Error).message });
