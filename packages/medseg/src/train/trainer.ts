@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } fr
 import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import type { Tensor, nn } from '@medseg/torch';
+import { median } from '../data/fingerprint.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { slidingWindowLogits } from '../infer/sliding-window.ts';
 import { deepSupervisionLoss, type LossOptions } from './losses.ts';
@@ -140,12 +141,6 @@ export function epochsWithinBudget(cfg: TrainerConfig, epochsDone: number, elaps
   if (!(cfg.timeBudgetMinutes > 0) || !(lastEpochSeconds > 0)) return cfg.epochs;
   const left = cfg.timeBudgetMinutes * 60 - elapsedSeconds;
   return Math.max(epochsDone, Math.min(cfg.epochs, epochsDone + Math.floor(left / lastEpochSeconds)));
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 interface SavedState {
