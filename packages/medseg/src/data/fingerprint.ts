@@ -12,6 +12,7 @@ import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset } from './dataset.ts';
 import { boxShape, loadRawCase, nonzeroBox, type Zyx } from './case.ts';
 import { Rng } from './rng.ts';
+import { median, percentileSorted } from '../util/quantile.ts';
 
 export interface IntensityStats {
   mean: number;
@@ -44,19 +45,6 @@ export interface Fingerprint {
   classFrequencies: Record<number, number>;
   /** Median over cases of cropped voxels / original voxels. */
   medianRelativeSizeAfterCropping: number;
-}
-
-/** Linear-interpolated percentile of sorted values (numpy's default). */
-export function percentileSorted(s: ArrayLike<number>, q: number): number {
-  if (s.length === 0) return NaN;
-  const pos = (q / 100) * (s.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, s.length - 1);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
-}
-
-export function median(values: number[]): number {
-  return percentileSorted([...values].sort((a, b) => a - b), 50);
 }
 
 export function intensityStats(samples: Float32Array | Float64Array): IntensityStats {

@@ -26,7 +26,7 @@ import { cpus, totalmem } from 'node:os';
 import { MedsegIoError } from '../io/errors.ts';
 import type { NetworkConfig } from '../models/config.ts';
 import type { Fingerprint } from './fingerprint.ts';
-import { median, percentileSorted } from './fingerprint.ts';
+import { median, percentileSorted } from '../util/quantile.ts';
 import { activationElements, poolAndConvProps, unetMacs } from './topology.ts';
 
 export type Zyx = [number, number, number];

@@ -16,7 +16,8 @@ import type { Vec3, Volume } from '../io/volume.ts';
 import { dataPath } from '../testing/data.ts';
 import { squaredEdt } from './distance_edt.ts';
 import { evaluateCase, type CaseEvaluation, type EvaluateOptions } from './metrics.ts';
-import { dtypeOf, refNumber, rng, scipyReference, writeRaw } from './metrics_reference.ts';
+import { dtypeOf, refNumber, scipyReference, writeRaw } from './metrics_reference.ts';
+import { seededRandom } from '../util/random.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-metrics-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -65,7 +66,7 @@ function transplant(other: Volume, size: Vec3): Uint8Array {
 
 /** Softmax of noisy one-hot logits, quantized to 1/64 so that many scores tie. */
 function probabilities(ref: Uint8Array, classes: number, seed: number): Float32Array {
-  const r = rng(seed);
+  const r = seededRandom(seed);
   const n = ref.length;
   const out = new Float32Array(n * classes);
   const logit = new Float64Array(classes);
@@ -87,7 +88,7 @@ before(async () => {
   vols.forEach((v, k) => {
     const ref = Uint8Array.from(v.data);
     // Shift and punch holes near the structure: holes add inner surfaces.
-    const r = rng(k + 1);
+    const r = seededRandom(k + 1);
     const shifted = shift(v, [1, k % 2 ? -1 : 0, -1]);
     for (let i = 0; i < shifted.length; i++) if (shifted[i] && r() < 0.04) shifted[i] = r() < 0.5 ? 0 : 3 - shifted[i]!;
     const name = files[k]!;
@@ -130,7 +131,7 @@ before(async () => {
   }
 
   // EDTs: random sparse features on odd grids, anisotropic, 3D, 2D and 1-voxel-thick.
-  const r = rng(42);
+  const r = seededRandom(42);
   for (const [size, spacing, density] of [
     [[37, 29, 23], [0.7, 0.7, 3.0], 0.002],
     [[40, 33, 17], [1.3, 0.4, 2.1], 0.05],

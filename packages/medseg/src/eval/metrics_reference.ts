@@ -7,18 +7,6 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 export const REF_SCRIPT = join(here, 'metrics_ref.py');
 
-/** mulberry32: small, seeded, good enough for test perturbations. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function writeRaw(path: string, a: ArrayBufferView): string {
   writeFileSync(path, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   return path;

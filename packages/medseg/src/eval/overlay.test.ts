@@ -11,7 +11,8 @@ import {
   renderVolumeOverlayPng,
   type Axis,
 } from './overlay.ts';
-import { MedsegStatsError, seededRandom } from './statistics.ts';
+import { MedsegStatsError } from './statistics.ts';
+import { seededRandom } from '../util/random.ts';
 
 const REF = fileURLToPath(new URL('./overlay_ref.py', import.meta.url));
 

@@ -6,7 +6,8 @@
  * overlays. Deterministic under its seed.
  */
 import { renderOverlayPng } from './overlay.ts';
-import { seededRandom, type MetricRow, type Subgroups } from './statistics.ts';
+import type { MetricRow, Subgroups } from './statistics.ts';
+import { seededRandom } from '../util/random.ts';
 import type { CalibrationBins } from './plots.ts';
 import type { ModelInfo, OverlaySelection, ReportInput } from './report.ts';
 

@@ -10,7 +10,6 @@ import {
   holmAdjust,
   metricDirection,
   MedsegStatsError,
-  seededRandom,
   subgroupBreakdown,
   summarize,
   summarizeInferenceTimes,
@@ -18,6 +17,7 @@ import {
   type MetricRow,
   type WilcoxonOptions,
 } from './statistics.ts';
+import { seededRandom } from '../util/random.ts';
 
 const REF = fileURLToPath(new URL('./statistics_ref.py', import.meta.url));
 

@@ -10,6 +10,8 @@
  * The counts travel with each summary so a report can say what was excluded.
  */
 import { cpus, platform, arch, totalmem } from 'node:os';
+import { median, quantileSorted } from '../util/quantile.ts';
+import { seededRandom } from '../util/random.ts';
 
 /** One row per (model, case, label): the metrics computed for it. */
 export interface MetricRow {
@@ -106,24 +108,6 @@ export function metricDirection(metric: string, overrides?: Record<string, Direc
 
 // ---------------------------------------------------------------- descriptive
 
-/** Linear-interpolation quantile of sorted data (numpy's default 'linear' method). */
-export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
-  const n = sorted.length;
-  if (n === 0) return Number.NaN;
-  const h = (n - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, n - 1);
-  return sorted[lo]! + (h - lo) * (sorted[hi]! - sorted[lo]!);
-}
-
-export function quantile(values: readonly number[], q: number): number {
-  return quantileSorted([...values].sort((a, b) => a - b), q);
-}
-
-export function median(values: readonly number[]): number {
-  return quantile(values, 0.5);
-}
-
 export function mean(values: ArrayLike<number>): number {
   if (values.length === 0) return Number.NaN;
   let s = 0;
@@ -142,18 +126,6 @@ export function sampleStd(values: ArrayLike<number>): number {
 }
 
 // ---------------------------------------------------------------- bootstrap
-
-/** mulberry32: a small seeded 32-bit PRNG, ample for resampling indices. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface BootstrapOptions {
   /** Number of bootstrap resamples (default 2000). */

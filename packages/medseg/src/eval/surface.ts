@@ -18,6 +18,7 @@
 import type { Vec3 } from '../io/volume.ts';
 import { squaredEdt, type DistanceBuffer } from './distance_edt.ts';
 import { activeAxes } from './metrics_grid.ts';
+import { percentileSorted } from '../util/quantile.ts';
 
 /** Surface of a binary mask (grid `size`): voxels with a background face neighbour. */
 export function surfaceOf(mask: Uint8Array, size: Vec3, active: [boolean, boolean, boolean] = activeAxes(size)): Uint8Array {
@@ -74,20 +75,6 @@ export function surfaceDistances(pred: Uint8Array, ref: Uint8Array, size: Vec3, 
     return out;
   };
   return { predToRef: directed(sp, sr), refToPred: directed(sr, sp) };
-}
-
-/** NumPy's default ('linear') percentile of values sorted ascending; NaN when empty. */
-export function percentileSorted(sorted: Float64Array, q: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const pos = ((n - 1) * q) / 100;
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, n - 1);
-  const t = pos - lo;
-  const a = sorted[lo]!;
-  const b = sorted[hi]!;
-  if (a === b) return a; // also keeps Infinity - Infinity out
-  return a + (b - a) * t;
 }
 
 export interface SurfaceMetrics {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { dataPath } from '../testing/data.ts';
+import { seededRandom } from '../util/random.ts';
 import { MedsegIoError } from './errors.ts';
 import { decodeImage2d } from './image2d.ts';
 import { encodeNifti, parseNifti } from './nifti.ts';
@@ -25,17 +26,6 @@ interface Job { format: Format; seeds: string[]; cases: number; seed: number }
 interface Result { ok: number; codes: Record<string, number>; failures: string[]; done: number }
 
 const LIMITS = { maxBytes: 64 << 20, maxDecompressedBytes: 128 << 20 };
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function validVolume(v: Volume): string | null {
   const n = v.size[0] * v.size[1] * v.size[2] * v.channels;
@@ -120,7 +110,7 @@ function mutate(buf: Uint8Array, format: Format, r: () => number): Buffer {
 }
 
 function runJob(job: Job, progress: (done: number) => void): Result {
-  const r = rng(job.seed);
+  const r = seededRandom(job.seed);
   const seeds = job.seeds.map((p) => readFileSync(p));
   // mutate uncompressed NIfTI so header mutations reach the parser; gzip again half the time
   const plain: Uint8Array[] = seeds.map((s) => (job.format === 'nifti' && s[0] === 0x1f ? gunzipSync(s) : s));

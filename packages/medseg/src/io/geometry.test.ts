@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { MedsegIoError } from './errors.ts';
+import { seededRandom } from '../util/random.ts';
 import {
   checkGeometry,
   composeAffine,
@@ -14,17 +15,6 @@ import {
   voxelToWorld,
 } from './geometry.ts';
 import type { Mat3, Vec3, Volume } from './volume.ts';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random rotation (from a random unit quaternion) times a random axis permutation/flip. */
 function randomDirection(r: () => number, oblique: number): Mat3 {
@@ -64,7 +54,7 @@ const close = (a: readonly number[], b: readonly number[], tol = 1e-9) =>
   a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) <= tol);
 
 test('decompose(compose(g)) is identity, LPS<->RAS is an involution', () => {
-  const r = rng(1);
+  const r = seededRandom(1);
   for (let k = 0; k < 50; k++) {
     const v = randomVolume(r);
     const a = composeAffine(v);
@@ -96,7 +86,7 @@ test('degenerate geometry is BAD_GEOMETRY', () => {
 });
 
 test('reorient keeps every voxel at its world position; round trip is identity', () => {
-  const r = rng(7);
+  const r = seededRandom(7);
   for (let k = 0; k < 40; k++) {
     const v = randomVolume(r);
     for (const code of ['RAS', 'LPS', 'AIL', 'SPR']) {
@@ -147,7 +137,7 @@ function invert4(m: number[]): number[] {
 }
 
 test('orientation codes and RAS canonical voxels match nibabel (aff2axcodes, as_closest_canonical)', () => {
-  const r = rng(11);
+  const r = seededRandom(11);
   const cases = Array.from({ length: 20 }, () => randomVolume(r, 1));
   const py = `
 import sys, json, numpy as np, nibabel as nib

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } fr
 import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import type { Tensor, nn } from '@medseg/torch';
-import { median } from '../data/fingerprint.ts';
+import { median } from '../util/quantile.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { slidingWindowLogits } from '../infer/sliding-window.ts';
 import { deepSupervisionLoss, type LossOptions } from './losses.ts';

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { dataPath } from '../../testing/data.ts';
+import { seededRandom } from '../../util/random.ts';
 import { MedsegIoError } from '../errors.ts';
 import type { Volume } from '../volume.ts';
 import { parseDicomSeg, segLabelmap } from './seg-read.ts';
@@ -14,17 +15,6 @@ import { readDicomSeries, readDicomSeriesFromBuffers } from './series.ts';
 
 const D = (...p: string[]) => dataPath('dcmqi-ct-dicomseg', ...p);
 const LIMITS = { maxBytes: 32 * 2 ** 20, maxDecompressedBytes: 64 * 2 ** 20 };
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(src: Uint8Array, r: () => number): Uint8Array {
   const int = (n: number) => Math.floor(r() * n);
@@ -84,7 +74,7 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
     for (const [f, count] of sources) {
       const src = readFileSync(D(f));
       for (let i = 0; i < count; i++, seed++) {
-        const r = rng(seed);
+        const r = seededRandom(seed);
         const bytes = mutate(src, r);
         const c = runCase(() => checkVolume(readDicomSeriesFromBuffers([{ name: `${f}#${seed}`, bytes }], { limits: LIMITS, allowGaps: true })), `${f} seed ${seed}`);
         codes[c] = (codes[c] ?? 0) + 1;
@@ -104,7 +94,7 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
     for (const [f, grid, count] of sources) {
       const src = readFileSync(D(f));
       for (let i = 0; i < count; i++, seed++) {
-        const bytes = mutate(src, rng(seed));
+        const bytes = mutate(src, seededRandom(seed));
         const c = runCase(() => {
           const seg = parseDicomSeg(bytes, { source: grid, limits: LIMITS, path: `${f}#${seed}` });
           for (const m of seg.masks!.values()) checkVolume(m);
