@@ -3,7 +3,7 @@
  * what it was trained on, how, how well it validated (with CIs), what it is
  * for, where it fails, and that it is for research use only.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   aggregate,
@@ -16,6 +16,7 @@ import {
   type Hardware,
   type MetricRow,
 } from './statistics.ts';
+import type { ModelComparison } from './comparison.ts';
 
 export const RESEARCH_DISCLAIMER =
   'For research use only. Not a medical device: not cleared or approved for clinical diagnosis, treatment or ' +
@@ -63,6 +64,14 @@ export interface ModelCardInput {
   directions?: Record<string, Direction>;
   /** ISO date of the card (default today). */
   date?: string;
+  /** How this model did against others on the same cases (see eval/comparison.ts). */
+  comparison?: ModelCardComparison;
+}
+
+export interface ModelCardComparison {
+  /** Where and how the comparison was run (data, budget, command). */
+  context: string;
+  results: ModelComparison[];
 }
 
 export interface ModelCardJson {
@@ -90,6 +99,7 @@ export interface ModelCardJson {
   intendedUse: string;
   outOfScope: string;
   disclaimer: string;
+  comparison?: ModelCardComparison;
 }
 
 const DEFAULT_USE =
@@ -157,6 +167,7 @@ export function buildModelCard(input: ModelCardInput): { markdown: string; json:
     intendedUse: input.intendedUse ?? DEFAULT_USE,
     outOfScope: input.outOfScope ?? DEFAULT_OUT_OF_SCOPE,
     disclaimer: RESEARCH_DISCLAIMER,
+    ...(input.comparison ? { comparison: input.comparison } : {}),
   };
   return { markdown: toMarkdown(json, input), json };
 }
@@ -212,6 +223,7 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
   for (const v of c.validation) {
     L.push(`| ${cell(v.label)} | ${cell(v.metric)} | ${v.nFinite}/${v.n} | ${num(v.mean)} [${num(v.ci95[0])}, ${num(v.ci95[1])}] | ${num(v.median)} | ${num(v.std)} | ${cell(v.note.replace(/ excluded from statistics$/, '') || '—')} |`);
   }
+  if (c.comparison) L.push('', ...comparisonMarkdown(c.comparison));
   L.push('', '## Intended use', '', c.intendedUse, '', '### Out of scope', '', c.outOfScope);
   L.push('', '## Known failure cases', '');
   if (c.failureCases.length) {
@@ -240,4 +252,39 @@ export function writeAtomic(path: string, text: string | Uint8Array): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, text);
   renameSync(tmp, path);
+}
+
+const COMPARISON_HEADING = '## Comparison with other architectures';
+
+function comparisonMarkdown(c: ModelCardComparison): string[] {
+  const L = [COMPARISON_HEADING, '', cell(c.context)];
+  for (const r of c.results) {
+    L.push('', `**${cell(r.metric)}, label ${cell(r.label)}.** ${cell(r.verdict)}`, '');
+    L.push(`| Model | Mean ${cell(r.metric)} | Paired difference (this − other) | n | p (Holm) | Rank-biserial | Outcome for this model |`, '|---|---:|---:|---:|---:|---:|---|');
+    L.push(`| **${cell(r.focus)}** | ${num(r.focusMean)} | | | | | |`);
+    for (const o of r.opponents) {
+      L.push(`| ${cell(o.model)} | ${num(o.mean)} | ${num(o.meanDifference)} | ${o.nCases} | ${num(o.pAdjusted)} | ${num(o.rankBiserial)} | ${cell(o.outcome)} |`);
+    }
+  }
+  return L;
+}
+
+/**
+ * Add (or replace) the comparison section of a card already written by
+ * writeModelCard, once the other models have been evaluated (the comparison
+ * study trains them one after another).
+ */
+export function addComparisonToModelCard(dir: string, comparison: ModelCardComparison): void {
+  const jsonPath = join(dir, 'model-card.json');
+  const markdownPath = join(dir, 'model-card.md');
+  const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as ModelCardJson;
+  json.comparison = comparison;
+  const md = readFileSync(markdownPath, 'utf8');
+  const start = md.indexOf(`\n${COMPARISON_HEADING}\n`);
+  const withoutOld = start < 0 ? md : md.slice(0, start) + md.slice(md.indexOf('\n## ', start + 1));
+  const at = withoutOld.indexOf('\n## Intended use');
+  if (at < 0) throw new MedsegStatsError('BAD_INPUT', `${markdownPath} is not a medseg model card (no Intended use section)`);
+  const section = `\n${comparisonMarkdown(comparison).join('\n')}\n`;
+  writeAtomic(markdownPath, withoutOld.slice(0, at) + section + withoutOld.slice(at));
+  writeAtomic(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
 }
