@@ -13,7 +13,8 @@
         "native/src/convert.cc",
         "native/src/tensor_handle.cc",
         "native/src/op_call.cc",
-        "native/src/autograd.cc"
+        "native/src/autograd.cc",
+        "native/src/caching_allocator.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -52,6 +52,10 @@ export interface NativeBinding {
   toBuffer(t: NativeTensor): ArrayBuffer;
   sharedBuffer(t: NativeTensor): ArrayBuffer;
   liveTensors(): number;
+  /** The caching tensor allocator: freed large blocks kept for reuse, and how often a request was served from them. */
+  allocatorStats(): { cachedBytes: number; hits: number; misses: number };
+  /** Unmaps every cached block (RSS drops to what live tensors use). */
+  emptyAllocatorCache(): void;
   /** V8's total of external memory reported by addons, in bytes. */
   externalMemory(): number;
   backward(t: NativeTensor, grad: NativeTensor | null, retainGraph: boolean, createGraph: boolean): void;

@@ -14,6 +14,20 @@ export function liveTensors(): number {
   return native.liveTensors();
 }
 
+/**
+ * The caching tensor allocator (native/src/caching_allocator.cc): bytes of
+ * freed tensor memory kept for reuse (at most MEDSEG_ALLOC_CACHE_MB, default
+ * 1024) and how many large allocations it served (hits) or had to map (misses).
+ */
+export function allocatorStats(): { cachedBytes: number; hits: number; misses: number } {
+  return native.allocatorStats();
+}
+
+/** Returns the allocator's cached blocks to the system, e.g. between training and a long inference job. */
+export function emptyAllocatorCache(): void {
+  native.emptyAllocatorCache();
+}
+
 export const torchVersion: string = native.torchVersion;
 
 export function parallelInfo(): string {

@@ -9,7 +9,10 @@
 
 namespace medseg {
 
-// Large tensors must come from mmap, so that freeing them returns them to the
+// Tensor storage comes from the caching allocator (caching_allocator.cc),
+// which maps large blocks itself and reuses them; this tuning covers the rest
+// (libtorch scratch, OpenBLAS buffers, Node's own large allocations).
+// Large blocks must come from mmap, so that freeing them returns them to the
 // kernel. glibc's default mmap threshold is dynamic: after a large block is
 // freed it rises (up to 32 MiB), later large tensors then come from the heap,
 // and the heap fragments: a small 3D U-Net inference loop grew RSS by ~50 MB
@@ -35,12 +38,25 @@ void TuneMalloc() {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   TuneMalloc();
+  InstallCachingAllocator();
   exports.Set("NativeTensor", TensorHandle::Init(env));
   InitTensorIO(env, exports);
   InitOps(env, exports);
   InitAutograd(env, exports);
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("hasCuda", Napi::Boolean::New(env, at::hasCUDA()));
+  exports.Set("allocatorStats", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    const AllocatorStats s = CachingAllocatorStats();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("cachedBytes", Napi::Number::New(info.Env(), static_cast<double>(s.cachedBytes)));
+    o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(s.hits)));
+    o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(s.misses)));
+    return o;
+  }));
+  exports.Set("emptyAllocatorCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    EmptyAllocatorCache();
+    return info.Env().Undefined();
+  }));
   return exports;
 }
 

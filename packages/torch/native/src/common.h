@@ -56,6 +56,16 @@ Napi::Value FromIValue(Napi::Env env, const c10::IValue& v,
 
 std::string DescribeTensor(const at::Tensor& t);
 
+// The caching CPU allocator for tensor storage (caching_allocator.cc).
+struct AllocatorStats {
+  size_t cachedBytes = 0;  // freed large blocks kept for reuse
+  uint64_t hits = 0;       // large allocations served from the cache
+  uint64_t misses = 0;     // large allocations that had to be mapped
+};
+void InstallCachingAllocator();
+AllocatorStats CachingAllocatorStats();
+void EmptyAllocatorCache();
+
 // Runs fn, turning libtorch errors into JS errors that name the op.
 template <typename F>
 Napi::Value Guard(Napi::Env env, const std::string& what, F&& fn) {

@@ -1,0 +1,159 @@
+// A caching CPU allocator for libtorch tensors.
+//
+// Why: a training or sliding-window loop frees and re-allocates the same large
+// activation buffers every step. Taking them from glibc either grows RSS
+// without bound (heap fragmentation under the dynamic mmap threshold: +50 MB
+// per 3D forward, the demo was OOM-killed) or, with a fixed low mmap threshold,
+// returns every buffer to the kernel and page-faults it back in on the next
+// step: measured 7x slower 3D training steps on a 2-core AMD EPYC VM (1950 ms
+// vs 267 ms per step). PyTorch's CUDA allocator solves the same problem by
+// caching blocks by size; this does that for CPU memory, with a hard cap.
+//
+// Large blocks (>= kLargeBytes) are mmapped, rounded up to a size class (at
+// most 1/8 waste), and kept on free lists after release; a later request of
+// the same class reuses one without faults. Cached (free) bytes never exceed
+// the cap (MEDSEG_ALLOC_CACHE_MB, default 1024; 0 disables caching): a block
+// that would exceed it is unmapped, so RSS stays bounded by live + cap.
+// Small blocks go to posix_memalign (glibc handles those well).
+#include "common.h"
+
+#include <c10/core/CPUAllocator.h>
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+namespace medseg {
+namespace {
+
+constexpr size_t kLargeBytes = 256 * 1024;
+constexpr size_t kAlignment = 64;  // c10's gAlignment (AVX-512)
+
+size_t SizeClass(size_t n) {
+  // Round up to a multiple of 1/8 of the highest power of two <= n.
+  size_t p = 1;
+  while ((p << 1) <= n) p <<= 1;
+  const size_t step = p >= 8 ? p / 8 : 1;
+  size_t rounded = (n + step - 1) / step * step;
+  const size_t page = 4096;
+  return (rounded + page - 1) / page * page;
+}
+
+size_t CacheCapFromEnv() {
+  const char* env = std::getenv("MEDSEG_ALLOC_CACHE_MB");
+  if (!env || !*env) return size_t{1024} << 20;
+  char* end = nullptr;
+  const unsigned long long mb = std::strtoull(env, &end, 10);
+  return (end && *end == '\0') ? static_cast<size_t>(mb) << 20 : size_t{1024} << 20;
+}
+
+class CachingCpuAllocator final : public at::Allocator {
+ public:
+  CachingCpuAllocator() : cap_(CacheCapFromEnv()) {}
+
+  at::DataPtr allocate(size_t n) const override {
+    void* p = Allocate(n);
+    return {p, p, &Release, at::Device(at::DeviceType::CPU)};
+  }
+
+  at::DeleterFnPtr raw_deleter() const override { return &Release; }
+
+  static CachingCpuAllocator& Instance() {
+    static CachingCpuAllocator* instance = new CachingCpuAllocator();  // never destroyed: tensors may outlive static destruction
+    return *instance;
+  }
+
+  AllocatorStats Stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
+  }
+
+  void EmptyCache() {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [size, blocks] : free_) {
+      for (void* b : blocks) munmap(b, size);
+      stats_.cachedBytes -= size * blocks.size();
+      blocks.clear();
+    }
+  }
+
+ private:
+  void* Allocate(size_t n) const {
+    auto* self = const_cast<CachingCpuAllocator*>(this);
+    if (n == 0) n = 1;
+    if (n < kLargeBytes) {
+      void* p = nullptr;
+      if (posix_memalign(&p, kAlignment, n) != 0) throw std::bad_alloc();
+      return p;
+    }
+    const size_t size = SizeClass(n);
+    {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      auto it = self->free_.find(size);
+      if (it != self->free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        self->stats_.cachedBytes -= size;
+        self->stats_.hits++;
+        self->large_[p] = size;
+        return p;
+      }
+      self->stats_.misses++;
+    }
+    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      self->EmptyCache();  // give the cache back and try once more
+      p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+    }
+    std::lock_guard<std::mutex> lock(self->mu_);
+    self->large_[p] = size;
+    return p;
+  }
+
+  static void Release(void* p) {
+    if (!p) return;
+    auto& self = Instance();
+    size_t size = 0;
+    {
+      std::lock_guard<std::mutex> lock(self.mu_);
+      auto it = self.large_.find(p);
+      if (it != self.large_.end()) {
+        size = it->second;
+        self.large_.erase(it);
+        if (self.stats_.cachedBytes + size <= self.cap_) {
+          self.free_[size].push_back(p);
+          self.stats_.cachedBytes += size;
+          return;
+        }
+      }
+    }
+    if (size) {
+      munmap(p, size);
+    } else {
+      std::free(p);
+    }
+  }
+
+  const size_t cap_;
+  std::mutex mu_;
+  std::unordered_map<void*, size_t> large_;           // live large blocks -> mapped size
+  std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> cached blocks
+  AllocatorStats stats_;
+};
+
+}  // namespace
+
+void InstallCachingAllocator() {
+  // Priority 1 beats c10's default CPU allocator (registered at 0).
+  c10::SetCPUAllocator(&CachingCpuAllocator::Instance(), 1);
+}
+
+AllocatorStats CachingAllocatorStats() { return CachingCpuAllocator::Instance().Stats(); }
+
+void EmptyAllocatorCache() { CachingCpuAllocator::Instance().EmptyCache(); }
+
+}  // namespace medseg
