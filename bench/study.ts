@@ -7,15 +7,16 @@
  *
  *   npm run study -- [--minutes 30] [--drive-minutes 20] [--architectures unet,hybridnet] [--datasets hippocampus,drive]
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { importDrive, importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
 import { evaluateFolder } from '../packages/medseg/src/eval/evaluate-folder.ts';
-import { jsonNumberReplacer } from '../packages/medseg/src/eval/modelcard.ts';
-import type { MetricRow } from '../packages/medseg/src/eval/statistics.ts';
+import { compareToOthers, type ModelComparison } from '../packages/medseg/src/eval/comparison.ts';
+import { addComparisonToModelCard, jsonNumberReplacer } from '../packages/medseg/src/eval/modelcard.ts';
+import { distinct, type MetricRow } from '../packages/medseg/src/eval/statistics.ts';
 import { renderVolumeOverlayPng } from '../packages/medseg/src/eval/overlay.ts';
 import type { CalibrationBins } from '../packages/medseg/src/eval/plots.ts';
 import { writeReport } from '../packages/medseg/src/eval/report.ts';
@@ -54,6 +55,8 @@ interface StudyEntry {
   model: ModelEntry;
   calibration: CalibrationBins | null;
   files: Record<string, CaseFiles>;
+  /** The trained model's folder (plan, weights, model card). */
+  modelDir: string;
 }
 
 async function hippocampus(arch: string, minutes: number, work: string, out: string): Promise<StudyEntry> {
@@ -81,7 +84,7 @@ async function hippocampus(arch: string, minutes: number, work: string, out: str
   };
   net.dispose();
   const files = Object.fromEntries(split.validation.map((id) => [id, { image: join(imgDir, `${id}.nii.gz`), reference: join(refDir, `${id}.nii.gz`), prediction: join(predDir, `${id}.nii.gz`), channel: 0 }]));
-  return { rows: ev.rows.map((r) => ({ ...r, model: name })) as MetricRow[], model, calibration: null, files };
+  return { rows: ev.rows.map((r) => ({ ...r, model: name })) as MetricRow[], model, calibration: null, files, modelDir };
 }
 
 async function drive(arch: string, minutes: number, work: string, out: string): Promise<StudyEntry> {
@@ -89,7 +92,7 @@ async function drive(arch: string, minutes: number, work: string, out: string): 
   if (!existsSync(join(dataset, 'dataset.json'))) await importDrive(dataPath('drive'), dataset);
   const { training, test } = datasetCases(dataset);
   const ids = training.map((c) => c.id).sort();
-  const r = await runSeg2d({ out, dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, architecture: arch, labels: [1] });
+  const r = await runSeg2d({ out, dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, architecture: arch, labels: [1], distances: true, mirror: false });
   const name = `${arch} (2D)`;
   const plan = r.trained.plan;
   const net = createNetwork(plan.network);
@@ -100,12 +103,12 @@ async function drive(arch: string, minutes: number, work: string, out: string): 
     parameters: countParameters(net),
     gmacs: countMACs(net, plan.patchSize) / 1e9,
     inferenceTimesMs: Object.fromEntries(r.perCase.map((p) => [p.id, p.seconds * 1000])),
-    dataset: 'DRIVE (20 test images, inside FOV)',
+    dataset: 'DRIVE (20 test images, inside FOV; no mirroring TTA)',
   };
   net.dispose();
   const rows = r.perCase.map((p) => ({ model: name, case: p.id, label: 1, ...p.metrics[1] })) as MetricRow[];
   const files = Object.fromEntries(test.map((c, i) => [c.id, { image: c.imagePaths[1] ?? c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase[i]!.prediction, channel: 0 }]));
-  return { rows, model, calibration: r.calibration, files };
+  return { rows, model, calibration: r.calibration, files, modelDir: join(out, 'model') };
 }
 
 /** JSON with non-finite numbers (an empty prediction's HD95) as strings, which metricValue reads back. */
@@ -133,6 +136,8 @@ export async function main(args: string[]): Promise<void> {
     const models: ModelEntry[] = [];
     const failures: { architecture: string; error: string }[] = [];
     const entries = new Map<string, StudyEntry>();
+    const command = `npm run study -- ${args.join(' ')}`.trim();
+    let summary: { budget: { trainingMinutesPerModel: number } } & Record<string, unknown> | undefined;
     for (const arch of archs) {
       // One architecture's result per file in the work folder: a killed study
       // resumes at the first architecture without one, and one architecture
@@ -156,15 +161,30 @@ export async function main(args: string[]): Promise<void> {
       rows.push(...r.rows);
       models.push(r.model);
       entries.set(r.model.name, r);
-      const budget = { trainingMinutesPerModel: minutes };
-      writeFileSync(join(outDir, `${ds}.json`), jsonText({ command: `npm run study -- ${args.join(' ')}`.trim(), date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, budget, models, failures, rows }));
+      summary = { command, date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, budget: { trainingMinutesPerModel: minutes }, models, failures, rows };
+      writeFileSync(join(outDir, `${ds}.json`), jsonText(summary));
+    }
+    // What the data show for the papers' model: HybridNet against every other
+    // architecture on the same cases (paired Wilcoxon on Dice, Holm-adjusted),
+    // written into its model card, and the card kept beside the study results.
+    const focus = models.find((m) => m.architecture.endsWith(' hybridnet'));
+    if (focus && models.length > 1 && summary) {
+      const comparison: ModelComparison[] = distinct(rows, 'label').map((label) => compareToOthers(rows, focus.name, label, 'dice'));
+      const modelDir = entries.get(focus.name)!.modelDir;
+      addComparisonToModelCard(modelDir, {
+        context: `Comparison study on ${focus.dataset}: ${models.length} architectures, each trained ${summary.budget.trainingMinutesPerModel} min on ${cpus().length} CPU cores with the same split, plan rules and evaluation code (\`${command}\`). Budgets this short favour models that converge fast; they say nothing about longer training.`,
+        results: comparison,
+      });
+      for (const ext of ['md', 'json']) copyFileSync(join(modelDir, `model-card.${ext}`), join(outDir, `hybridnet-${ds}-model-card.${ext}`));
+      for (const c of comparison) console.log(c.verdict);
+      writeFileSync(join(outDir, `${ds}.json`), jsonText({ ...summary, hybridnetComparison: comparison }));
     }
     await writeReport(join(outDir, `${ds}.html`), {
       title: `medseg comparison study: ${ds}`,
       dataset: models[0]?.dataset,
       rows,
       models: models.map((m) => ({ name: m.name, architecture: m.architecture, architectureType: m.architectureType, parameters: m.parameters, inferenceTimesMs: m.inferenceTimesMs })),
-      summaryMetrics: ds === 'hippocampus' ? ['dice', 'iou', 'hd95'] : ['dice', 'iou', 'auc'],
+      summaryMetrics: ds === 'hippocampus' ? ['dice', 'iou', 'hd95'] : ['dice', 'iou', 'hd95', 'auc'],
       calibration: Object.fromEntries([...entries].filter(([, e]) => e.calibration).map(([name, e]) => [name, e.calibration!])),
       renderOverlay: async (sel) => {
         const f = entries.get(sel.model)?.files[sel.case];

@@ -26,6 +26,10 @@ export interface Seg2dRun {
   architecture?: string;
   /** Labels to score. */
   labels: number[];
+  /** Also compute the surface-distance metrics (HD, HD95, ASSD, surface Dice); off by default (slower, and not every bench reports them). */
+  distances?: boolean;
+  /** Mirroring TTA on the test cases (default: the plan's setting). Off quadruples 2D throughput; the study turns it off to fit eight models in its time. */
+  mirror?: boolean;
 }
 
 export interface Seg2dResult {
@@ -51,14 +55,14 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
   try {
     for (const c of r.test) {
       const images = await readInputCase(c.imagePaths[0]!, model.plan.channels.length);
-      const pred = predictVolumes(model, images, { keepProbabilities: true });
+      const pred = predictVolumes(model, images, { keepProbabilities: true, mirror: r.mirror });
       const ref = await readVolume(c.labelPath!);
       const region = c.regionMaskPath ? (await readVolume(c.regionMaskPath)).data : undefined;
       const ev = evaluateCase(pred.labels, ref, {
         labels: r.labels,
         regionMask: region,
         probabilities: { data: pred.probabilities!, channels: model.plan.network.numClasses },
-        distances: false,
+        distances: r.distances ?? false,
       });
       const prediction = join(predDir, `${c.id}.nii.gz`);
       await writeVolume(prediction, pred.labels);
