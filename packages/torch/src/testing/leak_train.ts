@@ -3,9 +3,9 @@
  * trains a small conv network with AdamW for WARMUP + STEPS steps and prints
  * JSON with liveTensors() and RSS after the warm-up and at the end. A separate
  * process keeps the measurement free of the test runner's own allocations.
- * The warm-up is a few hundred steps because the engine keeps up to 1 GiB of
- * freed heap for reuse (addon.cc mallopt): RSS climbs to its working level
- * over the first ~300 steps, then stays flat (measured to 2000 steps).
+ * The warm-up is a few hundred steps because freed memory is kept for reuse
+ * (the caching allocator and glibc's heap): RSS climbs to its working level
+ * over the first steps, then stays flat (measured to 2000 steps).
  */
 import * as torch from '../index.ts';
 import { randintT, randnT } from './inputs.ts';
