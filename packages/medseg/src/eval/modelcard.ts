@@ -263,7 +263,7 @@ function comparisonMarkdown(c: ModelCardComparison): string[] {
     L.push(`| Model | Mean ${cell(r.metric)} | Paired difference (this − other) | n | p (Holm) | Rank-biserial | Outcome for this model |`, '|---|---:|---:|---:|---:|---:|---|');
     L.push(`| **${cell(r.focus)}** | ${num(r.focusMean)} | | | | | |`);
     for (const o of r.opponents) {
-      L.push(`| ${cell(o.model)} | ${num(o.mean)} | ${num(o.meanDifference)} | ${o.nCases} | ${num(o.pAdjusted)} | ${num(o.rankBiserial)} | ${cell(o.outcome)} |`);
+      L.push(`| ${cell(o.model)} | ${num(o.mean)} | ${num(o.meanDifference)} | ${o.nCases} | ${o.pAdjusted < 0.001 ? '< 0.001' : num(o.pAdjusted)} | ${num(o.rankBiserial)} | ${cell(o.outcome)} |`);
     }
   }
   return L;
