@@ -137,12 +137,13 @@ export async function main(args: string[]): Promise<void> {
     const failures: { architecture: string; error: string }[] = [];
     const entries = new Map<string, StudyEntry>();
     const command = `npm run study -- ${args.join(' ')}`.trim();
-    let summary: { budget: { trainingMinutesPerModel: number } } & Record<string, unknown> | undefined;
+    const minutes = Number(ds === 'hippocampus' ? values.minutes : values['drive-minutes']);
+    const writeSummary = (extra: Record<string, unknown> = {}) =>
+      writeFileSync(join(outDir, `${ds}.json`), jsonText({ command, date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, budget: { trainingMinutesPerModel: minutes }, models, failures, rows, ...extra }));
     for (const arch of archs) {
       // One architecture's result per file in the work folder: a killed study
       // resumes at the first architecture without one, and one architecture
       // failing (recorded below) does not cost the others their results.
-      const minutes = Number(ds === 'hippocampus' ? values.minutes : values['drive-minutes']);
       const out = join(values.work!, `${ds}-${arch}-${minutes}min`);
       const done = join(out, 'study-result.json');
       let r: StudyEntry;
@@ -161,23 +162,22 @@ export async function main(args: string[]): Promise<void> {
       rows.push(...r.rows);
       models.push(r.model);
       entries.set(r.model.name, r);
-      summary = { command, date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, budget: { trainingMinutesPerModel: minutes }, models, failures, rows };
-      writeFileSync(join(outDir, `${ds}.json`), jsonText(summary));
+      writeSummary();
     }
     // What the data show for the papers' model: HybridNet against every other
     // architecture on the same cases (paired Wilcoxon on Dice, Holm-adjusted),
     // written into its model card, and the card kept beside the study results.
     const focus = models.find((m) => m.architecture.endsWith(' hybridnet'));
-    if (focus && models.length > 1 && summary) {
+    if (focus && models.length > 1) {
       const comparison: ModelComparison[] = distinct(rows, 'label').map((label) => compareToOthers(rows, focus.name, label, 'dice'));
       const modelDir = entries.get(focus.name)!.modelDir;
       addComparisonToModelCard(modelDir, {
-        context: `Comparison study on ${focus.dataset}: ${models.length} architectures, each trained ${summary.budget.trainingMinutesPerModel} min on ${cpus().length} CPU cores with the same split, plan rules and evaluation code (\`${command}\`). Budgets this short favour models that converge fast; they say nothing about longer training.`,
+        context: `Comparison study on ${focus.dataset}: ${models.length} architectures, each trained ${minutes} min on ${cpus().length} CPU cores with the same split, plan rules and evaluation code (\`${command}\`). Budgets this short favour models that converge fast; they say nothing about longer training.`,
         results: comparison,
       });
       for (const ext of ['md', 'json']) copyFileSync(join(modelDir, `model-card.${ext}`), join(outDir, `hybridnet-${ds}-model-card.${ext}`));
       for (const c of comparison) console.log(c.verdict);
-      writeFileSync(join(outDir, `${ds}.json`), jsonText({ ...summary, hybridnetComparison: comparison }));
+      writeSummary({ hybridnetComparison: comparison });
     }
     await writeReport(join(outDir, `${ds}.html`), {
       title: `medseg comparison study: ${ds}`,

@@ -5,7 +5,7 @@
  * for the model card. The verdict states what the data show, including "no
  * significant difference" and "worse": whether a model wins is measured.
  */
-import { aggregate, comparePaired, distinct, holmAdjust, MedsegStatsError, metricDirection, type MetricRow } from './statistics.ts';
+import { comparePaired, distinct, holmAdjust, mean, MedsegStatsError, metricDirection, metricValue, type MetricRow } from './statistics.ts';
 
 export interface OpponentResult {
   model: string;
@@ -43,7 +43,9 @@ export function compareToOthers(rows: readonly MetricRow[], focus: string, label
   if (!models.includes(focus)) throw new MedsegStatsError('NO_DATA', `no rows for model ${focus}`);
   const others = models.filter((m) => m !== focus);
   const higher = metricDirection(metric) === 'higher';
-  const means = new Map(aggregate(rows.filter((r) => r.label === label), { metrics: [metric], bootstrap: { resamples: 200 } }).map((a) => [a.model, a.mean]));
+  // Mean over finite values, as aggregate() reports it (without its bootstrap, which is not needed here).
+  const meanOf = (model: string) => mean(rows.filter((r) => r.model === model && r.label === label).map((r) => metricValue(r, metric)).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+  const means = new Map(models.map((m) => [m, meanOf(m)]));
   const focusMean = means.get(focus) ?? Number.NaN;
   const better = (a: number, b: number) => (higher ? a > b : a < b);
   const rank = 1 + others.filter((m) => better(means.get(m) ?? Number.NaN, focusMean)).length;
