@@ -23,7 +23,10 @@ import { writeReport } from '../packages/medseg/src/eval/report.ts';
 import { readVolume } from '../packages/medseg/src/io/read.ts';
 import { voxelCount } from '../packages/medseg/src/io/volume.ts';
 import { architectureInfo, countMACs, countParameters, createNetwork, listArchitectures } from '../packages/medseg/src/models/registry.ts';
-import { loadPlan } from '../packages/medseg/src/data/plan.ts';
+import { readDataset } from '../packages/medseg/src/data/dataset.ts';
+import { computeFingerprint } from '../packages/medseg/src/data/fingerprint.ts';
+import { loadPlan, makePlan, savePlan, type Plan } from '../packages/medseg/src/data/plan.ts';
+import { timeTrainingStep } from '../packages/medseg/src/pipeline/step-timer.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
@@ -59,13 +62,36 @@ interface StudyEntry {
   modelDir: string;
 }
 
+/**
+ * One plan per dataset and budget, made for U-Net (with a timed real step)
+ * and given to every architecture with only the network's name changed: all
+ * models see the same patch, batch, widths, augmentation and time, and a
+ * slower architecture gets fewer iterations (the trainer refits its epochs to
+ * the budget after the first). Planning per architecture instead let the
+ * throughput measurement's noise pick 192x256 patches for one DRIVE model and
+ * 640x384 for the next.
+ */
+async function sharedPlan(ds: string, dataset: string, minutes: number, work: string): Promise<Plan> {
+  const path = join(work, `${ds}-plan-${minutes}min.json`);
+  if (existsSync(path)) return loadPlan(path);
+  const fp = await computeFingerprint(readDataset(dataset));
+  const plan = await makePlan(fp, { architecture: 'unet', budget: { minutes }, stepTimer: (n, p, b) => timeTrainingStep(n, p, b).seconds });
+  await savePlan(path, plan);
+  return plan;
+}
+
+function planFor(shared: Plan, arch: string): Plan {
+  return { ...shared, network: { ...shared.network, architecture: arch } };
+}
+
 async function hippocampus(arch: string, minutes: number, work: string, out: string): Promise<StudyEntry> {
   const split = JSON.parse(readFileSync(join(here, 'splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
   const source = dataPath('msd-hippocampus');
   const dataset = join(work, 'hippocampus-dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
   const modelDir = join(out, 'model');
-  await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: arch, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
+  const given = planFor(await sharedPlan('hippocampus', dataset, minutes, work), arch);
+  await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, plan: given, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
   const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
   const predDir = join(out, 'predictions');
   const pred = await predictPath({ model: modelDir, input: imgDir, out: predDir });
@@ -92,9 +118,9 @@ async function drive(arch: string, minutes: number, work: string, out: string): 
   if (!existsSync(join(dataset, 'dataset.json'))) await importDrive(dataPath('drive'), dataset);
   const { training, test } = datasetCases(dataset);
   const ids = training.map((c) => c.id).sort();
-  const r = await runSeg2d({ out, dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, architecture: arch, labels: [1], distances: true, mirror: false });
+  const plan = planFor(await sharedPlan('drive', dataset, minutes, work), arch);
+  const r = await runSeg2d({ out, dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, plan, labels: [1], distances: true, mirror: false });
   const name = `${arch} (2D)`;
-  const plan = r.trained.plan;
   const net = createNetwork(plan.network);
   const model: ModelEntry = {
     name,
@@ -172,7 +198,7 @@ export async function main(args: string[]): Promise<void> {
       const comparison: ModelComparison[] = distinct(rows, 'label').map((label) => compareToOthers(rows, focus.name, label, 'dice'));
       const modelDir = entries.get(focus.name)!.modelDir;
       addComparisonToModelCard(modelDir, {
-        context: `Comparison study on ${focus.dataset}: ${models.length} architectures, each trained ${minutes} min on ${cpus().length} CPU cores with the same split, plan rules and evaluation code (\`${command}\`). Budgets this short favour models that converge fast; they say nothing about longer training.`,
+        context: `Comparison study on ${focus.dataset}: ${models.length} architectures, each trained ${minutes} min on ${cpus().length} CPU cores with the same split, the same plan (patch, batch, widths, augmentation; made once for U-Net) and the same evaluation code (\`${command}\`). Budgets this short favour models that converge fast; they say nothing about longer training.`,
         results: comparison,
       });
       for (const ext of ['md', 'json']) copyFileSync(join(modelDir, `model-card.${ext}`), join(outDir, `hybridnet-${ds}-model-card.${ext}`));

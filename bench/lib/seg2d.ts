@@ -13,6 +13,7 @@ import type { CalibrationBins } from '../../packages/medseg/src/eval/plots.ts';
 import { poolReliability, type Reliability } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
+import type { Plan } from '../../packages/medseg/src/data/plan.ts';
 import { trainModel, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
 
 export interface Seg2dRun {
@@ -24,6 +25,8 @@ export interface Seg2dRun {
   minutes: number;
   /** Registry name; the plan's default (U-Net) when absent. */
   architecture?: string;
+  /** A plan to train with instead of planning (the study shares one plan between architectures). */
+  plan?: Plan;
   /** Labels to score. */
   labels: number[];
   /** Also compute the surface-distance metrics (HD, HD95, ASSD, surface Dice); off by default (slower, and not every bench reports them). */
@@ -45,7 +48,7 @@ export interface Seg2dResult {
 export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
   const modelDir = join(r.out, 'model');
   const t0 = Date.now();
-  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, architecture: r.architecture, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
+  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, architecture: r.architecture, plan: r.plan, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
   const trainMinutes = (Date.now() - t0) / 60000;
   const model = loadModel(modelDir);
   const perCase: Seg2dResult['perCase'] = [];

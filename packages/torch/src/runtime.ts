@@ -19,7 +19,7 @@ export function liveTensors(): number {
  * freed tensor memory kept for reuse (at most MEDSEG_ALLOC_CACHE_MB, default
  * 1024) and how many large allocations it served (hits) or had to map (misses).
  */
-export function allocatorStats(): { cachedBytes: number; hits: number; misses: number } {
+export function allocatorStats(): { cachedBytes: number; hits: number; misses: number; evictions: number } {
   return native.allocatorStats();
 }
 

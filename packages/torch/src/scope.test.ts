@@ -162,7 +162,7 @@ test('scope: 150 eval-mode 3D forwards of three alternating sizes keep RSS flat,
   const r = JSON.parse(out.trim().split('\n').pop()!) as {
     rssAfterWarmup: number;
     rssAtEnd: number;
-    allocator: { cachedBytes: number; hits: number; misses: number };
+    allocator: { cachedBytes: number; hits: number; misses: number; evictions: number };
     liveTensors: number;
     gcExposed: boolean;
   };
@@ -172,6 +172,19 @@ test('scope: 150 eval-mode 3D forwards of three alternating sizes keep RSS flat,
   // The buffers of a repeated forward come back from the cache, not from fresh (page-faulting) mappings.
   assert.ok(r.allocator.hits > 20 * r.allocator.misses, `allocator hits ${r.allocator.hits}, misses ${r.allocator.misses}`);
   assert.ok(r.allocator.cachedBytes <= 1024 * 2 ** 20, 'the cache stays under its default cap');
+});
+
+test('allocator: a full cache makes room for a new size class (least recently used evicted) instead of unmapping it on every release', () => {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'testing', 'alloc_evict.ts');
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, MEDSEG_ALLOC_CACHE_MB: '16' } });
+  const r = JSON.parse(out.trim().split('\n').pop()!) as { cachedAfterFill: number; hits: number; misses: number; evictions: number; cachedBytes: number; sum: number };
+  assert.equal(r.cachedAfterFill, 16 * 2 ** 20, 'phase 1 filled the 16 MiB cache');
+  assert.equal(r.sum, 20 * 1280 * 1024);
+  // The first 5 MiB request misses; its release evicts two 4 MiB blocks; the other 19 are hits.
+  assert.equal(r.misses, 1, `misses ${r.misses}`);
+  assert.equal(r.hits, 19, `hits ${r.hits}`);
+  assert.equal(r.evictions, 2);
+  assert.ok(r.cachedBytes <= 16 * 2 ** 20);
 });
 
 test('allocator: emptyAllocatorCache returns cached blocks; tensors reusing a cached block read what was written', () => {

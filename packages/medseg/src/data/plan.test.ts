@@ -111,6 +111,41 @@ test('CPU budget: a smaller budget never gives a bigger network; iterations fill
   assert.deepEqual(big.reference.patchSize, [40, 56, 40]);
 });
 
+test('step timer: a real step 3x slower than the MAC model gives a cheaper plan whose iterations fit the measured time', async () => {
+  const f = fingerprint(many(260, () => ({ spacing: [1, 1, 1], shape: [36, 50, 35], croppedShape: [36, 50, 35] })));
+  const budget = { minutes: 30, cores: 2, memoryGiB: 8 };
+  const plain = await makePlan(f, { budget, throughput });
+  // A synthetic machine where every step costs 3x the model's prediction.
+  const predicted = (c: { patchSize: number[]; batchSize: number; features: number[] }) => {
+    const p = plain.budget!;
+    const scale = c.patchSize.reduce((a, b) => a * b, 1) * c.batchSize * c.features[0]! ** 2;
+    const ref = plain.patchSize.reduce((a, b) => a * b, 1) * plain.batchSize * plain.network.features[0]! ** 2;
+    return p.overheadSeconds + (p.stepSeconds - p.overheadSeconds) * (scale / ref);
+  };
+  const timed: number[][] = [];
+  const slow = await makePlan(f, {
+    budget,
+    throughput,
+    stepTimer: (n, patchSize, batchSize) => {
+      timed.push(patchSize);
+      assert.equal(n.architecture, 'unet');
+      return 3 * predicted({ patchSize, batchSize, features: n.features });
+    },
+  });
+  const cost = (p: typeof plain) => p.network.features[0]! ** 2 * p.patchSize.reduce((a, b) => a * b, 1) * p.batchSize;
+  assert.ok(cost(slow) < cost(plain), 'the slower machine gets a cheaper network or patch');
+  const cal = slow.budget!.calibration!;
+  assert.ok(cal.length >= 1 && cal.length <= 3 && cal.length === timed.length);
+  assert.ok(Math.abs(cal[0]!.measuredSeconds / cal[0]!.predictedSeconds - 3) < 1e-9);
+  const total = slow.iterationsPerEpoch * slow.epochs;
+  assert.ok(total * slow.budget!.stepSeconds <= budget.minutes * 60 * 0.85 + 1e-9, 'the iterations fit the measured step time');
+  // A timer that agrees with the model changes nothing.
+  const same = await makePlan(f, { budget, throughput, stepTimer: (n, patchSize, batchSize) => predicted({ patchSize, batchSize, features: n.features }) });
+  assert.deepEqual(same.patchSize, plain.patchSize);
+  assert.deepEqual(same.network.features, plain.network.features);
+  assert.equal(same.budget!.calibration!.length, 1);
+});
+
 test('real throughput measurement and plan file validation', async () => {
   const f = fingerprint(many(4, () => ({ spacing: [1, 1, 1], shape: [1, 64, 64], croppedShape: [1, 64, 64] })), ['EM'], 2);
   const p = await makePlan(f, { budget: { minutes: 1, cores: 2, memoryGiB: 4 } });

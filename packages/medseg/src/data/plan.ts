@@ -18,7 +18,9 @@
  * Beyond nnU-Net: a CPU time budget. A measured throughput model (a conv
  * stack timed with @medseg/torch) predicts the step time of candidate
  * widths / patches / batches; the planner keeps the best candidate that
- * reaches the target number of iterations in the time given.
+ * reaches the target number of iterations in the time given. With a step
+ * timer it then times a real training step of that candidate, rescales the
+ * model by measured / predicted and chooses again (at most three rounds).
  */
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
@@ -71,6 +73,8 @@ export interface BudgetInfo {
   baseFeatures: number;
   targetIterations: number;
   note: string;
+  /** Real training steps timed while choosing (stepTimer): the MAC model was scaled by measured / predicted. */
+  calibration?: { patchSize: number[]; batchSize: number; baseFeatures: number; predictedSeconds: number; measuredSeconds: number }[];
 }
 
 export interface Plan {
@@ -130,6 +134,15 @@ export interface PlanOptions {
   budget?: { minutes: number; cores?: number; memoryGiB?: number; targetIterations?: number };
   /** Throughput model to use instead of measuring (tests, or a caller that timed the real model). */
   throughput?: ThroughputModel;
+  /**
+   * Times one real training step of a candidate (pipeline/step-timer.ts). When
+   * given, the planner scales its MAC model by measured / predicted for the
+   * chosen candidate and chooses again, up to three rounds: the MAC model
+   * misses norm, activation, loss and optimizer costs, which dominate at the
+   * narrow widths a CPU budget leads to. Kept as a callback so the planner
+   * does not depend on the model zoo.
+   */
+  stepTimer?: (network: NetworkConfig, patchSize: number[], batchSize: number) => Promise<number> | number;
 }
 
 const ANISO = 3;
@@ -203,6 +216,21 @@ interface Config {
   kernelSizes: number[][];
   features: number[];
   batchSize: number;
+}
+
+function networkConfig(c: Config, architecture: string | undefined, dims: 2 | 3, inChannels: number, numClasses: number): NetworkConfig {
+  return {
+    architecture: architecture ?? 'unet',
+    dims,
+    inChannels,
+    numClasses,
+    features: c.features,
+    kernelSizes: c.kernelSizes,
+    strides: c.strides,
+    deepSupervision: true,
+    norm: 'instance',
+    upsample: 'transpose',
+  };
 }
 
 function featuresFor(stages: number, base: number, dims: 2 | 3): number[] {
@@ -346,33 +374,47 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     }
     const fits = cands.filter(({ c }) => bytesOf(c) <= memoryGiB * 1024 ** 3 * 0.5);
     if (fits.length === 0) throw new MedsegIoError('BAD_DATA', `no configuration fits in ${memoryGiB} GiB`);
-    const ok = fits.filter(({ c }) => seconds / stepOf(c) >= targetIterations).sort((a, b) => b.q - a.q);
-    let note: string;
-    if (ok.length > 0) {
-      chosen = ok[0]!.c;
-      note = `best candidate reaching ${targetIterations} iterations`;
-    } else {
-      chosen = fits.sort((a, b) => stepOf(a.c) - stepOf(b.c))[0]!.c;
-      note = `no candidate reaches ${targetIterations} iterations in ${o.budget.minutes} min: using the fastest`;
+    // scale: measured / MAC-model step time, from the step timer (1 without one).
+    const choose = (scale: number): { c: Config; note: string } => {
+      const ok = fits.filter(({ c }) => seconds / (scale * stepOf(c)) >= targetIterations).sort((a, b) => b.q - a.q);
+      if (ok.length > 0) return { c: ok[0]!.c, note: `best candidate reaching ${targetIterations} iterations` };
+      const fastest = [...fits].sort((a, b) => stepOf(a.c) - stepOf(b.c))[0]!.c;
+      return { c: fastest, note: `no candidate reaches ${targetIterations} iterations in ${o.budget!.minutes} min: using the fastest` };
+    };
+    let scale = 1;
+    let pick = choose(scale);
+    let measured: number | null = null;
+    const calibration: { patchSize: number[]; batchSize: number; baseFeatures: number; predictedSeconds: number; measuredSeconds: number }[] = [];
+    for (let round = 0; o.stepTimer && round < 3; round++) {
+      const c = pick.c;
+      const timed = await o.stepTimer(networkConfig(c, o.architecture, d, C, K), c.patchSize, c.batchSize);
+      calibration.push({ patchSize: c.patchSize, batchSize: c.batchSize, baseFeatures: c.features[0]!, predictedSeconds: scale * stepOf(c), measuredSeconds: timed });
+      scale = timed / stepOf(c);
+      measured = timed;
+      const next = choose(scale);
+      if (next.c === c) break;
+      pick = next;
+      measured = null;
     }
-    const step = stepOf(chosen);
+    chosen = pick.c;
+    const step = measured ?? scale * stepOf(chosen);
     const total = Math.max(1, Math.floor(seconds / step));
     iterationsPerEpoch = total >= 2500 ? 250 : Math.max(1, Math.min(total, Math.max(25, Math.round(total / 10))));
     epochs = Math.max(1, Math.floor(total / iterationsPerEpoch));
-    budget = { minutes: o.budget.minutes, cores, memoryGiB, stepSeconds: step, macsPerSecond: tp.macsPerSecond, overheadSeconds: tp.overheadSeconds, baseFeatures: chosen.features[0]!, targetIterations, note };
+    budget = {
+      minutes: o.budget.minutes,
+      cores,
+      memoryGiB,
+      stepSeconds: step,
+      macsPerSecond: tp.macsPerSecond / scale,
+      overheadSeconds: tp.overheadSeconds * scale,
+      baseFeatures: chosen.features[0]!,
+      targetIterations,
+      note: pick.note,
+      ...(calibration.length > 0 ? { calibration } : {}),
+    };
   }
-  const network: NetworkConfig = {
-    architecture: o.architecture ?? 'unet',
-    dims: d,
-    inChannels: C,
-    numClasses: K,
-    features: chosen.features,
-    kernelSizes: chosen.kernelSizes,
-    strides: chosen.strides,
-    deepSupervision: true,
-    norm: 'instance',
-    upsample: 'transpose',
-  };
+  const network = networkConfig(chosen, o.architecture, d, C, K);
   const separateZ = d === 3 && Math.max(...target) / Math.min(...target) > ANISO;
   return {
     schema: 'medseg.plan/1',

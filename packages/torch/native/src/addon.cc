@@ -51,6 +51,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     o.Set("cachedBytes", Napi::Number::New(info.Env(), static_cast<double>(s.cachedBytes)));
     o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(s.hits)));
     o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(s.misses)));
+    o.Set("evictions", Napi::Number::New(info.Env(), static_cast<double>(s.evictions)));
     return o;
   }));
   exports.Set("emptyAllocatorCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

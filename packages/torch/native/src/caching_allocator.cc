@@ -12,14 +12,20 @@
 // Large blocks (>= kLargeBytes) are mmapped, rounded up to a size class (at
 // most 1/8 waste), and kept on free lists after release; a later request of
 // the same class reuses one without faults. Cached (free) bytes never exceed
-// the cap (MEDSEG_ALLOC_CACHE_MB, default 1024; 0 disables caching): a block
-// that would exceed it is unmapped, so RSS stays bounded by live + cap.
+// the cap (MEDSEG_ALLOC_CACHE_MB, default 1024; 0 disables caching), so RSS
+// stays bounded by live + cap. A released block that would exceed it evicts
+// cached blocks of the least recently requested size classes first: when the
+// workload changes shape (the planner timing candidates, then training, then
+// sliding-window inference) the cache follows it instead of staying full of
+// sizes nobody asks for, which sent every new size back to mmap/munmap and
+// made a timed DRIVE step 3.5x slower than the same step in a fresh process.
 // Small blocks go to posix_memalign (glibc handles those well).
 #include "common.h"
 
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -95,6 +101,7 @@ class CachingCpuAllocator final : public at::Allocator {
     const size_t size = SizeClass(n);
     {
       std::lock_guard<std::mutex> lock(self->mu_);
+      self->lastUse_[size] = ++self->tick_;
       auto it = self->free_.find(size);
       if (it != self->free_.end() && !it->second.empty()) {
         void* p = it->second.back();
@@ -123,19 +130,24 @@ class CachingCpuAllocator final : public at::Allocator {
     if (!p) return;
     auto& self = Instance();
     size_t size = 0;
+    std::vector<std::pair<void*, size_t>> evicted;
     {
       std::lock_guard<std::mutex> lock(self.mu_);
       auto it = self.large_.find(p);
       if (it != self.large_.end()) {
         size = it->second;
         self.large_.erase(it);
-        if (self.stats_.cachedBytes + size <= self.cap_) {
+        if (size <= self.cap_) {
+          self.EvictFor(size, evicted);
           self.free_[size].push_back(p);
           self.stats_.cachedBytes += size;
-          return;
+          size = 0;
+          p = nullptr;
         }
       }
     }
+    for (auto& [b, s] : evicted) munmap(b, s);  // outside the lock: unmapping takes time
+    if (!p) return;
     if (size) {
       munmap(p, size);
     } else {
@@ -143,10 +155,35 @@ class CachingCpuAllocator final : public at::Allocator {
     }
   }
 
+  // Under mu_: moves cached blocks out (least recently requested class first)
+  // until `incoming` more bytes fit under the cap.
+  void EvictFor(size_t incoming, std::vector<std::pair<void*, size_t>>& out) {
+    while (stats_.cachedBytes + incoming > cap_) {
+      size_t victim = 0;
+      uint64_t oldest = UINT64_MAX;
+      for (auto& [s, blocks] : free_) {
+        if (blocks.empty()) continue;
+        const uint64_t t = lastUse_[s];
+        if (t < oldest) {
+          oldest = t;
+          victim = s;
+        }
+      }
+      if (victim == 0) return;  // nothing cached (cannot happen while cachedBytes > 0)
+      auto& blocks = free_[victim];
+      out.emplace_back(blocks.back(), victim);
+      blocks.pop_back();
+      stats_.cachedBytes -= victim;
+      stats_.evictions++;
+    }
+  }
+
   const size_t cap_;
   std::mutex mu_;
   std::unordered_map<void*, size_t> large_;           // live large blocks -> mapped size
   std::unordered_map<size_t, std::vector<void*>> free_;  // size class -> cached blocks
+  std::unordered_map<size_t, uint64_t> lastUse_;         // size class -> tick of its last request
+  uint64_t tick_ = 0;
   AllocatorStats stats_;
 };
 

@@ -61,6 +61,7 @@ struct AllocatorStats {
   size_t cachedBytes = 0;  // freed large blocks kept for reuse
   uint64_t hits = 0;       // large allocations served from the cache
   uint64_t misses = 0;     // large allocations that had to be mapped
+  uint64_t evictions = 0;  // cached blocks unmapped to make room under the cap
 };
 void InstallCachingAllocator();
 AllocatorStats CachingAllocatorStats();
