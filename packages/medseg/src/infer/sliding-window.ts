@@ -18,6 +18,13 @@ export interface SlidingWindowOptions {
   mirrorAxes?: number[];
   /** Called after every tile with (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Mirrored copies of a tile run through the network together, as one batch
+   * of at most this many voxels (default 2^20). On CPU a small patch is
+   * dominated by per-op overhead, so eight batch-1 forwards cost far more than
+   * one batch-8 forward; the cap keeps large 3D patches from multiplying memory.
+   */
+  maxBatchVoxels?: number;
 }
 
 /** Tile start positions along one axis: evenly spaced, first at 0, last flush with the end. */
@@ -89,22 +96,27 @@ export function slidingWindowLogits(net: { forward(x: Tensor): Tensor | Tensor[]
       }
       const weight = o.gaussian === false ? torch.ones(patch) : gaussianImportance(patch);
       const combos = mirrorCombos(o.mirrorAxes ?? []);
+      const patchVoxels = patch.reduce((a, b) => a * b, 1);
+      const group = Math.max(1, Math.min(combos.length, Math.floor((o.maxBatchVoxels ?? 2 ** 20) / patchVoxels)));
       let acc: Tensor | null = null;
       const norm = torch.zeros(padded);
       tiles.forEach((start, ti) => {
         torch.tidy(() => {
           let tile = x;
           start.forEach((s, axis) => (tile = tile.narrow(axis + 1, s, patch[axis]!)));
-          const batch = tile.unsqueeze(0);
           let sum: Tensor | null = null;
-          for (const combo of combos) {
-            const dims = combo.map((a) => a + 2);
-            const input = dims.length ? batch.flip(dims) : batch;
-            let logits = forwardLogits(net, input);
-            if (dims.length) logits = logits.flip(dims);
-            sum = sum ? sum.add(logits) : logits;
+          for (let g = 0; g < combos.length; g += group) {
+            const members = combos.slice(g, g + group);
+            // Flips of the [C, ...spatial] tile, so spatial axis a is dim a + 1.
+            const inputs = members.map((combo) => (combo.length ? tile.flip(combo.map((a) => a + 1)) : tile));
+            const logits = forwardLogits(net, torch.stack(inputs, 0));
+            members.forEach((combo, i) => {
+              const l = logits.select(0, i);
+              const back = combo.length ? l.flip(combo.map((a) => a + 1)) : l;
+              sum = sum ? sum.add(back) : back;
+            });
           }
-          const mean = sum!.squeeze(0).div(combos.length);
+          const mean = sum!.div(combos.length);
           if (!acc) acc = torch.keep(torch.zeros([mean.size(0), ...padded]));
           let accView = acc;
           let normView = norm;
