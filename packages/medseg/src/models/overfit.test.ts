@@ -1,8 +1,7 @@
 /**
- * Every architecture can fit one real case (Dice > 0.95 on it), each in one
- * representative dimensionality (U-Net's 2D and 3D runs are in unet.test.ts;
- * HybridNet runs in both here): 3D on a hippocampus crop (anterior and
- * posterior labels), 2D on a 64x64 ISBI EM crop (membranes). The Dice is
+ * Every architecture can fit one real case (Dice > 0.95 on it), in 2D and in
+ * 3D (U-Net's runs are in unet.test.ts): 3D on a hippocampus crop (anterior
+ * and posterior labels), 2D on a 64x64 ISBI EM crop (membranes). The Dice is
  * computed in test-utils from the argmax, not by the code under test.
  */
 import assert from 'node:assert/strict';
@@ -13,12 +12,18 @@ import { createNetwork } from './registry.ts';
 import { emCrop, hippocampusCrop, overfit, smallConfig } from './test-utils.ts';
 
 const plans: [string, 2 | 3, Partial<NetworkConfig>][] = [
+  ['attention-unet', 2, {}],
   ['attention-unet', 3, {}],
   ['unet++', 2, {}],
+  ['unet++', 3, {}],
+  ['resunet', 2, {}],
   ['resunet', 3, {}],
   ['r2unet', 2, {}],
+  ['r2unet', 3, {}],
+  ['transunet', 2, { extra: { depth: 1, inputSize: [64, 64] } }],
   ['transunet', 3, { extra: { depth: 1, inputSize: [16, 24, 16] } }],
   ['swin-unetr', 2, { extra: { window: [4, 4] } }],
+  ['swin-unetr', 3, { extra: { window: [2, 2, 2] } }],
   ['hybridnet', 2, { dropout: 0, extra: { depth: 1 } }],
   ['hybridnet', 3, { dropout: 0, extra: { depth: 1 } }],
 ];
