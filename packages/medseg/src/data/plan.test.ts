@@ -144,6 +144,15 @@ test('step timer: a real step 3x slower than the MAC model gives a cheaper plan 
   assert.deepEqual(same.patchSize, plain.patchSize);
   assert.deepEqual(same.network.features, plain.network.features);
   assert.equal(same.budget!.calibration!.length, 1);
+  // Slow only for the first (largest) candidate: the rounds move away from it and never come back.
+  const first = plain.patchSize.join('x');
+  const oneSlow = await makePlan(f, {
+    budget,
+    throughput,
+    stepTimer: (n, patchSize, batchSize) => (patchSize.join('x') === first && n.features[0] === plain.network.features[0] && batchSize === plain.batchSize ? 3 : 1) * predicted({ patchSize, batchSize, features: n.features }),
+  });
+  assert.notDeepEqual([oneSlow.patchSize, oneSlow.network.features[0], oneSlow.batchSize], [plain.patchSize, plain.network.features[0], plain.batchSize]);
+  assert.ok(oneSlow.iterationsPerEpoch * oneSlow.epochs * oneSlow.budget!.stepSeconds <= budget.minutes * 60 * 0.85 + 1e-9);
 });
 
 test('real throughput measurement and plan file validation', async () => {

@@ -374,30 +374,31 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     }
     const fits = cands.filter(({ c }) => bytesOf(c) <= memoryGiB * 1024 ** 3 * 0.5);
     if (fits.length === 0) throw new MedsegIoError('BAD_DATA', `no configuration fits in ${memoryGiB} GiB`);
-    // scale: measured / MAC-model step time, from the step timer (1 without one).
-    const choose = (scale: number): { c: Config; note: string } => {
-      const ok = fits.filter(({ c }) => seconds / (scale * stepOf(c)) >= targetIterations).sort((a, b) => b.q - a.q);
+    // scale: measured / MAC-model step time from the step timer (1 without
+    // one). After the first timing it only grows, and a timed candidate is
+    // judged by its own time, so the rounds cannot oscillate between a
+    // candidate known to be too slow and a cheaper one.
+    let scale = 1;
+    const timedSteps = new Map<Config, number>();
+    const predicted = (c: Config) => timedSteps.get(c) ?? scale * stepOf(c);
+    const choose = (): { c: Config; note: string } => {
+      const ok = fits.filter(({ c }) => seconds / predicted(c) >= targetIterations).sort((a, b) => b.q - a.q);
       if (ok.length > 0) return { c: ok[0]!.c, note: `best candidate reaching ${targetIterations} iterations` };
-      const fastest = [...fits].sort((a, b) => stepOf(a.c) - stepOf(b.c))[0]!.c;
+      const fastest = [...fits].sort((a, b) => predicted(a.c) - predicted(b.c))[0]!.c;
       return { c: fastest, note: `no candidate reaches ${targetIterations} iterations in ${o.budget!.minutes} min: using the fastest` };
     };
-    let scale = 1;
-    let pick = choose(scale);
-    let measured: number | null = null;
+    let pick = choose();
     const calibration: { patchSize: number[]; batchSize: number; baseFeatures: number; predictedSeconds: number; measuredSeconds: number }[] = [];
-    for (let round = 0; o.stepTimer && round < 3; round++) {
+    for (let round = 0; o.stepTimer && round < 3 && !timedSteps.has(pick.c); round++) {
       const c = pick.c;
       const timed = await o.stepTimer(networkConfig(c, o.architecture, d, C, K), c.patchSize, c.batchSize);
-      calibration.push({ patchSize: c.patchSize, batchSize: c.batchSize, baseFeatures: c.features[0]!, predictedSeconds: scale * stepOf(c), measuredSeconds: timed });
-      scale = timed / stepOf(c);
-      measured = timed;
-      const next = choose(scale);
-      if (next.c === c) break;
-      pick = next;
-      measured = null;
+      calibration.push({ patchSize: c.patchSize, batchSize: c.batchSize, baseFeatures: c.features[0]!, predictedSeconds: predicted(c), measuredSeconds: timed });
+      timedSteps.set(c, timed);
+      scale = round === 0 ? timed / stepOf(c) : Math.max(scale, timed / stepOf(c));
+      pick = choose();
     }
     chosen = pick.c;
-    const step = measured ?? scale * stepOf(chosen);
+    const step = predicted(chosen);
     const total = Math.max(1, Math.floor(seconds / step));
     iterationsPerEpoch = total >= 2500 ? 250 : Math.max(1, Math.min(total, Math.max(25, Math.round(total / 10))));
     epochs = Math.max(1, Math.floor(total / iterationsPerEpoch));
