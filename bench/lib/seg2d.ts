@@ -33,6 +33,8 @@ export interface Seg2dRun {
   distances?: boolean;
   /** Mirroring TTA on the test cases (default: the plan's setting). Off quadruples 2D throughput; the study turns it off to fit eight models in its time. */
   mirror?: boolean;
+  /** Weights to test: the best on validation (default) or the final ones (when the validation cases are also trained on). */
+  checkpoint?: 'best' | 'final';
 }
 
 export interface Seg2dResult {
@@ -50,7 +52,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
   const t0 = Date.now();
   const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, architecture: r.architecture, plan: r.plan, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
   const trainMinutes = (Date.now() - t0) / 60000;
-  const model = loadModel(modelDir);
+  const model = loadModel(modelDir, { checkpoint: r.checkpoint });
   const perCase: Seg2dResult['perCase'] = [];
   const curves: Reliability[] = [];
   const predDir = join(r.out, 'predictions');
