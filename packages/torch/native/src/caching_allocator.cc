@@ -17,8 +17,9 @@
 // cached blocks of the least recently requested size classes first: when the
 // workload changes shape (the planner timing candidates, then training, then
 // sliding-window inference) the cache follows it instead of staying full of
-// sizes nobody asks for, which sent every new size back to mmap/munmap and
-// made a timed DRIVE step 3.5x slower than the same step in a fresh process.
+// sizes nobody asks for, which sent every new size back to mmap/munmap: the
+// planner timed a 448x384 DRIVE step at 3.2 s, where the larger 640x384 step
+// takes 0.45 s with the cache working.
 // Small blocks go to posix_memalign (glibc handles those well).
 #include "common.h"
 
