@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
 import {
   extractSlice,
   largestReferenceSlice,
@@ -69,6 +70,52 @@ test('overlay default scale and label selection; bad input is a typed error', ()
   assert.throws(() => renderOverlayPng({ image, reference, prediction: prediction.subarray(1), width: w, height: h }), MedsegStatsError);
   assert.throws(() => renderOverlayPng({ image, reference, prediction, width: 0, height: h }), MedsegStatsError);
   assert.throws(() => renderOverlayPng({ image, reference, prediction, width: w, height: h, scale: 1000 }), /too large/);
+});
+
+test('overlay downsampling equals drawing the block-mean image and block-any masks; a 1-pixel line keeps its outline', () => {
+  const w = 61;
+  const h = 40;
+  const { image, prediction } = phantom(w, h);
+  const reference = new Uint8Array(w * h);
+  for (let y = 4; y < 36; y++) reference[10 + w * y] = 2; // a vessel one pixel wide, label 2
+  const window: [number, number] = [10, 140];
+  const png = renderOverlayPng({ image, reference, prediction, width: w, height: h, window, scale: 1, downsample: 2, label: 2 });
+  const W = 31;
+  const H = 20;
+  const img = new Float32Array(W * H);
+  const cnt = new Uint8Array(W * H);
+  const ref = new Uint8Array(W * H);
+  const pred = new Uint8Array(W * H);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const o = (x >> 1) + W * (y >> 1);
+      img[o]! += image[x + w * y]!;
+      cnt[o]!++;
+      if (reference[x + w * y] === 2) ref[o] = 1;
+      if (prediction[x + w * y] === 2) pred[o] = 1;
+    }
+  }
+  for (let o = 0; o < W * H; o++) img[o]! /= cnt[o]!;
+  const byHand = renderOverlayPng({ image: img, reference: ref, prediction: pred, width: W, height: H, window, scale: 1 });
+  assert.ok(png.equals(byHand));
+  const decoded = PNG.sync.read(png);
+  assert.deepEqual([decoded.width, decoded.height], [W, H]);
+  let outline = 0;
+  for (let i = 0; i < W * H; i++) if (decoded.data[4 * i] === REFERENCE_COLOR[0] && decoded.data[4 * i + 1] === REFERENCE_COLOR[1]) outline++;
+  assert.ok(outline >= 16, `the line's outline has ${outline} px`);
+});
+
+test('overlay grey levels: 256 is the default, 2 leaves only black and white; bad values are typed errors', () => {
+  const w = 32;
+  const h = 32;
+  const { image, reference, prediction } = phantom(w, h);
+  const base = { image, reference, prediction, width: w, height: h, scale: 1 };
+  assert.ok(renderOverlayPng(base).equals(renderOverlayPng({ ...base, greyLevels: 256 })));
+  const two = PNG.sync.read(renderOverlayPng({ ...base, greyLevels: 2 }));
+  const greys = new Set<number>();
+  for (let i = 0; i < w * h; i++) if (two.data[4 * i] === two.data[4 * i + 1] && two.data[4 * i + 1] === two.data[4 * i + 2]) greys.add(two.data[4 * i]!);
+  assert.deepEqual([...greys].sort((a, b) => a - b), [0, 255]);
+  for (const bad of [{ downsample: 0 }, { downsample: 1.5 }, { greyLevels: 1 }, { greyLevels: 300 }]) assert.throws(() => renderOverlayPng({ ...base, ...bad }), MedsegStatsError);
 });
 
 test('largest reference slice and slice extraction match numpy on every axis', () => {
