@@ -26,7 +26,7 @@ import { architectureInfo, countMACs, countParameters, createNetwork, listArchit
 import { readDataset } from '../packages/medseg/src/data/dataset.ts';
 import { computeFingerprint } from '../packages/medseg/src/data/fingerprint.ts';
 import { loadPlan, makePlan, savePlan, type Plan } from '../packages/medseg/src/data/plan.ts';
-import { timeTrainingStep } from '../packages/medseg/src/pipeline/step-timer.ts';
+import { timedStepSeconds } from '../packages/medseg/src/pipeline/step-timer.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
@@ -75,7 +75,7 @@ async function sharedPlan(ds: string, dataset: string, minutes: number, work: st
   const path = join(work, `${ds}-plan-${minutes}min.json`);
   if (existsSync(path)) return loadPlan(path);
   const fp = await computeFingerprint(readDataset(dataset));
-  const plan = await makePlan(fp, { architecture: 'unet', budget: { minutes }, stepTimer: (n, p, b) => timeTrainingStep(n, p, b).seconds });
+  const plan = await makePlan(fp, { architecture: 'unet', budget: { minutes }, stepTimer: timedStepSeconds });
   await savePlan(path, plan);
   return plan;
 }

@@ -388,7 +388,7 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
       return { c: fastest, note: `no candidate reaches ${targetIterations} iterations in ${o.budget!.minutes} min: using the fastest` };
     };
     let pick = choose();
-    const calibration: { patchSize: number[]; batchSize: number; baseFeatures: number; predictedSeconds: number; measuredSeconds: number }[] = [];
+    const calibration: NonNullable<BudgetInfo['calibration']> = [];
     for (let round = 0; o.stepTimer && round < 3 && !timedSteps.has(pick.c); round++) {
       const c = pick.c;
       const timed = await o.stepTimer(networkConfig(c, o.architecture, d, C, K), c.patchSize, c.batchSize);

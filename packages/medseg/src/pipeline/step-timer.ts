@@ -52,3 +52,8 @@ export function timeTrainingStep(network: NetworkConfig, patchSize: number[], ba
   }
   return { seconds: median(steps), steps };
 }
+
+/** The planner's step timer (PlanOptions.stepTimer): median seconds of a timed step. */
+export function timedStepSeconds(network: NetworkConfig, patchSize: number[], batchSize: number): number {
+  return timeTrainingStep(network, patchSize, batchSize).seconds;
+}

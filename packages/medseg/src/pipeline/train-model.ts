@@ -26,7 +26,7 @@ import { architectureInfo, countParameters, createNetwork } from '../models/regi
 import { BEST_WEIGHTS, predictCaseLabels, train, type TrainResult, type TrainingData } from '../train/trainer.ts';
 import { createProgress, type ProgressReporter } from '../train/progress.ts';
 import { kFoldSplits, type Split } from './splits.ts';
-import { timeTrainingStep } from './step-timer.ts';
+import { timedStepSeconds } from './step-timer.ts';
 import { defaultTraining, inferenceSettings, trainerConfig } from './training-config.ts';
 
 export interface TrainModelOptions {
@@ -105,7 +105,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   if (typeof o.plan === 'string') plan = loadPlan(o.plan);
   else if (o.plan) plan = o.plan;
   else if (o.resume && existsSync(planPath)) plan = loadPlan(planPath);
-  else plan = await makePlan(fp, { architecture: o.architecture, budget: { minutes: o.minutes ?? 30 }, stepTimer: (n, p, b) => timeTrainingStep(n, p, b).seconds });
+  else plan = await makePlan(fp, { architecture: o.architecture, budget: { minutes: o.minutes ?? 30 }, stepTimer: timedStepSeconds });
   plan.training ??= defaultTraining(plan, { optimizer: o.optimizer, loss: o.loss });
   plan.inference ??= inferenceSettings(plan);
   await savePlan(planPath, plan);

@@ -18,12 +18,12 @@ export function register(program: Command): void {
       const { computeFingerprint } = await import('../../data/fingerprint.ts');
       const { makePlan, savePlan } = await import('../../data/plan.ts');
       const { defaultTraining, inferenceSettings } = await import('../../pipeline/training-config.ts');
-      const { timeTrainingStep } = await import('../../pipeline/step-timer.ts');
+      const { timedStepSeconds } = await import('../../pipeline/step-timer.ts');
       const ds = readDataset(dataset);
       log(`fingerprinting ${ds.training.length} cases ...`);
       const fp = await computeFingerprint(ds);
       if (o.minutes > 0) log('timing this machine for the budget ...');
-      const plan = await makePlan(fp, { architecture: o.architecture, budget: o.minutes > 0 ? { minutes: o.minutes } : undefined, stepTimer: (n, p, b) => timeTrainingStep(n, p, b).seconds });
+      const plan = await makePlan(fp, { architecture: o.architecture, budget: o.minutes > 0 ? { minutes: o.minutes } : undefined, stepTimer: timedStepSeconds });
       plan.training = defaultTraining(plan, { optimizer: o.optimizer, loss: o.loss });
       plan.inference = inferenceSettings(plan);
       const out = resolve(o.out);
