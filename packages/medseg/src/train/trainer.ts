@@ -36,7 +36,7 @@ export interface TrainerConfig {
   checkpointEvery: number;
   /** Stop after this many epochs without a better validation Dice; 0 = never. */
   earlyStoppingPatience: number;
-  /** Stop (after the current epoch) once this much wall time has passed; 0 = no limit. */
+  /** Stop once this much wall time has passed (mid-epoch, then validate), with the LR decay fitted to it; 0 = no limit. */
   timeBudgetMinutes: number;
   patchSize: number[];
   numClasses: number;
@@ -65,6 +65,8 @@ export interface EpochLog {
   valDice: number[];
   valDiceMean: number;
   lr: number;
+  /** Training iterations run: the plan's per-epoch count, fewer in an epoch the time budget cut short. */
+  iterations: number;
   epochSeconds: number;
   best: boolean;
   /** Seconds the trainer waited for batches (a loader that keeps up gives ~0). */
@@ -125,22 +127,40 @@ function makeOptimizer(net: nn.Module, cfg: TrainerConfig): torch.optim.Optimize
   return new optim.AdamW(net.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
 }
 
-function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig, epochs: number): torch.optim.LRScheduler | null {
-  if (cfg.schedule === 'poly') return new optim.PolyLR(opt, epochs);
-  if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, cfg.warmupEpochs ?? 0, epochs, cfg.lr * 0.01);
+/** The LR schedule, stepped once per iteration over all planned iterations (see scheduleStep). */
+function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.optim.LRScheduler | null {
+  const total = cfg.epochs * cfg.iterationsPerEpoch;
+  if (cfg.schedule === 'poly') return new optim.PolyLR(opt, total);
+  if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, (cfg.warmupEpochs ?? 0) * cfg.iterationsPerEpoch, total, cfg.lr * 0.01);
   return null;
 }
 
 /**
- * Epochs that fit the time budget, judged after the first epoch of a run from
- * its measured duration (the plan's step time is a prediction; a busy machine
- * is slower). Shrinking the run this way lets the LR schedule finish its decay
- * instead of being cut off by the budget mid-schedule.
+ * Where the LR schedule stands, in iterations of the planned run: the
+ * iterations done, or under a time budget the budget's elapsed share of the
+ * planned iterations when that is further along. So the LR reaches the end of
+ * its decay exactly when the budget runs out, however the speed varies
+ * (validation, load, a slower machine than planned), and never later than the
+ * planned iterations if the machine is faster. Re-fitting an epoch count to
+ * the measured speed instead let noise shrink the count and grow it back: one
+ * 10-minute ISBI run spent its last 3 of 11 epochs at the minimum LR.
+ */
+export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsedSeconds: number): number {
+  if (!(cfg.timeBudgetMinutes > 0)) return iterationsDone;
+  const total = cfg.epochs * cfg.iterationsPerEpoch;
+  const byTime = Math.floor(total * Math.min(1, elapsedSeconds / (cfg.timeBudgetMinutes * 60)));
+  return Math.max(iterationsDone, byTime);
+}
+
+/**
+ * Epochs the run is expected to have under its time budget, from the typical
+ * epoch duration so far: shown in the progress label. Training itself stops
+ * when the budget is spent, mid-epoch if need be (see scheduleStep).
  */
 export function epochsWithinBudget(cfg: TrainerConfig, epochsDone: number, elapsedSeconds: number, lastEpochSeconds: number): number {
   if (!(cfg.timeBudgetMinutes > 0) || !(lastEpochSeconds > 0)) return cfg.epochs;
   const left = cfg.timeBudgetMinutes * 60 - elapsedSeconds;
-  return Math.max(epochsDone, Math.min(cfg.epochs, epochsDone + Math.floor(left / lastEpochSeconds)));
+  return Math.max(epochsDone, Math.min(cfg.epochs, epochsDone + Math.ceil(left / lastEpochSeconds)));
 }
 
 interface SavedState {
@@ -149,8 +169,6 @@ interface SavedState {
   bestEpoch: number;
   epochsWithoutImprovement: number;
   elapsedSeconds: number;
-  /** Epochs this run will have: cfg.epochs, or fewer when the budget forced it (see epochsWithinBudget). */
-  epochs?: number;
   optimizer: torch.optim.OptimizerState['meta'];
   schedule: Record<string, unknown> | null;
 }
@@ -206,16 +224,12 @@ export async function train(
   mkdirSync(outDir, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
   const opt = makeOptimizer(net, cfg);
-  let schedule = makeSchedule(opt, cfg, cfg.epochs);
+  const schedule = makeSchedule(opt, cfg);
   const ckptPath = join(outDir, CHECKPOINT);
   const logPath = join(outDir, LOG);
   let state: SavedState = { epoch: -1, bestDice: -Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, elapsedSeconds: 0, optimizer: { step: {}, groups: [] }, schedule: null };
   if (o.resume && existsSync(ckptPath)) {
     state = loadCheckpoint(ckptPath, net, opt, schedule);
-    if (state.epochs !== undefined && state.epochs !== cfg.epochs) {
-      schedule = makeSchedule(opt, cfg, state.epochs);
-      if (schedule && state.schedule) schedule.loadStateDict(state.schedule);
-    }
     truncateLog(logPath, state.epoch);
   } else if (existsSync(logPath)) {
     writeFileSync(logPath, '');
@@ -225,19 +239,27 @@ export async function train(
   let epochsThisRun = 0;
   const runEpochSeconds: number[] = [];
   try {
-    let totalEpochs = state.epochs ?? cfg.epochs;
-    for (let epoch = state.epoch + 1; epoch < totalEpochs; epoch++) {
+    let expectedEpochs = cfg.epochs;
+    let outOfTime = false;
+    for (let epoch = state.epoch + 1; epoch < cfg.epochs && !outOfTime; epoch++) {
       const te = Date.now();
       net.train();
       let lossSum = 0;
       let wait = 0;
-      progress.start(cfg.iterationsPerEpoch, `epoch ${epoch + 1}/${totalEpochs}`);
+      let iterations = 0;
+      progress.start(cfg.iterationsPerEpoch, `epoch ${epoch + 1}/${expectedEpochs}`);
       for (let it = 0; it < cfg.iterationsPerEpoch; it++) {
         // Yield to the event loop every step. A loop whose awaits all resolve at
         // once (a prefetched batch) never lets Node run its deferred native
         // cleanup, and RSS grew without bound: a fast small-patch run was
         // OOM-killed at 24 GB within two minutes.
         await new Promise<void>((resolve) => setImmediate(resolve));
+        const elapsed = (Date.now() - t0) / 1000;
+        if (cfg.timeBudgetMinutes > 0 && elapsed >= cfg.timeBudgetMinutes * 60) {
+          outOfTime = true;
+          break;
+        }
+        schedule?.loadStateDict({ stepCount: scheduleStep(cfg, epoch * cfg.iterationsPerEpoch + it, elapsed) });
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
@@ -254,10 +276,14 @@ export async function train(
         batch.label.dispose();
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch}, iteration ${it} (lower the learning rate?)`);
         lossSum += loss;
+        iterations++;
         progress.update(it + 1, { loss: (lossSum / (it + 1)).toFixed(4), 'best dice': Number.isFinite(state.bestDice) ? state.bestDice.toFixed(4) : '-' });
       }
       progress.stop();
-      schedule?.step();
+      if (iterations === 0) {
+        stoppedBy = 'time-budget';
+        break;
+      }
 
       net.eval();
       const perCase = data.validation.map((c) => diceScores(predictCaseLabels(net, c, cfg.patchSize, cfg.validationMirror ?? false), c.label!, cfg.numClasses));
@@ -274,42 +300,31 @@ export async function train(
       }
       const entry: EpochLog = {
         epoch,
-        trainLoss: lossSum / cfg.iterationsPerEpoch,
+        trainLoss: lossSum / Math.max(1, iterations),
         valDice,
         valDiceMean,
         lr: opt.groups[0]!.lr,
+        iterations,
         epochSeconds: (Date.now() - te) / 1000,
         best,
         waitSeconds: wait,
       };
       appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
       process.stderr.write(
-        `epoch ${epoch + 1}/${totalEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
+        `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
       );
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
-      // Re-judged after every epoch from the measured epoch time, validation
-      // included: the first epoch carries start-up costs and the machine's load
-      // changes, so a single early judgement either wastes budget or overruns it.
-      // The median of this run's epochs after its first keeps one noisy epoch
-      // from flipping the count (and the LR schedule) back and forth.
+      // The expected epoch count (for the label only) is re-judged after every
+      // epoch; the median of this run's epochs after its first keeps the
+      // start-up epoch and one noisy epoch from swinging it.
       runEpochSeconds.push(entry.epochSeconds);
-      if (cfg.timeBudgetMinutes > 0) {
-        const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
-        const fit = epochsWithinBudget(cfg, epoch + 1, (Date.now() - t0) / 1000, typical);
-        if (fit !== totalEpochs) {
-          process.stderr.write(`time budget: ${fit} of ${cfg.epochs} planned epochs fit in ${cfg.timeBudgetMinutes} min at the measured speed; the LR schedule is fitted to match\n`);
-          const stepCount = schedule?.stepCount ?? 0;
-          schedule = makeSchedule(opt, cfg, fit);
-          if (schedule) schedule.loadStateDict({ stepCount });
-          totalEpochs = fit;
-        }
-      }
-      state.epochs = totalEpochs;
+      const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
+      expectedEpochs = epochsWithinBudget(cfg, epoch + 1, state.elapsedSeconds, typical);
       epochsThisRun++;
-      const last = epoch === totalEpochs - 1;
+      const last = epoch === cfg.epochs - 1;
       const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
-      const outOfTime = cfg.timeBudgetMinutes > 0 && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
+      outOfTime ||= cfg.timeBudgetMinutes > 0 && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
       if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
         saveCheckpoint(ckptPath, net, opt, state, schedule);
       }
