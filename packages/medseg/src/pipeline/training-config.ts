@@ -8,7 +8,14 @@
  * schedule is tuned for 250k iterations; on MSD hippocampus with the same
  * 16-channel U-Net and 240 iterations (batch 2) AdamW reached a validation
  * Dice of 0.81 / 0.80 where SGD was at 0.00 / 0.58 (measured here). Both use
- * Dice + CE (batch Dice in 3D) and gradient clipping at 12.
+ * Dice + CE and gradient clipping at 12.
+ *
+ * Batch Dice (one Dice over the whole batch rather than a mean of per-sample
+ * Dice) as nnU-Net's planner sets it: on for 2D, where a patch is one slice
+ * and many hold little or no foreground; in 3D only where nnU-Net would also
+ * plan a low-resolution stage, i.e. the patch covers less than a quarter of
+ * the median image (its lowres_creation_threshold), so patches are small
+ * windows into large images.
  */
 import type { Plan, TrainingSettings } from '../data/plan.ts';
 import type { TrainerConfig } from '../train/trainer.ts';
@@ -22,12 +29,19 @@ export function defaultTraining(plan: Plan, o: { optimizer?: 'sgd' | 'adamw'; lo
     momentum: 0.99,
     schedule: optimizer === 'sgd' ? 'poly' : 'cosine',
     warmupEpochs: optimizer === 'sgd' ? 0 : 1,
-    loss: { name: o.loss ?? 'dice_ce', batchDice: plan.dims === '3d_fullres' },
+    loss: { name: o.loss ?? 'dice_ce', batchDice: usesBatchDice(plan) },
     gradClip: 12,
     checkpointEvery: 1,
     earlyStoppingPatience: 0,
     timeBudgetMinutes: plan.budget?.minutes ?? 0,
   };
+}
+
+export function usesBatchDice(plan: Plan): boolean {
+  if (plan.dims === '2d') return true;
+  const patch = plan.patchSize.reduce((a, b) => a * b, 1);
+  const image = plan.medianShape.reduce((a, b) => a * b, 1);
+  return patch / image < 0.25;
 }
 
 export function trainerConfig(plan: Plan): TrainerConfig {
