@@ -174,6 +174,9 @@ test('real throughput measurement and plan file validation', async () => {
     assert.throws(edit((q) => (q.augmentation.noise.p = 2)), /augmentation\.noise\.p/);
     assert.throws(edit((q) => (q.network.numClasses = 5)), /numClasses/);
     assert.throws(edit((q) => (q.dims = '3d')), /dims/);
+    assert.throws(edit((q) => (q.inference = { mirror: 'yes', stepFraction: 0.5 })), /inference\.mirror/);
+    assert.throws(edit((q) => (q.inference = { mirror: true, stepFraction: 0 })), /inference\.stepFraction/);
+    assert.doesNotThrow(edit((q) => (q.inference = { mirror: true, stepFraction: 0.5, transpose: true })));
     writeFileSync(path, '{');
     assert.throws(() => loadPlan(path), /cannot read the plan/);
   } finally {

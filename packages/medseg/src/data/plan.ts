@@ -104,7 +104,7 @@ export interface Plan {
   /** Optimiser, schedule and loss (written by training; defaults: nnU-Net's SGD). */
   training?: TrainingSettings;
   /** Sliding-window settings for validation and prediction. */
-  inference?: { mirror: boolean; stepFraction: number };
+  inference?: InferenceSettings;
 }
 
 /** What the trainer takes from the plan; editable like everything else in it. */
@@ -444,6 +444,15 @@ function fail(path: string | undefined, msg: string): never {
 }
 
 /** Checks a (possibly hand-edited) plan; throws a MedsegIoError naming the field. */
+/** Test-time settings of the sliding window (see infer/sliding-window.ts). */
+export interface InferenceSettings {
+  /** Mirroring TTA over every spatial axis (nnU-Net's default). */
+  mirror: boolean;
+  stepFraction: number;
+  /** 2D only: also transpose the plane, for all 8 symmetries of the square (off when absent). */
+  transpose?: boolean;
+}
+
 export function validatePlan(p: unknown, path?: string): Plan {
   if (!p || typeof p !== 'object') fail(path, 'not a JSON object');
   const plan = p as Plan;
@@ -488,6 +497,13 @@ export function validatePlan(p: unknown, path?: string): Plan {
     if (v && typeof v === 'object' && 'p' in v && !(typeof v.p === 'number' && v.p >= 0 && v.p <= 1)) fail(path, `augmentation.${k}.p must be a probability in [0, 1]`);
   }
   if (!(plan.oversampleForeground >= 0 && plan.oversampleForeground <= 1)) fail(path, 'oversampleForeground must be in [0, 1]');
+  const inf = plan.inference;
+  if (inf !== undefined) {
+    if (!inf || typeof inf !== 'object' || typeof inf.mirror !== 'boolean') fail(path, 'inference.mirror must be true or false');
+    if (!(typeof inf.stepFraction === 'number' && inf.stepFraction > 0 && inf.stepFraction <= 1)) fail(path, 'inference.stepFraction must be in (0, 1]');
+    if (inf.transpose !== undefined && typeof inf.transpose !== 'boolean') fail(path, 'inference.transpose must be true or false');
+    if (inf.transpose && d !== 2) fail(path, 'inference.transpose applies to 2d plans only');
+  }
   return plan;
 }
 

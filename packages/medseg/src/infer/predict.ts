@@ -1,6 +1,6 @@
 /**
  * Prediction with a trained model folder: preprocess like training did,
- * sliding window (Gaussian, half-patch steps) with mirroring TTA, average the
+ * sliding window (Gaussian, half-patch steps) with the plan's TTA (mirroring; in 2D also transposing), average the
  * probabilities of every fold present (ensembling), resample back onto the
  * original grid, argmax, the postprocessing cross-validation chose, and write
  * the label map in the input's format (NIfTI, NRRD, PNG; a DICOM series gives
@@ -19,7 +19,7 @@ import { zyxShape, zyxSpacing, type RawCaseData } from '../data/case.ts';
 import { inferenceSettings } from '../pipeline/training-config.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { BEST_WEIGHTS, FINAL_WEIGHTS } from '../train/trainer.ts';
-import { slidingWindowLogits } from './sliding-window.ts';
+import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
 import { applyPostprocessing } from './postprocess.ts';
 
 export interface LoadedModel {
@@ -76,7 +76,7 @@ export interface Prediction {
 }
 
 /** Segments one case given its channel images (same grid). */
-export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: boolean; keepProbabilities?: boolean; onTile?: (done: number, total: number) => void } = {}): Prediction {
+export function predictVolumes(m: LoadedModel, images: Volume[], o: { tta?: boolean; keepProbabilities?: boolean; onTile?: (done: number, total: number) => void } = {}): Prediction {
   const t0 = performance.now();
   const plan = m.plan;
   // One file per channel (nnU-Net _0000, _0001, ...) or one multi-channel file (an RGB fundus photo).
@@ -102,7 +102,8 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: b
   const K = plan.network.numClasses;
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
   const inference = inferenceSettings(plan);
-  const mirror = o.mirror ?? inference.mirror;
+  // tta false: a single pass; otherwise the plan's mirroring (and transposing).
+  const tta = o.tta === false ? { mirror: false } : inference;
   const probs = torch.tidy(() => {
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
     let sum: torch.Tensor | null = null;
@@ -110,7 +111,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { mirror?: b
       const logits = slidingWindowLogits(net, img, {
         patchSize: plan.patchSize,
         stepFraction: inference.stepFraction,
-        mirrorAxes: mirror ? spatial.map((_, i) => i) : [],
+        ...ttaOptions(tta, spatial.length),
         onProgress: o.onTile,
       });
       const p = torch.F.softmax(logits, 0);

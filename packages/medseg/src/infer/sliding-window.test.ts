@@ -88,6 +88,36 @@ test('mirroring TTA: batched mirrors, one-at-a-time mirrors and the hand-written
   net.dispose();
 });
 
+class TinyNet2d extends nn.Module {
+  c1 = this.module('c1', new nn.Conv2d(1, 4, 3, { padding: 1 }));
+  c2 = this.module('c2', new nn.Conv2d(4, 3, 3, { padding: 1 }));
+  forward(x: torch.Tensor): torch.Tensor {
+    return this.c2.forward(torch.F.relu(this.c1.forward(x)));
+  }
+}
+
+test('mirror + transpose TTA averages all 8 symmetries of the square, so its output turns and reflects with the input', () => {
+  const net = new TinyNet2d().eval();
+  torch.tidy(() => {
+    const img = torch.randn([1, 12, 12]);
+    const d4 = (x: torch.Tensor) => slidingWindowLogits(net, x, { patchSize: [12, 12], mirrorAxes: [0, 1], transposeAxes: [0, 1] });
+    const mirrorsOnly = (x: torch.Tensor) => slidingWindowLogits(net, x, { patchSize: [12, 12], mirrorAxes: [0, 1] });
+    const t = (x: torch.Tensor) => x.transpose(1, 2);
+    const rot90 = (x: torch.Tensor) => x.transpose(1, 2).flip([2]);
+    const out = d4(img);
+    assert.ok(d4(t(img)).allclose(t(out), 1e-5, 1e-5), 'not equivariant to transposing');
+    assert.ok(d4(rot90(img)).allclose(rot90(out), 1e-5, 1e-5), 'not equivariant to a quarter turn');
+    // Mirrors alone are not: the check above can fail.
+    assert.ok(!mirrorsOnly(rot90(img)).allclose(rot90(mirrorsOnly(img)), 1e-3, 1e-3));
+    // Non-square patch over a larger image: tiles transposed to another shape still land back in place.
+    const big = torch.randn([1, 20, 28]);
+    const tiled = slidingWindowLogits(net, big, { patchSize: [12, 16], mirrorAxes: [0, 1], transposeAxes: [0, 1] });
+    assert.deepEqual(tiled.shape, [3, 20, 28]);
+    assert.ok(slidingWindowLogits(net, t(big), { patchSize: [16, 12], mirrorAxes: [0, 1], transposeAxes: [0, 1] }).allclose(t(tiled), 1e-5, 1e-5));
+  });
+  net.dispose();
+});
+
 test('images smaller than the patch are padded and cropped back', () => {
   const net = new TinyNet().eval();
   torch.tidy(() => {

@@ -2,7 +2,8 @@
  * Sliding-window inference as nnU-Net does it: tiles of the patch size with a
  * step of half a patch, each tile's logits weighted by a Gaussian importance
  * map (sigma = patch / 8, so tile centres count more than their borders),
- * optional mirroring test-time augmentation over the spatial axes, then the
+ * optional mirroring test-time augmentation over the spatial axes (and, beyond
+ * nnU-Net, optionally transposing two axes of equal spacing), then the
  * weighted logits normalised by the summed weights.
  */
 import * as torch from '@medseg/torch';
@@ -16,6 +17,13 @@ export interface SlidingWindowOptions {
   gaussian?: boolean;
   /** Mirroring TTA over these spatial axes (0-based within the spatial dims); [] or undefined = off. */
   mirrorAxes?: number[];
+  /**
+   * Also run every mirror with these two spatial axes swapped. With mirroring
+   * of both, that is all 8 symmetries of the square (the 4 rotations and 4
+   * reflections). Only meaningful where the two axes have the same spacing and
+   * training rotated freely in that plane: 2D microscopy and photographs.
+   */
+  transposeAxes?: [number, number];
   /** Called after every tile with (done, total). */
   onProgress?: (done: number, total: number) => void;
   /**
@@ -25,6 +33,14 @@ export interface SlidingWindowOptions {
    * one batch-8 forward; the cap keeps large 3D patches from multiplying memory.
    */
   maxBatchVoxels?: number;
+}
+
+/** The TTA options for a number of spatial axes: mirror all of them; transpose the two of a plane (2D only). */
+export function ttaOptions(tta: { mirror: boolean; transpose?: boolean }, spatialDims: number): Pick<SlidingWindowOptions, 'mirrorAxes' | 'transposeAxes'> {
+  return {
+    mirrorAxes: tta.mirror ? Array.from({ length: spatialDims }, (_, i) => i) : [],
+    transposeAxes: tta.transpose && spatialDims === 2 ? [0, 1] : undefined,
+  };
 }
 
 /** Tile start positions along one axis: evenly spaced, first at 0, last flush with the end. */
@@ -68,7 +84,7 @@ function forwardLogits(net: { forward(x: Tensor): Tensor | Tensor[] }, x: Tensor
 
 /**
  * image: [C, ...spatial] (2D or 3D). Returns logits [K, ...spatial] averaged
- * over tiles (and mirrors). The network must be in eval mode; gradients are off.
+ * over tiles (and mirrors, and transposes). The network must be in eval mode; gradients are off.
  */
 export function slidingWindowLogits(net: { forward(x: Tensor): Tensor | Tensor[] }, image: Tensor, o: SlidingWindowOptions): Tensor {
   const spatial = image.shape.slice(1);
@@ -105,18 +121,24 @@ export function slidingWindowLogits(net: { forward(x: Tensor): Tensor | Tensor[]
           let tile = x;
           start.forEach((s, axis) => (tile = tile.narrow(axis + 1, s, patch[axis]!)));
           let sum: Tensor | null = null;
-          for (let g = 0; g < combos.length; g += group) {
-            const members = combos.slice(g, g + group);
-            // Flips of the [C, ...spatial] tile, so spatial axis a is dim a + 1.
-            const inputs = members.map((combo) => (combo.length ? tile.flip(combo.map((a) => a + 1)) : tile));
-            const logits = forwardLogits(net, torch.stack(inputs, 0));
-            members.forEach((combo, i) => {
-              const l = logits.select(0, i);
-              const back = combo.length ? l.flip(combo.map((a) => a + 1)) : l;
-              sum = sum ? sum.add(back) : back;
-            });
+          const ta = o.transposeAxes;
+          // A transposed tile has another shape (unless square), so it is batched apart.
+          for (const swap of ta ? [false, true] : [false]) {
+            const view = swap ? tile.transpose(ta![0] + 1, ta![1] + 1) : tile;
+            for (let g = 0; g < combos.length; g += group) {
+              const members = combos.slice(g, g + group);
+              // Flips of the [C, ...spatial] tile, so spatial axis a is dim a + 1.
+              const inputs = members.map((combo) => (combo.length ? view.flip(combo.map((a) => a + 1)) : view));
+              const logits = forwardLogits(net, torch.stack(inputs, 0));
+              members.forEach((combo, i) => {
+                const l = logits.select(0, i);
+                const unflipped = combo.length ? l.flip(combo.map((a) => a + 1)) : l;
+                const back = swap ? unflipped.transpose(ta![0] + 1, ta![1] + 1) : unflipped;
+                sum = sum ? sum.add(back) : back;
+              });
+            }
           }
-          const mean = sum!.div(combos.length);
+          const mean = sum!.div(combos.length * (o.transposeAxes ? 2 : 1));
           if (!acc) acc = torch.keep(torch.zeros([mean.size(0), ...padded]));
           let accView = acc;
           let normView = norm;

@@ -21,7 +21,7 @@ export async function predictPath(o: {
   model: string;
   input: string;
   out: string;
-  mirror?: boolean;
+  tta?: boolean;
   folds?: number[];
   progress?: ProgressReporter;
 }): Promise<{ outputs: { input: string; output: string; seconds: number }[] }> {
@@ -34,7 +34,7 @@ export async function predictPath(o: {
     progress.start(inputs.length, `predicting (${model.nets.length} fold${model.nets.length > 1 ? 's' : ''})`);
     for (const [i, input] of inputs.entries()) {
       const images = await readInputCase(input, model.plan.channels.length);
-      const pred = predictVolumes(model, images, { mirror: o.mirror });
+      const pred = predictVolumes(model, images, { tta: o.tta });
       const output = await writePrediction(o.out, input, images[0]!, pred, model.plan);
       outputs.push({ input, output, seconds: pred.seconds });
       progress.update(i + 1, { last: `${pred.seconds.toFixed(2)} s` });

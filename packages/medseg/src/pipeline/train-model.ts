@@ -129,7 +129,6 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const seed = o.seed ?? 12345;
   const cfg = trainerConfig(plan);
   let parameters = 0;
-  const mirror = plan.inference.mirror;
   for (const fold of folds) {
     const split = splits[fold];
     if (!split) throw new Error(`fold ${fold} does not exist (${splits.length} folds)`);
@@ -151,7 +150,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const K = plan.network.numClasses;
     const foreground = Array.from({ length: K - 1 }, (_, i) => i + 1);
     for (const c of validation) {
-      const pred = predictCaseLabels(net, c, plan.patchSize, mirror);
+      const pred = predictCaseLabels(net, c, plan.patchSize, plan.inference);
       const size: [number, number, number] = [c.shape[2], c.shape[1], c.shape[0]];
       const spacing: [number, number, number] = [c.spacing[2], c.spacing[1], c.spacing[0]];
       const ev = evaluateCase(pred, c.label!, { size, spacing, labels: foreground, case: c.id });

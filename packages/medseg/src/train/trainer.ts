@@ -13,7 +13,7 @@ import * as torch from '@medseg/torch';
 import type { Tensor, nn } from '@medseg/torch';
 import { median } from '../util/quantile.ts';
 import type { PreprocessedCase } from '../data/types.ts';
-import { slidingWindowLogits } from '../infer/sliding-window.ts';
+import { slidingWindowLogits, ttaOptions } from '../infer/sliding-window.ts';
 import { deepSupervisionLoss, type LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from './progress.ts';
 
@@ -103,14 +103,13 @@ export function diceScores(pred: Uint8Array, ref: Uint8Array, numClasses: number
   return out;
 }
 
-/** Argmax label map (uint8) of sliding-window logits over a preprocessed case. */
-export function predictCaseLabels(net: { forward(x: Tensor): Tensor | Tensor[] }, c: PreprocessedCase, patchSize: number[], mirror: boolean): Uint8Array {
+/** Argmax label map (uint8) of sliding-window logits over a preprocessed case, with the given TTA. */
+export function predictCaseLabels(net: { forward(x: Tensor): Tensor | Tensor[] }, c: PreprocessedCase, patchSize: number[], tta: { mirror: boolean; transpose?: boolean }): Uint8Array {
   return torch.tidy(() => {
     const [Z, Y, X] = c.shape;
     const spatial = patchSize.length === 2 ? [Y, X] : [Z, Y, X];
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
-    const mirrorAxes = mirror ? spatial.map((_, i) => i) : [];
-    const logits = slidingWindowLogits(net, img, { patchSize, mirrorAxes });
+    const logits = slidingWindowLogits(net, img, { patchSize, ...ttaOptions(tta, spatial.length) });
     return logits.argmax(0).to('uint8').toTypedArray() as Uint8Array;
   });
 }
@@ -286,7 +285,7 @@ export async function train(
       }
 
       net.eval();
-      const perCase = data.validation.map((c) => diceScores(predictCaseLabels(net, c, cfg.patchSize, cfg.validationMirror ?? false), c.label!, cfg.numClasses));
+      const perCase = data.validation.map((c) => diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false }), c.label!, cfg.numClasses));
       const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
       const valDiceMean = meanFinite(valDice);
       const best = valDiceMean > state.bestDice;
