@@ -331,7 +331,7 @@ export async function train(
         stoppedBy = 'early-stopping';
         break;
       }
-      if (outOfTime && !last) {
+      if (outOfTime && (!last || iterations < cfg.iterationsPerEpoch)) {
         stoppedBy = 'time-budget';
         break;
       }
