@@ -60,30 +60,22 @@ test('a run SIGKILLed mid-training resumes to exactly the weights of an uninterr
   assert.deepEqual(logB.map((e) => e.trainLoss), log.map((e) => e.trainLoss));
 });
 
-test('under a time budget the LR schedule follows the elapsed share of the budget, never falling behind the iterations done', async () => {
+test('under a time budget the LR schedule follows the elapsed share of the budget, whatever the iterations done', async () => {
   const { scheduleStep, epochsWithinBudget } = await import('./trainer.ts');
   const { fixtureConfig } = await import('./trainer-fixture.ts');
   const cfg = { ...fixtureConfig, epochs: 10, iterationsPerEpoch: 100, timeBudgetMinutes: 10 };
   // No budget: the schedule counts iterations.
   assert.equal(scheduleStep({ ...cfg, timeBudgetMinutes: 0 }, 123, 5000), 123);
-  // Slower than planned: 300 s of 600 is half the schedule although only 200 of 1000 iterations ran.
-  assert.equal(scheduleStep(cfg, 200, 300), 500);
-  // Faster than planned: the iterations are further along than the clock.
-  assert.equal(scheduleStep(cfg, 700, 300), 700);
+  // Slower or faster than planned, the schedule is the elapsed share of the budget (in millionths), so the run
+  // uses the whole budget rather than stopping early or idling at the minimum LR.
+  assert.equal(scheduleStep(cfg, 200, 300), 500_000);
+  assert.equal(scheduleStep(cfg, 700, 300), 500_000);
   // The budget is spent: the end of the schedule, not past it.
-  assert.equal(scheduleStep(cfg, 400, 900), 1000);
-  // The LR a scheduler gives there: a cosine schedule at its minimum when the budget ends.
-  const torch = await import('@medseg/torch');
-  const opt = new torch.optim.AdamW([torch.zeros([1]).requiresGrad_(true)], { lr: 1e-3 });
-  const cos = new torch.optim.CosineWarmupLR(opt, 100, 1000, 1e-5);
-  cos.loadStateDict({ stepCount: scheduleStep(cfg, 400, 600) });
-  assert.ok(Math.abs(opt.groups[0]!.lr - 1e-5) < 1e-12);
-  cos.loadStateDict({ stepCount: scheduleStep(cfg, 200, 300) });
-  assert.ok(Math.abs(opt.groups[0]!.lr - (1e-5 + 0.5 * (1e-3 - 1e-5) * (1 + Math.cos((Math.PI * 400) / 900)))) < 1e-12);
+  assert.equal(scheduleStep(cfg, 400, 900), 1_000_000);
   // The expected epoch count shown in the progress label.
   assert.equal(epochsWithinBudget(cfg, 1, 150, 150), 4); // 450 s left at 150 s an epoch
   assert.equal(epochsWithinBudget(cfg, 2, 250, 100), 6); // 350 s left: 3.5 epochs, the last one cut short
-  assert.equal(epochsWithinBudget(cfg, 1, 30, 30), 10); // fast machine: the plan stands
+  assert.equal(epochsWithinBudget(cfg, 1, 30, 30), 20); // fast machine: more epochs than planned fit
   assert.equal(epochsWithinBudget(cfg, 1, 2000, 2000), 1); // over budget already
   assert.equal(epochsWithinBudget({ ...cfg, timeBudgetMinutes: 0 }, 1, 5000, 5000), 10);
 });
@@ -94,14 +86,15 @@ test('a time-budgeted run stops when the budget is spent, mid-epoch if need be, 
   torch.manualSeed(3);
   const data = syntheticData(5);
   const slowed = { ...data, async nextBatch(e: number, i: number) { await new Promise((r) => setTimeout(r, 40)); return data.nextBatch(e, i); } };
-  const cfg = { ...fixtureConfig, epochs: 100, schedule: 'cosine' as const, timeBudgetMinutes: 0.03 };
+  // Planned for 1 epoch, which takes far less than the budget: the run goes on until the budget is spent.
+  const cfg = { ...fixtureConfig, epochs: 1, schedule: 'cosine' as const, timeBudgetMinutes: 0.03 };
   const out = mkdtempSync(join(tmpdir(), 'medseg-train-budget-'));
   const r = await train(new TinySegNet(), cfg, slowed, out, { progress: { start() {}, update() {}, stop() {} } });
   const log: EpochLog[] = readFileSync(join(out, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(r.stoppedBy, 'time-budget');
-  assert.ok(r.epochsRun < cfg.epochs && r.epochsRun === log.length);
+  assert.ok(r.epochsRun > cfg.epochs && r.epochsRun === log.length, `${r.epochsRun} epochs`);
   assert.ok(r.minutes >= cfg.timeBudgetMinutes);
-  // Planned for 100 epochs, but the clock, not the epoch count, drove the decay.
+  // The clock, not the epoch count, drove the decay.
   assert.ok(log.at(-1)!.lr < 0.05 * cfg.lr, `final lr ${log.at(-1)!.lr}`);
   assert.ok(log.every((e) => e.iterations > 0 && e.iterations <= cfg.iterationsPerEpoch));
   assert.ok(existsSync(join(out, FINAL_WEIGHTS)));

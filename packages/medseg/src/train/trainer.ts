@@ -36,7 +36,7 @@ export interface TrainerConfig {
   checkpointEvery: number;
   /** Stop after this many epochs without a better validation Dice; 0 = never. */
   earlyStoppingPatience: number;
-  /** Stop once this much wall time has passed (mid-epoch, then validate), with the LR decay fitted to it; 0 = no limit. */
+  /** Train until this much wall time has passed (stopping mid-epoch, then validating), with the LR decay fitted to it; `epochs` then only sizes the schedule. 0 = no limit: `epochs` epochs. */
   timeBudgetMinutes: number;
   patchSize: number[];
   numClasses: number;
@@ -126,29 +126,32 @@ function makeOptimizer(net: nn.Module, cfg: TrainerConfig): torch.optim.Optimize
   return new optim.AdamW(net.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
 }
 
-/** The LR schedule, stepped once per iteration over all planned iterations (see scheduleStep). */
+/** A budgeted run's schedule counts millionths of the budget instead of iterations. */
+const BUDGET_STEPS = 1_000_000;
+
+/** The LR schedule: over all planned iterations, or over the time budget (see scheduleStep); warm-up the plan's share of either. */
 function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.optim.LRScheduler | null {
-  const total = cfg.epochs * cfg.iterationsPerEpoch;
+  const planned = cfg.epochs * cfg.iterationsPerEpoch;
+  const total = cfg.timeBudgetMinutes > 0 ? BUDGET_STEPS : planned;
+  const warmup = Math.round((total * (cfg.warmupEpochs ?? 0) * cfg.iterationsPerEpoch) / planned);
   if (cfg.schedule === 'poly') return new optim.PolyLR(opt, total);
-  if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, (cfg.warmupEpochs ?? 0) * cfg.iterationsPerEpoch, total, cfg.lr * 0.01);
+  if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, warmup, total, cfg.lr * 0.01);
   return null;
 }
 
 /**
- * Where the LR schedule stands, in iterations of the planned run: the
- * iterations done, or under a time budget the budget's elapsed share of the
- * planned iterations when that is further along. So the LR reaches the end of
- * its decay exactly when the budget runs out, however the speed varies
- * (validation, load, a slower machine than planned), and never later than the
- * planned iterations if the machine is faster. Re-fitting an epoch count to
- * the measured speed instead let noise shrink the count and grow it back: one
- * 10-minute ISBI run spent its last 3 of 11 epochs at the minimum LR.
+ * Where the LR schedule stands: the iterations done, or under a time budget
+ * the elapsed share of the budget (in BUDGET_STEPS). A budgeted run trains until the budget is spent, however
+ * many epochs that takes (the plan's epochs are the planner's estimate from a
+ * timed step), and its LR reaches the end of its decay exactly then, whatever
+ * the speed (validation, load, timing noise in the plan). Re-fitting an epoch
+ * count to the measured speed instead let noise shrink the count and grow it
+ * back: one 10-minute ISBI run spent its last 3 of 11 epochs at the minimum
+ * LR; capping at the plan's epochs left another a minute of its 10 unused.
  */
 export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsedSeconds: number): number {
   if (!(cfg.timeBudgetMinutes > 0)) return iterationsDone;
-  const total = cfg.epochs * cfg.iterationsPerEpoch;
-  const byTime = Math.floor(total * Math.min(1, elapsedSeconds / (cfg.timeBudgetMinutes * 60)));
-  return Math.max(iterationsDone, byTime);
+  return Math.floor(BUDGET_STEPS * Math.min(1, elapsedSeconds / (cfg.timeBudgetMinutes * 60)));
 }
 
 /**
@@ -159,7 +162,7 @@ export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsed
 export function epochsWithinBudget(cfg: TrainerConfig, epochsDone: number, elapsedSeconds: number, lastEpochSeconds: number): number {
   if (!(cfg.timeBudgetMinutes > 0) || !(lastEpochSeconds > 0)) return cfg.epochs;
   const left = cfg.timeBudgetMinutes * 60 - elapsedSeconds;
-  return Math.max(epochsDone, Math.min(cfg.epochs, epochsDone + Math.ceil(left / lastEpochSeconds)));
+  return Math.max(epochsDone, epochsDone + Math.ceil(left / lastEpochSeconds));
 }
 
 interface SavedState {
@@ -240,7 +243,8 @@ export async function train(
   try {
     let expectedEpochs = cfg.epochs;
     let outOfTime = false;
-    for (let epoch = state.epoch + 1; epoch < cfg.epochs && !outOfTime; epoch++) {
+    const budgeted = cfg.timeBudgetMinutes > 0;
+    for (let epoch = state.epoch + 1; (budgeted || epoch < cfg.epochs) && !outOfTime; epoch++) {
       const te = Date.now();
       net.train();
       let lossSum = 0;
@@ -321,7 +325,7 @@ export async function train(
       const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
       expectedEpochs = epochsWithinBudget(cfg, epoch + 1, state.elapsedSeconds, typical);
       epochsThisRun++;
-      const last = epoch === cfg.epochs - 1;
+      const last = !budgeted && epoch === cfg.epochs - 1;
       const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
       outOfTime ||= cfg.timeBudgetMinutes > 0 && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
       if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
@@ -331,7 +335,7 @@ export async function train(
         stoppedBy = 'early-stopping';
         break;
       }
-      if (outOfTime && (!last || iterations < cfg.iterationsPerEpoch)) {
+      if (outOfTime) {
         stoppedBy = 'time-budget';
         break;
       }
