@@ -1,6 +1,7 @@
 /**
  * One training batch from preprocessed cases: random cases, patches with
- * foreground oversampling, augmentation. A pure function of (cases, plan,
+ * foreground oversampling, augmentation (a transposed 2D patch is cut with
+ * the patch's axes swapped, then transposed, so it need not be square). A pure function of (cases, plan,
  * seed), so the loader's workers produce the same sequence however many
  * there are.
  */
@@ -20,6 +21,17 @@ export interface Batch {
   forcedForeground: number;
 }
 
+/** [C, rows, cols] -> [C, cols, rows]. */
+export function transposePlanes<T extends Float32Array | Uint8Array>(a: T, channels: number, rows: number, cols: number): T {
+  const out = new (a.constructor as { new (n: number): T })(a.length);
+  const n = rows * cols;
+  for (let c = 0; c < channels; c++) {
+    const o = c * n;
+    for (let y = 0; y < rows; y++) for (let x = 0; x < cols; x++) out[o + x * rows + y] = a[o + y * cols + x]!;
+  }
+  return out;
+}
+
 export function makeBatch(cases: PreprocessedCase[], plan: Pick<Plan, 'patchSize' | 'batchSize' | 'augmentation' | 'oversampleForeground'>, seed: number, augment = true): Batch {
   const rng = new Rng(seed);
   const B = plan.batchSize;
@@ -33,7 +45,14 @@ export function makeBatch(cases: PreprocessedCase[], plan: Pick<Plan, 'patchSize
   for (let b = 0; b < B; b++) {
     const c = cases[rng.int(cases.length)]!;
     ids.push(c.id);
-    const p = samplePatch(c, patch, plan.oversampleForeground, rng);
+    const pT = plan.augmentation.transpose?.p ?? 0;
+    // Drawn only when enabled, so plans without it keep their batch sequence.
+    const swap = augment && patch.length === 2 && pT > 0 && rng.chance(pT);
+    const p = samplePatch(c, swap ? [patch[1]!, patch[0]!] : patch, plan.oversampleForeground, rng);
+    if (swap) {
+      p.image = transposePlanes(p.image, C, patch[1]!, patch[0]!);
+      p.label = transposePlanes(p.label, 1, patch[1]!, patch[0]!);
+    }
     if (p.forcedForeground) forced++;
     const s = augment ? augmentSample({ image: p.image, label: p.label, channels: C, shape: patch }, plan.augmentation, rng) : { image: p.image, label: p.label };
     image.set(s.image, b * C * pn);

@@ -14,7 +14,8 @@
  * - normalisation: 'CT' -> clip to the foreground [p0.5, p99.5] and z-score
  *   with the foreground mean/std; else per-image z-score, inside the nonzero
  *   mask when cropping to nonzero shrank the median case by >= 25%;
- * - augmentation probabilities: nnU-Net's defaults.
+ * - augmentation probabilities: nnU-Net's defaults, plus (2D, square pixels)
+ *   exact transposition of the plane with probability 0.5;
  * Beyond nnU-Net: a CPU time budget. A measured throughput model (a conv
  * stack timed with @medseg/torch) predicts the step time of candidate
  * widths / patches / batches; the planner keeps the best candidate that
@@ -59,6 +60,13 @@ export interface AugmentationParams {
   gamma: { p: number; range: [number, number]; pInvert: number };
   /** Anisotropic patch: spatial transforms in-plane only (nnU-Net's dummy 2D). */
   dummy2d: boolean;
+  /**
+   * 2D: swap the plane's two axes (exact, no interpolation). With mirroring
+   * the patch takes any of the 8 orientations of the square, as EM and
+   * microscopy pipelines augment; needs square pixels. Absent (plans made
+   * before it): off.
+   */
+  transpose?: { p: number };
 }
 
 export interface BudgetInfo {
@@ -191,7 +199,7 @@ function normalizationFor(fp: Fingerprint): ChannelNormalization[] {
   });
 }
 
-export function defaultAugmentation(dims: 2 | 3, patchSize: number[]): AugmentationParams {
+export function defaultAugmentation(dims: 2 | 3, patchSize: number[], squarePixels = false): AugmentationParams {
   // nnU-Net: anisotropic 3D patches (max / z > 3) get in-plane ("dummy 2D") spatial augmentation.
   const dummy2d = dims === 3 && Math.max(...patchSize) / patchSize[0]! > ANISO;
   const inPlane = dims === 2 || dummy2d;
@@ -207,6 +215,7 @@ export function defaultAugmentation(dims: 2 | 3, patchSize: number[]): Augmentat
     lowResolution: { p: 0.25, zoom: [0.5, 1], ignoreAxes: dummy2d ? [0] : [] },
     gamma: { p: 0.3, range: [0.7, 1.5], pInvert: 0.1 },
     dummy2d,
+    transpose: { p: dims === 2 && squarePixels ? 0.5 : 0 },
   };
 }
 
@@ -430,7 +439,7 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     network,
     normalization: normalizationFor(fp),
     resampling: { image: 'bspline3', label: 'onehot-linear', separateZ, anisotropyThreshold: ANISO },
-    augmentation: defaultAugmentation(d, chosen.patchSize),
+    augmentation: defaultAugmentation(d, chosen.patchSize, Math.abs(target[1] - target[2]) <= 1e-3 * Math.max(target[1], target[2])),
     oversampleForeground: 0.33,
     iterationsPerEpoch,
     epochs,
