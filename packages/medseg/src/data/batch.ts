@@ -1,9 +1,9 @@
 /**
  * One training batch from preprocessed cases: random cases, patches with
  * foreground oversampling, augmentation (a transposed 2D patch is cut with
- * the patch's axes swapped, then transposed, so it need not be square). A pure function of (cases, plan,
- * seed), so the loader's workers produce the same sequence however many
- * there are.
+ * the patch's axes swapped, then transposed, so it need not be square). A
+ * pure function of (cases, plan, seed), so the loader's workers produce the
+ * same sequence however many there are.
  */
 import { augmentSample } from './augment.ts';
 import type { Plan } from './plan.ts';
@@ -42,10 +42,10 @@ export function makeBatch(cases: PreprocessedCase[], plan: Pick<Plan, 'patchSize
   const label = new Uint8Array(B * pn);
   const ids: string[] = [];
   let forced = 0;
+  const pT = plan.augmentation.transpose?.p ?? 0;
   for (let b = 0; b < B; b++) {
     const c = cases[rng.int(cases.length)]!;
     ids.push(c.id);
-    const pT = plan.augmentation.transpose?.p ?? 0;
     // Drawn only when enabled, so plans without it keep their batch sequence.
     const swap = augment && patch.length === 2 && pT > 0 && rng.chance(pT);
     const p = samplePatch(c, swap ? [patch[1]!, patch[0]!] : patch, plan.oversampleForeground, rng);

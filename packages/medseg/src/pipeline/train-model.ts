@@ -142,7 +142,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const data = loaderData(cacheDir, split.train, plan, seed + fold, o.workers ?? 1, validation);
     const result = await train(net, cfg, data, foldDir, { resume: o.resume, progress: o.progress ?? createProgress('auto') });
 
-    // Final validation with the best weights and mirroring TTA, with and without postprocessing.
+    // Final validation with the best weights and the plan's TTA, with and without postprocessing.
     const { tensors } = torch.loadSafetensors(join(foldDir, BEST_WEIGHTS));
     net.loadStateDict(tensors);
     for (const t of tensors.values()) t.dispose();

@@ -87,7 +87,7 @@ test('a time-budgeted run stops when the budget is spent, mid-epoch if need be, 
   const data = syntheticData(5);
   const slowed = { ...data, async nextBatch(e: number, i: number) { await new Promise((r) => setTimeout(r, 40)); return data.nextBatch(e, i); } };
   // Planned for 1 epoch, which takes far less than the budget: the run goes on until the budget is spent.
-  const cfg = { ...fixtureConfig, epochs: 1, schedule: 'cosine' as const, timeBudgetMinutes: 0.03 };
+  const cfg = { ...fixtureConfig, epochs: 1, iterationsPerEpoch: 3, schedule: 'cosine' as const, timeBudgetMinutes: 0.05 };
   const out = mkdtempSync(join(tmpdir(), 'medseg-train-budget-'));
   const r = await train(new TinySegNet(), cfg, slowed, out, { progress: { start() {}, update() {}, stop() {} } });
   const log: EpochLog[] = readFileSync(join(out, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

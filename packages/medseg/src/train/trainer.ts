@@ -141,13 +141,14 @@ function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.opt
 
 /**
  * Where the LR schedule stands: the iterations done, or under a time budget
- * the elapsed share of the budget (in BUDGET_STEPS). A budgeted run trains until the budget is spent, however
- * many epochs that takes (the plan's epochs are the planner's estimate from a
- * timed step), and its LR reaches the end of its decay exactly then, whatever
- * the speed (validation, load, timing noise in the plan). Re-fitting an epoch
- * count to the measured speed instead let noise shrink the count and grow it
- * back: one 10-minute ISBI run spent its last 3 of 11 epochs at the minimum
- * LR; capping at the plan's epochs left another a minute of its 10 unused.
+ * the elapsed share of the budget (in BUDGET_STEPS). A budgeted run trains
+ * until the budget is spent, however many epochs that takes (the plan's
+ * epochs are the planner's estimate from a timed step), and its LR reaches the
+ * end of its decay exactly then, whatever the speed (validation, load, timing
+ * noise in the plan). Re-fitting an epoch count to the measured speed instead
+ * let noise shrink the count and grow it back: one 10-minute ISBI run spent
+ * its last 3 of 11 epochs at the minimum LR. Capping at the plan's epochs left
+ * 1.1 of another run's 10 minutes unused.
  */
 export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsedSeconds: number): number {
   if (!(cfg.timeBudgetMinutes > 0)) return iterationsDone;
@@ -241,9 +242,9 @@ export async function train(
   let epochsThisRun = 0;
   const runEpochSeconds: number[] = [];
   try {
+    const budgeted = cfg.timeBudgetMinutes > 0;
     let expectedEpochs = cfg.epochs;
     let outOfTime = false;
-    const budgeted = cfg.timeBudgetMinutes > 0;
     for (let epoch = state.epoch + 1; (budgeted || epoch < cfg.epochs) && !outOfTime; epoch++) {
       const te = Date.now();
       net.train();
@@ -258,7 +259,7 @@ export async function train(
         // OOM-killed at 24 GB within two minutes.
         await new Promise<void>((resolve) => setImmediate(resolve));
         const elapsed = (Date.now() - t0) / 1000;
-        if (cfg.timeBudgetMinutes > 0 && elapsed >= cfg.timeBudgetMinutes * 60) {
+        if (budgeted && elapsed >= cfg.timeBudgetMinutes * 60) {
           outOfTime = true;
           break;
         }
@@ -327,7 +328,7 @@ export async function train(
       epochsThisRun++;
       const last = !budgeted && epoch === cfg.epochs - 1;
       const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
-      outOfTime ||= cfg.timeBudgetMinutes > 0 && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
+      outOfTime ||= budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
       if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
         saveCheckpoint(ckptPath, net, opt, state, schedule);
       }
@@ -346,5 +347,6 @@ export async function train(
     opt.dispose();
     await data.close?.();
   }
-  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: state.elapsedSeconds / 60 };
+  // Wall time from the run's (resumed) start: the checkpointed elapsed time stops at the last validated epoch.
+  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: (Date.now() - t0) / 60000 };
 }

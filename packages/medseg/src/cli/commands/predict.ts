@@ -5,7 +5,7 @@ import { parseNumberList, printResult, wantsJson } from '../output.ts';
 export function register(program: Command): void {
   program
     .command('predict')
-    .description('segment images with a trained model folder (sliding window, mirroring TTA, fold ensemble)')
+    .description('segment images with a trained model folder (sliding window, mirroring/transposing TTA, fold ensemble)')
     .argument('<model>', 'model folder written by `medseg train`')
     .argument('<input>', 'an image file, a folder of images, or a DICOM series folder')
     .option('--out <dir>', 'where to write the label maps (same format as the input; DICOM -> DICOM SEG)', 'predictions')
