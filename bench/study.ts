@@ -66,8 +66,8 @@ interface StudyEntry {
  * One plan per dataset and budget, made for U-Net (with a timed real step)
  * and given to every architecture with only the network's name changed: all
  * models see the same patch, batch, widths, augmentation and time, and a
- * slower architecture gets fewer iterations (the trainer refits its epochs to
- * the budget after the first). Planning per architecture instead let the
+ * slower architecture gets fewer iterations (the trainer stops when the
+ * budget is spent, its LR decay following the clock). Planning per architecture instead let the
  * throughput measurement's noise pick 192x256 patches for one DRIVE model and
  * 640x384 for the next.
  */
