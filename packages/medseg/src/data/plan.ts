@@ -452,7 +452,6 @@ function fail(path: string | undefined, msg: string): never {
   throw new MedsegIoError('BAD_DATA', `invalid plan: ${msg}`, path);
 }
 
-/** Checks a (possibly hand-edited) plan; throws a MedsegIoError naming the field. */
 /** Test-time settings of the sliding window (see infer/sliding-window.ts). */
 export interface InferenceSettings {
   /** Mirroring TTA over every spatial axis (nnU-Net's default). */
@@ -462,6 +461,7 @@ export interface InferenceSettings {
   transpose?: boolean;
 }
 
+/** Checks a (possibly hand-edited) plan; throws a MedsegIoError naming the field. */
 export function validatePlan(p: unknown, path?: string): Plan {
   if (!p || typeof p !== 'object') fail(path, 'not a JSON object');
   const plan = p as Plan;
