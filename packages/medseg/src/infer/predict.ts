@@ -2,9 +2,9 @@
  * Prediction with a trained model folder: preprocess like training did,
  * sliding window (Gaussian, half-patch steps) with the plan's TTA (mirroring;
  * in 2D also transposing), average the probabilities of every fold present
- * (ensembling), resample back onto the
- * original grid, argmax, the postprocessing cross-validation chose, and write
- * the label map in the input's format (NIfTI, NRRD, PNG; a DICOM series gives
+ * (ensembling), resample back onto the original grid, argmax, the
+ * postprocessing cross-validation chose, and write the label map in the
+ * input's format (NIfTI, NRRD, PNG; a DICOM series gives
  * a DICOM SEG).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
