@@ -67,9 +67,9 @@ interface StudyEntry {
  * and given to every architecture with only the network's name changed: all
  * models see the same patch, batch, widths, augmentation and time, and a
  * slower architecture gets fewer iterations (the trainer stops when the
- * budget is spent, its LR decay following the clock). Planning per architecture instead let the
- * throughput measurement's noise pick 192x256 patches for one DRIVE model and
- * 640x384 for the next.
+ * budget is spent, its LR decay following the clock). Planning per
+ * architecture instead let the throughput measurement's noise pick 192x256
+ * patches for one DRIVE model and 640x384 for the next.
  */
 async function sharedPlan(ds: string, dataset: string, minutes: number, work: string): Promise<Plan> {
   const path = join(work, `${ds}-plan-${minutes}min.json`);

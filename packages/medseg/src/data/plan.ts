@@ -199,6 +199,11 @@ function normalizationFor(fp: Fingerprint): ChannelNormalization[] {
   });
 }
 
+/** Whether a [z, y, x] spacing has equal y and x (to 0.1%): the plane can be transposed. */
+export function hasSquarePixels(spacing: Zyx): boolean {
+  return Math.abs(spacing[1] - spacing[2]) <= 1e-3 * Math.max(spacing[1], spacing[2]);
+}
+
 export function defaultAugmentation(dims: 2 | 3, patchSize: number[], squarePixels = false): AugmentationParams {
   // nnU-Net: anisotropic 3D patches (max / z > 3) get in-plane ("dummy 2D") spatial augmentation.
   const dummy2d = dims === 3 && Math.max(...patchSize) / patchSize[0]! > ANISO;
@@ -439,7 +444,7 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     network,
     normalization: normalizationFor(fp),
     resampling: { image: 'bspline3', label: 'onehot-linear', separateZ, anisotropyThreshold: ANISO },
-    augmentation: defaultAugmentation(d, chosen.patchSize, Math.abs(target[1] - target[2]) <= 1e-3 * Math.max(target[1], target[2])),
+    augmentation: defaultAugmentation(d, chosen.patchSize, hasSquarePixels(target)),
     oversampleForeground: 0.33,
     iterationsPerEpoch,
     epochs,
