@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readDataset, type DatasetCase } from '../../packages/medseg/src/data/dataset.ts';
 import { evaluateCase } from '../../packages/medseg/src/eval/metrics.ts';
-import type { CalibrationBins } from '../../packages/medseg/src/eval/plots.ts';
+import type { CalibrationBins } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { poolReliability, type Reliability } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { writeModelCard } from '../eval/modelcard.ts';
+import { writeModelCard } from '../eval/report/modelcard.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
 import { dataPath, repoRoot } from '../testing/data.ts';
 import { parseCsv } from './csv.ts';

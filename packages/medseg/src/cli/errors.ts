@@ -9,7 +9,7 @@
 import { CommanderError } from 'commander';
 import { MedsegIoError } from '../io/errors.ts';
 import { MetricsError } from '../eval/metrics_errors.ts';
-import { MedsegStatsError } from '../eval/statistics.ts';
+import { MedsegStatsError } from '../eval/statistics/errors.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;

@@ -4,7 +4,7 @@
  * `medseg ... --json | jq` always sees valid JSON.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { jsonNumberReplacer } from '../eval/modelcard.ts';
+import { jsonNumberReplacer } from '../eval/metrics_rows.ts';
 
 export function wantsJson(cmd: Command): boolean {
   return Boolean(cmd.optsWithGlobals().json);

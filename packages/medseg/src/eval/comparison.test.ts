@@ -1,12 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { seededRandom } from '../util/random.ts';
 import { compareToOthers } from './comparison.ts';
-import { addComparisonToModelCard, writeModelCard } from './modelcard.ts';
-import type { MetricRow } from './statistics.ts';
+import type { MetricRow } from './statistics/rows.ts';
 
 /** 20 cases: "hybrid" beats "unet" by 0.05 on every case; "swin" equals "hybrid" up to symmetric noise. */
 function rows(): MetricRow[] {
@@ -46,24 +42,4 @@ test('compareToOthers: rank, Holm-adjusted paired tests and a verdict that says 
   const h = compareToOthers(rows(), 'unet', 1, 'hd95');
   assert.ok(h.opponents.every((o) => o.outcome === 'worse' && o.meanDifference === 1));
   assert.throws(() => compareToOthers(rows(), 'nnunet', 1), /no rows for model nnunet/);
-});
-
-test('addComparisonToModelCard adds the section once, before Intended use, and replaces it on a second call', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'medseg-cmp-'));
-  try {
-    writeModelCard(dir, { modelName: 'hybrid', architecture: '2D HybridNet', data: { dataset: 'toy', cases: 20, modality: 'MRI' }, validation: rows(), bootstrap: { resamples: 100 } });
-    const first = compareToOthers(rows(), 'hybrid', 1, 'dice');
-    addComparisonToModelCard(dir, { context: 'first', results: [first] });
-    addComparisonToModelCard(dir, { context: 'second run, 5 min each', results: [first] });
-    const md = readFileSync(join(dir, 'model-card.md'), 'utf8');
-    assert.equal(md.split('## Comparison with other architectures').length, 2, 'exactly one section');
-    assert.ok(md.indexOf('## Comparison with other architectures') < md.indexOf('## Intended use'));
-    assert.ok(md.includes('second run, 5 min each') && !md.includes('\nfirst\n'));
-    assert.ok(md.includes('| unet |') && md.includes(first.verdict));
-    const json = JSON.parse(readFileSync(join(dir, 'model-card.json'), 'utf8'));
-    assert.equal(json.comparison.context, 'second run, 5 min each');
-    assert.equal(json.comparison.results[0].opponents.length, 2);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 });

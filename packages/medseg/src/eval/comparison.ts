@@ -5,7 +5,10 @@
  * for the model card. The verdict states what the data show, including "no
  * significant difference" and "worse": whether a model wins is measured.
  */
-import { comparePaired, distinct, holmAdjust, mean, MedsegStatsError, metricDirection, metricValue, type MetricRow } from './statistics.ts';
+import { MedsegStatsError } from './statistics/errors.ts';
+import { comparePaired, holmAdjust } from './statistics/paired.ts';
+import { distinct, metricDirection, metricValue, type MetricRow } from './statistics/rows.ts';
+import { mean } from './statistics/summary.ts';
 
 export interface OpponentResult {
   model: string;

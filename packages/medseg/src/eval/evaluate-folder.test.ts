@@ -17,7 +17,7 @@ import { readVolume, writeVolume } from '../io/read.ts';
 import type { Vec3, Volume } from '../io/volume.ts';
 import { dataPath } from '../testing/data.ts';
 import { caseStem, evaluateFolder, type FolderEvaluation } from './evaluate-folder.ts';
-import { metricValue } from './statistics.ts';
+import { metricValue } from './statistics/rows.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -35,7 +35,8 @@ import { formatFromName, readVolume } from '../io/read.ts';
 import type { Vec3, Volume, VoxelArray } from '../io/volume.ts';
 import { evaluateCase, presentLabels, type CaseEvaluation } from './metrics.ts';
 import { toRows } from './metrics_rows.ts';
-import { aggregate, metricColumns, type AggregateRow, type BootstrapOptions, type MetricRow } from './statistics.ts';
+import { metricColumns, type MetricRow } from './statistics/rows.ts';
+import { aggregate, type AggregateRow, type BootstrapOptions } from './statistics/summary.ts';
 
 /** A regex whose first capture group (else the whole match) is the case id; non-matching files are ignored. */
 export type PairingPattern = RegExp;

@@ -18,10 +18,19 @@ export function toRows(ev: CaseEvaluation): MetricRow[] {
   });
 }
 
-/** JSON has no NaN/Infinity: write them as the strings "NaN", "Infinity", "-Infinity". */
+/**
+ * JSON.stringify replacer: JSON has no NaN/Infinity, so they are written as the
+ * strings "NaN", "Infinity", "-Infinity" (statistics' metricValue reads them back).
+ */
+export function jsonNumberReplacer(_key: string, v: unknown): unknown {
+  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+  return v;
+}
+
+/** A row with its non-finite numbers spelled as jsonNumberReplacer spells them. */
 export function jsonSafeRow(r: MetricRow): MetricRow {
   const out: MetricRow = { case: r.case, label: r.label };
-  for (const [k, v] of Object.entries(r)) out[k] = typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
+  for (const [k, v] of Object.entries(r)) out[k] = jsonNumberReplacer(k, v) as number | string;
   return out;
 }
 

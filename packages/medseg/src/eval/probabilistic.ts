@@ -157,3 +157,26 @@ export function reliability(s: SplitScores, bins = 15, mode: CalibrationMode = '
   out.ece = n ? ece : NaN;
   return out;
 }
+
+/** Binned reliability statistics as plotted and reported (a pooled Reliability without its bin count). */
+export interface CalibrationBins {
+  /** Mean predicted confidence per bin. */
+  confidence: readonly number[];
+  /** Observed accuracy (fraction correct / foreground frequency) per bin. */
+  accuracy: readonly number[];
+  /** Samples (voxels) per bin. */
+  count: readonly number[];
+}
+
+/** Expected calibration error from binned statistics: Σ n_b/N · |acc_b − conf_b| over non-empty bins. */
+export function eceFromBins(b: CalibrationBins): number {
+  let total = 0;
+  let acc = 0;
+  for (let i = 0; i < b.count.length; i++) {
+    const n = b.count[i]!;
+    if (!(n > 0) || !Number.isFinite(b.accuracy[i]!) || !Number.isFinite(b.confidence[i]!)) continue;
+    total += n;
+    acc += n * Math.abs(b.accuracy[i]! - b.confidence[i]!);
+  }
+  return total > 0 ? acc / total : Number.NaN;
+}

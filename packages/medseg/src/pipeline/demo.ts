@@ -9,7 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:
 import { join, resolve } from 'node:path';
 import { writePhantomDataset } from '../demo/phantom.ts';
 import { evaluateFolder } from '../eval/evaluate-folder.ts';
-import { writeReport } from '../eval/report.ts';
+import { writeReport } from '../eval/report/html-report.ts';
 import { repoRoot } from '../testing/data.ts';
 import { predictPath } from './predict-folder.ts';
 import { readDataset } from '../data/dataset.ts';

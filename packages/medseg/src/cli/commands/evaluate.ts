@@ -9,10 +9,10 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { evaluateFolder, type FolderEvaluation } from '../../eval/evaluate-folder.ts';
-import { writeAtomic } from '../../eval/modelcard.ts';
 import { jsonSafeRow, rowsToCsv, type MetricRow as CaseRow } from '../../eval/metrics_rows.ts';
-import type { CalibrationBins } from '../../eval/plots.ts';
+import type { CalibrationBins } from '../../eval/probabilistic.ts';
 import { poolReliability } from '../../eval/probabilistic.ts';
+import { writeFileAtomicSync } from '../../util/atomic-write.ts';
 import { log, parseNonNegative, parseNumberList, printResult, textTable, toJson, wantsJson } from '../output.ts';
 
 export const SUMMARY_SCHEMA = 'medseg.evaluation/1';
@@ -126,7 +126,7 @@ Examples:
       mkdirSync(out, { recursive: true });
       const metricsCsv = join(out, 'metrics.csv');
       const summaryJson = join(out, 'summary.json');
-      writeAtomic(metricsCsv, rowsToCsv(ev.rows as CaseRow[]));
+      writeFileAtomicSync(metricsCsv, rowsToCsv(ev.rows as CaseRow[]));
       const file: EvaluationSummaryFile = {
         schema: SUMMARY_SCHEMA,
         model: ev.model,
@@ -146,7 +146,7 @@ Examples:
         rows: ev.rows.map((r) => jsonSafeRow(r as CaseRow) as typeof r),
         calibration: pooledCalibration(ev),
       };
-      writeAtomic(summaryJson, `${toJson(file)}\n`);
+      writeFileAtomicSync(summaryJson, `${toJson(file)}\n`);
       printResult(
         cmd,
         { model: ev.model, nCases: ev.cases.length, labels: ev.labels, metricsCsv, summaryJson, missingPredictions: ev.missingPredictions, unmatchedPredictions: ev.unmatchedPredictions, summary: ev.summary },

@@ -1,19 +1,19 @@
 /**
  * `medseg report <summary.json...> --out report.html`: one self-contained
- * HTML report (eval/report.ts) from the outputs of one or more
+ * HTML report (eval/report/html-report.ts) from the outputs of one or more
  * `medseg evaluate` runs, one per model. Models that share cases get paired
  * Wilcoxon tests; subgroups come from a CSV keyed by case id, model cards
- * from folders written by eval/modelcard.ts.
+ * from folders written by eval/report/modelcard.ts.
  */
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { SUMMARY_METRICS } from '../../eval/evaluate-folder.ts';
-import type { ModelCardJson } from '../../eval/modelcard.ts';
-import type { CalibrationBins } from '../../eval/plots.ts';
-import { writeReport, type ModelInfo, type ReportInput } from '../../eval/report.ts';
-import { distinct, metricColumns, metricValue, type MetricRow, type Subgroups } from '../../eval/statistics.ts';
+import type { ModelCardJson } from '../../eval/report/modelcard.ts';
+import type { CalibrationBins } from '../../eval/probabilistic.ts';
+import { writeReport, type ModelInfo, type ReportInput } from '../../eval/report/html-report.ts';
+import { distinct, metricColumns, metricValue, type MetricRow, type Subgroups } from '../../eval/statistics/rows.ts';
 import { MedsegIoError } from '../../io/errors.ts';
 import { fsError } from '../../io/limits.ts';
 import { readCsv } from '../csv.ts';

@@ -3,7 +3,7 @@
  * reference and predicted segmentation outlines in two colours.
  */
 import { PNG } from 'pngjs';
-import { MedsegStatsError } from './statistics.ts';
+import { MedsegStatsError } from '../statistics/errors.ts';
 
 type LabelArray = ArrayLike<number>;
 

@@ -5,12 +5,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jsonNumberReplacer } from './modelcard.ts';
-import { pickBestMedianWorst, writeReport } from './report.ts';
+import { jsonNumberReplacer } from '../metrics_rows.ts';
+import { pickBestMedianWorst, writeReport } from './html-report.ts';
 import { syntheticReportInput, SYNTHETIC_MODELS } from './report-fixture.ts';
-import { MedsegStatsError } from './statistics.ts';
+import { MedsegStatsError } from '../statistics/errors.ts';
 
-const REF = fileURLToPath(new URL('./report_ref.py', import.meta.url));
+const REF = fileURLToPath(new URL('./html_report_ref.py', import.meta.url));
 
 test('writeReport: one self-contained HTML file with every section, checked by an independent parser', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'medseg-report-'));

@@ -8,6 +8,7 @@
  * of plain SVG, render identically in Node, browsers and offline HTML, and let
  * us control escaping of every user-supplied string (model names, case ids).
  */
+import { eceFromBins, type CalibrationBins } from '../probabilistic.ts';
 
 /** Escape text for XML/HTML element content and attribute values. */
 export function escapeXml(s: unknown): string {
@@ -345,31 +346,9 @@ export function pairedScatter(spec: ScatterSpec): string {
 
 // ---------------------------------------------------------------- calibration
 
-export interface CalibrationBins {
-  /** Mean predicted confidence per bin. */
-  confidence: readonly number[];
-  /** Observed accuracy (fraction correct / foreground frequency) per bin. */
-  accuracy: readonly number[];
-  /** Samples (voxels) per bin. */
-  count: readonly number[];
-}
-
 export interface CalibrationSpec extends PlotSize {
   title: string;
   series: readonly { name: string; bins: CalibrationBins }[];
-}
-
-/** Expected calibration error from binned statistics: Σ n_b/N · |acc_b − conf_b| over non-empty bins. */
-export function eceFromBins(b: CalibrationBins): number {
-  let total = 0;
-  let acc = 0;
-  for (let i = 0; i < b.count.length; i++) {
-    const n = b.count[i]!;
-    if (!(n > 0) || !Number.isFinite(b.accuracy[i]!) || !Number.isFinite(b.confidence[i]!)) continue;
-    total += n;
-    acc += n * Math.abs(b.accuracy[i]! - b.confidence[i]!);
-  }
-  return total > 0 ? acc / total : Number.NaN;
 }
 
 /** Reliability diagram: accuracy against confidence per model, the diagonal, and a bin-count strip below. */

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
+import { compareToOthers } from '../comparison.ts';
+import { addComparisonToModelCard, RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
 import { syntheticRows, SYNTHETIC_MODELS } from './report-fixture.ts';
-import { MedsegStatsError } from './statistics.ts';
+import { MedsegStatsError } from '../statistics/errors.ts';
 
 test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases and disclaimer', () => {
   const dir = mkdtempSync(join(tmpdir(), 'medseg-card-'));
@@ -65,4 +66,26 @@ test('model card without rows for the model is a typed error', () => {
     () => writeModelCard(join(tmpdir(), 'nope'), { modelName: 'x', architecture: 'a', data: { dataset: 'd', cases: 0, modality: 'CT' }, validation: [] }),
     MedsegStatsError,
   );
+});
+
+test('addComparisonToModelCard adds the section once, before Intended use, and replaces it on a second call', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medseg-cmp-'));
+  try {
+    const { rows } = syntheticRows();
+    const focus = SYNTHETIC_MODELS[0]!.name;
+    writeModelCard(dir, { modelName: focus, architecture: '3D U-Net', data: { dataset: 'toy', cases: 30, modality: 'CT' }, validation: rows, bootstrap: { resamples: 100 } });
+    const first = compareToOthers(rows, focus, 1, 'dice');
+    addComparisonToModelCard(dir, { context: 'first', results: [first] });
+    addComparisonToModelCard(dir, { context: 'second run, 5 min each', results: [first] });
+    const md = readFileSync(join(dir, 'model-card.md'), 'utf8');
+    assert.equal(md.split('## Comparison with other architectures').length, 2, 'exactly one section');
+    assert.ok(md.indexOf('## Comparison with other architectures') < md.indexOf('## Intended use'));
+    assert.ok(md.includes('second run, 5 min each') && !md.includes('\nfirst\n'));
+    assert.ok(md.includes(`| ${SYNTHETIC_MODELS[1]!.name} |`) && md.includes(first.verdict));
+    const json = JSON.parse(readFileSync(join(dir, 'model-card.json'), 'utf8'));
+    assert.equal(json.comparison.context, 'second run, 5 min each');
+    assert.equal(json.comparison.results[0].opponents.length, SYNTHETIC_MODELS.length - 1);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -6,10 +6,10 @@
  * overlays. Deterministic under its seed.
  */
 import { renderOverlayPng } from './overlay.ts';
-import type { MetricRow, Subgroups } from './statistics.ts';
-import { seededRandom } from '../util/random.ts';
-import type { CalibrationBins } from './plots.ts';
-import type { ModelInfo, OverlaySelection, ReportInput } from './report.ts';
+import type { MetricRow, Subgroups } from '../statistics/rows.ts';
+import { seededRandom } from '../../util/random.ts';
+import type { CalibrationBins } from '../probabilistic.ts';
+import type { ModelInfo, OverlaySelection, ReportInput } from './html-report.ts';
 
 export interface SyntheticModel {
   name: string;

@@ -1,4 +1,4 @@
-"""Independent reading of a generated report for report.test.ts: parses the HTML
+"""Independent reading of a generated report for html-report.test.ts: parses the HTML
 with the stdlib parser, decodes every embedded PNG with PIL and recomputes the
 summary means with numpy from the rows. JSON {html, rows, metrics} on stdin."""
 import base64

@@ -12,8 +12,8 @@ import {
   renderVolumeOverlayPng,
   type Axis,
 } from './overlay.ts';
-import { MedsegStatsError } from './statistics.ts';
-import { seededRandom } from '../util/random.ts';
+import { MedsegStatsError } from '../statistics/errors.ts';
+import { seededRandom } from '../../util/random.ts';
 
 const REF = fileURLToPath(new URL('./overlay_ref.py', import.meta.url));
 

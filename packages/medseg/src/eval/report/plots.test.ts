@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { barChart, boxPlot, calibrationPlot, eceFromBins, escapeXml, pairedScatter, wrapLabel } from './plots.ts';
-import { seededRandom } from '../util/random.ts';
+import { eceFromBins } from '../probabilistic.ts';
+import { barChart, boxPlot, calibrationPlot, escapeXml, pairedScatter, wrapLabel } from './plots.ts';
+import { seededRandom } from '../../util/random.ts';
 
 const REF = fileURLToPath(new URL('./plots_ref.py', import.meta.url));
 const EVIL = `<script>alert("x")</script> & 'q' U-Net`;

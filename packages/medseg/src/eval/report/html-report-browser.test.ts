@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { writeReport } from './report.ts';
+import { writeReport } from './html-report.ts';
 import { syntheticReportInput, SYNTHETIC_MODELS } from './report-fixture.ts';
 
 const CHROMIUM = process.env.MEDSEG_CHROMIUM ?? '/usr/bin/chromium';

@@ -3,20 +3,15 @@
  * what it was trained on, how, how well it validated (with CIs), what it is
  * for, where it fails, and that it is for research use only.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  aggregate,
-  metricColumns,
-  metricDirection,
-  metricValue,
-  MedsegStatsError,
-  type BootstrapOptions,
-  type Direction,
-  type Hardware,
-  type MetricRow,
-} from './statistics.ts';
-import type { ModelComparison } from './comparison.ts';
+import { writeFileAtomicSync } from '../../util/atomic-write.ts';
+import { jsonNumberReplacer } from '../metrics_rows.ts';
+import { MedsegStatsError } from '../statistics/errors.ts';
+import { metricColumns, metricDirection, metricValue, type Direction, type MetricRow } from '../statistics/rows.ts';
+import { aggregate, type BootstrapOptions } from '../statistics/summary.ts';
+import type { Hardware } from '../statistics/timing.ts';
+import type { ModelComparison } from '../comparison.ts';
 
 export const RESEARCH_DISCLAIMER =
   'For research use only. Not a medical device: not cleared or approved for clinical diagnosis, treatment or ' +
@@ -109,12 +104,6 @@ const DEFAULT_USE =
 const DEFAULT_OUT_OF_SCOPE =
   'Clinical decision making; other modalities, anatomies, paediatric or pathological presentations not ' +
   'represented in the training data; images with severe artefacts.';
-
-/** JSON cannot hold NaN/Infinity: encode them as strings, as metricValue reads them back. */
-export function jsonNumberReplacer(_key: string, v: unknown): unknown {
-  if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
-  return v;
-}
 
 export function buildModelCard(input: ModelCardInput): { markdown: string; json: ModelCardJson } {
   if (!input.modelName) throw new MedsegStatsError('BAD_INPUT', 'model card needs a model name');
@@ -243,15 +232,9 @@ export function writeModelCard(dir: string, input: ModelCardInput): { markdownPa
   mkdirSync(dir, { recursive: true });
   const markdownPath = join(dir, 'model-card.md');
   const jsonPath = join(dir, 'model-card.json');
-  writeAtomic(markdownPath, markdown);
-  writeAtomic(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+  writeFileAtomicSync(markdownPath, markdown);
+  writeFileAtomicSync(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
   return { markdownPath, jsonPath, card: json };
-}
-
-export function writeAtomic(path: string, text: string | Uint8Array): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 const COMPARISON_HEADING = '## Comparison with other architectures';
@@ -285,6 +268,6 @@ export function addComparisonToModelCard(dir: string, comparison: ModelCardCompa
   const at = withoutOld.indexOf('\n## Intended use');
   if (at < 0) throw new MedsegStatsError('BAD_INPUT', `${markdownPath} is not a medseg model card (no Intended use section)`);
   const section = `\n${comparisonMarkdown(comparison).join('\n')}\n`;
-  writeAtomic(markdownPath, withoutOld.slice(0, at) + section + withoutOld.slice(at));
-  writeAtomic(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+  writeFileAtomicSync(markdownPath, withoutOld.slice(0, at) + section + withoutOld.slice(at));
+  writeFileAtomicSync(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
 }

@@ -11,31 +11,16 @@
  */
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { RESEARCH_DISCLAIMER, writeAtomic } from './modelcard.ts';
-import { barChart, boxPlot, calibrationPlot, eceFromBins, escapeXml, pairedScatter, type CalibrationBins } from './plots.ts';
-import {
-  aggregate,
-  comparePaired,
-  distinct,
-  hardwareInfo,
-  holmAdjust,
-  metricColumns,
-  metricDirection,
-  metricValue,
-  MedsegStatsError,
-  pairValues,
-  subgroupBreakdown,
-  summarizeInferenceTimes,
-  type AggregateRow,
-  type BootstrapOptions,
-  type Direction,
-  type Hardware,
-  type MetricRow,
-  type PairedComparison,
-  type Subgroups,
-  type Summary,
-  type TimeSummary,
-} from './statistics.ts';
+import { writeFileAtomicSync } from '../../util/atomic-write.ts';
+import { RESEARCH_DISCLAIMER } from './modelcard.ts';
+import { eceFromBins, type CalibrationBins } from '../probabilistic.ts';
+import { barChart, boxPlot, calibrationPlot, escapeXml, pairedScatter } from './plots.ts';
+import { MedsegStatsError } from '../statistics/errors.ts';
+import { comparePaired, holmAdjust, pairValues, type PairedComparison } from '../statistics/paired.ts';
+import { distinct, metricColumns, metricDirection, metricValue, type Direction, type MetricRow, type Subgroups } from '../statistics/rows.ts';
+import { subgroupBreakdown } from '../statistics/subgroups.ts';
+import { aggregate, type AggregateRow, type BootstrapOptions, type Summary } from '../statistics/summary.ts';
+import { hardwareInfo, summarizeInferenceTimes, type Hardware, type TimeSummary } from '../statistics/timing.ts';
 
 export interface ModelInfo {
   name: string;
@@ -572,6 +557,6 @@ ${body}
 export async function writeReport(outPath: string, input: ReportInput): Promise<string> {
   const html = await renderReportHtml(input);
   mkdirSync(dirname(outPath), { recursive: true });
-  writeAtomic(outPath, html);
+  writeFileAtomicSync(outPath, html);
   return outPath;
 }

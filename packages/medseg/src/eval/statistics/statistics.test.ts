@@ -2,22 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import {
-  aggregate,
-  bootstrapMeanCI,
-  comparePaired,
-  erfc,
-  holmAdjust,
-  metricDirection,
-  MedsegStatsError,
-  subgroupBreakdown,
-  summarize,
-  summarizeInferenceTimes,
-  wilcoxonSignedRank,
-  type MetricRow,
-  type WilcoxonOptions,
-} from './statistics.ts';
-import { seededRandom } from '../util/random.ts';
+import { seededRandom } from '../../util/random.ts';
+import { MedsegStatsError } from './errors.ts';
+import { comparePaired, holmAdjust } from './paired.ts';
+import { metricDirection, type MetricRow } from './rows.ts';
+import { subgroupBreakdown } from './subgroups.ts';
+import { aggregate, bootstrapMeanCI, summarize } from './summary.ts';
+import { summarizeInferenceTimes } from './timing.ts';
+import { erfc } from './normal.ts';
+import { wilcoxonSignedRank, type WilcoxonOptions } from './wilcoxon.ts';
 
 const REF = fileURLToPath(new URL('./statistics_ref.py', import.meta.url));
 
