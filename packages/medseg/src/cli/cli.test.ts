@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { writeModelCard } from '../eval/report/modelcard.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
 import { dataPath, repoRoot } from '../testing/data.ts';
-import { parseCsv } from './csv.ts';
+import { parseCsv } from '../util/csv.ts';
 
 const MAIN = 'packages/medseg/src/cli/main.ts';
 

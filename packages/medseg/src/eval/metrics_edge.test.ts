@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import type { Vec3 } from '../io/volume.ts';
 import { evaluateCase, type ClassMetrics, type EvaluateOptions } from './metrics.ts';
 import { MetricsError, type MetricsErrorCode } from './metrics_errors.ts';
-import { jsonSafeRow, rowsToCsv, toRows } from './metrics_rows.ts';
+import { jsonSafeRow, toRows } from './metrics_rows.ts';
+import { recordsToCsv } from '../util/csv.ts';
 import { aucRoc, reliability } from './probabilistic.ts';
 import { surfaceOf } from './surface.ts';
 
@@ -181,7 +182,7 @@ test('rows: one per case and label, CSV and JSON keep NaN / Infinity readable', 
   assert.deepEqual([rows[0]!.label, rows[1]!.label], [1, 2]);
   assert.equal(rows[0]!.hausdorff, Infinity);
   assert.ok(!('reliability' in rows[0]!));
-  const csv = rowsToCsv(rows).split('\n');
+  const csv = recordsToCsv(rows).split('\n');
   assert.ok(csv[0]!.startsWith('case,label,'));
   assert.ok(csv[1]!.startsWith('"c,1",1,'));
   assert.ok(csv[1]!.includes('Infinity') && csv[2]!.includes('NaN'));

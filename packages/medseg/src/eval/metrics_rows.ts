@@ -33,19 +33,3 @@ export function jsonSafeRow(r: MetricRow): MetricRow {
   for (const [k, v] of Object.entries(r)) out[k] = jsonNumberReplacer(k, v) as number | string;
   return out;
 }
-
-const csvCell = (v: number | string | undefined): string => {
-  if (v === undefined) return '';
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-};
-
-/** CSV with the union of columns (first-seen order); NaN/Infinity written as such. */
-export function rowsToCsv(rows: MetricRow[]): string {
-  const cols: string[] = [];
-  const seen = new Set<string>();
-  for (const r of rows) for (const k of Object.keys(r)) if (!seen.has(k)) (seen.add(k), cols.push(k));
-  const lines = [cols.map(csvCell).join(',')];
-  for (const r of rows) lines.push(cols.map((c) => csvCell(r[c])).join(','));
-  return lines.join('\n') + '\n';
-}

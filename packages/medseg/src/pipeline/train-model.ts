@@ -18,7 +18,9 @@ import { loadPlan, makePlan, savePlan, type Plan } from '../data/plan.ts';
 import { loadPreprocessed, preprocessDataset } from '../data/preprocess.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { evaluateCase } from '../eval/metrics.ts';
-import { rowsToCsv, toRows, type MetricRow } from '../eval/metrics_rows.ts';
+import { toRows, type MetricRow } from '../eval/metrics_rows.ts';
+import { writeFileAtomicSync } from '../util/atomic-write.ts';
+import { recordsToCsv } from '../util/csv.ts';
 import type { MetricRow as StatRow } from '../eval/statistics/rows.ts';
 import { writeModelCard } from '../eval/report/modelcard.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
@@ -175,7 +177,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   }
   const postprocessing = decidePostprocessing(ppStats);
   writeJson(join(o.out, 'postprocessing.json'), { keepLargestComponent: postprocessing, evidence: Object.fromEntries(ppStats) });
-  writeFileSync(join(o.out, 'validation.csv'), rowsToCsv(rows));
+  writeFileAtomicSync(join(o.out, 'validation.csv'), recordsToCsv(rows));
   const info = architectureInfo(plan.network.architecture);
   const modelName = `${ds.name} ${info.name}`;
   writeModelCard(o.out, {

@@ -9,10 +9,11 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { evaluateFolder, type FolderEvaluation } from '../../eval/evaluate-folder.ts';
-import { jsonSafeRow, rowsToCsv, type MetricRow as CaseRow } from '../../eval/metrics_rows.ts';
+import { jsonSafeRow, type MetricRow as CaseRow } from '../../eval/metrics_rows.ts';
 import type { CalibrationBins } from '../../eval/probabilistic.ts';
 import { poolReliability } from '../../eval/probabilistic.ts';
 import { writeFileAtomicSync } from '../../util/atomic-write.ts';
+import { recordsToCsv } from '../../util/csv.ts';
 import { log, parseNonNegative, parseNumberList, printResult, textTable, toJson, wantsJson } from '../output.ts';
 
 export const SUMMARY_SCHEMA = 'medseg.evaluation/1';
@@ -126,7 +127,7 @@ Examples:
       mkdirSync(out, { recursive: true });
       const metricsCsv = join(out, 'metrics.csv');
       const summaryJson = join(out, 'summary.json');
-      writeFileAtomicSync(metricsCsv, rowsToCsv(ev.rows as CaseRow[]));
+      writeFileAtomicSync(metricsCsv, recordsToCsv(ev.rows));
       const file: EvaluationSummaryFile = {
         schema: SUMMARY_SCHEMA,
         model: ev.model,

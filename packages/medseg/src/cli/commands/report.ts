@@ -13,10 +13,10 @@ import { SUMMARY_METRICS } from '../../eval/evaluate-folder.ts';
 import type { ModelCardJson } from '../../eval/report/modelcard.ts';
 import type { CalibrationBins } from '../../eval/probabilistic.ts';
 import { writeReport, type ModelInfo, type ReportInput } from '../../eval/report/html-report.ts';
+import { readSubgroupsCsv } from '../../eval/subgroups-csv.ts';
 import { distinct, metricColumns, metricValue, type MetricRow, type Subgroups } from '../../eval/statistics/rows.ts';
 import { MedsegIoError } from '../../io/errors.ts';
 import { fsError } from '../../io/limits.ts';
-import { readCsv } from '../csv.ts';
 import { CliUsageError } from '../errors.ts';
 import { log, parseStringList, printResult } from '../output.ts';
 import { SUMMARY_SCHEMA, type EvaluationSummaryFile } from './evaluate.ts';
@@ -62,20 +62,6 @@ export async function loadEvaluation(arg: string): Promise<EvaluationSummaryFile
     return out;
   });
   return { ...(j as EvaluationSummaryFile), rows, path };
-}
-
-async function loadSubgroups(path: string): Promise<{ subgroups: Subgroups; columns: string[] }> {
-  const { header, records } = await readCsv(path);
-  const idCol = header.find((h) => ['case', 'case_id', 'caseid', 'id', 'subject'].includes(h.toLowerCase())) ?? header[0]!;
-  const columns = header.filter((h) => h !== idCol);
-  if (columns.length === 0) throw new MedsegIoError('BAD_DATA', `subgroup CSV needs a case id column ("${idCol}") and at least one group column`, path);
-  const subgroups: Subgroups = {};
-  for (const r of records) {
-    const id = r[idCol]!;
-    if (!id) continue;
-    subgroups[id] = Object.fromEntries(columns.map((c) => [c, r[c]!]));
-  }
-  return { subgroups, columns };
 }
 
 async function loadCard(dir: string): Promise<{ card: ModelCardJson; href: string }> {
@@ -159,7 +145,7 @@ Example:
         directions: { absVolumeDiff: 'lower' },
       };
       if (o.subgroups) {
-        const { subgroups, columns } = await loadSubgroups(o.subgroups);
+        const { subgroups, columns } = await readSubgroupsCsv(o.subgroups);
         input.subgroups = subgroups;
         input.subgroupColumns = columns;
       }

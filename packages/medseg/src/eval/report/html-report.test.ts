@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jsonNumberReplacer } from '../metrics_rows.ts';
-import { pickBestMedianWorst, writeReport } from './html-report.ts';
+import { parseCsv } from '../../util/csv.ts';
+import { pickBestMedianWorst, renderReportHtml, writeReport } from './html-report.ts';
 import { syntheticReportInput, SYNTHETIC_MODELS } from './report-fixture.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 
@@ -64,6 +65,27 @@ test('best/median/worst picks follow the metric direction and skip NaN', () => {
   assert.deepEqual(byDice.map((s) => [s.rank, s.case]), [['best', 'c0'], ['median', 'c2'], ['worst', 'c4']]);
   const byHd = pickBestMedianWorst(rows, 'm', 1, 'hd95', 'lower');
   assert.deepEqual(byHd.map((s) => s.case), ['c0', 'c2', 'c4']);
+});
+
+test('per-case CSV download: every row, numbers as numbers, hostile ids neutralised', async () => {
+  const hostile = ['=HYPERLINK("http://evil.example","x")', '@SUM(A1)', '+1', '-cmd'];
+  const rows = hostile.flatMap((id, i) => [
+    { model: 'a', case: id, label: 1, dice: 0.5 + 0.1 * i, hd95: -1.5 * i - 0.5 },
+    { model: '=b', case: id, label: 1, dice: 0.4 + 0.1 * i, hd95: i === 2 ? Number.POSITIVE_INFINITY : 2 },
+  ]);
+  const html = await renderReportHtml({ title: 't', rows, bootstrap: { resamples: 50 }, hardware: { cpuModel: 'x', cores: 1, platform: 'linux', arch: 'x64', totalMemoryGiB: 1, node: 'v20' } });
+  const href = /download="per-case-metrics\.csv" href="data:text\/csv;charset=utf-8,([^"]*)"/.exec(html);
+  assert.ok(href, 'CSV link present');
+  const [header, ...table] = parseCsv(decodeURIComponent(href[1]!));
+  assert.deepEqual(header, ['model', 'case', 'label', 'dice', 'hd95']);
+  assert.equal(table.length, rows.length);
+  table.forEach((r, i) => {
+    const want = rows[i]!;
+    assert.equal(r[0], want.model.startsWith('=') ? `'${want.model}` : want.model);
+    assert.equal(r[1], `'${want.case}`);
+    assert.equal(Number(r[3]), want.dice);
+    assert.equal(Number(r[4]), want.hd95, 'negative and infinite numbers stay numbers');
+  });
 });
 
 test('report input errors are typed', async () => {

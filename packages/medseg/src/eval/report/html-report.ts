@@ -12,6 +12,7 @@
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { writeFileAtomicSync } from '../../util/atomic-write.ts';
+import { toCsv } from '../../util/csv.ts';
 import { RESEARCH_DISCLAIMER } from './modelcard.ts';
 import { eceFromBins, type CalibrationBins } from '../probabilistic.ts';
 import { barChart, boxPlot, calibrationPlot, escapeXml, pairedScatter } from './plots.ts';
@@ -441,7 +442,7 @@ function casesSection(c: Context): string {
     h += '</ul>';
   }
   const header = ['model', 'case', 'label', ...c.metrics];
-  const csv = [header.join(','), ...c.input.rows.map((r) => header.map((k) => csvCell(k === 'model' || k === 'case' || k === 'label' ? r[k] : metricValue(r, k))).join(','))].join('\n');
+  const csv = toCsv(header, c.input.rows.map((r) => header.map((k) => (k === 'model' || k === 'case' || k === 'label' ? r[k] : metricValue(r, k)))));
   h += `<p><a download="per-case-metrics.csv" href="data:text/csv;charset=utf-8,${encodeURIComponent(csv)}">Download per-case metrics (CSV)</a></p>`;
   h += `<details><summary>Per-case ${e(metricDisplayName(c.primary))} table</summary><table class="cases-table"><thead><tr><th>Case</th>${c.labels.length > 1 ? '<th>Label</th>' : ''}`;
   for (const m of c.models) h += `<th class="num">${e(m)}</th>`;
@@ -459,15 +460,6 @@ function casesSection(c: Context): string {
     }
   }
   return `${h}</tbody></table></details></section>`;
-}
-
-function csvCell(v: unknown): string {
-  let s: string;
-  if (typeof v === 'number') s = Number.isNaN(v) ? 'NaN' : Number.isFinite(v) ? String(v) : v > 0 ? 'Infinity' : '-Infinity';
-  else s = v === undefined ? '' : String(v);
-  // quote, and defuse spreadsheet formula injection from case ids / model names
-  if (/^[=+\-@\t\r]/.test(s) && !/^-?(\d|Infinity)/.test(s)) s = `'${s}`;
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 // ---------------------------------------------------------------- entry points
