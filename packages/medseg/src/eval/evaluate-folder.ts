@@ -2,7 +2,7 @@
  * Evaluate a folder of predictions against a folder of references: pair files
  * by case id, check that each pair shares a grid, score every case with
  * evaluateCase (reference spacing) and summarise per label and metric with
- * bootstrap CIs (statistics.ts).
+ * bootstrap CIs (statistics/summary.ts).
  *
  * Pairing. The case id of a file is its name without the image extension
  * (.nii.gz, .nii, .nrrd, .nhdr, .png, .gif, .tif, ...). A reference named
