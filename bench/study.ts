@@ -27,6 +27,7 @@ import { architectureInfo, countMACs, countParameters, createNetwork, listArchit
 import { readDataset } from '../packages/medseg/src/data/dataset.ts';
 import { computeFingerprint } from '../packages/medseg/src/data/fingerprint.ts';
 import { loadPlan, makePlan, savePlan, type Plan } from '../packages/medseg/src/data/plan.ts';
+import { foldDir, foldFile, modelFile } from '../packages/medseg/src/plan/model-folder.ts';
 import { timedStepSeconds } from '../packages/medseg/src/pipeline/step-timer.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
@@ -92,13 +93,13 @@ async function hippocampus(arch: string, minutes: number, work: string, out: str
   if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
   const modelDir = join(out, 'model');
   const given = planFor(await sharedPlan('hippocampus', dataset, minutes, work), arch);
-  await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, plan: given, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
+  await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, plan: given, resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')) });
   const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
   const predDir = join(out, 'predictions');
   const pred = await predictPath({ model: modelDir, input: imgDir, out: predDir });
   const name = `${arch} (3D)`;
   const ev = await evaluateFolder({ predictions: predDir, references: refDir, labels: [1, 2], model: name });
-  const plan = loadPlan(join(modelDir, 'plan.json'));
+  const plan = loadPlan(modelFile(modelDir, 'plan'));
   const net = createNetwork(plan.network);
   const model: ModelEntry = {
     name,

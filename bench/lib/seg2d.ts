@@ -12,6 +12,7 @@ import { evaluateCase } from '../../packages/medseg/src/eval/metrics.ts';
 import type { CalibrationBins } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { poolReliability, type Reliability } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
+import { foldDir, foldFile } from '../../packages/medseg/src/plan/model-folder.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
 import type { Plan } from '../../packages/medseg/src/data/plan.ts';
 import { trainModel, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
@@ -50,7 +51,7 @@ export interface Seg2dResult {
 export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
   const modelDir = join(r.out, 'model');
   const t0 = Date.now();
-  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, architecture: r.architecture, plan: r.plan, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')) });
+  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, architecture: r.architecture, plan: r.plan, resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')) });
   const trainMinutes = (Date.now() - t0) / 60000;
   const model = loadModel(modelDir, { checkpoint: r.checkpoint });
   const perCase: Seg2dResult['perCase'] = [];
@@ -66,7 +67,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
       const ev = evaluateCase(pred.labels, ref, {
         labels: r.labels,
         regionMask: region,
-        probabilities: { data: pred.probabilities!, channels: model.plan.network.numClasses },
+        probabilities: { data: pred.probabilities!.data as Float32Array, channels: model.plan.network.numClasses },
         distances: r.distances ?? false,
       });
       const prediction = join(predDir, `${c.id}.nii.gz`);

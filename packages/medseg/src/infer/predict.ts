@@ -3,81 +3,96 @@
  * sliding window (Gaussian, half-patch steps) with the plan's TTA (mirroring;
  * in 2D also transposing), average the probabilities of every fold present
  * (ensembling), resample back onto the original grid, argmax, the
- * postprocessing cross-validation chose, and write the label map in the
- * input's format (NIfTI, NRRD, PNG; a DICOM series gives
- * a DICOM SEG).
+ * postprocessing cross-validation chose, and write the label map (and, when
+ * asked, the class probabilities) in the input's format or a chosen one.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import type { Volume } from '../io/volume.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
+import { MedsegIoError } from '../io/errors.ts';
 import { createNetwork } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { loadPlan, type Plan } from '../data/plan.ts';
+import { loadPlan, type InferenceSettings, type Plan } from '../data/plan.ts';
 import { preprocessCase, revertPreprocessing } from '../data/preprocess.ts';
 import { zyxShape, zyxSpacing, type RawCaseData } from '../data/case.ts';
-import { inferenceSettings } from '../pipeline/training-config.ts';
-import { MedsegIoError } from '../io/errors.ts';
-import { BEST_WEIGHTS, FINAL_WEIGHTS } from '../train/trainer.ts';
+import { FOLD_FILES, listFolds, loadWeightsInto, modelFile, readPostprocessing, weightsFile, type CheckpointChoice } from '../plan/model-folder.ts';
+import { existsSync } from 'node:fs';
 import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
 import { applyPostprocessing } from './postprocess.ts';
+import { PredictOptionError, type OutputFormat } from './output-format.ts';
 
 export interface LoadedModel {
   dir: string;
   plan: Plan;
   nets: SegmentationNetwork[];
   folds: number[];
+  /** Which weights each fold uses. */
+  weights: string[];
   /** Classes whose largest connected component is kept (chosen by cross-validation). */
   postprocessing: number[];
 }
 
-export function foldDirs(modelDir: string): { fold: number; dir: string }[] {
-  return readdirSync(modelDir)
-    .filter((f) => /^fold_\d+$/.test(f) && statSync(join(modelDir, f)).isDirectory())
-    .map((f) => ({ fold: Number(f.slice(5)), dir: join(modelDir, f) }))
-    .sort((a, b) => a.fold - b.fold);
-}
-
-/** Loads every trained fold (best weights, else final) of a model folder. */
-export function loadModel(modelDir: string, o: { folds?: number[]; checkpoint?: 'best' | 'final' } = {}): LoadedModel {
-  const planPath = join(modelDir, 'plan.json');
-  if (!existsSync(planPath)) throw new Error(`${modelDir} is not a medseg model folder (no plan.json)`);
+/**
+ * Loads every trained fold of a model folder (or those of `folds`): the
+ * weights `checkpoint` names, by default the best ones (else the final ones).
+ */
+export function loadModel(modelDir: string, o: { folds?: number[]; checkpoint?: CheckpointChoice } = {}): LoadedModel {
+  const planPath = modelFile(modelDir, 'plan');
+  if (!existsSync(planPath)) throw new MedsegIoError('NOT_FOUND', 'not a medseg model folder (no plan.json)', modelDir);
   const plan = loadPlan(planPath);
-  const nets: SegmentationNetwork[] = [];
-  const folds: number[] = [];
-  for (const { fold, dir } of foldDirs(modelDir)) {
-    if (o.folds && !o.folds.includes(fold)) continue;
-    const order = o.checkpoint === 'final' ? [FINAL_WEIGHTS, BEST_WEIGHTS] : [BEST_WEIGHTS, FINAL_WEIGHTS];
-    const file = order.map((f) => join(dir, f)).find((p) => existsSync(p));
-    if (!file) continue;
-    const net = createNetwork(plan.network);
-    const { tensors } = torch.loadSafetensors(file);
-    net.loadStateDict(tensors);
-    for (const t of tensors.values()) t.dispose();
-    nets.push(net.eval() as SegmentationNetwork);
-    folds.push(fold);
+  const available = listFolds(modelDir);
+  if (o.folds) {
+    const missing = o.folds.filter((f) => !available.some((a) => a.fold === f));
+    if (missing.length) throw new MedsegIoError('NOT_FOUND', `no fold_${missing.join(', fold_')} (have: ${available.map((a) => a.fold).join(', ') || 'none'})`, modelDir);
   }
-  if (nets.length === 0) throw new Error(`${modelDir}: no trained fold found (fold_N/${BEST_WEIGHTS})`);
-  const ppPath = join(modelDir, 'postprocessing.json');
-  const postprocessing = existsSync(ppPath) ? ((JSON.parse(readFileSync(ppPath, 'utf8')) as { keepLargestComponent: number[] }).keepLargestComponent ?? []) : [];
-  return { dir: modelDir, plan, nets, folds, postprocessing };
+  const chosen = available.filter(({ fold }) => !o.folds || o.folds.includes(fold)).map((f) => ({ ...f, file: weightsFile(f.dir, o.checkpoint) }));
+  const trained = chosen.filter((f): f is typeof f & { file: string } => f.file !== null);
+  if (trained.length === 0) throw new MedsegIoError('NOT_FOUND', `no trained fold found (fold_N/${FOLD_FILES.best} or ${FOLD_FILES.final})`, modelDir);
+  const postprocessing = readPostprocessing(modelDir).keepLargestComponent;
+  const nets: SegmentationNetwork[] = [];
+  try {
+    for (const { file } of trained) {
+      const net = createNetwork(plan.network);
+      nets.push(net);
+      loadWeightsInto(net, file);
+      net.eval();
+    }
+  } catch (e) {
+    for (const n of nets) n.dispose();
+    throw e;
+  }
+  return { dir: modelDir, plan, nets, folds: trained.map((f) => f.fold), weights: trained.map((f) => f.file), postprocessing };
 }
 
 export function disposeModel(m: LoadedModel): void {
   for (const n of m.nets) n.dispose();
 }
 
+/** The plan's sliding-window settings; a plan without them cannot be predicted with. */
+export function inferenceOf(plan: Plan, planPath?: string): InferenceSettings {
+  if (!plan.inference) throw new MedsegIoError('BAD_DATA', 'the plan has no "inference" section (sliding-window settings)', planPath);
+  return plan.inference;
+}
+
 export interface Prediction {
   /** Label map on the original grid (x-fastest), as a Volume with the input's geometry. */
   labels: Volume;
-  /** Class probabilities [K, Z, Y, X] on the original grid (only when asked). */
-  probabilities?: Float32Array;
+  /** Class probabilities on the original grid: one channel per class (planar, x-fastest), only when asked. */
+  probabilities?: Volume;
   seconds: number;
 }
 
+export interface PredictOptions {
+  /** false: a single pass instead of the plan's mirrored (and transposed) passes. */
+  tta?: boolean;
+  keepProbabilities?: boolean;
+  /** Sliding-window tiles done of the case's total (over every fold and TTA pass of a tile). */
+  onTile?: (done: number, total: number) => void;
+}
+
 /** Segments one case given its channel images (same grid). */
-export function predictVolumes(m: LoadedModel, images: Volume[], o: { tta?: boolean; keepProbabilities?: boolean; onTile?: (done: number, total: number) => void } = {}): Prediction {
+export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptions = {}): Prediction {
   const t0 = performance.now();
   const plan = m.plan;
   // One file per channel (nnU-Net _0000, _0001, ...) or one multi-channel file (an RGB fundus photo).
@@ -102,22 +117,22 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { tta?: bool
   const c = preprocessCase(raw, plan);
   const K = plan.network.numClasses;
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
-  const inference = inferenceSettings(plan);
+  const inference = inferenceOf(plan, modelFile(m.dir, 'plan'));
   // tta false: a single pass; otherwise the plan's mirroring (and transposing).
   const tta = o.tta === false ? { mirror: false } : inference;
   const probs = torch.tidy(() => {
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
     let sum: torch.Tensor | null = null;
-    for (const net of m.nets) {
+    m.nets.forEach((net, k) => {
       const logits = slidingWindowLogits(net, img, {
         patchSize: plan.patchSize,
         stepFraction: inference.stepFraction,
         ...ttaOptions(tta, spatial.length),
-        onProgress: o.onTile,
+        onProgress: o.onTile ? (done, total) => o.onTile!(k * total + done, m.nets.length * total) : undefined,
       });
       const p = torch.F.softmax(logits, 0);
       sum = sum ? sum.add(p) : p;
-    }
+    });
     return sum!.div(m.nets.length).contiguous().toTypedArray() as Float32Array;
   });
   const original = revertPreprocessing({ probabilities: probs, numClasses: K }, c.shape, c.properties, plan) as Float32Array;
@@ -135,44 +150,69 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { tta?: bool
     labels[i] = best;
   }
   applyPostprocessing(labels, first.size, m.postprocessing);
+  const meta = { ...first.meta, extra: { source: first.meta.sourcePath } };
   return {
-    labels: { ...geometry, channels: 1, data: labels, meta: { ...first.meta, modality: 'SEG', extra: { source: first.meta.sourcePath } } },
-    probabilities: o.keepProbabilities ? original : undefined,
+    labels: { ...geometry, channels: 1, data: labels, meta: { ...meta, modality: 'SEG' } },
+    probabilities: o.keepProbabilities ? { ...geometry, channels: K, data: original, meta: { ...meta, modality: 'OT' } } : undefined,
     seconds: (performance.now() - t0) / 1000,
   };
 }
 
-const IMAGE_ENDINGS = ['.nii.gz', '.nii', '.nrrd', '.nhdr', '.png', '.tif', '.tiff', '.jpg', '.jpeg', '.bmp', '.gif'];
-
-function outputName(input: string): { id: string; ending: string } {
-  const name = basename(input);
-  const ending = IMAGE_ENDINGS.find((e) => name.toLowerCase().endsWith(e));
-  if (!ending) return { id: name, ending: '.seg.dcm' }; // a DICOM series folder or file
-  const id = name.slice(0, -ending.length).replace(/_0000$/, '');
-  const out = ending === '.nhdr' ? '.nrrd' : ['.tif', '.tiff', '.jpg', '.jpeg', '.bmp', '.gif'].includes(ending) ? '.png' : ending;
-  return { id, ending: out };
+/** One case to predict, as listed from the user's input (pipeline/predict-folder.ts). */
+export interface InputCase {
+  /** File name stem of the outputs. */
+  id: string;
+  /** Folder of the outputs below the output folder ('' = the output folder itself). */
+  subdir: string;
+  /** An image file (for several channels: the _0000 file) or DICOM files of one series. */
+  source: { kind: 'image'; path: string } | { kind: 'dicom'; files: string[]; seriesInstanceUID: string; where: string };
 }
 
-/** Writes a prediction next to others in outDir, in the input's format. */
-export async function writePrediction(outDir: string, input: string, source: Volume, pred: Prediction, plan: Plan): Promise<string> {
-  const { id, ending } = outputName(input);
-  const path = join(outDir, `${id}${ending}`);
-  if (ending === '.seg.dcm') {
+/** Reads one case: one image file, nnU-Net style _0000.._000N files, or one DICOM series (a path: an image file or a folder of one series). */
+export async function readInputCase(c: InputCase | string, channels: number): Promise<Volume[]> {
+  const s = typeof c === 'string' ? { kind: 'image' as const, path: c } : c.source;
+  if (s.kind === 'dicom') {
+    const { readDicomSeries } = await import('../io/dicom/index.ts');
+    return [await readDicomSeries(s.files, { seriesInstanceUID: s.seriesInstanceUID })];
+  }
+  const path = s.path;
+  if (channels === 1 || !/_0000\.[a-z.]+$/i.test(path)) return [await readVolume(path)];
+  const vols: Volume[] = [];
+  for (let k = 0; k < channels; k++) vols.push(await readVolume(path.replace(/_0000(\.[a-z.]+)$/i, `_${String(k).padStart(4, '0')}$1`)));
+  return vols;
+}
+
+const ENDING: Record<OutputFormat, string> = { nifti: '.nii.gz', nrrd: '.nrrd', png: '.png', 'dicom-seg': '.seg.dcm' };
+
+/** Checks a case against the output format before it is predicted. */
+export function checkOutputFormat(format: OutputFormat, c: InputCase, source: Volume): void {
+  if (format === 'dicom-seg' && (c.source.kind !== 'dicom' || !source.meta.sopInstanceUIDs?.length)) {
+    throw new PredictOptionError(`--format dicom-seg needs a DICOM series as input (a DICOM SEG references its source slices); ${c.id} is not one: use nifti or nrrd`);
+  }
+  if (format === 'png' && source.size[2] !== 1) {
+    throw new PredictOptionError(`--format png holds one 2D slice; ${c.id} has ${source.size[2]} slices: use nifti or nrrd`);
+  }
+}
+
+/** Writes a prediction (and its probabilities, when present) under outDir; returns the paths written. */
+export async function writePrediction(outDir: string, c: InputCase, format: OutputFormat, source: Volume, pred: Prediction, plan: Plan): Promise<{ labels: string; probabilities?: string }> {
+  const dir = join(outDir, c.subdir);
+  // A NIfTI input keeps its .nii or .nii.gz ending.
+  const ending = format === 'nifti' && c.source.kind === 'image' && /\.nii$/i.test(c.source.path) ? '.nii' : ENDING[format];
+  const labels = join(dir, `${c.id}${ending}`);
+  checkOutputFormat(format, c, source);
+  if (format === 'dicom-seg') {
     const { writeDicomSeg } = await import('../io/dicom/index.ts');
     const segments = Object.entries(plan.labels)
       .filter(([k]) => Number(k) > 0)
       .map(([k, name]) => ({ number: Number(k), label: String(name), algorithmType: 'AUTOMATIC' as const, algorithmName: `medseg ${plan.network.architecture}` }));
-    await writeDicomSeg(pred.labels, source, segments, { path, seriesDescription: 'medseg segmentation' });
-    return path;
+    await writeDicomSeg(pred.labels, source, segments, { path: labels, seriesDescription: 'medseg segmentation' });
+  } else {
+    await writeVolume(labels, pred.labels);
   }
-  await writeVolume(path, pred.labels);
-  return path;
-}
-
-/** Reads one case: a file (one channel), nnU-Net style _0000.._000N files, or a DICOM series folder. */
-export async function readInputCase(path: string, channels: number): Promise<Volume[]> {
-  if (channels === 1 || !/_0000\.[a-z.]+$/i.test(path)) return [await readVolume(path)];
-  const vols: Volume[] = [];
-  for (let c = 0; c < channels; c++) vols.push(await readVolume(path.replace(/_0000(\.[a-z.]+)$/i, `_${String(c).padStart(4, '0')}$1`)));
-  return vols;
+  if (!pred.probabilities) return { labels };
+  // Float maps: NRRD beside an NRRD, NIfTI otherwise (PNG and DICOM SEG hold no float channels).
+  const probabilities = join(dir, `${c.id}_probabilities${format === 'nrrd' ? '.nrrd' : '.nii.gz'}`);
+  await writeVolume(probabilities, pred.probabilities);
+  return { labels, probabilities };
 }

@@ -15,6 +15,7 @@ import { predictPath } from './predict-folder.ts';
 import { readDataset } from '../data/dataset.ts';
 import { importMsdHippocampus } from '../data/import.ts';
 import { trainModel } from './train-model.ts';
+import { foldDir, foldFile } from '../plan/model-folder.ts';
 
 export interface DemoResult {
   dataset: string;
@@ -47,7 +48,7 @@ export async function runDemo(o: { out?: string; minutes?: number; log?: (s: str
     log(`demo dataset: no shared data at ${dataRoot}; generated a phantom dataset at ${dataset}`);
   }
   const modelDir = join(out, 'model');
-  await trainModel({ dataset, out: modelDir, split, minutes: o.minutes ?? 5, resume: existsSync(join(modelDir, 'fold_0/checkpoint_latest.safetensors')), log });
+  await trainModel({ dataset, out: modelDir, split, minutes: o.minutes ?? 5, resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')), log });
 
   // Held-out images and references side by side for predict + evaluate.
   const ds = readDataset(dataset);

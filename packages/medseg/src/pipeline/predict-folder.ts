@@ -1,47 +1,211 @@
-/** Predicts every case of a file, a folder of images, or a DICOM series folder, with progress. */
+/**
+ * Predicts every case under an input path, case by case, with progress:
+ *
+ * - an image file, or a folder (and its subfolders) of image files: one case
+ *   per file (channel 0 of nnU-Net's _0000.._000N files); outputs keep the
+ *   subfolder they came from;
+ * - DICOM files anywhere in the folder: one case per image series (SEG, SR,
+ *   RTSTRUCT and other non-image series are skipped). A folder holding
+ *   several series predicts each of them, its outputs named
+ *   <folder>_<SeriesInstanceUID>; `series` picks one SeriesInstanceUID.
+ *
+ * A case that cannot be read or predicted (a MedsegIoError) is recorded and
+ * the others go on; the run then ends in a PredictionFailures error listing
+ * them. An option the input cannot honour (PredictOptionError) stops the run.
+ */
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { disposeModel, loadModel, predictVolumes, readInputCase, writePrediction } from '../infer/predict.ts';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { MedsegIoError, type IoErrorCode } from '../io/errors.ts';
+import { requireDevice, type Device } from '../infer/device.ts';
+import { defaultOutputFormat, PredictOptionError, type OutputFormat } from '../infer/output-format.ts';
+import { checkOutputFormat, disposeModel, loadModel, predictVolumes, readInputCase, writePrediction, type InputCase } from '../infer/predict.ts';
+import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../train/progress.ts';
-import { MedsegIoError } from '../io/errors.ts';
+import { inferenceSettings } from './training-config.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
+const IMAGE_ENDING = /(_0000)?\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
+const MAX_DEPTH = 8;
 
-/** The cases under `input`: one file, image files of a folder (channel 0 only), or a DICOM folder. */
-export function listInputs(input: string): string[] {
-  const p = resolve(input);
-  if (!existsSync(p)) throw new MedsegIoError('NOT_FOUND', 'input does not exist', p);
-  if (!statSync(p).isDirectory()) return [p];
-  const files = readdirSync(p).filter((f) => IMAGE.test(f) && !/_000[1-9]\./.test(f)).sort();
-  if (files.length) return files.map((f) => join(p, f));
-  return [p]; // a folder without image files: a DICOM series
+function imageCase(root: string, file: string): InputCase {
+  const rel = relative(root, dirname(file));
+  return { id: basename(file).replace(IMAGE_ENDING, ''), subdir: rel, source: { kind: 'image', path: file } };
 }
 
-export async function predictPath(o: {
+/** Names DICOM files go by: no extension, .dcm/.dicom/.ima, or a UID-like numeric ending. */
+const DICOM_NAME = /^[^.]+$|\.(dcm|dicom|ima|\d+)$/i;
+
+/** Image files under dir (other channels than _0000 left out), and whether files that may be DICOM are there too. */
+function walk(dir: string, depth: number, images: string[]): boolean {
+  let others = false;
+  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) {
+      if (depth < MAX_DEPTH) others = walk(p, depth + 1, images) || others;
+    } else if (IMAGE.test(e.name)) {
+      if (!/_000[1-9]\.[a-z.]+$/i.test(e.name)) images.push(p);
+    } else if (e.isFile() && DICOM_NAME.test(e.name)) others = true;
+  }
+  return others;
+}
+
+/** The deepest folder holding every file. */
+function commonFolder(files: string[]): string {
+  let d = dirname(files[0]!);
+  while (!files.every((f) => f.startsWith(d + sep))) d = dirname(d);
+  return d;
+}
+
+async function dicomCases(root: string): Promise<InputCase[]> {
+  const { listDicomSeries } = await import('../io/dicom/index.ts');
+  const { NON_IMAGE } = await import('../io/dicom/series.ts');
+  const series = (await listDicomSeries(root)).filter((s) => !NON_IMAGE.has(s.modality));
+  const folders = series.map((s) => commonFolder(s.files));
+  return series.map((s, i) => {
+    const folder = folders[i]!;
+    const shared = folders.filter((f) => f === folder).length > 1;
+    const name = basename(folder);
+    return {
+      id: shared ? `${name}_${s.seriesInstanceUID}` : name,
+      subdir: folder === root ? '' : relative(root, dirname(folder)),
+      source: { kind: 'dicom', files: s.files, seriesInstanceUID: s.seriesInstanceUID, where: folder },
+    };
+  });
+}
+
+/**
+ * The cases under `input` (see the module comment). With `series`, only that
+ * DICOM series (NOT_FOUND, listing the series there are, when it is absent).
+ */
+export async function listInputs(input: string, o: { series?: string } = {}): Promise<InputCase[]> {
+  const p = resolve(input);
+  if (!existsSync(p)) throw new MedsegIoError('NOT_FOUND', 'input does not exist', p);
+  let cases: InputCase[];
+  if (!statSync(p).isDirectory()) {
+    cases = IMAGE.test(p) ? [imageCase(dirname(p), p)] : await dicomCases(p);
+    // A single DICOM file is named after itself rather than its folder.
+    if (cases.length === 1 && cases[0]!.source.kind === 'dicom') cases[0] = { ...cases[0]!, id: basename(p).replace(/\.dcm$/i, ''), subdir: '' };
+  } else {
+    const images: string[] = [];
+    const others = walk(p, 0, images);
+    cases = [...images.map((f) => imageCase(p, f)), ...(others || o.series ? await dicomCases(p) : [])];
+  }
+  if (o.series !== undefined) {
+    const dicom = cases.filter((c) => c.source.kind === 'dicom');
+    const picked = dicom.filter((c) => c.source.kind === 'dicom' && c.source.seriesInstanceUID === o.series).map((c) => ({ ...c, id: c.id.replace(`_${o.series}`, '') }));
+    if (picked.length === 0) {
+      const have = dicom.map((c) => (c.source.kind === 'dicom' ? c.source.seriesInstanceUID : '')).join(', ');
+      throw new MedsegIoError('NOT_FOUND', `no DICOM series ${o.series} here (${have ? `series found: ${have}` : 'no DICOM image series found'})`, p);
+    }
+    return picked;
+  }
+  if (cases.length === 0) throw new MedsegIoError('NOT_FOUND', 'no images or DICOM image series found', p);
+  return cases;
+}
+
+export interface CaseFailure {
+  input: string;
+  code: IoErrorCode;
+  message: string;
+}
+
+/** Some cases could not be predicted; the others were written. */
+export class PredictionFailures extends MedsegIoError {
+  constructor(
+    readonly failures: CaseFailure[],
+    readonly total: number,
+    readonly outputs: PredictedCase[],
+    where: string,
+  ) {
+    super(
+      failures.every((f) => f.code === failures[0]!.code) ? failures[0]!.code : 'BAD_DATA',
+      `${failures.length} of ${total} case(s) could not be predicted (the other ${outputs.length} were written):\n${failures.map((f) => `  - ${f.message}`).join('\n')}`,
+      where,
+    );
+  }
+}
+
+export interface PredictedCase {
+  input: string;
+  output: string;
+  probabilities?: string;
+  seconds: number;
+}
+
+export interface PredictPathOptions {
   model: string;
   input: string;
   out: string;
   tta?: boolean;
   folds?: number[];
+  checkpoint?: CheckpointChoice;
+  /** Default: each case's own format (DICOM -> DICOM SEG). */
+  format?: OutputFormat;
+  /** Also write per-class probability maps beside each label map. */
+  saveProbabilities?: boolean;
+  /** The DICOM series to predict where the input holds several. */
+  series?: string;
+  device?: Device;
+  /** Per case: tiles done of the case's total, with an ETA. */
   progress?: ProgressReporter;
-}): Promise<{ outputs: { input: string; output: string; seconds: number }[] }> {
-  const model = loadModel(o.model, { folds: o.folds });
-  const inputs = listInputs(o.input);
+}
+
+function caseInput(c: InputCase): string {
+  return c.source.kind === 'image' ? c.source.path : c.source.where;
+}
+
+export async function predictPath(o: PredictPathOptions): Promise<{ outputs: PredictedCase[] }> {
+  requireDevice(o.device ?? 'cpu');
+  const inputs = await listInputs(o.input, { series: o.series });
+  if (o.format === 'dicom-seg') {
+    const notDicom = inputs.filter((c) => c.source.kind !== 'dicom');
+    if (notDicom.length) throw new PredictOptionError(`--format dicom-seg needs DICOM input (a DICOM SEG references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`);
+  }
+  const model = loadModel(o.model, { folds: o.folds, checkpoint: o.checkpoint });
+  model.plan.inference ??= inferenceSettings(model.plan);
+  if (o.format === 'png' && model.plan.dims !== '2d') {
+    disposeModel(model);
+    throw new PredictOptionError('--format png holds 2D images, and this model is 3D: use nifti or nrrd');
+  }
   mkdirSync(o.out, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
-  const outputs: { input: string; output: string; seconds: number }[] = [];
+  const outputs: PredictedCase[] = [];
+  const failures: CaseFailure[] = [];
+  const folds = `${model.nets.length} fold${model.nets.length > 1 ? 's' : ''}`;
   try {
-    progress.start(inputs.length, `predicting (${model.nets.length} fold${model.nets.length > 1 ? 's' : ''})`);
-    for (const [i, input] of inputs.entries()) {
-      const images = await readInputCase(input, model.plan.channels.length);
-      const pred = predictVolumes(model, images, { tta: o.tta });
-      const output = await writePrediction(o.out, input, images[0]!, pred, model.plan);
-      outputs.push({ input, output, seconds: pred.seconds });
-      progress.update(i + 1, { last: `${pred.seconds.toFixed(2)} s` });
+    for (const [i, c] of inputs.entries()) {
+      const input = caseInput(c);
+      try {
+        const images = await readInputCase(c, model.plan.channels.length);
+        const format = o.format ?? defaultOutputFormat(c.source);
+        checkOutputFormat(format, c, images[0]!);
+        let started = false;
+        let pred;
+        try {
+          pred = predictVolumes(model, images, {
+            tta: o.tta,
+            keepProbabilities: o.saveProbabilities,
+            onTile: (done, total) => {
+              if (!started) progress.start(total, `case ${i + 1}/${inputs.length} ${c.id} (${folds}), tiles`);
+              started = true;
+              progress.update(done);
+            },
+          });
+        } finally {
+          if (started) progress.stop();
+        }
+        mkdirSync(join(o.out, c.subdir), { recursive: true });
+        const written = await writePrediction(o.out, c, format, images[0]!, pred, model.plan);
+        outputs.push({ input, output: written.labels, probabilities: written.probabilities, seconds: pred.seconds });
+      } catch (e) {
+        if (!(e instanceof MedsegIoError)) throw e;
+        failures.push({ input, code: e.code, message: e.message.includes(input) ? e.message : `${input}: ${e.message}` });
+      }
     }
-    progress.stop();
   } finally {
     disposeModel(model);
   }
+  if (failures.length) throw new PredictionFailures(failures, inputs.length, outputs, resolve(o.input));
   return { outputs };
 }

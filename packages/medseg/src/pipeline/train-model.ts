@@ -1,15 +1,10 @@
 /**
  * The whole training job for one dataset: fingerprint, plan, preprocess, and
  * for every requested fold train (trainer.ts), then decide postprocessing on
- * the folds' validation cases and write the model card. The model folder:
- *
- *   plan.json  fingerprint.json  splits.json  postprocessing.json
- *   model-card.md  model-card.json  validation.csv
- *   fold_<k>/ model_best.safetensors  model_final.safetensors
- *             checkpoint_latest.safetensors  log.jsonl
+ * the folds' validation cases and write the model card, into a model folder
+ * laid out as plan/model-folder.ts describes.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
 import * as torch from '@medseg/torch';
 import { readDataset, type Dataset } from '../data/dataset.ts';
 import { computeFingerprint, loadFingerprint, saveFingerprint, type Fingerprint } from '../data/fingerprint.ts';
@@ -19,13 +14,15 @@ import { loadPreprocessed, preprocessDataset } from '../data/preprocess.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { evaluateCase } from '../eval/metrics.ts';
 import { toRows, type MetricRow } from '../eval/metrics_rows.ts';
-import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import { recordsToCsv } from '../util/csv.ts';
 import type { MetricRow as StatRow } from '../eval/statistics/rows.ts';
 import { writeModelCard } from '../eval/report/modelcard.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
 import { architectureInfo, countParameters, createNetwork } from '../models/registry.ts';
-import { BEST_WEIGHTS, predictCaseLabels, train, type TrainResult, type TrainingData } from '../train/trainer.ts';
+import { predictCaseLabels } from '../infer/predict-case.ts';
+import { foldDir, foldFile, loadWeightsInto, modelFile, writePostprocessing } from '../plan/model-folder.ts';
+import { train, type TrainResult, type TrainingData } from '../train/trainer.ts';
+import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { createProgress, type ProgressReporter } from '../train/progress.ts';
 import { kFoldSplits, type Split } from './splits.ts';
 import { timedStepSeconds } from './step-timer.ts';
@@ -63,10 +60,6 @@ export interface TrainModelResult {
   validationRows: MetricRow[];
 }
 
-function writeJson(path: string, v: unknown): void {
-  writeFileSync(path, `${JSON.stringify(v, null, 2)}\n`);
-}
-
 /** Training batches from the worker loader; batch k of the run is epoch * I + iteration, so a resumed run continues the same sequence. */
 function loaderData(dir: string, ids: string[], plan: Plan, seed: number, workers: number, validation: PreprocessedCase[]): TrainingData {
   let loader: BatchLoader | null = null;
@@ -95,14 +88,14 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const ds: Dataset = readDataset(o.dataset);
   log(`dataset ${ds.name}: ${ds.training.length} labelled cases, channels ${ds.channels.join(', ')}`);
 
-  const fpPath = join(o.out, 'fingerprint.json');
+  const fpPath = modelFile(o.out, 'fingerprint');
   let fp: Fingerprint;
   if (o.resume && existsSync(fpPath)) fp = loadFingerprint(fpPath);
   else {
     fp = await computeFingerprint(ds);
     await saveFingerprint(fpPath, fp);
   }
-  const planPath = join(o.out, 'plan.json');
+  const planPath = modelFile(o.out, 'plan');
   let plan: Plan;
   if (typeof o.plan === 'string') plan = loadPlan(o.plan);
   else if (o.plan) plan = o.plan;
@@ -118,9 +111,9 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
 
   const ids = ds.training.map((c) => c.id);
   const splits = o.split ? [o.split] : kFoldSplits(ids, o.nFolds ?? 5, 12345);
-  writeJson(join(o.out, 'splits.json'), splits);
+  writeJsonAtomicSync(modelFile(o.out, 'splits'), splits);
   const folds = o.folds === 'all' ? splits.map((_, i) => i) : (o.folds ?? [0]);
-  const cacheDir = join(o.out, 'preprocessed');
+  const cacheDir = modelFile(o.out, 'preprocessed');
   const t0 = Date.now();
   const pre = await preprocessDataset(ds, plan, cacheDir);
   log(`preprocessed ${pre.computed} of ${pre.ids.length} cases (the rest cached) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -135,19 +128,17 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const split = splits[fold];
     if (!split) throw new Error(`fold ${fold} does not exist (${splits.length} folds)`);
     for (const id of [...split.train, ...split.val]) if (!ids.includes(id)) throw new Error(`split names case ${id}, which the dataset does not have`);
-    const foldDir = join(o.out, `fold_${fold}`);
+    const foldPath = foldDir(o.out, fold);
     torch.manualSeed(seed + fold);
     const net = createNetwork(plan.network);
     const validation = await Promise.all(split.val.map((id) => loadPreprocessed(cacheDir, id)));
     parameters = countParameters(net);
     log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${parameters} parameters`);
     const data = loaderData(cacheDir, split.train, plan, seed + fold, o.workers ?? 1, validation);
-    const result = await train(net, cfg, data, foldDir, { resume: o.resume, progress: o.progress ?? createProgress('auto') });
+    const result = await train(net, cfg, data, foldPath, { resume: o.resume, progress: o.progress ?? createProgress('auto') });
 
     // Final validation with the best weights and the plan's TTA, with and without postprocessing.
-    const { tensors } = torch.loadSafetensors(join(foldDir, BEST_WEIGHTS));
-    net.loadStateDict(tensors);
-    for (const t of tensors.values()) t.dispose();
+    loadWeightsInto(net, foldFile(foldPath, 'best'));
     net.eval();
     const K = plan.network.numClasses;
     const foreground = Array.from({ length: K - 1 }, (_, i) => i + 1);
@@ -176,8 +167,8 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     net.dispose();
   }
   const postprocessing = decidePostprocessing(ppStats);
-  writeJson(join(o.out, 'postprocessing.json'), { keepLargestComponent: postprocessing, evidence: Object.fromEntries(ppStats) });
-  writeFileAtomicSync(join(o.out, 'validation.csv'), recordsToCsv(rows));
+  writePostprocessing(o.out, { keepLargestComponent: postprocessing, evidence: Object.fromEntries(ppStats) });
+  writeFileAtomicSync(modelFile(o.out, 'validation'), recordsToCsv(rows));
   const info = architectureInfo(plan.network.architecture);
   const modelName = `${ds.name} ${info.name}`;
   writeModelCard(o.out, {

@@ -6,7 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '@medseg/torch';
-import { CHECKPOINT, FINAL_WEIGHTS, LOG, diceScores, type EpochLog } from './trainer.ts';
+import { diceScores } from '../infer/predict-case.ts';
+import { FOLD_FILES } from '../plan/model-folder.ts';
+import type { EpochLog } from './trainer.ts';
+
+const { checkpoint: CHECKPOINT, final: FINAL_WEIGHTS, log: LOG } = FOLD_FILES;
 
 const fixture = fileURLToPath(new URL('./trainer-fixture.ts', import.meta.url));
 

@@ -8,12 +8,12 @@
  * exactly what the uninterrupted one would have done.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import type { Tensor, nn } from '@medseg/torch';
 import { median } from '../util/quantile.ts';
 import type { PreprocessedCase } from '../data/types.ts';
-import { slidingWindowLogits, ttaOptions } from '../infer/sliding-window.ts';
+import { diceScores, predictCaseLabels } from '../infer/predict-case.ts';
+import { foldFile, readWeights, saveWeights } from '../plan/model-folder.ts';
 import { deepSupervisionLoss, type LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from './progress.ts';
 
@@ -79,39 +79,6 @@ export interface TrainResult {
   bestDice: number;
   stoppedBy: 'epochs' | 'early-stopping' | 'time-budget';
   minutes: number;
-}
-
-export const CHECKPOINT = 'checkpoint_latest.safetensors';
-export const BEST_WEIGHTS = 'model_best.safetensors';
-export const FINAL_WEIGHTS = 'model_final.safetensors';
-export const LOG = 'log.jsonl';
-
-/** Per-class Dice (classes 1..K-1) of a label map against the reference; NaN where both are empty. */
-export function diceScores(pred: Uint8Array, ref: Uint8Array, numClasses: number): number[] {
-  const tp = new Float64Array(numClasses);
-  const np = new Float64Array(numClasses);
-  const nr = new Float64Array(numClasses);
-  for (let i = 0; i < pred.length; i++) {
-    const p = pred[i]!;
-    const r = ref[i]!;
-    np[p]!++;
-    nr[r]!++;
-    if (p === r) tp[p]!++;
-  }
-  const out: number[] = [];
-  for (let c = 1; c < numClasses; c++) out.push(np[c]! + nr[c]! === 0 ? NaN : (2 * tp[c]!) / (np[c]! + nr[c]!));
-  return out;
-}
-
-/** Argmax label map (uint8) of sliding-window logits over a preprocessed case, with the given TTA. */
-export function predictCaseLabels(net: { forward(x: Tensor): Tensor | Tensor[] }, c: PreprocessedCase, patchSize: number[], tta: { mirror: boolean; transpose?: boolean }): Uint8Array {
-  return torch.tidy(() => {
-    const [Z, Y, X] = c.shape;
-    const spatial = patchSize.length === 2 ? [Y, X] : [Z, Y, X];
-    const img = torch.tensor(c.data, [c.channels, ...spatial]);
-    const logits = slidingWindowLogits(net, img, { patchSize, ...ttaOptions(tta, spatial.length) });
-    return logits.argmax(0).to('uint8').toTypedArray() as Uint8Array;
-  });
 }
 
 function meanFinite(a: number[]): number {
@@ -188,7 +155,7 @@ function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer
 }
 
 function loadCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, schedule: torch.optim.LRScheduler | null): SavedState {
-  const { tensors, metadata } = torch.loadSafetensors(path);
+  const { tensors, metadata } = readWeights(path);
   try {
     const state = JSON.parse(metadata.state ?? '{}') as SavedState;
     const model = new Map<string, Tensor>();
@@ -228,8 +195,8 @@ export async function train(
   const progress = o.progress ?? createProgress('auto');
   const opt = makeOptimizer(net, cfg);
   const schedule = makeSchedule(opt, cfg);
-  const ckptPath = join(outDir, CHECKPOINT);
-  const logPath = join(outDir, LOG);
+  const ckptPath = foldFile(outDir, 'checkpoint');
+  const logPath = foldFile(outDir, 'log');
   let state: SavedState = { epoch: -1, bestDice: -Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, elapsedSeconds: 0, optimizer: { step: {}, groups: [] }, schedule: null };
   if (o.resume && existsSync(ckptPath)) {
     state = loadCheckpoint(ckptPath, net, opt, schedule);
@@ -298,7 +265,7 @@ export async function train(
         state.bestDice = valDiceMean;
         state.bestEpoch = epoch;
         state.epochsWithoutImprovement = 0;
-        torch.saveSafetensors(join(outDir, BEST_WEIGHTS), net.stateDict(), { epoch: String(epoch), valDice: String(valDiceMean) });
+        saveWeights(foldFile(outDir, 'best'), net.stateDict(), { epoch: String(epoch), valDice: String(valDiceMean) });
       } else {
         state.epochsWithoutImprovement++;
       }
@@ -342,7 +309,7 @@ export async function train(
       }
       if (o.stopAfterEpochs === epochsThisRun) break;
     }
-    torch.saveSafetensors(join(outDir, FINAL_WEIGHTS), net.stateDict(), { epoch: String(state.epoch) });
+    saveWeights(foldFile(outDir, 'final'), net.stateDict(), { epoch: String(state.epoch) });
   } finally {
     opt.dispose();
     await data.close?.();

@@ -39,7 +39,7 @@ export interface DicomSeriesInfo {
 }
 
 /** Modalities that hold no image of their own: listed, but never read as the series. */
-const NON_IMAGE = new Set(['SEG', 'SR', 'RTSTRUCT', 'RTPLAN', 'PR', 'KO', 'REG', 'RWV', 'DOC']);
+export const NON_IMAGE = new Set(['SEG', 'SR', 'RTSTRUCT', 'RTPLAN', 'PR', 'KO', 'REG', 'RWV', 'DOC']);
 
 function groupBySeries(files: DicomFile[]): Map<string, DicomFile[]> {
   const groups = new Map<string, DicomFile[]>();

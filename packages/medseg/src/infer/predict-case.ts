@@ -1,0 +1,37 @@
+/**
+ * Prediction of one preprocessed case (on the training grid), as validation
+ * during training and the final cross-validation use it, and the per-class
+ * Dice those runs score it with.
+ */
+import * as torch from '@medseg/torch';
+import type { Tensor } from '@medseg/torch';
+import type { PreprocessedCase } from '../data/types.ts';
+import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
+
+/** Per-class Dice (classes 1..K-1) of a label map against the reference; NaN where both are empty. */
+export function diceScores(pred: Uint8Array, ref: Uint8Array, numClasses: number): number[] {
+  const tp = new Float64Array(numClasses);
+  const np = new Float64Array(numClasses);
+  const nr = new Float64Array(numClasses);
+  for (let i = 0; i < pred.length; i++) {
+    const p = pred[i]!;
+    const r = ref[i]!;
+    np[p]!++;
+    nr[r]!++;
+    if (p === r) tp[p]!++;
+  }
+  const out: number[] = [];
+  for (let c = 1; c < numClasses; c++) out.push(np[c]! + nr[c]! === 0 ? NaN : (2 * tp[c]!) / (np[c]! + nr[c]!));
+  return out;
+}
+
+/** Argmax label map (uint8) of sliding-window logits over a preprocessed case, with the given TTA. */
+export function predictCaseLabels(net: { forward(x: Tensor): Tensor | Tensor[] }, c: PreprocessedCase, patchSize: number[], tta: { mirror: boolean; transpose?: boolean; stepFraction?: number }): Uint8Array {
+  return torch.tidy(() => {
+    const [Z, Y, X] = c.shape;
+    const spatial = patchSize.length === 2 ? [Y, X] : [Z, Y, X];
+    const img = torch.tensor(c.data, [c.channels, ...spatial]);
+    const logits = slidingWindowLogits(net, img, { patchSize, stepFraction: tta.stepFraction, ...ttaOptions(tta, spatial.length) });
+    return logits.argmax(0).to('uint8').toTypedArray() as Uint8Array;
+  });
+}
