@@ -27,7 +27,7 @@ import { architectureInfo, countMACs, countParameters, createNetwork, listArchit
 import { readDataset } from '../packages/medseg/src/data/dataset.ts';
 import { computeFingerprint } from '../packages/medseg/src/data/fingerprint.ts';
 import { loadPlan, makePlan, savePlan, type Plan } from '../packages/medseg/src/data/plan.ts';
-import { foldDir, foldFile, modelFile } from '../packages/medseg/src/plan/model-folder.ts';
+import { foldDir, foldFile, modelCardPaths, modelFile } from '../packages/medseg/src/plan/model-folder.ts';
 import { timedStepSeconds } from '../packages/medseg/src/pipeline/step-timer.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
@@ -199,7 +199,7 @@ export async function main(args: string[]): Promise<void> {
     if (focus && models.length > 1) {
       const comparison: ModelComparison[] = distinct(rows, 'label').map((label) => compareToOthers(rows, focus.name, label, 'dice'));
       const modelDir = entries.get(focus.name)!.modelDir;
-      addComparisonToModelCard(modelDir, {
+      addComparisonToModelCard(modelCardPaths(modelDir), {
         context: `Comparison study on ${focus.dataset}: ${models.length} architectures, each trained ${minutes} min on ${cpus().length} CPU cores with the same split, the same plan (patch, batch, widths, augmentation; made once for U-Net) and the same evaluation code (\`${command}\`). Budgets this short favour models that converge fast; they say nothing about longer training.`,
         results: comparison,
       });

@@ -98,7 +98,7 @@ print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`], { encoding: 'utf8' });
     const sg = join(tmp, 'groups.csv');
     writeFileSync(sg, 'case,site\n01,"North, 3T"\n02,South\n03,"North, 3T"\n04,South\n');
     const cardDir = join(tmp, 'cards', 'fov');
-    writeModelCard(cardDir, {
+    writeModelCard({ markdown: join(cardDir, 'model-card.md'), json: join(cardDir, 'model-card.json') }, {
       modelName: 'Observer 2 (FOV)',
       architecture: 'human second reader',
       architectureType: 'Human',

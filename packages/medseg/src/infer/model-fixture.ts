@@ -8,7 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as torch from '@medseg/torch';
 import type { Plan } from '../data/plan.ts';
 import { createNetwork } from '../models/registry.ts';
-import { foldDir, foldFile, modelFile, saveWeights, type CheckpointChoice } from '../plan/model-folder.ts';
+import { foldDir, foldFile, modelFile, type CheckpointChoice } from '../plan/model-folder.ts';
+import { saveWeights } from '../plan/model-weights.ts';
 
 export type FixtureKind = 'mri3d' | 'ct3d' | 'gray2d';
 

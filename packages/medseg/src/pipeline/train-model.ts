@@ -20,7 +20,8 @@ import { writeModelCard } from '../eval/report/modelcard.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
 import { architectureInfo, countParameters, createNetwork } from '../models/registry.ts';
 import { predictCaseLabels } from '../infer/predict-case.ts';
-import { foldDir, foldFile, loadWeightsInto, modelFile, writePostprocessing } from '../plan/model-folder.ts';
+import { foldDir, foldFile, modelCardPaths, modelFile, writePostprocessing } from '../plan/model-folder.ts';
+import { loadWeightsInto } from '../plan/model-weights.ts';
 import { train, type TrainResult, type TrainingData } from '../train/trainer.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { createProgress, type ProgressReporter } from '../train/progress.ts';
@@ -171,7 +172,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   writeFileAtomicSync(modelFile(o.out, 'validation'), recordsToCsv(rows));
   const info = architectureInfo(plan.network.architecture);
   const modelName = `${ds.name} ${info.name}`;
-  writeModelCard(o.out, {
+  writeModelCard(modelCardPaths(o.out), {
     modelName,
     architecture: `${plan.network.dims}D ${info.name}`,
     architectureType: info.type,

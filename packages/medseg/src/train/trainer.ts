@@ -13,7 +13,8 @@ import type { Tensor, nn } from '@medseg/torch';
 import { median } from '../util/quantile.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { diceScores, predictCaseLabels } from '../infer/predict-case.ts';
-import { foldFile, readWeights, saveWeights } from '../plan/model-folder.ts';
+import { foldFile } from '../plan/model-folder.ts';
+import { readWeights, saveWeights } from '../plan/model-weights.ts';
 import { deepSupervisionLoss, type LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from './progress.ts';
 

@@ -11,6 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { SUMMARY_METRICS } from '../../eval/evaluate-folder.ts';
 import type { ModelCardJson } from '../../eval/report/modelcard.ts';
+import { modelCardPaths } from '../../plan/model-folder.ts';
 import type { CalibrationBins } from '../../eval/probabilistic.ts';
 import { writeReport, type ModelInfo, type ReportInput } from '../../eval/report/html-report.ts';
 import { readSubgroupsCsv } from '../../eval/subgroups-csv.ts';
@@ -65,10 +66,9 @@ export async function loadEvaluation(arg: string): Promise<EvaluationSummaryFile
 }
 
 async function loadCard(dir: string): Promise<{ card: ModelCardJson; href: string }> {
-  const jsonPath = join(resolve(dir), 'model-card.json');
+  const { json: jsonPath, markdown: md } = modelCardPaths(resolve(dir));
   const card = (await readJson(jsonPath, 'model card')) as ModelCardJson;
   if (card?.schema !== 'medseg.modelcard/1' || !card.model?.name) throw new MedsegIoError('BAD_DATA', 'not a medseg model card (schema medseg.modelcard/1)', jsonPath);
-  const md = join(resolve(dir), 'model-card.md');
   return { card, href: existsSync(md) ? md : jsonPath };
 }
 

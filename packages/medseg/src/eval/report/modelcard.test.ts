@@ -8,12 +8,15 @@ import { addComparisonToModelCard, RESEARCH_DISCLAIMER, writeModelCard } from '.
 import { syntheticRows, SYNTHETIC_MODELS } from './report-fixture.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 
+
+const cardPaths = (dir: string) => ({ markdown: join(dir, 'model-card.md'), json: join(dir, 'model-card.json') });
+
 test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases and disclaimer', () => {
   const dir = mkdtempSync(join(tmpdir(), 'medseg-card-'));
   try {
     const { rows } = syntheticRows();
     const model = SYNTHETIC_MODELS[1]!; // UNETR: has a NaN case and an empty prediction (Dice 0, HD95 +Inf)
-    const { markdownPath, jsonPath } = writeModelCard(dir, {
+    const { markdownPath, jsonPath } = writeModelCard(cardPaths(dir), {
       modelName: model.name,
       architecture: 'UNETR | ViT-B/16 encoder',
       architectureType: model.architectureType,
@@ -63,7 +66,7 @@ test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases an
 
 test('model card without rows for the model is a typed error', () => {
   assert.throws(
-    () => writeModelCard(join(tmpdir(), 'nope'), { modelName: 'x', architecture: 'a', data: { dataset: 'd', cases: 0, modality: 'CT' }, validation: [] }),
+    () => writeModelCard(cardPaths(join(tmpdir(), 'nope')), { modelName: 'x', architecture: 'a', data: { dataset: 'd', cases: 0, modality: 'CT' }, validation: [] }),
     MedsegStatsError,
   );
 });
@@ -73,10 +76,10 @@ test('addComparisonToModelCard adds the section once, before Intended use, and r
   try {
     const { rows } = syntheticRows();
     const focus = SYNTHETIC_MODELS[0]!.name;
-    writeModelCard(dir, { modelName: focus, architecture: '3D U-Net', data: { dataset: 'toy', cases: 30, modality: 'CT' }, validation: rows, bootstrap: { resamples: 100 } });
+    writeModelCard(cardPaths(dir), { modelName: focus, architecture: '3D U-Net', data: { dataset: 'toy', cases: 30, modality: 'CT' }, validation: rows, bootstrap: { resamples: 100 } });
     const first = compareToOthers(rows, focus, 1, 'dice');
-    addComparisonToModelCard(dir, { context: 'first', results: [first] });
-    addComparisonToModelCard(dir, { context: 'second run, 5 min each', results: [first] });
+    addComparisonToModelCard(cardPaths(dir), { context: 'first', results: [first] });
+    addComparisonToModelCard(cardPaths(dir), { context: 'second run, 5 min each', results: [first] });
     const md = readFileSync(join(dir, 'model-card.md'), 'utf8');
     assert.equal(md.split('## Comparison with other architectures').length, 2, 'exactly one section');
     assert.ok(md.indexOf('## Comparison with other architectures') < md.indexOf('## Intended use'));

@@ -4,7 +4,7 @@
  * for, where it fails, and that it is for research use only.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { writeFileAtomicSync } from '../../util/atomic-write.ts';
 import { jsonNumberReplacer } from '../metrics_rows.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
@@ -226,12 +226,19 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
   return L.join('\n');
 }
 
-/** Write model-card.md and model-card.json into dir (atomically: temp file then rename). */
-export function writeModelCard(dir: string, input: ModelCardInput): { markdownPath: string; jsonPath: string; card: ModelCardJson } {
+/** Where a model card's two forms go (the model folder module names them: plan/model-folder.ts modelCardPaths). */
+export interface ModelCardPaths {
+  markdown: string;
+  json: string;
+}
+
+/** Writes the card's Markdown and JSON forms (atomically: temp file then rename). */
+export function writeModelCard(paths: ModelCardPaths, input: ModelCardInput): { markdownPath: string; jsonPath: string; card: ModelCardJson } {
   const { markdown, json } = buildModelCard(input);
-  mkdirSync(dir, { recursive: true });
-  const markdownPath = join(dir, 'model-card.md');
-  const jsonPath = join(dir, 'model-card.json');
+  const markdownPath = paths.markdown;
+  const jsonPath = paths.json;
+  mkdirSync(dirname(markdownPath), { recursive: true });
+  mkdirSync(dirname(jsonPath), { recursive: true });
   writeFileAtomicSync(markdownPath, markdown);
   writeFileAtomicSync(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
   return { markdownPath, jsonPath, card: json };
@@ -257,9 +264,9 @@ function comparisonMarkdown(c: ModelCardComparison): string[] {
  * writeModelCard, once the other models have been evaluated (the comparison
  * study trains them one after another).
  */
-export function addComparisonToModelCard(dir: string, comparison: ModelCardComparison): void {
-  const jsonPath = join(dir, 'model-card.json');
-  const markdownPath = join(dir, 'model-card.md');
+export function addComparisonToModelCard(paths: ModelCardPaths, comparison: ModelCardComparison): void {
+  const jsonPath = paths.json;
+  const markdownPath = paths.markdown;
   const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as ModelCardJson;
   json.comparison = comparison;
   const md = readFileSync(markdownPath, 'utf8');
