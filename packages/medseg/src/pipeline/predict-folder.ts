@@ -20,7 +20,7 @@ import { requireDevice, type Device } from '../infer/device.ts';
 import { defaultOutputFormat, PredictOptionError, type OutputFormat } from '../infer/output-format.ts';
 import { checkOutputFormat, disposeModel, loadModel, predictVolumes, readInputCase, writePrediction, type InputCase } from '../infer/predict.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
-import { createProgress, type ProgressReporter } from '../train/progress.ts';
+import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { inferenceSettings } from './training-config.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;

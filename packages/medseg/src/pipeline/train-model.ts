@@ -24,7 +24,7 @@ import { foldDir, foldFile, modelCardPaths, modelFile, writePostprocessing } fro
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { train, type TrainResult, type TrainingData } from '../train/trainer.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
-import { createProgress, type ProgressReporter } from '../train/progress.ts';
+import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { kFoldSplits, type Split } from './splits.ts';
 import { timedStepSeconds } from './step-timer.ts';
 import { defaultTraining, inferenceSettings, trainerConfig } from './training-config.ts';

@@ -16,7 +16,7 @@ import { diceScores, predictCaseLabels } from '../infer/predict-case.ts';
 import { foldFile } from '../plan/model-folder.ts';
 import { readWeights, saveWeights } from '../plan/model-weights.ts';
 import { deepSupervisionLoss, type LossOptions } from './losses.ts';
-import { createProgress, type ProgressReporter } from './progress.ts';
+import { createProgress, type ProgressReporter } from '../util/progress.ts';
 
 const { optim } = torch;
 

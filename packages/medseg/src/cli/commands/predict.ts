@@ -42,7 +42,7 @@ Examples:
     .action(async (model: string, input: string, o: PredictCliOptions, cmd: Command) => {
       const { predictPath, PredictionFailures } = await import('../../pipeline/predict-folder.ts');
       const { PredictOptionError } = await import('../../infer/output-format.ts');
-      const { createProgress } = await import('../../train/progress.ts');
+      const { createProgress } = await import('../../util/progress.ts');
       const json = wantsJson(cmd);
       const list = (outputs: { output: string; probabilities?: string; seconds: number }[]) =>
         outputs.map((x) => `${x.output}${x.probabilities ? `  ${x.probabilities}` : ''}  (${x.seconds.toFixed(2)} s)`).join('\n');

@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .action(async (dataset: string, o: { out: string; plan?: string; minutes: number; architecture: string; folds: number[] | 'all'; nFolds: number; split?: string; resume?: boolean; seed: number }, cmd: Command) => {
       const { readFileSync } = await import('node:fs');
       const { trainModel } = await import('../../pipeline/train-model.ts');
-      const { createProgress } = await import('../../train/progress.ts');
+      const { createProgress } = await import('../../util/progress.ts');
       let split;
       if (o.split) {
         const s = JSON.parse(readFileSync(o.split, 'utf8')) as { train: string[]; validation?: string[]; val?: string[] };
