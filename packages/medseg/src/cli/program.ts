@@ -4,8 +4,8 @@
  * Every command lives in ./commands/<name>.ts, exports `register(program)` and
  * is listed in COMMANDS. Command modules import heavy dependencies (the
  * native engine above all) inside their actions, so that loading the program
- * costs little and `evaluate` and `report` work where libtorch is not
- * installed; program.test.ts checks both.
+ * costs little and the commands that need no engine, like `evaluate`, work
+ * where libtorch is not installed (program.test.ts checks the list and that).
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
