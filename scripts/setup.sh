@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # Idempotent setup: Debian packages, npm ci, the native libtorch binding.
 # Each step is skipped when it is already done, so running it again is cheap.
+#
+#   bash scripts/setup.sh run    what running medseg needs (scripts/main.sh)
+#   bash scripts/setup.sh test   that, plus the references the tests compare
+#                                against (scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# 1. System packages: libtorch for the engine; python3 references for tests
-#    (PyTorch, nibabel, pydicom, SciPy, PIL); Chromium for the report screenshot test.
-APT_PACKAGES=(
-  libtorch-dev libgloo-dev
-  python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil
-  chromium
-)
+profile=${1:-run}
+
+# 1. System packages. Running: libtorch for the engine (with libgloo-dev:
+#    libtorch-dev's headers include gloo's without depending on it); g++,
+#    make and python3 for node-gyp to build the binding. Testing adds the
+#    Python references (PyTorch, NumPy, SciPy, nibabel, pydicom, PIL) and
+#    Chromium for the report screenshot test.
+RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
+TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil chromium)
+case "$profile" in
+  run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;
+  test) APT_PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  *) echo "usage: bash scripts/setup.sh [run|test]" >&2; exit 64 ;;
+esac
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,10 +1,13 @@
 /**
  * How the CLI turns a thrown error into a message and an exit code.
  *
- * Exit codes: 0 ok; 1 bad usage (commander's own code) or an unexpected error
- * (a bug: the stack is shown with MEDSEG_DEBUG=1); 2 bad input — a typed
- * error saying what is wrong with which file and what to do (MedsegIoError,
- * and the metric/statistics errors that likewise describe the user's data).
+ * Exit codes (EXIT_CODES_HELP prints them in `medseg --help`):
+ * 0 success; 1 an unexpected error (a bug: the stack is shown with
+ * MEDSEG_DEBUG=1); 2 bad input — a typed error saying what is wrong with which
+ * file (MedsegIoError, and the metric/statistics errors that likewise describe
+ * the user's data); 64 a usage error (EX_USAGE of BSD's sysexits.h): unknown
+ * command or option, missing or invalid argument, from commander's parser or
+ * a command's own CliUsageError. Help and --version exit 0.
  */
 import { CommanderError } from 'commander';
 import { MedsegIoError } from '../io/errors.ts';
@@ -14,8 +17,15 @@ import { MedsegStatsError } from '../eval/statistics/errors.ts';
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_BAD_INPUT = 2;
+export const EXIT_USAGE = 64;
 
-/** A problem with the command line the user can fix (bad option value, ...): exit 1 like commander's usage errors. */
+export const EXIT_CODES_HELP = `Exit codes:
+  ${EXIT_OK}   success
+  ${EXIT_ERROR}   unexpected error, a bug (MEDSEG_DEBUG=1 prints the stack trace)
+  ${EXIT_BAD_INPUT}   bad input: a file is missing, unreadable or inconsistent (the message names it)
+  ${EXIT_USAGE}  usage error: unknown command or option, missing or invalid argument`;
+
+/** A problem with the command line the user can fix (options that contradict each other, ...): exit 64 like commander's usage errors. */
 export class CliUsageError extends Error {
   override readonly name = 'CliUsageError';
 }
@@ -40,8 +50,8 @@ const HINTS: Partial<Record<string, string>> = {
 
 export function describeError(err: unknown, debug = process.env.MEDSEG_DEBUG === '1'): ErrorReport {
   if (err instanceof CommanderError) {
-    // commander has already printed its message (and help) to stderr
-    return { exitCode: err.exitCode, message: '', json: { ok: false, error: { type: 'usage', code: err.code, message: err.message } } };
+    // commander has already printed its message (and help) to stderr; help and --version are its exit 0
+    return { exitCode: err.exitCode === EXIT_OK ? EXIT_OK : EXIT_USAGE, message: '', json: { ok: false, error: { type: 'usage', code: err.code, message: err.message } } };
   }
   const stack = (e: Error) => (debug && e.stack ? `\n${e.stack}` : '');
   if (err instanceof MedsegIoError) {
@@ -60,7 +70,7 @@ export function describeError(err: unknown, debug = process.env.MEDSEG_DEBUG ===
     };
   }
   if (err instanceof CliUsageError) {
-    return { exitCode: EXIT_ERROR, message: `medseg: error: ${err.message}${stack(err)}`, json: { ok: false, error: { type: 'usage', message: err.message } } };
+    return { exitCode: EXIT_USAGE, message: `medseg: error: ${err.message}${stack(err)}`, json: { ok: false, error: { type: 'usage', message: err.message } } };
   }
   const e = err instanceof Error ? err : new Error(String(err));
   return {

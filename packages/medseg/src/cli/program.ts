@@ -1,29 +1,27 @@
 /**
  * The `medseg` commander program and the one function that runs it.
  *
- * Commands live in ./commands/<name>.ts and export `register(program)`. They
- * are listed in COMMANDS; adding one is adding its name. A listed command
- * whose file does not exist yet is skipped (noted with MEDSEG_DEBUG=1); one
- * whose module fails to load (say, the native engine is not built) is still
- * listed and says why when run, so `evaluate` keeps working without torch.
- * Command modules should import heavy dependencies inside their actions.
+ * Every command lives in ./commands/<name>.ts, exports `register(program)` and
+ * is listed in COMMANDS. Command modules import heavy dependencies (the
+ * native engine above all) inside their actions, so that loading the program
+ * costs little and the commands that need no engine, like `evaluate`, work
+ * where libtorch is not installed (program.test.ts checks the list and that).
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { describeError, EXIT_ERROR, EXIT_OK } from './errors.ts';
-
-export const COMMANDS = [
-  'evaluate',
-  'report',
-  'plan',
-  'preprocess',
-  'train',
-  'predict',
-  'demo',
-  'import',
-] as const;
+import * as demo from './commands/demo.ts';
+import * as evaluate from './commands/evaluate.ts';
+import * as importCommand from './commands/import.ts';
+import * as plan from './commands/plan.ts';
+import * as predict from './commands/predict.ts';
+import * as report from './commands/report.ts';
+import * as train from './commands/train.ts';
+import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 
 export type CommandModule = { register: (program: Command) => void };
+
+/** The commands in the order `medseg --help` lists them. */
+export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, train, predict, demo, importCommand];
 
 function packageVersion(): string {
   try {
@@ -34,6 +32,7 @@ function packageVersion(): string {
   }
 }
 
+/** The program with every command of COMMANDS registered. */
 export function createProgram(): Command {
   const program = new Command('medseg');
   program
@@ -43,56 +42,22 @@ export function createProgram(): Command {
     .helpCommand(true)
     .showHelpAfterError('(add --help for usage)')
     .exitOverride() // throw CommanderError instead of exiting, so runCli owns the exit code
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`);
+  for (const command of COMMANDS) command.register(program);
   return program;
-}
-
-/** Whether `err` says commands/<name>.ts itself is absent (not a module it imports). */
-export function isMissingModule(err: unknown, name: string): boolean {
-  const e = err as { code?: string; message?: string; url?: string } | null;
-  if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'MODULE_NOT_FOUND') return false;
-  const missing = e.url ?? /Cannot find module '([^']+)'/.exec(String(e.message))?.[1] ?? '';
-  return missing.replace(/\\/g, '/').endsWith(`/commands/${name}.ts`);
-}
-
-/** Register every command of `names` that exists (see the module comment). */
-export async function registerCommands(program: Command, names: readonly string[] = COMMANDS): Promise<void> {
-  for (const name of names) {
-    let mod: CommandModule;
-    try {
-      mod = (await import(`./commands/${name}.ts`)) as CommandModule;
-    } catch (err) {
-      if (isMissingModule(err, name)) {
-        if (process.env.MEDSEG_DEBUG === '1') process.stderr.write(`medseg: command "${name}" is not available yet (no commands/${name}.ts)\n`);
-        continue;
-      }
-      const reason = err instanceof Error ? err.message : String(err);
-      program
-        .command(name)
-        .description(`(unavailable: ${reason.split('\n')[0]})`)
-        .allowUnknownOption()
-        .argument('[args...]')
-        .action(() => {
-          throw new Error(`the "${name}" command could not be loaded: ${reason}`);
-        });
-      continue;
-    }
-    mod.register(program);
-  }
 }
 
 /** Parse argv (process.argv form), run the command, return the exit code. Never throws. */
 export async function runCli(argv: readonly string[] = process.argv): Promise<number> {
   const json = argv.includes('--json');
   try {
-    const program = createProgram();
-    await registerCommands(program);
-    await program.parseAsync([...argv]);
+    await createProgram().parseAsync([...argv]);
     return EXIT_OK;
   } catch (err) {
     const report = describeError(err);
     if (report.message) process.stderr.write(`${report.message}\n`);
     if (json && report.exitCode !== EXIT_OK) process.stdout.write(`${JSON.stringify(report.json)}\n`);
-    return report.exitCode ?? EXIT_ERROR;
+    return report.exitCode;
   }
 }

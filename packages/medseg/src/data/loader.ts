@@ -35,10 +35,13 @@ export class BatchLoader {
     const n = Math.max(1, o.workers ?? 2);
     this.prefetch = Math.max(n, o.prefetch ?? 2 * n);
     this.requested = this.consumed = o.start ?? 0;
-    const boot = new URL('./loader-boot.mjs', import.meta.url);
+    // Run from the TypeScript sources, a worker registers tsx first (loader-boot.mjs);
+    // built to JavaScript (dist/), it loads loader-worker.js directly.
+    const fromSource = import.meta.url.endsWith('.ts');
+    const script = fromSource ? new URL('./loader-boot.mjs', import.meta.url) : new URL('./loader-worker.js', import.meta.url);
     const entry = new URL('./loader-worker.ts', import.meta.url).href;
     for (let i = 0; i < n; i++) {
-      const w = new Worker(boot, { workerData: { entry, dir: o.dir, ids: o.ids, plan: o.plan, seed: o.seed ?? 0, augment: o.augment ?? true } });
+      const w = new Worker(script, { workerData: { entry, dir: o.dir, ids: o.ids, plan: o.plan, seed: o.seed ?? 0, augment: o.augment ?? true } });
       w.on('message', (m: { k?: number; batch?: Batch; error?: string; ready?: boolean }) => {
         if (m.k === undefined) return;
         const p = this.pending.get(m.k);

@@ -1,0 +1,17 @@
+/**
+ * @medseg/medseg's library entry: the functions the `medseg` commands call,
+ * one stage per line. Every module is also importable on its own
+ * (`@medseg/medseg/io/read`, `@medseg/medseg/eval/evaluate-folder`, ...),
+ * which loads only what that module needs; this entry loads the engine.
+ */
+export * from './io/read.ts';
+export * from './io/volume.ts';
+export * from './io/errors.ts';
+export * from './data/dataset.ts';
+export * from './data/import.ts';
+export * from './data/fingerprint.ts';
+export * from './data/plan.ts';
+export * from './pipeline/train-model.ts';
+export * from './pipeline/predict-folder.ts';
+export * from './eval/evaluate-folder.ts';
+export * from './eval/report/html-report.ts';
