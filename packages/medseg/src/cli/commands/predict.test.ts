@@ -13,6 +13,7 @@ import { readDicomSeg, readDicomSeries, segMasks } from '../../io/dicom/index.ts
 import { synthSlice } from '../../io/dicom/synth.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { IDENTITY3 } from '../../io/volume.ts';
+import { EXIT_USAGE } from '../errors.ts';
 import { writeFixtureModel } from '../../infer/model-fixture.ts';
 import { foldDir, foldFile } from '../../plan/model-folder.ts';
 import { dataPath, repoRoot } from '../../testing/data.ts';
@@ -112,16 +113,16 @@ print('ok')`, join(input, `${HIPPO[0]}.nii.gz`), join(out, `${HIPPO[0]}_probabil
     assert.equal(r.status, 0, r.stderr);
     const written = (JSON.parse(r.stdout) as { outputs: { output: string }[] }).outputs[0]!.output;
     assert.ok((await readVolume(written)).data.every((v) => v === 2), 'final weights say class 2');
-    assertFailure(medseg('predict', mri, image, '--checkpoint', 'latest'), 1, /Allowed choices are best, final/);
+    assertFailure(medseg('predict', mri, image, '--checkpoint', 'latest'), EXIT_USAGE, /Allowed choices are best, final/);
   });
 
   test('impossible --format and --device choices are clear usage errors', () => {
     const image = dataPath('msd-hippocampus', 'images', `${HIPPO[0]}.nii.gz`);
-    assertFailure(medseg('predict', mri, image, '--out', join(tmp, 'x'), '--format', 'png'), 1, /png holds 2D images, and this model is 3D/);
-    assertFailure(medseg('predict', mri, image, '--out', join(tmp, 'x'), '--format', 'dicom-seg'), 1, /dicom-seg needs DICOM input/);
+    assertFailure(medseg('predict', mri, image, '--out', join(tmp, 'x'), '--format', 'png'), EXIT_USAGE, /png holds 2D images, and this model is 3D/);
+    assertFailure(medseg('predict', mri, image, '--out', join(tmp, 'x'), '--format', 'dicom-seg'), EXIT_USAGE, /dicom-seg needs DICOM input/);
     const r = medseg('predict', mri, image, '--out', join(tmp, 'x'), '--device', 'cuda');
     // This machine's libtorch (Debian's) has no CUDA: the message names what to build.
-    assertFailure(r, 1, /CUDA-enabled libtorch.*\n?.*LIBTORCH=\/path\/to\/libtorch npm run build:native/);
+    assertFailure(r, EXIT_USAGE, /CUDA-enabled libtorch.*\n?.*LIBTORCH=\/path\/to\/libtorch npm run build:native/);
     assert.match(r.stderr, /libtorch_cpu\.so/);
     assert.ok(!existsSync(join(tmp, 'x')), 'nothing written');
   });
