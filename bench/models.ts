@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig } from '../packages/medseg/src/models/config.ts';
+import type { NetworkConfig } from '../packages/medseg/src/plan/types.ts';
 import { architectureInfo, countMACs, countParameters, createNetwork, listArchitectures } from '../packages/medseg/src/models/registry.ts';
 import { writeResult } from './lib/report.ts';
 

@@ -13,7 +13,7 @@ import type { CalibrationBins } from '../../packages/medseg/src/eval/plots.ts';
 import { poolReliability, type Reliability } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
-import type { Plan } from '../../packages/medseg/src/data/plan.ts';
+import type { Plan } from '../../packages/medseg/src/plan/types.ts';
 import { trainModel, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
 
 export interface Seg2dRun {

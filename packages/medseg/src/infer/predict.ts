@@ -14,10 +14,10 @@ import type { Volume } from '../io/volume.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
 import { createNetwork } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { loadPlan, type Plan } from '../data/plan.ts';
+import { loadPlan } from '../plan/store.ts';
+import type { Plan } from '../plan/types.ts';
 import { preprocessCase, revertPreprocessing } from '../data/preprocess.ts';
 import { zyxShape, zyxSpacing, type RawCaseData } from '../data/case.ts';
-import { inferenceSettings } from '../pipeline/training-config.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { BEST_WEIGHTS, FINAL_WEIGHTS } from '../train/trainer.ts';
 import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
@@ -102,7 +102,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: { tta?: bool
   const c = preprocessCase(raw, plan);
   const K = plan.network.numClasses;
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
-  const inference = inferenceSettings(plan);
+  const inference = plan.inference;
   // tta false: a single pass; otherwise the plan's mirroring (and transposing).
   const tta = o.tta === false ? { mirror: false } : inference;
   const probs = torch.tidy(() => {
