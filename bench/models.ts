@@ -10,16 +10,16 @@
  *
  * Plan-like config (3D, patch 40x56x40, features [32, 64, 128, 256], strides
  * [[1,1,1],[2,2,2],[2,2,2],[2,2,2]], instance norm, deep supervision, 3
- * classes) unless data/plan.ts exists and exports a planner.
+ * classes): nnU-Net's plan for MSD hippocampus, fixed so results stay
+ * comparable across runs.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig } from '../packages/medseg/src/models/config.ts';
+import type { NetworkConfig } from '../packages/medseg/src/plan/types.ts';
 import { architectureInfo, countMACs, countParameters, createNetwork, listArchitectures } from '../packages/medseg/src/models/registry.ts';
 import { writeResult } from './lib/report.ts';
 
@@ -102,9 +102,6 @@ export async function main(args: string[]): Promise<void> {
   const reps = repsArg >= 0 ? Number(args[repsArg + 1]) : 3;
   const onlyArg = args.indexOf('--only');
   const only = onlyArg >= 0 ? args[onlyArg + 1]!.split(',') : null;
-  if (existsSync(join(here, '../packages/medseg/src/data/plan.ts'))) {
-    console.log('note: data/plan.ts exists; this bench still uses its fixed plan-like config so results stay comparable across runs');
-  }
   torch.manualSeed(0);
   const rows: Record<string, unknown>[] = [];
   console.log(`patch ${PATCH.join('x')}, features [${FEATURES}], strides ${JSON.stringify(STRIDES)}, ${torch.getNumThreads()} threads, median of ${reps}`);

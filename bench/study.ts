@@ -24,11 +24,10 @@ import { writeReport } from '../packages/medseg/src/eval/report/html-report.ts';
 import { readVolume } from '../packages/medseg/src/io/read.ts';
 import { voxelCount } from '../packages/medseg/src/io/volume.ts';
 import { architectureInfo, countMACs, countParameters, createNetwork, listArchitectures } from '../packages/medseg/src/models/registry.ts';
-import { readDataset } from '../packages/medseg/src/data/dataset.ts';
-import { computeFingerprint } from '../packages/medseg/src/data/fingerprint.ts';
-import { loadPlan, makePlan, savePlan, type Plan } from '../packages/medseg/src/data/plan.ts';
 import { foldDir, foldFile, modelCardPaths, modelFile } from '../packages/medseg/src/plan/model-folder.ts';
-import { timedStepSeconds } from '../packages/medseg/src/pipeline/step-timer.ts';
+import { loadPlan } from '../packages/medseg/src/plan/store.ts';
+import type { Plan } from '../packages/medseg/src/plan/types.ts';
+import { planDataset } from '../packages/medseg/src/pipeline/plan-dataset.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
@@ -76,10 +75,7 @@ interface StudyEntry {
 async function sharedPlan(ds: string, dataset: string, minutes: number, work: string): Promise<Plan> {
   const path = join(work, `${ds}-plan-${minutes}min.json`);
   if (existsSync(path)) return loadPlan(path);
-  const fp = await computeFingerprint(readDataset(dataset));
-  const plan = await makePlan(fp, { architecture: 'unet', budget: { minutes }, stepTimer: timedStepSeconds });
-  await savePlan(path, plan);
-  return plan;
+  return (await planDataset({ dataset, choices: { architecture: 'unet', minutes }, out: path })).plan;
 }
 
 function planFor(shared: Plan, arch: string): Plan {

@@ -5,7 +5,7 @@
  * bench/py/profile_step.py prints the same split for PyTorch.
  */
 import { performance } from 'node:perf_hooks';
-import * as torch from '../../packages/torch/src/index.ts';
+import * as torch from '@medseg/torch';
 import { median } from './stats.ts';
 import { BenchUNet } from './unet.ts';
 

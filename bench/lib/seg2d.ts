@@ -14,7 +14,7 @@ import { poolReliability, type Reliability } from '../../packages/medseg/src/eva
 import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
 import { foldDir, foldFile } from '../../packages/medseg/src/plan/model-folder.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
-import type { Plan } from '../../packages/medseg/src/data/plan.ts';
+import type { Plan } from '../../packages/medseg/src/plan/types.ts';
 import { trainModel, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
 
 export interface Seg2dRun {

@@ -1,6 +1,7 @@
 /**
- * One U-Net training step (zero grad, forward, cross-entropy, backward, AdamW
- * step, loss.item()) timed in medseg and in PyTorch in the same run, rounds
+ * One U-Net training step (medseg's own, train/step.ts: forward,
+ * cross-entropy, zero grad, backward, AdamW step, loss.item(); no clipping, as
+ * the PyTorch side) timed in medseg and in PyTorch in the same run, rounds
  * alternating between the two, then optionally one step in tfjs' pure-JS CPU
  * backend. Shared by bench/train-step.ts (2D) and bench/train-step-3d.ts (3D).
  *
@@ -13,11 +14,12 @@ import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import * as torch from '../../packages/torch/src/index.ts';
+import * as torch from '@medseg/torch';
 import { PythonPeer } from './peer.ts';
 import { blasLibrary, cpuBusyPercent, takeTag, writeResult } from './report.ts';
 import { median, round, timeRepeated } from './stats.ts';
 import { BenchUNet, unetForwardMacs } from './unet.ts';
+import { makeOptimizer, trainingStep } from '../../packages/medseg/src/train/step.ts';
 
 export interface TrainStepConfig {
   name: string;
@@ -88,17 +90,10 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
   torch.manualSeed(0);
 
   const model = new BenchUNet(cfg.dims, cfg.channels, cfg.input[1]).train();
-  const opt = new torch.optim.AdamW(model.parameters(), { lr: 1e-3, weightDecay: 0.01 });
+  const opt = makeOptimizer(model, { optimizer: 'adamw', lr: 1e-3, weightDecay: 0.01, momentum: 0 });
   const x = torch.randn(cfg.input).keep();
   const y = torch.randint(0, 2, [cfg.input[0]!, ...cfg.input.slice(2)], { dtype: 'int64' }).keep();
-  const step = (): number =>
-    torch.tidy(() => {
-      opt.zeroGrad();
-      const loss = torch.F.crossEntropy(model.forward(x), y);
-      loss.backward();
-      opt.step();
-      return loss.item();
-    });
+  const step = (): number => trainingStep(model, opt, x, y, { loss: { name: 'ce' }, gradClip: 0 });
 
   const { peer, ready } = await PythonPeer.start(
     'train_step.py',

@@ -5,7 +5,7 @@
  * classes. bench/py/train_step.py builds the identical network in PyTorch
  * (same layers, same order, same parameter count - the bench checks it).
  */
-import * as torch from '../../packages/torch/src/index.ts';
+import * as torch from '@medseg/torch';
 
 const { nn } = torch;
 type Tensor = torch.Tensor;

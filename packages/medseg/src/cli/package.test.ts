@@ -23,10 +23,11 @@ import { test } from 'node:test';
 import { importPairedFolders } from '../data/import.ts';
 import { readDataset } from '../data/dataset.ts';
 import { computeFingerprint } from '../data/fingerprint.ts';
-import { makePlan, savePlan } from '../data/plan.ts';
+import { makePlan } from '../data/planner.ts';
+import { defaultTraining } from '../plan/complete.ts';
+import { savePlan } from '../plan/store.ts';
 import { readVolume } from '../io/read.ts';
 import { predictPath } from '../pipeline/predict-folder.ts';
-import { defaultTraining } from '../pipeline/training-config.ts';
 import { dataPath, repoRoot } from '../testing/data.ts';
 import { EXIT_OK, EXIT_USAGE } from './errors.ts';
 
@@ -86,7 +87,7 @@ async function tinyTrainingSetup(dir: string): Promise<{ dataset: string; plan: 
   plan.batchSize = 1;
   plan.epochs = 1;
   plan.iterationsPerEpoch = 3;
-  plan.inference = { mirror: false, stepFraction: 0.5 };
+  plan.inference = { mirror: false, stepFraction: 0.5, transpose: false };
   plan.training = defaultTraining(plan, { optimizer: 'adamw' });
   await savePlan(join(dir, 'plan.json'), plan);
   writeFileSync(join(dir, 'split.json'), JSON.stringify({ train: ids.slice(0, 2), validation: ids.slice(2) }));

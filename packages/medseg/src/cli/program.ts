@@ -14,6 +14,7 @@ import * as evaluate from './commands/evaluate.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
+import * as preprocess from './commands/preprocess.ts';
 import * as report from './commands/report.ts';
 import * as train from './commands/train.ts';
 import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
@@ -21,7 +22,7 @@ import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 export type CommandModule = { register: (program: Command) => void };
 
 /** The commands in the order `medseg --help` lists them. */
-export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, train, predict, demo, importCommand];
+export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, demo, importCommand];
 
 function packageVersion(): string {
   try {

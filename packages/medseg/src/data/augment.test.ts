@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { augmentSample, jsGridSampler, type Sample } from './augment.ts';
 import { torchGridSampler } from './augment-torch.ts';
-import { defaultAugmentation, type AugmentationParams } from './plan.ts';
+import { defaultAugmentation } from '../plan/complete.ts';
+import type { AugmentationParams } from '../plan/types.ts';
 import { Rng } from './rng.ts';
 
 /** Ellipsoid phantom: intensity 1 inside, 0 outside, smooth edge; label = intensity > 0.5. */

@@ -11,7 +11,7 @@
  * false, zero padding); augment-torch.ts plugs torch's gridSample in instead
  * and the tests check that both agree.
  */
-import type { AugmentationParams } from './plan.ts';
+import type { AugmentationParams } from '../plan/types.ts';
 import { resampleImage } from './resample.ts';
 import type { Rng } from './rng.ts';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeBatch, transposePlanes } from './batch.ts';
-import { defaultAugmentation } from './plan.ts';
+import { defaultAugmentation } from '../plan/complete.ts';
 import type { PreprocessedCase } from './types.ts';
 
 /** One 2D slice whose pixel (y, x) holds y * 1000 + x, labelled 1 where x > y. */
@@ -50,6 +50,6 @@ test('a transposed 2D patch is cut with swapped extents, turned to the patch sha
   augmentation.transpose!.p = 0;
   const plain = makeBatch(cases, plan, 5);
   const { transpose: _t, ...older } = augmentation;
-  assert.deepEqual(makeBatch(cases, { ...plan, augmentation: older }, 5).image, plain.image);
+  assert.deepEqual(makeBatch(cases, { ...plan, augmentation: older as typeof augmentation }, 5).image, plain.image);
   for (let s = 0; s < 16; s++) assert.equal(plain.image[s * 96 + 1]! - plain.image[s * 96]!, 1);
 });

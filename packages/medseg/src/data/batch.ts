@@ -6,7 +6,7 @@
  * same sequence however many there are.
  */
 import { augmentSample } from './augment.ts';
-import type { Plan } from './plan.ts';
+import type { Plan } from '../plan/types.ts';
 import { Rng } from './rng.ts';
 import { samplePatch } from './sampler.ts';
 import type { PreprocessedCase } from './types.ts';

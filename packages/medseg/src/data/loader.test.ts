@@ -8,7 +8,7 @@ import { makeBatch } from './batch.ts';
 import { readDataset } from './dataset.ts';
 import { importMsdHippocampus } from './import.ts';
 import { BatchLoader } from './loader.ts';
-import { defaultAugmentation } from './plan.ts';
+import { defaultAugmentation } from '../plan/complete.ts';
 import { loadPreprocessed, preprocessDataset } from './preprocess.ts';
 import { Rng } from './rng.ts';
 import { samplePatch } from './sampler.ts';

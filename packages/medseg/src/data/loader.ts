@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Batch } from './batch.ts';
-import type { Plan } from './plan.ts';
+import type { Plan } from '../plan/types.ts';
 
 export interface LoaderOptions {
   /** Preprocessed cache folder (data/preprocess.ts) and the case ids to draw from. */

@@ -8,7 +8,8 @@ import { dataPath } from '../testing/data.ts';
 import { readDataset } from './dataset.ts';
 import { importMsdHippocampus } from './import.ts';
 import { loadRawCase } from './case.ts';
-import { defaultAugmentation, type Plan } from './plan.ts';
+import { defaultAugmentation } from '../plan/complete.ts';
+import type { Plan } from '../plan/types.ts';
 import { loadPreprocessed, preprocessCase, preprocessDataset, revertPreprocessing } from './preprocess.ts';
 import { resampleImage, type Kernel } from './resample.ts';
 

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset, DatasetCase } from './dataset.ts';
 import { boxShape, cropArray, loadRawCase, nonzeroBox, type Box, type RawCaseData, type Zyx } from './case.ts';
-import type { ChannelNormalization, Plan } from './plan.ts';
+import type { ChannelNormalization, Plan } from '../plan/types.ts';
 import { resampleImage, resampleLabel, type Kernel } from './resample.ts';
 import { Rng } from './rng.ts';
 import type { CaseProperties, PreprocessedCase } from './types.ts';

@@ -6,7 +6,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as torch from '@medseg/torch';
-import type { Plan } from '../data/plan.ts';
+import { completePlan, defaultAugmentation } from '../plan/complete.ts';
+import type { Plan, PlanDraft } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
 import { foldDir, foldFile, modelFile, type CheckpointChoice } from '../plan/model-folder.ts';
 import { saveWeights } from '../plan/model-weights.ts';
@@ -14,10 +15,14 @@ import { saveWeights } from '../plan/model-weights.ts';
 export type FixtureKind = 'mri3d' | 'ct3d' | 'gray2d';
 
 function basePlan(kind: FixtureKind): Plan {
+  return completePlan(baseDraft(kind));
+}
+
+function baseDraft(kind: FixtureKind): PlanDraft {
   const three = kind !== 'gray2d';
   const k3 = [3, 3, 3];
   return {
-    schema: 'medseg.plan/1',
+    schema: 'medseg.plan/2',
     dataset: `fixture-${kind}`,
     dims: three ? '3d_fullres' : '2d',
     channels: [kind === 'ct3d' ? 'CT' : 'MRI'],
@@ -39,7 +44,7 @@ function basePlan(kind: FixtureKind): Plan {
     },
     normalization: [kind === 'ct3d' ? { channel: 'CT', scheme: 'ct', useMaskForNorm: false, clip: [-100, 300], mean: 60, std: 80 } : { channel: 'MRI', scheme: 'zscore', useMaskForNorm: false }],
     resampling: { image: 'bspline3', label: 'onehot-linear', separateZ: true, anisotropyThreshold: 3 },
-    augmentation: {} as Plan['augmentation'],
+    augmentation: defaultAugmentation(three ? 3 : 2, kind === 'gray2d' ? [16, 16] : [16, 16, 16]),
     oversampleForeground: 0.33,
     iterationsPerEpoch: 1,
     epochs: 1,

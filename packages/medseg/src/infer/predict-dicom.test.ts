@@ -6,15 +6,16 @@ import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import { dataPath } from '../testing/data.ts';
 import { readDicomSeries, readDicomSeg, segMasks } from '../io/dicom/index.ts';
-import type { Plan } from '../data/plan.ts';
+import { defaultAugmentation } from '../plan/complete.ts';
+import { PLAN_SCHEMA, type Plan, type PlanDraft } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
 import { predictPath } from '../pipeline/predict-folder.ts';
 
 // A model folder around an untrained network: enough to check the DICOM in ->
 // DICOM SEG out path (geometry, frame references), not accuracy.
 function tinyModel(dir: string): void {
-  const plan: Plan = {
-    schema: 'medseg.plan/1',
+  const plan: PlanDraft = {
+    schema: PLAN_SCHEMA,
     dataset: 'ct-test',
     dims: '3d_fullres',
     channels: ['CT'],
@@ -26,7 +27,7 @@ function tinyModel(dir: string): void {
     network: { architecture: 'unet', dims: 3, inChannels: 1, numClasses: 2, features: [4, 8], kernelSizes: [[1, 3, 3], [1, 3, 3]], strides: [[1, 1, 1], [1, 2, 2]], deepSupervision: false, norm: 'instance' },
     normalization: [{ scheme: 'ct', clip: [-100, 300], mean: 60, std: 80 } as Plan['normalization'][number]],
     resampling: { image: 'bspline3', label: 'onehot-linear', separateZ: true, anisotropyThreshold: 3 },
-    augmentation: {} as Plan['augmentation'],
+    augmentation: defaultAugmentation(3, [4, 64, 64]),
     oversampleForeground: 0.33,
     iterationsPerEpoch: 1,
     epochs: 1,

@@ -13,7 +13,8 @@ import { readVolume, writeVolume } from '../io/read.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { createNetwork } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { loadPlan, type InferenceSettings, type Plan } from '../data/plan.ts';
+import { loadPlan } from '../plan/store.ts';
+import type { Plan } from '../plan/types.ts';
 import { preprocessCase, revertPreprocessing } from '../data/preprocess.ts';
 import { zyxShape, zyxSpacing, type RawCaseData } from '../data/case.ts';
 import { FOLD_FILES, listFolds, modelFile, readPostprocessing, weightsFile, type CheckpointChoice } from '../plan/model-folder.ts';
@@ -70,12 +71,6 @@ export function disposeModel(m: LoadedModel): void {
   for (const n of m.nets) n.dispose();
 }
 
-/** The plan's sliding-window settings; a plan without them cannot be predicted with. */
-export function inferenceOf(plan: Plan, planPath?: string): InferenceSettings {
-  if (!plan.inference) throw new MedsegIoError('BAD_DATA', 'the plan has no "inference" section (sliding-window settings)', planPath);
-  return plan.inference;
-}
-
 export interface Prediction {
   /** Label map on the original grid (x-fastest), as a Volume with the input's geometry. */
   labels: Volume;
@@ -118,7 +113,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
   const c = preprocessCase(raw, plan);
   const K = plan.network.numClasses;
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
-  const inference = inferenceOf(plan, modelFile(m.dir, 'plan'));
+  const inference = plan.inference;
   // tta false: a single pass; otherwise the plan's mirroring (and transposing).
   const tta = o.tta === false ? { mirror: false } : inference;
   const probs = torch.tidy(() => {

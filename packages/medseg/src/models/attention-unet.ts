@@ -4,7 +4,7 @@
  * only receives the skip positions relevant to the target. The gate maps are
  * recorded as 'attention.gate<s>'.
  */
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { AttentionGate, StackedConvs, type Dims } from './blocks.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 

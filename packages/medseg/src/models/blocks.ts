@@ -5,7 +5,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 
 const { nn, F } = torch;
 

@@ -5,7 +5,8 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig, SegmentationNetwork } from './config.ts';
+import type { SegmentationNetwork } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { checkInput, conv, initHe, Upsampler, validateConfig, type Dims } from './blocks.ts';
 
 const { nn } = torch;

@@ -23,7 +23,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { AttentionGate, CBAM, headsFor, multiheadAttention, StackedConvs, TransformerStage, type Dims } from './blocks.ts';
 import { EncoderDecoderNet, type Explainable } from './encoder-decoder.ts';
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as torch from '@medseg/torch';
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { createNetwork } from './registry.ts';
 import { emCrop, hippocampusCrop, overfit, smallConfig } from './test-utils.ts';
 

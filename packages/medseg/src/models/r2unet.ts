@@ -3,7 +3,7 @@
  * units, each unrolled t = 2 times, around a residual 1x1 projection) in
  * every encoder and decoder stage. config.extra.t sets the recurrence.
  */
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { R2Block, type Dims } from './blocks.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 

@@ -5,8 +5,10 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig, SegmentationNetwork } from './config.ts';
+import type { SegmentationNetwork } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { countMacsOf } from './blocks.ts';
+import { architectureInfo } from './catalog.ts';
 import { UNet } from './unet.ts';
 import { AttentionUNet } from './attention-unet.ts';
 import { UNetPlusPlus } from './unetpp.ts';
@@ -16,48 +18,23 @@ import { TransUNet } from './transunet.ts';
 import { SwinUNETR } from './swin-unetr.ts';
 import { HybridNet } from './hybridnet.ts';
 
-export type ArchitectureType = 'CNN' | 'CNN+attention' | 'CNN+transformer' | 'transformer';
+export { architectureInfo, listArchitectures, type ArchitectureEntry, type ArchitectureType } from './catalog.ts';
 
-export interface ArchitectureInfo {
-  name: string;
-  type: ArchitectureType;
-  description: string;
-  build(config: NetworkConfig): SegmentationNetwork;
-}
-
-const ARCHITECTURES: ArchitectureInfo[] = [
-  { name: 'unet', type: 'CNN', description: 'nnU-Net PlainConvUNet: two conv-norm-LeakyReLU per stage, strided conv down, transposed conv up, deep supervision', build: (c) => new UNet(c) },
-  { name: 'attention-unet', type: 'CNN+attention', description: 'Attention U-Net (Oktay et al.): additive attention gates on the skips, gated by coarser decoder features', build: (c) => new AttentionUNet(c) },
-  { name: 'unet++', type: 'CNN', description: 'UNet++ (Zhou et al.): nested dense skip pathways, deep supervision over the top-row nested heads', build: (c) => new UNetPlusPlus(c) },
-  { name: 'resunet', type: 'CNN', description: 'Residual U-Net: residual blocks with strided 1x1 shortcuts in every stage', build: (c) => new ResUNet(c) },
-  { name: 'r2unet', type: 'CNN', description: 'R2U-Net (Alom et al.): recurrent residual conv blocks (t = 2) in every stage', build: (c) => new R2UNet(c) },
-  { name: 'transunet', type: 'CNN+transformer', description: 'TransUNet (Chen et al.): CNN encoder, ViT over bottleneck tokens with learned position embeddings, CNN decoder with skips', build: (c) => new TransUNet(c) },
-  { name: 'swin-unetr', type: 'transformer', description: 'Swin-UNETR (Hatamizadeh et al.): Swin window / shifted-window attention encoder with patch merging, residual conv skips and decoder', build: (c) => new SwinUNETR(c) },
-  {
-    name: 'hybridnet',
-    type: 'CNN+transformer',
-    description: "The papers' hybrid: CNN stages, transformer blocks at coarse stages, CBAM + attention gates on skips, early or cross-attention multi-modal fusion, deep supervision, MC dropout",
-    build: (c) => new HybridNet(c),
-  },
-];
-
-const ALIASES: Record<string, string> = { unetpp: 'unet++', 'unet-plus-plus': 'unet++', swinunetr: 'swin-unetr', 'attention_unet': 'attention-unet', hybrid: 'hybridnet' };
-
-export function listArchitectures(): Omit<ArchitectureInfo, 'build'>[] {
-  return ARCHITECTURES.map(({ name, type, description }) => ({ name, type, description }));
-}
-
-export function architectureInfo(name: string): Omit<ArchitectureInfo, 'build'> {
-  const key = ALIASES[name.toLowerCase()] ?? name.toLowerCase();
-  const a = ARCHITECTURES.find((x) => x.name === key);
-  if (!a) throw new Error(`unknown architecture '${name}': choose one of ${ARCHITECTURES.map((x) => x.name).join(', ')}`);
-  return { name: a.name, type: a.type, description: a.description };
-}
+const BUILDERS: Record<string, (config: NetworkConfig) => SegmentationNetwork> = {
+  'unet': (c) => new UNet(c),
+  'attention-unet': (c) => new AttentionUNet(c),
+  'unet++': (c) => new UNetPlusPlus(c),
+  'resunet': (c) => new ResUNet(c),
+  'r2unet': (c) => new R2UNet(c),
+  'transunet': (c) => new TransUNet(c),
+  'swin-unetr': (c) => new SwinUNETR(c),
+  'hybridnet': (c) => new HybridNet(c),
+};
 
 /** Builds the network the config names (throws a clear error for unknown names or inconsistent configs). */
 export function createNetwork(config: NetworkConfig): SegmentationNetwork {
   const { name } = architectureInfo(config.architecture);
-  return ARCHITECTURES.find((x) => x.name === name)!.build(config);
+  return BUILDERS[name]!(config);
 }
 
 /** Trainable parameter count. */

@@ -3,7 +3,7 @@
  * al.): every encoder and decoder stage is a residual block; the encoder's
  * block downsamples with its strided first conv and a strided 1x1 shortcut.
  */
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { ResidualBlock, type Dims } from './blocks.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 

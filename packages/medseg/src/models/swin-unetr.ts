@@ -13,7 +13,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { checkInput, conv, headsFor, initHe, PatchMerging, ResidualBlock, SwinBlock, Upsampler, type Dims } from './blocks.ts';
 import { SegNetBase } from './encoder-decoder.ts';
 

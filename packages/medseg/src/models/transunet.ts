@@ -10,7 +10,7 @@
  * (patch size; sets the position-embedding grid = inputSize / total stride,
  * otherwise a 4^dims grid resized to the map, as ViT does at other sizes).
  */
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { cumulativeStrides, headsFor, StackedConvs, TransformerStage, type Dims } from './blocks.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 

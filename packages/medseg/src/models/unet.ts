@@ -5,7 +5,7 @@
  * skip concatenation; a 1x1 head per decoder stage for deep supervision;
  * Kaiming-normal init (a = 0.01).
  */
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { StackedConvs, type Dims } from './blocks.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 

@@ -8,7 +8,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { checkInput, conv, initHe, StackedConvs, Upsampler, type Dims } from './blocks.ts';
 import { SegNetBase } from './encoder-decoder.ts';
 

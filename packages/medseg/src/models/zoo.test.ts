@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as torch from '@medseg/torch';
-import type { NetworkConfig } from './config.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { createNetwork, listArchitectures } from './registry.ts';
 import { checkSafetensorsRoundTrip, checkShapesAndGradients, smallConfig } from './test-utils.ts';
 

@@ -21,7 +21,6 @@ import { defaultOutputFormat, PredictOptionError, type OutputFormat } from '../i
 import { checkOutputFormat, disposeModel, loadModel, predictVolumes, readInputCase, writePrediction, type InputCase } from '../infer/predict.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
-import { inferenceSettings } from './training-config.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
 const IMAGE_ENDING = /(_0000)?\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
@@ -163,7 +162,6 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
     if (notDicom.length) throw new PredictOptionError(`--format dicom-seg needs DICOM input (a DICOM SEG references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`);
   }
   const model = loadModel(o.model, { folds: o.folds, checkpoint: o.checkpoint });
-  model.plan.inference ??= inferenceSettings(model.plan);
   if (o.format === 'png' && model.plan.dims !== '2d') {
     disposeModel(model);
     throw new PredictOptionError('--format png holds 2D images, and this model is 3D: use nifti or nrrd');

@@ -1,18 +1,37 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '@medseg/torch';
+import { defaultTraining } from '../plan/complete.ts';
+import type { NetworkConfig } from '../plan/types.ts';
 import { timeTrainingStep } from './step-timer.ts';
 
-test('timeTrainingStep times real steps of a registry network and frees everything it made', () => {
+const network: NetworkConfig = {
+  architecture: 'unet', dims: 2, inChannels: 1, numClasses: 3, features: [4, 8, 16],
+  kernelSizes: [[3, 3], [3, 3], [3, 3]], strides: [[1, 1], [2, 2], [2, 2]], deepSupervision: true, norm: 'instance',
+};
+const training = defaultTraining({ dims: '2d', patchSize: [32, 48], medianShape: [1, 64, 64], budget: { minutes: 1 } });
+
+test('the step timer runs the plan\'s training step: its optimizer, learning rate and loss', async () => {
   const before = torch.liveTensors();
-  const network = {
-    architecture: 'unet', dims: 2 as const, inChannels: 1, numClasses: 3, features: [4, 8, 16],
-    kernelSizes: [[3, 3], [3, 3], [3, 3]], strides: [[1, 1], [2, 2], [2, 2]], deepSupervision: true, norm: 'instance' as const,
-  };
-  const t = timeTrainingStep(network, [32, 48], 2, { reps: 3 });
-  assert.equal(t.steps.length, 3);
-  assert.ok(t.steps.every((s) => s > 0 && s < 30));
-  assert.ok(t.seconds >= Math.min(...t.steps) && t.seconds <= Math.max(...t.steps));
+  torch.manualSeed(1);
+  const frozen = await timeTrainingStep(network, [32, 48], 2, { ...training, lr: 0 }, { reps: 3 });
+  // lr 0: the same batch gives the same loss every step (AdamW with lr 0 changes nothing; so does weight decay x lr).
+  assert.equal(frozen.losses.length, frozen.steps.length + 1); // one warm-up step, then the timed ones
+  for (const l of frozen.losses) assert.ok(Math.abs(l - frozen.losses[0]!) < 1e-6, `losses ${frozen.losses}`);
+  torch.manualSeed(1);
+  const learning = await timeTrainingStep(network, [32, 48], 2, { ...training, lr: 0.05 }, { reps: 3 });
+  assert.ok(learning.losses.at(-1)! < learning.losses[0]! - 1e-3, `losses ${learning.losses} should fall on a fixed batch`);
+  // The same network, data and seed with plain CE: a different loss value (Dice + CE has the Dice term on top).
+  torch.manualSeed(1);
+  const ce = await timeTrainingStep(network, [32, 48], 2, { ...training, lr: 0, loss: { name: 'ce', batchDice: true } }, { reps: 1 });
+  assert.ok(frozen.losses[0]! - ce.losses[0]! > 0.1, `dice_ce ${frozen.losses[0]} vs ce ${ce.losses[0]}`);
+  assert.ok(frozen.seconds <= Math.min(...frozen.steps) + 1e-12 || frozen.loaded > 0);
   assert.equal(torch.liveTensors(), before);
-  assert.throws(() => timeTrainingStep({ ...network, architecture: 'no-such-net' }, [32, 48], 2), /no-such-net/);
+  await assert.rejects(() => timeTrainingStep({ ...network, architecture: 'no-such-net' }, [32, 48], 2, training), /no-such-net/);
+});
+
+test('a patch with 16x the voxels times slower', async () => {
+  const small = await timeTrainingStep(network, [32, 32], 2, training, { reps: 3 });
+  const large = await timeTrainingStep(network, [128, 128], 2, training, { reps: 3 });
+  assert.ok(large.seconds > 2 * small.seconds, `128x128: ${large.seconds} s, 32x32: ${small.seconds} s`);
 });

@@ -1,59 +1,59 @@
 /**
- * Times one real training step of a network the planner is considering:
- * forward, deep-supervision Dice + CE loss, backward, gradient clipping and an
- * AdamW update, on random data at the plan's batch and patch size.
+ * Times the training step (train/step.ts) of a network the planner is
+ * considering, with the optimizer, loss and clipping the plan will train
+ * with, on random data at the candidate's batch and patch size.
  *
  * Why: the planner's throughput model counts convolution MACs only. On CPU at
  * the narrow widths a time budget forces (8-16 channels), instance norm,
  * activations, transposed convolutions, the loss heads and the optimizer are
- * memory-bound and add as much again: DRIVE's 3-minute plan predicted
- * 0.06 s/step and ran at 0.14, ISBI's 10-minute plan ran 5 of 9 epochs. The
- * planner calibrates its model against this measurement (data/plan.ts).
+ * memory-bound and add as much again. The planner calibrates its model
+ * against this measurement (data/planner.ts).
+ *
+ * The time is the fastest of several repetitions on an otherwise idle machine
+ * (util/robust-timing.ts): another process's burst of load during planning
+ * must not shrink the plan.
  */
 import * as torch from '@medseg/torch';
-import type { NetworkConfig } from '../models/config.ts';
+import type { StepTimer } from '../data/planner.ts';
+import type { NetworkConfig, TrainingSettings } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
-import { deepSupervisionLoss } from '../train/losses.ts';
-import { median } from '../util/quantile.ts';
+import { makeOptimizer, trainingStep } from '../train/step.ts';
+import { timeRobustly, type RobustTimingOptions } from '../util/robust-timing.ts';
 
 export interface StepTiming {
-  /** Median seconds of the timed steps. */
+  /** Seconds of the fastest clean step. */
   seconds: number;
+  /** Every timed step (seconds), loaded ones included. */
   steps: number[];
+  /** The loss of every step run, warm-up included, in order. */
+  losses: number[];
+  /** Steps re-timed because other processes loaded the machine. */
+  loaded: number;
 }
 
-export function timeTrainingStep(network: NetworkConfig, patchSize: number[], batchSize: number, o: { warmup?: number; reps?: number } = {}): StepTiming {
-  const warmup = o.warmup ?? 1;
-  const reps = o.reps ?? 3;
+export async function timeTrainingStep(
+  network: NetworkConfig,
+  patchSize: number[],
+  batchSize: number,
+  training: Pick<TrainingSettings, 'optimizer' | 'lr' | 'weightDecay' | 'momentum' | 'loss' | 'gradClip'>,
+  o: RobustTimingOptions = {},
+): Promise<StepTiming> {
   const net = createNetwork(network);
-  const opt = new torch.optim.AdamW(net.parameters(), { lr: 1e-3, weightDecay: 0.01 });
+  const opt = makeOptimizer(net, training);
   const x = torch.keep(torch.randn([batchSize, network.inChannels, ...patchSize]));
   const y = torch.keep(torch.randint(0, network.numClasses, [batchSize, ...patchSize]));
-  const steps: number[] = [];
+  const losses: number[] = [];
   try {
     net.train();
-    for (let i = 0; i < warmup + reps; i++) {
-      const t0 = performance.now();
-      torch.tidy(() => {
-        const l = deepSupervisionLoss(net.forward(x), y, { name: 'dice_ce', batchDice: network.dims === 3 });
-        opt.zeroGrad();
-        l.backward();
-        torch.optim.clipGradNorm(net.parameters(), 12);
-        opt.step();
-        return l.item();
-      });
-      if (i >= warmup) steps.push((performance.now() - t0) / 1000);
-    }
+    const t = await timeRobustly(() => void losses.push(trainingStep(net, opt, x, y, training)), { warmup: 1, reps: 3, ...o });
+    return { seconds: t.seconds, steps: t.samples, losses, loaded: t.loaded };
   } finally {
     opt.dispose();
     net.dispose();
     x.dispose();
     y.dispose();
   }
-  return { seconds: median(steps), steps };
 }
 
-/** The planner's step timer (PlanOptions.stepTimer): median seconds of a timed step. */
-export function timedStepSeconds(network: NetworkConfig, patchSize: number[], batchSize: number): number {
-  return timeTrainingStep(network, patchSize, batchSize).seconds;
-}
+/** The planner's step timer (PlanOptions.stepTimer). */
+export const timedStepSeconds: StepTimer = async (network, patchSize, batchSize, training) => (await timeTrainingStep(network, patchSize, batchSize, training)).seconds;

@@ -7,11 +7,11 @@ import { dataPath, repoRoot } from '../testing/data.ts';
 import { importPairedFolders } from '../data/import.ts';
 import { readDataset } from '../data/dataset.ts';
 import { computeFingerprint } from '../data/fingerprint.ts';
-import { makePlan } from '../data/plan.ts';
+import { makePlan } from '../data/planner.ts';
+import { defaultTraining } from '../plan/complete.ts';
 import { evaluateFolder } from '../eval/evaluate-folder.ts';
 import { trainModel } from './train-model.ts';
 import { predictPath } from './predict-folder.ts';
-import { defaultTraining } from './training-config.ts';
 
 const quiet = { start() {}, update() {}, stop() {} };
 
@@ -37,7 +37,7 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
   plan.batchSize = 2;
   plan.epochs = 3;
   plan.iterationsPerEpoch = 40;
-  plan.inference = { mirror: false, stepFraction: 0.5 };
+  plan.inference = { mirror: false, stepFraction: 0.5, transpose: false };
   plan.training = defaultTraining(plan, { optimizer: 'adamw' });
 
   const model = join(out, 'model');

@@ -1,15 +1,18 @@
 /**
- * The whole training job for one dataset: fingerprint, plan, preprocess, and
+ * The whole training job for one dataset: fingerprint, plan (resolveTrainingPlan), preprocess, and
  * for every requested fold train (trainer.ts), then decide postprocessing on
  * the folds' validation cases and write the model card, into a model folder
  * laid out as plan/model-folder.ts describes.
  */
 import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import { readDataset, type Dataset } from '../data/dataset.ts';
 import { computeFingerprint, loadFingerprint, saveFingerprint, type Fingerprint } from '../data/fingerprint.ts';
 import { BatchLoader } from '../data/loader.ts';
-import { loadPlan, makePlan, savePlan, type Plan } from '../data/plan.ts';
+import { loadPlan, savePlan } from '../plan/store.ts';
+import { validatePlan } from '../plan/validate.ts';
+import type { Plan } from '../plan/types.ts';
 import { loadPreprocessed, preprocessDataset } from '../data/preprocess.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { evaluateCase } from '../eval/metrics.ts';
@@ -26,20 +29,21 @@ import { train, type TrainResult, type TrainingData } from '../train/trainer.ts'
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { kFoldSplits, type Split } from './splits.ts';
-import { timedStepSeconds } from './step-timer.ts';
-import { defaultTraining, inferenceSettings, trainerConfig } from './training-config.ts';
+import { trainerConfig } from '../train/trainer-config.ts';
+import { ensureWritableFolder, hasPlanningChoices, planDataset, storedPlanExists, storedPlanPath, type PlanningChoices } from './plan-dataset.ts';
+import { preprocessedDir } from './preprocess-dataset.ts';
 
-export interface TrainModelOptions {
+/**
+ * The planning choices (minutes, architecture, optimizer, loss, dims) are
+ * those of pipeline/plan-dataset.ts; see resolveTrainingPlan for when they
+ * apply.
+ */
+export interface TrainModelOptions extends PlanningChoices {
   /** An nnU-Net / MSD raw dataset folder (see data/dataset.ts; `medseg import` makes one). */
   dataset: string;
   out: string;
-  /** A plan file or a plan; otherwise one is made (architecture, minutes). */
+  /** A plan file or a plan, used as it is (planning choices are then ignored). */
   plan?: string | Plan;
-  architecture?: string;
-  /** Training budget per fold in minutes when planning (default 30). */
-  minutes?: number;
-  optimizer?: 'sgd' | 'adamw';
-  loss?: 'dice_ce' | 'dice_focal';
   /** Folds to train (default [0]); 'all' = every fold. */
   folds?: number[] | 'all';
   nFolds?: number;
@@ -59,6 +63,37 @@ export interface TrainModelResult {
   folds: { fold: number; result: TrainResult; valDice: number[] }[];
   postprocessing: number[];
   validationRows: MetricRow[];
+}
+
+/** Where a training run's plan came from. */
+export type PlanSource = 'given' | 'resumed' | 'stored' | 'planned';
+
+/**
+ * The plan a training run uses: the one given (--plan); on resume the model
+ * folder's; else the dataset's stored plan (`medseg plan`) unless a planning
+ * choice is made; else a new plan (planDataset, the same function as
+ * `medseg plan`), not written to the dataset folder.
+ */
+export async function resolveTrainingPlan(o: TrainModelOptions, ds: Dataset, fp: Fingerprint): Promise<{ plan: Plan; source: PlanSource; from: string | null }> {
+  const choices: PlanningChoices = { minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims };
+  if (typeof o.plan === 'string') return { plan: loadPlan(o.plan), source: 'given', from: o.plan };
+  if (o.plan) return { plan: validatePlan(o.plan), source: 'given', from: null };
+  const modelPlan = modelFile(o.out, 'plan');
+  if (o.resume && existsSync(modelPlan)) return { plan: loadPlan(modelPlan), source: 'resumed', from: modelPlan };
+  if (!hasPlanningChoices(choices) && storedPlanExists(ds.dir)) return { plan: loadPlan(storedPlanPath(ds.dir)), source: 'stored', from: storedPlanPath(ds.dir) };
+  const { plan } = await planDataset({ dataset: ds, choices, fingerprint: fp, out: null });
+  return { plan, source: 'planned', from: null };
+}
+
+/** The dataset's preprocessed-case cache for the plan when its folder is writable (shared with `medseg preprocess`), else one inside the model folder. */
+function cacheDirFor(ds: Dataset, plan: Plan, modelDir: string): string {
+  const shared = preprocessedDir(ds.dir, plan);
+  try {
+    ensureWritableFolder(join(shared, 'plan-hash.txt'), '--out');
+    return shared;
+  } catch {
+    return modelFile(modelDir, 'preprocessed');
+  }
 }
 
 /** Training batches from the worker loader; batch k of the run is epoch * I + iteration, so a resumed run continues the same sequence. */
@@ -97,13 +132,18 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     await saveFingerprint(fpPath, fp);
   }
   const planPath = modelFile(o.out, 'plan');
-  let plan: Plan;
-  if (typeof o.plan === 'string') plan = loadPlan(o.plan);
-  else if (o.plan) plan = o.plan;
-  else if (o.resume && existsSync(planPath)) plan = loadPlan(planPath);
-  else plan = await makePlan(fp, { architecture: o.architecture, budget: { minutes: o.minutes ?? 30 }, stepTimer: timedStepSeconds });
-  plan.training ??= defaultTraining(plan, { optimizer: o.optimizer, loss: o.loss });
-  plan.inference ??= inferenceSettings(plan);
+  const resolved = await resolveTrainingPlan(o, ds, fp);
+  const plan = resolved.plan;
+  const said: Record<PlanSource, string> = {
+    given: `the given plan${resolved.from ? ` ${resolved.from}` : ''}`,
+    resumed: `the interrupted run's plan ${resolved.from}`,
+    stored: `the dataset's stored plan ${resolved.from}`,
+    planned: storedPlanExists(ds.dir) ? 'planned anew (planning options given; the stored plan is left as it is)' : 'planned anew (the dataset has no stored plan: `medseg plan` makes one)',
+  };
+  log(`plan: ${said[resolved.source]}`);
+  if (resolved.source === 'given' && hasPlanningChoices({ minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims })) {
+    log('note: the given plan is used as it is; the planning options are ignored');
+  }
   await savePlan(planPath, plan);
   log(
     `plan: ${plan.dims} ${plan.network.architecture}, patch [${plan.patchSize}], batch ${plan.batchSize}, features [${plan.network.features}], ` +
@@ -114,10 +154,10 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const splits = o.split ? [o.split] : kFoldSplits(ids, o.nFolds ?? 5, 12345);
   writeJsonAtomicSync(modelFile(o.out, 'splits'), splits);
   const folds = o.folds === 'all' ? splits.map((_, i) => i) : (o.folds ?? [0]);
-  const cacheDir = modelFile(o.out, 'preprocessed');
+  const cacheDir = cacheDirFor(ds, plan, o.out);
   const t0 = Date.now();
   const pre = await preprocessDataset(ds, plan, cacheDir);
-  log(`preprocessed ${pre.computed} of ${pre.ids.length} cases (the rest cached) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log(`preprocessed ${pre.computed} of ${pre.ids.length} cases into ${cacheDir} (the rest cached) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const results: TrainModelResult['folds'] = [];
   const ppStats = new Map<number, { without: number[]; with: number[] }>();

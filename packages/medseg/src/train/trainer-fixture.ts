@@ -71,6 +71,7 @@ export const fixtureConfig: TrainerConfig = {
   weightDecay: 3e-5,
   momentum: 0.9,
   schedule: 'poly',
+  warmupEpochs: 0,
   loss: { name: 'dice_ce' },
   gradClip: 12,
   checkpointEvery: 1,

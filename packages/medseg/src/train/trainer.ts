@@ -15,8 +15,9 @@ import type { PreprocessedCase } from '../data/types.ts';
 import { diceScores, predictCaseLabels } from '../infer/predict-case.ts';
 import { foldFile } from '../plan/model-folder.ts';
 import { readWeights, saveWeights } from '../plan/model-weights.ts';
-import { deepSupervisionLoss, type LossOptions } from './losses.ts';
+import type { LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
+import { makeOptimizer, trainingStep } from './step.ts';
 
 const { optim } = torch;
 
@@ -27,9 +28,9 @@ export interface TrainerConfig {
   lr: number;
   weightDecay: number;
   /** SGD momentum (nnU-Net: 0.99, Nesterov). */
-  momentum?: number;
+  momentum: number;
   schedule: 'poly' | 'cosine' | 'constant';
-  warmupEpochs?: number;
+  warmupEpochs: number;
   loss: LossOptions;
   /** Max gradient norm (nnU-Net: 12); 0 disables. */
   gradClip: number;
@@ -87,13 +88,6 @@ function meanFinite(a: number[]): number {
   return f.length ? f.reduce((s, v) => s + v, 0) / f.length : NaN;
 }
 
-function makeOptimizer(net: nn.Module, cfg: TrainerConfig): torch.optim.Optimizer {
-  if (cfg.optimizer === 'sgd') {
-    return new optim.SGD(net.parameters(), { lr: cfg.lr, momentum: cfg.momentum ?? 0.99, nesterov: true, weightDecay: cfg.weightDecay });
-  }
-  return new optim.AdamW(net.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
-}
-
 /** A budgeted run's schedule counts millionths of the budget instead of iterations. */
 const BUDGET_STEPS = 1_000_000;
 
@@ -101,7 +95,7 @@ const BUDGET_STEPS = 1_000_000;
 function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.optim.LRScheduler | null {
   const planned = cfg.epochs * cfg.iterationsPerEpoch;
   const total = cfg.timeBudgetMinutes > 0 ? BUDGET_STEPS : planned;
-  const warmup = Math.round((total * (cfg.warmupEpochs ?? 0) * cfg.iterationsPerEpoch) / planned);
+  const warmup = Math.round((total * cfg.warmupEpochs * cfg.iterationsPerEpoch) / planned);
   if (cfg.schedule === 'poly') return new optim.PolyLR(opt, total);
   if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, warmup, total, cfg.lr * 0.01);
   return null;
@@ -235,15 +229,7 @@ export async function train(
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
-        const loss = torch.tidy(() => {
-          const out = net.forward(batch.image);
-          const l = deepSupervisionLoss(out, batch.label, cfg.loss);
-          opt.zeroGrad();
-          l.backward();
-          if (cfg.gradClip > 0) optim.clipGradNorm(net.parameters(), cfg.gradClip);
-          opt.step();
-          return l.item();
-        });
+        const loss = trainingStep(net, opt, batch.image, batch.label, cfg);
         batch.image.dispose();
         batch.label.dispose();
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch}, iteration ${it} (lower the learning rate?)`);

@@ -1,17 +1,22 @@
-/** `medseg train <dataset> --out <model>`: plan (unless given), preprocess, train folds, choose postprocessing, write the model card. */
+/**
+ * `medseg train <dataset> --out <model>`: take the plan (--plan, else the one
+ * `medseg plan` stored for the dataset, else plan anew; planning options
+ * always plan anew), preprocess, train folds, choose postprocessing, write
+ * the model card.
+ */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { parseNonNegative, parseNumberList, printResult, wantsJson } from '../output.ts';
+import type { PlanningChoices } from '../../pipeline/planning-choices.ts';
+import { parseNumberList, printResult, wantsJson } from '../output.ts';
+import { addPlanningOptions, planningChoices } from '../planning-options.ts';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('train')
     .description('train a segmentation model (k-fold cross-validation; resumable)')
     .argument('<dataset>', 'nnU-Net / MSD raw dataset folder (`medseg import` makes one)')
     .requiredOption('--out <dir>', 'model folder to create (plan, folds, weights, logs, model card)')
-    .option('--plan <file>', 'use this plan instead of planning')
-    .option('--minutes <n>', 'time budget per fold when planning', parseNonNegative, 30)
-    .option('--architecture <name>', 'unet, attention-unet, unet++, resunet, r2unet, transunet, swin-unetr, hybridnet', 'unet')
+    .option('--plan <file>', 'use this plan as it is (default: <dataset>/medseg/plan.json from `medseg plan`, unless planning options are given)')
     .option('--folds <list>', 'folds to train, e.g. 0 or 0,1,2,3,4, or "all"', (v: string) => (v === 'all' ? 'all' : parseNumberList(v)), [0])
     .option('--n-folds <k>', 'number of cross-validation folds', (v: string) => {
       const n = Number(v);
@@ -20,8 +25,9 @@ export function register(program: Command): void {
     }, 5)
     .option('--split <file>', 'a JSON file {"train": [ids], "validation": [ids]} instead of k-fold')
     .option('--resume', 'continue from the last checkpoint of an interrupted run')
-    .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345)
-    .action(async (dataset: string, o: { out: string; plan?: string; minutes: number; architecture: string; folds: number[] | 'all'; nFolds: number; split?: string; resume?: boolean; seed: number }, cmd: Command) => {
+    .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345);
+  addPlanningOptions(cmd).action(
+    async (dataset: string, o: PlanningChoices & { out: string; plan?: string; folds: number[] | 'all'; nFolds: number; split?: string; resume?: boolean; seed: number }, c: Command) => {
       const { readFileSync } = await import('node:fs');
       const { trainModel } = await import('../../pipeline/train-model.ts');
       const { createProgress } = await import('../../util/progress.ts');
@@ -34,16 +40,15 @@ export function register(program: Command): void {
         dataset,
         out: o.out,
         plan: o.plan,
-        minutes: o.minutes,
-        architecture: o.architecture,
+        ...planningChoices(o),
         folds: o.folds,
         nFolds: o.nFolds,
         split,
         resume: o.resume,
         seed: o.seed,
-        progress: createProgress(wantsJson(cmd) ? 'json' : 'auto'),
+        progress: createProgress(wantsJson(c) ? 'json' : 'auto'),
       });
-      printResult(cmd, { modelDir: r.modelDir, folds: r.folds, postprocessing: r.postprocessing }, () =>
+      printResult(c, { modelDir: r.modelDir, folds: r.folds, postprocessing: r.postprocessing }, () =>
         [
           `model: ${r.modelDir}`,
           ...r.folds.map((f) => `  fold ${f.fold}: validation Dice ${f.valDice.map((d) => d.toFixed(4)).join(' / ')} (best epoch ${f.result.bestEpoch + 1}, ${f.result.minutes.toFixed(1)} min, stopped by ${f.result.stoppedBy})`),
@@ -51,5 +56,6 @@ export function register(program: Command): void {
           `  model card: ${r.modelDir}/model-card.md`,
         ].join('\n'),
       );
-    });
+    },
+  );
 }

@@ -23,112 +23,15 @@
  * timer it then times a real training step of that candidate, rescales the
  * model by measured / predicted and chooses again (at most three rounds).
  */
-import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { MedsegIoError } from '../io/errors.ts';
-import type { NetworkConfig } from '../models/config.ts';
+import { ANISOTROPY_THRESHOLD as ANISO, completePlan, defaultAugmentation, defaultTraining, hasSquarePixels } from '../plan/complete.ts';
+import type { BudgetInfo, ChannelNormalization, NetworkConfig, NormScheme, Plan, StepCalibration, TrainingChoices, TrainingSettings, Zyx } from '../plan/types.ts';
+import { PLAN_SCHEMA } from '../plan/types.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
+import { timeRobustly } from '../util/robust-timing.ts';
 import { activationElements, poolAndConvProps, unetMacs } from './topology.ts';
-
-export type Zyx = [number, number, number];
-
-export type NormScheme = 'ct' | 'zscore' | 'rescale01' | 'rgb01' | 'none';
-
-export interface ChannelNormalization {
-  channel: string;
-  scheme: NormScheme;
-  /** z-score inside the nonzero mask only (outside set to 0). */
-  useMaskForNorm: boolean;
-  /** CT: foreground percentiles 0.5 / 99.5 and mean / std. */
-  clip?: [number, number];
-  mean?: number;
-  std?: number;
-}
-
-export interface AugmentationParams {
-  rotation: { p: number; maxDegrees: number[] };
-  scaling: { p: number; range: [number, number] };
-  elastic: { p: number; alpha: [number, number]; sigma: [number, number] };
-  mirror: { p: number; axes: number[] };
-  noise: { p: number; variance: [number, number] };
-  blur: { p: number; sigma: [number, number] };
-  brightness: { p: number; range: [number, number] };
-  contrast: { p: number; range: [number, number] };
-  lowResolution: { p: number; zoom: [number, number]; ignoreAxes: number[] };
-  gamma: { p: number; range: [number, number]; pInvert: number };
-  /** Anisotropic patch: spatial transforms in-plane only (nnU-Net's dummy 2D). */
-  dummy2d: boolean;
-  /**
-   * 2D: swap the plane's two axes (exact, no interpolation). With mirroring
-   * the patch takes any of the 8 orientations of the square, as EM and
-   * microscopy pipelines augment; needs square pixels. Absent (plans made
-   * before it): off.
-   */
-  transpose?: { p: number };
-}
-
-export interface BudgetInfo {
-  minutes: number;
-  cores: number;
-  memoryGiB: number;
-  /** Predicted (or measured) seconds per training step. */
-  stepSeconds: number;
-  /** Throughput model: seconds = overhead + 3 * forwardMACs / macsPerSecond. */
-  macsPerSecond: number;
-  overheadSeconds: number;
-  baseFeatures: number;
-  targetIterations: number;
-  note: string;
-  /** Real training steps timed while choosing (stepTimer): the MAC model was scaled by measured / predicted. */
-  calibration?: { patchSize: number[]; batchSize: number; baseFeatures: number; predictedSeconds: number; measuredSeconds: number }[];
-}
-
-export interface Plan {
-  schema: 'medseg.plan/1';
-  dataset: string;
-  dims: '2d' | '3d_fullres';
-  channels: string[];
-  labels: Record<number, string>;
-  /** [z, y, x] mm; in 2D plans z is kept as is (no resampling across slices). */
-  targetSpacing: Zyx;
-  /** Median case shape after resampling, [z, y, x]. */
-  medianShape: Zyx;
-  /** [z, y, x] (3D) or [y, x] (2D). */
-  patchSize: number[];
-  batchSize: number;
-  network: NetworkConfig;
-  normalization: ChannelNormalization[];
-  resampling: { image: 'bspline3' | 'linear'; label: 'onehot-linear'; separateZ: boolean; anisotropyThreshold: number };
-  augmentation: AugmentationParams;
-  /** Fraction of patches centred on foreground (nnU-Net: 0.33). */
-  oversampleForeground: number;
-  iterationsPerEpoch: number;
-  epochs: number;
-  budget: BudgetInfo | null;
-  /** The untouched nnU-Net choice when the budget scaled the plan down. */
-  reference: { patchSize: number[]; batchSize: number; features: number[] };
-  /** Optimiser, schedule and loss (written by training; defaults: nnU-Net's SGD). */
-  training?: TrainingSettings;
-  /** Sliding-window settings for validation and prediction. */
-  inference?: InferenceSettings;
-}
-
-/** What the trainer takes from the plan; editable like everything else in it. */
-export interface TrainingSettings {
-  optimizer: 'sgd' | 'adamw';
-  lr: number;
-  weightDecay: number;
-  momentum?: number;
-  schedule: 'poly' | 'cosine' | 'constant';
-  warmupEpochs?: number;
-  loss: { name: 'dice_ce' | 'dice_focal' | 'ce' | 'dice'; batchDice?: boolean; includeBackground?: boolean };
-  gradClip: number;
-  checkpointEvery: number;
-  earlyStoppingPatience: number;
-  timeBudgetMinutes: number;
-}
 
 export interface ThroughputModel {
   macsPerSecond: number;
@@ -150,10 +53,16 @@ export interface PlanOptions {
    * narrow widths a CPU budget leads to. Kept as a callback so the planner
    * does not depend on the model zoo.
    */
-  stepTimer?: (network: NetworkConfig, patchSize: number[], batchSize: number) => Promise<number> | number;
+  stepTimer?: StepTimer;
+  /** Optimizer and loss (defaults: plan/complete.ts); the step timer trains with them. */
+  training?: TrainingChoices;
 }
 
-const ANISO = 3;
+/** Seconds of one training step of a candidate, with the training settings the plan will have. */
+export type StepTimer = (network: NetworkConfig, patchSize: number[], batchSize: number, training: TrainingSettings) => Promise<number> | number;
+
+/** How much slower than the budget allows a timed step may be before the planner moves off the throughput model's choice. */
+export const TIMING_MARGIN = 0.15;
 
 function percentile(values: number[], q: number): number {
   return percentileSorted([...values].sort((a, b) => a - b), q);
@@ -197,31 +106,6 @@ function normalizationFor(fp: Fingerprint): ChannelNormalization[] {
     }
     return out;
   });
-}
-
-/** Whether a [z, y, x] spacing has equal y and x (to 0.1%): the plane can be transposed. */
-export function hasSquarePixels(spacing: Zyx): boolean {
-  return Math.abs(spacing[1] - spacing[2]) <= 1e-3 * Math.max(spacing[1], spacing[2]);
-}
-
-export function defaultAugmentation(dims: 2 | 3, patchSize: number[], squarePixels = false): AugmentationParams {
-  // nnU-Net: anisotropic 3D patches (max / z > 3) get in-plane ("dummy 2D") spatial augmentation.
-  const dummy2d = dims === 3 && Math.max(...patchSize) / patchSize[0]! > ANISO;
-  const inPlane = dims === 2 || dummy2d;
-  return {
-    rotation: { p: 0.2, maxDegrees: inPlane ? (dims === 3 ? [180, 0, 0] : [180]) : [30, 30, 30] },
-    scaling: { p: 0.2, range: [0.7, 1.4] },
-    elastic: { p: 0, alpha: [0, 200], sigma: [9, 13] },
-    mirror: { p: 0.5, axes: dims === 3 ? [0, 1, 2] : [0, 1] },
-    noise: { p: 0.1, variance: [0, 0.1] },
-    blur: { p: 0.2, sigma: [0.5, 1] },
-    brightness: { p: 0.15, range: [0.75, 1.25] },
-    contrast: { p: 0.15, range: [0.75, 1.25] },
-    lowResolution: { p: 0.25, zoom: [0.5, 1], ignoreAxes: dummy2d ? [0] : [] },
-    gamma: { p: 0.3, range: [0.7, 1.5], pInvert: 0.1 },
-    dummy2d,
-    transpose: { p: dims === 2 && squarePixels ? 0.5 : 0 },
-  };
 }
 
 interface Config {
@@ -287,7 +171,10 @@ function nnunetConfig(spacing: number[], medianShape: number[], inChannels: numb
 
 /**
  * Times forward + backward of a small conv stack at two sizes and fits
- * seconds = overhead + 3 * MACs / rate (backward ~ 2x forward).
+ * seconds = overhead + 3 * MACs / rate (backward ~ 2x forward). Each size is
+ * the fastest of five repetitions on an otherwise idle machine
+ * (util/robust-timing.ts), so another process's burst of load does not
+ * shrink the plan.
  */
 export async function measureThroughput(dims: 2 | 3, cores = cpus().length): Promise<ThroughputModel> {
   const torch = await import('@medseg/torch');
@@ -310,12 +197,8 @@ export async function measureThroughput(dims: 2 | 3, cores = cpus().length): Pro
             y.sum().backward();
             return undefined;
           });
-        step(); // warm-up
-        const reps = 2;
-        const t0 = performance.now();
-        for (let r = 0; r < reps; r++) step();
-        const secs = (performance.now() - t0) / 1000 / reps;
-        pts.push([3 * 2 * 2 * ch * ch * k * s ** dims, secs]);
+        const t = await timeRobustly(step, { reps: 5, warmup: 1 });
+        pts.push([3 * 2 * 2 * ch * ch * k * s ** dims, t.seconds]);
       }
     } finally {
       w1.dispose();
@@ -330,6 +213,7 @@ export async function measureThroughput(dims: 2 | 3, cores = cpus().length): Pro
   }
 }
 
+/** A completed plan for a dataset's fingerprint. */
 export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Plan> {
   if (fp.cases.length === 0) throw new MedsegIoError('BAD_DATA', 'the fingerprint lists no cases');
   const planDims = o.dims ?? (fp.dims === 2 ? '2d' : '3d_fullres');
@@ -388,26 +272,40 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     }
     const fits = cands.filter(({ c }) => bytesOf(c) <= memoryGiB * 1024 ** 3 * 0.5);
     if (fits.length === 0) throw new MedsegIoError('BAD_DATA', `no configuration fits in ${memoryGiB} GiB`);
-    // scale: measured / MAC-model step time from the step timer (1 without
-    // one). After the first timing it only grows, and a timed candidate is
-    // judged by its own time, so the rounds cannot oscillate between a
-    // candidate known to be too slow and a cheaper one.
+    // The training settings each candidate would get (the plan's optimizer
+    // and loss): the step timer trains with them.
+    const trainingOf = (c: Config) => defaultTraining({ dims: planDims, patchSize: c.patchSize, medianShape, budget: { minutes: o.budget!.minutes } }, o.training);
+    // Choosing with a step timer. allowed: the step time that reaches the
+    // target iterations. The MAC model's own choice (scale 1) is kept when its
+    // timed step is at most TIMING_MARGIN over `allowed`; otherwise the model
+    // is scaled by measured / predicted (only growing after the first
+    // timing), and an untimed candidate must then fit with the margin to
+    // spare, a timed one within the margin. A candidate timed too slow is
+    // judged by its own time, so the rounds cannot come back to it.
+    const allowed = seconds / targetIterations;
     let scale = 1;
     const timedSteps = new Map<Config, number>();
     const predicted = (c: Config) => timedSteps.get(c) ?? scale * stepOf(c);
+    const fitsBudget = (c: Config) => {
+      const timed = timedSteps.get(c);
+      if (timed !== undefined) return timed <= allowed * (1 + TIMING_MARGIN);
+      return scale === 1 ? stepOf(c) <= allowed : scale * stepOf(c) <= allowed / (1 + TIMING_MARGIN);
+    };
     const choose = (): { c: Config; note: string } => {
-      const ok = fits.filter(({ c }) => seconds / predicted(c) >= targetIterations).sort((a, b) => b.q - a.q);
+      const ok = fits.filter(({ c }) => fitsBudget(c)).sort((a, b) => b.q - a.q);
       if (ok.length > 0) return { c: ok[0]!.c, note: `best candidate reaching ${targetIterations} iterations` };
-      const fastest = [...fits].sort((a, b) => predicted(a.c) - predicted(b.c))[0]!.c;
+      // None fits: the cheapest by the MAC model, whose order of candidates the scale does not change.
+      const fastest = [...fits].sort((a, b) => stepOf(a.c) - stepOf(b.c))[0]!.c;
       return { c: fastest, note: `no candidate reaches ${targetIterations} iterations in ${o.budget!.minutes} min: using the fastest` };
     };
     let pick = choose();
-    const calibration: NonNullable<BudgetInfo['calibration']> = [];
+    const calibration: StepCalibration[] = [];
     for (let round = 0; o.stepTimer && round < 3 && !timedSteps.has(pick.c); round++) {
       const c = pick.c;
-      const timed = await o.stepTimer(networkConfig(c, o.architecture, d, C, K), c.patchSize, c.batchSize);
+      const timed = await o.stepTimer(networkConfig(c, o.architecture, d, C, K), c.patchSize, c.batchSize, trainingOf(c));
       calibration.push({ patchSize: c.patchSize, batchSize: c.batchSize, baseFeatures: c.features[0]!, predictedSeconds: predicted(c), measuredSeconds: timed });
       timedSteps.set(c, timed);
+      if (fitsBudget(c) && round === 0) break;
       scale = round === 0 ? timed / stepOf(c) : Math.max(scale, timed / stepOf(c));
       pick = choose();
     }
@@ -427,12 +325,20 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
       targetIterations,
       note: pick.note,
       ...(calibration.length > 0 ? { calibration } : {}),
+      ...(o.stepTimer
+        ? {
+            timingRule:
+              `step times: the fastest of several repetitions on an otherwise idle machine (a repetition during which other processes used over a quarter of the CPUs is re-timed); ` +
+              `the throughput model's choice stands unless its timed step is over ${Math.round(TIMING_MARGIN * 100)}% slower than the ${allowed.toPrecision(3)} s per step the budget allows, and a replacement must fit with that margin`,
+          }
+        : {}),
     };
   }
   const network = networkConfig(chosen, o.architecture, d, C, K);
   const separateZ = d === 3 && Math.max(...target) / Math.min(...target) > ANISO;
-  return {
-    schema: 'medseg.plan/1',
+  return completePlan(
+    {
+    schema: PLAN_SCHEMA,
     dataset: fp.name,
     dims: planDims,
     channels: fp.channels,
@@ -450,90 +356,7 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     epochs,
     budget,
     reference: { patchSize: ref.patchSize, batchSize: ref.batchSize, features: ref.features },
-  };
-}
-
-function fail(path: string | undefined, msg: string): never {
-  throw new MedsegIoError('BAD_DATA', `invalid plan: ${msg}`, path);
-}
-
-/** Test-time settings of the sliding window (see infer/sliding-window.ts). */
-export interface InferenceSettings {
-  /** Mirroring TTA over every spatial axis (nnU-Net's default). */
-  mirror: boolean;
-  stepFraction: number;
-  /** 2D only: also transpose the plane, for all 8 symmetries of the square (off when absent). */
-  transpose?: boolean;
-}
-
-/** Checks a (possibly hand-edited) plan; throws a MedsegIoError naming the field. */
-export function validatePlan(p: unknown, path?: string): Plan {
-  if (!p || typeof p !== 'object') fail(path, 'not a JSON object');
-  const plan = p as Plan;
-  if (plan.schema !== 'medseg.plan/1') fail(path, `schema must be "medseg.plan/1", got ${JSON.stringify(plan.schema)}`);
-  if (plan.dims !== '2d' && plan.dims !== '3d_fullres') fail(path, `dims must be "2d" or "3d_fullres", got ${JSON.stringify(plan.dims)}`);
-  const d = plan.dims === '2d' ? 2 : 3;
-  const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
-  if (!Array.isArray(plan.channels) || plan.channels.length === 0) fail(path, 'channels must be a non-empty list of names');
-  if (!plan.labels || typeof plan.labels !== 'object' || !(0 in plan.labels)) fail(path, 'labels must map class ids (with 0) to names');
-  if (!Array.isArray(plan.targetSpacing) || plan.targetSpacing.length !== 3 || !plan.targetSpacing.every((s) => typeof s === 'number' && s > 0)) {
-    fail(path, 'targetSpacing must be three positive numbers [z, y, x]');
-  }
-  if (!Array.isArray(plan.patchSize) || plan.patchSize.length !== d || !plan.patchSize.every(posInt)) fail(path, `patchSize must be ${d} positive integers`);
-  if (!posInt(plan.batchSize)) fail(path, 'batchSize must be a positive integer');
-  if (!posInt(plan.iterationsPerEpoch) || !posInt(plan.epochs)) fail(path, 'iterationsPerEpoch and epochs must be positive integers');
-  const n = plan.network;
-  if (!n || typeof n !== 'object') fail(path, 'network is missing');
-  if (n.dims !== d) fail(path, `network.dims (${n.dims}) does not match dims ${plan.dims}`);
-  if (n.inChannels !== plan.channels.length) fail(path, `network.inChannels (${n.inChannels}) must equal the number of channels (${plan.channels.length})`);
-  if (n.numClasses !== Object.keys(plan.labels).length) fail(path, `network.numClasses (${n.numClasses}) must equal the number of labels (${Object.keys(plan.labels).length})`);
-  const S = n.features?.length;
-  if (!S || !n.features.every(posInt)) fail(path, 'network.features must be positive integers');
-  for (const key of ['strides', 'kernelSizes'] as const) {
-    const a = n[key];
-    if (!Array.isArray(a) || a.length !== S) fail(path, `network.${key} must list ${S} entries (one per stage, like features)`);
-    a.forEach((e, s) => {
-      if (!Array.isArray(e) || e.length !== d || !e.every(posInt)) fail(path, `network.${key}[${s}] must be ${d} positive integers`);
-    });
-  }
-  for (let a = 0; a < d; a++) {
-    const by = n.strides.reduce((m, st) => m * st[a]!, 1);
-    if (plan.patchSize[a]! % by !== 0) fail(path, `patchSize[${a}] = ${plan.patchSize[a]} is not divisible by ${by} (the product of the strides on that axis)`);
-  }
-  if (!Array.isArray(plan.normalization) || plan.normalization.length !== plan.channels.length) fail(path, 'normalization must have one entry per channel');
-  plan.normalization.forEach((nm, c) => {
-    if (!['ct', 'zscore', 'rescale01', 'rgb01', 'none'].includes(nm.scheme)) fail(path, `normalization[${c}].scheme "${nm.scheme}" is not one of ct, zscore, rescale01, rgb01, none`);
-    if (nm.scheme === 'ct' && !(Array.isArray(nm.clip) && Number.isFinite(nm.mean) && Number.isFinite(nm.std))) fail(path, `normalization[${c}]: CT needs clip [lo, hi], mean and std`);
-  });
-  const aug = plan.augmentation as unknown as Record<string, { p?: number }>;
-  if (!aug || typeof aug !== 'object') fail(path, 'augmentation is missing');
-  for (const [k, v] of Object.entries(aug)) {
-    if (v && typeof v === 'object' && 'p' in v && !(typeof v.p === 'number' && v.p >= 0 && v.p <= 1)) fail(path, `augmentation.${k}.p must be a probability in [0, 1]`);
-  }
-  if (!(plan.oversampleForeground >= 0 && plan.oversampleForeground <= 1)) fail(path, 'oversampleForeground must be in [0, 1]');
-  const inf = plan.inference;
-  if (inf !== undefined) {
-    if (!inf || typeof inf !== 'object' || typeof inf.mirror !== 'boolean') fail(path, 'inference.mirror must be true or false');
-    if (!(typeof inf.stepFraction === 'number' && inf.stepFraction > 0 && inf.stepFraction <= 1)) fail(path, 'inference.stepFraction must be in (0, 1]');
-    if (inf.transpose !== undefined && typeof inf.transpose !== 'boolean') fail(path, 'inference.transpose must be true or false');
-    if (inf.transpose && d !== 2) fail(path, 'inference.transpose applies to 2d plans only');
-  }
-  return plan;
-}
-
-export function loadPlan(path: string): Plan {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new MedsegIoError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'NOT_FOUND' : 'CORRUPT', `cannot read the plan (${(e as Error).message})`, path);
-  }
-  return validatePlan(raw, path);
-}
-
-export async function savePlan(path: string, plan: Plan): Promise<void> {
-  validatePlan(plan, path);
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(plan, null, 2) + '\n');
-  await rename(tmp, path);
+    },
+    o.training,
+  );
 }

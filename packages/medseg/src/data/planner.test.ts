@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Fingerprint, CaseFingerprint } from './fingerprint.ts';
-import { loadPlan, makePlan, savePlan, targetSpacingOf } from './plan.ts';
+import { makePlan, targetSpacingOf } from './planner.ts';
+import { loadPlan, savePlan } from '../plan/store.ts';
 import { poolAndConvProps } from './topology.ts';
 
 function fingerprint(cases: CaseFingerprint[], channels = ['MRI'], dims: 2 | 3 = 3, relSize = 1): Fingerprint {

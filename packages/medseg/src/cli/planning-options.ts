@@ -1,0 +1,32 @@
+/**
+ * The planning options `medseg plan` and `medseg train` share: the same flags
+ * parse to the same choices, and the defaults are the pipeline's
+ * (pipeline/planning-choices.ts), never set here.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { listArchitectures } from '../models/catalog.ts';
+import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, type PlanningChoices } from '../pipeline/planning-choices.ts';
+import { parseNonNegative } from './output.ts';
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (v: string): T => {
+    if (!values.includes(v as T)) throw new InvalidArgumentError(`expected one of ${values.join(', ')}`);
+    return v as T;
+  };
+}
+
+export function addPlanningOptions(cmd: Command): Command {
+  const architectures = listArchitectures().map((a) => a.name);
+  return cmd
+    .option('--minutes <n>', `training time budget per fold in minutes (default ${DEFAULT_MINUTES}; 0: nnU-Net's sizes and full 1000 x 250 schedule with SGD)`, parseNonNegative)
+    .option('--architecture <name>', `network: ${architectures.join(', ')} (default ${DEFAULT_ARCHITECTURE})`, oneOf(architectures))
+    .option('--optimizer <name>', 'sgd (nnU-Net: Nesterov, poly) or adamw (cosine with warm-up) (default: adamw with a time budget, sgd without)', oneOf(['sgd', 'adamw'] as const))
+    .option('--loss <name>', 'dice_ce (nnU-Net, default) or dice_focal (the papers)', oneOf(['dice_ce', 'dice_focal'] as const))
+    .option('--dims <d>', 'plan 2d or 3d_fullres (default: the data\'s dimensionality)', oneOf(['2d', '3d_fullres'] as const));
+}
+
+/** The planning choices of parsed options (absent flags stay absent). */
+export function planningChoices(o: PlanningChoices): PlanningChoices {
+  const c: PlanningChoices = { minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims };
+  return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as PlanningChoices;
+}

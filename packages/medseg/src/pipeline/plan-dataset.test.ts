@@ -1,0 +1,126 @@
+/**
+ * One planner for `medseg plan` and `medseg train`: the same flags give the
+ * same plan, also when other processes load the CPU while it times; the
+ * stored plan is what train uses; `--minutes 0` is nnU-Net's full schedule.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readDataset } from '../data/dataset.ts';
+import { computeFingerprint } from '../data/fingerprint.ts';
+import { importPairedFolders } from '../data/import.ts';
+import type { Plan } from '../plan/types.ts';
+import { dataPath, repoRoot } from '../testing/data.ts';
+import { planDataset, storedPlanPath } from './plan-dataset.ts';
+import { resolveTrainingPlan } from './train-model.ts';
+
+const MAIN = 'packages/medseg/src/cli/main.ts';
+
+function medseg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, MEDSEG_DEBUG: '' }, timeout: 240_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A writable copy of the first `n` MSD hippocampus cases as a medseg dataset. */
+async function smallDataset(n: number): Promise<string> {
+  const src = dataPath('msd-hippocampus');
+  const out = mkdtempSync(join(tmpdir(), 'medseg-plan-ds-'));
+  const ids = JSON.parse(readFileSync(join(repoRoot, 'bench/splits/hippocampus.json'), 'utf8')).train.slice(0, n) as string[];
+  for (const d of ['images', 'labels']) {
+    mkdirSync(join(out, 'src', d), { recursive: true });
+    for (const id of ids) copyFileSync(join(src, d, `${id}.nii.gz`), join(out, 'src', d, `${id}.nii.gz`));
+  }
+  return importPairedFolders(join(out, 'src/images'), join(out, 'src/labels'), join(out, 'dataset'), { name: 'hippo-small', channelNames: ['MRI'] });
+}
+
+/** A plan without what was measured (times, and the iteration counts derived from them). */
+function decided(p: Plan): unknown {
+  const { budget, epochs: _e, iterationsPerEpoch: _i, ...rest } = p;
+  if (!budget) return rest;
+  const { stepSeconds: _s, macsPerSecond: _m, overheadSeconds: _o, calibration, timingRule: _r, ...b } = budget;
+  return { ...rest, budget: { ...b, timed: calibration?.map((c) => ({ patchSize: c.patchSize, batchSize: c.batchSize, baseFeatures: c.baseFeatures })) } };
+}
+
+test('the same flags plan the same, also with two CPU hogs running during the timing', { timeout: 120_000 }, async () => {
+  const ds = readDataset(await smallDataset(6));
+  const fingerprint = await computeFingerprint(ds);
+  const choices = { minutes: 2 };
+  const quiet = await planDataset({ dataset: ds, fingerprint, choices, out: null });
+  assert.ok(quiet.plan.budget?.calibration?.length, 'the plan timed a real step');
+  assert.match(quiet.plan.budget!.timingRule!, /fastest of several repetitions.*re-timed.*15% slower/);
+  const hogs: ChildProcess[] = [];
+  const started = setTimeout(() => {
+    for (let i = 0; i < 2; i++) hogs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+  }, 300);
+  const stopped = setTimeout(() => hogs.forEach((h) => h.kill('SIGKILL')), 4000);
+  try {
+    const loaded = await planDataset({ dataset: ds, fingerprint, choices, out: null });
+    assert.ok(hogs.length === 2, 'the hogs ran during the timing');
+    assert.deepEqual(decided(loaded.plan), decided(quiet.plan));
+  } finally {
+    clearTimeout(started);
+    clearTimeout(stopped);
+    hogs.forEach((h) => h.kill('SIGKILL'));
+  }
+});
+
+test('--minutes 0 is nnU-Net\'s full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out', { timeout: 120_000 }, async () => {
+  const dsDir = await smallDataset(4);
+  const r = medseg('plan', dsDir, '--minutes', '0', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const written = JSON.parse(readFileSync(storedPlanPath(dsDir), 'utf8')) as Plan;
+  assert.equal(JSON.parse(r.stdout).plan, storedPlanPath(dsDir));
+  assert.equal(written.budget, null);
+  assert.equal(written.epochs, 1000);
+  assert.equal(written.iterationsPerEpoch, 250);
+  assert.equal(written.training.optimizer, 'sgd');
+  assert.equal(written.training.timeBudgetMinutes, 0);
+  // train with the same flag plans anew with the same function, and gets the same plan.
+  const ds = readDataset(dsDir);
+  const fp = await computeFingerprint(ds);
+  const out = mkdtempSync(join(tmpdir(), 'medseg-model-'));
+  const planned = await resolveTrainingPlan({ dataset: dsDir, out, minutes: 0 }, ds, fp);
+  assert.equal(planned.source, 'planned');
+  assert.deepEqual(planned.plan, written);
+  // Without flags train takes the stored plan, even after a hand edit.
+  writeFileSync(storedPlanPath(dsDir), JSON.stringify({ ...written, epochs: 7 }));
+  const stored = await resolveTrainingPlan({ dataset: dsDir, out }, ds, fp);
+  assert.equal(stored.source, 'stored');
+  assert.equal(stored.plan.epochs, 7);
+  // A dataset folder where the plan cannot be written: the error names --out, exit code 2.
+  const blocked = await smallDataset(2);
+  writeFileSync(join(blocked, 'medseg'), 'not a folder');
+  const e = medseg('plan', blocked, '--minutes', '0');
+  assert.equal(e.status, 2, e.stderr);
+  assert.match(e.stderr, /cannot write .*--out/);
+  const elsewhere = join(out, 'elsewhere.json');
+  assert.equal(medseg('plan', blocked, '--minutes', '0', '--out', elsewhere).status, 0);
+  assert.ok(existsSync(elsewhere));
+});
+
+test('medseg plan, then medseg preprocess and medseg train: the model\'s plan is the written one and the cache is reused', { timeout: 300_000 }, async () => {
+  const dsDir = await smallDataset(6);
+  const p = medseg('plan', dsDir, '--minutes', '0.2');
+  assert.equal(p.status, 0, p.stderr);
+  const written = readFileSync(storedPlanPath(dsDir), 'utf8');
+  const pre = medseg('preprocess', dsDir, '--json');
+  assert.equal(pre.status, 0, pre.stderr);
+  const { dir, computed } = JSON.parse(pre.stdout) as { dir: string; computed: number };
+  assert.equal(computed, 6);
+  const model = join(mkdtempSync(join(tmpdir(), 'medseg-model-')), 'model');
+  const t = medseg('train', dsDir, '--out', model, '--split', writeSplit(dsDir), '--json');
+  assert.equal(t.status, 0, t.stderr);
+  assert.match(t.stderr, /plan: the dataset's stored plan/);
+  assert.match(t.stderr, new RegExp(`preprocessed 0 of 6 cases into ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  assert.deepEqual(JSON.parse(readFileSync(join(model, 'plan.json'), 'utf8')), JSON.parse(written));
+});
+
+function writeSplit(dsDir: string): string {
+  const ids = readDataset(dsDir).training.map((c) => c.id).sort();
+  const path = join(dsDir, '..', 'split.json');
+  writeFileSync(path, JSON.stringify({ train: ids.slice(0, 4), validation: ids.slice(4) }));
+  return path;
+}

@@ -1,0 +1,43 @@
+/**
+ * The choices a user makes when planning, their defaults, and where a
+ * dataset's plan lives. Free of the engine, so a CLI can show the defaults in
+ * its help without loading it.
+ *
+ * Defaults: a time budget of DEFAULT_MINUTES per fold (0: nnU-Net's sizes and
+ * full schedule, 1000 x 250 iterations, no timing); architecture 'unet';
+ * optimizer and loss from plan/complete.ts (AdamW under a budget, nnU-Net's
+ * SGD without; Dice + CE).
+ *
+ * A dataset's plan: `<dataset>/medseg/plan.json`, written by `medseg plan`
+ * and read by `medseg preprocess` and `medseg train`; its preprocessed cases:
+ * `<dataset>/medseg/preprocessed/<plan hash>/`.
+ */
+import { join, resolve } from 'node:path';
+import type { TrainingChoices } from '../plan/types.ts';
+
+export const DEFAULT_MINUTES = 30;
+export const DEFAULT_ARCHITECTURE = 'unet';
+
+/** What a user chooses when planning; absent fields take the defaults above. */
+export interface PlanningChoices extends TrainingChoices {
+  /** Training budget per fold in minutes; 0 = no budget (nnU-Net's full schedule). */
+  minutes?: number;
+  architecture?: string;
+  dims?: '2d' | '3d_fullres';
+}
+
+/** The folder medseg keeps beside a dataset's own files (plan, preprocessed cases). */
+export function datasetWorkDir(datasetDir: string): string {
+  return join(resolve(datasetDir), 'medseg');
+}
+
+/** Where `medseg plan` writes a dataset's plan and `medseg train` looks for it. */
+export function storedPlanPath(datasetDir: string): string {
+  return join(datasetWorkDir(datasetDir), 'plan.json');
+}
+
+/** Whether any planning choice was made (train then plans anew instead of using the stored plan). */
+export function hasPlanningChoices(c: PlanningChoices): boolean {
+  return Object.values(c).some((v) => v !== undefined);
+}
+

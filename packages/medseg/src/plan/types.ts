@@ -1,0 +1,163 @@
+/**
+ * The plan: everything preprocessing, training, prediction and export read
+ * about a dataset's model, as one editable JSON file (like nnU-Net's plans
+ * JSON). `PlanDraft` is what the planner writes; `Plan` is a completed plan
+ * (plan/complete.ts), which every consumer reads.
+ */
+
+export type Zyx = [number, number, number];
+
+/** The schema a saved plan carries; older schemas are migrated on load (plan/migrate.ts). */
+export const PLAN_SCHEMA = 'medseg.plan/2';
+
+/** What the plan tells an architecture (models/*). */
+export interface NetworkConfig {
+  /** Registry name: 'unet', 'attention-unet', 'unet++', 'resunet', 'r2unet', 'transunet', 'swin-unetr', 'hybridnet'. */
+  architecture: string;
+  dims: 2 | 3;
+  inChannels: number;
+  numClasses: number;
+  /** Feature channels per resolution stage, highest resolution first (nnU-Net: 32, 64, 128, ... capped). */
+  features: number[];
+  /** Convolution kernel per stage, per spatial axis in [z, y, x] (or [y, x]) order. */
+  kernelSizes: number[][];
+  /** Downsampling stride into each stage ([1,1,1] for the first), per axis. */
+  strides: number[][];
+  deepSupervision: boolean;
+  norm: 'instance' | 'batch' | 'group';
+  /** Decoder upsampling: transposed conv (default) or upsample + conv (browser/WebGPU export). */
+  upsample?: 'transpose' | 'interpolate';
+  /** Dropout probability (HybridNet keeps it usable at inference for MC uncertainty). */
+  dropout?: number;
+  /** Architecture-specific extras (transformer depth, heads, window size, modalities ...). */
+  extra?: Record<string, unknown>;
+}
+
+export type NormScheme = 'ct' | 'zscore' | 'rescale01' | 'rgb01' | 'none';
+
+export interface ChannelNormalization {
+  channel: string;
+  scheme: NormScheme;
+  /** z-score inside the nonzero mask only (outside set to 0). */
+  useMaskForNorm: boolean;
+  /** CT: foreground percentiles 0.5 / 99.5 and mean / std. */
+  clip?: [number, number];
+  mean?: number;
+  std?: number;
+}
+
+export interface AugmentationParams {
+  rotation: { p: number; maxDegrees: number[] };
+  scaling: { p: number; range: [number, number] };
+  elastic: { p: number; alpha: [number, number]; sigma: [number, number] };
+  mirror: { p: number; axes: number[] };
+  noise: { p: number; variance: [number, number] };
+  blur: { p: number; sigma: [number, number] };
+  brightness: { p: number; range: [number, number] };
+  contrast: { p: number; range: [number, number] };
+  lowResolution: { p: number; zoom: [number, number]; ignoreAxes: number[] };
+  gamma: { p: number; range: [number, number]; pInvert: number };
+  /** Anisotropic patch: spatial transforms in-plane only (nnU-Net's dummy 2D). */
+  dummy2d: boolean;
+  /**
+   * 2D: swap the plane's two axes (exact, no interpolation). With mirroring
+   * the patch takes any of the 8 orientations of the square, as EM and
+   * microscopy pipelines augment; needs square pixels.
+   */
+  transpose: { p: number };
+}
+
+/** One real training step timed while planning (see BudgetInfo.calibration). */
+export interface StepCalibration {
+  patchSize: number[];
+  batchSize: number;
+  baseFeatures: number;
+  predictedSeconds: number;
+  measuredSeconds: number;
+}
+
+export interface BudgetInfo {
+  minutes: number;
+  cores: number;
+  memoryGiB: number;
+  /** Predicted (or measured) seconds per training step. */
+  stepSeconds: number;
+  /** Throughput model: seconds = overhead + 3 * forwardMACs / macsPerSecond. */
+  macsPerSecond: number;
+  overheadSeconds: number;
+  baseFeatures: number;
+  targetIterations: number;
+  note: string;
+  /** Real training steps timed while choosing: the MAC model was scaled by measured / predicted. */
+  calibration?: StepCalibration[];
+  /** How times were measured and when a timed step overrode the throughput model's choice. */
+  timingRule?: string;
+}
+
+/** What the trainer takes from the plan; editable like everything else in it. */
+export interface TrainingSettings {
+  optimizer: 'sgd' | 'adamw';
+  lr: number;
+  weightDecay: number;
+  /** SGD momentum (Nesterov); kept for AdamW plans so a switch to SGD has it. */
+  momentum: number;
+  schedule: 'poly' | 'cosine' | 'constant';
+  warmupEpochs: number;
+  loss: { name: 'dice_ce' | 'dice_focal' | 'ce' | 'dice'; batchDice: boolean; includeBackground?: boolean };
+  gradClip: number;
+  checkpointEvery: number;
+  earlyStoppingPatience: number;
+  timeBudgetMinutes: number;
+}
+
+/** Test-time settings of the sliding window (see infer/sliding-window.ts). */
+export interface InferenceSettings {
+  /** Mirroring TTA over every spatial axis (nnU-Net's default). */
+  mirror: boolean;
+  stepFraction: number;
+  /** 2D only: also transpose the plane, for all 8 symmetries of the square. */
+  transpose: boolean;
+}
+
+/** A completed plan: what every consumer reads. */
+export interface Plan {
+  schema: typeof PLAN_SCHEMA;
+  dataset: string;
+  dims: '2d' | '3d_fullres';
+  channels: string[];
+  labels: Record<number, string>;
+  /** [z, y, x] mm; in 2D plans z is kept as is (no resampling across slices). */
+  targetSpacing: Zyx;
+  /** Median case shape after resampling, [z, y, x]. */
+  medianShape: Zyx;
+  /** [z, y, x] (3D) or [y, x] (2D). */
+  patchSize: number[];
+  batchSize: number;
+  network: NetworkConfig;
+  normalization: ChannelNormalization[];
+  resampling: { image: 'bspline3' | 'linear'; label: 'onehot-linear'; separateZ: boolean; anisotropyThreshold: number };
+  augmentation: AugmentationParams;
+  /** Fraction of patches centred on foreground (nnU-Net: 0.33). */
+  oversampleForeground: number;
+  iterationsPerEpoch: number;
+  epochs: number;
+  budget: BudgetInfo | null;
+  /** The untouched nnU-Net choice when the budget scaled the plan down. */
+  reference: { patchSize: number[]; batchSize: number; features: number[] };
+  /** Optimiser, schedule and loss. */
+  training: TrainingSettings;
+  /** Sliding-window settings for validation and prediction. */
+  inference: InferenceSettings;
+}
+
+/** A plan before completion: the planner's output, or a hand-written file without some sections. */
+export type PlanDraft = Omit<Plan, 'training' | 'inference'> & {
+  training?: Partial<Omit<TrainingSettings, 'loss'>> & { loss?: Partial<TrainingSettings['loss']> };
+  inference?: Partial<InferenceSettings>;
+};
+
+/** The training choices a user makes when planning; the rest follows from the plan. */
+export interface TrainingChoices {
+  optimizer?: 'sgd' | 'adamw';
+  loss?: TrainingSettings['loss']['name'];
+}

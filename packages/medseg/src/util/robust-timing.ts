@@ -1,0 +1,105 @@
+/**
+ * Timing on a shared machine: a repetition during which other processes kept
+ * the CPUs busy is re-timed, and the result is the fastest clean repetition
+ * (load only ever adds time, so the minimum is the machine's own speed).
+ *
+ * Load is read from /proc/stat: the CPU time all processes spent during the
+ * repetition minus this process's own (process.cpuUsage), as a share of the
+ * CPUs' capacity over the repetition's wall time. Where /proc/stat is absent
+ * no repetition counts as loaded.
+ */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+
+/** Another process's CPU use above this share of the machine marks a repetition as loaded. */
+export const LOAD_THRESHOLD = 0.25;
+
+/** Seconds of CPU time all processes have used since boot (user, nice, system, irq, softirq, steal), or null off Linux. */
+function machineBusySeconds(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal ...
+    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
+    return busy / 100; // USER_HZ
+  } catch {
+    return null;
+  }
+}
+
+export interface LoadProbe {
+  /** Share of the machine's CPU capacity other processes used since the probe started (0 when unknown). */
+  othersShare(): number;
+  wallSeconds(): number;
+}
+
+export function startLoadProbe(): LoadProbe {
+  const n = cpus().length;
+  const busy0 = machineBusySeconds();
+  const own0 = process.cpuUsage();
+  const t0 = performance.now();
+  return {
+    wallSeconds: () => (performance.now() - t0) / 1000,
+    othersShare() {
+      const wall = (performance.now() - t0) / 1000;
+      const busy1 = machineBusySeconds();
+      if (busy0 === null || busy1 === null || wall <= 0) return 0;
+      const own = process.cpuUsage(own0);
+      const ownSeconds = (own.user + own.system) / 1e6;
+      return Math.max(0, busy1 - busy0 - ownSeconds) / (wall * n);
+    },
+  };
+}
+
+export interface RobustTiming {
+  /** The fastest clean repetition (the fastest of all when none was clean in time). */
+  seconds: number;
+  /** Every timed repetition, clean or not. */
+  samples: number[];
+  /** Repetitions discarded because the machine was loaded. */
+  loaded: number;
+  /** Whether `seconds` comes from a clean repetition. */
+  clean: boolean;
+}
+
+export interface RobustTimingOptions {
+  /** Clean repetitions wanted (default 3). */
+  reps?: number;
+  /** Untimed repetitions first (default 1). */
+  warmup?: number;
+  /** Give up waiting for clean repetitions after this many seconds (default 8): a burst of load passes, a machine loaded for good is timed as it is. */
+  maxSeconds?: number;
+  /** Pause after a loaded repetition, letting a short burst of load pass (default 0.25 s). */
+  pauseSeconds?: number;
+  threshold?: number;
+}
+
+/**
+ * Times `step` until `reps` repetitions ran on an otherwise idle machine (or
+ * `maxSeconds` passed) and returns the fastest clean one.
+ */
+export async function timeRobustly(step: () => void, o: RobustTimingOptions = {}): Promise<RobustTiming> {
+  const reps = o.reps ?? 3;
+  const threshold = o.threshold ?? LOAD_THRESHOLD;
+  const maxSeconds = o.maxSeconds ?? 8;
+  const pause = o.pauseSeconds ?? 0.25;
+  for (let i = 0; i < (o.warmup ?? 1); i++) step();
+  const samples: number[] = [];
+  const clean: number[] = [];
+  let loaded = 0;
+  const t0 = performance.now();
+  while (clean.length < reps) {
+    const probe = startLoadProbe();
+    step();
+    const s = probe.wallSeconds();
+    samples.push(s);
+    if (probe.othersShare() <= threshold) clean.push(s);
+    else {
+      loaded++;
+      if ((performance.now() - t0) / 1000 > maxSeconds) break;
+      await new Promise((r) => setTimeout(r, pause * 1000));
+    }
+  }
+  const pool = clean.length > 0 ? clean : samples;
+  return { seconds: Math.min(...pool), samples, loaded, clean: clean.length > 0 };
+}
