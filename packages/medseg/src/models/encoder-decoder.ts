@@ -6,7 +6,8 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { NetworkConfig, SegmentationNetwork } from './config.ts';
-import { checkInput, conv, initHe, Upsampler, validateConfig, type Dims } from './blocks.ts';
+import { conv, type Dims } from './blocks-conv.ts';
+import { checkInput, initHe, Upsampler, validateConfig } from './blocks-network.ts';
 
 const { nn } = torch;
 type Unary = torch.nn.UnaryModule;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { NetworkConfig, SegmentationNetwork } from './config.ts';
-import { cumulativeStrides } from './blocks.ts';
+import { cumulativeStrides } from './blocks-network.ts';
 import { readNifti } from '../io/nifti.ts';
 import { decodeImage2d } from '../io/image2d.ts';
 import { dataPath } from '../testing/data.ts';
