@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { dataPath } from '../testing/data.ts';
 import { MedsegIoError, type IoErrorCode } from './errors.ts';
-import { decodeImage2d, encodePng, readImage2d, writePng } from './image2d.ts';
+import { decodeImage2d, readImage2d, writePng } from './image2d.ts';
+import { encodePng } from './image2d-png.ts';
 import { IDENTITY3, voxelTypeOf, type Volume, type VoxelArray } from './volume.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
