@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { augmentSample, jsGridSampler, type Sample } from './augment.ts';
 import { torchGridSampler } from './augment-torch.ts';
 import { defaultAugmentation, type AugmentationParams } from './plan.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/random.ts';
 
 /** Ellipsoid phantom: intensity 1 inside, 0 outside, smooth edge; label = intensity > 0.5. */
 function phantom(shape: number[]): Sample {

@@ -11,7 +11,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset } from './dataset.ts';
 import { boxShape, loadRawCase, nonzeroBox, type Zyx } from './case.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/random.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
 
 export interface IntensityStats {

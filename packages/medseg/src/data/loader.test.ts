@@ -10,7 +10,7 @@ import { importMsdHippocampus } from './import.ts';
 import { BatchLoader } from './loader.ts';
 import { defaultAugmentation } from './plan.ts';
 import { loadPreprocessed, preprocessDataset } from './preprocess.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/random.ts';
 import { samplePatch } from './sampler.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-loader-'));
@@ -88,6 +88,6 @@ test('loader: worker threads give batches of the right shapes, the same sequence
   assert.ok(a.wait >= 0);
   // The worker's batch equals the same batch built in this thread.
   const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));
-  const { mixSeed } = await import('./rng.ts');
+  const { mixSeed } = await import('../util/random.ts');
   assert.deepEqual(makeBatch(cases, plan, mixSeed(11, 1)).image, a.out[1]!.image);
 });

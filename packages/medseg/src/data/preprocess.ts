@@ -22,7 +22,7 @@ import type { Dataset, DatasetCase } from './dataset.ts';
 import { boxShape, cropArray, loadRawCase, nonzeroBox, type Box, type RawCaseData, type Zyx } from './case.ts';
 import type { ChannelNormalization, Plan } from './plan.ts';
 import { resampleImage, resampleLabel, type Kernel } from './resample.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/random.ts';
 import type { CaseProperties, PreprocessedCase } from './types.ts';
 
 type PlanPart = Pick<Plan, 'dims' | 'targetSpacing' | 'normalization' | 'resampling' | 'labels' | 'channels'>;
