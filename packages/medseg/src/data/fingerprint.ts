@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset } from './dataset.ts';
-import { boxShape, loadRawCase, nonzeroBox, type Zyx } from './case.ts';
+import type { Zyx } from './axes.ts';
+import { boxShape, loadRawCase, nonzeroBox } from './case.ts';
 import { Rng } from '../util/random.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
 
