@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { augmentSample, jsGridSampler, type Sample } from './augment.ts';
-import { torchGridSampler } from './augment-torch.ts';
+import { torchGridSampler } from '../testing/augment-torch.ts';
 import { defaultAugmentation, type AugmentationParams } from './plan.ts';
 import { Rng } from '../util/random.ts';
 

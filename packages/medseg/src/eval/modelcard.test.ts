@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
-import { syntheticRows, SYNTHETIC_MODELS } from './report-fixture.ts';
+import { syntheticRows, SYNTHETIC_MODELS } from '../testing/report-fixture.ts';
 import { MedsegStatsError } from './statistics.ts';
 
 test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases and disclaimer', () => {

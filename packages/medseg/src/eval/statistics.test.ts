@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   aggregate,
@@ -18,13 +17,12 @@ import {
   type WilcoxonOptions,
 } from './statistics.ts';
 import { seededRandom } from '../util/random.ts';
+import { runPythonJson } from '../testing/python.ts';
 
 const REF = fileURLToPath(new URL('./statistics_ref.py', import.meta.url));
 
 function pyRef(req: unknown): any {
-  const r = spawnSync('/usr/bin/python3', [REF], { input: JSON.stringify(req), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`reference script failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return runPythonJson([REF], req);
 }
 
 function normal(rand: () => number): number {

@@ -5,11 +5,11 @@
  * prediction), per-case subgroups, timings, calibration bins and phantom
  * overlays. Deterministic under its seed.
  */
-import { renderOverlayPng } from './overlay.ts';
-import type { MetricRow, Subgroups } from './statistics.ts';
+import { renderOverlayPng } from '../eval/overlay.ts';
+import type { MetricRow, Subgroups } from '../eval/statistics.ts';
 import { seededRandom } from '../util/random.ts';
-import type { CalibrationBins } from './plots.ts';
-import type { ModelInfo, OverlaySelection, ReportInput } from './report.ts';
+import type { CalibrationBins } from '../eval/plots.ts';
+import type { ModelInfo, OverlaySelection, ReportInput } from '../eval/report.ts';
 
 export interface SyntheticModel {
   name: string;

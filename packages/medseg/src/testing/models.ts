@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { NetworkConfig, SegmentationNetwork } from './config.ts';
-import { cumulativeStrides } from './blocks-network.ts';
+import type { NetworkConfig, SegmentationNetwork } from '../models/config.ts';
+import { cumulativeStrides } from '../models/blocks-network.ts';
 import { readNifti } from '../io/nifti.ts';
 import { decodeImage2d } from '../io/image2d.ts';
-import { dataPath } from '../testing/data.ts';
+import { dataPath } from './data.ts';
 
 const { F } = torch;
 
