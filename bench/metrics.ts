@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Vec3 } from '../packages/medseg/src/io/volume.ts';
 import { labelSurfaceMetrics } from '../packages/medseg/src/eval/metrics.ts';
-import { scipyReference, writeRaw } from '../packages/medseg/src/eval/metrics_reference.ts';
+import { scipyReference, writeRaw } from '../packages/medseg/src/testing/metrics-reference.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const N = 256;

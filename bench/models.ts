@@ -136,7 +136,7 @@ export async function main(args: string[]): Promise<void> {
   }
   const path = writeResult('models', args, {
     config: { patch: PATCH, features: FEATURES, strides: STRIDES, classes: CLASSES, norm: 'instance', deepSupervision: true, threads: torch.getNumThreads(), reps },
-    macsDefinition: 'multiply-accumulates of one forward at batch 1: conv, transposed conv, linear, attention matmuls (see models/blocks.ts countMacsOf)',
+    macsDefinition: 'multiply-accumulates of one forward at batch 1: conv, transposed conv, linear, attention matmuls (see models/blocks-macs.ts countMacsOf)',
     rows,
   }, loadBefore);
   console.log(`wrote ${path}`);

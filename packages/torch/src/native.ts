@@ -3,7 +3,7 @@
  * libopenblas is loaded (it is pulled in with the addon), so it is set here,
  * first: with OpenBLAS on one thread and libtorch's intra-op pool on every
  * core, a conv training step was measured ~1.7x faster than the defaults
- * (DESIGN.md). Both stay overridable from the environment.
+ * (bench/results/train-step.json). Both stay overridable from the environment.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';

@@ -14,6 +14,7 @@ import { readVolume, writeVolume } from '../io/read.ts';
 import { dataPath, repoRoot } from '../testing/data.ts';
 import { parseCsv } from '../util/csv.ts';
 import { EXIT_BAD_INPUT, EXIT_USAGE } from './errors.ts';
+import { runPython } from '../testing/python.ts';
 
 const MAIN = 'packages/medseg/src/cli/main.ts';
 
@@ -73,16 +74,15 @@ describe('medseg CLI', () => {
     const row01 = rows.find((x) => x[col('case')] === '01')!;
     assert.equal(row01[col('tau')], '2');
     // Dice of case 01 inside the FOV, by NumPy from the GIFs
-    const py = spawnSync('/usr/bin/python3', ['-c', `
+    const dice = runPython(['-c', `
 import numpy as np; from PIL import Image
 d = '${drive}'
 a = np.array(Image.open(d + '/2nd_manual/01_manual2.gif')) != 0
 b = np.array(Image.open(d + '/1st_manual/01_manual1.gif')) != 0
 m = np.array(Image.open(d + '/mask/01_test_mask.gif')) != 0
 a &= m; b &= m
-print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`], { encoding: 'utf8' });
-    assert.equal(py.status, 0, py.stderr);
-    assert.ok(Math.abs(Number(row01[col('dice')]) - Number(py.stdout)) < 1e-12, `${row01[col('dice')]} vs ${py.stdout}`);
+print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`]);
+    assert.ok(Math.abs(Number(row01[col('dice')]) - Number(dice)) < 1e-12, `${row01[col('dice')]} vs ${dice}`);
 
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { schema: string; model: string; summary: { metric: string; mean: number }[]; rows: unknown[] };
     assert.equal(summary.schema, 'medseg.evaluation/1');

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { augmentSample, jsGridSampler, type Sample } from './augment.ts';
-import { torchGridSampler } from './augment-torch.ts';
+import { torchGridSampler } from '../testing/augment-torch.ts';
 import { defaultAugmentation } from '../plan/complete.ts';
 import type { AugmentationParams } from '../plan/types.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/random.ts';
 
 /** Ellipsoid phantom: intensity 1 inside, 0 outside, smooth edge; label = intensity > 0.5. */
 function phantom(shape: number[]): Sample {

@@ -13,7 +13,7 @@
  */
 import type { AugmentationParams } from '../plan/types.ts';
 import { resampleImage } from './resample.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../util/random.ts';
 
 /** Samples [C, ...shape] at voxel coordinates coords [N, dims] (z, y, x order). */
 export type GridSampler = (src: Float32Array, channels: number, shape: number[], coords: Float32Array, mode: 'linear' | 'nearest') => Float32Array;

@@ -7,7 +7,7 @@
  */
 import { augmentSample } from './augment.ts';
 import type { Plan } from '../plan/types.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/random.ts';
 import { samplePatch } from './sampler.ts';
 import type { PreprocessedCase } from './types.ts';
 

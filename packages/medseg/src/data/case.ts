@@ -7,9 +7,9 @@
 import { MedsegIoError } from '../io/errors.ts';
 import { readVolume } from '../io/read.ts';
 import { voxelCount, type Volume } from '../io/volume.ts';
+import { zyxShape, zyxSpacing, type Zyx } from './axes.ts';
 import type { DatasetCase } from './dataset.ts';
 
-export type Zyx = [number, number, number];
 export type Box = [[number, number], [number, number], [number, number]];
 
 export interface RawCaseData {
@@ -20,14 +20,6 @@ export interface RawCaseData {
   shape: Zyx;
   spacing: Zyx;
   geometry: Omit<Volume, 'data'>;
-}
-
-export function zyxShape(v: Pick<Volume, 'size'>): Zyx {
-  return [v.size[2], v.size[1], v.size[0]];
-}
-
-export function zyxSpacing(v: Pick<Volume, 'spacing'>): Zyx {
-  return [v.spacing[2], v.spacing[1], v.spacing[0]];
 }
 
 export async function loadRawCase(c: DatasetCase, opts: { withLabel?: boolean } = {}): Promise<RawCaseData> {

@@ -3,17 +3,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { dataPath } from '../testing/data.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { readDataset, parseLabels } from './dataset.ts';
 import { importDrive, importIsbi2012, importMsdHippocampus } from './import.ts';
+import { runPython } from '../testing/python.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-dataset-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function py(code: string): string {
-  return execFileSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });
+  return runPython(['-c', code]);
 }
 
 test('hippocampus: import the bare images/labels folder, read it back as an nnU-Net dataset', async () => {

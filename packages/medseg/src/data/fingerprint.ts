@@ -10,8 +10,9 @@ import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset } from './dataset.ts';
-import { boxShape, loadRawCase, nonzeroBox, type Zyx } from './case.ts';
-import { Rng } from './rng.ts';
+import type { Zyx } from './axes.ts';
+import { boxShape, loadRawCase, nonzeroBox } from './case.ts';
+import { Rng } from '../util/random.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
 
 export interface IntensityStats {

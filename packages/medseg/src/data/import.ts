@@ -11,12 +11,13 @@
  * -> id) is stored in dataset.json as "label_mapping". Multi-channel images
  * (RGB) are split into one file per channel, as nnU-Net expects.
  */
-import { copyFile, mkdir, readdir, rename, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MedsegIoError } from '../io/errors.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
 import { voxelCount, type Volume } from '../io/volume.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 import { endingOf } from './dataset.ts';
 
 export interface ImportOptions {
@@ -60,12 +61,6 @@ async function listImages(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((f) => !f.startsWith('.') && endingOf(f)).sort();
 }
 
-async function atomicWriteText(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, path);
-}
-
 function defaultChannelNames(n: number): string[] {
   return n === 3 ? ['R', 'G', 'B'] : Array.from({ length: n }, (_, i) => (n === 1 ? 'image' : `image${i}`));
 }
@@ -74,6 +69,33 @@ function defaultChannelNames(n: number): string[] {
 function channelOf(v: Volume, c: number): Volume {
   const n = voxelCount(v);
   return { ...v, channels: 1, data: v.data.subarray(c * n, (c + 1) * n) as Volume['data'] };
+}
+
+/**
+ * A label map as one channel. Masks saved as RGB images (24-bit BMP in
+ * dermoscopy datasets; the readers drop alpha, so RGBA arrives as RGB) carry
+ * the label in every channel: when the channels agree at every pixel, the
+ * first one is the label. Channels that disagree make a colour-coded label
+ * map, whose colours are not class values, so it is refused.
+ */
+export function singleChannelLabel(lab: Volume, path: string): Volume {
+  if (lab.channels === 1) return lab;
+  const n = voxelCount(lab);
+  for (let c = 1; c < lab.channels; c++) {
+    for (let i = 0; i < n; i++) {
+      if (lab.data[c * n + i] === lab.data[i]) continue;
+      const [w, h] = lab.size;
+      const at = `(x ${i % w}, y ${Math.floor(i / w) % h}${lab.size[2] > 1 ? `, z ${Math.floor(i / (w * h))}` : ''})`;
+      const values = Array.from({ length: lab.channels }, (_, k) => lab.data[k * n + i]).join(', ');
+      throw new MedsegIoError(
+        'BAD_DATA',
+        `a label map must have one channel or ${lab.channels} equal ones; channel ${c} differs from channel 0 at ${at}: ${values}. ` +
+          'Save the masks as grayscale or palette images of class values (a colour-coded mask needs its colours mapped to classes first)',
+        path,
+      );
+    }
+  }
+  return channelOf(lab, 0);
 }
 
 async function writeDataset(outDirIn: string, pairs: Pair[], o: ImportOptions): Promise<string> {
@@ -85,8 +107,7 @@ async function writeDataset(outDirIn: string, pairs: Pair[], o: ImportOptions): 
   const labels = new Map<string, Volume>();
   for (const p of pairs) {
     if (!p.label) continue;
-    const lab = await readVolume(p.label);
-    if (lab.channels !== 1) throw new MedsegIoError('BAD_DATA', `a label map must have one channel, not ${lab.channels}`, p.label);
+    const lab = singleChannelLabel(await readVolume(p.label), p.label);
     const seen = new Set<number>();
     for (let i = 0; i < lab.data.length; i++) seen.add(lab.data[i]!);
     for (const v of seen) values.add(v);
@@ -152,7 +173,7 @@ async function writeDataset(outDirIn: string, pairs: Pair[], o: ImportOptions): 
     label_mapping: Object.fromEntries([...mapping].map(([v, id]) => [String(v), id])),
   };
   if (pairs.some((p) => p.regionMask)) json.region_masks = 'masks';
-  await atomicWriteText(join(outDir, 'dataset.json'), JSON.stringify(json, null, 2) + '\n');
+  await writeFileAtomic(join(outDir, 'dataset.json'), JSON.stringify(json, null, 2) + '\n');
   return outDir;
 }
 

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeBatch } from './batch.ts';
 import { loadPreprocessed } from './preprocess.ts';
-import { mixSeed } from './rng.ts';
+import { mixSeed } from '../util/random.ts';
 
 const { dir, ids, plan, seed, augment } = workerData as { dir: string; ids: string[]; plan: Parameters<typeof makeBatch>[1]; seed: number; augment: boolean };
 const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));

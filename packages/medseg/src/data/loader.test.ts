@@ -10,7 +10,7 @@ import { importMsdHippocampus } from './import.ts';
 import { BatchLoader } from './loader.ts';
 import { defaultAugmentation } from '../plan/complete.ts';
 import { loadPreprocessed, preprocessDataset } from './preprocess.ts';
-import { Rng } from './rng.ts';
+import { mixSeed, Rng } from '../util/random.ts';
 import { samplePatch } from './sampler.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-loader-'));
@@ -69,7 +69,7 @@ test('loader: worker threads give batches of the right shapes, the same sequence
     } finally {
       await l.close();
     }
-    return { out, wait: l.waitMs };
+    return { out };
   };
   const a = await run(2, 11, 4);
   const b = await run(1, 11, 4);
@@ -85,9 +85,33 @@ test('loader: worker threads give batches of the right shapes, the same sequence
     assert.deepEqual(x.label, b.out[i]!.label);
   });
   assert.notDeepEqual(a.out[0]!.image, c.out[0]!.image);
-  assert.ok(a.wait >= 0);
   // The worker's batch equals the same batch built in this thread.
   const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));
-  const { mixSeed } = await import('./rng.ts');
   assert.deepEqual(makeBatch(cases, plan, mixSeed(11, 1)).image, a.out[1]!.image);
+});
+
+test('loader: with a consumer slower than the workers, prefetched batches are ready and next() hardly waits', async () => {
+  const { dir, ids } = await ready;
+  const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));
+  // The time one batch takes to build here sets the consumer's pace: three times that per batch. A loader
+  // that built batches only on demand would make next() wait about one build per batch, far above the bound.
+  const t0 = performance.now();
+  makeBatch(cases, plan, mixSeed(5, 0));
+  const consumerMs = 3 * (performance.now() - t0) + 100;
+  const l = new BatchLoader({ dir, ids, plan, workers: 2, prefetch: 3, seed: 5 });
+  try {
+    await l.next();
+    // The first batch waits for the workers to start and build it.
+    const firstWait = l.waitMs;
+    assert.ok(firstWait > 0, `first wait ${firstWait} ms`);
+    const n = 4;
+    for (let i = 0; i < n; i++) {
+      await new Promise((r) => setTimeout(r, consumerMs));
+      await l.next();
+    }
+    const laterWait = l.waitMs - firstWait;
+    assert.ok(laterWait < 0.1 * n * consumerMs, `next() waited ${laterWait.toFixed(0)} ms over ${n} batches; the consumer spent ${(n * consumerMs).toFixed(0)} ms`);
+  } finally {
+    await l.close();
+  }
 });

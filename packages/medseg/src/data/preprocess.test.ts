@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { defaultAugmentation } from '../plan/complete.ts';
 import type { Plan } from '../plan/types.ts';
 import { loadPreprocessed, preprocessCase, preprocessDataset, revertPreprocessing } from './preprocess.ts';
 import { resampleImage, type Kernel } from './resample.ts';
+import { runPythonJson } from '../testing/python.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-pre-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -53,7 +53,7 @@ lin=ndimage.map_coordinates(a, gl, order=1)
 r=np.clip(np.round(c[0]),0,n[0]-1).astype(int); b=a[r]
 b=ndimage.map_coordinates(b, np.meshgrid(np.arange(out[0]), *[np.clip(x,0,n[i+1]-1) for i,x in enumerate(c[1:])], indexing='ij'), order=1)
 print(json.dumps([spl.ravel().tolist(), lin.ravel().tolist(), b.ravel().tolist()]))`;
-  const ref = JSON.parse(execFileSync('/usr/bin/python3', ['-c', py], { input: JSON.stringify(Array.from(src)), encoding: 'utf8' })) as number[][];
+  const ref = runPythonJson<number[][]>(['-c', py], Array.from(src));
   const kinds: Kernel[][] = [['bspline3', 'bspline3', 'bspline3'], ['linear', 'linear', 'linear'], ['nearest', 'linear', 'linear']];
   kinds.forEach((k, j) => {
     const got = resampleImage(src, 1, shape, out, k);

@@ -19,10 +19,11 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset, DatasetCase } from './dataset.ts';
-import { boxShape, cropArray, loadRawCase, nonzeroBox, type Box, type RawCaseData, type Zyx } from './case.ts';
+import type { Zyx } from './axes.ts';
+import { boxShape, cropArray, loadRawCase, nonzeroBox, type Box, type RawCaseData } from './case.ts';
 import type { ChannelNormalization, Plan } from '../plan/types.ts';
 import { resampleImage, resampleLabel, type Kernel } from './resample.ts';
-import { Rng } from './rng.ts';
+import { Rng } from '../util/random.ts';
 import type { CaseProperties, PreprocessedCase } from './types.ts';
 
 type PlanPart = Pick<Plan, 'dims' | 'targetSpacing' | 'normalization' | 'resampling' | 'labels' | 'channels'>;

@@ -5,7 +5,7 @@
  * a case smaller than the patch is padded (image 0, label 0) around it.
  */
 import type { PreprocessedCase } from './types.ts';
-import type { Rng } from './rng.ts';
+import type { Rng } from '../util/random.ts';
 
 export interface Patch {
   image: Float32Array;

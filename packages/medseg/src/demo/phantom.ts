@@ -9,7 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeVolume } from '../io/read.ts';
 import { IDENTITY3, type Volume } from '../io/volume.ts';
-import { Rng } from '../data/rng.ts';
+import { Rng } from '../util/random.ts';
 
 export function phantomCase(seed: number, size: [number, number, number] = [36, 44, 32]): { image: Volume; label: Volume } {
   const rng = new Rng(seed);

@@ -6,7 +6,6 @@
  * one prediction missing, stray files around).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,6 +17,7 @@ import type { Vec3, Volume } from '../io/volume.ts';
 import { dataPath } from '../testing/data.ts';
 import { caseStem, evaluateFolder, type FolderEvaluation } from './evaluate-folder.ts';
 import { metricValue } from './statistics/rows.ts';
+import { runPythonJson } from '../testing/python.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -32,9 +32,7 @@ interface RefRow {
 }
 
 function pythonReference(job: unknown): RefRow[] {
-  const r = spawnSync('/usr/bin/python3', [join(here, 'evaluate_folder_ref.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26 });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as RefRow[];
+  return runPythonJson<RefRow[]>([join(here, 'evaluate_folder_ref.py')], job);
 }
 
 function num(v: number | string): number {

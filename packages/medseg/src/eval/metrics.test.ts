@@ -16,7 +16,7 @@ import type { Vec3, Volume } from '../io/volume.ts';
 import { dataPath } from '../testing/data.ts';
 import { squaredEdt } from './distance_edt.ts';
 import { evaluateCase, type CaseEvaluation, type EvaluateOptions } from './metrics.ts';
-import { dtypeOf, refNumber, scipyReference, writeRaw } from './metrics_reference.ts';
+import { dtypeOf, refNumber, scipyReference, writeRaw } from '../testing/metrics-reference.ts';
 import { seededRandom } from '../util/random.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-metrics-'));

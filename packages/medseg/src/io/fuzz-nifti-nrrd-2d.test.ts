@@ -5,7 +5,6 @@
  * thread so that a hang (a synchronous infinite loop) is caught by a timeout.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -20,6 +19,7 @@ import { decodeImage2d } from './image2d.ts';
 import { encodeNifti, parseNifti } from './nifti.ts';
 import { encodeNrrd, parseNrrd } from './nrrd.ts';
 import type { Volume } from './volume.ts';
+import { runPythonJson } from '../testing/python.ts';
 
 type Format = 'nifti' | 'nrrd' | 'image2d';
 interface Job { format: Format; seeds: string[]; cases: number; seed: number }
@@ -175,7 +175,7 @@ if (!isMainThread) {
   const hippo = (sub: string) => readdirSync(dataPath('msd-hippocampus', sub)).sort().slice(0, 3).map((f) => dataPath('msd-hippocampus', sub, f));
   let small: string[] | undefined;
   const smallImages = () => {
-    small ??= JSON.parse(execFileSync('/usr/bin/python3', [join(here, 'pil_ref.py'), 'make', tmp]).toString()) as string[];
+    small ??= runPythonJson<string[]>([join(here, 'pil_ref.py'), 'make', tmp]);
     return small;
   };
 

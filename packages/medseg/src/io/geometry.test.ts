@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { MedsegIoError } from './errors.ts';
 import { seededRandom } from '../util/random.ts';
@@ -15,6 +14,7 @@ import {
   voxelToWorld,
 } from './geometry.ts';
 import type { Mat3, Vec3, Volume } from './volume.ts';
+import { runPythonJson } from '../testing/python.ts';
 
 /** Random rotation (from a random unit quaternion) times a random axis permutation/flip. */
 function randomDirection(r: () => number, oblique: number): Mat3 {
@@ -154,12 +154,12 @@ for c in json.load(sys.stdin):
 print(json.dumps(out))
 `;
   const input = cases.map((v) => ({ ras: flipLpsRas(composeAffine(v)), size: v.size, data: Array.from(v.data) }));
-  const ref = JSON.parse(execFileSync('/usr/bin/python3', ['-c', py], { input: JSON.stringify(input) }).toString()) as Array<{
+  const ref = runPythonJson<Array<{
     code: string;
     canAff: number[];
     shape: number[];
     canData: number[];
-  }>;
+  }>>(['-c', py], input);
   cases.forEach((v, i) => {
     assert.equal(orientationCode(v.direction), ref[i]!.code);
     const can = reorientToCanonical(v, 'RAS');

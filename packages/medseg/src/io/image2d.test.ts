@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,8 +8,10 @@ import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { dataPath } from '../testing/data.ts';
 import { MedsegIoError, type IoErrorCode } from './errors.ts';
-import { decodeImage2d, encodePng, readImage2d, writePng } from './image2d.ts';
+import { decodeImage2d, readImage2d, writePng } from './image2d.ts';
+import { encodePng } from './image2d-png.ts';
 import { IDENTITY3, voxelTypeOf, type Volume, type VoxelArray } from './volume.ts';
+import { runPythonJson } from '../testing/python.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-img-'));
@@ -18,7 +19,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Ref { shape: [number, number, number]; dtype: string; md5: string; sum: number; planar: number[] | null }
 const pil = (paths: string[]): Ref[] =>
-  JSON.parse(execFileSync('/usr/bin/python3', [join(here, 'pil_ref.py'), 'dump'], { input: JSON.stringify(paths), maxBuffer: 64 << 20 }).toString()) as Ref[];
+  runPythonJson<Ref[]>([join(here, 'pil_ref.py'), 'dump'], paths);
 const md5 = (a: VoxelArray) => createHash('md5').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
 function checkStructure(v: Volume): void {
@@ -55,7 +56,7 @@ test('DRIVE TIFF/GIF and ISBI PNG files match PIL', async () => {
 test('PNG / JPEG / TIFF / BMP / GIF variants written by PIL decode as PIL does', async () => {
   const dir = join(tmp, 'made');
   mkdirSync(dir);
-  const files = JSON.parse(execFileSync('/usr/bin/python3', [join(here, 'pil_ref.py'), 'make', dir]).toString()) as string[];
+  const files = runPythonJson<string[]>([join(here, 'pil_ref.py'), 'make', dir]);
   const refs = pil(files);
   for (let i = 0; i < files.length; i++) {
     const v = await readImage2d(files[i]!);

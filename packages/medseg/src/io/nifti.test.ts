@@ -12,6 +12,7 @@ import { MedsegIoError, type IoErrorCode } from './errors.ts';
 import { composeAffine, flipLpsRas } from './geometry.ts';
 import { encodeNifti, parseNifti, readNifti, writeNifti } from './nifti.ts';
 import { voxelTypeOf, type Mat3, type Vec3, type Volume, type VoxelArray } from './volume.ts';
+import { runPython, runPythonJson } from '../testing/python.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-nifti-'));
@@ -19,11 +20,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Ref { dtype: string; shape: number[]; md5: string; affine: number[] }
 function nibabel(paths: string[]): Ref[] {
-  const out = execFileSync('/usr/bin/python3', [join(here, 'nibabel_ref.py'), 'dump'], {
-    input: JSON.stringify(paths),
-    maxBuffer: 64 << 20,
-  });
-  return JSON.parse(out.toString()) as Ref[];
+  return runPythonJson<Ref[]>([join(here, 'nibabel_ref.py'), 'dump'], paths);
 }
 
 const md5 = (a: VoxelArray) => createHash('md5').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
@@ -53,7 +50,7 @@ test('all MSD hippocampus images and labels match nibabel (voxels md5, dtype, RA
 test('synthetic NIfTI-1/2, endianness, dtypes, 2D/4D/5D, rgb24, scaling, xform precedence match nibabel', async () => {
   const dir = join(tmp, 'made');
   execFileSync('mkdir', ['-p', dir]);
-  const files = JSON.parse(execFileSync('/usr/bin/python3', [join(here, 'nibabel_ref.py'), 'make', dir]).toString()) as string[];
+  const files = runPythonJson<string[]>([join(here, 'nibabel_ref.py'), 'make', dir]);
   assert.ok(files.length >= 30);
   const refs = nibabel(files);
   for (let i = 0; i < files.length; i++) {
@@ -115,7 +112,7 @@ test('write then read is identical (several dtypes, 2D/3D/4D, oblique, .nii/.nii
   paths.forEach((p, i) => assertMatches(expect[i]!, refs[i]!, `nibabel reading ${p}`, 1e-4));
   // nibabel's qform (rebuilt from our quaternion + qfac) must agree with the sform we wrote
   const q = JSON.parse(
-    execFileSync('/usr/bin/python3', ['-c', 'import sys,json,nibabel as nib;print(json.dumps([[nib.load(p).get_qform().ravel().tolist(),nib.load(p).get_sform().ravel().tolist(),int(nib.load(p).header["qform_code"])] for p in json.load(sys.stdin)]))'], { input: JSON.stringify(paths) }).toString(),
+    runPython(['-c', 'import sys,json,nibabel as nib;print(json.dumps([[nib.load(p).get_qform().ravel().tolist(),nib.load(p).get_sform().ravel().tolist(),int(nib.load(p).header["qform_code"])] for p in json.load(sys.stdin)]))'], { input: JSON.stringify(paths) }),
   ) as Array<[number[], number[], number]>;
   for (const [qf, sf, code] of q) {
     assert.equal(code, 1);

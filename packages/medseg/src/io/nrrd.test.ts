@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +11,7 @@ import { MedsegIoError, type IoErrorCode } from './errors.ts';
 import { composeAffine } from './geometry.ts';
 import { encodeNrrd, parseNrrd, readNrrd, writeNrrd } from './nrrd.ts';
 import { voxelTypeOf, type Mat3, type Volume, type VoxelArray } from './volume.ts';
+import { runPythonJson } from '../testing/python.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-nrrd-'));
@@ -19,7 +19,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Ref { dtype: string; shape: number[]; md5: string; affine: number[] }
 const reference = (paths: string[]): Ref[] =>
-  JSON.parse(execFileSync('/usr/bin/python3', [join(here, 'nrrd_ref.py'), 'dump'], { input: JSON.stringify(paths), maxBuffer: 64 << 20 }).toString()) as Ref[];
+  runPythonJson<Ref[]>([join(here, 'nrrd_ref.py'), 'dump'], paths);
 const md5 = (a: VoxelArray) => createHash('md5').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
 
 function assertMatches(v: Volume, ref: Ref, what: string): void {

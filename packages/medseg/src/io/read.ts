@@ -7,7 +7,9 @@
 import { open, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { MedsegIoError } from './errors.ts';
-import { decodeImage2d, encodePng, readImage2d, sniffImage2d, type Image2dOptions } from './image2d.ts';
+import { decodeImage2d, readImage2d, sniffImage2d } from './image2d.ts';
+import type { Image2dOptions } from './image2d-common.ts';
+import { encodePng } from './image2d-png.ts';
 import { fsError, type ReadOptions } from './limits.ts';
 import { encodeNifti, readNifti } from './nifti.ts';
 import { encodeNrrd, readNrrd } from './nrrd.ts';

@@ -5,7 +5,8 @@
  * recorded as 'attention.gate<s>'.
  */
 import type { NetworkConfig } from '../plan/types.ts';
-import { AttentionGate, StackedConvs, type Dims } from './blocks.ts';
+import { AttentionGate } from './blocks-attention-gates.ts';
+import { type Dims, StackedConvs } from './blocks-conv.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 
 export class AttentionUNet extends EncoderDecoderNet {

@@ -4,7 +4,6 @@
  * against hand-derived formulas.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +11,14 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import { AttentionGate, CBAM, countMacsOf, SwinBlock, TransformerBlock, windowPartition, windowReverse } from './blocks.ts';
+import { AttentionGate, CBAM } from './blocks-attention-gates.ts';
+import { countMacsOf } from './blocks-macs.ts';
+import { SwinBlock, windowPartition, windowReverse } from './blocks-swin.ts';
+import { TransformerBlock } from './blocks-transformer.ts';
 import { UNet } from './unet.ts';
 import { countMACs, countParameters, createNetwork } from './registry.ts';
-import { smallConfig } from './test-utils.ts';
+import { smallConfig } from '../testing/models.ts';
+import { runPython } from '../testing/python.ts';
 
 torch.manualSeed(3);
 const dir = mkdtempSync(join(tmpdir(), 'medseg-blocks-'));
@@ -27,7 +30,7 @@ function reference(kase: string, weights: Map<string, Tensor>, meta: Record<stri
   const src = join(dir, `${kase}-in.safetensors`);
   const dst = join(dir, `${kase}-out.safetensors`);
   torch.saveSafetensors(src, weights, meta);
-  execFileSync('/usr/bin/python3', [script, kase, src, dst], { stdio: ['ignore', 'ignore', 'inherit'] });
+  runPython([script, kase, src, dst]);
   const out = torch.loadSafetensors(dst).tensors;
   return out instanceof Map ? out : new Map(Object.entries(out));
 }

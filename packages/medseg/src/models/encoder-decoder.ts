@@ -7,7 +7,8 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { SegmentationNetwork } from './config.ts';
 import type { NetworkConfig } from '../plan/types.ts';
-import { checkInput, conv, initHe, Upsampler, validateConfig, type Dims } from './blocks.ts';
+import { conv, type Dims } from './blocks-conv.ts';
+import { checkInput, initHe, Upsampler, validateConfig } from './blocks-network.ts';
 
 const { nn } = torch;
 type Unary = torch.nn.UnaryModule;

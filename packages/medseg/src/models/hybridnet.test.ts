@@ -10,7 +10,7 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import { HybridNet } from './hybridnet.ts';
 import { countMACs, lastActivations } from './registry.ts';
-import { checkShapesAndGradients, diceScores, diceCe, driveCrop, emCrop, hippocampusCrop, overfit, smallConfig } from './test-utils.ts';
+import { checkShapesAndGradients, diceScores, diceCe, driveCrop, emCrop, hippocampusCrop, overfit, smallConfig } from '../testing/models.ts';
 
 const { F } = torch;
 

@@ -24,7 +24,9 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
-import { AttentionGate, CBAM, headsFor, multiheadAttention, StackedConvs, TransformerStage, type Dims } from './blocks.ts';
+import { AttentionGate, CBAM } from './blocks-attention-gates.ts';
+import { type Dims, StackedConvs } from './blocks-conv.ts';
+import { headsFor, multiheadAttention, TransformerStage } from './blocks-transformer.ts';
 import { EncoderDecoderNet, type Explainable } from './encoder-decoder.ts';
 
 const { nn } = torch;

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import * as torch from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
 import { createNetwork } from './registry.ts';
-import { emCrop, hippocampusCrop, overfit, smallConfig } from './test-utils.ts';
+import { emCrop, hippocampusCrop, overfit, smallConfig } from '../testing/models.ts';
 
 const plans: [string, 2 | 3, Partial<NetworkConfig>][] = [
   ['attention-unet', 2, {}],

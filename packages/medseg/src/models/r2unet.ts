@@ -4,7 +4,8 @@
  * every encoder and decoder stage. config.extra.t sets the recurrence.
  */
 import type { NetworkConfig } from '../plan/types.ts';
-import { R2Block, type Dims } from './blocks.ts';
+import type { Dims } from './blocks-conv.ts';
+import { R2Block } from './blocks-residual.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 
 export class R2UNet extends EncoderDecoderNet {

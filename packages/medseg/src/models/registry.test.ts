@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import { architectureInfo, countMACs, countParameters, createNetwork, lastActivations, listArchitectures } from './registry.ts';
-import { smallConfig } from './test-utils.ts';
+import { smallConfig } from '../testing/models.ts';
 
 test('architecture names resolve with aliases; types are as documented', () => {
   assert.equal(architectureInfo('UNetPP').name, 'unet++');

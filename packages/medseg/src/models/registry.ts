@@ -7,7 +7,7 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { SegmentationNetwork } from './config.ts';
 import type { NetworkConfig } from '../plan/types.ts';
-import { countMacsOf } from './blocks.ts';
+import { countMacsOf } from './blocks-macs.ts';
 import { architectureInfo } from './catalog.ts';
 import { UNet } from './unet.ts';
 import { AttentionUNet } from './attention-unet.ts';
@@ -44,7 +44,7 @@ export function countParameters(net: torch.nn.Module, trainableOnly = true): num
 
 /**
  * Multiply-accumulates of one forward pass (batch 1, eval mode, no grad) at
- * `spatial` size, counted by forward hooks: see countMacsOf in blocks.ts for
+ * `spatial` size, counted by forward hooks: see countMacsOf in blocks-macs.ts for
  * what is counted. Restores the training flag afterwards.
  */
 export function countMACs(net: SegmentationNetwork, spatial: number[]): number {

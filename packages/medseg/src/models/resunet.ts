@@ -4,7 +4,8 @@
  * block downsamples with its strided first conv and a strided 1x1 shortcut.
  */
 import type { NetworkConfig } from '../plan/types.ts';
-import { ResidualBlock, type Dims } from './blocks.ts';
+import type { Dims } from './blocks-conv.ts';
+import { ResidualBlock } from './blocks-residual.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 
 export class ResUNet extends EncoderDecoderNet {

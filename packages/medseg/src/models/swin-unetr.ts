@@ -14,7 +14,11 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
-import { checkInput, conv, headsFor, initHe, PatchMerging, ResidualBlock, SwinBlock, Upsampler, type Dims } from './blocks.ts';
+import { conv, type Dims } from './blocks-conv.ts';
+import { checkInput, initHe, Upsampler } from './blocks-network.ts';
+import { ResidualBlock } from './blocks-residual.ts';
+import { PatchMerging, SwinBlock } from './blocks-swin.ts';
+import { headsFor } from './blocks-transformer.ts';
 import { SegNetBase } from './encoder-decoder.ts';
 
 const { nn } = torch;

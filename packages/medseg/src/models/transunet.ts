@@ -11,7 +11,9 @@
  * otherwise a 4^dims grid resized to the map, as ViT does at other sizes).
  */
 import type { NetworkConfig } from '../plan/types.ts';
-import { cumulativeStrides, headsFor, StackedConvs, TransformerStage, type Dims } from './blocks.ts';
+import { type Dims, StackedConvs } from './blocks-conv.ts';
+import { cumulativeStrides } from './blocks-network.ts';
+import { headsFor, TransformerStage } from './blocks-transformer.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 
 export class TransUNet extends EncoderDecoderNet {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as torch from '@medseg/torch';
 import { UNet } from './unet.ts';
-import { checkSafetensorsRoundTrip, checkShapesAndGradients, emCrop, hippocampusCrop, overfit, smallConfig } from './test-utils.ts';
+import { checkSafetensorsRoundTrip, checkShapesAndGradients, emCrop, hippocampusCrop, overfit, smallConfig } from '../testing/models.ts';
 
 torch.manualSeed(0);
 

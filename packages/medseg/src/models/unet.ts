@@ -6,7 +6,7 @@
  * Kaiming-normal init (a = 0.01).
  */
 import type { NetworkConfig } from '../plan/types.ts';
-import { StackedConvs, type Dims } from './blocks.ts';
+import { type Dims, StackedConvs } from './blocks-conv.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 
 export class UNet extends EncoderDecoderNet {

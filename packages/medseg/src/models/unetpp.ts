@@ -9,7 +9,8 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
-import { checkInput, conv, initHe, StackedConvs, Upsampler, type Dims } from './blocks.ts';
+import { conv, type Dims, StackedConvs } from './blocks-conv.ts';
+import { checkInput, initHe, Upsampler } from './blocks-network.ts';
 import { SegNetBase } from './encoder-decoder.ts';
 
 const { nn } = torch;

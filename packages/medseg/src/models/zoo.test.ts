@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import * as torch from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
 import { createNetwork, listArchitectures } from './registry.ts';
-import { checkSafetensorsRoundTrip, checkShapesAndGradients, smallConfig } from './test-utils.ts';
+import { checkSafetensorsRoundTrip, checkShapesAndGradients, smallConfig } from '../testing/models.ts';
 
 torch.manualSeed(0);
 

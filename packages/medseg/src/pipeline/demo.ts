@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { writePhantomDataset } from '../demo/phantom.ts';
 import { evaluateFolder } from '../eval/evaluate-folder.ts';
 import { writeReport } from '../eval/report/html-report.ts';
-import { repoRoot } from '../testing/data.ts';
+import { defaultDataRoot, repoRoot } from '../util/data-root.ts';
 import { predictPath } from './predict-folder.ts';
 import { readDataset } from '../data/dataset.ts';
 import { importMsdHippocampus } from '../data/import.ts';
@@ -29,7 +29,7 @@ export async function runDemo(o: { out?: string; minutes?: number; log?: (s: str
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const out = resolve(o.out ?? join(repoRoot, 'runs/demo'));
   mkdirSync(out, { recursive: true });
-  const dataRoot = process.env.MEDSEG_DATA ?? resolve(repoRoot, '../shared/data');
+  const dataRoot = defaultDataRoot();
   const hippo = join(dataRoot, 'msd-hippocampus');
   let dataset: string;
   let split: { train: string[]; val: string[] };

@@ -5,7 +5,7 @@
  * split (sklearn KFold, shuffle, seed 12345) is in spirit: the seed and the
  * procedure are recorded, the ids are written out.
  */
-import { Rng } from '../data/rng.ts';
+import { Rng } from '../util/random.ts';
 
 export interface Split {
   train: string[];

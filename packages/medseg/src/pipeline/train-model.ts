@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '@medseg/torch';
+import { xyzFromZyx } from '../data/axes.ts';
 import { readDataset, type Dataset } from '../data/dataset.ts';
 import { computeFingerprint, loadFingerprint, saveFingerprint, type Fingerprint } from '../data/fingerprint.ts';
 import { BatchLoader } from '../data/loader.ts';
@@ -185,8 +186,8 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const foreground = Array.from({ length: K - 1 }, (_, i) => i + 1);
     for (const c of validation) {
       const pred = predictCaseLabels(net, c, plan.patchSize, plan.inference);
-      const size: [number, number, number] = [c.shape[2], c.shape[1], c.shape[0]];
-      const spacing: [number, number, number] = [c.spacing[2], c.spacing[1], c.spacing[0]];
+      const size = xyzFromZyx(c.shape);
+      const spacing = xyzFromZyx(c.spacing);
       const ev = evaluateCase(pred, c.label!, { size, spacing, labels: foreground, case: c.id });
       for (const r of toRows(ev)) rows.push({ ...r, fold });
       for (const k of foreground) {

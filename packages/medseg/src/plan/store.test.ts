@@ -62,7 +62,7 @@ test('hand edits: invalid training values are rejected by name; a valid one chan
 
   // The same tiny training run, with the plan's lr as written and hand-edited to 0.
   const { train } = await import('../train/trainer.ts');
-  const { TinySegNet, syntheticData, fixtureConfig } = await import('../train/trainer-fixture.ts');
+  const { TinySegNet, syntheticData, fixtureConfig } = await import('../testing/trainer-fixture.ts');
   const weightsAfter = async (lr: number | undefined): Promise<number[]> => {
     const plan = loadPlan(write(`lr-${lr}.json`, lr === undefined ? base : { ...base, training: { lr } }));
     const cfg = { ...trainerConfig(plan), epochs: 1, iterationsPerEpoch: 2, patchSize: fixtureConfig.patchSize };

@@ -1,16 +1,13 @@
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+import { resolve } from 'node:path';
+import { defaultDataRoot, repoRoot } from '../util/data-root.ts';
 
 /**
- * The real labelled datasets live outside the repository (../shared/data beside
- * the project root); MEDSEG_DATA overrides. Tests fail loudly when it is absent
- * rather than silently passing on nothing.
+ * The real labelled datasets (util/data-root.ts says where). Tests fail loudly
+ * when the folder is absent rather than silently passing on nothing.
  */
 export function dataDir(): string {
-  const dir = process.env.MEDSEG_DATA ?? resolve(repoRoot, '../shared/data');
+  const dir = defaultDataRoot();
   if (!existsSync(dir)) {
     throw new Error(`medseg test data not found at ${dir}: set MEDSEG_DATA to the shared data folder`);
   }

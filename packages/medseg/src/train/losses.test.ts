@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as torch from '@medseg/torch';
 import { softDiceLoss, focalLoss, segmentationLoss, deepSupervisionWeights, deepSupervisionLoss } from './losses.ts';
+import { runPython } from '../testing/python.ts';
 
 // Independent reference: the same formulas written in PyTorch (Debian python3-torch).
 const PY = `
@@ -32,7 +32,7 @@ test('soft Dice, focal and Dice+CE match a PyTorch reference', () => {
     const logits = torch.randn(shape, { dtype: 'float64' });
     const labels = torch.randint(0, 3, [2, 5, 6, 4]);
     const ref = JSON.parse(
-      execFileSync('/usr/bin/python3', ['-c', PY], { input: JSON.stringify({ logits: logits.toArray(), labels: labels.toArray(), shape }) }).toString(),
+      runPython(['-c', PY], { input: JSON.stringify({ logits: logits.toArray(), labels: labels.toArray(), shape }) }),
     );
     assert.ok(Math.abs(softDiceLoss(logits, labels).item() - ref.dice) < 1e-9);
     assert.ok(Math.abs(softDiceLoss(logits, labels, { batchDice: true, includeBackground: true }).item() - ref.dice_batch_bg) < 1e-9);

@@ -12,7 +12,7 @@ import type { EpochLog } from './trainer.ts';
 
 const { checkpoint: CHECKPOINT, final: FINAL_WEIGHTS, log: LOG } = FOLD_FILES;
 
-const fixture = fileURLToPath(new URL('./trainer-fixture.ts', import.meta.url));
+const fixture = fileURLToPath(new URL('../testing/trainer-fixture.ts', import.meta.url));
 
 function run(outDir: string, resume: boolean): void {
   const r = spawnSync(process.execPath, ['--import', 'tsx', fixture, outDir, resume ? '1' : '0', '0'], { encoding: 'utf8' });
@@ -66,7 +66,7 @@ test('a run SIGKILLed mid-training resumes to exactly the weights of an uninterr
 
 test('under a time budget the LR schedule follows the elapsed share of the budget, whatever the iterations done', async () => {
   const { scheduleStep, epochsWithinBudget } = await import('./trainer.ts');
-  const { fixtureConfig } = await import('./trainer-fixture.ts');
+  const { fixtureConfig } = await import('../testing/trainer-fixture.ts');
   const cfg = { ...fixtureConfig, epochs: 10, iterationsPerEpoch: 100, timeBudgetMinutes: 10 };
   // No budget: the schedule counts iterations.
   assert.equal(scheduleStep({ ...cfg, timeBudgetMinutes: 0 }, 123, 5000), 123);
@@ -86,7 +86,7 @@ test('under a time budget the LR schedule follows the elapsed share of the budge
 
 test('a time-budgeted run stops when the budget is spent, mid-epoch if need be, with the LR at the end of its decay', async () => {
   const { train } = await import('./trainer.ts');
-  const { TinySegNet, syntheticData, fixtureConfig } = await import('./trainer-fixture.ts');
+  const { TinySegNet, syntheticData, fixtureConfig } = await import('../testing/trainer-fixture.ts');
   torch.manualSeed(3);
   const data = syntheticData(5);
   const slowed = { ...data, async nextBatch(e: number, i: number) { await new Promise((r) => setTimeout(r, 40)); return data.nextBatch(e, i); } };

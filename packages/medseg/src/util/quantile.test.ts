@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { median, percentileSorted, quantile } from './quantile.ts';
 import { seededRandom } from './random.ts';
+import { runPython } from '../testing/python.ts';
 
 test('quantiles match numpy.percentile (linear) on random lists of every small length', () => {
   const rand = seededRandom(5);
   const lists = Array.from({ length: 12 }, (_, n) => Array.from({ length: n + 1 }, () => Math.round(rand() * 1000) / 10));
   const qs = [0, 0.5, 5, 25, 50, 95, 99.5, 100];
   const want = JSON.parse(
-    execFileSync('/usr/bin/python3', ['-c', 'import sys,json,numpy as np; L=json.load(sys.stdin); print(json.dumps([[float(np.percentile(x,q)) for q in %s] for x in L]))'.replace('%s', JSON.stringify(qs))], {
+    runPython(['-c', 'import sys,json,numpy as np; L=json.load(sys.stdin); print(json.dumps([[float(np.percentile(x,q)) for q in %s] for x in L]))'.replace('%s', JSON.stringify(qs))], {
       input: JSON.stringify(lists),
-    }).toString(),
+    }),
   ) as number[][];
   lists.forEach((xs, i) => {
     const sorted = [...xs].sort((a, b) => a - b);

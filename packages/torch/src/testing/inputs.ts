@@ -1,6 +1,8 @@
 /**
  * Deterministic test inputs from a seeded JS PRNG, so that test data never
- * depends on the engine's own random generators (which are under test).
+ * depends on the engine's own random generators (which are under test). The
+ * PRNG is the engine's own: the engine does not depend on medseg, whose
+ * generator lives in medseg's util/random.ts.
  */
 import { tensor } from '../creation.ts';
 import type { DType } from '../dtype.ts';

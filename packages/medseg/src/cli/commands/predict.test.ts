@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readDicomSeg, readDicomSeries, segMasks } from '../../io/dicom/index.ts';
-import { synthSlice } from '../../io/dicom/synth.ts';
+import { synthSlice } from '../../testing/dicom-synth.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { IDENTITY3 } from '../../io/volume.ts';
 import { EXIT_USAGE } from '../errors.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { writeReport } from './html-report.ts';
-import { syntheticReportInput, SYNTHETIC_MODELS } from './report-fixture.ts';
+import { syntheticReportInput, SYNTHETIC_MODELS } from '../../testing/report-fixture.ts';
 
 const CHROMIUM = process.env.MEDSEG_CHROMIUM ?? '/usr/bin/chromium';
 

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { jsonNumberReplacer } from '../metrics_rows.ts';
 import { parseCsv } from '../../util/csv.ts';
 import { pickBestMedianWorst, renderReportHtml, writeReport } from './html-report.ts';
-import { syntheticReportInput, SYNTHETIC_MODELS } from './report-fixture.ts';
+import { syntheticReportInput, SYNTHETIC_MODELS } from '../../testing/report-fixture.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
+import { runPythonJson } from '../../testing/python.ts';
 
 const REF = fileURLToPath(new URL('./html_report_ref.py', import.meta.url));
 
@@ -29,13 +29,7 @@ test('writeReport: one self-contained HTML file with every section, checked by a
     for (const id of ['summary', 'distributions', 'paired', 'calibration', 'subgroups', 'overlays', 'timing', 'cases']) {
       assert.ok(html.includes(`<section id="${id}">`), `section ${id}`);
     }
-    const r = spawnSync('/usr/bin/python3', [REF], {
-      input: JSON.stringify({ html, rows: JSON.parse(JSON.stringify(input.rows, jsonNumberReplacer)), metrics: ['dice', 'iou', 'hd95'] }),
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-    });
-    assert.equal(r.status, 0, r.stderr);
-    const ref = JSON.parse(r.stdout);
+    const ref = runPythonJson<any>([REF], { html, rows: JSON.parse(JSON.stringify(input.rows, jsonNumberReplacer)), metrics: ['dice', 'iou', 'hd95'] });
     // a summary row per model, in order, with the numpy mean over finite values
     assert.deepEqual(ref.summaryRows.map((x: any) => x.model), SYNTHETIC_MODELS.map((m) => m.name));
     for (const row of ref.summaryRows) {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compareToOthers } from '../comparison.ts';
 import { addComparisonToModelCard, RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
-import { syntheticRows, SYNTHETIC_MODELS } from './report-fixture.ts';
+import { syntheticRows, SYNTHETIC_MODELS } from '../../testing/report-fixture.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 
 

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import {
@@ -14,13 +13,12 @@ import {
 } from './overlay.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 import { seededRandom } from '../../util/random.ts';
+import { runPythonJson } from '../../testing/python.ts';
 
 const REF = fileURLToPath(new URL('./overlay_ref.py', import.meta.url));
 
 function pyRef(req: unknown): any {
-  const r = spawnSync('/usr/bin/python3', [REF], { input: JSON.stringify(req), encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`reference script failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return runPythonJson([REF], req);
 }
 
 /** A phantom slice: bright disc "organ" on noisy background, reference disc, shifted/irregular prediction. */

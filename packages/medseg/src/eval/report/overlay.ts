@@ -2,7 +2,7 @@
  * PNG overlays for qualitative review: a greyscale image slice with the
  * reference and predicted segmentation outlines in two colours.
  */
-import { PNG } from 'pngjs';
+import { encodePngPixels } from '../../io/image2d-png.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 
 type LabelArray = ArrayLike<number>;
@@ -140,12 +140,12 @@ export function renderOverlayPng(input: OverlayInput): Buffer {
   const predEdge = maskBoundary(upscaledMask(input.prediction, w, h, scale, input.label), W, H);
   const rc = input.referenceColor ?? REFERENCE_COLOR;
   const pc = input.predictionColor ?? PREDICTION_COLOR;
-  const png = new PNG({ width: W, height: H, colorType: 2, inputColorType: 6, inputHasAlpha: true });
+  const rgbData = new Uint8Array(W * H * 3);
   for (let Y = 0; Y < H; Y++) {
     const srcY = input.flipY ? H - 1 - Y : Y;
     for (let X = 0; X < W; X++) {
       const src = srcY * W + X;
-      const o = (Y * W + X) * 4;
+      const o = (Y * W + X) * 3;
       let rgb: readonly number[];
       // prediction drawn over reference: where they coincide the prediction follows the truth exactly
       if (predEdge[src]) rgb = pc;
@@ -155,13 +155,12 @@ export function renderOverlayPng(input: OverlayInput): Buffer {
         const g = Number.isFinite(v) ? Math.round((Math.round(Math.min(1, Math.max(0, (v - lo) / (hi - lo))) * (levels - 1)) * 255) / (levels - 1)) : 0;
         rgb = [g, g, g];
       }
-      png.data[o] = rgb[0]!;
-      png.data[o + 1] = rgb[1]!;
-      png.data[o + 2] = rgb[2]!;
-      png.data[o + 3] = 255;
+      rgbData[o] = rgb[0]!;
+      rgbData[o + 1] = rgb[1]!;
+      rgbData[o + 2] = rgb[2]!;
     }
   }
-  return PNG.sync.write(png, { colorType: 2 });
+  return encodePngPixels({ width: W, height: H, channels: 3, data: rgbData });
 }
 
 // ---------------------------------------------------------------- 3D helpers

@@ -1,18 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { eceFromBins } from '../probabilistic.ts';
 import { barChart, boxPlot, calibrationPlot, escapeXml, pairedScatter, wrapLabel } from './plots.ts';
 import { seededRandom } from '../../util/random.ts';
+import { runPythonJson } from '../../testing/python.ts';
 
 const REF = fileURLToPath(new URL('./plots_ref.py', import.meta.url));
 const EVIL = `<script>alert("x")</script> & 'q' U-Net`;
 
 function pyRef(req: unknown): any[] {
-  const r = spawnSync('/usr/bin/python3', [REF], { input: JSON.stringify(req), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`reference script failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return runPythonJson([REF], req);
 }
 
 /** JSON turns NaN/Inf into null; the reference drops those as non-finite anyway. */

@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { seededRandom } from '../../util/random.ts';
 import { MedsegStatsError } from './errors.ts';
@@ -11,13 +10,12 @@ import { aggregate, bootstrapMeanCI, summarize } from './summary.ts';
 import { summarizeInferenceTimes } from './timing.ts';
 import { erfc } from './normal.ts';
 import { wilcoxonSignedRank, type WilcoxonOptions } from './wilcoxon.ts';
+import { runPythonJson } from '../../testing/python.ts';
 
 const REF = fileURLToPath(new URL('./statistics_ref.py', import.meta.url));
 
 function pyRef(req: unknown): any {
-  const r = spawnSync('/usr/bin/python3', [REF], { input: JSON.stringify(req), encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`reference script failed: ${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return runPythonJson([REF], req);
 }
 
 function normal(rand: () => number): number {

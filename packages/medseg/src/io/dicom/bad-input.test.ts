@@ -9,7 +9,7 @@ import { T } from './dictionary.ts';
 import { parseDicom, TS } from './parse.ts';
 import { parseDicomSeg, readDicomSeg } from './seg-read.ts';
 import { readDicomSeries, readDicomSeriesFromBuffers } from './series.ts';
-import { synthSlice } from './synth.ts';
+import { synthSlice } from '../../testing/dicom-synth.ts';
 import { writeDicom } from './write.ts';
 
 const D = (...p: string[]) => dataPath('dcmqi-ct-dicomseg', ...p);

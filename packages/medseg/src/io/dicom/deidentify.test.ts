@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { dataPath } from '../../testing/data.ts';
 import { deidentify, newDeidentifyState } from './deidentify.ts';
-import { runPython } from './pyref.ts';
+import { runPython } from '../../testing/python.ts';
 
 const dir = dataPath('dcmqi-ct-dicomseg', 'ct-3slice');
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-deid-'));
@@ -42,7 +42,7 @@ function run(opts: Parameters<typeof deidentify>[1], tag: string) {
     writeFileSync(out, deidentify(readFileSync(join(dir, f)), { ...opts, state }));
     args.push(join(dir, f), out);
   }
-  return JSON.parse(runPython(CHECK, args)) as Record<string, string | number | boolean>[];
+  return JSON.parse(runPython(['-c', CHECK, ...args])) as Record<string, string | number | boolean>[];
 }
 
 describe('deidentify (PS3.15 basic profile) checked with pydicom', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { dataPath } from '../../testing/data.ts';
 import { MedsegIoError } from '../errors.ts';
-import { runRef } from './pyref.ts';
+import { runRef } from '../../testing/dicom-ref.ts';
 import { readDicomSeries } from './series.ts';
 import { readDicomSeg, segGrid, segLabelmap } from './seg-read.ts';
 

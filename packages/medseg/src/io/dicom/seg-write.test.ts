@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { dataPath } from '../../testing/data.ts';
 import { dicomLabToRgb, rgbToDicomLab } from './color.ts';
-import { runRef } from './pyref.ts';
+import { runRef } from '../../testing/dicom-ref.ts';
 import { parseDicomSeg, readDicomSeg, segLabelmap } from './seg-read.ts';
 import { writeDicomSeg } from './seg-write.ts';
 import { readDicomSeries } from './series.ts';

@@ -6,9 +6,10 @@ import { after, describe, it } from 'node:test';
 import { MedsegIoError } from '../errors.ts';
 import { dataPath } from '../../testing/data.ts';
 import type { Volume } from '../volume.ts';
-import { runPython, runRef } from './pyref.ts';
+import { runRef } from '../../testing/dicom-ref.ts';
+import { runPython } from '../../testing/python.ts';
 import { listDicomSeries, readDicomSeries } from './series.ts';
-import { synthSlice } from './synth.ts';
+import { synthSlice } from '../../testing/dicom-synth.ts';
 
 const D = (...p: string[]) => dataPath('dcmqi-ct-dicomseg', ...p);
 const files = (dir: string) => readdirSync(D(dir)).sort().map((f) => D(dir, f));
@@ -86,7 +87,8 @@ describe('series selection', () => {
 describe('transfer syntaxes (files converted by pydicom)', () => {
   // pydicom writes the same CT slice as big endian, deflated and RLE, and an 8-bit JPEG baseline image.
   const src = D('23x38x3/image/IMG0002.dcm');
-  runPython(
+  runPython([
+    '-c',
     `
 import sys, io, numpy as np, pydicom
 from pydicom.uid import ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian, RLELossless, JPEGBaseline8Bit
@@ -120,8 +122,9 @@ for name in ['be', 'deflated', 'rle', 'jpeg']:
     x = pydicom.dcmread(out + '/' + name + '.dcm').pixel_array.astype('<f4')
     x.tofile(out + '/' + name + '.f32')
 `,
-    [src, tmp],
-  );
+    src,
+    tmp,
+  ]);
   const ref = (name: string) => {
     const b = readFileSync(join(tmp, `${name}.f32`));
     return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);

@@ -6,7 +6,7 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { PreprocessedCase } from '../data/types.ts';
-import { train, type TrainerConfig, type TrainingData } from './trainer.ts';
+import { train, type TrainerConfig, type TrainingData } from '../train/trainer.ts';
 
 const { nn, F } = torch;
 
@@ -81,7 +81,7 @@ export const fixtureConfig: TrainerConfig = {
   numClasses: 2,
 };
 
-// Child-process entry: `node --import tsx trainer-fixture.ts <outDir> <resume 0|1> <slowMs>`
+// Child-process entry: `node --import tsx testing/trainer-fixture.ts <outDir> <resume 0|1> <slowMs>`
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   const [outDir, resume, slow] = process.argv.slice(2);
   torch.manualSeed(7);

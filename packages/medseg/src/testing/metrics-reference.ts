@@ -1,11 +1,11 @@
-/** Test and benchmark helpers for the metrics: a seeded PRNG and the SciPy reference runner (metrics_ref.py). */
-import { execFileSync } from 'node:child_process';
+/** Test and benchmark helpers for the metrics: raw-array exchange and the SciPy reference runner (eval/metrics_ref.py). */
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runPythonJson } from './python.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const REF_SCRIPT = join(here, 'metrics_ref.py');
+export const REF_SCRIPT = join(here, '../eval/metrics_ref.py');
 
 export function writeRaw(path: string, a: ArrayBufferView): string {
   writeFileSync(path, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
@@ -24,8 +24,7 @@ export function dtypeOf(a: ArrayBufferView): string {
 
 /** One /usr/bin/python3 process for a whole batch of reference computations. */
 export function scipyReference<T>(mode: 'cases' | 'bench', job: unknown): T {
-  const out = execFileSync('/usr/bin/python3', [REF_SCRIPT, mode], { input: JSON.stringify(job), maxBuffer: 256 << 20 });
-  return JSON.parse(out.toString()) as T;
+  return runPythonJson<T>([REF_SCRIPT, mode], job);
 }
 
 /** Reference JSON encodes undefined as null and infinite as 'inf'. */

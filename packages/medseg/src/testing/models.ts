@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { SegmentationNetwork } from './config.ts';
+import type { SegmentationNetwork } from '../models/config.ts';
 import type { NetworkConfig } from '../plan/types.ts';
-import { cumulativeStrides } from './blocks.ts';
+import { cumulativeStrides } from '../models/blocks-network.ts';
 import { readNifti } from '../io/nifti.ts';
 import { decodeImage2d } from '../io/image2d.ts';
-import { dataPath } from '../testing/data.ts';
+import { dataPath } from './data.ts';
 
 const { F } = torch;
 

@@ -4,7 +4,7 @@
  * which the tests check against this one).
  */
 import * as torch from '@medseg/torch';
-import type { GridSampler } from './augment.ts';
+import type { GridSampler } from '../data/augment.ts';
 
 export const torchGridSampler: GridSampler = (src, C, shape, coords, mode) =>
   torch.tidy(() => {

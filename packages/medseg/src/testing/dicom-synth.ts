@@ -3,8 +3,8 @@
  * writer, for the cases no real file covers (missing slices, mixed
  * orientations, two series, absurd sizes).
  */
-import { T } from './dictionary.ts';
-import { dataset, el, writeDicom } from './write.ts';
+import { T } from '../io/dicom/dictionary.ts';
+import { dataset, el, writeDicom } from '../io/dicom/write.ts';
 
 export interface SynthSlice {
   z: number;

@@ -1,14 +1,14 @@
 /**
- * Test helper: runs dicom_ref.py (pydicom + numpy, Debian's /usr/bin/python3)
- * once for a batch of jobs and loads the float32 arrays it writes.
+ * Runs io/dicom/dicom_ref.py (pydicom + numpy) once for a batch of jobs and
+ * loads the float32 arrays it writes.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runPython } from './python.ts';
 
-const script = join(dirname(fileURLToPath(import.meta.url)), 'dicom_ref.py');
+const script = join(dirname(fileURLToPath(import.meta.url)), '../io/dicom/dicom_ref.py');
 
 export interface RefJob {
   op: 'series' | 'multiframe' | 'nrrd' | 'seginfo' | 'dump' | 'python';
@@ -19,8 +19,7 @@ export function runRef<R = Record<string, unknown>>(jobs: RefJob[]): { info: R; 
   const dir = mkdtempSync(join(tmpdir(), 'medseg-dcmref-'));
   try {
     const withOut = jobs.map((j, i) => ({ ...j, out: join(dir, `${i}.f32`) }));
-    const stdout = execFileSync('/usr/bin/python3', [script, JSON.stringify(withOut)], { maxBuffer: 1 << 28, encoding: 'utf8' });
-    const infos = JSON.parse(stdout) as R[];
+    const infos = JSON.parse(runPython([script, JSON.stringify(withOut)])) as R[];
     return infos.map((info, i) => {
       let data: Float32Array | undefined;
       try {
@@ -34,9 +33,4 @@ export function runRef<R = Record<string, unknown>>(jobs: RefJob[]): { info: R; 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Runs an inline Python snippet (pydicom/numpy) with argv; returns stdout. */
-export function runPython(code: string, args: string[] = []): string {
-  return execFileSync('/usr/bin/python3', ['-c', code, ...args], { maxBuffer: 1 << 28, encoding: 'utf8' });
 }

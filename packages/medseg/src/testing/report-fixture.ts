@@ -5,11 +5,11 @@
  * prediction), per-case subgroups, timings, calibration bins and phantom
  * overlays. Deterministic under its seed.
  */
-import { renderOverlayPng } from './overlay.ts';
-import type { MetricRow, Subgroups } from '../statistics/rows.ts';
-import { seededRandom } from '../../util/random.ts';
-import type { CalibrationBins } from '../probabilistic.ts';
-import type { ModelInfo, OverlaySelection, ReportInput } from './html-report.ts';
+import { renderOverlayPng } from '../eval/report/overlay.ts';
+import type { MetricRow, Subgroups } from '../eval/statistics/rows.ts';
+import { seededRandom } from '../util/random.ts';
+import type { CalibrationBins } from '../eval/probabilistic.ts';
+import type { ModelInfo, OverlaySelection, ReportInput } from '../eval/report/html-report.ts';
 
 export interface SyntheticModel {
   name: string;
