@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MedsegIoError } from '../io/errors.ts';
-import { writeFixtureModel } from './model-fixture.ts';
+import { writeFixtureModel } from '../testing/model-fixture.ts';
 import { disposeModel, loadModel } from './predict.ts';
 
 test('loadModel: an explicit checkpoint a fold lacks, or a fold that does not exist, is NOT_FOUND naming it', () => {

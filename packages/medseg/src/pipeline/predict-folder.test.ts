@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFixtureModel } from '../infer/model-fixture.ts';
+import { writeFixtureModel } from '../testing/model-fixture.ts';
 import { tileStarts } from '../infer/sliding-window.ts';
 import { dataPath } from '../testing/data.ts';
 import { predictPath } from './predict-folder.ts';

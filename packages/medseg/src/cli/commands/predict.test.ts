@@ -14,7 +14,7 @@ import { synthSlice } from '../../testing/dicom-synth.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { IDENTITY3 } from '../../io/volume.ts';
 import { EXIT_USAGE } from '../errors.ts';
-import { writeFixtureModel } from '../../infer/model-fixture.ts';
+import { writeFixtureModel } from '../../testing/model-fixture.ts';
 import { foldDir, foldFile } from '../../plan/model-folder.ts';
 import { dataPath, repoRoot } from '../../testing/data.ts';
 
