@@ -51,7 +51,7 @@ export const jsGridSampler: GridSampler = (src, C, shape, coords, mode) => {
           if (xx < 0 || xx >= S2!) continue;
           const w = wz * wy * (dx ? fx : 1 - fx);
           const o = (zz * S1! + yy) * S2! + xx;
-          for (let c = 0; c < C; c++) out[c * N + i] += w * src[c * n + o]!;
+          for (let c = 0; c < C; c++) out[c * N + i]! += w * src[c * n + o]!;
         }
       }
     }

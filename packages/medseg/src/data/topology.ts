@@ -48,8 +48,8 @@ export function poolAndConvProps(spacing: number[], patchSize: number[], minFeat
     const stride = new Array(dim).fill(1);
     for (const v of valid) {
       stride[v] = 2;
-      pools[v]++;
-      cur[v] *= 2;
+      pools[v]!++;
+      cur[v]! *= 2;
       size[v] = Math.ceil(size[v]! / 2);
     }
     strides.push(stride);

@@ -135,9 +135,9 @@ export function reliability(s: SplitScores, bins = 15, mode: CalibrationMode = '
         ok = positive;
       }
       const b = Math.min(Math.floor(c * bins), bins - 1);
-      conf[b] += c;
-      if (ok) hits[b]++;
-      count[b]++;
+      conf[b] = conf[b]! + c;
+      if (ok) hits[b] = hits[b]! + 1;
+      count[b] = count[b]! + 1;
     }
   };
   add(s.pos, true);

@@ -111,7 +111,7 @@ test('bad 2D input gives the right MedsegIoError code', () => {
   const d = (b: Uint8Array) => () => decodeImage2d(b, { path: 'x', limits: { maxBytes: 64 << 20 } });
   expectCode(d(png.subarray(0, png.length - 100)), 'TRUNCATED');
   const flipped = Buffer.from(png);
-  flipped[png.length - 200] ^= 0xff;
+  flipped[png.length - 200] = flipped[png.length - 200]! ^ 0xff;
   expectCode(d(flipped), 'CORRUPT'); // CRC mismatch
   // IHDR claiming 100000 x 100000 with a correct CRC: too large before any allocation
   const huge = Buffer.from(png);
