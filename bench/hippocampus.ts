@@ -1,6 +1,6 @@
 /**
  * The pipeline's accuracy benchmark on MSD hippocampus: train a 3D model on the
- * fixed split (bench/splits/hippocampus.json: 140 train / 34 validation) with a
+ * fixed split (packages/medseg/src/demo/hippocampus-split.ts: 140 train / 34 validation) with a
  * 30-minute training budget (plan + trainer honour it), predict the 34
  * validation cases with sliding window + mirroring TTA, and score Dice per
  * class on the original grid. Writes bench/results/hippocampus.json.
@@ -19,6 +19,7 @@ import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
 import { stageHeldOut } from './lib/stage-cases.ts';
 import { importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
+import { HIPPOCAMPUS_SPLIT } from '../packages/medseg/src/demo/hippocampus-split.ts';
 
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,7 +27,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { minutes: { type: 'string', default: '30' }, architecture: { type: 'string', default: 'unet' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-hippocampus') }, resume: { type: 'boolean', default: false } } });
   const minutes = Number(values.minutes);
-  const split = JSON.parse(readFileSync(join(here, 'splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
+  const split = HIPPOCAMPUS_SPLIT;
   const source = dataPath('msd-hippocampus');
   const out = values.out!;
   const dataset = join(out, 'dataset');
@@ -47,7 +48,7 @@ export async function main(args: string[]): Promise<void> {
     command: `npm run bench -- hippocampus --minutes ${minutes} --architecture ${values.architecture}`,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, threads: torch.getNumThreads(), loadavgBefore: loadBefore, loadavgAfter: loadavg() },
-    split: 'bench/splits/hippocampus.json (140 train / 34 validation)',
+    split: 'packages/medseg/src/demo/hippocampus-split.ts (140 train / 34 validation)',
     plan: { patchSize: trained.plan.patchSize, batchSize: trained.plan.batchSize, features: trained.plan.network.features, epochs: trained.plan.epochs, iterationsPerEpoch: trained.plan.iterationsPerEpoch, predictedStepSeconds: trained.plan.budget?.stepSeconds, training: trained.plan.training },
     trainer: trained.folds[0]!.result,
     postprocessing: trained.postprocessing,

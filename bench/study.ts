@@ -33,6 +33,7 @@ import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
 import { datasetCases, runSeg2d } from './lib/seg2d.ts';
 import { stageHeldOut } from './lib/stage-cases.ts';
+import { HIPPOCAMPUS_SPLIT } from '../packages/medseg/src/demo/hippocampus-split.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -83,7 +84,7 @@ function planFor(shared: Plan, arch: string): Plan {
 }
 
 async function hippocampus(arch: string, minutes: number, work: string, out: string): Promise<StudyEntry> {
-  const split = JSON.parse(readFileSync(join(here, 'splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
+  const split = HIPPOCAMPUS_SPLIT;
   const source = dataPath('msd-hippocampus');
   const dataset = join(work, 'hippocampus-dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);

@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import { writePhantomDataset } from '../demo/phantom.ts';
 import { evaluateFolder } from '../eval/evaluate-folder.ts';
 import { writeReport } from '../eval/report/html-report.ts';
-import { defaultDataRoot, repoRoot } from '../util/data-root.ts';
+import { defaultDataRoot } from '../util/data-root.ts';
+import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
 import { predictPath } from './predict-folder.ts';
 import { readDataset } from '../data/dataset.ts';
 import { importMsdHippocampus } from '../data/import.ts';
@@ -27,7 +28,7 @@ export interface DemoResult {
 
 export async function runDemo(o: { out?: string; minutes?: number; log?: (s: string) => void } = {}): Promise<DemoResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
-  const out = resolve(o.out ?? join(repoRoot, 'runs/demo'));
+  const out = resolve(o.out ?? 'runs/demo');
   mkdirSync(out, { recursive: true });
   const dataRoot = defaultDataRoot();
   const hippo = join(dataRoot, 'msd-hippocampus');
@@ -36,9 +37,9 @@ export async function runDemo(o: { out?: string; minutes?: number; log?: (s: str
   if (existsSync(hippo)) {
     dataset = join(out, 'hippocampus');
     if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(hippo, dataset);
-    const s = JSON.parse(readFileSync(join(repoRoot, 'bench/splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
+    const s = HIPPOCAMPUS_SPLIT;
     // A short demo: all training cases, the first 10 held-out cases predicted and scored.
-    split = { train: s.train, val: s.validation.slice(0, 10) };
+    split = { train: [...s.train], val: s.validation.slice(0, 10) };
     log(`demo dataset: MSD hippocampus from ${hippo} (imported to ${dataset})`);
   } else {
     dataset = join(out, 'phantom');

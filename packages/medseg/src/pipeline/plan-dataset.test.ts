@@ -16,6 +16,7 @@ import type { Plan } from '../plan/types.ts';
 import { dataPath, repoRoot } from '../testing/data.ts';
 import { planDataset, storedPlanPath } from './plan-dataset.ts';
 import { resolveTrainingPlan } from './train-model.ts';
+import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
 
 const MAIN = 'packages/medseg/src/cli/main.ts';
 
@@ -28,7 +29,7 @@ function medseg(...args: string[]): { status: number | null; stdout: string; std
 async function smallDataset(n: number): Promise<string> {
   const src = dataPath('msd-hippocampus');
   const out = mkdtempSync(join(tmpdir(), 'medseg-plan-ds-'));
-  const ids = JSON.parse(readFileSync(join(repoRoot, 'bench/splits/hippocampus.json'), 'utf8')).train.slice(0, n) as string[];
+  const ids = HIPPOCAMPUS_SPLIT.train.slice(0, n);
   for (const d of ['images', 'labels']) {
     mkdirSync(join(out, 'src', d), { recursive: true });
     for (const id of ids) copyFileSync(join(src, d, `${id}.nii.gz`), join(out, 'src', d, `${id}.nii.gz`));

@@ -12,11 +12,12 @@ import { defaultTraining } from '../plan/complete.ts';
 import { evaluateFolder } from '../eval/evaluate-folder.ts';
 import { trainModel } from './train-model.ts';
 import { predictPath } from './predict-folder.ts';
+import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
 
 const quiet = { start() {}, update() {}, stop() {} };
 
 test('end to end on real hippocampus data: import, plan, train briefly, predict held-out cases, and it has learned', { timeout: 300_000 }, async () => {
-  const split = JSON.parse(readFileSync(join(repoRoot, 'bench/splits/hippocampus.json'), 'utf8')) as { train: string[]; validation: string[] };
+  const split = HIPPOCAMPUS_SPLIT;
   const train = split.train.slice(0, 24);
   const val = split.validation.slice(0, 4);
   const src = dataPath('msd-hippocampus');
