@@ -1,9 +1,10 @@
 /**
  * Loads the compiled libtorch binding. OPENBLAS_NUM_THREADS must be set before
  * libopenblas is loaded (it is pulled in with the addon), so it is set here,
- * first: with OpenBLAS on one thread and libtorch's intra-op pool on every
- * core, a conv training step was measured ~1.7x faster than the defaults
- * (bench/results/train-step.json). Both stay overridable from the environment.
+ * first: OpenBLAS on one thread leaves the cores to libtorch's intra-op pool,
+ * which runs on every core, so the two thread pools do not compete for them
+ * (bench/results/train-step.json and train-step-openblas-openmp.json time
+ * both settings). Both stay overridable from the environment.
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -15,12 +16,11 @@ process.env.OPENBLAS_NUM_THREADS ??= '1';
 // libgomp (libtorch's intra-op pool) reads these when it loads. By default
 // its threads spin ~300k iterations waiting for work after every parallel
 // region: fine on an idle machine, ruinous when anything else wants a core
-// (other processes, our own data-loading thread). 2D U-Net step, medseg
-// (bench/lib/profile-step.ts), ms:      idle machine   load ~4-5
-//   libgomp default (spin 300k)             209          2800-4900
-//   passive, spin 10k (chosen)              215           510-650
-//   passive, no spin                        251           430-640
-// A short spin keeps back-to-back ops fast and yields the core soon after.
+// (other processes, our own data-loading thread). Passive waiting after a
+// short spin (10k) keeps back-to-back ops fast and yields the core soon after
+// (bench/results/train-step-spin-loaded.json, train-step-passive-loaded.json
+// and train-step-spin10k-loaded.json time the default, passive without spin
+// and this setting on a loaded machine).
 if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
   process.env.OMP_WAIT_POLICY = 'PASSIVE';
   process.env.GOMP_SPINCOUNT = '10000';

@@ -15,14 +15,13 @@ namespace medseg {
 // Large blocks must come from mmap, so that freeing them returns them to the
 // kernel. glibc's default mmap threshold is dynamic: after a large block is
 // freed it rises (up to 32 MiB), later large tensors then come from the heap,
-// and the heap fragments: a small 3D U-Net inference loop grew RSS by ~50 MB
-// per forward (10 GB after 200 forwards; the demo was OOM-killed at 24 GB),
-// with or without the trim/threshold tuning an earlier commit made the default.
-// Fixing the threshold at 128 KiB (which also switches the dynamic rule off)
-// kept the same loop flat at ~280 MB. The price is page faults on every large
-// allocation (measured before: ~7% of a 2D training step).
-// MEDSEG_MALLOC_TUNING=0: glibc defaults. =1: the old keep-1-GiB tuning
-// (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB), faster steps, unbounded RSS.
+// and the heap fragments: a loop of 3D forwards grows RSS with every forward,
+// without bound, whatever the trim threshold. A fixed threshold of 128 KiB
+// (which also switches the dynamic rule off) keeps such a loop flat, at the
+// price of page faults on every large allocation outside the cache.
+// MEDSEG_MALLOC_TUNING=0: glibc defaults. =1: keep up to 1 GiB in the heap
+// (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB): fewer page faults,
+// unbounded RSS.
 void TuneMalloc() {
   const char* env = std::getenv("MEDSEG_MALLOC_TUNING");
 #ifdef M_TRIM_THRESHOLD

@@ -2,11 +2,11 @@
 //
 // Why: a training or sliding-window loop frees and re-allocates the same large
 // activation buffers every step. Taking them from glibc either grows RSS
-// without bound (heap fragmentation under the dynamic mmap threshold: +50 MB
-// per 3D forward, the demo was OOM-killed) or, with a fixed low mmap threshold,
-// returns every buffer to the kernel and page-faults it back in on the next
-// step: measured 7x slower 3D training steps on a 2-core AMD EPYC VM (1950 ms
-// vs 267 ms per step). PyTorch's CUDA allocator solves the same problem by
+// without bound (heap fragmentation under the dynamic mmap threshold) or,
+// with a fixed low mmap threshold, returns every buffer to the kernel and
+// page-faults it back in on the next step, which makes 3D training steps
+// several times slower (bench/results/train-step-3d-nocache.json against
+// train-step-3d.json). PyTorch's CUDA allocator solves the same problem by
 // caching blocks by size; this does that for CPU memory, with a hard cap.
 //
 // Large blocks (>= kLargeBytes) are mmapped, rounded up to a size class (at
@@ -17,9 +17,8 @@
 // cached blocks of the least recently requested size classes first: when the
 // workload changes shape (the planner timing candidates, then training, then
 // sliding-window inference) the cache follows it instead of staying full of
-// sizes nobody asks for, which sent every new size back to mmap/munmap: the
-// planner timed a 448x384 DRIVE step at 3.2 s, where the larger 640x384 step
-// takes 0.45 s with the cache working.
+// sizes nobody asks for, which would send every new size back to mmap/munmap
+// and make the planner time its candidates at page-fault speed.
 // Small blocks go to posix_memalign (glibc handles those well).
 #include "common.h"
 

@@ -55,10 +55,10 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
 
 // Tells V8 how much native memory this handle holds, so that a forgotten
 // handle gets collected sooner. Called from JS only for tensors no tidy()
-// scope owns: reporting every tensor made V8 run a mark-compact every few
-// hundred MB of short-lived activations (~6 per U-Net training step), all
-// pointless because scopes free those deterministically, and its concurrent
-// marker competed with libtorch's worker threads for the cores.
+// scope owns: scopes free short-lived activations deterministically, and
+// reporting them too would make V8 run a mark-compact every few hundred MB of
+// them (several per U-Net training step), its concurrent marker competing
+// with libtorch's worker threads for the cores.
 Napi::Value TensorHandle::ReportMemory(const Napi::CallbackInfo& info) {
   if (!released_ && reported_bytes_ == 0 && tensor.has_storage()) {
     // Views share storage, so this over-counts; it is only a pressure signal.

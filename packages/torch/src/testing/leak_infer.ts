@@ -4,8 +4,9 @@
  * inputs of three alternating sizes (as a sliding window over cases of
  * different shapes does), printing JSON with RSS after a warm-up and at the
  * end, and the caching allocator's statistics. Under glibc's dynamic mmap
- * threshold this pattern grew RSS by ~50 MB per forward; the caching
- * allocator must keep it flat while serving the buffers from its cache.
+ * threshold this pattern fragments the heap and grows RSS with every forward;
+ * the caching allocator must keep it flat while serving the buffers from its
+ * cache.
  */
 import * as torch from '../index.ts';
 import { randnT } from './inputs.ts';

@@ -5,7 +5,7 @@
  * process keeps the measurement free of the test runner's own allocations.
  * The warm-up is a few hundred steps because freed memory is kept for reuse
  * (the caching allocator and glibc's heap): RSS climbs to its working level
- * over the first steps, then stays flat (measured to 2000 steps).
+ * over the first steps, then stays flat.
  */
 import * as torch from '../index.ts';
 import { randintT, randnT } from './inputs.ts';
@@ -55,12 +55,11 @@ let rssAfterWarmup = 0;
 let firstLoss = 0;
 let lastLoss = 0;
 // Each step yields to the event loop, as a trainer does while awaiting its data
-// loader (file reads). A fully synchronous loop of this kind was measured to
-// keep growing RSS (+15% over 2000 steps here, +48% over 3000 before the
-// mallopt tuning) with liveTensors() flat and little live malloc memory
-// (heaptrack): freed memory glibc cannot reuse while the small native parts of
-// disposed tensors' JS wrappers wait for the event loop; malloc_trim(0) gave
-// it back. This probe measures the supported pattern.
+// loader (file reads). A fully synchronous loop of this kind keeps growing RSS
+// with liveTensors() flat and little live malloc memory: the small native
+// parts of disposed tensors' JS wrappers wait for the event loop, and glibc
+// cannot reuse the memory freed around them (malloc_trim(0) returns it). This
+// probe measures the supported pattern.
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 for (let step = 0; step < steps; step++) {
   await yieldToEventLoop();
