@@ -247,9 +247,9 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     const cands: { c: Config; q: number }[] = [];
     const vox0 = ref.patchSize.reduce((a, b) => a * b, 1);
     // 3D never starts at 8 channels: libtorch 1.13's oneDNN weight-gradient
-    // kernel for 3D convs with 8 input channels was measured 10-20x slower than
-    // with 16 (1.7 s vs 72 ms, 8->8 vs 16->16 at 2x40x56x40; PyTorch alike),
-    // which a MAC-based throughput model cannot see.
+    // kernel for 3D convolutions with 8 input channels is an order of
+    // magnitude slower than with 16 (in PyTorch too), which a MAC-based
+    // throughput model cannot see.
     for (const base of d === 3 ? [32, 24, 16] : [32, 24, 16, 12, 8]) {
       let patch = [...ref.patchSize];
       for (let level = 0; level < 6; level++) {
