@@ -5,8 +5,8 @@
  * - Soft Dice as nnU-Net computes it: softmax probabilities, per-class
  *   (2 * TP + smooth) / (2 * TP + FP + FN + smooth) with smooth = 1e-5, summed
  *   over the batch too when batchDice, background excluded by default.
- * - Dice + cross-entropy (nnU-Net's default) and Dice + focal (the papers'
- *   choice; focal loss of Lin et al. with gamma = 2).
+ * - Dice + cross-entropy (nnU-Net's default) and Dice + focal (focal loss of
+ *   Lin et al. with gamma = 2).
  * - Deep supervision: the losses of the heads weighted 1, 1/2, 1/4, ...
  *   normalised to sum 1, with the lowest-resolution head weighted 0 as nnU-Net.
  */

@@ -107,10 +107,10 @@ function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.opt
  * until the budget is spent, however many epochs that takes (the plan's
  * epochs are the planner's estimate from a timed step), and its LR reaches the
  * end of its decay exactly then, whatever the speed (validation, load, timing
- * noise in the plan). Re-fitting an epoch count to the measured speed instead
- * let noise shrink the count and grow it back: one 10-minute ISBI run spent
- * its last 3 of 11 epochs at the minimum LR. Capping at the plan's epochs left
- * 1.1 of another run's 10 minutes unused.
+ * noise in the plan). An epoch count re-fitted to the measured speed would
+ * follow that noise, shrinking and growing back, and leave a run's last
+ * epochs at the minimum LR; a cap at the plan's epochs would leave part of
+ * the budget unused.
  */
 export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsedSeconds: number): number {
   if (!(cfg.timeBudgetMinutes > 0)) return iterationsDone;
@@ -217,8 +217,7 @@ export async function train(
       for (let it = 0; it < cfg.iterationsPerEpoch; it++) {
         // Yield to the event loop every step. A loop whose awaits all resolve at
         // once (a prefetched batch) never lets Node run its deferred native
-        // cleanup, and RSS grew without bound: a fast small-patch run was
-        // OOM-killed at 24 GB within two minutes.
+        // cleanup, and RSS grows without bound (fastest with small patches).
         await new Promise<void>((resolve) => setImmediate(resolve));
         const elapsed = (Date.now() - t0) / 1000;
         if (budgeted && elapsed >= cfg.timeBudgetMinutes * 60) {
