@@ -1,10 +1,10 @@
 /**
- * HybridNet, the papers' proposed model ("hybrid-segmentation-framework",
- * Phase 2): a CNN backbone for local features, transformer layers for global
- * context at the coarse stages, attention modules on the skips (CBAM channel +
- * spatial attention, then an additive attention gate driven by the coarser
- * decoder features), multi-modal fusion, deep supervision, and dropout that
- * can stay on at inference (Monte-Carlo dropout: setMcDropout(true)).
+ * HybridNet, medseg's hybrid CNN-transformer model: a CNN backbone for local
+ * features, transformer layers for global context at the coarse stages,
+ * attention modules on the skips (CBAM channel + spatial attention, then an
+ * additive attention gate driven by the coarser decoder features),
+ * multi-modal fusion, deep supervision, and dropout that can stay on at
+ * inference (Monte-Carlo dropout: setMcDropout(true)).
  *
  * Multi-modal input (config.extra.modalities = M; inChannels is split evenly
  * into M modalities):
