@@ -10,8 +10,9 @@
  * scored every epoch to show progress; they are not held out.
  *
  * The labels sit about 0.6 px above the image's membranes
- * (bench/py/isbi_label_offset.py), an offset a mirror- and rotation-augmented
- * model cannot learn; it costs about 0.003 membrane Dice here.
+ * (bench/py/isbi_label_offset.py writes bench/results/isbi-label-offset.json),
+ * an offset a mirror- and rotation-augmented model cannot learn, so it lowers
+ * the membrane Dice a little.
  *
  *   npm run bench -- isbi [--minutes 10]
  */

@@ -69,9 +69,10 @@ interface StudyEntry {
  * and given to every architecture with only the network's name changed: all
  * models see the same patch, batch, widths, augmentation and time, and a
  * slower architecture gets fewer iterations (the trainer stops when the
- * budget is spent, its LR decay following the clock). Planning per
- * architecture instead let the throughput measurement's noise pick 192x256
- * patches for one DRIVE model and 640x384 for the next.
+ * budget is spent, its LR decay following the clock). A plan per
+ * architecture would let the noise of the throughput measurement give each
+ * model a different patch size, and the comparison would then measure patch
+ * sizes as much as architectures.
  */
 async function sharedPlan(ds: string, dataset: string, minutes: number, work: string): Promise<Plan> {
   const path = join(work, `${ds}-plan-${minutes}min.json`);
@@ -189,8 +190,8 @@ export async function main(args: string[]): Promise<void> {
       entries.set(r.model.name, r);
       writeSummary();
     }
-    // What the data show for the papers' model: HybridNet against every other
-    // architecture on the same cases (paired Wilcoxon on Dice, Holm-adjusted),
+    // HybridNet compared with every other architecture on the same cases
+    // (paired Wilcoxon on Dice, Holm-adjusted),
     // written into its model card, and the card kept beside the study results.
     const focus = models.find((m) => m.architecture.endsWith(' hybridnet'));
     if (focus && models.length > 1) {
@@ -218,7 +219,7 @@ export async function main(args: string[]): Promise<void> {
         const n = voxelCount(img);
         const image = img.data.subarray(f.channel * n, (f.channel + 1) * n);
         // Full-size photographs (DRIVE, 565x584) at half resolution and 32 grey
-        // levels: 24 overlays at full size made a 15 MB report.
+        // levels, so a report with an overlay per model and case stays a few MB.
         const large = Math.max(img.size[0], img.size[1]) > 400;
         return renderVolumeOverlayPng(image, ref.data, pred.data, img.size, { label: typeof sel.label === 'number' ? sel.label : undefined, ...(large ? { downsample: 2, greyLevels: 32 } : {}) }).png;
       },

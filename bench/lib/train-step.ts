@@ -60,9 +60,10 @@ export function parseFlags(args: string[]): Flags {
 }
 
 /**
- * A tfjs step takes minutes (14 min for the 2D U-Net), so --no-tfjs carries
- * the last measured tfjs time over from the previous result file, labelled
- * with that run's date, command and load; the ratio uses this run's medseg time.
+ * A tfjs step takes minutes (tfjs_ms in bench/results/train-step.json), so
+ * --no-tfjs carries the last measured tfjs time over from the previous result
+ * file, labelled with that run's date, command and load; the ratio uses this
+ * run's medseg time.
  */
 function carriedTfjs(name: string, medsegMs: number): Record<string, unknown> | null {
   const path = join(dirname(fileURLToPath(import.meta.url)), '..', 'results', `${name}.json`);
