@@ -19,7 +19,10 @@ import { datasetCases, runSeg2d } from './lib/seg2d.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { minutes: { type: 'string', default: '20' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-drive') } } });
+  const { values } = parseArgs({
+    args,
+    options: { minutes: { type: 'string', default: '20' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-drive') } },
+  });
   const out = values.out!;
   const dataset = join(out, 'dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importDrive(dataPath('drive'), dataset);
@@ -32,7 +35,13 @@ export async function main(args: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train 16 of the 20 training images, select on 4, test on the 20 test images inside the FOV masks; metrics averaged over test images',
-    plan: { patchSize: r.trained.plan.patchSize, batchSize: r.trained.plan.batchSize, features: r.trained.plan.network.features, epochs: r.trained.plan.epochs, iterationsPerEpoch: r.trained.plan.iterationsPerEpoch },
+    plan: {
+      patchSize: r.trained.plan.patchSize,
+      batchSize: r.trained.plan.batchSize,
+      features: r.trained.plan.network.features,
+      epochs: r.trained.plan.epochs,
+      iterationsPerEpoch: r.trained.plan.iterationsPerEpoch,
+    },
     trainer: r.trained.folds[0]!.result,
     f1: r.mean(1, 'f1'),
     auc: r.mean(1, 'auc'),
@@ -43,5 +52,11 @@ export async function main(args: string[]): Promise<void> {
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results/drive.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(JSON.stringify({ f1: result.f1, auc: result.auc, sensitivity: result.sensitivity, specificity: result.specificity, train_minutes: result.train_minutes }, null, 2));
+  console.log(
+    JSON.stringify(
+      { f1: result.f1, auc: result.auc, sensitivity: result.sensitivity, specificity: result.specificity, train_minutes: result.train_minutes },
+      null,
+      2,
+    ),
+  );
 }

@@ -23,7 +23,8 @@ function parse(args: string[]): { n: number; rounds: number; reps: number; threa
   for (let i = 0; i < args.length; i++) {
     const key = args[i]!.replace(/^--/, '') as keyof typeof o;
     const v = Number(args[++i]);
-    if (!(key in o) || !Number.isInteger(v) || v < 1) throw new Error(`usage: gemm [--n 4096] [--rounds 2] [--reps 3] [--threads T]; bad '${args[i - 1]} ${args[i]}'`);
+    if (!(key in o) || !Number.isInteger(v) || v < 1)
+      throw new Error(`usage: gemm [--n 4096] [--rounds 2] [--reps 3] [--threads T]; bad '${args[i - 1]} ${args[i]}'`);
     o[key] = v;
   }
   return o;
@@ -100,23 +101,29 @@ export async function main(args: string[]): Promise<void> {
     results[what] = row;
   }
   console.table(results);
-  const path = writeResult('gemm', args, {
-    what: `float32 matmul ${o.n}x${o.n}; conv2d ${C}->${C} 3x3 pad 1 on ${conv.join('x')}: forward, and forward+backward (input + weight grads)`,
-    flops_note: 'matmul 2n^3; conv forward 2*N*Cout*H*W*Cin*9, forward+backward 3x forward. ratio = medseg_ms / pytorch_ms (same thread settings)',
-    results,
-    threads: {
-      intra_op: o.threads,
-      medseg_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
-      pytorch_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1',
-      pytorch_openblas_default: 'OPENBLAS_NUM_THREADS unset (OpenBLAS uses every core)',
-      pytorch_intra_op: same.ready.threads,
-      OMP_WAIT_POLICY_all: process.env.OMP_WAIT_POLICY ?? 'libgomp default',
-      GOMP_SPINCOUNT_all: process.env.GOMP_SPINCOUNT ?? 'libgomp default',
+  const path = writeResult(
+    'gemm',
+    args,
+    {
+      what: `float32 matmul ${o.n}x${o.n}; conv2d ${C}->${C} 3x3 pad 1 on ${conv.join('x')}: forward, and forward+backward (input + weight grads)`,
+      flops_note: 'matmul 2n^3; conv forward 2*N*Cout*H*W*Cin*9, forward+backward 3x forward. ratio = medseg_ms / pytorch_ms (same thread settings)',
+      results,
+      threads: {
+        intra_op: o.threads,
+        medseg_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
+        pytorch_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1',
+        pytorch_openblas_default: 'OPENBLAS_NUM_THREADS unset (OpenBLAS uses every core)',
+        pytorch_intra_op: same.ready.threads,
+        OMP_WAIT_POLICY_all: process.env.OMP_WAIT_POLICY ?? 'libgomp default',
+        GOMP_SPINCOUNT_all: process.env.GOMP_SPINCOUNT ?? 'libgomp default',
+      },
+      reps_per_side: o.rounds * o.reps,
+      pytorch: same.ready.torch,
+      blas: blasLibrary(),
+      cpu_busy_pct_before: busyBefore,
     },
-    reps_per_side: o.rounds * o.reps,
-    pytorch: same.ready.torch,
-    blas: blasLibrary(),
-    cpu_busy_pct_before: busyBefore,
-  }, loadBefore, tag);
+    loadBefore,
+    tag,
+  );
   console.log(`wrote ${path}`);
 }

@@ -21,11 +21,18 @@ import { stageHeldOut } from './lib/stage-cases.ts';
 import { importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
 import { HIPPOCAMPUS_SPLIT } from '../packages/medseg/src/demo/hippocampus-split.ts';
 
-
 const here = dirname(fileURLToPath(import.meta.url));
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { minutes: { type: 'string', default: '30' }, architecture: { type: 'string', default: 'unet' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-hippocampus') }, resume: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      minutes: { type: 'string', default: '30' },
+      architecture: { type: 'string', default: 'unet' },
+      out: { type: 'string', default: join(repoRoot, 'runs/bench-hippocampus') },
+      resume: { type: 'boolean', default: false },
+    },
+  });
   const minutes = Number(values.minutes);
   const split = HIPPOCAMPUS_SPLIT;
   const source = dataPath('msd-hippocampus');
@@ -35,7 +42,14 @@ export async function main(args: string[]): Promise<void> {
   const modelDir = join(out, 'model');
   const loadBefore = loadavg();
   const t0 = Date.now();
-  const trained = await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, minutes, architecture: values.architecture, resume: values.resume });
+  const trained = await trainModel({
+    dataset,
+    out: modelDir,
+    split: { train: split.train, val: split.validation },
+    minutes,
+    architecture: values.architecture,
+    resume: values.resume,
+  });
   const trainMinutes = (Date.now() - t0) / 60000;
 
   const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
@@ -49,7 +63,15 @@ export async function main(args: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, threads: torch.getNumThreads(), loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     split: 'packages/medseg/src/demo/hippocampus-split.ts (140 train / 34 validation)',
-    plan: { patchSize: trained.plan.patchSize, batchSize: trained.plan.batchSize, features: trained.plan.network.features, epochs: trained.plan.epochs, iterationsPerEpoch: trained.plan.iterationsPerEpoch, predictedStepSeconds: trained.plan.budget?.stepSeconds, training: trained.plan.training },
+    plan: {
+      patchSize: trained.plan.patchSize,
+      batchSize: trained.plan.batchSize,
+      features: trained.plan.network.features,
+      epochs: trained.plan.epochs,
+      iterationsPerEpoch: trained.plan.iterationsPerEpoch,
+      predictedStepSeconds: trained.plan.budget?.stepSeconds,
+      training: trained.plan.training,
+    },
     trainer: trained.folds[0]!.result,
     postprocessing: trained.postprocessing,
     dice_anterior: dice(1).mean,
@@ -63,5 +85,17 @@ export async function main(args: string[]): Promise<void> {
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results/hippocampus.json'), `${JSON.stringify(result, null, 2)}\n`);
-  console.log(JSON.stringify({ dice_anterior: result.dice_anterior, dice_posterior: result.dice_posterior, dice_mean: result.dice_mean, train_minutes: result.train_minutes, infer_s_per_case: result.infer_s_per_case }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        dice_anterior: result.dice_anterior,
+        dice_posterior: result.dice_posterior,
+        dice_mean: result.dice_mean,
+        train_minutes: result.train_minutes,
+        infer_s_per_case: result.infer_s_per_case,
+      },
+      null,
+      2,
+    ),
+  );
 }

@@ -79,7 +79,9 @@ print(json.dumps(res))
 
 export async function run(): Promise<Record<string, { medseg_s: number; python_s: number; ratio: number }>> {
   const dir = dataPath('dcmqi-ct-dicomseg', 'ct-3slice');
-  const files = readdirSync(dir).sort().map((f) => `${dir}/${f}`);
+  const files = readdirSync(dir)
+    .sort()
+    .map((f) => `${dir}/${f}`);
   const segs = { liver: dataPath('dcmqi-ct-dicomseg', 'liver.dcm'), partial_overlaps: dataPath('dcmqi-ct-dicomseg', 'partial_overlaps.dcm') };
   const py = JSON.parse(
     execFileSync('/usr/bin/python3', ['-c', PY], { input: JSON.stringify({ series: files, segs, rounds: ROUNDS, repeat: REPEAT }) }).toString(),

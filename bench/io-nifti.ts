@@ -40,9 +40,15 @@ function timePython(script: string, paths: string[]): number {
 
 export async function run(): Promise<Record<string, { medseg_s: number; python_s: number; ratio: number }>> {
   const nii = ['images', 'labels'].flatMap((s) =>
-    readdirSync(dataPath('msd-hippocampus', s)).filter((f) => f.endsWith('.nii.gz')).sort().map((f) => dataPath('msd-hippocampus', s, f)),
+    readdirSync(dataPath('msd-hippocampus', s))
+      .filter((f) => f.endsWith('.nii.gz'))
+      .sort()
+      .map((f) => dataPath('msd-hippocampus', s, f)),
   );
-  const nrrd = readdirSync(dataPath('pyradiomics-nrrd')).filter((f) => f.endsWith('.nrrd')).sort().map((f) => dataPath('pyradiomics-nrrd', f));
+  const nrrd = readdirSync(dataPath('pyradiomics-nrrd'))
+    .filter((f) => f.endsWith('.nrrd'))
+    .sort()
+    .map((f) => dataPath('pyradiomics-nrrd', f));
   const result: Record<string, { medseg_s: number; python_s: number; ratio: number }> = {};
   const add = (name: string, medseg: number, python: number) =>
     (result[name] = { medseg_s: +medseg.toFixed(4), python_s: +python.toFixed(4), ratio: +(medseg / python).toFixed(3) });

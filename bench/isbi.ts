@@ -28,22 +28,41 @@ import { datasetCases, runSeg2d } from './lib/seg2d.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 
 export async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { minutes: { type: 'string', default: '10' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-isbi') } } });
+  const { values } = parseArgs({
+    args,
+    options: { minutes: { type: 'string', default: '10' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-isbi') } },
+  });
   const out = values.out!;
   const dataset = join(out, 'dataset');
   const ids = Array.from({ length: 30 }, (_, i) => String(i));
   // Membrane (0 in the masks) is the class scored: make it class 1, cell class 0.
-  if (!existsSync(join(dataset, 'dataset.json'))) await importIsbi2012(dataPath('isbi2012-em'), dataset, { labelMapping: { 255: 0, 0: 1 }, testIds: ids.slice(24) });
+  if (!existsSync(join(dataset, 'dataset.json')))
+    await importIsbi2012(dataPath('isbi2012-em'), dataset, { labelMapping: { 255: 0, 0: 1 }, testIds: ids.slice(24) });
   const { training, test } = datasetCases(dataset);
   const loadBefore = loadavg();
-  const r = await runSeg2d({ out, dataset, train: ids.slice(0, 24), val: ids.slice(20, 24), test, minutes: Number(values.minutes), labels: [0, 1], checkpoint: 'final' });
+  const r = await runSeg2d({
+    out,
+    dataset,
+    train: ids.slice(0, 24),
+    val: ids.slice(20, 24),
+    test,
+    minutes: Number(values.minutes),
+    labels: [0, 1],
+    checkpoint: 'final',
+  });
   if (training.length !== 24 || test.length !== 6) throw new Error(`expected 24 training and 6 test slices, got ${training.length} / ${test.length}`);
   const result = {
     command: `npm run bench -- isbi --minutes ${values.minutes}`,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train slices 0-23 (20-23 also scored per epoch, not held out), final weights, test 24-29; membrane = mask value 0',
-    plan: { patchSize: r.trained.plan.patchSize, batchSize: r.trained.plan.batchSize, features: r.trained.plan.network.features, epochs: r.trained.plan.epochs, iterationsPerEpoch: r.trained.plan.iterationsPerEpoch },
+    plan: {
+      patchSize: r.trained.plan.patchSize,
+      batchSize: r.trained.plan.batchSize,
+      features: r.trained.plan.network.features,
+      epochs: r.trained.plan.epochs,
+      iterationsPerEpoch: r.trained.plan.iterationsPerEpoch,
+    },
     trainer: r.trained.folds[0]!.result,
     dice_membrane: r.mean(1, 'dice'),
     dice_cell: r.mean(0, 'dice'),

@@ -29,9 +29,12 @@ function ellipsoid(c: Vec3, r: Vec3, wave: number, phase: number): Uint8Array {
   for (let z = 0; z < N; z++)
     for (let y = 0; y < N; y++)
       for (let x = 0; x < N; x++, i++) {
-        const u = (x - c[0]) / r[0], v = (y - c[1]) / r[1], w = (z - c[2]) / r[2];
+        const u = (x - c[0]) / r[0],
+          v = (y - c[1]) / r[1],
+          w = (z - c[2]) / r[2];
         const rho = Math.sqrt(u * u + v * v + w * w);
-        const theta = Math.atan2(v, u), phi = Math.acos(rho ? w / rho : 0);
+        const theta = Math.atan2(v, u),
+          phi = Math.acos(rho ? w / rho : 0);
         if (rho <= 1 + wave * Math.sin(5 * theta + phase) * Math.sin(3 * phi)) m[i] = 1;
       }
   return m;
@@ -53,8 +56,12 @@ export async function run(): Promise<{ medseg_s: number; scipy_s: number; ratio:
   let scipy: { times: number[]; hd95: number; surfaceDice: number };
   try {
     scipy = scipyReference('bench', {
-      pred: writeRaw(join(tmp, 'pred.u8'), pred), ref: writeRaw(join(tmp, 'ref.u8'), ref),
-      shape: SIZE, spacing: SPACING, tau: TAU, rounds: ROUNDS,
+      pred: writeRaw(join(tmp, 'pred.u8'), pred),
+      ref: writeRaw(join(tmp, 'ref.u8'), ref),
+      shape: SIZE,
+      spacing: SPACING,
+      tau: TAU,
+      rounds: ROUNDS,
     });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -67,15 +74,25 @@ export async function run(): Promise<{ medseg_s: number; scipy_s: number; ratio:
   const scipy_s = median(scipy.times);
   const out = { medseg_s, scipy_s, ratio: medseg_s / scipy_s };
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results', 'metrics.json'), JSON.stringify({
-    ...out,
-    command: 'npm run bench -- metrics',
-    what: `HD95 + surface Dice (tau ${TAU} mm), one label, ${N}^3 wavy ellipsoids, spacing ${SPACING.join('x')} mm, median of ${ROUNDS}`,
-    peer: 'SciPy distance_transform_edt + binary_erosion + numpy.percentile (MONAI definitions), /usr/bin/python3',
-    hd95_mm: result.hd95, surfaceDice: result.surfaceDice,
-    medseg_rounds_s: times, scipy_rounds_s: scipy.times,
-    node: process.version, date: new Date().toISOString(),
-  }, null, 2) + '\n');
+  writeFileSync(
+    join(here, 'results', 'metrics.json'),
+    JSON.stringify(
+      {
+        ...out,
+        command: 'npm run bench -- metrics',
+        what: `HD95 + surface Dice (tau ${TAU} mm), one label, ${N}^3 wavy ellipsoids, spacing ${SPACING.join('x')} mm, median of ${ROUNDS}`,
+        peer: 'SciPy distance_transform_edt + binary_erosion + numpy.percentile (MONAI definitions), /usr/bin/python3',
+        hd95_mm: result.hd95,
+        surfaceDice: result.surfaceDice,
+        medseg_rounds_s: times,
+        scipy_rounds_s: scipy.times,
+        node: process.version,
+        date: new Date().toISOString(),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   return out;
 }
 

@@ -26,12 +26,23 @@ import { writeResult } from './lib/report.ts';
 const here = dirname(fileURLToPath(import.meta.url));
 const PATCH = [40, 56, 40];
 const FEATURES = [32, 64, 128, 256];
-const STRIDES = [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]];
+const STRIDES = [
+  [1, 1, 1],
+  [2, 2, 2],
+  [2, 2, 2],
+  [2, 2, 2],
+];
 const CLASSES = 3;
 
 function planConfig(architecture: string): NetworkConfig {
   const extra: Record<string, unknown> =
-    architecture === 'transunet' ? { inputSize: PATCH, depth: 4, heads: 8 } : architecture === 'swin-unetr' ? { window: [5, 7, 5] } : architecture === 'hybridnet' ? { depth: 2, heads: 8 } : {};
+    architecture === 'transunet'
+      ? { inputSize: PATCH, depth: 4, heads: 8 }
+      : architecture === 'swin-unetr'
+        ? { window: [5, 7, 5] }
+        : architecture === 'hybridnet'
+          ? { depth: 2, heads: 8 }
+          : {};
   return {
     architecture,
     dims: 3,
@@ -109,7 +120,14 @@ export async function main(args: string[]): Promise<void> {
   for (const { name } of listArchitectures()) {
     if (only && !only.includes(name)) continue;
     const r = measure(name, reps);
-    const row = { architecture: name, type: architectureInfo(name).type, params: r.params, macs: r.macs, trainStepSeconds: r.trainStep, inferenceSeconds: r.inference };
+    const row = {
+      architecture: name,
+      type: architectureInfo(name).type,
+      params: r.params,
+      macs: r.macs,
+      trainStepSeconds: r.trainStep,
+      inferenceSeconds: r.inference,
+    };
     rows.push(row);
     console.log(
       `${name.padEnd(16)} ${row.type.padEnd(16)} ${(r.params / 1e6).toFixed(2).padStart(9)} ${(r.macs / 1e9).toFixed(2).padStart(6)}   ${r.trainStep.toFixed(3).padStart(18)}  ${r.inference.toFixed(3).padStart(18)}`,
@@ -118,7 +136,10 @@ export async function main(args: string[]): Promise<void> {
   if (!only || only.includes('unet')) {
     const out = execFileSync(
       '/usr/bin/python3',
-      [join(here, 'py', 'models_peer.py'), JSON.stringify({ features: FEATURES, strides: STRIDES, patch: PATCH, classes: CLASSES, reps, threads: torch.getNumThreads() })],
+      [
+        join(here, 'py', 'models_peer.py'),
+        JSON.stringify({ features: FEATURES, strides: STRIDES, patch: PATCH, classes: CLASSES, reps, threads: torch.getNumThreads() }),
+      ],
       { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } },
     );
     const peer = JSON.parse(out) as Record<string, number>;
@@ -134,10 +155,25 @@ export async function main(args: string[]): Promise<void> {
       `U-Net re-measured: train step ${again.trainStep.toFixed(3)} s, inference ${again.inference.toFixed(3)} s. PyTorch U-Net: params ${(peer.params! / 1e6).toFixed(2)}M, train step ${peer.train_step_s!.toFixed(3)} s, inference ${peer.infer_s!.toFixed(3)} s; medseg/PyTorch ratio train ${ratio.trainStep.toFixed(2)}, inference ${ratio.inference.toFixed(2)}`,
     );
   }
-  const path = writeResult('models', args, {
-    config: { patch: PATCH, features: FEATURES, strides: STRIDES, classes: CLASSES, norm: 'instance', deepSupervision: true, threads: torch.getNumThreads(), reps },
-    macsDefinition: 'multiply-accumulates of one forward at batch 1: conv, transposed conv, linear, attention matmuls (see models/blocks-macs.ts countMacsOf)',
-    rows,
-  }, loadBefore);
+  const path = writeResult(
+    'models',
+    args,
+    {
+      config: {
+        patch: PATCH,
+        features: FEATURES,
+        strides: STRIDES,
+        classes: CLASSES,
+        norm: 'instance',
+        deepSupervision: true,
+        threads: torch.getNumThreads(),
+        reps,
+      },
+      macsDefinition:
+        'multiply-accumulates of one forward at batch 1: conv, transposed conv, linear, attention matmuls (see models/blocks-macs.ts countMacsOf)',
+      rows,
+    },
+    loadBefore,
+  );
   console.log(`wrote ${path}`);
 }

@@ -91,7 +91,13 @@ async function hippocampus(arch: string, minutes: number, work: string, out: str
   if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
   const modelDir = join(out, 'model');
   const given = planFor(await sharedPlan('hippocampus', dataset, minutes, work), arch);
-  await trainModel({ dataset, out: modelDir, split: { train: split.train, val: split.validation }, plan: given, resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')) });
+  await trainModel({
+    dataset,
+    out: modelDir,
+    split: { train: split.train, val: split.validation },
+    plan: given,
+    resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')),
+  });
   const { imgDir, refDir } = stageHeldOut(source, split.validation, out);
   const predDir = join(out, 'predictions');
   const pred = await predictPath({ model: modelDir, input: imgDir, out: predDir });
@@ -109,7 +115,12 @@ async function hippocampus(arch: string, minutes: number, work: string, out: str
     dataset: 'MSD hippocampus (34 validation cases)',
   };
   net.dispose();
-  const files = Object.fromEntries(split.validation.map((id) => [id, { image: join(imgDir, `${id}.nii.gz`), reference: join(refDir, `${id}.nii.gz`), prediction: join(predDir, `${id}.nii.gz`), channel: 0 }]));
+  const files = Object.fromEntries(
+    split.validation.map((id) => [
+      id,
+      { image: join(imgDir, `${id}.nii.gz`), reference: join(refDir, `${id}.nii.gz`), prediction: join(predDir, `${id}.nii.gz`), channel: 0 },
+    ]),
+  );
   return { rows: ev.rows.map((r) => ({ ...r, model: name })) as MetricRow[], model, calibration: null, files, modelDir };
 }
 
@@ -133,7 +144,9 @@ async function drive(arch: string, minutes: number, work: string, out: string): 
   };
   net.dispose();
   const rows = r.perCase.map((p) => ({ model: name, case: p.id, label: 1, ...p.metrics[1] })) as MetricRow[];
-  const files = Object.fromEntries(test.map((c, i) => [c.id, { image: c.imagePaths[1] ?? c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase[i]!.prediction, channel: 0 }]));
+  const files = Object.fromEntries(
+    test.map((c, i) => [c.id, { image: c.imagePaths[1] ?? c.imagePaths[0]!, reference: c.labelPath!, prediction: r.perCase[i]!.prediction, channel: 0 }]),
+  );
   return { rows, model, calibration: r.calibration, files, modelDir: join(out, 'model') };
 }
 
@@ -148,7 +161,12 @@ export async function main(args: string[]): Promise<void> {
     options: {
       minutes: { type: 'string', default: '30' },
       'drive-minutes': { type: 'string', default: '20' },
-      architectures: { type: 'string', default: listArchitectures().map((a) => a.name).join(',') },
+      architectures: {
+        type: 'string',
+        default: listArchitectures()
+          .map((a) => a.name)
+          .join(','),
+      },
       datasets: { type: 'string', default: 'hippocampus,drive' },
       work: { type: 'string', default: join(repoRoot, 'runs/study') },
     },
@@ -165,7 +183,19 @@ export async function main(args: string[]): Promise<void> {
     const command = `npm run study -- ${args.join(' ')}`.trim();
     const minutes = Number(ds === 'hippocampus' ? values.minutes : values['drive-minutes']);
     const writeSummary = (extra: Record<string, unknown> = {}) =>
-      writeFileSync(join(outDir, `${ds}.json`), jsonText({ command, date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length }, budget: { trainingMinutesPerModel: minutes }, models, failures, rows, ...extra }));
+      writeFileSync(
+        join(outDir, `${ds}.json`),
+        jsonText({
+          command,
+          date: new Date().toISOString(),
+          machine: { cpu: cpus()[0]?.model, cores: cpus().length },
+          budget: { trainingMinutesPerModel: minutes },
+          models,
+          failures,
+          rows,
+          ...extra,
+        }),
+      );
     for (const arch of archs) {
       // One architecture's result per file in the work folder: a killed study
       // resumes at the first architecture without one, and one architecture
@@ -209,7 +239,13 @@ export async function main(args: string[]): Promise<void> {
       title: `medseg comparison study: ${ds}`,
       dataset: models[0]?.dataset,
       rows,
-      models: models.map((m) => ({ name: m.name, architecture: m.architecture, architectureType: m.architectureType, parameters: m.parameters, inferenceTimesMs: m.inferenceTimesMs })),
+      models: models.map((m) => ({
+        name: m.name,
+        architecture: m.architecture,
+        architectureType: m.architectureType,
+        parameters: m.parameters,
+        inferenceTimesMs: m.inferenceTimesMs,
+      })),
       summaryMetrics: ds === 'hippocampus' ? ['dice', 'iou', 'hd95'] : ['dice', 'iou', 'hd95', 'auc'],
       calibration: Object.fromEntries([...entries].filter(([, e]) => e.calibration).map(([name, e]) => [name, e.calibration!])),
       renderOverlay: async (sel) => {
@@ -221,7 +257,10 @@ export async function main(args: string[]): Promise<void> {
         // Full-size photographs (DRIVE, 565x584) at half resolution and 32 grey
         // levels, so a report with an overlay per model and case stays a few MB.
         const large = Math.max(img.size[0], img.size[1]) > 400;
-        return renderVolumeOverlayPng(image, ref.data, pred.data, img.size, { label: typeof sel.label === 'number' ? sel.label : undefined, ...(large ? { downsample: 2, greyLevels: 32 } : {}) }).png;
+        return renderVolumeOverlayPng(image, ref.data, pred.data, img.size, {
+          label: typeof sel.label === 'number' ? sel.label : undefined,
+          ...(large ? { downsample: 2, greyLevels: 32 } : {}),
+        }).png;
       },
     });
   }

@@ -36,7 +36,12 @@ export function machineInfo(): MachineInfo {
 export function blasLibrary(): string {
   try {
     const maps = readFileSync('/proc/self/maps', 'utf8');
-    const libs = new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((f) => /blas/i.test(f)));
+    const libs = new Set(
+      maps
+        .split('\n')
+        .map((l) => l.split(/\s+/)[5] ?? '')
+        .filter((f) => /blas/i.test(f)),
+    );
     return [...libs].join(', ') || 'none loaded';
   } catch {
     return 'unknown';
@@ -58,12 +63,22 @@ export function benchCommand(name: string, args: readonly string[]): string {
 }
 
 /** Environment that changes results, shown in the command when it differs from the engine's default. */
-const ENV_SHOWN: Record<string, string | undefined> = { LD_LIBRARY_PATH: undefined, OMP_WAIT_POLICY: 'PASSIVE', GOMP_SPINCOUNT: '10000', OPENBLAS_NUM_THREADS: '1', MEDSEG_THREADS: undefined, MEDSEG_MALLOC_TUNING: undefined };
+const ENV_SHOWN: Record<string, string | undefined> = {
+  LD_LIBRARY_PATH: undefined,
+  OMP_WAIT_POLICY: 'PASSIVE',
+  GOMP_SPINCOUNT: '10000',
+  OPENBLAS_NUM_THREADS: '1',
+  MEDSEG_THREADS: undefined,
+  MEDSEG_MALLOC_TUNING: undefined,
+};
 
 /** Writes bench/results/<name>.json with command, date and machine first. */
 export function writeResult(name: string, args: readonly string[], body: Record<string, unknown>, loadBefore: number[], tag: string | null = null): string {
   const out = {
-    command: `${Object.keys(ENV_SHOWN).filter((k) => process.env[k] !== undefined && process.env[k] !== ENV_SHOWN[k]).map((k) => `${k}=${process.env[k]} `).join('')}${benchCommand(name, args)}`,
+    command: `${Object.keys(ENV_SHOWN)
+      .filter((k) => process.env[k] !== undefined && process.env[k] !== ENV_SHOWN[k])
+      .map((k) => `${k}=${process.env[k]} `)
+      .join('')}${benchCommand(name, args)}`,
     date: new Date().toISOString(),
     machine: { ...machineInfo(), loadavgBefore: loadBefore },
     ...body,

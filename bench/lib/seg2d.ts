@@ -51,7 +51,15 @@ export interface Seg2dResult {
 export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
   const modelDir = join(r.out, 'model');
   const t0 = Date.now();
-  const trained = await trainModel({ dataset: r.dataset, out: modelDir, split: { train: r.train, val: r.val }, minutes: r.minutes, architecture: r.architecture, plan: r.plan, resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')) });
+  const trained = await trainModel({
+    dataset: r.dataset,
+    out: modelDir,
+    split: { train: r.train, val: r.val },
+    minutes: r.minutes,
+    architecture: r.architecture,
+    plan: r.plan,
+    resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')),
+  });
   const trainMinutes = (Date.now() - t0) / 60000;
   const model = loadModel(modelDir, { checkpoint: r.checkpoint });
   const perCase: Seg2dResult['perCase'] = [];

@@ -78,7 +78,7 @@ function carriedTfjs(name: string, medsegMs: number): Record<string, unknown> | 
     tfjs_steps_ms: old.tfjs_steps_ms,
     tfjs_note: old.tfjs_note,
     tfjs_measured: measured,
-    tfjs_carried_over: 'not re-run (--no-tfjs): tfjs_ms is from the run in tfjs_measured; tfjs_ratio uses this run\'s medseg_ms',
+    tfjs_carried_over: "not re-run (--no-tfjs): tfjs_ms is from the run in tfjs_measured; tfjs_ratio uses this run's medseg_ms",
   };
 }
 
@@ -126,7 +126,15 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
         await theirs();
         ours();
       }
-      console.log(`round ${r + 1}/${flags.rounds}: medseg ${medsegMs.slice(-flags.steps).map((v) => v.toFixed(0)).join(' ')} ms, pytorch ${pytorchMs.slice(-flags.steps).map((v) => v.toFixed(0)).join(' ')} ms`);
+      console.log(
+        `round ${r + 1}/${flags.rounds}: medseg ${medsegMs
+          .slice(-flags.steps)
+          .map((v) => v.toFixed(0))
+          .join(' ')} ms, pytorch ${pytorchMs
+          .slice(-flags.steps)
+          .map((v) => v.toFixed(0))
+          .join(' ')} ms`,
+      );
     }
     const leaked = torch.liveTensors() - live0;
     if (leaked !== 0) console.warn(`warning: ${leaked} native tensors more than before the timed steps`);
@@ -172,8 +180,21 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
     pytorch_ms: round(pytorchMedian, 1),
     ratio: round(medsegMedian / pytorchMedian, 3),
     ...tfjs,
-    threads: { medseg_intra_op: torch.getNumThreads(), pytorch_intra_op: ready.threads, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null, python_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1', OMP_WAIT_POLICY_both: process.env.OMP_WAIT_POLICY ?? 'libgomp default', GOMP_SPINCOUNT_both: process.env.GOMP_SPINCOUNT ?? 'libgomp default' },
-    steps: { per_side: medsegMs.length, rounds: flags.rounds, per_round: flags.steps, warmup: flags.warmup, order: 'alternating rounds, first side swapped each round' },
+    threads: {
+      medseg_intra_op: torch.getNumThreads(),
+      pytorch_intra_op: ready.threads,
+      OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
+      python_OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? '1',
+      OMP_WAIT_POLICY_both: process.env.OMP_WAIT_POLICY ?? 'libgomp default',
+      GOMP_SPINCOUNT_both: process.env.GOMP_SPINCOUNT ?? 'libgomp default',
+    },
+    steps: {
+      per_side: medsegMs.length,
+      rounds: flags.rounds,
+      per_round: flags.steps,
+      warmup: flags.warmup,
+      order: 'alternating rounds, first side swapped each round',
+    },
     medseg_steps_ms: medsegMs.map((v) => round(v, 1)),
     pytorch_steps_ms: pytorchMs.map((v) => round(v, 1)),
     parameters: params,
@@ -188,6 +209,13 @@ export async function runTrainStep(cfg: TrainStepConfig, args: string[]): Promis
     cpu_busy_note: 'all-CPU busy percent in the second before the run (other processes); loadavg lags by a minute',
   };
   const path = writeResult(cfg.name, args, result, loadBefore, tag);
-  console.log(JSON.stringify({ medseg_ms: result.medseg_ms, pytorch_ms: result.pytorch_ms, ratio: result.ratio, ...('tfjs_ms' in tfjs ? { tfjs_ms: tfjs.tfjs_ms, tfjs_ratio: tfjs.tfjs_ratio } : {}) }));
+  console.log(
+    JSON.stringify({
+      medseg_ms: result.medseg_ms,
+      pytorch_ms: result.pytorch_ms,
+      ratio: result.ratio,
+      ...('tfjs_ms' in tfjs ? { tfjs_ms: tfjs.tfjs_ms, tfjs_ratio: tfjs.tfjs_ratio } : {}),
+    }),
+  );
   console.log(`wrote ${path}`);
 }

@@ -6,7 +6,9 @@ import { existsSync } from 'node:fs';
 
 const main = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(main)) {
-  process.stderr.write('medseg: the CLI is not built (no dist/): run `npm run build -w @medseg/medseg`, or `npm run medseg -- <command>` from the source checkout\n');
+  process.stderr.write(
+    'medseg: the CLI is not built (no dist/): run `npm run build -w @medseg/medseg`, or `npm run medseg -- <command>` from the source checkout\n',
+  );
   process.exit(1);
 }
 await import(main.href);

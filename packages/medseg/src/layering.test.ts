@@ -45,7 +45,11 @@ function sourceFiles(dir: string): string[] {
 /** Module specifiers of every static import/export-from and dynamic import() in a source text. */
 export function importSpecifiers(text: string): string[] {
   const specs: string[] = [];
-  const patterns = [/(?:^|[\s;])(?:import|export)\s[^'"`;]*?\sfrom\s*['"]([^'"]+)['"]/g, /(?:^|[\s;])import\s*['"]([^'"]+)['"]/g, /\bimport\s*\(\s*['"`]([^'"`]+)['"`]/g];
+  const patterns = [
+    /(?:^|[\s;])(?:import|export)\s[^'"`;]*?\sfrom\s*['"]([^'"]+)['"]/g,
+    /(?:^|[\s;])import\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*\(\s*['"`]([^'"`]+)['"`]/g,
+  ];
   for (const re of patterns) for (const m of text.matchAll(re)) specs.push(m[1]!);
   return specs;
 }
@@ -96,12 +100,17 @@ test('imports run one way through the layers of the medseg package', () => {
 });
 
 test('the layering check catches upward, sibling, test-only and bench imports', () => {
-  assert.deepEqual(violations('infer/predict.ts', ["../train/trainer.ts"]).length, 1);
-  assert.deepEqual(violations('data/plan.ts', ["../models/config.ts"]).length, 1);
-  assert.deepEqual(violations('pipeline/demo.ts', ["../testing/data.ts"]).length, 1);
-  assert.deepEqual(violations('pipeline/demo.ts', ["../../../../bench/lib/peer.ts"]).length, 1);
-  assert.deepEqual(violations('eval/metrics.ts', ["./report/plots.ts"]).length, 1);
-  assert.deepEqual(violations('train/trainer.ts', ["../infer/predict.ts", "./losses.ts", "../util/quantile.ts"]), []);
-  assert.deepEqual(violations('models/unet.test.ts', ["../testing/models.ts", "../pipeline/x.ts"]), []);
-  assert.deepEqual(importSpecifiers("import a from './a.ts';\nconst m = await import('../b/c.ts');\nexport { x } from \"./d.ts\";\nimport './side.ts';"), ['./a.ts', './d.ts', './side.ts', '../b/c.ts']);
+  assert.deepEqual(violations('infer/predict.ts', ['../train/trainer.ts']).length, 1);
+  assert.deepEqual(violations('data/plan.ts', ['../models/config.ts']).length, 1);
+  assert.deepEqual(violations('pipeline/demo.ts', ['../testing/data.ts']).length, 1);
+  assert.deepEqual(violations('pipeline/demo.ts', ['../../../../bench/lib/peer.ts']).length, 1);
+  assert.deepEqual(violations('eval/metrics.ts', ['./report/plots.ts']).length, 1);
+  assert.deepEqual(violations('train/trainer.ts', ['../infer/predict.ts', './losses.ts', '../util/quantile.ts']), []);
+  assert.deepEqual(violations('models/unet.test.ts', ['../testing/models.ts', '../pipeline/x.ts']), []);
+  assert.deepEqual(importSpecifiers("import a from './a.ts';\nconst m = await import('../b/c.ts');\nexport { x } from \"./d.ts\";\nimport './side.ts';"), [
+    './a.ts',
+    './d.ts',
+    './side.ts',
+    '../b/c.ts',
+  ]);
 });

@@ -143,7 +143,10 @@ test('autograd: retainGraph allows a second backward; without it libtorch refuse
     close(arr(x.grad!), [2 * Math.E, 2 * Math.exp(2)], 1e-12);
     const z = x.exp().sum();
     z.backward();
-    assert.throws(() => z.backward(), (e: Error) => e instanceof Error && /backward/i.test(e.message));
+    assert.throws(
+      () => z.backward(),
+      (e: Error) => e instanceof Error && /backward/i.test(e.message),
+    );
   });
 });
 
@@ -187,11 +190,14 @@ test('gradcheck: fails on a wrong gradient (a hook that scales it) and passes on
     assert.doesNotThrow(() => gradcheck((t) => t.mul(2).sin(), [x]));
     assert.throws(
       () =>
-        gradcheck((t) => {
-          const y = t.mul(2);
-          if (y.requiresGrad) y.registerHook((g) => g.mul(1.5));
-          return y.sin();
-        }, [x]),
+        gradcheck(
+          (t) => {
+            const y = t.mul(2);
+            if (y.requiresGrad) y.registerHook((g) => g.mul(1.5));
+            return y.sin();
+          },
+          [x],
+        ),
       /gradcheck: input 0/,
     );
     // A function whose output ignores the input proves nothing and is refused.

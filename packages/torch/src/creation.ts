@@ -31,13 +31,19 @@ export function tensor(data: AnyTypedArray | number[], shape?: number[], o?: Fac
   if (Array.isArray(data)) {
     const d = o?.dtype ?? 'float32';
     const typed =
-      d === 'float64' ? Float64Array.from(data)
-      : d === 'int64' ? BigInt64Array.from(data, (v) => BigInt(v))
-      : d === 'int32' ? Int32Array.from(data)
-      : d === 'int16' ? Int16Array.from(data)
-      : d === 'int8' ? Int8Array.from(data)
-      : d === 'uint8' || d === 'bool' ? Uint8Array.from(data)
-      : Float32Array.from(data);
+      d === 'float64'
+        ? Float64Array.from(data)
+        : d === 'int64'
+          ? BigInt64Array.from(data, (v) => BigInt(v))
+          : d === 'int32'
+            ? Int32Array.from(data)
+            : d === 'int16'
+              ? Int16Array.from(data)
+              : d === 'int8'
+                ? Int8Array.from(data)
+                : d === 'uint8' || d === 'bool'
+                  ? Uint8Array.from(data)
+                  : Float32Array.from(data);
     // The typed-array path casts (bool, float16) and honours the device.
     return tensor(typed, s, { ...o, dtype: d });
   }

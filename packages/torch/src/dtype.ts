@@ -37,16 +37,7 @@ export type TypedArrayFor<D extends DType> = D extends 'uint8' | 'bool'
               ? Float32Array
               : Float64Array;
 
-export type AnyTypedArray =
-  | Uint8Array
-  | Int8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | Float32Array
-  | Float64Array;
+export type AnyTypedArray = Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | Float32Array | Float64Array;
 
 /** The dtype a typed array holds (Uint16/Uint32 have no libtorch twin). */
 export function dtypeOfArray(a: AnyTypedArray): DType {

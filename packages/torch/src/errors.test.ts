@@ -26,9 +26,17 @@ test('errors: a libtorch shape error in matmul names the op and both shapes, and
     const b = randnT([4, 5], 2);
     assert.throws(
       () => a.matmul(b),
-      (e: Error) => e instanceof Error && /aten::matmul/.test(e.message) && e.message.includes('[2,3]') && e.message.includes('[4,5]') && /cannot be multiplied|mat1 and mat2/.test(e.message),
+      (e: Error) =>
+        e instanceof Error &&
+        /aten::matmul/.test(e.message) &&
+        e.message.includes('[2,3]') &&
+        e.message.includes('[4,5]') &&
+        /cannot be multiplied|mat1 and mat2/.test(e.message),
     );
-    assert.throws(() => a.bmm(b), (e: Error) => /aten::bmm/.test(e.message) && e.message.includes('[2,3]'));
+    assert.throws(
+      () => a.bmm(b),
+      (e: Error) => /aten::bmm/.test(e.message) && e.message.includes('[2,3]'),
+    );
   });
   stillWorks();
 });
@@ -75,7 +83,10 @@ test("errors: device 'cuda' on this CPU build gives checkDevice's message from f
   assert.throws(() => torch.ones([2]).toDevice('cuda'), msg);
   assert.throws(() => torch.zeros([2], { device: 'tpu' }), /unknown device 'tpu'/);
   // Straight to the binding, a bad device string is a TypeError, not an abort.
-  assert.throws(() => call('aten::to.device', [torch.ones([2]), 'tpu', 6, false, false]), (e: Error) => e instanceof TypeError && /invalid device 'tpu'/.test(e.message));
+  assert.throws(
+    () => call('aten::to.device', [torch.ones([2]), 'tpu', 6, false, false]),
+    (e: Error) => e instanceof TypeError && /invalid device 'tpu'/.test(e.message),
+  );
   stillWorks();
 });
 

@@ -24,15 +24,19 @@ export function conv(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: C
   return callT(`aten::conv${d}d`, [x, weight, bias, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1]);
 }
 
-export function convTranspose(
-  x: Tensor,
-  weight: Tensor,
-  bias: Tensor | null = null,
-  o: ConvOptions & { outputPadding?: IntOrList } = {},
-): Tensor {
+export function convTranspose(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: ConvOptions & { outputPadding?: IntOrList } = {}): Tensor {
   const d = spatialDims(x, 'convTranspose');
   // libtorch 1.13 names the 1D op without the '.input' overload the 2D/3D ones carry.
-  return callT(d === 1 ? 'aten::conv_transpose1d' : `aten::conv_transpose${d}d.input`, [x, weight, bias, o.stride ?? 1, o.padding ?? 0, o.outputPadding ?? 0, o.groups ?? 1, o.dilation ?? 1]);
+  return callT(d === 1 ? 'aten::conv_transpose1d' : `aten::conv_transpose${d}d.input`, [
+    x,
+    weight,
+    bias,
+    o.stride ?? 1,
+    o.padding ?? 0,
+    o.outputPadding ?? 0,
+    o.groups ?? 1,
+    o.dilation ?? 1,
+  ]);
 }
 
 export interface PoolOptions {
@@ -71,10 +75,7 @@ export type InterpolateMode = 'nearest' | 'linear';
  * Resize by output size or scale factor. 'linear' means linear/bilinear/
  * trilinear by rank, as PyTorch's modes of those names.
  */
-export function interpolate(
-  x: Tensor,
-  o: { size?: number[]; scaleFactor?: number | number[]; mode?: InterpolateMode; alignCorners?: boolean },
-): Tensor {
+export function interpolate(x: Tensor, o: { size?: number[]; scaleFactor?: number | number[]; mode?: InterpolateMode; alignCorners?: boolean }): Tensor {
   const d = spatialDims(x, 'interpolate');
   const mode = o.mode ?? 'nearest';
   const size = o.size ?? null;
@@ -109,7 +110,17 @@ export function instanceNorm(
   bias: Tensor | null = null,
   o: NormOptions & { runningMean?: Tensor | null; runningVar?: Tensor | null; useInputStats?: boolean } = {},
 ): Tensor {
-  return callT('aten::instance_norm', [x, weight, bias, o.runningMean ?? null, o.runningVar ?? null, o.useInputStats ?? true, o.momentum ?? 0.1, o.eps ?? 1e-5, true]);
+  return callT('aten::instance_norm', [
+    x,
+    weight,
+    bias,
+    o.runningMean ?? null,
+    o.runningVar ?? null,
+    o.useInputStats ?? true,
+    o.momentum ?? 0.1,
+    o.eps ?? 1e-5,
+    true,
+  ]);
 }
 
 export function groupNorm(x: Tensor, groups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {

@@ -83,8 +83,7 @@ const candidates = [resolve(here, '../build/Release/torch_native.node'), resolve
 const addonPath = candidates.find((p) => existsSync(p));
 if (!addonPath) {
   throw new Error(
-    'medseg: the libtorch binding is not built. Run `npm run build:native` (needs `apt-get install libtorch-dev`), ' +
-      'or the README setup command.',
+    'medseg: the libtorch binding is not built. Run `npm run build:native` (needs `apt-get install libtorch-dev`), ' + 'or the README setup command.',
   );
 }
 

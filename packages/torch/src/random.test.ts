@@ -11,22 +11,42 @@ import { RefSuite } from './testing/pyref.ts';
 const gen = (seed: number) => new torch.Generator(seed);
 const s = new RefSuite('random: ');
 
-s.check('rand / randn / randint / randperm with a seeded generator equal torch', {}, `g = torch.Generator().manual_seed(123)
+s.check(
+  'rand / randn / randint / randperm with a seeded generator equal torch',
+  {},
+  `g = torch.Generator().manual_seed(123)
 a = torch.rand(3, 4, generator=g); b = torch.randn(5, generator=g); c = torch.randint(2, 9, (6,), generator=g); d = torch.randperm(7, generator=g)
-out = (a, b, c, d)`, () => {
-  const g = gen(123);
-  return [torch.rand([3, 4], { generator: g }), torch.randn([5], { generator: g }), torch.randint(2, 9, [6], { generator: g }), torch.randperm(7, { generator: g })];
-});
-s.check('manualSeed drives the default generator as torch.manual_seed', {}, `torch.manual_seed(77)
-out = (torch.rand(4), torch.randn(2, 2))`, () => {
-  torch.manualSeed(77);
-  return [torch.rand([4]), torch.randn([2, 2])];
-});
-s.check('float64 and uniform_/normal_ in place with a generator', {}, `g = torch.Generator().manual_seed(5)
-out = (torch.rand(3, dtype=torch.float64, generator=g), torch.empty(4).uniform_(-2, 3, generator=g), torch.empty(4).normal_(1, 0.5, generator=g))`, () => {
-  const g = gen(5);
-  return [torch.rand([3], { dtype: 'float64', generator: g }), torch.empty([4]).uniform_(-2, 3, g), torch.empty([4]).normal_(1, 0.5, g)];
-});
+out = (a, b, c, d)`,
+  () => {
+    const g = gen(123);
+    return [
+      torch.rand([3, 4], { generator: g }),
+      torch.randn([5], { generator: g }),
+      torch.randint(2, 9, [6], { generator: g }),
+      torch.randperm(7, { generator: g }),
+    ];
+  },
+);
+s.check(
+  'manualSeed drives the default generator as torch.manual_seed',
+  {},
+  `torch.manual_seed(77)
+out = (torch.rand(4), torch.randn(2, 2))`,
+  () => {
+    torch.manualSeed(77);
+    return [torch.rand([4]), torch.randn([2, 2])];
+  },
+);
+s.check(
+  'float64 and uniform_/normal_ in place with a generator',
+  {},
+  `g = torch.Generator().manual_seed(5)
+out = (torch.rand(3, dtype=torch.float64, generator=g), torch.empty(4).uniform_(-2, 3, generator=g), torch.empty(4).normal_(1, 0.5, generator=g))`,
+  () => {
+    const g = gen(5);
+    return [torch.rand([3], { dtype: 'float64', generator: g }), torch.empty([4]).uniform_(-2, 3, g), torch.empty([4]).normal_(1, 0.5, g)];
+  },
+);
 s.run();
 
 test('random: the same seed gives the same values, different seeds differ', () => {
@@ -92,7 +112,10 @@ test('random: bernoulli mean matches p (scalar p and per-element probabilities)'
       assert.ok(b.eq(0).logicalOr(b.eq(1)).all().item() === 1);
     }
     const probs = torch.tensor([0, 0.25, 1, 0.75], [4]).unsqueeze(0).expand([20000, 4]).contiguous();
-    const draws = torch.bernoulli(probs, undefined, { generator: gen(5) }).mean(0).toArray();
+    const draws = torch
+      .bernoulli(probs, undefined, { generator: gen(5) })
+      .mean(0)
+      .toArray();
     [0, 0.25, 1, 0.75].forEach((p, i) => assert.ok(Math.abs(draws[i]! - p) < 0.015, `column ${i}: ${draws[i]}`));
   });
 });

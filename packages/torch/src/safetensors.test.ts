@@ -55,7 +55,17 @@ for (const t of Object.values(originals)) t.keep();
 const ourFile = join(dir, 'ours.safetensors');
 torch.saveSafetensors(ourFile, originals, { format: 'pt', note: 'héllo' });
 const names = Object.keys(originals).sort();
-const ST_NAME: Record<string, string> = { float32: 'F32', float64: 'F64', float16: 'F16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL' };
+const ST_NAME: Record<string, string> = {
+  float32: 'F32',
+  float64: 'F64',
+  float16: 'F16',
+  int64: 'I64',
+  int32: 'I32',
+  int16: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
+};
 
 const s = new RefSuite('safetensors: ');
 s.check(
@@ -166,7 +176,10 @@ const hostile: [string, Buffer][] = [
     fileWithHeader({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 12] }, b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] } }, data16),
   ],
   ['shape entry beyond int64 with zero elements', fileWithHeader({ a: { dtype: 'F32', shape: [0, 1e300], data_offsets: [0, 0] } }, data16)],
-  ['zero-element shape whose size overflows', fileWithHeader({ a: { dtype: 'F32', shape: [2 ** 30, 2 ** 30, 2 ** 30, 2 ** 30, 0], data_offsets: [0, 0] } }, data16)],
+  [
+    'zero-element shape whose size overflows',
+    fileWithHeader({ a: { dtype: 'F32', shape: [2 ** 30, 2 ** 30, 2 ** 30, 2 ** 30, 0], data_offsets: [0, 0] } }, data16),
+  ],
   ['tensor entry is null', fileWithHeader({ a: null }, data16)],
   ['offsets are strings', fileWithHeader({ a: { dtype: 'F32', shape: [1], data_offsets: ['0', '4'] } }, data16)],
   ['huge shape (allocation bomb)', fileWithHeader({ a: { dtype: 'F64', shape: [1e6, 1e6, 1e6], data_offsets: [0, 16] } }, data16)],
@@ -189,7 +202,9 @@ test('safetensors: hostile files give SafetensorsError, leak nothing, and the pr
 });
 
 test('safetensors: every truncation of a valid file is rejected cleanly', () => {
-  const whole = torch.tidy(() => torch.serializeSafetensors({ w: randnT([3, 5], 9), b: torch.ones([5], { dtype: 'float64' }), n: torch.tensor([1], [], { dtype: 'int64' }) }));
+  const whole = torch.tidy(() =>
+    torch.serializeSafetensors({ w: randnT([3, 5], 9), b: torch.ones([5], { dtype: 'float64' }), n: torch.tensor([1], [], { dtype: 'int64' }) }),
+  );
   const live = torch.liveTensors();
   for (let n = 0; n < whole.length; n++) {
     assert.throws(() => torch.parseSafetensors(whole.subarray(0, n)), torch.SafetensorsError, `truncated to ${n} bytes`);

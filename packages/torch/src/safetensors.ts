@@ -84,7 +84,8 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
       if (!Array.isArray(data_offsets) || data_offsets.length !== 2) fail(`tensor '${name}' has invalid data_offsets`);
       const [b, e] = data_offsets as [number, number];
       const numel = (shape as number[]).reduce((a, s) => a * s, 1);
-      if (!(Number.isInteger(b) && Number.isInteger(e) && 0 <= b && b <= e && e <= dataLen)) fail(`tensor '${name}' data [${b}, ${e}) lies outside the data (${dataLen} bytes)`);
+      if (!(Number.isInteger(b) && Number.isInteger(e) && 0 <= b && b <= e && e <= dataLen))
+        fail(`tensor '${name}' data [${b}, ${e}) lies outside the data (${dataLen} bytes)`);
       if (e - b !== numel * elementSize(dt!)) fail(`tensor '${name}' has ${e - b} bytes but shape [${shape}] ${dt} needs ${numel * elementSize(dt!)}`);
       ranges.push([b, e]);
       // Copy into an aligned buffer: the source offset may not be aligned for the element type.

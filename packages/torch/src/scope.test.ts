@@ -176,8 +176,19 @@ test('scope: 150 eval-mode 3D forwards of three alternating sizes keep RSS flat,
 
 test('allocator: a full cache makes room for a new size class (least recently used evicted) instead of unmapping it on every release', () => {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'testing', 'alloc_evict.ts');
-  const out = execFileSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, MEDSEG_ALLOC_CACHE_MB: '16' } });
-  const r = JSON.parse(out.trim().split('\n').pop()!) as { cachedAfterFill: number; hits: number; misses: number; evictions: number; cachedBytes: number; sum: number };
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    env: { ...process.env, MEDSEG_ALLOC_CACHE_MB: '16' },
+  });
+  const r = JSON.parse(out.trim().split('\n').pop()!) as {
+    cachedAfterFill: number;
+    hits: number;
+    misses: number;
+    evictions: number;
+    cachedBytes: number;
+    sum: number;
+  };
   assert.equal(r.cachedAfterFill, 16 * 2 ** 20, 'phase 1 filled the 16 MiB cache');
   assert.equal(r.sum, 20 * 1280 * 1024);
   // The first 5 MiB request misses; its release evicts two 4 MiB blocks; the other 19 are hits.
@@ -191,7 +202,10 @@ test('allocator: emptyAllocatorCache returns cached blocks; tensors reusing a ca
   torch.tidy(() => torch.ones([1024, 1024]).sum()); // 4 MiB: a large block, cached on release
   assert.ok(torch.allocatorStats().cachedBytes >= 4 * 2 ** 20);
   const t = torch.tidy(() => torch.full([1024, 1024], 3)); // reuses the cached block
-  assert.equal(torch.tidy(() => t.sum().item()), 3 * 1024 * 1024);
+  assert.equal(
+    torch.tidy(() => t.sum().item()),
+    3 * 1024 * 1024,
+  );
   t.dispose();
   torch.emptyAllocatorCache();
   assert.equal(torch.allocatorStats().cachedBytes, 0);

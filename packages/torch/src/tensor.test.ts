@@ -50,10 +50,15 @@ s.check('expand', { b }, 'b.expand(2, 3, 4)', () => b.expand([2, 3, 4]));
 s.check('expand -1', { b }, 'b.expand(-1, 5)', () => b.expand([-1, 5]));
 s.check('expandAs', { b, a }, 'b.expand_as(a)', () => b.expandAs(a));
 s.check('repeat', { b }, 'b.repeat(2, 1, 3)', () => b.repeat([2, 1, 3]));
-s.check('contiguous of a permuted view', { a }, '(a.permute(2, 0, 1).contiguous(), a.permute(2, 0, 1).is_contiguous(), a.permute(2, 0, 1).contiguous().is_contiguous())', () => {
-  const p = a.permute([2, 0, 1]);
-  return [p.contiguous(), p.isContiguous(), p.contiguous().isContiguous()];
-});
+s.check(
+  'contiguous of a permuted view',
+  { a },
+  '(a.permute(2, 0, 1).contiguous(), a.permute(2, 0, 1).is_contiguous(), a.permute(2, 0, 1).contiguous().is_contiguous())',
+  () => {
+    const p = a.permute([2, 0, 1]);
+    return [p.contiguous(), p.isContiguous(), p.contiguous().isContiguous()];
+  },
+);
 s.check('slice', { a }, '(a[:, 1:3], a[..., ::2], a[:, -2:], a[1:, :, 1:4:2])', () => [
   a.slice(1, 1, 3),
   a.slice(2, undefined, undefined, 2),
@@ -96,7 +101,14 @@ s.check('add/sub/mul/div broadcasting', { a, b, c }, '(a + b, a - c, a * b, a / 
   a.add(b, 2.5),
   a.sub(c, -0.5),
 ]);
-s.check('scalar arithmetic', { a }, '(a + 1.5, a - 2, a * -3.25, a / 4, 2 - a, a.add(3, alpha=2))', () => [a.add(1.5), a.sub(2), a.mul(-3.25), a.div(4), a.rsub(2), a.add(3, 2)]);
+s.check('scalar arithmetic', { a }, '(a + 1.5, a - 2, a * -3.25, a / 4, 2 - a, a.add(3, alpha=2))', () => [
+  a.add(1.5),
+  a.sub(2),
+  a.mul(-3.25),
+  a.div(4),
+  a.rsub(2),
+  a.add(3, 2),
+]);
 s.check('float32 broadcasting', { a32, b32 }, '(a32 + b32, a32 * b32, a32 / (b32.abs() + 1), torch.maximum(a32, b32))', () => [
   a32.add(b32),
   a32.mul(b32),
@@ -115,18 +127,36 @@ s.check(
   'unary math',
   { a, pos },
   '(a.neg(), a.abs(), a.exp(), pos.log(), pos.log1p(), pos.sqrt(), pos.rsqrt(), a.square(), pos.reciprocal(), a.sin(), a.cos(), a.tanh(), a.sigmoid(), a.relu(), a.erf())',
-  () => [a.neg(), a.abs(), a.exp(), pos.log(), pos.log1p(), pos.sqrt(), pos.rsqrt(), a.square(), pos.reciprocal(), a.sin(), a.cos(), a.tanh(), a.sigmoid(), a.relu(), a.erf()],
+  () => [
+    a.neg(),
+    a.abs(),
+    a.exp(),
+    pos.log(),
+    pos.log1p(),
+    pos.sqrt(),
+    pos.rsqrt(),
+    a.square(),
+    pos.reciprocal(),
+    a.sin(),
+    a.cos(),
+    a.tanh(),
+    a.sigmoid(),
+    a.relu(),
+    a.erf(),
+  ],
 );
-s.check('rounding and sign', { a }, '((a * 3).floor(), (a * 3).ceil(), (a * 3).round(), a.sign(), torch.tensor([0.5, 1.5, 2.5, -0.5], dtype=torch.float64).round())', () => [
-  a.mul(3).floor(),
-  a.mul(3).ceil(),
-  a.mul(3).round(),
-  a.sign(),
-  torch.tensor([0.5, 1.5, 2.5, -0.5], [4], f64).round(),
-]);
+s.check(
+  'rounding and sign',
+  { a },
+  '((a * 3).floor(), (a * 3).ceil(), (a * 3).round(), a.sign(), torch.tensor([0.5, 1.5, 2.5, -0.5], dtype=torch.float64).round())',
+  () => [a.mul(3).floor(), a.mul(3).ceil(), a.mul(3).round(), a.sign(), torch.tensor([0.5, 1.5, 2.5, -0.5], [4], f64).round()],
+);
 s.check('clamp', { a }, '(a.clamp(-0.5, 0.7), a.clamp(min=0.1), a.clamp(max=-0.2))', () => [a.clamp(-0.5, 0.7), a.clamp(0.1), a.clamp(null, -0.2)]);
 s.check('lerp', { a, pos }, 'a.lerp(pos, 0.3)', () => a.lerp(pos, 0.3));
-s.check('log of non-positive gives nan/-inf as torch', { a }, '(a.log(), torch.zeros(2, dtype=torch.float64).log())', () => [a.log(), torch.zeros([2], f64).log()]);
+s.check('log of non-positive gives nan/-inf as torch', { a }, '(a.log(), torch.zeros(2, dtype=torch.float64).log())', () => [
+  a.log(),
+  torch.zeros([2], f64).log(),
+]);
 s.check('integer arithmetic keeps int64', { ints }, '(ints + 3, ints * 2, ints // 3, ints.remainder(7), ints.abs(), ints.sum(), ints.float() / 2)', () => [
   ints.add(3),
   ints.mul(2),
@@ -139,17 +169,29 @@ s.check('integer arithmetic keeps int64', { ints }, '(ints + 3, ints * 2, ints /
 
 // ---- comparisons and logic (broadcasting)
 s.check('comparisons with tensors', { a, b }, '(a == b, a != b, a < b, a <= b, a > b, a >= b)', () => [a.eq(b), a.ne(b), a.lt(b), a.le(b), a.gt(b), a.ge(b)]);
-s.check('comparisons with scalars', { a, ints }, '(a > 0, a <= -0.5, ints == 3, ints != 0, a.lt(1), a.ge(0))', () => [a.gt(0), a.le(-0.5), ints.eq(3), ints.ne(0), a.lt(1), a.ge(0)]);
+s.check('comparisons with scalars', { a, ints }, '(a > 0, a <= -0.5, ints == 3, ints != 0, a.lt(1), a.ge(0))', () => [
+  a.gt(0),
+  a.le(-0.5),
+  ints.eq(3),
+  ints.ne(0),
+  a.lt(1),
+  a.ge(0),
+]);
 s.check('equality on exact values', { a }, '(a == a.clone(), a.round() == a.round())', () => [a.eq(a.clone()), a.round().eq(a.round())]);
 s.check('logical ops', { a, b }, '((a > 0) & (b > 0), torch.logical_or(a > 0, b > 0), torch.logical_not(a > 0))', () => [
   a.gt(0).logicalAnd(b.gt(0)),
   a.gt(0).logicalOr(b.gt(0)),
   a.gt(0).logicalNot(),
 ]);
-s.check('isnan / isfinite', { a }, '(torch.tensor([1.0, float("nan"), float("inf"), -float("inf")]).isnan(), torch.tensor([1.0, float("nan"), float("inf"), -float("inf")]).isfinite())', () => {
-  const v = torch.tensor([1, NaN, Infinity, -Infinity]);
-  return [v.isnan(), v.isfinite()];
-});
+s.check(
+  'isnan / isfinite',
+  { a },
+  '(torch.tensor([1.0, float("nan"), float("inf"), -float("inf")]).isnan(), torch.tensor([1.0, float("nan"), float("inf"), -float("inf")]).isfinite())',
+  () => {
+    const v = torch.tensor([1, NaN, Infinity, -Infinity]);
+    return [v.isnan(), v.isfinite()];
+  },
+);
 s.check('allclose / equal', { a }, '(torch.allclose(a, a + 1e-9), torch.allclose(a, a + 1e-3), torch.equal(a, a.clone()), torch.equal(a, a + 1))', () => [
   a.allclose(a.add(1e-9)),
   a.allclose(a.add(1e-3)),
@@ -161,9 +203,20 @@ s.check('allclose / equal', { a }, '(torch.allclose(a, a + 1e-9), torch.allclose
 s.check('sum', { a }, '(a.sum(), a.sum(1), a.sum([0, 2]), a.sum(-1, keepdim=True))', () => [a.sum(), a.sum(1), a.sum([0, 2]), a.sum(-1, true)]);
 s.check('mean', { a }, '(a.mean(), a.mean(0), a.mean([1, 2], keepdim=True))', () => [a.mean(), a.mean(0), a.mean([1, 2], true)]);
 s.check('prod', { pos }, '(pos.prod(), pos.prod(1), pos.prod(2, keepdim=True))', () => [pos.prod(), pos.prod(1), pos.prod(2, true)]);
-s.check('max / min (values)', { a }, '(a.max(), a.min(), a.amax(1), a.amin([0, 2]), a.amax(-1, keepdim=True))', () => [a.max(), a.min(), a.max(1), a.min([0, 2]), a.max(-1, true)]);
+s.check('max / min (values)', { a }, '(a.max(), a.min(), a.amax(1), a.amin([0, 2]), a.amax(-1, keepdim=True))', () => [
+  a.max(),
+  a.min(),
+  a.max(1),
+  a.min([0, 2]),
+  a.max(-1, true),
+]);
 s.check('max / min with indices', { d }, '(*d.max(1), *d.min(0, keepdim=True))', () => [...d.maxWithIndices(1), ...d.minWithIndices(0, true)]);
-s.check('argmax / argmin', { d }, '(d.argmax(), d.argmax(1), d.argmin(0, keepdim=True), d.argmin())', () => [d.argmax(), d.argmax(1), d.argmin(0, true), d.argmin()]);
+s.check('argmax / argmin', { d }, '(d.argmax(), d.argmax(1), d.argmin(0, keepdim=True), d.argmin())', () => [
+  d.argmax(),
+  d.argmax(1),
+  d.argmin(0, true),
+  d.argmin(),
+]);
 s.check('var / std', { a }, '(a.var(), a.var(1), a.var([0, 2], correction=0), a.std(), a.std(-1, keepdim=True), a.std(0, correction=0))', () => [
   a.var(),
   a.var(1),
@@ -173,10 +226,19 @@ s.check('var / std', { a }, '(a.var(), a.var(1), a.var([0, 2], correction=0), a.
   a.std(0, false, 0),
 ]);
 s.check('var / std float32', { a32 }, '(a32.var(2), a32.std([0, 1]))', () => [a32.var(2), a32.std([0, 1])]);
-s.check('logsumexp', { a }, '(a.logsumexp(1), a.logsumexp([0, 2], keepdim=True), (a * 300).logsumexp(-1))', () => [a.logsumexp(1), a.logsumexp([0, 2], true), a.mul(300).logsumexp(-1)]);
+s.check('logsumexp', { a }, '(a.logsumexp(1), a.logsumexp([0, 2], keepdim=True), (a * 300).logsumexp(-1))', () => [
+  a.logsumexp(1),
+  a.logsumexp([0, 2], true),
+  a.mul(300).logsumexp(-1),
+]);
 s.check('cumsum', { a }, '(a.cumsum(2), a.cumsum(0))', () => [a.cumsum(2), a.cumsum(0)]);
 s.check('norm', { a }, '(a.norm(), a.norm(1), a.norm(3), a.norm(float("inf")))', () => [a.norm(), a.norm(1), a.norm(3), a.norm(Infinity)]);
-s.check('any / all', { a }, '((a > 2).any(), (a > -5).all(), (a > 0).all(), (a > 100).any())', () => [a.gt(2).any(), a.gt(-5).all(), a.gt(0).all(), a.gt(100).any()]);
+s.check('any / all', { a }, '((a > 2).any(), (a > -5).all(), (a > 0).all(), (a > 100).any())', () => [
+  a.gt(2).any(),
+  a.gt(-5).all(),
+  a.gt(0).all(),
+  a.gt(100).any(),
+]);
 s.check('topk', { d }, '(*d.topk(3), *d.topk(2, dim=0, largest=False))', () => [...d.topk(3), ...d.topk(2, 0, false)]);
 s.check('sort', { d }, '(*d.sort(), *d.sort(0, descending=True))', () => [...d.sort(), ...d.sort(0, true)]);
 s.check('nonzero', { mask }, 'mask.nonzero()', () => mask.nonzero());
@@ -190,7 +252,12 @@ const v4 = randnT([4], 24, f64);
 const m1f = randnT([8, 16], 25);
 const m2f = randnT([16, 9], 26);
 s.check('matmul 2D / mm', { m1, m2 }, '(m1 @ m2, m1.mm(m2))', () => [m1.matmul(m2), m1.mm(m2)]);
-s.check('matmul broadcasting and vectors', { bm1, m2, v4, m1 }, '(bm1 @ m2, m1 @ v4, v4 @ m2, v4 @ v4)', () => [bm1.matmul(m2), m1.matmul(v4), v4.matmul(m2), v4.matmul(v4)]);
+s.check('matmul broadcasting and vectors', { bm1, m2, v4, m1 }, '(bm1 @ m2, m1 @ v4, v4 @ m2, v4 @ v4)', () => [
+  bm1.matmul(m2),
+  m1.matmul(v4),
+  v4.matmul(m2),
+  v4.matmul(v4),
+]);
 s.check('bmm', { bm1, bm2 }, 'bm1.bmm(bm2)', () => bm1.bmm(bm2));
 s.check('matmul float32', { m1f, m2f }, 'm1f @ m2f', () => m1f.matmul(m2f), { rtol: 1e-5, atol: 1e-5 });
 s.check('einsum', { bm1, bm2 }, "(torch.einsum('bij,bjk->bik', bm1, bm2), torch.einsum('bij->j', bm1))", () => [
@@ -221,45 +288,61 @@ out = (x, y, z, w, f, zz, cp)`,
     const x = a.clone();
     x.add_(b, 0.5).mul_(pos).sub_(1).div_(2);
     x.addcmul_(pos, b, 0.3).addcdiv_(a, pos, -0.7).lerp_(pos, 0.25);
-    return [x, x.clone().clamp_(-0.2, 0.4), pos.clone().sqrt_(), a.clone().maskedFill_(a.gt(0), 9), a.clone().fill_(3.5), a.clone().zero_(), torch.empty(a.shape, f64).copy_(pos)];
+    return [
+      x,
+      x.clone().clamp_(-0.2, 0.4),
+      pos.clone().sqrt_(),
+      a.clone().maskedFill_(a.gt(0), 9),
+      a.clone().fill_(3.5),
+      a.clone().zero_(),
+      torch.empty(a.shape, f64).copy_(pos),
+    ];
   },
 );
 
 // ---- conversions
-s.check('dtype conversions', { a, ints }, '(a.float(), a.long(), (a * 10).to(torch.int32), ints.double(), (a > 0).to(torch.uint8), a.to(torch.float16).double())', () => [
-  a.float(),
-  a.long(),
-  a.mul(10).to('int32'),
-  ints.double(),
-  a.gt(0).to('uint8'),
-  a.to('float16').double(),
-]);
+s.check(
+  'dtype conversions',
+  { a, ints },
+  '(a.float(), a.long(), (a * 10).to(torch.int32), ints.double(), (a > 0).to(torch.uint8), a.to(torch.float16).double())',
+  () => [a.float(), a.long(), a.mul(10).to('int32'), ints.double(), a.gt(0).to('uint8'), a.to('float16').double()],
+);
 
 // ---- factories
-s.check('factories', {}, `out = (torch.zeros(2, 3), torch.ones(2, dtype=torch.float64), torch.full((2, 2), 2.5), torch.arange(5), torch.arange(1, 2, 0.25),
- torch.arange(0, 10, 3, dtype=torch.float32), torch.linspace(-1, 1, 7), torch.eye(3), torch.tensor(3.5))`, () => [
-  torch.zeros([2, 3]),
-  torch.ones([2], f64),
-  torch.full([2, 2], 2.5),
-  torch.arange(5),
-  torch.arange(1, 2, 0.25),
-  torch.arange(0, 10, 3, { dtype: 'float32' }),
-  torch.linspace(-1, 1, 7),
-  torch.eye(3),
-  torch.scalarTensor(3.5),
-]);
+s.check(
+  'factories',
+  {},
+  `out = (torch.zeros(2, 3), torch.ones(2, dtype=torch.float64), torch.full((2, 2), 2.5), torch.arange(5), torch.arange(1, 2, 0.25),
+ torch.arange(0, 10, 3, dtype=torch.float32), torch.linspace(-1, 1, 7), torch.eye(3), torch.tensor(3.5))`,
+  () => [
+    torch.zeros([2, 3]),
+    torch.ones([2], f64),
+    torch.full([2, 2], 2.5),
+    torch.arange(5),
+    torch.arange(1, 2, 0.25),
+    torch.arange(0, 10, 3, { dtype: 'float32' }),
+    torch.linspace(-1, 1, 7),
+    torch.eye(3),
+    torch.scalarTensor(3.5),
+  ],
+);
 s.check('like factories', { a, ints }, '(torch.zeros_like(a), torch.ones_like(ints), torch.full_like(a, -1.0), torch.zeros_like(a, dtype=torch.int32))', () => [
   torch.zerosLike(a),
   torch.onesLike(ints),
   torch.fullLike(a, -1),
   torch.zerosLike(a, { dtype: 'int32' }),
 ]);
-s.check('tensor from typed arrays and numbers', {}, '(torch.tensor([1, 2, 3], dtype=torch.int32), torch.tensor([[1.5, 2], [3, 4]]), torch.tensor([5, 6], dtype=torch.int64), torch.tensor([1.0, 2.0], dtype=torch.float64))', () => [
-  torch.tensor(new Int32Array([1, 2, 3])),
-  torch.tensor([1.5, 2, 3, 4], [2, 2]),
-  torch.tensor([5, 6], [2], { dtype: 'int64' }),
-  torch.tensor(new Float32Array([1, 2]), [2], { dtype: 'float64' }),
-]);
+s.check(
+  'tensor from typed arrays and numbers',
+  {},
+  '(torch.tensor([1, 2, 3], dtype=torch.int32), torch.tensor([[1.5, 2], [3, 4]]), torch.tensor([5, 6], dtype=torch.int64), torch.tensor([1.0, 2.0], dtype=torch.float64))',
+  () => [
+    torch.tensor(new Int32Array([1, 2, 3])),
+    torch.tensor([1.5, 2, 3, 4], [2, 2]),
+    torch.tensor([5, 6], [2], { dtype: 'int64' }),
+    torch.tensor(new Float32Array([1, 2]), [2], { dtype: 'float64' }),
+  ],
+);
 s.check('item / toArray', { a }, '(a.sum().item(), a[0, 0].tolist())', () => [a.sum().item(), ...a.select(0, 0).select(0, 0).toArray()], { rtol: 1e-12 });
 
 s.run();

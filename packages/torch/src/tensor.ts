@@ -287,9 +287,7 @@ export class Tensor {
     return callT('aten::gather', [this, dim, index, false]);
   }
   scatter(dim: number, index: Tensor, src: TensorOrScalar): Tensor {
-    return src instanceof Tensor
-      ? callT('aten::scatter.src', [this, dim, index, src])
-      : callT('aten::scatter.value', [this, dim, index, src]);
+    return src instanceof Tensor ? callT('aten::scatter.src', [this, dim, index, src]) : callT('aten::scatter.value', [this, dim, index, src]);
   }
   maskedFill(mask: Tensor, value: number): Tensor {
     return callT('aten::masked_fill.Scalar', [this, mask, value]);

@@ -59,8 +59,23 @@ describe('medseg CLI', () => {
 
   test('evaluate DRIVE 2nd vs 1st observer --json: metrics.csv, summary.json, one JSON object on stdout', () => {
     const out = join(tmp, 'eval-fov');
-    const r = medseg('evaluate', join(drive, '2nd_manual'), join(drive, '1st_manual'), '--region-masks', join(drive, 'mask'),
-      '--pattern', '^(\\d+)_', '--binarize', '--tau', '2', '--model', 'observer 2', '--out', out, '--json');
+    const r = medseg(
+      'evaluate',
+      join(drive, '2nd_manual'),
+      join(drive, '1st_manual'),
+      '--region-masks',
+      join(drive, 'mask'),
+      '--pattern',
+      '^(\\d+)_',
+      '--binarize',
+      '--tau',
+      '2',
+      '--model',
+      'observer 2',
+      '--out',
+      out,
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     const res = JSON.parse(r.stdout) as { ok: boolean; nCases: number; labels: number[]; metricsCsv: string; summaryJson: string };
     assert.equal(res.ok, true);
@@ -74,17 +89,25 @@ describe('medseg CLI', () => {
     const row01 = rows.find((x) => x[col('case')] === '01')!;
     assert.equal(row01[col('tau')], '2');
     // Dice of case 01 inside the FOV, by NumPy from the GIFs
-    const dice = runPython(['-c', `
+    const dice = runPython([
+      '-c',
+      `
 import numpy as np; from PIL import Image
 d = '${drive}'
 a = np.array(Image.open(d + '/2nd_manual/01_manual2.gif')) != 0
 b = np.array(Image.open(d + '/1st_manual/01_manual1.gif')) != 0
 m = np.array(Image.open(d + '/mask/01_test_mask.gif')) != 0
 a &= m; b &= m
-print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`]);
+print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`,
+    ]);
     assert.ok(Math.abs(Number(row01[col('dice')]) - Number(dice)) < 1e-12, `${row01[col('dice')]} vs ${dice}`);
 
-    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { schema: string; model: string; summary: { metric: string; mean: number }[]; rows: unknown[] };
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+      schema: string;
+      model: string;
+      summary: { metric: string; mean: number }[];
+      rows: unknown[];
+    };
     assert.equal(summary.schema, 'medseg.evaluation/1');
     assert.equal(summary.model, 'observer 2');
     assert.equal(summary.rows.length, 20);
@@ -100,21 +123,39 @@ print(repr(2 * (a & b).sum() / (a.sum() + b.sum())))`]);
     const sg = join(tmp, 'groups.csv');
     writeFileSync(sg, 'case,site\n01,"North, 3T"\n02,South\n03,"North, 3T"\n04,South\n');
     const cardDir = join(tmp, 'cards', 'fov');
-    writeModelCard({ markdown: join(cardDir, 'model-card.md'), json: join(cardDir, 'model-card.json') }, {
-      modelName: 'Observer 2 (FOV)',
-      architecture: 'human second reader',
-      architectureType: 'Human',
-      data: { dataset: 'DRIVE test', cases: 20, modality: 'fundus photography' },
-      validation: [{ model: 'Observer 2 (FOV)', case: '01', label: 1, dice: 0.8 }],
-    });
+    writeModelCard(
+      { markdown: join(cardDir, 'model-card.md'), json: join(cardDir, 'model-card.json') },
+      {
+        modelName: 'Observer 2 (FOV)',
+        architecture: 'human second reader',
+        architectureType: 'Human',
+        data: { dataset: 'DRIVE test', cases: 20, modality: 'fundus photography' },
+        validation: [{ model: 'Observer 2 (FOV)', case: '01', label: 1, dice: 0.8 }],
+      },
+    );
     const html = join(tmp, 'out', 'report.html');
-    const r = medseg('report', join(tmp, 'eval-fov', 'summary.json'), second, '--names', 'Observer 2 (FOV),Observer 2 (whole image)', '--subgroups', sg, '--cards', cardDir, '--out', html, '--json');
+    const r = medseg(
+      'report',
+      join(tmp, 'eval-fov', 'summary.json'),
+      second,
+      '--names',
+      'Observer 2 (FOV),Observer 2 (whole image)',
+      '--subgroups',
+      sg,
+      '--cards',
+      cardDir,
+      '--out',
+      html,
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual((JSON.parse(r.stdout) as { models: string[] }).models, ['Observer 2 (FOV)', 'Observer 2 (whole image)']);
     const page = readFileSync(html, 'utf8');
     assert.match(page, /<table/);
     assert.ok(page.includes('Observer 2 (FOV)') && page.includes('Observer 2 (whole image)'), 'model names');
-    const mean = (JSON.parse(readFileSync(join(second, 'summary.json'), 'utf8')) as { summary: { metric: string; mean: number }[] }).summary.find((s) => s.metric === 'dice')!.mean;
+    const mean = (JSON.parse(readFileSync(join(second, 'summary.json'), 'utf8')) as { summary: { metric: string; mean: number }[] }).summary.find(
+      (s) => s.metric === 'dice',
+    )!.mean;
     assert.ok(page.includes(mean.toFixed(3)), `Dice mean ${mean.toFixed(3)} in the table`);
     assert.match(page, /Wilcoxon/);
     assert.ok(page.includes('North, 3T'), 'subgroup from the CSV');

@@ -51,7 +51,11 @@ const HINTS: Partial<Record<string, string>> = {
 export function describeError(err: unknown, debug = process.env.MEDSEG_DEBUG === '1'): ErrorReport {
   if (err instanceof CommanderError) {
     // commander has already printed its message (and help) to stderr; help and --version are its exit 0
-    return { exitCode: err.exitCode === EXIT_OK ? EXIT_OK : EXIT_USAGE, message: '', json: { ok: false, error: { type: 'usage', code: err.code, message: err.message } } };
+    return {
+      exitCode: err.exitCode === EXIT_OK ? EXIT_OK : EXIT_USAGE,
+      message: '',
+      json: { ok: false, error: { type: 'usage', code: err.code, message: err.message } },
+    };
   }
   const stack = (e: Error) => (debug && e.stack ? `\n${e.stack}` : '');
   if (err instanceof MedsegIoError) {

@@ -30,13 +30,21 @@ export function printResult(cmd: Command, data: Record<string, unknown>, human: 
 export function textTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, j) => Math.max(h.length, ...rows.map((r) => (r[j] ?? '').length)));
   const numeric = header.map((_, j) => rows.length > 0 && rows.every((r) => /^[-+]?[\d.]|^(NaN|[+-]?Inf|—)/.test(r[j] ?? '')));
-  const line = (cells: string[]) => cells.map((c, j) => (numeric[j] ? c.padStart(widths[j]!) : c.padEnd(widths[j]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, j) => (numeric[j] ? c.padStart(widths[j]!) : c.padEnd(widths[j]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
 /** Option parser for "1,2,3" (a usage error otherwise). */
 export function parseNumberList(value: string): number[] {
-  const out = value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const out = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   if (out.length === 0 || out.some((n) => !Number.isFinite(n))) throw new InvalidArgumentError('expected a comma-separated list of numbers, e.g. 1,2');
   return out;
 }
@@ -50,5 +58,8 @@ export function parseNonNegative(value: string): number {
 
 /** Option parser for "a,b,c". */
 export function parseStringList(value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter(Boolean);
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

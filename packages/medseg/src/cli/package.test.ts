@@ -32,7 +32,14 @@ import { dataPath, repoRoot } from '../testing/data.ts';
 import { EXIT_OK, EXIT_USAGE } from './errors.ts';
 
 type LockEntry = { dev?: boolean; link?: boolean; [k: string]: unknown };
-type PackageJson = { name: string; version: string; license?: string; dependencies?: Record<string, string>; bin?: Record<string, string>; engines?: Record<string, string> };
+type PackageJson = {
+  name: string;
+  version: string;
+  license?: string;
+  dependencies?: Record<string, string>;
+  bin?: Record<string, string>;
+  engines?: Record<string, string>;
+};
 
 // Child processes see no npm_* settings of an enclosing `npm test` and no NODE_OPTIONS (tsx, conditions).
 const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'NODE_OPTIONS'));
@@ -57,7 +64,15 @@ function writeInstallProject(dir: string, tarballs: Record<string, string>): voi
   for (const [name, file] of Object.entries(tarballs)) {
     const pkg = readJson<PackageJson>(join(repoRoot, 'packages', name.split('/')[1]!, 'package.json'));
     const integrity = `sha512-${createHash('sha512').update(readFileSync(file)).digest('base64')}`;
-    packages[`node_modules/${name}`] = { version: pkg.version, resolved: `file:${file}`, integrity, license: pkg.license, dependencies: pkg.dependencies, bin: pkg.bin, engines: pkg.engines };
+    packages[`node_modules/${name}`] = {
+      version: pkg.version,
+      resolved: `file:${file}`,
+      integrity,
+      license: pkg.license,
+      dependencies: pkg.dependencies,
+      bin: pkg.bin,
+      engines: pkg.engines,
+    };
   }
   // Runtime dependencies are the non-dev entries of the workspace lock; one nested under a workspace moves under its package.
   const lock = readJson<{ packages: Record<string, LockEntry> }>(join(repoRoot, 'package-lock.json'));
@@ -77,12 +92,21 @@ async function tinyTrainingSetup(dir: string): Promise<{ dataset: string; plan: 
     mkdirSync(join(dir, 'src', d), { recursive: true });
     for (const id of ids) copyFileSync(join(src, d, `${id}.nii.gz`), join(dir, 'src', d, `${id}.nii.gz`));
   }
-  const dataset = await importPairedFolders(join(dir, 'src/images'), join(dir, 'src/labels'), join(dir, 'dataset'), { name: 'hippo-tiny', channelNames: ['MRI'] });
+  const dataset = await importPairedFolders(join(dir, 'src/images'), join(dir, 'src/labels'), join(dir, 'dataset'), {
+    name: 'hippo-tiny',
+    channelNames: ['MRI'],
+  });
   const plan = await makePlan(await computeFingerprint(readDataset(dataset)), {});
   plan.patchSize = [16, 16, 16];
   plan.network.features = [4, 8];
-  plan.network.kernelSizes = [[3, 3, 3], [3, 3, 3]];
-  plan.network.strides = [[1, 1, 1], [2, 2, 2]];
+  plan.network.kernelSizes = [
+    [3, 3, 3],
+    [3, 3, 3],
+  ];
+  plan.network.strides = [
+    [1, 1, 1],
+    [2, 2, 2],
+  ];
   plan.network.deepSupervision = false;
   plan.batchSize = 1;
   plan.epochs = 1;
@@ -123,18 +147,27 @@ test('npm pack, offline install into an empty folder, the installed medseg train
 
     const t = await tinyTrainingSetup(join(tmp, 'work'));
     const model = join(tmp, 'model');
-    const trained = JSON.parse(ok(medseg('train', t.dataset, '--out', model, '--plan', t.plan, '--split', t.split, '--json'), 'medseg train')) as { ok: boolean };
+    const trained = JSON.parse(ok(medseg('train', t.dataset, '--out', model, '--plan', t.plan, '--split', t.split, '--json'), 'medseg train')) as {
+      ok: boolean;
+    };
     assert.equal(trained.ok, true);
     assert.ok(existsSync(join(model, 'fold_0/model_final.safetensors')) || existsSync(join(model, 'fold_0/model_best.safetensors')), 'fold 0 weights');
 
-    const predicted = JSON.parse(ok(medseg('predict', model, t.heldOut, '--out', join(tmp, 'pred-package'), '--json'), 'medseg predict')) as { outputs: { output: string }[] };
+    const predicted = JSON.parse(ok(medseg('predict', model, t.heldOut, '--out', join(tmp, 'pred-package'), '--json'), 'medseg predict')) as {
+      outputs: { output: string }[];
+    };
     assert.equal(predicted.outputs.length, 1);
     const fromPackage = await readVolume(predicted.outputs[0]!.output);
-    const fromSource = await readVolume((await predictPath({ model, input: t.heldOut, out: join(tmp, 'pred-source'), progress: { start() {}, update() {}, stop() {} } })).outputs[0]!.output);
+    const fromSource = await readVolume(
+      (await predictPath({ model, input: t.heldOut, out: join(tmp, 'pred-source'), progress: { start() {}, update() {}, stop() {} } })).outputs[0]!.output,
+    );
     const image = await readVolume(t.heldOut);
     assert.deepEqual(fromPackage.size, image.size);
     assert.deepEqual(fromPackage.spacing, image.spacing);
-    assert.ok(fromPackage.data.every((v) => v === 0 || v === 1 || v === 2), 'labels 0..2');
+    assert.ok(
+      fromPackage.data.every((v) => v === 0 || v === 1 || v === 2),
+      'labels 0..2',
+    );
     assert.deepEqual(Array.from(fromPackage.data), Array.from(fromSource.data), 'the installed CLI predicts what the sources predict');
   } finally {
     rmSync(tmp, { recursive: true, force: true });

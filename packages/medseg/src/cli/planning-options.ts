@@ -18,11 +18,19 @@ function oneOf<T extends string>(values: readonly T[]) {
 export function addPlanningOptions(cmd: Command): Command {
   const architectures = listArchitectures().map((a) => a.name);
   return cmd
-    .option('--minutes <n>', `training time budget per fold in minutes (default ${DEFAULT_MINUTES}; 0: nnU-Net's sizes and full 1000 x 250 schedule with SGD)`, parseNonNegative)
+    .option(
+      '--minutes <n>',
+      `training time budget per fold in minutes (default ${DEFAULT_MINUTES}; 0: nnU-Net's sizes and full 1000 x 250 schedule with SGD)`,
+      parseNonNegative,
+    )
     .option('--architecture <name>', `network: ${architectures.join(', ')} (default ${DEFAULT_ARCHITECTURE})`, oneOf(architectures))
-    .option('--optimizer <name>', 'sgd (nnU-Net: Nesterov, poly) or adamw (cosine with warm-up) (default: adamw with a time budget, sgd without)', oneOf(['sgd', 'adamw'] as const))
+    .option(
+      '--optimizer <name>',
+      'sgd (nnU-Net: Nesterov, poly) or adamw (cosine with warm-up) (default: adamw with a time budget, sgd without)',
+      oneOf(['sgd', 'adamw'] as const),
+    )
     .option('--loss <name>', 'dice_ce (nnU-Net, default) or dice_focal (the papers)', oneOf(['dice_ce', 'dice_focal'] as const))
-    .option('--dims <d>', 'plan 2d or 3d_fullres (default: the data\'s dimensionality)', oneOf(['2d', '3d_fullres'] as const));
+    .option('--dims <d>', "plan 2d or 3d_fullres (default: the data's dimensionality)", oneOf(['2d', '3d_fullres'] as const));
 }
 
 /** The planning choices of parsed options (absent flags stay absent). */

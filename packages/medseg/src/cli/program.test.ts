@@ -19,7 +19,9 @@ test('every command file in commands/ is registered, once, under its file name',
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
     .map((f) => f.slice(0, -'.ts'.length))
     .sort();
-  const names = createProgram().commands.map((c) => c.name()).filter((n) => n !== 'help');
+  const names = createProgram()
+    .commands.map((c) => c.name())
+    .filter((n) => n !== 'help');
   assert.deepEqual([...names].sort(), files);
 });
 
@@ -33,16 +35,21 @@ test('without the native engine the CLI still lists every command and evaluate w
   }`;
   const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
   const medseg = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(register)}`, 'packages/medseg/src/cli/main.ts', ...args], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      env: { ...process.env, MEDSEG_DEBUG: '' },
-      timeout: 100_000,
-    });
+    spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--import', `data:text/javascript,${encodeURIComponent(register)}`, 'packages/medseg/src/cli/main.ts', ...args],
+      {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        env: { ...process.env, MEDSEG_DEBUG: '' },
+        timeout: 100_000,
+      },
+    );
 
   const help = medseg('--help');
   assert.equal(help.status, EXIT_OK, help.stderr);
-  for (const name of ['evaluate', 'report', 'plan', 'train', 'predict', 'demo', 'import']) assert.match(help.stdout, new RegExp(`^  ${name}\\b`, 'm'), `${name} in --help`);
+  for (const name of ['evaluate', 'report', 'plan', 'train', 'predict', 'demo', 'import'])
+    assert.match(help.stdout, new RegExp(`^  ${name}\\b`, 'm'), `${name} in --help`);
 
   const tmp = mkdtempSync(join(tmpdir(), 'medseg-notorch-'));
   try {

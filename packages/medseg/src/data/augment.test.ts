@@ -9,10 +9,12 @@ import { Rng } from '../util/random.ts';
 /** Ellipsoid phantom: intensity 1 inside, 0 outside, smooth edge; label = intensity > 0.5. */
 function phantom(shape: number[]): Sample {
   const n = shape.reduce((a, b) => a * b, 1);
-  const image = new Float32Array(n), label = new Uint8Array(n);
+  const image = new Float32Array(n),
+    label = new Uint8Array(n);
   const d = shape.length;
   for (let i = 0; i < n; i++) {
-    let rem = i, r = 0;
+    let rem = i,
+      r = 0;
     for (let a = d - 1; a >= 0; a--) {
       const c = rem % shape[a]!;
       rem = Math.floor(rem / shape[a]!);
@@ -27,13 +29,15 @@ function phantom(shape: number[]): Sample {
 
 const none = (d: 2 | 3, patch: number[]): AugmentationParams => {
   const p = defaultAugmentation(d, patch);
-  for (const k of ['rotation', 'scaling', 'elastic', 'mirror', 'noise', 'blur', 'brightness', 'contrast', 'lowResolution', 'gamma'] as const) (p[k] as { p: number }).p = 0;
+  for (const k of ['rotation', 'scaling', 'elastic', 'mirror', 'noise', 'blur', 'brightness', 'contrast', 'lowResolution', 'gamma'] as const)
+    (p[k] as { p: number }).p = 0;
   p.gamma.pInvert = 0;
   return p;
 };
 
 function agreement(s: Sample, margin = 0): number {
-  let ok = 0, total = 0;
+  let ok = 0,
+    total = 0;
   for (let i = 0; i < s.label!.length; i++) {
     if (Math.abs(s.image[i]! - 0.5) < margin) continue; // the interpolated boundary band
     total++;
@@ -42,7 +46,10 @@ function agreement(s: Sample, margin = 0): number {
   return ok / total;
 }
 
-for (const shape of [[24, 40, 36], [64, 56]]) {
+for (const shape of [
+  [24, 40, 36],
+  [64, 56],
+]) {
   const d = shape.length as 2 | 3;
   test(`${d}D spatial augmentation keeps image and label aligned (label = threshold of image)`, () => {
     const p = none(d, shape);
@@ -94,7 +101,10 @@ for (const shape of [[24, 40, 36], [64, 56]]) {
 
 test('the JS grid sampler equals torch grid_sample (bilinear and nearest, zero padding) in 2D and 3D', () => {
   const rng = new Rng(5);
-  for (const shape of [[5, 7, 6], [9, 8]]) {
+  for (const shape of [
+    [5, 7, 6],
+    [9, 8],
+  ]) {
     const n = shape.reduce((a, b) => a * b, 1);
     const C = 2;
     const d = shape.length;

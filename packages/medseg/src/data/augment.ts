@@ -30,14 +30,20 @@ export const jsGridSampler: GridSampler = (src, C, shape, coords, mode) => {
     const x = coords[i * d + d - 1]!;
     if (mode === 'nearest') {
       // grid_sample 'nearest' rounds half to even (nearbyint)
-      const zi = d === 3 ? roundEven(z) : 0, yi = roundEven(y), xi = roundEven(x);
+      const zi = d === 3 ? roundEven(z) : 0,
+        yi = roundEven(y),
+        xi = roundEven(x);
       if (zi < 0 || zi >= S0! || yi < 0 || yi >= S1! || xi < 0 || xi >= S2!) continue;
       const o = (zi * S1! + yi) * S2! + xi;
       for (let c = 0; c < C; c++) out[c * N + i] = src[c * n + o]!;
       continue;
     }
-    const z0 = Math.floor(z), y0 = Math.floor(y), x0 = Math.floor(x);
-    const fz = z - z0, fy = y - y0, fx = x - x0;
+    const z0 = Math.floor(z),
+      y0 = Math.floor(y),
+      x0 = Math.floor(x);
+    const fz = z - z0,
+      fy = y - y0,
+      fx = x - x0;
     for (let dz = 0; dz < (d === 3 ? 2 : 1); dz++) {
       const zz = z0 + dz;
       if (zz < 0 || zz >= S0!) continue;
@@ -75,13 +81,28 @@ export interface Sample {
 function rotationMatrix(angles: number[], d: number): number[][] {
   if (d === 2) {
     const a = angles[0]!;
-    return [[Math.cos(a), -Math.sin(a)], [Math.sin(a), Math.cos(a)]];
+    return [
+      [Math.cos(a), -Math.sin(a)],
+      [Math.sin(a), Math.cos(a)],
+    ];
   }
   const [az, ay, ax] = angles as [number, number, number];
   // rotations about the z, y and x axes in (z, y, x) coordinates
-  const rz = [[1, 0, 0], [0, Math.cos(az), -Math.sin(az)], [0, Math.sin(az), Math.cos(az)]];
-  const ry = [[Math.cos(ay), 0, Math.sin(ay)], [0, 1, 0], [-Math.sin(ay), 0, Math.cos(ay)]];
-  const rx = [[Math.cos(ax), -Math.sin(ax), 0], [Math.sin(ax), Math.cos(ax), 0], [0, 0, 1]];
+  const rz = [
+    [1, 0, 0],
+    [0, Math.cos(az), -Math.sin(az)],
+    [0, Math.sin(az), Math.cos(az)],
+  ];
+  const ry = [
+    [Math.cos(ay), 0, Math.sin(ay)],
+    [0, 1, 0],
+    [-Math.sin(ay), 0, Math.cos(ay)],
+  ];
+  const rx = [
+    [Math.cos(ax), -Math.sin(ax), 0],
+    [Math.sin(ax), Math.cos(ax), 0],
+    [0, 0, 1],
+  ];
   const mul = (a: number[][], b: number[][]) => a.map((r) => b[0]!.map((_, j) => r.reduce((s, v, k) => s + v * b[k]![j]!, 0)));
   return mul(mul(rz, ry), rx);
 }
@@ -125,7 +146,11 @@ function spatialCoords(shape: number[], p: AugmentationParams, rng: Rng): Float3
   const doElastic = rng.chance(p.elastic.p);
   if (!doRot && !doScale && !doElastic) return null;
   const deg = (m: number) => (rng.uniform(-m, m) * Math.PI) / 180;
-  const angles = doRot ? (d === 2 ? [deg(p.rotation.maxDegrees[0]!)] : [0, 1, 2].map((a) => deg(p.rotation.maxDegrees[a] ?? 0))) : new Array(d === 2 ? 1 : 3).fill(0);
+  const angles = doRot
+    ? d === 2
+      ? [deg(p.rotation.maxDegrees[0]!)]
+      : [0, 1, 2].map((a) => deg(p.rotation.maxDegrees[a] ?? 0))
+    : new Array(d === 2 ? 1 : 3).fill(0);
   const scale = doScale ? rng.uniform(p.scaling.range[0], p.scaling.range[1]) : 1;
   const R = rotationMatrix(angles, d);
   const n = shape.reduce((a, b) => a * b, 1);
@@ -137,7 +162,11 @@ function spatialCoords(shape: number[], p: AugmentationParams, rng: Rng): Float3
     for (let a = 0; a < d; a++) {
       const noise = new Float32Array(n);
       for (let i = 0; i < n; i++) noise[i] = rng.uniform(-1, 1);
-      const sm = gaussianSmooth(noise, shape, shape.map((_, k) => (p.dummy2d && k === 0 ? 0 : sigma)));
+      const sm = gaussianSmooth(
+        noise,
+        shape,
+        shape.map((_, k) => (p.dummy2d && k === 0 ? 0 : sigma)),
+      );
       for (let i = 0; i < n; i++) sm[i]! *= alpha;
       if (p.dummy2d && a === 0) sm.fill(0);
       disp.push(sm);
@@ -169,7 +198,8 @@ function flip(a: Float32Array | Uint8Array, channels: number, shape: number[], a
   const outer = (channels * shape.reduce((p, q) => p * q, 1)) / (L * inner);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < L >> 1; i++) {
-      const s = (o * L + i) * inner, t = (o * L + L - 1 - i) * inner;
+      const s = (o * L + i) * inner,
+        t = (o * L + L - 1 - i) * inner;
       for (let q = 0; q < inner; q++) {
         const tmp = a[s + q]!;
         a[s + q] = a[t + q]!;
@@ -180,7 +210,9 @@ function flip(a: Float32Array | Uint8Array, channels: number, shape: number[], a
 }
 
 function stats(x: Float32Array): { mean: number; std: number; min: number; max: number } {
-  let s = 0, min = Infinity, max = -Infinity;
+  let s = 0,
+    min = Infinity,
+    max = -Infinity;
   for (const v of x) {
     s += v;
     if (v < min) min = v;
@@ -249,7 +281,7 @@ export function augmentSample(s: Sample, p: AugmentationParams, rng: Rng, sample
       const zoom = rng.uniform(p.lowResolution.zoom[0], p.lowResolution.zoom[1]);
       const sh3 = d === 3 ? shape : [1, ...shape];
       const ignore = new Set(p.lowResolution.ignoreAxes.map((a) => (d === 3 ? a : a + 1)));
-      const low = sh3.map((v, a) => (a === 0 && d === 2) || ignore.has(a) ? v : Math.max(1, Math.round(v * zoom)));
+      const low = sh3.map((v, a) => ((a === 0 && d === 2) || ignore.has(a) ? v : Math.max(1, Math.round(v * zoom))));
       const down = resampleImage(ch(c).slice(), 1, sh3, low, ['nearest', 'nearest', 'nearest']);
       image.set(resampleImage(down, 1, low, sh3, ['bspline3', 'bspline3', 'bspline3']), c * n);
     }

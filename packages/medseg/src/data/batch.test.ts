@@ -8,10 +8,11 @@ import type { PreprocessedCase } from './types.ts';
 function coordinateCase(Y: number, X: number): PreprocessedCase {
   const data = new Float32Array(Y * X);
   const label = new Uint8Array(Y * X);
-  for (let y = 0; y < Y; y++) for (let x = 0; x < X; x++) {
-    data[y * X + x] = y * 1000 + x;
-    label[y * X + x] = x > y ? 1 : 0;
-  }
+  for (let y = 0; y < Y; y++)
+    for (let x = 0; x < X; x++) {
+      data[y * X + x] = y * 1000 + x;
+      label[y * X + x] = x > y ? 1 : 0;
+    }
   return { id: 'c', data, label, channels: 1, shape: [1, Y, X], spacing: [1, 1, 1], properties: { classLocations: {} } } as unknown as PreprocessedCase;
 }
 
@@ -26,7 +27,8 @@ test('a transposed 2D patch is cut with swapped extents, turned to the patch sha
   assert.equal(augmentation.transpose!.p, 0.5);
   assert.equal(defaultAugmentation(2, patchSize, false).transpose!.p, 0);
   assert.equal(defaultAugmentation(3, [8, 8, 8], true).transpose!.p, 0);
-  for (const k of ['rotation', 'scaling', 'elastic', 'mirror', 'noise', 'blur', 'brightness', 'contrast', 'lowResolution', 'gamma'] as const) augmentation[k].p = 0;
+  for (const k of ['rotation', 'scaling', 'elastic', 'mirror', 'noise', 'blur', 'brightness', 'contrast', 'lowResolution', 'gamma'] as const)
+    augmentation[k].p = 0;
   augmentation.gamma.pInvert = 0;
   const cases = [coordinateCase(30, 40)];
   const plan = { patchSize, batchSize: 16, augmentation, oversampleForeground: 0 };
@@ -41,7 +43,9 @@ test('a transposed 2D patch is cut with swapped extents, turned to the patch sha
     assert.ok(step === 1 || step === 1000, `sample ${s}: step ${step}`);
     if (step === 1000) swapped++;
     for (let i = 0; i < 96; i++) {
-      const v = img[i]!, y = Math.floor(v / 1000), x = v % 1000;
+      const v = img[i]!,
+        y = Math.floor(v / 1000),
+        x = v % 1000;
       assert.equal(lab[i], x > y ? 1 : 0, 'label moved with the image');
     }
   }

@@ -32,7 +32,12 @@ export function transposePlanes<T extends Float32Array | Uint8Array>(a: T, chann
   return out;
 }
 
-export function makeBatch(cases: PreprocessedCase[], plan: Pick<Plan, 'patchSize' | 'batchSize' | 'augmentation' | 'oversampleForeground'>, seed: number, augment = true): Batch {
+export function makeBatch(
+  cases: PreprocessedCase[],
+  plan: Pick<Plan, 'patchSize' | 'batchSize' | 'augmentation' | 'oversampleForeground'>,
+  seed: number,
+  augment = true,
+): Batch {
   const rng = new Rng(seed);
   const B = plan.batchSize;
   const patch = plan.patchSize;
@@ -54,7 +59,9 @@ export function makeBatch(cases: PreprocessedCase[], plan: Pick<Plan, 'patchSize
       p.label = transposePlanes(p.label, 1, patch[1]!, patch[0]!);
     }
     if (p.forcedForeground) forced++;
-    const s = augment ? augmentSample({ image: p.image, label: p.label, channels: C, shape: patch }, plan.augmentation, rng) : { image: p.image, label: p.label };
+    const s = augment
+      ? augmentSample({ image: p.image, label: p.label, channels: C, shape: patch }, plan.augmentation, rng)
+      : { image: p.image, label: p.label };
     image.set(s.image, b * C * pn);
     label.set(s.label!, b * pn);
   }

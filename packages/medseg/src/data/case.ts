@@ -62,7 +62,12 @@ export async function loadRawCase(c: DatasetCase, opts: { withLabel?: boolean } 
 export function nonzeroBox(image: Float32Array, channels: number, shape: Zyx): Box {
   const [Z, Y, X] = shape;
   const n = Z * Y * X;
-  let z0 = Z, z1 = -1, y0 = Y, y1 = -1, x0 = X, x1 = -1;
+  let z0 = Z,
+    z1 = -1,
+    y0 = Y,
+    y1 = -1,
+    x0 = X,
+    x1 = -1;
   for (let z = 0; z < Z; z++) {
     for (let y = 0; y < Y; y++) {
       const row = (z * Y + y) * X;
@@ -79,15 +84,26 @@ export function nonzeroBox(image: Float32Array, channels: number, shape: Zyx): B
       }
     }
   }
-  if (z1 < 0) return [[0, Z], [0, Y], [0, X]];
-  return [[z0, z1 + 1], [y0, y1 + 1], [x0, x1 + 1]];
+  if (z1 < 0)
+    return [
+      [0, Z],
+      [0, Y],
+      [0, X],
+    ];
+  return [
+    [z0, z1 + 1],
+    [y0, y1 + 1],
+    [x0, x1 + 1],
+  ];
 }
 
 /** Copies the box out of a [C, Z, Y, X] array (C = 1 for labels). */
 export function cropArray<T extends Float32Array | Uint8Array>(a: T, channels: number, shape: Zyx, box: Box): T {
   const [Z, Y, X] = shape;
   const [[z0, z1], [y0, y1], [x0, x1]] = box;
-  const cz = z1 - z0, cy = y1 - y0, cx = x1 - x0;
+  const cz = z1 - z0,
+    cy = y1 - y0,
+    cx = x1 - x0;
   const out = new (a.constructor as new (n: number) => T)(channels * cz * cy * cx);
   let o = 0;
   for (let c = 0; c < channels; c++) {

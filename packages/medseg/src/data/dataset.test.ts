@@ -18,7 +18,10 @@ function py(code: string): string {
 
 test('hippocampus: import the bare images/labels folder, read it back as an nnU-Net dataset', async () => {
   const src = dataPath('msd-hippocampus');
-  assert.throws(() => readDataset(src), (e: unknown) => e instanceof MedsegIoError && e.code === 'NOT_FOUND' && /importImageLabelFolders|import/.test(e.message));
+  assert.throws(
+    () => readDataset(src),
+    (e: unknown) => e instanceof MedsegIoError && e.code === 'NOT_FOUND' && /importImageLabelFolders|import/.test(e.message),
+  );
   const out = await importMsdHippocampus(src, join(tmp, 'hippo'), { testIds: ['hippocampus_001'] });
   const ds = readDataset(out);
   assert.equal(ds.training.length, 173);
@@ -87,13 +90,25 @@ test('dataset.json: both label forms, MSD single-file cases, clear errors', () =
     writeFileSync(join(d, 'imagesTr', id + '.nii.gz'), '');
     writeFileSync(join(d, 'labelsTr', id + '.nii.gz'), '');
   }
-  writeFileSync(join(d, 'dataset.json'), JSON.stringify({ name: 'Heart', modality: { 0: 'MRI' }, labels: { 0: 'background', 1: 'left atrium' }, numTraining: 2 }));
+  writeFileSync(
+    join(d, 'dataset.json'),
+    JSON.stringify({ name: 'Heart', modality: { 0: 'MRI' }, labels: { 0: 'background', 1: 'left atrium' }, numTraining: 2 }),
+  );
   const ds = readDataset(d);
-  assert.deepEqual(ds.training.map((c) => [c.id, c.imagePaths.length]), [['la_003', 1], ['la_004', 1]]);
+  assert.deepEqual(
+    ds.training.map((c) => [c.id, c.imagePaths.length]),
+    [
+      ['la_003', 1],
+      ['la_004', 1],
+    ],
+  );
   writeFileSync(join(d, 'dataset.json'), JSON.stringify({ modality: { 0: 'MRI' }, labels: { 0: 'background' }, numTraining: 3 }));
   assert.throws(() => readDataset(d), /numTraining = 3/);
   writeFileSync(join(d, 'dataset.json'), '{nope');
-  assert.throws(() => readDataset(d), (e: unknown) => e instanceof MedsegIoError && e.code === 'CORRUPT');
+  assert.throws(
+    () => readDataset(d),
+    (e: unknown) => e instanceof MedsegIoError && e.code === 'CORRUPT',
+  );
   writeFileSync(join(d, 'imagesTr', 'la_005_0000.nii.gz'), '');
   writeFileSync(join(d, 'dataset.json'), JSON.stringify({ channel_names: { 0: 'CT' }, labels: { background: 0 }, file_ending: '.nii.gz' }));
   assert.throws(() => readDataset(d), /mixes/);

@@ -71,7 +71,9 @@ export function parseLabels(raw: unknown, path: string): Record<number, string> 
     if (id in out) bad(`label id ${id} is given twice`, path);
     out[id] = name;
   }
-  const ids = Object.keys(out).map(Number).sort((a, b) => a - b);
+  const ids = Object.keys(out)
+    .map(Number)
+    .sort((a, b) => a - b);
   if (ids[0] !== 0) bad('labels must include background with id 0', path);
   ids.forEach((id, i) => {
     if (id !== i) bad(`label ids must be consecutive 0..${ids.length - 1}; found ${ids.join(', ')} (import with a label mapping)`, path);
@@ -100,7 +102,14 @@ function listFiles(dir: string): string[] {
 }
 
 /** Groups <id>_<cccc><ending> files into cases; falls back to one file per case (MSD). */
-function collectCases(imagesDir: string, labelsDir: string | null, maskDir: string | null, ending: string, nChannels: number, required: boolean): DatasetCase[] {
+function collectCases(
+  imagesDir: string,
+  labelsDir: string | null,
+  maskDir: string | null,
+  ending: string,
+  nChannels: number,
+  required: boolean,
+): DatasetCase[] {
   const files = listFiles(imagesDir).filter((f) => f.toLowerCase().endsWith(ending));
   const byId = new Map<string, Map<number, string>>();
   let suffixed = 0;
@@ -149,7 +158,10 @@ export function readDataset(dirIn: string): Dataset {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MedsegIoError('NOT_FOUND', 'dataset folder does not exist', dir);
   const jsonPath = join(dir, 'dataset.json');
   if (!existsSync(jsonPath)) {
-    const hint = existsSync(join(dir, 'images')) && existsSync(join(dir, 'labels')) ? ': this is a bare images/ + labels/ folder, import it with importImageLabelFolders (data/import.ts)' : '';
+    const hint =
+      existsSync(join(dir, 'images')) && existsSync(join(dir, 'labels'))
+        ? ': this is a bare images/ + labels/ folder, import it with importImageLabelFolders (data/import.ts)'
+        : '';
     throw new MedsegIoError('NOT_FOUND', `no dataset.json${hint}`, dir);
   }
   let meta: Record<string, unknown>;
@@ -164,7 +176,14 @@ export function readDataset(dirIn: string): Dataset {
   const fileEnding = typeof meta.file_ending === 'string' ? meta.file_ending : '.nii.gz';
   if (!endingOf('x' + fileEnding)) bad(`unsupported file_ending "${fileEnding}"`, jsonPath);
   const maskPrefix = typeof meta.region_masks === 'string' ? meta.region_masks : null;
-  const training = collectCases(join(dir, 'imagesTr'), join(dir, 'labelsTr'), maskPrefix ? join(dir, maskPrefix + 'Tr') : null, fileEnding, channels.length, true);
+  const training = collectCases(
+    join(dir, 'imagesTr'),
+    join(dir, 'labelsTr'),
+    maskPrefix ? join(dir, maskPrefix + 'Tr') : null,
+    fileEnding,
+    channels.length,
+    true,
+  );
   const test = collectCases(join(dir, 'imagesTs'), join(dir, 'labelsTs'), maskPrefix ? join(dir, maskPrefix + 'Ts') : null, fileEnding, channels.length, false);
   if (training.length === 0) bad(`imagesTr/ holds no *${fileEnding} images`, dir);
   if (typeof meta.numTraining === 'number' && meta.numTraining !== training.length) {

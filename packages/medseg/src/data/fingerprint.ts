@@ -91,7 +91,7 @@ export async function computeFingerprint(ds: Dataset, o: FingerprintOptions = {}
     const box = nonzeroBox(rc.image, rc.channels, rc.shape);
     const croppedShape = boxShape(box);
     out.push({ id: rc.id, spacing: rc.spacing, shape: rc.shape, croppedShape });
-    relSizes.push(croppedShape[0] * croppedShape[1] * croppedShape[2] / (rc.shape[0] * rc.shape[1] * rc.shape[2]));
+    relSizes.push((croppedShape[0] * croppedShape[1] * croppedShape[2]) / (rc.shape[0] * rc.shape[1] * rc.shape[2]));
     if (rc.label) {
       const n = rc.label.length;
       const fg: number[] = [];

@@ -41,7 +41,11 @@ Image.fromarray(np.stack(ch, -1), mode).save(f'{d}/masks/{stem}{ext}')
 im = Image.open(f'{d}/masks/{stem}{ext}')
 assert im.mode == mode and (ext != '.bmp' or im.info.get('compression', 0) == 0), (im.mode, im.info)
 `,
-    dir, stem, ext, mode, disagree ? '1' : '0',
+    dir,
+    stem,
+    ext,
+    mode,
+    disagree ? '1' : '0',
   ]);
 }
 

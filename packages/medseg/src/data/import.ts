@@ -145,7 +145,8 @@ async function writeDataset(outDirIn: string, pairs: Pair[], o: ImportOptions): 
     if (img.channels === 1 && p.image.toLowerCase().endsWith(ending)) {
       await copyFile(p.image, join(outDir, `images${split}`, `${p.id}_0000${ending}`));
     } else {
-      for (let c = 0; c < img.channels; c++) await writeVolume(join(outDir, `images${split}`, `${p.id}_${String(c).padStart(4, '0')}${ending}`), channelOf(img, c));
+      for (let c = 0; c < img.channels; c++)
+        await writeVolume(join(outDir, `images${split}`, `${p.id}_${String(c).padStart(4, '0')}${ending}`), channelOf(img, c));
     }
     if (lab) {
       const out = new Uint8Array(lab.data.length);
@@ -160,7 +161,8 @@ async function writeDataset(outDirIn: string, pairs: Pair[], o: ImportOptions): 
     }
   }
   const channelNames = o.channelNames ?? defaultChannelNames(nChannels);
-  if (channelNames.length !== nChannels) throw new MedsegIoError('BAD_DATA', `channelNames lists ${channelNames.length} names for ${nChannels} channels`, outDir);
+  if (channelNames.length !== nChannels)
+    throw new MedsegIoError('BAD_DATA', `channelNames lists ${channelNames.length} names for ${nChannels} channels`, outDir);
   const labelsJson: Record<string, number> = {};
   for (const id of ids) labelsJson[o.labelNames?.[id] ?? (id === 0 ? 'background' : `class_${inverse.get(id)}`)] = id;
   if (Object.keys(labelsJson).length !== ids.length) throw new MedsegIoError('BAD_DATA', 'labelNames must be distinct', outDir);
@@ -228,7 +230,10 @@ export function importIsbi2012(srcDir: string, outDir: string, o: Partial<Import
  */
 export async function importDrive(srcDir: string, outDir: string, o: Partial<ImportOptions> = {}): Promise<string> {
   const pairs: Pair[] = [];
-  for (const [split, tag, test] of [['training', 'training', false], ['testing', 'test', true]] as const) {
+  for (const [split, tag, test] of [
+    ['training', 'training', false],
+    ['testing', 'test', true],
+  ] as const) {
     const dir = join(srcDir, split);
     if (!existsSync(dir)) continue;
     for (const f of await listImages(join(dir, 'images'))) {

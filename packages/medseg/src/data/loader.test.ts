@@ -22,7 +22,10 @@ async function prepared() {
   const ds = readDataset(await importMsdHippocampus(dataPath('msd-hippocampus'), join(tmp, 'hippo'), { limit: 4 }));
   const dir = join(tmp, 'pre');
   const planPart = {
-    dims: '3d_fullres' as const, targetSpacing: [1, 1, 1] as [number, number, number], channels: ['MRI'], labels: { 0: 'bg', 1: 'a', 2: 'p' },
+    dims: '3d_fullres' as const,
+    targetSpacing: [1, 1, 1] as [number, number, number],
+    channels: ['MRI'],
+    labels: { 0: 'bg', 1: 'a', 2: 'p' },
     normalization: [{ channel: 'MRI', scheme: 'zscore' as const, useMaskForNorm: false }],
     resampling: { image: 'bspline3' as const, label: 'onehot-linear' as const, separateZ: false, anisotropyThreshold: 3 },
   };
@@ -35,7 +38,10 @@ test('sampler: ~1/3 of patches centred on foreground, padded where the case is s
   const { dir, ids } = await ready;
   const c = await loadPreprocessed(dir, ids[0]!);
   const rng = new Rng(1);
-  let forced = 0, centreFg = 0, randomFg = 0, randomN = 0;
+  let forced = 0,
+    centreFg = 0,
+    randomFg = 0,
+    randomN = 0;
   const N = 600;
   for (let i = 0; i < N; i++) {
     const p = samplePatch(c, [16, 16, 16], 0.33, rng);
@@ -110,7 +116,10 @@ test('loader: with a consumer slower than the workers, prefetched batches are re
       await l.next();
     }
     const laterWait = l.waitMs - firstWait;
-    assert.ok(laterWait < 0.1 * n * consumerMs, `next() waited ${laterWait.toFixed(0)} ms over ${n} batches; the consumer spent ${(n * consumerMs).toFixed(0)} ms`);
+    assert.ok(
+      laterWait < 0.1 * n * consumerMs,
+      `next() waited ${laterWait.toFixed(0)} ms over ${n} batches; the consumer spent ${(n * consumerMs).toFixed(0)} ms`,
+    );
   } finally {
     await l.close();
   }

@@ -10,9 +10,15 @@ import { poolAndConvProps } from './topology.ts';
 
 function fingerprint(cases: CaseFingerprint[], channels = ['MRI'], dims: 2 | 3 = 3, relSize = 1): Fingerprint {
   return {
-    schema: 'medseg.fingerprint/1', name: 'synthetic', channels, labels: { 0: 'background', 1: 'a', 2: 'b' }, dims, cases,
+    schema: 'medseg.fingerprint/1',
+    name: 'synthetic',
+    channels,
+    labels: { 0: 'background', 1: 'a', 2: 'b' },
+    dims,
+    cases,
     intensity: channels.map(() => ({ mean: 100, median: 90, std: 20, min: -1000, max: 3000, percentile_00_5: -50, percentile_99_5: 400 })),
-    classFrequencies: {}, medianRelativeSizeAfterCropping: relSize,
+    classFrequencies: {},
+    medianRelativeSizeAfterCropping: relSize,
   };
 }
 const many = (n: number, f: (i: number) => Omit<CaseFingerprint, 'id'>) => Array.from({ length: n }, (_, i) => ({ id: String(i), ...f(i) }));
@@ -27,8 +33,18 @@ test('isotropic 1x1x1 mm, 36x50x35 (MSD hippocampus, 260 cases): nnU-Net 3d_full
   // Pooling while every axis >= 8: 36,50,35 -> 18,25,18 -> 9,13,9 -> 5,7,5 (stop): 3 poolings per axis,
   // 4 stages, patch padded to multiples of 8: [40, 56, 40] (nnU-Net's published Dataset004 plan).
   assert.deepEqual(p.patchSize, [40, 56, 40]);
-  assert.deepEqual(p.network.strides, [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]]);
-  assert.deepEqual(p.network.kernelSizes, [[3, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]]);
+  assert.deepEqual(p.network.strides, [
+    [1, 1, 1],
+    [2, 2, 2],
+    [2, 2, 2],
+    [2, 2, 2],
+  ]);
+  assert.deepEqual(p.network.kernelSizes, [
+    [3, 3, 3],
+    [3, 3, 3],
+    [3, 3, 3],
+    [3, 3, 3],
+  ]);
   assert.deepEqual(p.network.features, [32, 64, 128, 256]);
   // Batch: memory allows far more; the 5% cap binds: round(0.05 * 36*50*35 * 260 / (40*56*40)) = round(9.14) = 9.
   assert.equal(p.batchSize, 9);
@@ -42,15 +58,27 @@ test('isotropic 1x1x1 mm, 36x50x35 (MSD hippocampus, 260 cases): nnU-Net 3d_full
 });
 
 test('anisotropic 0.7x0.7x5 mm, 512x512x40: z keeps 5 mm, is pooled late with kernel 1 first', async () => {
-  const f = fingerprint(many(10, () => ({ spacing: [5, 0.7, 0.7], shape: [40, 512, 512], croppedShape: [40, 512, 512] })), ['CT']);
+  const f = fingerprint(
+    many(10, () => ({ spacing: [5, 0.7, 0.7], shape: [40, 512, 512], croppedShape: [40, 512, 512] })),
+    ['CT'],
+  );
   // 5 > 3 * 0.7 and 40 * 3 < 512: anisotropic; 10th percentile of z spacings = 5 (all equal) >= 0.7: stays 5.
   const p = await makePlan(f);
   assert.deepEqual(p.targetSpacing, [5, 0.7, 0.7]);
   assert.deepEqual(p.medianShape, [40, 512, 512]);
   // Topology on spacing [5, .7, .7]: z/min = 7.1, 3.6 -> not pooled at strides 1-2 (kernel 1); after two
   // in-plane poolings y,x are 2.8 mm, 5/2.8 < 2 -> z pools from stride 3 on with kernel 3.
-  assert.deepEqual(p.network.strides.slice(0, 4), [[1, 1, 1], [1, 2, 2], [1, 2, 2], [2, 2, 2]]);
-  assert.deepEqual(p.network.kernelSizes.slice(0, 3), [[1, 3, 3], [1, 3, 3], [3, 3, 3]]);
+  assert.deepEqual(p.network.strides.slice(0, 4), [
+    [1, 1, 1],
+    [1, 2, 2],
+    [1, 2, 2],
+    [2, 2, 2],
+  ]);
+  assert.deepEqual(p.network.kernelSizes.slice(0, 3), [
+    [1, 3, 3],
+    [1, 3, 3],
+    [3, 3, 3],
+  ]);
   p.patchSize.forEach((s, a) => assert.equal(s % p.network.strides.reduce((m, st) => m * st[a]!, 1), 0));
   // The reference memory estimate forced the patch down from [40, 512, 512]; batch at the minimum 2.
   assert.ok(p.patchSize[1]! < 512 && p.patchSize[0]! <= 40);
@@ -75,14 +103,29 @@ test('anisotropy rule: the coarse axis takes the 10th percentile of its spacings
   // (2.95/0.7 = 4.2, 2.95/1.4 = 2.1), then pools while >= 8: 68,34,17,9 -> 4 poolings (pad to 80);
   // y,x: 414,207,104,52,26,13,7 -> 6 poolings (pad to 448).
   const topo = poolAndConvProps([2.95, 0.7, 0.7], [68, 414, 414]);
-  assert.deepEqual(topo.strides, [[1, 1, 1], [1, 2, 2], [1, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]]);
+  assert.deepEqual(topo.strides, [
+    [1, 1, 1],
+    [1, 2, 2],
+    [1, 2, 2],
+    [2, 2, 2],
+    [2, 2, 2],
+    [2, 2, 2],
+    [2, 2, 2],
+  ]);
   assert.deepEqual(topo.patchSize, [80, 448, 448]);
   assert.deepEqual(topo.kernelSizes[0], [1, 3, 3]);
   assert.deepEqual(topo.kernelSizes[2], [3, 3, 3]);
 });
 
 test('2D 512x512 (ISBI-like, 30 slices): 7 poolings, features capped at 512, mask-for-norm rule', async () => {
-  const p = await makePlan(fingerprint(many(30, () => ({ spacing: [1, 1, 1], shape: [1, 512, 512], croppedShape: [1, 512, 512] })), ['EM'], 2, 0.6));
+  const p = await makePlan(
+    fingerprint(
+      many(30, () => ({ spacing: [1, 1, 1], shape: [1, 512, 512], croppedShape: [1, 512, 512] })),
+      ['EM'],
+      2,
+      0.6,
+    ),
+  );
   assert.equal(p.dims, '2d');
   // 2048^2 initial clipped to 512^2; 512 -> 4 takes 7 poolings; features 32..512 capped.
   assert.deepEqual(p.patchSize, [512, 512]);
@@ -150,14 +193,20 @@ test('step timer: a real step 3x slower than the MAC model gives a cheaper plan 
   const oneSlow = await makePlan(f, {
     budget,
     throughput,
-    stepTimer: (n, patchSize, batchSize) => (patchSize.join('x') === first && n.features[0] === plain.network.features[0] && batchSize === plain.batchSize ? 3 : 1) * predicted({ patchSize, batchSize, features: n.features }),
+    stepTimer: (n, patchSize, batchSize) =>
+      (patchSize.join('x') === first && n.features[0] === plain.network.features[0] && batchSize === plain.batchSize ? 3 : 1) *
+      predicted({ patchSize, batchSize, features: n.features }),
   });
   assert.notDeepEqual([oneSlow.patchSize, oneSlow.network.features[0], oneSlow.batchSize], [plain.patchSize, plain.network.features[0], plain.batchSize]);
   assert.ok(oneSlow.iterationsPerEpoch * oneSlow.epochs * oneSlow.budget!.stepSeconds <= budget.minutes * 60 * 0.85 + 1e-9);
 });
 
 test('real throughput measurement and plan file validation', async () => {
-  const f = fingerprint(many(4, () => ({ spacing: [1, 1, 1], shape: [1, 64, 64], croppedShape: [1, 64, 64] })), ['EM'], 2);
+  const f = fingerprint(
+    many(4, () => ({ spacing: [1, 1, 1], shape: [1, 64, 64], croppedShape: [1, 64, 64] })),
+    ['EM'],
+    2,
+  );
   const p = await makePlan(f, { budget: { minutes: 1, cores: 2, memoryGiB: 4 } });
   assert.ok(p.budget!.macsPerSecond > 1e8 && p.budget!.stepSeconds > 0);
   const dir = mkdtempSync(join(tmpdir(), 'medseg-plan-'));
@@ -171,12 +220,30 @@ test('real throughput measurement and plan file validation', async () => {
       writeFileSync(path, JSON.stringify(q));
       return () => loadPlan(path);
     };
-    assert.throws(edit((q) => (q.patchSize = [q.patchSize[0] + 1, q.patchSize[1]])), /patchSize\[0\] = \d+ is not divisible by/);
-    assert.throws(edit((q) => (q.augmentation.noise.p = 2)), /augmentation\.noise\.p/);
-    assert.throws(edit((q) => (q.network.numClasses = 5)), /numClasses/);
-    assert.throws(edit((q) => (q.dims = '3d')), /dims/);
-    assert.throws(edit((q) => (q.inference = { mirror: 'yes', stepFraction: 0.5 })), /inference\.mirror/);
-    assert.throws(edit((q) => (q.inference = { mirror: true, stepFraction: 0 })), /inference\.stepFraction/);
+    assert.throws(
+      edit((q) => (q.patchSize = [q.patchSize[0] + 1, q.patchSize[1]])),
+      /patchSize\[0\] = \d+ is not divisible by/,
+    );
+    assert.throws(
+      edit((q) => (q.augmentation.noise.p = 2)),
+      /augmentation\.noise\.p/,
+    );
+    assert.throws(
+      edit((q) => (q.network.numClasses = 5)),
+      /numClasses/,
+    );
+    assert.throws(
+      edit((q) => (q.dims = '3d')),
+      /dims/,
+    );
+    assert.throws(
+      edit((q) => (q.inference = { mirror: 'yes', stepFraction: 0.5 })),
+      /inference\.mirror/,
+    );
+    assert.throws(
+      edit((q) => (q.inference = { mirror: true, stepFraction: 0 })),
+      /inference\.stepFraction/,
+    );
     assert.doesNotThrow(edit((q) => (q.inference = { mirror: true, stepFraction: 0.5, transpose: true })));
     writeFileSync(path, '{');
     assert.throws(() => loadPlan(path), /cannot read the plan/);

@@ -26,7 +26,17 @@
 import { cpus, totalmem } from 'node:os';
 import { MedsegIoError } from '../io/errors.ts';
 import { ANISOTROPY_THRESHOLD as ANISO, completePlan, defaultAugmentation, defaultTraining, hasSquarePixels } from '../plan/complete.ts';
-import type { BudgetInfo, ChannelNormalization, NetworkConfig, NormScheme, Plan, StepCalibration, TrainingChoices, TrainingSettings, Zyx } from '../plan/types.ts';
+import type {
+  BudgetInfo,
+  ChannelNormalization,
+  NetworkConfig,
+  NormScheme,
+  Plan,
+  StepCalibration,
+  TrainingChoices,
+  TrainingSettings,
+  Zyx,
+} from '../plan/types.ts';
 import { PLAN_SCHEMA } from '../plan/types.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
@@ -65,7 +75,10 @@ export type StepTimer = (network: NetworkConfig, patchSize: number[], batchSize:
 export const TIMING_MARGIN = 0.15;
 
 function percentile(values: number[], q: number): number {
-  return percentileSorted([...values].sort((a, b) => a - b), q);
+  return percentileSorted(
+    [...values].sort((a, b) => a - b),
+    q,
+  );
 }
 
 /** nnU-Net's fullres target spacing with the anisotropy rule, [z, y, x]. */
@@ -80,7 +93,10 @@ export function targetSpacingOf(fp: Pick<Fingerprint, 'cases'>): Zyx {
   const anisoSpacing = target[worst]! > ANISO * maxOther;
   const anisoVoxels = size[worst]! * ANISO < Math.min(...others.map((a) => size[a]!));
   if (anisoSpacing && anisoVoxels) {
-    let t = percentile(sp.map((s) => s[worst]!), 10);
+    let t = percentile(
+      sp.map((s) => s[worst]!),
+      10,
+    );
     if (t < maxOther) t = Math.max(maxOther, t) + 1e-5;
     target[worst] = t;
   }
@@ -274,7 +290,8 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     if (fits.length === 0) throw new MedsegIoError('BAD_DATA', `no configuration fits in ${memoryGiB} GiB`);
     // The training settings each candidate would get (the plan's optimizer
     // and loss): the step timer trains with them.
-    const trainingOf = (c: Config) => defaultTraining({ dims: planDims, patchSize: c.patchSize, medianShape, budget: { minutes: o.budget!.minutes } }, o.training);
+    const trainingOf = (c: Config) =>
+      defaultTraining({ dims: planDims, patchSize: c.patchSize, medianShape, budget: { minutes: o.budget!.minutes } }, o.training);
     // Choosing with a step timer. allowed: the step time that reaches the
     // target iterations. The MAC model's own choice (scale 1) is kept when its
     // timed step is at most TIMING_MARGIN over `allowed`; otherwise the model
@@ -303,7 +320,13 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
     for (let round = 0; o.stepTimer && round < 3 && !timedSteps.has(pick.c); round++) {
       const c = pick.c;
       const timed = await o.stepTimer(networkConfig(c, o.architecture, d, C, K), c.patchSize, c.batchSize, trainingOf(c));
-      calibration.push({ patchSize: c.patchSize, batchSize: c.batchSize, baseFeatures: c.features[0]!, predictedSeconds: predicted(c), measuredSeconds: timed });
+      calibration.push({
+        patchSize: c.patchSize,
+        batchSize: c.batchSize,
+        baseFeatures: c.features[0]!,
+        predictedSeconds: predicted(c),
+        measuredSeconds: timed,
+      });
       timedSteps.set(c, timed);
       if (fitsBudget(c) && round === 0) break;
       scale = round === 0 ? timed / stepOf(c) : Math.max(scale, timed / stepOf(c));
@@ -338,24 +361,24 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
   const separateZ = d === 3 && Math.max(...target) / Math.min(...target) > ANISO;
   return completePlan(
     {
-    schema: PLAN_SCHEMA,
-    dataset: fp.name,
-    dims: planDims,
-    channels: fp.channels,
-    labels: fp.labels,
-    targetSpacing: target,
-    medianShape,
-    patchSize: chosen.patchSize,
-    batchSize: chosen.batchSize,
-    network,
-    normalization: normalizationFor(fp),
-    resampling: { image: 'bspline3', label: 'onehot-linear', separateZ, anisotropyThreshold: ANISO },
-    augmentation: defaultAugmentation(d, chosen.patchSize, hasSquarePixels(target)),
-    oversampleForeground: 0.33,
-    iterationsPerEpoch,
-    epochs,
-    budget,
-    reference: { patchSize: ref.patchSize, batchSize: ref.batchSize, features: ref.features },
+      schema: PLAN_SCHEMA,
+      dataset: fp.name,
+      dims: planDims,
+      channels: fp.channels,
+      labels: fp.labels,
+      targetSpacing: target,
+      medianShape,
+      patchSize: chosen.patchSize,
+      batchSize: chosen.batchSize,
+      network,
+      normalization: normalizationFor(fp),
+      resampling: { image: 'bspline3', label: 'onehot-linear', separateZ, anisotropyThreshold: ANISO },
+      augmentation: defaultAugmentation(d, chosen.patchSize, hasSquarePixels(target)),
+      oversampleForeground: 0.33,
+      iterationsPerEpoch,
+      epochs,
+      budget,
+      reference: { patchSize: ref.patchSize, batchSize: ref.batchSize, features: ref.features },
     },
     o.training,
   );

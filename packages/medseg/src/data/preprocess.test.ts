@@ -18,17 +18,24 @@ test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function planPart(target: [number, number, number], o: Partial<Plan> = {}) {
   return {
-    dims: '3d_fullres' as const, targetSpacing: target, channels: ['MRI'], labels: { 0: 'bg', 1: 'a', 2: 'p' },
+    dims: '3d_fullres' as const,
+    targetSpacing: target,
+    channels: ['MRI'],
+    labels: { 0: 'bg', 1: 'a', 2: 'p' },
     normalization: [{ channel: 'MRI', scheme: 'zscore' as const, useMaskForNorm: false }],
     resampling: { image: 'bspline3' as const, label: 'onehot-linear' as const, separateZ: false, anisotropyThreshold: 3 },
-    augmentation: defaultAugmentation(3, [40, 56, 40]), ...o,
+    augmentation: defaultAugmentation(3, [40, 56, 40]),
+    ...o,
   };
 }
 
 function dice(a: Uint8Array, b: Uint8Array): number {
-  let inter = 0, sa = 0, sb = 0;
+  let inter = 0,
+    sa = 0,
+    sb = 0;
   for (let i = 0; i < a.length; i++) {
-    const x = a[i]! > 0, y = b[i]! > 0;
+    const x = a[i]! > 0,
+      y = b[i]! > 0;
     if (x) sa++;
     if (y) sb++;
     if (x && y) inter++;
@@ -37,7 +44,8 @@ function dice(a: Uint8Array, b: Uint8Array): number {
 }
 
 test('resampling kernels equal scipy.ndimage (cubic B-spline, mirror) and numpy linear / nearest', () => {
-  const shape = [7, 9, 6], out = [11, 5, 8];
+  const shape = [7, 9, 6],
+    out = [11, 5, 8];
   const src = Float32Array.from({ length: 7 * 9 * 6 }, (_, i) => Math.sin(i * 0.37) * 10 + (i % 5));
   const py = `
 import numpy as np, json, sys
@@ -54,7 +62,11 @@ r=np.clip(np.round(c[0]),0,n[0]-1).astype(int); b=a[r]
 b=ndimage.map_coordinates(b, np.meshgrid(np.arange(out[0]), *[np.clip(x,0,n[i+1]-1) for i,x in enumerate(c[1:])], indexing='ij'), order=1)
 print(json.dumps([spl.ravel().tolist(), lin.ravel().tolist(), b.ravel().tolist()]))`;
   const ref = runPythonJson<number[][]>(['-c', py], Array.from(src));
-  const kinds: Kernel[][] = [['bspline3', 'bspline3', 'bspline3'], ['linear', 'linear', 'linear'], ['nearest', 'linear', 'linear']];
+  const kinds: Kernel[][] = [
+    ['bspline3', 'bspline3', 'bspline3'],
+    ['linear', 'linear', 'linear'],
+    ['nearest', 'linear', 'linear'],
+  ];
   kinds.forEach((k, j) => {
     const got = resampleImage(src, 1, shape, out, k);
     let err = 0;
@@ -78,11 +90,15 @@ test('hippocampus: preprocess then revert gives back the label exactly without r
   // Resampled to 1.25 mm (a coarser grid) and back.
   const plan = planPart([1.25, 1.25, 1.25]);
   const pc = preprocessCase(raw, plan);
-  assert.deepEqual(pc.shape, pc.properties.croppedShape.map((s) => Math.round(s / 1.25)));
+  assert.deepEqual(
+    pc.shape,
+    pc.properties.croppedShape.map((s) => Math.round(s / 1.25)),
+  );
   const back2 = revertPreprocessing({ label: pc.label! }, pc.shape, pc.properties, plan) as Uint8Array;
   assert.ok(dice(back2, raw.label!) > 0.95, `Dice ${dice(back2, raw.label!)}`);
   // Probabilities (one-hot of the label) revert to the same classes by argmax, background outside the crop.
-  const K = 3, pn = pc.label!.length;
+  const K = 3,
+    pn = pc.label!.length;
   const probs = new Float32Array(K * pn);
   for (let i = 0; i < pn; i++) probs[pc.label![i]! * pn + i] = 1;
   const pr = revertPreprocessing({ probabilities: probs, numClasses: K }, pc.shape, pc.properties, plan) as Float32Array;
@@ -103,14 +119,32 @@ test('hippocampus: preprocess then revert gives back the label exactly without r
 test('anisotropic synthetic case: separate z (nearest) resampling keeps slices; round trip Dice > 0.95', () => {
   const shape: [number, number, number] = [12, 64, 64];
   const n = 12 * 64 * 64;
-  const image = new Float32Array(n), label = new Uint8Array(n);
-  for (let z = 0; z < 12; z++) for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) {
-    const i = (z * 64 + y) * 64 + x;
-    const r = Math.hypot((y - 30) * 0.7, (x - 34) * 0.7, (z - 6) * 4);
-    image[i] = 100 + (r < 14 ? 50 : 0) + ((i * 7919) % 13);
-    label[i] = r < 14 ? (x < 34 ? 1 : 2) : 0;
-  }
-  const raw = { id: 'a', image, label, channels: 1, shape, spacing: [4, 0.7, 0.7] as [number, number, number], geometry: { size: [64, 64, 12] as [number, number, number], channels: 1, spacing: [0.7, 0.7, 4] as [number, number, number], origin: [0, 0, 0] as [number, number, number], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as any, meta: {} } };
+  const image = new Float32Array(n),
+    label = new Uint8Array(n);
+  for (let z = 0; z < 12; z++)
+    for (let y = 0; y < 64; y++)
+      for (let x = 0; x < 64; x++) {
+        const i = (z * 64 + y) * 64 + x;
+        const r = Math.hypot((y - 30) * 0.7, (x - 34) * 0.7, (z - 6) * 4);
+        image[i] = 100 + (r < 14 ? 50 : 0) + ((i * 7919) % 13);
+        label[i] = r < 14 ? (x < 34 ? 1 : 2) : 0;
+      }
+  const raw = {
+    id: 'a',
+    image,
+    label,
+    channels: 1,
+    shape,
+    spacing: [4, 0.7, 0.7] as [number, number, number],
+    geometry: {
+      size: [64, 64, 12] as [number, number, number],
+      channels: 1,
+      spacing: [0.7, 0.7, 4] as [number, number, number],
+      origin: [0, 0, 0] as [number, number, number],
+      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1] as any,
+      meta: {},
+    },
+  };
   const plan = planPart([5, 0.9, 0.9], { resampling: { image: 'bspline3', label: 'onehot-linear', separateZ: true, anisotropyThreshold: 3 } });
   const pc = preprocessCase(raw, plan);
   assert.deepEqual(pc.shape, [10, 50, 50]);

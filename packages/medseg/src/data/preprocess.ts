@@ -47,7 +47,8 @@ function normalizeChannel(x: Float32Array, norm: ChannelNormalization, mask: Uin
       for (let i = 0; i < n; i++) x[i]! /= 255;
       return;
     case 'rescale01': {
-      let lo = Infinity, hi = -Infinity;
+      let lo = Infinity,
+        hi = -Infinity;
       for (let i = 0; i < n; i++) {
         lo = Math.min(lo, x[i]!);
         hi = Math.max(hi, x[i]!);
@@ -64,8 +65,13 @@ function normalizeChannel(x: Float32Array, norm: ChannelNormalization, mask: Uin
     }
     case 'zscore': {
       const use = norm.useMaskForNorm && mask;
-      let s = 0, cnt = 0;
-      for (let i = 0; i < n; i++) if (!use || mask[i]) { s += x[i]!; cnt++; }
+      let s = 0,
+        cnt = 0;
+      for (let i = 0; i < n; i++)
+        if (!use || mask[i]) {
+          s += x[i]!;
+          cnt++;
+        }
       const mean = cnt ? s / cnt : 0;
       let ss = 0;
       for (let i = 0; i < n; i++) if (!use || mask[i]) ss += (x[i]! - mean) ** 2;
@@ -122,7 +128,9 @@ export function preprocessCase(raw: RawCaseData, plan: PlanPart, o: { seed?: num
   const cshape = boxShape(box);
   const image = cropArray(raw.image, C, raw.shape, box);
   let label = raw.label ? cropArray(raw.label, 1, raw.shape, box) : null;
-  if (label) for (let i = 0; i < label.length; i++) if (label[i]! >= K) throw new MedsegIoError('BAD_DATA', `case ${raw.id}: label value ${label[i]} but the plan has ${K} classes`);
+  if (label)
+    for (let i = 0; i < label.length; i++)
+      if (label[i]! >= K) throw new MedsegIoError('BAD_DATA', `case ${raw.id}: label value ${label[i]} but the plan has ${K} classes`);
   const n = cshape[0] * cshape[1] * cshape[2];
   const needMask = plan.normalization.some((x) => x.useMaskForNorm);
   let mask: Uint8Array | null = null;
@@ -229,7 +237,12 @@ function cacheValid(dir: string, c: DatasetCase, hash: string): boolean {
  * Preprocesses every training case into `dir` (skipping cases whose cache is
  * current). Returns the ids and how many were recomputed.
  */
-export async function preprocessDataset(ds: Dataset, plan: PlanPart, dir: string, o: { onProgress?: (done: number, total: number) => void } = {}): Promise<{ ids: string[]; computed: number }> {
+export async function preprocessDataset(
+  ds: Dataset,
+  plan: PlanPart,
+  dir: string,
+  o: { onProgress?: (done: number, total: number) => void } = {},
+): Promise<{ ids: string[]; computed: number }> {
   await mkdir(dir, { recursive: true });
   const hash = planHash(plan);
   let computed = 0;
@@ -252,7 +265,16 @@ export async function savePreprocessed(dir: string, pc: PreprocessedCase, hash: 
   if (pc.label) bytes.set(pc.label, pc.data.byteLength);
   // Binary first, JSON last: a JSON file only exists beside a complete binary.
   await atomicWrite(join(dir, `${pc.id}.bin`), bytes);
-  const meta: CacheMeta = { planHash: hash, sources, id: pc.id, channels: pc.channels, shape: pc.shape, spacing: pc.spacing, hasLabel: !!pc.label, properties: pc.properties };
+  const meta: CacheMeta = {
+    planHash: hash,
+    sources,
+    id: pc.id,
+    channels: pc.channels,
+    shape: pc.shape,
+    spacing: pc.spacing,
+    hasLabel: !!pc.label,
+    properties: pc.properties,
+  };
   await atomicWrite(join(dir, `${pc.id}.json`), JSON.stringify(meta));
 }
 

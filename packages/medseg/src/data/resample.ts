@@ -49,7 +49,7 @@ function prefilter(c: Float64Array, n: number): void {
 function bspline3(t: number): number {
   const a = Math.abs(t);
   if (a < 1) return 2 / 3 - a * a + (a * a * a) / 2;
-  if (a < 2) return ((2 - a) ** 3) / 6;
+  if (a < 2) return (2 - a) ** 3 / 6;
   return 0;
 }
 

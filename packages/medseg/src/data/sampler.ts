@@ -41,7 +41,8 @@ export function samplePatch(c: PreprocessedCase, patch: number[], oversample: nu
   const [PZ, PY, PX] = p3 as [number, number, number];
   const [Z, Y, X] = shape;
   const C = c.channels;
-  const n = Z * Y * X, pn = PZ * PY * PX;
+  const n = Z * Y * X,
+    pn = PZ * PY * PX;
   const image = new Float32Array(C * pn);
   const label = new Uint8Array(pn);
   for (let z = 0; z < PZ; z++) {
@@ -50,7 +51,8 @@ export function samplePatch(c: PreprocessedCase, patch: number[], oversample: nu
     for (let y = 0; y < PY; y++) {
       const sy = start[1]! + y;
       if (sy < 0 || sy >= Y) continue;
-      const x0 = Math.max(0, -start[2]!), x1 = Math.min(PX, X - start[2]!);
+      const x0 = Math.max(0, -start[2]!),
+        x1 = Math.min(PX, X - start[2]!);
       if (x1 <= x0) continue;
       const so = (sz * Y + sy) * X + start[2]!;
       const po = (z * PY + y) * PX;

@@ -28,7 +28,12 @@ test('compareToOthers: rank, Holm-adjusted paired tests and a verdict that says 
   assert.equal(swin.outcome, 'no significant difference');
   assert.ok(unet.pAdjusted >= unet.pValue && swin.pAdjusted >= swin.pValue, 'Holm never lowers p');
   // rank from the means computed here
-  const mean = (m: string) => { const v = rows().filter((r) => r.model === m).map((r) => r.dice as number); return v.reduce((a, b) => a + b, 0) / v.length; };
+  const mean = (m: string) => {
+    const v = rows()
+      .filter((r) => r.model === m)
+      .map((r) => r.dice as number);
+    return v.reduce((a, b) => a + b, 0) / v.length;
+  };
   assert.ok(Math.abs(c.focusMean - mean('hybrid')) < 1e-12);
   assert.equal(c.rank, 1 + ['unet', 'swin'].filter((m) => mean(m) > mean('hybrid')).length);
   assert.match(c.verdict, /best other model, swin/);

@@ -47,7 +47,13 @@ export function compareToOthers(rows: readonly MetricRow[], focus: string, label
   const others = models.filter((m) => m !== focus);
   const higher = metricDirection(metric) === 'higher';
   // Mean over finite values, as aggregate() reports it (without its bootstrap, which is not needed here).
-  const meanOf = (model: string) => mean(rows.filter((r) => r.model === model && r.label === label).map((r) => metricValue(r, metric)).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+  const meanOf = (model: string) =>
+    mean(
+      rows
+        .filter((r) => r.model === model && r.label === label)
+        .map((r) => metricValue(r, metric))
+        .filter((v): v is number => v !== undefined && Number.isFinite(v)),
+    );
   const means = new Map(models.map((m) => [m, meanOf(m)]));
   const focusMean = means.get(focus) ?? Number.NaN;
   const better = (a: number, b: number) => (higher ? a > b : a < b);
@@ -72,7 +78,8 @@ export function compareToOthers(rows: readonly MetricRow[], focus: string, label
   const best = [...opponents].sort((a, b) => (higher ? b.mean - a.mean : a.mean - b.mean))[0];
   let verdict = `${focus} ranks ${rank} of ${models.length} by mean ${metric} (${fmt(focusMean)}) on label ${label}.`;
   if (best) {
-    verdict += ` Against the best other model, ${best.model} (${fmt(best.mean)}), the mean paired difference is ${best.meanDifference >= 0 ? '+' : ''}${fmt(best.meanDifference)}` +
+    verdict +=
+      ` Against the best other model, ${best.model} (${fmt(best.mean)}), the mean paired difference is ${best.meanDifference >= 0 ? '+' : ''}${fmt(best.meanDifference)}` +
       ` (Wilcoxon signed-rank, Holm-adjusted p ${fmtP(best.pAdjusted)}, n = ${best.nCases}): ${best.outcome === 'no significant difference' ? 'no significant difference' : `significantly ${best.outcome}`} at α = ${alpha}.`;
     verdict += ` Against all ${others.length} other model${others.length === 1 ? '' : 's'}: significantly better than ${count('better')}, worse than ${count('worse')}, no significant difference from ${count('no significant difference')}.`;
   }

@@ -56,7 +56,10 @@ function compare(ev: FolderEvaluation, ref: RefRow[]): void {
   }
   // the summary's mean is the mean of the finite per-case values
   for (const label of ev.labels) {
-    const vals = ref.filter((r) => r.label === label).map((r) => num(r.dice)).filter(Number.isFinite);
+    const vals = ref
+      .filter((r) => r.label === label)
+      .map((r) => num(r.dice))
+      .filter(Number.isFinite);
     const s = ev.summary.find((a) => a.metric === 'dice' && a.label === label)!;
     assertClose(s.mean, vals.reduce((a, b) => a + b, 0) / vals.length, 1e-12, `mean Dice label ${label}`);
     assert.equal(s.nFinite, vals.length);
@@ -83,10 +86,19 @@ test('DRIVE: 2nd observer vs 1st inside the FOV (0/1 vs 0/255 binarized) matches
   assert.equal(ev.cases.length, 20);
   assert.deepEqual(ev.missingPredictions, []);
   const pairs = ev.cases.map((c) => ({ case: c.case, pred: c.prediction, ref: c.reference, region: c.regionMask }));
-  assert.ok(pairs.every((p) => p.pred?.endsWith(`${p.case}_manual2.gif`) && p.region?.endsWith(`${p.case}_test_mask.gif`)), 'DRIVE pairing');
+  assert.ok(
+    pairs.every((p) => p.pred?.endsWith(`${p.case}_manual2.gif`) && p.region?.endsWith(`${p.case}_test_mask.gif`)),
+    'DRIVE pairing',
+  );
   compare(ev, pythonReference({ pairs, labels: [1], binarize: true }));
   // without binarizing, 0/1 vs 0/255 share no label value: a wrong setup shows as Dice 0, not as a crash
-  const raw = await evaluateFolder({ predictions: join(d, '2nd_manual'), references: join(d, '1st_manual'), pairing: /^(\d+)_/, labels: [1], distances: false });
+  const raw = await evaluateFolder({
+    predictions: join(d, '2nd_manual'),
+    references: join(d, '1st_manual'),
+    pairing: /^(\d+)_/,
+    labels: [1],
+    distances: false,
+  });
   assert.equal(metricValue(raw.rows[0]!, 'dice'), 0);
 });
 
@@ -107,9 +119,11 @@ describe('MSD hippocampus vs shifted copies (NIfTI, anisotropic spacing)', () =>
       const shifted = new Uint8Array(v.data.length);
       const dx = 1 + (k % 2); // shift by 1 or 2 voxels along x, and 1 along z for one case
       const dz = k === 3 ? 1 : 0;
-      for (let z = 0; z < nz; z++) for (let y = 0; y < ny; y++) for (let x = 0; x < nx; x++) {
-        if (x + dx < nx && z + dz < nz) shifted[x + dx + nx * (y + ny * (z + dz))] = v.data[x + nx * (y + ny * z)]!;
-      }
+      for (let z = 0; z < nz; z++)
+        for (let y = 0; y < ny; y++)
+          for (let x = 0; x < nx; x++) {
+            if (x + dx < nx && z + dz < nz) shifted[x + dx + nx * (y + ny * (z + dz))] = v.data[x + nx * (y + ny * z)]!;
+          }
       if (k === 1) for (let i = 0; i < shifted.length; i++) if (shifted[i] === 2) shifted[i] = 0; // label 2 missed entirely
       await writeVolume(join(tmp, 'preds', `${id}.nii.gz`), { ...ref, data: shifted });
     }
@@ -121,11 +135,17 @@ describe('MSD hippocampus vs shifted copies (NIfTI, anisotropic spacing)', () =>
   test('pairs _0000 references, reports the missing prediction, matches NumPy/SciPy', async () => {
     const ev = await evaluateFolder({ predictions: join(tmp, 'preds'), references: join(tmp, 'refs'), tau: 1.5 });
     assert.deepEqual(ev.labels, [1, 2]);
-    assert.deepEqual(ev.cases.map((c) => c.case), ids);
+    assert.deepEqual(
+      ev.cases.map((c) => c.case),
+      ids,
+    );
     assert.deepEqual(ev.missingPredictions, ['hippocampus_006']);
     assert.deepEqual(ev.unmatchedPredictions, [join(tmp, 'preds', 'hippocampus_999.nii.gz')]);
     const missing = ev.rows.filter((r) => r.case === 'hippocampus_006');
-    assert.ok(missing.length === 2 && missing.every((r) => r.status === 'missing_prediction' && r.dice === 0 && r.hd95 === Infinity), 'missing-prediction rows');
+    assert.ok(
+      missing.length === 2 && missing.every((r) => r.status === 'missing_prediction' && r.dice === 0 && r.hd95 === Infinity),
+      'missing-prediction rows',
+    );
     assert.equal(ev.rows.find((r) => r.case === 'hippocampus_003' && r.label === 2)!.hd95, Infinity);
     // scored with the reference's spacing (float32 in the NIfTI header)
     for (const e of ev.evaluations) assert.deepEqual(e.spacing, [...Float32Array.from(spacing)], `spacing of ${e.case}`);
@@ -154,13 +174,22 @@ describe('MSD hippocampus vs shifted copies (NIfTI, anisotropic spacing)', () =>
     mkdirSync(refs, { recursive: true });
     for (const id of [ids[0]!, ids[1]!]) await writeVolume(join(refs, `${id}.nii.gz`), await readVolume(join(tmp, 'refs', `${id}_0000.nii.gz`)));
     const ev = await evaluateFolder({ predictions: join(tmp, 'preds'), references: refs, probabilities: dir, pairing, labels: [1, 2], distances: false });
-    assert.deepEqual(ev.cases.map((c) => c.probabilities), [join(dir, `${ids[0]}_probs.nii.gz`), join(dir, `${ids[1]}_probs.nii.gz`)]);
+    assert.deepEqual(
+      ev.cases.map((c) => c.probabilities),
+      [join(dir, `${ids[0]}_probs.nii.gz`), join(dir, `${ids[1]}_probs.nii.gz`)],
+    );
     const pairs = ev.cases.map((c) => ({ case: c.case, pred: c.prediction, ref: c.reference, region: null, probs: c.probabilities }));
     const ref = pythonReference({ pairs, labels: [1, 2], binarize: false });
-    assert.ok(ref.every((r) => typeof r.auc === 'number' && r.auc > 0.5), 'reference AUCs computed');
+    assert.ok(
+      ref.every((r) => typeof r.auc === 'number' && r.auc > 0.5),
+      'reference AUCs computed',
+    );
     for (const r of ref) r.hd95 = 'NaN'; // distances: false
     compare(ev, ref);
-    assert.ok(ev.evaluations.every((e) => e.classes.every((c) => c.reliability && Number.isFinite(c.ece))), 'calibration per class');
+    assert.ok(
+      ev.evaluations.every((e) => e.classes.every((c) => c.reliability && Number.isFinite(c.ece))),
+      'calibration per class',
+    );
   });
 
   test('mismatched geometry is a BAD_GEOMETRY error naming both files', async () => {

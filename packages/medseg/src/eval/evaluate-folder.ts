@@ -111,8 +111,20 @@ export interface FolderEvaluation {
 
 /** Scalar metrics worth summarising; confusion counts and tau stay in the per-case rows only. */
 export const SUMMARY_METRICS = [
-  'dice', 'iou', 'sensitivity', 'specificity', 'precision', 'accuracy',
-  'hausdorff', 'hd95', 'assd', 'surfaceDice', 'absVolumeDiff', 'relVolumeDiff', 'auc', 'ece',
+  'dice',
+  'iou',
+  'sensitivity',
+  'specificity',
+  'precision',
+  'accuracy',
+  'hausdorff',
+  'hd95',
+  'assd',
+  'surfaceDice',
+  'absVolumeDiff',
+  'relVolumeDiff',
+  'auc',
+  'ece',
 ];
 
 const EXTENSIONS = ['.nii.gz', '.nii', '.nrrd', '.nhdr', '.png', '.gif', '.tif', '.tiff', '.jpg', '.jpeg', '.bmp', '.dcm'];
@@ -182,14 +194,19 @@ export function checkSameGrid(ref: Volume, refPath: string, other: Volume, other
   const fail = (msg: string) => {
     throw new MedsegIoError('BAD_GEOMETRY', `${where}: ${msg}`, otherPath);
   };
-  if (!close(ref.size, other.size, 0, 0)) fail(`size ${fmtVec(other.size)} differs from the reference's ${fmtVec(ref.size)}; predictions must be on the reference grid (resample them first)`);
-  if (!close(ref.spacing, other.spacing, 0, tol.spacing)) fail(`spacing ${fmtVec(other.spacing)} mm differs from the reference's ${fmtVec(ref.spacing)} mm; resample to the reference grid`);
-  if (!close(ref.origin, other.origin, tol.origin, 1e-6)) fail(`origin ${fmtVec(other.origin)} mm differs from the reference's ${fmtVec(ref.origin)} mm; the images are not aligned`);
-  if (!close(ref.direction, other.direction, tol.direction, 0)) fail(`direction ${fmtVec(other.direction)} differs from the reference's ${fmtVec(ref.direction)}; reorient to the reference`);
+  if (!close(ref.size, other.size, 0, 0))
+    fail(`size ${fmtVec(other.size)} differs from the reference's ${fmtVec(ref.size)}; predictions must be on the reference grid (resample them first)`);
+  if (!close(ref.spacing, other.spacing, 0, tol.spacing))
+    fail(`spacing ${fmtVec(other.spacing)} mm differs from the reference's ${fmtVec(ref.spacing)} mm; resample to the reference grid`);
+  if (!close(ref.origin, other.origin, tol.origin, 1e-6))
+    fail(`origin ${fmtVec(other.origin)} mm differs from the reference's ${fmtVec(ref.origin)} mm; the images are not aligned`);
+  if (!close(ref.direction, other.direction, tol.direction, 0))
+    fail(`direction ${fmtVec(other.direction)} differs from the reference's ${fmtVec(ref.direction)}; reorient to the reference`);
 }
 
 function labelMap(v: Volume, path: string, what: string, binarize: boolean): VoxelArray {
-  if (v.channels !== 1) throw new MedsegIoError('BAD_DATA', `${what} has ${v.channels} channels; a label map has one (an RGB image? save masks as single-channel)`, path);
+  if (v.channels !== 1)
+    throw new MedsegIoError('BAD_DATA', `${what} has ${v.channels} channels; a label map has one (an RGB image? save masks as single-channel)`, path);
   if (!binarize) return v.data;
   const out = new Uint8Array(v.data.length);
   for (let i = 0; i < out.length; i++) out[i] = v.data[i] !== 0 ? 1 : 0;
@@ -209,7 +226,12 @@ export async function evaluateFolder(opts: EvaluateFolderOptions): Promise<Folde
   const tau = opts.tau ?? 1;
   const refs = await listCases(opts.references, pat.references, 'references');
   const preds = await listCases(opts.predictions, pat.predictions, 'predictions');
-  if (refs.size === 0) throw new MedsegIoError('NOT_FOUND', 'no reference images found (expected .nii.gz, .nrrd, .png, ... files; check the folder or the pairing pattern)', opts.references);
+  if (refs.size === 0)
+    throw new MedsegIoError(
+      'NOT_FOUND',
+      'no reference images found (expected .nii.gz, .nrrd, .png, ... files; check the folder or the pairing pattern)',
+      opts.references,
+    );
   const regions = opts.regionMasks ? await listCases(opts.regionMasks, pat.regionMasks, 'region masks') : undefined;
   const probs = opts.probabilities ? await listCases(opts.probabilities, pat.probabilities, 'probabilities') : undefined;
 
@@ -224,14 +246,21 @@ export async function evaluateFolder(opts: EvaluateFolderOptions): Promise<Folde
   }
   const unmatchedPredictions = [...preds.values()].filter((p) => !usedPreds.has(p));
   if (pairs.every((p) => !p.prediction)) {
-    throw new MedsegIoError('NOT_FOUND', `none of the ${refs.size} references has a prediction (e.g. reference ${pairs[0]!.reference}); check the folders or the pairing pattern`, opts.predictions);
+    throw new MedsegIoError(
+      'NOT_FOUND',
+      `none of the ${refs.size} references has a prediction (e.g. reference ${pairs[0]!.reference}); check the folders or the pairing pattern`,
+      opts.predictions,
+    );
   }
 
   let labels: number[];
   if (opts.labels === undefined || opts.labels === 'auto') {
     const seen = new Set<number>();
     for (const p of pairs) {
-      for (const [path, what] of [[p.reference, 'reference'], [p.prediction, 'prediction']] as const) {
+      for (const [path, what] of [
+        [p.reference, 'reference'],
+        [p.prediction, 'prediction'],
+      ] as const) {
         if (!path) continue;
         for (const l of presentLabels([labelMap(await readVolume(path), path, what, binarize)])) seen.add(l);
       }

@@ -59,8 +59,7 @@ function transplant(other: Volume, size: Vec3): Uint8Array {
   const out = new Uint8Array(nx * ny * nz);
   const [ox, oy, oz] = other.size;
   for (let z = 0; z < Math.min(nz, oz); z++)
-    for (let y = 0; y < Math.min(ny, oy); y++)
-      for (let x = 0; x < Math.min(nx, ox); x++) out[x + nx * (y + ny * z)] = other.data[x + ox * (y + oy * z)]!;
+    for (let y = 0; y < Math.min(ny, oy); y++) for (let x = 0; x < Math.min(nx, ox); x++) out[x + nx * (y + ny * z)] = other.data[x + ox * (y + oy * z)]!;
   return out;
 }
 
@@ -83,7 +82,10 @@ function probabilities(ref: Uint8Array, classes: number, seed: number): Float32A
 
 before(async () => {
   const dir = dataPath('msd-hippocampus', 'labels');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.nii.gz')).sort().slice(0, 6);
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.nii.gz'))
+    .sort()
+    .slice(0, 6);
   const vols = await Promise.all(files.map((f) => readNifti(join(dir, f))));
   vols.forEach((v, k) => {
     const ref = Uint8Array.from(v.data);
@@ -92,16 +94,47 @@ before(async () => {
     const shifted = shift(v, [1, k % 2 ? -1 : 0, -1]);
     for (let i = 0; i < shifted.length; i++) if (shifted[i] && r() < 0.04) shifted[i] = r() < 0.5 ? 0 : 3 - shifted[i]!;
     const name = files[k]!;
-    jobs.push({ name: `${name} shifted+holes, spacing ${v.spacing.join('x')}`, pred: shifted, ref, size: v.size, opts: { spacing: v.spacing, tau: 1.5, labels: [1, 2] } });
-    jobs.push({ name: `${name} shifted+holes, spacing 0.7x0.7x3`, pred: shifted, ref, size: v.size, opts: { spacing: [0.7, 0.7, 3.0], tau: 2.2, labels: [1, 2] } });
+    jobs.push({
+      name: `${name} shifted+holes, spacing ${v.spacing.join('x')}`,
+      pred: shifted,
+      ref,
+      size: v.size,
+      opts: { spacing: v.spacing, tau: 1.5, labels: [1, 2] },
+    });
+    jobs.push({
+      name: `${name} shifted+holes, spacing 0.7x0.7x3`,
+      pred: shifted,
+      ref,
+      size: v.size,
+      opts: { spacing: [0.7, 0.7, 3.0], tau: 2.2, labels: [1, 2] },
+    });
     const other = transplant(vols[(k + 1) % vols.length]!, v.size);
-    jobs.push({ name: `${name} vs another patient, spacing 1.2x0.9x2.5, with probabilities`, pred: other, ref, size: v.size, opts: { spacing: [1.2, 0.9, 2.5], tau: 1.0, labels: [1, 2], probabilities: probabilities(ref, 3, 100 + k), calibrationBins: 10 + k } });
+    jobs.push({
+      name: `${name} vs another patient, spacing 1.2x0.9x2.5, with probabilities`,
+      pred: other,
+      ref,
+      size: v.size,
+      opts: { spacing: [1.2, 0.9, 2.5], tau: 1.0, labels: [1, 2], probabilities: probabilities(ref, 3, 100 + k), calibrationBins: 10 + k },
+    });
   });
   // A region mask on a 3D case: a slab of the grid.
   const v = vols[0]!;
   const region = new Uint8Array(v.data.length);
   for (let i = 0; i < region.length; i++) region[i] = Math.floor(i / (v.size[0] * v.size[1])) % v.size[2] < 20 ? 1 : 0;
-  jobs.push({ name: 'hippocampus with a region mask (slab z < 20)', pred: jobs[0]!.pred, ref: jobs[0]!.ref, size: v.size, opts: { spacing: [0.8, 1.1, 1.7], tau: 1.3, labels: [1, 2], regionMask: region, probabilities: probabilities(jobs[0]!.ref, 3, 7), calibrationMode: 'foreground' } });
+  jobs.push({
+    name: 'hippocampus with a region mask (slab z < 20)',
+    pred: jobs[0]!.pred,
+    ref: jobs[0]!.ref,
+    size: v.size,
+    opts: {
+      spacing: [0.8, 1.1, 1.7],
+      tau: 1.3,
+      labels: [1, 2],
+      regionMask: region,
+      probabilities: probabilities(jobs[0]!.ref, 3, 7),
+      calibrationMode: 'foreground',
+    },
+  });
 
   // DRIVE: 1st observer = reference, 2nd observer = "prediction", FOV as region;
   // inverted green channel of the fundus photo as a (real, tie-heavy) vessel score.
@@ -112,11 +145,13 @@ before(async () => {
       pred: dataPath('drive', 'testing', '2nd_manual', `${id}_manual2.gif`),
       region: dataPath('drive', 'testing', 'mask', `${id}_test_mask.gif`),
     };
-    const [ref, pred, fov] = await Promise.all([paths.ref, paths.pred, paths.region].map(async (p) => {
-      const img = await readImage2d(p, { palette: 'rgb' });
-      const n = img.size[0] * img.size[1];
-      return { size: img.size, mask: Uint8Array.from({ length: n }, (_, i) => (img.data[i]! > 127 ? 1 : 0)) };
-    }));
+    const [ref, pred, fov] = await Promise.all(
+      [paths.ref, paths.pred, paths.region].map(async (p) => {
+        const img = await readImage2d(p, { palette: 'rgb' });
+        const n = img.size[0] * img.size[1];
+        return { size: img.size, mask: Uint8Array.from({ length: n }, (_, i) => (img.data[i]! > 127 ? 1 : 0)) };
+      }),
+    );
     const opts: Job['opts'] = { spacing: k % 2 ? [1, 1, 1] : [0.6, 0.45, 1], tau: k % 3 ? 2.0 : 1.1, labels: [1], regionMask: fov!.mask };
     if (k <= 4) {
       const photo = await readImage2d(dataPath('drive', 'testing', 'images', `${id}_test.tif`));
@@ -125,7 +160,10 @@ before(async () => {
     }
     jobs.push({
       name: `DRIVE ${id} 2nd vs 1st observer in FOV, spacing ${opts.spacing.join('x')}`,
-      pred: pred!.mask, ref: ref!.mask, size: ref!.size, opts,
+      pred: pred!.mask,
+      ref: ref!.mask,
+      size: ref!.size,
+      opts,
       refSpec: { pred: { gif: paths.pred }, ref: { gif: paths.ref }, region: { gif: paths.region } },
     });
   }
@@ -150,8 +188,12 @@ before(async () => {
       const probArr = p && (ArrayBuffer.isView(p) ? p : p.data);
       const region = j.opts.regionMask && (ArrayBuffer.isView(j.opts.regionMask) ? j.opts.regionMask : j.opts.regionMask.data);
       return {
-        shape: j.size, spacing: j.opts.spacing, labels: j.opts.labels, tau: j.opts.tau,
-        bins: j.opts.calibrationBins ?? 15, mode: j.opts.calibrationMode ?? 'top-label',
+        shape: j.size,
+        spacing: j.opts.spacing,
+        labels: j.opts.labels,
+        tau: j.opts.tau,
+        bins: j.opts.calibrationBins ?? 15,
+        mode: j.opts.calibrationMode ?? 'top-label',
         pred: { raw: writeRaw(join(tmp, `p${i}.u8`), j.pred), dtype: 'uint8' },
         ref: { raw: writeRaw(join(tmp, `r${i}.u8`), j.ref), dtype: 'uint8' },
         ...(region ? { region: { raw: writeRaw(join(tmp, `m${i}.u8`), region), dtype: dtypeOf(region) } } : {}),
@@ -173,7 +215,11 @@ function close(actual: number, expected: number, tol: number, what: string): voi
 
 const worst = { overlap: 0, distance: 0, auc: 0, ece: 0 };
 function compare(ev: CaseEvaluation, ref: Record<string, RefMetrics>, name: string): void {
-  assert.deepEqual(ev.classes.map((c) => String(c.label)), Object.keys(ref), `${name}: labels`);
+  assert.deepEqual(
+    ev.classes.map((c) => String(c.label)),
+    Object.keys(ref),
+    `${name}: labels`,
+  );
   for (const c of ev.classes) {
     const r = ref[String(c.label)]!;
     const rec = c as unknown as Record<string, number>;
@@ -222,7 +268,9 @@ test('DRIVE 2nd vs 1st observer inside the FOV (2D, GIF decoded by PIL on the re
     n++;
   });
   assert.equal(n, 20);
-  console.log(`worst |medseg - reference|: overlap ${worst.overlap.toExponential(2)}, distance ${worst.distance.toExponential(2)} mm, auc ${worst.auc.toExponential(2)}, ece ${worst.ece.toExponential(2)}`);
+  console.log(
+    `worst |medseg - reference|: overlap ${worst.overlap.toExponential(2)}, distance ${worst.distance.toExponential(2)} mm, auc ${worst.auc.toExponential(2)}, ece ${worst.ece.toExponential(2)}`,
+  );
 });
 
 test('EDT equals scipy.ndimage.distance_transform_edt(sampling=...) on random features, 3D / 2D / thin grids', () => {

@@ -115,7 +115,8 @@ export function presentLabels(maps: VoxelArray[], region?: VoxelArray): number[]
       if (Number.isNaN(v)) throw new MetricsError('BAD_VALUE', 'label map contains NaN');
       if (!seen.has(v)) {
         seen.add(v);
-        if (seen.size > MAX_AUTO_LABELS) throw new MetricsError('BAD_OPTION', `more than ${MAX_AUTO_LABELS} distinct values: this does not look like a label map (pass labels explicitly)`);
+        if (seen.size > MAX_AUTO_LABELS)
+          throw new MetricsError('BAD_OPTION', `more than ${MAX_AUTO_LABELS} distinct values: this does not look like a label map (pass labels explicitly)`);
       }
     }
   }
@@ -131,7 +132,13 @@ export function labelSurfaceMetrics(pred: VoxelArray, ref: VoxelArray, grid: Gri
   const box = unionBox(labelBox(pred, grid.size, label, region), labelBox(ref, grid.size, label, region));
   if (!box) return { hausdorff: NaN, hd95: NaN, assd: NaN, surfaceDice: NaN };
   const cs: Vec3 = [box.hi[0] - box.lo[0], box.hi[1] - box.lo[1], box.hi[2] - box.lo[2]];
-  const d = surfaceDistances(cropLabel(pred, grid.size, box, label, region), cropLabel(ref, grid.size, box, label, region), cs, grid.spacing, activeAxes(grid.size));
+  const d = surfaceDistances(
+    cropLabel(pred, grid.size, box, label, region),
+    cropLabel(ref, grid.size, box, label, region),
+    cs,
+    grid.spacing,
+    activeAxes(grid.size),
+  );
   return surfaceMetrics(d, tau);
 }
 
@@ -143,7 +150,10 @@ export function evaluateCase(pred: LabelInput, ref: LabelInput, opts: EvaluateOp
   if (P.size && !sameVec(P.size, size, 0)) throw new MetricsError('BAD_SHAPE', `prediction size [${P.size.join(', ')}] differs from [${size.join(', ')}]`);
   if (R.size && !sameVec(R.size, size, 0)) throw new MetricsError('BAD_SHAPE', `reference size [${R.size.join(', ')}] differs from [${size.join(', ')}]`);
   if (!opts.spacing && P.spacing && R.spacing && !sameVec(P.spacing, R.spacing, 1e-4)) {
-    throw new MetricsError('BAD_SPACING', `prediction spacing [${P.spacing.join(', ')}] differs from reference [${R.spacing.join(', ')}]: resample, or pass spacing explicitly`);
+    throw new MetricsError(
+      'BAD_SPACING',
+      `prediction spacing [${P.spacing.join(', ')}] differs from reference [${R.spacing.join(', ')}]: resample, or pass spacing explicitly`,
+    );
   }
   const spacing = opts.spacing ?? R.spacing ?? P.spacing;
   if (!spacing) throw new MetricsError('BAD_SPACING', 'spacing (mm) is required when pred and ref are bare arrays');
@@ -162,11 +172,18 @@ export function evaluateCase(pred: LabelInput, ref: LabelInput, opts: EvaluateOp
   let channels = 0;
   if (opts.probabilities) {
     probs = ArrayBuffer.isView(opts.probabilities) ? opts.probabilities : opts.probabilities.data;
-    if (probs.length % n !== 0 || probs.length === 0) throw new MetricsError('BAD_SHAPE', `probabilities have ${probs.length} values, not a multiple of the ${n} voxels`);
+    if (probs.length % n !== 0 || probs.length === 0)
+      throw new MetricsError('BAD_SHAPE', `probabilities have ${probs.length} values, not a multiple of the ${n} voxels`);
     channels = probs.length / n;
-    if (channels === 1 && labels.length !== 1) throw new MetricsError('BAD_SHAPE', `one probability channel but ${labels.length} labels to score: give one channel per label value (channel c = label c)`);
+    if (channels === 1 && labels.length !== 1)
+      throw new MetricsError(
+        'BAD_SHAPE',
+        `one probability channel but ${labels.length} labels to score: give one channel per label value (channel c = label c)`,
+      );
     if (channels > 1) {
-      for (const l of labels) if (!(Number.isInteger(l) && l >= 0 && l < channels)) throw new MetricsError('BAD_SHAPE', `label ${l} has no probability channel (${channels} channels; channel c = label c)`);
+      for (const l of labels)
+        if (!(Number.isInteger(l) && l >= 0 && l < channels))
+          throw new MetricsError('BAD_SHAPE', `label ${l} has no probability channel (${channels} channels; channel c = label c)`);
     }
   }
 
@@ -175,7 +192,8 @@ export function evaluateCase(pred: LabelInput, ref: LabelInput, opts: EvaluateOp
   for (const label of labels) {
     const c = confusion(P.data, R.data, label, region);
     const overlap = overlapMetrics(c, measure, opts.emptyOverlap ?? 'nan');
-    const surf: SurfaceMetrics = opts.distances === false ? { hausdorff: NaN, hd95: NaN, assd: NaN, surfaceDice: NaN } : labelSurfaceMetrics(P.data, R.data, grid, label, tau, region);
+    const surf: SurfaceMetrics =
+      opts.distances === false ? { hausdorff: NaN, hd95: NaN, assd: NaN, surfaceDice: NaN } : labelSurfaceMetrics(P.data, R.data, grid, label, tau, region);
     const m: ClassMetrics = { label, ...c, ...overlap, ...surf, tau };
     if (probs) {
       const split = splitScores(probs, channels === 1 ? 0 : label * n, R.data, label, region);

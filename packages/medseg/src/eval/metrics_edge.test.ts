@@ -113,10 +113,16 @@ test('surfaces: 4-connected in 2D, 6-connected in 3D, image border counts as bac
   const cube = new Uint8Array(125);
   for (let z = 1; z < 4; z++) for (let y = 1; y < 4; y++) for (let x = 1; x < 4; x++) cube[x + 5 * (y + 5 * z)] = 1;
   const s = surfaceOf(cube, [5, 5, 5]);
-  assert.equal(s.reduce((a, b) => a + b, 0), 26);
+  assert.equal(
+    s.reduce((a, b) => a + b, 0),
+    26,
+  );
   assert.equal(s[2 + 5 * (2 + 5 * 2)], 0);
   // a full 3x3x3 image: only the centre is interior
-  assert.equal(surfaceOf(new Uint8Array(27).fill(1), [3, 3, 3]).reduce((a, b) => a + b, 0), 26);
+  assert.equal(
+    surfaceOf(new Uint8Array(27).fill(1), [3, 3, 3]).reduce((a, b) => a + b, 0),
+    26,
+  );
 });
 
 test('several labels: each label against the rest, labels found automatically', () => {
@@ -125,7 +131,10 @@ test('several labels: each label against the rest, labels found automatically', 
   const pred = new Uint8Array(ref);
   for (let i = 0; i < N; i++) if (pred[i] === 2 && i % 8 === 4) pred[i] = 1; // x = 4 column goes to label 1
   const ev = evaluateCase(pred, ref, { size: SIZE, spacing: [1, 1, 1] });
-  assert.deepEqual(ev.classes.map((c) => c.label), [1, 2]);
+  assert.deepEqual(
+    ev.classes.map((c) => c.label),
+    [1, 2],
+  );
   const [l1, l2] = ev.classes;
   assert.deepEqual([l1!.tp, l1!.fp, l1!.fn], [4 * 42, 42, 0]);
   assert.deepEqual([l2!.tp, l2!.fp, l2!.fn], [3 * 42, 0, 42]);

@@ -55,7 +55,12 @@ export const boxVoxels = (b: Box): number => (b.hi[0] - b.lo[0]) * (b.hi[1] - b.
  */
 export function labelBox(labels: VoxelArray, size: Vec3, label: number, region?: VoxelArray): Box | null {
   const [nx, ny, nz] = size;
-  let x0 = nx, y0 = ny, z0 = nz, x1 = -1, y1 = -1, z1 = -1;
+  let x0 = nx,
+    y0 = ny,
+    z0 = nz,
+    x1 = -1,
+    y1 = -1,
+    z1 = -1;
   let i = 0;
   for (let z = 0; z < nz; z++) {
     for (let y = 0; y < ny; y++) {

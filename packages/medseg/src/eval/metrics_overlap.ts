@@ -12,7 +12,10 @@ export interface Confusion {
 }
 
 export function confusion(pred: VoxelArray, ref: VoxelArray, label: number, region?: VoxelArray): Confusion {
-  let tp = 0, fp = 0, fn = 0, tn = 0;
+  let tp = 0,
+    fp = 0,
+    fn = 0,
+    tn = 0;
   const n = pred.length;
   for (let i = 0; i < n; i++) {
     if (region && region[i] === 0) continue;

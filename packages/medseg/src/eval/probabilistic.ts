@@ -15,9 +15,16 @@ export interface SplitScores {
  * region[i] !== 0 (all when no region). Throws BAD_VALUE on NaN. Float32
  * scores stay float32 (exact, and half the memory on big volumes).
  */
-export function splitScores(scores: Float32Array | Float64Array | number[], offset: number, target: ArrayLike<number>, label: number, region?: ArrayLike<number>): SplitScores {
+export function splitScores(
+  scores: Float32Array | Float64Array | number[],
+  offset: number,
+  target: ArrayLike<number>,
+  label: number,
+  region?: ArrayLike<number>,
+): SplitScores {
   const n = target.length;
-  let np = 0, nn = 0;
+  let np = 0,
+    nn = 0;
   for (let i = 0; i < n; i++) {
     if (region && region[i] === 0) continue;
     if (target[i] === label) np++;
@@ -52,7 +59,7 @@ export function aucRoc(s: SplitScores): number {
   if (np === 0 || nn === 0) return NaN;
   let acc = 0; // sum over positives of (#negatives below) + ½ (#negatives equal)
   let j = 0;
-  for (let i = 0; i < np; ) {
+  for (let i = 0; i < np;) {
     const v = pos[i]!;
     let i2 = i + 1;
     while (i2 < np && pos[i2] === v) i2++;

@@ -55,7 +55,13 @@ export interface SurfaceDistances {
  * be one voxel thick along a real axis). When one surface is empty, the other
  * side's distances are all Infinity; when both are, both arrays are empty.
  */
-export function surfaceDistances(pred: Uint8Array, ref: Uint8Array, size: Vec3, spacing: Vec3, active: [boolean, boolean, boolean] = activeAxes(size)): SurfaceDistances {
+export function surfaceDistances(
+  pred: Uint8Array,
+  ref: Uint8Array,
+  size: Vec3,
+  spacing: Vec3,
+  active: [boolean, boolean, boolean] = activeAxes(size),
+): SurfaceDistances {
   const sp = surfaceOf(pred, size, active);
   const sr = surfaceOf(ref, size, active);
   let edt: DistanceBuffer | undefined;

@@ -42,7 +42,10 @@ interface ScipyResult {
 function scipyLabel(mask: Uint8Array, size: [number, number, number], dir: string): ScipyResult {
   const path = join(dir, 'mask.u8');
   writeFileSync(path, mask);
-  const counts = JSON.parse(execFileSync('/usr/bin/python3', ['-c', SCIPY, path, String(size[2]), String(size[1]), String(size[0])], { encoding: 'utf8' })) as { face: number; full: number };
+  const counts = JSON.parse(execFileSync('/usr/bin/python3', ['-c', SCIPY, path, String(size[2]), String(size[1]), String(size[0])], { encoding: 'utf8' })) as {
+    face: number;
+    full: number;
+  };
   const i32 = (b: Buffer) => new Int32Array(b.buffer, b.byteOffset, b.byteLength / 4);
   return {
     face: { n: counts.face, labels: i32(readFileSync(`${path}.face`)), keep: new Uint8Array(readFileSync(`${path}.face.keep`)) },
@@ -61,7 +64,11 @@ async function realMasks(): Promise<{ name: string; mask: Uint8Array; size: [num
     out.push({ name: `${id} MRI > 70th percentile`, mask: Uint8Array.from(img.data, (v) => (v > t ? 1 : 0)), size: img.size });
   }
   const vessels = await readVolume(dataPath('drive', 'testing', '1st_manual', '01_manual1.gif'));
-  out.push({ name: 'DRIVE 01 vessels', mask: Uint8Array.from(vessels.data.subarray(0, vessels.size[0] * vessels.size[1]), (v) => (v ? 1 : 0)), size: [vessels.size[0], vessels.size[1], 1] });
+  out.push({
+    name: 'DRIVE 01 vessels',
+    mask: Uint8Array.from(vessels.data.subarray(0, vessels.size[0] * vessels.size[1]), (v) => (v ? 1 : 0)),
+    size: [vessels.size[0], vessels.size[1], 1],
+  });
   return out;
 }
 
@@ -77,7 +84,11 @@ test('connected components and keep-largest match scipy.ndimage.label (face conn
       assert.deepEqual(ours.labels, ref.face.labels, `${name}: component labels`);
       const labelMap = Uint8Array.from(mask, (v) => v * 3);
       keepLargestComponent(labelMap, size, 3);
-      assert.deepEqual(Uint8Array.from(labelMap, (v) => (v ? 1 : 0)), ref.face.keep, `${name}: keep-largest`);
+      assert.deepEqual(
+        Uint8Array.from(labelMap, (v) => (v ? 1 : 0)),
+        ref.face.keep,
+        `${name}: keep-largest`,
+      );
       if (ref.full.n !== ref.face.n) connectivityMatters++;
     }
     assert.ok(connectivityMatters >= 2, `26/8-connectivity should merge components on several of these masks (did on ${connectivityMatters})`);

@@ -64,9 +64,7 @@ export function applyPostprocessing(labelMap: Uint8Array, size: [number, number,
  * Chooses the classes for which keep-largest-component raises the mean
  * validation Dice (strictly), from per-case Dice with and without it.
  */
-export function decidePostprocessing(
-  perClass: Map<number, { without: number[]; with: number[] }>,
-): number[] {
+export function decidePostprocessing(perClass: Map<number, { without: number[]; with: number[] }>): number[] {
   const chosen: number[] = [];
   for (const [cls, { without, with: withPP }] of perClass) {
     const mean = (a: number[]) => a.filter(Number.isFinite).reduce((s, v) => s + v, 0) / Math.max(1, a.filter(Number.isFinite).length);

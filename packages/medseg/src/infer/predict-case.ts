@@ -26,7 +26,12 @@ export function diceScores(pred: Uint8Array, ref: Uint8Array, numClasses: number
 }
 
 /** Argmax label map (uint8) of sliding-window logits over a preprocessed case, with the given TTA. */
-export function predictCaseLabels(net: { forward(x: Tensor): Tensor | Tensor[] }, c: PreprocessedCase, patchSize: number[], tta: { mirror: boolean; transpose?: boolean; stepFraction?: number }): Uint8Array {
+export function predictCaseLabels(
+  net: { forward(x: Tensor): Tensor | Tensor[] },
+  c: PreprocessedCase,
+  patchSize: number[],
+  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number },
+): Uint8Array {
   return torch.tidy(() => {
     const [Z, Y, X] = c.shape;
     const spatial = patchSize.length === 2 ? [Y, X] : [Z, Y, X];

@@ -24,7 +24,23 @@ function tinyModel(dir: string): void {
     medianShape: [3, 512, 512],
     patchSize: [4, 64, 64],
     batchSize: 1,
-    network: { architecture: 'unet', dims: 3, inChannels: 1, numClasses: 2, features: [4, 8], kernelSizes: [[1, 3, 3], [1, 3, 3]], strides: [[1, 1, 1], [1, 2, 2]], deepSupervision: false, norm: 'instance' },
+    network: {
+      architecture: 'unet',
+      dims: 3,
+      inChannels: 1,
+      numClasses: 2,
+      features: [4, 8],
+      kernelSizes: [
+        [1, 3, 3],
+        [1, 3, 3],
+      ],
+      strides: [
+        [1, 1, 1],
+        [1, 2, 2],
+      ],
+      deepSupervision: false,
+      norm: 'instance',
+    },
     normalization: [{ scheme: 'ct', clip: [-100, 300], mean: 60, std: 80 } as Plan['normalization'][number]],
     resampling: { image: 'bspline3', label: 'onehot-linear', separateZ: true, anisotropyThreshold: 3 },
     augmentation: defaultAugmentation(3, [4, 64, 64]),
@@ -58,8 +74,14 @@ test('predicting a DICOM CT series writes a DICOM SEG on the source grid that re
   assert.match(r.outputs[0]!.output, /\.seg\.dcm$/);
   const source = await readDicomSeries(series);
   const seg = await readDicomSeg(r.outputs[0]!.output);
-  assert.deepEqual(seg.segments.map((s) => s.label), ['liver']);
+  assert.deepEqual(
+    seg.segments.map((s) => s.label),
+    ['liver'],
+  );
   const m = segMasks(seg, source).get(1)!;
   assert.deepEqual(m.size, source.size);
-  assert.ok(m.data.every((v) => v === 1), 'every voxel of every source slice should be in the segment');
+  assert.ok(
+    m.data.every((v) => v === 1),
+    'every voxel of every source slice should be in the segment',
+  );
 });

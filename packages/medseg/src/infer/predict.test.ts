@@ -14,8 +14,14 @@ test('loadModel: an explicit checkpoint a fold lacks, or a fold that does not ex
     const m = loadModel(dir);
     assert.deepEqual(m.folds, [0]); // best absent: the final weights
     disposeModel(m);
-    assert.throws(() => loadModel(dir, { checkpoint: 'best' }), (e: unknown) => e instanceof MedsegIoError && e.code === 'NOT_FOUND' && /model_best\.safetensors/.test(e.message));
-    assert.throws(() => loadModel(dir, { folds: [3] }), (e: unknown) => e instanceof MedsegIoError && e.code === 'NOT_FOUND' && /fold_3/.test(e.message));
+    assert.throws(
+      () => loadModel(dir, { checkpoint: 'best' }),
+      (e: unknown) => e instanceof MedsegIoError && e.code === 'NOT_FOUND' && /model_best\.safetensors/.test(e.message),
+    );
+    assert.throws(
+      () => loadModel(dir, { folds: [3] }),
+      (e: unknown) => e instanceof MedsegIoError && e.code === 'NOT_FOUND' && /fold_3/.test(e.message),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

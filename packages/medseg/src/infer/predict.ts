@@ -47,7 +47,8 @@ export function loadModel(modelDir: string, o: { folds?: number[]; checkpoint?: 
   const available = listFolds(modelDir);
   if (o.folds) {
     const missing = o.folds.filter((f) => !available.some((a) => a.fold === f));
-    if (missing.length) throw new MedsegIoError('NOT_FOUND', `no fold_${missing.join(', fold_')} (have: ${available.map((a) => a.fold).join(', ') || 'none'})`, modelDir);
+    if (missing.length)
+      throw new MedsegIoError('NOT_FOUND', `no fold_${missing.join(', fold_')} (have: ${available.map((a) => a.fold).join(', ') || 'none'})`, modelDir);
   }
   const chosen = available.filter(({ fold }) => !o.folds || o.folds.includes(fold)).map((f) => ({ ...f, file: weightsFile(f.dir, o.checkpoint) }));
   const trained = chosen.filter((f): f is typeof f & { file: string } => f.file !== null);
@@ -95,11 +96,16 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
   // One file per channel (nnU-Net _0000, _0001, ...) or one multi-channel file (an RGB fundus photo).
   const given = images.reduce((a, v) => a + v.channels, 0);
   if (given !== plan.channels.length) {
-    throw new MedsegIoError('BAD_DATA', `the model expects ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), the input has ${given}`, images[0]?.meta.sourcePath);
+    throw new MedsegIoError(
+      'BAD_DATA',
+      `the model expects ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), the input has ${given}`,
+      images[0]?.meta.sourcePath,
+    );
   }
   const first = images[0]!;
   for (const v of images) {
-    if (v.size.some((n, i) => n !== first.size[i])) throw new MedsegIoError('BAD_GEOMETRY', `channel images differ in size (${v.size} vs ${first.size})`, v.meta.sourcePath);
+    if (v.size.some((n, i) => n !== first.size[i]))
+      throw new MedsegIoError('BAD_GEOMETRY', `channel images differ in size (${v.size} vs ${first.size})`, v.meta.sourcePath);
   }
   const n = first.size[0] * first.size[1] * first.size[2];
   const channels = given;
@@ -110,7 +116,15 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
     offset += v.data.length;
   }
   const { data: _d, ...geometry } = first;
-  const raw: RawCaseData = { id: 'input', image, label: null, channels, shape: zyxShape(first), spacing: zyxSpacing(first), geometry: { ...geometry, channels } };
+  const raw: RawCaseData = {
+    id: 'input',
+    image,
+    label: null,
+    channels,
+    shape: zyxShape(first),
+    spacing: zyxSpacing(first),
+    geometry: { ...geometry, channels },
+  };
   const c = preprocessCase(raw, plan);
   const K = plan.network.numClasses;
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
@@ -184,7 +198,9 @@ const ENDING: Record<OutputFormat, string> = { nifti: '.nii.gz', nrrd: '.nrrd', 
 /** Checks a case against the output format before it is predicted. */
 export function checkOutputFormat(format: OutputFormat, c: InputCase, source: Volume): void {
   if (format === 'dicom-seg' && (c.source.kind !== 'dicom' || !source.meta.sopInstanceUIDs?.length)) {
-    throw new PredictOptionError(`--format dicom-seg needs a DICOM series as input (a DICOM SEG references its source slices); ${c.id} is not one: use nifti or nrrd`);
+    throw new PredictOptionError(
+      `--format dicom-seg needs a DICOM series as input (a DICOM SEG references its source slices); ${c.id} is not one: use nifti or nrrd`,
+    );
   }
   if (format === 'png' && source.size[2] !== 1) {
     throw new PredictOptionError(`--format png holds one 2D slice; ${c.id} has ${source.size[2]} slices: use nifti or nrrd`);
@@ -192,7 +208,14 @@ export function checkOutputFormat(format: OutputFormat, c: InputCase, source: Vo
 }
 
 /** Writes a prediction (and its probabilities, when present) under outDir; returns the paths written. */
-export async function writePrediction(outDir: string, c: InputCase, format: OutputFormat, source: Volume, pred: Prediction, plan: Plan): Promise<{ labels: string; probabilities?: string }> {
+export async function writePrediction(
+  outDir: string,
+  c: InputCase,
+  format: OutputFormat,
+  source: Volume,
+  pred: Prediction,
+  plan: Plan,
+): Promise<{ labels: string; probabilities?: string }> {
   const dir = join(outDir, c.subdir);
   // A NIfTI input keeps its .nii or .nii.gz ending.
   const ending = format === 'nifti' && c.source.kind === 'image' && /\.nii$/i.test(c.source.path) ? '.nii' : ENDING[format];
@@ -202,7 +225,12 @@ export async function writePrediction(outDir: string, c: InputCase, format: Outp
     const { writeDicomSeg } = await import('../io/dicom/index.ts');
     const segments = Object.entries(plan.labels)
       .filter(([k]) => Number(k) > 0)
-      .map(([k, name]) => ({ number: Number(k), label: String(name), algorithmType: 'AUTOMATIC' as const, algorithmName: `medseg ${plan.network.architecture}` }));
+      .map(([k, name]) => ({
+        number: Number(k),
+        label: String(name),
+        algorithmType: 'AUTOMATIC' as const,
+        algorithmName: `medseg ${plan.network.architecture}`,
+      }));
     await writeDicomSeg(pred.labels, source, segments, { path: labels, seriesDescription: 'medseg segmentation' });
   } else {
     await writeVolume(labels, pred.labels);

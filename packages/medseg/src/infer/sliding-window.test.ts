@@ -131,7 +131,11 @@ test('images smaller than the patch are padded and cropped back', () => {
 test('sliding window frees its temporaries', () => {
   const net = new TinyNet().eval();
   const before = torch.liveTensors();
-  const out = slidingWindowLogits(net, torch.tidy(() => torch.randn([1, 20, 20, 20]).keep()), { patchSize: [8, 8, 8], mirrorAxes: [0] });
+  const out = slidingWindowLogits(
+    net,
+    torch.tidy(() => torch.randn([1, 20, 20, 20]).keep()),
+    { patchSize: [8, 8, 8], mirrorAxes: [0] },
+  );
   out.dispose();
   assert.equal(torch.liveTensors(), before + 1); // the kept input
   net.dispose();

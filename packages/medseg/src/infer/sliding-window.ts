@@ -59,7 +59,11 @@ export function gaussianImportance(patch: number[], sigmaScale = 1 / 8): Tensor 
       const c = (p - 1) / 2;
       const sigma = p * sigmaScale;
       const coords = torch.arange(0, p, 1, { dtype: 'float32' });
-      const g = coords.sub(c).pow(2).div(-2 * sigma * sigma).exp();
+      const g = coords
+        .sub(c)
+        .pow(2)
+        .div(-2 * sigma * sigma)
+        .exp();
       const shape = patch.map((_, i) => (i === axis ? p : 1));
       const gs = g.reshape(shape);
       map = map ? map.mul(gs) : gs;

@@ -3,16 +3,7 @@
  * file it concerns, so a CLI or server can report it and carry on.
  */
 export type IoErrorCode =
-  | 'NOT_FOUND'
-  | 'TRUNCATED'
-  | 'BAD_MAGIC'
-  | 'TOO_LARGE'
-  | 'BAD_GEOMETRY'
-  | 'BAD_DATA'
-  | 'UNSUPPORTED'
-  | 'INCONSISTENT_SERIES'
-  | 'MISSING_SLICES'
-  | 'CORRUPT';
+  'NOT_FOUND' | 'TRUNCATED' | 'BAD_MAGIC' | 'TOO_LARGE' | 'BAD_GEOMETRY' | 'BAD_DATA' | 'UNSUPPORTED' | 'INCONSISTENT_SERIES' | 'MISSING_SLICES' | 'CORRUPT';
 
 export class MedsegIoError extends Error {
   override readonly name = 'MedsegIoError';

@@ -22,8 +22,18 @@ import type { Volume } from './volume.ts';
 import { runPythonJson } from '../testing/python.ts';
 
 type Format = 'nifti' | 'nrrd' | 'image2d';
-interface Job { format: Format; seeds: string[]; cases: number; seed: number }
-interface Result { ok: number; codes: Record<string, number>; failures: string[]; done: number }
+interface Job {
+  format: Format;
+  seeds: string[];
+  cases: number;
+  seed: number;
+}
+interface Result {
+  ok: number;
+  codes: Record<string, number>;
+  failures: string[];
+  done: number;
+}
 
 const LIMITS = { maxBytes: 64 << 20, maxDecompressedBytes: 128 << 20 };
 
@@ -39,16 +49,69 @@ function validVolume(v: Volume): string | null {
 
 /** NIfTI header fields worth overwriting: [offset, kind] for v1 and v2. */
 const NIFTI_FIELDS: Array<[number, 'i16' | 'i32' | 'f32' | 'f64' | 'i64']> = [
-  [0, 'i32'], [40, 'i16'], [42, 'i16'], [44, 'i16'], [46, 'i16'], [48, 'i16'], [70, 'i16'], [72, 'i16'],
-  [76, 'f32'], [80, 'f32'], [84, 'f32'], [108, 'f32'], [112, 'f32'], [116, 'f32'], [252, 'i16'], [254, 'i16'],
-  [256, 'f32'], [260, 'f32'], [280, 'f32'], [284, 'f32'], [296, 'f32'], [316, 'f32'], [344, 'i32'],
-  [16, 'i64'], [24, 'i64'], [32, 'i64'], [168, 'i64'], [104, 'f64'], [112, 'f64'], [400, 'f64'], [12, 'i16'],
+  [0, 'i32'],
+  [40, 'i16'],
+  [42, 'i16'],
+  [44, 'i16'],
+  [46, 'i16'],
+  [48, 'i16'],
+  [70, 'i16'],
+  [72, 'i16'],
+  [76, 'f32'],
+  [80, 'f32'],
+  [84, 'f32'],
+  [108, 'f32'],
+  [112, 'f32'],
+  [116, 'f32'],
+  [252, 'i16'],
+  [254, 'i16'],
+  [256, 'f32'],
+  [260, 'f32'],
+  [280, 'f32'],
+  [284, 'f32'],
+  [296, 'f32'],
+  [316, 'f32'],
+  [344, 'i32'],
+  [16, 'i64'],
+  [24, 'i64'],
+  [32, 'i64'],
+  [168, 'i64'],
+  [104, 'f64'],
+  [112, 'f64'],
+  [400, 'f64'],
+  [12, 'i16'],
 ];
-const NASTY = [0, -1, 1, 2, 3, 7, 16, 255, 256, 348, 352, 540, 32767, -32768, 65535, 2 ** 31 - 1, -(2 ** 31), 1e30, -1e-30, NaN, Infinity, -Infinity, 0.5, 1536, 100000];
+const NASTY = [
+  0,
+  -1,
+  1,
+  2,
+  3,
+  7,
+  16,
+  255,
+  256,
+  348,
+  352,
+  540,
+  32767,
+  -32768,
+  65535,
+  2 ** 31 - 1,
+  -(2 ** 31),
+  1e30,
+  -1e-30,
+  NaN,
+  Infinity,
+  -Infinity,
+  0.5,
+  1536,
+  100000,
+];
 
 function mutate(buf: Uint8Array, format: Format, r: () => number): Buffer {
   const b = Buffer.from(buf);
-  const pick = <T,>(a: T[]) => a[Math.floor(r() * a.length)]!;
+  const pick = <T>(a: T[]) => a[Math.floor(r() * a.length)]!;
   const op = Math.floor(r() * 5);
   const headerLen = Math.min(b.length, format === 'nifti' ? 544 : format === 'nrrd' ? 600 : 256);
   if (op === 0) {
@@ -83,7 +146,26 @@ function mutate(buf: Uint8Array, format: Format, r: () => number): Buffer {
     const i = 1 + Math.floor(r() * (lines.length - 1));
     const line = lines[i]!;
     const key = line.split(': ')[0]!;
-    const values = ['', 'none', '(nan,0,0) (0,1,0) (0,0,1)', '(0,0,0) (0,0,0) (0,0,0)', '100000 100000 100000', '-3', 'big', 'bzip2', 'double', '2', '4', 'raw', 'ascii', 'right-anterior-superior', '1e308', '(1,2)', 'vector domain domain', '3 3 3 3'];
+    const values = [
+      '',
+      'none',
+      '(nan,0,0) (0,1,0) (0,0,1)',
+      '(0,0,0) (0,0,0) (0,0,0)',
+      '100000 100000 100000',
+      '-3',
+      'big',
+      'bzip2',
+      'double',
+      '2',
+      '4',
+      'raw',
+      'ascii',
+      'right-anterior-superior',
+      '1e308',
+      '(1,2)',
+      'vector domain domain',
+      '3 3 3 3',
+    ];
     lines[i] = r() < 0.2 ? '' : r() < 0.1 ? `${key}:=${pick(values)}` : `${key}: ${pick(values)}`;
     return Buffer.concat([Buffer.from(lines.join('\n'), 'latin1'), b.subarray(end)]);
   }
@@ -91,7 +173,7 @@ function mutate(buf: Uint8Array, format: Format, r: () => number): Buffer {
     // 2D: overwrite header bytes with nasty little-/big-endian numbers
     const at = Math.floor(r() * headerLen);
     const v = Math.floor(r() * 2 ** 32);
-    if (at + 4 <= b.length) (r() < 0.5 ? b.writeUInt32BE(v, at) : b.writeUInt32LE(v, at));
+    if (at + 4 <= b.length) r() < 0.5 ? b.writeUInt32BE(v, at) : b.writeUInt32LE(v, at);
     return b;
   }
   if (op === 3) {
@@ -123,9 +205,11 @@ function runJob(job: Job, progress: (done: number) => void): Result {
     if (job.format === 'nifti' && r() < 0.4) input = gzipSync(input, { level: 1 });
     try {
       const v =
-        job.format === 'nifti' ? parseNifti(input, { limits: LIMITS })
-        : job.format === 'nrrd' ? parseNrrd(input, { limits: LIMITS })
-        : decodeImage2d(input, { limits: LIMITS });
+        job.format === 'nifti'
+          ? parseNifti(input, { limits: LIMITS })
+          : job.format === 'nrrd'
+            ? parseNrrd(input, { limits: LIMITS })
+            : decodeImage2d(input, { limits: LIMITS });
       const bad = validVolume(v);
       if (bad) res.failures.push(`case ${c} (seed file ${k}): invalid volume: ${bad}`);
       else res.ok++;
@@ -172,7 +256,11 @@ if (!isMainThread) {
     });
   }
 
-  const hippo = (sub: string) => readdirSync(dataPath('msd-hippocampus', sub)).sort().slice(0, 3).map((f) => dataPath('msd-hippocampus', sub, f));
+  const hippo = (sub: string) =>
+    readdirSync(dataPath('msd-hippocampus', sub))
+      .sort()
+      .slice(0, 3)
+      .map((f) => dataPath('msd-hippocampus', sub, f));
   let small: string[] | undefined;
   const smallImages = () => {
     small ??= runPythonJson<string[]>([join(here, 'pil_ref.py'), 'make', tmp]);
@@ -181,13 +269,28 @@ if (!isMainThread) {
 
   const jobs: Array<[string, () => Job]> = [
     ['nifti', () => ({ format: 'nifti', seeds: [...hippo('images'), ...hippo('labels')], cases: 3000, seed: 1 })],
-    ['nrrd', () => ({ format: 'nrrd', seeds: [dataPath('pyradiomics-nrrd', 'breast1_label.nrrd'), dataPath('pyradiomics-nrrd', 'prostate_phantom_subvolume.nrrd'), dataPath('dcmqi-ct-dicomseg', 'sparse_labelmap_ppv5_seg.nrrd')], cases: 2000, seed: 2 })],
-    ['2D (PNG, JPEG, TIFF, BMP, GIF)', () => ({
-      format: 'image2d',
-      seeds: [...smallImages(), dataPath('drive', 'training', 'mask', '21_training_mask.gif'), dataPath('isbi2012-em', 'masks', '0.png')],
-      cases: 3000,
-      seed: 3,
-    })],
+    [
+      'nrrd',
+      () => ({
+        format: 'nrrd',
+        seeds: [
+          dataPath('pyradiomics-nrrd', 'breast1_label.nrrd'),
+          dataPath('pyradiomics-nrrd', 'prostate_phantom_subvolume.nrrd'),
+          dataPath('dcmqi-ct-dicomseg', 'sparse_labelmap_ppv5_seg.nrrd'),
+        ],
+        cases: 2000,
+        seed: 2,
+      }),
+    ],
+    [
+      '2D (PNG, JPEG, TIFF, BMP, GIF)',
+      () => ({
+        format: 'image2d',
+        seeds: [...smallImages(), dataPath('drive', 'training', 'mask', '21_training_mask.gif'), dataPath('isbi2012-em', 'masks', '0.png')],
+        cases: 3000,
+        seed: 3,
+      }),
+    ],
   ];
   for (const [name, make] of jobs) {
     test(`fuzz ${name}: every mutated file gives a valid Volume or a MedsegIoError`, async () => {

@@ -12,13 +12,22 @@ export function decodeBmp(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dataOff = dv.getUint32(10, true);
   const hsize = dv.getUint32(14, true);
-  let w: number, h: number, bpp: number, comp = 0, ncolors = 0;
+  let w: number,
+    h: number,
+    bpp: number,
+    comp = 0,
+    ncolors = 0;
   if (hsize === 12) {
-    w = dv.getUint16(18, true); h = dv.getInt16(20, true); bpp = dv.getUint16(24, true);
+    w = dv.getUint16(18, true);
+    h = dv.getInt16(20, true);
+    bpp = dv.getUint16(24, true);
   } else if (hsize >= 40) {
     if (buf.length < 54) throw new MedsegIoError('TRUNCATED', 'BMP header cut short', path);
-    w = dv.getInt32(18, true); h = dv.getInt32(22, true); bpp = dv.getUint16(28, true);
-    comp = dv.getUint32(30, true); ncolors = dv.getUint32(46, true);
+    w = dv.getInt32(18, true);
+    h = dv.getInt32(22, true);
+    bpp = dv.getUint16(28, true);
+    comp = dv.getUint32(30, true);
+    ncolors = dv.getUint32(46, true);
   } else throw new MedsegIoError('CORRUPT', `BMP header size ${hsize}`, path);
   const topDown = h < 0;
   h = Math.abs(h);

@@ -11,12 +11,17 @@ export function decodeGif(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
   if (sig !== 'GIF87a' && sig !== 'GIF89a') throw new MedsegIoError('BAD_MAGIC', 'not a GIF file', path);
   if (buf.length < 13) throw new MedsegIoError('TRUNCATED', 'GIF header cut short', path);
   const u16 = (o: number) => buf[o]! | (buf[o + 1]! << 8);
-  const W = u16(6), H = u16(8), flags = buf[10]!, bg = buf[11]!;
+  const W = u16(6),
+    H = u16(8),
+    flags = buf[10]!,
+    bg = buf[11]!;
   if (W < 1 || H < 1) throw new MedsegIoError('BAD_DATA', `GIF size ${W}x${H}`, path);
   checkAllocation(W * H, 1, limits, path);
   let pos = 13;
   let gct: Uint8Array | undefined;
-  const need = (n: number) => { if (pos + n > buf.length) throw new MedsegIoError('TRUNCATED', 'GIF ends early', path); };
+  const need = (n: number) => {
+    if (pos + n > buf.length) throw new MedsegIoError('TRUNCATED', 'GIF ends early', path);
+  };
   if (flags & 0x80) {
     const n = 3 * (1 << ((flags & 7) + 1));
     need(n);
@@ -35,11 +40,20 @@ export function decodeGif(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
   for (;;) {
     need(1);
     const b = buf[pos++]!;
-    if (b === 0x21) { need(1); pos++; skipSubBlocks(); continue; }
+    if (b === 0x21) {
+      need(1);
+      pos++;
+      skipSubBlocks();
+      continue;
+    }
     if (b === 0x3b) throw new MedsegIoError('BAD_DATA', 'GIF has no image', path);
     if (b !== 0x2c) throw new MedsegIoError('CORRUPT', `GIF block 0x${b.toString(16)}`, path);
     need(9);
-    const left = u16(pos), top = u16(pos + 2), fw = u16(pos + 4), fh = u16(pos + 6), f = buf[pos + 8]!;
+    const left = u16(pos),
+      top = u16(pos + 2),
+      fw = u16(pos + 4),
+      fh = u16(pos + 6),
+      f = buf[pos + 8]!;
     pos += 9;
     let pal = gct;
     if (f & 0x80) {
@@ -76,7 +90,13 @@ export function decodeGif(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
 
 function interlacedRows(h: number): number[] {
   const rows: number[] = [];
-  for (const [start, step] of [[0, 8], [4, 8], [2, 4], [1, 2]] as const) for (let y = start; y < h; y += step) rows.push(y);
+  for (const [start, step] of [
+    [0, 8],
+    [4, 8],
+    [2, 4],
+    [1, 2],
+  ] as const)
+    for (let y = start; y < h; y += step) rows.push(y);
   return rows;
 }
 
@@ -91,8 +111,15 @@ function lzwDecode(data: Uint8Array, minCode: number, count: number, path?: stri
   let size = minCode + 1;
   let next = eoi + 1;
   let old = -1;
-  let bits = 0, acc = 0, p = 0, o = 0;
-  for (let i = 0; i < clear; i++) { suffix[i] = i; first[i] = i; prefix[i] = -1; }
+  let bits = 0,
+    acc = 0,
+    p = 0,
+    o = 0;
+  for (let i = 0; i < clear; i++) {
+    suffix[i] = i;
+    first[i] = i;
+    prefix[i] = -1;
+  }
   while (o < count) {
     while (bits < size) {
       if (p >= data.length) throw new MedsegIoError('TRUNCATED', `GIF image data ends after ${o} of ${count} pixels`, path);
@@ -102,7 +129,12 @@ function lzwDecode(data: Uint8Array, minCode: number, count: number, path?: stri
     const code = acc & ((1 << size) - 1);
     acc >>>= size;
     bits -= size;
-    if (code === clear) { size = minCode + 1; next = eoi + 1; old = -1; continue; }
+    if (code === clear) {
+      size = minCode + 1;
+      next = eoi + 1;
+      old = -1;
+      continue;
+    }
     if (code === eoi) break;
     let c = code;
     let sp = 0;
@@ -113,8 +145,14 @@ function lzwDecode(data: Uint8Array, minCode: number, count: number, path?: stri
       continue;
     }
     if (code > next || (code >= clear && code <= eoi)) throw new MedsegIoError('CORRUPT', `GIF LZW code ${code} out of range`, path);
-    if (code === next) { stack[sp++] = first[old]!; c = old; }
-    while (c >= clear) { stack[sp++] = suffix[c]!; c = prefix[c]!; }
+    if (code === next) {
+      stack[sp++] = first[old]!;
+      c = old;
+    }
+    while (c >= clear) {
+      stack[sp++] = suffix[c]!;
+      c = prefix[c]!;
+    }
     stack[sp++] = c;
     if (next < 4096) {
       prefix[next] = old;

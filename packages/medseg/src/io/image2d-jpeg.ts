@@ -8,10 +8,16 @@ import type { Volume } from './volume.ts';
 function jpegComponents(buf: Uint8Array): number {
   let p = 2;
   while (p + 9 < buf.length) {
-    if (buf[p] !== 0xff) { p++; continue; }
+    if (buf[p] !== 0xff) {
+      p++;
+      continue;
+    }
     const m = buf[p + 1]!;
     if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) return buf[p + 9]!;
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7) || m === 0xff) { p += m === 0xff ? 1 : 2; continue; }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7) || m === 0xff) {
+      p += m === 0xff ? 1 : 2;
+      continue;
+    }
     p += 2 + ((buf[p + 2]! << 8) | buf[p + 3]!);
   }
   return 3;

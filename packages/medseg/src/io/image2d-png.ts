@@ -39,7 +39,10 @@ export function decodePng(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
       ihdr = { w: b.getUint32(0), h: b.getUint32(4), depth: body[8]!, ct: body[9]!, interlace: body[12]! };
     } else if (type === 'PLTE') palette = body;
     else if (type === 'IDAT') idat.push(body);
-    else if (type === 'IEND') { ended = true; break; }
+    else if (type === 'IEND') {
+      ended = true;
+      break;
+    }
   }
   if (!ihdr) throw new MedsegIoError('TRUNCATED', 'PNG has no IHDR', path);
   if (!ended && idat.length === 0) throw new MedsegIoError('TRUNCATED', 'PNG has no image data', path);
@@ -53,7 +56,15 @@ export function decodePng(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
   checkAllocation(w * h, samples * Math.max(1, depth / 8), limits, path);
   // Adam7 passes (or one full pass)
   const passes = interlace
-    ? [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]]
+    ? [
+        [0, 0, 8, 8],
+        [4, 0, 8, 8],
+        [0, 4, 4, 8],
+        [2, 0, 4, 4],
+        [0, 2, 2, 4],
+        [1, 0, 2, 2],
+        [0, 1, 1, 2],
+      ]
     : [[0, 0, 1, 1]];
   const bitsPP = samples * depth;
   const bpp = Math.max(1, bitsPP >> 3);
@@ -70,7 +81,8 @@ export function decodePng(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
     raw = inflateSync(Buffer.concat(idat), { maxOutputLength: expected + 1024 });
   } catch (e) {
     const m = (e as Error).message;
-    if (e instanceof RangeError || /too large|Cannot create a Buffer/i.test(m)) throw new MedsegIoError('TOO_LARGE', 'PNG data inflates past its declared size', path);
+    if (e instanceof RangeError || /too large|Cannot create a Buffer/i.test(m))
+      throw new MedsegIoError('TOO_LARGE', 'PNG data inflates past its declared size', path);
     if (/unexpected end/i.test(m)) throw new MedsegIoError('TRUNCATED', 'PNG data stream ends early', path);
     throw new MedsegIoError('CORRUPT', `PNG data: ${m}`, path);
   }
@@ -117,9 +129,14 @@ export function decodePng(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
 function unfilter(ft: number, line: Uint8Array, prev: Uint8Array, bpp: number, path?: string): void {
   const n = line.length;
   switch (ft) {
-    case 0: return;
-    case 1: for (let i = bpp; i < n; i++) line[i] = (line[i]! + line[i - bpp]!) & 255; return;
-    case 2: for (let i = 0; i < n; i++) line[i] = (line[i]! + prev[i]!) & 255; return;
+    case 0:
+      return;
+    case 1:
+      for (let i = bpp; i < n; i++) line[i] = (line[i]! + line[i - bpp]!) & 255;
+      return;
+    case 2:
+      for (let i = 0; i < n; i++) line[i] = (line[i]! + prev[i]!) & 255;
+      return;
     case 3:
       for (let i = 0; i < n; i++) line[i] = (line[i]! + (((i >= bpp ? line[i - bpp]! : 0) + prev[i]!) >> 1)) & 255;
       return;
@@ -129,7 +146,9 @@ function unfilter(ft: number, line: Uint8Array, prev: Uint8Array, bpp: number, p
         const b = prev[i]!;
         const c = i >= bpp ? prev[i - bpp]! : 0;
         const p = a + b - c;
-        const pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        const pa = Math.abs(p - a),
+          pb = Math.abs(p - b),
+          pc = Math.abs(p - c);
         line[i] = (line[i]! + (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)) & 255;
       }
       return;
@@ -150,7 +169,8 @@ export interface PngPixels {
 /** PNG bytes of interleaved gray or RGB samples (pngjs; 16-bit when `data` is a Uint16Array). */
 export function encodePngPixels(p: PngPixels): Buffer {
   const { width, height, channels, data } = p;
-  if (data.length !== width * height * channels) throw new MedsegIoError('BAD_DATA', `PNG of ${width}x${height}x${channels} needs ${width * height * channels} samples, got ${data.length}`);
+  if (data.length !== width * height * channels)
+    throw new MedsegIoError('BAD_DATA', `PNG of ${width}x${height}x${channels} needs ${width * height * channels} samples, got ${data.length}`);
   const wide = data instanceof Uint16Array;
   const colorType = channels === 3 ? 2 : 0;
   // pngjs reads 16-bit samples in the platform's byte order from the whole underlying ArrayBuffer, so hand it an unshared copy.

@@ -26,11 +26,17 @@ export function decodeTiff(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
     const v = ifd[`t${t}`] as number[] | undefined;
     return v && typeof v[0] === 'number' ? v[0] : d;
   };
-  const w = tag(256, 0), h = tag(257, 0), bps = tag(258, 1), spp = tag(277, 1), photo = tag(262, 1);
-  const planar = tag(284, 1), fmt = tag(339, 1);
+  const w = tag(256, 0),
+    h = tag(257, 0),
+    bps = tag(258, 1),
+    spp = tag(277, 1),
+    photo = tag(262, 1);
+  const planar = tag(284, 1),
+    fmt = tag(339, 1);
   if (ifd.t256 === undefined || ifd.t257 === undefined) throw new MedsegIoError('CORRUPT', 'TIFF directory has no image width/length', path);
   if (!(w >= 1 && h >= 1 && Number.isSafeInteger(w) && Number.isSafeInteger(h))) throw new MedsegIoError('BAD_DATA', `TIFF size ${w}x${h}`, path);
-  if (![1, 8, 16].includes(bps) || fmt !== 1) throw new MedsegIoError('UNSUPPORTED', `TIFF with ${bps}-bit samples of format ${fmt} (1/8/16-bit unsigned are supported)`, path);
+  if (![1, 8, 16].includes(bps) || fmt !== 1)
+    throw new MedsegIoError('UNSUPPORTED', `TIFF with ${bps}-bit samples of format ${fmt} (1/8/16-bit unsigned are supported)`, path);
   if (![1, 2, 3].includes(photo)) throw new MedsegIoError('UNSUPPORTED', `TIFF photometric interpretation ${photo}`, path);
   if (spp < 1 || spp > 4 || (planar !== 1 && spp > 1)) throw new MedsegIoError('UNSUPPORTED', `TIFF with ${spp} samples, planar config ${planar}`, path);
   checkAllocation(w * h, spp * Math.max(1, bps / 8) * 2, limits, path);
@@ -53,7 +59,8 @@ export function decodeTiff(buf: Uint8Array, opts: Image2dOptions = {}): Volume {
         const s = x * spp + c;
         let v: number;
         if (bps === 8) v = raw[r + s]!;
-        else if (bps === 16) v = raw[r + 2 * s]! | (raw[r + 2 * s + 1]! << 8); // utif2 hands 16-bit samples back little-endian
+        else if (bps === 16)
+          v = raw[r + 2 * s]! | (raw[r + 2 * s + 1]! << 8); // utif2 hands 16-bit samples back little-endian
         else v = (raw[r + (s >> 3)]! >> (7 - (s & 7))) & 1;
         out[c * px + y * w + x] = v;
       }

@@ -17,10 +17,18 @@ const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-img-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Ref { shape: [number, number, number]; dtype: string; md5: string; sum: number; planar: number[] | null }
-const pil = (paths: string[]): Ref[] =>
-  runPythonJson<Ref[]>([join(here, 'pil_ref.py'), 'dump'], paths);
-const md5 = (a: VoxelArray) => createHash('md5').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+interface Ref {
+  shape: [number, number, number];
+  dtype: string;
+  md5: string;
+  sum: number;
+  planar: number[] | null;
+}
+const pil = (paths: string[]): Ref[] => runPythonJson<Ref[]>([join(here, 'pil_ref.py'), 'dump'], paths);
+const md5 = (a: VoxelArray) =>
+  createHash('md5')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 
 function checkStructure(v: Volume): void {
   assert.equal(v.size[2], 1);
@@ -41,11 +49,20 @@ test('DRIVE TIFF/GIF and ISBI PNG files match PIL', async () => {
   for (const split of ['training', 'testing']) {
     for (const sub of ['images', '1st_manual', '2nd_manual', 'mask']) {
       let names: string[] = [];
-      try { names = readdirSync(dataPath('drive', split, sub)); } catch { continue; }
+      try {
+        names = readdirSync(dataPath('drive', split, sub));
+      } catch {
+        continue;
+      }
       files.push(...names.sort().map((f) => dataPath('drive', split, sub, f)));
     }
   }
-  for (const sub of ['images', 'masks']) files.push(...readdirSync(dataPath('isbi2012-em', sub)).sort().map((f) => dataPath('isbi2012-em', sub, f)));
+  for (const sub of ['images', 'masks'])
+    files.push(
+      ...readdirSync(dataPath('isbi2012-em', sub))
+        .sort()
+        .map((f) => dataPath('isbi2012-em', sub, f)),
+    );
   assert.ok(files.length >= 200, `found ${files.length}`);
   const refs = pil(files);
   for (let i = 0; i < files.length; i++) assertMatches(await readImage2d(files[i]!), refs[i]!, files[i]!);
@@ -65,8 +82,13 @@ test('PNG / JPEG / TIFF / BMP / GIF variants written by PIL decode as PIL does',
       checkStructure(v);
       assert.deepEqual([v.size[0], v.size[1], v.channels], refs[i]!.shape, files[i]);
       const ref = refs[i]!.planar!;
-      let maxd = 0, sumd = 0;
-      v.data.forEach((x, k) => { const d = Math.abs(x - ref[k]!); maxd = Math.max(maxd, d); sumd += d; });
+      let maxd = 0,
+        sumd = 0;
+      v.data.forEach((x, k) => {
+        const d = Math.abs(x - ref[k]!);
+        maxd = Math.max(maxd, d);
+        sumd += d;
+      });
       assert.ok(maxd <= 4 && sumd / ref.length < 0.6, `${files[i]}: max diff ${maxd}, mean ${sumd / ref.length}`);
     } else {
       assertMatches(v, refs[i]!, files[i]!);
@@ -76,12 +98,32 @@ test('PNG / JPEG / TIFF / BMP / GIF variants written by PIL decode as PIL does',
 
 test('PNG writer: masks (uint8/uint16) and RGB overlays read back identically, by us and by PIL', async () => {
   const [w, h] = [31, 17];
-  const mk = (data: VoxelArray, channels: number): Volume => ({ data, size: [w, h, 1], channels, spacing: [1, 1, 1], origin: [0, 0, 0], direction: [...IDENTITY3], meta: {} });
+  const mk = (data: VoxelArray, channels: number): Volume => ({
+    data,
+    size: [w, h, 1],
+    channels,
+    spacing: [1, 1, 1],
+    origin: [0, 0, 0],
+    direction: [...IDENTITY3],
+    meta: {},
+  });
   const vols = [
-    mk(Uint8Array.from({ length: w * h }, (_, i) => i % 3), 1),
-    mk(Uint16Array.from({ length: w * h }, (_, i) => (i * 2311) % 65536), 1),
-    mk(Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) % 256), 3),
-    mk(Uint16Array.from({ length: w * h * 3 }, (_, i) => (i * 977) % 65536), 3),
+    mk(
+      Uint8Array.from({ length: w * h }, (_, i) => i % 3),
+      1,
+    ),
+    mk(
+      Uint16Array.from({ length: w * h }, (_, i) => (i * 2311) % 65536),
+      1,
+    ),
+    mk(
+      Uint8Array.from({ length: w * h * 3 }, (_, i) => (i * 7) % 256),
+      3,
+    ),
+    mk(
+      Uint16Array.from({ length: w * h * 3 }, (_, i) => (i * 977) % 65536),
+      3,
+    ),
   ];
   const paths: string[] = [];
   for (const [i, v] of vols.entries()) {
@@ -95,7 +137,10 @@ test('PNG writer: masks (uint8/uint16) and RGB overlays read back identically, b
   }
   const refs = pil(paths.slice(0, 3)); // PIL reduces 16-bit RGB to 8 bits, so it is not a reference for w3
   refs.forEach((r, i) => assertMatches(vols[i]!, r, paths[i]!));
-  assert.throws(() => encodePng({ ...vols[0]!, data: new Float32Array(w * h) }), (e: unknown) => e instanceof MedsegIoError && e.code === 'UNSUPPORTED');
+  assert.throws(
+    () => encodePng({ ...vols[0]!, data: new Float32Array(w * h) }),
+    (e: unknown) => e instanceof MedsegIoError && e.code === 'UNSUPPORTED',
+  );
 });
 
 function expectCode(fn: () => unknown, code: IoErrorCode): void {

@@ -30,12 +30,18 @@ export function decodeImage2d(buf: Uint8Array, opts: Image2dOptions = {}): Volum
   const f = sniffImage2d(buf);
   try {
     switch (f) {
-      case 'png': return decodePng(buf, opts);
-      case 'jpeg': return decodeJpeg(buf, opts);
-      case 'tiff': return decodeTiff(buf, opts);
-      case 'bmp': return decodeBmp(buf, opts);
-      case 'gif': return decodeGif(buf, opts);
-      default: throw new MedsegIoError('BAD_MAGIC', 'not a PNG, JPEG, TIFF, BMP or GIF file', opts.path);
+      case 'png':
+        return decodePng(buf, opts);
+      case 'jpeg':
+        return decodeJpeg(buf, opts);
+      case 'tiff':
+        return decodeTiff(buf, opts);
+      case 'bmp':
+        return decodeBmp(buf, opts);
+      case 'gif':
+        return decodeGif(buf, opts);
+      default:
+        throw new MedsegIoError('BAD_MAGIC', 'not a PNG, JPEG, TIFF, BMP or GIF file', opts.path);
     }
   } catch (e) {
     if (e instanceof MedsegIoError) throw e;

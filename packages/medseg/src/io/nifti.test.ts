@@ -18,18 +18,30 @@ const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-nifti-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Ref { dtype: string; shape: number[]; md5: string; affine: number[] }
+interface Ref {
+  dtype: string;
+  shape: number[];
+  md5: string;
+  affine: number[];
+}
 function nibabel(paths: string[]): Ref[] {
   return runPythonJson<Ref[]>([join(here, 'nibabel_ref.py'), 'dump'], paths);
 }
 
-const md5 = (a: VoxelArray) => createHash('md5').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+const md5 = (a: VoxelArray) =>
+  createHash('md5')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 
 function assertMatches(v: Volume, ref: Ref, what: string, tol = 1e-5): void {
   assert.equal(voxelTypeOf(v.data), ref.dtype, `${what}: dtype`);
   const shape3 = [0, 1, 2].map((k) => ref.shape[k] ?? 1);
   assert.deepEqual(v.size, shape3, `${what}: size`);
-  assert.equal(v.channels, ref.shape.slice(3).reduce((a, b) => a * b, 1), `${what}: channels`);
+  assert.equal(
+    v.channels,
+    ref.shape.slice(3).reduce((a, b) => a * b, 1),
+    `${what}: channels`,
+  );
   assert.equal(v.data.length, v.size[0] * v.size[1] * v.size[2] * v.channels);
   assert.equal(md5(v.data), ref.md5, `${what}: voxel bytes differ from nibabel`);
   const ras = flipLpsRas(composeAffine(v));
@@ -59,9 +71,23 @@ test('synthetic NIfTI-1/2, endianness, dtypes, 2D/4D/5D, rgb24, scaling, xform p
   }
 });
 
-function makeVolume(type: 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64', size: Vec3, channels: number, direction: Mat3): Volume {
+function makeVolume(
+  type: 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64',
+  size: Vec3,
+  channels: number,
+  direction: Mat3,
+): Volume {
   const n = size[0] * size[1] * size[2] * channels;
-  const ctor = { uint8: Uint8Array, int8: Int8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, float32: Float32Array, float64: Float64Array }[type];
+  const ctor = {
+    uint8: Uint8Array,
+    int8: Int8Array,
+    int16: Int16Array,
+    uint16: Uint16Array,
+    int32: Int32Array,
+    uint32: Uint32Array,
+    float32: Float32Array,
+    float64: Float64Array,
+  }[type];
   const data = new ctor(n);
   for (let i = 0; i < n; i++) data[i] = type.startsWith('float') ? Math.sin(i) * 1000 : ((i * 7919) % 200) - (type.startsWith('u') ? 0 : 100);
   return { data, size, channels, spacing: [0.8, 1.25, 3], origin: [-12.5, 40.25, 7], direction, meta: {} };
@@ -71,9 +97,15 @@ function makeVolume(type: 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uin
 const OBLIQUE: Mat3 = (() => {
   const [a, b, c, d] = [0.9, 0.2, -0.3, 0.25].map((x, _, q) => x / Math.hypot(...q)) as [number, number, number, number];
   return [
-    a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c),
-    2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b),
-    2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - b * b - c * c,
+    a * a + b * b - c * c - d * d,
+    2 * (b * c - a * d),
+    2 * (b * d + a * c),
+    2 * (b * c + a * d),
+    a * a + c * c - b * b - d * d,
+    2 * (c * d - a * b),
+    2 * (b * d - a * c),
+    2 * (c * d + a * b),
+    a * a + d * d - b * b - c * c,
   ] as Mat3;
 })();
 const LEFT: Mat3 = OBLIQUE.map((x, k) => (k % 3 === 2 ? -x : x)) as Mat3;
@@ -92,7 +124,11 @@ test('write then read is identical (several dtypes, 2D/3D/4D, oblique, .nii/.nii
   const paths: string[] = [];
   const expect: Volume[] = [];
   for (const [name, v] of cases) {
-    for (const [ext, version] of [['.nii', 1], ['.nii.gz', 1], ['.nii.gz', 2]] as const) {
+    for (const [ext, version] of [
+      ['.nii', 1],
+      ['.nii.gz', 1],
+      ['.nii.gz', 2],
+    ] as const) {
       const p = join(tmp, `${name}_v${version}${ext}`);
       await writeNifti(p, v, { version });
       const back = await readNifti(p);
@@ -112,7 +148,13 @@ test('write then read is identical (several dtypes, 2D/3D/4D, oblique, .nii/.nii
   paths.forEach((p, i) => assertMatches(expect[i]!, refs[i]!, `nibabel reading ${p}`, 1e-4));
   // nibabel's qform (rebuilt from our quaternion + qfac) must agree with the sform we wrote
   const q = JSON.parse(
-    runPython(['-c', 'import sys,json,nibabel as nib;print(json.dumps([[nib.load(p).get_qform().ravel().tolist(),nib.load(p).get_sform().ravel().tolist(),int(nib.load(p).header["qform_code"])] for p in json.load(sys.stdin)]))'], { input: JSON.stringify(paths) }),
+    runPython(
+      [
+        '-c',
+        'import sys,json,nibabel as nib;print(json.dumps([[nib.load(p).get_qform().ravel().tolist(),nib.load(p).get_sform().ravel().tolist(),int(nib.load(p).header["qform_code"])] for p in json.load(sys.stdin)]))',
+      ],
+      { input: JSON.stringify(paths) },
+    ),
   ) as Array<[number[], number[], number]>;
   for (const [qf, sf, code] of q) {
     assert.equal(code, 1);

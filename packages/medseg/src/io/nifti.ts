@@ -29,7 +29,14 @@ const DATATYPES: Record<number, { kind: RawKind; bytes: number }> = {
   1280: { kind: 'uint64', bytes: 8 },
 };
 const CODE_OF: Record<VoxelType, number> = {
-  uint8: 2, int16: 4, int32: 8, float32: 16, float64: 64, int8: 256, uint16: 512, uint32: 768,
+  uint8: 2,
+  int16: 4,
+  int32: 8,
+  float32: 16,
+  float64: 64,
+  int8: 256,
+  uint16: 512,
+  uint32: 768,
 };
 
 interface Header {
@@ -85,7 +92,8 @@ function parseHeader(buf: Uint8Array, path?: string): Header {
     if (magic === 'ni1') throw new MedsegIoError('UNSUPPORTED', 'NIfTI-1 pair (.hdr/.img) is not supported; convert to a single .nii', path);
     if (magic !== 'n+1') throw new MedsegIoError('BAD_MAGIC', `NIfTI-1 magic is "${magic}", expected "n+1"`, path);
     return {
-      version, le,
+      version,
+      le,
       dims: Array.from({ length: 8 }, (_, k) => i16(40 + 2 * k)),
       datatype: i16(70),
       pixdim: Array.from({ length: 8 }, (_, k) => f32(76 + 4 * k)),
@@ -108,7 +116,8 @@ function parseHeader(buf: Uint8Array, path?: string): Header {
   }
   if (!MAGIC2.every((b, k) => m[k] === b)) throw new MedsegIoError('BAD_MAGIC', 'NIfTI-2 magic is not "n+2\\0\\r\\n\\032\\n"', path);
   return {
-    version, le,
+    version,
+    le,
     dims: Array.from({ length: 8 }, (_, k) => i64(16 + 8 * k)),
     datatype: i16(12),
     pixdim: Array.from({ length: 8 }, (_, k) => f64(104 + 8 * k)),
@@ -156,10 +165,22 @@ export function niftiAffine(h: Header, path?: string): number[] {
     const R = quatToMat(w2 < 0 ? 0 : Math.sqrt(w2), b, c, d);
     const vox = [pix[1]!, pix[2]!, pix[3]! * qfac];
     return [
-      R[0]! * vox[0]!, R[1]! * vox[1]!, R[2]! * vox[2]!, h.qoffset[0],
-      R[3]! * vox[0]!, R[4]! * vox[1]!, R[5]! * vox[2]!, h.qoffset[1],
-      R[6]! * vox[0]!, R[7]! * vox[1]!, R[8]! * vox[2]!, h.qoffset[2],
-      0, 0, 0, 1,
+      R[0]! * vox[0]!,
+      R[1]! * vox[1]!,
+      R[2]! * vox[2]!,
+      h.qoffset[0],
+      R[3]! * vox[0]!,
+      R[4]! * vox[1]!,
+      R[5]! * vox[2]!,
+      h.qoffset[1],
+      R[6]! * vox[0]!,
+      R[7]! * vox[1]!,
+      R[8]! * vox[2]!,
+      h.qoffset[2],
+      0,
+      0,
+      0,
+      1,
     ];
   }
   const ndim = h.dims[0]!;
@@ -167,10 +188,22 @@ export function niftiAffine(h: Header, path?: string): number[] {
   const zooms = [1, 2, 3].map((k) => (k <= ndim ? pix[k]! : 1));
   zooms[0] = -zooms[0]!;
   return [
-    zooms[0]!, 0, 0, -((shape[0]! - 1) / 2) * zooms[0]!,
-    0, zooms[1]!, 0, -((shape[1]! - 1) / 2) * zooms[1]!,
-    0, 0, zooms[2]!, -((shape[2]! - 1) / 2) * zooms[2]!,
-    0, 0, 0, 1,
+    zooms[0]!,
+    0,
+    0,
+    -((shape[0]! - 1) / 2) * zooms[0]!,
+    0,
+    zooms[1]!,
+    0,
+    -((shape[1]! - 1) / 2) * zooms[1]!,
+    0,
+    0,
+    zooms[2]!,
+    -((shape[2]! - 1) / 2) * zooms[2]!,
+    0,
+    0,
+    0,
+    1,
   ];
 }
 
@@ -291,11 +324,12 @@ export interface NiftiWriteOptions {
 function toQuaternion(R: number[]): { bcd: Vec3; qfac: number } | null {
   const m = R.slice();
   const det = m[0]! * (m[4]! * m[8]! - m[5]! * m[7]!) - m[1]! * (m[3]! * m[8]! - m[5]! * m[6]!) + m[2]! * (m[3]! * m[7]! - m[4]! * m[6]!);
-  for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) {
-    let dot = 0;
-    for (let k = 0; k < 3; k++) dot += m[k * 3 + i]! * m[k * 3 + j]!;
-    if (Math.abs(dot - (i === j ? 1 : 0)) > 1e-4) return null;
-  }
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 3; j++) {
+      let dot = 0;
+      for (let k = 0; k < 3; k++) dot += m[k * 3 + i]! * m[k * 3 + j]!;
+      if (Math.abs(dot - (i === j ? 1 : 0)) > 1e-4) return null;
+    }
   const qfac = det < 0 ? -1 : 1;
   if (qfac < 0) for (let k = 0; k < 3; k++) m[k * 3 + 2] = -m[k * 3 + 2]!;
   const [r11, r12, r13, r21, r22, r23, r31, r32, r33] = m as [number, number, number, number, number, number, number, number, number];
@@ -311,11 +345,20 @@ function toQuaternion(R: number[]): { bcd: Vec3; qfac: number } | null {
     const yd = 1 + r22 - (r11 + r33);
     const zd = 1 + r33 - (r11 + r22);
     if (xd > 1) {
-      b = 0.5 * Math.sqrt(xd); c = (0.25 * (r12 + r21)) / b; d = (0.25 * (r13 + r31)) / b; a = (0.25 * (r32 - r23)) / b;
+      b = 0.5 * Math.sqrt(xd);
+      c = (0.25 * (r12 + r21)) / b;
+      d = (0.25 * (r13 + r31)) / b;
+      a = (0.25 * (r32 - r23)) / b;
     } else if (yd > 1) {
-      c = 0.5 * Math.sqrt(yd); b = (0.25 * (r12 + r21)) / c; d = (0.25 * (r23 + r32)) / c; a = (0.25 * (r13 - r31)) / c;
+      c = 0.5 * Math.sqrt(yd);
+      b = (0.25 * (r12 + r21)) / c;
+      d = (0.25 * (r23 + r32)) / c;
+      a = (0.25 * (r13 - r31)) / c;
     } else {
-      d = 0.5 * Math.sqrt(zd); b = (0.25 * (r13 + r31)) / d; c = (0.25 * (r23 + r32)) / d; a = (0.25 * (r21 - r12)) / d;
+      d = 0.5 * Math.sqrt(zd);
+      b = (0.25 * (r13 + r31)) / d;
+      c = (0.25 * (r23 + r32)) / d;
+      a = (0.25 * (r21 - r12)) / d;
     }
     if (a < 0) [b, c, d] = [-b, -c, -d];
   }

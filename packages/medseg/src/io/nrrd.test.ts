@@ -17,22 +17,40 @@ const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-nrrd-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Ref { dtype: string; shape: number[]; md5: string; affine: number[] }
-const reference = (paths: string[]): Ref[] =>
-  runPythonJson<Ref[]>([join(here, 'nrrd_ref.py'), 'dump'], paths);
-const md5 = (a: VoxelArray) => createHash('md5').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+interface Ref {
+  dtype: string;
+  shape: number[];
+  md5: string;
+  affine: number[];
+}
+const reference = (paths: string[]): Ref[] => runPythonJson<Ref[]>([join(here, 'nrrd_ref.py'), 'dump'], paths);
+const md5 = (a: VoxelArray) =>
+  createHash('md5')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 
 function assertMatches(v: Volume, ref: Ref, what: string): void {
   assert.equal(voxelTypeOf(v.data), ref.dtype, `${what}: dtype`);
-  assert.deepEqual(v.size, [0, 1, 2].map((k) => ref.shape[k] ?? 1), `${what}: size`);
-  assert.equal(v.channels, ref.shape.slice(3).reduce((a, b) => a * b, 1), `${what}: channels`);
+  assert.deepEqual(
+    v.size,
+    [0, 1, 2].map((k) => ref.shape[k] ?? 1),
+    `${what}: size`,
+  );
+  assert.equal(
+    v.channels,
+    ref.shape.slice(3).reduce((a, b) => a * b, 1),
+    `${what}: channels`,
+  );
   assert.equal(md5(v.data), ref.md5, `${what}: voxels`);
   composeAffine(v).forEach((x, k) => assert.ok(Math.abs(x - ref.affine[k]!) < 1e-9, `${what}: LPS affine[${k}] ${x} vs ${ref.affine[k]}`));
 }
 
 const realFiles = () =>
   ['pyradiomics-nrrd', 'dcmqi-ct-dicomseg'].flatMap((d) =>
-    readdirSync(dataPath(d)).filter((f) => f.endsWith('.nrrd')).sort().map((f) => dataPath(d, f)),
+    readdirSync(dataPath(d))
+      .filter((f) => f.endsWith('.nrrd'))
+      .sort()
+      .map((f) => dataPath(d, f)),
   );
 
 test('pyradiomics and dcmqi (3D Slicer) NRRD files match an independent numpy reader', async () => {
@@ -46,7 +64,10 @@ test('pyradiomics and dcmqi (3D Slicer) NRRD files match an independent numpy re
   // known facts from PROVENANCE.txt: label values and shapes
   const phantom = await readNrrd(dataPath('pyradiomics-nrrd', 'prostate_phantom_subvolume-label.nrrd'));
   assert.deepEqual(phantom.size, [82, 67, 13]);
-  assert.deepEqual([...new Set(phantom.data)].sort((a, b) => a - b), [0, 1, 7, 8, 9]);
+  assert.deepEqual(
+    [...new Set(phantom.data)].sort((a, b) => a - b),
+    [0, 1, 7, 8, 9],
+  );
 });
 
 function header(lines: string[]): string {
@@ -64,12 +85,66 @@ test('detached, big-endian, ascii, RAS, channel-first and channel-last variants 
   };
   const geo = ['space directions: none (0.5,0.1,0) (-0.1,0.5,0) (0,0,2.5)', 'space origin: (10,-20.5,3)'];
   const files: Array<[string, string | Buffer]> = [];
-  files.push(['vec_first_be.nrrd', Buffer.concat([Buffer.from(header(['type: short', 'dimension: 4', 'space: right-anterior-superior', `sizes: ${nc} ${nx} ${ny} ${nz}`, ...geo, 'kinds: vector domain domain domain', 'endian: big', 'encoding: raw']) + '\n'), i16(false)])]);
-  files.push(['detached.nhdr', header(['type: int16', 'dimension: 4', 'space: left-posterior-superior', `sizes: ${nc} ${nx} ${ny} ${nz}`, ...geo, 'endian: little', 'encoding: gzip', 'data file: detached.raw.gz'])]);
+  files.push([
+    'vec_first_be.nrrd',
+    Buffer.concat([
+      Buffer.from(
+        header([
+          'type: short',
+          'dimension: 4',
+          'space: right-anterior-superior',
+          `sizes: ${nc} ${nx} ${ny} ${nz}`,
+          ...geo,
+          'kinds: vector domain domain domain',
+          'endian: big',
+          'encoding: raw',
+        ]) + '\n',
+      ),
+      i16(false),
+    ]),
+  ]);
+  files.push([
+    'detached.nhdr',
+    header([
+      'type: int16',
+      'dimension: 4',
+      'space: left-posterior-superior',
+      `sizes: ${nc} ${nx} ${ny} ${nz}`,
+      ...geo,
+      'endian: little',
+      'encoding: gzip',
+      'data file: detached.raw.gz',
+    ]),
+  ]);
   files.push(['detached.raw.gz', gzipSync(i16(true))]);
-  files.push(['ascii.nrrd', header(['type: short', 'dimension: 4', 'space: left-anterior-superior', `sizes: ${nc} ${nx} ${ny} ${nz}`, ...geo, 'encoding: ascii']) + '\n' + vals.join(' ') + '\n']);
+  files.push([
+    'ascii.nrrd',
+    header(['type: short', 'dimension: 4', 'space: left-anterior-superior', `sizes: ${nc} ${nx} ${ny} ${nz}`, ...geo, 'encoding: ascii']) +
+      '\n' +
+      vals.join(' ') +
+      '\n',
+  ]);
   // channel axis last (already planar), with a key:=value pair and a comment
-  files.push(['vec_last.nrrd', Buffer.concat([Buffer.from(header(['# comment', 'type: short', 'dimension: 4', 'space: left-posterior-superior', `sizes: ${nx} ${ny} ${nz} ${nc}`, 'space directions: (0.5,0.1,0) (-0.1,0.5,0) (0,0,2.5) none', 'space origin: (10,-20.5,3)', 'Segment0_Name:=liver', 'endian: little', 'encoding: raw']) + '\n'), i16(true)])]);
+  files.push([
+    'vec_last.nrrd',
+    Buffer.concat([
+      Buffer.from(
+        header([
+          '# comment',
+          'type: short',
+          'dimension: 4',
+          'space: left-posterior-superior',
+          `sizes: ${nx} ${ny} ${nz} ${nc}`,
+          'space directions: (0.5,0.1,0) (-0.1,0.5,0) (0,0,2.5) none',
+          'space origin: (10,-20.5,3)',
+          'Segment0_Name:=liver',
+          'endian: little',
+          'encoding: raw',
+        ]) + '\n',
+      ),
+      i16(true),
+    ]),
+  ]);
   for (const [n, b] of files) writeFileSync(join(tmp, n), b);
   const readable = files.map(([n]) => join(tmp, n)).filter((p) => !p.endsWith('.gz'));
   const refs = reference(readable);
@@ -84,10 +159,42 @@ test('detached, big-endian, ascii, RAS, channel-first and channel-last variants 
 const ROT: Mat3 = [0.8, -0.6, 0, 0.6, 0.8, 0, 0, 0, 1];
 test('write then read (raw and gzip) is identical; the reference reads what we write', async () => {
   const vols: Volume[] = [
-    { data: Int16Array.from({ length: 60 }, (_, i) => i * 37 - 900), size: [5, 4, 3], channels: 1, spacing: [0.7, 0.7, 2.5], origin: [46.4649, 5.01881, -177.75], direction: ROT, meta: {} },
-    { data: Float32Array.from({ length: 48 }, (_, i) => Math.cos(i) / 3), size: [4, 3, 2], channels: 2, spacing: [1 / 3, 1, 2], origin: [0.1, 0.2, 0.3], direction: [-1, 0, 0, 0, 0, 1, 0, 1, 0], meta: {} },
-    { data: Uint8Array.from({ length: 24 }, (_, i) => i), size: [4, 6, 1], channels: 1, spacing: [1, 1, 1], origin: [0, 0, 0], direction: [1, 0, 0, 0, 1, 0, 0, 0, 1], meta: {} },
-    { data: Float64Array.from({ length: 8 }, (_, i) => i / 7), size: [2, 2, 2], channels: 1, spacing: [3, 2, 1], origin: [1e-7, -1e6, 5], direction: ROT, meta: {} },
+    {
+      data: Int16Array.from({ length: 60 }, (_, i) => i * 37 - 900),
+      size: [5, 4, 3],
+      channels: 1,
+      spacing: [0.7, 0.7, 2.5],
+      origin: [46.4649, 5.01881, -177.75],
+      direction: ROT,
+      meta: {},
+    },
+    {
+      data: Float32Array.from({ length: 48 }, (_, i) => Math.cos(i) / 3),
+      size: [4, 3, 2],
+      channels: 2,
+      spacing: [1 / 3, 1, 2],
+      origin: [0.1, 0.2, 0.3],
+      direction: [-1, 0, 0, 0, 0, 1, 0, 1, 0],
+      meta: {},
+    },
+    {
+      data: Uint8Array.from({ length: 24 }, (_, i) => i),
+      size: [4, 6, 1],
+      channels: 1,
+      spacing: [1, 1, 1],
+      origin: [0, 0, 0],
+      direction: [1, 0, 0, 0, 1, 0, 0, 0, 1],
+      meta: {},
+    },
+    {
+      data: Float64Array.from({ length: 8 }, (_, i) => i / 7),
+      size: [2, 2, 2],
+      channels: 1,
+      spacing: [3, 2, 1],
+      origin: [1e-7, -1e6, 5],
+      direction: ROT,
+      meta: {},
+    },
   ];
   const paths: string[] = [];
   for (const [i, v] of vols.entries()) {

@@ -30,10 +30,14 @@ addTypes('float64', ['double']);
 
 /** Sign flips taking each named space to LPS. scanner-xyz / 3D-right-handed have no anatomy: taken as LPS, as ITK does. */
 const SPACES: Record<string, Vec3> = {
-  'left-posterior-superior': [1, 1, 1], lps: [1, 1, 1],
-  'right-anterior-superior': [-1, -1, 1], ras: [-1, -1, 1],
-  'left-anterior-superior': [1, -1, 1], las: [1, -1, 1],
-  'scanner-xyz': [1, 1, 1], '3d-right-handed': [1, 1, 1],
+  'left-posterior-superior': [1, 1, 1],
+  lps: [1, 1, 1],
+  'right-anterior-superior': [-1, -1, 1],
+  ras: [-1, -1, 1],
+  'left-anterior-superior': [1, -1, 1],
+  las: [1, -1, 1],
+  'scanner-xyz': [1, 1, 1],
+  '3d-right-handed': [1, 1, 1],
 };
 
 const MAX_HEADER = 1 << 20;
@@ -51,8 +55,16 @@ export function parseNrrdHeader(buf: Uint8Array, path?: string): NrrdHeader {
   let end = -1;
   let dataOffset = -1;
   for (let i = 0; i < scan.length - 1; i++) {
-    if (scan[i] === 0x0a && scan[i + 1] === 0x0a) { end = i; dataOffset = i + 2; break; }
-    if (scan[i] === 0x0a && scan[i + 1] === 0x0d && scan[i + 2] === 0x0a) { end = i; dataOffset = i + 3; break; }
+    if (scan[i] === 0x0a && scan[i + 1] === 0x0a) {
+      end = i;
+      dataOffset = i + 2;
+      break;
+    }
+    if (scan[i] === 0x0a && scan[i + 1] === 0x0d && scan[i + 2] === 0x0a) {
+      end = i;
+      dataOffset = i + 3;
+      break;
+    }
   }
   if (end < 0) {
     if (buf.length >= MAX_HEADER) throw new MedsegIoError('BAD_DATA', 'NRRD header longer than 1 MiB', path);
@@ -176,10 +188,22 @@ export function parseNrrd(buf: Uint8Array, opts: NrrdReadOptions = {}): Volume {
   while (cols.length < 3) cols.push([0, 0, 0]);
   if (spatial.length === 1) cols[1] = perpendicular(cols[0]!);
   const affine = [
-    cols[0]![0]!, cols[1]![0]!, cols[2]![0]!, origin[0],
-    cols[0]![1]!, cols[1]![1]!, cols[2]![1]!, origin[1],
-    cols[0]![2]!, cols[1]![2]!, cols[2]![2]!, origin[2],
-    0, 0, 0, 1,
+    cols[0]![0]!,
+    cols[1]![0]!,
+    cols[2]![0]!,
+    origin[0],
+    cols[0]![1]!,
+    cols[1]![1]!,
+    cols[2]![1]!,
+    origin[1],
+    cols[0]![2]!,
+    cols[1]![2]!,
+    cols[2]![2]!,
+    origin[2],
+    0,
+    0,
+    0,
+    1,
   ];
   const geom = decomposeAffine(affine, size, path);
 
@@ -276,7 +300,10 @@ function permuteAxes(src: VoxelArray, sizes: number[], order: number[]): VoxelAr
   const n = sizes.length;
   const inStride: number[] = [];
   let s = 1;
-  for (let a = 0; a < n; a++) { inStride.push(s); s *= sizes[a]!; }
+  for (let a = 0; a < n; a++) {
+    inStride.push(s);
+    s *= sizes[a]!;
+  }
   const oSize = order.map((a) => sizes[a]!);
   const oStride = order.map((a) => inStride[a]!);
   const out = allocVoxels(voxelTypeOf(src), src.length);
@@ -284,7 +311,7 @@ function permuteAxes(src: VoxelArray, sizes: number[], order: number[]): VoxelAr
   let p = 0;
   const n0 = oSize[0]!;
   const st0 = oStride[0]!;
-  for (let o = 0; o < out.length; ) {
+  for (let o = 0; o < out.length;) {
     for (let x = 0, q = p; x < n0; x++, q += st0) out[o++] = src[q]!;
     // odometer over axes 1..n-1
     let k = 1;
@@ -324,7 +351,14 @@ export async function readNrrd(path: string, opts: ReadOptions = {}): Promise<Vo
 }
 
 const TYPE_NAME: Record<VoxelType, string> = {
-  uint8: 'uint8', int8: 'int8', uint16: 'uint16', int16: 'int16', uint32: 'uint32', int32: 'int32', float32: 'float', float64: 'double',
+  uint8: 'uint8',
+  int8: 'int8',
+  uint16: 'uint16',
+  int16: 'int16',
+  uint32: 'uint32',
+  int32: 'int32',
+  float32: 'float',
+  float64: 'double',
 };
 
 export interface NrrdWriteOptions {

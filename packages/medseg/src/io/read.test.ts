@@ -53,12 +53,14 @@ test('writeVolume round trips .nii, .nii.gz, .nrrd and .png through readVolume',
   const img = await readVolume(tif);
   await writeVolume(join(tmp, 'o.png'), img);
   assert.deepEqual(Array.from((await readVolume(join(tmp, 'o.png'))).data), Array.from(img.data));
-  assert.deepEqual(readdirSync(tmp).filter((f) => f.includes('.tmp-')), []);
+  assert.deepEqual(
+    readdirSync(tmp).filter((f) => f.includes('.tmp-')),
+    [],
+  );
 });
 
 test('missing files, unknown formats and DICOM without its module give clear errors', async () => {
-  const code = async (p: Promise<unknown>, c: string) =>
-    assert.rejects(p, (e: unknown) => e instanceof MedsegIoError && e.code === c);
+  const code = async (p: Promise<unknown>, c: string) => assert.rejects(p, (e: unknown) => e instanceof MedsegIoError && e.code === c);
   await code(readVolume(join(tmp, 'missing.nii.gz')), 'NOT_FOUND');
   await code(readVolume(join(tmp, 'missing')), 'NOT_FOUND');
   copyFileSync(dataPath('pyradiomics-nrrd', 'PROVENANCE.txt'), join(tmp, 'notes.xyz'));

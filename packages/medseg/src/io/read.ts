@@ -77,10 +77,14 @@ export async function readVolume(path: string, opts: ReadVolumeOptions = {}): Pr
   if (st.isDirectory()) return readDicom(path, opts);
   const format = formatFromName(path) ?? (await sniff(path));
   switch (format) {
-    case 'nifti': return readNifti(path, opts);
-    case 'nrrd': return readNrrd(path, opts);
-    case 'image2d': return readImage2d(path, opts);
-    case 'dicom': return readDicom(path, opts);
+    case 'nifti':
+      return readNifti(path, opts);
+    case 'nrrd':
+      return readNrrd(path, opts);
+    case 'image2d':
+      return readImage2d(path, opts);
+    case 'dicom':
+      return readDicom(path, opts);
     default:
       throw new MedsegIoError('UNSUPPORTED', 'unknown file format (expected .nii[.gz], .nrrd/.nhdr, .png/.jpg/.tif/.bmp/.gif, .dcm or a DICOM folder)', path);
   }

@@ -13,15 +13,7 @@
  * - The data keeps its original dtype: label maps stay integer; use
  *   `castVolume(v, 'float32')` for the network.
  */
-export type VoxelArray =
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Uint32Array
-  | Int32Array
-  | Float32Array
-  | Float64Array;
+export type VoxelArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array | Float32Array | Float64Array;
 
 export type VoxelType = 'uint8' | 'int8' | 'uint16' | 'int16' | 'uint32' | 'int32' | 'float32' | 'float64';
 
@@ -99,12 +91,7 @@ export function affineLPS(v: Pick<Volume, 'spacing' | 'origin' | 'direction'>): 
   const d = v.direction;
   const s = v.spacing;
   const o = v.origin;
-  return [
-    d[0] * s[0], d[1] * s[1], d[2] * s[2], o[0],
-    d[3] * s[0], d[4] * s[1], d[5] * s[2], o[1],
-    d[6] * s[0], d[7] * s[1], d[8] * s[2], o[2],
-    0, 0, 0, 1,
-  ];
+  return [d[0] * s[0], d[1] * s[1], d[2] * s[2], o[0], d[3] * s[0], d[4] * s[1], d[5] * s[2], o[1], d[6] * s[0], d[7] * s[1], d[8] * s[2], o[2], 0, 0, 0, 1];
 }
 
 /** The same affine in RAS (NIfTI, nibabel): LPS -> RAS negates the first two world axes. */

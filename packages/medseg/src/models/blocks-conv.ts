@@ -17,7 +17,13 @@ export const prod = (a: number[]): number => a.reduce((x, y) => x * y, 1);
 /** 'same' padding for odd kernels (k // 2 per axis), as nnU-Net. */
 export const samePadding = (kernel: number[]): number[] => kernel.map((k) => Math.floor(k / 2));
 
-export function conv(dims: Dims, inC: number, outC: number, kernel: number | number[], o: { stride?: number | number[]; padding?: number | number[]; bias?: boolean; groups?: number } = {}) {
+export function conv(
+  dims: Dims,
+  inC: number,
+  outC: number,
+  kernel: number | number[],
+  o: { stride?: number | number[]; padding?: number | number[]; bias?: boolean; groups?: number } = {},
+) {
   const k = Array.isArray(kernel) ? kernel : new Array(dims).fill(kernel);
   const opts = { stride: o.stride ?? 1, padding: o.padding ?? samePadding(k), bias: o.bias ?? true, groups: o.groups ?? 1 };
   return dims === 2 ? new nn.Conv2d(inC, outC, k, opts) : new nn.Conv3d(inC, outC, k, opts);

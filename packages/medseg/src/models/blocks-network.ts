@@ -65,9 +65,13 @@ export function validateConfig(c: NetworkConfig): void {
   if (c.kernelSizes.length !== n || c.strides.length !== n) {
     throw new Error(`${where}: features (${n}), kernelSizes (${c.kernelSizes.length}) and strides (${c.strides.length}) must have one entry per stage`);
   }
-  for (const [name, list] of [['kernelSizes', c.kernelSizes], ['strides', c.strides]] as const) {
+  for (const [name, list] of [
+    ['kernelSizes', c.kernelSizes],
+    ['strides', c.strides],
+  ] as const) {
     for (const e of list) {
-      if (e.length !== c.dims || e.some((v) => !Number.isInteger(v) || v < 1)) throw new Error(`${where}: ${name} entries must be ${c.dims} positive integers, got [${e.join(', ')}]`);
+      if (e.length !== c.dims || e.some((v) => !Number.isInteger(v) || v < 1))
+        throw new Error(`${where}: ${name} entries must be ${c.dims} positive integers, got [${e.join(', ')}]`);
     }
   }
   if (c.kernelSizes.some((k) => k.some((v) => v % 2 === 0))) throw new Error(`${where}: kernel sizes must be odd`);
@@ -83,6 +87,8 @@ export function checkInput(c: NetworkConfig, x: Tensor): void {
   const total = cumulativeStrides(c.strides).at(-1)!;
   const sp = x.shape.slice(2);
   if (sp.some((s, i) => s % total[i]!)) {
-    throw new Error(`${c.architecture}: input size [${sp.join(', ')}] must be divisible by the total stride [${total.join(', ')}]; pad the patch or change the plan`);
+    throw new Error(
+      `${c.architecture}: input size [${sp.join(', ')}] must be divisible by the total stride [${total.join(', ')}]; pad the patch or change the plan`,
+    );
   }
 }

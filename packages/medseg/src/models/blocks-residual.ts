@@ -23,7 +23,19 @@ export class ResidualBlock extends nn.UnaryModule {
     this.c2 = this.module('conv2', new ConvNormAct(dims, outC, outC, kernel, { norm: o.norm, act: false }));
     const changes = inC !== outC || stride.some((s) => s !== 1);
     this.skip = changes
-      ? this.module('skip', new nn.Sequential(conv(dims, inC, outC, stride.map(() => 1), { stride, padding: 0, bias: false }), makeNorm(o.norm, outC)))
+      ? this.module(
+          'skip',
+          new nn.Sequential(
+            conv(
+              dims,
+              inC,
+              outC,
+              stride.map(() => 1),
+              { stride, padding: 0, bias: false },
+            ),
+            makeNorm(o.norm, outC),
+          ),
+        )
       : null;
   }
   forward(x: Tensor): Tensor {
@@ -39,7 +51,13 @@ export class ResidualBlock extends nn.UnaryModule {
  */
 export class RecurrentConv extends nn.UnaryModule {
   unit: ConvNormAct;
-  constructor(dims: Dims, channels: number, kernel: number[], readonly t: number, norm: NetworkConfig['norm']) {
+  constructor(
+    dims: Dims,
+    channels: number,
+    kernel: number[],
+    readonly t: number,
+    norm: NetworkConfig['norm'],
+  ) {
     super();
     this.unit = this.module('unit', new ConvNormAct(dims, channels, channels, kernel, { norm }));
   }
@@ -61,7 +79,16 @@ export class R2Block extends nn.UnaryModule {
     super();
     const stride = o.stride ?? new Array(dims).fill(1);
     // Strided projection does the downsampling, so the recurrence runs at the stage's resolution.
-    this.proj = this.module('proj', conv(dims, inC, outC, stride.map((s) => (s > 1 ? s : 1)), { stride, padding: 0 }));
+    this.proj = this.module(
+      'proj',
+      conv(
+        dims,
+        inC,
+        outC,
+        stride.map((s) => (s > 1 ? s : 1)),
+        { stride, padding: 0 },
+      ),
+    );
     const t = o.t ?? 2;
     this.rec = this.module('rec', new nn.Sequential(new RecurrentConv(dims, outC, kernel, t, o.norm), new RecurrentConv(dims, outC, kernel, t, o.norm)));
   }

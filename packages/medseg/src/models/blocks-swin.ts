@@ -84,14 +84,20 @@ export class WindowAttention extends nn.Module {
   forward(x: Tensor, mask: Tensor | null = null): Tensor {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.heads;
-    const qkv = this.qkv.forward(x).reshape([b, t, 3, h, c / h]).permute([2, 0, 3, 1, 4]);
+    const qkv = this.qkv
+      .forward(x)
+      .reshape([b, t, 3, h, c / h])
+      .permute([2, 0, 3, 1, 4]);
     const [q, k, v] = qkv.unbind(0) as [Tensor, Tensor, Tensor];
     let scores = q.mul(1 / Math.sqrt(c / h)).matmul(k.transpose(-2, -1)); // [b, h, t, t]
     const bias = this.biasTable.indexSelect(0, this.relIndex).reshape([t, t, h]).permute([2, 0, 1]);
     scores = scores.add(bias.unsqueeze(0));
     if (mask) {
       const nW = mask.size(0);
-      scores = scores.reshape([b / nW, nW, h, t, t]).add(mask.unsqueeze(1).unsqueeze(0)).reshape([b, h, t, t]);
+      scores = scores
+        .reshape([b / nW, nW, h, t, t])
+        .add(mask.unsqueeze(1).unsqueeze(0))
+        .reshape([b, h, t, t]);
     }
     const attn = F.softmax(scores, -1);
     this.lastAttention = attn;
@@ -177,7 +183,11 @@ export class SwinBlock extends nn.Module {
     }
     const axes = spatial.map((_, i) => i + 1);
     const shifted = s.some((v) => v > 0);
-    if (shifted) h = h.roll(s.map((v) => -v), axes);
+    if (shifted)
+      h = h.roll(
+        s.map((v) => -v),
+        axes,
+      );
     const win = windowPartition(h, w);
     const attn = this.attn.forward(win, shifted ? this.shiftMask(padded, w, s) : null);
     let out = windowReverse(attn, w, n!, padded);
@@ -222,7 +232,10 @@ export class PatchMerging extends nn.Module {
       shape.push(s / this.stride[i]!, this.stride[i]!);
     });
     const perm = [0, ...Array.from({ length: d }, (_, i) => 1 + 2 * i), ...Array.from({ length: d }, (_, i) => 2 + 2 * i), 1 + 2 * d];
-    const merged = x.reshape([...shape, c]).permute(perm).reshape([n!, ...rest.map((s, i) => s / this.stride[i]!), prod(this.stride) * c]);
+    const merged = x
+      .reshape([...shape, c])
+      .permute(perm)
+      .reshape([n!, ...rest.map((s, i) => s / this.stride[i]!), prod(this.stride) * c]);
     return this.reduce.forward(this.norm.forward(merged));
   }
 }

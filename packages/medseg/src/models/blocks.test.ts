@@ -43,8 +43,21 @@ function close(a: Tensor, b: Tensor, what: string, tol = 1e-4): void {
 }
 
 test('U-Net 3D with per-axis strides equals a PyTorch PlainConvUNet on the same weights (all deep-supervision heads)', () => {
-  const strides = [[1, 1, 1], [1, 2, 2], [2, 2, 2]];
-  const net = new UNet(smallConfig('unet', 3, { strides, kernelSizes: [[1, 3, 3], [3, 3, 3], [3, 3, 3]] }));
+  const strides = [
+    [1, 1, 1],
+    [1, 2, 2],
+    [2, 2, 2],
+  ];
+  const net = new UNet(
+    smallConfig('unet', 3, {
+      strides,
+      kernelSizes: [
+        [1, 3, 3],
+        [3, 3, 3],
+        [3, 3, 3],
+      ],
+    }),
+  );
   torch.tidy(() => {
     const x = torch.randn([2, 1, 8, 16, 12]);
     const ours = torch.noGrad(() => net.train().forward(x)) as Tensor[];
@@ -55,7 +68,12 @@ test('U-Net 3D with per-axis strides equals a PyTorch PlainConvUNet on the same 
 });
 
 test('Swin block (shifted windows, relative position bias, padding) equals brute-force masked attention in PyTorch', () => {
-  for (const [shift, size] of [[false, [8, 8]], [true, [8, 8]], [true, [6, 10]], [true, [3, 12]]] as const) {
+  for (const [shift, size] of [
+    [false, [8, 8]],
+    [true, [8, 8]],
+    [true, [6, 10]],
+    [true, [3, 12]],
+  ] as const) {
     const block = new SwinBlock(8, 2, [4, 4], shift);
     torch.tidy(() => {
       // A non-zero bias table so the relative-position indexing matters.
@@ -98,11 +116,19 @@ test('CBAM (3D) and the additive attention gate (2D, gating at half resolution) 
   torch.tidy(() => {
     const x = torch.randn([2, 8, 4, 6, 5]);
     const ref = reference('cbam', new Map([...cbam.stateDict(), ['input', x]]), {});
-    close(torch.noGrad(() => cbam.forward(x)), ref.get('out')!, 'cbam');
+    close(
+      torch.noGrad(() => cbam.forward(x)),
+      ref.get('out')!,
+      'cbam',
+    );
     const s = torch.randn([2, 6, 12, 16]);
     const g = torch.randn([2, 10, 6, 8]);
     const r2 = reference('gate', new Map([...gate.stateDict(), ['input', s], ['gating', g]]), {});
-    close(torch.noGrad(() => gate.forward(s, g)), r2.get('out')!, 'gate output');
+    close(
+      torch.noGrad(() => gate.forward(s, g)),
+      r2.get('out')!,
+      'gate output',
+    );
     close(gate.lastAlpha!, r2.get('alpha')!, 'gate alpha');
   });
   cbam.dispose();
@@ -116,11 +142,23 @@ test('MAC counter: conv, transposed conv, linear and attention match hand-derive
   const lin = new nn.Linear(5, 7);
   const mha = torch.noGrad(() => new nn.MultiheadAttention(8, 2));
   torch.tidy(() => {
-    assert.equal(countMacsOf(c, () => void c.forward(torch.zeros([1, 2, 3, 4, 4]))), 4 * 3 * 4 * 4 * (2 * 9));
-    assert.equal(countMacsOf(ct, () => void ct.forward(torch.zeros([1, 4, 3, 4, 4]))), 4 * 3 * 4 * 4 * (2 * 4));
-    assert.equal(countMacsOf(lin, () => void lin.forward(torch.zeros([3, 5]))), 3 * 5 * 7);
+    assert.equal(
+      countMacsOf(c, () => void c.forward(torch.zeros([1, 2, 3, 4, 4]))),
+      4 * 3 * 4 * 4 * (2 * 9),
+    );
+    assert.equal(
+      countMacsOf(ct, () => void ct.forward(torch.zeros([1, 4, 3, 4, 4]))),
+      4 * 3 * 4 * 4 * (2 * 4),
+    );
+    assert.equal(
+      countMacsOf(lin, () => void lin.forward(torch.zeros([3, 5]))),
+      3 * 5 * 7,
+    );
     // q/k/v projections 3 L E^2 + Q K^T (L S E) + A V (L S E) + out projection L E^2, L = S = 6, E = 8.
-    assert.equal(countMacsOf(mha, () => void mha.forward(torch.zeros([1, 6, 8]))), 3 * 6 * 64 + 2 * 36 * 8 + 6 * 64);
+    assert.equal(
+      countMacsOf(mha, () => void mha.forward(torch.zeros([1, 6, 8]))),
+      3 * 6 * 64 + 2 * 36 * 8 + 6 * 64,
+    );
   });
   // Whole U-Net 2D (32x32, features 4/8/16): the sum of its layers worked out by hand.
   const net = createNetwork(smallConfig('unet', 2, { deepSupervision: false }));

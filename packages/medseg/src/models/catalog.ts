@@ -13,17 +13,44 @@ export interface ArchitectureEntry {
 }
 
 export const ARCHITECTURES: readonly ArchitectureEntry[] = [
-  { name: 'unet', type: 'CNN', description: 'nnU-Net PlainConvUNet: two conv-norm-LeakyReLU per stage, strided conv down, transposed conv up, deep supervision' },
-  { name: 'attention-unet', type: 'CNN+attention', description: 'Attention U-Net (Oktay et al.): additive attention gates on the skips, gated by coarser decoder features' },
+  {
+    name: 'unet',
+    type: 'CNN',
+    description: 'nnU-Net PlainConvUNet: two conv-norm-LeakyReLU per stage, strided conv down, transposed conv up, deep supervision',
+  },
+  {
+    name: 'attention-unet',
+    type: 'CNN+attention',
+    description: 'Attention U-Net (Oktay et al.): additive attention gates on the skips, gated by coarser decoder features',
+  },
   { name: 'unet++', type: 'CNN', description: 'UNet++ (Zhou et al.): nested dense skip pathways, deep supervision over the top-row nested heads' },
   { name: 'resunet', type: 'CNN', description: 'Residual U-Net: residual blocks with strided 1x1 shortcuts in every stage' },
   { name: 'r2unet', type: 'CNN', description: 'R2U-Net (Alom et al.): recurrent residual conv blocks (t = 2) in every stage' },
-  { name: 'transunet', type: 'CNN+transformer', description: 'TransUNet (Chen et al.): CNN encoder, ViT over bottleneck tokens with learned position embeddings, CNN decoder with skips' },
-  { name: 'swin-unetr', type: 'transformer', description: 'Swin-UNETR (Hatamizadeh et al.): Swin window / shifted-window attention encoder with patch merging, residual conv skips and decoder' },
-  { name: 'hybridnet', type: 'CNN+transformer', description: "The papers' hybrid: CNN stages, transformer blocks at coarse stages, CBAM + attention gates on skips, early or cross-attention multi-modal fusion, deep supervision, MC dropout" },
+  {
+    name: 'transunet',
+    type: 'CNN+transformer',
+    description: 'TransUNet (Chen et al.): CNN encoder, ViT over bottleneck tokens with learned position embeddings, CNN decoder with skips',
+  },
+  {
+    name: 'swin-unetr',
+    type: 'transformer',
+    description: 'Swin-UNETR (Hatamizadeh et al.): Swin window / shifted-window attention encoder with patch merging, residual conv skips and decoder',
+  },
+  {
+    name: 'hybridnet',
+    type: 'CNN+transformer',
+    description:
+      "The papers' hybrid: CNN stages, transformer blocks at coarse stages, CBAM + attention gates on skips, early or cross-attention multi-modal fusion, deep supervision, MC dropout",
+  },
 ];
 
-const ALIASES: Record<string, string> = { unetpp: 'unet++', 'unet-plus-plus': 'unet++', swinunetr: 'swin-unetr', 'attention_unet': 'attention-unet', hybrid: 'hybridnet' };
+const ALIASES: Record<string, string> = {
+  unetpp: 'unet++',
+  'unet-plus-plus': 'unet++',
+  swinunetr: 'swin-unetr',
+  attention_unet: 'attention-unet',
+  hybrid: 'hybridnet',
+};
 
 export function listArchitectures(): ArchitectureEntry[] {
   return ARCHITECTURES.map((a) => ({ ...a }));

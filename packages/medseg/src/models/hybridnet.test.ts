@@ -48,7 +48,9 @@ test('two-channel 3D hippocampus case (image + its gradient magnitude): early an
     return torch.cat([x, mag.sub(mag.mean()).div(mag.std())], 1);
   });
   for (const fusion of ['early', 'cross-attention'] as const) {
-    const net = new HybridNet(smallConfig('hybridnet', 3, { inChannels: 2, numClasses: 3, features: [8, 16, 32], dropout: 0, extra: { fusion, modalities: 2, depth: 1 } }));
+    const net = new HybridNet(
+      smallConfig('hybridnet', 3, { inChannels: 2, numClasses: 3, features: [8, 16, 32], dropout: 0, extra: { fusion, modalities: 2, depth: 1 } }),
+    );
     const r = overfit(net, twoChannel, hip.label, { maxSteps: 300, lr: 1e-2 });
     console.log(`hippocampus 2-channel ${fusion}: Dice ${r.dice.map((v) => v.toFixed(3)).join('/')} after ${r.steps} steps`);
     assert.ok(Math.min(...r.dice) > 0.95, `${fusion}: Dice ${r.dice}`);
@@ -60,17 +62,42 @@ test('one informative modality and one noise modality: the fused net learns to u
   torch.manualSeed(13);
   // Training crops from EM slice 0, held-out crop from slice 5. The signal is
   // modality 1 (second), so a bias toward the first modality cannot pass.
-  const train = await Promise.all([[100, 100], [100, 300], [300, 100], [300, 300], [200, 200], [40, 400]].map(([y, x]) => emCrop(64, 0, y, x)));
+  const train = await Promise.all(
+    [
+      [100, 100],
+      [100, 300],
+      [300, 100],
+      [300, 300],
+      [200, 200],
+      [40, 400],
+    ].map(([y, x]) => emCrop(64, 0, y, x)),
+  );
   const held = await emCrop(64, 5, 220, 260);
   const withNoise = (img: Tensor) => torch.cat([torch.randn(img.shape), img], 1);
-  const net = new HybridNet(smallConfig('hybridnet', 2, { inChannels: 2, features: [8, 16, 32], dropout: 0, deepSupervision: false, extra: { fusion: 'cross-attention', modalities: 2, depth: 1 } }));
+  const net = new HybridNet(
+    smallConfig('hybridnet', 2, {
+      inChannels: 2,
+      features: [8, 16, 32],
+      dropout: 0,
+      deepSupervision: false,
+      extra: { fusion: 'cross-attention', modalities: 2, depth: 1 },
+    }),
+  );
   const opt = new torch.optim.Adam(net.parameters(), { lr: 5e-3 });
   net.train();
   for (let step = 0; step < 150; step++) {
     torch.tidy(() => {
       const batch = [0, 1, 2].map((i) => train[(step * 3 + i) % train.length]!);
-      const x = withNoise(torch.cat(batch.map((b) => b.image), 0));
-      const y = torch.cat(batch.map((b) => b.label), 0);
+      const x = withNoise(
+        torch.cat(
+          batch.map((b) => b.image),
+          0,
+        ),
+      );
+      const y = torch.cat(
+        batch.map((b) => b.label),
+        0,
+      );
       opt.zeroGrad();
       diceCe(net.forward(x) as Tensor, y, 2).backward();
       opt.step();
@@ -92,7 +119,9 @@ test('one informative modality and one noise modality: the fused net learns to u
   // Chance: calling every pixel membrane gives Dice 2p/(1+p).
   const p = torch.tidy(() => held.label.float().mean().item());
   const chance = (2 * p) / (1 + p);
-  console.log(`informative vs noise: held-out membrane Dice ${dice.toFixed(3)} (chance ${chance.toFixed(3)}); fusion weight signal ${wSignal.toFixed(3)} vs noise ${wNoise.toFixed(3)}; |dlogit/dx| signal ${gSignal.toExponential(2)} vs noise ${gNoise.toExponential(2)}`);
+  console.log(
+    `informative vs noise: held-out membrane Dice ${dice.toFixed(3)} (chance ${chance.toFixed(3)}); fusion weight signal ${wSignal.toFixed(3)} vs noise ${wNoise.toFixed(3)}; |dlogit/dx| signal ${gSignal.toExponential(2)} vs noise ${gNoise.toExponential(2)}`,
+  );
   assert.ok(dice > chance + 0.25, `held-out Dice ${dice} vs chance ${chance}`);
   assert.ok(wSignal > wNoise, `fusion attention: signal ${wSignal} vs noise ${wNoise}`);
   assert.ok(gSignal > 3 * gNoise, `input gradients: signal ${gSignal} vs noise ${gNoise}`);
@@ -121,7 +150,17 @@ test('named activations and attention maps of the last forward, usable for Grad-
     const x = torch.randn([1, 1, 8, 16, 16]);
     const out = net.train().forward(x) as Tensor[];
     const acts = lastActivations(net);
-    for (const k of ['encoder.stage0', 'encoder.stage2', 'transformer.block0.attn', 'transformer.block1.attn', 'attention.gate0', 'attention.gate1', 'cbam.skip0.spatial', 'decoder.stage0', 'logits']) {
+    for (const k of [
+      'encoder.stage0',
+      'encoder.stage2',
+      'transformer.block0.attn',
+      'transformer.block1.attn',
+      'attention.gate0',
+      'attention.gate1',
+      'cbam.skip0.spatial',
+      'decoder.stage0',
+      'logits',
+    ]) {
       assert.ok(acts.has(k), `missing ${k}; have ${[...acts.keys()].join(', ')}`);
     }
     // Bottleneck 2x4x4 = 32 tokens: a row-stochastic 32x32 attention map.
@@ -140,7 +179,10 @@ test('named activations and attention maps of the last forward, usable for Grad-
 });
 
 test('HybridNet rejects a modality count that does not divide the channels; MACs grow with the transformer', () => {
-  assert.throws(() => new HybridNet(smallConfig('hybridnet', 2, { inChannels: 3, extra: { fusion: 'cross-attention', modalities: 2 } })), /must divide inChannels/);
+  assert.throws(
+    () => new HybridNet(smallConfig('hybridnet', 2, { inChannels: 3, extra: { fusion: 'cross-attention', modalities: 2 } })),
+    /must divide inChannels/,
+  );
   const a = new HybridNet(smallConfig('hybridnet', 2, { extra: { depth: 1 } }));
   const b = new HybridNet(smallConfig('hybridnet', 2, { extra: { depth: 3 } }));
   assert.ok(countMACs(b, [32, 32]) > countMACs(a, [32, 32]));

@@ -65,14 +65,20 @@ export class CrossModalFusion extends nn.UnaryModule implements Explainable {
     // feats[m]: [N, C, ...S] -> tokens [N * V, M, C]
     const feats = this.encoders.items.map((enc, m) => enc.forward(x.narrow(1, m * this.channelsPerModality, this.channelsPerModality)));
     const stacked = torch.stack(feats, 1); // [N, M, C, ...S]
-    const tokens = stacked.flatten(3).permute([0, 3, 1, 2]).reshape([n! * v, this.modalities, c]);
+    const tokens = stacked
+      .flatten(3)
+      .permute([0, 3, 1, 2])
+      .reshape([n! * v, this.modalities, c]);
     const kv = this.norm.forward(tokens.add(this.modalityEmbed));
     const q = kv.mean(1, true); // [N*V, 1, C]
     const { output, weights } = this.attn.forward(q, kv, kv); // [N*V, 1, C], [N*V, 1, M]
     // Residual on the mean modality feature keeps a path for every modality from the start.
     const fused = output.add(tokens.mean(1, true));
     this.lastWeights = weights.reshape([n!, ...spatial, this.modalities]).permute([0, spatial.length + 1, ...spatial.map((_, i) => i + 1)]);
-    return fused.reshape([n!, v, c]).transpose(1, 2).reshape([n!, c, ...spatial]);
+    return fused
+      .reshape([n!, v, c])
+      .transpose(1, 2)
+      .reshape([n!, c, ...spatial]);
   }
   explain(): [string, Tensor | null][] {
     return [['fusion.modalityWeights', this.lastWeights]];
@@ -97,7 +103,8 @@ export class HybridNet extends EncoderDecoderNet {
     const n = config.features.length;
     const dropout = config.dropout ?? 0.1;
     const fusion = (e.fusion ?? 'early') as FusionMode;
-    if (fusion !== 'early' && fusion !== 'cross-attention') throw new Error(`hybridnet: extra.fusion must be 'early' or 'cross-attention', got '${String(fusion)}'`);
+    if (fusion !== 'early' && fusion !== 'cross-attention')
+      throw new Error(`hybridnet: extra.fusion must be 'early' or 'cross-attention', got '${String(fusion)}'`);
     const modalities = Number(e.modalities ?? (fusion === 'cross-attention' ? config.inChannels : 1));
     if (!Number.isInteger(modalities) || modalities < 1 || config.inChannels % modalities) {
       throw new Error(`hybridnet: extra.modalities (${String(e.modalities)}) must divide inChannels (${config.inChannels})`);

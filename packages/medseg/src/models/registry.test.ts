@@ -45,7 +45,8 @@ test('every architecture records named activations (encoder stages, logits; atte
     torch.tidy(() => {
       torch.noGrad(() => net.eval().forward(torch.randn([1, 1, 16, 16])));
       const acts = lastActivations(net);
-      for (const k of ['encoder.stage0', 'encoder.stage2', 'logits', ...(expect[name] ?? [])]) assert.ok(acts.has(k), `${name}: missing ${k} (has ${[...acts.keys()].join(', ')})`);
+      for (const k of ['encoder.stage0', 'encoder.stage2', 'logits', ...(expect[name] ?? [])])
+        assert.ok(acts.has(k), `${name}: missing ${k} (has ${[...acts.keys()].join(', ')})`);
       const logits = acts.get('logits') as Tensor;
       assert.deepEqual(logits.shape, [1, 2, 16, 16]);
     });

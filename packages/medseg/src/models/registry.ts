@@ -21,14 +21,14 @@ import { HybridNet } from './hybridnet.ts';
 export { architectureInfo, listArchitectures, type ArchitectureEntry, type ArchitectureType } from './catalog.ts';
 
 const BUILDERS: Record<string, (config: NetworkConfig) => SegmentationNetwork> = {
-  'unet': (c) => new UNet(c),
+  unet: (c) => new UNet(c),
   'attention-unet': (c) => new AttentionUNet(c),
   'unet++': (c) => new UNetPlusPlus(c),
-  'resunet': (c) => new ResUNet(c),
-  'r2unet': (c) => new R2UNet(c),
-  'transunet': (c) => new TransUNet(c),
+  resunet: (c) => new ResUNet(c),
+  r2unet: (c) => new R2UNet(c),
+  transunet: (c) => new TransUNet(c),
   'swin-unetr': (c) => new SwinUNETR(c),
-  'hybridnet': (c) => new HybridNet(c),
+  hybridnet: (c) => new HybridNet(c),
 };
 
 /** Builds the network the config names (throws a clear error for unknown names or inconsistent configs). */

@@ -7,7 +7,10 @@ import { checkSafetensorsRoundTrip, checkShapesAndGradients, emCrop, hippocampus
 torch.manualSeed(0);
 
 test('U-Net 2D: shapes of every deep-supervision head, gradients, even and non-square sizes', () => {
-  for (const spatial of [[32, 32], [24, 40]]) {
+  for (const spatial of [
+    [32, 32],
+    [24, 40],
+  ]) {
     const net = new UNet(smallConfig('unet', 2));
     checkShapesAndGradients(net, spatial);
     net.dispose();
@@ -15,11 +18,33 @@ test('U-Net 2D: shapes of every deep-supervision head, gradients, even and non-s
 });
 
 test('U-Net 3D: per-axis strides [[1,1,1],[1,2,2],[2,2,2]], odd bottleneck, batch norm and upsample+conv', () => {
-  const strides = [[1, 1, 1], [1, 2, 2], [2, 2, 2]];
+  const strides = [
+    [1, 1, 1],
+    [1, 2, 2],
+    [2, 2, 2],
+  ];
   for (const [over, spatial] of [
     [{ strides }, [16, 32, 24]],
     [{ strides, norm: 'batch' as const, upsample: 'interpolate' as const }, [6, 20, 12]],
-    [{ features: [4, 8, 16, 16], kernelSizes: [[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]], strides: [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]], norm: 'group' as const }, [8, 24, 8]],
+    [
+      {
+        features: [4, 8, 16, 16],
+        kernelSizes: [
+          [1, 3, 3],
+          [3, 3, 3],
+          [3, 3, 3],
+          [3, 3, 3],
+        ],
+        strides: [
+          [1, 1, 1],
+          [1, 2, 2],
+          [2, 2, 2],
+          [2, 2, 2],
+        ],
+        norm: 'group' as const,
+      },
+      [8, 24, 8],
+    ],
   ] as const) {
     const net = new UNet(smallConfig('unet', 3, over as object));
     checkShapesAndGradients(net, [...spatial]);
@@ -42,7 +67,18 @@ test('U-Net: rejects inputs not divisible by the total stride and bad configs wi
   const net = new UNet(smallConfig('unet', 2));
   assert.throws(() => torch.tidy(() => net.forward(torch.randn([1, 1, 30, 32]))), /divisible by the total stride \[4, 4\]/);
   assert.throws(() => torch.tidy(() => net.forward(torch.randn([1, 2, 32, 32]))), /expected 1 input channels/);
-  assert.throws(() => new UNet(smallConfig('unet', 2, { strides: [[1, 1], [2, 2]] })), /one entry per stage/);
+  assert.throws(
+    () =>
+      new UNet(
+        smallConfig('unet', 2, {
+          strides: [
+            [1, 1],
+            [2, 2],
+          ],
+        }),
+      ),
+    /one entry per stage/,
+  );
   net.dispose();
 });
 
@@ -66,7 +102,9 @@ test('U-Net overfits one real case: 64x64 ISBI EM crop (membranes, 2D) and a hip
   const net3 = new UNet(smallConfig('unet', 3, { numClasses: 3, features: [8, 16, 32] }));
   const r3 = overfit(net3, hip.image, hip.label, { maxSteps: 300, lr: 1e-2 });
   assert.ok(Math.min(...r3.dice) > 0.95, `3D hippocampus Dice ${r3.dice} after ${r3.steps} steps`);
-  console.log(`overfit: EM membranes Dice ${r2.dice.map((d) => d.toFixed(3))} in ${r2.steps} steps; hippocampus ${r3.dice.map((d) => d.toFixed(3))} in ${r3.steps} steps`);
+  console.log(
+    `overfit: EM membranes Dice ${r2.dice.map((d) => d.toFixed(3))} in ${r2.steps} steps; hippocampus ${r3.dice.map((d) => d.toFixed(3))} in ${r3.steps} steps`,
+  );
   net2.dispose();
   net3.dispose();
 });

@@ -13,7 +13,14 @@ import { checkSafetensorsRoundTrip, checkShapesAndGradients, smallConfig } from 
 torch.manualSeed(0);
 
 const small = (arch: string, dims: 2 | 3, over: Partial<NetworkConfig> = {}): NetworkConfig => {
-  const extra = arch === 'swin-unetr' ? { window: new Array(dims).fill(2) } : arch === 'transunet' ? { depth: 1 } : arch === 'hybridnet' ? { depth: 1, transformerStages: 2 } : {};
+  const extra =
+    arch === 'swin-unetr'
+      ? { window: new Array(dims).fill(2) }
+      : arch === 'transunet'
+        ? { depth: 1 }
+        : arch === 'hybridnet'
+          ? { depth: 1, transformerStages: 2 }
+          : {};
   return smallConfig(arch, dims, { extra, ...over });
 };
 
@@ -38,15 +45,29 @@ for (const arch of names) {
   });
 
   test(`${arch}: 3D shapes and gradients, strides [[1,1,1],[1,2,2],[2,2,2]] at 16x32x24, 4 stages with upsample+conv`, () => {
-    const strides = [[1, 1, 1], [1, 2, 2], [2, 2, 2]];
+    const strides = [
+      [1, 1, 1],
+      [1, 2, 2],
+      [2, 2, 2],
+    ];
     let net = createNetwork(small(arch, 3, { strides }));
     checkShapesAndGradients(net, [16, 32, 24], 1);
     net.dispose();
     net = createNetwork(
       small(arch, 3, {
         features: [4, 8, 8, 16],
-        kernelSizes: [[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
-        strides: [[1, 1, 1], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
+        kernelSizes: [
+          [1, 3, 3],
+          [3, 3, 3],
+          [3, 3, 3],
+          [3, 3, 3],
+        ],
+        strides: [
+          [1, 1, 1],
+          [2, 2, 2],
+          [2, 2, 2],
+          [1, 2, 2],
+        ],
         upsample: 'interpolate',
         norm: 'group',
       }),

@@ -70,12 +70,22 @@ export async function runDemo(o: { out?: string; minutes?: number; log?: (s: str
   const meanDice: Record<string, number> = {};
   for (const s of ev.summary) if (s.metric === 'dice') meanDice[String(s.label)] = s.mean;
   const report = join(out, 'report.html');
-  const times = Object.fromEntries(predicted.outputs.map((x) => [x.input.split('/').pop()!.replace(/\.(nii\.gz|nii|nrrd|png)$/, ''), x.seconds * 1000]));
+  const times = Object.fromEntries(
+    predicted.outputs.map((x) => [
+      x.input
+        .split('/')
+        .pop()!
+        .replace(/\.(nii\.gz|nii|nrrd|png)$/, ''),
+      x.seconds * 1000,
+    ]),
+  );
   await writeReport(report, {
     title: 'medseg demo',
     dataset: ds.name,
     rows: ev.rows,
-    models: [{ name: ev.model, architecture: '3D U-Net (nnU-Net style)', architectureType: 'CNN', inferenceTimesMs: times, modelCardHref: 'model/model-card.md' }],
+    models: [
+      { name: ev.model, architecture: '3D U-Net (nnU-Net style)', architectureType: 'CNN', inferenceTimesMs: times, modelCardHref: 'model/model-card.md' },
+    ],
   });
   return { dataset, modelDir, predictions, evaluation: { meanDice }, report };
 }

@@ -21,7 +21,12 @@ import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
 const MAIN = 'packages/medseg/src/cli/main.ts';
 
 function medseg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, MEDSEG_DEBUG: '' }, timeout: 240_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, MEDSEG_DEBUG: '' },
+    timeout: 240_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -68,41 +73,45 @@ test('the same flags plan the same, also with two CPU hogs running during the ti
   }
 });
 
-test('--minutes 0 is nnU-Net\'s full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out', { timeout: 120_000 }, async () => {
-  const dsDir = await smallDataset(4);
-  const r = medseg('plan', dsDir, '--minutes', '0', '--json');
-  assert.equal(r.status, 0, r.stderr);
-  const written = JSON.parse(readFileSync(storedPlanPath(dsDir), 'utf8')) as Plan;
-  assert.equal(JSON.parse(r.stdout).plan, storedPlanPath(dsDir));
-  assert.equal(written.budget, null);
-  assert.equal(written.epochs, 1000);
-  assert.equal(written.iterationsPerEpoch, 250);
-  assert.equal(written.training.optimizer, 'sgd');
-  assert.equal(written.training.timeBudgetMinutes, 0);
-  // train with the same flag plans anew with the same function, and gets the same plan.
-  const ds = readDataset(dsDir);
-  const fp = await computeFingerprint(ds);
-  const out = mkdtempSync(join(tmpdir(), 'medseg-model-'));
-  const planned = await resolveTrainingPlan({ dataset: dsDir, out, minutes: 0 }, ds, fp);
-  assert.equal(planned.source, 'planned');
-  assert.deepEqual(planned.plan, written);
-  // Without flags train takes the stored plan, even after a hand edit.
-  writeFileSync(storedPlanPath(dsDir), JSON.stringify({ ...written, epochs: 7 }));
-  const stored = await resolveTrainingPlan({ dataset: dsDir, out }, ds, fp);
-  assert.equal(stored.source, 'stored');
-  assert.equal(stored.plan.epochs, 7);
-  // A dataset folder where the plan cannot be written: the error names --out, exit code 2.
-  const blocked = await smallDataset(2);
-  writeFileSync(join(blocked, 'medseg'), 'not a folder');
-  const e = medseg('plan', blocked, '--minutes', '0');
-  assert.equal(e.status, 2, e.stderr);
-  assert.match(e.stderr, /cannot write .*--out/);
-  const elsewhere = join(out, 'elsewhere.json');
-  assert.equal(medseg('plan', blocked, '--minutes', '0', '--out', elsewhere).status, 0);
-  assert.ok(existsSync(elsewhere));
-});
+test(
+  "--minutes 0 is nnU-Net's full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out",
+  { timeout: 120_000 },
+  async () => {
+    const dsDir = await smallDataset(4);
+    const r = medseg('plan', dsDir, '--minutes', '0', '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const written = JSON.parse(readFileSync(storedPlanPath(dsDir), 'utf8')) as Plan;
+    assert.equal(JSON.parse(r.stdout).plan, storedPlanPath(dsDir));
+    assert.equal(written.budget, null);
+    assert.equal(written.epochs, 1000);
+    assert.equal(written.iterationsPerEpoch, 250);
+    assert.equal(written.training.optimizer, 'sgd');
+    assert.equal(written.training.timeBudgetMinutes, 0);
+    // train with the same flag plans anew with the same function, and gets the same plan.
+    const ds = readDataset(dsDir);
+    const fp = await computeFingerprint(ds);
+    const out = mkdtempSync(join(tmpdir(), 'medseg-model-'));
+    const planned = await resolveTrainingPlan({ dataset: dsDir, out, minutes: 0 }, ds, fp);
+    assert.equal(planned.source, 'planned');
+    assert.deepEqual(planned.plan, written);
+    // Without flags train takes the stored plan, even after a hand edit.
+    writeFileSync(storedPlanPath(dsDir), JSON.stringify({ ...written, epochs: 7 }));
+    const stored = await resolveTrainingPlan({ dataset: dsDir, out }, ds, fp);
+    assert.equal(stored.source, 'stored');
+    assert.equal(stored.plan.epochs, 7);
+    // A dataset folder where the plan cannot be written: the error names --out, exit code 2.
+    const blocked = await smallDataset(2);
+    writeFileSync(join(blocked, 'medseg'), 'not a folder');
+    const e = medseg('plan', blocked, '--minutes', '0');
+    assert.equal(e.status, 2, e.stderr);
+    assert.match(e.stderr, /cannot write .*--out/);
+    const elsewhere = join(out, 'elsewhere.json');
+    assert.equal(medseg('plan', blocked, '--minutes', '0', '--out', elsewhere).status, 0);
+    assert.ok(existsSync(elsewhere));
+  },
+);
 
-test('medseg plan, then medseg preprocess and medseg train: the model\'s plan is the written one and the cache is reused', { timeout: 300_000 }, async () => {
+test("medseg plan, then medseg preprocess and medseg train: the model's plan is the written one and the cache is reused", { timeout: 300_000 }, async () => {
   const dsDir = await smallDataset(6);
   const p = medseg('plan', dsDir, '--minutes', '0.2');
   assert.equal(p.status, 0, p.stderr);
@@ -120,7 +129,9 @@ test('medseg plan, then medseg preprocess and medseg train: the model\'s plan is
 });
 
 function writeSplit(dsDir: string): string {
-  const ids = readDataset(dsDir).training.map((c) => c.id).sort();
+  const ids = readDataset(dsDir)
+    .training.map((c) => c.id)
+    .sort();
   const path = join(dsDir, '..', 'split.json');
   writeFileSync(path, JSON.stringify({ train: ids.slice(0, 4), validation: ids.slice(4) }));
   return path;

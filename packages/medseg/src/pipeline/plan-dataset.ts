@@ -38,7 +38,11 @@ export function ensureWritableFolder(path: string, option: string): void {
     mkdirSync(dir, { recursive: true });
     accessSync(dir, constants.W_OK);
   } catch (e) {
-    throw new MedsegIoError('BAD_DATA', `cannot write to ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose another place with ${option}`, path);
+    throw new MedsegIoError(
+      'BAD_DATA',
+      `cannot write to ${dir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): choose another place with ${option}`,
+      path,
+    );
   }
 }
 

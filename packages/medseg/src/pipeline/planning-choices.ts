@@ -40,4 +40,3 @@ export function storedPlanPath(datasetDir: string): string {
 export function hasPlanningChoices(c: PlanningChoices): boolean {
   return Object.values(c).some((v) => v !== undefined);
 }
-

@@ -29,7 +29,10 @@ test('the progress reporter receives the tiles of every fold of a case, up to th
     assert.equal(tiles, 96);
     assert.deepEqual(events[0], { kind: 'start', n: 2 * tiles, label: 'case 1/1 hippocampus_001 (2 folds), tiles' });
     const updates = events.filter((e) => e.kind === 'update').map((e) => e.n);
-    assert.deepEqual(updates, Array.from({ length: 2 * tiles }, (_, i) => i + 1));
+    assert.deepEqual(
+      updates,
+      Array.from({ length: 2 * tiles }, (_, i) => i + 1),
+    );
     assert.equal(events.at(-1)!.kind, 'stop');
   } finally {
     rmSync(dir, { recursive: true, force: true });

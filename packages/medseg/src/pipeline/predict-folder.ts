@@ -92,7 +92,9 @@ export async function listInputs(input: string, o: { series?: string } = {}): Pr
   }
   if (o.series !== undefined) {
     const dicom = cases.filter((c) => c.source.kind === 'dicom');
-    const picked = dicom.filter((c) => c.source.kind === 'dicom' && c.source.seriesInstanceUID === o.series).map((c) => ({ ...c, id: c.id.replace(`_${o.series}`, '') }));
+    const picked = dicom
+      .filter((c) => c.source.kind === 'dicom' && c.source.seriesInstanceUID === o.series)
+      .map((c) => ({ ...c, id: c.id.replace(`_${o.series}`, '') }));
     if (picked.length === 0) {
       const have = dicom.map((c) => (c.source.kind === 'dicom' ? c.source.seriesInstanceUID : '')).join(', ');
       throw new MedsegIoError('NOT_FOUND', `no DICOM series ${o.series} here (${have ? `series found: ${have}` : 'no DICOM image series found'})`, p);
@@ -159,7 +161,10 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
   const inputs = await listInputs(o.input, { series: o.series });
   if (o.format === 'dicom-seg') {
     const notDicom = inputs.filter((c) => c.source.kind !== 'dicom');
-    if (notDicom.length) throw new PredictOptionError(`--format dicom-seg needs DICOM input (a DICOM SEG references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`);
+    if (notDicom.length)
+      throw new PredictOptionError(
+        `--format dicom-seg needs DICOM input (a DICOM SEG references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`,
+      );
   }
   const model = loadModel(o.model, { folds: o.folds, checkpoint: o.checkpoint });
   if (o.format === 'png' && model.plan.dims !== '2d') {

@@ -42,7 +42,8 @@ export async function preprocessForPlan(o: PreprocessOptions): Promise<Preproces
   if (typeof o.plan === 'object') plan = o.plan;
   else if (typeof o.plan === 'string') plan = loadPlan(o.plan);
   else if (storedPlanExists(ds.dir)) plan = loadPlan(storedPlanPath(ds.dir));
-  else throw new MedsegIoError('NOT_FOUND', `the dataset has no plan yet: run \`medseg plan ${ds.dir}\` first, or give one with --plan`, storedPlanPath(ds.dir));
+  else
+    throw new MedsegIoError('NOT_FOUND', `the dataset has no plan yet: run \`medseg plan ${ds.dir}\` first, or give one with --plan`, storedPlanPath(ds.dir));
   const dir = o.out ?? preprocessedDir(ds.dir, plan);
   ensureWritableFolder(join(dir, 'plan-hash.txt'), '--out');
   const r = await preprocessDataset(ds, plan, dir, { onProgress: o.onProgress });

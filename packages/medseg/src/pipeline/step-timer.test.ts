@@ -6,12 +6,27 @@ import type { NetworkConfig } from '../plan/types.ts';
 import { timeTrainingStep } from './step-timer.ts';
 
 const network: NetworkConfig = {
-  architecture: 'unet', dims: 2, inChannels: 1, numClasses: 3, features: [4, 8, 16],
-  kernelSizes: [[3, 3], [3, 3], [3, 3]], strides: [[1, 1], [2, 2], [2, 2]], deepSupervision: true, norm: 'instance',
+  architecture: 'unet',
+  dims: 2,
+  inChannels: 1,
+  numClasses: 3,
+  features: [4, 8, 16],
+  kernelSizes: [
+    [3, 3],
+    [3, 3],
+    [3, 3],
+  ],
+  strides: [
+    [1, 1],
+    [2, 2],
+    [2, 2],
+  ],
+  deepSupervision: true,
+  norm: 'instance',
 };
 const training = defaultTraining({ dims: '2d', patchSize: [32, 48], medianShape: [1, 64, 64], budget: { minutes: 1 } });
 
-test('the step timer runs the plan\'s training step: its optimizer, learning rate and loss', async () => {
+test("the step timer runs the plan's training step: its optimizer, learning rate and loss", async () => {
   const before = torch.liveTensors();
   torch.manualSeed(1);
   const frozen = await timeTrainingStep(network, [32, 48], 2, { ...training, lr: 0 }, { reps: 3 });

@@ -56,4 +56,5 @@ export async function timeTrainingStep(
 }
 
 /** The planner's step timer (PlanOptions.stepTimer). */
-export const timedStepSeconds: StepTimer = async (network, patchSize, batchSize, training) => (await timeTrainingStep(network, patchSize, batchSize, training)).seconds;
+export const timedStepSeconds: StepTimer = async (network, patchSize, batchSize, training) =>
+  (await timeTrainingStep(network, patchSize, batchSize, training)).seconds;

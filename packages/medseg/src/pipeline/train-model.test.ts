@@ -27,12 +27,20 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
     mkdirSync(join(out, 'src', d), { recursive: true });
     for (const id of [...train, ...val]) copyFileSync(join(src, d, `${id}.nii.gz`), join(out, 'src', d, `${id}.nii.gz`));
   }
-  const dsDir = await importPairedFolders(join(out, 'src/images'), join(out, 'src/labels'), join(out, 'dataset'), { name: 'hippo-small', channelNames: ['MRI'] });
+  const dsDir = await importPairedFolders(join(out, 'src/images'), join(out, 'src/labels'), join(out, 'dataset'), {
+    name: 'hippo-small',
+    channelNames: ['MRI'],
+  });
   const fp = await computeFingerprint(readDataset(dsDir));
   const plan = await makePlan(fp, {});
   // nnU-Net's topology for hippocampus: 40x56x40 patches, three isotropic poolings.
   assert.deepEqual(plan.patchSize, [40, 56, 40]);
-  assert.deepEqual(plan.network.strides, [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]]);
+  assert.deepEqual(plan.network.strides, [
+    [1, 1, 1],
+    [2, 2, 2],
+    [2, 2, 2],
+    [2, 2, 2],
+  ]);
   // Shrunk to a CPU-test size: 16 base channels, batch 2, 120 AdamW steps, no TTA.
   plan.network.features = [16, 32, 64, 128];
   plan.batchSize = 2;
@@ -43,7 +51,15 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
 
   const model = join(out, 'model');
   const r = await trainModel({ dataset: dsDir, out: model, plan, split: { train, val }, log: () => {}, progress: quiet });
-  for (const f of ['plan.json', 'splits.json', 'postprocessing.json', 'model-card.md', 'model-card.json', 'fold_0/model_best.safetensors', 'fold_0/log.jsonl']) {
+  for (const f of [
+    'plan.json',
+    'splits.json',
+    'postprocessing.json',
+    'model-card.md',
+    'model-card.json',
+    'fold_0/model_best.safetensors',
+    'fold_0/log.jsonl',
+  ]) {
     assert.ok(existsSync(join(model, f)), `model folder lacks ${f}`);
   }
   assert.equal(r.folds[0]!.result.epochsRun, 3);

@@ -75,13 +75,18 @@ export type PlanSource = 'given' | 'resumed' | 'stored' | 'planned';
  * choice is made; else a new plan (planDataset, the same function as
  * `medseg plan`), not written to the dataset folder.
  */
-export async function resolveTrainingPlan(o: TrainModelOptions, ds: Dataset, fp: Fingerprint): Promise<{ plan: Plan; source: PlanSource; from: string | null }> {
+export async function resolveTrainingPlan(
+  o: TrainModelOptions,
+  ds: Dataset,
+  fp: Fingerprint,
+): Promise<{ plan: Plan; source: PlanSource; from: string | null }> {
   const choices: PlanningChoices = { minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims };
   if (typeof o.plan === 'string') return { plan: loadPlan(o.plan), source: 'given', from: o.plan };
   if (o.plan) return { plan: validatePlan(o.plan), source: 'given', from: null };
   const modelPlan = modelFile(o.out, 'plan');
   if (o.resume && existsSync(modelPlan)) return { plan: loadPlan(modelPlan), source: 'resumed', from: modelPlan };
-  if (!hasPlanningChoices(choices) && storedPlanExists(ds.dir)) return { plan: loadPlan(storedPlanPath(ds.dir)), source: 'stored', from: storedPlanPath(ds.dir) };
+  if (!hasPlanningChoices(choices) && storedPlanExists(ds.dir))
+    return { plan: loadPlan(storedPlanPath(ds.dir)), source: 'stored', from: storedPlanPath(ds.dir) };
   const { plan } = await planDataset({ dataset: ds, choices, fingerprint: fp, out: null });
   return { plan, source: 'planned', from: null };
 }
@@ -139,10 +144,15 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     given: `the given plan${resolved.from ? ` ${resolved.from}` : ''}`,
     resumed: `the interrupted run's plan ${resolved.from}`,
     stored: `the dataset's stored plan ${resolved.from}`,
-    planned: storedPlanExists(ds.dir) ? 'planned anew (planning options given; the stored plan is left as it is)' : 'planned anew (the dataset has no stored plan: `medseg plan` makes one)',
+    planned: storedPlanExists(ds.dir)
+      ? 'planned anew (planning options given; the stored plan is left as it is)'
+      : 'planned anew (the dataset has no stored plan: `medseg plan` makes one)',
   };
   log(`plan: ${said[resolved.source]}`);
-  if (resolved.source === 'given' && hasPlanningChoices({ minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims })) {
+  if (
+    resolved.source === 'given' &&
+    hasPlanningChoices({ minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims })
+  ) {
     log('note: the given plan is used as it is; the planning options are ignored');
   }
   await savePlan(planPath, plan);
@@ -201,7 +211,10 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       }
     }
     const valDice = foreground.map((k) => {
-      const d = rows.filter((r) => r.fold === fold && r.label === k).map((r) => Number(r.dice)).filter(Number.isFinite);
+      const d = rows
+        .filter((r) => r.fold === fold && r.label === k)
+        .map((r) => Number(r.dice))
+        .filter(Number.isFinite);
       return d.reduce((a, b) => a + b, 0) / Math.max(1, d.length);
     });
     log(`fold ${fold}: validation Dice (best weights, TTA) ${valDice.map((d) => d.toFixed(4)).join(' / ')}`);

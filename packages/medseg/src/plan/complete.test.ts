@@ -42,7 +42,12 @@ test('completePlan fills what a draft leaves out and keeps what it has; the opti
   assert.equal(budgeted.training.optimizer, 'adamw');
   assert.equal(budgeted.training.timeBudgetMinutes, 5);
   // A partial hand-written section: the given fields stay, the defaults follow the given optimizer.
-  const partial = completePlan({ ...draft, budget: { minutes: 5 } as PlanDraft['budget'], training: { optimizer: 'sgd', lr: 0.003, loss: { name: 'dice_focal' } }, inference: { mirror: false } });
+  const partial = completePlan({
+    ...draft,
+    budget: { minutes: 5 } as PlanDraft['budget'],
+    training: { optimizer: 'sgd', lr: 0.003, loss: { name: 'dice_focal' } },
+    inference: { mirror: false },
+  });
   assert.equal(partial.training.optimizer, 'sgd');
   assert.equal(partial.training.lr, 0.003);
   assert.equal(partial.training.schedule, 'poly');

@@ -66,7 +66,10 @@ export function defaultOptimizer(hasBudget: boolean): 'sgd' | 'adamw' {
 }
 
 /** Training settings for a plan's dims, patch, median shape and budget. */
-export function defaultTraining(plan: Pick<PlanDraft, 'dims' | 'patchSize' | 'medianShape'> & { budget: Pick<BudgetInfo, 'minutes'> | null }, c: TrainingChoices = {}): TrainingSettings {
+export function defaultTraining(
+  plan: Pick<PlanDraft, 'dims' | 'patchSize' | 'medianShape'> & { budget: Pick<BudgetInfo, 'minutes'> | null },
+  c: TrainingChoices = {},
+): TrainingSettings {
   const optimizer = c.optimizer ?? defaultOptimizer(plan.budget !== null);
   return {
     optimizer,

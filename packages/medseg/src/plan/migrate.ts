@@ -19,7 +19,11 @@ export function migratePlan(raw: unknown, path?: string): unknown {
   for (let guard = 0; p.schema !== PLAN_SCHEMA && guard < 10; guard++) {
     const step = MIGRATIONS[String(p.schema)];
     if (!step) {
-      throw new MedsegIoError('UNSUPPORTED', `plan schema ${JSON.stringify(p.schema)} is not one this medseg reads (${[...Object.keys(MIGRATIONS), PLAN_SCHEMA].join(', ')}); a newer medseg wrote it?`, path);
+      throw new MedsegIoError(
+        'UNSUPPORTED',
+        `plan schema ${JSON.stringify(p.schema)} is not one this medseg reads (${[...Object.keys(MIGRATIONS), PLAN_SCHEMA].join(', ')}); a newer medseg wrote it?`,
+        path,
+      );
     }
     p = step(p);
   }

@@ -79,7 +79,12 @@ export function weightsFile(foldPath: string, choice?: CheckpointChoice): string
   if (!existsSync(best) && !existsSync(final)) return null;
   if (choice) {
     const wanted = choice === 'best' ? best : final;
-    if (!existsSync(wanted)) throw new MedsegIoError('NOT_FOUND', `this fold has no ${choice} weights (${FOLD_FILES[choice]}); use --checkpoint ${choice === 'best' ? 'final' : 'best'}`, wanted);
+    if (!existsSync(wanted))
+      throw new MedsegIoError(
+        'NOT_FOUND',
+        `this fold has no ${choice} weights (${FOLD_FILES[choice]}); use --checkpoint ${choice === 'best' ? 'final' : 'best'}`,
+        wanted,
+      );
     return wanted;
   }
   return existsSync(best) ? best : final;

@@ -34,7 +34,8 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
   if (typeof n.architecture !== 'string' || n.architecture === '') fail(path, 'network.architecture must name an architecture');
   if (n.dims !== d) fail(path, `network.dims (${n.dims}) does not match dims ${plan.dims}`);
   if (n.inChannels !== plan.channels.length) fail(path, `network.inChannels (${n.inChannels}) must equal the number of channels (${plan.channels.length})`);
-  if (n.numClasses !== Object.keys(plan.labels).length) fail(path, `network.numClasses (${n.numClasses}) must equal the number of labels (${Object.keys(plan.labels).length})`);
+  if (n.numClasses !== Object.keys(plan.labels).length)
+    fail(path, `network.numClasses (${n.numClasses}) must equal the number of labels (${Object.keys(plan.labels).length})`);
   const S = n.features?.length;
   if (!S || !n.features.every(posInt)) fail(path, 'network.features must be positive integers');
   for (const key of ['strides', 'kernelSizes'] as const) {
@@ -50,8 +51,10 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
   }
   if (!Array.isArray(plan.normalization) || plan.normalization.length !== plan.channels.length) fail(path, 'normalization must have one entry per channel');
   plan.normalization.forEach((nm, c) => {
-    if (!['ct', 'zscore', 'rescale01', 'rgb01', 'none'].includes(nm.scheme)) fail(path, `normalization[${c}].scheme "${nm.scheme}" is not one of ct, zscore, rescale01, rgb01, none`);
-    if (nm.scheme === 'ct' && !(Array.isArray(nm.clip) && Number.isFinite(nm.mean) && Number.isFinite(nm.std))) fail(path, `normalization[${c}]: CT needs clip [lo, hi], mean and std`);
+    if (!['ct', 'zscore', 'rescale01', 'rgb01', 'none'].includes(nm.scheme))
+      fail(path, `normalization[${c}].scheme "${nm.scheme}" is not one of ct, zscore, rescale01, rgb01, none`);
+    if (nm.scheme === 'ct' && !(Array.isArray(nm.clip) && Number.isFinite(nm.mean) && Number.isFinite(nm.std)))
+      fail(path, `normalization[${c}]: CT needs clip [lo, hi], mean and std`);
   });
   const aug = plan.augmentation as unknown as Record<string, { p?: number }>;
   if (!aug || typeof aug !== 'object') fail(path, 'augmentation is missing');
@@ -60,7 +63,8 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
   }
   if (typeof (aug.dummy2d as unknown) !== 'boolean') fail(path, 'augmentation.dummy2d must be true or false');
   for (const [k, v] of Object.entries(aug)) {
-    if (v && typeof v === 'object' && 'p' in v && !(typeof v.p === 'number' && v.p >= 0 && v.p <= 1)) fail(path, `augmentation.${k}.p must be a probability in [0, 1]`);
+    if (v && typeof v === 'object' && 'p' in v && !(typeof v.p === 'number' && v.p >= 0 && v.p <= 1))
+      fail(path, `augmentation.${k}.p must be a probability in [0, 1]`);
   }
   if (!(plan.oversampleForeground >= 0 && plan.oversampleForeground <= 1)) fail(path, 'oversampleForeground must be in [0, 1]');
   const t = plan.training;
@@ -69,11 +73,13 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
     const check = (key: string, ok: boolean, what: string) => {
       if (!ok) fail(path, `training.${key} ${what}`);
     };
-    if (t.optimizer !== undefined) check('optimizer', t.optimizer === 'sgd' || t.optimizer === 'adamw', `must be "sgd" or "adamw", got ${JSON.stringify(t.optimizer)}`);
+    if (t.optimizer !== undefined)
+      check('optimizer', t.optimizer === 'sgd' || t.optimizer === 'adamw', `must be "sgd" or "adamw", got ${JSON.stringify(t.optimizer)}`);
     if (t.lr !== undefined) check('lr', nonNeg(t.lr), 'must be a number >= 0');
     if (t.weightDecay !== undefined) check('weightDecay', nonNeg(t.weightDecay), 'must be a number >= 0');
     if (t.momentum !== undefined) check('momentum', nonNeg(t.momentum) && t.momentum < 1, 'must be in [0, 1)');
-    if (t.schedule !== undefined) check('schedule', ['poly', 'cosine', 'constant'].includes(t.schedule), `must be poly, cosine or constant, got ${JSON.stringify(t.schedule)}`);
+    if (t.schedule !== undefined)
+      check('schedule', ['poly', 'cosine', 'constant'].includes(t.schedule), `must be poly, cosine or constant, got ${JSON.stringify(t.schedule)}`);
     if (t.warmupEpochs !== undefined) check('warmupEpochs', nonNeg(t.warmupEpochs), 'must be a number >= 0');
     if (t.gradClip !== undefined) check('gradClip', nonNeg(t.gradClip), 'must be a number >= 0 (0 disables clipping)');
     if (t.checkpointEvery !== undefined) check('checkpointEvery', posInt(t.checkpointEvery), 'must be a positive integer');
@@ -82,7 +88,8 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
     const l = t.loss;
     if (l !== undefined) {
       if (!l || typeof l !== 'object') fail(path, 'training.loss must be an object');
-      if (l.name !== undefined) check('loss.name', ['dice_ce', 'dice_focal', 'ce', 'dice'].includes(l.name), `must be dice_ce, dice_focal, ce or dice, got ${JSON.stringify(l.name)}`);
+      if (l.name !== undefined)
+        check('loss.name', ['dice_ce', 'dice_focal', 'ce', 'dice'].includes(l.name), `must be dice_ce, dice_focal, ce or dice, got ${JSON.stringify(l.name)}`);
       if (l.batchDice !== undefined) check('loss.batchDice', typeof l.batchDice === 'boolean', 'must be true or false');
       if (l.includeBackground !== undefined) check('loss.includeBackground', typeof l.includeBackground === 'boolean', 'must be true or false');
     }
@@ -91,7 +98,8 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
   if (inf !== undefined) {
     if (!inf || typeof inf !== 'object') fail(path, 'inference must be an object');
     if (inf.mirror !== undefined && typeof inf.mirror !== 'boolean') fail(path, 'inference.mirror must be true or false');
-    if (inf.stepFraction !== undefined && !(typeof inf.stepFraction === 'number' && inf.stepFraction > 0 && inf.stepFraction <= 1)) fail(path, 'inference.stepFraction must be in (0, 1]');
+    if (inf.stepFraction !== undefined && !(typeof inf.stepFraction === 'number' && inf.stepFraction > 0 && inf.stepFraction <= 1))
+      fail(path, 'inference.stepFraction must be in (0, 1]');
     if (inf.transpose !== undefined && typeof inf.transpose !== 'boolean') fail(path, 'inference.transpose must be true or false');
     if (inf.transpose && d !== 2) fail(path, 'inference.transpose applies to 2d plans only');
   }
@@ -103,12 +111,25 @@ export function validatePlan(p: unknown, path?: string): Plan {
   const plan = validatePlanDraft(p, path);
   const t = plan.training;
   if (!t) fail(path, 'training is missing (complete the plan with completePlan)');
-  for (const key of ['optimizer', 'lr', 'weightDecay', 'momentum', 'schedule', 'warmupEpochs', 'loss', 'gradClip', 'checkpointEvery', 'earlyStoppingPatience', 'timeBudgetMinutes'] as const) {
+  for (const key of [
+    'optimizer',
+    'lr',
+    'weightDecay',
+    'momentum',
+    'schedule',
+    'warmupEpochs',
+    'loss',
+    'gradClip',
+    'checkpointEvery',
+    'earlyStoppingPatience',
+    'timeBudgetMinutes',
+  ] as const) {
     if (t[key] === undefined) fail(path, `training.${key} is missing`);
   }
   if (t.loss!.name === undefined || t.loss!.batchDice === undefined) fail(path, 'training.loss needs name and batchDice');
   const inf = plan.inference;
-  if (!inf || inf.mirror === undefined || inf.stepFraction === undefined || inf.transpose === undefined) fail(path, 'inference needs mirror, stepFraction and transpose');
+  if (!inf || inf.mirror === undefined || inf.stepFraction === undefined || inf.transpose === undefined)
+    fail(path, 'inference needs mirror, stepFraction and transpose');
   if (!plan.augmentation.transpose) fail(path, 'augmentation.transpose is missing');
   return plan as Plan;
 }

@@ -23,7 +23,7 @@ export function synthSlice(s: SynthSlice): Uint8Array {
   const rows = s.rows ?? 4;
   const cols = s.columns ?? 5;
   const px = new Int16Array(s.noPixels ? 0 : Math.min(rows * cols, 1 << 16));
-  for (let i = 0; i < px.length; i++) px[i] = (i * 7 + Math.round(s.z * 10)) % 300 - 100;
+  for (let i = 0; i < px.length; i++) px[i] = ((i * 7 + Math.round(s.z * 10)) % 300) - 100;
   const ds = dataset(
     el.str(T.SOPClassUID, 'UI', '1.2.840.10008.5.1.4.1.1.2'),
     el.str(T.SOPInstanceUID, 'UI', s.sop ?? `1.2.3.4.${Math.round(s.z * 100) + 100000}.${s.series ?? '1'}`),

@@ -37,12 +37,41 @@ function baseDraft(kind: FixtureKind): PlanDraft {
       inChannels: 1,
       numClasses: 3,
       features: [4, 8],
-      kernelSizes: kind === 'ct3d' ? [[1, 3, 3], [1, 3, 3]] : three ? [k3, k3] : [[3, 3], [3, 3]],
-      strides: kind === 'ct3d' ? [[1, 1, 1], [1, 2, 2]] : three ? [[1, 1, 1], [2, 2, 2]] : [[1, 1], [2, 2]],
+      kernelSizes:
+        kind === 'ct3d'
+          ? [
+              [1, 3, 3],
+              [1, 3, 3],
+            ]
+          : three
+            ? [k3, k3]
+            : [
+                [3, 3],
+                [3, 3],
+              ],
+      strides:
+        kind === 'ct3d'
+          ? [
+              [1, 1, 1],
+              [1, 2, 2],
+            ]
+          : three
+            ? [
+                [1, 1, 1],
+                [2, 2, 2],
+              ]
+            : [
+                [1, 1],
+                [2, 2],
+              ],
       deepSupervision: false,
       norm: 'instance',
     },
-    normalization: [kind === 'ct3d' ? { channel: 'CT', scheme: 'ct', useMaskForNorm: false, clip: [-100, 300], mean: 60, std: 80 } : { channel: 'MRI', scheme: 'zscore', useMaskForNorm: false }],
+    normalization: [
+      kind === 'ct3d'
+        ? { channel: 'CT', scheme: 'ct', useMaskForNorm: false, clip: [-100, 300], mean: 60, std: 80 }
+        : { channel: 'MRI', scheme: 'zscore', useMaskForNorm: false },
+    ],
     resampling: { image: 'bspline3', label: 'onehot-linear', separateZ: true, anisotropyThreshold: 3 },
     augmentation: defaultAugmentation(three ? 3 : 2, kind === 'gray2d' ? [16, 16] : [16, 16, 16]),
     oversampleForeground: 0.33,

@@ -143,7 +143,10 @@ export function diceCe(logits: Tensor, label: Tensor, numClasses: number): Tenso
   const ce = F.crossEntropy(logits, label);
   const prob = F.softmax(logits, 1);
   const nd = logits.ndim;
-  const onehot = torch.oneHot(label, numClasses).float().permute([0, nd - 1, ...Array.from({ length: nd - 2 }, (_, i) => i + 1)]);
+  const onehot = torch
+    .oneHot(label, numClasses)
+    .float()
+    .permute([0, nd - 1, ...Array.from({ length: nd - 2 }, (_, i) => i + 1)]);
   const axes = [0, ...logits.shape.slice(2).map((_, i) => i + 2)];
   const inter = prob.mul(onehot).sum(axes);
   const denom = prob.sum(axes).add(onehot.sum(axes));
@@ -156,12 +159,17 @@ export function diceCe(logits: Tensor, label: Tensor, numClasses: number): Tenso
  * (every class) of the full-resolution output exceeds `target` (checked every 10 steps in
  * eval mode) or `maxSteps` pass. Returns the last Dice scores and steps used.
  */
-export function overfit(net: SegmentationNetwork, image: Tensor, label: Tensor, o: { maxSteps: number; lr?: number; target?: number }): { dice: number[]; steps: number } {
+export function overfit(
+  net: SegmentationNetwork,
+  image: Tensor,
+  label: Tensor,
+  o: { maxSteps: number; lr?: number; target?: number },
+): { dice: number[]; steps: number } {
   const opt = new torch.optim.Adam(net.parameters(), { lr: o.lr ?? 3e-3 });
   const k = net.config.numClasses;
   let dice: number[] = [];
   let step = 0;
-  for (; step < o.maxSteps; ) {
+  for (; step < o.maxSteps;) {
     net.train();
     torch.tidy(() => {
       opt.zeroGrad();
@@ -205,7 +213,12 @@ export async function hippocampusCrop(size: [number, number, number], caseId = '
     const start = size.map((s, i) => Math.max(0, Math.min(full[i]! - s, Math.round(fg[i]! - s / 2))));
     if (size.some((s, i) => s > full[i]!)) throw new Error(`crop [${size}] larger than the case [${full}]`);
     const crop = (t: Tensor) => t.narrow(0, start[0]!, size[0]).narrow(1, start[1]!, size[1]).narrow(2, start[2]!, size[2]).contiguous();
-    return { image: zscore(crop(vol)).reshape([1, 1, ...size]), label: crop(seg).long().reshape([1, ...size]) };
+    return {
+      image: zscore(crop(vol)).reshape([1, 1, ...size]),
+      label: crop(seg)
+        .long()
+        .reshape([1, ...size]),
+    };
   });
 }
 

@@ -33,7 +33,11 @@ function gauss(rand: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
 
-export function syntheticRows(nCases = 30, seed = 2024, models = SYNTHETIC_MODELS): { rows: MetricRow[]; subgroups: Subgroups; times: Record<string, number[]> } {
+export function syntheticRows(
+  nCases = 30,
+  seed = 2024,
+  models = SYNTHETIC_MODELS,
+): { rows: MetricRow[]; subgroups: Subgroups; times: Record<string, number[]> } {
   const rand = seededRandom(seed);
   const sites = ['Site A (Siemens 3T)', 'Site B (GE 1.5T)', 'Site C (Philips 3T)'];
   const subgroups: Subgroups = {};
@@ -41,7 +45,11 @@ export function syntheticRows(nCases = 30, seed = 2024, models = SYNTHETIC_MODEL
   for (let i = 0; i < nCases; i++) {
     const id = `case_${String(i + 1).padStart(3, '0')}`;
     const site = i % 3;
-    subgroups[id] = { site: sites[site]!, sex: rand() < 0.5 ? 'F' : 'M', ...(i % 7 === 3 ? {} : { tumour_size: rand() < 0.4 ? 'small (<2 cm)' : 'large (≥2 cm)' }) };
+    subgroups[id] = {
+      site: sites[site]!,
+      sex: rand() < 0.5 ? 'F' : 'M',
+      ...(i % 7 === 3 ? {} : { tumour_size: rand() < 0.4 ? 'small (<2 cm)' : 'large (≥2 cm)' }),
+    };
     difficulty.push(Math.abs(gauss(rand)) * 0.06 + (site === 1 ? 0.05 : 0) + (subgroups[id]!.tumour_size?.startsWith('small') ? 0.06 : 0));
   }
   const rows: MetricRow[] = [];

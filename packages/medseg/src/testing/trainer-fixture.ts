@@ -22,13 +22,20 @@ export class TinySegNet extends nn.Module {
 /** A sphere of radius r at a seeded random centre, plus noise; label = the sphere. */
 function sample(gen: torch.Generator, size: number): { image: Tensor; label: Tensor } {
   return torch.tidy(() => {
-    const c = torch.rand([3], { generator: gen }).mul(size / 2).add(size / 4).toArray();
+    const c = torch
+      .rand([3], { generator: gen })
+      .mul(size / 2)
+      .add(size / 4)
+      .toArray();
     const r = 3 + torch.rand([1], { generator: gen }).item() * 3;
     const ax = torch.arange(0, size, 1, { dtype: 'float32' });
     const dz = ax.sub(c[0]!).pow(2).reshape([size, 1, 1]);
     const dy = ax.sub(c[1]!).pow(2).reshape([1, size, 1]);
     const dx = ax.sub(c[2]!).pow(2).reshape([1, 1, size]);
-    const inside = dz.add(dy).add(dx).le(r * r);
+    const inside = dz
+      .add(dy)
+      .add(dx)
+      .le(r * r);
     const noise = torch.randn([size, size, size], { generator: gen }).mul(0.3);
     return { image: inside.float().add(noise).unsqueeze(0), label: inside.to('uint8') };
   });

@@ -31,9 +31,7 @@ test('soft Dice, focal and Dice+CE match a PyTorch reference', () => {
   torch.tidy(() => {
     const logits = torch.randn(shape, { dtype: 'float64' });
     const labels = torch.randint(0, 3, [2, 5, 6, 4]);
-    const ref = JSON.parse(
-      runPython(['-c', PY], { input: JSON.stringify({ logits: logits.toArray(), labels: labels.toArray(), shape }) }),
-    );
+    const ref = JSON.parse(runPython(['-c', PY], { input: JSON.stringify({ logits: logits.toArray(), labels: labels.toArray(), shape }) }));
     assert.ok(Math.abs(softDiceLoss(logits, labels).item() - ref.dice) < 1e-9);
     assert.ok(Math.abs(softDiceLoss(logits, labels, { batchDice: true, includeBackground: true }).item() - ref.dice_batch_bg) < 1e-9);
     assert.ok(Math.abs(focalLoss(logits, labels).item() - ref.focal) < 1e-9);

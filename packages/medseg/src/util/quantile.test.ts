@@ -9,9 +9,18 @@ test('quantiles match numpy.percentile (linear) on random lists of every small l
   const lists = Array.from({ length: 12 }, (_, n) => Array.from({ length: n + 1 }, () => Math.round(rand() * 1000) / 10));
   const qs = [0, 0.5, 5, 25, 50, 95, 99.5, 100];
   const want = JSON.parse(
-    runPython(['-c', 'import sys,json,numpy as np; L=json.load(sys.stdin); print(json.dumps([[float(np.percentile(x,q)) for q in %s] for x in L]))'.replace('%s', JSON.stringify(qs))], {
-      input: JSON.stringify(lists),
-    }),
+    runPython(
+      [
+        '-c',
+        'import sys,json,numpy as np; L=json.load(sys.stdin); print(json.dumps([[float(np.percentile(x,q)) for q in %s] for x in L]))'.replace(
+          '%s',
+          JSON.stringify(qs),
+        ),
+      ],
+      {
+        input: JSON.stringify(lists),
+      },
+    ),
   ) as number[][];
   lists.forEach((xs, i) => {
     const sorted = [...xs].sort((a, b) => a - b);

@@ -24,7 +24,10 @@ export function percentileSorted(sorted: ArrayLike<number>, p: number): number {
 }
 
 export function quantile(values: readonly number[], q: number): number {
-  return quantileSorted([...values].sort((a, b) => a - b), q);
+  return quantileSorted(
+    [...values].sort((a, b) => a - b),
+    q,
+  );
 }
 
 /** Median (NaN when empty). */

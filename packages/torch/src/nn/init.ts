@@ -82,4 +82,3 @@ export function truncNormal_(t: Tensor, std = 0.02, a = -2 * std, b = 2 * std, g
     return t.clamp_(a, b);
   });
 }
-

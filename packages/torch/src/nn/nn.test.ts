@@ -48,7 +48,14 @@ const xb = randnT([2, 3, 9, 8], 4, { scale: 2, shift: 0.5 });
   const c1 = new nn.Conv1d(3, 4, 3, { stride: 2, padding: 1 });
   layerCase('Conv1d', c1, 'nn.Conv1d(3, 4, 3, stride=2, padding=1)', 'out = m(x1)', { x1 }, () => c1.forward(x1));
   const c2 = new nn.Conv2d(3, 6, [3, 2], { padding: [1, 0], dilation: [1, 2], groups: 3, bias: false });
-  layerCase('Conv2d (groups, dilation, no bias)', c2, 'nn.Conv2d(3, 6, (3, 2), padding=(1, 0), dilation=(1, 2), groups=3, bias=False)', 'out = m(x2)', { x2 }, () => c2.forward(x2));
+  layerCase(
+    'Conv2d (groups, dilation, no bias)',
+    c2,
+    'nn.Conv2d(3, 6, (3, 2), padding=(1, 0), dilation=(1, 2), groups=3, bias=False)',
+    'out = m(x2)',
+    { x2 },
+    () => c2.forward(x2),
+  );
   const c3 = new nn.Conv3d(3, 2, 3, { stride: [1, 2, 2], padding: 1 });
   layerCase('Conv3d', c3, 'nn.Conv3d(3, 2, 3, stride=(1, 2, 2), padding=1)', 'out = m(x3)', { x3 }, () => c3.forward(x3));
   const t1 = new nn.ConvTranspose1d(3, 2, 4, { stride: 2, padding: 1 });
@@ -84,10 +91,17 @@ out = (y1, y2, y3, m.running_mean, m.running_var, m.num_batches_tracked)`,
     },
   );
   const bn1 = new nn.BatchNorm(3, { affine: false, eps: 1e-3 });
-  layerCase('BatchNorm1d without affine', bn1, 'nn.BatchNorm1d(3, affine=False, eps=1e-3)', 'm.train(); y = m(x1); out = (y, m.running_mean, m.running_var)', { x1 }, () => {
-    bn1.train();
-    return [bn1.forward(x1), bn1.runningMean!, bn1.runningVar!];
-  });
+  layerCase(
+    'BatchNorm1d without affine',
+    bn1,
+    'nn.BatchNorm1d(3, affine=False, eps=1e-3)',
+    'm.train(); y = m(x1); out = (y, m.running_mean, m.running_var)',
+    { x1 },
+    () => {
+      bn1.train();
+      return [bn1.forward(x1), bn1.runningMean!, bn1.runningVar!];
+    },
+  );
   const bn3 = new nn.BatchNorm(3);
   layerCase('BatchNorm3d', bn3, 'nn.BatchNorm3d(3)', 'm.train(); y = m(x3); m.eval(); out = (y, m(x3), m.running_var)', { x3 }, () => {
     bn3.train();
@@ -146,12 +160,22 @@ out = (y1, y2, y3, m.running_mean, m.running_var, m.num_batches_tracked)`,
     },
   );
   const mhaNb = new nn.MultiheadAttention(E, 4, { bias: false });
-  layerCase('MultiheadAttention without bias, 4 heads', mhaNb, 'nn.MultiheadAttention(8, 4, bias=False, batch_first=True)', 'out = m(q, kv, kv)', { q, kv }, () => r(mhaNb.forward(q, kv, kv)));
+  layerCase(
+    'MultiheadAttention without bias, 4 heads',
+    mhaNb,
+    'nn.MultiheadAttention(8, 4, bias=False, batch_first=True)',
+    'out = m(q, kv, kv)',
+    { q, kv },
+    () => r(mhaNb.forward(q, kv, kv)),
+  );
 }
 
 // ---- state dict names and parameter counts of a composite network ---------------------------
 class Net extends nn.Module {
-  readonly features = this.module('features', new nn.Sequential(new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm(8), new nn.ReLU(), new nn.Conv2d(8, 8, 3, { bias: false })));
+  readonly features = this.module(
+    'features',
+    new nn.Sequential(new nn.Conv2d(3, 8, 3, { padding: 1 }), new nn.BatchNorm(8), new nn.ReLU(), new nn.Conv2d(8, 8, 3, { bias: false })),
+  );
   readonly attn = this.module('attn', new nn.MultiheadAttention(8, 2));
   readonly norm = this.module('norm', new nn.LayerNorm(8));
   readonly head = this.module('head', new nn.Linear(8, 4));
@@ -274,8 +298,14 @@ test('nn: forward hooks see inputs and output, fire per call, and can be removed
 test('nn: parameters require grad, buffers do not; numParameters counts trainable elements', () => {
   torch.tidy(() => {
     const bn = new nn.BatchNorm(5);
-    assert.deepEqual(bn.namedParameters().map(([n]) => n), ['weight', 'bias']);
-    assert.deepEqual(bn.namedBuffers().map(([n]) => n), ['running_mean', 'running_var', 'num_batches_tracked']);
+    assert.deepEqual(
+      bn.namedParameters().map(([n]) => n),
+      ['weight', 'bias'],
+    );
+    assert.deepEqual(
+      bn.namedBuffers().map(([n]) => n),
+      ['running_mean', 'running_var', 'num_batches_tracked'],
+    );
     assert.ok(bn.parameters().every((p) => p.requiresGrad));
     assert.ok(bn.namedBuffers().every(([, b]) => !b.requiresGrad));
     assert.equal(bn.numParameters(), 10);

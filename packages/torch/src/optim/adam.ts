@@ -49,7 +49,10 @@ export class Adam extends Optimizer {
       maxSq.copy_(maxSq.maximum(expAvgSq));
       second = maxSq;
     }
-    const denom = second.sqrt().div_(Math.sqrt(bc2)).add_(g.eps as number);
+    const denom = second
+      .sqrt()
+      .div_(Math.sqrt(bc2))
+      .add_(g.eps as number);
     p.addcdiv_(expAvg, denom, -lr / bc1);
   }
 }

@@ -10,10 +10,7 @@ export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): n
     tidy(() => {
       const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
       if (grads.length === 0) return 0;
-      const total =
-        normType === Infinity
-          ? stack(grads.map((g) => g.abs().max())).max()
-          : stack(grads.map((g) => g.norm(normType))).norm(normType);
+      const total = normType === Infinity ? stack(grads.map((g) => g.abs().max())).max() : stack(grads.map((g) => g.norm(normType))).norm(normType);
       const totalValue = total.item();
       if (!Number.isFinite(totalValue)) return totalValue;
       const coef = maxNorm / (totalValue + 1e-6);

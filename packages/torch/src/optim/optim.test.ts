@@ -54,21 +54,40 @@ out = [p.detach() for p in ps]`,
 
 optimizerCase('SGD plain', 'torch.optim.SGD(ps, lr=0.1)', (ps) => new optim.SGD(ps, { lr: 0.1 }));
 optimizerCase('SGD momentum', 'torch.optim.SGD(ps, lr=0.05, momentum=0.9)', (ps) => new optim.SGD(ps, { lr: 0.05, momentum: 0.9 }));
-optimizerCase('SGD momentum + dampening + weight decay', 'torch.optim.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01)', (ps) =>
-  new optim.SGD(ps, { lr: 0.05, momentum: 0.8, dampening: 0.3, weightDecay: 0.01 }),
+optimizerCase(
+  'SGD momentum + dampening + weight decay',
+  'torch.optim.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01)',
+  (ps) => new optim.SGD(ps, { lr: 0.05, momentum: 0.8, dampening: 0.3, weightDecay: 0.01 }),
 );
-optimizerCase('SGD Nesterov + weight decay', 'torch.optim.SGD(ps, lr=0.01, momentum=0.99, nesterov=True, weight_decay=3e-5)', (ps) =>
-  new optim.SGD(ps, { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 }),
+optimizerCase(
+  'SGD Nesterov + weight decay',
+  'torch.optim.SGD(ps, lr=0.01, momentum=0.99, nesterov=True, weight_decay=3e-5)',
+  (ps) => new optim.SGD(ps, { lr: 0.01, momentum: 0.99, nesterov: true, weightDecay: 3e-5 }),
 );
 optimizerCase('Adam defaults', 'torch.optim.Adam(ps)', (ps) => new optim.Adam(ps));
-optimizerCase('Adam lr, betas, eps, weight decay', 'torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)', (ps) =>
-  new optim.Adam(ps, { lr: 0.01, betas: [0.8, 0.99], eps: 1e-6, weightDecay: 0.1 }),
+optimizerCase(
+  'Adam lr, betas, eps, weight decay',
+  'torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)',
+  (ps) => new optim.Adam(ps, { lr: 0.01, betas: [0.8, 0.99], eps: 1e-6, weightDecay: 0.1 }),
 );
 optimizerCase('Adam amsgrad', 'torch.optim.Adam(ps, lr=0.02, amsgrad=True)', (ps) => new optim.Adam(ps, { lr: 0.02, amsgrad: true }));
 optimizerCase('AdamW defaults (weight decay 0.01)', 'torch.optim.AdamW(ps)', (ps) => new optim.AdamW(ps));
-optimizerCase('AdamW weight decay 0.1, amsgrad', 'torch.optim.AdamW(ps, lr=3e-3, weight_decay=0.1, amsgrad=True)', (ps) => new optim.AdamW(ps, { lr: 3e-3, weightDecay: 0.1, amsgrad: true }));
-optimizerCase('parameter groups with their own lr and weight decay', "torch.optim.AdamW([{'params': [ps[0]], 'lr': 0.01}, {'params': [ps[1]], 'weight_decay': 0.5}], lr=1e-3)", (ps) =>
-  new optim.AdamW([{ params: [ps[0]!], lr: 0.01 }, { params: [ps[1]!], lr: 1e-3, weightDecay: 0.5 }], { lr: 1e-3 }),
+optimizerCase(
+  'AdamW weight decay 0.1, amsgrad',
+  'torch.optim.AdamW(ps, lr=3e-3, weight_decay=0.1, amsgrad=True)',
+  (ps) => new optim.AdamW(ps, { lr: 3e-3, weightDecay: 0.1, amsgrad: true }),
+);
+optimizerCase(
+  'parameter groups with their own lr and weight decay',
+  "torch.optim.AdamW([{'params': [ps[0]], 'lr': 0.01}, {'params': [ps[1]], 'weight_decay': 0.5}], lr=1e-3)",
+  (ps) =>
+    new optim.AdamW(
+      [
+        { params: [ps[0]!], lr: 0.01 },
+        { params: [ps[1]!], lr: 1e-3, weightDecay: 0.5 },
+      ],
+      { lr: 1e-3 },
+    ),
 );
 
 // ---- gradient clipping ----------------------------------------------------------------------------
@@ -115,12 +134,21 @@ sch = ${ctor}
 out = [opt.param_groups[0]['lr']]
 for _ in range(${steps}):
     opt.step(); sch.step(); out.append(opt.param_groups[0]['lr'])`;
-s.check('StepLR', {}, pySched('torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)', 12), () => lrsOf((o) => new optim.StepLR(o, 3, 0.5), 12), { rtol: 1e-12, atol: 1e-15 });
-s.check('PolyLR equals torch PolynomialLR(power=0.9) and the nnU-Net formula', {}, `${pySched('torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=10, power=0.9)', 12)}
-out = (out, [0.1 * (1 - min(t, 10) / 10) ** 0.9 for t in range(13)])`, () => {
-  const l = lrsOf((o) => new optim.PolyLR(o, 10, 0.9), 12);
-  return [l, l];
-}, { rtol: 1e-9, atol: 1e-15 });
+s.check('StepLR', {}, pySched('torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)', 12), () => lrsOf((o) => new optim.StepLR(o, 3, 0.5), 12), {
+  rtol: 1e-12,
+  atol: 1e-15,
+});
+s.check(
+  'PolyLR equals torch PolynomialLR(power=0.9) and the nnU-Net formula',
+  {},
+  `${pySched('torch.optim.lr_scheduler.PolynomialLR(opt, total_iters=10, power=0.9)', 12)}
+out = (out, [0.1 * (1 - min(t, 10) / 10) ** 0.9 for t in range(13)])`,
+  () => {
+    const l = lrsOf((o) => new optim.PolyLR(o, 10, 0.9), 12);
+    return [l, l];
+  },
+  { rtol: 1e-9, atol: 1e-15 },
+);
 const metrics = [1, 0.9, 0.95, 0.91, 0.92, 0.9, 0.89999, 0.93, 0.94, 0.5, 0.6, 0.7, 0.8, 0.4, 0.41, 0.42, 0.43, 0.44, 0.45, 0.46];
 for (const [mode, metricSign] of [
   ['min', 1],

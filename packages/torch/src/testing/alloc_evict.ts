@@ -17,4 +17,13 @@ const full = torch.allocatorStats();
 let sum = 0;
 for (let i = 0; i < 20; i++) sum += torch.tidy(() => torch.full([1280, 1024], 1).sum().item());
 const after = torch.allocatorStats();
-console.log(JSON.stringify({ cachedAfterFill: full.cachedBytes, hits: after.hits - full.hits, misses: after.misses - full.misses, evictions: after.evictions - full.evictions, cachedBytes: after.cachedBytes, sum }));
+console.log(
+  JSON.stringify({
+    cachedAfterFill: full.cachedBytes,
+    hits: after.hits - full.hits,
+    misses: after.misses - full.misses,
+    evictions: after.evictions - full.evictions,
+    cachedBytes: after.cachedBytes,
+    sum,
+  }),
+);

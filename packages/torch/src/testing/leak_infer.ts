@@ -25,7 +25,11 @@ const net = new nn.Sequential(
 );
 net.eval();
 torch.manualSeed(0);
-const inputs = [[1, 1, 40, 56, 40], [1, 1, 48, 64, 48], [1, 1, 32, 72, 40]].map((s, i) => randnT(s, i + 1).keep());
+const inputs = [
+  [1, 1, 40, 56, 40],
+  [1, 1, 48, 64, 48],
+  [1, 1, 32, 72, 40],
+].map((s, i) => randnT(s, i + 1).keep());
 
 const gc = (globalThis as { gc?: () => void }).gc;
 function settle(): number {
@@ -38,7 +42,25 @@ let checksum = 0;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 for (let i = 0; i < warmup + forwards; i++) {
   await yieldToEventLoop();
-  checksum += torch.noGrad(() => torch.tidy(() => torch.F.softmax(net.forward(inputs[i % inputs.length]!), 1).argmax(1).sum().item()));
+  checksum += torch.noGrad(() =>
+    torch.tidy(() =>
+      torch.F.softmax(net.forward(inputs[i % inputs.length]!), 1)
+        .argmax(1)
+        .sum()
+        .item(),
+    ),
+  );
   if (i === warmup - 1) rssAfterWarmup = settle();
 }
-console.log(JSON.stringify({ forwards, warmup, rssAfterWarmup, rssAtEnd: settle(), allocator: torch.allocatorStats(), liveTensors: torch.liveTensors(), checksum, gcExposed: typeof gc === 'function' }));
+console.log(
+  JSON.stringify({
+    forwards,
+    warmup,
+    rssAfterWarmup,
+    rssAtEnd: settle(),
+    allocator: torch.allocatorStats(),
+    liveTensors: torch.liveTensors(),
+    checksum,
+    gcExposed: typeof gc === 'function',
+  }),
+);

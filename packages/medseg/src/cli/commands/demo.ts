@@ -16,7 +16,9 @@ export function register(program: Command): void {
           `dataset:     ${r.dataset}`,
           `model:       ${r.modelDir}  (plan.json, fold_0/, model-card.md)`,
           `predictions: ${r.predictions}`,
-          `mean Dice:   ${Object.entries(r.evaluation.meanDice).map(([l, d]) => `label ${l}: ${d.toFixed(4)}`).join(', ')}`,
+          `mean Dice:   ${Object.entries(r.evaluation.meanDice)
+            .map(([l, d]) => `label ${l}: ${d.toFixed(4)}`)
+            .join(', ')}`,
           `report:      ${r.report}`,
         ].join('\n'),
       );

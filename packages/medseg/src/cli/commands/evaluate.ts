@@ -75,7 +75,15 @@ function summaryTable(ev: FolderEvaluation): string {
     .filter((s) => shown.includes(s.metric))
     .map((s) => {
       const d = /hd|assd/.test(s.metric) ? 2 : 3;
-      return [String(s.label), s.metric, fmt(s.mean, d), `[${fmt(s.ci.lower, d)}, ${fmt(s.ci.upper, d)}]`, fmt(s.median, d), String(s.nFinite), s.note ? s.note.replace(' excluded from statistics', '') : ''];
+      return [
+        String(s.label),
+        s.metric,
+        fmt(s.mean, d),
+        `[${fmt(s.ci.lower, d)}, ${fmt(s.ci.upper, d)}]`,
+        fmt(s.median, d),
+        String(s.nFinite),
+        s.note ? s.note.replace(' excluded from statistics', '') : '',
+      ];
     });
   return textTable(header, rows);
 }
@@ -86,7 +94,9 @@ export function register(program: Command): void {
     .description('score predicted label maps against references (Dice, IoU, HD95, ASSD, surface Dice, ...) with bootstrap CIs')
     .argument('<predictions>', 'folder of predicted label maps (.nii.gz, .nrrd, .png, ...)')
     .argument('<references>', 'folder of reference label maps, paired by case id (file name without extension; nnU-Net "_0000" tolerated)')
-    .option('--labels <list>', 'labels to score, e.g. 1,2, or "auto": every non-zero value found (default)', (v: string) => (v.trim() === 'auto' ? 'auto' : parseNumberList(v)))
+    .option('--labels <list>', 'labels to score, e.g. 1,2, or "auto": every non-zero value found (default)', (v: string) =>
+      v.trim() === 'auto' ? 'auto' : parseNumberList(v),
+    )
     .option('--region-masks <dir>', 'folder of region masks (non-zero = inside, e.g. a field of view): metrics only inside')
     .option('--probabilities <dir>', 'folder of probability maps (channel c = label c) for AUC and calibration')
     .option('--tau <mm>', 'surface Dice tolerance in mm', parseNonNegative, 1)
@@ -95,7 +105,9 @@ export function register(program: Command): void {
     .option('--binarize', 'map every non-zero value to 1 (masks saved as 0/1 vs 0/255)')
     .option('--model <name>', 'model name in the outputs (default: the predictions folder name)')
     .option('--no-distances', 'skip HD/HD95/ASSD/surface Dice (faster on large volumes)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Missing predictions are failures, not skipped: the case is scored against an
 empty prediction (Dice 0, HD95 +Inf) and flagged status=missing_prediction.
 NaN (undefined, e.g. Dice with both masks empty) and +Inf values are counted
@@ -103,7 +115,8 @@ and left out of the means, never averaged as 0.
 
 Examples:
   medseg evaluate preds/ labelsTs/ --labels 1,2 --out eval/
-  medseg evaluate DRIVE/test/2nd_manual DRIVE/test/1st_manual --region-masks DRIVE/test/mask --pattern "^(\\d+)_" --binarize`)
+  medseg evaluate DRIVE/test/2nd_manual DRIVE/test/1st_manual --region-masks DRIVE/test/mask --pattern "^(\\d+)_" --binarize`,
+    )
     .action(async (predictions: string, references: string, o: EvaluateCliOptions, cmd: Command) => {
       const json = wantsJson(cmd);
       const ev = await evaluateFolder({
@@ -150,8 +163,18 @@ Examples:
       writeFileAtomicSync(summaryJson, `${toJson(file)}\n`);
       printResult(
         cmd,
-        { model: ev.model, nCases: ev.cases.length, labels: ev.labels, metricsCsv, summaryJson, missingPredictions: ev.missingPredictions, unmatchedPredictions: ev.unmatchedPredictions, summary: ev.summary },
-        () => `${ev.model}: ${ev.cases.length} cases, labels ${ev.labels.join(', ')}${ev.missingPredictions.length ? `, ${ev.missingPredictions.length} missing predictions` : ''}\n\n${summaryTable(ev)}\n\nwrote ${metricsCsv}\n      ${summaryJson}`,
+        {
+          model: ev.model,
+          nCases: ev.cases.length,
+          labels: ev.labels,
+          metricsCsv,
+          summaryJson,
+          missingPredictions: ev.missingPredictions,
+          unmatchedPredictions: ev.unmatchedPredictions,
+          summary: ev.summary,
+        },
+        () =>
+          `${ev.model}: ${ev.cases.length} cases, labels ${ev.labels.join(', ')}${ev.missingPredictions.length ? `, ${ev.missingPredictions.length} missing predictions` : ''}\n\n${summaryTable(ev)}\n\nwrote ${metricsCsv}\n      ${summaryJson}`,
       );
     });
 }

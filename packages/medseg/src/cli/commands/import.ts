@@ -18,10 +18,13 @@ export function register(program: Command): void {
     .option('--labels <dir>', 'labels folder (kind "paired")')
     .option('--name <name>', 'dataset name in dataset.json')
     .option('--test <ids>', 'comma-separated case ids to put in imagesTs/labelsTs')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Label values are remapped to class ids 0..K-1 (sorted distinct values) and the
 mapping is stored in dataset.json. ISBI 2012: 0 = membrane, 255 = cell become 0, 1.
-DRIVE: RGB fundus images become three channel files; field-of-view masks go to masksTr/ and masksTs/.`)
+DRIVE: RGB fundus images become three channel files; field-of-view masks go to masksTr/ and masksTs/.`,
+    )
     .action(async (kind: Kind, source: string, dest: string, o: { labels?: string; name?: string; test?: string }, cmd: Command) => {
       const imp = await import('../../data/import.ts');
       const testIds = o.test ? o.test.split(',').map((s) => s.trim()) : undefined;

@@ -22,7 +22,12 @@ const MAIN = 'packages/medseg/src/cli/main.ts';
 const STACK = /\n\s+at .+:\d+:\d+/;
 
 function medseg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, MEDSEG_DEBUG: '' }, timeout: 180_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    env: { ...process.env, MEDSEG_DEBUG: '' },
+    timeout: 180_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -98,12 +103,21 @@ describe('medseg predict', () => {
       assert.ok(Math.abs(probs.data[i]! + probs.data[n + i]! + probs.data[2 * n + i]! - 1) < 1e-5);
     }
     // nibabel sees the same 4D shape and affine as the input's.
-    const py = spawnSync('/usr/bin/python3', ['-c', `
+    const py = spawnSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        `
 import sys, numpy as np, nibabel as nib
 a, b = nib.load(sys.argv[1]), nib.load(sys.argv[2])
 assert b.shape == a.shape + (3,), (a.shape, b.shape)
 assert np.allclose(a.affine, b.affine), (a.affine, b.affine)
-print('ok')`, join(input, `${HIPPO[0]}.nii.gz`), join(out, `${HIPPO[0]}_probabilities.nii.gz`)], { encoding: 'utf8' });
+print('ok')`,
+        join(input, `${HIPPO[0]}.nii.gz`),
+        join(out, `${HIPPO[0]}_probabilities.nii.gz`),
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(py.stdout.trim(), 'ok', py.stderr);
   });
 
@@ -112,7 +126,10 @@ print('ok')`, join(input, `${HIPPO[0]}.nii.gz`), join(out, `${HIPPO[0]}_probabil
     const r = medseg('predict', mri, image, '--out', join(tmp, 'final'), '--checkpoint', 'final', '--json');
     assert.equal(r.status, 0, r.stderr);
     const written = (JSON.parse(r.stdout) as { outputs: { output: string }[] }).outputs[0]!.output;
-    assert.ok((await readVolume(written)).data.every((v) => v === 2), 'final weights say class 2');
+    assert.ok(
+      (await readVolume(written)).data.every((v) => v === 2),
+      'final weights say class 2',
+    );
     assertFailure(medseg('predict', mri, image, '--checkpoint', 'latest'), EXIT_USAGE, /Allowed choices are best, final/);
   });
 
@@ -172,7 +189,10 @@ print('ok')`, join(input, `${HIPPO[0]}.nii.gz`), join(out, `${HIPPO[0]}_probabil
     const seg = await readDicomSeg(join(out, 'studyB_1.2.3.2.3.seg.dcm'));
     const mask = segMasks(seg, source).get(1)!;
     assert.deepEqual(mask.size, source.size);
-    assert.ok(mask.data.every((v) => v === 1), 'the SEG covers every slice of its own series');
+    assert.ok(
+      mask.data.every((v) => v === 1),
+      'the SEG covers every slice of its own series',
+    );
 
     r = medseg('predict', model, root, '--out', join(tmp, 'one-series'), '--series', '1.2.3.2.3', '--format', 'nifti');
     assert.equal(r.status, 0, r.stderr);

@@ -25,8 +25,10 @@ export function register(program: Command): void {
           }
         },
       });
-      printResult(cmd, { dir: r.dir, cases: r.ids.length, computed: r.computed }, () =>
-        `preprocessed ${r.computed} of ${r.ids.length} cases (the rest were current) into ${r.dir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      printResult(
+        cmd,
+        { dir: r.dir, cases: r.ids.length, computed: r.computed },
+        () => `preprocessed ${r.computed} of ${r.ids.length} cases (the rest were current) into ${r.dir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
       );
     });
 }

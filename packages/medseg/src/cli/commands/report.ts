@@ -44,7 +44,11 @@ export async function loadEvaluation(arg: string): Promise<EvaluationSummaryFile
   if (existsSync(path) && statSync(path).isDirectory()) path = join(path, 'summary.json');
   const j = (await readJson(path, 'summary')) as Partial<EvaluationSummaryFile> | null;
   if (!j || typeof j !== 'object' || j.schema !== SUMMARY_SCHEMA) {
-    throw new MedsegIoError('BAD_DATA', `not a summary written by "medseg evaluate" (expected schema ${SUMMARY_SCHEMA}); run medseg evaluate and pass its summary.json`, path);
+    throw new MedsegIoError(
+      'BAD_DATA',
+      `not a summary written by "medseg evaluate" (expected schema ${SUMMARY_SCHEMA}); run medseg evaluate and pass its summary.json`,
+      path,
+    );
   }
   if (!Array.isArray(j.rows) || j.rows.length === 0) throw new MedsegIoError('BAD_DATA', 'summary has no per-case rows', path);
   const rows = j.rows.map((r, i) => {
@@ -68,7 +72,8 @@ export async function loadEvaluation(arg: string): Promise<EvaluationSummaryFile
 async function loadCard(dir: string): Promise<{ card: ModelCardJson; href: string }> {
   const { json: jsonPath, markdown: md } = modelCardPaths(resolve(dir));
   const card = (await readJson(jsonPath, 'model card')) as ModelCardJson;
-  if (card?.schema !== 'medseg.modelcard/1' || !card.model?.name) throw new MedsegIoError('BAD_DATA', 'not a medseg model card (schema medseg.modelcard/1)', jsonPath);
+  if (card?.schema !== 'medseg.modelcard/1' || !card.model?.name)
+    throw new MedsegIoError('BAD_DATA', 'not a medseg model card (schema medseg.modelcard/1)', jsonPath);
   return { card, href: existsSync(md) ? md : jsonPath };
 }
 
@@ -94,11 +99,14 @@ export function register(program: Command): void {
     .option('--title <text>', 'report title', 'Segmentation evaluation')
     .option('--dataset <text>', 'dataset name shown in the header')
     .option('--metrics <list>', 'metrics of the summary table and paired tests (default: dice, hd95, assd, surfaceDice)', parseStringList)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Example:
   medseg evaluate preds/unet labelsTs --out eval/unet
   medseg evaluate preds/unetr labelsTs --out eval/unetr
-  medseg report eval/unet/summary.json eval/unetr/summary.json --out report.html --subgroups sites.csv`)
+  medseg report eval/unet/summary.json eval/unetr/summary.json --out report.html --subgroups sites.csv`,
+    )
     .action(async (summaries: string[], o: ReportCliOptions, cmd: Command) => {
       if (o.names && o.names.length !== summaries.length) {
         throw new CliUsageError(`--names gives ${o.names.length} names for ${summaries.length} summaries`);
@@ -151,6 +159,10 @@ Example:
       }
       await writeReport(outPath, input);
       const nCases = distinct(rows, 'case').length;
-      printResult(cmd, { report: outPath, models: names, nCases }, () => `wrote ${outPath} (${names.length} model${names.length > 1 ? 's' : ''}, ${nCases} cases)`);
+      printResult(
+        cmd,
+        { report: outPath, models: names, nCases },
+        () => `wrote ${outPath} (${names.length} model${names.length > 1 ? 's' : ''}, ${nCases} cases)`,
+      );
     });
 }

@@ -18,16 +18,25 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'model folder to create (plan, folds, weights, logs, model card)')
     .option('--plan <file>', 'use this plan as it is (default: <dataset>/medseg/plan.json from `medseg plan`, unless planning options are given)')
     .option('--folds <list>', 'folds to train, e.g. 0 or 0,1,2,3,4, or "all"', (v: string) => (v === 'all' ? 'all' : parseNumberList(v)), [0])
-    .option('--n-folds <k>', 'number of cross-validation folds', (v: string) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError('expected an integer >= 2');
-      return n;
-    }, 5)
+    .option(
+      '--n-folds <k>',
+      'number of cross-validation folds',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError('expected an integer >= 2');
+        return n;
+      },
+      5,
+    )
     .option('--split <file>', 'a JSON file {"train": [ids], "validation": [ids]} instead of k-fold')
     .option('--resume', 'continue from the last checkpoint of an interrupted run')
     .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345);
   addPlanningOptions(cmd).action(
-    async (dataset: string, o: PlanningChoices & { out: string; plan?: string; folds: number[] | 'all'; nFolds: number; split?: string; resume?: boolean; seed: number }, c: Command) => {
+    async (
+      dataset: string,
+      o: PlanningChoices & { out: string; plan?: string; folds: number[] | 'all'; nFolds: number; split?: string; resume?: boolean; seed: number },
+      c: Command,
+    ) => {
       const { readFileSync } = await import('node:fs');
       const { trainModel } = await import('../../pipeline/train-model.ts');
       const { createProgress } = await import('../../util/progress.ts');
@@ -51,7 +60,10 @@ export function register(program: Command): void {
       printResult(c, { modelDir: r.modelDir, folds: r.folds, postprocessing: r.postprocessing }, () =>
         [
           `model: ${r.modelDir}`,
-          ...r.folds.map((f) => `  fold ${f.fold}: validation Dice ${f.valDice.map((d) => d.toFixed(4)).join(' / ')} (best epoch ${f.result.bestEpoch + 1}, ${f.result.minutes.toFixed(1)} min, stopped by ${f.result.stoppedBy})`),
+          ...r.folds.map(
+            (f) =>
+              `  fold ${f.fold}: validation Dice ${f.valDice.map((d) => d.toFixed(4)).join(' / ')} (best epoch ${f.result.bestEpoch + 1}, ${f.result.minutes.toFixed(1)} min, stopped by ${f.result.stoppedBy})`,
+          ),
           `  keep-largest-component for classes: ${r.postprocessing.length ? r.postprocessing.join(', ') : 'none (cross-validation showed no gain)'}`,
           `  model card: ${r.modelDir}/model-card.md`,
         ].join('\n'),

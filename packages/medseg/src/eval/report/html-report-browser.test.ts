@@ -57,7 +57,10 @@ test('report renders in Chromium: no console errors, a summary row per model, ev
     await page.goto(pathToFileURL(htmlPath).href, { waitUntil: 'load', timeout: 30_000 });
 
     const rowModels = await page.$$eval('table.summary-table tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-model')));
-    assert.deepEqual(rowModels, SYNTHETIC_MODELS.map((m) => m.name));
+    assert.deepEqual(
+      rowModels,
+      SYNTHETIC_MODELS.map((m) => m.name),
+    );
 
     const plots = await page.$$('svg.medseg-plot');
     assert.equal(plots.length, 9);

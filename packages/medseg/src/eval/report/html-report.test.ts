@@ -31,12 +31,22 @@ test('writeReport: one self-contained HTML file with every section, checked by a
     }
     const ref = runPythonJson<any>([REF], { html, rows: JSON.parse(JSON.stringify(input.rows, jsonNumberReplacer)), metrics: ['dice', 'iou', 'hd95'] });
     // a summary row per model, in order, with the numpy mean over finite values
-    assert.deepEqual(ref.summaryRows.map((x: any) => x.model), SYNTHETIC_MODELS.map((m) => m.name));
+    assert.deepEqual(
+      ref.summaryRows.map((x: any) => x.model),
+      SYNTHETIC_MODELS.map((m) => m.name),
+    );
     for (const row of ref.summaryRows) {
       const [, , dice, iou, hd95] = row.cells as string[];
-      for (const [cell, metric, digits] of [[dice, 'dice', 3], [iou, 'iou', 3], [hd95, 'hd95', 2]] as const) {
+      for (const [cell, metric, digits] of [
+        [dice, 'dice', 3],
+        [iou, 'iou', 3],
+        [hd95, 'hd95', 2],
+      ] as const) {
         const shown = Number.parseFloat(cell!);
-        assert.ok(Math.abs(shown - ref.expected[row.model][metric]) <= 0.5 * 10 ** -digits + 1e-12, `${row.model} ${metric}: ${cell} vs ${ref.expected[row.model][metric]}`);
+        assert.ok(
+          Math.abs(shown - ref.expected[row.model][metric]) <= 0.5 * 10 ** -digits + 1e-12,
+          `${row.model} ${metric}: ${cell} vs ${ref.expected[row.model][metric]}`,
+        );
         assert.match(cell!, /\[[\d.]+, [\d.]+\]/, 'has a CI');
       }
     }
@@ -56,9 +66,19 @@ test('writeReport: one self-contained HTML file with every section, checked by a
 test('best/median/worst picks follow the metric direction and skip NaN', () => {
   const rows = [0.9, Number.NaN, 0.5, 0.7, 0.1].map((dice, i) => ({ model: 'm', case: `c${i}`, label: 1, dice, hd95: 10 - 10 * dice }));
   const byDice = pickBestMedianWorst(rows, 'm', 1, 'dice', 'higher');
-  assert.deepEqual(byDice.map((s) => [s.rank, s.case]), [['best', 'c0'], ['median', 'c2'], ['worst', 'c4']]);
+  assert.deepEqual(
+    byDice.map((s) => [s.rank, s.case]),
+    [
+      ['best', 'c0'],
+      ['median', 'c2'],
+      ['worst', 'c4'],
+    ],
+  );
   const byHd = pickBestMedianWorst(rows, 'm', 1, 'hd95', 'lower');
-  assert.deepEqual(byHd.map((s) => s.case), ['c0', 'c2', 'c4']);
+  assert.deepEqual(
+    byHd.map((s) => s.case),
+    ['c0', 'c2', 'c4'],
+  );
 });
 
 test('per-case CSV download: every row, numbers as numbers, hostile ids neutralised', async () => {
@@ -67,7 +87,12 @@ test('per-case CSV download: every row, numbers as numbers, hostile ids neutrali
     { model: 'a', case: id, label: 1, dice: 0.5 + 0.1 * i, hd95: -1.5 * i - 0.5 },
     { model: '=b', case: id, label: 1, dice: 0.4 + 0.1 * i, hd95: i === 2 ? Number.POSITIVE_INFINITY : 2 },
   ]);
-  const html = await renderReportHtml({ title: 't', rows, bootstrap: { resamples: 50 }, hardware: { cpuModel: 'x', cores: 1, platform: 'linux', arch: 'x64', totalMemoryGiB: 1, node: 'v20' } });
+  const html = await renderReportHtml({
+    title: 't',
+    rows,
+    bootstrap: { resamples: 50 },
+    hardware: { cpuModel: 'x', cores: 1, platform: 'linux', arch: 'x64', totalMemoryGiB: 1, node: 'v20' },
+  });
   const href = /download="per-case-metrics\.csv" href="data:text\/csv;charset=utf-8,([^"]*)"/.exec(html);
   assert.ok(href, 'CSV link present');
   const [header, ...table] = parseCsv(decodeURIComponent(href[1]!));

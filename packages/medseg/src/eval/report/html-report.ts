@@ -287,7 +287,8 @@ function distributionSection(c: Context): string {
       h += `<figure class="plot">${boxPlot({ title, yLabel: metricDisplayName(metric), series })}</figure>`;
     }
   }
-  h += '</div><p class="note">Boxes: quartiles; whiskers: 1.5 × IQR (Tukey); dots: individual cases (hollow = beyond whiskers); diamond: mean. Counts of NaN/±Inf values, which are not drawn, are given under each box.</p></section>';
+  h +=
+    '</div><p class="note">Boxes: quartiles; whiskers: 1.5 × IQR (Tukey); dots: individual cases (hollow = beyond whiskers); diamond: mean. Counts of NaN/±Inf values, which are not drawn, are given under each box.</p></section>';
   return h;
 }
 
@@ -306,16 +307,28 @@ function comparisonSection(c: Context, comparisons: PairedComparison[]): string 
     h += '</div>';
   }
   if (comparisons.length) {
-    h += '<h3>Wilcoxon signed-rank tests</h3><table class="wilcoxon-table"><thead><tr><th>Comparison (A − B)</th><th>Metric</th>' +
+    h +=
+      '<h3>Wilcoxon signed-rank tests</h3><table class="wilcoxon-table"><thead><tr><th>Comparison (A − B)</th><th>Metric</th>' +
       (c.labels.length > 1 ? '<th>Label</th>' : '') +
       '<th class="num">Pairs</th><th class="num">Median diff.</th><th class="num">W</th><th class="num">p</th><th class="num">p (Holm)</th><th class="num">r<sub>rb</sub></th><th>Method</th><th>Finding</th></tr></thead><tbody>';
     for (const cmp of comparisons) {
       const w = cmp.wilcoxon;
       const padj = cmp.pAdjusted ?? Number.NaN;
       const favoured = w.rankBiserial > 0 === (cmp.direction === 'higher') ? cmp.modelA : cmp.modelB;
-      const finding = Number.isNaN(padj) ? '<span class="ns">not testable</span>' : padj < 0.05 ? `<span class="sig">favours ${e(favoured)}</span>` : '<span class="ns">n.s.</span>';
-      const excl = [cmp.nExcluded ? `${cmp.nExcluded} non-finite` : '', w.nZero ? `${w.nZero} zero diff.` : '', cmp.nUnpaired ? `${cmp.nUnpaired} unpaired` : ''].filter(Boolean).join(', ');
-      h += `<tr><td>${e(cmp.modelA)} − ${e(cmp.modelB)}</td><td>${e(metricDisplayName(cmp.metric))}</td>` +
+      const finding = Number.isNaN(padj)
+        ? '<span class="ns">not testable</span>'
+        : padj < 0.05
+          ? `<span class="sig">favours ${e(favoured)}</span>`
+          : '<span class="ns">n.s.</span>';
+      const excl = [
+        cmp.nExcluded ? `${cmp.nExcluded} non-finite` : '',
+        w.nZero ? `${w.nZero} zero diff.` : '',
+        cmp.nUnpaired ? `${cmp.nUnpaired} unpaired` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
+      h +=
+        `<tr><td>${e(cmp.modelA)} − ${e(cmp.modelB)}</td><td>${e(metricDisplayName(cmp.metric))}</td>` +
         (c.labels.length > 1 ? `<td>${e(cmp.label)}</td>` : '') +
         `<td class="num">${w.n}${excl ? `<br><span class="ci">${e(excl)} dropped</span>` : ''}</td>` +
         `<td class="num">${fmt(cmp.medianDifference, digitsFor(cmp.metric))}</td><td class="num">${fmt(w.statistic, 1)}</td>` +
@@ -341,7 +354,8 @@ function calibrationSection(c: Context): string {
     const n = s.bins.count.reduce((a, b) => a + (b > 0 ? b : 0), 0);
     h += `<tr><td>${e(s.name)}</td><td class="num">${fmt(eceFromBins(s.bins) * 100, 2)}%</td><td class="num">${n.toLocaleString('en-US')}</td></tr>`;
   }
-  h += '</tbody></table></div><p class="note">Points on the dashed diagonal are perfectly calibrated; below it the model is over-confident. ECE = Σ<sub>b</sub> (n<sub>b</sub>/N)·|accuracy<sub>b</sub> − confidence<sub>b</sub>| over the supplied bins. The strip under the plot shows the share of samples per bin.</p>';
+  h +=
+    '</tbody></table></div><p class="note">Points on the dashed diagonal are perfectly calibrated; below it the model is over-confident. ECE = Σ<sub>b</sub> (n<sub>b</sub>/N)·|accuracy<sub>b</sub> − confidence<sub>b</sub>| over the supplied bins. The strip under the plot shows the share of samples per bin.</p>';
   return `${h}</section>`;
 }
 
@@ -372,15 +386,22 @@ function subgroupSection(c: Context): string {
       h += `<tr class="gap"><td><em>Gap best − worst</em></td>`;
       for (const m of c.models) {
         const gap = br.gaps.find((x) => x.model === m && String(x.label) === String(label));
-        h += gap ? `<td class="num"><strong>${fmt(gap.gap, d)}</strong><br><span class="ci">${e(gap.best.group)} vs ${e(gap.worst.group)}</span></td>` : '<td class="num">—</td>';
+        h += gap
+          ? `<td class="num"><strong>${fmt(gap.gap, d)}</strong><br><span class="ci">${e(gap.best.group)} vs ${e(gap.worst.group)}</span></td>`
+          : '<td class="num">—</td>';
       }
       h += '</tr></tbody></table>';
-      if (br.nCasesMissing) h += `<p class="note">${br.nCasesMissing} case(s) without a value for “${e(col)}” are shown as a separate group and left out of the gap.</p>`;
+      if (br.nCasesMissing)
+        h += `<p class="note">${br.nCasesMissing} case(s) without a value for “${e(col)}” are shown as a separate group and left out of the gap.</p>`;
       h += '</div>';
       const groups = br.groups;
       const series = c.models.map((m) => {
         const rs = groups.map((g) => br.rows.find((x) => x.model === m && String(x.label) === String(label) && x.group === g));
-        return { name: m, values: rs.map((r) => r?.mean ?? Number.NaN), intervals: rs.map((r) => (r ? ([r.ci.lower, r.ci.upper] as [number, number]) : undefined)) };
+        return {
+          name: m,
+          values: rs.map((r) => r?.mean ?? Number.NaN),
+          intervals: rs.map((r) => (r ? ([r.ci.lower, r.ci.upper] as [number, number]) : undefined)),
+        };
       });
       h += `<figure class="plot">${barChart({ title: `Mean ${name} by ${col.replace(/_/g, ' ')}`, yLabel: name, categories: groups, series })}<figcaption>Bars: mean; whiskers: 95% bootstrap CI.</figcaption></figure></div>`;
     }
@@ -424,7 +445,8 @@ function timingSection(c: Context): string {
   let h = '<section id="timing"><h2>7. Inference time and hardware</h2>';
   if (c.times.size === 0) return `${h}<p class="note">No inference times supplied.</p></section>`;
   const hw = c.input.hardware ?? hardwareInfo();
-  h += '<table class="timing-table"><thead><tr><th>Model</th><th class="num">Cases</th><th class="num">Median</th><th class="num">p95</th><th class="num">Mean</th><th class="num">Max</th><th class="num">Threads</th></tr></thead><tbody>';
+  h +=
+    '<table class="timing-table"><thead><tr><th>Model</th><th class="num">Cases</th><th class="num">Median</th><th class="num">p95</th><th class="num">Mean</th><th class="num">Max</th><th class="num">Threads</th></tr></thead><tbody>';
   for (const [model, t] of c.times) {
     h += `<tr><td>${e(model)}</td><td class="num">${t.n}${t.nInvalid ? ` <span class="ci">(${t.nInvalid} invalid)</span>` : ''}</td><td class="num">${fmtMs(t.medianMs)}</td><td class="num">${fmtMs(t.p95Ms)}</td><td class="num">${fmtMs(t.meanMs)}</td><td class="num">${fmtMs(t.maxMs)}</td><td class="num">${t.threads ?? 'not recorded'}</td></tr>`;
   }
@@ -442,7 +464,10 @@ function casesSection(c: Context): string {
     h += '</ul>';
   }
   const header = ['model', 'case', 'label', ...c.metrics];
-  const csv = toCsv(header, c.input.rows.map((r) => header.map((k) => (k === 'model' || k === 'case' || k === 'label' ? r[k] : metricValue(r, k)))));
+  const csv = toCsv(
+    header,
+    c.input.rows.map((r) => header.map((k) => (k === 'model' || k === 'case' || k === 'label' ? r[k] : metricValue(r, k)))),
+  );
   h += `<p><a download="per-case-metrics.csv" href="data:text/csv;charset=utf-8,${encodeURIComponent(csv)}">Download per-case metrics (CSV)</a></p>`;
   h += `<details><summary>Per-case ${e(metricDisplayName(c.primary))} table</summary><table class="cases-table"><thead><tr><th>Case</th>${c.labels.length > 1 ? '<th>Label</th>' : ''}`;
   for (const m of c.models) h += `<th class="num">${e(m)}</th>`;
@@ -474,7 +499,9 @@ export async function renderReportHtml(input: ReportInput): Promise<string> {
   if (metrics.length === 0) throw new MedsegStatsError('NO_DATA', 'metric rows hold no numeric metric columns');
   const modelOrder = [...new Set([...(input.models ?? []).map((m) => m.name), ...distinct(rows, 'model')])].filter((m) => rows.some((r) => r.model === m));
   const primary = input.primaryMetric ?? (metrics.includes('dice') ? 'dice' : metrics[0]!);
-  const summaryMetrics = input.summaryMetrics ?? (['dice', 'iou', 'hd95'].filter((m) => metrics.includes(m)).length ? ['dice', 'iou', 'hd95'].filter((m) => metrics.includes(m)) : metrics.slice(0, 3));
+  const summaryMetrics =
+    input.summaryMetrics ??
+    (['dice', 'iou', 'hd95'].filter((m) => metrics.includes(m)).length ? ['dice', 'iou', 'hd95'].filter((m) => metrics.includes(m)) : metrics.slice(0, 3));
   const boot = input.bootstrap ?? {};
   const info = new Map((input.models ?? []).map((m) => [m.name, m]));
   const times = new Map<string, TimeSummary>();
@@ -514,7 +541,16 @@ export async function renderReportHtml(input: ReportInput): Promise<string> {
 
   const when = (input.generatedAt ?? new Date()).toISOString().replace('T', ' ').slice(0, 16);
   const nCases = distinct(rows, 'case').length;
-  const toc = [['summary', 'Summary'], ['distributions', 'Distributions'], ['paired', 'Paired tests'], ['calibration', 'Calibration'], ['subgroups', 'Subgroups'], ['overlays', 'Qualitative'], ['timing', 'Timing'], ['cases', 'Per-case & model cards']];
+  const toc = [
+    ['summary', 'Summary'],
+    ['distributions', 'Distributions'],
+    ['paired', 'Paired tests'],
+    ['calibration', 'Calibration'],
+    ['subgroups', 'Subgroups'],
+    ['overlays', 'Qualitative'],
+    ['timing', 'Timing'],
+    ['cases', 'Per-case & model cards'],
+  ];
   const body = [
     summarySection(c),
     distributionSection(c),

@@ -8,7 +8,6 @@ import { addComparisonToModelCard, RESEARCH_DISCLAIMER, writeModelCard } from '.
 import { syntheticRows, SYNTHETIC_MODELS } from '../../testing/report-fixture.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 
-
 const cardPaths = (dir: string) => ({ markdown: join(dir, 'model-card.md'), json: join(dir, 'model-card.json') });
 
 test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases and disclaimer', () => {
@@ -50,7 +49,10 @@ test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases an
       .sort((a, b) => (a.dice as number) - (b.dice as number))
       .slice(0, 5)
       .map((r) => r.case);
-    assert.deepEqual(json.failureCases.map((f: any) => f.case), worst);
+    assert.deepEqual(
+      json.failureCases.map((f: any) => f.case),
+      worst,
+    );
     assert.equal(json.failureCases[0].value, 0);
     for (const h of ['## Data', '## Plan', '## Training budget', '## Validation results', '## Intended use', '## Known failure cases']) {
       assert.ok(md.includes(h), h);
@@ -66,7 +68,13 @@ test('model card: Markdown + JSON with data, plan, budget, CIs, failure cases an
 
 test('model card without rows for the model is a typed error', () => {
   assert.throws(
-    () => writeModelCard(cardPaths(join(tmpdir(), 'nope')), { modelName: 'x', architecture: 'a', data: { dataset: 'd', cases: 0, modality: 'CT' }, validation: [] }),
+    () =>
+      writeModelCard(cardPaths(join(tmpdir(), 'nope')), {
+        modelName: 'x',
+        architecture: 'a',
+        data: { dataset: 'd', cases: 0, modality: 'CT' },
+        validation: [],
+      }),
     MedsegStatsError,
   );
 });
@@ -76,7 +84,13 @@ test('addComparisonToModelCard adds the section once, before Intended use, and r
   try {
     const { rows } = syntheticRows();
     const focus = SYNTHETIC_MODELS[0]!.name;
-    writeModelCard(cardPaths(dir), { modelName: focus, architecture: '3D U-Net', data: { dataset: 'toy', cases: 30, modality: 'CT' }, validation: rows, bootstrap: { resamples: 100 } });
+    writeModelCard(cardPaths(dir), {
+      modelName: focus,
+      architecture: '3D U-Net',
+      data: { dataset: 'toy', cases: 30, modality: 'CT' },
+      validation: rows,
+      bootstrap: { resamples: 100 },
+    });
     const first = compareToOthers(rows, focus, 1, 'dice');
     addComparisonToModelCard(cardPaths(dir), { context: 'first', results: [first] });
     addComparisonToModelCard(cardPaths(dir), { context: 'second run, 5 min each', results: [first] });

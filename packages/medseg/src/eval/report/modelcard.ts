@@ -184,11 +184,18 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
   L.push('', '## Data', '');
   L.push(`- Dataset: ${cell(c.data.dataset)}`);
   L.push(`- Modality: ${cell(c.data.modality)}`);
-  L.push(`- Cases: ${c.data.cases}` +
-    (c.data.trainingCases !== undefined ? ` (training ${c.data.trainingCases}` : '') +
-    (c.data.validationCases !== undefined ? `${c.data.trainingCases !== undefined ? ', ' : ' ('}validation ${c.data.validationCases}` : '') +
-    (c.data.trainingCases !== undefined || c.data.validationCases !== undefined ? ')' : ''));
-  if (c.data.labels) L.push(`- Labels: ${Object.entries(c.data.labels).map(([k, v]) => `${cell(k)} = ${cell(v)}`).join(', ')}`);
+  L.push(
+    `- Cases: ${c.data.cases}` +
+      (c.data.trainingCases !== undefined ? ` (training ${c.data.trainingCases}` : '') +
+      (c.data.validationCases !== undefined ? `${c.data.trainingCases !== undefined ? ', ' : ' ('}validation ${c.data.validationCases}` : '') +
+      (c.data.trainingCases !== undefined || c.data.validationCases !== undefined ? ')' : ''),
+  );
+  if (c.data.labels)
+    L.push(
+      `- Labels: ${Object.entries(c.data.labels)
+        .map(([k, v]) => `${cell(k)} = ${cell(v)}`)
+        .join(', ')}`,
+    );
   if (c.data.source) L.push(`- Source: ${cell(c.data.source)}`);
   if (c.plan) {
     L.push('', '## Plan', '', '| Setting | Value |', '|---|---|');
@@ -202,15 +209,21 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
     if (t.iterations !== undefined) L.push(`- Iterations: ${t.iterations}`);
     if (t.wallTimeHours !== undefined) L.push(`- Wall time: ${t.wallTimeHours.toFixed(1)} h`);
     if (t.seed !== undefined) L.push(`- Seed: ${t.seed}`);
-    if (t.hardware) L.push(`- Hardware: ${cell(t.hardware.cpuModel)}, ${t.hardware.cores} cores, ${t.hardware.platform}/${t.hardware.arch}, Node ${t.hardware.node}`);
+    if (t.hardware)
+      L.push(`- Hardware: ${cell(t.hardware.cpuModel)}, ${t.hardware.cores} cores, ${t.hardware.platform}/${t.hardware.arch}, Node ${t.hardware.node}`);
   }
   const level = Math.round((input.bootstrap?.level ?? 0.95) * 100);
   L.push('', '## Validation results', '');
-  L.push(`Mean over cases with a ${level}% percentile-bootstrap confidence interval (${input.bootstrap?.resamples ?? 2000} resamples). ` +
-    'NaN and infinite per-case values are excluded from the statistics and counted in the last column.', '');
+  L.push(
+    `Mean over cases with a ${level}% percentile-bootstrap confidence interval (${input.bootstrap?.resamples ?? 2000} resamples). ` +
+      'NaN and infinite per-case values are excluded from the statistics and counted in the last column.',
+    '',
+  );
   L.push(`| Label | Metric | n | Mean [${level}% CI] | Median | SD | Excluded |`, '|---|---|---:|---|---:|---:|---|');
   for (const v of c.validation) {
-    L.push(`| ${cell(v.label)} | ${cell(v.metric)} | ${v.nFinite}/${v.n} | ${num(v.mean)} [${num(v.ci95[0])}, ${num(v.ci95[1])}] | ${num(v.median)} | ${num(v.std)} | ${cell(v.note.replace(/ excluded from statistics$/, '') || '—')} |`);
+    L.push(
+      `| ${cell(v.label)} | ${cell(v.metric)} | ${v.nFinite}/${v.n} | ${num(v.mean)} [${num(v.ci95[0])}, ${num(v.ci95[1])}] | ${num(v.median)} | ${num(v.std)} | ${cell(v.note.replace(/ excluded from statistics$/, '') || '—')} |`,
+    );
   }
   if (c.comparison) L.push('', ...comparisonMarkdown(c.comparison));
   L.push('', '## Intended use', '', c.intendedUse, '', '### Out of scope', '', c.outOfScope);
@@ -250,10 +263,15 @@ function comparisonMarkdown(c: ModelCardComparison): string[] {
   const L = [COMPARISON_HEADING, '', cell(c.context)];
   for (const r of c.results) {
     L.push('', `**${cell(r.metric)}, label ${cell(r.label)}.** ${cell(r.verdict)}`, '');
-    L.push(`| Model | Mean ${cell(r.metric)} | Paired difference (this − other) | n | p (Holm) | Rank-biserial | Outcome for this model |`, '|---|---:|---:|---:|---:|---:|---|');
+    L.push(
+      `| Model | Mean ${cell(r.metric)} | Paired difference (this − other) | n | p (Holm) | Rank-biserial | Outcome for this model |`,
+      '|---|---:|---:|---:|---:|---:|---|',
+    );
     L.push(`| **${cell(r.focus)}** | ${num(r.focusMean)} | | | | | |`);
     for (const o of r.opponents) {
-      L.push(`| ${cell(o.model)} | ${num(o.mean)} | ${num(o.meanDifference)} | ${o.nCases} | ${o.pAdjusted < 0.001 ? '< 0.001' : num(o.pAdjusted)} | ${num(o.rankBiserial)} | ${cell(o.outcome)} |`);
+      L.push(
+        `| ${cell(o.model)} | ${num(o.mean)} | ${num(o.meanDifference)} | ${o.nCases} | ${o.pAdjusted < 0.001 ? '< 0.001' : num(o.pAdjusted)} | ${num(o.rankBiserial)} | ${cell(o.outcome)} |`,
+      );
     }
   }
   return L;

@@ -2,15 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
-import {
-  extractSlice,
-  largestReferenceSlice,
-  PREDICTION_COLOR,
-  REFERENCE_COLOR,
-  renderOverlayPng,
-  renderVolumeOverlayPng,
-  type Axis,
-} from './overlay.ts';
+import { extractSlice, largestReferenceSlice, PREDICTION_COLOR, REFERENCE_COLOR, renderOverlayPng, renderVolumeOverlayPng, type Axis } from './overlay.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 import { seededRandom } from '../../util/random.ts';
 import { runPythonJson } from '../../testing/python.ts';
@@ -49,9 +41,16 @@ test('overlay PNG: grey window plus both outlines, pixel-exact against PIL + sci
   assert.deepEqual([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
   const ref = pyRef({
     png: {
-      hex: png.toString('hex'), width: w, height: h, scale: 3, window,
-      image: [...image], reference: [...reference], prediction: [...prediction],
-      refColor: REFERENCE_COLOR, predColor: PREDICTION_COLOR,
+      hex: png.toString('hex'),
+      width: w,
+      height: h,
+      scale: 3,
+      window,
+      image: [...image],
+      reference: [...reference],
+      prediction: [...prediction],
+      refColor: REFERENCE_COLOR,
+      predColor: PREDICTION_COLOR,
     },
   });
   assert.deepEqual(ref.png.shape, [h * 3, w * 3, 3]);
@@ -112,8 +111,12 @@ test('overlay grey levels: 256 is the default, 2 leaves only black and white; ba
   const two = PNG.sync.read(renderOverlayPng({ ...base, greyLevels: 2 }));
   const greys = new Set<number>();
   for (let i = 0; i < w * h; i++) if (two.data[4 * i] === two.data[4 * i + 1] && two.data[4 * i + 1] === two.data[4 * i + 2]) greys.add(two.data[4 * i]!);
-  assert.deepEqual([...greys].sort((a, b) => a - b), [0, 255]);
-  for (const bad of [{ downsample: 0 }, { downsample: 1.5 }, { greyLevels: 1 }, { greyLevels: 300 }]) assert.throws(() => renderOverlayPng({ ...base, ...bad }), MedsegStatsError);
+  assert.deepEqual(
+    [...greys].sort((a, b) => a - b),
+    [0, 255],
+  );
+  for (const bad of [{ downsample: 0 }, { downsample: 1.5 }, { greyLevels: 1 }, { greyLevels: 300 }])
+    assert.throws(() => renderOverlayPng({ ...base, ...bad }), MedsegStatsError);
 });
 
 test('largest reference slice and slice extraction match numpy on every axis', () => {
@@ -137,7 +140,10 @@ test('largest reference slice and slice extraction match numpy on every axis', (
     assert.equal(largestReferenceSlice(labels, size, axis), ref.largest[String(axis)], `axis ${axis}`);
     assert.equal(largestReferenceSlice(labels, size, axis, 2), ref.largest[String(axis)]);
     const s = extractSlice(data, size, axis, 2);
-    assert.deepEqual([...s.data], ref.slices[String(axis)].map((v: number) => Math.fround(v)));
+    assert.deepEqual(
+      [...s.data],
+      ref.slices[String(axis)].map((v: number) => Math.fround(v)),
+    );
   }
   assert.equal(largestReferenceSlice(new Uint8Array(nx * ny * nz), size), 3, 'empty reference -> middle slice');
   assert.throws(() => extractSlice(data, size, 2, 6), MedsegStatsError);

@@ -47,7 +47,11 @@ function check(input: OverlayInput): void {
     throw new MedsegStatsError('BAD_INPUT', `overlay size must be positive integers, got ${width}×${height}`);
   }
   const n = width * height;
-  for (const [name, a] of [['image', input.image], ['reference', input.reference], ['prediction', input.prediction]] as const) {
+  for (const [name, a] of [
+    ['image', input.image],
+    ['reference', input.reference],
+    ['prediction', input.prediction],
+  ] as const) {
     if (a.length !== n) throw new MedsegStatsError('BAD_INPUT', `overlay ${name} has ${a.length} values, expected ${width}×${height} = ${n}`);
   }
 }
@@ -128,7 +132,8 @@ export function renderOverlayPng(input: OverlayInput): Buffer {
   if (!Number.isInteger(f) || f < 1) throw new MedsegStatsError('BAD_INPUT', `overlay downsample must be a positive integer, got ${f}`);
   if (f > 1) return renderOverlayPng(downsampled(input, f));
   const levels = input.greyLevels ?? 256;
-  if (!Number.isInteger(levels) || levels < 2 || levels > 256) throw new MedsegStatsError('BAD_INPUT', `overlay greyLevels must be an integer in 2..256, got ${levels}`);
+  if (!Number.isInteger(levels) || levels < 2 || levels > 256)
+    throw new MedsegStatsError('BAD_INPUT', `overlay greyLevels must be an integer in 2..256, got ${levels}`);
   const { width: w, height: h } = input;
   const scale = input.scale ?? Math.max(1, Math.min(8, Math.ceil(256 / Math.max(w, h))));
   if (!Number.isInteger(scale) || scale < 1) throw new MedsegStatsError('BAD_INPUT', `overlay scale must be a positive integer, got ${scale}`);

@@ -30,10 +30,28 @@ test('SVG plots are well-formed XML, escape every user string, and place data wh
     accuracy: Array.from({ length: 10 }, (_, b) => Math.min(1, Math.max(0, (b + 0.5) / 10 - oc * ((b + 0.5) / 10 - 0.5) * 2))),
     count: Array.from({ length: 10 }, () => 100 + Math.round(1000 * rand())),
   }));
-  const cal = calibrationPlot({ title: 'Reliability', series: [{ name: 'A', bins: bins[0]! }, { name: EVIL, bins: bins[1]! }] });
+  const cal = calibrationPlot({
+    title: 'Reliability',
+    series: [
+      { name: 'A', bins: bins[0]! },
+      { name: EVIL, bins: bins[1]! },
+    ],
+  });
   const bar = barChart({
-    title: 'Bars', yLabel: 'Dice', categories: ['Site A', EVIL],
-    series: [{ name: 'm1', values: [0.8, 0.7], intervals: [[0.75, 0.85], [0.6, 0.8]] }, { name: 'm2', values: [0.6, 0.9] }],
+    title: 'Bars',
+    yLabel: 'Dice',
+    categories: ['Site A', EVIL],
+    series: [
+      {
+        name: 'm1',
+        values: [0.8, 0.7],
+        intervals: [
+          [0.75, 0.85],
+          [0.6, 0.8],
+        ],
+      },
+      { name: 'm2', values: [0.6, 0.9] },
+    ],
   });
   for (const svg of [box, scatter, cal, bar]) {
     assert.ok(!svg.includes('<script'), 'raw markup leaked into SVG');
@@ -67,7 +85,10 @@ test('SVG plots are well-formed XML, escape every user string, and place data wh
   });
   // bars: tops read back through the axis are the values
   const tops = r.tops.map((g: number[]) => g.map((v) => Number(v.toFixed(3))));
-  assert.deepEqual(tops, [[0.8, 0.7], [0.6, 0.9]]);
+  assert.deepEqual(tops, [
+    [0.8, 0.7],
+    [0.6, 0.9],
+  ]);
 });
 
 test('escapeXml and label wrapping', () => {

@@ -12,12 +12,7 @@ import { eceFromBins, type CalibrationBins } from '../probabilistic.ts';
 
 /** Escape text for XML/HTML element content and attribute values. */
 export function escapeXml(s: unknown): string {
-  return String(s)
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/"/g, '&quot;')
-    .replace(/'/g, '&#39;');
+  return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
 
 /** Okabe–Ito palette: distinguishable with the common colour-vision deficiencies. */
@@ -27,7 +22,7 @@ export function seriesColor(i: number): string {
   return PALETTE[i % PALETTE.length]!;
 }
 
-const FONT = "font-family=\"'Helvetica Neue', Helvetica, Arial, sans-serif\"";
+const FONT = 'font-family="\'Helvetica Neue\', Helvetica, Arial, sans-serif"';
 const AXIS = '#444';
 const GRID = '#e3e6ea';
 
@@ -252,7 +247,10 @@ export function boxPlot(spec: BoxPlotSpec): string {
   const width = spec.width ?? Math.max(420, 110 + spec.series.length * 110);
   const height = spec.height ?? 340;
   const bandW = (width - 62 - 16) / Math.max(1, spec.series.length);
-  const lines = bandLines(spec.series.map((x) => x.name), bandW);
+  const lines = bandLines(
+    spec.series.map((x) => x.name),
+    bandW,
+  );
   const f: Frame = { width, height: height + (lines - 1) * 14, left: 62, right: 16, top: 34, bottom: 38 + lines * 14 };
   const finite = spec.series.map((s) => s.values.filter(Number.isFinite).sort((a, b) => a - b));
   const all = finite.flat();
@@ -298,7 +296,13 @@ export function boxPlot(spec: BoxPlotSpec): string {
     }
     s += '</g>';
   });
-  s += xAxisBands(f, centers, band, spec.series.map((x) => x.name), subs);
+  s += xAxisBands(
+    f,
+    centers,
+    band,
+    spec.series.map((x) => x.name),
+    subs,
+  );
   return `${s}</svg>`;
 }
 
@@ -392,10 +396,10 @@ export function calibrationPlot(spec: CalibrationSpec): string {
     }
     // count strip: thin bars per bin, series side by side
     const tot = count.reduce((a, b) => a + (b > 0 ? b : 0), 0);
-    const bw = Math.max(1.5, ((width - f.left - f.right) / Math.max(1, confidence.length)) / (spec.series.length + 1));
+    const bw = Math.max(1.5, (width - f.left - f.right) / Math.max(1, confidence.length) / (spec.series.length + 1));
     for (let k = 0; k < confidence.length; k++) {
       if (!(count[k]! > 0) || !Number.isFinite(confidence[k]!)) continue;
-      const h = ((count[k]! / tot) / maxFrac) * (strip - 4);
+      const h = (count[k]! / tot / maxFrac) * (strip - 4);
       const bx = x(confidence[k]!) + (i - spec.series.length / 2) * bw;
       s += `<rect x="${bx.toFixed(1)}" y="${(stripBottom - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" fill="${col}" fill-opacity="0.7"/>`;
     }
@@ -435,10 +439,7 @@ export function barChart(spec: BarChartSpec): string {
   const legendH = spec.series.length > 1 ? 16 * legendRowCount(names, width - 62 - 16) : 0;
   const height = (spec.height ?? 320) + legendH + (lines - 1) * 14;
   const f: Frame = { width, height, left: 62, right: 16, top: 36 + legendH, bottom: 30 + lines * 14 };
-  const vals = spec.series.flatMap((s) => [
-    ...s.values,
-    ...(s.intervals ?? []).flatMap((iv) => (iv ? [iv[0], iv[1]] : [])),
-  ]).filter(Number.isFinite);
+  const vals = spec.series.flatMap((s) => [...s.values, ...(s.intervals ?? []).flatMap((iv) => (iv ? [iv[0], iv[1]] : []))]).filter(Number.isFinite);
   const [lo, hi] = spec.yDomain ?? [Math.min(0, ...vals), Math.max(0, ...vals)];
   const y = linearScale(lo, hi, height - f.bottom, f.top, 5, spec.yDomain === undefined);
   const band = bandW;
@@ -465,7 +466,8 @@ export function barChart(spec: BarChartSpec): string {
       if (iv && Number.isFinite(iv[0]) && Number.isFinite(iv[1])) {
         const cx = (bx + bw / 2).toFixed(1);
         s += `<line x1="${cx}" x2="${cx}" y1="${clampY(iv[0]).toFixed(1)}" y2="${clampY(iv[1]).toFixed(1)}" stroke="#222"/>`;
-        for (const e of iv) s += `<line x1="${(bx + bw / 2 - 3).toFixed(1)}" x2="${(bx + bw / 2 + 3).toFixed(1)}" y1="${clampY(e).toFixed(1)}" y2="${clampY(e).toFixed(1)}" stroke="#222"/>`;
+        for (const e of iv)
+          s += `<line x1="${(bx + bw / 2 - 3).toFixed(1)}" x2="${(bx + bw / 2 + 3).toFixed(1)}" y1="${clampY(e).toFixed(1)}" y2="${clampY(e).toFixed(1)}" stroke="#222"/>`;
       }
     });
     s += '</g>';

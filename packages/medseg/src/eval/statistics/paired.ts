@@ -84,7 +84,10 @@ export function comparePaired(
     if (Number.isFinite(a[i]!) && Number.isFinite(b[i]!)) d.push(a[i]! - b[i]!);
   }
   return {
-    modelA, modelB, label, metric,
+    modelA,
+    modelB,
+    label,
+    metric,
     direction: metricDirection(metric, opts.directions),
     nCases: a.length,
     nExcluded: a.length - d.length,
@@ -97,7 +100,10 @@ export function comparePaired(
 
 /** Holm–Bonferroni step-down adjustment (NaN p-values pass through and do not count). */
 export function holmAdjust(pValues: readonly number[]): number[] {
-  const idx = pValues.map((p, i) => [p, i] as const).filter(([p]) => !Number.isNaN(p)).sort((x, y) => x[0] - y[0]);
+  const idx = pValues
+    .map((p, i) => [p, i] as const)
+    .filter(([p]) => !Number.isNaN(p))
+    .sort((x, y) => x[0] - y[0]);
   const m = idx.length;
   const out = pValues.map(() => Number.NaN);
   let running = 0;

@@ -76,7 +76,26 @@ export function distinct<K extends 'model' | 'case' | 'label'>(rows: readonly Me
  * pattern; anything unrecognised is assumed higher-is-better unless the caller
  * says otherwise.
  */
-const LOWER_IS_BETTER = new Set(['hd', 'hd95', 'hd100', 'assd', 'asd', 'masd', 'msd', 'ece', 'mce', 'nll', 'ms', 'seconds', 'fp', 'fn', 'fpr', 'fnr', 'avd', 'rve']);
+const LOWER_IS_BETTER = new Set([
+  'hd',
+  'hd95',
+  'hd100',
+  'assd',
+  'asd',
+  'masd',
+  'msd',
+  'ece',
+  'mce',
+  'nll',
+  'ms',
+  'seconds',
+  'fp',
+  'fn',
+  'fpr',
+  'fnr',
+  'avd',
+  'rve',
+]);
 
 export function metricDirection(metric: string, overrides?: Record<string, Direction>): Direction {
   if (overrides?.[metric]) return overrides[metric];

@@ -56,7 +56,10 @@ test('Wilcoxon signed-rank matches scipy.stats.wilcoxon (exact, approx, ties, ze
   add(diceDiffs(25, 4, 0.05), { alternative: 'less' }, 'auto', false);
   // Rounded Dice differences: ties and exact zeros -> normal approximation with tie correction.
   const tied = diceDiffs(30, 5, 0.015, 2);
-  assert.ok(tied.some((x) => x === 0), 'fixture must contain zero differences');
+  assert.ok(
+    tied.some((x) => x === 0),
+    'fixture must contain zero differences',
+  );
   add(tied, {}, 'approx', true);
   add(tied, { correction: false }, 'approx', false);
   add(tied, { alternative: 'greater' }, 'approx', true);
@@ -161,7 +164,10 @@ function rowsFixture(): MetricRow[] {
   const rows: MetricRow[] = [];
   for (let i = 0; i < 30; i++) {
     const hard = rand() * 0.2;
-    for (const [model, base] of [['A', 0.9], ['B', 0.86]] as const) {
+    for (const [model, base] of [
+      ['A', 0.9],
+      ['B', 0.86],
+    ] as const) {
       const dice = i === 4 ? Number.NaN : Math.max(0, base - hard + 0.03 * normal(rand));
       rows.push({ model, case: `c${i}`, label: 1, dice, hd95: i === 7 && model === 'B' ? Number.POSITIVE_INFINITY : 2 + 10 * hard });
     }
@@ -212,7 +218,10 @@ test('subgroup breakdown and gap respect metric direction', () => {
     close(g.worst.mean, worst, 1e-12, 'worst');
     close(g.gap, Math.abs(best - worst), 1e-12, 'gap');
     // independent recomputation of a group mean
-    const siteA = rows.filter((r) => r.model === g.model && sub[r.case]?.site === 'Site A').map((r) => r[g.metric] as number).filter(Number.isFinite);
+    const siteA = rows
+      .filter((r) => r.model === g.model && sub[r.case]?.site === 'Site A')
+      .map((r) => r[g.metric] as number)
+      .filter(Number.isFinite);
     close(groupRows.find((r) => r.group === 'Site A')!.mean, siteA.reduce((x, y) => x + y, 0) / siteA.length, 1e-12, 'site A mean');
   }
   assert.equal(metricDirection('hd95'), 'lower');

@@ -70,7 +70,10 @@ export function subgroupBreakdown(
           const best = sorted[0]!;
           const worst = sorted[sorted.length - 1]!;
           gaps.push({
-            model, label, metric, direction: dir,
+            model,
+            label,
+            metric,
+            direction: dir,
             best: { group: best.group, mean: best.mean },
             worst: { group: worst.group, mean: worst.mean },
             gap: Math.abs(best.mean - worst.mean),

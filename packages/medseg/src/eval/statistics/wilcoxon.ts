@@ -7,7 +7,7 @@ export function rankAverage(values: readonly number[]): { ranks: number[]; tieSi
   const idx = values.map((_, i) => i).sort((a, b) => values[a]! - values[b]!);
   const ranks = new Array<number>(values.length);
   const tieSizes: number[] = [];
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && values[idx[j + 1]!] === values[idx[i]!]) j++;
     const r = (i + j + 2) / 2;
@@ -79,8 +79,16 @@ export function wilcoxonSignedRank(differences: readonly number[], opts: Wilcoxo
   const nZero = differences.length - nonzero.length;
   const n = nonzero.length;
   const empty: WilcoxonResult = {
-    statistic: Number.NaN, wPlus: 0, wMinus: 0, pValue: Number.NaN, method: 'none', z: Number.NaN,
-    n, nZero, ties: false, rankBiserial: Number.NaN,
+    statistic: Number.NaN,
+    wPlus: 0,
+    wMinus: 0,
+    pValue: Number.NaN,
+    method: 'none',
+    z: Number.NaN,
+    n,
+    nZero,
+    ties: false,
+    rankBiserial: Number.NaN,
     warning: differences.length === 0 ? 'no pairs' : 'all differences are zero: test undefined',
   };
   if (n === 0) return empty;
@@ -116,8 +124,17 @@ export function wilcoxonSignedRank(differences: readonly number[], opts: Wilcoxo
     else if (alternative === 'greater') p = pGreater;
     else p = pLess;
     return {
-      statistic, wPlus, wMinus, pValue: Math.min(1, Math.max(0, p)), method: 'exact', z: Number.NaN,
-      n, nZero, ties, rankBiserial, warning: warnings.join('; '),
+      statistic,
+      wPlus,
+      wMinus,
+      pValue: Math.min(1, Math.max(0, p)),
+      method: 'exact',
+      z: Number.NaN,
+      n,
+      nZero,
+      ties,
+      rankBiserial,
+      warning: warnings.join('; '),
     };
   }
   if (n < 10) warnings.push(`normal approximation with only ${n} nonzero differences`);
@@ -136,7 +153,16 @@ export function wilcoxonSignedRank(differences: readonly number[], opts: Wilcoxo
   else if (alternative === 'greater') p = normalSf(z);
   else p = 1 - normalSf(z);
   return {
-    statistic, wPlus, wMinus, pValue: Math.min(1, p), method: 'approx', z, n, nZero, ties, rankBiserial,
+    statistic,
+    wPlus,
+    wMinus,
+    pValue: Math.min(1, p),
+    method: 'approx',
+    z,
+    n,
+    nZero,
+    ties,
+    rankBiserial,
     warning: warnings.join('; '),
   };
 }

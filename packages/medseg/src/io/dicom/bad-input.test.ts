@@ -49,7 +49,10 @@ describe('bad DICOM input gives typed errors', () => {
 
   it('absurd Rows/Columns/NumberOfFrames are refused before allocating', () => {
     const big = { maxBytes: 64 * 2 ** 20, maxDecompressedBytes: 2 ** 28 };
-    assert.throws(() => readDicomSeriesFromBuffers([{ name: 'a', bytes: synthSlice({ z: 0, rows: 65535, columns: 65535 }) }], { limits: big }), code('TOO_LARGE'));
+    assert.throws(
+      () => readDicomSeriesFromBuffers([{ name: 'a', bytes: synthSlice({ z: 0, rows: 65535, columns: 65535 }) }], { limits: big }),
+      code('TOO_LARGE'),
+    );
     assert.throws(() => one(synthSlice({ z: 0, frames: 2 ** 31 - 1 })), code('TOO_LARGE'));
     assert.throws(() => one(synthSlice({ z: 0, frames: 1000 })), code('TRUNCATED'));
     // SEG claiming a billion frames.
@@ -65,6 +68,9 @@ describe('bad DICOM input gives typed errors', () => {
     const el = f.dataset.get(T.PixelData)!;
     f.dataset.set({ ...el, fragments: [el.bytes], offsetTable: new Uint8Array(0), bytes: new Uint8Array(0) });
     const bytes = writeDicom(f.dataset, { transferSyntaxUID: TS.J2kLossless });
-    assert.throws(() => one(bytes), (e: unknown) => code('UNSUPPORTED')(e) && /1\.2\.840\.10008\.1\.2\.4\.90/.test((e as Error).message));
+    assert.throws(
+      () => one(bytes),
+      (e: unknown) => code('UNSUPPORTED')(e) && /1\.2\.840\.10008\.1\.2\.4\.90/.test((e as Error).message),
+    );
   });
 });

@@ -58,7 +58,10 @@ export class DicomDataset {
   numbers(tag: number): number[] {
     const el = this.elements.get(tag);
     if (!el || el.items) return [];
-    if (el.vr === 'DS' || el.vr === 'IS') return this.strings(tag).filter((s) => s !== '').map(Number);
+    if (el.vr === 'DS' || el.vr === 'IS')
+      return this.strings(tag)
+        .filter((s) => s !== '')
+        .map(Number);
     return binaryNumbers(el);
   }
 
@@ -89,15 +92,38 @@ export function binaryNumbers(el: DicomElement): number[] {
   for (let i = 0; i < n; i++) {
     const o = i * width;
     switch (el.vr) {
-      case 'US': case 'OW': out[i] = dv.getUint16(o, le); break;
-      case 'SS': out[i] = dv.getInt16(o, le); break;
-      case 'UL': case 'OL': out[i] = dv.getUint32(o, le); break;
-      case 'SL': out[i] = dv.getInt32(o, le); break;
-      case 'FL': case 'OF': out[i] = dv.getFloat32(o, le); break;
-      case 'FD': case 'OD': out[i] = dv.getFloat64(o, le); break;
-      case 'AT': out[i] = dv.getUint16(o, le); break; // AT as pairs of uint16 (group, element)
-      case 'SV': out[i] = Number(dv.getBigInt64(o, le)); break;
-      case 'UV': case 'OV': out[i] = Number(dv.getBigUint64(o, le)); break;
+      case 'US':
+      case 'OW':
+        out[i] = dv.getUint16(o, le);
+        break;
+      case 'SS':
+        out[i] = dv.getInt16(o, le);
+        break;
+      case 'UL':
+      case 'OL':
+        out[i] = dv.getUint32(o, le);
+        break;
+      case 'SL':
+        out[i] = dv.getInt32(o, le);
+        break;
+      case 'FL':
+      case 'OF':
+        out[i] = dv.getFloat32(o, le);
+        break;
+      case 'FD':
+      case 'OD':
+        out[i] = dv.getFloat64(o, le);
+        break;
+      case 'AT':
+        out[i] = dv.getUint16(o, le);
+        break; // AT as pairs of uint16 (group, element)
+      case 'SV':
+        out[i] = Number(dv.getBigInt64(o, le));
+        break;
+      case 'UV':
+      case 'OV':
+        out[i] = Number(dv.getBigUint64(o, le));
+        break;
     }
   }
   return out;

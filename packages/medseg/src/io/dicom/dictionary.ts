@@ -135,13 +135,14 @@ export function vrOfTag(tag: number): string {
 
 function buildVrTable(): Map<number, string> {
   const out = new Map<number, string>();
-  const nameMap = (dcmjs as unknown as { data: { DicomMetaDictionary: { nameMap: Record<string, { tag: string; vr: string }> } } })
-    .data.DicomMetaDictionary.nameMap;
+  const nameMap = (dcmjs as unknown as { data: { DicomMetaDictionary: { nameMap: Record<string, { tag: string; vr: string }> } } }).data.DicomMetaDictionary
+    .nameMap;
   for (const e of Object.values(nameMap)) {
     const m = /^\(([0-9A-F]{4}),([0-9A-F]{4})\)$/i.exec(e.tag);
     if (!m) continue; // repeating groups (60xx) are written with 'x': not needed here
     let vr = e.vr;
-    if (vr === 'ox') vr = 'OW'; // OB or OW: pixel data is re-typed from BitsAllocated where it matters
+    if (vr === 'ox')
+      vr = 'OW'; // OB or OW: pixel data is re-typed from BitsAllocated where it matters
     else if (vr === 'xs') vr = 'US';
     else if (!/^[A-Z]{2}$/.test(vr)) vr = 'UN';
     out.set(tagOf(parseInt(m[1]!, 16), parseInt(m[2]!, 16)), vr);

@@ -49,11 +49,7 @@ export async function listFiles(pathOrFiles: string | string[]): Promise<{ files
  * Reads and parses files. From a folder, files that do not look like DICOM are
  * skipped; from an explicit list they are an error.
  */
-export async function readDicomFiles(
-  files: string[],
-  fromFolder: boolean,
-  opts: Omit<ParseOptions, 'path'> = {},
-): Promise<DicomFile[]> {
+export async function readDicomFiles(files: string[], fromFolder: boolean, opts: Omit<ParseOptions, 'path'> = {}): Promise<DicomFile[]> {
   const out: DicomFile[] = [];
   const BATCH = 16;
   for (let i = 0; i < files.length; i += BATCH) {

@@ -23,7 +23,10 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
   const kind = int(5);
   let b = Uint8Array.from(src);
   if (kind === 0) {
-    for (let k = 1 + int(8); k > 0; k--) { const p = pos(); b[p]! ^= 1 << int(8); }
+    for (let k = 1 + int(8); k > 0; k--) {
+      const p = pos();
+      b[p]! ^= 1 << int(8);
+    }
   } else if (kind === 1) {
     b = b.subarray(0, int(b.length));
   } else if (kind === 2) {
@@ -34,10 +37,15 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
     const p = pos() & ~1;
     const v = [0xffffffff, 0xfffffffe, 0x7fffffff, 0x10000, 0, 1, 3, int(2 ** 32)][int(8)]!;
     const dv = new DataView(b.buffer);
-    if (p + 4 <= b.length) { if (r() < 0.5) dv.setUint32(p, v, true); else dv.setUint16(p, v & 0xffff, true); }
+    if (p + 4 <= b.length) {
+      if (r() < 0.5) dv.setUint32(p, v, true);
+      else dv.setUint16(p, v & 0xffff, true);
+    }
   } else {
     // Copy a chunk of the file elsewhere (duplicated tags, nested garbage).
-    const from = pos(); const to = pos(); const n = int(64);
+    const from = pos();
+    const to = pos();
+    const n = int(64);
     b.copyWithin(to, from, from + n);
   }
   return b;
@@ -67,7 +75,10 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
 
   it('series reader survives mutated files', () => {
     const sources = [
-      ["ct-3slice/01.dcm", 300], ["23x38x3/image/IMG0001.dcm", 1200], ["24x38x3/multiframe/mf.dcm", 1400], ["23x38x3/multiframe/mf.dcm", 600],
+      ['ct-3slice/01.dcm', 300],
+      ['23x38x3/image/IMG0001.dcm', 1200],
+      ['24x38x3/multiframe/mf.dcm', 1400],
+      ['23x38x3/multiframe/mf.dcm', 600],
     ] as const;
     const codes: Record<string, number> = {};
     let seed = 1;
@@ -76,7 +87,10 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
       for (let i = 0; i < count; i++, seed++) {
         const r = seededRandom(seed);
         const bytes = mutate(src, r);
-        const c = runCase(() => checkVolume(readDicomSeriesFromBuffers([{ name: `${f}#${seed}`, bytes }], { limits: LIMITS, allowGaps: true })), `${f} seed ${seed}`);
+        const c = runCase(
+          () => checkVolume(readDicomSeriesFromBuffers([{ name: `${f}#${seed}`, bytes }], { limits: LIMITS, allowGaps: true })),
+          `${f} seed ${seed}`,
+        );
         codes[c] = (codes[c] ?? 0) + 1;
       }
     }
@@ -86,8 +100,11 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
 
   it('SEG reader survives mutated files', () => {
     const sources = [
-      ['liver.dcm', ct, 400], ['partial_overlaps.dcm', ct, 400], ['23x38x3/seg/label.seg', img23, 1200],
-      ['24x38x3/seg/label.seg', img24, 800], ['sparse-labelmap-ppv5.dcm', img24, 800],
+      ['liver.dcm', ct, 400],
+      ['partial_overlaps.dcm', ct, 400],
+      ['23x38x3/seg/label.seg', img23, 1200],
+      ['24x38x3/seg/label.seg', img24, 800],
+      ['sparse-labelmap-ppv5.dcm', img24, 800],
     ] as const;
     const codes: Record<string, number> = {};
     let seed = 100_000;

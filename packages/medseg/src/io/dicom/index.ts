@@ -8,8 +8,19 @@
  */
 export { readDicomSeries, readDicomSeriesFromBuffers, listDicomSeries, type DicomSeriesOptions, type DicomSeriesInfo } from './series.ts';
 export {
-  readDicomSeg, parseDicomSeg, segMasks, segLabelmap, segGrid, placeFrames, SEG_SOP_CLASS,
-  type DicomSegmentation, type SegmentInfo, type SegFrame, type Code, type SegReadOptions, type LabelmapResult,
+  readDicomSeg,
+  parseDicomSeg,
+  segMasks,
+  segLabelmap,
+  segGrid,
+  placeFrames,
+  SEG_SOP_CLASS,
+  type DicomSegmentation,
+  type SegmentInfo,
+  type SegFrame,
+  type Code,
+  type SegReadOptions,
+  type LabelmapResult,
 } from './seg-read.ts';
 export { writeDicomSeg, buildDicomSeg, DEFAULT_CATEGORY, DEFAULT_TYPE, type SegmentDescription, type SegWriteOptions } from './seg-write.ts';
 export { deidentify, deidentifyDataset, newDeidentifyState, type DeidentifyOptions, type DeidentifyState } from './deidentify.ts';

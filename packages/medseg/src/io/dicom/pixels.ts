@@ -50,7 +50,8 @@ export function pixelInfo(ds: DicomDataset, path?: string): PixelInfo {
     throw new MedsegIoError('BAD_GEOMETRY', `bad image size rows=${rows} columns=${columns} frames=${framesRaw}`, path);
   }
   if (samplesPerPixel !== 1 && samplesPerPixel !== 3) throw new MedsegIoError('UNSUPPORTED', `SamplesPerPixel ${samplesPerPixel}`, path);
-  if (!(bitsStored >= 1 && bitsStored <= bitsAllocated)) throw new MedsegIoError('BAD_DATA', `BitsStored ${bitsStored} with BitsAllocated ${bitsAllocated}`, path);
+  if (!(bitsStored >= 1 && bitsStored <= bitsAllocated))
+    throw new MedsegIoError('BAD_DATA', `BitsStored ${bitsStored} with BitsAllocated ${bitsAllocated}`, path);
   let type: PixelInfo['type'];
   const signed = pixelRepresentation === 1;
   if (ds.has(T.FloatPixelData)) type = 'float32';
@@ -61,7 +62,14 @@ export function pixelInfo(ds: DicomDataset, path?: string): PixelInfo {
   else if (bitsAllocated === 32) type = signed ? 'int32' : 'uint32';
   else throw new MedsegIoError('UNSUPPORTED', `BitsAllocated ${bitsAllocated}`, path);
   return {
-    rows, columns, frames, samplesPerPixel, bitsAllocated, bitsStored, pixelRepresentation, type,
+    rows,
+    columns,
+    frames,
+    samplesPerPixel,
+    bitsAllocated,
+    bitsStored,
+    pixelRepresentation,
+    type,
     photometric: ds.string(T.PhotometricInterpretation) ?? 'MONOCHROME2',
     planarConfiguration: ds.number(T.PlanarConfiguration) ?? 0,
   };
@@ -159,14 +167,30 @@ function toSamples(raw: Uint8Array, littleEndian: boolean, info: PixelInfo): Vox
   }
   let arr: VoxelArray;
   switch (type) {
-    case 'uint8': arr = copy; break;
-    case 'int8': arr = new Int8Array(copy.buffer); break;
-    case 'uint16': arr = new Uint16Array(copy.buffer); break;
-    case 'int16': arr = new Int16Array(copy.buffer); break;
-    case 'uint32': arr = new Uint32Array(copy.buffer); break;
-    case 'int32': arr = new Int32Array(copy.buffer); break;
-    case 'float32': arr = new Float32Array(copy.buffer); break;
-    default: arr = new Float64Array(copy.buffer); break;
+    case 'uint8':
+      arr = copy;
+      break;
+    case 'int8':
+      arr = new Int8Array(copy.buffer);
+      break;
+    case 'uint16':
+      arr = new Uint16Array(copy.buffer);
+      break;
+    case 'int16':
+      arr = new Int16Array(copy.buffer);
+      break;
+    case 'uint32':
+      arr = new Uint32Array(copy.buffer);
+      break;
+    case 'int32':
+      arr = new Int32Array(copy.buffer);
+      break;
+    case 'float32':
+      arr = new Float32Array(copy.buffer);
+      break;
+    default:
+      arr = new Float64Array(copy.buffer);
+      break;
   }
   if (!type.startsWith('float') && info.bitsStored < info.bitsAllocated) maskBits(arr, info);
   if (info.samplesPerPixel === 3 && info.planarConfiguration === 0) arr = deinterleave(arr, info.rows * info.columns);
@@ -213,7 +237,10 @@ function splitFrames(fragments: Uint8Array[], offsetTable: Uint8Array | undefine
     // Map byte offsets (counted over item headers + fragments) to fragment indices.
     const fragStart: number[] = [];
     let off = 0;
-    for (const f of fragments) { fragStart.push(off); off += 8 + f.length; }
+    for (const f of fragments) {
+      fragStart.push(off);
+      off += 8 + f.length;
+    }
     const out: Uint8Array[] = [];
     for (let i = 0; i < frames; i++) {
       const a = fragStart.indexOf(starts[i]!);

@@ -8,8 +8,14 @@ import { readDicomSeg, segGrid, segLabelmap } from './seg-read.ts';
 
 const D = (...p: string[]) => dataPath('dcmqi-ct-dicomseg', ...p);
 const NRRDS = [
-  'liver_seg.nrrd', 'partial_overlaps-1.nrrd', 'partial_overlaps-2.nrrd', 'partial_overlaps-3.nrrd',
-  'sparse_labelmap_ppv5_seg.nrrd', 'sparse_labelmap_noppv_seg.nrrd', '23x38x3/nrrd/label.nrrd', '24x38x3/nrrd/label.nrrd',
+  'liver_seg.nrrd',
+  'partial_overlaps-1.nrrd',
+  'partial_overlaps-2.nrrd',
+  'partial_overlaps-3.nrrd',
+  'sparse_labelmap_ppv5_seg.nrrd',
+  'sparse_labelmap_noppv_seg.nrrd',
+  '23x38x3/nrrd/label.nrrd',
+  '24x38x3/nrrd/label.nrrd',
 ];
 // Reference label maps read by an independent numpy NRRD parser (dicom_ref.py), not by our nrrd.ts.
 const ref = Object.fromEntries(runRef(NRRDS.map((f) => ({ op: 'nrrd', file: D(f) }))).map((r, i) => [NRRDS[i]!, r.data!]));
@@ -30,11 +36,17 @@ describe('readDicomSeg vs dcmqi NRRD label maps', async () => {
   it('liver.dcm on the CT grid matches liver_seg.nrrd voxel for voxel', async () => {
     const seg = await readDicomSeg(D('liver.dcm'), { source: ct });
     assert.equal(seg.segmentationType, 'BINARY');
-    assert.deepEqual(seg.segments.map((s) => s.label), ['Liver']);
+    assert.deepEqual(
+      seg.segments.map((s) => s.label),
+      ['Liver'],
+    );
     const mask = seg.masks!.get(1)!;
     assert.deepEqual(mask.size, ct.size);
     const r = ref['liver_seg.nrrd']!;
-    assert.ok(r.some((v) => v === 1), 'reference not empty');
+    assert.ok(
+      r.some((v) => v === 1),
+      'reference not empty',
+    );
     assert.equal(countDiff(mask.data, eq(r, 1)), 0);
     assert.equal(countDiff(segLabelmap(seg, ct).labelmap.data, r), 0);
     // Slicer's liver colour (221,130,101) is what the stored CIELab means.
@@ -66,17 +78,25 @@ describe('readDicomSeg vs dcmqi NRRD label maps', async () => {
     }
     assert.deepEqual([...seen].sort(), [1, 2, 3, 4, 5]);
     // Independent overlap count: voxels set in more than one NRRD.
-    const r1 = ref['partial_overlaps-1.nrrd']!, r2 = ref['partial_overlaps-2.nrrd']!, r3 = ref['partial_overlaps-3.nrrd']!;
+    const r1 = ref['partial_overlaps-1.nrrd']!,
+      r2 = ref['partial_overlaps-2.nrrd']!,
+      r3 = ref['partial_overlaps-3.nrrd']!;
     let overlap = 0;
     for (let i = 0; i < r1.length; i++) if ((r1[i] ? 1 : 0) + (r2[i] ? 1 : 0) + (r3[i] ? 1 : 0) > 1) overlap++;
     assert.ok(overlap > 0);
-    assert.throws(() => segLabelmap(seg, ct), (e: unknown) => e instanceof MedsegIoError && e.code === 'BAD_DATA' && /overlap/.test(e.message));
+    assert.throws(
+      () => segLabelmap(seg, ct),
+      (e: unknown) => e instanceof MedsegIoError && e.code === 'BAD_DATA' && /overlap/.test(e.message),
+    );
     const lm = segLabelmap(seg, ct, { onOverlap: 'last' });
     assert.ok(lm.overlapVoxels >= overlap, `${lm.overlapVoxels} >= ${overlap}`);
   });
 
   it('sparse LABELMAP SEGs match their NRRDs (uncovered slice = PixelPaddingValue)', async () => {
-    for (const [dcm, nrrd] of [['sparse-labelmap-ppv5.dcm', 'sparse_labelmap_ppv5_seg.nrrd'], ['sparse-labelmap-noppv.dcm', 'sparse_labelmap_noppv_seg.nrrd']]) {
+    for (const [dcm, nrrd] of [
+      ['sparse-labelmap-ppv5.dcm', 'sparse_labelmap_ppv5_seg.nrrd'],
+      ['sparse-labelmap-noppv.dcm', 'sparse_labelmap_noppv_seg.nrrd'],
+    ]) {
       const seg = await readDicomSeg(D(dcm!), { source: img24 });
       assert.equal(seg.segmentationType, 'LABELMAP');
       assert.equal(countDiff(segLabelmap(seg, img24).labelmap.data, ref[nrrd!]!), 0, dcm);
@@ -85,7 +105,10 @@ describe('readDicomSeg vs dcmqi NRRD label maps', async () => {
   });
 
   it('odd-sized BINARY SEGs (frames not byte aligned) match label.nrrd', async () => {
-    for (const [dir, img] of [['23x38x3', img23], ['24x38x3', img24]] as const) {
+    for (const [dir, img] of [
+      ['23x38x3', img23],
+      ['24x38x3', img24],
+    ] as const) {
       const seg = await readDicomSeg(D(dir, 'seg/label.seg'), { source: img });
       const r = ref[`${dir}/nrrd/label.nrrd`]!;
       assert.ok(r.some((v) => v !== 0));

@@ -81,7 +81,7 @@ export interface SegReadOptions {
 
 function code(ds: DicomDataset | undefined): Code | undefined {
   if (!ds) return undefined;
-  const value = ds.string(T.CodeValue) ?? ds.string(0x00080119) /* LongCodeValue */ ?? ds.string(0x00080120) /* URNCodeValue */;
+  const value = ds.string(T.CodeValue) ?? ds.string(0x00080119) /* LongCodeValue */ ?? ds.string(0x00080120); /* URNCodeValue */
   if (value === undefined) return undefined;
   return { value, scheme: ds.string(T.CodingSchemeDesignator) ?? '', meaning: ds.string(T.CodeMeaning) ?? '' };
 }
@@ -335,7 +335,9 @@ export function segLabelmap(seg: DicomSegmentation, grid: Volume, opts: { onOver
       data.set(seg.frameData(i) as ArrayLike<number>, z[i]! * plane);
       covered[z[i]!] = 1;
     });
-    covered.forEach((c, k) => { if (!c && seg.paddingValue) data.fill(seg.paddingValue, k * plane, (k + 1) * plane); });
+    covered.forEach((c, k) => {
+      if (!c && seg.paddingValue) data.fill(seg.paddingValue, k * plane, (k + 1) * plane);
+    });
   } else {
     const thr = seg.segmentationType === 'FRACTIONAL' ? 0.5 : 0.5;
     seg.frames.forEach((f, i) => {

@@ -15,10 +15,15 @@ const tmp = mkdtempSync(join(tmpdir(), 'medseg-segw-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface SegRef {
-  sopClassUID: string; numberOfFrames: number; segmentationType: string;
+  sopClassUID: string;
+  numberOfFrames: number;
+  segmentationType: string;
   segments: { number: number; label: string; lab: number[] }[];
   frames: { ref: string; segment: number; position: number[] }[];
-  patientID: string; studyInstanceUID: string; seriesInstanceUID: string; frameOfReferenceUID: string;
+  patientID: string;
+  studyInstanceUID: string;
+  seriesInstanceUID: string;
+  frameOfReferenceUID: string;
 }
 
 describe('writeDicomSeg', async () => {
@@ -50,11 +55,17 @@ describe('writeDicomSeg', async () => {
     await writeDicomSeg(masks, ct, segs, { path, seriesDescription: 'medseg test' });
     const all = join(tmp, 'all.dcm');
     await writeDicomSeg(masks, ct, segs, { path: all, allFrames: true });
-    const [r, rAll] = runRef<SegRef>([{ op: 'seginfo', file: path }, { op: 'seginfo', file: all }]);
+    const [r, rAll] = runRef<SegRef>([
+      { op: 'seginfo', file: path },
+      { op: 'seginfo', file: all },
+    ]);
     const info = r!.info;
     assert.equal(info.sopClassUID, '1.2.840.10008.5.1.4.1.1.66.4');
     assert.equal(info.segmentationType, 'BINARY');
-    assert.deepEqual(info.segments.map((s) => s.number), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      info.segments.map((s) => s.number),
+      [1, 2, 3, 4, 5],
+    );
     // Expected frames: one per non-empty (segment, slice), counted here from the masks.
     let expected = 0;
     for (const m of masks.values()) for (let z = 0; z < nz; z++) if (m.data.subarray(z * plane, (z + 1) * plane).some((v) => v)) expected++;
@@ -80,7 +91,9 @@ describe('writeDicomSeg', async () => {
     const img = await readDicomSeries(D('23x38x3/image'));
     const seg = await readDicomSeg(D('23x38x3/seg/label.seg'), { source: img });
     const lm = segLabelmap(seg, img).labelmap;
-    const bytes = await writeDicomSeg(lm, img, [{ number: 1, label: 'Liver', algorithmType: 'AUTOMATIC', algorithmName: 'unet' }], { deidentify: { patientName: 'ANON^X' } });
+    const bytes = await writeDicomSeg(lm, img, [{ number: 1, label: 'Liver', algorithmType: 'AUTOMATIC', algorithmName: 'unet' }], {
+      deidentify: { patientName: 'ANON^X' },
+    });
     const back = parseDicomSeg(bytes, { source: img });
     assert.deepEqual(segLabelmap(back, img).labelmap.data, lm.data);
     assert.equal(back.meta.patientName, 'ANON^X');
@@ -91,7 +104,12 @@ describe('writeDicomSeg', async () => {
 
 describe('colour', () => {
   it('RGB -> CIELab -> RGB returns the colour', () => {
-    for (const rgb of [[221, 130, 101], [0, 0, 0], [255, 255, 255], [12, 200, 40]] as [number, number, number][]) {
+    for (const rgb of [
+      [221, 130, 101],
+      [0, 0, 0],
+      [255, 255, 255],
+      [12, 200, 40],
+    ] as [number, number, number][]) {
       const back = dicomLabToRgb(rgbToDicomLab(rgb));
       rgb.forEach((c, i) => assert.ok(Math.abs(back[i]! - c) <= 1, `${rgb} -> ${back}`));
     }

@@ -49,7 +49,14 @@ export interface SegWriteOptions {
 export const DEFAULT_CATEGORY: Code = { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' };
 export const DEFAULT_TYPE: Code = { value: '85756007', scheme: 'SCT', meaning: 'Tissue' };
 const DEFAULT_COLOURS: [number, number, number][] = [
-  [221, 130, 101], [128, 174, 128], [241, 214, 145], [177, 122, 101], [111, 184, 210], [216, 101, 79], [183, 156, 220], [252, 231, 140],
+  [221, 130, 101],
+  [128, 174, 128],
+  [241, 214, 145],
+  [177, 122, 101],
+  [111, 184, 210],
+  [216, 101, 79],
+  [183, 156, 220],
+  [252, 231, 140],
 ];
 
 function codeItem(c: Code): DicomDataset {
@@ -112,7 +119,7 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     // A SEG must hold at least one frame: keep one empty frame of the first segment.
     frames.push({ seg: segments[0]!.number, segIndex: 1, z: 0 });
   }
-  const bits = new Uint8Array(Math.ceil((frames.length * plane) / 8) + ((Math.ceil((frames.length * plane) / 8)) % 2));
+  const bits = new Uint8Array(Math.ceil((frames.length * plane) / 8) + (Math.ceil((frames.length * plane) / 8) % 2));
   frames.forEach((fr, k) => {
     const f = inside.get(fr.seg)!;
     let bit = k * plane;
@@ -182,7 +189,10 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     el.str(T.ManufacturerModelName, 'LO', 'medseg'),
     el.seq(T.ReferencedSeriesSequence, [
       dataset(
-        el.seq(T.ReferencedInstanceSequence, sops.map((u) => dataset(el.str(T.ReferencedSOPClassUID, 'UI', sopClass), el.str(T.ReferencedSOPInstanceUID, 'UI', u)))),
+        el.seq(
+          T.ReferencedInstanceSequence,
+          sops.map((u) => dataset(el.str(T.ReferencedSOPClassUID, 'UI', sopClass), el.str(T.ReferencedSOPInstanceUID, 'UI', u))),
+        ),
         el.str(T.SeriesInstanceUID, 'UI', source.meta.seriesInstanceUID ?? ''),
       ),
     ]),
@@ -227,7 +237,14 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     el.str(T.LossyImageCompression, 'CS', '00'),
     el.str(T.SegmentationType, 'CS', 'BINARY'),
     el.seq(T.SegmentSequence, segItems),
-    el.str(T.ContentLabel, 'CS', (opts.contentLabel ?? 'SEGMENTATION').toUpperCase().replace(/[^A-Z0-9_ ]/g, '_').slice(0, 16)),
+    el.str(
+      T.ContentLabel,
+      'CS',
+      (opts.contentLabel ?? 'SEGMENTATION')
+        .toUpperCase()
+        .replace(/[^A-Z0-9_ ]/g, '_')
+        .slice(0, 16),
+    ),
     el.str(T.ContentDescription, 'LO', ''),
     el.str(T.ContentCreatorName, 'PN', opts.contentCreatorName ?? ''),
     el.seq(T.SharedFunctionalGroupsSequence, [

@@ -12,9 +12,18 @@ import { listDicomSeries, readDicomSeries } from './series.ts';
 import { synthSlice } from '../../testing/dicom-synth.ts';
 
 const D = (...p: string[]) => dataPath('dcmqi-ct-dicomseg', ...p);
-const files = (dir: string) => readdirSync(D(dir)).sort().map((f) => D(dir, f));
+const files = (dir: string) =>
+  readdirSync(D(dir))
+    .sort()
+    .map((f) => D(dir, f));
 
-interface Geo { size: number[]; origin: number[]; spacing: number[]; direction: number[]; sop?: string[] }
+interface Geo {
+  size: number[];
+  origin: number[];
+  spacing: number[];
+  direction: number[];
+  sop?: string[];
+}
 
 function assertClose(a: readonly number[], b: readonly number[], tol: number, what: string): void {
   assert.equal(a.length, b.length, what);
@@ -56,7 +65,10 @@ describe('readDicomSeries vs pydicom', () => {
   });
 
   it('reads the odd-sized image series, keeping the integer type when rescale is identity', async () => {
-    for (const [i, dir] of [[1, '23x38x3/image'], [2, '24x38x3/image']] as const) {
+    for (const [i, dir] of [
+      [1, '23x38x3/image'],
+      [2, '24x38x3/image'],
+    ] as const) {
       const v = await readDicomSeries(files(dir).reverse()); // order of the list must not matter
       assert.ok(v.data instanceof Uint16Array, `${dir} stays uint16`);
       assertMatches(v, refs[i]!, dir);
@@ -64,7 +76,10 @@ describe('readDicomSeries vs pydicom', () => {
   });
 
   it('reads enhanced multi-frame CT through its functional groups', async () => {
-    for (const [i, f] of [[3, '23x38x3/multiframe/mf.dcm'], [4, '24x38x3/multiframe/mf.dcm']] as const) {
+    for (const [i, f] of [
+      [3, '23x38x3/multiframe/mf.dcm'],
+      [4, '24x38x3/multiframe/mf.dcm'],
+    ] as const) {
       const v = await readDicomSeries(D(f));
       assertMatches(v, refs[i]!, f);
     }
@@ -77,7 +92,10 @@ describe('series selection', () => {
     assert.deepEqual(list.map((s) => s.modality).sort(), ['CT', 'CT', 'SEG']);
     assert.ok(list.every((s) => s.sliceCount === 3));
     assert.ok(list.some((s) => s.description === 'Image 23x38x3'));
-    await assert.rejects(readDicomSeries(D('23x38x3')), (e: unknown) => e instanceof MedsegIoError && e.code === 'INCONSISTENT_SERIES' && /2 image series/.test(e.message));
+    await assert.rejects(
+      readDicomSeries(D('23x38x3')),
+      (e: unknown) => e instanceof MedsegIoError && e.code === 'INCONSISTENT_SERIES' && /2 image series/.test(e.message),
+    );
     const ct = list.find((s) => s.description === 'Image 23x38x3')!;
     const v = await readDicomSeries(D('23x38x3'), { seriesInstanceUID: ct.seriesInstanceUID });
     assert.deepEqual(v.size, [23, 38, 3]);
@@ -154,7 +172,10 @@ describe('series problems', () => {
   const code = (c: string, re?: RegExp) => (e: unknown) => e instanceof MedsegIoError && e.code === c && (!re || re.test(e.message));
 
   it('reads a regular synthetic stack (our writer) with z spacing from positions', async () => {
-    const d = write('regular', [0, 2.5, 5, 7.5].map((z) => ({ z })));
+    const d = write(
+      'regular',
+      [0, 2.5, 5, 7.5].map((z) => ({ z })),
+    );
     const v = await readDicomSeries(d);
     assert.deepEqual(v.size, [5, 4, 4]);
     assertClose(v.spacing, [0.75, 0.5, 2.5], 1e-9, 'spacing');
@@ -162,7 +183,10 @@ describe('series problems', () => {
   });
 
   it('detects a missing middle slice, or accepts it with a warning', async () => {
-    const d = write('missing', [0, 2.5, 7.5, 10].map((z) => ({ z })));
+    const d = write(
+      'missing',
+      [0, 2.5, 7.5, 10].map((z) => ({ z })),
+    );
     await assert.rejects(readDicomSeries(d), code('MISSING_SLICES', /5\.000 mm between 2\.500 and 7\.500/));
     const v = await readDicomSeries(d, { allowGaps: true });
     assert.equal(v.size[2], 4);
@@ -186,4 +210,3 @@ describe('series problems', () => {
     await assert.rejects(readDicomSeries(d), code('INCONSISTENT_SERIES', /same position/));
   });
 });
-

@@ -109,7 +109,9 @@ function volumeFromDicomFiles(parsed: DicomFile[], opts: DicomSeriesOptions, whe
     if (!g) throw new MedsegIoError('NOT_FOUND', `series ${opts.seriesInstanceUID} not found (have: ${[...groups.keys()].join(', ')})`, where);
     chosen = [opts.seriesInstanceUID, g];
   } else {
-    const images = [...groups].filter(([, fs]) => !NON_IMAGE.has(fs[0]!.dataset.string(T.Modality) ?? '') && fs.some((f) => f.dataset.has(T.PixelData) || f.dataset.has(T.FloatPixelData)));
+    const images = [...groups].filter(
+      ([, fs]) => !NON_IMAGE.has(fs[0]!.dataset.string(T.Modality) ?? '') && fs.some((f) => f.dataset.has(T.PixelData) || f.dataset.has(T.FloatPixelData)),
+    );
     if (images.length > 1) {
       const list = images.map(([uid, fs]) => {
         const d = describe(uid, fs);
@@ -197,7 +199,11 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
       if (stack.gaps.length) {
         const list = stack.gaps.map((g) => `${g.gap.toFixed(3)} mm between ${g.from.toFixed(3)} and ${g.to.toFixed(3)}`).join('; ');
         if (!opts.allowGaps) {
-          throw new MedsegIoError('MISSING_SLICES', `missing slices or uneven spacing: ${list} (nominal ${Math.min(...slices.slice(1).map((s, i) => s.pos - slices[i]!.pos)).toFixed(3)} mm); pass allowGaps to accept`, where);
+          throw new MedsegIoError(
+            'MISSING_SLICES',
+            `missing slices or uneven spacing: ${list} (nominal ${Math.min(...slices.slice(1).map((s, i) => s.pos - slices[i]!.pos)).toFixed(3)} mm); pass allowGaps to accept`,
+            where,
+          );
         }
         warnings.push(`uneven slice spacing, stacked at ${stack.spacing.toFixed(4)} mm: ${list}`);
       }

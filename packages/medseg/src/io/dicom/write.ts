@@ -40,7 +40,12 @@ export const el = {
   },
   nums(tag: number, vr: string, values: number[]): DicomElement {
     if (vr === 'DS') return el.str(tag, vr, values.map(formatDS));
-    if (vr === 'IS') return el.str(tag, vr, values.map((v) => String(Math.round(v))));
+    if (vr === 'IS')
+      return el.str(
+        tag,
+        vr,
+        values.map((v) => String(Math.round(v))),
+      );
     const w = binaryWidth(vr);
     if (!w) throw new Error(`not a numeric VR: ${vr}`);
     const b = new Uint8Array(values.length * w);
@@ -48,20 +53,42 @@ export const el = {
     values.forEach((v, i) => {
       const o = i * w;
       switch (vr) {
-        case 'US': case 'OW': case 'AT': dv.setUint16(o, v, true); break;
-        case 'SS': dv.setInt16(o, v, true); break;
-        case 'UL': case 'OL': dv.setUint32(o, v, true); break;
-        case 'SL': dv.setInt32(o, v, true); break;
-        case 'FL': case 'OF': dv.setFloat32(o, v, true); break;
-        case 'FD': case 'OD': dv.setFloat64(o, v, true); break;
-        default: throw new Error(`unsupported VR ${vr}`);
+        case 'US':
+        case 'OW':
+        case 'AT':
+          dv.setUint16(o, v, true);
+          break;
+        case 'SS':
+          dv.setInt16(o, v, true);
+          break;
+        case 'UL':
+        case 'OL':
+          dv.setUint32(o, v, true);
+          break;
+        case 'SL':
+          dv.setInt32(o, v, true);
+          break;
+        case 'FL':
+        case 'OF':
+          dv.setFloat32(o, v, true);
+          break;
+        case 'FD':
+        case 'OD':
+          dv.setFloat64(o, v, true);
+          break;
+        default:
+          throw new Error(`unsupported VR ${vr}`);
       }
     });
     return { tag, vr, bytes: b, littleEndian: true };
   },
   /** Attribute Tag values (AT): each tag as group, element. */
   tags(tag: number, tags: number[]): DicomElement {
-    return el.nums(tag, 'AT', tags.flatMap((t) => [t >>> 16, t & 0xffff]));
+    return el.nums(
+      tag,
+      'AT',
+      tags.flatMap((t) => [t >>> 16, t & 0xffff]),
+    );
   },
   bytes(tag: number, vr: string, bytes: Uint8Array): DicomElement {
     return { tag, vr, bytes, littleEndian: true };
@@ -91,7 +118,8 @@ class Out {
     const dv = new DataView(b.buffer);
     dv.setUint16(0, tag >>> 16, true);
     dv.setUint16(2, tag & 0xffff, true);
-    if (vr === undefined) dv.setUint32(4, len, true); // item / delimiter
+    if (vr === undefined)
+      dv.setUint32(4, len, true); // item / delimiter
     else {
       b[4] = vr.charCodeAt(0);
       b[5] = vr.charCodeAt(1);
