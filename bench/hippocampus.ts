@@ -7,7 +7,7 @@
  *
  *   npm run bench -- hippocampus [--minutes 30] [--architecture unet] [--out runs/bench-hippocampus]
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

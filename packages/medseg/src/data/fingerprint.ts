@@ -7,13 +7,13 @@
  * all of them); class voxel frequencies.
  */
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset } from './dataset.ts';
 import type { Zyx } from './axes.ts';
 import { boxShape, loadRawCase, nonzeroBox } from './case.ts';
 import { Rng } from '../util/random.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
+import { writeJsonAtomic } from '../util/atomic-write.ts';
 
 export interface IntensityStats {
   mean: number;
@@ -128,9 +128,7 @@ export async function computeFingerprint(ds: Dataset, o: FingerprintOptions = {}
 }
 
 export async function saveFingerprint(path: string, fp: Fingerprint): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(fp, null, 2) + '\n');
-  await rename(tmp, path);
+  await writeJsonAtomic(path, fp);
 }
 
 export function loadFingerprint(path: string): Fingerprint {

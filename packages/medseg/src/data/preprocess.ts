@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset, DatasetCase } from './dataset.ts';
@@ -25,6 +25,7 @@ import type { ChannelNormalization, Plan } from '../plan/types.ts';
 import { resampleImage, resampleLabel, type Kernel } from './resample.ts';
 import { Rng } from '../util/random.ts';
 import type { CaseProperties, PreprocessedCase } from './types.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 
 type PlanPart = Pick<Plan, 'dims' | 'targetSpacing' | 'normalization' | 'resampling' | 'labels' | 'channels'>;
 
@@ -216,12 +217,6 @@ function sourcesOf(c: DatasetCase): CacheMeta['sources'] {
   });
 }
 
-async function atomicWrite(path: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
-}
-
 function cacheValid(dir: string, c: DatasetCase, hash: string): boolean {
   const mp = join(dir, `${c.id}.json`);
   if (!existsSync(mp) || !existsSync(join(dir, `${c.id}.bin`))) return false;
@@ -255,7 +250,7 @@ export async function preprocessDataset(
     }
     o.onProgress?.(k + 1, ds.training.length);
   }
-  await atomicWrite(join(dir, 'plan-hash.txt'), hash + '\n');
+  await writeFileAtomic(join(dir, 'plan-hash.txt'), hash + '\n');
   return { ids: ds.training.map((c) => c.id), computed };
 }
 
@@ -264,7 +259,7 @@ export async function savePreprocessed(dir: string, pc: PreprocessedCase, hash: 
   bytes.set(new Uint8Array(pc.data.buffer, pc.data.byteOffset, pc.data.byteLength), 0);
   if (pc.label) bytes.set(pc.label, pc.data.byteLength);
   // Binary first, JSON last: a JSON file only exists beside a complete binary.
-  await atomicWrite(join(dir, `${pc.id}.bin`), bytes);
+  await writeFileAtomic(join(dir, `${pc.id}.bin`), bytes);
   const meta: CacheMeta = {
     planHash: hash,
     sources,
@@ -275,7 +270,7 @@ export async function savePreprocessed(dir: string, pc: PreprocessedCase, hash: 
     hasLabel: !!pc.label,
     properties: pc.properties,
   };
-  await atomicWrite(join(dir, `${pc.id}.json`), JSON.stringify(meta));
+  await writeFileAtomic(join(dir, `${pc.id}.json`), JSON.stringify(meta));
 }
 
 export async function loadPreprocessed(dir: string, id: string): Promise<PreprocessedCase> {

@@ -6,13 +6,14 @@
  * check every size before allocating, and map straight onto our planar
  * x-fastest layout, which is NIfTI's own order (dims 4.. become channels).
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { MedsegIoError } from './errors.ts';
 import { decomposeAffine, flipLpsRas, checkGeometry, composeAffine } from './geometry.ts';
 import { checkAllocation, fsError, gunzipBounded, gunzipPrefix, isGzip, resolveLimits, type ReadOptions } from './limits.ts';
 import { decodeSamples } from './samples.ts';
-import { voxelTypeOf, type Vec3, type Volume, type VoxelArray, type VoxelType } from './volume.ts';
+import { voxelTypeOf, type Vec3, type Volume, type VoxelType } from './volume.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 
 type RawKind = VoxelType | 'int64' | 'uint64' | 'rgb24';
 const DATATYPES: Record<number, { kind: RawKind; bytes: number }> = {
@@ -429,5 +430,5 @@ export function encodeNifti(v: Volume, opts: NiftiWriteOptions = {}): Buffer {
 
 export async function writeNifti(path: string, v: Volume, opts: NiftiWriteOptions = {}): Promise<void> {
   const gzip = opts.gzip ?? path.toLowerCase().endsWith('.gz');
-  await writeFile(path, encodeNifti(v, { ...opts, gzip }));
+  await writeFileAtomic(path, encodeNifti(v, { ...opts, gzip }));
 }

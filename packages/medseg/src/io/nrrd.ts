@@ -6,7 +6,7 @@
  * of limits, of axis permutation (a 'none' direction marks a channel axis,
  * which may come first) and of the space -> LPS conversion.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { MedsegIoError } from './errors.ts';
@@ -14,6 +14,7 @@ import { checkGeometry, decomposeAffine } from './geometry.ts';
 import { checkAllocation, fsError, gunzipBounded, resolveLimits, type ReadOptions } from './limits.ts';
 import { decodeSamples, decodedBytes, SAMPLE_BYTES, type SampleKind } from './samples.ts';
 import { allocVoxels, voxelTypeOf, type Vec3, type Volume, type VoxelArray, type VoxelType } from './volume.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 
 const TYPES: Record<string, SampleKind> = {};
 const addTypes = (kind: SampleKind, names: string[]) => names.forEach((n) => (TYPES[n] = kind));
@@ -391,5 +392,5 @@ export function encodeNrrd(v: Volume, opts: NrrdWriteOptions = {}): Buffer {
 }
 
 export async function writeNrrd(path: string, v: Volume, opts: NrrdWriteOptions = {}): Promise<void> {
-  await writeFile(path, encodeNrrd(v, opts));
+  await writeFileAtomic(path, encodeNrrd(v, opts));
 }

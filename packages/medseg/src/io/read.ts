@@ -4,7 +4,7 @@
  * DICOM lives in ./dicom/ and is loaded lazily so the other formats work
  * without it.
  */
-import { open, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { MedsegIoError } from './errors.ts';
 import { decodeImage2d, readImage2d, sniffImage2d } from './image2d.ts';
@@ -14,6 +14,7 @@ import { fsError, type ReadOptions } from './limits.ts';
 import { encodeNifti, readNifti } from './nifti.ts';
 import { encodeNrrd, readNrrd } from './nrrd.ts';
 import type { Volume } from './volume.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 
 export type VolumeFormat = 'nifti' | 'nrrd' | 'image2d' | 'dicom';
 export interface ReadVolumeOptions extends ReadOptions {
@@ -100,18 +101,12 @@ export function encodeVolume(path: string, v: Volume): Buffer {
   throw new MedsegIoError('UNSUPPORTED', 'cannot write this format (use .nii, .nii.gz, .nrrd or .png)', path);
 }
 
-/**
- * Write via a temporary file and rename, so a failure never leaves a
- * half-written file in place of a good one.
- */
+/** Writes atomically, so a failure never leaves a half-written file in place of a good one. */
 export async function writeVolume(path: string, v: Volume): Promise<void> {
   const bytes = encodeVolume(path, v);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
+    await writeFileAtomic(path, bytes);
   } catch (e) {
-    await unlink(tmp).catch(() => {});
     throw fsError(e, path);
   }
 }

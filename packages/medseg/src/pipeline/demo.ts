@@ -5,7 +5,7 @@
  * fixed split, predicts the held-out cases, evaluates them and writes the HTML
  * report, then says where everything went.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writePhantomDataset } from '../demo/phantom.ts';
 import { evaluateFolder } from '../eval/evaluate-folder.ts';
@@ -17,6 +17,7 @@ import { readDataset } from '../data/dataset.ts';
 import { importMsdHippocampus } from '../data/import.ts';
 import { trainModel } from './train-model.ts';
 import { foldDir, foldFile } from '../plan/model-folder.ts';
+import { DEMO_MINUTES } from './planning-choices.ts';
 
 export interface DemoResult {
   dataset: string;
@@ -49,7 +50,14 @@ export async function runDemo(o: { out?: string; minutes?: number; log?: (s: str
     log(`demo dataset: no shared data at ${dataRoot}; generated a phantom dataset at ${dataset}`);
   }
   const modelDir = join(out, 'model');
-  await trainModel({ dataset, out: modelDir, split, minutes: o.minutes ?? 5, resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')), log });
+  await trainModel({
+    dataset,
+    out: modelDir,
+    split,
+    minutes: o.minutes ?? DEMO_MINUTES,
+    resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')),
+    log,
+  });
 
   // Held-out images and references side by side for predict + evaluate.
   const ds = readDataset(dataset);

@@ -12,7 +12,7 @@ import { computeFingerprint, type Fingerprint } from '../data/fingerprint.ts';
 import { makePlan, type PlanOptions } from '../data/planner.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { savePlan } from '../plan/store.ts';
-import type { Plan, TrainingChoices } from '../plan/types.ts';
+import type { Plan } from '../plan/types.ts';
 import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, storedPlanPath, type PlanningChoices } from './planning-choices.ts';
 import { timedStepSeconds } from './step-timer.ts';
 

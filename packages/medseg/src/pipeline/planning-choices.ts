@@ -17,6 +17,8 @@ import type { TrainingChoices } from '../plan/types.ts';
 
 export const DEFAULT_MINUTES = 30;
 export const DEFAULT_ARCHITECTURE = 'unet';
+/** The demo's training budget in minutes: short enough to try the whole chain, long enough for a usable model. */
+export const DEMO_MINUTES = 5;
 
 /** What a user chooses when planning; absent fields take the defaults above. */
 export interface PlanningChoices extends TrainingChoices {

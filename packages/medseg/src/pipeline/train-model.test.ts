@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, copyFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dataPath, repoRoot } from '../testing/data.ts';
+import { dataPath } from '../testing/data.ts';
 import { importPairedFolders } from '../data/import.ts';
 import { readDataset } from '../data/dataset.ts';
 import { computeFingerprint } from '../data/fingerprint.ts';

@@ -7,7 +7,7 @@
  * are a pure function of (seed, epoch, iteration), so the resumed run repeats
  * exactly what the uninterrupted one would have done.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
 import * as torch from '@medseg/torch';
 import type { Tensor, nn } from '@medseg/torch';
 import { median } from '../util/quantile.ts';
@@ -18,6 +18,7 @@ import { readWeights, saveWeights } from '../plan/model-weights.ts';
 import type { LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer, trainingStep } from './step.ts';
+import { writeFileAtomicSync } from '../util/atomic-write.ts';
 
 const { optim } = torch;
 
@@ -176,7 +177,7 @@ function truncateLog(path: string, lastEpoch: number): void {
   const kept = readFileSync(path, 'utf8')
     .split('\n')
     .filter((l) => l.trim() && (JSON.parse(l) as EpochLog).epoch <= lastEpoch);
-  writeFileSync(path, kept.map((l) => `${l}\n`).join(''));
+  writeFileAtomicSync(path, kept.map((l) => `${l}\n`).join(''));
 }
 
 export async function train(
@@ -205,7 +206,7 @@ export async function train(
     state = loadCheckpoint(ckptPath, net, opt, schedule);
     truncateLog(logPath, state.epoch);
   } else if (existsSync(logPath)) {
-    writeFileSync(logPath, '');
+    writeFileAtomicSync(logPath, '');
   }
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';

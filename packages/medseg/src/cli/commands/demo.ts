@@ -1,5 +1,6 @@
 /** `medseg demo`: the README's main job — plan, train, predict, evaluate, report on a default dataset. */
 import type { Command } from 'commander';
+import { DEMO_MINUTES } from '../../pipeline/planning-choices.ts';
 import { parseNonNegative, printResult } from '../output.ts';
 
 export function register(program: Command): void {
@@ -7,8 +8,8 @@ export function register(program: Command): void {
     .command('demo')
     .description('run the whole chain on MSD hippocampus (or a generated phantom dataset) with a short budget')
     .option('--out <dir>', 'where to put the model, predictions, metrics and report (default runs/demo)')
-    .option('--minutes <n>', 'training budget in minutes', parseNonNegative, 5)
-    .action(async (o: { out?: string; minutes: number }, cmd: Command) => {
+    .option('--minutes <n>', `training budget in minutes (default ${DEMO_MINUTES})`, parseNonNegative)
+    .action(async (o: { out?: string; minutes?: number }, cmd: Command) => {
       const { runDemo } = await import('../../pipeline/demo.ts');
       const r = await runDemo({ out: o.out, minutes: o.minutes });
       printResult(cmd, { ...r }, () =>

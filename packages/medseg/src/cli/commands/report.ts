@@ -15,7 +15,7 @@ import { modelCardPaths } from '../../plan/model-folder.ts';
 import type { CalibrationBins } from '../../eval/probabilistic.ts';
 import { writeReport, type ModelInfo, type ReportInput } from '../../eval/report/html-report.ts';
 import { readSubgroupsCsv } from '../../eval/subgroups-csv.ts';
-import { distinct, metricColumns, metricValue, type MetricRow, type Subgroups } from '../../eval/statistics/rows.ts';
+import { distinct, metricColumns, metricValue, type MetricRow } from '../../eval/statistics/rows.ts';
 import { MedsegIoError } from '../../io/errors.ts';
 import { fsError } from '../../io/limits.ts';
 import { CliUsageError } from '../errors.ts';

@@ -6,7 +6,6 @@
  * (readDicomSeries keeps them in meta.extra.dicom); series and instance UIDs
  * are new. Optional de-identification of what is written.
  */
-import { writeFile } from 'node:fs/promises';
 import { MedsegIoError } from '../errors.ts';
 import { voxelCount, type Volume, type VoxelArray } from '../volume.ts';
 import { rgbToDicomLab } from './color.ts';
@@ -16,6 +15,7 @@ import { deidentifyDataset, type DeidentifyOptions } from './deidentify.ts';
 import { SEG_SOP_CLASS, type Code } from './seg-read.ts';
 import { newUid } from './uid.ts';
 import { dataset, el, writeDicom } from './write.ts';
+import { writeFileAtomic } from '../../util/atomic-write.ts';
 
 export interface SegmentDescription {
   /** Segment number (1..n); for a label map, the label value. */
@@ -266,9 +266,9 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
   return ds;
 }
 
-/** Writes a DICOM SEG (Part 10 bytes; also to opts.path when given). */
+/** Writes a DICOM SEG (Part 10 bytes; also to opts.path when given, atomically). */
 export async function writeDicomSeg(masks: Masks, source: Volume, segments: SegmentDescription[], opts: SegWriteOptions = {}): Promise<Uint8Array> {
   const bytes = writeDicom(buildDicomSeg(masks, source, segments, opts));
-  if (opts.path) await writeFile(opts.path, bytes);
+  if (opts.path) await writeFileAtomic(opts.path, bytes);
   return bytes;
 }
