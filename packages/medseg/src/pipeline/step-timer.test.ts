@@ -31,7 +31,8 @@ test("the step timer runs the plan's training step: its optimizer, learning rate
   torch.manualSeed(1);
   const frozen = await timeTrainingStep(network, [32, 48], 2, { ...training, lr: 0 }, { reps: 3 });
   // lr 0: the same batch gives the same loss every step (AdamW with lr 0 changes nothing; so does weight decay x lr).
-  assert.equal(frozen.losses.length, frozen.steps.length + 1); // one warm-up step, then the timed ones
+  // one warm-up step, one that sizes the repetitions, then the timed repetitions
+  assert.equal(frozen.losses.length, 2 + frozen.steps.length * frozen.stepsPerRepetition);
   for (const l of frozen.losses) assert.ok(Math.abs(l - frozen.losses[0]!) < 1e-6, `losses ${frozen.losses}`);
   torch.manualSeed(1);
   const learning = await timeTrainingStep(network, [32, 48], 2, { ...training, lr: 0.05 }, { reps: 3 });

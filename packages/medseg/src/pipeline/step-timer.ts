@@ -23,8 +23,10 @@ import { timeRobustly, type RobustTimingOptions } from '../util/robust-timing.ts
 export interface StepTiming {
   /** Seconds of the fastest clean step. */
   seconds: number;
-  /** Every timed step (seconds), loaded ones included. */
+  /** Seconds per step of every timed repetition, loaded ones included. */
   steps: number[];
+  /** Steps run in each timed repetition. */
+  stepsPerRepetition: number;
   /** The loss of every step run, warm-up included, in order. */
   losses: number[];
   /** Steps re-timed because other processes loaded the machine. */
@@ -46,7 +48,7 @@ export async function timeTrainingStep(
   try {
     net.train();
     const t = await timeRobustly(() => void losses.push(trainingStep(net, opt, x, y, training)), { warmup: 1, reps: 3, ...o });
-    return { seconds: t.seconds, steps: t.samples, losses, loaded: t.loaded };
+    return { seconds: t.seconds, steps: t.samples, stepsPerRepetition: t.stepsPerRepetition, losses, loaded: t.loaded };
   } finally {
     opt.dispose();
     net.dispose();

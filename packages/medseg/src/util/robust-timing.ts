@@ -6,13 +6,19 @@
  * Load is read from /proc/stat: the CPU time all processes spent during the
  * repetition minus this process's own (process.cpuUsage), as a share of the
  * CPUs' capacity over the repetition's wall time. Where /proc/stat is absent
- * no repetition counts as loaded.
+ * no repetition counts as loaded. /proc/stat counts in 10 ms ticks, so a
+ * repetition runs the step as many times as it takes to last at least
+ * MIN_REPETITION_SECONDS; a single millisecond-long step could not tell a
+ * loaded machine from an idle one.
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 /** Another process's CPU use above this share of the machine marks a repetition as loaded. */
 export const LOAD_THRESHOLD = 0.25;
+
+/** The shortest repetition: ten /proc/stat ticks, so the load share is resolved to about 10 %. */
+export const MIN_REPETITION_SECONDS = 0.1;
 
 /** Seconds of CPU time all processes have used since boot (user, nice, system, irq, softirq, steal), or null off Linux. */
 function machineBusySeconds(): number | null {
@@ -52,10 +58,12 @@ export function startLoadProbe(): LoadProbe {
 }
 
 export interface RobustTiming {
-  /** The fastest clean repetition (the fastest of all when none was clean in time). */
+  /** Seconds per step of the fastest clean repetition (the fastest of all when none was clean in time). */
   seconds: number;
-  /** Every timed repetition, clean or not. */
+  /** Seconds per step of every timed repetition, clean or not. */
   samples: number[];
+  /** Steps run per repetition (enough to last MIN_REPETITION_SECONDS). */
+  stepsPerRepetition: number;
   /** Repetitions discarded because the machine was loaded. */
   loaded: number;
   /** Whether `seconds` comes from a clean repetition. */
@@ -72,6 +80,8 @@ export interface RobustTimingOptions {
   /** Pause after a loaded repetition, letting a short burst of load pass (default 0.25 s). */
   pauseSeconds?: number;
   threshold?: number;
+  /** The shortest repetition in seconds (default MIN_REPETITION_SECONDS). */
+  minRepetitionSeconds?: number;
 }
 
 /**
@@ -84,14 +94,18 @@ export async function timeRobustly(step: () => void, o: RobustTimingOptions = {}
   const maxSeconds = o.maxSeconds ?? 8;
   const pause = o.pauseSeconds ?? 0.25;
   for (let i = 0; i < (o.warmup ?? 1); i++) step();
+  const once = performance.now();
+  step();
+  const stepSeconds = Math.max((performance.now() - once) / 1000, 1e-6);
+  const stepsPerRepetition = Math.max(1, Math.ceil((o.minRepetitionSeconds ?? MIN_REPETITION_SECONDS) / stepSeconds));
   const samples: number[] = [];
   const clean: number[] = [];
   let loaded = 0;
   const t0 = performance.now();
   while (clean.length < reps) {
     const probe = startLoadProbe();
-    step();
-    const s = probe.wallSeconds();
+    for (let k = 0; k < stepsPerRepetition; k++) step();
+    const s = probe.wallSeconds() / stepsPerRepetition;
     samples.push(s);
     if (probe.othersShare() <= threshold) clean.push(s);
     else {
@@ -101,5 +115,5 @@ export async function timeRobustly(step: () => void, o: RobustTimingOptions = {}
     }
   }
   const pool = clean.length > 0 ? clean : samples;
-  return { seconds: Math.min(...pool), samples, loaded, clean: clean.length > 0 };
+  return { seconds: Math.min(...pool), samples, stepsPerRepetition, loaded, clean: clean.length > 0 };
 }
