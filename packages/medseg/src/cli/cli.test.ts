@@ -3,29 +3,21 @@
  * exit codes, that --json gives exactly one JSON object on stdout, that
  * errors are readable (no stack trace), and the files evaluate/report write.
  */
+import { runMedseg, type CliRun } from '../testing/cli.ts';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writeModelCard } from '../eval/report/modelcard.ts';
 import { readVolume, writeVolume } from '../io/read.ts';
-import { dataPath, repoRoot } from '../testing/data.ts';
+import { dataPath } from '../testing/data.ts';
 import { parseCsv } from '../util/csv.ts';
 import { EXIT_BAD_INPUT, EXIT_USAGE } from './errors.ts';
 import { runPython } from '../testing/python.ts';
 
-const MAIN = 'packages/medseg/src/cli/main.ts';
-
-function medseg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, MEDSEG_DEBUG: '' },
-    timeout: 120_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function medseg(...args: string[]): CliRun {
+  return runMedseg(args, { timeoutMs: 120_000 });
 }
 
 const STACK = /\n\s+at .+:\d+:\d+/;

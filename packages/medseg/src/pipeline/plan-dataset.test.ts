@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,21 +13,14 @@ import { readDataset } from '../data/dataset.ts';
 import { computeFingerprint } from '../data/fingerprint.ts';
 import { importPairedFolders } from '../data/import.ts';
 import type { Plan } from '../plan/types.ts';
-import { dataPath, repoRoot } from '../testing/data.ts';
+import { dataPath } from '../testing/data.ts';
 import { planDataset, storedPlanPath } from './plan-dataset.ts';
 import { resolveTrainingPlan } from './train-model.ts';
 import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
+import { runMedseg, type CliRun } from '../testing/cli.ts';
 
-const MAIN = 'packages/medseg/src/cli/main.ts';
-
-function medseg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, MEDSEG_DEBUG: '' },
-    timeout: 240_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function medseg(...args: string[]): CliRun {
+  return runMedseg(args, { timeoutMs: 240_000 });
 }
 
 /** A writable copy of the first `n` MSD hippocampus cases as a medseg dataset. */

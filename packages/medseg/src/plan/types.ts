@@ -104,9 +104,13 @@ export interface TrainingSettings {
   schedule: 'poly' | 'cosine' | 'constant';
   warmupEpochs: number;
   loss: { name: 'dice_ce' | 'dice_focal' | 'ce' | 'dice'; batchDice: boolean; includeBackground?: boolean };
+  /** Max gradient norm (nnU-Net: 12); 0 disables. */
   gradClip: number;
+  /** Save the latest checkpoint every this many epochs (and always at the end). */
   checkpointEvery: number;
+  /** Stop after this many epochs without a better validation Dice; 0 = never. */
   earlyStoppingPatience: number;
+  /** Train until this much wall time has passed (stopping mid-epoch, then validating), the LR decay following the clock; 0 = no limit: the plan's epochs. */
   timeBudgetMinutes: number;
 }
 

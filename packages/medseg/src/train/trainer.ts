@@ -19,28 +19,15 @@ import type { LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer, trainingStep } from './step.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
+import type { TrainingSettings } from '../plan/types.ts';
 
 const { optim } = torch;
 
-export interface TrainerConfig {
+/** The plan's training settings (plan/types.ts TrainingSettings) with what the trainer needs from the rest of the plan. */
+export interface TrainerConfig extends Omit<TrainingSettings, 'loss'> {
+  loss: LossOptions;
   epochs: number;
   iterationsPerEpoch: number;
-  optimizer: 'sgd' | 'adamw';
-  lr: number;
-  weightDecay: number;
-  /** SGD momentum (nnU-Net: 0.99, Nesterov). */
-  momentum: number;
-  schedule: 'poly' | 'cosine' | 'constant';
-  warmupEpochs: number;
-  loss: LossOptions;
-  /** Max gradient norm (nnU-Net: 12); 0 disables. */
-  gradClip: number;
-  /** Save checkpoint_latest every this many epochs (and always at the end). */
-  checkpointEvery: number;
-  /** Stop after this many epochs without a better validation Dice; 0 = never. */
-  earlyStoppingPatience: number;
-  /** Train until this much wall time has passed (stopping mid-epoch, then validating), with the LR decay fitted to it; `epochs` then only sizes the schedule. 0 = no limit: `epochs` epochs. */
-  timeBudgetMinutes: number;
   patchSize: number[];
   numClasses: number;
   /** Mirroring TTA during validation (slower; off by default during training). */

@@ -3,6 +3,7 @@
  * hippocampus MRI, generated 2D images and synthetic DICOM series, with small
  * untrained model folders: exit codes, messages, the files written.
  */
+import { runMedseg, type CliRun } from '../../testing/cli.ts';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,19 +17,12 @@ import { IDENTITY3 } from '../../io/volume.ts';
 import { EXIT_USAGE } from '../errors.ts';
 import { writeFixtureModel } from '../../testing/model-fixture.ts';
 import { foldDir, foldFile } from '../../plan/model-folder.ts';
-import { dataPath, repoRoot } from '../../testing/data.ts';
+import { dataPath } from '../../testing/data.ts';
 
-const MAIN = 'packages/medseg/src/cli/main.ts';
 const STACK = /\n\s+at .+:\d+:\d+/;
 
-function medseg(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    env: { ...process.env, MEDSEG_DEBUG: '' },
-    timeout: 180_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function medseg(...args: string[]): CliRun {
+  return runMedseg(args, { timeoutMs: 180_000 });
 }
 
 function assertFailure(r: ReturnType<typeof medseg>, code: number, pattern: RegExp): void {
