@@ -40,7 +40,7 @@ import type {
 import { PLAN_SCHEMA } from '../plan/types.ts';
 import type { Fingerprint } from './fingerprint.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
-import { timeRobustly } from '../util/robust-timing.ts';
+import { LOAD_THRESHOLD, timeRobustly } from '../util/robust-timing.ts';
 import { activationElements, poolAndConvProps, unetMacs } from './topology.ts';
 
 export interface ThroughputModel {
@@ -186,8 +186,9 @@ function nnunetConfig(spacing: number[], medianShape: number[], inChannels: numb
 }
 
 /**
- * Times forward + backward of a small conv stack at two sizes and fits
- * seconds = overhead + 3 * MACs / rate (backward ~ 2x forward). Each size is
+ * Times forward + backward of a small conv stack at two sizes: the rate
+ * (MACs per second, training counted as 3x forward) from the larger, the
+ * fixed overhead per step from what the smaller takes beyond it. Each size is
  * the fastest of five repetitions on an otherwise idle machine
  * (util/robust-timing.ts), so another process's burst of load does not
  * shrink the plan.
@@ -221,7 +222,10 @@ export async function measureThroughput(dims: 2 | 3, cores = cpus().length): Pro
       w2.dispose();
     }
     const [[m1, t1], [m2, t2]] = pts as [[number, number], [number, number]];
-    const rate = Math.max((m2 - m1) / Math.max(t2 - t1, 1e-6), m2 / t2);
+    // The rate comes from the larger size alone, not from the difference of
+    // the two times: a difference amplifies noise in either, so one slightly
+    // slow small-size repetition could double the rate and the patch.
+    const rate = m2 / t2;
     const overhead = Math.max(0, t1 - m1 / rate);
     return { macsPerSecond: rate, overheadSeconds: overhead };
   } finally {
@@ -351,7 +355,7 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
       ...(o.stepTimer
         ? {
             timingRule:
-              `step times: the fastest of several repetitions on an otherwise idle machine (a repetition during which other processes used over a quarter of the CPUs is re-timed); ` +
+              `step times: the fastest of several repetitions on an otherwise idle machine (a repetition during which other processes used over ${Math.round(LOAD_THRESHOLD * 100)}% of the CPUs is re-timed); ` +
               `the throughput model's choice stands unless its timed step is over ${Math.round(TIMING_MARGIN * 100)}% slower than the ${allowed.toPrecision(3)} s per step the budget allows, and a replacement must fit with that margin`,
           }
         : {}),

@@ -14,7 +14,7 @@ test('a short step is repeated until a repetition lasts long enough for /proc/st
   // A 2 ms step: about MIN_REPETITION_SECONDS / 2 ms steps per repetition (fewer when the sizing step ran long).
   assert.ok(t.stepsPerRepetition >= 10 && t.stepsPerRepetition <= Math.ceil(MIN_REPETITION_SECONDS / 0.002), `steps per repetition ${t.stepsPerRepetition}`);
   assert.ok(t.seconds >= 0.0019 && t.seconds < 0.004, `seconds per step ${t.seconds}`);
-  assert.equal(t.samples.length, t.loaded + 3);
+  assert.ok(t.samples.length >= t.loaded + 3, `${t.samples.length} repetitions, ${t.loaded} loaded`);
   const long = await timeRobustly(() => spin(150), { reps: 2, warmup: 0 });
   assert.equal(long.stepsPerRepetition, 1);
 });

@@ -15,10 +15,17 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 /** Another process's CPU use above this share of the machine marks a repetition as loaded. */
-export const LOAD_THRESHOLD = 0.25;
+export const LOAD_THRESHOLD = 0.1;
 
 /** The shortest repetition: ten /proc/stat ticks, so the load share is resolved to about 10 %. */
 export const MIN_REPETITION_SECONDS = 0.1;
+
+/**
+ * Clean timing wanted in total: a step of tens of milliseconds varies by a
+ * quarter between repetitions on an idle machine (thread wake-ups), and the
+ * minimum of ten repetitions is stable where the minimum of three is not.
+ */
+export const MIN_CLEAN_SECONDS = 1;
 
 /** Seconds of CPU time all processes have used since boot (user, nice, system, irq, softirq, steal), or null off Linux. */
 function machineBusySeconds(): number | null {
@@ -82,6 +89,8 @@ export interface RobustTimingOptions {
   threshold?: number;
   /** The shortest repetition in seconds (default MIN_REPETITION_SECONDS). */
   minRepetitionSeconds?: number;
+  /** Keep timing clean repetitions until they add up to this many seconds (default MIN_CLEAN_SECONDS), so a short step's minimum is taken over many. */
+  minCleanSeconds?: number;
 }
 
 /**
@@ -102,13 +111,17 @@ export async function timeRobustly(step: () => void, o: RobustTimingOptions = {}
   const clean: number[] = [];
   let loaded = 0;
   const t0 = performance.now();
-  while (clean.length < reps) {
+  const minClean = o.minCleanSeconds ?? MIN_CLEAN_SECONDS;
+  let cleanSeconds = 0;
+  while (clean.length < reps || cleanSeconds < minClean) {
     const probe = startLoadProbe();
     for (let k = 0; k < stepsPerRepetition; k++) step();
     const s = probe.wallSeconds() / stepsPerRepetition;
     samples.push(s);
-    if (probe.othersShare() <= threshold) clean.push(s);
-    else {
+    if (probe.othersShare() <= threshold) {
+      clean.push(s);
+      cleanSeconds += s * stepsPerRepetition;
+    } else {
       loaded++;
       if ((performance.now() - t0) / 1000 > maxSeconds) break;
       await new Promise((r) => setTimeout(r, pause * 1000));
