@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { importDrive } from '../packages/medseg/src/data/import.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
-import { datasetCases, runSeg2d } from './lib/seg2d.ts';
+import { datasetCases, runSeg2d, planSummary } from './lib/seg2d.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -35,13 +35,7 @@ export async function main(args: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train 16 of the 20 training images, select on 4, test on the 20 test images inside the FOV masks; metrics averaged over test images',
-    plan: {
-      patchSize: r.trained.plan.patchSize,
-      batchSize: r.trained.plan.batchSize,
-      features: r.trained.plan.network.features,
-      epochs: r.trained.plan.epochs,
-      iterationsPerEpoch: r.trained.plan.iterationsPerEpoch,
-    },
+    plan: planSummary(r.trained.plan),
     trainer: r.trained.folds[0]!.result,
     f1: r.mean(1, 'f1'),
     auc: r.mean(1, 'auc'),

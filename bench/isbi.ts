@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { importIsbi2012 } from '../packages/medseg/src/data/import.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
-import { datasetCases, runSeg2d } from './lib/seg2d.ts';
+import { datasetCases, runSeg2d, planSummary } from './lib/seg2d.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -56,13 +56,7 @@ export async function main(args: string[]): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train slices 0-23 (20-23 also scored per epoch, not held out), final weights, test 24-29; membrane = mask value 0',
-    plan: {
-      patchSize: r.trained.plan.patchSize,
-      batchSize: r.trained.plan.batchSize,
-      features: r.trained.plan.network.features,
-      epochs: r.trained.plan.epochs,
-      iterationsPerEpoch: r.trained.plan.iterationsPerEpoch,
-    },
+    plan: planSummary(r.trained.plan),
     trainer: r.trained.folds[0]!.result,
     dice_membrane: r.mean(1, 'dice'),
     dice_cell: r.mean(0, 'dice'),

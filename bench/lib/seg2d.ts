@@ -48,6 +48,17 @@ export interface Seg2dResult {
   mean: (label: number, metric: string) => number;
 }
 
+/** The plan's sizes a bench result records (the full plan is in the model folder). */
+export function planSummary(plan: Plan): { patchSize: number[]; batchSize: number; features: number[]; epochs: number; iterationsPerEpoch: number } {
+  return {
+    patchSize: plan.patchSize,
+    batchSize: plan.batchSize,
+    features: plan.network.features,
+    epochs: plan.epochs,
+    iterationsPerEpoch: plan.iterationsPerEpoch,
+  };
+}
+
 export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
   const modelDir = join(r.out, 'model');
   const t0 = Date.now();
