@@ -55,6 +55,10 @@ export interface PlanOptions {
   budget?: { minutes: number; cores?: number; memoryGiB?: number; targetIterations?: number };
   /** Throughput model to use instead of measuring (tests, or a caller that timed the real model). */
   throughput?: ThroughputModel;
+  /** Measures the throughput model when `throughput` is absent (default measureThroughput; the pipeline's remembers it per machine). */
+  throughputMeter?: (dims: 2 | 3, cores: number) => Promise<ThroughputModel>;
+  /** Where the step timer's and the meter's measurements are remembered, for the plan's timing rule (absent: measured on every run). */
+  timingMemory?: string;
   /**
    * Times one real training step of a candidate (pipeline/step-timer.ts). When
    * given, the planner scales its MAC model by measured / predicted for the
@@ -258,7 +262,7 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
   if (o.budget) {
     const cores = o.budget.cores ?? cpus().length;
     const memoryGiB = o.budget.memoryGiB ?? Math.floor(totalmem() / 1024 ** 3 / 2);
-    const tp = o.throughput ?? (await measureThroughput(d, cores));
+    const tp = o.throughput ?? (await (o.throughputMeter ?? measureThroughput)(d, cores));
     const targetIterations = o.budget.targetIterations ?? 2000;
     const seconds = o.budget.minutes * 60 * 0.85; // the rest: preprocessing, validation, checkpoints
     const stepOf = (c: Config) => tp.overheadSeconds + (3 * c.batchSize * unetMacs(c.patchSize, c.strides, c.kernelSizes, c.features, C, K)) / tp.macsPerSecond;
@@ -356,7 +360,8 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
         ? {
             timingRule:
               `step times: the fastest of several repetitions on an otherwise idle machine (a repetition during which other processes used over ${Math.round(LOAD_THRESHOLD * 100)}% of the CPUs is re-timed); ` +
-              `the throughput model's choice stands unless its timed step is over ${Math.round(TIMING_MARGIN * 100)}% slower than the ${allowed.toPrecision(3)} s per step the budget allows, and a replacement must fit with that margin`,
+              `the throughput model's choice stands unless its timed step is over ${Math.round(TIMING_MARGIN * 100)}% slower than the ${allowed.toPrecision(3)} s per step the budget allows, and a replacement must fit with that margin` +
+              (o.timingMemory ? `; ${o.timingMemory}` : ''),
           }
         : {}),
     };

@@ -9,24 +9,37 @@ import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { readDataset, type Dataset } from '../data/dataset.ts';
 import { computeFingerprint, type Fingerprint } from '../data/fingerprint.ts';
-import { makePlan, type PlanOptions } from '../data/planner.ts';
+import { makePlan, measureThroughput, type PlanOptions } from '../data/planner.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { savePlan } from '../plan/store.ts';
 import type { Plan } from '../plan/types.ts';
 import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, storedPlanPath, type PlanningChoices } from './planning-choices.ts';
-import { timedStepSeconds } from './step-timer.ts';
+import { rememberedStepTimer } from './step-timer.ts';
+import * as torch from '@medseg/torch';
+import { MachineTimings } from '../util/machine-timings.ts';
 
 export { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, datasetWorkDir, hasPlanningChoices, storedPlanPath, type PlanningChoices } from './planning-choices.ts';
 
-/** The planner's options for a set of choices. */
-export function plannerOptions(c: PlanningChoices): PlanOptions {
+/**
+ * This machine's remembered timings (util/machine-timings.ts), keyed by the
+ * engine build and its thread count; `recalibrate` measures anew.
+ */
+export function machineTimings(recalibrate = false): MachineTimings {
+  return new MachineTimings({ engine: `libtorch ${torch.torchVersion}`, recalibrate });
+}
+
+/** The planner's options for a set of choices; measurements of the machine are remembered in `timings`. */
+export function plannerOptions(c: PlanningChoices, timings: MachineTimings = machineTimings()): PlanOptions {
   const minutes = c.minutes ?? DEFAULT_MINUTES;
   if (!(Number.isFinite(minutes) && minutes >= 0)) throw new MedsegIoError('BAD_DATA', `minutes must be a number >= 0, got ${minutes}`);
   return {
     dims: c.dims,
     architecture: c.architecture ?? DEFAULT_ARCHITECTURE,
     budget: minutes > 0 ? { minutes } : undefined,
-    stepTimer: timedStepSeconds,
+    stepTimer: rememberedStepTimer(timings),
+    throughputMeter: async (dims, cores) =>
+      (await timings.remember(`throughput ${JSON.stringify({ dims, cores })}`, () => measureThroughput(dims, cores))).value,
+    timingMemory: `each time is measured once on this machine and engine and remembered in ${timings.path} (medseg plan --recalibrate measures anew)`,
     training: { optimizer: c.optimizer, loss: c.loss },
   };
 }
@@ -54,6 +67,8 @@ export interface PlanDatasetOptions {
   /** Plan file to write: default storedPlanPath(dataset); null writes none. */
   out?: string | null;
   log?: (line: string) => void;
+  /** Measure this machine anew instead of using remembered timings (and remember the new ones). */
+  recalibrate?: boolean;
 }
 
 export interface PlanDatasetResult {
@@ -74,7 +89,7 @@ export async function planDataset(o: PlanDatasetOptions): Promise<PlanDatasetRes
     log(`fingerprinting ${ds.training.length} cases ...`);
     fingerprint = await computeFingerprint(ds);
   }
-  const options = plannerOptions(o.choices ?? {});
+  const options = plannerOptions(o.choices ?? {}, machineTimings(o.recalibrate));
   if (options.budget) log(`timing this machine for a ${options.budget.minutes}-minute budget ...`);
   const plan = await makePlan(fingerprint, options);
   if (path) await savePlan(path, plan);

@@ -11,14 +11,21 @@
  *
  * The time is the fastest of several repetitions on an otherwise idle machine
  * (util/robust-timing.ts): another process's burst of load during planning
- * must not shrink the plan.
+ * must not shrink the plan. rememberedStepTimer measures each candidate once
+ * per machine and engine (util/machine-timings.ts), so the same flags plan
+ * the same on later runs.
  */
 import * as torch from '@medseg/torch';
 import type { StepTimer } from '../data/planner.ts';
 import type { NetworkConfig, TrainingSettings } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
 import { makeOptimizer, trainingStep } from '../train/step.ts';
+import type { MachineTimings } from '../util/machine-timings.ts';
 import { timeRobustly, type RobustTimingOptions } from '../util/robust-timing.ts';
+
+/** The training settings a timed step depends on (and a remembered time is keyed by). */
+export const STEP_TIMER_TRAINING_FIELDS = ['optimizer', 'lr', 'weightDecay', 'momentum', 'loss', 'gradClip'] as const;
+export type StepTimerTraining = Pick<TrainingSettings, (typeof STEP_TIMER_TRAINING_FIELDS)[number]>;
 
 export interface StepTiming {
   /** Seconds of the fastest clean step. */
@@ -37,7 +44,7 @@ export async function timeTrainingStep(
   network: NetworkConfig,
   patchSize: number[],
   batchSize: number,
-  training: Pick<TrainingSettings, 'optimizer' | 'lr' | 'weightDecay' | 'momentum' | 'loss' | 'gradClip'>,
+  training: StepTimerTraining,
   o: RobustTimingOptions = {},
 ): Promise<StepTiming> {
   const net = createNetwork(network);
@@ -60,3 +67,15 @@ export async function timeTrainingStep(
 /** The planner's step timer (PlanOptions.stepTimer). */
 export const timedStepSeconds: StepTimer = async (network, patchSize, batchSize, training) =>
   (await timeTrainingStep(network, patchSize, batchSize, training)).seconds;
+
+/** What a timed step depends on: network, patch, batch, the training settings it trains with and the engine's threads. */
+export function stepTimingKey(network: NetworkConfig, patchSize: number[], batchSize: number, training: StepTimerTraining): string {
+  const t = Object.fromEntries(STEP_TIMER_TRAINING_FIELDS.map((f) => [f, training[f]]));
+  return `step ${JSON.stringify({ network, patchSize, batchSize, training: t, threads: torch.getNumThreads() })}`;
+}
+
+/** The planner's step timer, measuring each candidate once per machine and engine and remembering the time in `timings`. */
+export function rememberedStepTimer(timings: MachineTimings): StepTimer {
+  return async (network, patchSize, batchSize, training) =>
+    (await timings.remember(stepTimingKey(network, patchSize, batchSize, training), () => timedStepSeconds(network, patchSize, batchSize, training))).value;
+}

@@ -9,10 +9,14 @@ export function register(program: Command): void {
     .command('plan')
     .description('fingerprint a dataset and write its plan (spacing, patch, network, normalisation, augmentation, training, time budget)')
     .argument('<dataset>', 'nnU-Net / MSD raw dataset folder (`medseg import` makes one)')
-    .option('--out <file>', 'plan file to write (default: <dataset>/medseg/plan.json, which `medseg preprocess` and `medseg train` read)');
-  addPlanningOptions(cmd).action(async (dataset: string, o: PlanningChoices & { out?: string }, c: Command) => {
+    .option('--out <file>', 'plan file to write (default: <dataset>/medseg/plan.json, which `medseg preprocess` and `medseg train` read)')
+    .option(
+      '--recalibrate',
+      'time this machine anew instead of reusing the step times remembered from earlier plans (after a hardware or engine change the store starts afresh by itself)',
+    );
+  addPlanningOptions(cmd).action(async (dataset: string, o: PlanningChoices & { out?: string; recalibrate?: boolean }, c: Command) => {
     const { planDataset } = await import('../../pipeline/plan-dataset.ts');
-    const { plan, path } = await planDataset({ dataset, choices: planningChoices(o), out: o.out, log });
+    const { plan, path } = await planDataset({ dataset, choices: planningChoices(o), out: o.out, log, recalibrate: o.recalibrate });
     const b = plan.budget;
     printResult(c, { plan: path, ...plan }, () =>
       [
