@@ -46,6 +46,8 @@ import { activationElements, poolAndConvProps, unetMacs } from './topology.ts';
 export interface ThroughputModel {
   macsPerSecond: number;
   overheadSeconds: number;
+  /** Whether every timing behind it ran on an otherwise idle machine (absent: not measured here). */
+  clean?: boolean;
 }
 
 export interface PlanOptions {
@@ -208,6 +210,7 @@ export async function measureThroughput(dims: 2 | 3, cores = cpus().length): Pro
     const w1 = torch.keep(torch.randn(dims === 3 ? [ch, ch, 3, 3, 3] : [ch, ch, 3, 3], { requiresGrad: true }));
     const w2 = torch.keep(torch.randn(dims === 3 ? [ch, ch, 3, 3, 3] : [ch, ch, 3, 3], { requiresGrad: true }));
     const pts: [number, number][] = [];
+    let clean = true;
     try {
       for (const s of sizes) {
         const shape = [2, ch, ...new Array(dims).fill(s)];
@@ -219,6 +222,7 @@ export async function measureThroughput(dims: 2 | 3, cores = cpus().length): Pro
             return undefined;
           });
         const t = await timeRobustly(step, { reps: 5, warmup: 1 });
+        clean &&= t.clean;
         pts.push([3 * 2 * 2 * ch * ch * k * s ** dims, t.seconds]);
       }
     } finally {
@@ -231,7 +235,7 @@ export async function measureThroughput(dims: 2 | 3, cores = cpus().length): Pro
     // slow small-size repetition could double the rate and the patch.
     const rate = m2 / t2;
     const overhead = Math.max(0, t1 - m1 / rate);
-    return { macsPerSecond: rate, overheadSeconds: overhead };
+    return { macsPerSecond: rate, overheadSeconds: overhead, clean };
   } finally {
     torch.setNumThreads(before);
   }

@@ -38,7 +38,12 @@ export function plannerOptions(c: PlanningChoices, timings: MachineTimings = mac
     budget: minutes > 0 ? { minutes } : undefined,
     stepTimer: rememberedStepTimer(timings),
     throughputMeter: async (dims, cores) =>
-      (await timings.remember(`throughput ${JSON.stringify({ dims, cores })}`, () => measureThroughput(dims, cores))).value,
+      (
+        await timings.remember(`throughput ${JSON.stringify({ dims, cores })}`, async () => {
+          const { clean, ...model } = await measureThroughput(dims, cores);
+          return { value: model, clean: clean ?? false };
+        })
+      ).value,
     timingMemory: `each time is measured once on this machine and engine and remembered in ${timings.path} (medseg plan --recalibrate measures anew)`,
     training: { optimizer: c.optimizer, loss: c.loss },
   };

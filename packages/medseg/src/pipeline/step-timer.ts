@@ -38,6 +38,8 @@ export interface StepTiming {
   losses: number[];
   /** Steps re-timed because other processes loaded the machine. */
   loaded: number;
+  /** Whether `seconds` comes from a repetition on an otherwise idle machine. */
+  clean: boolean;
 }
 
 export async function timeTrainingStep(
@@ -55,7 +57,7 @@ export async function timeTrainingStep(
   try {
     net.train();
     const t = await timeRobustly(() => void losses.push(trainingStep(net, opt, x, y, training)), { warmup: 1, reps: 3, ...o });
-    return { seconds: t.seconds, steps: t.samples, stepsPerRepetition: t.stepsPerRepetition, losses, loaded: t.loaded };
+    return { seconds: t.seconds, steps: t.samples, stepsPerRepetition: t.stepsPerRepetition, losses, loaded: t.loaded, clean: t.clean };
   } finally {
     opt.dispose();
     net.dispose();
@@ -77,5 +79,10 @@ export function stepTimingKey(network: NetworkConfig, patchSize: number[], batch
 /** The planner's step timer, measuring each candidate once per machine and engine and remembering the time in `timings`. */
 export function rememberedStepTimer(timings: MachineTimings): StepTimer {
   return async (network, patchSize, batchSize, training) =>
-    (await timings.remember(stepTimingKey(network, patchSize, batchSize, training), () => timedStepSeconds(network, patchSize, batchSize, training))).value;
+    (
+      await timings.remember(stepTimingKey(network, patchSize, batchSize, training), async () => {
+        const t = await timeTrainingStep(network, patchSize, batchSize, training);
+        return { value: t.seconds, clean: t.clean };
+      })
+    ).value;
 }

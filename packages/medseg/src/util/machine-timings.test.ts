@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { MACHINE_TIMINGS_FILE, MachineTimings, machineKey, medsegCacheDir } from './machine-timings.ts';
 
-function counter(): { calls: number; measure: () => number } {
-  const c = { calls: 0, measure: () => ++c.calls * 0.01 };
+function counter(): { calls: number; measure: () => { value: number; clean: boolean } } {
+  const c = { calls: 0, measure: () => ({ value: ++c.calls * 0.01, clean: true }) };
   return c;
 }
 
@@ -49,12 +49,12 @@ test('a corrupt or foreign store is an empty one and is rewritten; an unwritable
   if (process.getuid?.() !== 0) {
     const ro = mkdtempSync(join(tmpdir(), 'medseg-timings-ro-'));
     chmodSync(ro, 0o500);
-    const r = await new MachineTimings({ engine: 'e', dir: ro }).remember('k', () => 7);
+    const r = await new MachineTimings({ engine: 'e', dir: ro }).remember('k', () => ({ value: 7, clean: true }));
     assert.deepEqual([r.value, r.remembered], [7, false]);
   }
   const blocked = join(mkdtempSync(join(tmpdir(), 'medseg-timings-')), 'file');
   writeFileSync(blocked, 'a file where the folder should be');
-  const r = await new MachineTimings({ engine: 'e', dir: join(blocked, 'sub') }).remember('k', () => 7);
+  const r = await new MachineTimings({ engine: 'e', dir: join(blocked, 'sub') }).remember('k', () => ({ value: 7, clean: true }));
   assert.deepEqual([r.value, r.remembered], [7, false]);
 });
 
@@ -62,4 +62,15 @@ test('the store lives in $MEDSEG_CACHE_DIR, else $XDG_CACHE_HOME/medseg, else ~/
   assert.equal(medsegCacheDir({ MEDSEG_CACHE_DIR: '/a', XDG_CACHE_HOME: '/b' }), '/a');
   assert.equal(medsegCacheDir({ XDG_CACHE_HOME: '/b' }), '/b/medseg');
   assert.match(medsegCacheDir({}), /\.cache\/medseg$/);
+});
+
+test('a measurement taken under load throughout is used but not remembered', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'medseg-timings-'));
+  const t = new MachineTimings({ engine: 'e', dir });
+  const loaded = await t.remember('k', () => ({ value: 9, clean: false }));
+  assert.deepEqual([loaded.value, loaded.remembered], [9, false]);
+  assert.equal(t.get('k'), undefined);
+  const clean = await t.remember('k', () => ({ value: 3, clean: true }));
+  assert.equal(clean.value, 3);
+  assert.equal((await t.remember('k', () => ({ value: 4, clean: true }))).value, 3);
 });

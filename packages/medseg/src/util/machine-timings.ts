@@ -12,7 +12,9 @@
  * The file is keyed by the machine (CPU model, logical CPUs, memory, OS and
  * architecture), the engine, medseg's version and TIMING_METHOD: any change
  * there starts from an empty store. Within it, each entry is keyed by what
- * was timed. A missing, unreadable or corrupt file is an empty store (it is
+ * was timed. A measurement taken while other processes kept the machine
+ * busy throughout (no clean repetition) is used once and not remembered.
+ * A missing, unreadable or corrupt file is an empty store (it is
  * rewritten on the next measurement); writes are atomic, and two processes
  * writing at once lose at most the other's newest entry, which is then
  * measured again.
@@ -58,9 +60,15 @@ interface TimingsFile {
   entries: Record<string, TimingEntry<unknown>>;
 }
 
+/** A measurement, and whether it was taken on an otherwise idle machine (only those are remembered). */
+export interface Measurement<T> {
+  value: T;
+  clean: boolean;
+}
+
 export interface RememberedValue<T> {
   value: T;
-  /** true: read from the store; false: measured now (and stored). */
+  /** true: read from the store; false: measured now (and stored when clean). */
   remembered: boolean;
   measuredAt: string;
 }
@@ -112,11 +120,13 @@ export class MachineTimings {
     return entry;
   }
 
-  /** The stored value for `key`, or `measure()`'s, stored for next time. */
-  async remember<T>(key: string, measure: () => Promise<T> | T): Promise<RememberedValue<T>> {
+  /** The stored value for `key`, or `measure()`'s, stored for next time when it was measured clean. */
+  async remember<T>(key: string, measure: () => Promise<Measurement<T>> | Measurement<T>): Promise<RememberedValue<T>> {
     const stored = this.recalibrate ? undefined : this.get<T>(key);
     if (stored !== undefined) return { value: stored.value, remembered: true, measuredAt: stored.measuredAt };
-    const entry = this.set(key, await measure());
+    const m = await measure();
+    if (!m.clean) return { value: m.value, remembered: false, measuredAt: new Date().toISOString() };
+    const entry = this.set(key, m.value);
     return { value: entry.value, remembered: false, measuredAt: entry.measuredAt };
   }
 }
