@@ -29,7 +29,11 @@ export function addPlanningOptions(cmd: Command): Command {
       'sgd (nnU-Net: Nesterov, poly) or adamw (cosine with warm-up) (default: adamw with a time budget, sgd without)',
       oneOf(['sgd', 'adamw'] as const),
     )
-    .option('--loss <name>', 'dice_ce (nnU-Net, default) or dice_focal (the papers)', oneOf(['dice_ce', 'dice_focal'] as const))
+    .option(
+      '--loss <name>',
+      'dice_ce (Dice + cross-entropy, nnU-Net; default) or dice_focal (Dice + focal, weighting hard voxels)',
+      oneOf(['dice_ce', 'dice_focal'] as const),
+    )
     .option('--dims <d>', "plan 2d or 3d_fullres (default: the data's dimensionality)", oneOf(['2d', '3d_fullres'] as const));
 }
 

@@ -40,7 +40,7 @@ export const ARCHITECTURES: readonly ArchitectureEntry[] = [
     name: 'hybridnet',
     type: 'CNN+transformer',
     description:
-      "The papers' hybrid: CNN stages, transformer blocks at coarse stages, CBAM + attention gates on skips, early or cross-attention multi-modal fusion, deep supervision, MC dropout",
+      'Hybrid CNN-transformer: CNN stages, transformer blocks at coarse stages, CBAM + attention gates on skips, early or cross-attention multi-modal fusion, deep supervision, MC dropout',
   },
 ];
 
