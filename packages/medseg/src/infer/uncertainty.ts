@@ -1,0 +1,202 @@
+/**
+ * Voxel-wise uncertainty from several predictions of the same case
+ * ("members"): the folds of an ensemble, the mirrored test-time passes, and
+ * Monte-Carlo dropout samples (dropout kept on at inference, networks that
+ * have dropout only). With p_s the class probabilities of member s and p̄ their mean:
+ *
+ *   predictive entropy   H[p̄]            = -Σ_k p̄_k log p̄_k         (total uncertainty)
+ *   expected entropy     E_s H[p_s]                                  (aleatoric part)
+ *   mutual information   H[p̄] - E_s H[p_s] >= 0                       (epistemic part: members disagree)
+ *
+ * Entropies are in nats; divide by log K for [0, 1]. Members are folded in
+ * one at a time (sum of p, sum of H[p]), so memory does not grow with their
+ * number.
+ */
+import * as torch from '@medseg/torch';
+import type { Tensor } from '@medseg/torch';
+import type { SegmentationNetwork } from '../models/config.ts';
+import { slidingWindowLogits, type SlidingWindowOptions } from './sliding-window.ts';
+
+/** Where the members come from. */
+export type UncertaintySource = 'ensemble' | 'tta' | 'mc-dropout';
+
+export const UNCERTAINTY_SOURCES: readonly UncertaintySource[] = ['ensemble', 'tta', 'mc-dropout'];
+
+/** Clamp before log: p log p -> 0 as p -> 0, and log(1e-12) keeps 0 * log 0 finite. */
+const EPS = 1e-12;
+
+/** -Σ_k p_k log p_k over dim 0 of [K, ...spatial] probabilities. */
+export function entropyOf(p: Tensor): Tensor {
+  return torch.tidy(() => p.mul(p.clamp(EPS, null).log()).sum(0).neg());
+}
+
+/** Running sums of members' probabilities and entropies; `finish` gives the statistics. */
+export class MemberAccumulator {
+  private sumP: Tensor | null = null;
+  private sumH: Tensor | null = null;
+  members = 0;
+
+  /** Folds in one member's probabilities [K, ...spatial]; the caller keeps ownership of `p`. */
+  add(p: Tensor): void {
+    torch.tidy(() => {
+      const h = entropyOf(p);
+      const nextP = this.sumP ? this.sumP.add(p) : p.clone();
+      const nextH = this.sumH ? this.sumH.add(h) : h;
+      this.sumP?.dispose();
+      this.sumH?.dispose();
+      this.sumP = torch.keep(nextP);
+      this.sumH = torch.keep(nextH);
+    });
+    this.members++;
+  }
+
+  /** Mean probabilities [K, ...], predictive entropy, expected entropy and mutual information [...]; frees the sums. */
+  finish(): UncertaintyMaps {
+    if (!this.sumP || !this.sumH) throw new Error('no member was added');
+    const n = this.members;
+    const out = torch.tidy(() => {
+      const mean = this.sumP!.div(n);
+      const predictive = entropyOf(mean);
+      const expected = this.sumH!.div(n);
+      // Rounding can make H[p̄] - E H[p] a hair below zero where members agree.
+      const mi = predictive.sub(expected).clamp(0, null);
+      return [mean, predictive, expected, mi].map((t) => torch.keep(t));
+    });
+    this.sumP.dispose();
+    this.sumH.dispose();
+    this.sumP = this.sumH = null;
+    const [mean, predictive, expected, mi] = out as [Tensor, Tensor, Tensor, Tensor];
+    return { meanProbabilities: mean, predictiveEntropy: predictive, expectedEntropy: expected, mutualInformation: mi, members: n };
+  }
+}
+
+export interface UncertaintyMaps {
+  /** [K, ...spatial] */
+  meanProbabilities: Tensor;
+  /** [...spatial], nats */
+  predictiveEntropy: Tensor;
+  expectedEntropy: Tensor;
+  mutualInformation: Tensor;
+  members: number;
+}
+
+export function disposeUncertaintyMaps(m: UncertaintyMaps): void {
+  for (const t of [m.meanProbabilities, m.predictiveEntropy, m.expectedEntropy, m.mutualInformation]) t.dispose();
+}
+
+/** Every combination of flips of the given axes, the identity first (as the sliding window's mirroring TTA). */
+export function flipCombos(axes: number[]): number[][] {
+  const combos: number[][] = [[]];
+  for (const a of axes) for (const c of [...combos]) combos.push([...c, a]);
+  return combos;
+}
+
+export interface MemberOptions {
+  /** Sources of members (default: ensemble and tta). */
+  sources?: UncertaintySource[];
+  /** Spatial axes mirrored for 'tta' (the plan's: every spatial axis). */
+  mirrorAxes: number[];
+  /** Dropout samples per network and TTA pass for 'mc-dropout' (default 8). */
+  mcSamples?: number;
+  /** Seed of the dropout masks (default 0), so a case's uncertainty is reproducible. */
+  seed?: number;
+  window: Omit<SlidingWindowOptions, 'mirrorAxes' | 'transposeAxes' | 'onProgress'>;
+  /** Called after each member with (done, total). */
+  onMember?: (done: number, total: number) => void;
+}
+
+/** Networks that keep dropout on at inference (models/encoder-decoder.ts): how many dropout layers they switched. */
+interface McDropoutCapable {
+  setMcDropout(on: boolean): number;
+}
+
+function hasMcDropout(net: unknown): net is McDropoutCapable {
+  return typeof (net as Partial<McDropoutCapable>).setMcDropout === 'function';
+}
+
+/**
+ * Predicts `image` [C, ...spatial] once per member and accumulates the
+ * members' softmax probabilities. A mirrored member flips the whole image,
+ * runs the sliding window without TTA and flips back: tiles and Gaussian
+ * weights are symmetric, so this is the sliding window's own mirrored pass.
+ * The ensemble source uses every network given; without it only the first.
+ */
+export function predictMembers(nets: SegmentationNetwork[], image: Tensor, o: MemberOptions): UncertaintyMaps {
+  const sources = new Set<UncertaintySource>(o.sources ?? ['ensemble', 'tta']);
+  for (const s of sources)
+    if (!UNCERTAINTY_SOURCES.includes(s)) throw new Error(`unknown uncertainty source '${s}': choose from ${UNCERTAINTY_SOURCES.join(', ')}`);
+  const used = sources.has('ensemble') ? nets : nets.slice(0, 1);
+  const flips = sources.has('tta') ? flipCombos(o.mirrorAxes) : [[]];
+  const samples = sources.has('mc-dropout') ? Math.max(1, Math.floor(o.mcSamples ?? 8)) : 1;
+  if (sources.has('mc-dropout')) {
+    for (const net of used) {
+      if (!hasMcDropout(net) || net.setMcDropout(true) === 0) {
+        used.forEach((n) => hasMcDropout(n) && n.setMcDropout(false));
+        throw new Error('mc-dropout needs a network with dropout layers (hybridnet has them); use the ensemble or tta sources for this model');
+      }
+    }
+    torch.manualSeed(o.seed ?? 0);
+  }
+  const total = used.length * flips.length * samples;
+  const acc = new MemberAccumulator();
+  let done = 0;
+  try {
+    for (const net of used) {
+      for (const flip of flips) {
+        for (let s = 0; s < samples; s++) {
+          torch.tidy(() => {
+            const dims = flip.map((a) => a + 1);
+            const x = dims.length ? image.flip(dims) : image;
+            const logits = slidingWindowLogits(net, x, { ...o.window, mirrorAxes: [] });
+            const p = torch.F.softmax(dims.length ? logits.flip(dims) : logits, 0);
+            acc.add(p);
+          });
+          o.onMember?.(++done, total);
+        }
+      }
+    }
+  } finally {
+    if (sources.has('mc-dropout')) for (const n of used) if (hasMcDropout(n)) n.setMcDropout(false);
+  }
+  return acc.finish();
+}
+
+export interface CaseUncertainty {
+  /** Members the statistics came from. */
+  members: number;
+  /** Voxels where the mean prediction or any confident member region is foreground (the region scored). */
+  regionVoxels: number;
+  /** Mean predictive entropy over the region, divided by log K (0 certain .. 1 uniform). */
+  meanEntropy: number;
+  /** Mean mutual information over the region, divided by log K. */
+  meanMutualInformation: number;
+}
+
+/**
+ * One number per case for triage: mean normalised uncertainty over the
+ * predicted foreground and its uncertain rim (voxels with predictive entropy
+ * above half its maximum), so that a small structure is not averaged away
+ * by a large certain background. A case with no such voxel scores 0.
+ */
+export function caseUncertainty(maps: UncertaintyMaps, labels: Uint8Array | Float32Array | Int32Array, numClasses: number): CaseUncertainty {
+  const h = maps.predictiveEntropy.contiguous().toTypedArray() as Float32Array;
+  const mi = maps.mutualInformation.contiguous().toTypedArray() as Float32Array;
+  if (labels.length !== h.length) throw new Error(`labels have ${labels.length} voxels, the uncertainty maps ${h.length}`);
+  const logK = Math.log(Math.max(2, numClasses));
+  let n = 0;
+  let sumH = 0;
+  let sumMi = 0;
+  for (let i = 0; i < h.length; i++) {
+    if (labels[i]! > 0 || h[i]! > 0.5 * logK) {
+      n++;
+      sumH += h[i]!;
+      sumMi += mi[i]!;
+    }
+  }
+  return {
+    members: maps.members,
+    regionVoxels: n,
+    meanEntropy: n ? sumH / n / logK : 0,
+    meanMutualInformation: n ? sumMi / n / logK : 0,
+  };
+}
