@@ -155,13 +155,14 @@ export function preprocessCase(raw: RawCaseData, plan: PlanPart, o: { seed?: num
   return { id: raw.id, data, label, channels: C, shape: r.newShape, spacing, properties };
 }
 
-export type RevertInput = { probabilities: Float32Array; numClasses: number } | { label: Uint8Array };
+export type RevertInput = { probabilities: Float32Array; numClasses: number } | { label: Uint8Array } | { maps: Float32Array; channels: number };
 
 /**
  * Maps a prediction in preprocessed space (shape `shape`) back onto the
  * original image grid: resample to the cropped shape (probabilities: linear /
  * nearest along a separate axis, as nnU-Net; labels: one-hot + argmax), then
- * put the crop back (outside: background, probability 1 for class 0).
+ * put the crop back (outside: background, probability 1 for class 0; other
+ * maps, such as uncertainty: 0).
  */
 export function revertPreprocessing(input: RevertInput, shape: Zyx, properties: CaseProperties, plan: PlanPart): Float32Array | Uint8Array {
   const cs = properties.croppedShape;
@@ -186,6 +187,12 @@ export function revertPreprocessing(input: RevertInput, shape: Zyx, properties: 
     const back = resampleLabel(input.label, shape, cs, maxLabel + 1, r.label);
     const out = new Uint8Array(on);
     place(out, back, 0);
+    return out;
+  }
+  if ('maps' in input) {
+    const back = resampleImage(input.maps, input.channels, shape, cs, r.label);
+    const out = new Float32Array(input.channels * on);
+    for (let c = 0; c < input.channels; c++) place(out, back, c);
     return out;
   }
   const K = input.numClasses;

@@ -6,7 +6,9 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { PreprocessedCase } from '../data/types.ts';
+import type { SegmentationNetwork } from '../models/config.ts';
 import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
+import { predictMembers, type UncertaintyMaps } from './uncertainty.ts';
 
 /** Per-class Dice (classes 1..K-1) of a label map against the reference; NaN where both are empty. */
 export function diceScores(pred: Uint8Array, ref: Uint8Array, numClasses: number): number[] {
@@ -39,4 +41,34 @@ export function predictCaseLabels(
     const logits = slidingWindowLogits(net, img, { patchSize, stepFraction: tta.stepFraction, ...ttaOptions(tta, spatial.length) });
     return logits.argmax(0).to('uint8').toTypedArray() as Uint8Array;
   });
+}
+
+/**
+ * The plan's TTA passes of a preprocessed case as uncertainty members: the
+ * mean logits' argmax is predictCaseLabels' map, and the maps give the case's
+ * uncertainty (infer/uncertainty.ts). The caller disposes the maps.
+ */
+export function predictCaseMembers(
+  net: SegmentationNetwork,
+  c: PreprocessedCase,
+  patchSize: number[],
+  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number },
+): UncertaintyMaps {
+  return torch.tidy(() => {
+    const [Z, Y, X] = c.shape;
+    const spatial = patchSize.length === 2 ? [Y, X] : [Z, Y, X];
+    const img = torch.tensor(c.data, [c.channels, ...spatial]);
+    const t = ttaOptions(tta, spatial.length);
+    return predictMembers([net], img, {
+      sources: tta.mirror || t.transposeAxes ? ['tta'] : [],
+      mirrorAxes: t.mirrorAxes ?? [],
+      transposeAxes: t.transposeAxes,
+      window: { patchSize, stepFraction: tta.stepFraction },
+    });
+  });
+}
+
+/** Argmax (uint8) over dim 0 of [K, ...spatial] logits or probabilities. */
+export function argmaxLabels(scores: Tensor): Uint8Array {
+  return torch.tidy(() => scores.argmax(0).to('uint8').toTypedArray() as Uint8Array);
 }

@@ -18,12 +18,23 @@ import type { Plan } from '../plan/types.ts';
 import { preprocessCase, revertPreprocessing } from '../data/preprocess.ts';
 import { zyxShape, zyxSpacing } from '../data/axes.ts';
 import type { RawCaseData } from '../data/case.ts';
-import { FOLD_FILES, listFolds, modelFile, readPostprocessing, weightsFile, type CheckpointChoice } from '../plan/model-folder.ts';
+import {
+  FOLD_FILES,
+  listFolds,
+  modelFile,
+  readCalibration,
+  readPostprocessing,
+  weightsFile,
+  type CheckpointChoice,
+  type ModelCalibration,
+} from '../plan/model-folder.ts';
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { existsSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
 import { applyPostprocessing } from './postprocess.ts';
 import { PredictOptionError, type OutputFormat } from './output-format.ts';
+import { caseUncertainty, disposeUncertaintyMaps, predictMembers, type CaseUncertainty, type UncertaintySource } from './uncertainty.ts';
 
 export interface LoadedModel {
   dir: string;
@@ -34,6 +45,8 @@ export interface LoadedModel {
   weights: string[];
   /** Classes whose largest connected component is kept (chosen by cross-validation). */
   postprocessing: number[];
+  /** Temperature and triage rule fitted on the validation cases (null for a folder trained before calibration existed). */
+  calibration: ModelCalibration | null;
 }
 
 /**
@@ -54,6 +67,7 @@ export function loadModel(modelDir: string, o: { folds?: number[]; checkpoint?: 
   const trained = chosen.filter((f): f is typeof f & { file: string } => f.file !== null);
   if (trained.length === 0) throw new MedsegIoError('NOT_FOUND', `no trained fold found (fold_N/${FOLD_FILES.best} or ${FOLD_FILES.final})`, modelDir);
   const postprocessing = readPostprocessing(modelDir).keepLargestComponent;
+  const calibration = readCalibration(modelDir);
   const nets: SegmentationNetwork[] = [];
   try {
     for (const { file } of trained) {
@@ -66,7 +80,7 @@ export function loadModel(modelDir: string, o: { folds?: number[]; checkpoint?: 
     for (const n of nets) n.dispose();
     throw e;
   }
-  return { dir: modelDir, plan, nets, folds: trained.map((f) => f.fold), weights: trained.map((f) => f.file), postprocessing };
+  return { dir: modelDir, plan, nets, folds: trained.map((f) => f.fold), weights: trained.map((f) => f.file), postprocessing, calibration };
 }
 
 export function disposeModel(m: LoadedModel): void {
@@ -78,7 +92,24 @@ export interface Prediction {
   labels: Volume;
   /** Class probabilities on the original grid: one channel per class (planar, x-fastest), only when asked. */
   probabilities?: Volume;
+  /** Uncertainty maps on the original grid and the case's score, only when asked. */
+  uncertainty?: PredictedUncertainty;
   seconds: number;
+}
+
+export interface PredictedUncertainty {
+  /** Predictive entropy of the members' mean probabilities, divided by log K (0 certain .. 1 uniform). */
+  entropy: Volume;
+  /** Mutual information between prediction and member (the members' disagreement), divided by log K. */
+  mutualInformation: Volume;
+  score: CaseUncertainty;
+  sources: UncertaintySource[];
+  /** Whether the score reaches the model's triage threshold (null: the model has no triage rule). */
+  flagged: boolean | null;
+  /** The triage threshold the score was compared with. */
+  threshold: number | null;
+  /** Temperature the logits were divided by. */
+  temperature: number;
 }
 
 export interface PredictOptions {
@@ -87,6 +118,13 @@ export interface PredictOptions {
   keepProbabilities?: boolean;
   /** Sliding-window tiles done of the case's total (over every fold and TTA pass of a tile). */
   onTile?: (done: number, total: number) => void;
+  /**
+   * Predict with members (infer/uncertainty.ts) and return uncertainty maps:
+   * the sources (default: the folds and, unless tta is false, the TTA
+   * passes), MC-dropout samples and their seed. The probabilities are then
+   * the members' mean.
+   */
+  uncertainty?: { sources?: UncertaintySource[]; mcSamples?: number; seed?: number };
 }
 
 /** Segments one case given its channel images (same grid). */
@@ -131,8 +169,50 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
   const inference = plan.inference;
   // tta false: a single pass; otherwise the plan's mirroring (and transposing).
   const tta = o.tta === false ? { mirror: false } : inference;
+  const temperature = m.calibration?.temperature ?? 1;
+  let uncertainty: PredictedUncertainty | undefined;
   const probs = torch.tidy(() => {
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
+    if (o.uncertainty) {
+      const t = ttaOptions(tta, spatial.length);
+      const sources = o.uncertainty.sources ?? (tta.mirror || t.transposeAxes ? ['ensemble', 'tta'] : ['ensemble']);
+      const maps = predictMembers(m.nets, img, {
+        sources,
+        mirrorAxes: t.mirrorAxes ?? [],
+        transposeAxes: t.transposeAxes,
+        mcSamples: o.uncertainty.mcSamples,
+        seed: o.uncertainty.seed,
+        temperature,
+        window: { patchSize: plan.patchSize, stepFraction: inference.stepFraction },
+        onMember: o.onTile,
+      });
+      try {
+        const logK = Math.log(Math.max(2, K));
+        const labels = maps.meanProbabilities.argmax(0).to('uint8').toTypedArray() as Uint8Array;
+        const score = caseUncertainty(maps, labels, K);
+        const two = torch.stack([maps.predictiveEntropy, maps.mutualInformation], 0).div(logK).contiguous().toTypedArray() as Float32Array;
+        const back = revertPreprocessing({ maps: two, channels: 2 }, c.shape, c.properties, plan) as Float32Array;
+        const map = (k: number, name: string): Volume => ({
+          ...geometry,
+          channels: 1,
+          data: back.slice(k * n, (k + 1) * n),
+          meta: { ...first.meta, modality: 'OT', extra: { source: first.meta.sourcePath, map: name } },
+        });
+        const threshold = m.calibration?.triage?.threshold ?? null;
+        uncertainty = {
+          entropy: map(0, 'normalised predictive entropy'),
+          mutualInformation: map(1, 'normalised mutual information'),
+          score,
+          sources,
+          flagged: threshold === null ? null : score.meanEntropy >= threshold,
+          threshold,
+          temperature,
+        };
+        return maps.meanProbabilities.contiguous().toTypedArray() as Float32Array;
+      } finally {
+        disposeUncertaintyMaps(maps);
+      }
+    }
     let sum: torch.Tensor | null = null;
     m.nets.forEach((net, k) => {
       const logits = slidingWindowLogits(net, img, {
@@ -141,7 +221,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
         ...ttaOptions(tta, spatial.length),
         onProgress: o.onTile ? (done, total) => o.onTile!(k * total + done, m.nets.length * total) : undefined,
       });
-      const p = torch.F.softmax(logits, 0);
+      const p = torch.F.softmax(temperature === 1 ? logits : logits.div(temperature), 0);
       sum = sum ? sum.add(p) : p;
     });
     return sum!.div(m.nets.length).contiguous().toTypedArray() as Float32Array;
@@ -165,6 +245,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
   return {
     labels: { ...geometry, channels: 1, data: labels, meta: { ...meta, modality: 'SEG' } },
     probabilities: o.keepProbabilities ? { ...geometry, channels: K, data: original, meta: { ...meta, modality: 'OT' } } : undefined,
+    ...(uncertainty ? { uncertainty } : {}),
     seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -215,7 +296,7 @@ export async function writePrediction(
   source: Volume,
   pred: Prediction,
   plan: Plan,
-): Promise<{ labels: string; probabilities?: string }> {
+): Promise<WrittenPrediction> {
   const dir = join(outDir, c.subdir);
   // A NIfTI input keeps its .nii or .nii.gz ending.
   const ending = format === 'nifti' && c.source.kind === 'image' && /\.nii$/i.test(c.source.path) ? '.nii' : ENDING[format];
@@ -235,9 +316,45 @@ export async function writePrediction(
   } else {
     await writeVolume(labels, pred.labels);
   }
-  if (!pred.probabilities) return { labels };
+  const written: WrittenPrediction = { labels };
   // Float maps: NRRD beside an NRRD, NIfTI otherwise (PNG and DICOM SEG hold no float channels).
-  const probabilities = join(dir, `${c.id}_probabilities${format === 'nrrd' ? '.nrrd' : '.nii.gz'}`);
-  await writeVolume(probabilities, pred.probabilities);
-  return { labels, probabilities };
+  const floatEnding = format === 'nrrd' ? '.nrrd' : '.nii.gz';
+  if (pred.probabilities) {
+    written.probabilities = join(dir, `${c.id}_probabilities${floatEnding}`);
+    await writeVolume(written.probabilities, pred.probabilities);
+  }
+  const u = pred.uncertainty;
+  if (u) {
+    written.entropy = join(dir, `${c.id}_entropy${floatEnding}`);
+    written.mutualInformation = join(dir, `${c.id}_mutual_information${floatEnding}`);
+    written.uncertainty = join(dir, `${c.id}_uncertainty.json`);
+    await writeVolume(written.entropy, u.entropy);
+    await writeVolume(written.mutualInformation, u.mutualInformation);
+    const report = {
+      case: c.id,
+      input: c.source.kind === 'image' ? c.source.path : c.source.where,
+      score: u.score.meanEntropy,
+      scoreName: 'mean normalised predictive entropy over the prediction and its uncertain rim',
+      meanMutualInformation: u.score.meanMutualInformation,
+      regionVoxels: u.score.regionVoxels,
+      members: u.score.members,
+      sources: u.sources,
+      temperature: u.temperature,
+      flagged: u.flagged,
+      threshold: u.threshold,
+      maps: { entropy: written.entropy, mutualInformation: written.mutualInformation },
+    };
+    await writeFileAtomic(written.uncertainty, `${JSON.stringify(report, null, 2)}\n`);
+  }
+  return written;
+}
+
+/** The files writePrediction wrote for a case. */
+export interface WrittenPrediction {
+  labels: string;
+  probabilities?: string;
+  /** Normalised predictive entropy map, mutual information map and the case's uncertainty JSON (with --uncertainty). */
+  entropy?: string;
+  mutualInformation?: string;
+  uncertainty?: string;
 }

@@ -63,6 +63,10 @@ test('TTA members are the mirrored sliding-window passes; one member has no mutu
     return sum!.div(8);
   });
   assert.ok(maps.meanProbabilities.sub(expected).abs().max().item() < 1e-6);
+  // The members' mean logits are the sliding window's own TTA logits.
+  const tta = slidingWindowLogits(net, image, { ...window, mirrorAxes: [0, 1, 2] });
+  assert.ok(maps.meanLogits!.sub(tta).abs().max().item() < 1e-5);
+  tta.dispose();
   const one = predictMembers([net], image, { sources: [], mirrorAxes: [0, 1, 2], window });
   assert.equal(one.members, 1);
   assert.ok(one.mutualInformation.max().item() < 1e-6, 'a single member has no epistemic part');
@@ -102,4 +106,24 @@ test('MC dropout: samples differ, the seed makes them reproducible, and a networ
   const plain = createNetwork(smallConfig('unet', 3)).eval();
   assert.throws(() => predictMembers([plain], image, o), /mc-dropout needs a network with dropout/);
   plain.dispose();
+});
+
+test('2D with transposes: the 8 members (mirrors x transposes) reproduce the sliding window with mirroring and transposing, also with a non-square patch', async () => {
+  torch.manualSeed(5);
+  const net = createNetwork(smallConfig('unet', 2)).eval();
+  const image = torch.keep(torch.randn([1, 40, 52]));
+  const window = { patchSize: [32, 24] };
+  const maps = predictMembers([net], image, { sources: ['tta'], mirrorAxes: [0, 1], transposeAxes: [0, 1], window });
+  assert.equal(maps.members, 8);
+  const ref = slidingWindowLogits(net, image, { ...window, mirrorAxes: [0, 1], transposeAxes: [0, 1] });
+  assert.ok(maps.meanLogits!.sub(ref).abs().max().item() < 1e-5);
+  // A temperature changes the probabilities, not the logits or their argmax.
+  const hot = predictMembers([net], image, { sources: ['tta'], mirrorAxes: [0, 1], transposeAxes: [0, 1], window, temperature: 2 });
+  assert.ok(hot.meanLogits!.sub(maps.meanLogits!).abs().max().item() < 1e-6);
+  assert.ok(hot.predictiveEntropy.mean().item() > maps.predictiveEntropy.mean().item(), 'T > 1 softens the probabilities');
+  assert.throws(() => predictMembers([net], image, { mirrorAxes: [], window, temperature: 0 }), /temperature must be a positive number/);
+  [maps, hot].forEach(disposeUncertaintyMaps);
+  ref.dispose();
+  image.dispose();
+  net.dispose();
 });

@@ -17,10 +17,9 @@ import type { Tensor } from '@medseg/torch';
 import type { SegmentationNetwork } from '../models/config.ts';
 import { slidingWindowLogits, type SlidingWindowOptions } from './sliding-window.ts';
 
-/** Where the members come from. */
-export type UncertaintySource = 'ensemble' | 'tta' | 'mc-dropout';
+import { UNCERTAINTY_SOURCES, type UncertaintySource } from './uncertainty-sources.ts';
 
-export const UNCERTAINTY_SOURCES: readonly UncertaintySource[] = ['ensemble', 'tta', 'mc-dropout'];
+export { UNCERTAINTY_SOURCES, type UncertaintySource };
 
 /** Clamp before log: p log p -> 0 as p -> 0, and log(1e-12) keeps 0 * log 0 finite. */
 const EPS = 1e-12;
@@ -30,22 +29,27 @@ export function entropyOf(p: Tensor): Tensor {
   return torch.tidy(() => p.mul(p.clamp(EPS, null).log()).sum(0).neg());
 }
 
-/** Running sums of members' probabilities and entropies; `finish` gives the statistics. */
+/** Running sums of members' probabilities, entropies and (when given) logits; `finish` gives the statistics. */
 export class MemberAccumulator {
   private sumP: Tensor | null = null;
   private sumH: Tensor | null = null;
+  private sumL: Tensor | null = null;
   members = 0;
 
-  /** Folds in one member's probabilities [K, ...spatial]; the caller keeps ownership of `p`. */
-  add(p: Tensor): void {
+  /** Folds in one member's probabilities [K, ...spatial] (and its logits); the caller keeps ownership of both. */
+  add(p: Tensor, logits?: Tensor): void {
+    if (this.members > 0 && (logits === undefined) !== (this.sumL === null)) throw new Error('give logits with every member or with none');
     torch.tidy(() => {
       const h = entropyOf(p);
       const nextP = this.sumP ? this.sumP.add(p) : p.clone();
       const nextH = this.sumH ? this.sumH.add(h) : h;
+      const nextL = logits ? (this.sumL ? this.sumL.add(logits) : logits.clone()) : null;
       this.sumP?.dispose();
       this.sumH?.dispose();
+      this.sumL?.dispose();
       this.sumP = torch.keep(nextP);
       this.sumH = torch.keep(nextH);
+      this.sumL = nextL ? torch.keep(nextL) : null;
     });
     this.members++;
   }
@@ -60,13 +64,19 @@ export class MemberAccumulator {
       const expected = this.sumH!.div(n);
       // Rounding can make H[p̄] - E H[p] a hair below zero where members agree.
       const mi = predictive.sub(expected).clamp(0, null);
-      return [mean, predictive, expected, mi].map((t) => torch.keep(t));
+      return [mean, predictive, expected, mi, ...(this.sumL ? [this.sumL.div(n)] : [])].map((t) => torch.keep(t));
     });
-    this.sumP.dispose();
-    this.sumH.dispose();
-    this.sumP = this.sumH = null;
-    const [mean, predictive, expected, mi] = out as [Tensor, Tensor, Tensor, Tensor];
-    return { meanProbabilities: mean, predictiveEntropy: predictive, expectedEntropy: expected, mutualInformation: mi, members: n };
+    for (const t of [this.sumP, this.sumH, this.sumL]) t?.dispose();
+    this.sumP = this.sumH = this.sumL = null;
+    const [mean, predictive, expected, mi, logits] = out as [Tensor, Tensor, Tensor, Tensor, Tensor | undefined];
+    return {
+      meanProbabilities: mean,
+      predictiveEntropy: predictive,
+      expectedEntropy: expected,
+      mutualInformation: mi,
+      members: n,
+      ...(logits ? { meanLogits: logits } : {}),
+    };
   }
 }
 
@@ -78,10 +88,12 @@ export interface UncertaintyMaps {
   expectedEntropy: Tensor;
   mutualInformation: Tensor;
   members: number;
+  /** [K, ...spatial] members' mean logits (before any temperature): argmax is the sliding window's TTA prediction. */
+  meanLogits?: Tensor;
 }
 
 export function disposeUncertaintyMaps(m: UncertaintyMaps): void {
-  for (const t of [m.meanProbabilities, m.predictiveEntropy, m.expectedEntropy, m.mutualInformation]) t.dispose();
+  for (const t of [m.meanProbabilities, m.predictiveEntropy, m.expectedEntropy, m.mutualInformation, m.meanLogits]) t?.dispose();
 }
 
 /** Every combination of flips of the given axes, the identity first (as the sliding window's mirroring TTA). */
@@ -96,6 +108,10 @@ export interface MemberOptions {
   sources?: UncertaintySource[];
   /** Spatial axes mirrored for 'tta' (the plan's: every spatial axis). */
   mirrorAxes: number[];
+  /** For 'tta': also every mirror with these two spatial axes swapped (2D plans that transpose). */
+  transposeAxes?: [number, number];
+  /** Probabilities are softmax(logits / temperature) (default 1; a model's calibration.json has its fitted one). */
+  temperature?: number;
   /** Dropout samples per network and TTA pass for 'mc-dropout' (default 8). */
   mcSamples?: number;
   /** Seed of the dropout masks (default 0), so a case's uncertainty is reproducible. */
@@ -114,19 +130,33 @@ function hasMcDropout(net: unknown): net is McDropoutCapable {
   return typeof (net as Partial<McDropoutCapable>).setMcDropout === 'function';
 }
 
+/** Whether a network has dropout layers MC-dropout can keep on (it is left off). */
+export function supportsMcDropout(net: unknown): boolean {
+  if (!hasMcDropout(net)) return false;
+  const n = net.setMcDropout(true);
+  net.setMcDropout(false);
+  return n > 0;
+}
+
 /**
  * Predicts `image` [C, ...spatial] once per member and accumulates the
- * members' softmax probabilities. A mirrored member flips the whole image,
- * runs the sliding window without TTA and flips back: tiles and Gaussian
- * weights are symmetric, so this is the sliding window's own mirrored pass.
- * The ensemble source uses every network given; without it only the first.
+ * members' softmax probabilities and logits. A mirrored member flips the
+ * whole image, runs the sliding window without TTA and flips back; a
+ * transposed one swaps two axes of the image and of the patch and swaps
+ * back. Tiles and Gaussian weights map onto each other under both, so these
+ * are the sliding window's own TTA passes, and the mean logits' argmax is its
+ * TTA prediction. The ensemble source uses every network given; without it
+ * only the first.
  */
 export function predictMembers(nets: SegmentationNetwork[], image: Tensor, o: MemberOptions): UncertaintyMaps {
   const sources = new Set<UncertaintySource>(o.sources ?? ['ensemble', 'tta']);
   for (const s of sources)
     if (!UNCERTAINTY_SOURCES.includes(s)) throw new Error(`unknown uncertainty source '${s}': choose from ${UNCERTAINTY_SOURCES.join(', ')}`);
+  const T = o.temperature ?? 1;
+  if (!(T > 0 && Number.isFinite(T))) throw new Error(`temperature must be a positive number, got ${T}`);
   const used = sources.has('ensemble') ? nets : nets.slice(0, 1);
   const flips = sources.has('tta') ? flipCombos(o.mirrorAxes) : [[]];
+  const swaps = sources.has('tta') && o.transposeAxes ? [false, true] : [false];
   const samples = sources.has('mc-dropout') ? Math.max(1, Math.floor(o.mcSamples ?? 8)) : 1;
   if (sources.has('mc-dropout')) {
     for (const net of used) {
@@ -137,21 +167,32 @@ export function predictMembers(nets: SegmentationNetwork[], image: Tensor, o: Me
     }
     torch.manualSeed(o.seed ?? 0);
   }
-  const total = used.length * flips.length * samples;
+  const total = used.length * flips.length * swaps.length * samples;
   const acc = new MemberAccumulator();
   let done = 0;
   try {
     for (const net of used) {
-      for (const flip of flips) {
-        for (let s = 0; s < samples; s++) {
-          torch.tidy(() => {
-            const dims = flip.map((a) => a + 1);
-            const x = dims.length ? image.flip(dims) : image;
-            const logits = slidingWindowLogits(net, x, { ...o.window, mirrorAxes: [] });
-            const p = torch.F.softmax(dims.length ? logits.flip(dims) : logits, 0);
-            acc.add(p);
-          });
-          o.onMember?.(++done, total);
+      for (const swap of swaps) {
+        for (const flip of flips) {
+          for (let s = 0; s < samples; s++) {
+            torch.tidy(() => {
+              const [a, b] = (o.transposeAxes ?? [0, 1]).map((d) => d + 1) as [number, number];
+              const dims = flip.map((d) => d + 1);
+              let x = dims.length ? image.flip(dims) : image;
+              let patchSize = o.window.patchSize;
+              if (swap) {
+                x = x.transpose(a, b);
+                patchSize = [...patchSize];
+                [patchSize[a - 1], patchSize[b - 1]] = [patchSize[b - 1]!, patchSize[a - 1]!];
+              }
+              let logits = slidingWindowLogits(net, x, { ...o.window, patchSize, mirrorAxes: [] });
+              if (swap) logits = logits.transpose(a, b);
+              if (dims.length) logits = logits.flip(dims);
+              logits = logits.contiguous();
+              acc.add(torch.F.softmax(T === 1 ? logits : logits.div(T), 0), logits);
+            });
+            o.onMember?.(++done, total);
+          }
         }
       }
     }

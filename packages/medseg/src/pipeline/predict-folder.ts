@@ -18,9 +18,19 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { MedsegIoError, type IoErrorCode } from '../io/errors.ts';
 import { requireDevice, type Device } from '../infer/device.ts';
 import { defaultOutputFormat, PredictOptionError, type OutputFormat } from '../infer/output-format.ts';
-import { checkOutputFormat, disposeModel, loadModel, predictVolumes, readInputCase, writePrediction, type InputCase } from '../infer/predict.ts';
+import {
+  checkOutputFormat,
+  disposeModel,
+  loadModel,
+  predictVolumes,
+  readInputCase,
+  writePrediction,
+  type InputCase,
+  type PredictOptions,
+} from '../infer/predict.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
+import { supportsMcDropout } from '../infer/uncertainty.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
 const IMAGE_ENDING = /(_0000)?\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
@@ -131,6 +141,9 @@ export interface PredictedCase {
   input: string;
   output: string;
   probabilities?: string;
+  /** With uncertainty: the case's uncertainty JSON, and whether the model's triage rule flags it for review (null: no rule). */
+  uncertainty?: string;
+  flagged?: boolean | null;
   seconds: number;
 }
 
@@ -145,6 +158,8 @@ export interface PredictPathOptions {
   format?: OutputFormat;
   /** Also write per-class probability maps beside each label map. */
   saveProbabilities?: boolean;
+  /** Predict with members and write entropy and mutual-information maps and a per-case uncertainty JSON (infer/uncertainty.ts). */
+  uncertainty?: PredictOptions['uncertainty'];
   /** The DICOM series to predict where the input holds several. */
   series?: string;
   device?: Device;
@@ -171,6 +186,12 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
     disposeModel(model);
     throw new PredictOptionError('--format png holds 2D images, and this model is 3D: use nifti or nrrd');
   }
+  if (o.uncertainty?.sources?.includes('mc-dropout') && !model.nets.every(supportsMcDropout)) {
+    disposeModel(model);
+    throw new PredictOptionError(
+      `--uncertainty mc-dropout needs dropout in the network, and this ${model.plan.network.architecture} has none (hybridnet has it): use ensemble or tta`,
+    );
+  }
   mkdirSync(o.out, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
   const outputs: PredictedCase[] = [];
@@ -189,6 +210,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
           pred = predictVolumes(model, images, {
             tta: o.tta,
             keepProbabilities: o.saveProbabilities,
+            uncertainty: o.uncertainty,
             onTile: (done, total) => {
               if (!started) progress.start(total, `case ${i + 1}/${inputs.length} ${c.id} (${folds}), tiles`);
               started = true;
@@ -200,7 +222,13 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
         }
         mkdirSync(join(o.out, c.subdir), { recursive: true });
         const written = await writePrediction(o.out, c, format, images[0]!, pred, model.plan);
-        outputs.push({ input, output: written.labels, probabilities: written.probabilities, seconds: pred.seconds });
+        outputs.push({
+          input,
+          output: written.labels,
+          probabilities: written.probabilities,
+          ...(written.uncertainty ? { uncertainty: written.uncertainty, flagged: pred.uncertainty!.flagged } : {}),
+          seconds: pred.seconds,
+        });
       } catch (e) {
         if (!(e instanceof MedsegIoError)) throw e;
         failures.push({ input, code: e.code, message: e.message.includes(input) ? e.message : `${input}: ${e.message}` });

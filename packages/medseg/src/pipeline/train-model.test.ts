@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, copyFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dataPath } from '../testing/data.ts';
@@ -13,6 +13,8 @@ import { evaluateFolder } from '../eval/evaluate-folder.ts';
 import { trainModel } from './train-model.ts';
 import { predictPath } from './predict-folder.ts';
 import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
+import { readCalibration } from '../plan/model-folder.ts';
+import { readVolume } from '../io/read.ts';
 
 const quiet = { start() {}, update() {}, stop() {} };
 
@@ -63,6 +65,12 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
     assert.ok(existsSync(join(model, f)), `model folder lacks ${f}`);
   }
   assert.equal(r.folds[0]!.result.epochsRun, 3);
+  // Calibration on the validation cases: a temperature that lowers the NLL, and a triage rule, in the folder and the card.
+  const cal = readCalibration(model)!;
+  assert.ok(cal.temperature > 0 && Number.isFinite(cal.temperature), `temperature ${cal.temperature}`);
+  assert.ok(cal.nll.after <= cal.nll.before + 1e-9, `NLL ${cal.nll.before} -> ${cal.nll.after}`);
+  assert.ok(cal.voxels > 1000 && cal.triage?.cases === 4, JSON.stringify(cal));
+  assert.match(readFileSync(join(model, 'model-card.md'), 'utf8'), /## Confidence and triage[\s\S]*Temperature/);
 
   const imgs = join(out, 'images');
   const refs = join(out, 'labels');
@@ -80,4 +88,18 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
   const dice = ev.summary.filter((s) => s.metric === 'dice').map((s) => s.mean);
   // 120 steps of a 16-channel U-Net: far from converged, but well above an untrained net (~0).
   assert.ok(Math.min(...dice) > 0.3, `held-out Dice ${dice.map((d) => d.toFixed(3))} is below the floor`);
+  // With uncertainty: the same labels (one fold, no TTA: one member), maps on the input grid, a score and a flag from the model's rule.
+  const withU = join(out, 'predictions-u');
+  const pu = await predictPath({ model, input: imgs, out: withU, progress: quiet, uncertainty: {} });
+  for (const [i, o] of pu.outputs.entries()) {
+    assert.deepEqual((await readVolume(o.output)).data, (await readVolume(p.outputs[i]!.output)).data);
+    const u = JSON.parse(readFileSync(o.uncertainty!, 'utf8')) as { score: number; flagged: boolean; threshold: number; members: number; temperature: number };
+    assert.equal(u.members, 1);
+    assert.equal(u.temperature, cal.temperature);
+    assert.equal(u.flagged, u.score >= cal.triage!.threshold);
+    assert.equal(o.flagged, u.flagged);
+    const h = await readVolume(o.output.replace('.nii.gz', '_entropy.nii.gz'));
+    assert.deepEqual(h.size, (await readVolume(o.output)).size);
+    assert.ok((h.data as Float32Array).every((v) => v >= 0 && v <= 1 + 1e-6));
+  }
 });

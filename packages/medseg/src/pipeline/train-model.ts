@@ -23,8 +23,10 @@ import type { MetricRow as StatRow } from '../eval/statistics/rows.ts';
 import { writeModelCard } from '../eval/report/modelcard.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
 import { architectureInfo, countParameters, createNetwork } from '../models/registry.ts';
-import { predictCaseLabels } from '../infer/predict-case.ts';
-import { foldDir, foldFile, modelCardPaths, modelFile, writePostprocessing } from '../plan/model-folder.ts';
+import { argmaxLabels, predictCaseMembers } from '../infer/predict-case.ts';
+import { disposeUncertaintyMaps } from '../infer/uncertainty.ts';
+import { ValidationConfidence } from '../infer/validation-confidence.ts';
+import { foldDir, foldFile, modelCardPaths, modelFile, writeCalibration, writePostprocessing } from '../plan/model-folder.ts';
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { train, type TrainResult, type TrainingData } from '../train/trainer.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
@@ -175,6 +177,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const rows: MetricRow[] = [];
   const seed = o.seed ?? 12345;
   const cfg = trainerConfig(plan);
+  const confidence = new ValidationConfidence(plan.network.numClasses);
   let parameters = 0;
   for (const fold of folds) {
     const split = splits[fold];
@@ -195,10 +198,15 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const K = plan.network.numClasses;
     const foreground = Array.from({ length: K - 1 }, (_, i) => i + 1);
     for (const c of validation) {
-      const pred = predictCaseLabels(net, c, plan.patchSize, plan.inference);
+      // The TTA passes as members: the same labels as a plain TTA prediction, plus the case's uncertainty and logits for calibration.
+      const maps = predictCaseMembers(net, c, plan.patchSize, plan.inference);
+      const pred = argmaxLabels(maps.meanLogits!);
       const size = xyzFromZyx(c.shape);
       const spacing = xyzFromZyx(c.spacing);
       const ev = evaluateCase(pred, c.label!, { size, spacing, labels: foreground, case: c.id });
+      const caseDice = ev.classes.map((m) => m.dice as number).filter(Number.isFinite);
+      confidence.addCase(maps, pred, c.label!, caseDice.length ? caseDice.reduce((a, b) => a + b, 0) / caseDice.length : NaN);
+      disposeUncertaintyMaps(maps);
       for (const r of toRows(ev)) rows.push({ ...r, fold });
       for (const k of foreground) {
         const withPP = applyPostprocessing(Uint8Array.from(pred), size, [k]);
@@ -224,6 +232,14 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const postprocessing = decidePostprocessing(ppStats);
   writePostprocessing(o.out, { keepLargestComponent: postprocessing, evidence: Object.fromEntries(ppStats) });
   writeFileAtomicSync(modelFile(o.out, 'validation'), recordsToCsv(rows));
+  const calibration = confidence.finish();
+  if (calibration) {
+    writeCalibration(o.out, calibration);
+    log(
+      `calibration: temperature ${calibration.temperature.toFixed(3)}, ECE ${calibration.ece.before.toFixed(4)} -> ${calibration.ece.after.toFixed(4)}` +
+        (calibration.triage ? `; review flag at uncertainty >= ${calibration.triage.threshold.toFixed(4)}` : ''),
+    );
+  }
   const info = architectureInfo(plan.network.architecture);
   const modelName = `${ds.name} ${info.name}`;
   writeModelCard(modelCardPaths(o.out), {
@@ -248,6 +264,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     },
     // Scored on the preprocessed grid of each fold's validation cases.
     validation: rows.map((r): StatRow => ({ ...r, model: modelName })),
+    ...(calibration ? { calibration } : {}),
   });
   return { modelDir: o.out, plan, folds: results, postprocessing, validationRows: rows };
 }

@@ -2,7 +2,7 @@
  * The trained model folder: the one module that knows its file names and
  * reads or writes its parts. Training writes it, prediction reads it.
  *
- *   plan.json  fingerprint.json  splits.json  postprocessing.json
+ *   plan.json  fingerprint.json  splits.json  postprocessing.json  calibration.json
  *   model-card.md  model-card.json  validation.csv  preprocessed/
  *   fold_<k>/ model_best.safetensors  model_final.safetensors
  *             checkpoint_latest.safetensors  log.jsonl
@@ -22,6 +22,8 @@ export const MODEL_FILES = {
   fingerprint: 'fingerprint.json',
   splits: 'splits.json',
   postprocessing: 'postprocessing.json',
+  /** Temperature, calibration error and the triage rule, fitted on the validation cases. */
+  calibration: 'calibration.json',
   modelCardMarkdown: 'model-card.md',
   modelCardJson: 'model-card.json',
   validation: 'validation.csv',
@@ -116,4 +118,55 @@ export function readPostprocessing(modelDir: string): PostprocessingChoice {
 
 export function writePostprocessing(modelDir: string, choice: PostprocessingChoice): void {
   writeJsonAtomicSync(modelFile(modelDir, 'postprocessing'), choice);
+}
+
+/**
+ * What the folds' validation cases taught about the model's confidence
+ * (pipeline/train-model.ts writes it, prediction reads it): the temperature
+ * that calibrates its probabilities, the calibration error before and after,
+ * and the rule that flags a case for review by its uncertainty score.
+ */
+export interface ModelCalibration {
+  /** Logits are divided by this before the softmax (fitted by minimising the NLL). */
+  temperature: number;
+  /** Voxels the temperature was fitted on (a uniform subsample of the validation cases). */
+  voxels: number;
+  ece: { before: number; after: number };
+  nll: { before: number; after: number };
+  /** The case score the triage rule thresholds: mean normalised predictive entropy over the predicted foreground and its uncertain rim. */
+  score: 'meanEntropy';
+  /** Members the scores came from (the plan's TTA passes). */
+  members: number;
+  /** Flag a case for review when its score reaches the threshold; absent when the validation cases could not set one. */
+  triage?: {
+    threshold: number;
+    failureDice: number;
+    capturedFailures: number;
+    flaggedFraction: number;
+    auroc: number | null;
+    cases: number;
+    failures: number;
+  };
+}
+
+/** calibration.json of a model folder, or null for a folder trained before it existed. */
+export function readCalibration(modelDir: string): ModelCalibration | null {
+  const path = modelFile(modelDir, 'calibration');
+  if (!existsSync(path)) return null;
+  let raw: Partial<ModelCalibration> | null;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8')) as Partial<ModelCalibration> | null;
+  } catch (e) {
+    throw new MedsegIoError('CORRUPT', `cannot read the calibration (${(e as Error).message})`, path);
+  }
+  const T = raw?.temperature;
+  if (typeof T !== 'number' || !(T > 0) || !Number.isFinite(T)) throw new MedsegIoError('BAD_DATA', 'temperature must be a positive number', path);
+  const th = raw?.triage?.threshold;
+  if (raw?.triage !== undefined && (typeof th !== 'number' || !Number.isFinite(th)))
+    throw new MedsegIoError('BAD_DATA', 'triage.threshold must be a number', path);
+  return raw as ModelCalibration;
+}
+
+export function writeCalibration(modelDir: string, c: ModelCalibration): void {
+  writeJsonAtomicSync(modelFile(modelDir, 'calibration'), c);
 }

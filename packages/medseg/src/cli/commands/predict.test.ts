@@ -197,4 +197,63 @@ print('ok')`,
     r = medseg('predict', model, root, '--out', join(tmp, 'none'), '--series', '9.9.9');
     assertFailure(r, 2, /no DICOM series 9\.9\.9 here \(series found: 1\.2\.3\.2\.1, 1\.2\.3\.2\.2, 1\.2\.3\.2\.3\)/);
   });
+
+  test("--uncertainty: entropy and mutual-information maps on the input grid, a per-case JSON, the review flag from the model's calibration; impossible choices are usage errors", async () => {
+    const model = join(tmp, 'two-fold-model');
+    writeFixtureModel(model, 'mri3d', [{ weights: { best: 'random' } }, { weights: { best: 'random' } }]);
+    // A calibration with a threshold every case reaches: the case is flagged.
+    writeFileSync(
+      join(model, 'calibration.json'),
+      JSON.stringify({
+        temperature: 1.5,
+        voxels: 1,
+        ece: { before: 0, after: 0 },
+        nll: { before: 0, after: 0 },
+        score: 'meanEntropy',
+        members: 1,
+        triage: { threshold: 0, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 1, auroc: null, cases: 1, failures: 1 },
+      }),
+    );
+    const image = dataPath('msd-hippocampus', 'images', `${HIPPO[0]}.nii.gz`);
+    const out = join(tmp, 'o-uncertainty');
+    const r = medseg('predict', model, image, '--out', out, '--uncertainty', '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const [res] = (JSON.parse(r.stdout) as { outputs: { output: string; uncertainty: string; flagged: boolean }[] }).outputs;
+    assert.equal(res!.flagged, true);
+    const u = JSON.parse(readFileSync(res!.uncertainty, 'utf8')) as {
+      members: number;
+      sources: string[];
+      temperature: number;
+      score: number;
+      maps: { entropy: string; mutualInformation: string };
+    };
+    assert.deepEqual([u.members, u.sources, u.temperature], [2, ['ensemble'], 1.5]);
+    const input = await readVolume(image);
+    for (const map of [u.maps.entropy, u.maps.mutualInformation]) {
+      const v = await readVolume(map);
+      assert.deepEqual([v.size, v.spacing, v.origin], [input.size, input.spacing, input.origin]);
+      assert.ok(
+        (v.data as Float32Array).every((x) => x >= 0 && x <= 1 + 1e-6),
+        map,
+      );
+    }
+    const mi = (await readVolume(u.maps.mutualInformation)).data as Float32Array;
+    assert.ok(
+      mi.some((x) => x > 1e-4),
+      'two differently initialised folds disagree somewhere',
+    );
+    assert.ok(u.score > 0 && u.score <= 1);
+
+    assertFailure(
+      medseg('predict', model, image, '--out', out, '--uncertainty', 'tta,bogus'),
+      EXIT_USAGE,
+      /expected a comma list of ensemble, tta, mc-dropout/,
+    );
+    assertFailure(
+      medseg('predict', model, image, '--out', out, '--uncertainty', 'mc-dropout'),
+      EXIT_USAGE,
+      /needs dropout in the network, and this unet has none/,
+    );
+    assertFailure(medseg('predict', model, image, '--out', out, '--mc-samples', '4'), EXIT_USAGE, /--mc-samples goes with --uncertainty mc-dropout/);
+  });
 });

@@ -1,5 +1,6 @@
 /** `medseg predict <model> <input> --out <dir>`: segment a file, a folder (of studies), or DICOM series. */
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { UNCERTAINTY_SOURCES, type UncertaintySource } from '../../infer/uncertainty-sources.ts';
 import { CliUsageError } from '../errors.ts';
 import { parseNumberList, printResult, wantsJson } from '../output.ts';
 
@@ -12,6 +13,21 @@ interface PredictCliOptions {
   saveProbabilities?: boolean;
   series?: string;
   device: 'cpu' | 'cuda';
+  uncertainty?: true | UncertaintySource[];
+  mcSamples?: number;
+}
+
+function parseSources(v: string): UncertaintySource[] {
+  const list = v.split(',').map((s) => s.trim());
+  for (const s of list)
+    if (!UNCERTAINTY_SOURCES.includes(s as UncertaintySource)) throw new InvalidArgumentError(`expected a comma list of ${UNCERTAINTY_SOURCES.join(', ')}`);
+  return list as UncertaintySource[];
+}
+
+function parsePositiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  return n;
 }
 
 export function register(program: Command): void {
@@ -48,6 +64,12 @@ export function register(program: Command): void {
         .choices(['cpu', 'cuda'])
         .default('cpu'),
     )
+    .option(
+      '--uncertainty [sources]',
+      `also write <id>_entropy and <id>_mutual_information maps (normalised to 0..1, on the input's grid) and <id>_uncertainty.json (the case's score and, when the model has a triage rule, whether to review it); members from ${UNCERTAINTY_SOURCES.join(', ')} (default: ensemble,tta; the probabilities are then the members' mean)`,
+      parseSources,
+    )
+    .option('--mc-samples <n>', 'dropout samples per fold and TTA pass with --uncertainty mc-dropout (default 8)', parsePositiveInt)
     .option('--no-tta', "no test-time augmentation: one pass instead of the plan's mirrored (and, in 2D, transposed) passes (faster)")
     .option('--folds <list>', 'use only these folds', parseNumberList)
     .addHelpText(
@@ -62,15 +84,24 @@ case with an ETA.
 Examples:
   medseg predict model/ imagesTs/ --out predictions/
   medseg predict model/ study/ --series 1.2.840.113619.2.5.1 --out seg/        (DICOM in, DICOM SEG out)
-  medseg predict model/ case.nii.gz --save-probabilities --checkpoint final`,
+  medseg predict model/ case.nii.gz --save-probabilities --checkpoint final
+  medseg predict model/ imagesTs/ --uncertainty --out predictions/      (flags cases to review)
+  medseg predict hybrid-model/ case.nii.gz --uncertainty mc-dropout,tta --mc-samples 4`,
     )
     .action(async (model: string, input: string, o: PredictCliOptions, cmd: Command) => {
       const { predictPath, PredictionFailures } = await import('../../pipeline/predict-folder.ts');
       const { PredictOptionError } = await import('../../infer/output-format.ts');
       const { createProgress } = await import('../../util/progress.ts');
       const json = wantsJson(cmd);
-      const list = (outputs: { output: string; probabilities?: string; seconds: number }[]) =>
-        outputs.map((x) => `${x.output}${x.probabilities ? `  ${x.probabilities}` : ''}  (${x.seconds.toFixed(2)} s)`).join('\n');
+      const list = (outputs: { output: string; probabilities?: string; uncertainty?: string; flagged?: boolean | null; seconds: number }[]) =>
+        outputs
+          .map(
+            (x) =>
+              `${x.output}${x.probabilities ? `  ${x.probabilities}` : ''}${x.uncertainty ? `  ${x.uncertainty}${x.flagged ? '  REVIEW' : ''}` : ''}  (${x.seconds.toFixed(2)} s)`,
+          )
+          .join('\n');
+      if (o.mcSamples !== undefined && !(Array.isArray(o.uncertainty) && o.uncertainty.includes('mc-dropout')))
+        throw new CliUsageError('--mc-samples goes with --uncertainty mc-dropout');
       try {
         const r = await predictPath({
           model,
@@ -81,6 +112,7 @@ Examples:
           checkpoint: o.checkpoint,
           format: o.format,
           saveProbabilities: o.saveProbabilities,
+          uncertainty: o.uncertainty ? { sources: o.uncertainty === true ? undefined : o.uncertainty, mcSamples: o.mcSamples } : undefined,
           series: o.series,
           device: o.device,
           progress: createProgress(json ? 'json' : 'auto'),

@@ -61,6 +61,16 @@ export interface ModelCardInput {
   date?: string;
   /** How this model did against others on the same cases (see eval/comparison.ts). */
   comparison?: ModelCardComparison;
+  /** Confidence on the validation cases: temperature scaling and the triage rule (the model folder's calibration.json). */
+  calibration?: ModelCardCalibration;
+}
+
+export interface ModelCardCalibration {
+  temperature: number;
+  voxels: number;
+  ece: { before: number; after: number };
+  members: number;
+  triage?: { threshold: number; failureDice: number; capturedFailures: number; flaggedFraction: number; auroc: number | null; cases: number; failures: number };
 }
 
 export interface ModelCardComparison {
@@ -95,6 +105,7 @@ export interface ModelCardJson {
   outOfScope: string;
   disclaimer: string;
   comparison?: ModelCardComparison;
+  calibration?: ModelCardCalibration;
 }
 
 const DEFAULT_USE =
@@ -157,6 +168,7 @@ export function buildModelCard(input: ModelCardInput): { markdown: string; json:
     outOfScope: input.outOfScope ?? DEFAULT_OUT_OF_SCOPE,
     disclaimer: RESEARCH_DISCLAIMER,
     ...(input.comparison ? { comparison: input.comparison } : {}),
+    ...(input.calibration ? { calibration: input.calibration } : {}),
   };
   return { markdown: toMarkdown(json, input), json };
 }
@@ -170,6 +182,22 @@ function num(v: number, digits = 3): string {
   if (Number.isNaN(v)) return 'NaN';
   if (!Number.isFinite(v)) return v > 0 ? '+Inf' : '−Inf';
   return Math.abs(v) >= 100 ? v.toFixed(1) : v.toFixed(digits);
+}
+
+function calibrationMarkdown(k: ModelCardCalibration): string[] {
+  const L = ['## Confidence and triage', ''];
+  L.push(
+    `- Temperature ${num(k.temperature)} (fitted on ${k.voxels.toLocaleString('en-US')} validation voxels): expected calibration error ${num(k.ece.before, 4)} before, ${num(k.ece.after, 4)} after.`,
+  );
+  const t = k.triage;
+  if (t) {
+    L.push(
+      `- Review flag: a case whose uncertainty score (mean normalised predictive entropy over the prediction, from ${k.members} test-time passes) is at least ${num(t.threshold, 4)}. ` +
+        `On the ${t.cases} validation cases it flagged ${num(100 * t.flaggedFraction, 1)}% and caught ${num(100 * t.capturedFailures, 1)}% of the ${t.failures} with Dice below ${t.failureDice}` +
+        (t.auroc !== null ? `; AUROC of the score for those failures ${num(t.auroc)}.` : '.'),
+    );
+  }
+  return L;
 }
 
 function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
@@ -226,6 +254,7 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
     );
   }
   if (c.comparison) L.push('', ...comparisonMarkdown(c.comparison));
+  if (c.calibration) L.push('', ...calibrationMarkdown(c.calibration));
   L.push('', '## Intended use', '', c.intendedUse, '', '### Out of scope', '', c.outOfScope);
   L.push('', '## Known failure cases', '');
   if (c.failureCases.length) {
