@@ -33,6 +33,8 @@ import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.t
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { kFoldSplits, type Split } from './splits.ts';
 import { trainerConfig } from '../train/trainer-config.ts';
+import { initializeWeights, type InitOptions, type InitReport } from '../train/transfer.ts';
+import { encoderStateNames } from '../models/encoder-parts.ts';
 import { ensureWritableFolder, hasPlanningChoices, planDataset, storedPlanExists, storedPlanPath, type PlanningChoices } from './plan-dataset.ts';
 import { preprocessedDir } from './preprocess-dataset.ts';
 
@@ -56,6 +58,11 @@ export interface TrainModelOptions extends PlanningChoices {
   seed?: number;
   /** Loader worker threads (default 1: the trainer's libtorch threads want the cores). */
   workers?: number;
+  /**
+   * Transfer learning: start every fold from these weights (train/transfer.ts),
+   * the encoder at `encoderLrScale` times the learning rate (default 1; 0 freezes it).
+   */
+  init?: InitOptions & { encoderLrScale?: number };
   progress?: ProgressReporter;
   log?: (line: string) => void;
 }
@@ -178,6 +185,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const seed = o.seed ?? 12345;
   const cfg = trainerConfig(plan);
   const confidence = new ValidationConfidence(plan.network.numClasses);
+  let init: InitReport | null = null;
   let parameters = 0;
   for (const fold of folds) {
     const split = splits[fold];
@@ -186,6 +194,15 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const foldPath = foldDir(o.out, fold);
     torch.manualSeed(seed + fold);
     const net = createNetwork(plan.network);
+    if (o.init) {
+      init = initializeWeights(net, o.init);
+      log(
+        `fold ${fold}: initialised ${init.loaded.length} of ${init.loaded.length + init.untouched.length} tensors (${init.part}) from ${init.file}` +
+          (init.skipped.length ? `; ${init.skipped.length} source tensors left out (e.g. ${init.skipped[0]!.name}: ${init.skipped[0]!.reason})` : ''),
+      );
+      const scale = o.init.encoderLrScale ?? 1;
+      cfg.lrScales = scale === 1 ? undefined : new Map([...encoderStateNames(net)].map((n) => [n, scale]));
+    }
     const validation = await Promise.all(split.val.map((id) => loadPreprocessed(cacheDir, id)));
     parameters = countParameters(net);
     log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${parameters} parameters`);
@@ -261,6 +278,13 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       wallTimeHours: results.reduce((a, r) => a + r.result.minutes, 0) / 60,
       budget: plan.budget ? `${plan.budget.minutes} min per fold on ${plan.budget.cores} CPU cores` : 'nnU-Net default length',
       seed,
+      ...(init
+        ? {
+            initialisation:
+              `${init.part === 'encoder' ? 'encoder' : 'weights'} from ${init.file} (${init.from} names; ${init.loaded.length} tensors copied, ${init.untouched.length} as initialised)` +
+              (o.init?.encoderLrScale !== undefined && o.init.encoderLrScale !== 1 ? `, encoder learning rate x${o.init.encoderLrScale}` : ''),
+          }
+        : {}),
     },
     // Scored on the preprocessed grid of each fold's validation cases.
     validation: rows.map((r): StatRow => ({ ...r, model: modelName })),

@@ -22,13 +22,31 @@ export interface StepSettings {
   gradClip: number;
 }
 
-/** The plan's optimizer: SGD with Nesterov momentum, or AdamW. */
+/**
+ * The plan's optimizer: SGD with Nesterov momentum, or AdamW. `lrScales`
+ * (parameter name -> factor) puts the named parameters into groups at that
+ * multiple of the learning rate (the schedules scale every group alike); a
+ * factor of 0 freezes them, weight decay included, since both optimizers
+ * scale the decay by the learning rate.
+ */
 export function makeOptimizer(
-  net: Pick<Trainable, 'parameters'>,
+  net: Pick<Trainable, 'parameters'> & { namedParameters?(): [string, Tensor][] },
   t: Pick<TrainingSettings, 'optimizer' | 'lr' | 'weightDecay' | 'momentum'>,
+  lrScales?: Map<string, number>,
 ): torch.optim.Optimizer {
-  if (t.optimizer === 'sgd') return new optim.SGD(net.parameters(), { lr: t.lr, momentum: t.momentum, nesterov: true, weightDecay: t.weightDecay });
-  return new optim.AdamW(net.parameters(), { lr: t.lr, weightDecay: t.weightDecay });
+  let params: Tensor[] | torch.optim.ParamGroup[] = net.parameters();
+  if (lrScales && lrScales.size > 0 && net.namedParameters) {
+    const byScale = new Map<number, Tensor[]>();
+    for (const [name, p] of net.namedParameters()) {
+      const scale = lrScales.get(name) ?? 1;
+      if (!(scale >= 0 && Number.isFinite(scale))) throw new RangeError(`learning-rate scale of ${name} must be >= 0, got ${scale}`);
+      byScale.set(scale, [...(byScale.get(scale) ?? []), p]);
+    }
+    // Ordered by scale, so a resumed run lists its groups as the checkpoint does.
+    params = [...byScale.entries()].sort(([a], [b]) => b - a).map(([scale, ps]) => ({ params: ps, lr: t.lr * scale }));
+  }
+  if (t.optimizer === 'sgd') return new optim.SGD(params, { lr: t.lr, momentum: t.momentum, nesterov: true, weightDecay: t.weightDecay });
+  return new optim.AdamW(params, { lr: t.lr, weightDecay: t.weightDecay });
 }
 
 /** Runs one step on a batch and returns the loss before the update. Frees every tensor it makes. */

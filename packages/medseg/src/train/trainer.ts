@@ -32,6 +32,12 @@ export interface TrainerConfig extends Omit<TrainingSettings, 'loss'> {
   numClasses: number;
   /** Mirroring TTA during validation (slower; off by default during training). */
   validationMirror?: boolean;
+  /**
+   * Learning rate of the named weights relative to the rest (transfer
+   * learning: a pretrained encoder at a tenth of the rate; 0 freezes them).
+   * Each name maps to its scale; unnamed weights train at 1.
+   */
+  lrScales?: Map<string, number>;
 }
 
 export interface Batch {
@@ -176,7 +182,7 @@ export async function train(
 ): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
-  const opt = makeOptimizer(net, cfg);
+  const opt = makeOptimizer(net, cfg, cfg.lrScales);
   const schedule = makeSchedule(opt, cfg);
   const ckptPath = foldFile(outDir, 'checkpoint');
   const logPath = foldFile(outDir, 'log');

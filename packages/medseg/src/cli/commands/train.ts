@@ -4,8 +4,8 @@
  * always plan anew), preprocess, train folds, choose postprocessing, write
  * the model card.
  */
-import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { CliUsageError } from '../errors.ts';
 import type { PlanningChoices } from '../../pipeline/planning-choices.ts';
 import { parseNumberList, printResult, wantsJson } from '../output.ts';
 import { addPlanningOptions, planningChoices } from '../planning-options.ts';
@@ -30,13 +30,46 @@ export function register(program: Command): void {
     )
     .option('--split <file>', 'a JSON file {"train": [ids], "validation": [ids]} instead of k-fold')
     .option('--resume', 'continue from the last checkpoint of an interrupted run')
-    .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345);
+    .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345)
+    .option(
+      '--init <model|file>',
+      'transfer learning: start from a medseg model folder or a .safetensors file (tensors matched by name and shape; the rest stay as initialised)',
+    )
+    .addOption(
+      new Option('--init-from <naming>', "the weights' names: medseg, or nnunet (nnU-Net v2 PlainConvUNet, converted with scripts/pth-to-safetensors.py)")
+        .choices(['medseg', 'nnunet'])
+        .default('medseg'),
+    )
+    .addOption(new Option('--init-part <part>', 'copy all fitting weights or only the encoder').choices(['all', 'encoder']).default('all'))
+    .option(
+      '--encoder-lr-scale <f>',
+      "the encoder's learning rate as a multiple of the rest's (with --init; 0 freezes the encoder, default 1)",
+      (v: string) => {
+        const f = Number(v);
+        if (!(f >= 0 && Number.isFinite(f))) throw new InvalidArgumentError('expected a number >= 0');
+        return f;
+      },
+    );
   addPlanningOptions(cmd).action(
     async (
       dataset: string,
-      o: PlanningChoices & { out: string; plan?: string; folds: number[] | 'all'; nFolds: number; split?: string; resume?: boolean; seed: number },
+      o: PlanningChoices & {
+        out: string;
+        plan?: string;
+        folds: number[] | 'all';
+        nFolds: number;
+        split?: string;
+        resume?: boolean;
+        seed: number;
+        init?: string;
+        initFrom: 'medseg' | 'nnunet';
+        initPart: 'all' | 'encoder';
+        encoderLrScale?: number;
+      },
       c: Command,
     ) => {
+      if (!o.init && (o.encoderLrScale !== undefined || o.initPart !== 'all' || o.initFrom !== 'medseg'))
+        throw new CliUsageError('--init-from, --init-part and --encoder-lr-scale go with --init');
       const { readFileSync } = await import('node:fs');
       const { trainModel } = await import('../../pipeline/train-model.ts');
       const { createProgress } = await import('../../util/progress.ts');
@@ -55,6 +88,7 @@ export function register(program: Command): void {
         split,
         resume: o.resume,
         seed: o.seed,
+        ...(o.init ? { init: { source: o.init, from: o.initFrom, part: o.initPart, encoderLrScale: o.encoderLrScale } } : {}),
         progress: createProgress(wantsJson(c) ? 'json' : 'auto'),
       });
       printResult(c, { modelDir: r.modelDir, folds: r.folds, postprocessing: r.postprocessing }, () =>

@@ -45,6 +45,8 @@ export interface ModelCardInput {
     budget?: string;
     seed?: number;
     hardware?: Hardware;
+    /** Transfer learning: where the starting weights came from. */
+    initialisation?: string;
   };
   /** Per-case validation rows of this model (other models' rows are ignored). */
   validation: readonly MetricRow[];
@@ -237,6 +239,7 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
     if (t.iterations !== undefined) L.push(`- Iterations: ${t.iterations}`);
     if (t.wallTimeHours !== undefined) L.push(`- Wall time: ${t.wallTimeHours.toFixed(1)} h`);
     if (t.seed !== undefined) L.push(`- Seed: ${t.seed}`);
+    if (t.initialisation) L.push(`- Initialised with: ${cell(t.initialisation)}`);
     if (t.hardware)
       L.push(`- Hardware: ${cell(t.hardware.cpuModel)}, ${t.hardware.cores} cores, ${t.hardware.platform}/${t.hardware.arch}, Node ${t.hardware.node}`);
   }
