@@ -18,7 +18,7 @@ profile=${1:-run}
 #    Python references (PyTorch, NumPy, SciPy, nibabel, pydicom, PIL) and
 #    Chromium for the report screenshot test.
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
-TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil chromium)
+TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil python3-skimage chromium)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;
   test) APT_PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
