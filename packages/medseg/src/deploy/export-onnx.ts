@@ -21,8 +21,8 @@ export interface OnnxExportOptions {
   /** Names of the graph's input and output (default 'image' and 'logits'). */
   inputName?: string;
   outputName?: string;
-  /** metadata_props of the model. */
-  metadata?: Record<string, string>;
+  /** metadata_props of the model, or a function of what the export found (dynamic and fixed axes, shapes). */
+  metadata?: Record<string, string> | ((e: Omit<OnnxExport, 'bytes'>) => Record<string, string>);
   producerVersion?: string;
   docString?: string;
   /** The forward to trace (default net.forward(input)); must return one tensor. */
@@ -113,18 +113,18 @@ function build(dt: torch.DynamicTrace, x: Tensor, o: OnnxExportOptions): OnnxExp
   const outputShape = dt.shape(out).map((s) => c.dimOf(s));
   c.b.node('Identity', [c.nameOf(out)], {}, [outputName], 'output');
   c.b.addOutput(outputName, g.values[out]!.dtype, outputShape);
-  const bytes = c.b.encode({
-    graphName: 'medseg',
-    producerVersion: o.producerVersion ?? '0',
-    docString: o.docString,
-    metadata: o.metadata,
-  });
-  return {
-    bytes,
+  const found: Omit<OnnxExport, 'bytes'> = {
     dynamicAxes: dt.axes,
     fixedAxes: dt.fixed.map((f) => ({ name: f.axis.name, size: x.shape[f.axis.axis]!, reason: f.reason })),
     inputShape,
     outputShape,
     opCounts: Object.fromEntries(c.b.opCounts()),
   };
+  const bytes = c.b.encode({
+    graphName: 'medseg',
+    producerVersion: o.producerVersion ?? '0',
+    docString: o.docString,
+    metadata: typeof o.metadata === 'function' ? o.metadata(found) : o.metadata,
+  });
+  return { bytes, ...found };
 }

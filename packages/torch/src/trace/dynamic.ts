@@ -62,6 +62,14 @@ function integers(g: TracedGraph): Map<string, number> {
 }
 
 function structuralDifference(a: TracedGraph, b: TracedGraph): string | null {
+  // Constants first: a constant that follows the size (a resized position embedding, a shift mask) is the usual cause.
+  if (a.constants.length !== b.constants.length) return 'the number of constants changes';
+  for (let i = 0; i < a.constants.length; i++) {
+    const c = a.constants[i]!;
+    const d = b.constants[i]!;
+    const same = c.data.length === d.data.length && c.data.every((v, j) => v === d.data[j]);
+    if (!same) return `a constant read in module '${c.scope ?? ''}' (made from parameters or without the input) changes with the size`;
+  }
   if (a.nodes.length !== b.nodes.length) return `the number of ops changes (${a.nodes.length} -> ${b.nodes.length})`;
   for (let i = 0; i < a.nodes.length; i++) {
     const x = a.nodes[i]!;
@@ -79,13 +87,6 @@ function structuralDifference(a: TracedGraph, b: TracedGraph): string | null {
         return `${x.op} (module '${x.scope ?? ''}') argument ${k} changes length`;
       if (p.kind === 'tensor' && q.kind === 'tensor' && p.value !== q.value) return `${x.op} (module '${x.scope ?? ''}') reads different values`;
     }
-  }
-  if (a.constants.length !== b.constants.length) return 'the number of constants changes';
-  for (let i = 0; i < a.constants.length; i++) {
-    const c = a.constants[i]!;
-    const d = b.constants[i]!;
-    const same = c.data.length === d.data.length && c.data.every((v, j) => v === d.data[j]);
-    if (!same) return `a constant made in module '${c.scope ?? ''}' depends on it`;
   }
   return null;
 }
