@@ -77,6 +77,12 @@ export class ExportContext {
     const a = this.arg(i);
     return a.kind === 'none' ? null : this.t(i);
   }
+  /** The traced value id of tensor argument i. */
+  valueId(i: number): number {
+    const a = this.arg(i);
+    if (a.kind !== 'tensor') throw this.unsupported(`argument ${i} is not a tensor`);
+    return a.value;
+  }
   /** Metadata of tensor argument i. */
   meta(i: number): TracedValue {
     const a = this.arg(i);
@@ -184,9 +190,15 @@ export class ExportContext {
     const single = s.exps.every((e, k) => (k === j ? e === 1 : e === 0)) && s.num === 1 && s.den === 1;
     return single ? this.dt.axes[j]!.name : null;
   }
-  /** A float32 scalar constant (rank 0) for elementwise ops. */
-  scalar(v: number): string {
+  /** A scalar constant (rank 0) for elementwise ops with a tensor of `dtype` (float32 by default). */
+  scalar(v: number, dtype: string = 'float32'): string {
+    if (dtype === 'int64' && Number.isInteger(v)) return this.b.constant('int64', [], [v]);
+    if (dtype !== 'float32') throw this.unsupported(`a scalar operand with a ${dtype} tensor`);
     return this.b.constant('float32', [], [v]);
+  }
+  /** The traced size of dim `d` of value `id`, which the ONNX op needs as a number: throws NeedsFixedAxis when it follows a dynamic axis. */
+  fixedDim(id: number, d: number): number {
+    return this.fixedCheck(this.dt.shape(id)[d]!);
   }
 
   /** Emits a node named after the traced node's module. */
@@ -303,9 +315,10 @@ const binary =
   (c) => {
     const a = c.t(0);
     const bIsTensor = c.node.args[1]?.kind === 'tensor';
-    let b = bIsTensor ? c.t(1) : c.scalar(c.num(1));
+    const dtype = c.meta(0).dtype;
+    let b = bIsTensor ? c.t(1) : c.scalar(c.num(1), dtype);
     const alpha = hasAlpha ? c.num(2, 1) : 1;
-    if (alpha !== 1) b = c.emit1('Mul', [b, c.scalar(alpha)]);
+    if (alpha !== 1) b = c.emit1('Mul', [b, c.scalar(alpha, dtype)]);
     c.out(c.emit1(opType, [a, b]));
   };
 
@@ -397,7 +410,9 @@ function split(drop: boolean, dimArg: number): Mapper {
   return (c) => {
     const rank = c.rank(0);
     const dim = norm(c.num(dimArg, 0), rank);
-    const sizes = c.node.outputs.map((o) => (drop ? 1 : c.dt.graph.values[o]!.shape[dim]!));
+    // Split takes the part sizes as numbers: a split along a dynamic axis fixes it.
+    const sizes = c.node.outputs.map((o) => (drop ? 1 : c.fixedDim(o, dim)));
+    if (drop) c.fixedDim(c.valueId(0), dim);
     const parts = c.emit('Split', [c.t(0), c.b.ints(sizes)], { axis: dim }, sizes.length);
     parts.forEach((p, k) => c.out(drop ? c.emit1('Squeeze', [p, c.b.ints([dim])]) : p, k));
   };
@@ -410,8 +425,9 @@ function roll(c: ExportContext): void {
   const dims = c.ints(2).map((d) => norm(d, rank));
   if (dims.length !== shifts.length) throw c.unsupported('roll without dims (flattened roll)');
   let x = c.t(0);
+  const id = c.valueId(0);
   dims.forEach((d, k) => {
-    const L = c.meta(0).shape[d]!;
+    const L = c.fixedDim(id, d);
     const s = ((shifts[k]! % L) + L) % L;
     if (s === 0) return;
     const axes = c.b.ints([d]);
@@ -513,6 +529,7 @@ function unsqueeze(c: ExportContext): void {
 }
 
 function squeeze(c: ExportContext): void {
+  // Axes from the traced shape: a squeezed axis cannot be dynamic (the traces at two sizes would differ in rank).
   const shape = c.meta(0).shape;
   const axes = c.isNone(1) ? shape.flatMap((s, i) => (s === 1 ? [i] : [])) : [norm(c.num(1), shape.length)].filter((d) => shape[d] === 1);
   c.out(axes.length ? c.emit1('Squeeze', [c.t(0), c.b.ints(axes)]) : c.emit1('Identity', [c.t(0)]));
@@ -581,6 +598,16 @@ export const MAPPERS: Record<string, Mapper> = {
   'aten::maximum': binary('Max', false),
   'aten::minimum': binary('Min', false),
   'aten::rsub.Scalar': rsub,
+  'aten::gt.Scalar': binary('Greater', false),
+  'aten::gt.Tensor': binary('Greater', false),
+  'aten::lt.Scalar': binary('Less', false),
+  'aten::lt.Tensor': binary('Less', false),
+  'aten::ge.Scalar': binary('GreaterOrEqual', false),
+  'aten::ge.Tensor': binary('GreaterOrEqual', false),
+  'aten::le.Scalar': binary('LessOrEqual', false),
+  'aten::le.Tensor': binary('LessOrEqual', false),
+  'aten::eq.Scalar': binary('Equal', false),
+  'aten::eq.Tensor': binary('Equal', false),
   'aten::pow.Tensor_Scalar': powScalar,
   'aten::clamp': clamp,
   'aten::masked_fill.Scalar': maskedFill,

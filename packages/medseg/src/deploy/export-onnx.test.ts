@@ -163,3 +163,64 @@ test('measured parity', (t) => {
   for (const line of measured) t.diagnostic(line);
   assert.equal(measured.length, names.length * 2, 'every architecture was measured in 2D and 3D');
 });
+
+/** Ops the architectures do not use, in one forward: pools, pad, slices, chunk/stack, comparisons, masks, reductions, linear algebra. */
+class OpMix extends torch.nn.UnaryModule {
+  lin = this.module('lin', new torch.nn.Linear(4, 3));
+  forward(x: Tensor): Tensor {
+    const { F } = torch;
+    const pooled = torch.cat([F.maxPool(x, 2), F.avgPool(x, 2)], 1); // [N, 8, H/2, W/2]
+    const padded = F.pad(pooled, [1, 1, 2, 0]).slice(2, 1, 5).narrow(3, 0, 4); // [N, 8, 4, 4]
+    const g = padded.clamp(-0.5, 0.5).pow(2).add(padded.sigmoid()).sub(0.3).div(2).rsub(1);
+    const [a, b] = g.chunk(2, 1) as [Tensor, Tensor];
+    const stacked = torch.stack([a, b.neg().abs().sqrt()], 1).sum([1]); // [N, 4, 4, 4]
+    const masked = stacked.maskedFill(stacked.lt(0.55), 0).add(torch.where(stacked.ge(0.6), stacked, stacked.mul(-1)));
+    const probs = F.logSoftmax(masked, 1).exp();
+    const tokens = probs.flatten(2).transpose(1, 2); // [N, 16, 4]
+    const mixed = this.lin.forward(tokens).matmul(tokens.slice(1, 0, 3)); // [N, 16, 4]
+    const picked = mixed.indexSelect(1, torch.tensor([0, 5, 9], [3], { dtype: 'int64' })).select(2, 1); // [N, 3]
+    const pooledAll = F.adaptiveAvgPool(x, 1).flatten(1); // [N, 4]
+    return picked
+      .unsqueeze(2)
+      .expand([picked.size(0), 3, 4])
+      .add(pooledAll.unsqueeze(1))
+      .mean([2], true)
+      .squeeze(2);
+  }
+}
+
+test('mappings the architectures do not reach (pools, pad, slices, chunk/stack, comparisons, masks, index_select, expand) match libtorch', async () => {
+  const net = new OpMix().eval();
+  const x = (await driveCrop(16, 21, 300, 300)).image.narrow(1, 0, 1).repeat([1, 4, 1, 1]).contiguous();
+  const e = exportOnnx(net, { input: x });
+  const used = [
+    'MaxPool',
+    'AveragePool',
+    'Pad',
+    'Slice',
+    'Split',
+    'Clip',
+    'Pow',
+    'Less',
+    'GreaterOrEqual',
+    'Where',
+    'LogSoftmax',
+    'Gather',
+    'Expand',
+    'GlobalAveragePool',
+  ];
+  assert.deepEqual(
+    used.filter((op) => !e.opCounts[op]),
+    [],
+    'every mapping of the mix is in the graph',
+  );
+  const session = await ort.InferenceSession.create(e.bytes);
+  for (const input of [x, torch.cat([x, x.flip([3])])]) {
+    const want = torch.tidy(() => torch.noGrad(() => net.forward(input)).toFloat32Array());
+    const diff = maxAbsDiff(await onnxForward(session, input), want);
+    assert.ok(diff <= TOLERANCE, `[${input.shape}]: ${diff}`);
+  }
+  await session.release();
+  x.dispose();
+  net.dispose();
+});
