@@ -511,6 +511,14 @@ function sliceOp(c: ExportContext): void {
   c.out(c.emit1('Slice', [c.t(0), start, end, c.b.ints([dim]), c.b.ints([c.num(4, 1)])]));
 }
 
+/** flip as a Slice with step -1 from the last element to before the first, per flipped axis. */
+function flip(c: ExportContext): void {
+  const rank = c.rank(0);
+  const dims = c.ints(1).map((d) => norm(d, rank));
+  const n = dims.length;
+  c.out(c.emit1('Slice', [c.t(0), c.b.ints(new Array(n).fill(-1)), c.b.ints(new Array(n).fill(-TO_END)), c.b.ints(dims), c.b.ints(new Array(n).fill(-1))]));
+}
+
 function narrow(c: ExportContext): void {
   const rank = c.rank(0);
   const dim = norm(c.num(1), rank);
@@ -659,6 +667,7 @@ export const MAPPERS: Record<string, Mapper> = {
   'aten::constant_pad_nd': padOp(null, 2),
   'aten::slice.Tensor': sliceOp,
   'aten::narrow': narrow,
+  'aten::flip': flip,
   'aten::select.int': select,
   'aten::index_select': (c) => c.out(c.emit1('Gather', [c.t(0), c.t(2)], { axis: norm(c.num(1), c.rank(0)) })),
   'aten::to.dtype': toDtype,

@@ -14,7 +14,7 @@ import type { Tensor } from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
 import { createNetwork, listArchitectures } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { driveCrop, hippocampusCrop, smallConfig } from '../testing/models.ts';
+import { driveCrop, emCrop, hippocampusCrop, smallConfig } from '../testing/models.ts';
 import { exportOnnx, UnsupportedOpError } from './export-onnx.ts';
 import { describeOnnx, IR_VERSION, OPSET } from './onnx-builder.ts';
 
@@ -222,5 +222,33 @@ test('mappings the architectures do not reach (pools, pad, slices, chunk/stack, 
   }
   await session.release();
   x.dispose();
+  net.dispose();
+});
+
+/** Splits the last spatial axis in two halves: ONNX's Split takes the sizes as numbers, so that axis must stay fixed. */
+class HalvesAlongWidth extends torch.nn.UnaryModule {
+  conv = this.module('conv', new torch.nn.Conv2d(1, 2, 3, { padding: 1 }));
+  forward(x: Tensor): Tensor {
+    const [left, right] = this.conv.forward(x).chunk(2, 3) as [Tensor, Tensor];
+    return left.sub(right.flip([3]));
+  }
+}
+
+test('an op that needs a dynamic size as a number fixes that axis only, and says which op', async () => {
+  const net = new HalvesAlongWidth();
+  const x = (await emCrop(16)).image;
+  const e = exportOnnx(net, { input: x });
+  assert.deepEqual(e.inputShape, ['batch', 1, 'h', 16]);
+  assert.deepEqual(
+    e.fixedAxes.map((f) => [f.name, f.size]),
+    [['w', 16]],
+  );
+  assert.match(e.fixedAxes[0]!.reason, /aten::chunk in module '<root>' needs a fixed w/);
+  const session = await ort.InferenceSession.create(e.bytes);
+  const taller = torch.cat([x, x.flip([2])], 2);
+  const want = torch.tidy(() => torch.noGrad(() => net.forward(taller)).toFloat32Array());
+  assert.ok(maxAbsDiff(await onnxForward(session, taller), want) <= TOLERANCE);
+  await session.release();
+  torch.dispose([x, taller]);
   net.dispose();
 });
