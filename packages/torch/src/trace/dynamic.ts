@@ -63,12 +63,19 @@ function integers(g: TracedGraph): Map<string, number> {
 
 function structuralDifference(a: TracedGraph, b: TracedGraph): string | null {
   // Constants first: a constant that follows the size (a resized position embedding, a shift mask) is the usual cause.
-  if (a.constants.length !== b.constants.length) return 'the number of constants changes';
+  const made = '(made from parameters or without the input)';
+  if (a.constants.length !== b.constants.length) {
+    const count = (g: TracedGraph) => g.constants.reduce((m, c) => m.set(c.scope ?? '', (m.get(c.scope ?? '') ?? 0) + 1), new Map<string, number>());
+    const ca = count(a);
+    const cb = count(b);
+    const scope = [...new Set([...ca.keys(), ...cb.keys()])].find((k) => ca.get(k) !== cb.get(k)) ?? '';
+    return `a constant read in module '${scope}' ${made} appears with the size`;
+  }
   for (let i = 0; i < a.constants.length; i++) {
     const c = a.constants[i]!;
     const d = b.constants[i]!;
     const same = c.data.length === d.data.length && c.data.every((v, j) => v === d.data[j]);
-    if (!same) return `a constant read in module '${c.scope ?? ''}' (made from parameters or without the input) changes with the size`;
+    if (!same) return `a constant read in module '${c.scope ?? ''}' ${made} changes with the size`;
   }
   if (a.nodes.length !== b.nodes.length) return `the number of ops changes (${a.nodes.length} -> ${b.nodes.length})`;
   for (let i = 0; i < a.nodes.length; i++) {
