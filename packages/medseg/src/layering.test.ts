@@ -1,7 +1,7 @@
 /**
  * The import direction of the medseg package, checked on every source file:
  *
- *   cli → pipeline → train → infer → data / models → plan / eval → io → util (and @medseg/torch)
+ *   cli → pipeline → train / deploy → infer → data / models → plan / eval → io → util (and @medseg/torch)
  *
  * A file may import from its own folder and from any lower layer; folders on
  * one level (data and models, plan and eval) do not import each other. Inside
@@ -28,6 +28,7 @@ export const LAYERS: Record<string, number> = {
   demo: 3,
   infer: 4,
   train: 5,
+  deploy: 5,
   pipeline: 6,
   cli: 7,
 };
@@ -106,6 +107,10 @@ test('the layering check catches upward, sibling, test-only and bench imports', 
   assert.deepEqual(violations('pipeline/demo.ts', ['../../../../bench/lib/peer.ts']).length, 1);
   assert.deepEqual(violations('eval/metrics.ts', ['./report/plots.ts']).length, 1);
   assert.deepEqual(violations('train/trainer.ts', ['../infer/predict.ts', './losses.ts', '../util/quantile.ts']), []);
+  assert.deepEqual(violations('deploy/export-onnx.ts', ['../train/trainer.ts']).length, 1);
+  assert.deepEqual(violations('infer/predict.ts', ['../deploy/export-onnx.ts']).length, 1);
+  assert.deepEqual(violations('pipeline/x.ts', ['../deploy/export-onnx.ts']), []);
+  assert.deepEqual(violations('deploy/export-onnx.ts', ['../infer/predict.ts', '../models/registry.ts', '../plan/types.ts']), []);
   assert.deepEqual(violations('models/unet.test.ts', ['../testing/models.ts', '../pipeline/x.ts']), []);
   assert.deepEqual(importSpecifiers("import a from './a.ts';\nconst m = await import('../b/c.ts');\nexport { x } from \"./d.ts\";\nimport './side.ts';"), [
     './a.ts',

@@ -4,7 +4,7 @@
  * return `this`. Shapes are plain number arrays, dims may be negative.
  */
 import { native, type NativeGenerator, type NativeTensor } from './native.ts';
-import { callNative } from './ops.ts';
+import { callNative, observeRead } from './ops.ts';
 import { checkDevice } from './runtime.ts';
 import { keep, track } from './scope.ts';
 import { DTYPE_CODE, dtypeFromCode, typedArrayFrom, type AnyTypedArray, type DType } from './dtype.ts';
@@ -126,6 +126,7 @@ export class Tensor {
   // ---- data out ---------------------------------------------------------------
   /** A copy of the values as a typed array (row-major). */
   toTypedArray(): AnyTypedArray {
+    observeRead(this.handle);
     return typedArrayFrom(native.toBuffer(this.handle), this.dtype);
   }
   toFloat32Array(): Float32Array {
@@ -137,6 +138,7 @@ export class Tensor {
   }
   /** Zero-copy view of a contiguous tensor's memory; valid while the tensor lives. */
   sharedTypedArray(): AnyTypedArray {
+    observeRead(this.handle);
     return typedArrayFrom(native.sharedBuffer(this.handle), this.dtype);
   }
   /** Values as a plain number array (int64 converted to number). */

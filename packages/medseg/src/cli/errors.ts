@@ -30,6 +30,11 @@ export class CliUsageError extends Error {
   override readonly name = 'CliUsageError';
 }
 
+/** Bad input found by a library step that has no typed error of its own (a model that cannot be exported): exit 2. */
+export class CliBadInputError extends Error {
+  override readonly name = 'CliBadInputError';
+}
+
 export interface ErrorReport {
   exitCode: number;
   /** Lines for stderr. */
@@ -71,6 +76,13 @@ export function describeError(err: unknown, debug = process.env.MEDSEG_DEBUG ===
       exitCode: EXIT_BAD_INPUT,
       message: `medseg: error: ${err.message}${stack(err)}`,
       json: { ok: false, error: { type: err instanceof MetricsError ? 'metrics' : 'statistics', code: err.code, message: err.message } },
+    };
+  }
+  if (err instanceof CliBadInputError) {
+    return {
+      exitCode: EXIT_BAD_INPUT,
+      message: `medseg: error: ${err.message}${stack(err)}`,
+      json: { ok: false, error: { type: 'input', message: err.message } },
     };
   }
   if (err instanceof CliUsageError) {

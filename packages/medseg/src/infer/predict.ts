@@ -31,7 +31,7 @@ import {
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.ts';
-import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
+import { slidingWindowLogits, ttaOptions, type NetworkPass } from './sliding-window.ts';
 import { applyPostprocessing } from './postprocess.ts';
 import { PredictOptionError, type OutputFormat } from './output-format.ts';
 import { caseUncertainty, disposeUncertaintyMaps, predictMembers, type CaseUncertainty, type UncertaintySource } from './uncertainty.ts';
@@ -125,6 +125,11 @@ export interface PredictOptions {
    * the members' mean.
    */
   uncertainty?: { sources?: UncertaintySource[]; mcSamples?: number; seed?: number };
+  /**
+   * The network pass of each fold, in m.nets' order, instead of the libtorch
+   * nets: another engine (deploy/onnx-engine.ts) running the same weights.
+   */
+  networks?: NetworkPass[];
 }
 
 /** Segments one case given its channel images (same grid). */
@@ -174,6 +179,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
   const probs = torch.tidy(() => {
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
     if (o.uncertainty) {
+      if (o.networks) throw new Error('predictVolumes: uncertainty members run on the libtorch nets; do not pass other network passes with it');
       const t = ttaOptions(tta, spatial.length);
       const sources = o.uncertainty.sources ?? (tta.mirror || t.transposeAxes ? ['ensemble', 'tta'] : ['ensemble']);
       const maps = predictMembers(m.nets, img, {
@@ -214,7 +220,9 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
       }
     }
     let sum: torch.Tensor | null = null;
-    m.nets.forEach((net, k) => {
+    const passes: NetworkPass[] = o.networks ?? m.nets;
+    if (passes.length !== m.nets.length) throw new Error(`predictVolumes: ${passes.length} network passes for ${m.nets.length} folds`);
+    passes.forEach((net, k) => {
       const logits = slidingWindowLogits(net, img, {
         patchSize: plan.patchSize,
         stepFraction: inference.stepFraction,

@@ -9,6 +9,11 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 
+/** One network pass: logits [N, K, ...spatial] for a batch of tiles (a libtorch module, or another engine such as onnxruntime). */
+export interface NetworkPass {
+  forward(x: Tensor): Tensor | Tensor[];
+}
+
 export interface SlidingWindowOptions {
   patchSize: number[];
   /** Step between tiles as a fraction of the patch (nnU-Net: 0.5). */
@@ -81,7 +86,7 @@ function mirrorCombos(axes: number[]): number[][] {
   return combos;
 }
 
-function forwardLogits(net: { forward(x: Tensor): Tensor | Tensor[] }, x: Tensor): Tensor {
+function forwardLogits(net: NetworkPass, x: Tensor): Tensor {
   const out = net.forward(x);
   return Array.isArray(out) ? out[0]! : out;
 }
@@ -90,7 +95,7 @@ function forwardLogits(net: { forward(x: Tensor): Tensor | Tensor[] }, x: Tensor
  * image: [C, ...spatial] (2D or 3D). Returns logits [K, ...spatial] averaged
  * over tiles (and mirrors, and transposes). The network must be in eval mode; gradients are off.
  */
-export function slidingWindowLogits(net: { forward(x: Tensor): Tensor | Tensor[] }, image: Tensor, o: SlidingWindowOptions): Tensor {
+export function slidingWindowLogits(net: NetworkPass, image: Tensor, o: SlidingWindowOptions): Tensor {
   const spatial = image.shape.slice(1);
   const patch = o.patchSize;
   if (patch.length !== spatial.length) {
@@ -165,6 +170,6 @@ export function slidingWindowLogits(net: { forward(x: Tensor): Tensor | Tensor[]
 }
 
 /** Softmax probabilities [K, ...spatial] from sliding-window logits. */
-export function slidingWindowProbabilities(net: { forward(x: Tensor): Tensor | Tensor[] }, image: Tensor, o: SlidingWindowOptions): Tensor {
+export function slidingWindowProbabilities(net: NetworkPass, image: Tensor, o: SlidingWindowOptions): Tensor {
   return torch.tidy(() => torch.F.softmax(slidingWindowLogits(net, image, o), 0));
 }

@@ -28,6 +28,7 @@ import {
   type InputCase,
   type PredictOptions,
 } from '../infer/predict.ts';
+import type { NetworkPass } from '../infer/sliding-window.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { supportsMcDropout } from '../infer/uncertainty.ts';
@@ -163,6 +164,8 @@ export interface PredictPathOptions {
   /** The DICOM series to predict where the input holds several. */
   series?: string;
   device?: Device;
+  /** The engine of the network passes: libtorch (default) or onnxruntime (each fold exported to ONNX in memory; CPU). */
+  engine?: 'torch' | 'onnx';
   /** Per case: tiles done of the case's total, with an ETA. */
   progress?: ProgressReporter;
 }
@@ -173,6 +176,9 @@ function caseInput(c: InputCase): string {
 
 export async function predictPath(o: PredictPathOptions): Promise<{ outputs: PredictedCase[] }> {
   requireDevice(o.device ?? 'cpu');
+  if (o.engine === 'onnx' && (o.device ?? 'cpu') !== 'cpu') throw new PredictOptionError('--engine onnx runs on the CPU: drop --device or use --engine torch');
+  if (o.engine === 'onnx' && o.uncertainty)
+    throw new PredictOptionError('--uncertainty runs on the libtorch engine (MC dropout needs the module): drop --engine onnx');
   const inputs = await listInputs(o.input, { series: o.series });
   if (o.format === 'dicom-seg') {
     const notDicom = inputs.filter((c) => c.source.kind !== 'dicom');
@@ -192,6 +198,16 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
       `--uncertainty mc-dropout needs dropout in the network, and this ${model.plan.network.architecture} has none (hybridnet has it): use ensemble or tta`,
     );
   }
+  let onnx: { networks: NetworkPass[]; dispose(): void } | null = null;
+  if (o.engine === 'onnx') {
+    try {
+      const { createOnnxPasses } = await import('../deploy/onnx-predict.ts');
+      onnx = createOnnxPasses(model);
+    } catch (e) {
+      disposeModel(model);
+      throw e;
+    }
+  }
   mkdirSync(o.out, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
   const outputs: PredictedCase[] = [];
@@ -208,6 +224,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
         let pred;
         try {
           pred = predictVolumes(model, images, {
+            networks: onnx?.networks,
             tta: o.tta,
             keepProbabilities: o.saveProbabilities,
             uncertainty: o.uncertainty,
@@ -235,6 +252,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
       }
     }
   } finally {
+    onnx?.dispose();
     disposeModel(model);
   }
   if (failures.length) throw new PredictionFailures(failures, inputs.length, outputs, resolve(o.input));

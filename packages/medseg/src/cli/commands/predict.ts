@@ -15,6 +15,7 @@ interface PredictCliOptions {
   device: 'cpu' | 'cuda';
   uncertainty?: true | UncertaintySource[];
   mcSamples?: number;
+  engine: 'torch' | 'onnx';
 }
 
 function parseSources(v: string): UncertaintySource[] {
@@ -70,6 +71,11 @@ export function register(program: Command): void {
       parseSources,
     )
     .option('--mc-samples <n>', 'dropout samples per fold and TTA pass with --uncertainty mc-dropout (default 8)', parsePositiveInt)
+    .addOption(
+      new Option('--engine <engine>', 'network passes on libtorch, or on onnxruntime (each fold exported to ONNX in memory first; CPU only)')
+        .choices(['torch', 'onnx'])
+        .default('torch'),
+    )
     .option('--no-tta', "no test-time augmentation: one pass instead of the plan's mirrored (and, in 2D, transposed) passes (faster)")
     .option('--folds <list>', 'use only these folds', parseNumberList)
     .addHelpText(
@@ -115,6 +121,7 @@ Examples:
           uncertainty: o.uncertainty ? { sources: o.uncertainty === true ? undefined : o.uncertainty, mcSamples: o.mcSamples } : undefined,
           series: o.series,
           device: o.device,
+          engine: o.engine,
           progress: createProgress(json ? 'json' : 'auto'),
         });
         printResult(cmd, r, () => list(r.outputs));
