@@ -7,6 +7,7 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { SegmentationNetwork } from '../models/config.ts';
 import type { NetworkConfig } from '../plan/types.ts';
+import { Rng } from '../util/random.ts';
 
 const { nn, F } = torch;
 
@@ -64,3 +65,43 @@ def net(x, W, capture=None):
     h = F.relu(a)
     return conv(F.interpolate(h, scale_factor=2, mode='nearest'), W['head.weight'], W['head.bias'])
 `;
+
+/**
+ * Images [N, 1, S, S] of noise with one bright disc each, and the disc as
+ * class 1 [N, S, S] (int64): a task a TinyCamNet learns in a few dozen steps,
+ * so explanations of a trained net can be compared with a random one.
+ */
+export function discImages(n: number, size: number, seed: number): { images: Tensor; labels: Tensor } {
+  const rng = new Rng(seed);
+  const img = new Float32Array(n * size * size);
+  const lab = new BigInt64Array(n * size * size);
+  for (let k = 0; k < n; k++) {
+    const cy = rng.uniform(size * 0.25, size * 0.75);
+    const cx = rng.uniform(size * 0.25, size * 0.75);
+    const r = rng.uniform(size * 0.12, size * 0.2);
+    for (let y = 0; y < size; y++)
+      for (let x = 0; x < size; x++) {
+        const i = (k * size + y) * size + x;
+        const inside = (y - cy) ** 2 + (x - cx) ** 2 < r * r;
+        img[i] = rng.normal() * 0.5 + (inside ? 2 : 0);
+        lab[i] = inside ? 1n : 0n;
+      }
+  }
+  return { images: torch.tensor(img, [n, 1, size, size]), labels: torch.tensor(lab, [n, size, size]) };
+}
+
+/** A TinyCamNet (2D, 1 channel, 2 classes) trained on discImages with Adam. */
+export function trainedDiscNet(steps = 60): TinyCamNet {
+  torch.manualSeed(21);
+  const net = new TinyCamNet(2, 1, 6, 2);
+  const opt = new torch.optim.Adam(net.parameters(), { lr: 0.05 });
+  for (let s = 0; s < steps; s++) {
+    torch.tidy(() => {
+      const { images, labels } = discImages(8, 32, 100 + s);
+      opt.zeroGrad();
+      torch.F.crossEntropy(net.forward(images), labels).backward();
+      opt.step();
+    });
+  }
+  return net.eval();
+}
