@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import * as demo from './commands/demo.ts';
 import * as evaluate from './commands/evaluate.ts';
+import * as explain from './commands/explain.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
@@ -22,7 +23,7 @@ import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 export type CommandModule = { register: (program: Command) => void };
 
 /** The commands in the order `medseg --help` lists them. */
-export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, demo, importCommand];
+export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, explain, demo, importCommand];
 
 function packageVersion(): string {
   try {
