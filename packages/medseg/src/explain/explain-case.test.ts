@@ -73,6 +73,10 @@ describe('explainVolumes', () => {
       (err: unknown) => err instanceof MedsegExplainError && /holds no voxel/.test(err.message),
     );
     assert.throws(
+      () => explainVolumes(model, [slice], { method: 'gradcam', classIndex: 3, faithfulness: false }),
+      (err: unknown) => err instanceof MedsegExplainError && /class 3 is not one of the model's classes 0\.\.2/.test(err.message),
+    );
+    assert.throws(
       () => explainVolumes(model, [slice], { method: 'gradcam', layer: 'decoder.9', faithfulness: false }),
       (err: unknown) => err instanceof MedsegExplainError && err.code === 'NO_LAYER' && /layers include: .*decoder\.0/.test(err.message),
     );

@@ -101,6 +101,12 @@ export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanat
     if (o.box) {
       region = torch.tensor(c.label!, spatial).float();
       source = 'box';
+      if (region.sum().item() === 0) {
+        throw new MedsegExplainError(
+          'BAD_OPTION',
+          `the box [${o.box.start}] .. [${o.box.end}] lies outside the part of the image the model sees (its nonzero crop)`,
+        );
+      }
     } else {
       region = predicted.eq(classIndex).float();
       source = 'predicted mask';

@@ -16,7 +16,7 @@ import { writeVolume } from '../io/read.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic-write.ts';
 import { disposeModel, loadModel, readInputCase } from '../infer/predict.ts';
 import { defaultOutputFormat } from '../infer/output-format.ts';
-import type { CheckpointChoice } from '../plan/model-folder.ts';
+import { listFolds, weightsFile, type CheckpointChoice } from '../plan/model-folder.ts';
 import { explainVolumes, type CaseExplanation, type CaseExplanationOptions } from './explain-case.ts';
 import { renderVolumeHeatOverlayPng } from './heat-overlay.ts';
 
@@ -69,10 +69,12 @@ export function explanationSummary(e: CaseExplanation, files: { heat: string; ma
 
 /** Explains one input file with a model folder and writes the heat map, the overlay and the JSON under `out`. */
 export async function explainFile(o: ExplainFileOptions): Promise<ExplainFileResult> {
-  const model = loadModel(o.model, { folds: o.foldNumber === undefined ? undefined : [o.foldNumber], checkpoint: o.checkpoint });
+  // One network explains: the fold asked for, else the first with weights (loading every fold would only cost time).
+  const fold = o.foldNumber ?? listFolds(o.model).find((f) => weightsFile(f.dir) !== null)?.fold;
+  const model = loadModel(o.model, { folds: fold === undefined ? undefined : [fold], checkpoint: o.checkpoint });
   try {
     const images = await readInputCase(o.input, model.plan.channels.length);
-    const e = explainVolumes(model, images, o);
+    const e = explainVolumes(model, images, { ...o, fold: 0 });
     const format = defaultOutputFormat({ kind: 'image', path: o.input });
     const ending = format === 'nrrd' ? '.nrrd' : format === 'png' && e.heat.size[2] === 1 ? '.png' : '.nii.gz';
     const id = caseId(o.input);
