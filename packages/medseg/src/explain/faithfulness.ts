@@ -5,7 +5,9 @@
  *   explanation from a network of the same architecture with freshly
  *   initialised weights. A map that barely changes (high Spearman rank
  *   correlation with the trained model's map) shows the image, not the model.
- *   The test passes when |rho| < 0.5.
+ *   Signed maps (occlusion, integrated gradients) can keep their structure
+ *   with the sign flipped, so the correlation of the absolute values is
+ *   taken too; the test passes when both are below 0.5.
  * - Deletion curve (Petsiuk et al. 2018, with Dice as the score): the most
  *   attributed voxels are set to the baseline in steps, the image is
  *   predicted again, and the Dice of the class against the intact image's
@@ -45,7 +47,9 @@ export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export interface RandomisationResult {
   /** Spearman rank correlation of the trained and the randomised model's maps. */
   spearman: number;
-  /** |rho| < 0.5: the map depends on the weights. */
+  /** The same for the maps' absolute values. */
+  spearmanAbs: number;
+  /** Both below 0.5: the map depends on the weights. */
   passes: boolean;
   seed: number;
 }
@@ -76,9 +80,16 @@ export function randomisationTest(
   random.eval();
   try {
     const other = explainImage(random, image, region, o);
-    const rho = spearman(map.toFloat32Array(), other.maps.get(other.primary)!.toFloat32Array());
+    const a = map.toFloat32Array();
+    const b = other.maps.get(other.primary)!.toFloat32Array();
     torch.dispose([...other.maps.values()]);
-    return { spearman: rho, passes: Math.abs(rho) < 0.5, seed };
+    const rho = spearman(a, b);
+    const rhoAbs = spearman(
+      a.map((v) => Math.abs(v)),
+      b.map((v) => Math.abs(v)),
+    );
+    // A constant map (NaN correlation) carries no information about the weights either way: it does not pass.
+    return { spearman: rho, spearmanAbs: rhoAbs, passes: rho < 0.5 && rhoAbs < 0.5, seed };
   } finally {
     random.dispose();
   }

@@ -75,8 +75,9 @@ prediction's Gaussian weighting and resampled onto the input's grid. Written to 
   <id>_<method>.<nii.gz|nrrd|png>   heat map on the input's grid (PNG: 0-255 scaled to the maximum)
   <id>_<method>_overlay.png         image + predicted-mask outline + heat map
   <id>_<method>.json                settings, share of the heat inside the region, and faithfulness:
-                                    Spearman rho against a randomly initialised network (passes when
-                                    |rho| < 0.5) and the deletion curve's AUC against a random order.
+                                    Spearman rho against a randomly initialised network, of the maps
+                                    and of their absolute values (passes when both are < 0.5), and the
+                                    deletion curve's AUC against a random order.
 
 Examples:
   medseg explain model/ case.nii.gz --method gradcam --class 1 --out explain/
@@ -106,7 +107,10 @@ Examples:
           deletionSteps: o.deletionSteps,
         });
         printResult(cmd, r.summary, () => {
-          const f = r.summary.faithfulness as { randomisation: { spearman: number; passes: boolean }; deletion: { auc: number; randomAuc: number } } | null;
+          const f = r.summary.faithfulness as {
+            randomisation: { spearman: number; spearmanAbs: number; passes: boolean };
+            deletion: { auc: number; randomAuc: number };
+          } | null;
           return [
             `${r.heat}`,
             ...r.maps,
@@ -115,7 +119,7 @@ Examples:
             `heat inside the region: ${((r.summary.massInRegion as number) * 100).toFixed(1)} %`,
             ...(f
               ? [
-                  `randomisation test: Spearman rho ${f.randomisation.spearman.toFixed(3)} (${f.randomisation.passes ? 'passes' : 'FAILS'}: |rho| < 0.5)`,
+                  `randomisation test: Spearman rho ${f.randomisation.spearman.toFixed(3)}, of absolute values ${f.randomisation.spearmanAbs.toFixed(3)} (${f.randomisation.passes ? 'passes' : 'FAILS'}: both < 0.5)`,
                   `deletion AUC ${f.deletion.auc.toFixed(3)} (random order ${f.deletion.randomAuc.toFixed(3)}; lower is more faithful)`,
                 ]
               : []),
