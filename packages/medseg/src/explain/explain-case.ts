@@ -36,9 +36,11 @@ export interface CaseExplanationOptions {
   deletionSteps?: number;
   /** Seed of the randomised network and the random deletion order. */
   seed?: number;
-  /** Tiles done of the explanation's own sliding window. */
-  onTile?: (done: number, total: number) => void;
+  /** Progress of each stage: the explanation's tiles, the randomised network's tiles, the deletion curve's predictions. */
+  onProgress?: (stage: ExplainStage, done: number, total: number) => void;
 }
+
+export type ExplainStage = 'explanation tiles' | 'randomised-network tiles' | 'deletion-curve predictions';
 
 export interface CaseExplanation {
   method: ExplainMethod;
@@ -126,7 +128,7 @@ export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanat
       stride: o.stride,
       steps: o.steps,
       baseline: o.baseline,
-      onProgress: o.onTile,
+      onProgress: o.onProgress ? (done, total) => o.onProgress!('explanation tiles', done, total) : undefined,
     });
     const primaryMap = explained.maps.get(explained.primary)!;
     const positive = primaryMap.relu();
@@ -146,13 +148,18 @@ export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanat
         baseline: o.baseline,
       };
       faithfulness = {
-        randomisation: randomisationTest(net, image, region, primaryMap, { ...common, seed: o.seed }),
+        randomisation: randomisationTest(net, image, region, primaryMap, {
+          ...common,
+          seed: o.seed,
+          onProgress: o.onProgress ? (done, total) => o.onProgress!('randomised-network tiles', done, total) : undefined,
+        }),
         deletion: deletionCurve(net, image, primaryMap, classIndex, {
           patchSize: patch,
           stepFraction,
           steps: o.deletionSteps,
           baseline: o.baseline,
           seed: o.seed,
+          onProgress: o.onProgress ? (done, total) => o.onProgress!('deletion-curve predictions', done, total) : undefined,
         }),
       };
     }

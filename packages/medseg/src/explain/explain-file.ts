@@ -19,6 +19,7 @@ import { defaultOutputFormat } from '../infer/output-format.ts';
 import { listFolds, weightsFile, type CheckpointChoice } from '../plan/model-folder.ts';
 import { explainVolumes, type CaseExplanation, type CaseExplanationOptions } from './explain-case.ts';
 import { renderVolumeHeatOverlayPng } from './heat-overlay.ts';
+import type { ProgressReporter } from '../util/progress.ts';
 
 export interface ExplainFileOptions extends CaseExplanationOptions {
   model: string;
@@ -27,6 +28,8 @@ export interface ExplainFileOptions extends CaseExplanationOptions {
   /** The fold whose network explains (default the first trained one). */
   foldNumber?: number;
   checkpoint?: CheckpointChoice;
+  /** Progress of each stage (explanation, randomisation test, deletion curve) with ETA. */
+  progress?: ProgressReporter;
 }
 
 export interface ExplainFileResult {
@@ -74,7 +77,24 @@ export async function explainFile(o: ExplainFileOptions): Promise<ExplainFileRes
   const model = loadModel(o.model, { folds: fold === undefined ? undefined : [fold], checkpoint: o.checkpoint });
   try {
     const images = await readInputCase(o.input, model.plan.channels.length);
-    const e = explainVolumes(model, images, { ...o, fold: 0 });
+    let stage = '';
+    const progress = o.progress;
+    const onProgress = progress
+      ? (s: string, done: number, total: number) => {
+          if (s !== stage) {
+            if (stage) progress.stop();
+            stage = s;
+            progress.start(total, `${caseId(o.input)} ${o.method}: ${s}`);
+          }
+          progress.update(done);
+        }
+      : undefined;
+    let e: CaseExplanation;
+    try {
+      e = explainVolumes(model, images, { ...o, fold: 0, onProgress });
+    } finally {
+      if (stage) progress?.stop();
+    }
     const format = defaultOutputFormat({ kind: 'image', path: o.input });
     const ending = format === 'nrrd' ? '.nrrd' : format === 'png' && e.heat.size[2] === 1 ? '.png' : '.nii.gz';
     const id = caseId(o.input);

@@ -136,7 +136,7 @@ export function deletionCurve(
   image: Tensor,
   map: Tensor,
   classIndex: number,
-  o: { patchSize: number[]; stepFraction?: number; steps?: number; baseline?: number; seed?: number },
+  o: { patchSize: number[]; stepFraction?: number; steps?: number; baseline?: number; seed?: number; onProgress?: (done: number, total: number) => void },
 ): DeletionCurve {
   const steps = o.steps ?? 10;
   const fractions = Array.from({ length: steps + 1 }, (_, i) => i / steps);
@@ -149,7 +149,15 @@ export function deletionCurve(
     const j = rng.int(i + 1);
     [random[i], random[j]] = [random[j]!, random[i]!];
   }
-  const maskOf = (img: Tensor) => torch.tidy(() => plainLogits(net, img, o).argmax(0).eq(classIndex).float().toFloat32Array());
+  const predictions = 2 * fractions.length + 1;
+  let done = 0;
+  const maskOf = (img: Tensor) => {
+    const m = torch.tidy(() =>
+      plainLogits(net, img, { patchSize: o.patchSize, stepFraction: o.stepFraction }).argmax(0).eq(classIndex).float().toFloat32Array(),
+    );
+    o.onProgress?.(++done, predictions);
+    return m;
+  };
   const reference = maskOf(image);
   const curve = (order: number[]) =>
     fractions.map((f) =>

@@ -116,11 +116,14 @@ describe('medseg explain', () => {
     assert.deepEqual(json.settings.window, [8, 8, 8]);
   });
 
-  test('integrated gradients of a 2D PNG slice writes a PNG heat map of the same size', async () => {
+  test('integrated gradients of a 2D PNG slice writes a PNG heat map of the same size, with progress per stage', async () => {
     const out = join(tmp, 'out-ig');
     const r = medseg('explain', gray, png, '--method', 'ig', '--steps', '4', '--deletion-steps', '2', '--out', out);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /randomisation test: Spearman rho/);
+    // Progress of every stage on stderr, ending at its total.
+    for (const stage of [/explanation tiles (\d+)\/\1 \(100%\)/, /randomised-network tiles (\d+)\/\1 \(100%\)/, /deletion-curve predictions 7\/7 \(100%\)/])
+      assert.match(r.stderr, stage);
     const heat = await readVolume(join(out, 'em_ig.png'));
     assert.deepEqual(heat.size, [40, 36, 1]);
     assert.equal(voxelTypeOf(heat.data), 'uint8');

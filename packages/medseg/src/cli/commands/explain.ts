@@ -1,7 +1,7 @@
 /** `medseg explain <model> <input> --method ...`: where the model looked for a class, and how faithful that map is. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { CliUsageError } from '../errors.ts';
-import { parseNumberList, printResult } from '../output.ts';
+import { parseNumberList, printResult, wantsJson } from '../output.ts';
 
 interface ExplainCliOptions {
   method: 'gradcam' | 'gradcampp' | 'attention' | 'occlusion' | 'ig';
@@ -39,7 +39,7 @@ export function register(program: Command): void {
       'explain a segmentation: Grad-CAM(++), attention maps, occlusion or integrated gradients for a class over its predicted mask, with faithfulness checks',
     )
     .argument('<model>', 'model folder written by `medseg train`')
-    .argument('<input>', 'an image file (NIfTI, NRRD, PNG/TIFF; for several channels the _0000 file)')
+    .argument('<input>', 'an image file (NIfTI, NRRD, PNG/TIFF; for several channels the _0000 file) or a DICOM series folder (heat map as NIfTI)')
     .addOption(
       new Option('--method <method>', 'gradcam, gradcampp (Grad-CAM++), attention (rollout and attention gates), occlusion, ig (integrated gradients)')
         .choices(['gradcam', 'gradcampp', 'attention', 'occlusion', 'ig'])
@@ -86,6 +86,7 @@ Examples:
     .action(async (model: string, input: string, o: ExplainCliOptions, cmd: Command) => {
       const { explainFile } = await import('../../explain/explain-file.ts');
       const { MedsegExplainError } = await import('../../explain/errors.ts');
+      const { createProgress } = await import('../../util/progress.ts');
       if (o.box && o.box.length !== 6) throw new CliUsageError(`--box needs 6 numbers x0,y0,z0,x1,y1,z1 (a 2D image has z0=0, z1=1), got ${o.box.length}`);
       try {
         const r = await explainFile({
@@ -105,6 +106,7 @@ Examples:
           checkpoint: o.checkpoint,
           faithfulness: o.faithfulness,
           deletionSteps: o.deletionSteps,
+          progress: createProgress(wantsJson(cmd) ? 'json' : 'auto'),
         });
         printResult(cmd, r.summary, () => {
           const f = r.summary.faithfulness as {
