@@ -12,6 +12,9 @@ import { TINY_CAM_NET_PY, TinyCamNet } from '../testing/explain-nets.ts';
 import { gradCamTile } from './gradcam.ts';
 import { stitchedMap } from './stitch.ts';
 import { gaussianImportance, tileLayout } from '../infer/sliding-window.ts';
+import { createNetwork } from '../models/registry.ts';
+import { smallConfig } from '../testing/models.ts';
+import { MedsegExplainError } from './errors.ts';
 
 const PY = `
 import json, sys
@@ -144,5 +147,23 @@ test('Grad-CAM stitched over several tiles is the Gaussian-weighted blend of the
     'some tile sees none of the region',
   );
   assert.ok(maxAbsDiff(stitched, expected) < 1e-4 * maxOf(expected), `max diff ${maxAbsDiff(stitched, expected)}`);
+  net.dispose();
+});
+
+test('a layer whose output is not a channels-first feature map of the tile is refused with a hint', () => {
+  torch.manualSeed(6);
+  const net = createNetwork(smallConfig('swin-unetr', 2, { deepSupervision: false, extra: { window: 2 } })).eval();
+  torch.tidy(() => {
+    const x = torch.randn([1, 1, 16, 16]);
+    const region = torch.ones([16, 16]);
+    // stages.1 gives channels-last tokens [1, 4, 4, 16]; skip_blocks.1 the channels-first map [1, 8, 8, 8].
+    assert.throws(
+      () => gradCamTile(net, x, region, { layer: 'stages.1', target: { classIndex: 1 } }),
+      (e: unknown) => e instanceof MedsegExplainError && /not a feature map .* choose a convolutional layer/.test(e.message),
+    );
+    const cam = gradCamTile(net, x, region, { layer: 'skip_blocks.1', target: { classIndex: 1 } });
+    assert.deepEqual(cam.shape, [16, 16]);
+    assert.ok(cam.max().item() > 0);
+  });
   net.dispose();
 });

@@ -19,6 +19,7 @@ import type { SegmentationNetwork } from '../models/config.ts';
 import { findLayer, forwardCapturing, withFrozenParameters } from './layers.ts';
 import { targetScores, type ExplainTarget } from './target.ts';
 import { MedsegExplainError } from './errors.ts';
+import { cumulativeStrides } from '../models/blocks-network.ts';
 
 export interface GradCamOptions {
   /** Dotted module name (namedModules). */
@@ -26,6 +27,14 @@ export interface GradCamOptions {
   target: ExplainTarget;
   /** Grad-CAM++ weights instead of Grad-CAM's gradient means. */
   plusPlus?: boolean;
+}
+
+/** Whether an activation is a channels-first feature map of the tile: its spatial size is the patch divided by one of the network's cumulative strides. */
+function isFeatureMapOf(net: SegmentationNetwork, activation: Tensor, patch: number[]): boolean {
+  if (activation.ndim !== patch.length + 2) return false;
+  const spatial = activation.shape.slice(2);
+  const strides = [patch.map(() => 1), ...cumulativeStrides(net.config.strides)];
+  return strides.some((s) => spatial.every((n, i) => n * s[i]! === patch[i]!));
 }
 
 /** Grad-CAM weights [1, C, 1...] from the activation A and its gradient G (both [1, C, ...s]). */
@@ -63,10 +72,10 @@ export function gradCamTile(net: SegmentationNetwork, x: Tensor, region: Tensor,
         const input = x.detach().requiresGrad_(true);
         const { logits, activation } = forwardCapturing(net, layer, o.layer, input);
         try {
-          if (activation.ndim !== x.ndim) {
+          if (!isFeatureMapOf(net, activation, patch)) {
             throw new MedsegExplainError(
               'NO_LAYER',
-              `layer '${o.layer}' outputs [${activation.shape}], not a feature map [N, C, ${patch.map(() => '*')}]: choose a convolutional layer`,
+              `layer '${o.layer}' outputs [${activation.shape}], not a feature map [N, C, ...spatial] on the tile's grid at one of the network's strides (tokens and channels-last maps such as Swin stages do not qualify): choose a convolutional layer, e.g. decoder.0`,
             );
           }
           targetScores(logits, o.target, region).sum().backward();
