@@ -12,6 +12,7 @@ import { Command } from 'commander';
 import * as demo from './commands/demo.ts';
 import * as evaluate from './commands/evaluate.ts';
 import * as exportCommand from './commands/export.ts';
+import * as explain from './commands/explain.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
@@ -23,7 +24,7 @@ import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 export type CommandModule = { register: (program: Command) => void };
 
 /** The commands in the order `medseg --help` lists them. */
-export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, exportCommand, demo, importCommand];
+export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, explain, exportCommand, demo, importCommand];
 
 function packageVersion(): string {
   try {

@@ -18,6 +18,7 @@ import type { Plan } from '../plan/types.ts';
 import { preprocessCase, revertPreprocessing } from '../data/preprocess.ts';
 import { zyxShape, zyxSpacing } from '../data/axes.ts';
 import type { RawCaseData } from '../data/case.ts';
+import type { PreprocessedCase } from '../data/types.ts';
 import {
   FOLD_FILES,
   listFolds,
@@ -132,10 +133,21 @@ export interface PredictOptions {
   networks?: NetworkPass[];
 }
 
-/** Segments one case given its channel images (same grid). */
-export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptions = {}): Prediction {
-  const t0 = performance.now();
-  const plan = m.plan;
+/** A case's channel images preprocessed as training did, with the source geometry to map results back onto. */
+export interface PreparedInput {
+  case: PreprocessedCase;
+  first: Volume;
+  geometry: Omit<Volume, 'data'>;
+  /** Voxels of the original grid. */
+  voxels: number;
+}
+
+/**
+ * Checks the channel images against the plan and preprocesses them (one file
+ * per channel, or one multi-channel file). A label map on the same grid (a
+ * region to explain) is carried onto the network's grid as training labels are.
+ */
+export function prepareInput(plan: Plan, images: Volume[], label: Uint8Array | null = null): PreparedInput {
   // One file per channel (nnU-Net _0000, _0001, ...) or one multi-channel file (an RGB fundus photo).
   const given = images.reduce((a, v) => a + v.channels, 0);
   if (given !== plan.channels.length) {
@@ -162,13 +174,20 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
   const raw: RawCaseData = {
     id: 'input',
     image,
-    label: null,
+    label,
     channels,
     shape: zyxShape(first),
     spacing: zyxSpacing(first),
     geometry: { ...geometry, channels },
   };
-  const c = preprocessCase(raw, plan);
+  return { case: preprocessCase(raw, plan), first, geometry, voxels: n };
+}
+
+/** Segments one case given its channel images (same grid). */
+export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptions = {}): Prediction {
+  const t0 = performance.now();
+  const plan = m.plan;
+  const { case: c, first, geometry, voxels: n } = prepareInput(plan, images);
   const K = plan.network.numClasses;
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
   const inference = plan.inference;

@@ -91,80 +91,111 @@ function forwardLogits(net: NetworkPass, x: Tensor): Tensor {
   return Array.isArray(out) ? out[0]! : out;
 }
 
+/** Where the tiles of a sliding window over `spatial` go: the padded size, the padding before each axis, and every tile's start. */
+export interface TileLayout {
+  padded: number[];
+  before: number[];
+  tiles: number[][];
+}
+
+/** The tile layout nnU-Net uses: centred zero padding up to the patch where the image is smaller, tiles at tileStarts per axis. */
+export function tileLayout(spatial: number[], patch: number[], stepFraction = 0.5): TileLayout {
+  if (patch.length !== spatial.length) {
+    throw new Error(`sliding window: patch [${patch}] has ${patch.length} dims, image spatial shape [${spatial}] has ${spatial.length}`);
+  }
+  const padded = spatial.map((s, i) => Math.max(s, patch[i]!));
+  const before = spatial.map((s, i) => Math.floor((padded[i]! - s) / 2));
+  const starts = padded.map((s, i) => tileStarts(s, patch[i]!, stepFraction));
+  let tiles: number[][] = [[]];
+  for (const axisStarts of starts) tiles = tiles.flatMap((t) => axisStarts.map((s) => [...t, s]));
+  return { padded, before, tiles };
+}
+
+/**
+ * The sliding-window skeleton: pads image [C, ...spatial] as tileLayout says,
+ * calls `perTile` with every tile [C, ...patch] and its start (on the padded
+ * grid), and blends the returned maps [K, ...patch] with the Gaussian
+ * importance weighting (or uniform weights), normalised by the summed weights,
+ * cropped back to [K, ...spatial]. Prediction and the explanation maps
+ * (explain/) share it, so a heat map is stitched exactly like the logits.
+ * Gradient mode is the caller's: perTile may run backward passes.
+ */
+export function slidingWindowStitch(
+  image: Tensor,
+  o: Pick<SlidingWindowOptions, 'patchSize' | 'stepFraction' | 'gaussian' | 'onProgress'>,
+  perTile: (tile: Tensor, start: number[]) => Tensor,
+): Tensor {
+  const spatial = image.shape.slice(1);
+  const patch = o.patchSize;
+  const { padded, before, tiles } = tileLayout(spatial, patch, o.stepFraction ?? 0.5);
+  return torch.tidy(() => {
+    let x = image;
+    if (padded.some((p, i) => p !== spatial[i])) {
+      const pad: number[] = [];
+      for (let i = spatial.length - 1; i >= 0; i--) pad.push(before[i]!, padded[i]! - spatial[i]! - before[i]!);
+      x = torch.F.pad(image.unsqueeze(0), pad).squeeze(0);
+    }
+    const weight = o.gaussian === false ? torch.ones(patch) : gaussianImportance(patch);
+    let acc: Tensor | null = null;
+    const norm = torch.zeros(padded);
+    tiles.forEach((start, ti) => {
+      torch.tidy(() => {
+        let tile = x;
+        start.forEach((s, axis) => (tile = tile.narrow(axis + 1, s, patch[axis]!)));
+        const map = perTile(tile, start);
+        if (map.ndim !== patch.length + 1 || map.shape.slice(1).join(',') !== patch.join(',')) {
+          throw new Error(`sliding window: a tile's map must be [K, ${patch}], got [${map.shape}]`);
+        }
+        if (!acc) acc = torch.keep(torch.zeros([map.size(0), ...padded]));
+        let accView = acc;
+        let normView = norm;
+        start.forEach((s, axis) => {
+          accView = accView.narrow(axis + 1, s, patch[axis]!);
+          normView = normView.narrow(axis, s, patch[axis]!);
+        });
+        accView.add_(map.mul(weight));
+        normView.add_(weight);
+      });
+      o.onProgress?.(ti + 1, tiles.length);
+    });
+    const out = torch.unkeep(acc!).div(norm);
+    // Undo the padding.
+    let cropped = out;
+    spatial.forEach((s, axis) => (cropped = cropped.narrow(axis + 1, before[axis]!, s)));
+    return cropped.contiguous();
+  });
+}
+
 /**
  * image: [C, ...spatial] (2D or 3D). Returns logits [K, ...spatial] averaged
  * over tiles (and mirrors, and transposes). The network must be in eval mode; gradients are off.
  */
 export function slidingWindowLogits(net: NetworkPass, image: Tensor, o: SlidingWindowOptions): Tensor {
-  const spatial = image.shape.slice(1);
   const patch = o.patchSize;
-  if (patch.length !== spatial.length) {
-    throw new Error(`sliding window: patch [${patch}] has ${patch.length} dims, image spatial shape [${spatial}] has ${spatial.length}`);
-  }
+  const combos = mirrorCombos(o.mirrorAxes ?? []);
+  const patchVoxels = patch.reduce((a, b) => a * b, 1);
+  const group = Math.max(1, Math.min(combos.length, Math.floor((o.maxBatchVoxels ?? 2 ** 20) / patchVoxels)));
+  const ta = o.transposeAxes;
   return torch.noGrad(() =>
-    torch.tidy(() => {
-      // Pad (centred, zeros) where the image is smaller than the patch.
-      const padded = spatial.map((s, i) => Math.max(s, patch[i]!));
-      const before = spatial.map((s, i) => Math.floor((padded[i]! - s) / 2));
-      let x = image;
-      if (padded.some((p, i) => p !== spatial[i])) {
-        const pad: number[] = [];
-        for (let i = spatial.length - 1; i >= 0; i--) pad.push(before[i]!, padded[i]! - spatial[i]! - before[i]!);
-        x = torch.F.pad(image.unsqueeze(0), pad).squeeze(0);
-      }
-      const starts = padded.map((s, i) => tileStarts(s, patch[i]!, o.stepFraction ?? 0.5));
-      const tiles: number[][] = [[]];
-      for (const axisStarts of starts) {
-        const next: number[][] = [];
-        for (const t of tiles) for (const s of axisStarts) next.push([...t, s]);
-        tiles.splice(0, tiles.length, ...next);
-      }
-      const weight = o.gaussian === false ? torch.ones(patch) : gaussianImportance(patch);
-      const combos = mirrorCombos(o.mirrorAxes ?? []);
-      const patchVoxels = patch.reduce((a, b) => a * b, 1);
-      const group = Math.max(1, Math.min(combos.length, Math.floor((o.maxBatchVoxels ?? 2 ** 20) / patchVoxels)));
-      let acc: Tensor | null = null;
-      const norm = torch.zeros(padded);
-      tiles.forEach((start, ti) => {
-        torch.tidy(() => {
-          let tile = x;
-          start.forEach((s, axis) => (tile = tile.narrow(axis + 1, s, patch[axis]!)));
-          let sum: Tensor | null = null;
-          const ta = o.transposeAxes;
-          // A transposed tile has another shape (unless square), so it is batched apart.
-          for (const swap of ta ? [false, true] : [false]) {
-            const view = swap ? tile.transpose(ta![0] + 1, ta![1] + 1) : tile;
-            for (let g = 0; g < combos.length; g += group) {
-              const members = combos.slice(g, g + group);
-              // Flips of the [C, ...spatial] tile, so spatial axis a is dim a + 1.
-              const inputs = members.map((combo) => (combo.length ? view.flip(combo.map((a) => a + 1)) : view));
-              const logits = forwardLogits(net, torch.stack(inputs, 0));
-              members.forEach((combo, i) => {
-                const l = logits.select(0, i);
-                const unflipped = combo.length ? l.flip(combo.map((a) => a + 1)) : l;
-                const back = swap ? unflipped.transpose(ta![0] + 1, ta![1] + 1) : unflipped;
-                sum = sum ? sum.add(back) : back;
-              });
-            }
-          }
-          const mean = sum!.div(combos.length * (o.transposeAxes ? 2 : 1));
-          if (!acc) acc = torch.keep(torch.zeros([mean.size(0), ...padded]));
-          let accView = acc;
-          let normView = norm;
-          start.forEach((s, axis) => {
-            accView = accView.narrow(axis + 1, s, patch[axis]!);
-            normView = normView.narrow(axis, s, patch[axis]!);
+    slidingWindowStitch(image, o, (tile) => {
+      let sum: Tensor | null = null;
+      // A transposed tile has another shape (unless square), so it is batched apart.
+      for (const swap of ta ? [false, true] : [false]) {
+        const view = swap ? tile.transpose(ta![0] + 1, ta![1] + 1) : tile;
+        for (let g = 0; g < combos.length; g += group) {
+          const members = combos.slice(g, g + group);
+          // Flips of the [C, ...spatial] tile, so spatial axis a is dim a + 1.
+          const inputs = members.map((combo) => (combo.length ? view.flip(combo.map((a) => a + 1)) : view));
+          const logits = forwardLogits(net, torch.stack(inputs, 0));
+          members.forEach((combo, i) => {
+            const l = logits.select(0, i);
+            const unflipped = combo.length ? l.flip(combo.map((a) => a + 1)) : l;
+            const back = swap ? unflipped.transpose(ta![0] + 1, ta![1] + 1) : unflipped;
+            sum = sum ? sum.add(back) : back;
           });
-          accView.add_(mean.mul(weight));
-          normView.add_(weight);
-        });
-        o.onProgress?.(ti + 1, tiles.length);
-      });
-      const out = torch.unkeep(acc!).div(norm);
-      // Undo the padding.
-      let cropped = out;
-      spatial.forEach((s, axis) => (cropped = cropped.narrow(axis + 1, before[axis]!, s)));
-      return cropped.contiguous();
+        }
+      }
+      return sum!.div(combos.length * (ta ? 2 : 1));
     }),
   );
 }
