@@ -8,7 +8,7 @@
  *   JPEG 2000 (.4.90, .4.91)               @cornerstonejs/codec-openjpeg (OpenJPEG)
  *   HTJ2K (.4.201, .4.202, .4.203)         @cornerstonejs/codec-openjph (OpenJPH)
  *   JPEG baseline / extended 8-bit (.4.50, .4.51)   @cornerstonejs/codec-libjpeg-turbo-8bit
- *   JPEG lossless (.4.57, .4.70)           jpeg-lossless-decoder-js (plain JavaScript)
+ *   JPEG lossless (.4.57, .4.70)           @cornerstonejs/jpeg-lossless-decoder-js (plain JavaScript)
  *
  * Decoding itself is synchronous (decodeFrames is called from synchronous
  * readers); `loadCodecFor` is the one asynchronous step and is awaited before.
@@ -92,7 +92,7 @@ const loading = new Map<CodecName, Promise<void>>();
 async function instantiate(name: CodecName): Promise<void> {
   try {
     if (name === 'jpeg-lossless') {
-      const mod = require('jpeg-lossless-decoder-js') as { Decoder: new () => LosslessJpegDecoder };
+      const mod = require('@cornerstonejs/jpeg-lossless-decoder-js') as { Decoder: new () => LosslessJpegDecoder };
       loaded.set(name, mod);
       return;
     }
