@@ -169,20 +169,6 @@ function describe(e: unknown): string {
   return String(e);
 }
 
-/** Planar samples from CharLS's line-interleaved layout (each row holds every component's line in turn). */
-function lineToPlanar(raw: Uint8Array, g: FrameGeometry, bytes: number): Uint8Array {
-  const out = new Uint8Array(raw.length);
-  const row = g.columns * bytes;
-  const plane = g.rows * row;
-  for (let y = 0; y < g.rows; y++) {
-    for (let c = 0; c < g.samplesPerPixel; c++) {
-      const src = (y * g.samplesPerPixel + c) * row;
-      out.set(raw.subarray(src, src + row), c * plane + y * row);
-    }
-  }
-  return out;
-}
-
 function widthOf(bits: number): number {
   return bits <= 8 ? 1 : 2;
 }
@@ -223,9 +209,10 @@ export function decodeCompressedFrame(ts: string, encoded: Uint8Array, g: FrameG
     return runWasm(name, frame, path, (d) => {
       const info = d.getFrameInfo();
       const raw = resample(d.getDecodedBuffer(), widthOf(info.bitsPerSample), outBytes, count, 'CharLS', path);
+      // CharLS writes interleave mode 0 (one scan per component) planar, and both line- (1) and
+      // sample-interleaved (2) streams pixel-interleaved (checked on dcmcjpls +in / +il / +is files).
       const mode = colour ? (d.getInterleaveMode?.() ?? 2) : 0;
-      // 0: one scan per component (planar); 1: line-interleaved; 2: sample-interleaved.
-      return { raw: mode === 1 ? lineToPlanar(raw, g, outBytes) : raw, interleaved: mode === 2, photometric: g.photometric };
+      return { raw, interleaved: mode !== 0, photometric: g.photometric };
     });
   }
   if (name === 'openjpeg' || name === 'openjph') {
