@@ -15,7 +15,7 @@ profile=${1:-run}
 # 1. System packages. Running: libtorch for the engine (with libgloo-dev:
 #    libtorch-dev's headers include gloo's without depending on it); g++,
 #    make and python3 for node-gyp to build the binding. Testing adds the
-#    Python references (PyTorch, NumPy, SciPy, nibabel, pydicom, PIL),
+#    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom, PIL),
 #    Chromium for the report screenshot test, and the DICOM tools the tests
 #    make compressed files with and compare against (dcmtk, gdcm, OpenJPH for
 #    HTJ2K, dcm2niix, dicom3tools' dciodvfy).
