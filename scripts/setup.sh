@@ -15,10 +15,13 @@ profile=${1:-run}
 # 1. System packages. Running: libtorch for the engine (with libgloo-dev:
 #    libtorch-dev's headers include gloo's without depending on it); g++,
 #    make and python3 for node-gyp to build the binding. Testing adds the
-#    Python references (PyTorch, NumPy, SciPy, nibabel, pydicom, PIL) and
-#    Chromium for the report screenshot test.
+#    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom, PIL),
+#    Chromium for the report screenshot test, and the DICOM tools the tests
+#    make compressed files with and compare against (dcmtk, gdcm, OpenJPH for
+#    HTJ2K, dcm2niix, dicom3tools' dciodvfy).
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
-TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil python3-skimage chromium)
+TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil python3-skimage chromium
+  dcmtk libgdcm-tools openjph-tools dcm2niix dicom3tools)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;
   test) APT_PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;

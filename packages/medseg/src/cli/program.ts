@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import * as convert from './commands/convert.ts';
 import * as demo from './commands/demo.ts';
 import * as evaluate from './commands/evaluate.ts';
 import * as exportCommand from './commands/export.ts';
@@ -24,7 +25,7 @@ import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 export type CommandModule = { register: (program: Command) => void };
 
 /** The commands in the order `medseg --help` lists them. */
-export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, explain, exportCommand, demo, importCommand];
+export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, explain, exportCommand, demo, importCommand, convert];
 
 function packageVersion(): string {
   try {

@@ -1,7 +1,10 @@
 /**
  * Finding and parsing the DICOM files of a folder or a list, bounded: at most
- * MAX_FILES files are looked at, and non-DICOM files met while walking a
- * folder (screenshots, NRRDs, DICOMDIR-less junk) are skipped silently.
+ * MAX_FILES files are looked at. Walking a folder, non-DICOM files
+ * (screenshots, NRRDs, DICOMDIR-less junk) are skipped silently, and files
+ * that start like DICOM but do not parse (truncated, corrupt) are skipped and
+ * reported as SkippedFile, so one bad file does not hide the series beside it.
+ * From an explicit list of files every failure is an error.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +17,17 @@ const MAX_DEPTH = 8;
 
 export interface DicomFile extends ParsedDicom {
   path: string;
+}
+
+/** A file of a folder that looked like DICOM but could not be read. */
+export interface SkippedFile {
+  path: string;
+  code: MedsegIoError['code'];
+  reason: string;
+}
+
+export function skippedMessage(s: SkippedFile): string {
+  return `skipped ${s.path}: ${s.code} ${s.reason}`;
 }
 
 export async function listFiles(pathOrFiles: string | string[]): Promise<{ files: string[]; fromFolder: boolean }> {
@@ -46,10 +60,16 @@ export async function listFiles(pathOrFiles: string | string[]): Promise<{ files
 }
 
 /**
- * Reads and parses files. From a folder, files that do not look like DICOM are
- * skipped; from an explicit list they are an error.
+ * Reads and parses files. From a folder, files that do not look like DICOM
+ * are skipped, and those that fail to parse are skipped into `skipped`; from
+ * an explicit list both are errors.
  */
-export async function readDicomFiles(files: string[], fromFolder: boolean, opts: Omit<ParseOptions, 'path'> = {}): Promise<DicomFile[]> {
+export async function readDicomFiles(
+  files: string[],
+  fromFolder: boolean,
+  opts: Omit<ParseOptions, 'path'> = {},
+  skipped: SkippedFile[] = [],
+): Promise<DicomFile[]> {
   const out: DicomFile[] = [];
   const BATCH = 16;
   for (let i = 0; i < files.length; i += BATCH) {
@@ -64,7 +84,12 @@ export async function readDicomFiles(files: string[], fromFolder: boolean, opts:
     bufs.forEach((buf, j) => {
       const path = chunk[j]!;
       if (fromFolder && !looksLikeDicom(buf)) return;
-      out.push({ ...parseDicom(buf, { ...opts, path }), path });
+      try {
+        out.push({ ...parseDicom(buf, { ...opts, path }), path });
+      } catch (e) {
+        if (!fromFolder || !(e instanceof MedsegIoError) || e.code === 'TOO_LARGE') throw e;
+        skipped.push({ path, code: e.code, reason: e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message });
+      }
     });
   }
   return out;

@@ -58,9 +58,9 @@ function checkVolume(v: Volume): void {
   assert.equal(v.direction.length, 9);
 }
 
-function runCase(fn: () => void, label: string): 'ok' | string {
+async function runCase(fn: () => void | Promise<void>, label: string): Promise<'ok' | string> {
   try {
-    fn();
+    await fn();
     return 'ok';
   } catch (e) {
     if (e instanceof MedsegIoError) return e.code;
@@ -73,7 +73,7 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
   const img23 = await readDicomSeries(D('23x38x3/image'));
   const img24 = await readDicomSeries(D('24x38x3/image'));
 
-  it('series reader survives mutated files', () => {
+  it('series reader survives mutated files', async () => {
     const sources = [
       ['ct-3slice/01.dcm', 300],
       ['23x38x3/image/IMG0001.dcm', 1200],
@@ -87,8 +87,8 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
       for (let i = 0; i < count; i++, seed++) {
         const r = seededRandom(seed);
         const bytes = mutate(src, r);
-        const c = runCase(
-          () => checkVolume(readDicomSeriesFromBuffers([{ name: `${f}#${seed}`, bytes }], { limits: LIMITS, allowGaps: true })),
+        const c = await runCase(
+          async () => checkVolume(await readDicomSeriesFromBuffers([{ name: `${f}#${seed}`, bytes }], { limits: LIMITS, allowGaps: true })),
           `${f} seed ${seed}`,
         );
         codes[c] = (codes[c] ?? 0) + 1;
@@ -98,7 +98,7 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
     assert.ok((codes.ok ?? 0) > 0 && Object.keys(codes).length > 2, JSON.stringify(codes));
   });
 
-  it('SEG reader survives mutated files', () => {
+  it('SEG reader survives mutated files', async () => {
     const sources = [
       ['liver.dcm', ct, 400],
       ['partial_overlaps.dcm', ct, 400],
@@ -112,7 +112,7 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
       const src = readFileSync(D(f));
       for (let i = 0; i < count; i++, seed++) {
         const bytes = mutate(src, seededRandom(seed));
-        const c = runCase(() => {
+        const c = await runCase(() => {
           const seg = parseDicomSeg(bytes, { source: grid, limits: LIMITS, path: `${f}#${seed}` });
           for (const m of seg.masks!.values()) checkVolume(m);
           checkVolume(segLabelmap(seg, grid, { onOverlap: 'last' }).labelmap);

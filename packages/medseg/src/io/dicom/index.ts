@@ -2,11 +2,22 @@
  * DICOM for medseg: series -> Volume, SEG read/write, de-identification.
  *
  * Transfer syntaxes read: Implicit VR LE, Explicit VR LE, Explicit VR BE,
- * Deflated Explicit VR LE, RLE Lossless, JPEG Baseline (8-bit). Others (JPEG
- * lossless / extended, JPEG-LS, JPEG 2000, HTJ2K, video) throw UNSUPPORTED
- * naming the transfer syntax UID. Written files are Explicit VR LE.
+ * Deflated Explicit VR LE, RLE Lossless, and through lazily loaded codecs
+ * (codecs.ts) JPEG baseline and extended 8-bit, JPEG lossless (.57, .70),
+ * JPEG-LS (.80, .81), JPEG 2000 (.90, .91) and HTJ2K (.201-.203). Others
+ * (12-bit DCT JPEG, JPEG XL, video) throw UNSUPPORTED naming the transfer
+ * syntax UID. Written files are Explicit VR LE.
  */
-export { readDicomSeries, readDicomSeriesFromBuffers, listDicomSeries, type DicomSeriesOptions, type DicomSeriesInfo } from './series.ts';
+export {
+  readDicomSeries,
+  readDicomSeriesFromBuffers,
+  listDicomSeries,
+  type DicomSeriesOptions,
+  type DicomSeriesInfo,
+  type ListSeriesOptions,
+} from './series.ts';
+export type { SkippedFile } from './files.ts';
+export { loadCodecFor, loadCodecsFor, codecFor } from './codecs.ts';
 export {
   readDicomSeg,
   parseDicomSeg,

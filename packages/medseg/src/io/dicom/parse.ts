@@ -30,6 +30,9 @@ export const TS = {
   JpegLsNear: '1.2.840.10008.1.2.4.81',
   J2kLossless: '1.2.840.10008.1.2.4.90',
   J2k: '1.2.840.10008.1.2.4.91',
+  Htj2kLossless: '1.2.840.10008.1.2.4.201',
+  Htj2kLosslessRpcl: '1.2.840.10008.1.2.4.202',
+  Htj2k: '1.2.840.10008.1.2.4.203',
   Rle: '1.2.840.10008.1.2.5',
 } as const;
 
@@ -230,6 +233,12 @@ function readElements(ctx: Ctx, ds: DicomDataset, pos: number, end: number, dept
       if (pos + length > end) fail(ctx, 'TRUNCATED', `${tagHex(tag)} needs ${length} bytes, only ${end - pos} left`);
       el.bytes = buf.subarray(pos, pos + length);
       pos += length;
+      // Explicit 'UN' on a standard tag (some converters write it for attributes they could not type):
+      // the value bytes are encoded as the dictionary VR says (PS3.5 6.2.2), so read them as that VR.
+      if (vr === 'UN' && ctx.explicit) {
+        const known = vrOfTag(tag);
+        if (known !== 'UN' && known !== 'SQ') el.vr = known;
+      }
       if (tag === T.SpecificCharacterSet) ctx.utf8 = /ISO_IR 192/.test(Buffer.from(el.bytes).toString('latin1'));
     }
     ds.set(el);

@@ -6,14 +6,20 @@
  *   native: Implicit VR LE (1.2.840.10008.1.2), Explicit VR LE (.1.2.1),
  *           Explicit VR BE (.1.2.2), Deflated Explicit VR LE (.1.2.1.99);
  *   RLE Lossless (.1.2.5) — hand-written, the format is a few lines of PackBits;
- *   JPEG Baseline 8-bit (.1.2.4.50) — via jpeg-js (already a dependency).
- * Everything else (JPEG extended/lossless .4.51/.57/.70, JPEG-LS .4.80/.81,
- * JPEG 2000 .4.90/.91, HTJ2K, MPEG) throws UNSUPPORTED naming the UID.
+ *   through the codecs of codecs.ts / compressed.ts: JPEG baseline and
+ *   extended 8-bit (.4.50, .4.51), JPEG lossless (.4.57, .4.70), JPEG-LS
+ *   (.4.80, .4.81), JPEG 2000 (.4.90, .4.91), HTJ2K (.4.201, .4.202, .4.203).
+ * Everything else (12-bit DCT JPEG, JPEG XL, MPEG/HEVC video) throws
+ * UNSUPPORTED naming the UID.
+ *
+ * Photometric interpretation: MONOCHROME1 is inverted by the series reader;
+ * colour frames come out planar RGB: YBR_FULL and YBR_FULL_422 are converted
+ * (JPEG decoders do that for their own frames, native data is converted here).
  */
-import jpeg from 'jpeg-js';
 import { MedsegIoError, type ReadLimits } from '../errors.ts';
 import { checkAllocation } from '../limits.ts';
 import type { VoxelArray, VoxelType } from '../volume.ts';
+import { COMPRESSED_TRANSFER_SYNTAXES, decodeCompressedFrame } from './compressed.ts';
 import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
 import { TS, type ParsedDicom } from './parse.ts';
@@ -33,7 +39,8 @@ export interface PixelInfo {
 }
 
 const NATIVE = new Set<string>([TS.ImplicitLE, TS.ExplicitLE, TS.ExplicitBE, TS.DeflatedLE]);
-export const SUPPORTED_TRANSFER_SYNTAXES = [...NATIVE, TS.Rle, TS.JpegBaseline];
+export const SUPPORTED_TRANSFER_SYNTAXES = [...NATIVE, TS.Rle, ...COMPRESSED_TRANSFER_SYNTAXES];
+const COMPRESSED = new Set(COMPRESSED_TRANSFER_SYNTAXES);
 
 export function pixelInfo(ds: DicomDataset, path?: string): PixelInfo {
   const rows = ds.number(T.Rows);
@@ -88,7 +95,9 @@ export function checkPixelLimits(info: PixelInfo, limits: ReadLimits, path?: str
 
 /**
  * Decodes every frame of a parsed file. Each returned array is one frame,
- * planar (all of sample 0, then sample 1, ...), x fastest.
+ * planar (all of sample 0, then sample 1, ...), x fastest. Colour frames are
+ * RGB (see decodedPhotometric). A compressed syntax needs its codec loaded
+ * first (codecs.ts loadCodecFor; the async readers do that).
  */
 export function decodeFrames(file: ParsedDicom, info: PixelInfo, limits: ReadLimits, path?: string): VoxelArray[] {
   checkPixelLimits(info, limits, path);
@@ -97,13 +106,23 @@ export function decodeFrames(file: ParsedDicom, info: PixelInfo, limits: ReadLim
   if (!el) throw new MedsegIoError('BAD_DATA', 'no pixel data', path);
   const ts = file.transferSyntaxUID;
   if (!el.fragments) {
-    if (!NATIVE.has(ts) && ts !== TS.Rle && ts !== TS.JpegBaseline) unsupported(ts, path);
-    return decodeNative(el.bytes, el.littleEndian, info, path);
+    if (!NATIVE.has(ts) && ts !== TS.Rle && !COMPRESSED.has(ts)) unsupported(ts, path);
+    return decodeNative(el.bytes, el.littleEndian, info, path).map((f) => toRgb(f, info));
   }
+  if (ts !== TS.Rle && !COMPRESSED.has(ts)) unsupported(ts, path);
+  if (info.type === 'bit' || info.type.startsWith('float')) throw new MedsegIoError('UNSUPPORTED', `encapsulated ${info.type} pixel data`, path);
   const frames = splitFrames(el.fragments, el.offsetTable, info.frames, path);
-  if (ts === TS.Rle) return frames.map((f) => decodeRle(f, info, path));
-  if (ts === TS.JpegBaseline) return frames.map((f) => decodeJpegBaseline(f, info, limits, path));
-  unsupported(ts, path);
+  if (ts === TS.Rle) return frames.map((f) => toRgb(decodeRle(f, info, path), info));
+  return frames.map((f) => {
+    const d = decodeCompressedFrame(ts, f, info, path);
+    const samples = toSamples(d.raw, true, { ...info, planarConfiguration: d.interleaved ? 0 : 1 });
+    return toRgb(samples, { ...info, photometric: d.photometric });
+  });
+}
+
+/** The photometric interpretation of decodeFrames' output for a file. */
+export function decodedPhotometric(info: PixelInfo): string {
+  return info.samplesPerPixel === 3 ? 'RGB' : info.photometric;
 }
 
 /** For native (not encapsulated) pixel data: TRUNCATED unless the element holds every frame the header announces. */
@@ -116,7 +135,7 @@ export function checkNativeLength(file: ParsedDicom, info: PixelInfo, path?: str
     return;
   }
   const n = info.rows * info.columns * info.samplesPerPixel * info.frames;
-  const need = info.type === 'bit' ? Math.ceil(n / 8) : n * sampleBytes(info);
+  const need = info.type === 'bit' ? Math.ceil(n / 8) : is422(info) ? (n / 3) * 2 : n * sampleBytes(info);
   if (el.bytes.length < need) throw new MedsegIoError('TRUNCATED', `pixel data has ${el.bytes.length} bytes, ${need} needed for ${info.frames} frame(s)`, path);
 }
 
@@ -148,6 +167,7 @@ export function decodeNative(bytes: Uint8Array, littleEndian: boolean, info: Pix
     return out;
   }
   const bpp = BYTES[info.type];
+  if (is422(info)) return decodeNative422(bytes, info, path);
   const need = n * bpp * info.frames;
   if (bytes.length < need) throw new MedsegIoError('TRUNCATED', `pixel data has ${bytes.length} bytes, ${need} needed`, path);
   for (let f = 0; f < info.frames; f++) {
@@ -300,30 +320,54 @@ function unpackBits(src: Uint8Array, n: number, path?: string): Uint8Array {
   return out;
 }
 
-function decodeJpegBaseline(frame: Uint8Array, info: PixelInfo, limits: ReadLimits, path?: string): VoxelArray {
-  if (info.bitsAllocated !== 8) throw new MedsegIoError('UNSUPPORTED', 'JPEG baseline with BitsAllocated != 8', path);
-  let img: { width: number; height: number; data: Uint8Array };
-  try {
-    img = jpeg.decode(frame, {
-      useTArray: true,
-      formatAsRGBA: false,
-      colorTransform: info.photometric.startsWith('YBR') ? true : undefined,
-      maxMemoryUsageInMB: Math.max(16, Math.ceil(limits.maxBytes / 2 ** 20)),
-      maxResolutionInMP: 400,
-    } as unknown as Parameters<typeof jpeg.decode>[1]) as unknown as typeof img;
-  } catch (e) {
-    throw new MedsegIoError('CORRUPT', `JPEG frame does not decode: ${(e as Error).message}`, path);
-  }
-  if (img.width !== info.columns || img.height !== info.rows) {
-    throw new MedsegIoError('BAD_DATA', `JPEG frame is ${img.width}x${img.height}, header says ${info.columns}x${info.rows}`, path);
-  }
+/** Native YBR_FULL_422: two horizontal pixels share one Cb and one Cr (Y1 Y2 Cb Cr), 8-bit only. */
+function is422(info: PixelInfo): boolean {
+  return info.photometric === 'YBR_FULL_422' && info.samplesPerPixel === 3 && info.type !== 'bit';
+}
+
+function decodeNative422(bytes: Uint8Array, info: PixelInfo, path?: string): VoxelArray[] {
+  if (info.bitsAllocated !== 8) throw new MedsegIoError('UNSUPPORTED', `native YBR_FULL_422 with BitsAllocated ${info.bitsAllocated}`, path);
+  if (info.columns % 2) throw new MedsegIoError('BAD_DATA', `native YBR_FULL_422 with an odd number of columns (${info.columns})`, path);
   const pixels = info.rows * info.columns;
-  const comps = img.data.length / pixels;
-  if (info.samplesPerPixel === 1) {
-    if (comps === 1) return img.data;
-    const out = new Uint8Array(pixels);
-    for (let p = 0; p < pixels; p++) out[p] = img.data[p * comps]!;
-    return out;
+  const need = pixels * 2 * info.frames;
+  if (bytes.length < need) throw new MedsegIoError('TRUNCATED', `pixel data has ${bytes.length} bytes, ${need} needed`, path);
+  const out: VoxelArray[] = [];
+  for (let f = 0; f < info.frames; f++) {
+    const src = bytes.subarray(f * pixels * 2);
+    const a = new Uint8Array(3 * pixels);
+    for (let p = 0; p < pixels; p += 2) {
+      const o = 2 * p;
+      const cb = src[o + 2]!;
+      const cr = src[o + 3]!;
+      a[p] = src[o]!;
+      a[p + 1] = src[o + 1]!;
+      a[pixels + p] = a[pixels + p + 1] = cb;
+      a[2 * pixels + p] = a[2 * pixels + p + 1] = cr;
+    }
+    out.push(a);
   }
-  return deinterleave(comps === 3 ? img.data : new Uint8Array(pixels * 3), pixels);
+  return out;
+}
+
+/**
+ * Planar YBR_FULL / YBR_FULL_422 samples -> RGB (PS3.3 C.7.6.3.1.2), rounded
+ * and clamped to the stored range; other interpretations are returned as they are.
+ */
+function toRgb(a: VoxelArray, info: PixelInfo): VoxelArray {
+  if (info.samplesPerPixel !== 3 || (info.photometric !== 'YBR_FULL' && info.photometric !== 'YBR_FULL_422')) return a;
+  if (info.type.startsWith('float') || info.pixelRepresentation === 1) return a;
+  const pixels = info.rows * info.columns;
+  const max = 2 ** info.bitsStored - 1;
+  const mid = 2 ** (info.bitsStored - 1);
+  const out = new (a.constructor as new (n: number) => VoxelArray)(a.length);
+  const clamp = (v: number) => (v < 0 ? 0 : v > max ? max : Math.round(v));
+  for (let p = 0; p < pixels; p++) {
+    const y = a[p]!;
+    const cb = a[pixels + p]! - mid;
+    const cr = a[2 * pixels + p]! - mid;
+    out[p] = clamp(y + 1.402 * cr);
+    out[pixels + p] = clamp(y - 0.344136 * cb - 0.714136 * cr);
+    out[2 * pixels + p] = clamp(y + 1.772 * cb);
+  }
+  return out;
 }

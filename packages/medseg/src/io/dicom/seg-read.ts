@@ -17,6 +17,7 @@ import { dicomLabToRgb } from './color.ts';
 import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
 import { parseDicom } from './parse.ts';
+import { loadCodecFor } from './codecs.ts';
 import { checkNativeLength, checkPixelLimits, decodeFrames, decodeNative, pixelInfo, type PixelInfo } from './pixels.ts';
 import { checkStack, directionMatrix, dot, framePlane, functionalGroup, orientationAxes, sameOrientation } from './planes.ts';
 
@@ -93,6 +94,8 @@ export async function readDicomSeg(path: string, opts: SegReadOptions = {}): Pro
   } catch (e) {
     throw fsError(e, path);
   }
+  // A compressed SEG needs its codec loaded before the synchronous parse.
+  await loadCodecFor(parseDicom(buf, { path, untilTag: T.PixelData }).transferSyntaxUID);
   return parseDicomSeg(buf, { ...opts, path });
 }
 

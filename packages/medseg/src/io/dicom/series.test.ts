@@ -9,6 +9,7 @@ import type { Volume } from '../volume.ts';
 import { runRef } from '../../testing/dicom-ref.ts';
 import { runPython } from '../../testing/python.ts';
 import { listDicomSeries, readDicomSeries } from './series.ts';
+import type { SkippedFile } from './files.ts';
 import { synthSlice } from '../../testing/dicom-synth.ts';
 
 const D = (...p: string[]) => dataPath('dcmqi-ct-dicomseg', ...p);
@@ -208,5 +209,46 @@ describe('series problems', () => {
   it('rejects two slices at the same position', async () => {
     const d = write('dup', [{ z: 0 }, { z: 1 }, { z: 1, sop: '1.2.9' }]);
     await assert.rejects(readDicomSeries(d), code('INCONSISTENT_SERIES', /same position/));
+  });
+
+  it('skips a truncated file in a folder with a warning naming it; the gap it leaves is MISSING_SLICES', async () => {
+    const d = write(
+      'cut',
+      [0, 2.5, 5, 7.5].map((z) => ({ z })),
+    );
+    const cut = join(d, 's1.dcm');
+    writeFileSync(cut, readFileSync(cut).subarray(0, 300));
+    const skipped: SkippedFile[] = [];
+    const list = await listDicomSeries(d, { onSkip: (f) => skipped.push(f) });
+    assert.equal(list.length, 1);
+    assert.equal(list[0]!.sliceCount, 3);
+    assert.deepEqual(
+      skipped.map((f) => [f.path, f.code]),
+      [[cut, 'TRUNCATED']],
+    );
+    // Without onSkip the warning goes to Node's process warnings, naming the file.
+    const warned: string[] = [];
+    const onWarning = (w: Error) => warned.push(w.message);
+    process.on('warning', onWarning);
+    await listDicomSeries(d);
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    assert.ok(
+      warned.some((m) => m.includes(cut) && /TRUNCATED/.test(m)),
+      warned.join('\n'),
+    );
+    await assert.rejects(readDicomSeries(d), code('MISSING_SLICES', /unreadable files left out: .*s1\.dcm/));
+    const v = await readDicomSeries(d, { allowGaps: true });
+    assert.equal(v.size[2], 3);
+    assert.ok((v.meta.extra?.warnings as string[]).some((w) => w.includes(cut)));
+    // The last slice cut: no gap, the series reads with the warning.
+    writeFileSync(cut, synthSlice({ z: 2.5 }));
+    const last = join(d, 's3.dcm');
+    writeFileSync(last, readFileSync(last).subarray(0, 500));
+    const w = await readDicomSeries(d);
+    assert.equal(w.size[2], 3);
+    assert.match(String((w.meta.extra?.warnings as string[])[0]), /skipped .*s3\.dcm: TRUNCATED/);
+    // Named explicitly, a bad file is still an error.
+    await assert.rejects(readDicomSeries([last]), code('TRUNCATED'));
   });
 });

@@ -13,9 +13,10 @@ import { DEFAULT_LIMITS, MedsegIoError, type ReadLimits } from '../errors.ts';
 import { checkAllocation, resolveLimits } from '../limits.ts';
 import { allocVoxels, IDENTITY3, type Mat3, type Vec3, type Volume, type VoxelArray, type VoxelType } from '../volume.ts';
 import { T } from './dictionary.ts';
-import { listFiles, readDicomFiles, type DicomFile } from './files.ts';
+import { loadCodecsFor } from './codecs.ts';
+import { listFiles, readDicomFiles, skippedMessage, type DicomFile, type SkippedFile } from './files.ts';
 import { checkStack, directionMatrix, dot, framePlane, orientationAxes, sameOrientation, type FramePlane } from './planes.ts';
-import { checkNativeLength, decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
+import { checkNativeLength, decodedPhotometric, decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
 import { parseDicom } from './parse.ts';
 
 export interface DicomSeriesOptions {
@@ -65,10 +66,22 @@ function describe(uid: string, files: DicomFile[]): DicomSeriesInfo {
   };
 }
 
+export interface ListSeriesOptions {
+  /**
+   * Called for each file of a folder that starts like DICOM but does not parse
+   * (truncated, corrupt); it is left out of the listing. Default: a Node
+   * process warning (code MEDSEG_DICOM_SKIPPED) naming the file.
+   */
+  onSkip?: (file: SkippedFile) => void;
+}
+
 /** The series found in a folder (or list of files), with description, modality and slice count. */
-export async function listDicomSeries(pathOrFiles: string | string[]): Promise<DicomSeriesInfo[]> {
+export async function listDicomSeries(pathOrFiles: string | string[], opts: ListSeriesOptions = {}): Promise<DicomSeriesInfo[]> {
   const { files, fromFolder } = await listFiles(pathOrFiles);
-  const parsed = await readDicomFiles(files, fromFolder, { untilTag: T.PixelData });
+  const skipped: SkippedFile[] = [];
+  const parsed = await readDicomFiles(files, fromFolder, { untilTag: T.PixelData }, skipped);
+  const onSkip = opts.onSkip ?? ((f: SkippedFile) => process.emitWarning(skippedMessage(f), { code: 'MEDSEG_DICOM_SKIPPED' }));
+  skipped.forEach(onSkip);
   return [...groupBySeries(parsed)].map(([uid, fs]) => describe(uid, fs));
 }
 
@@ -84,23 +97,27 @@ export async function readDicomSeries(pathOrFiles: string | string[], opts: Dico
   const limits = resolveLimits(opts.limits);
   const where = Array.isArray(pathOrFiles) ? pathOrFiles[0] : pathOrFiles;
   const { files, fromFolder } = await listFiles(pathOrFiles);
-  const parsed = await readDicomFiles(files, fromFolder, { limits });
-  if (parsed.length === 0) throw new MedsegIoError('NOT_FOUND', 'no DICOM files found', where);
-  return volumeFromDicomFiles(parsed, opts, where);
+  const skipped: SkippedFile[] = [];
+  const parsed = await readDicomFiles(files, fromFolder, { limits }, skipped);
+  if (parsed.length === 0) {
+    const why = skipped.length ? `: ${skipped.map(skippedMessage).join('; ')}` : '';
+    throw new MedsegIoError('NOT_FOUND', `no readable DICOM files found${why}`, where);
+  }
+  return volumeFromDicomFiles(parsed, opts, where, skipped);
 }
 
 /**
  * The same from files already in memory (a DICOMweb response, an upload):
  * each buffer is a Part 10 file; `name` is used in error messages.
  */
-export function readDicomSeriesFromBuffers(buffers: { name: string; bytes: Uint8Array }[], opts: DicomSeriesOptions = {}): Volume {
+export async function readDicomSeriesFromBuffers(buffers: { name: string; bytes: Uint8Array }[], opts: DicomSeriesOptions = {}): Promise<Volume> {
   const limits = resolveLimits(opts.limits);
   const parsed = buffers.map((b) => ({ ...parseDicom(b.bytes, { path: b.name, limits }), path: b.name }));
   if (parsed.length === 0) throw new MedsegIoError('NOT_FOUND', 'no DICOM files given');
   return volumeFromDicomFiles(parsed, opts, buffers[0]!.name);
 }
 
-function volumeFromDicomFiles(parsed: DicomFile[], opts: DicomSeriesOptions, where?: string): Volume {
+async function volumeFromDicomFiles(parsed: DicomFile[], opts: DicomSeriesOptions, where?: string, skipped: SkippedFile[] = []): Promise<Volume> {
   const limits = resolveLimits(opts.limits);
   const groups = groupBySeries(parsed);
   let chosen: [string, DicomFile[]] | undefined;
@@ -121,10 +138,13 @@ function volumeFromDicomFiles(parsed: DicomFile[], opts: DicomSeriesOptions, whe
     }
     chosen = images[0] ?? [...groups][0];
   }
-  return buildVolume(chosen![1], limits, opts, where);
+  const files = chosen![1];
+  // Only the codecs this series needs are loaded (none for uncompressed data).
+  await loadCodecsFor(files.map((f) => f.transferSyntaxUID));
+  return buildVolume(files, limits, opts, where, skipped);
 }
 
-function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOptions, where?: string): Volume {
+function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOptions, where: string | undefined, skipped: SkippedFile[]): Volume {
   for (const f of files) {
     if (!f.dataset.has(T.PixelData) && !f.dataset.has(T.FloatPixelData) && !f.dataset.has(T.DoubleFloatPixelData)) {
       throw new MedsegIoError('BAD_DATA', 'no pixel data', f.path);
@@ -153,7 +173,7 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
     for (let k = 0; k < infos[i]!.frames; k++) slices.push({ file: f, frame: k, plane: framePlane(f.dataset, k), sop, pos: 0 });
   });
 
-  const warnings: string[] = [];
+  const warnings: string[] = skipped.map(skippedMessage);
   let direction: Mat3 = IDENTITY3;
   let origin: Vec3 = [0, 0, 0];
   let zSpacing = 1;
@@ -199,9 +219,10 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
       if (stack.gaps.length) {
         const list = stack.gaps.map((g) => `${g.gap.toFixed(3)} mm between ${g.from.toFixed(3)} and ${g.to.toFixed(3)}`).join('; ');
         if (!opts.allowGaps) {
+          const cause = skipped.length ? ` (unreadable files left out: ${skipped.map((f) => f.path).join(', ')})` : '';
           throw new MedsegIoError(
             'MISSING_SLICES',
-            `missing slices or uneven spacing: ${list} (nominal ${Math.min(...slices.slice(1).map((s, i) => s.pos - slices[i]!.pos)).toFixed(3)} mm); pass allowGaps to accept`,
+            `missing slices or uneven spacing: ${list} (nominal ${Math.min(...slices.slice(1).map((s, i) => s.pos - slices[i]!.pos)).toFixed(3)} mm)${cause}; pass allowGaps to accept`,
             where,
           );
         }
@@ -275,7 +296,11 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
       sourcePath: where,
       extra: {
         transferSyntaxUID: first.file.transferSyntaxUID,
-        photometricInterpretation: invert ? 'MONOCHROME1 (inverted to MONOCHROME2)' : info0.photometric,
+        photometricInterpretation: invert
+          ? 'MONOCHROME1 (inverted to MONOCHROME2)'
+          : decodedPhotometric(info0) !== info0.photometric
+            ? `${info0.photometric} (decoded to ${decodedPhotometric(info0)})`
+            : info0.photometric,
         rescaleSlope: slopes.length === 1 ? slopes[0] : slopes,
         rescaleIntercept: intercepts.length === 1 ? intercepts[0] : intercepts,
         storedType: info0.type,
