@@ -164,6 +164,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(multipart, {
     throwFileSizeLimit: true,
+    // The client's file name as sent (not cut to its base name), so that a name reaching for other folders is seen and refused.
+    preservePath: true,
     limits: { fileSize: o.maxUploadBytes, files: 1, fields: 4, fieldSize: 1024, parts: 6, headerPairs: 64 },
   });
   await app.register(swagger, {

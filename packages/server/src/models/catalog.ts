@@ -73,14 +73,19 @@ export class ModelCatalog {
       .filter((f): f is { fold: number; file: string } => f.file !== null);
     if (weights.length === 0) throw new ModelFolderError(`model ${id} has no trained fold`);
     const files = [planPath, ...weights.map((w) => w.file)];
-    const signature = files.map((f) => `${f}:${statSync(f).size}:${statSync(f).mtimeMs}`).join('|');
+    const cardPath = modelCardPaths(dir).json;
+    const signature = [...files, cardPath]
+      .map((f) => {
+        const st = statSync(f, { throwIfNoEntry: false });
+        return `${f}:${st?.size}:${st?.mtimeMs}`;
+      })
+      .join('|');
     const cached = this.cache.get(id);
     if (cached?.signature === signature) return cached.info;
     const plan = loadPlan(planPath);
     const h = createHash('sha256');
     for (const f of files) h.update(readFileSync(f));
     const sha = h.digest('hex');
-    const cardPath = modelCardPaths(dir).json;
     let card: Record<string, unknown> | null = null;
     if (existsSync(cardPath)) {
       try {
