@@ -61,10 +61,16 @@ export function caseForm(fields: Record<string, string>, file?: { bytes: Uint8Ar
 
 export async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;
+  let last: unknown;
   for (;;) {
-    const v = await f();
+    let v: T | undefined;
+    try {
+      v = await f();
+    } catch (e) {
+      last = e;
+    }
     if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
