@@ -382,3 +382,32 @@ test('CORS is closed: no Access-Control-Allow-Origin on answers, and preflights 
   assert.equal(pre.headers.get('access-control-allow-origin'), null);
   assert.equal(pre.headers.get('access-control-allow-methods'), null);
 });
+
+test('DELETE /jobs/:id stops a running job: its worker gives up at the next heartbeat and writes nothing', async () => {
+  const r = await submit(admin, 'hippo', hippocampusCase(6).bytes, 'x.nii.gz');
+  const { id } = (await r.json()) as { id: string };
+  await waitFor(
+    'the job to run',
+    async () => {
+      const j = (await (await fetch(`${svc.url}/jobs/${id}`, { headers: admin })).json()) as { state: string; progress: number };
+      return j.state === 'running' && j.progress > 0.05 ? j : undefined;
+    },
+    60_000,
+    20,
+  );
+  const del = await fetch(`${svc.url}/jobs/${id}`, { method: 'DELETE', headers: admin });
+  assert.equal(del.status, 200);
+  assert.equal(((await del.json()) as { state: string }).state, 'cancelled');
+  // The worker takes the next job once it has let this one go.
+  const next = await submit(admin, 'hippo', hippocampusCase(7).bytes, 'y.nii.gz');
+  const nextId = ((await next.json()) as { id: string }).id;
+  assert.equal((await finished(admin, nextId)).state, 'done');
+  assert.equal(svc.jobs.get(id)!.state, 'cancelled');
+  assert.equal(svc.jobs.eventCount(id, 'completed'), 0);
+  assert.equal(svc.jobs.eventCount(id, 'outcome-rejected'), 0, 'the worker stopped early instead of finishing and being refused');
+  assert.deepEqual(
+    results().filter((f) => f.startsWith(id)),
+    [],
+    'no result file',
+  );
+});
