@@ -6,60 +6,17 @@
  * deadline, and the process group is killed whatever happens.
  */
 import { strict as assert } from 'node:assert';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { readVolume } from '@medseg/medseg/io/read';
-import { repoRoot } from '@medseg/medseg/testing/data';
 import { openDatabase } from './store/db.ts';
 import { JobStore } from './store/jobs.ts';
 import { auth, caseForm, hippocampusCase, tempDir, waitFor, writeModels } from './testing/fixture.ts';
+import { groupAlive, killGroup, spawnServer } from './testing/spawn.ts';
 
 const JOBS = 20;
 const groups: number[] = [];
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Starts medseg-serve from the sources in its own process group; resolves with its start-up line. */
-async function serve(
-  data: string,
-  models: string,
-): Promise<{ child: ChildProcess; url: string; adminKey: string | null; recovered: { requeued: number; removedFiles: number } }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'packages/server/src/cli.ts', '--data', data, '--models', models, '--json'], {
-    cwd: repoRoot,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  groups.push(child.pid!);
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${err}`)), 60_000);
-    child.on('exit', (code) => reject(new Error(`server exited (${code}) before starting:\n${err}`)));
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n')[0]!;
-      if (out.includes('\n') && line.startsWith('{"url"')) {
-        clearTimeout(t);
-        resolve({ child, ...(JSON.parse(line) as { url: string; adminKey: string | null; recovered: { requeued: number; removedFiles: number } }) });
-      }
-    });
-  });
-}
-
-async function killGroup(pgid: number): Promise<void> {
-  if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
-  await waitFor(`process group ${pgid} to end`, () => (groupAlive(pgid) ? undefined : true), 10_000, 50);
-}
 
 after(async () => {
   for (const g of groups) if (groupAlive(g)) process.kill(-g, 'SIGKILL');
@@ -79,7 +36,7 @@ test(
       JSON.stringify({ port: 0, workers: 2, leaseMs: 2000, heartbeatMs: 400, pollMs: 200, logLevel: 'error', rateLimit: { max: 100_000, windowMs: 60_000 } }),
     );
 
-    const first = await serve(data, models);
+    const first = await spawnServer(data, models, groups);
     assert.ok(first.adminKey);
     const h = auth(first.adminKey!);
     const ids: string[] = [];
@@ -114,7 +71,7 @@ test(
     const doneBefore = atKill.filter((j) => j.state === 'done').length;
     assert.ok(doneBefore < JOBS, 'the kill came mid-run');
 
-    const second = await serve(data, models);
+    const second = await spawnServer(data, models, groups);
     assert.equal(second.adminKey, null, 'the admin key is made only on the first start');
     const final = await waitFor(
       'every job to finish after the restart',
