@@ -111,7 +111,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       maxDecompressedBytes: c.maxDecompressedBytes,
       rateLimit: c.rateLimit,
       onSubmitted: () => pool?.wake(),
-      logger: c.logLevel === 'silent' ? false : { level: c.logLevel },
+      logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
     });
     pool = new WorkerPool({
       workers: c.workers,

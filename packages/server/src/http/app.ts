@@ -43,7 +43,8 @@ export interface AppOptions {
   rateLimit: { max: number; windowMs: number };
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
-  logger?: boolean | { level: string };
+  /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
+  logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
 /** An error answered with its status and message as they are. */
