@@ -41,6 +41,12 @@ export interface AppOptions {
   maxVoxelBytes: number;
   maxDecompressedBytes: number;
   rateLimit: { max: number; windowMs: number };
+  /**
+   * Failed key checks allowed per client address and window (default 20 a
+   * minute); past it the address gets 429 before any key is checked, so
+   * guessing costs the server no slow hashing.
+   */
+  authFailureLimit?: { max: number; windowMs: number };
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
   /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
@@ -138,14 +144,38 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return payload;
   });
 
+  const failureLimit = o.authFailureLimit ?? { max: 20, windowMs: 60_000 };
+  const failures = new Map<string, { n: number; since: number }>();
+  const failuresOf = (ip: string) => {
+    const now = Date.now();
+    let f = failures.get(ip);
+    if (!f || now - f.since >= failureLimit.windowMs) {
+      if (failures.size > 10_000) failures.clear();
+      f = { n: 0, since: now };
+      failures.set(ip, f);
+    }
+    return f;
+  };
+
   // Keys are checked first, before any body is read.
   app.addHook('onRequest', async (req) => {
     const scope = req.routeOptions.config?.scope;
     if (!scope) return;
     const presented = presentedKey(req);
     if (!presented) throw new HttpError(401, 'NO_KEY', 'an API key is required: send "Authorization: Bearer msk_..."');
+    const f = failuresOf(req.ip);
+    if (f.n >= failureLimit.max) {
+      throw new HttpError(
+        429,
+        'AUTH_RATE_LIMITED',
+        `too many failed key checks from this address (${failureLimit.max} per ${failureLimit.windowMs / 1000} s): wait and retry`,
+      );
+    }
     const r = await o.keys.verify(presented);
-    if (!r.ok) throw new HttpError(401, `KEY_${r.reason.toUpperCase()}`, KEY_REFUSED[r.reason]!);
+    if (!r.ok) {
+      f.n++;
+      throw new HttpError(401, `KEY_${r.reason.toUpperCase()}`, KEY_REFUSED[r.reason]!);
+    }
     if (!allows(r.key, scope)) throw new HttpError(403, 'SCOPE', `this key lacks the "${scope}" scope (it has: ${r.key.scopes.join(', ')})`);
     req.apiKey = r.key;
   });

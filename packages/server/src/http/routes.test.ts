@@ -300,7 +300,7 @@ test('a key sees only its own jobs; cancelling a finished job is a 409, and a se
 });
 
 /** An API without workers, on its own database: jobs stay queued. */
-async function apiOnly(rateMax = 1000) {
+async function apiOnly(rateMax = 1000, authFailureMax = 20) {
   const dir = tempDir();
   const db = openDatabase(join(dir, 'db.sqlite'));
   const jobs = new JobStore(db);
@@ -318,6 +318,7 @@ async function apiOnly(rateMax = 1000) {
     maxVoxelBytes: 1 << 30,
     maxDecompressedBytes: 1 << 30,
     rateLimit: { max: rateMax, windowMs: 60_000 },
+    authFailureLimit: { max: authFailureMax, windowMs: 60_000 },
   });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const k1 = (await keys.create({ name: 'one', scopes: ['submit', 'read'] })).secret;
@@ -410,4 +411,20 @@ test('DELETE /jobs/:id stops a running job: its worker gives up at the next hear
     [],
     'no result file',
   );
+});
+
+test('an address that fails key checks too often gets 429 before any key is hashed', async () => {
+  const api = await apiOnly(1000, 3);
+  try {
+    const wrong = auth(api.k1.slice(0, -3) + 'xyz');
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await fetch(`${api.url}/models`, { headers: wrong })).status);
+    assert.deepEqual(statuses, [401, 401, 401, 429]);
+    const r = await fetch(`${api.url}/models`, { headers: auth(api.k1) });
+    assert.equal(r.status, 429, 'the address waits, whatever key it sends');
+    assert.equal(((await r.json()) as { code: string }).code, 'AUTH_RATE_LIMITED');
+    assert.equal((await fetch(`${api.url}/health`)).status, 200);
+  } finally {
+    await api.close();
+  }
 });
