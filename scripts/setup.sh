@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent setup: Debian packages, npm ci, the native libtorch binding.
+# Idempotent setup: Debian packages, npm ci, the native libtorch binding,
+# better-sqlite3 built from source.
 # Each step is skipped when it is already done, so running it again is cheap.
 #
 #   bash scripts/setup.sh run    what running medseg needs (scripts/main.sh)
@@ -59,4 +60,18 @@ if [ ! -f "$addon" ] || [ -n "$(find packages/torch/native packages/torch/bindin
   (cd packages/torch && npx --no-install node-gyp rebuild --nodedir=/usr -j "$(nproc)" --loglevel=error >/dev/null)
 else
   log "libtorch binding up to date"
+fi
+
+# 4. better-sqlite3 (packages/server's job queue) from the SQLite sources it
+#    ships. Its install script would first try to download a prebuilt binary,
+#    so allowScripts in package.json denies it and the addon is built here,
+#    offline, against Node's headers in /usr (about two minutes on 2 cores).
+#    npm ci removes the build, and a new version brings new sources: both
+#    trigger a rebuild.
+sqlite_addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+if [ ! -f "$sqlite_addon" ] || [ node_modules/better-sqlite3/package.json -nt "$sqlite_addon" ]; then
+  log "building better-sqlite3 from its bundled SQLite sources (about two minutes)"
+  (cd node_modules/better-sqlite3 && npx --no-install node-gyp rebuild --release --nodedir=/usr -j "$(nproc)" --loglevel=error >/dev/null)
+else
+  log "better-sqlite3 up to date"
 fi

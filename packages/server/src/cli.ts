@@ -1,0 +1,100 @@
+/**
+ * `medseg-serve`: starts the service with safe defaults (loopback, a data
+ * folder, worker processes) and prints, on a first start, the admin key,
+ * once. Settings come from flags, MEDSEG_SERVE_* variables or a JSON config
+ * file (see config.ts). SIGINT/SIGTERM stop it: the API closes, each worker
+ * finishes the job in hand. Exit codes: 0 stopped, 2 bad setting or busy data
+ * folder, 64 usage, 1 bug.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config.ts';
+import { DataFolderBusy, startService } from './service.ts';
+
+const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--port N] [--workers N] [--config FILE] [--json]
+
+  --data DIR      data folder: database, uploads, results (default ./medseg-data)
+  --models DIR    model folders, one per model, named by its id (default DATA/models)
+  --host HOST     address to listen on (default 127.0.0.1: this machine only)
+  --port N        port (default 8420; 0 picks a free one)
+  --workers N     worker processes (default: half the cores, at least 1)
+  --config FILE   JSON settings (default DATA/config.json when present)
+  --json          print the start-up facts as one JSON line
+
+Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL.
+Keys: the first start prints an admin key once; make others with POST /keys.`;
+
+function int(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new ConfigError(`--${name} takes a whole number (got ${JSON.stringify(v)})`);
+  return Number(v);
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        data: { type: 'string' },
+        models: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        workers: { type: 'string' },
+        config: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 64;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  try {
+    const config = loadConfig({
+      dataDir: args.data,
+      modelsDir: args.models,
+      host: args.host,
+      port: int('port', args.port),
+      workers: int('workers', args.workers),
+      config: args.config,
+    });
+    const svc = await startService(config);
+    if (args.json) {
+      process.stdout.write(
+        `${JSON.stringify({ url: svc.url, adminKey: svc.adminKey ?? null, pid: process.pid, dataDir: config.dataDir, recovered: svc.recovered })}\n`,
+      );
+    } else {
+      process.stdout.write(`medseg server at ${svc.url} (data: ${config.dataDir}, models: ${config.modelsDir}, ${config.workers} worker(s))\n`);
+      if (svc.recovered.requeued || svc.recovered.removedFiles) {
+        process.stdout.write(
+          `recovered from an unclean stop: ${svc.recovered.requeued} job(s) requeued, ${svc.recovered.removedFiles} partial file(s) removed\n`,
+        );
+      }
+      if (svc.adminKey) process.stdout.write(`admin key (shown this once; keep it safe): ${svc.adminKey}\n`);
+    }
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await svc.close();
+    return 0;
+  } catch (e) {
+    if (
+      e instanceof ConfigError ||
+      e instanceof DataFolderBusy ||
+      (e as NodeJS.ErrnoException).code === 'EADDRINUSE' ||
+      (e as NodeJS.ErrnoException).code === 'EACCES'
+    ) {
+      process.stderr.write(`medseg-serve: ${(e as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`medseg-serve: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();

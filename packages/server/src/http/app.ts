@@ -1,0 +1,390 @@
+/**
+ * The HTTP API: routes, their schemas, API-key checks, per-key rate limits,
+ * the OpenAPI description, and one error shape for every failure. Every bad
+ * request gets a 4xx with a message that says what to do; a failure of the
+ * server itself is logged and answered with a 500 that shows no internals.
+ * No CORS headers are sent: browsers on other origins are refused by default.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { STATUS_CODES } from 'node:http';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import type { Job, JobStore } from '../store/jobs.ts';
+import { allows, type ApiKey, type KeyStore, type Scope } from '../store/keys.ts';
+import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
+import { receiveCase, UploadError } from '../upload/receive.ts';
+import { FORMAT_ENDING, type UploadFormat } from '../upload/sniff.ts';
+import * as S from './schemas.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    apiKey: ApiKey | null;
+  }
+  interface FastifyContextConfig {
+    /** The scope a route needs; routes without one are open (health, OpenAPI). */
+    scope?: Scope;
+  }
+}
+
+export interface AppOptions {
+  jobs: JobStore;
+  keys: KeyStore;
+  catalog: ModelCatalog;
+  /** The data folder: uploads/ and results/ below it; paths in the database are relative to it. */
+  dataDir: string;
+  maxUploadBytes: number;
+  maxVoxelBytes: number;
+  maxDecompressedBytes: number;
+  rateLimit: { max: number; windowMs: number };
+  /**
+   * Failed key checks allowed per client address and window (default 20 a
+   * minute); past it the address gets 429 before any key is checked, so
+   * guessing costs the server no slow hashing.
+   */
+  authFailureLimit?: { max: number; windowMs: number };
+  /** Called after a job is queued (wakes idle workers). */
+  onSubmitted?: (job: Job) => void;
+  /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
+  logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+}
+
+/** An error answered with its status and message as they are. */
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function jobView(j: Job) {
+  return {
+    id: j.id,
+    model: j.model,
+    modelVersion: j.modelVersion,
+    state: j.state,
+    progress: j.progress,
+    attempt: j.attempt,
+    inputFormat: j.inputFormat,
+    error: j.error,
+    createdAt: iso(j.createdAt)!,
+    startedAt: iso(j.startedAt),
+    finishedAt: iso(j.finishedAt),
+    resultUrl: j.state === 'done' ? `/jobs/${j.id}/result` : null,
+  };
+}
+
+function keyView(k: ApiKey) {
+  return { id: k.id, name: k.name, scopes: k.scopes, createdAt: iso(k.createdAt)!, expiresAt: iso(k.expiresAt), revokedAt: iso(k.revokedAt) };
+}
+
+const RESULT_TYPE: Record<UploadFormat, string> = {
+  nifti: 'application/octet-stream',
+  'nifti-gz': 'application/gzip',
+  nrrd: 'application/octet-stream',
+  png: 'image/png',
+};
+
+function presentedKey(req: FastifyRequest): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
+    return m ? m[1] : auth.trim();
+  }
+  const x = req.headers['x-api-key'];
+  return typeof x === 'string' ? x.trim() : undefined;
+}
+
+const KEY_REFUSED: Record<string, string> = {
+  malformed: 'the API key is malformed (keys look like msk_<16 hex>_<43 characters>)',
+  unknown: 'the API key is not known to this server',
+  expired: 'the API key has expired: ask an administrator for a new one',
+  revoked: 'the API key has been revoked: ask an administrator for a new one',
+};
+
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: o.logger ?? false,
+    bodyLimit: 64 * 1024,
+    // Strict validation: unknown properties are refused, not silently dropped; no type coercion.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+    return503OnClosing: true,
+  });
+  const uploadsDir = join(o.dataDir, 'uploads');
+
+  app.decorateRequest('apiKey', null);
+
+  app.setErrorHandler((err: FastifyError | HttpError | UploadError, req: FastifyRequest, reply: FastifyReply) => {
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      req.log.error({ err }, 'request failed');
+      return reply
+        .status(status)
+        .send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', code: 'INTERNAL', message: 'internal server error (logged on the server)' });
+    }
+    if (status === 401) reply.header('www-authenticate', 'Bearer realm="medseg"');
+    const code = 'code' in err && typeof err.code === 'string' ? err.code : (err as FastifyError).validation ? 'BAD_REQUEST' : 'ERROR';
+    return reply.status(status).send({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', code, message: err.message });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send({ statusCode: 404, error: 'Not Found', code: 'NO_ROUTE', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  );
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  const failureLimit = o.authFailureLimit ?? { max: 20, windowMs: 60_000 };
+  const failures = new Map<string, { n: number; since: number }>();
+  const failuresOf = (ip: string) => {
+    const now = Date.now();
+    let f = failures.get(ip);
+    if (!f || now - f.since >= failureLimit.windowMs) {
+      if (failures.size > 10_000) failures.clear();
+      f = { n: 0, since: now };
+      failures.set(ip, f);
+    }
+    return f;
+  };
+
+  // Keys are checked first, before any body is read.
+  app.addHook('onRequest', async (req) => {
+    const scope = req.routeOptions.config?.scope;
+    if (!scope) return;
+    const presented = presentedKey(req);
+    if (!presented) throw new HttpError(401, 'NO_KEY', 'an API key is required: send "Authorization: Bearer msk_..."');
+    const f = failuresOf(req.ip);
+    if (f.n >= failureLimit.max) {
+      throw new HttpError(
+        429,
+        'AUTH_RATE_LIMITED',
+        `too many failed key checks from this address (${failureLimit.max} per ${failureLimit.windowMs / 1000} s): wait and retry`,
+      );
+    }
+    const r = await o.keys.verify(presented);
+    if (!r.ok) {
+      f.n++;
+      throw new HttpError(401, `KEY_${r.reason.toUpperCase()}`, KEY_REFUSED[r.reason]!);
+    }
+    if (!allows(r.key, scope)) throw new HttpError(403, 'SCOPE', `this key lacks the "${scope}" scope (it has: ${r.key.scopes.join(', ')})`);
+    req.apiKey = r.key;
+  });
+
+  await app.register(rateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: o.rateLimit.max,
+    timeWindow: o.rateLimit.windowMs,
+    keyGenerator: (req) => (req.apiKey ? `key:${req.apiKey.id}` : `ip:${req.ip}`),
+    errorResponseBuilder: (_req, ctx) => ({
+      statusCode: ctx.statusCode,
+      error: 'Too Many Requests',
+      code: 'RATE_LIMITED',
+      message: `rate limit of ${ctx.max} requests per ${ctx.after} reached for this key: retry later`,
+    }),
+  });
+  await app.register(multipart, {
+    throwFileSizeLimit: true,
+    // The client's file name as sent (not cut to its base name), so that a name reaching for other folders is seen and refused.
+    preservePath: true,
+    limits: { fileSize: o.maxUploadBytes, files: 1, fields: 4, fieldSize: 1024, parts: 6, headerPairs: 64 },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'medseg', version: '0.1.0', description: 'Medical image segmentation as a service: submit a case, poll its job, fetch the mask.' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'msk_<id>_<secret>' } } },
+      security: [{ apiKey: [] }],
+    },
+    // Shared schemas appear under their own names (components/schemas/Job, ...).
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  for (const s of [S.errorSchema, S.jobSchema, S.modelSchema, S.keySchema]) app.addSchema(s);
+
+  const ownJob = (req: FastifyRequest, id: string): Job => {
+    const j = o.jobs.get(id);
+    // Another key's job is reported as absent: keys do not learn of each other's jobs.
+    if (!j || (!allows(req.apiKey!, 'admin') && j.keyId !== req.apiKey!.id)) throw new HttpError(404, 'NO_JOB', `no job ${id}`);
+    return j;
+  };
+
+  app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  app.get(
+    '/models',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: 'the models this server offers, with their model cards and versions',
+        response: { 200: { type: 'object', required: ['models'], properties: { models: { type: 'array', items: { $ref: 'Model#' } } } }, ...S.errorResponses },
+      },
+    },
+    async (req) => ({ models: o.catalog.list((id, e) => req.log.warn({ model: id, err: e.message }, 'model folder left out')) }),
+  );
+
+  app.post(
+    '/jobs',
+    {
+      config: { scope: 'submit' },
+      schema: {
+        summary: 'submit a case for segmentation (multipart: model, file)',
+        consumes: ['multipart/form-data'],
+        body: S.submitBody,
+        response: { 202: { $ref: 'Job#' }, ...S.errorResponses },
+      },
+      // The multipart stream is checked by the handler as it is read (size, content, fields); the schema documents it.
+      validatorCompiler: () => () => true,
+    },
+    async (req, reply) => {
+      if (!req.isMultipart()) throw new HttpError(415, 'NOT_MULTIPART', 'send the case as multipart/form-data with the fields "model" and "file"');
+      const rec = await receiveCase(req.parts(), uploadsDir, o);
+      let stored: string | undefined;
+      try {
+        const model = rec.fields.model;
+        if (!model) throw new HttpError(400, 'NO_MODEL', 'the form field "model" is missing: name one of GET /models');
+        let info;
+        try {
+          info = o.catalog.info(model);
+        } catch (e) {
+          if (e instanceof ModelFolderError) throw new HttpError(400, 'UNKNOWN_MODEL', `${e.message}: name one of GET /models`);
+          throw e;
+        }
+        if (info.channels.length !== 1) {
+          throw new HttpError(400, 'CHANNELS', `model ${model} needs ${info.channels.length} channels (${info.channels.join(', ')}); uploads hold one image`);
+        }
+        const id = randomBytes(16).toString('hex');
+        const rel = `uploads/${id}${FORMAT_ENDING[rec.format]}`;
+        await rename(rec.path, join(o.dataDir, rel));
+        stored = rel;
+        const job = o.jobs.submit({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id });
+        stored = undefined;
+        o.onSubmitted?.(job);
+        return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
+      } finally {
+        await unlink(rec.path).catch(() => undefined);
+        if (stored) await unlink(join(o.dataDir, stored)).catch(() => undefined);
+      }
+    },
+  );
+
+  app.get(
+    '/jobs/:id',
+    {
+      config: { scope: 'read' },
+      schema: { summary: 'status and progress of a job', params: S.jobIdParams, response: { 200: { $ref: 'Job#' }, ...S.errorResponses } },
+    },
+    async (req) => jobView(ownJob(req, (req.params as { id: string }).id)),
+  );
+
+  app.get(
+    '/jobs/:id/result',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "the label map, in the input's format",
+        params: S.jobIdParams,
+        produces: ['application/octet-stream', 'application/gzip', 'image/png'],
+        response: { 200: { description: 'the label map', type: 'string', format: 'binary' }, ...S.errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const j = ownJob(req, (req.params as { id: string }).id);
+      if (j.state !== 'done' || !j.resultPath) {
+        const why =
+          j.state === 'failed'
+            ? `it failed: ${j.error}`
+            : j.state === 'cancelled'
+              ? 'it was cancelled'
+              : `it is ${j.state} (progress ${Math.round(j.progress * 100)} %)`;
+        throw new HttpError(409, 'NOT_DONE', `job ${j.id} has no result: ${why}`);
+      }
+      const path = join(o.dataDir, j.resultPath);
+      if (!existsSync(path)) throw new Error(`result file of job ${j.id} is missing: ${path}`);
+      const format = j.inputFormat as UploadFormat;
+      return reply
+        .header('content-type', RESULT_TYPE[format])
+        .header('content-disposition', `attachment; filename="${j.id}_seg${FORMAT_ENDING[format]}"`)
+        .send(createReadStream(path));
+    },
+  );
+
+  app.delete(
+    '/jobs/:id',
+    {
+      config: { scope: 'submit' },
+      schema: { summary: 'cancel a queued or running job', params: S.jobIdParams, response: { 200: { $ref: 'Job#' }, ...S.errorResponses } },
+    },
+    async (req) => {
+      const j = ownJob(req, (req.params as { id: string }).id);
+      const r = o.jobs.cancel(j.id);
+      if (!r || r.after !== 'cancelled' || (r.before !== 'queued' && r.before !== 'running')) {
+        throw new HttpError(409, 'FINISHED', `job ${j.id} is already ${r?.after ?? j.state}: nothing to cancel`);
+      }
+      return jobView(o.jobs.get(j.id)!);
+    },
+  );
+
+  app.post(
+    '/keys',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'create an API key (its secret is shown once, in this response)',
+        body: S.newKeyBody,
+        response: {
+          201: { type: 'object', required: ['key', 'secret'], properties: { key: { $ref: 'ApiKey#' }, secret: { type: 'string' } } },
+          ...S.errorResponses,
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as { name: string; scopes: Scope[]; expiresInSeconds?: number };
+      const { key, secret } = await o.keys.create({
+        name: b.name,
+        scopes: b.scopes,
+        expiresAt: b.expiresInSeconds ? Date.now() + b.expiresInSeconds * 1000 : null,
+      });
+      return reply.status(201).send({ key: keyView(key), secret });
+    },
+  );
+
+  app.get(
+    '/keys',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        summary: 'the API keys (never their secrets)',
+        response: { 200: { type: 'object', required: ['keys'], properties: { keys: { type: 'array', items: { $ref: 'ApiKey#' } } } }, ...S.errorResponses },
+      },
+    },
+    async () => ({ keys: o.keys.list().map(keyView) }),
+  );
+
+  app.delete(
+    '/keys/:id',
+    {
+      config: { scope: 'admin' },
+      schema: { summary: 'revoke an API key', params: S.keyIdParams, response: { 200: { $ref: 'ApiKey#' }, ...S.errorResponses } },
+    },
+    async (req) => {
+      const id = (req.params as { id: string }).id;
+      if (!o.keys.get(id)) throw new HttpError(404, 'NO_KEY', `no key ${id}`);
+      o.keys.revoke(id);
+      return keyView(o.keys.get(id)!);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,114 @@
+/**
+ * JSON schemas of the API: requests are validated against them, responses
+ * serialised through them, and the OpenAPI description is made from them.
+ */
+
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  required: ['statusCode', 'error', 'message'],
+  properties: {
+    statusCode: { type: 'integer' },
+    error: { type: 'string', description: 'the HTTP status text' },
+    code: { type: 'string', description: 'a machine-readable reason' },
+    message: { type: 'string', description: 'what was wrong and what to do' },
+  },
+} as const;
+
+export const jobSchema = {
+  $id: 'Job',
+  type: 'object',
+  required: ['id', 'model', 'modelVersion', 'state', 'progress', 'attempt', 'inputFormat', 'createdAt'],
+  properties: {
+    id: { type: 'string' },
+    model: { type: 'string' },
+    modelVersion: { type: 'string', description: 'first 12 hex digits of the SHA-256 of the plan and weights' },
+    state: { type: 'string', enum: ['queued', 'running', 'done', 'failed', 'cancelled'] },
+    progress: { type: 'number', minimum: 0, maximum: 1 },
+    attempt: { type: 'integer', description: 'how many times a worker has taken the job' },
+    inputFormat: { type: 'string', enum: ['nifti', 'nifti-gz', 'nrrd', 'png'] },
+    error: { type: ['string', 'null'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    startedAt: { type: ['string', 'null'], format: 'date-time' },
+    finishedAt: { type: ['string', 'null'], format: 'date-time' },
+    resultUrl: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const modelSchema = {
+  $id: 'Model',
+  type: 'object',
+  required: ['id', 'dataset', 'dims', 'architecture', 'channels', 'labels', 'folds', 'version', 'weightsSha256', 'card'],
+  properties: {
+    id: { type: 'string' },
+    dataset: { type: 'string' },
+    dims: { type: 'string' },
+    architecture: { type: 'string' },
+    channels: { type: 'array', items: { type: 'string' } },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    folds: { type: 'array', items: { type: 'integer' } },
+    version: { type: 'string' },
+    weightsSha256: { type: 'string' },
+    card: { type: ['object', 'null'], additionalProperties: true },
+  },
+} as const;
+
+export const keySchema = {
+  $id: 'ApiKey',
+  type: 'object',
+  required: ['id', 'name', 'scopes', 'createdAt'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    scopes: { type: 'array', items: { type: 'string', enum: ['submit', 'read', 'admin'] } },
+    createdAt: { type: 'string', format: 'date-time' },
+    expiresAt: { type: ['string', 'null'], format: 'date-time' },
+    revokedAt: { type: ['string', 'null'], format: 'date-time' },
+  },
+} as const;
+
+export const jobIdParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } },
+  additionalProperties: false,
+} as const;
+
+export const keyIdParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: '^[0-9a-f]{16}$' } },
+  additionalProperties: false,
+} as const;
+
+export const newKeyBody = {
+  type: 'object',
+  required: ['name', 'scopes'],
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 100 },
+    scopes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: ['submit', 'read', 'admin'] } },
+    expiresInSeconds: { type: 'integer', minimum: 1, maximum: 10 * 365 * 24 * 3600 },
+  },
+} as const;
+
+export const submitBody = {
+  type: 'object',
+  required: ['model', 'file'],
+  properties: {
+    model: { type: 'string', description: 'a model id from GET /models' },
+    file: { type: 'string', format: 'binary', description: 'the case: NIfTI (.nii, .nii.gz), NRRD with attached data, or PNG; told by its bytes' },
+  },
+} as const;
+
+export const errorResponses = {
+  400: { $ref: 'Error#' },
+  401: { $ref: 'Error#' },
+  403: { $ref: 'Error#' },
+  404: { $ref: 'Error#' },
+  409: { $ref: 'Error#' },
+  413: { $ref: 'Error#' },
+  415: { $ref: 'Error#' },
+  429: { $ref: 'Error#' },
+  500: { $ref: 'Error#' },
+} as const;

@@ -1,0 +1,152 @@
+/**
+ * The running service: the data folder (database, uploads, results) made
+ * ready, what a crash left behind cleared away (expired leases back in the
+ * queue, half-received uploads and unrecorded result files removed), the
+ * worker pool started and the HTTP API listening. On a first start, with no
+ * key in the database, an admin key is made and handed back to be shown once.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './http/app.ts';
+import { ModelCatalog } from './models/catalog.ts';
+import { openDatabase, type Db } from './store/db.ts';
+import { JobStore } from './store/jobs.ts';
+import { KeyStore } from './store/keys.ts';
+import { WorkerPool } from './worker/pool.ts';
+import type { ServiceConfig } from './config.ts';
+
+export interface Service {
+  url: string;
+  /** The admin key made on this start (first start only): shown once, stored only as a hash. */
+  adminKey: string | undefined;
+  app: FastifyInstance;
+  pool: WorkerPool;
+  jobs: JobStore;
+  /** What the start-up found and cleared. */
+  recovered: { requeued: number; removedFiles: number };
+  close(): Promise<void>;
+}
+
+/** Another server is using this data folder. */
+export class DataFolderBusy extends Error {
+  override readonly name = 'DataFolderBusy';
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One server per data folder: server.pid names it; a stale file (its process gone) is taken over. */
+function lockDataFolder(dataDir: string): () => void {
+  const path = join(dataDir, 'server.pid');
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new DataFolderBusy(`another medseg server (pid ${pid}) uses the data folder ${dataDir}`);
+      }
+      unlinkSync(path);
+    }
+  }
+  throw new DataFolderBusy(`cannot take the data folder ${dataDir}`);
+}
+
+/** Removes upload and result files no job refers to: what a crash mid-upload or mid-write left. */
+export function removeOrphanFiles(dataDir: string, jobs: JobStore): number {
+  const { inputs, results } = jobs.referencedFiles();
+  let n = 0;
+  for (const [sub, keep] of [
+    ['uploads', inputs],
+    ['results', results],
+  ] as const) {
+    for (const f of readdirSync(join(dataDir, sub))) {
+      if (keep.has(`${sub}/${f}`)) continue;
+      unlinkSync(join(dataDir, sub, f));
+      n++;
+    }
+  }
+  return n;
+}
+
+export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: number) => void } = {}): Promise<Service> {
+  for (const d of [c.dataDir, join(c.dataDir, 'uploads'), join(c.dataDir, 'results')]) mkdirSync(d, { recursive: true });
+  if (!existsSync(c.modelsDir)) mkdirSync(c.modelsDir, { recursive: true });
+  const unlock = lockDataFolder(c.dataDir);
+  let db: Db | undefined;
+  let pool: WorkerPool | undefined;
+  try {
+    const dbPath = join(c.dataDir, 'medseg.sqlite');
+    db = openDatabase(dbPath);
+    const jobs = new JobStore(db, { maxAttempts: c.maxAttempts });
+    const keys = new KeyStore(db);
+    let adminKey: string | undefined;
+    if (keys.count() === 0) adminKey = (await keys.create({ name: 'admin (made on first start)', scopes: ['admin'] })).secret;
+    const requeued = jobs.requeueExpired();
+    const removedFiles = removeOrphanFiles(c.dataDir, jobs);
+    const app = await buildApp({
+      jobs,
+      keys,
+      catalog: new ModelCatalog(c.modelsDir),
+      dataDir: c.dataDir,
+      maxUploadBytes: c.maxUploadBytes,
+      maxVoxelBytes: c.maxVoxelBytes,
+      maxDecompressedBytes: c.maxDecompressedBytes,
+      rateLimit: c.rateLimit,
+      onSubmitted: () => pool?.wake(),
+      logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
+    });
+    pool = new WorkerPool({
+      workers: c.workers,
+      dbPath,
+      dataDir: c.dataDir,
+      modelsDir: c.modelsDir,
+      leaseMs: c.leaseMs,
+      heartbeatMs: c.heartbeatMs,
+      pollMs: c.pollMs,
+      maxAttempts: c.maxAttempts,
+      log: (m) => app.log.warn(m),
+      onStart: o.onWorkerStart,
+    });
+    pool.start();
+    const address = await app.listen({ host: c.host, port: c.port });
+    const openDb = db;
+    const openPool = pool;
+    return {
+      url: address,
+      adminKey,
+      app,
+      pool,
+      jobs,
+      recovered: { requeued, removedFiles },
+      async close() {
+        await app.close();
+        await openPool.stop();
+        openDb.close();
+        unlock();
+      },
+    };
+  } catch (e) {
+    await pool?.stop(1000);
+    db?.close();
+    unlock();
+    throw e;
+  }
+}

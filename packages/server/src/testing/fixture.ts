@@ -1,0 +1,76 @@
+/**
+ * Test helpers of the service: tiny model folders (untrained networks from
+ * @medseg/medseg's model fixture: the paths, not accuracy, are under test),
+ * real cases from the shared data, a service on a loopback port in a fresh
+ * data folder, and small HTTP helpers.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeFixtureModel } from '@medseg/medseg/testing/model-fixture';
+import { dataPath } from '@medseg/medseg/testing/data';
+import { defaultConfig, type ServiceConfig } from '../config.ts';
+
+export function tempDir(prefix = 'medseg-server-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Models folder with `hippo` (3D MRI, one fold) and `gray` (2D grey, one fold). */
+export function writeModels(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeFixtureModel(join(dir, 'hippo'), 'mri3d', [{ weights: { best: 'random' } }]);
+  writeFixtureModel(join(dir, 'gray'), 'gray2d', [{ weights: { best: 'random' } }]);
+  return dir;
+}
+
+/** The n-th hippocampus crop of the shared data (MSD Task04, ~35x51x35 voxels). */
+export function hippocampusCase(n = 1): { path: string; bytes: Buffer } {
+  const dir = dataPath('msd-hippocampus', 'images');
+  const names = readdirSync(dir)
+    .filter((f) => f.endsWith('.nii.gz'))
+    .sort();
+  const path = join(dir, names[(n - 1) % names.length]!);
+  return { path, bytes: readFileSync(path) };
+}
+
+export function testConfig(dataDir: string, modelsDir: string, over: Partial<ServiceConfig> = {}): ServiceConfig {
+  return {
+    ...defaultConfig(dataDir),
+    modelsDir,
+    port: 0,
+    workers: 1,
+    leaseMs: 2000,
+    heartbeatMs: 400,
+    pollMs: 200,
+    logLevel: 'silent',
+    ...over,
+  };
+}
+
+export function auth(key: string): Record<string, string> {
+  return { authorization: `Bearer ${key}` };
+}
+
+/** A multipart body with the given fields and one file part. */
+export function caseForm(fields: Record<string, string>, file?: { bytes: Uint8Array; name: string; type?: string }): FormData {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  if (file) form.append('file', new Blob([file.bytes], { type: file.type ?? 'application/octet-stream' }), file.name);
+  return form;
+}
+
+export async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    let v: T | undefined;
+    try {
+      v = await f();
+    } catch (e) {
+      last = e;
+    }
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * One job, in a worker process: the model folder is loaded (and kept for the
+ * next jobs), the uploaded case read, segmented by the library's
+ * predictVolumes, and the label map written in the input's format. Progress
+ * goes into the lease's heartbeats; when the lease is lost (the job was
+ * cancelled, or the lease expired and another worker took the job) the work
+ * stops and nothing is recorded. The result is written atomically under a
+ * name of its own attempt and recorded only if the lease still holds, so a
+ * result file is either complete and recorded or removed.
+ */
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { disposeModel, loadModel, predictVolumes, readInputCase, type LoadedModel } from '@medseg/medseg/infer/predict';
+import { writeVolume } from '@medseg/medseg/io/read';
+import { MedsegIoError } from '@medseg/medseg/io/errors';
+import { PredictOptionError } from '@medseg/medseg/infer/output-format';
+import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
+import type { Job, JobStore, Lease } from '../store/jobs.ts';
+import { FORMAT_ENDING, type UploadFormat } from '../upload/sniff.ts';
+
+export interface JobContext {
+  jobs: JobStore;
+  catalog: ModelCatalog;
+  dataDir: string;
+  leaseMs: number;
+  heartbeatMs: number;
+  log: (msg: string) => void;
+}
+
+/** The lease was lost while working: stop without recording anything. */
+class LeaseLost extends Error {}
+
+/** A message for the user of a failure that is about the case or the model, not a bug. */
+function userMessage(e: unknown): string | undefined {
+  if (e instanceof MedsegIoError) return e.path && e.message.startsWith(`${e.path}: `) ? e.message.slice(e.path.length + 2) : e.message;
+  if (e instanceof PredictOptionError || e instanceof ModelFolderError) return e.message;
+  return undefined;
+}
+
+/** Loaded models by id, with the version they were loaded at; one at a time is kept (memory). */
+export class ModelCache {
+  private current: { id: string; version: string; model: LoadedModel } | undefined;
+
+  constructor(private readonly catalog: ModelCatalog) {}
+
+  /** The model of a job; throws MedsegIoError when the model changed since the job was submitted. */
+  get(job: Job): LoadedModel {
+    if (this.current?.id === job.model && this.current.version === job.modelVersion) return this.current.model;
+    const info = this.catalog.info(job.model);
+    if (info.version !== job.modelVersion) {
+      throw new ModelFolderError(`model ${job.model} changed since the job was submitted (version ${job.modelVersion}, now ${info.version}): submit again`);
+    }
+    this.dispose();
+    const model = loadModel(this.catalog.folder(job.model)!);
+    this.current = { id: job.model, version: info.version, model };
+    return model;
+  }
+
+  dispose(): void {
+    if (this.current) disposeModel(this.current.model);
+    this.current = undefined;
+  }
+}
+
+/** Works one claimed job to its recorded outcome (or to a lost lease); returns the outcome. */
+export async function runJob(ctx: JobContext, models: ModelCache, job: Job, lease: Lease): Promise<'done' | 'failed' | 'lost'> {
+  let progress = 0;
+  let lost = false;
+  let lastBeat = Date.now();
+  const beat = () => {
+    lastBeat = Date.now();
+    if (!ctx.jobs.heartbeat(lease, ctx.leaseMs, progress)) lost = true;
+  };
+  // Between the synchronous stretches (reading, writing) a timer renews the lease; during prediction the tile callback does.
+  const timer = setInterval(beat, ctx.heartbeatMs);
+  let resultRel: string | undefined;
+  try {
+    const model = models.get(job);
+    progress = 0.02;
+    const images = await readInputCase(join(ctx.dataDir, job.inputPath), model.plan.channels.length);
+    if (lost) throw new LeaseLost();
+    const pred = predictVolumes(model, images, {
+      onTile: (done, total) => {
+        progress = 0.05 + (0.9 * done) / total;
+        if (Date.now() - lastBeat >= ctx.heartbeatMs) beat();
+        if (lost) throw new LeaseLost();
+      },
+    });
+    if (lost) throw new LeaseLost();
+    progress = 0.95;
+    resultRel = `results/${job.id}.a${lease.attempt}${FORMAT_ENDING[job.inputFormat as UploadFormat]}`;
+    await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
+    if (ctx.jobs.complete(lease, resultRel)) return 'done';
+    await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
+    return 'lost';
+  } catch (e) {
+    if (resultRel) await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
+    if (e instanceof LeaseLost || lost) return 'lost';
+    const message = userMessage(e);
+    if (message === undefined) ctx.log(`job ${job.id} failed: ${(e as Error).stack ?? String(e)}`);
+    return ctx.jobs.fail(lease, message ?? 'internal error while predicting (logged on the server)') ? 'failed' : 'lost';
+  } finally {
+    clearInterval(timer);
+  }
+}
