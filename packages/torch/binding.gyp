@@ -14,6 +14,7 @@
         "native/src/tensor_handle.cc",
         "native/src/op_call.cc",
         "native/src/autograd.cc",
+        "native/src/autocast.cc",
         "native/src/caching_allocator.cc"
       ],
       "include_dirs": [

@@ -1,5 +1,5 @@
 /** Element types, with libtorch's c10::ScalarType codes. */
-export type DType = 'uint8' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'bool';
+export type DType = 'uint8' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'bfloat16' | 'float32' | 'float64' | 'bool';
 
 export const DTYPE_CODE: Record<DType, number> = {
   uint8: 0,
@@ -11,6 +11,7 @@ export const DTYPE_CODE: Record<DType, number> = {
   float32: 6,
   float64: 7,
   bool: 11,
+  bfloat16: 15,
 };
 
 const BY_CODE = new Map<number, DType>(Object.entries(DTYPE_CODE).map(([k, v]) => [v, k as DType]));
@@ -31,7 +32,7 @@ export type TypedArrayFor<D extends DType> = D extends 'uint8' | 'bool'
         ? Int32Array
         : D extends 'int64'
           ? BigInt64Array
-          : D extends 'float16'
+          : D extends 'float16' | 'bfloat16'
             ? Uint16Array
             : D extends 'float32'
               ? Float32Array
@@ -65,6 +66,7 @@ export function typedArrayFrom(buf: ArrayBuffer, dtype: DType): AnyTypedArray {
     case 'int64':
       return new BigInt64Array(buf);
     case 'float16':
+    case 'bfloat16':
       return new Uint16Array(buf);
     case 'float32':
       return new Float32Array(buf);
@@ -74,7 +76,7 @@ export function typedArrayFrom(buf: ArrayBuffer, dtype: DType): AnyTypedArray {
 }
 
 export function isFloating(d: DType): boolean {
-  return d === 'float16' || d === 'float32' || d === 'float64';
+  return d === 'float16' || d === 'bfloat16' || d === 'float32' || d === 'float64';
 }
 
 export function elementSize(d: DType): number {
@@ -85,6 +87,7 @@ export function elementSize(d: DType): number {
       return 1;
     case 'int16':
     case 'float16':
+    case 'bfloat16':
       return 2;
     case 'int32':
     case 'float32':

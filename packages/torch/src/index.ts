@@ -9,6 +9,7 @@ export { isFloating } from './dtype.ts';
 export * from './creation.ts';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.ts';
 export { tidy, keep, unkeep, dispose } from './scope.ts';
+export { autocast, isAutocastEnabled, autocastDtype, bf16Support, type AutocastOptions, type AutocastDType, type Bf16Support } from './autocast.ts';
 export { opSchema } from './ops.ts';
 export * from './runtime.ts';
 export * as F from './functional.ts';

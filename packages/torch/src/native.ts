@@ -76,6 +76,11 @@ export interface NativeBinding {
   makeGenerator(seed: number): NativeGenerator;
   generatorState(g?: NativeGenerator | null): NativeTensor;
   setGeneratorState(g: NativeGenerator | null, state: NativeTensor): void;
+  autocastState(): { enabled: boolean; dtypeCode: number; cacheEnabled: boolean };
+  setAutocast(enabled: boolean, dtypeCode: number, cacheEnabled: boolean): void;
+  autocastIncrementNesting(): number;
+  autocastDecrementNesting(): number;
+  autocastClearCache(): void;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -15,6 +15,7 @@ const TO_ST: Record<DType, string> = {
   float32: 'F32',
   float64: 'F64',
   float16: 'F16',
+  bfloat16: 'BF16',
   int64: 'I64',
   int32: 'I32',
   int16: 'I16',

@@ -42,6 +42,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTensorIO(env, exports);
   InitOps(env, exports);
   InitAutograd(env, exports);
+  InitAutocast(env, exports);
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("hasCuda", Napi::Boolean::New(env, at::hasCUDA()));
   exports.Set("allocatorStats", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

@@ -84,5 +84,6 @@ Napi::Value Guard(Napi::Env env, const std::string& what, F&& fn) {
 void InitOps(Napi::Env env, Napi::Object exports);
 void InitAutograd(Napi::Env env, Napi::Object exports);
 void InitTensorIO(Napi::Env env, Napi::Object exports);
+void InitAutocast(Napi::Env env, Napi::Object exports);
 
 }  // namespace medseg

@@ -85,6 +85,7 @@ export function defaultTolerance(dtype: string): Required<Tolerance> {
   if (dtype === 'float64') return { rtol: 1e-10, atol: 1e-12 };
   if (dtype === 'float32') return { rtol: 1e-5, atol: 1e-5 };
   if (dtype === 'float16') return { rtol: 1e-3, atol: 1e-3 };
+  if (dtype === 'bfloat16') return { rtol: 1e-2, atol: 1e-2 };
   return { rtol: 0, atol: 0 };
 }
 
