@@ -111,7 +111,7 @@ async function tinyTrainingSetup(dir: string): Promise<{ dataset: string; plan: 
   plan.batchSize = 1;
   plan.epochs = 1;
   plan.iterationsPerEpoch = 3;
-  plan.inference = { mirror: false, stepFraction: 0.5, transpose: false };
+  plan.inference = { mirror: false, stepFraction: 0.5, transpose: false, precision: 'fp32' };
   plan.training = defaultTraining(plan, { optimizer: 'adamw' });
   await savePlan(join(dir, 'plan.json'), plan);
   writeFileSync(join(dir, 'split.json'), JSON.stringify({ train: ids.slice(0, 2), validation: ids.slice(2) }));

@@ -7,6 +7,7 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { PreprocessedCase } from '../data/types.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
+import type { Precision } from '../plan/types.ts';
 import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
 import { predictMembers, type UncertaintyMaps } from './uncertainty.ts';
 
@@ -32,13 +33,13 @@ export function predictCaseLabels(
   net: { forward(x: Tensor): Tensor | Tensor[] },
   c: PreprocessedCase,
   patchSize: number[],
-  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number },
+  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number; precision?: Precision },
 ): Uint8Array {
   return torch.tidy(() => {
     const [Z, Y, X] = c.shape;
     const spatial = patchSize.length === 2 ? [Y, X] : [Z, Y, X];
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
-    const logits = slidingWindowLogits(net, img, { patchSize, stepFraction: tta.stepFraction, ...ttaOptions(tta, spatial.length) });
+    const logits = slidingWindowLogits(net, img, { patchSize, stepFraction: tta.stepFraction, precision: tta.precision, ...ttaOptions(tta, spatial.length) });
     return logits.argmax(0).to('uint8').toTypedArray() as Uint8Array;
   });
 }

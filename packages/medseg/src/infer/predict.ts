@@ -245,6 +245,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
       const logits = slidingWindowLogits(net, img, {
         patchSize: plan.patchSize,
         stepFraction: inference.stepFraction,
+        precision: inference.precision,
         ...ttaOptions(tta, spatial.length),
         onProgress: o.onTile ? (done, total) => o.onTile!(k * total + done, m.nets.length * total) : undefined,
       });

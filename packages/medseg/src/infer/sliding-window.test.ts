@@ -140,3 +140,19 @@ test('sliding window frees its temporaries', () => {
   assert.equal(torch.liveTensors(), before + 1); // the kept input
   net.dispose();
 });
+
+test('sliding window in bf16: fp32 logits within bf16 precision of the fp32 pass, autocast off afterwards', () => {
+  torch.manualSeed(4);
+  const net = new TinyNet().eval();
+  torch.tidy(() => {
+    const img = torch.randn([1, 20, 18, 22]);
+    const o = { patchSize: [12, 10, 14], mirrorAxes: [0, 1, 2] };
+    const fp32 = slidingWindowLogits(net, img, o);
+    const bf16 = slidingWindowLogits(net, img, { ...o, precision: 'bf16' });
+    assert.equal(bf16.dtype, 'float32');
+    assert.equal(torch.isAutocastEnabled(), false);
+    const rel = bf16.sub(fp32).norm().item() / fp32.norm().item();
+    assert.ok(rel < 0.01 && rel > 0, `relative L2 difference ${rel}`);
+  });
+  net.dispose();
+});

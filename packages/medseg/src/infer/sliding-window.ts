@@ -8,6 +8,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
+import type { Precision } from '../plan/types.ts';
 
 /** One network pass: logits [N, K, ...spatial] for a batch of tiles (a libtorch module, or another engine such as onnxruntime). */
 export interface NetworkPass {
@@ -38,6 +39,8 @@ export interface SlidingWindowOptions {
    * one batch-8 forward; the cap keeps large 3D patches from multiplying memory.
    */
   maxBatchVoxels?: number;
+  /** The network's arithmetic: 'bf16' runs it under CPU autocast (logits come back fp32); default fp32. */
+  precision?: Precision;
 }
 
 /** The TTA options for a number of spatial axes: mirror all of them; transpose the two of a plane (2D only). */
@@ -86,9 +89,10 @@ function mirrorCombos(axes: number[]): number[][] {
   return combos;
 }
 
-function forwardLogits(net: NetworkPass, x: Tensor): Tensor {
-  const out = net.forward(x);
-  return Array.isArray(out) ? out[0]! : out;
+function forwardLogits(net: NetworkPass, x: Tensor, precision: Precision | undefined): Tensor {
+  const out = precision === 'bf16' ? torch.autocast({ dtype: 'bfloat16' }, () => net.forward(x)) : net.forward(x);
+  const logits = Array.isArray(out) ? out[0]! : out;
+  return logits.dtype === 'float32' ? logits : logits.float();
 }
 
 /** Where the tiles of a sliding window over `spatial` go: the padded size, the padding before each axis, and every tile's start. */
@@ -186,7 +190,7 @@ export function slidingWindowLogits(net: NetworkPass, image: Tensor, o: SlidingW
           const members = combos.slice(g, g + group);
           // Flips of the [C, ...spatial] tile, so spatial axis a is dim a + 1.
           const inputs = members.map((combo) => (combo.length ? view.flip(combo.map((a) => a + 1)) : view));
-          const logits = forwardLogits(net, torch.stack(inputs, 0));
+          const logits = forwardLogits(net, torch.stack(inputs, 0), o.precision);
           members.forEach((combo, i) => {
             const l = logits.select(0, i);
             const unflipped = combo.length ? l.flip(combo.map((a) => a + 1)) : l;

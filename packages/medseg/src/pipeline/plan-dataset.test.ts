@@ -5,6 +5,7 @@
  * stored plan is what train uses; `--minutes 0` is nnU-Net's full schedule.
  */
 import { test } from 'node:test';
+import * as torch from '@medseg/torch';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -71,6 +72,10 @@ test('the same flags plan the same, also with two CPU hogs running: timings are 
     const stored = readFileSync(store, 'utf8');
     assert.match(stored, /"throughput /);
     assert.match(stored, /"step /);
+    // The precision was chosen from timed fp32 and bf16 steps (remembered like the others) where the CPU has bf16.
+    assert.match(quiet.plan.precisionChoice.reason, /^(bf16|fp32): /);
+    assert.equal(quiet.plan.inference.precision, quiet.plan.training.precision);
+    if (torch.bf16Support().native) assert.match(stored, /"precision\\?":\\?"bf16/);
 
     // Planning again while two hogs load both CPUs: nothing is re-timed (the
     // store is not rewritten) and the whole plan, step times included, is the same.

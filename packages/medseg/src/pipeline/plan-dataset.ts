@@ -9,7 +9,7 @@ import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { readDataset, type Dataset } from '../data/dataset.ts';
 import { computeFingerprint, type Fingerprint } from '../data/fingerprint.ts';
-import { makePlan, measureThroughput, type PlanOptions } from '../data/planner.ts';
+import { makePlan, measureThroughput, type PlanOptions, type StepTimer } from '../data/planner.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { savePlan } from '../plan/store.ts';
 import type { Plan } from '../plan/types.ts';
@@ -17,6 +17,7 @@ import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, storedPlanPath, type PlanningCho
 import { rememberedStepTimer } from './step-timer.ts';
 import * as torch from '@medseg/torch';
 import { MachineTimings } from '../util/machine-timings.ts';
+import { choosePrecision } from './precision-choice.ts';
 
 export { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, datasetWorkDir, hasPlanningChoices, storedPlanPath, type PlanningChoices } from './planning-choices.ts';
 
@@ -94,11 +95,28 @@ export async function planDataset(o: PlanDatasetOptions): Promise<PlanDatasetRes
     log(`fingerprinting ${ds.training.length} cases ...`);
     fingerprint = await computeFingerprint(ds);
   }
-  const options = plannerOptions(o.choices ?? {}, machineTimings(o.recalibrate));
+  const timings = machineTimings(o.recalibrate);
+  const options = plannerOptions(o.choices ?? {}, timings);
   if (options.budget) log(`timing this machine for a ${options.budget.minutes}-minute budget ...`);
-  const plan = await makePlan(fingerprint, options);
+  let plan = await makePlan(fingerprint, options);
+  plan = await planPrecision(plan, o.choices?.precision ?? 'auto', log, rememberedStepTimer(timings));
   if (path) await savePlan(path, plan);
   return { plan, fingerprint, path };
+}
+
+/** The plan's training and inference precision: as chosen, or measured ('auto', budgeted plans only). */
+async function planPrecision(plan: Plan, choice: 'fp32' | 'bf16' | 'auto', log: (line: string) => void, stepTimer: StepTimer): Promise<Plan> {
+  if (choice === 'auto' && plan.budget) {
+    log('timing a training step in fp32 and bf16 ...');
+    const chosen = await choosePrecision(plan, {
+      timeStep: async (p, precision) => stepTimer(p.network, p.patchSize, p.batchSize, { ...p.training, precision }),
+    });
+    log(chosen.precisionChoice.reason);
+    return chosen;
+  }
+  const precision = choice === 'auto' ? 'fp32' : choice;
+  const reason = choice === 'auto' ? 'fp32: not measured (a plan without a time budget is not timed)' : `${choice}: chosen when planning`;
+  return { ...plan, training: { ...plan.training, precision }, inference: { ...plan.inference, precision }, precisionChoice: { reason } };
 }
 
 /** The stored plan of a dataset, if `medseg plan` wrote one. */

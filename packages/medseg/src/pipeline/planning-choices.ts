@@ -6,7 +6,8 @@
  * Defaults: a time budget of DEFAULT_MINUTES per fold (0: nnU-Net's sizes and
  * full schedule, 1000 x 250 iterations, no timing); architecture 'unet';
  * optimizer and loss from plan/complete.ts (AdamW under a budget, nnU-Net's
- * SGD without; Dice + CE).
+ * SGD without; Dice + CE); precision 'auto' (bf16 when this CPU has native
+ * bf16 and a timed step is clearly faster; only budgeted plans are timed).
  *
  * A dataset's plan: `<dataset>/medseg/plan.json`, written by `medseg plan`
  * and read by `medseg preprocess` and `medseg train`; its preprocessed cases:
@@ -26,6 +27,8 @@ export interface PlanningChoices extends TrainingChoices {
   minutes?: number;
   architecture?: string;
   dims?: '2d' | '3d_fullres';
+  /** Training and inference arithmetic; 'auto' (default): bf16 where the CPU has it and a timed step is faster (budgeted plans only). */
+  precision?: 'fp32' | 'bf16' | 'auto';
 }
 
 /** The folder medseg keeps beside a dataset's own files (plan, preprocessed cases). */

@@ -17,7 +17,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { StepTimer } from '../data/planner.ts';
-import type { NetworkConfig, TrainingSettings } from '../plan/types.ts';
+import type { NetworkConfig, Precision, TrainingSettings } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
 import { makeOptimizer, trainingStep } from '../train/step.ts';
 import type { MachineTimings } from '../util/machine-timings.ts';
@@ -46,7 +46,7 @@ export async function timeTrainingStep(
   network: NetworkConfig,
   patchSize: number[],
   batchSize: number,
-  training: StepTimerTraining,
+  training: StepTimerTraining & { precision?: Precision },
   o: RobustTimingOptions = {},
 ): Promise<StepTiming> {
   const net = createNetwork(network);
@@ -71,9 +71,16 @@ export const timedStepSeconds: StepTimer = async (network, patchSize, batchSize,
   (await timeTrainingStep(network, patchSize, batchSize, training)).seconds;
 
 /** What a timed step depends on: network, patch, batch, the training settings it trains with and the engine's threads. */
-export function stepTimingKey(network: NetworkConfig, patchSize: number[], batchSize: number, training: StepTimerTraining): string {
+export function stepTimingKey(
+  network: NetworkConfig,
+  patchSize: number[],
+  batchSize: number,
+  training: StepTimerTraining & { precision?: Precision },
+): string {
   const t = Object.fromEntries(STEP_TIMER_TRAINING_FIELDS.map((f) => [f, training[f]]));
-  return `step ${JSON.stringify({ network, patchSize, batchSize, training: t, threads: torch.getNumThreads() })}`;
+  // A bf16 step is remembered apart; an fp32 step keeps the key it had before plans had a precision.
+  const precision = training.precision === 'bf16' ? { precision: 'bf16' } : {};
+  return `step ${JSON.stringify({ network, patchSize, batchSize, training: { ...t, ...precision }, threads: torch.getNumThreads() })}`;
 }
 
 /** The planner's step timer, measuring each candidate once per machine and engine and remembering the time in `timings`. */

@@ -48,7 +48,7 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
   plan.batchSize = 2;
   plan.epochs = 3;
   plan.iterationsPerEpoch = 40;
-  plan.inference = { mirror: false, stepFraction: 0.5, transpose: false };
+  plan.inference = { mirror: false, stepFraction: 0.5, transpose: false, precision: 'fp32' };
   plan.training = defaultTraining(plan, { optimizer: 'adamw' });
 
   const model = join(out, 'model');

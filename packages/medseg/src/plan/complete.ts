@@ -16,6 +16,9 @@
  * plan a low-resolution stage, i.e. the patch covers less than a quarter of
  * the median image (its lowres_creation_threshold).
  *
+ * Precision: fp32 for training and inference unless the plan says bf16
+ * (pipeline/precision-choice.ts measures both when planning).
+ *
  * Inference: nnU-Net's mirroring TTA with half-patch steps; in 2D also the
  * transposed plane (all 8 symmetries of the square) when the plane's two
  * axes have the same spacing and training rotated through at least a quarter
@@ -83,6 +86,7 @@ export function defaultTraining(
     checkpointEvery: 1,
     earlyStoppingPatience: 0,
     timeBudgetMinutes: plan.budget?.minutes ?? 0,
+    precision: 'fp32',
   };
 }
 
@@ -90,8 +94,11 @@ export function defaultInference(plan: Pick<PlanDraft, 'dims' | 'targetSpacing' 
   const rot = plan.augmentation.rotation;
   const trainedOriented = (rot.p > 0 && (rot.maxDegrees[0] ?? 0) >= 90) || (plan.augmentation.transpose?.p ?? 0) > 0;
   const transpose = plan.dims === '2d' && hasSquarePixels(plan.targetSpacing) && trainedOriented;
-  return { mirror: true, stepFraction: 0.5, transpose };
+  return { mirror: true, stepFraction: 0.5, transpose, precision: 'fp32' };
 }
+
+/** The reason a plan without a measured choice runs in fp32 (or in what its file sets). */
+export const UNMEASURED_PRECISION = 'not measured when planned: fp32 unless the plan file sets bf16';
 
 /**
  * A complete plan from a draft: every section and field the draft leaves
@@ -104,5 +111,6 @@ export function completePlan(draft: PlanDraft, choices: TrainingChoices = {}): P
   const base = defaultTraining(draft, { optimizer: t.optimizer ?? choices.optimizer, loss: t.loss?.name ?? choices.loss });
   const training: TrainingSettings = { ...base, ...t, loss: { ...base.loss, ...t.loss } } as TrainingSettings;
   const inference: InferenceSettings = { ...defaultInference({ ...draft, augmentation }), ...draft.inference };
-  return { ...draft, schema: PLAN_SCHEMA, augmentation, training, inference };
+  const precisionChoice = draft.precisionChoice ?? { reason: UNMEASURED_PRECISION };
+  return { ...draft, schema: PLAN_SCHEMA, augmentation, training, inference, precisionChoice };
 }

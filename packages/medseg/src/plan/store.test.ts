@@ -74,13 +74,14 @@ test('a medseg.plan/1 file loads as the current schema with the defaults a v1 re
   assert.equal(plain.training.lr, 0.01);
   assert.equal(plain.training.loss.batchDice, true); // 2D
   assert.deepEqual(plain.augmentation.transpose, { p: 0 }); // absent meant off in v1
-  assert.deepEqual(plain.inference, { mirror: true, stepFraction: 0.5, transpose: true }); // square pixels, free rotation
+  assert.deepEqual(plain.inference, { mirror: true, stepFraction: 0.5, transpose: true, precision: 'fp32' }); // square pixels, free rotation
+  assert.equal(plain.training.precision, 'fp32'); // what every plan before precision trained in
   const budgeted = loadPlan(write('v1-budget.json', v1Plan({ minutes: 10 })));
   assert.equal(budgeted.training.optimizer, 'adamw');
   assert.equal(budgeted.training.timeBudgetMinutes, 10);
   // v1 files that had the sections keep them.
   const own = loadPlan(write('v1-own.json', { ...v1Plan(null), inference: { mirror: false, stepFraction: 0.25 } }));
-  assert.deepEqual(own.inference, { mirror: false, stepFraction: 0.25, transpose: true });
+  assert.deepEqual(own.inference, { mirror: false, stepFraction: 0.25, transpose: true, precision: 'fp32' });
   const path = join(dir, 'saved.json');
   await savePlan(path, plain);
   assert.equal(JSON.parse(readFileSync(path, 'utf8')).schema, PLAN_SCHEMA);
@@ -95,6 +96,10 @@ test('hand edits: invalid training values are rejected by name; a valid one chan
   assert.throws(() => loadPlan(write('e3.json', { ...base, training: { loss: { name: 'hinge' } } })), /training\.loss\.name/);
   assert.throws(() => loadPlan(write('e4.json', { ...base, inference: { stepFraction: 0 } })), /inference\.stepFraction/);
   assert.throws(() => loadPlan(write('e5.json', { ...base, dims: '3d_fullres' })), /patchSize|network\.dims/);
+  assert.throws(() => loadPlan(write('e6.json', { ...base, training: { precision: 'fp16' } })), /training\.precision must be "fp32" or "bf16"/);
+  assert.throws(() => loadPlan(write('e7.json', { ...base, inference: { precision: 'half' } })), /inference\.precision must be "fp32" or "bf16"/);
+  assert.throws(() => loadPlan(write('e8.json', { ...base, precisionChoice: 'fast' })), /precisionChoice must be an object with a reason/);
+  assert.equal(loadPlan(write('e9.json', { ...base, inference: { precision: 'bf16' } })).inference.precision, 'bf16');
 
   // The same tiny training run, with the plan's lr as written and hand-edited to 0.
   const { train } = await import('../train/trainer.ts');

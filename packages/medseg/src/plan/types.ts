@@ -94,6 +94,23 @@ export interface BudgetInfo {
   timingRule?: string;
 }
 
+/**
+ * Arithmetic of the network's forward pass: 'fp32', or 'bf16' mixed precision
+ * (libtorch's CPU autocast: convolutions and matmuls in bfloat16, fp32 master
+ * weights, optimizer and loss in fp32; see @medseg/torch autocast).
+ */
+export type Precision = 'fp32' | 'bf16';
+
+/** Why a plan trains and predicts in its precision (plan/precision.ts decides, pipeline/precision-choice.ts measures). */
+export interface PrecisionChoice {
+  reason: string;
+  /** The CPU's bf16 instructions when planned (avx512_bf16, amx_bf16); [] = none (bf16 emulated, slow). */
+  cpuBf16?: string[];
+  /** One timed training step of the planned network and patch, per precision. */
+  fp32StepSeconds?: number;
+  bf16StepSeconds?: number;
+}
+
 /** What the trainer takes from the plan; editable like everything else in it. */
 export interface TrainingSettings {
   optimizer: 'sgd' | 'adamw';
@@ -112,6 +129,8 @@ export interface TrainingSettings {
   earlyStoppingPatience: number;
   /** Train until this much wall time has passed (stopping mid-epoch, then validating), the LR decay following the clock; 0 = no limit: the plan's epochs. */
   timeBudgetMinutes: number;
+  /** Forward pass arithmetic of training (and of validation during training); default fp32. */
+  precision: Precision;
 }
 
 /** Test-time settings of the sliding window (see infer/sliding-window.ts). */
@@ -121,6 +140,8 @@ export interface InferenceSettings {
   stepFraction: number;
   /** 2D only: also transpose the plane, for all 8 symmetries of the square. */
   transpose: boolean;
+  /** Forward pass arithmetic of prediction; default fp32. */
+  precision: Precision;
 }
 
 /** A completed plan: what every consumer reads. */
@@ -152,12 +173,15 @@ export interface Plan {
   training: TrainingSettings;
   /** Sliding-window settings for validation and prediction. */
   inference: InferenceSettings;
+  /** Why training.precision and inference.precision are what they are. */
+  precisionChoice: PrecisionChoice;
 }
 
 /** A plan before completion: the planner's output, or a hand-written file without some sections. */
-export type PlanDraft = Omit<Plan, 'training' | 'inference'> & {
+export type PlanDraft = Omit<Plan, 'training' | 'inference' | 'precisionChoice'> & {
   training?: Partial<Omit<TrainingSettings, 'loss'>> & { loss?: Partial<TrainingSettings['loss']> };
   inference?: Partial<InferenceSettings>;
+  precisionChoice?: PrecisionChoice;
 };
 
 /** The training choices a user makes when planning; the rest follows from the plan. */

@@ -8,6 +8,7 @@ function fail(path: string | undefined, msg: string): never {
 
 const posInt = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
 const nonNegInt = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+const isPrecision = (v: unknown) => v === 'fp32' || v === 'bf16';
 const nonNeg = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
 /** Checks every field of a draft, and the training and inference sections as far as they are present. */
@@ -85,6 +86,7 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
     if (t.checkpointEvery !== undefined) check('checkpointEvery', posInt(t.checkpointEvery), 'must be a positive integer');
     if (t.earlyStoppingPatience !== undefined) check('earlyStoppingPatience', nonNegInt(t.earlyStoppingPatience), 'must be an integer >= 0 (0: never)');
     if (t.timeBudgetMinutes !== undefined) check('timeBudgetMinutes', nonNeg(t.timeBudgetMinutes), 'must be a number >= 0 (0: no limit)');
+    if (t.precision !== undefined) check('precision', isPrecision(t.precision), `must be "fp32" or "bf16", got ${JSON.stringify(t.precision)}`);
     const l = t.loss;
     if (l !== undefined) {
       if (!l || typeof l !== 'object') fail(path, 'training.loss must be an object');
@@ -102,7 +104,11 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
       fail(path, 'inference.stepFraction must be in (0, 1]');
     if (inf.transpose !== undefined && typeof inf.transpose !== 'boolean') fail(path, 'inference.transpose must be true or false');
     if (inf.transpose && d !== 2) fail(path, 'inference.transpose applies to 2d plans only');
+    if (inf.precision !== undefined && !isPrecision(inf.precision))
+      fail(path, `inference.precision must be "fp32" or "bf16", got ${JSON.stringify(inf.precision)}`);
   }
+  const pc = plan.precisionChoice;
+  if (pc !== undefined && (!pc || typeof pc !== 'object' || typeof pc.reason !== 'string')) fail(path, 'precisionChoice must be an object with a reason');
   return plan;
 }
 
@@ -123,13 +129,15 @@ export function validatePlan(p: unknown, path?: string): Plan {
     'checkpointEvery',
     'earlyStoppingPatience',
     'timeBudgetMinutes',
+    'precision',
   ] as const) {
     if (t[key] === undefined) fail(path, `training.${key} is missing`);
   }
   if (t.loss!.name === undefined || t.loss!.batchDice === undefined) fail(path, 'training.loss needs name and batchDice');
   const inf = plan.inference;
-  if (!inf || inf.mirror === undefined || inf.stepFraction === undefined || inf.transpose === undefined)
-    fail(path, 'inference needs mirror, stepFraction and transpose');
+  if (!inf || inf.mirror === undefined || inf.stepFraction === undefined || inf.transpose === undefined || inf.precision === undefined)
+    fail(path, 'inference needs mirror, stepFraction, transpose and precision');
+  if (!plan.precisionChoice) fail(path, 'precisionChoice is missing (complete the plan with completePlan)');
   if (!plan.augmentation.transpose) fail(path, 'augmentation.transpose is missing');
   return plan as Plan;
 }

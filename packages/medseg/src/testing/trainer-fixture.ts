@@ -84,6 +84,7 @@ export const fixtureConfig: TrainerConfig = {
   checkpointEvery: 1,
   earlyStoppingPatience: 0,
   timeBudgetMinutes: 0,
+  precision: 'fp32',
   patchSize: [SIZE, SIZE, SIZE],
   numClasses: 2,
 };

@@ -3,10 +3,15 @@
  * clipping, optimizer step. The trainer runs it, the planner's step timer
  * times it and the training-step benches compare it with PyTorch, so what is
  * timed is what training runs.
+ *
+ * In bf16 only the forward pass runs under autocast (convolutions in
+ * bfloat16 on fp32 master weights); the logits are cast to fp32 before the
+ * loss, and backward, clipping and the optimizer run in fp32, as
+ * torch.autocast training does.
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { TrainingSettings } from '../plan/types.ts';
+import type { Precision, TrainingSettings } from '../plan/types.ts';
 import { deepSupervisionLoss, type LossOptions } from './losses.ts';
 
 const { optim } = torch;
@@ -20,6 +25,16 @@ export interface StepSettings {
   loss: LossOptions;
   /** Max gradient norm; 0 disables clipping. */
   gradClip: number;
+  /** Forward pass arithmetic (default fp32). */
+  precision?: Precision;
+}
+
+/** The network's outputs, in bf16 mixed precision when asked, always returned as fp32. */
+export function forwardIn(precision: Precision | undefined, net: Pick<Trainable, 'forward'>, x: Tensor): Tensor | Tensor[] {
+  if (precision !== 'bf16') return net.forward(x);
+  const out = torch.autocast({ dtype: 'bfloat16' }, () => net.forward(x));
+  const toFp32 = (t: Tensor) => (t.dtype === 'float32' ? t : t.float());
+  return Array.isArray(out) ? out.map(toFp32) : toFp32(out);
 }
 
 /**
@@ -52,7 +67,7 @@ export function makeOptimizer(
 /** Runs one step on a batch and returns the loss before the update. Frees every tensor it makes. */
 export function trainingStep(net: Trainable, opt: torch.optim.Optimizer, image: Tensor, label: Tensor, s: StepSettings): number {
   return torch.tidy(() => {
-    const loss = deepSupervisionLoss(net.forward(image), label, s.loss);
+    const loss = deepSupervisionLoss(forwardIn(s.precision, net, image), label, s.loss);
     opt.zeroGrad();
     loss.backward();
     if (s.gradClip > 0) optim.clipGradNorm(net.parameters(), s.gradClip);

@@ -246,7 +246,7 @@ export async function train(
 
       net.eval();
       const perCase = data.validation.map((c) =>
-        diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false }), c.label!, cfg.numClasses),
+        diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
       );
       const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
       const valDiceMean = meanFinite(valDice);

@@ -1,0 +1,100 @@
+/**
+ * The training step in bf16 mixed precision: the medseg U-Net's loss and
+ * gradients (deep supervision, Dice + CE) against the fp32 step from the same
+ * weights and batch, fp32 master weights through the optimizer, and a few
+ * bf16 steps fitting a batch as fp32 steps do.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as torch from '@medseg/torch';
+import type { Tensor } from '@medseg/torch';
+import { createNetwork } from '../models/registry.ts';
+import { smallConfig } from '../testing/models.ts';
+import { deepSupervisionLoss } from './losses.ts';
+import { forwardIn, makeOptimizer, trainingStep } from './step.ts';
+import type { Precision } from '../plan/types.ts';
+
+const LOSS = { name: 'dice_ce', batchDice: false } as const;
+
+function batch(dims: 2 | 3, seed: number): { x: Tensor; y: Tensor } {
+  const g = new torch.Generator(seed);
+  const spatial = dims === 2 ? [32, 32] : [16, 16, 16];
+  return torch.tidy(() => {
+    const x = torch.randn([2, 1, ...spatial], { generator: g });
+    // A learnable label: where the image is bright.
+    const y = x.gt(0.3).long().squeeze(1);
+    return { x: x.keep(), y: y.keep() };
+  });
+}
+
+/** Loss and flattened gradient of every parameter, in one precision. */
+function lossAndGrads(net: ReturnType<typeof createNetwork>, x: Tensor, y: Tensor, precision: Precision): { loss: number; grads: Float32Array[] } {
+  return torch.tidy(() => {
+    for (const p of net.parameters()) p.grad = null;
+    const loss = deepSupervisionLoss(forwardIn(precision, net, x), y, LOSS);
+    assert.equal(loss.dtype, 'float32');
+    loss.backward();
+    // A head the loss weighs 0 (the lowest deep-supervision output) gets no gradient.
+    return { loss: loss.item(), grads: net.parameters().map((p) => p.grad?.toFloat32Array() ?? new Float32Array(p.numel)) };
+  });
+}
+
+for (const dims of [2, 3] as const) {
+  test(`bf16 step, ${dims}D U-Net with deep supervision: loss and gradients agree with fp32 within bf16 precision`, () => {
+    torch.manualSeed(11);
+    const net = createNetwork(smallConfig('unet', dims, { features: [8, 16, 32] })).train();
+    const { x, y } = batch(dims, 5);
+    try {
+      const f32 = lossAndGrads(net, x, y, 'fp32');
+      const b16 = lossAndGrads(net, x, y, 'bf16');
+      assert.ok(Math.abs(b16.loss - f32.loss) <= 1e-2 * Math.abs(f32.loss), `loss bf16 ${b16.loss} vs fp32 ${f32.loss}`);
+      let dot = 0;
+      let n16 = 0;
+      let n32 = 0;
+      let diff = 0;
+      f32.grads.forEach((g, j) => {
+        const h = b16.grads[j]!;
+        for (let i = 0; i < g.length; i++) {
+          dot += g[i]! * h[i]!;
+          n32 += g[i]! * g[i]!;
+          n16 += h[i]! * h[i]!;
+          diff += (g[i]! - h[i]!) ** 2;
+        }
+      });
+      const cosine = dot / Math.sqrt(n16 * n32);
+      const rel = Math.sqrt(diff / n32);
+      assert.ok(cosine >= 0.99, `gradient cosine bf16 vs fp32: ${cosine}`);
+      assert.ok(rel > 1e-4, `bf16 gradients equal fp32 (${rel}): did autocast run?`);
+    } finally {
+      net.dispose();
+      x.dispose();
+      y.dispose();
+    }
+  });
+}
+
+test('bf16 steps keep fp32 master weights and fit a batch as the fp32 steps do', () => {
+  const run = (precision: Precision): { losses: number[]; dtypes: string[] } => {
+    torch.manualSeed(3);
+    const net = createNetwork(smallConfig('unet', 2, { features: [8, 16, 32] })).train();
+    const opt = makeOptimizer(net, { optimizer: 'adamw', lr: 3e-3, weightDecay: 0.01, momentum: 0.99 });
+    const { x, y } = batch(2, 9);
+    const losses: number[] = [];
+    for (let i = 0; i < 15; i++) losses.push(trainingStep(net, opt, x, y, { loss: LOSS, gradClip: 12, precision }));
+    const dtypes = [...new Set(net.parameters().map((p) => p.dtype))];
+    opt.dispose();
+    net.dispose();
+    x.dispose();
+    y.dispose();
+    return { losses, dtypes };
+  };
+  const live = torch.liveTensors();
+  const f32 = run('fp32');
+  const b16 = run('bf16');
+  assert.equal(torch.liveTensors(), live, 'a step leaked tensors');
+  assert.deepEqual(b16.dtypes, ['float32']);
+  assert.equal(torch.isAutocastEnabled(), false);
+  const drop = (l: number[]) => l.at(-1)! / l[0]!;
+  assert.ok(drop(b16.losses) < 0.8, `bf16 loss ${b16.losses[0]} -> ${b16.losses.at(-1)}`);
+  assert.ok(Math.abs(drop(b16.losses) - drop(f32.losses)) < 0.1, `bf16 fits ${drop(b16.losses)} of its first loss, fp32 ${drop(f32.losses)}`);
+});
