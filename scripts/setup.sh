@@ -17,12 +17,13 @@ profile=${1:-run}
 #    libtorch-dev's headers include gloo's without depending on it); g++,
 #    make and python3 for node-gyp to build the binding. Testing adds the
 #    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom, PIL),
-#    Chromium for the report screenshot test, and the DICOM tools the tests
+#    Chromium for the report screenshot test, the DICOM tools the tests
 #    make compressed files with and compare against (dcmtk, gdcm, OpenJPH for
-#    HTJ2K, dcm2niix, dicom3tools' dciodvfy).
+#    HTJ2K, dcm2niix, dicom3tools' dciodvfy), and jemalloc and tcmalloc
+#    (gperftools) for the train-step benches' tuned-allocator PyTorch peers.
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
 TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil python3-skimage chromium
-  dcmtk libgdcm-tools openjph-tools dcm2niix dicom3tools)
+  dcmtk libgdcm-tools openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;
   test) APT_PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;

@@ -2,7 +2,10 @@
 U-Net as bench/lib/unet.ts (two conv3x3(no bias)+BN+ReLU per level, max-pool
 down, ConvTranspose(k2, s2) up, skip concat, 1x1 head), cross-entropy, AdamW
 (lr 1e-3, weight decay 0.01), one step = zero_grad, forward, loss, backward,
-optimizer step, loss.item().
+optimizer step, loss.item(). A request with "bf16": true runs the forward pass
+under torch.autocast('cpu', dtype=torch.bfloat16) and the loss on the logits
+cast to fp32, as torch.autocast training does (fp32 weights and optimizer).
+The allocator is whatever the process was started with (LD_PRELOAD).
 
 usage: train_step.py --dims 2 --channels 16,32,64,128 --input 8,1,128,128 --threads 2
 """
@@ -67,9 +70,11 @@ def main():
     x = torch.randn(shape)
     y = torch.randint(0, 2, [shape[0], *shape[2:]])
 
-    def step():
+    def step(bf16=False):
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         loss.backward()
         opt.step()
         return loss.item()
@@ -83,8 +88,8 @@ def main():
             "param_tensors": len(list(model.parameters())),
         },
         {
-            "steps": lambda m: {"ms": time_repeated(step, m["n"])},
-            "loss": lambda m: {"loss": step()},
+            "steps": lambda m: {"ms": time_repeated(lambda: step(m.get("bf16", False)), m["n"])},
+            "loss": lambda m: {"loss": step(m.get("bf16", False))},
         },
     )
 
