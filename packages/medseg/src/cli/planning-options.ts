@@ -34,11 +34,16 @@ export function addPlanningOptions(cmd: Command): Command {
       'dice_ce (Dice + cross-entropy, nnU-Net; default) or dice_focal (Dice + focal, weighting hard voxels)',
       oneOf(['dice_ce', 'dice_focal'] as const),
     )
-    .option('--dims <d>', "plan 2d or 3d_fullres (default: the data's dimensionality)", oneOf(['2d', '3d_fullres'] as const));
+    .option('--dims <d>', "plan 2d or 3d_fullres (default: the data's dimensionality)", oneOf(['2d', '3d_fullres'] as const))
+    .option(
+      '--precision <p>',
+      'fp32, bf16 (mixed precision), or auto: bf16 where this CPU has native bf16 and a timed step is faster (default auto; plans without a budget stay fp32)',
+      oneOf(['fp32', 'bf16', 'auto'] as const),
+    );
 }
 
 /** The planning choices of parsed options (absent flags stay absent). */
 export function planningChoices(o: PlanningChoices): PlanningChoices {
-  const c: PlanningChoices = { minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims };
+  const c: PlanningChoices = { minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims, precision: o.precision };
   return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as PlanningChoices;
 }

@@ -26,3 +26,40 @@ test('loadModel: an explicit checkpoint a fold lacks, or a fold that does not ex
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("predictVolumes honours the plan's inference precision: bf16 probabilities within bf16 precision of fp32", async () => {
+  const { predictVolumes } = await import('./predict.ts');
+  const { IDENTITY3 } = await import('../io/volume.ts');
+  const { seededRandom } = await import('../util/random.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'medseg-bf16-'));
+  try {
+    writeFixtureModel(dir, 'mri3d', [{ weights: { final: 'random' } }]);
+    const size: [number, number, number] = [20, 18, 22];
+    const rnd = seededRandom(3);
+    const data = Float32Array.from({ length: size[0] * size[1] * size[2] }, () => rnd());
+    const image = {
+      data,
+      size,
+      channels: 1,
+      spacing: [1, 1, 1] as [number, number, number],
+      origin: [0, 0, 0] as [number, number, number],
+      direction: IDENTITY3,
+      meta: {},
+    };
+    const m = loadModel(dir);
+    const fp32 = predictVolumes(m, [image], { keepProbabilities: true, tta: false });
+    m.plan = { ...m.plan, inference: { ...m.plan.inference, precision: 'bf16' } };
+    const bf16 = predictVolumes(m, [image], { keepProbabilities: true, tta: false });
+    disposeModel(m);
+    const a = fp32.probabilities!.data as Float32Array;
+    const b = bf16.probabilities!.data as Float32Array;
+    let maxDiff = 0;
+    let differs = 0;
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+    for (let i = 0; i < fp32.labels.data.length; i++) if (fp32.labels.data[i] !== bf16.labels.data[i]) differs++;
+    assert.ok(maxDiff > 0 && maxDiff < 0.02, `max probability difference ${maxDiff}`);
+    assert.ok(differs / fp32.labels.data.length < 0.02, `${differs} labels differ`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
