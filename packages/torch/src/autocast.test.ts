@@ -326,3 +326,26 @@ for (const d of [2, 3] as const) {
     });
   });
 }
+
+test('autocast: group norm and layer norm with fp32 affine weights take a bf16 input (PyTorch 1.13 rejects it) and run in fp32', () => {
+  torch.tidy(() => {
+    const x = randnT([2, 4, 8, 8], 30);
+    const w = randnT([8, 4, 3, 3], 31, { scale: 0.3 });
+    const g = randnT([8], 32, { shift: 1, scale: 0.1 });
+    const b = randnT([8], 33, { scale: 0.1 });
+    const lw = randnT([8], 34, { shift: 1, scale: 0.1 });
+    const lin = randnT([8, 8], 35, { scale: 0.3 });
+    const [h, gn, ln] = torch.autocast({}, () => {
+      const h = F.conv(x, w, null, { padding: 1 });
+      const y = F.linear(h.permute([0, 2, 3, 1]), lin);
+      return [h, F.groupNorm(h, 2, g, b), F.layerNorm(y, [8], lw, b)];
+    });
+    assert.equal(h!.dtype, 'bfloat16');
+    assert.equal(gn!.dtype, 'float32');
+    assert.equal(ln!.dtype, 'float32');
+    // The same norms in fp32 on the same (bf16-rounded) input.
+    assert.ok(gn!.allclose(F.groupNorm(h!.float(), 2, g, b), 1e-5, 1e-5));
+    const y = torch.autocast({}, () => F.linear(h!.permute([0, 2, 3, 1]), lin));
+    assert.ok(ln!.allclose(F.layerNorm(y.float(), [8], lw, b), 1e-5, 1e-5));
+  });
+});

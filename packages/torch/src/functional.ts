@@ -123,12 +123,24 @@ export function instanceNorm(
   ]);
 }
 
+/**
+ * libtorch 1.13's CPU group_norm and layer_norm reject a bf16 input with fp32
+ * affine parameters (PyTorch under torch.autocast fails the same way): under
+ * autocast a conv or linear hands them bf16 while the module's weights stay
+ * fp32. Such a norm runs in fp32 on the input cast up (the next conv or linear
+ * casts its output back to bf16), as the norms that need fp32 should.
+ */
+function normInput(x: Tensor, weight: Tensor | null, bias: Tensor | null): Tensor {
+  const p = weight ?? bias;
+  return p && x.dtype === 'bfloat16' && p.dtype === 'float32' ? x.float() : x;
+}
+
 export function groupNorm(x: Tensor, groups: number, weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  return callT('aten::group_norm', [x, groups, weight, bias, eps, true]);
+  return callT('aten::group_norm', [normInput(x, weight, bias), groups, weight, bias, eps, true]);
 }
 
 export function layerNorm(x: Tensor, normalizedShape: number[], weight: Tensor | null = null, bias: Tensor | null = null, eps = 1e-5): Tensor {
-  return callT('aten::layer_norm', [x, normalizedShape, weight, bias, eps, true]);
+  return callT('aten::layer_norm', [normInput(x, weight, bias), normalizedShape, weight, bias, eps, true]);
 }
 
 export function dropout(x: Tensor, p: number, training: boolean): Tensor {

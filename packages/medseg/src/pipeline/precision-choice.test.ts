@@ -52,6 +52,14 @@ test('choosePrecision sets training and inference alike and records the timings 
   assert.equal(none.training.precision, 'fp32');
   assert.equal(none.inference.precision, 'fp32');
   assert.match(none.precisionChoice.reason, /no native bf16/);
+  // A network whose bf16 step fails stays fp32 and says why.
+  const failing = async (_p: Plan, precision: 'fp32' | 'bf16') => {
+    if (precision === 'bf16') throw new Error('aten::foo failed: no bf16 kernel');
+    return 0.2;
+  };
+  const failed = await choosePrecision(plan, { cpuBf16: ['avx512_bf16'], timeStep: failing });
+  assert.equal(failed.training.precision, 'fp32');
+  assert.match(failed.precisionChoice.reason, /^fp32: a bf16 training step of this network failed \(aten::foo failed: no bf16 kernel\)/);
 });
 
 test('choosePrecision times a real step of the planned network in both precisions on this CPU', { timeout: 120_000 }, async () => {

@@ -27,7 +27,14 @@ export async function decidePlanPrecision(plan: Plan, o: PrecisionChoiceOptions 
   if (early) return early;
   const time = o.timeStep ?? timedStep;
   const fp32 = await time(plan, 'fp32');
-  const bf16 = await time(plan, 'bf16');
+  let bf16: number;
+  try {
+    bf16 = await time(plan, 'bf16');
+  } catch (e) {
+    // An op without a bf16 kernel in this libtorch: the plan stays fp32 and says why.
+    const why = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    return { precision: 'fp32', choice: { reason: `fp32: a bf16 training step of this network failed (${why})`, cpuBf16, fp32StepSeconds: fp32 } };
+  }
   return decidePrecision(cpuBf16, fp32, bf16);
 }
 

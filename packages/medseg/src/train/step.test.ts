@@ -98,3 +98,42 @@ test('bf16 steps keep fp32 master weights and fit a batch as the fp32 steps do',
   assert.ok(drop(b16.losses) < 0.8, `bf16 loss ${b16.losses[0]} -> ${b16.losses.at(-1)}`);
   assert.ok(Math.abs(drop(b16.losses) - drop(f32.losses)) < 0.1, `bf16 fits ${drop(b16.losses)} of its first loss, fp32 ${drop(f32.losses)}`);
 });
+
+test('every architecture (2D and 3D, instance / batch / group norm) trains a bf16 step with a loss within 2 % of fp32', async () => {
+  const { listArchitectures } = await import('../models/registry.ts');
+  const failures: string[] = [];
+  for (const { name } of listArchitectures()) {
+    for (const dims of [2, 3] as const) {
+      for (const norm of ['instance', 'batch', 'group'] as const) {
+        const extra =
+          name === 'swin-unetr'
+            ? { window: new Array(dims).fill(2) }
+            : name === 'transunet'
+              ? { depth: 1 }
+              : name === 'hybridnet'
+                ? { depth: 1, transformerStages: 2 }
+                : {};
+        const loss = (precision: Precision): number => {
+          torch.manualSeed(21);
+          const net = createNetwork(smallConfig(name, dims, { extra, norm })).train();
+          const opt = makeOptimizer(net, { optimizer: 'adamw', lr: 1e-3, weightDecay: 0.01, momentum: 0.99 });
+          const { x, y } = batch(dims, 13);
+          try {
+            return trainingStep(net, opt, x, y, { loss: LOSS, gradClip: 12, precision });
+          } finally {
+            [net, opt, x, y].forEach((t) => t.dispose());
+          }
+        };
+        const tag = `${name} ${dims}D ${norm}`;
+        try {
+          const f32 = loss('fp32');
+          const b16 = loss('bf16');
+          if (!(Math.abs(b16 - f32) <= 0.02 * Math.abs(f32))) failures.push(`${tag}: loss bf16 ${b16} vs fp32 ${f32}`);
+        } catch (e) {
+          failures.push(`${tag}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(failures, []);
+});
