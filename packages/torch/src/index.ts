@@ -3,7 +3,7 @@
  * nn modules, optimizers, LR schedules and safetensors, CPU (and CUDA when the
  * linked libtorch has it).
  */
-export { Tensor, Generator, call, callT, type FactoryOptions, type TensorOrScalar } from './tensor.ts';
+export { Tensor, Generator, call, callT, type FactoryOptions, type TensorOrScalar, type MemoryFormat } from './tensor.ts';
 export type { DType, AnyTypedArray } from './dtype.ts';
 export { isFloating } from './dtype.ts';
 export * from './creation.ts';

@@ -10,6 +10,14 @@ import { keep, track } from './scope.ts';
 import { DTYPE_CODE, dtypeFromCode, typedArrayFrom, type AnyTypedArray, type DType } from './dtype.ts';
 
 export type Scalar = number | boolean;
+
+/**
+ * Memory layouts of a 4D / 5D tensor: row-major NC(D)HW, or channels last
+ * (N(D)HWC strides, same shape), the layout oneDNN convolutions run in
+ * without reordering. c10::MemoryFormat codes.
+ */
+export type MemoryFormat = 'contiguous' | 'channels_last' | 'channels_last_3d';
+const MEMORY_FORMAT_CODE: Record<MemoryFormat, number> = { contiguous: 0, channels_last: 2, channels_last_3d: 3 };
 export type TensorOrScalar = Tensor | number;
 
 /** Options every factory takes. */
@@ -68,6 +76,15 @@ export function callT(qualified: string, args: unknown[]): Tensor {
 
 function binary(self: Tensor, other: TensorOrScalar, tensorOp: string, scalarOp: string): Tensor {
   return other instanceof Tensor ? callT(tensorOp, [self, other]) : callT(scalarOp, [self, other]);
+}
+
+function noGradSet(self: Tensor, src: Tensor): void {
+  const prev = native.setGradEnabled(false);
+  try {
+    call('aten::set_.source_Tensor', [self, src]);
+  } finally {
+    native.setGradEnabled(prev);
+  }
 }
 
 export class Tensor {
@@ -221,17 +238,32 @@ export class Tensor {
   clone(): Tensor {
     return callT('aten::clone', [this]);
   }
-  contiguous(): Tensor {
-    return callT('aten::contiguous', [this]);
+  /** This tensor laid out in a memory format (itself when it already is). */
+  contiguous(memoryFormat: MemoryFormat = 'contiguous'): Tensor {
+    return callT('aten::contiguous', [this, MEMORY_FORMAT_CODE[memoryFormat]]);
   }
-  isContiguous(): boolean {
+  isContiguous(memoryFormat: MemoryFormat = 'contiguous'): boolean {
     // is_contiguous is a Tensor method, not a dispatcher op, in libtorch 1.13.
     // aten::contiguous returns its very input when it already is contiguous
     // (call() then hands back this same object), else a copy we drop.
-    const c = this.contiguous();
+    const c = this.contiguous(memoryFormat);
     if (c === this) return true;
     c.dispose();
     return false;
+  }
+  /** Elements to step over per dim. */
+  strides(): number[] {
+    return this.shape.map((_, d) => call('aten::stride.int', [this, d]) as number);
+  }
+  /**
+   * Re-points this tensor at src's storage, shape and strides, keeping this
+   * handle (and its requiresGrad): PyTorch's `t.data = src`. For parameters
+   * (a module changing their layout, before an optimizer holds them); runs
+   * without grad recording.
+   */
+  setData_(src: Tensor): this {
+    noGradSet(this, src);
+    return this;
   }
 
   // ---- shape and views -------------------------------------------------------------

@@ -4,7 +4,7 @@
  * forward hooks. Parameters and buffers are kept out of tidy() scopes.
  */
 import { noGrad } from '../autograd.ts';
-import { Tensor } from '../tensor.ts';
+import { Tensor, type MemoryFormat } from '../tensor.ts';
 import { keep } from '../scope.ts';
 
 export type ForwardHook = (module: Module, inputs: unknown[], output: unknown) => void;
@@ -40,6 +40,27 @@ export abstract class Module {
     if (this.params.has(name)) this.params.set(name, t);
     else if (this.buffers.has(name)) this.buffers.set(name, t);
     else throw new Error(`no parameter or buffer '${name}'`);
+  }
+
+  /**
+   * Lays every 4D (channels_last) or 5D (channels_last_3d) parameter and
+   * buffer out channels last, in place: the same tensors (an optimizer made
+   * afterwards or before sees them), new strides. A convolution then takes
+   * channels-last input without reordering its weight at every call.
+   */
+  toMemoryFormat(format: MemoryFormat): this {
+    const rank = format === 'channels_last' ? 4 : format === 'channels_last_3d' ? 5 : 0;
+    for (const [, m] of this.namedModules()) {
+      for (const t of [...m.params.values(), ...m.buffers.values()]) {
+        if (!t || (rank > 0 && t.ndim !== rank) || (rank === 0 && t.ndim < 4)) continue;
+        const c = t.contiguous(format);
+        if (c !== t) {
+          t.setData_(c);
+          c.dispose();
+        }
+      }
+    }
+    return this;
   }
 
   getTensor(name: string): Tensor | null {
