@@ -53,7 +53,7 @@ export function predictCaseMembers(
   net: SegmentationNetwork,
   c: PreprocessedCase,
   patchSize: number[],
-  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number },
+  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number; precision?: Precision },
 ): UncertaintyMaps {
   return torch.tidy(() => {
     const [Z, Y, X] = c.shape;
@@ -64,7 +64,7 @@ export function predictCaseMembers(
       sources: tta.mirror || t.transposeAxes ? ['tta'] : [],
       mirrorAxes: t.mirrorAxes ?? [],
       transposeAxes: t.transposeAxes,
-      window: { patchSize, stepFraction: tta.stepFraction },
+      window: { patchSize, stepFraction: tta.stepFraction, precision: tta.precision },
     });
   });
 }

@@ -208,7 +208,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
         mcSamples: o.uncertainty.mcSamples,
         seed: o.uncertainty.seed,
         temperature,
-        window: { patchSize: plan.patchSize, stepFraction: inference.stepFraction },
+        window: { patchSize: plan.patchSize, stepFraction: inference.stepFraction, precision: inference.precision },
         onMember: o.onTile,
       });
       try {

@@ -71,12 +71,7 @@ export const timedStepSeconds: StepTimer = async (network, patchSize, batchSize,
   (await timeTrainingStep(network, patchSize, batchSize, training)).seconds;
 
 /** What a timed step depends on: network, patch, batch, the training settings it trains with and the engine's threads. */
-export function stepTimingKey(
-  network: NetworkConfig,
-  patchSize: number[],
-  batchSize: number,
-  training: StepTimerTraining & { precision?: Precision },
-): string {
+export function stepTimingKey(network: NetworkConfig, patchSize: number[], batchSize: number, training: StepTimerTraining & { precision?: Precision }): string {
   const t = Object.fromEntries(STEP_TIMER_TRAINING_FIELDS.map((f) => [f, training[f]]));
   // A bf16 step is remembered apart; an fp32 step keeps the key it had before plans had a precision.
   const precision = training.precision === 'bf16' ? { precision: 'bf16' } : {};
