@@ -1,6 +1,7 @@
 /**
  * 2D U-Net training step, medseg vs PyTorch 1.13 (same libtorch) in the same
- * run, plus tfjs' pure-JS CPU backend. Writes bench/results/train-step.json.
+ * run (fp32 and bf16; PyTorch also with jemalloc and tcmalloc), plus tfjs'
+ * pure-JS CPU backend. Writes bench/results/train-step.json.
  *
  *   npm run bench -- train-step [--no-tfjs] [--rounds 4] [--steps 3] [--threads 2]
  */
