@@ -23,6 +23,7 @@ const ELEM: Record<DType, number> = {
   int64: onnx.TensorProto.DataType.INT64,
   bool: onnx.TensorProto.DataType.BOOL,
   float16: onnx.TensorProto.DataType.FLOAT16,
+  bfloat16: onnx.TensorProto.DataType.BFLOAT16,
   float64: onnx.TensorProto.DataType.DOUBLE,
 };
 
