@@ -20,8 +20,9 @@ import { join } from 'node:path';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset, DatasetCase } from './dataset.ts';
 import type { Zyx } from './axes.ts';
-import { boxShape, cropArray, loadRawCase, nonzeroBox, type Box, type RawCaseData } from './case.ts';
-import type { ChannelNormalization, Plan } from '../plan/types.ts';
+import { loadRawCase, type RawCaseData } from './case.ts';
+import { boxShape, cropArray, nonzeroBox, normalizeChannel, type Box } from './normalize.ts';
+import type { Plan } from '../plan/types.ts';
 import { resampleImage, resampleLabel, type Kernel } from './resample.ts';
 import { Rng } from '../util/random.ts';
 import type { CaseProperties, PreprocessedCase } from './types.ts';
@@ -37,50 +38,6 @@ export function planHash(plan: PlanPart): string {
     .update(JSON.stringify({ v: PREPROCESS_VERSION, dims, targetSpacing, normalization, resampling, labels, channels }))
     .digest('hex')
     .slice(0, 16);
-}
-
-function normalizeChannel(x: Float32Array, norm: ChannelNormalization, mask: Uint8Array | null): void {
-  const n = x.length;
-  switch (norm.scheme) {
-    case 'none':
-      return;
-    case 'rgb01':
-      for (let i = 0; i < n; i++) x[i]! /= 255;
-      return;
-    case 'rescale01': {
-      let lo = Infinity,
-        hi = -Infinity;
-      for (let i = 0; i < n; i++) {
-        lo = Math.min(lo, x[i]!);
-        hi = Math.max(hi, x[i]!);
-      }
-      const r = Math.max(hi - lo, 1e-8);
-      for (let i = 0; i < n; i++) x[i] = (x[i]! - lo) / r;
-      return;
-    }
-    case 'ct': {
-      const [lo, hi] = norm.clip!;
-      const std = Math.max(norm.std!, 1e-8);
-      for (let i = 0; i < n; i++) x[i] = (Math.min(hi, Math.max(lo, x[i]!)) - norm.mean!) / std;
-      return;
-    }
-    case 'zscore': {
-      const use = norm.useMaskForNorm && mask;
-      let s = 0,
-        cnt = 0;
-      for (let i = 0; i < n; i++)
-        if (!use || mask[i]) {
-          s += x[i]!;
-          cnt++;
-        }
-      const mean = cnt ? s / cnt : 0;
-      let ss = 0;
-      for (let i = 0; i < n; i++) if (!use || mask[i]) ss += (x[i]! - mean) ** 2;
-      const std = Math.max(Math.sqrt(cnt ? ss / cnt : 0), 1e-8);
-      for (let i = 0; i < n; i++) x[i] = use && !mask[i] ? 0 : (x[i]! - mean) / std;
-      return;
-    }
-  }
 }
 
 /** Per-axis kernels for images and labels, and the shape after resampling. */

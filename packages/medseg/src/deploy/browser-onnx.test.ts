@@ -34,39 +34,45 @@ import { prepareInput } from '../infer/predict.ts';
 import { readVolume } from '../io/read.ts';
 import { exportModelFolder } from './export-model.ts';
 import { readModelInfo } from './browser/web-model.ts';
+import { networkStride, padToMultiple } from './browser/preprocess.ts';
+import { zyxShape, zyxSpacing } from '../data/axes.ts';
+import type { Volume } from '../io/volume.ts';
 
 const CASE = 'hippocampus_003';
 const TOLERANCE = 1e-4;
 const ORT_DIST = dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
-const BROWSER_SRC = join(dirname(fileURLToPath(import.meta.url)), 'browser');
+const SRC = dirname(dirname(fileURLToPath(import.meta.url)));
 
 torch.manualSeed(7);
 
-/** The page: onnxruntime-web's wasm build and the web-model module, both served by the test. */
+/** The page: onnxruntime-web's wasm build and medseg's browser modules, served by the test; it preprocesses the raw voxels from the model's metadata. */
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <title>medseg onnxruntime-web</title>
 <link rel="icon" href="data:,">
 <script type="module">
 import * as ort from '/ort/ort.wasm.min.mjs';
-import { loadWebModel, runPatch, argmaxClasses } from '/medseg/web-model.js';
+import { loadWebModel, runPatch, argmaxClasses } from '/src/deploy/browser/web-model.js';
+import { preprocessAtTargetSpacing, padToMultiple, networkStride } from '/src/deploy/browser/preprocess.js';
 ort.env.wasm.wasmPaths = '/ort/';
 ort.env.wasm.numThreads = 1;
-window.medsegRun = async (modelUrl, inputUrl, shape) => {
+window.medsegRun = async (modelUrl, imageUrl, shape, spacing) => {
   const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
-  const input = new Float32Array(await (await fetch(inputUrl)).arrayBuffer());
+  const image = new Float32Array(await (await fetch(imageUrl)).arrayBuffer());
   const t0 = performance.now();
   const model = await loadWebModel(ort, bytes);
   const t1 = performance.now();
-  const { logits, dims } = await runPatch(model, input, shape);
+  const pre = preprocessAtTargetSpacing(model.info, image, shape, spacing);
+  const padded = padToMultiple(pre.data, 1, pre.shape, networkStride(model.info));
+  const { logits, dims } = await runPatch(model, padded.data, [1, 1, ...padded.shape]);
   const t2 = performance.now();
   const labels = argmaxClasses(logits, dims);
-  for (const [name, body] of [['logits', logits], ['labels', labels]]) {
+  for (const [name, body] of [['input', pre.data], ['logits', logits], ['labels', labels]]) {
     const r = await fetch('/result/' + name, { method: 'POST', body });
     if (!r.ok) throw new Error('posting ' + name + ': ' + r.status);
   }
   await model.session.release();
-  return { dims, loadMs: t1 - t0, runMs: t2 - t1, labels: model.info.labels };
+  return { dims, shape: pre.shape, loadMs: t1 - t0, runMs: t2 - t1, labels: model.info.labels };
 };
 window.medsegReady = true;
 </script>
@@ -75,15 +81,19 @@ window.medsegReady = true;
 /** What the page's script puts on its global object. */
 interface PageGlobals {
   medsegReady?: boolean;
-  medsegRun(modelUrl: string, inputUrl: string, shape: number[]): Promise<{ dims: number[]; loadMs: number; runMs: number; labels: Record<string, string> }>;
+  medsegRun(
+    modelUrl: string,
+    imageUrl: string,
+    shape: number[],
+    spacing: number[],
+  ): Promise<{ dims: number[]; shape: number[]; loadMs: number; runMs: number; labels: Record<string, string> }>;
 }
 
 const CONTENT_TYPES: Record<string, string> = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm' };
 
-/** Browser modules are TypeScript; the page gets them as plain ES modules (types only are imported, and erased). */
-function transpileBrowserModule(name: string): string {
-  const source = readFileSync(join(BROWSER_SRC, `${name}.ts`), 'utf8');
-  return ts.transpileModule(source, {
+/** Library modules the page imports are TypeScript without Node imports; the page gets them as plain ES modules (type imports are erased). */
+function transpileModule(path: string): string {
+  return ts.transpileModule(readFileSync(path, 'utf8'), {
     compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true, rewriteRelativeImportExtensions: true },
   }).outputText;
 }
@@ -116,11 +126,11 @@ class PageServer {
       }
       const send = (type: string, body: string | Uint8Array) => res.writeHead(200, { 'Content-Type': type }).end(body);
       const ortFile = /^\/ort\/([\w.-]+)$/.exec(path)?.[1];
-      const module = /^\/medseg\/([\w-]+)\.js$/.exec(path)?.[1];
+      const module = /^\/src\/((?:[\w-]+\/)*[\w-]+)\.js$/.exec(path)?.[1];
       if (path === '/') send('text/html', PAGE);
       else if (ortFile && existsSync(join(ORT_DIST, ortFile)))
         send(CONTENT_TYPES[ortFile.slice(ortFile.lastIndexOf('.'))] ?? 'application/octet-stream', readFileSync(join(ORT_DIST, ortFile)));
-      else if (module && existsSync(join(BROWSER_SRC, `${module}.ts`))) send('text/javascript', transpileBrowserModule(module));
+      else if (module && existsSync(join(SRC, `${module}.ts`))) send('text/javascript', transpileModule(join(SRC, `${module}.ts`)));
       else if (this.files.has(path)) send('application/octet-stream', this.files.get(path)!);
       else {
         this.missing.push(path);
@@ -164,15 +174,10 @@ async function exportedHippocampusModel(
   return { bytes: readFileSync(out), plan };
 }
 
-/** The whole case preprocessed as prediction does, zero-padded at the end of each axis to a multiple of the network's stride. */
-async function preprocessedCase(plan: ReturnType<typeof writeFixtureModel>): Promise<{ data: Float32Array; shape: number[] }> {
-  const prepared = prepareInput(plan, [await readVolume(dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`))]);
-  const [z, y, x] = prepared.case.shape;
-  const stride = plan.network.strides.reduce((acc, s) => acc.map((a, i) => a * s[i]!), [1, 1, 1]);
-  const [Z, Y, X] = [z, y, x].map((n, i) => Math.ceil(n / stride[i]!) * stride[i]!) as [number, number, number];
-  const data = new Float32Array(Z * Y * X);
-  for (let k = 0; k < z; k++) for (let j = 0; j < y; j++) data.set(prepared.case.data.subarray((k * y + j) * x, (k * y + j + 1) * x), (k * Y + j) * X);
-  return { data, shape: [1, 1, Z, Y, X] };
+/** The case's voxels as read, float32 [Z, Y, X], with its spacing [z, y, x]: what a page gets from a file. */
+async function rawCase(): Promise<{ image: Float32Array; shape: [number, number, number]; spacing: [number, number, number]; volume: Volume }> {
+  const volume = await readVolume(dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
+  return { image: Float32Array.from(volume.data as ArrayLike<number>), shape: zyxShape(volume), spacing: zyxSpacing(volume), volume };
 }
 
 describe('exported hippocampus model in headless Chromium (onnxruntime-web, wasm) vs onnxruntime-node', () => {
@@ -216,9 +221,13 @@ describe('exported hippocampus model in headless Chromium (onnxruntime-web, wasm
       const { bytes, plan } = await exportedHippocampusModel(dir, upsample);
       const info = readModelInfo(bytes);
       assert.deepEqual(info.patchSize, plan.patchSize);
-      const input = await preprocessedCase(plan);
+      const raw = await rawCase();
+      // Node: the case preprocessed as prediction does, zero-padded to the network's stride.
+      const prepared = prepareInput(plan, [raw.volume]).case;
+      const padded = padToMultiple(prepared.data, 1, prepared.shape, networkStride(info));
+      const input = { data: padded.data, shape: [1, 1, ...padded.shape] };
       server.files.set(`/${upsample}/model.onnx`, bytes);
-      server.files.set(`/${upsample}/input.bin`, new Uint8Array(input.data.buffer));
+      server.files.set(`/${upsample}/image.bin`, new Uint8Array(raw.image.buffer));
       server.results.clear();
 
       // Node: onnxruntime-node on the same bytes and input; its mask through libtorch's argmax.
@@ -237,19 +246,29 @@ describe('exported hippocampus model in headless Chromium (onnxruntime-web, wasm
             .toTypedArray() as Uint8Array,
       );
 
-      const web = await page.evaluate(([m, i, s]) => (globalThis as unknown as PageGlobals).medsegRun(m, i, s), [
+      const web = await page.evaluate(([m, i, s, sp]) => (globalThis as unknown as PageGlobals).medsegRun(m, i, s, sp), [
         `/${upsample}/model.onnx`,
-        `/${upsample}/input.bin`,
-        input.shape,
+        `/${upsample}/image.bin`,
+        raw.shape,
+        raw.spacing,
       ] as const);
       assert.deepEqual(problems, [], `no page errors (paths not found: ${server.missing.join(', ') || 'none'})`);
       assert.deepEqual(web.dims, [...nodeOut.dims]);
       assert.deepEqual(web.labels, plan.labels, 'labels read from the model metadata in the page');
-      const posted = server.results.get('logits');
-      const postedMask = server.results.get('labels');
-      assert.ok(posted && postedMask, 'the page posted its logits and mask');
-      const webLogits = new Float32Array(posted.buffer, posted.byteOffset, posted.byteLength / 4);
-      const webMask = new Uint8Array(postedMask);
+      const posted = (name: string): Uint8Array => {
+        const b = server.results.get(name);
+        assert.ok(b, `the page posted its ${name}`);
+        return new Uint8Array(b);
+      };
+      // The page preprocessed the raw voxels from the model's metadata alone: the same array as Node's preprocessing.
+      const webInput = new Float32Array(posted('input').buffer);
+      assert.deepEqual(web.shape, prepared.shape);
+      let inputDiff = 0;
+      for (let k = 0; k < webInput.length; k++) inputDiff = Math.max(inputDiff, Math.abs(webInput[k]! - prepared.data[k]!));
+      assert.equal(webInput.length, prepared.data.length);
+      assert.ok(inputDiff <= 1e-6, `preprocessed inputs differ by ${inputDiff}`);
+      const webLogits = new Float32Array(posted('logits').buffer);
+      const webMask = posted('labels');
       assert.equal(webLogits.length, nodeLogits.length);
       // Both runtimes sum in float32 in their own order (wasm SIMD vs MLAS AVX-512 kernels), so the bound scales with the logit.
       let diff = 0;
@@ -282,7 +301,7 @@ describe('exported hippocampus model in headless Chromium (onnxruntime-web, wasm
       assert.equal(decided.length, 0, `the masks differ in ${decided.length} of ${voxels} voxels where the class is not a tie (${decided.slice(0, 5)})`);
       assert.ok(ties.length <= voxels * 1e-4, `${ties.length} near-tie voxels differ: ${ties.slice(0, 5).join('; ')}`);
       t.diagnostic(
-        `input [${input.shape}], voxels per class ${counts.join('/')}, masks equal in ${voxels - ties.length}/${voxels} (${ties.length ? `near ties: ${ties.join('; ')}` : 'no near ties'}), max |logit diff| ${diff.toExponential(1)} (largest |logit| ${peak.toFixed(1)}, diff / max(1, |logit|) ≤ ${scaled.toExponential(1)}); ` +
+        `raw [${raw.shape}] -> input [${input.shape}] (page's preprocessing within ${inputDiff.toExponential(1)} of Node's), voxels per class ${counts.join('/')}, masks equal in ${voxels - ties.length}/${voxels} (${ties.length ? `near ties: ${ties.join('; ')}` : 'no near ties'}), max |logit diff| ${diff.toExponential(1)} (largest |logit| ${peak.toFixed(1)}, diff / max(1, |logit|) ≤ ${scaled.toExponential(1)}); ` +
           `chromium wasm: session ${web.loadMs.toFixed(0)} ms, run ${web.runMs.toFixed(0)} ms; onnxruntime-node run ${nodeMs.toFixed(0)} ms`,
       );
     });
