@@ -5,9 +5,10 @@
  * in Chromium is deploy/browser-onnx.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import onnxProto from 'onnx-proto';
 import * as torch from '@medseg/torch';
@@ -62,4 +63,26 @@ test('argmaxClasses: equals libtorch argmax over the class axis of random logits
     const want = logits.argmax(1).to('uint8').toTypedArray() as Uint8Array;
     assert.deepEqual(argmaxClasses(logits.toFloat32Array(), logits.shape), want);
   });
+});
+
+test('browser modules stay browser-safe: their value imports, followed through the library, reach no Node module or npm package', () => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const todo = readdirSync(here)
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+    .map((f) => join(here, f));
+  const seen = new Set<string>();
+  const bad: string[] = [];
+  while (todo.length) {
+    const file = todo.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    // Type-only imports are erased before the page sees the module; every other import is fetched by the browser.
+    for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?\sfrom\s+'([^']+)'/gm)) {
+      const spec = m[1]!;
+      if (spec.startsWith('.')) todo.push(resolve(dirname(file), spec));
+      else bad.push(`${file}: ${spec}`);
+    }
+  }
+  assert.ok(seen.size >= 3, `modules checked: ${[...seen].join(', ')}`);
+  assert.deepEqual(bad, []);
 });
