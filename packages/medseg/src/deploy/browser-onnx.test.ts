@@ -2,11 +2,14 @@
  * The exported hippocampus model in a web page: headless Chromium (the
  * Debian package, driven by playwright-core, which never downloads a browser)
  * loads onnxruntime-web's wasm runtime from the installed npm package over a
- * loopback HTTP server that the test starts and stops, runs the model through
- * deploy/browser/web-model.ts on a whole preprocessed MSD hippocampus case,
- * and posts the logits back. They must match onnxruntime-node's on the same
- * bytes and input within 1e-4, and the page's mask must equal Node's. Both
- * decoders are checked: transposed 3D convolutions and upsample + conv.
+ * loopback HTTP server that the test starts and stops. The page gets the raw
+ * voxels of a whole MSD hippocampus case, preprocesses them from the model's
+ * metadata alone (deploy/browser/preprocess.ts), runs the model
+ * (deploy/browser/web-model.ts) and posts its input, logits and mask back.
+ * The input must equal prepareInput's, the logits onnxruntime-node's within
+ * 1e-4 · max(1, |logit|), and the mask Node's at every voxel whose class is
+ * not a float32 tie. Both decoders are checked: transposed 3D convolutions
+ * and upsample + conv.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -29,7 +32,7 @@ import { ChromiumMissingError, launchChromium } from '../testing/chromium.ts';
 import { foldDir, foldFile, modelFile } from '../plan/model-folder.ts';
 import { saveWeights } from '../plan/model-weights.ts';
 import { savePlan } from '../plan/store.ts';
-import type { NetworkConfig } from '../plan/types.ts';
+import type { NetworkConfig, Plan } from '../plan/types.ts';
 import { prepareInput } from '../infer/predict.ts';
 import { readVolume } from '../io/read.ts';
 import { exportModelFolder } from './export-model.ts';
@@ -155,10 +158,7 @@ class PageServer {
 }
 
 /** Fits the fixture's small 3D U-Net (with the given decoder) to a real crop and exports fold 0 to ONNX. */
-async function exportedHippocampusModel(
-  dir: string,
-  upsample: NonNullable<NetworkConfig['upsample']>,
-): Promise<{ bytes: Uint8Array; plan: ReturnType<typeof writeFixtureModel> }> {
+async function exportedHippocampusModel(dir: string, upsample: NonNullable<NetworkConfig['upsample']>): Promise<{ bytes: Uint8Array; plan: Plan }> {
   const plan = writeFixtureModel(dir, 'mri3d', [{ weights: { best: 'random' } }]);
   plan.network.upsample = upsample;
   await savePlan(modelFile(dir, 'plan'), plan);
