@@ -86,7 +86,8 @@ export const QUANTIZATION_METADATA_KEY = 'medseg.quantization';
 /** Round half to even, as QuantizeLinear does. */
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  // + 0 turns -0 into 0.
+  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r) + 0;
 }
 
 /**
@@ -121,7 +122,7 @@ export function activationParams(range: [number, number], type: 'uint8' | 'int8'
   const lo = Math.min(range[0], 0);
   const hi = Math.max(range[1], 0);
   const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
-  if (hi - lo === 0) return { scale: 1, zeroPoint: type === 'uint8' ? 0 : 0 };
+  if (hi - lo === 0) return { scale: 1, zeroPoint: type === 'uint8' ? 0 : -128 };
   const scale = Math.fround((hi - lo) / (qmax - qmin));
   const zeroPoint = Math.max(qmin, Math.min(qmax, roundHalfEven(qmin - lo / scale)));
   return { scale, zeroPoint };
@@ -341,10 +342,17 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
     nodes.push(n, ...(after.get(n.name ?? '') ?? []));
   }
 
-  // Drop the float weights nothing reads any more.
-  const read = new Set<string>();
-  for (const n of nodes) for (const x of n.input ?? []) read.add(x);
-  g.node = nodes;
+  // Drop the nodes (folded Transposes) and float weights nothing reads any more.
+  const read = new Set<string>(graphOutputs);
+  let live = nodes;
+  for (let before = -1; before !== live.length;) {
+    before = live.length;
+    read.clear();
+    for (const x of graphOutputs) read.add(x);
+    for (const n of live) for (const x of n.input ?? []) read.add(x);
+    live = live.filter((n) => (n.output ?? []).some((y) => read.has(y)));
+  }
+  g.node = live;
   g.initializer = [...(g.initializer ?? []).filter((t) => read.has(t.name ?? '')), ...newInits];
 
   const summary: QuantizationSummary = {
@@ -409,9 +417,18 @@ function weightedNode(
     return { node: n, weight: w, axis, bias };
   }
   if (op === 'MatMul' && w && dims(w).length === 2) return { node: n, weight: w, axis: 1 };
-  if (op === 'MatMul' && !w && producers.get(inp[1] ?? '')?.opType === 'Transpose') {
-    leftFp32.push({ op, reason: `${n.name}: weight reaches it through a Transpose (fold it first)` });
+  // A linear layer exports as MatMul(x, Transpose(W)): fold the transpose into a [in, out] weight.
+  const t = producers.get(inp[1] ?? '');
+  const tw = t?.opType === 'Transpose' ? inits.get(t.input?.[0] ?? '') : undefined;
+  if (op === 'MatMul' && tw && dims(tw).length === 2) {
+    const [rows, cols] = dims(tw) as [number, number];
+    const src = floatData(tw);
+    const data = new Float32Array(src.length);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) data[c * rows + r] = src[r * cols + c]!;
+    const folded: TensorProto = { name: `${tw.name}/transposed`, dataType: DT.FLOAT, dims: [cols, rows], rawData: bytesOf(data) };
+    return { node: n, weight: folded, axis: 1 };
   }
+  if (op === 'MatMul' && (w || tw)) leftFp32.push({ op, reason: `${n.name}: weight is not a matrix` });
   return undefined;
 }
 
