@@ -13,7 +13,7 @@ import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import { createNetwork } from '../models/registry.ts';
+import { createNetwork, listArchitectures } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
 import { driveCrop, hippocampusCrop, overfit, smallConfig } from '../testing/models.ts';
 import { exportOnnx } from './export-onnx.ts';
@@ -353,5 +353,52 @@ test('bad input is refused with a typed error', async () => {
   } finally {
     x.dispose();
     (net as SegmentationNetwork).dispose();
+  }
+});
+
+test('every architecture of the registry, 2D and 3D, quantizes and runs: convolutions as QLinearConv, weight MatMuls as QLinearMatMul', async (t) => {
+  const crops = {
+    2: [(await driveCrop(32)).image, (await driveCrop(32, 22, 300, 200)).image],
+    3: [(await hippocampusCrop([16, 16, 16])).image, (await hippocampusCrop([16, 16, 16], 'hippocampus_003')).image],
+  };
+  const lines: string[] = [];
+  try {
+    for (const arch of listArchitectures().map((a) => a.name)) {
+      for (const dims of [2, 3] as const) {
+        const extra: Record<string, unknown> =
+          arch === 'swin-unetr'
+            ? { window: new Array(dims).fill(2) }
+            : arch === 'transunet'
+              ? { depth: 1 }
+              : arch === 'hybridnet'
+                ? dims === 2
+                  ? { depth: 1, transformerStages: 2, modalities: 3, fusion: 'cross-attention' }
+                  : { depth: 1, transformerStages: 2 }
+                : {};
+        const net = createNetwork(smallConfig(arch, dims, { inChannels: dims === 2 ? 3 : 1, numClasses: 3, extra })).eval();
+        const [a, b] = crops[dims] as [Tensor, Tensor];
+        try {
+          const fp32 = exportOnnx(net, { input: a }).bytes;
+          const { bytes, summary } = await quantizeInt8(fp32, { calibration: [asInput(a), asInput(b)] });
+          const opt = await optimizedOpCounts(bytes);
+          const label = `${arch} ${dims}D`;
+          assert.equal(opt.QLinearConv, summary.quantized.Conv! - 1, `${label}: ${JSON.stringify(opt)}`);
+          assert.equal(opt.QLinearMatMul ?? 0, summary.quantized.MatMul ?? 0, `${label}: ${JSON.stringify(opt)}`);
+          // Random weights: no argmax to agree on, but a wrong axis or scale would be far off.
+          const y0 = await logits(fp32, b);
+          const y1 = await logits(bytes, b);
+          let diff = 0;
+          let range = 0;
+          for (let i = 0; i < y0.length; i++) ((diff = Math.max(diff, Math.abs(y0[i]! - y1[i]!))), (range = Math.max(range, Math.abs(y0[i]!))));
+          assert.ok(diff < 0.25 * range, `${label}: max diff ${diff} vs |logit| ${range}`);
+          lines.push(`${label}: ${JSON.stringify(summary.quantized)} ${(diff / range).toFixed(3)}`);
+        } finally {
+          net.dispose();
+        }
+      }
+    }
+    t.diagnostic(`quantized ops and max |Δ| / max |logit| (random weights): ${lines.join('; ')}`);
+  } finally {
+    torch.dispose([...crops[2], ...crops[3]]);
   }
 });
