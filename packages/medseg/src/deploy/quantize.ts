@@ -1,14 +1,15 @@
 /**
  * Static int8 quantization of an exported fp32 ONNX model in QDQ form:
- * weights of Conv, ConvTranspose and weight-MatMul/Gemm become int8
- * initializers, symmetric per output channel, read through a
+ * weights of Conv, weight-MatMul/Gemm (and ConvTranspose when asked) become
+ * int8 initializers, symmetric per output channel, read through a
  * DequantizeLinear; biases become int32 at the scale input scale x weight
- * scale; every input and output of those nodes gets a QuantizeLinear /
+ * scale; the input and output of those nodes get a QuantizeLinear /
  * DequantizeLinear pair with a per-tensor asymmetric scale calibrated by
  * running the fp32 model on real patches with those tensors added as graph
- * outputs. Everything else (InstanceNormalization, activations, Add, Concat,
- * Resize) stays fp32 between a DQ and the next Q, which is the pattern
- * onnxruntime fuses into its int8 kernels (QLinearConv and friends).
+ * outputs. The logits stay fp32. Everything else (InstanceNormalization,
+ * activations, Add, Resize) stays fp32 between a DQ and the next Q, which
+ * is the pattern onnxruntime fuses into its int8 kernels (QLinearConv,
+ * QLinearMatMul, QLinearConcat).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
