@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import * as compress from './commands/compress.ts';
 import * as convert from './commands/convert.ts';
 import * as demo from './commands/demo.ts';
 import * as evaluate from './commands/evaluate.ts';
@@ -25,7 +26,20 @@ import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 export type CommandModule = { register: (program: Command) => void };
 
 /** The commands in the order `medseg --help` lists them. */
-export const COMMANDS: readonly CommandModule[] = [evaluate, report, plan, preprocess, train, predict, explain, exportCommand, demo, importCommand, convert];
+export const COMMANDS: readonly CommandModule[] = [
+  evaluate,
+  report,
+  plan,
+  preprocess,
+  train,
+  predict,
+  explain,
+  exportCommand,
+  compress,
+  demo,
+  importCommand,
+  convert,
+];
 
 function packageVersion(): string {
   try {
