@@ -72,7 +72,14 @@ fi
 sqlite_addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
 if [ ! -f "$sqlite_addon" ] || [ node_modules/better-sqlite3/package.json -nt "$sqlite_addon" ]; then
   log "building better-sqlite3 from its bundled SQLite sources (about two minutes)"
-  (cd node_modules/better-sqlite3 && npx --no-install node-gyp rebuild --release --nodedir=/usr -j "$(nproc)" --loglevel=error >/dev/null)
+  # The compiler's warnings on SQLite's sources go to a log shown only if the build fails.
+  sqlite_log=$(mktemp)
+  if ! (cd node_modules/better-sqlite3 && npx --no-install node-gyp rebuild --release --nodedir=/usr -j "$(nproc)" --loglevel=error) >"$sqlite_log" 2>&1; then
+    cat "$sqlite_log" >&2
+    rm -f "$sqlite_log"
+    exit 1
+  fi
+  rm -f "$sqlite_log"
 else
   log "better-sqlite3 up to date"
 fi
