@@ -53,7 +53,7 @@ const results = () => readdirSync(join(root, 'data', 'results'));
 
 before(async () => {
   root = tempDir();
-  models = writeModels(join(root, 'models'));
+  models = writeModels(join(root, 'models'), { slow: true });
   svc = await startService(testConfig(join(root, 'data'), models, { maxUploadBytes: MAX_UPLOAD }));
   assert.ok(svc.adminKey, 'a first start makes an admin key');
   admin = auth(svc.adminKey!);
@@ -121,7 +121,7 @@ test('GET /models lists each model folder with its card and a version that is th
   };
   assert.deepEqual(
     list.map((m) => m.id),
-    ['gray', 'hippo'],
+    ['gray', 'hippo', 'slow'],
   );
   const hippo = list.find((m) => m.id === 'hippo')!;
   const h = createHash('sha256');
@@ -385,7 +385,8 @@ test('CORS is closed: no Access-Control-Allow-Origin on answers, and preflights 
 });
 
 test('DELETE /jobs/:id stops a running job: its worker gives up at the next heartbeat and writes nothing', async () => {
-  const r = await submit(admin, 'hippo', hippocampusCase(6).bytes, 'x.nii.gz');
+  // The slow model runs for seconds, so the job is still running when it is cancelled.
+  const r = await submit(admin, 'slow', hippocampusCase(6).bytes, 'x.nii.gz');
   const { id } = (await r.json()) as { id: string };
   await waitFor(
     'the job to run',

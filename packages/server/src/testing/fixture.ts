@@ -4,7 +4,7 @@
  * real cases from the shared data, a service on a loopback port in a fresh
  * data folder, and small HTTP helpers.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { writeFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFixtureModel } from '@medseg/medseg/testing/model-fixture';
@@ -15,11 +15,20 @@ export function tempDir(prefix = 'medseg-server-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Models folder with `hippo` (3D MRI, one fold) and `gray` (2D grey, one fold). */
-export function writeModels(dir: string): string {
+/**
+ * Models folder with `hippo` (3D MRI, one fold) and `gray` (2D grey, one
+ * fold); with `o.slow` also `slow`: hippo with mirroring TTA and quarter-patch
+ * tile steps, so a hippocampus case runs for seconds even on an idle machine
+ * (hundreds of tiles, eight passes each) and a test can act on it while it runs.
+ */
+export function writeModels(dir: string, o: { slow?: boolean } = {}): string {
   mkdirSync(dir, { recursive: true });
   writeFixtureModel(join(dir, 'hippo'), 'mri3d', [{ weights: { best: 'random' } }]);
   writeFixtureModel(join(dir, 'gray'), 'gray2d', [{ weights: { best: 'random' } }]);
+  if (o.slow) {
+    const plan = writeFixtureModel(join(dir, 'slow'), 'mri3d', [{ weights: { best: 'random' } }]);
+    writeFileSync(join(dir, 'slow', 'plan.json'), JSON.stringify({ ...plan, inference: { ...plan.inference, mirror: true, stepFraction: 0.25 } }));
+  }
   return dir;
 }
 
