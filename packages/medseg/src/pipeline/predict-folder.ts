@@ -229,7 +229,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
             keepProbabilities: o.saveProbabilities,
             uncertainty: o.uncertainty,
             onTile: (done, total) => {
-              if (!started) progress.start(total, `case ${i + 1}/${inputs.length} ${c.id} (${folds}), tiles`);
+              if (!started) progress.start(total, `case ${i + 1}/${inputs.length} ${c.id} (${folds}), ${o.uncertainty ? 'uncertainty members' : 'tiles'}`);
               started = true;
               progress.update(done);
             },
