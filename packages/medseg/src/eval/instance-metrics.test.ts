@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { decodeImage2d } from '../io/image2d.ts';
-import { dataPath } from '../testing/data.ts';
+import { isbiBoundaryMap } from '../testing/isbi-boundary.ts';
 import { runPythonJson } from '../testing/python.ts';
 import { detectionScores, randInfoScores } from './instance-metrics.ts';
 
@@ -74,27 +72,7 @@ print(json.dumps({"nt": int(nt), "truth": truth.ravel().tolist(), "prop": prop.r
 `;
 
 test('on a real ISBI 2012 slice: V_Rand (distinct pairs) equals scikit-image adapted_rand_error, V_Info its variation of information, all-pairs Rand NumPy', () => {
-  const m = decodeImage2d(readFileSync(dataPath('isbi2012-em', 'masks', '0.png')), { path: 'mask' });
-  const [w, h] = [m.size[0], m.size[1]];
-  const mask = Array.from(m.data as ArrayLike<number>);
-  // Elevation: the membrane mask box-blurred (5x5), a stand-in for a boundary probability.
-  const mem = mask.map((v) => (v < 128 ? 1 : 0));
-  const elevation = new Array<number>(w * h).fill(0);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      let s = 0;
-      let c = 0;
-      for (let dy = -2; dy <= 2; dy++)
-        for (let dx = -2; dx <= 2; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy >= 0 && yy < h && xx >= 0 && xx < w) {
-            s += mem[yy * w + xx]!;
-            c++;
-          }
-        }
-      elevation[y * w + x] = Math.round((s / c) * 1e6) / 1e6;
-    }
+  const { w, h, mask, elevation } = isbiBoundaryMap(0);
   const ref = runPythonJson<{
     nt: number;
     truth: number[];
@@ -105,7 +83,7 @@ test('on a real ISBI 2012 slice: V_Rand (distinct pairs) equals scikit-image ada
     info_merge: number;
     all_split: number;
     all_merge: number;
-  }>(['-c', SKIMAGE], { shape: [h, w], mask, elevation });
+  }>(['-c', SKIMAGE], { shape: [h, w], mask, elevation: Array.from(elevation) });
   assert.ok(ref.nt > 50, `${ref.nt} cells in the slice`);
   const d = randInfoScores(ref.prop, ref.truth, { pairs: 'distinct' });
   assert.ok(Math.abs(d.vRand - ref.vrand) < 1e-9, `V_Rand ${d.vRand} vs skimage ${ref.vrand}`);

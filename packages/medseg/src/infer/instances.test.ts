@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { decodeImage2d } from '../io/image2d.ts';
-import { dataPath } from '../testing/data.ts';
+import { isbiBoundaryMap } from '../testing/isbi-boundary.ts';
 import { runPythonJson } from '../testing/python.ts';
 import { cellsFromBoundaries, instancesOfClass, watershed } from './instances.ts';
 
@@ -33,28 +31,8 @@ print(json.dumps({"cells": int(n_cells), "ws": watershed(elev, markers, connecti
 `;
 
 test('on a real ISBI 2012 slice: cells as components match SciPy; the watershed of a boundary map matches scikit-image', () => {
-  const m = decodeImage2d(readFileSync(dataPath('isbi2012-em', 'masks', '0.png')), { path: 'mask' });
-  const [w, h] = [m.size[0], m.size[1]];
-  const mask = Array.from(m.data as ArrayLike<number>);
+  const { w, h, mask, elevation } = isbiBoundaryMap(0);
   const size: [number, number, number] = [w, h, 1];
-  const mem = Float64Array.from(mask, (v) => (v < 128 ? 1 : 0));
-  // A soft boundary map: the membrane mask averaged over 5x5, on a grid of 1/25 steps (ties are common, as in real probability maps).
-  const elevation = new Float64Array(w * h);
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      let s = 0;
-      let c = 0;
-      for (let dy = -2; dy <= 2; dy++)
-        for (let dx = -2; dx <= 2; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy >= 0 && yy < h && xx >= 0 && xx < w) {
-            s += mem[yy * w + xx]!;
-            c++;
-          }
-        }
-      elevation[y * w + x] = Math.round((s / c) * 1e6) / 1e6;
-    }
   const ref = runPythonJson<{ cells: number; ws: number[]; masked: number[] }>(['-c', SKIMAGE], { shape: [h, w], mask, elevation: Array.from(elevation) });
   const cells = instancesOfClass(
     Uint8Array.from(mask, (v) => (v >= 128 ? 1 : 0)),

@@ -67,19 +67,19 @@ test('argmaxClasses: equals libtorch argmax over the class axis of random logits
 
 test('browser modules stay browser-safe: their value imports, followed through the library, reach no Node module or npm package', () => {
   const here = dirname(fileURLToPath(import.meta.url));
-  const todo = readdirSync(here)
+  const pending = readdirSync(here)
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
     .map((f) => join(here, f));
   const seen = new Set<string>();
   const bad: string[] = [];
-  while (todo.length) {
-    const file = todo.pop()!;
+  while (pending.length) {
+    const file = pending.pop()!;
     if (seen.has(file)) continue;
     seen.add(file);
     // Type-only imports are erased before the page sees the module; every other import is fetched by the browser.
     for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?\sfrom\s+'([^']+)'/gm)) {
       const spec = m[1]!;
-      if (spec.startsWith('.')) todo.push(resolve(dirname(file), spec));
+      if (spec.startsWith('.')) pending.push(resolve(dirname(file), spec));
       else bad.push(`${file}: ${spec}`);
     }
   }
