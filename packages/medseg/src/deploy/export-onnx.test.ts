@@ -14,7 +14,7 @@ import type { Tensor } from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
 import { createNetwork, listArchitectures } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { driveCrop, emCrop, hippocampusCrop, smallConfig } from '../testing/models.ts';
+import { driveCrop, emCrop, hippocampusCrop, smallConfig, smallExtra } from '../testing/models.ts';
 import { exportOnnx, UnsupportedOpError } from './export-onnx.ts';
 import { describeOnnx, IR_VERSION, OPSET } from './onnx-builder.ts';
 
@@ -24,16 +24,7 @@ const TOLERANCE = 1e-4;
 const NORMS = ['instance', 'batch', 'group'] as const;
 
 function config(arch: string, dims: 2 | 3, i: number): NetworkConfig {
-  const extra: Record<string, unknown> =
-    arch === 'swin-unetr'
-      ? { window: new Array(dims).fill(2) }
-      : arch === 'transunet'
-        ? { depth: 1 }
-        : arch === 'hybridnet'
-          ? dims === 2
-            ? { depth: 1, transformerStages: 2, modalities: 3, fusion: 'cross-attention' }
-            : { depth: 1, transformerStages: 2 }
-          : {};
+  const extra = smallExtra(arch, dims);
   return smallConfig(arch, dims, {
     inChannels: dims === 2 ? 3 : 1,
     numClasses: 3,

@@ -15,7 +15,7 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import { createNetwork, listArchitectures } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { driveCrop, hippocampusCrop, overfit, smallConfig } from '../testing/models.ts';
+import { driveCrop, hippocampusCrop, overfit, smallConfig, smallExtra } from '../testing/models.ts';
 import { exportOnnx } from './export-onnx.ts';
 import { readOnnxMetadata } from './onnx-builder.ts';
 import {
@@ -365,16 +365,7 @@ test('every architecture of the registry, 2D and 3D, quantizes and runs: convolu
   try {
     for (const arch of listArchitectures().map((a) => a.name)) {
       for (const dims of [2, 3] as const) {
-        const extra: Record<string, unknown> =
-          arch === 'swin-unetr'
-            ? { window: new Array(dims).fill(2) }
-            : arch === 'transunet'
-              ? { depth: 1 }
-              : arch === 'hybridnet'
-                ? dims === 2
-                  ? { depth: 1, transformerStages: 2, modalities: 3, fusion: 'cross-attention' }
-                  : { depth: 1, transformerStages: 2 }
-                : {};
+        const extra = smallExtra(arch, dims);
         const net = createNetwork(smallConfig(arch, dims, { inChannels: dims === 2 ? 3 : 1, numClasses: 3, extra })).eval();
         const [a, b] = crops[dims] as [Tensor, Tensor];
         try {

@@ -35,6 +35,19 @@ export function smallConfig(architecture: string, dims: 2 | 3, over: Partial<Net
   };
 }
 
+/**
+ * The architecture-specific part of a small config that every architecture
+ * builds from at test sizes (Swin windows of 2, one transformer block; in 2D
+ * HybridNet fuses three modalities, as DRIVE's RGB by cross-attention).
+ */
+export function smallExtra(arch: string, dims: 2 | 3): Record<string, unknown> {
+  if (arch === 'swin-unetr') return { window: new Array(dims).fill(2) };
+  if (arch === 'transunet') return { depth: 1 };
+  if (arch === 'hybridnet')
+    return dims === 2 ? { depth: 1, transformerStages: 2, modalities: 3, fusion: 'cross-attention' } : { depth: 1, transformerStages: 2 };
+  return {};
+}
+
 /** Expected spatial size of every deep-supervision head, highest resolution first. */
 export function expectedHeadShapes(c: NetworkConfig, batch: number, spatial: number[]): number[][] {
   const cum = cumulativeStrides(c.strides);
