@@ -363,7 +363,7 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
       ...(o.stepTimer
         ? {
             timingRule:
-              `step times: the fastest of several repetitions on an otherwise idle machine (a repetition during which other processes used over ${Math.round(LOAD_THRESHOLD * 100)}% of the CPUs is re-timed); ` +
+              `step times: the median of several repetitions on an otherwise idle machine (a repetition during which other processes used over ${Math.round(LOAD_THRESHOLD * 100)}% of the CPUs is re-timed); ` +
               `the throughput model's choice stands unless its timed step is over ${Math.round(TIMING_MARGIN * 100)}% slower than the ${allowed.toPrecision(3)} s per step the budget allows, and a replacement must fit with that margin` +
               (o.timingMemory ? `; ${o.timingMemory}` : ''),
           }

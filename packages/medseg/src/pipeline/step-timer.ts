@@ -9,7 +9,7 @@
  * memory-bound and add as much again. The planner calibrates its model
  * against this measurement (data/planner.ts).
  *
- * The time is the fastest of several repetitions on an otherwise idle machine
+ * The time is the median of several repetitions on an otherwise idle machine
  * (util/robust-timing.ts): another process's burst of load during planning
  * must not shrink the plan. rememberedStepTimer measures each candidate once
  * per machine and engine (util/machine-timings.ts), so the same flags plan
@@ -28,7 +28,7 @@ export const STEP_TIMER_TRAINING_FIELDS = ['optimizer', 'lr', 'weightDecay', 'mo
 export type StepTimerTraining = Pick<TrainingSettings, (typeof STEP_TIMER_TRAINING_FIELDS)[number]>;
 
 export interface StepTiming {
-  /** Seconds of the fastest clean step. */
+  /** Seconds per step: the median of the clean repetitions. */
   seconds: number;
   /** Seconds per step of every timed repetition, loaded ones included. */
   steps: number[];

@@ -19,7 +19,7 @@ test('a short step is repeated until a repetition lasts long enough for /proc/st
   assert.equal(long.stepsPerRepetition, 1);
 });
 
-test('other processes busy on every core make repetitions count as loaded; their fastest clean one is kept once the load is gone', async () => {
+test('other processes busy on every core make repetitions count as loaded; the median of the clean ones is kept once the load is gone', async () => {
   const hogs: ChildProcess[] = [];
   try {
     for (let i = 0; i < 2; i++) hogs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
@@ -32,7 +32,8 @@ test('other processes busy on every core make repetitions count as loaded; their
     setTimeout(() => hogs.forEach((h) => h.kill('SIGKILL')), 300);
     const after = await timeRobustly(() => spin(20), { reps: 3, maxSeconds: 20, pauseSeconds: 0.05 });
     assert.ok(after.clean, 'clean repetitions once the hogs are gone');
-    assert.ok(after.seconds < 0.03, `fastest clean repetition ${after.seconds}`);
+    assert.ok(after.seconds < 0.03, `median clean repetition ${after.seconds}`);
+    assert.ok(after.fastest <= after.seconds, 'the fastest clean repetition is no slower than the median');
   } finally {
     hogs.forEach((h) => h.kill('SIGKILL'));
   }

@@ -1,7 +1,10 @@
 /**
  * Timing on a shared machine: a repetition during which other processes kept
- * the CPUs busy is re-timed, and the result is the fastest clean repetition
- * (load only ever adds time, so the minimum is the machine's own speed).
+ * the CPUs busy is re-timed, and the result is the median of the clean
+ * repetitions. The median, not the minimum: a time-budgeted trainer runs at
+ * its typical step time, and the fastest repetition (no thread wake-up, warm
+ * caches) under-predicts it, so a plan sized by the minimum trains fewer
+ * iterations than it expects.
  *
  * Load is read from /proc/stat: the CPU time all processes spent during the
  * repetition minus this process's own (process.cpuUsage), as a share of the
@@ -13,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { median } from './quantile.ts';
 
 /** Another process's CPU use above this share of the machine marks a repetition as loaded. */
 export const LOAD_THRESHOLD = 0.1;
@@ -23,7 +27,7 @@ export const MIN_REPETITION_SECONDS = 0.1;
 /**
  * Clean timing wanted in total: a step of tens of milliseconds varies by a
  * quarter between repetitions on an idle machine (thread wake-ups), and the
- * minimum of ten repetitions is stable where the minimum of three is not.
+ * median of ten repetitions is stable where that of three is not.
  */
 export const MIN_CLEAN_SECONDS = 1;
 
@@ -65,8 +69,10 @@ export function startLoadProbe(): LoadProbe {
 }
 
 export interface RobustTiming {
-  /** Seconds per step of the fastest clean repetition (the fastest of all when none was clean in time). */
+  /** Seconds per step: the median of the clean repetitions (the fastest of all when none was clean in time). */
   seconds: number;
+  /** Seconds per step of the fastest clean repetition (of all when none was clean). */
+  fastest: number;
   /** Seconds per step of every timed repetition, clean or not. */
   samples: number[];
   /** Steps run per repetition (enough to last MIN_REPETITION_SECONDS). */
@@ -89,13 +95,13 @@ export interface RobustTimingOptions {
   threshold?: number;
   /** The shortest repetition in seconds (default MIN_REPETITION_SECONDS). */
   minRepetitionSeconds?: number;
-  /** Keep timing clean repetitions until they add up to this many seconds (default MIN_CLEAN_SECONDS), so a short step's minimum is taken over many. */
+  /** Keep timing clean repetitions until they add up to this many seconds (default MIN_CLEAN_SECONDS), so a short step's median is taken over many. */
   minCleanSeconds?: number;
 }
 
 /**
  * Times `step` until `reps` repetitions ran on an otherwise idle machine (or
- * `maxSeconds` passed) and returns the fastest clean one.
+ * `maxSeconds` passed) and returns the median of the clean ones.
  */
 export async function timeRobustly(step: () => void, o: RobustTimingOptions = {}): Promise<RobustTiming> {
   const reps = o.reps ?? 3;
@@ -127,6 +133,9 @@ export async function timeRobustly(step: () => void, o: RobustTimingOptions = {}
       await new Promise((r) => setTimeout(r, pause * 1000));
     }
   }
-  const pool = clean.length > 0 ? clean : samples;
-  return { seconds: Math.min(...pool), samples, stepsPerRepetition, loaded, clean: clean.length > 0 };
+  // With no clean repetition every sample carries load, and the fastest is the least loaded.
+  const fastest = Math.min(...(clean.length > 0 ? clean : samples));
+  const seconds = clean.length > 0 ? median(clean) : fastest;
+  return { seconds, fastest, samples, stepsPerRepetition, loaded, clean: clean.length > 0 };
 }
+
