@@ -138,4 +138,3 @@ export async function timeRobustly(step: () => void, o: RobustTimingOptions = {}
   const seconds = clean.length > 0 ? median(clean) : fastest;
   return { seconds, fastest, samples, stepsPerRepetition, loaded, clean: clean.length > 0 };
 }
-
