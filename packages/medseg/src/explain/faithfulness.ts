@@ -19,30 +19,9 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { SegmentationNetwork } from '../models/config.ts';
 import { createNetwork } from '../models/registry.ts';
-import { rankAverage } from '../eval/statistics/wilcoxon.ts';
+import { spearman } from '../eval/statistics/correlation.ts';
 import { Rng } from '../util/random.ts';
 import { explainImage, plainLogits, type ExplainImageOptions } from './explain-image.ts';
-
-/** Spearman's rank correlation (average ranks for ties, as scipy.stats.spearmanr); NaN when either side is constant. */
-export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`spearman: ${a.length} vs ${b.length} values`);
-  const ra = rankAverage(Array.from(a)).ranks;
-  const rb = rankAverage(Array.from(b)).ranks;
-  const n = ra.length;
-  const ma = ra.reduce((s, v) => s + v, 0) / n;
-  const mb = rb.reduce((s, v) => s + v, 0) / n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const da = ra[i]! - ma;
-    const db = rb[i]! - mb;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
-  }
-  return saa === 0 || sbb === 0 ? NaN : sab / Math.sqrt(saa * sbb);
-}
 
 export interface RandomisationResult {
   /** Spearman rank correlation of the trained and the randomised model's maps. */
