@@ -21,6 +21,7 @@ import { fsError } from '../../io/limits.ts';
 import { CliUsageError } from '../errors.ts';
 import { log, parseStringList, printResult } from '../output.ts';
 import { SUMMARY_SCHEMA, type EvaluationSummaryFile } from './evaluate.ts';
+import { loadExplanationFolder, loadUncertaintyFolder } from './report-confidence.ts';
 
 const ID_KEYS = new Set(['model', 'case', 'label', 'status']);
 
@@ -85,6 +86,15 @@ interface ReportCliOptions {
   title: string;
   dataset?: string;
   metrics?: string[];
+  uncertainty?: string[];
+  explanations?: string[];
+  failureBelow?: number;
+}
+
+function parseUnitInterval(v: string): number {
+  const x = Number(v);
+  if (!Number.isFinite(x) || x < 0 || x > 1) throw new CliUsageError(`--failure-below takes a number in 0..1, not "${v}"`);
+  return x;
 }
 
 export function register(program: Command): void {
@@ -99,13 +109,27 @@ export function register(program: Command): void {
     .option('--title <text>', 'report title', 'Segmentation evaluation')
     .option('--dataset <text>', 'dataset name shown in the header')
     .option('--metrics <list>', 'metrics of the summary table and paired tests (default: dice, hd95, assd, surfaceDice)', parseStringList)
+    .option(
+      '--uncertainty <dirs...>',
+      'prediction folders of "medseg predict --uncertainty" (their <case>_uncertainty.json), one per summary in the same order',
+    )
+    .option('--explanations <dirs...>', 'output folders of "medseg explain", one per summary in the same order')
+    .option(
+      '--failure-below <dice>',
+      'a case whose Dice (averaged over labels) is below this counts as a failure for the uncertainty AUROC',
+      parseUnitInterval,
+      0.8,
+    )
     .addHelpText(
       'after',
       `
 Example:
   medseg evaluate preds/unet labelsTs --out eval/unet
   medseg evaluate preds/unetr labelsTs --out eval/unetr
-  medseg report eval/unet/summary.json eval/unetr/summary.json --out report.html --subgroups sites.csv`,
+  medseg report eval/unet/summary.json eval/unetr/summary.json --out report.html --subgroups sites.csv
+  medseg predict models/unet imagesTs --out preds/unet --uncertainty
+  medseg explain models/unet imagesTs/case_001.nii.gz --method gradcam --out explain/unet
+  medseg report eval/unet --uncertainty preds/unet --explanations explain/unet --out report.html`,
     )
     .action(async (summaries: string[], o: ReportCliOptions, cmd: Command) => {
       if (o.names && o.names.length !== summaries.length) {
@@ -152,6 +176,24 @@ Example:
         calibration: Object.keys(calibration).length ? calibration : undefined,
         directions: { absVolumeDiff: 'lower' },
       };
+      for (const [flag, dirs] of [
+        ['--uncertainty', o.uncertainty],
+        ['--explanations', o.explanations],
+      ] as const) {
+        if (dirs && dirs.length !== names.length)
+          throw new CliUsageError(`${flag} gives ${dirs.length} folders for ${summaries.length} summaries (one per summary, in order)`);
+      }
+      if (o.uncertainty) {
+        const all = [];
+        for (const [i, d] of o.uncertainty.entries()) all.push(...(await loadUncertaintyFolder(d, names[i]!)));
+        input.uncertainty = all;
+      }
+      if (o.explanations) {
+        const all = [];
+        for (const [i, d] of o.explanations.entries()) all.push(...(await loadExplanationFolder(d, names[i]!)));
+        input.explanations = all;
+      }
+      if (o.failureBelow !== undefined) input.failureBelow = o.failureBelow;
       if (o.subgroups) {
         const { subgroups, columns } = await readSubgroupsCsv(o.subgroups);
         input.subgroups = subgroups;

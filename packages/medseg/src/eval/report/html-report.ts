@@ -1,7 +1,8 @@
 /**
  * One self-contained HTML evaluation report: comparative summary table with
- * bootstrap CIs, distributions, paired tests, calibration, subgroups,
- * qualitative overlays, timings and links to model cards.
+ * bootstrap CIs, distributions, paired tests, calibration, uncertainty and
+ * explanations, subgroups, qualitative overlays, timings and links to model
+ * cards.
  *
  * Self-contained means it opens offline from a file or an e-mail attachment:
  * inline CSS, inline SVG plots, PNG overlays as data: URIs, no scripts, no
@@ -16,6 +17,7 @@ import { toCsv } from '../../util/csv.ts';
 import { RESEARCH_DISCLAIMER } from './modelcard.ts';
 import { eceFromBins, type CalibrationBins } from '../probabilistic.ts';
 import { barChart, boxPlot, calibrationPlot, escapeXml, pairedScatter } from './plots.ts';
+import { confidenceSection, type CaseUncertainty, type ExplanationRecord } from './confidence-section.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 import { comparePaired, holmAdjust, pairValues, type PairedComparison } from '../statistics/paired.ts';
 import { distinct, metricColumns, metricDirection, metricValue, type Direction, type MetricRow, type Subgroups } from '../statistics/rows.ts';
@@ -70,6 +72,12 @@ export interface ReportInput {
   subgroups?: Subgroups;
   subgroupColumns?: string[];
   calibration?: Record<string, CalibrationBins>;
+  /** Per-case uncertainty scores (`medseg predict --uncertainty`), scored against the primary metric. */
+  uncertainty?: readonly CaseUncertainty[];
+  /** Explanations with their faithfulness numbers (`medseg explain`). */
+  explanations?: readonly ExplanationRecord[];
+  /** A case whose Dice (else primary metric), averaged over labels, is below this fails (default 0.8, the triage rule's default bar). */
+  failureBelow?: number;
   /** Ready-made overlays; otherwise renderOverlay is asked for best/median/worst per model. */
   overlays?: readonly OverlayImage[];
   renderOverlay?: (sel: OverlaySelection) => Uint8Array | Promise<Uint8Array>;
@@ -361,7 +369,7 @@ function calibrationSection(c: Context): string {
 
 function subgroupSection(c: Context): string {
   const sub = c.input.subgroups;
-  let h = '<section id="subgroups"><h2>5. Subgroup analysis</h2>';
+  let h = '<section id="subgroups"><h2>6. Subgroup analysis</h2>';
   if (!sub || Object.keys(sub).length === 0) return `${h}<p class="note">No subgroup columns supplied.</p></section>`;
   const columns = c.input.subgroupColumns ?? [...new Set(Object.values(sub).flatMap((r) => Object.keys(r)))];
   const name = metricDisplayName(c.primary);
@@ -411,7 +419,7 @@ function subgroupSection(c: Context): string {
 }
 
 async function overlaySection(c: Context): Promise<string> {
-  let h = '<section id="overlays"><h2>6. Qualitative results</h2>';
+  let h = '<section id="overlays"><h2>7. Qualitative results</h2>';
   let images: OverlayImage[] = [...(c.input.overlays ?? [])];
   if (images.length === 0 && c.input.renderOverlay) {
     for (const model of c.models) {
@@ -442,7 +450,7 @@ async function overlaySection(c: Context): Promise<string> {
 }
 
 function timingSection(c: Context): string {
-  let h = '<section id="timing"><h2>7. Inference time and hardware</h2>';
+  let h = '<section id="timing"><h2>8. Inference time and hardware</h2>';
   if (c.times.size === 0) return `${h}<p class="note">No inference times supplied.</p></section>`;
   const hw = c.input.hardware ?? hardwareInfo();
   h +=
@@ -456,7 +464,7 @@ function timingSection(c: Context): string {
 }
 
 function casesSection(c: Context): string {
-  let h = '<section id="cases"><h2>8. Per-case results and model cards</h2>';
+  let h = '<section id="cases"><h2>9. Per-case results and model cards</h2>';
   const cards = c.models.map((m) => c.info.get(m)).filter((i): i is ModelInfo => !!i?.modelCardHref);
   if (cards.length) {
     h += '<h3>Model cards</h3><ul class="model-cards">';
@@ -485,6 +493,21 @@ function casesSection(c: Context): string {
     }
   }
   return `${h}</tbody></table></details></section>`;
+}
+
+/** Per case of a model: the metric averaged over the case's labels with a finite value. */
+function caseQuality(rows: readonly MetricRow[], model: string, metric: string): Map<string, number> {
+  const sums = new Map<string, { sum: number; n: number }>();
+  for (const r of rows) {
+    if (r.model !== model) continue;
+    const v = metricValue(r, metric);
+    if (v === undefined || !Number.isFinite(v)) continue;
+    const s = sums.get(r.case) ?? { sum: 0, n: 0 };
+    s.sum += v;
+    s.n++;
+    sums.set(r.case, s);
+  }
+  return new Map([...sums].map(([k, s]) => [k, s.sum / s.n]));
 }
 
 // ---------------------------------------------------------------- entry points
@@ -539,6 +562,8 @@ export async function renderReportHtml(input: ReportInput): Promise<string> {
   }
   holmAdjust(comparisons.map((x) => x.wilcoxon.pValue)).forEach((p, i) => (comparisons[i]!.pAdjusted = p));
 
+  // Failures are judged by Dice where the rows have it (a higher-is-better overlap), else the primary metric.
+  const qualityMetric = metrics.includes('dice') ? 'dice' : primary;
   const when = (input.generatedAt ?? new Date()).toISOString().replace('T', ' ').slice(0, 16);
   const nCases = distinct(rows, 'case').length;
   const toc = [
@@ -546,6 +571,7 @@ export async function renderReportHtml(input: ReportInput): Promise<string> {
     ['distributions', 'Distributions'],
     ['paired', 'Paired tests'],
     ['calibration', 'Calibration'],
+    ['confidence', 'Uncertainty & explanations'],
     ['subgroups', 'Subgroups'],
     ['overlays', 'Qualitative'],
     ['timing', 'Timing'],
@@ -556,6 +582,15 @@ export async function renderReportHtml(input: ReportInput): Promise<string> {
     distributionSection(c),
     comparisonSection(c, comparisons),
     calibrationSection(c),
+    confidenceSection({
+      models: c.models,
+      uncertainty: input.uncertainty ?? [],
+      explanations: input.explanations ?? [],
+      quality: (m) => caseQuality(rows, m, qualityMetric),
+      metricName: metricDisplayName(qualityMetric),
+      failureBelow: input.failureBelow ?? 0.8,
+      heading: '5. Uncertainty and explanations',
+    }),
     subgroupSection(c),
     await overlaySection(c),
     timingSection(c),

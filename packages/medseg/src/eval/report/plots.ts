@@ -348,6 +348,55 @@ export function pairedScatter(spec: ScatterSpec): string {
   return `${s}</svg>`;
 }
 
+// ---------------------------------------------------------------- uncertainty against quality
+
+export interface FlaggedPoint extends ScatterPoint {
+  /** Flagged for review by the model's triage rule. */
+  flagged: boolean;
+}
+
+export interface TriageScatterSpec extends PlotSize {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  points: readonly FlaggedPoint[];
+  /** Quality below this counts as a failure: a dashed horizontal line. */
+  failureBelow?: number;
+  /** The review threshold on the score: a dashed vertical line. */
+  threshold?: number;
+}
+
+/**
+ * Per-case uncertainty score (x) against a quality metric (y), each axis on
+ * its own scale; flagged cases are filled, the others hollow. A useful score
+ * puts the failures (below the horizontal line) right of the threshold.
+ */
+export function triageScatter(spec: TriageScatterSpec): string {
+  const width = spec.width ?? 380;
+  const height = spec.height ?? 340;
+  const f: Frame = { width, height, left: 62, right: 18, top: 34, bottom: 50 };
+  const pts = spec.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+  const xs = pts.map((p) => p.x).concat(spec.threshold !== undefined && Number.isFinite(spec.threshold) ? [spec.threshold] : []);
+  const ys = pts.map((p) => p.y).concat(spec.failureBelow !== undefined ? [spec.failureBelow] : []);
+  const x = linearScale(Math.min(...xs), Math.max(...xs), f.left, width - f.right);
+  const y = linearScale(Math.min(...ys), Math.max(...ys), height - f.bottom, f.top);
+  let s = open('triage', spec.title, f, `Per-case ${spec.xLabel} against ${spec.yLabel}; filled points are flagged for review`);
+  s += yAxis(f, y, spec.yLabel) + xAxisLinear(f, x, spec.xLabel);
+  if (spec.failureBelow !== undefined) {
+    const py = y(spec.failureBelow).toFixed(1);
+    s += `<line class="failure-bar" x1="${f.left}" x2="${width - f.right}" y1="${py}" y2="${py}" stroke="#c0392b" stroke-dasharray="5 4"/>`;
+  }
+  if (spec.threshold !== undefined && Number.isFinite(spec.threshold)) {
+    const px = x(spec.threshold).toFixed(1);
+    s += `<line class="review-threshold" x1="${px}" x2="${px}" y1="${f.top}" y2="${height - f.bottom}" stroke="#555" stroke-dasharray="2 3"/>`;
+  }
+  for (const p of pts) {
+    const fill = p.flagged ? seriesColor(1) : '#fff';
+    s += `<circle cx="${x(p.x).toFixed(1)}" cy="${y(p.y).toFixed(1)}" r="3.8" fill="${fill}" stroke="${seriesColor(1)}" stroke-width="1.2"><title>${escapeXml(`${p.id}: ${fmtNum(p.x)}, ${fmtNum(p.y)}${p.flagged ? ' (flagged)' : ''}`)}</title></circle>`;
+  }
+  return `${s}</svg>`;
+}
+
 // ---------------------------------------------------------------- calibration
 
 export interface CalibrationSpec extends PlotSize {

@@ -1,0 +1,101 @@
+/**
+ * `medseg report --uncertainty --explanations` as a user runs it: predict
+ * real hippocampus crops with uncertainty, explain one, evaluate, report;
+ * the report's uncertainty row counts every evaluated case and the
+ * explanation row holds the faithfulness numbers of the explain JSON. A
+ * folder without results is bad input (exit 2), folders not one per summary
+ * a usage error (exit 64).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runMedseg, type CliRun } from '../../testing/cli.ts';
+import { writeFixtureModel } from '../../testing/model-fixture.ts';
+import { dataPath } from '../../testing/data.ts';
+import { readVolume, writeVolume } from '../../io/read.ts';
+import { allocVoxels, voxelTypeOf, type Vec3, type Volume } from '../../io/volume.ts';
+import { EXIT_BAD_INPUT, EXIT_USAGE } from '../errors.ts';
+
+function medseg(...args: string[]): CliRun {
+  return runMedseg(args, { timeoutMs: 180_000 });
+}
+
+/** A sub-block of a volume (x, y, z start and size), its origin moved so the voxels stay where they were. */
+function crop(v: Volume, start: Vec3, size: Vec3): Volume {
+  const [nx, ny] = v.size;
+  const data = allocVoxels(voxelTypeOf(v.data), size[0] * size[1] * size[2]);
+  for (let z = 0; z < size[2]; z++)
+    for (let y = 0; y < size[1]; y++)
+      for (let x = 0; x < size[0]; x++) data[(z * size[1] + y) * size[0] + x] = v.data[((z + start[2]) * ny + y + start[1]) * nx + x + start[0]]!;
+  const d = v.direction;
+  const origin = [0, 1, 2].map((r) => v.origin[r]! + [0, 1, 2].reduce((s, c) => s + d[r * 3 + c]! * v.spacing[c]! * start[c]!, 0)) as Vec3;
+  return { ...v, data, size, origin };
+}
+
+const CASES = ['hippocampus_001', 'hippocampus_003', 'hippocampus_006'];
+
+describe('medseg report with uncertainty and explanations', () => {
+  let tmp: string;
+  let model: string;
+  let images: string;
+  let labels: string;
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'medseg-report-confidence-'));
+    model = join(tmp, 'model');
+    // Untrained weights: the masks are poor, but predictions, uncertainty, Grad-CAM and Dice are all real.
+    writeFixtureModel(model, 'mri3d', [{ weights: { best: 'random' } }]);
+    images = join(tmp, 'images');
+    labels = join(tmp, 'labels');
+    mkdirSync(images);
+    mkdirSync(labels);
+    for (const id of CASES) {
+      const img = await readVolume(dataPath('msd-hippocampus', 'images', `${id}.nii.gz`));
+      const lab = await readVolume(dataPath('msd-hippocampus', 'labels', `${id}.nii.gz`));
+      await writeVolume(join(images, `${id}.nii.gz`), crop(img, [6, 14, 6], [20, 22, 20]));
+      await writeVolume(join(labels, `${id}.nii.gz`), crop(lab, [6, 14, 6], [20, 22, 20]));
+    }
+  });
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  test('predict --uncertainty, explain, evaluate, report: the section tabulates them', () => {
+    const preds = join(tmp, 'preds');
+    let r = medseg('predict', model, images, '--out', preds, '--uncertainty', 'tta');
+    assert.equal(r.status, 0, r.stderr);
+    const explained = join(tmp, 'explain');
+    r = medseg('explain', model, join(images, `${CASES[0]}.nii.gz`), '--method', 'gradcam', '--class', '1', '--deletion-steps', '4', '--out', explained);
+    assert.equal(r.status, 0, r.stderr);
+    const evaluation = join(tmp, 'eval');
+    r = medseg('evaluate', preds, labels, '--out', evaluation);
+    assert.equal(r.status, 0, r.stderr);
+    const html = join(tmp, 'report.html');
+    r = medseg('report', evaluation, '--uncertainty', preds, '--explanations', explained, '--out', html);
+    assert.equal(r.status, 0, r.stderr);
+    const page = readFileSync(html, 'utf8');
+    const section = page.slice(page.indexOf('<section id="confidence">'), page.indexOf('</section>', page.indexOf('<section id="confidence">')));
+    const row = /<tr data-model="[^"]*"><td>[^<]*<\/td><td class="num">(\d+)<\/td>/.exec(section);
+    assert.ok(row, 'an uncertainty row');
+    assert.equal(Number(row[1]), CASES.length, 'every predicted case is scored against its Dice');
+    assert.equal((section.match(/<circle /g) ?? []).length, CASES.length);
+    const j = JSON.parse(readFileSync(join(explained, `${CASES[0]}_gradcam.json`), 'utf8')) as {
+      faithfulness: { randomisation: { spearman: number }; deletion: { auc: number } };
+    };
+    const ex = new RegExp(
+      `data-method="gradcam"><td>[^<]*</td><td>${CASES[0]}</td><td>gradcam</td><td class="num">1</td>.*?<td class="num">(-?[\\d.]+)</td>`,
+    ).exec(section);
+    assert.ok(ex, 'an explanation row for the explained case');
+    assert.equal(ex[1], j.faithfulness.randomisation.spearman.toFixed(3));
+    assert.ok(section.includes(j.faithfulness.deletion.auc.toFixed(3)), 'the deletion AUC is shown');
+    assert.equal((section.match(/<img /g) ?? []).length, 1, 'the overlay is embedded');
+
+    const empty = join(tmp, 'empty');
+    mkdirSync(empty);
+    r = medseg('report', evaluation, '--uncertainty', empty, '--out', join(tmp, 'x.html'));
+    assert.equal(r.status, EXIT_BAD_INPUT, r.stderr);
+    assert.match(r.stderr, /--uncertainty/);
+    r = medseg('report', evaluation, '--explanations', explained, explained, '--out', join(tmp, 'x.html'));
+    assert.equal(r.status, EXIT_USAGE, r.stderr);
+    assert.match(r.stderr, /one per summary/);
+  });
+});
