@@ -4,6 +4,8 @@
  *   <id>_<method>.<ext>           the heat map on the input's grid, in the input's format
  *                                 (NIfTI, NRRD: float32; PNG: 0-255 scaled to the map's maximum;
  *                                 DICOM input: NIfTI)
+ *   <id>_<method>_sc/             DICOM input only: the overlay of every slice as a Secondary
+ *                                 Capture series of the source's study, for the PACS
  *   <id>_<method>_<map>.<ext>     attention's other maps
  *   <id>_<method>_overlay.png     image + predicted-mask outline + heat
  *   <id>_<method>.json            method, class, region, settings, and the faithfulness numbers
@@ -18,7 +20,8 @@ import { disposeModel, loadModel, readInputCase } from '../infer/predict.ts';
 import { defaultOutputFormat } from '../infer/output-format.ts';
 import { listFolds, weightsFile, type CheckpointChoice } from '../plan/model-folder.ts';
 import { explainVolumes, type CaseExplanation, type CaseExplanationOptions } from './explain-case.ts';
-import { renderVolumeHeatOverlayPng } from './heat-overlay.ts';
+import { renderHeatOverlaySlices, renderVolumeHeatOverlayPng } from './heat-overlay.ts';
+import { buildSecondaryCaptureSeries } from '../io/dicom/secondary-capture-write.ts';
 import type { ProgressReporter } from '../util/progress.ts';
 
 export interface ExplainFileOptions extends CaseExplanationOptions {
@@ -37,6 +40,8 @@ export interface ExplainFileResult {
   maps: string[];
   overlay: string;
   json: string;
+  /** The Secondary Capture series' folder (DICOM input only). */
+  secondaryCapture?: string;
   summary: Record<string, unknown>;
 }
 
@@ -55,7 +60,10 @@ function heatAsUint8(v: Volume): Volume {
 }
 
 /** The JSON summary of an explanation (what `medseg explain --json` prints and the .json file holds). */
-export function explanationSummary(e: CaseExplanation, files: { heat: string; maps: string[]; overlay: string }): Record<string, unknown> {
+export function explanationSummary(
+  e: CaseExplanation,
+  files: { heat: string; maps: string[]; overlay: string; secondaryCapture?: string },
+): Record<string, unknown> {
   return {
     method: e.method,
     class: e.classIndex,
@@ -110,18 +118,26 @@ export async function explainFile(o: ExplainFileOptions): Promise<ExplainFileRes
     const first = images[0]!;
     const n = first.size[0] * first.size[1] * first.size[2];
     const mask = Uint8Array.from(e.labels.data as Uint8Array, (l) => (l === e.classIndex ? 1 : 0));
-    const { png } = renderVolumeHeatOverlayPng(
-      (first.data as ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> }).subarray(0, n),
-      e.heat.data,
-      mask,
-      first.size,
-    );
+    // The first channel's intensities (a multi-channel volume stores its channels one after another).
+    const intensities = (first.data as ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> }).subarray(0, n);
+    const { png } = renderVolumeHeatOverlayPng(intensities, e.heat.data, mask, first.size);
     const overlay = join(o.out, `${id}_${e.method}_overlay.png`);
     await writeFileAtomic(overlay, png);
+    let secondaryCapture: string | undefined;
+    if (first.meta.sopInstanceUIDs?.length === first.size[2]) {
+      secondaryCapture = join(o.out, `${id}_${e.method}_sc`);
+      mkdirSync(secondaryCapture, { recursive: true });
+      const slices = renderHeatOverlaySlices(intensities, e.heat.data, mask, first.size);
+      const files = buildSecondaryCaptureSeries(slices, first, {
+        seriesDescription: `medseg ${e.method} class ${e.classIndex}`.slice(0, 64),
+        derivationDescription: `${e.method} heat map of class ${e.classIndex} blended over the source slice; predicted mask outlined (medseg explain)`,
+      });
+      for (const [z, bytes] of files.entries()) await writeFileAtomic(join(secondaryCapture, `SC${String(z + 1).padStart(4, '0')}.dcm`), bytes);
+    }
     const json = join(o.out, `${id}_${e.method}.json`);
-    const summary = explanationSummary(e, { heat, maps, overlay });
+    const summary = explanationSummary(e, { heat, maps, overlay, ...(secondaryCapture ? { secondaryCapture } : {}) });
     await writeJsonAtomic(json, summary);
-    return { heat, maps, overlay, json, summary };
+    return { heat, maps, overlay, json, ...(secondaryCapture ? { secondaryCapture } : {}), summary };
   } finally {
     disposeModel(model);
   }

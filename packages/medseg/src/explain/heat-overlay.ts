@@ -20,6 +20,17 @@ export interface HeatOverlayInput {
   height: number;
   /** Integer upscaling; default makes the long side >= 256 px (at most 8). */
   scale?: number;
+  /** Grey window [low, high] (default: the slice's 0.5th and 99.5th percentiles). */
+  window?: [number, number];
+  /** Heat shown at full colour (default: the slice's maximum). */
+  heatMax?: number;
+}
+
+/** An overlay as pixels: RGB, pixel-interleaved, row 0 first. */
+export interface RgbImage {
+  width: number;
+  height: number;
+  rgb: Uint8Array;
 }
 
 /** The heat colour ramp at t in [0, 1]: black -> red -> yellow -> white. */
@@ -40,6 +51,12 @@ function window(image: ArrayLike<number>): [number, number] {
 
 /** PNG bytes (RGB) of one slice's overlay. */
 export function renderHeatOverlayPng(input: HeatOverlayInput): Buffer {
+  const { width, height, rgb } = renderHeatOverlayRgb(input);
+  return encodePngPixels({ width, height, channels: 3, data: rgb });
+}
+
+/** One slice's overlay as RGB pixels. */
+export function renderHeatOverlayRgb(input: HeatOverlayInput): RgbImage {
   const { width: w, height: h } = input;
   const n = w * h;
   if (input.image.length !== n || input.heat.length !== n || input.mask.length !== n) {
@@ -48,9 +65,9 @@ export function renderHeatOverlayPng(input: HeatOverlayInput): Buffer {
   const scale = input.scale ?? Math.max(1, Math.min(8, Math.ceil(256 / Math.max(w, h))));
   const W = w * scale;
   const H = h * scale;
-  const [lo, hi] = window(input.image);
-  let max = 0;
-  for (let i = 0; i < n; i++) if (input.heat[i]! > max) max = input.heat[i]!;
+  const [lo, hi] = input.window ?? window(input.image);
+  let max = input.heatMax ?? 0;
+  if (input.heatMax === undefined) for (let i = 0; i < n; i++) if (input.heat[i]! > max) max = input.heat[i]!;
   const big = new Uint8Array(W * H);
   for (let Y = 0; Y < H; Y++) for (let X = 0; X < W; X++) big[Y * W + X] = input.mask[Math.floor(X / scale) + w * Math.floor(Y / scale)] ? 1 : 0;
   const edge = maskBoundary(big, W, H);
@@ -74,7 +91,31 @@ export function renderHeatOverlayPng(input: HeatOverlayInput): Buffer {
       rgb[o + 2] = px[2]!;
     }
   }
-  return encodePngPixels({ width: W, height: H, channels: 3, data: rgb });
+  return { width: W, height: H, rgb };
+}
+
+/**
+ * Every axial slice's overlay at the image's own resolution, with one grey
+ * window and one heat scale for the whole volume, so that slices compare
+ * (a Secondary Capture series of the explanation).
+ */
+export function renderHeatOverlaySlices(
+  image: ArrayLike<number>,
+  heat: ArrayLike<number>,
+  mask: ArrayLike<number>,
+  size: [number, number, number],
+): RgbImage[] {
+  const [nx, ny, nz] = size;
+  const plane = nx * ny;
+  // The window's percentiles from at most about a million voxels: a CT series holds tens of millions.
+  const stride = Math.max(1, Math.floor(image.length / 1_000_000));
+  const grey = window(stride === 1 ? image : Array.from({ length: Math.floor(image.length / stride) }, (_, i) => image[i * stride]!));
+  let heatMax = 0;
+  for (let i = 0; i < heat.length; i++) if (heat[i]! > heatMax) heatMax = heat[i]!;
+  const slice = (a: ArrayLike<number>, z: number) => Array.prototype.slice.call(a, z * plane, (z + 1) * plane) as number[];
+  return Array.from({ length: nz }, (_, z) =>
+    renderHeatOverlayRgb({ image: slice(image, z), heat: slice(heat, z), mask: slice(mask, z), width: nx, height: ny, scale: 1, window: grey, heatMax }),
+  );
 }
 
 /** The overlay of a volume (x-fastest, size [x, y, z]) at the slice along `axis` with the largest mask area, else the most heat. */

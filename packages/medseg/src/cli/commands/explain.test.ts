@@ -2,11 +2,14 @@
  * `medseg explain` as a user runs it, with small untrained model folders, on
  * crops of real cases (hippocampus MRI as NIfTI and NRRD, an ISBI EM slice as
  * PNG): the heat map lies on the input's grid in the input's format, the
- * overlay and the JSON with the faithfulness numbers are written, and bad
- * options are usage errors (exit 64) that say what to do.
+ * overlay and the JSON with the faithfulness numbers are written; a DICOM
+ * series gets a Secondary Capture series of the overlays that dciodvfy
+ * accepts and pydicom reads; bad options are usage errors (exit 64) that say
+ * what to do.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +19,8 @@ import { dataPath } from '../../testing/data.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { allocVoxels, voxelTypeOf, type Vec3, type Volume } from '../../io/volume.ts';
 import { EXIT_USAGE } from '../errors.ts';
+import { missingTools, writeSeries } from '../../testing/dicom-compressed.ts';
+import { runPythonJson } from '../../testing/python.ts';
 
 const STACK = /\n\s+at .+:\d+:\d+/;
 
@@ -129,6 +134,60 @@ describe('medseg explain', () => {
     assert.equal(voxelTypeOf(heat.data), 'uint8');
     assert.ok(Math.max(...Array.from(heat.data as Uint8Array)) === 255);
   });
+
+  test(
+    'a DICOM series: heat map as NIfTI, and every slice as a Secondary Capture of the study that dciodvfy accepts',
+    { skip: missingTools(['dciodvfy']).length ? 'needs dciodvfy (dicom3tools: bash scripts/setup.sh test)' : false },
+    async () => {
+      const series = join(tmp, 'dicom-series');
+      const uid = '2.25.4711';
+      writeSeries(await readVolume(nifti), series, { bitsAllocated: 16, bitsStored: 16, seriesUID: uid });
+      const out = join(tmp, 'out-dicom');
+      const r = medseg('explain', mri, series, '--method', 'gradcam', '--class', '1', '--no-faithfulness', '--out', out, '--json');
+      assert.equal(r.status, 0, r.stderr);
+      const summary = JSON.parse(r.stdout) as { files: { heat: string; secondaryCapture: string } };
+      assert.match(summary.files.heat, /\.nii\.gz$/);
+      const sc = summary.files.secondaryCapture;
+      const files = readdirSync(sc).sort();
+      assert.equal(files.length, 20, 'one instance per source slice');
+      for (const f of [files[0]!, files[10]!]) {
+        const v = spawnSync('dciodvfy', [join(sc, f)], { encoding: 'utf8' });
+        const errors = `${v.stdout}${v.stderr}`.split('\n').filter((l) => /^Error/.test(l));
+        assert.deepEqual(errors, [], `dciodvfy on ${f}:\n${v.stderr}`);
+      }
+      const info = runPythonJson<{ sop: string; shape: number[]; source: string; study: string; series: string; reds: number; orientation: string[] }[]>(
+        [
+          '-c',
+          `import json, sys, pydicom
+out = []
+for f in json.load(sys.stdin):
+    d = pydicom.dcmread(f)
+    px = d.pixel_array
+    out.append({'sop': d.SOPClassUID, 'shape': list(px.shape), 'source': d.SourceImageSequence[0].ReferencedSOPInstanceUID,
+                'study': d.StudyInstanceUID, 'series': d.SeriesInstanceUID, 'orientation': list(d.PatientOrientation),
+                'reds': int(((px[..., 0].astype(int) - px[..., 2].astype(int)) > 60).sum())})
+print(json.dumps(out))`,
+        ],
+        files.map((f) => join(sc, f)),
+      );
+      assert.ok(info.every((x) => x.sop === '1.2.840.10008.5.1.4.1.1.7' && x.study === `${uid}.0` && x.series !== uid));
+      assert.deepEqual(info[0]!.shape, [22, 20, 3], 'rows x columns x RGB at the source resolution');
+      assert.deepEqual(
+        info.map((x) => x.source),
+        files.map((_, z) => `${uid}.${z + 1}`),
+        'each instance references its source slice',
+      );
+      assert.equal(new Set(info.map((x) => x.series)).size, 1, 'one series');
+      assert.ok(
+        info[0]!.orientation.length === 2 && info[0]!.orientation.every((o) => /^[LRAPHF]{1,3}$/.test(o)),
+        `patient orientation ${info[0]!.orientation}`,
+      );
+      assert.ok(
+        info.some((x) => x.reds > 0),
+        'the heat shows in red-yellow somewhere',
+      );
+    },
+  );
 
   test('bad options are usage errors naming what to choose instead', () => {
     const out = join(tmp, 'out-bad');

@@ -74,6 +74,8 @@ method explains the sum of the class's logit (or probability) over it, tile by t
 prediction's Gaussian weighting and resampled onto the input's grid. Written to --out:
   <id>_<method>.<nii.gz|nrrd|png>   heat map on the input's grid (PNG: 0-255 scaled to the maximum)
   <id>_<method>_overlay.png         image + predicted-mask outline + heat map
+  <id>_<method>_sc/                 DICOM input: that overlay on every slice, a Secondary Capture
+                                    series of the source's study (each instance names its slice)
   <id>_<method>.json                settings, share of the heat inside the region, and faithfulness:
                                     Spearman rho against a randomly initialised network, of the maps
                                     and of their absolute values (passes when both are < 0.5), and the
@@ -117,6 +119,7 @@ Examples:
             `${r.heat}`,
             ...r.maps,
             `${r.overlay}`,
+            ...(r.secondaryCapture ? [`${r.secondaryCapture}/ (Secondary Capture series)`] : []),
             `${r.json}`,
             `heat inside the region: ${((r.summary.massInRegion as number) * 100).toFixed(1)} %`,
             ...(f
