@@ -14,7 +14,7 @@ import { MedsegIoError } from '../io/errors.ts';
 import { savePlan } from '../plan/store.ts';
 import type { Plan } from '../plan/types.ts';
 import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, storedPlanPath, type PlanningChoices } from './planning-choices.ts';
-import { rememberedStepTimer } from './step-timer.ts';
+import { rememberedPassTimer, rememberedStepTimer } from './step-timer.ts';
 import * as torch from '@medseg/torch';
 import { MachineTimings } from '../util/machine-timings.ts';
 import { choosePrecision } from './precision-choice.ts';
@@ -99,19 +99,27 @@ export async function planDataset(o: PlanDatasetOptions): Promise<PlanDatasetRes
   const options = plannerOptions(o.choices ?? {}, timings);
   if (options.budget) log(`timing this machine for a ${options.budget.minutes}-minute budget ...`);
   let plan = await makePlan(fingerprint, options);
-  plan = await planPrecision(plan, o.choices?.precision ?? 'auto', log, rememberedStepTimer(timings));
+  plan = await planPrecision(plan, o.choices?.precision ?? 'auto', log, rememberedStepTimer(timings), rememberedPassTimer(timings));
   if (path) await savePlan(path, plan);
   return { plan, fingerprint, path };
 }
 
 /** The plan's training and inference precision: as chosen, or measured ('auto', budgeted plans only). */
-async function planPrecision(plan: Plan, choice: 'fp32' | 'bf16' | 'auto', log: (line: string) => void, stepTimer: StepTimer): Promise<Plan> {
+async function planPrecision(
+  plan: Plan,
+  choice: 'fp32' | 'bf16' | 'auto',
+  log: (line: string) => void,
+  stepTimer: StepTimer,
+  passTimer: ReturnType<typeof rememberedPassTimer>,
+): Promise<Plan> {
   if (choice === 'auto' && plan.budget) {
-    log('timing a training step in fp32 and bf16 ...');
+    log('timing a training step and an inference pass in fp32 and bf16 ...');
     const chosen = await choosePrecision(plan, {
       timeStep: async (p, precision) => stepTimer(p.network, p.patchSize, p.batchSize, { ...p.training, precision }),
+      timePass: async (p, batch, precision) => passTimer(p.network, p.patchSize, batch, precision),
     });
-    log(chosen.precisionChoice.reason);
+    log(`training: ${chosen.precisionChoice.reason}`);
+    if (chosen.precisionChoice.inference) log(`inference: ${chosen.precisionChoice.inference.reason}`);
     return chosen;
   }
   const precision = choice === 'auto' ? 'fp32' : choice;

@@ -1,7 +1,7 @@
 /**
- * The plan's precision chosen on this machine: the rule applied to both
- * training and inference with the reason recorded, and one real timing of
- * a small planned network in fp32 and bf16.
+ * The plan's precision chosen on this machine: the rule applied to training
+ * (a timed step) and to inference (a timed pass) apart, with the reasons
+ * recorded, and one real timing of a small planned network in fp32 and bf16.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -35,19 +35,28 @@ function smallPlan(): Plan {
   });
 }
 
-test('choosePrecision sets training and inference alike and records the timings and reason; no bf16 CPU is not timed', async () => {
+test('choosePrecision decides training and inference apart and records the timings and reasons; no bf16 CPU is not timed', async () => {
   const plan = smallPlan();
   const timed: string[] = [];
-  const timeStep = async (_p: Plan, precision: 'fp32' | 'bf16') => (timed.push(precision), precision === 'fp32' ? 0.2 : 0.15);
-  const fast = await choosePrecision(plan, { cpuBf16: ['avx512_bf16'], timeStep });
-  assert.deepEqual(timed, ['fp32', 'bf16']);
+  const timeStep = async (_p: Plan, precision: 'fp32' | 'bf16') => (timed.push(`step ${precision}`), precision === 'fp32' ? 0.2 : 0.15);
+  // A pass of the 4 mirrored 64x64 tiles: slower in bf16.
+  const timePass = async (_p: Plan, batch: number, precision: 'fp32' | 'bf16') => (
+    timed.push(`pass ${batch} ${precision}`),
+    precision === 'fp32' ? 0.01 : 0.02
+  );
+  const fast = await choosePrecision(plan, { cpuBf16: ['avx512_bf16'], timeStep, timePass });
+  assert.deepEqual(timed, ['step fp32', 'step bf16', 'pass 4 fp32', 'pass 4 bf16']);
   assert.equal(fast.training.precision, 'bf16');
-  assert.equal(fast.inference.precision, 'bf16');
+  assert.equal(fast.inference.precision, 'fp32', 'prediction stays fp32 where its pass is slower in bf16');
   assert.equal(fast.precisionChoice.bf16StepSeconds, 0.15);
   assert.match(fast.precisionChoice.reason, /^bf16:/);
+  assert.match(fast.precisionChoice.inference!.reason, /^fp32: .*an inference pass of 4 tiles takes 20 ms in bf16 vs 10 ms in fp32/);
+  assert.equal(fast.precisionChoice.inference!.bf16PassSeconds, 0.02);
   validatePlan(fast);
+  const both = await choosePrecision(plan, { cpuBf16: ['avx512_bf16'], timeStep, timePass: async (_p, _b, precision) => (precision === 'fp32' ? 0.02 : 0.01) });
+  assert.equal(both.inference.precision, 'bf16');
   timed.length = 0;
-  const none = await choosePrecision(plan, { cpuBf16: [], timeStep });
+  const none = await choosePrecision(plan, { cpuBf16: [], timeStep, timePass });
   assert.deepEqual(timed, []);
   assert.equal(none.training.precision, 'fp32');
   assert.equal(none.inference.precision, 'fp32');
@@ -62,7 +71,7 @@ test('choosePrecision sets training and inference alike and records the timings 
   assert.match(failed.precisionChoice.reason, /^fp32: a bf16 training step of this network failed \(aten::foo failed: no bf16 kernel\)/);
 });
 
-test('choosePrecision times a real step of the planned network in both precisions on this CPU', { timeout: 120_000 }, async () => {
+test('choosePrecision times a real step and a real inference pass of the planned network in both precisions on this CPU', { timeout: 120_000 }, async () => {
   const chosen = await choosePrecision(smallPlan());
   const c = chosen.precisionChoice;
   if (!torch.bf16Support().native) {
@@ -71,5 +80,7 @@ test('choosePrecision times a real step of the planned network in both precision
   }
   assert.ok(c.fp32StepSeconds! > 0 && c.bf16StepSeconds! > 0, JSON.stringify(c));
   assert.equal(chosen.training.precision, c.fp32StepSeconds! / c.bf16StepSeconds! >= 1.1 ? 'bf16' : 'fp32', c.reason);
-  assert.equal(chosen.inference.precision, chosen.training.precision);
+  const i = c.inference!;
+  assert.ok(i.fp32PassSeconds! > 0 && i.bf16PassSeconds! > 0, JSON.stringify(i));
+  assert.equal(chosen.inference.precision, i.fp32PassSeconds! / i.bf16PassSeconds! >= 1.1 ? 'bf16' : 'fp32', i.reason);
 });

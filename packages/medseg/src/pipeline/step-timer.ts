@@ -19,7 +19,7 @@ import * as torch from '@medseg/torch';
 import type { StepTimer } from '../data/planner.ts';
 import type { NetworkConfig, Precision, TrainingSettings } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
-import { makeOptimizer, trainingStep } from '../train/step.ts';
+import { forwardIn, makeOptimizer, trainingStep } from '../train/step.ts';
 import type { MachineTimings } from '../util/machine-timings.ts';
 import { timeRobustly, type RobustTimingOptions } from '../util/robust-timing.ts';
 
@@ -64,6 +64,48 @@ export async function timeTrainingStep(
     x.dispose();
     y.dispose();
   }
+}
+
+/**
+ * Seconds of one inference pass of the network: a batch of `batchSize`
+ * patches (the sliding window's mirrored copies of a tile) forward, without
+ * gradients, in eval mode, in the precision asked. The time is the median of
+ * several repetitions on an otherwise idle machine, as for training steps.
+ */
+export async function timeInferencePass(
+  network: NetworkConfig,
+  patchSize: number[],
+  batchSize: number,
+  precision: Precision,
+  o: RobustTimingOptions = {},
+): Promise<{ seconds: number; clean: boolean }> {
+  const net = createNetwork(network);
+  const x = torch.keep(torch.randn([batchSize, network.inChannels, ...patchSize]));
+  try {
+    net.eval();
+    const t = await timeRobustly(() => torch.tidy(() => torch.noGrad(() => void forwardIn(precision, net, x))), { warmup: 1, reps: 3, ...o });
+    return { seconds: t.seconds, clean: t.clean };
+  } finally {
+    net.dispose();
+    x.dispose();
+  }
+}
+
+/** What a timed inference pass depends on. */
+export function passTimingKey(network: NetworkConfig, patchSize: number[], batchSize: number, precision: Precision): string {
+  return `pass ${JSON.stringify({ network, patchSize, batchSize, precision, threads: torch.getNumThreads() })}`;
+}
+
+/** The inference pass timer, each pass measured once per machine and engine and remembered in `timings`. */
+export function rememberedPassTimer(
+  timings: MachineTimings,
+): (network: NetworkConfig, patchSize: number[], batchSize: number, precision: Precision) => Promise<number> {
+  return async (network, patchSize, batchSize, precision) =>
+    (
+      await timings.remember(passTimingKey(network, patchSize, batchSize, precision), () =>
+        timeInferencePass(network, patchSize, batchSize, precision).then((t) => ({ value: t.seconds, clean: t.clean })),
+      )
+    ).value;
 }
 
 /** The planner's step timer (PlanOptions.stepTimer). */

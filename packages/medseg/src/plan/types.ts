@@ -109,6 +109,8 @@ export interface PrecisionChoice {
   /** One timed training step of the planned network and patch, per precision. */
   fp32StepSeconds?: number;
   bf16StepSeconds?: number;
+  /** Inference's own decision: one timed network pass (no gradients, the sliding window's batch of mirrored tiles) per precision. */
+  inference?: { reason: string; fp32PassSeconds?: number; bf16PassSeconds?: number };
 }
 
 /** What the trainer takes from the plan; editable like everything else in it. */
