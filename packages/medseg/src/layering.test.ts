@@ -1,7 +1,7 @@
 /**
  * The import direction of the medseg package, checked on every source file:
  *
- *   cli → pipeline → train / deploy / explain → infer → data / models → plan / eval → io → util (and @medseg/torch)
+ *   cli → federated → pipeline → train / deploy / explain → infer → data / models → plan / eval → io → util (and @medseg/torch)
  *
  * A file may import from its own folder and from any lower layer; folders on
  * one level (data and models, plan and eval) do not import each other. Inside
@@ -31,7 +31,8 @@ export const LAYERS: Record<string, number> = {
   deploy: 5,
   explain: 5,
   pipeline: 6,
-  cli: 7,
+  federated: 7,
+  cli: 8,
 };
 
 function sourceFiles(dir: string): string[] {
