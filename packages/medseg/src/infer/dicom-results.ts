@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import type { Volume } from '../io/volume.ts';
+import type { Volume, VoxelArray } from '../io/volume.ts';
 import type { Plan } from '../plan/types.ts';
 import type { SegmentCodeTable } from '../io/dicom/segment-codes.ts';
 
@@ -68,7 +68,9 @@ export async function writeProbabilitySeg(path: string, probabilities: Volume, s
   const { writeDicomSeg } = await import('../io/dicom/seg-write.ts');
   const segments = await describeSegments(plan, o);
   const n = source.size[0] * source.size[1] * source.size[2];
-  const masks = new Map(segments.map((s) => [s.number, probabilities.data.subarray(s.number * n, (s.number + 1) * n)]));
+  const masks = new Map<number, VoxelArray>(
+    segments.map((s): [number, VoxelArray] => [s.number, probabilities.data.subarray(s.number * n, (s.number + 1) * n)]),
+  );
   await writeDicomSeg(masks, source, segments, {
     path,
     fractional: 'PROBABILITY',

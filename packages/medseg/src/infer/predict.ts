@@ -309,7 +309,9 @@ const ENDING: Record<OutputFormat, string> = { nifti: '.nii.gz', nrrd: '.nrrd', 
 export function checkOutputFormat(format: OutputFormat, c: InputCase, source: Volume): void {
   if ((format === 'dicom-seg' || format === 'rtstruct') && (c.source.kind !== 'dicom' || !source.meta.sopInstanceUIDs?.length)) {
     const what = format === 'rtstruct' ? 'an RTSTRUCT' : 'a DICOM SEG';
-    throw new PredictOptionError(`--format ${format} needs a DICOM series as input (${what} references its source slices); ${c.id} is not one: use nifti or nrrd`);
+    throw new PredictOptionError(
+      `--format ${format} needs a DICOM series as input (${what} references its source slices); ${c.id} is not one: use nifti or nrrd`,
+    );
   }
   if (format === 'png' && source.size[2] !== 1) {
     throw new PredictOptionError(`--format png holds one 2D slice; ${c.id} has ${source.size[2]} slices: use nifti or nrrd`);

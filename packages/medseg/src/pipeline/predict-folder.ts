@@ -187,7 +187,9 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
     const notDicom = inputs.filter((c) => c.source.kind !== 'dicom');
     const what = o.format === 'rtstruct' ? 'an RTSTRUCT' : 'a DICOM SEG';
     if (notDicom.length)
-      throw new PredictOptionError(`--format ${o.format} needs DICOM input (${what} references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`);
+      throw new PredictOptionError(
+        `--format ${o.format} needs DICOM input (${what} references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`,
+      );
   }
   const segmentCodes = o.segmentCodes ? await readSegmentCodes(o.segmentCodes) : undefined;
   const model = loadModel(o.model, { folds: o.folds, checkpoint: o.checkpoint });

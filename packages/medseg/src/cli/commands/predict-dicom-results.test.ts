@@ -68,7 +68,10 @@ describe('medseg predict: DICOM SEG / RTSTRUCT results', { skip: skipWithoutDcio
   test('--save-probabilities beside a DICOM SEG is a FRACTIONAL SEG; --segment-codes names and codes the segments', async () => {
     const codes = join(tmp, 'codes.json');
     const liver = { value: '10200004', scheme: 'SCT', meaning: 'Liver' };
-    writeFileSync(codes, JSON.stringify({ '1': { label: 'Liver', category: { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' }, type: liver } }));
+    writeFileSync(
+      codes,
+      JSON.stringify({ '1': { label: 'Liver', category: { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' }, type: liver } }),
+    );
     const out = join(tmp, 'seg');
     const r = medseg('predict', model, study, '--out', out, '--save-probabilities', '--segment-codes', codes);
     assert.equal(r.status, 0, r.stderr);

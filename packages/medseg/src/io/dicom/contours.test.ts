@@ -57,12 +57,15 @@ describe('traceSlice / fillPolygons', () => {
     roundTrip(parse(['.##', '#.#', '###']).mask, 3, 3);
     const full = roundTrip(new Uint8Array(12).fill(1), 4, 3);
     assert.deepEqual(full, [[-0.5, -0.5, 3.5, -0.5, 3.5, 2.5, -0.5, 2.5]]);
-    assert.deepEqual(traceSlice(() => false, 4, 3), []);
+    assert.deepEqual(
+      traceSlice(() => false, 4, 3),
+      [],
+    );
   });
 
   it('random masks of every density come back exactly', () => {
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let t = 0; t < 60; t++) {
       const [nx, ny] = [5 + (t % 13), 4 + ((t * 7) % 11)];
       const density = 0.15 + (t % 7) * 0.12;

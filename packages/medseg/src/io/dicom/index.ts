@@ -33,14 +33,7 @@ export {
   type SegReadOptions,
   type LabelmapResult,
 } from './seg-read.ts';
-export {
-  writeDicomSeg,
-  buildDicomSeg,
-  DEFAULT_CATEGORY,
-  DEFAULT_TYPE,
-  type SegmentDescription,
-  type SegWriteOptions,
-} from './seg-write.ts';
+export { writeDicomSeg, buildDicomSeg, DEFAULT_CATEGORY, DEFAULT_TYPE, type SegmentDescription, type SegWriteOptions } from './seg-write.ts';
 export {
   defaultSegmentCodes,
   segmentCodesFor,

@@ -35,7 +35,11 @@ export function codeItem(c: Code): DicomDataset {
 
 /** The Algorithm Identification Macro (PS3.3 Table 10-19): family, name, version. */
 export function algorithmIdentification(family: Code, name: string, version: string): DicomDataset {
-  return dataset(el.seq(R.AlgorithmFamilyCodeSequence, [codeItem(family)]), text(R.AlgorithmVersion, 'LO', version.slice(0, 64)), text(R.AlgorithmName, 'LO', name.slice(0, 64)));
+  return dataset(
+    el.seq(R.AlgorithmFamilyCodeSequence, [codeItem(family)]),
+    text(R.AlgorithmVersion, 'LO', version.slice(0, 64)),
+    text(R.AlgorithmName, 'LO', name.slice(0, 64)),
+  );
 }
 
 /** One item per distinct source instance (a multi-frame source is one instance), in slice order. */
@@ -48,4 +52,3 @@ export function sourceFrameNumbers(source: Volume): number[] | undefined {
   const f = source.meta.extra?.frameNumbers;
   return Array.isArray(f) && f.length === source.size[2] ? (f as number[]) : undefined;
 }
-

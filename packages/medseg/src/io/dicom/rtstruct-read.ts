@@ -77,7 +77,8 @@ export function parseRtStruct(buf: Uint8Array, opts: RtStructReadOptions & { pat
   const rois = new Map<number, RtRoi>();
   for (const item of ds.seq(R.StructureSetROISequence)) {
     const number = item.number(R.ROINumber);
-    if (number === undefined || !Number.isInteger(number) || rois.has(number)) throw new MedsegIoError('BAD_DATA', `bad or duplicate ROI Number ${number}`, path);
+    if (number === undefined || !Number.isInteger(number) || rois.has(number))
+      throw new MedsegIoError('BAD_DATA', `bad or duplicate ROI Number ${number}`, path);
     const alg = item.item(R.ROIDerivationAlgorithmIdentificationSequence);
     rois.set(number, {
       number,
@@ -126,7 +127,8 @@ export function parseRtStruct(buf: Uint8Array, opts: RtStructReadOptions & { pat
 
 function readContour(c: DicomDataset, where: string, path?: string): RtContour {
   const values = c.numbers(R.ContourData);
-  if (values.length % 3 !== 0 || !values.every(Number.isFinite)) throw new MedsegIoError('BAD_DATA', `${where}: ContourData is not a list of x, y, z numbers`, path);
+  if (values.length % 3 !== 0 || !values.every(Number.isFinite))
+    throw new MedsegIoError('BAD_DATA', `${where}: ContourData is not a list of x, y, z numbers`, path);
   const declared = c.number(R.NumberOfContourPoints);
   if (declared !== undefined && declared !== values.length / 3) {
     throw new MedsegIoError('BAD_DATA', `${where}: NumberOfContourPoints ${declared} but ${values.length / 3} points`, path);
@@ -221,5 +223,13 @@ export function rtstructLabelmap(rt: RtStructureSet, grid: Volume, opts: { onOve
   if (overlap && opts.onOverlap !== 'last') {
     throw new MedsegIoError('BAD_DATA', `ROIs overlap in ${overlap} voxels: use rtstructMasks, or onOverlap 'last'`, rt.meta.sourcePath);
   }
-  return { data, size: [...grid.size], channels: 1, spacing: [...grid.spacing], origin: [...grid.origin], direction: [...grid.direction], meta: { ...rt.meta } };
+  return {
+    data,
+    size: [...grid.size],
+    channels: 1,
+    spacing: [...grid.spacing],
+    origin: [...grid.origin],
+    direction: [...grid.direction],
+    meta: { ...rt.meta },
+  };
 }

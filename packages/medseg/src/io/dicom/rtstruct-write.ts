@@ -8,7 +8,7 @@
  * instance (and frame, for a multi-frame source) it lies on.
  *
  * Modules: Patient, General Study (copied from the source), RT Series,
- * General Equipment, Structure Set (Referenced Frame of Reference Sequence
+ * Frame of Reference (the source's), General Equipment, Structure Set (Referenced Frame of Reference Sequence
  * down to every source instance, Structure Set ROI Sequence with the
  * generation algorithm and its identification), ROI Contour, RT ROI
  * Observations (with the ROI's code), SOP Common.
@@ -164,7 +164,9 @@ export function buildRtStruct(masks: Masks, source: Volume, rois: RoiDescription
         el.str(R.ROIGenerationAlgorithm, 'CS', algType),
         algType !== 'MANUAL' ? text(R.ROIGenerationDescription, 'LO', `${algName} ${softwareVersions}`.slice(0, 64)) : undefined,
         algType !== 'MANUAL'
-          ? el.seq(R.ROIDerivationAlgorithmIdentificationSequence, [algorithmIdentification(AI_ALGORITHM_FAMILY, algName, r.algorithmVersion ?? softwareVersions)])
+          ? el.seq(R.ROIDerivationAlgorithmIdentificationSequence, [
+              algorithmIdentification(AI_ALGORITHM_FAMILY, algName, r.algorithmVersion ?? softwareVersions),
+            ])
           : undefined,
       ),
     );
@@ -216,6 +218,8 @@ export function buildRtStruct(masks: Masks, source: Volume, rois: RoiDescription
     str(T.StudyID, 'SH', dicom.StudyID),
     el.nums(T.SeriesNumber, 'IS', [opts.seriesNumber ?? 301]),
     el.nums(T.InstanceNumber, 'IS', [1]),
+    el.str(T.FrameOfReferenceUID, 'UI', frameOfReference),
+    el.str(T.PositionReferenceIndicator, 'LO', ''),
     text(R.StructureSetLabel, 'SH', (opts.structureSetLabel ?? 'medseg').slice(0, 16)),
     el.str(R.StructureSetDate, 'DA', date),
     el.str(R.StructureSetTime, 'TM', time),

@@ -106,12 +106,26 @@ describe('RTSTRUCT conformance', { skip }, () => {
   before(async () => {
     const ct = await readDicomSeries(D('ct-3slice'));
     const ctLabels = await readVolume(D('liver_spine_seg.nrrd'));
-    cases.push({ name: 'CT', source: ct, sourceFiles: files(D('ct-3slice')), labels: ctLabels, names: { 1: 'Liver', 2: 'Spine' }, path: join(tmp, 'ct.rtstruct.dcm') });
+    cases.push({
+      name: 'CT',
+      source: ct,
+      sourceFiles: files(D('ct-3slice')),
+      labels: ctLabels,
+      names: { 1: 'Liver', 2: 'Spine' },
+      path: join(tmp, 'ct.rtstruct.dcm'),
+    });
 
     const mf = await readDicomSeries(D('23x38x3/multiframe/mf.dcm'));
     const img23 = await readDicomSeries(D('23x38x3/image'));
     const mfLabels = segLabelmap(await readDicomSeg(D('23x38x3/seg/label.seg'), { source: img23 }), mf).labelmap;
-    cases.push({ name: 'multi-frame', source: mf, sourceFiles: [D('23x38x3/multiframe/mf.dcm')], labels: mfLabels, names: { 1: 'Liver' }, path: join(tmp, 'mf.rtstruct.dcm') });
+    cases.push({
+      name: 'multi-frame',
+      source: mf,
+      sourceFiles: [D('23x38x3/multiframe/mf.dcm')],
+      labels: mfLabels,
+      names: { 1: 'Liver' },
+      path: join(tmp, 'mf.rtstruct.dcm'),
+    });
 
     const image = await readNifti(dataPath('msd-hippocampus', 'images', 'hippocampus_006.nii.gz'));
     const labels = await readNifti(dataPath('msd-hippocampus', 'labels', 'hippocampus_006.nii.gz'));
@@ -127,7 +141,14 @@ describe('RTSTRUCT conformance', { skip }, () => {
         -1,
         `${name} reads back in the NIfTI voxel order`,
       );
-      cases.push({ name, source, sourceFiles: files(dir), labels, names: { 1: 'Anterior', 2: 'Posterior' }, path: join(tmp, `${name.replace(' ', '-')}.rtstruct.dcm`) });
+      cases.push({
+        name,
+        source,
+        sourceFiles: files(dir),
+        labels,
+        names: { 1: 'Anterior', 2: 'Posterior' },
+        path: join(tmp, `${name.replace(' ', '-')}.rtstruct.dcm`),
+      });
     }
     for (const c of cases) await writeRtStruct(c.labels, c.source, roisFor(c.names, 'Task04_Hippocampus'), { path: c.path });
     refs = runResultsRef<RefRt>(cases.map((c) => ({ op: 'rtstruct', file: c.path, source: c.sourceFiles })));
@@ -165,12 +186,16 @@ describe('RTSTRUCT conformance', { skip }, () => {
         assert.ok(roi.contours > 0);
         const d = dice(c.labels.data, data, roi.number, r * n);
         assert.ok(d >= 0.98, `${c.name} ${roi.name}: Dice ${d}`);
-        // Pixel-edge contours: per slice, the signed areas add up to the labelled pixels.
+        // Pixel-edge contours: per slice, the signed areas add up to the labelled pixels (to within
+        // the 0.1 µm the coordinates are written with: far below the one pixel a wrong contour costs).
         const plane = nx * ny;
         for (let z = 0; z < nz; z++) {
           let pixels = 0;
           for (let i = z * plane; i < (z + 1) * plane; i++) if (c.labels.data[i] === roi.number) pixels++;
-          assert.ok(Math.abs(Math.abs(roi.signedArea[String(z)] ?? 0) - pixels) < 1e-3, `${c.name} ${roi.name} slice ${z}: area ${roi.signedArea[String(z)]} vs ${pixels} pixels`);
+          assert.ok(
+            Math.abs(Math.abs(roi.signedArea[String(z)] ?? 0) - pixels) < 0.1,
+            `${c.name} ${roi.name} slice ${z}: area ${roi.signedArea[String(z)]} vs ${pixels} pixels`,
+          );
         }
       });
     });

@@ -54,7 +54,15 @@ interface RefSeg {
     family: Code | null;
     algorithmVersion: string | null;
   }[];
-  frames: { ref: string; refFrame: number | null; refClass: string; segment: number; position: number[]; sliceOfReference: number | null; sliceOfPosition: number | null }[];
+  frames: {
+    ref: string;
+    refFrame: number | null;
+    refClass: string;
+    segment: number;
+    position: number[];
+    sliceOfReference: number | null;
+    sliceOfPosition: number | null;
+  }[];
   referencedInstances: string[];
 }
 
@@ -260,7 +268,15 @@ describe('DICOM SEG conformance', { skip }, () => {
     const [nx, ny, nz] = mr.size;
     const plane = nx * ny;
     let frames = 0;
-    for (const c of [1, 2]) for (let z = 0; z < nz; z++) if (probabilities.get(c)!.subarray(z * plane, (z + 1) * plane).some((v) => Math.round(v * 255) > 0)) frames++;
+    for (const c of [1, 2])
+      for (let z = 0; z < nz; z++)
+        if (
+          probabilities
+            .get(c)!
+            .subarray(z * plane, (z + 1) * plane)
+            .some((v) => Math.round(v * 255) > 0)
+        )
+          frames++;
     assert.equal(info.numberOfFrames, frames, 'frames whose quantised probabilities are all 0 are left out');
     info.frames.forEach((f, k) => {
       const p = probabilities.get(f.segment)!;

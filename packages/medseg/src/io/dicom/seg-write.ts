@@ -107,10 +107,7 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
       if (!m) throw new MedsegIoError('BAD_DATA', `no mask for segment ${s.number}`);
       const arr: ArrayLike<number> = 'data' in m ? m.data : m;
       if (arr.length !== n) throw new MedsegIoError('BAD_GEOMETRY', `mask of segment ${s.number} has ${arr.length} voxels, source has ${n}`);
-      valueOf.set(
-        s.number,
-        fractional ? (i) => Math.round(Math.min(1, Math.max(0, arr[i]! || 0)) * MAX_FRACTIONAL) : (i) => (arr[i]! >= 0.5 ? 1 : 0),
-      );
+      valueOf.set(s.number, fractional ? (i) => Math.round(Math.min(1, Math.max(0, arr[i]! || 0)) * MAX_FRACTIONAL) : (i) => (arr[i]! >= 0.5 ? 1 : 0));
     } else {
       const arr = masks.data;
       if (arr.length !== n || masks.channels !== 1) throw new MedsegIoError('BAD_GEOMETRY', `label map has ${arr.length} voxels, source has ${n}`);
@@ -205,7 +202,10 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
         : undefined,
       el.nums(T.RecommendedDisplayCIELabValue, 'US', rgbToDicomLab(s.rgb ?? DEFAULT_COLOURS[i % DEFAULT_COLOURS.length]!)),
       el.seq(T.SegmentedPropertyTypeCodeSequence, [
-        dataset(...codeItem(s.type ?? DEFAULT_TYPE).elements.values(), s.typeModifier ? el.seq(R.SegmentedPropertyTypeModifierCodeSequence, [codeItem(s.typeModifier)]) : undefined),
+        dataset(
+          ...codeItem(s.type ?? DEFAULT_TYPE).elements.values(),
+          s.typeModifier ? el.seq(R.SegmentedPropertyTypeModifierCodeSequence, [codeItem(s.typeModifier)]) : undefined,
+        ),
       ]),
     );
   });

@@ -46,11 +46,7 @@ describe('default segment codes', () => {
   });
 
   it("every default code is in DICOM's code tables (pydicom's PS3.16 concepts) with the same meaning; categories are CID 7150's", () => {
-    const codes = [
-      ...Object.values(CATEGORY),
-      ...ANATOMY.flatMap((a) => [a.category, a.type]),
-      ...MODIFIERS.map((m) => m.code),
-    ];
+    const codes = [...Object.values(CATEGORY), ...ANATOMY.flatMap((a) => [a.category, a.type]), ...MODIFIERS.map((m) => m.code)];
     const unique = [...new Map(codes.map((c) => [`${c.scheme}:${c.value}`, c])).values()];
     const r = runPythonJson<{ missing: string[]; categories: string[] }>(
       [
@@ -85,7 +81,11 @@ describe('supplied segment codes', () => {
     const table = parseSegmentCodes(
       JSON.stringify({
         '2': { category: organ, type: liver, label: 'Liver (model)', rgb: [200, 100, 50] },
-        Posterior: { category: organ, type: { value: '5366008', scheme: 'SCT', meaning: 'Hippocampus' }, modifier: { value: '255551008', scheme: 'SCT', meaning: 'Posterior' } },
+        Posterior: {
+          category: organ,
+          type: { value: '5366008', scheme: 'SCT', meaning: 'Hippocampus' },
+          modifier: { value: '255551008', scheme: 'SCT', meaning: 'Posterior' },
+        },
       }),
     );
     const two = segmentCodesFor(2, 'whatever', { table });
@@ -114,14 +114,22 @@ describe('supplied segment codes', () => {
       }),
     );
     const table = await readSegmentCodes(path);
-    assert.deepEqual(table.byValue.get(1), { category: { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' }, type: liver, label: 'Liver', rgb: [221, 130, 101] });
+    assert.deepEqual(table.byValue.get(1), {
+      category: { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' },
+      type: liver,
+      label: 'Liver',
+      rgb: [221, 130, 101],
+    });
   });
 
   it('bad files are typed errors naming what is wrong', async () => {
     assert.throws(() => parseSegmentCodes('{"1": '), isIoError('BAD_DATA', /not valid JSON/));
     assert.throws(() => parseSegmentCodes('[1]'), isIoError('BAD_DATA', /expected a JSON object/));
     assert.throws(() => parseSegmentCodes(JSON.stringify({ '1': { category: organ } })), isIoError('BAD_DATA', /1\.type: expected a code object/));
-    assert.throws(() => parseSegmentCodes(JSON.stringify({ '1': { category: organ, type: { value: '', scheme: 'SCT', meaning: 'x' } } })), isIoError('BAD_DATA', /code value must be/));
+    assert.throws(
+      () => parseSegmentCodes(JSON.stringify({ '1': { category: organ, type: { value: '', scheme: 'SCT', meaning: 'x' } } })),
+      isIoError('BAD_DATA', /code value must be/),
+    );
     assert.throws(() => parseSegmentCodes(JSON.stringify({ '1': { category: organ, type: liver, rgb: [1, 2, 300] } })), isIoError('BAD_DATA', /rgb must be/));
     assert.throws(() => parseSegmentCodes(JSON.stringify({ segmentAttributes: [[{ labelID: 0 }]] })), isIoError('BAD_DATA', /labelID must be/));
     await assert.rejects(readSegmentCodes(join(tmp, 'absent.json')), isIoError('NOT_FOUND', /cannot read the segment codes file/));

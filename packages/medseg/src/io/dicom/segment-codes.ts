@@ -196,7 +196,13 @@ function parseEntry(v: unknown, where: string, path: string, dcmqi: boolean): Su
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MedsegIoError('BAD_DATA', `${where}: expected an object`, path);
   const o = v as Record<string, unknown>;
   const k = dcmqi
-    ? { category: 'SegmentedPropertyCategoryCodeSequence', type: 'SegmentedPropertyTypeCodeSequence', modifier: 'SegmentedPropertyTypeModifierCodeSequence', label: 'SegmentLabel', rgb: 'recommendedDisplayRGBValue' }
+    ? {
+        category: 'SegmentedPropertyCategoryCodeSequence',
+        type: 'SegmentedPropertyTypeCodeSequence',
+        modifier: 'SegmentedPropertyTypeModifierCodeSequence',
+        label: 'SegmentLabel',
+        rgb: 'recommendedDisplayRGBValue',
+      }
     : { category: 'category', type: 'type', modifier: 'modifier', label: 'label', rgb: 'rgb' };
   if (o[k.label] !== undefined && typeof o[k.label] !== 'string') throw new MedsegIoError('BAD_DATA', `${where}: ${k.label} must be a string`, path);
   return {
