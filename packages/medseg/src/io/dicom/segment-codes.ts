@@ -3,9 +3,11 @@
  * Modifier; RTSTRUCT RT ROI Identification Code) from a label name, and the
  * JSON file users supply their own codes in.
  *
- * Default mapping (SNOMED CT, scheme SCT; every code is in DICOM's PS3.16
- * context groups: CID 7150 categories, CID 7151 types, CID 244/2 modifiers):
- * the label name is lower-cased, '_' and '-' become spaces, and the first
+ * Default mapping (SNOMED CT, scheme SCT; every code and meaning is one of
+ * DICOM's PS3.16 concepts, the categories from CID 7150 "Segmentation
+ * Property Categories", the modifiers from CID 2 / 244 (anatomic modifiers,
+ * laterality)): the label name is lower-cased, '_', '-' and '.' become
+ * spaces, and the first
  * entry of ANATOMY whose pattern matches gives category and type. A direction
  * word in the name (anterior, posterior, left, right, superior, inferior,
  * medial, lateral, bilateral) becomes the type modifier. A name that is only
