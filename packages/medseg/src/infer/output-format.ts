@@ -1,11 +1,12 @@
 /**
- * The formats a prediction can be written in, the default for an input (its
- * own format; a DICOM series gives a DICOM SEG), and the error for an option
+ * The formats a prediction can be written in (DICOM input can also give an
+ * RTSTRUCT), the default for an input (its own format; a DICOM series gives a
+ * DICOM SEG), and the error for an option
  * that cannot be honoured (a format the input cannot take, a device this
  * build cannot use).
  */
 
-export const OUTPUT_FORMATS = ['nifti', 'nrrd', 'png', 'dicom-seg'] as const;
+export const OUTPUT_FORMATS = ['nifti', 'nrrd', 'png', 'dicom-seg', 'rtstruct'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** An option of `predict` that cannot be honoured for this input or this build; says what to use instead. */

@@ -35,6 +35,7 @@ import { writeFileAtomic } from '../util/atomic-write.ts';
 import { slidingWindowLogits, ttaOptions, type NetworkPass } from './sliding-window.ts';
 import { applyPostprocessing } from './postprocess.ts';
 import { PredictOptionError, type OutputFormat } from './output-format.ts';
+import { writeLabelRtStruct, writeLabelSeg, writeProbabilitySeg, type DicomResultOptions } from './dicom-results.ts';
 import { caseUncertainty, disposeUncertaintyMaps, predictMembers, type CaseUncertainty, type UncertaintySource } from './uncertainty.ts';
 
 export interface LoadedModel {
@@ -302,13 +303,14 @@ export async function readInputCase(c: InputCase | string, channels: number): Pr
   return vols;
 }
 
-const ENDING: Record<OutputFormat, string> = { nifti: '.nii.gz', nrrd: '.nrrd', png: '.png', 'dicom-seg': '.seg.dcm' };
+const ENDING: Record<OutputFormat, string> = { nifti: '.nii.gz', nrrd: '.nrrd', png: '.png', 'dicom-seg': '.seg.dcm', rtstruct: '.rtstruct.dcm' };
 
 /** Checks a case against the output format before it is predicted. */
 export function checkOutputFormat(format: OutputFormat, c: InputCase, source: Volume): void {
-  if (format === 'dicom-seg' && (c.source.kind !== 'dicom' || !source.meta.sopInstanceUIDs?.length)) {
+  if ((format === 'dicom-seg' || format === 'rtstruct') && (c.source.kind !== 'dicom' || !source.meta.sopInstanceUIDs?.length)) {
+    const what = format === 'rtstruct' ? 'an RTSTRUCT' : 'a DICOM SEG';
     throw new PredictOptionError(
-      `--format dicom-seg needs a DICOM series as input (a DICOM SEG references its source slices); ${c.id} is not one: use nifti or nrrd`,
+      `--format ${format} needs a DICOM series as input (${what} references its source slices); ${c.id} is not one: use nifti or nrrd`,
     );
   }
   if (format === 'png' && source.size[2] !== 1) {
@@ -324,30 +326,23 @@ export async function writePrediction(
   source: Volume,
   pred: Prediction,
   plan: Plan,
+  results: DicomResultOptions = {},
 ): Promise<WrittenPrediction> {
   const dir = join(outDir, c.subdir);
   // A NIfTI input keeps its .nii or .nii.gz ending.
   const ending = format === 'nifti' && c.source.kind === 'image' && /\.nii$/i.test(c.source.path) ? '.nii' : ENDING[format];
   const labels = join(dir, `${c.id}${ending}`);
   checkOutputFormat(format, c, source);
-  if (format === 'dicom-seg') {
-    const { writeDicomSeg } = await import('../io/dicom/index.ts');
-    const segments = Object.entries(plan.labels)
-      .filter(([k]) => Number(k) > 0)
-      .map(([k, name]) => ({
-        number: Number(k),
-        label: String(name),
-        algorithmType: 'AUTOMATIC' as const,
-        algorithmName: `medseg ${plan.network.architecture}`,
-      }));
-    await writeDicomSeg(pred.labels, source, segments, { path: labels, seriesDescription: 'medseg segmentation' });
-  } else {
-    await writeVolume(labels, pred.labels);
-  }
+  if (format === 'dicom-seg') await writeLabelSeg(labels, pred.labels, source, plan, results);
+  else if (format === 'rtstruct') await writeLabelRtStruct(labels, pred.labels, source, plan, results);
+  else await writeVolume(labels, pred.labels);
   const written: WrittenPrediction = { labels };
-  // Float maps: NRRD beside an NRRD, NIfTI otherwise (PNG and DICOM SEG hold no float channels).
+  // Float maps: NRRD beside an NRRD, NIfTI otherwise (PNG and RTSTRUCT hold no float channels); beside a DICOM SEG the probabilities are a FRACTIONAL SEG.
   const floatEnding = format === 'nrrd' ? '.nrrd' : '.nii.gz';
-  if (pred.probabilities) {
+  if (pred.probabilities && format === 'dicom-seg') {
+    written.probabilities = join(dir, `${c.id}_probabilities.seg.dcm`);
+    await writeProbabilitySeg(written.probabilities, pred.probabilities, source, plan, results);
+  } else if (pred.probabilities) {
     written.probabilities = join(dir, `${c.id}_probabilities${floatEnding}`);
     await writeVolume(written.probabilities, pred.probabilities);
   }

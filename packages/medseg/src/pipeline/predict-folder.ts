@@ -32,6 +32,7 @@ import type { NetworkPass } from '../infer/sliding-window.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { supportsMcDropout } from '../infer/uncertainty.ts';
+import { readSegmentCodes } from '../io/dicom/segment-codes.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
 const IMAGE_ENDING = /(_0000)?\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
@@ -157,8 +158,10 @@ export interface PredictPathOptions {
   checkpoint?: CheckpointChoice;
   /** Default: each case's own format (DICOM -> DICOM SEG). */
   format?: OutputFormat;
-  /** Also write per-class probability maps beside each label map. */
+  /** Also write per-class probability maps beside each label map (a FRACTIONAL SEG beside a DICOM SEG). */
   saveProbabilities?: boolean;
+  /** A JSON file of segment codes for DICOM SEG / RTSTRUCT output (io/dicom/segment-codes.ts says its layout). */
+  segmentCodes?: string;
   /** Predict with members and write entropy and mutual-information maps and a per-case uncertainty JSON (infer/uncertainty.ts). */
   uncertainty?: PredictOptions['uncertainty'];
   /** The DICOM series to predict where the input holds several. */
@@ -180,13 +183,15 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
   if (o.engine === 'onnx' && o.uncertainty)
     throw new PredictOptionError('--uncertainty runs on the libtorch engine (MC dropout needs the module): drop --engine onnx');
   const inputs = await listInputs(o.input, { series: o.series });
-  if (o.format === 'dicom-seg') {
+  if (o.format === 'dicom-seg' || o.format === 'rtstruct') {
     const notDicom = inputs.filter((c) => c.source.kind !== 'dicom');
+    const what = o.format === 'rtstruct' ? 'an RTSTRUCT' : 'a DICOM SEG';
     if (notDicom.length)
       throw new PredictOptionError(
-        `--format dicom-seg needs DICOM input (a DICOM SEG references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`,
+        `--format ${o.format} needs DICOM input (${what} references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`,
       );
   }
+  const segmentCodes = o.segmentCodes ? await readSegmentCodes(o.segmentCodes) : undefined;
   const model = loadModel(o.model, { folds: o.folds, checkpoint: o.checkpoint });
   if (o.format === 'png' && model.plan.dims !== '2d') {
     disposeModel(model);
@@ -238,7 +243,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
           if (started) progress.stop();
         }
         mkdirSync(join(o.out, c.subdir), { recursive: true });
-        const written = await writePrediction(o.out, c, format, images[0]!, pred, model.plan);
+        const written = await writePrediction(o.out, c, format, images[0]!, pred, model.plan, { modelDir: o.model, segmentCodes });
         outputs.push({
           input,
           output: written.labels,

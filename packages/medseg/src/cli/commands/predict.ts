@@ -9,8 +9,9 @@ interface PredictCliOptions {
   tta: boolean;
   folds?: number[];
   checkpoint?: 'best' | 'final';
-  format?: 'nifti' | 'nrrd' | 'png' | 'dicom-seg';
+  format?: 'nifti' | 'nrrd' | 'png' | 'dicom-seg' | 'rtstruct';
   saveProbabilities?: boolean;
+  segmentCodes?: string;
   series?: string;
   device: 'cpu' | 'cuda';
   uncertainty?: true | UncertaintySource[];
@@ -39,16 +40,18 @@ export function register(program: Command): void {
     .argument('<input>', 'an image file, a folder of images, a DICOM series folder, or a folder of studies (subfolders of images or DICOM series)')
     .option('--out <dir>', 'where to write the label maps (subfolders of the input are kept)', 'predictions')
     .addOption(
-      new Option('--format <format>', "format of the label maps; default: the input's own (NIfTI, NRRD; 2D images -> PNG; DICOM -> DICOM SEG)").choices([
-        'nifti',
-        'nrrd',
-        'png',
-        'dicom-seg',
-      ]),
+      new Option(
+        '--format <format>',
+        "format of the label maps; default: the input's own (NIfTI, NRRD; 2D images -> PNG; DICOM -> DICOM SEG); rtstruct (DICOM input): an RT Structure Set of closed planar contours",
+      ).choices(['nifti', 'nrrd', 'png', 'dicom-seg', 'rtstruct']),
     )
     .option(
       '--save-probabilities',
-      "also write the per-class probabilities (float32, softmax averaged over folds and TTA, on the input's grid) as <id>_probabilities with one component per class: .nrrd for NRRD output, otherwise .nii.gz (for 2D/PNG input a NIfTI of one slice with K components; for DICOM input a NIfTI on the series' grid)",
+      "also write the per-class probabilities (float32, softmax averaged over folds and TTA, on the input's grid) as <id>_probabilities with one component per class: .nrrd for NRRD output, otherwise .nii.gz (for 2D/PNG input a NIfTI of one slice with K components; with DICOM SEG output a FRACTIONAL SEG <id>_probabilities.seg.dcm of the foreground classes)",
+    )
+    .option(
+      '--segment-codes <file.json>',
+      'codes and names of the segments in DICOM SEG / RTSTRUCT output: {"<label value or name>": {"category": {"value", "scheme", "meaning"}, "type": {...}, "modifier"?: {...}}} or a dcmqi meta JSON; labels it does not name get the default SNOMED CT mapping from their dataset.json names',
     )
     .addOption(
       new Option('--checkpoint <which>', 'weights of each fold: best (best validation epoch) or final (last epoch); default best, else final').choices([
@@ -90,6 +93,7 @@ case with an ETA.
 Examples:
   medseg predict model/ imagesTs/ --out predictions/
   medseg predict model/ study/ --series 1.2.840.113619.2.5.1 --out seg/        (DICOM in, DICOM SEG out)
+  medseg predict model/ study/ --format rtstruct --out rt/                       (DICOM in, RTSTRUCT out)
   medseg predict model/ case.nii.gz --save-probabilities --checkpoint final
   medseg predict model/ imagesTs/ --uncertainty --out predictions/      (flags cases to review)
   medseg predict hybrid-model/ case.nii.gz --uncertainty mc-dropout,tta --mc-samples 4`,
@@ -118,6 +122,7 @@ Examples:
           checkpoint: o.checkpoint,
           format: o.format,
           saveProbabilities: o.saveProbabilities,
+          segmentCodes: o.segmentCodes,
           uncertainty: o.uncertainty ? { sources: o.uncertainty === true ? undefined : o.uncertainty, mcSamples: o.mcSamples } : undefined,
           series: o.series,
           device: o.device,

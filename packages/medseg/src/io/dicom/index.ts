@@ -1,5 +1,5 @@
 /**
- * DICOM for medseg: series -> Volume, SEG read/write, de-identification.
+ * DICOM for medseg: series -> Volume, SEG and RTSTRUCT read/write, de-identification.
  *
  * Transfer syntaxes read: Implicit VR LE, Explicit VR LE, Explicit VR BE,
  * Deflated Explicit VR LE, RLE Lossless, and through lazily loaded codecs
@@ -34,6 +34,33 @@ export {
   type LabelmapResult,
 } from './seg-read.ts';
 export { writeDicomSeg, buildDicomSeg, DEFAULT_CATEGORY, DEFAULT_TYPE, type SegmentDescription, type SegWriteOptions } from './seg-write.ts';
+export {
+  defaultSegmentCodes,
+  segmentCodesFor,
+  fallbackCodes,
+  parseSegmentCodes,
+  readSegmentCodes,
+  ANATOMY,
+  MODIFIERS,
+  CATEGORY,
+  type SegmentCodes,
+  type SuppliedSegment,
+  type SegmentCodeTable,
+} from './segment-codes.ts';
+export { writeRtStruct, buildRtStruct, type RoiDescription, type RtStructWriteOptions } from './rtstruct-write.ts';
+export {
+  readRtStruct,
+  parseRtStruct,
+  rtstructMasks,
+  rtstructLabelmap,
+  type RtStructureSet,
+  type RtRoi,
+  type RtContour,
+  type RtStructReadOptions,
+  type RasterisedRois,
+} from './rtstruct-read.ts';
+export { RTSTRUCT_SOP_CLASS } from './result-tags.ts';
+export { AI_ALGORITHM_FAMILY } from './result-elements.ts';
 export { deidentify, deidentifyDataset, newDeidentifyState, type DeidentifyOptions, type DeidentifyState } from './deidentify.ts';
 export { parseDicom, looksLikeDicom, TS, type ParsedDicom, type ParseOptions } from './parse.ts';
 export { writeDicom, dataset, el } from './write.ts';

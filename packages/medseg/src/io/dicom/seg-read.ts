@@ -16,6 +16,7 @@ import type { Vec3, Volume, VolumeMeta } from '../volume.ts';
 import { dicomLabToRgb } from './color.ts';
 import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
+import { R } from './result-tags.ts';
 import { parseDicom } from './parse.ts';
 import { loadCodecFor } from './codecs.ts';
 import { checkNativeLength, checkPixelLimits, decodeFrames, decodeNative, pixelInfo, type PixelInfo } from './pixels.ts';
@@ -37,7 +38,12 @@ export interface SegmentInfo {
   algorithmName?: string;
   category?: Code;
   type?: Code;
+  /** Segmented Property Type Modifier (laterality, anterior / posterior...). */
+  typeModifier?: Code;
   anatomicRegion?: Code;
+  /** From the Segmentation Algorithm Identification Sequence. */
+  algorithmFamily?: Code;
+  algorithmVersion?: string;
   /** RecommendedDisplayCIELabValue as stored (scaled 0..65535). */
   cielab?: [number, number, number];
   /** The same colour as sRGB 0..255. */
@@ -80,7 +86,7 @@ export interface SegReadOptions {
   source?: Volume;
 }
 
-function code(ds: DicomDataset | undefined): Code | undefined {
+export function code(ds: DicomDataset | undefined): Code | undefined {
   if (!ds) return undefined;
   const value = ds.string(T.CodeValue) ?? ds.string(0x00080119) /* LongCodeValue */ ?? ds.string(0x00080120); /* URNCodeValue */
   if (value === undefined) return undefined;
@@ -136,7 +142,10 @@ export function parseDicomSeg(buf: Uint8Array, opts: SegReadOptions & { path?: s
       algorithmName: s.string(T.SegmentAlgorithmName),
       category: code(s.item(T.SegmentedPropertyCategoryCodeSequence)),
       type: code(s.item(T.SegmentedPropertyTypeCodeSequence)),
+      typeModifier: code(s.item(T.SegmentedPropertyTypeCodeSequence)?.item(R.SegmentedPropertyTypeModifierCodeSequence)),
       anatomicRegion: code(s.item(T.AnatomicRegionSequence)),
+      algorithmFamily: code(s.item(R.SegmentationAlgorithmIdentificationSequence)?.item(R.AlgorithmFamilyCodeSequence)),
+      algorithmVersion: s.item(R.SegmentationAlgorithmIdentificationSequence)?.string(R.AlgorithmVersion),
       cielab,
       rgb: cielab ? dicomLabToRgb(cielab) : undefined,
       trackingId: s.string(T.TrackingID),

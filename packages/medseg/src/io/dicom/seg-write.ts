@@ -1,10 +1,26 @@
 /**
- * DICOM SEG writer: Segmentation Storage, BINARY, one frame per (segment,
- * slice) — only non-empty slices unless allFrames — bit-packed continuously
- * (frames are not padded to a byte boundary, as the standard requires).
- * Patient / study / frame of reference come from the source Volume's meta
- * (readDicomSeries keeps them in meta.extra.dicom); series and instance UIDs
- * are new. Optional de-identification of what is written.
+ * DICOM SEG writer: Segmentation Storage, BINARY (bit-packed continuously:
+ * frames are not padded to a byte boundary, as the standard requires) or
+ * FRACTIONAL (8-bit, MaximumFractionalValue 255, PROBABILITY or OCCUPANCY).
+ *
+ * One frame per (segment, slice). Empty frames are left out unless
+ * allFrames: dcmqi (itkimage2segimage skips empty slices by default) and
+ * highdicom (omit_empty_frames defaults to true) do the same, since viewers
+ * place every frame by its source reference and plane position, so a
+ * missing frame reads as empty, and a many-segment SEG stays small. A SEG
+ * with no voxel at all keeps one empty frame (a SEG must hold a frame).
+ * Every segment is still listed, so the model's classes are all described.
+ *
+ * Each frame's functional groups reference the exact source: SOP Class and
+ * Instance UID of its slice, plus ReferencedFrameNumber when the source is a
+ * multi-frame object (readDicomSeries keeps frame numbers in
+ * meta.extra.frameNumbers), its Plane Position, and its segment; the plane
+ * orientation and pixel measures are shared. Segments carry category / type
+ * (/ modifier) codes (segment-codes.ts for defaults) and, when not MANUAL,
+ * SegmentAlgorithmName and the Segmentation Algorithm Identification
+ * Sequence (algorithm family, name, version). Patient / study / frame of
+ * reference come from the source Volume's meta (meta.extra.dicom); series
+ * and instance UIDs are new. Optional de-identification of what is written.
  */
 import { MedsegIoError } from '../errors.ts';
 import { voxelCount, type Volume, type VoxelArray } from '../volume.ts';
@@ -13,6 +29,8 @@ import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
 import { deidentifyDataset, type DeidentifyOptions } from './deidentify.ts';
 import { SEG_SOP_CLASS, type Code } from './seg-read.ts';
+import { AI_ALGORITHM_FAMILY, DEFAULT_COLOURS, algorithmIdentification, codeItem, distinctInstances, sourceFrameNumbers, text } from './result-elements.ts';
+import { R } from './result-tags.ts';
 import { newUid } from './uid.ts';
 import { dataset, el, writeDicom } from './write.ts';
 import { writeFileAtomic } from '../../util/atomic-write.ts';
@@ -26,13 +44,24 @@ export interface SegmentDescription {
   rgb?: [number, number, number];
   category?: Code;
   type?: Code;
+  /** Segmented Property Type Modifier (e.g. laterality, anterior / posterior). */
+  typeModifier?: Code;
   algorithmType?: 'MANUAL' | 'AUTOMATIC' | 'SEMIAUTOMATIC';
   algorithmName?: string;
+  /** Written in the Segmentation Algorithm Identification Sequence (default: softwareVersions). */
+  algorithmVersion?: string;
+  /** Algorithm family (CID 7162; default DCM 123110 "Artificial Intelligence"). */
+  algorithmFamily?: Code;
 }
 
 export interface SegWriteOptions {
   /** Write every slice of every segment, not only the non-empty ones. */
   allFrames?: boolean;
+  /**
+   * FRACTIONAL SEG: masks are values 0..1 (probabilities by default, or
+   * occupancy), stored as round(value * 255) with MaximumFractionalValue 255.
+   */
+  fractional?: 'PROBABILITY' | 'OCCUPANCY';
   seriesDescription?: string;
   seriesNumber?: number;
   contentLabel?: string;
@@ -48,20 +77,7 @@ export interface SegWriteOptions {
 /** Sensible defaults when the caller gives no codes: SNOMED CT "Anatomical Structure" / "Tissue". */
 export const DEFAULT_CATEGORY: Code = { value: '91723000', scheme: 'SCT', meaning: 'Anatomical Structure' };
 export const DEFAULT_TYPE: Code = { value: '85756007', scheme: 'SCT', meaning: 'Tissue' };
-const DEFAULT_COLOURS: [number, number, number][] = [
-  [221, 130, 101],
-  [128, 174, 128],
-  [241, 214, 145],
-  [177, 122, 101],
-  [111, 184, 210],
-  [216, 101, 79],
-  [183, 156, 220],
-  [252, 231, 140],
-];
-
-function codeItem(c: Code): DicomDataset {
-  return dataset(el.str(T.CodeValue, 'SH', c.value), el.str(T.CodingSchemeDesignator, 'SH', c.scheme), el.str(T.CodeMeaning, 'LO', c.meaning));
-}
+const MAX_FRACTIONAL = 255;
 
 type Masks = Volume | Map<number, Volume | VoxelArray>;
 
@@ -70,48 +86,50 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
   const [nx, ny, nz] = source.size;
   const plane = nx * ny;
   const n = voxelCount(source);
+  const fractional = opts.fractional;
   if (nx > 65535 || ny > 65535) throw new MedsegIoError('BAD_GEOMETRY', 'image too large for DICOM Rows/Columns');
   const sops = source.meta.sopInstanceUIDs;
   if (!sops || sops.length !== nz) {
     throw new MedsegIoError('BAD_DATA', 'source volume has no SOP instance UIDs per slice (read it with readDicomSeries)');
   }
   if (!segments.length) throw new MedsegIoError('BAD_DATA', 'no segments to write');
-  // One accessor per segment: is voxel i inside segment s?
-  const inside = new Map<number, (i: number) => boolean>();
+  if (fractional && !(masks instanceof Map)) throw new MedsegIoError('BAD_DATA', 'a FRACTIONAL SEG needs one 0..1 mask per segment, not a label map');
+  // One accessor per segment: the stored value of voxel i (0/1, or 0..255 for FRACTIONAL).
+  const valueOf = new Map<number, (i: number) => number>();
   const nums = new Set<number>();
   for (const s of segments) {
     if (!Number.isInteger(s.number) || s.number < 1 || s.number > 65535 || nums.has(s.number)) {
       throw new MedsegIoError('BAD_DATA', `bad or duplicate segment number ${s.number}`);
     }
     nums.add(s.number);
-    let arr: ArrayLike<number>;
     if (masks instanceof Map) {
       const m = masks.get(s.number);
       if (!m) throw new MedsegIoError('BAD_DATA', `no mask for segment ${s.number}`);
-      arr = 'data' in m ? m.data : m;
+      const arr: ArrayLike<number> = 'data' in m ? m.data : m;
       if (arr.length !== n) throw new MedsegIoError('BAD_GEOMETRY', `mask of segment ${s.number} has ${arr.length} voxels, source has ${n}`);
-      inside.set(s.number, (i) => arr[i]! >= 0.5);
+      valueOf.set(s.number, fractional ? (i) => Math.round(Math.min(1, Math.max(0, arr[i]! || 0)) * MAX_FRACTIONAL) : (i) => (arr[i]! >= 0.5 ? 1 : 0));
     } else {
-      arr = masks.data;
+      const arr = masks.data;
       if (arr.length !== n || masks.channels !== 1) throw new MedsegIoError('BAD_GEOMETRY', `label map has ${arr.length} voxels, source has ${n}`);
       const v = s.number;
-      inside.set(v, (i) => arr[i] === v);
+      valueOf.set(v, (i) => (arr[i] === v ? 1 : 0));
     }
   }
 
   const d = source.direction;
   const normal = [d[2], d[5], d[8]];
   const iop = [d[0], d[3], d[6], d[1], d[4], d[7]];
-  const sopClass = (source.meta.extra?.dicom as Record<string, string> | undefined)?.SOPClassUID ?? source.meta.sopClassUID ?? '1.2.840.10008.5.1.4.1.1.2';
   const dicom = (source.meta.extra?.dicom ?? {}) as Record<string, string>;
+  const sopClass = dicom.SOPClassUID ?? source.meta.sopClassUID ?? '1.2.840.10008.5.1.4.1.1.2';
+  const frameNumbers = sourceFrameNumbers(source);
 
   // Frames: segment-major, slice order; non-empty only unless allFrames.
   const frames: { seg: number; segIndex: number; z: number }[] = [];
   segments.forEach((s, si) => {
-    const f = inside.get(s.number)!;
+    const f = valueOf.get(s.number)!;
     for (let z = 0; z < nz; z++) {
       let any = opts.allFrames === true;
-      for (let i = z * plane; !any && i < (z + 1) * plane; i++) any = f(i);
+      for (let i = z * plane; !any && i < (z + 1) * plane; i++) any = f(i) !== 0;
       if (any) frames.push({ seg: s.number, segIndex: si + 1, z });
     }
   });
@@ -119,20 +137,31 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     // A SEG must hold at least one frame: keep one empty frame of the first segment.
     frames.push({ seg: segments[0]!.number, segIndex: 1, z: 0 });
   }
-  const bits = new Uint8Array(Math.ceil((frames.length * plane) / 8) + (Math.ceil((frames.length * plane) / 8) % 2));
-  frames.forEach((fr, k) => {
-    const f = inside.get(fr.seg)!;
-    let bit = k * plane;
-    for (let i = fr.z * plane; i < (fr.z + 1) * plane; i++, bit++) if (f(i)) bits[bit >>> 3]! |= 1 << (bit & 7);
-  });
+  let pixels: Uint8Array;
+  if (fractional) {
+    pixels = new Uint8Array(frames.length * plane + ((frames.length * plane) % 2));
+    frames.forEach((fr, k) => {
+      const f = valueOf.get(fr.seg)!;
+      for (let i = 0, o = k * plane, src = fr.z * plane; i < plane; i++) pixels[o + i] = f(src + i);
+    });
+  } else {
+    const bytes = Math.ceil((frames.length * plane) / 8);
+    pixels = new Uint8Array(bytes + (bytes % 2));
+    frames.forEach((fr, k) => {
+      const f = valueOf.get(fr.seg)!;
+      let bit = k * plane;
+      for (let i = fr.z * plane; i < (fr.z + 1) * plane; i++, bit++) if (f(i)) pixels[bit >>> 3]! |= 1 << (bit & 7);
+    });
+  }
 
   const now = new Date();
   const date = now.toISOString().slice(0, 10).replace(/-/g, '');
   const time = now.toISOString().slice(11, 19).replace(/:/g, '');
   const seriesUid = newUid();
   const sopUid = newUid();
-  const str = (tag: number, vr: string, v: string | undefined) => (v !== undefined ? el.str(tag, vr, v) : el.str(tag, vr, ''));
+  const str = (tag: number, vr: string, v: string | undefined) => text(tag, vr, v ?? '');
   const positionOf = (z: number) => [0, 1, 2].map((k) => source.origin[k]! + z * source.spacing[2] * normal[k]!);
+  const softwareVersions = opts.softwareVersions ?? '0.1.0';
 
   const perFrame = frames.map((fr) =>
     dataset(
@@ -142,7 +171,8 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
             dataset(
               el.str(T.ReferencedSOPClassUID, 'UI', sopClass),
               el.str(T.ReferencedSOPInstanceUID, 'UI', sops[fr.z]!),
-              el.seq(0x0040a170, [codeItem({ value: '121322', scheme: 'DCM', meaning: 'Source image for image processing operation' })]),
+              frameNumbers ? el.nums(T.ReferencedFrameNumber, 'IS', [frameNumbers[fr.z]!]) : undefined,
+              el.seq(R.PurposeOfReferenceCodeSequence, [codeItem({ value: '121322', scheme: 'DCM', meaning: 'Source image for image processing operation' })]),
             ),
           ]),
           el.seq(T.DerivationCodeSequence, [codeItem({ value: '113076', scheme: 'DCM', meaning: 'Segmentation' })]),
@@ -157,21 +187,34 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
   const dimOrg = newUid();
   const segItems = segments.map((s, i) => {
     const algType = s.algorithmType ?? (s.algorithmName ? 'AUTOMATIC' : 'MANUAL');
+    const algName = s.algorithmName ?? 'medseg';
     return dataset(
       el.seq(T.SegmentedPropertyCategoryCodeSequence, [codeItem(s.category ?? DEFAULT_CATEGORY)]),
       el.nums(T.SegmentNumber, 'US', [s.number]),
-      el.str(T.SegmentLabel, 'LO', s.label.slice(0, 64)),
-      s.description ? el.str(T.SegmentDescription, 'ST', s.description) : undefined,
+      text(T.SegmentLabel, 'LO', s.label.slice(0, 64)),
+      s.description ? text(T.SegmentDescription, 'ST', s.description) : undefined,
       el.str(T.SegmentAlgorithmType, 'CS', algType),
-      algType !== 'MANUAL' ? el.str(T.SegmentAlgorithmName, 'LO', s.algorithmName ?? 'medseg') : undefined,
+      algType !== 'MANUAL' ? text(T.SegmentAlgorithmName, 'LO', algName.slice(0, 64)) : undefined,
+      algType !== 'MANUAL'
+        ? el.seq(R.SegmentationAlgorithmIdentificationSequence, [
+            algorithmIdentification(s.algorithmFamily ?? AI_ALGORITHM_FAMILY, algName, s.algorithmVersion ?? softwareVersions),
+          ])
+        : undefined,
       el.nums(T.RecommendedDisplayCIELabValue, 'US', rgbToDicomLab(s.rgb ?? DEFAULT_COLOURS[i % DEFAULT_COLOURS.length]!)),
-      el.seq(T.SegmentedPropertyTypeCodeSequence, [codeItem(s.type ?? DEFAULT_TYPE)]),
+      el.seq(T.SegmentedPropertyTypeCodeSequence, [
+        dataset(
+          ...codeItem(s.type ?? DEFAULT_TYPE).elements.values(),
+          s.typeModifier ? el.seq(R.SegmentedPropertyTypeModifierCodeSequence, [codeItem(s.typeModifier)]) : undefined,
+        ),
+      ]),
     );
   });
 
   const ds = dataset(
     el.str(T.SpecificCharacterSet, 'CS', 'ISO_IR 192'),
     el.str(T.ImageType, 'CS', ['DERIVED', 'PRIMARY']),
+    el.str(R.InstanceCreationDate, 'DA', date),
+    el.str(R.InstanceCreationTime, 'TM', time),
     el.str(T.SOPClassUID, 'UI', SEG_SOP_CLASS),
     el.str(T.SOPInstanceUID, 'UI', sopUid),
     str(T.StudyDate, 'DA', dicom.StudyDate),
@@ -182,16 +225,16 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     el.str(T.ContentTime, 'TM', time),
     str(T.AccessionNumber, 'SH', dicom.AccessionNumber),
     el.str(T.Modality, 'CS', 'SEG'),
-    el.str(T.Manufacturer, 'LO', opts.manufacturer ?? 'medseg'),
+    text(T.Manufacturer, 'LO', opts.manufacturer ?? 'medseg'),
     str(T.ReferringPhysicianName, 'PN', dicom.ReferringPhysicianName),
-    dicom.StudyDescription !== undefined ? el.str(0x00081030, 'LO', dicom.StudyDescription) : undefined,
-    el.str(T.SeriesDescription, 'LO', opts.seriesDescription ?? 'Segmentation'),
+    dicom.StudyDescription !== undefined ? text(0x00081030, 'LO', dicom.StudyDescription) : undefined,
+    text(T.SeriesDescription, 'LO', opts.seriesDescription ?? 'Segmentation'),
     el.str(T.ManufacturerModelName, 'LO', 'medseg'),
     el.seq(T.ReferencedSeriesSequence, [
       dataset(
         el.seq(
           T.ReferencedInstanceSequence,
-          sops.map((u) => dataset(el.str(T.ReferencedSOPClassUID, 'UI', sopClass), el.str(T.ReferencedSOPInstanceUID, 'UI', u))),
+          distinctInstances(sops).map((u) => dataset(el.str(T.ReferencedSOPClassUID, 'UI', sopClass), el.str(T.ReferencedSOPInstanceUID, 'UI', u))),
         ),
         el.str(T.SeriesInstanceUID, 'UI', source.meta.seriesInstanceUID ?? ''),
       ),
@@ -202,7 +245,7 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     str(T.PatientSex, 'CS', dicom.PatientSex),
     dicom.PatientAge !== undefined ? el.str(T.PatientAge, 'AS', dicom.PatientAge) : undefined,
     el.str(T.DeviceSerialNumber, 'LO', '1'),
-    el.str(T.SoftwareVersions, 'LO', opts.softwareVersions ?? '0.1.0'),
+    text(T.SoftwareVersions, 'LO', softwareVersions),
     el.str(T.StudyInstanceUID, 'UI', source.meta.studyInstanceUID ?? dicom.StudyInstanceUID ?? newUid()),
     el.str(T.SeriesInstanceUID, 'UI', seriesUid),
     str(T.StudyID, 'SH', dicom.StudyID),
@@ -230,12 +273,14 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     el.nums(T.NumberOfFrames, 'IS', [frames.length]),
     el.nums(T.Rows, 'US', [ny]),
     el.nums(T.Columns, 'US', [nx]),
-    el.nums(T.BitsAllocated, 'US', [1]),
-    el.nums(T.BitsStored, 'US', [1]),
-    el.nums(T.HighBit, 'US', [0]),
+    el.nums(T.BitsAllocated, 'US', [fractional ? 8 : 1]),
+    el.nums(T.BitsStored, 'US', [fractional ? 8 : 1]),
+    el.nums(T.HighBit, 'US', [fractional ? 7 : 0]),
     el.nums(T.PixelRepresentation, 'US', [0]),
     el.str(T.LossyImageCompression, 'CS', '00'),
-    el.str(T.SegmentationType, 'CS', 'BINARY'),
+    el.str(T.SegmentationType, 'CS', fractional ? 'FRACTIONAL' : 'BINARY'),
+    fractional ? el.nums(T.MaximumFractionalValue, 'US', [MAX_FRACTIONAL]) : undefined,
+    fractional ? el.str(T.SegmentationFractionalType, 'CS', fractional) : undefined,
     el.seq(T.SegmentSequence, segItems),
     el.str(
       T.ContentLabel,
@@ -246,7 +291,7 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
         .slice(0, 16),
     ),
     el.str(T.ContentDescription, 'LO', ''),
-    el.str(T.ContentCreatorName, 'PN', opts.contentCreatorName ?? ''),
+    text(T.ContentCreatorName, 'PN', opts.contentCreatorName ?? ''),
     el.seq(T.SharedFunctionalGroupsSequence, [
       dataset(
         el.seq(T.PlaneOrientationSequence, [dataset(el.nums(T.ImageOrientationPatient, 'DS', iop))]),
@@ -260,8 +305,9 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
       ),
     ]),
     el.seq(T.PerFrameFunctionalGroupsSequence, perFrame),
-    el.bytes(T.PixelData, 'OB', bits),
+    el.bytes(T.PixelData, 'OB', pixels),
   );
+  ds.utf8 = true;
   if (opts.deidentify) deidentifyDataset(ds, opts.deidentify === true ? {} : opts.deidentify);
   return ds;
 }

@@ -304,7 +304,8 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
         rescaleSlope: slopes.length === 1 ? slopes[0] : slopes,
         rescaleIntercept: intercepts.length === 1 ? intercepts[0] : intercepts,
         storedType: info0.type,
-        frameNumbers: files.length === 1 && info0.frames > 1 ? slices.map((s) => s.frame + 1) : undefined,
+        // Frame of its instance for every slice when any instance is multi-frame (a SEG / RTSTRUCT references frames by number).
+        frameNumbers: infos.some((inf) => inf.frames > 1) ? slices.map((s) => s.frame + 1) : undefined,
         sourcePaths: slices.map((s) => s.file.path),
         sliceThickness: first.plane.sliceThickness,
         dicom,
