@@ -2,7 +2,7 @@
  * De-identification of real files: the shared CT series (with its private
  * tags) and an MR series medseg writes from a shared volume, compared with a
  * second implementation of the Basic Profile (gdcm's gdcmanon, de-identify
- * mode with a throw-away certificate), read back by pydicom and by medseg's
+ * mode with a throw-away certificate; dcmjs's anonymizer), read back by pydicom and by medseg's
  * series reader; UID consistency into a SEG that references the series;
  * burned-in annotation; hostile input.
  */
@@ -209,6 +209,41 @@ describe('deidentify against gdcm (gdcmanon, PS3.15 Basic Profile) on real files
         `both remove or empty ${k}`,
       );
     }
+  });
+});
+
+interface DcmjsApi {
+  data: { DicomMessage: { readFile(b: ArrayBuffer): { dict: Record<string, { vr: string; Value?: unknown[] }> } } };
+  anonymizer: { cleanTags(dict: Record<string, { vr: string; Value?: unknown[] }>): void };
+}
+
+describe('deidentify against dcmjs (anonymizer.cleanTags) on real files', () => {
+  it('every attribute dcmjs empties is removed or emptied by medseg too', async () => {
+    await mrReady;
+    const dcmjs = (await import('dcmjs')).default as DcmjsApi;
+    let emptied = 0;
+    const missed: string[] = [];
+    for (const src of [CT, MR]) {
+      for (const f of readdirSync(src).sort()) {
+        const bytes = readFileSync(join(src, f));
+        const dict = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)).dict;
+        const before = new Map(Object.entries(dict).map(([k, v]) => [k, JSON.stringify(v.Value ?? [])]));
+        dcmjs.anonymizer.cleanTags(dict);
+        const ours = parseDicom(deidentify(bytes, { state: newDeidentifyState() })).dataset;
+        for (const [k, v] of Object.entries(dict)) {
+          const was = before.get(k)!;
+          const now = JSON.stringify(v.Value ?? []);
+          if (was === now || now !== '[]' || was === '[]') continue; // only what dcmjs emptied
+          emptied++;
+          const tag = parseInt(k, 16) >>> 0;
+          const e = ours.get(tag);
+          // its Patient's Name / Patient ID replacements are pseudonyms in both
+          if (e && (e.items ? e.items.length : e.bytes.length) > 0 && tag !== 0x00100010 && tag !== 0x00100020) missed.push(`${f} ${k}`);
+        }
+      }
+    }
+    assert.ok(emptied >= 20, `${emptied} attributes emptied by dcmjs`);
+    assert.deepEqual(missed, [], 'attributes dcmjs empties and medseg keeps');
   });
 });
 
