@@ -490,8 +490,9 @@ function applyClean(ds: DicomDataset, e: DicomElement, row: ProfileRow, ctx: Ctx
     processItems(e, ctx, path, 'clean');
     log(ctx, path, tag, 'C', 'profile', 'cleaned', row);
   } else if (TEXT_VRS.has(e.vr) || e.vr === 'CS') {
+    const before = ds.string(tag);
     ds.set(e.vr === 'PN' ? dummyElement(ds, e, ctx) : cleanedElement(ds, e, ctx));
-    log(ctx, path, tag, 'C', 'profile', 'cleaned', row);
+    log(ctx, path, tag, 'C', 'profile', ds.string(tag) === before ? 'kept' : 'cleaned', row);
   } else {
     // bitmaps and samples (overlay, curve data) cannot be searched for text
     ds.delete(tag);
