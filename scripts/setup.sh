@@ -23,7 +23,7 @@ profile=${1:-run}
 #    (gperftools) for the train-step benches' tuned-allocator PyTorch peers.
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
 TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil python3-skimage chromium
-  dcmtk libgdcm-tools openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4)
+  dcmtk libgdcm-tools openssl openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;
   test) APT_PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;

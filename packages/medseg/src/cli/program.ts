@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import * as compress from './commands/compress.ts';
 import * as convert from './commands/convert.ts';
+import * as deidentify from './commands/deidentify.ts';
 import * as demo from './commands/demo.ts';
 import * as evaluate from './commands/evaluate.ts';
 import * as exportCommand from './commands/export.ts';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly CommandModule[] = [
   demo,
   importCommand,
   convert,
+  deidentify,
 ];
 
 function packageVersion(): string {

@@ -51,7 +51,7 @@ export const T = {
   PatientIdentityRemoved: 0x00120062,
   DeidentificationMethod: 0x00120063,
   DeidentificationMethodCodeSequence: 0x00120064,
-  LongitudinalTemporalInformationModified: 0x00120071,
+  LongitudinalTemporalInformationModified: 0x00280303,
   SliceThickness: 0x00180050,
   SpacingBetweenSlices: 0x00180088,
   DeviceSerialNumber: 0x00181000,
@@ -148,6 +148,22 @@ function buildVrTable(): Map<number, string> {
     out.set(tagOf(parseInt(m[1]!, 16), parseInt(m[2]!, 16)), vr);
   }
   return out;
+}
+
+let keywordTable: Map<number, string> | undefined;
+
+/** The dictionary keyword of a public tag (e.g. 'AccessionNumber'), or undefined for private and unknown tags. */
+export function tagKeyword(tag: number): string | undefined {
+  if (!keywordTable) {
+    keywordTable = new Map();
+    const nameMap = (dcmjs as unknown as { data: { DicomMetaDictionary: { nameMap: Record<string, { tag: string; name: string }> } } }).data.DicomMetaDictionary
+      .nameMap;
+    for (const e of Object.values(nameMap)) {
+      const m = /^\(([0-9A-F]{4}),([0-9A-F]{4})\)$/i.exec(e.tag);
+      if (m) keywordTable.set(tagOf(parseInt(m[1]!, 16), parseInt(m[2]!, 16)), e.name);
+    }
+  }
+  return keywordTable.get(tag);
 }
 
 export function tagHex(tag: number): string {

@@ -61,7 +61,21 @@ export {
 } from './rtstruct-read.ts';
 export { RTSTRUCT_SOP_CLASS } from './result-tags.ts';
 export { AI_ALGORITHM_FAMILY } from './result-elements.ts';
-export { deidentify, deidentifyDataset, newDeidentifyState, type DeidentifyOptions, type DeidentifyState } from './deidentify.ts';
+export {
+  deidentify,
+  deidentifyDataset,
+  deidentifyDatasetWithReport,
+  deidentifyFile,
+  newDeidentifyState,
+  BurnedInAnnotationError,
+  type DeidentifyOptions,
+  type DeidentifyState,
+  type DeidChange,
+  type DeidReport,
+  type PrivateTagRule,
+} from './deidentify.ts';
+export { deidentifyTree, DeidentifyFailures, type DeidentifyTreeResult, type DeidFileResult } from './deidentify-tree.ts';
+export { PROFILE_ROWS, PRIVATE_ROW, profileRow, type ProfileRow, type ProfileOption } from './deid-profile.ts';
 export { parseDicom, looksLikeDicom, TS, type ParsedDicom, type ParseOptions } from './parse.ts';
 export { writeDicom, dataset, el } from './write.ts';
 export { DicomDataset, type DicomElement } from './dataset.ts';
