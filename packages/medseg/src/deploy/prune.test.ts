@@ -120,7 +120,10 @@ function mask(net: SegmentationNetwork, slices: TensorSlice[]): void {
     for (const s of slices) {
       if (s.role !== 'in') continue;
       const t = state.get(s.name)!;
-      for (const c of s.removed) torch.tidy(() => t.narrow(s.axis, c, 1).zero_());
+      for (const c of s.removed)
+        torch.tidy(() => {
+          t.narrow(s.axis, c, 1).zero_();
+        });
     }
   });
 }
