@@ -93,7 +93,10 @@ export interface CalibrationSource {
 }
 
 /** Calibration patches for a loaded model: each chosen training case preprocessed with the model's plan, its centre patch. */
-export async function calibrationPatches(model: LoadedModel, source: CalibrationSource): Promise<{ inputs: CalibrationInput[]; dataset: string; cases: string[] }> {
+export async function calibrationPatches(
+  model: LoadedModel,
+  source: CalibrationSource,
+): Promise<{ inputs: CalibrationInput[]; dataset: string; cases: string[] }> {
   const want = source.cases ?? 8;
   if (!Number.isInteger(want) || want < 1) throw new QuantizeError(`calibration cases must be a whole number >= 1, got ${want}`);
   const ds = readDataset(source.dataset);
@@ -179,7 +182,10 @@ export async function compressModel(modelDir: string, out: string, o: CompressOp
     const passes = o.timedPasses ?? 10;
     let latency: CompressResult['latency'] = null;
     if (passes > 0) {
-      const x = calibration?.inputs[0] ?? { data: new Float32Array(plan.network.inChannels * plan.patchSize.reduce((a, b) => a * b, 1)), dims: [1, plan.network.inChannels, ...plan.patchSize] };
+      const x = calibration?.inputs[0] ?? {
+        data: new Float32Array(plan.network.inChannels * plan.patchSize.reduce((a, b) => a * b, 1)),
+        dims: [1, plan.network.inChannels, ...plan.patchSize],
+      };
       const fp32Ms = await timePass(fp32, x, passes);
       const compressedMs = await timePass(bytes, x, passes);
       latency = { patch: plan.patchSize, fp32Ms, compressedMs, speedup: fp32Ms / compressedMs };

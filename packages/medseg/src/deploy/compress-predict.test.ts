@@ -55,13 +55,15 @@ function fit(net: SegmentationNetwork, c: PreprocessedCase, steps: number): void
   net.train();
   for (let i = 0; i < steps; i++) {
     const jitter = [((i * 3) % 9) - 4, ((i * 5) % 9) - 4, ((i * 7) % 9) - 4];
-    const s =
-      i % 2
-        ? starts[(i >> 1) % starts.length]!
-        : centre.map((m, a) => Math.max(0, Math.min([Z, Y, X][a]! - P, Math.round(m - P / 2 + jitter[a]!))));
+    const s = i % 2 ? starts[(i >> 1) % starts.length]! : centre.map((m, a) => Math.max(0, Math.min([Z, Y, X][a]! - P, Math.round(m - P / 2 + jitter[a]!))));
     torch.tidy(() => {
       opt.zeroGrad();
-      const crop = (t: Tensor, d: number) => t.narrow(d, s[0]!, P).narrow(d + 1, s[1]!, P).narrow(d + 2, s[2]!, P).contiguous();
+      const crop = (t: Tensor, d: number) =>
+        t
+          .narrow(d, s[0]!, P)
+          .narrow(d + 1, s[1]!, P)
+          .narrow(d + 2, s[2]!, P)
+          .contiguous();
       diceCe(net.forward(crop(img, 2)) as Tensor, crop(lab, 1), 3).backward();
       opt.step();
     });
@@ -127,7 +129,10 @@ describe('medseg compress --prune / --int8 and predict --engine onnx-int8', () =
       const ref = predictVolumes(m, images, { networks: fp32.networks }).labels.data as Uint8Array;
       const inMemory = predictVolumes(m, images, { networks: mem.networks }).labels.data as Uint8Array;
       const counts = [1, 2].map((k) => ref.filter((v) => v === k).length);
-      assert.ok(counts.every((n) => n > 100), `both structures predicted by fp32 (${counts})`);
+      assert.ok(
+        counts.every((n) => n > 100),
+        `both structures predicted by fp32 (${counts})`,
+      );
       const d = dice(int8, ref);
       assert.ok(Math.min(...d) >= 0.97, `Dice int8 vs fp32 ${d}`);
       assert.deepEqual(inMemory, int8, 'the in-memory engine quantizes as compress does');

@@ -122,8 +122,7 @@ function checkSparsity(s: number): void {
   if (!(Number.isFinite(s) && s >= 0 && s < 1)) throw new PruneError(`the pruning sparsity must be in [0, 1), got ${s}`);
 }
 
-const nonZero = (net: torch.nn.Module): number =>
-  torch.tidy(() => net.parameters().reduce((a, p) => (p.requiresGrad ? a + p.ne(0).sum().item() : a), 0));
+const nonZero = (net: torch.nn.Module): number => torch.tidy(() => net.parameters().reduce((a, p) => (p.requiresGrad ? a + p.ne(0).sum().item() : a), 0));
 
 /**
  * Zeroes the k smallest magnitudes over all arrays (ties at the threshold in

@@ -178,10 +178,7 @@ export interface PredictPathOptions {
 }
 
 /** An ONNX file with medseg's metadata: its bytes and the fold, architecture and labels it was exported with. */
-async function readOnnxFile(
-  path: string,
-  int8: boolean,
-): Promise<{ bytes: Uint8Array; fold: number; architecture: string; labels: Record<string, string> }> {
+async function readOnnxFile(path: string, int8: boolean): Promise<{ bytes: Uint8Array; fold: number; architecture: string; labels: Record<string, string> }> {
   if (!existsSync(path) || statSync(path).isDirectory()) throw new MedsegIoError('NOT_FOUND', 'no such ONNX file', path);
   const bytes = readFileSync(path);
   const { readOnnxMetadata } = await import('../deploy/onnx-builder.ts');
@@ -192,7 +189,8 @@ async function readOnnxFile(
     throw new MedsegIoError('CORRUPT', `not an ONNX model (${(e as Error).message})`, path);
   }
   if (!meta.medseg) throw new MedsegIoError('BAD_DATA', 'no medseg metadata: give a model `medseg export` or `medseg compress` wrote', path);
-  if (int8 && !meta['medseg.quantization']) throw new PredictOptionError(`${path} is not quantized: run it with --engine onnx, or write one with medseg compress --int8`);
+  if (int8 && !meta['medseg.quantization'])
+    throw new PredictOptionError(`${path} is not quantized: run it with --engine onnx, or write one with medseg compress --int8`);
   const info = JSON.parse(meta.medseg) as { fold: number; architecture: string; labels: Record<string, string> };
   return { bytes, fold: info.fold, architecture: info.architecture, labels: info.labels };
 }

@@ -57,9 +57,18 @@ export function register(program: Command): void {
     .option('--calibration-cases <n>', 'training cases to calibrate on (one centre patch of each)', wholeNumber(1), 8)
     .addOption(new Option('--calibrator <kind>', 'activation range: min-max or a percentile of the values').choices(['minmax', 'percentile']).default('minmax'))
     .option('--percentile <p>', 'the percentile calibrator keeps values between (100 - p) % and p %', parsePercentile, 99.99)
-    .option('--prune <sparsity>', 'prune before the export: this fraction of the conv/linear weights (magnitude) or of each channel group (--structured), 0..1', parseSparsity)
-    .option('--structured', 'with --prune: remove whole output channels by the L1 norm of their filters (a smaller network), with every tensor that depends on them')
-    .addOption(new Option('--prune-scope <scope>', 'magnitude pruning: one threshold over all layers, or each layer to the sparsity').choices(['global', 'layer']))
+    .option(
+      '--prune <sparsity>',
+      'prune before the export: this fraction of the conv/linear weights (magnitude) or of each channel group (--structured), 0..1',
+      parseSparsity,
+    )
+    .option(
+      '--structured',
+      'with --prune: remove whole output channels by the L1 norm of their filters (a smaller network), with every tensor that depends on them',
+    )
+    .addOption(
+      new Option('--prune-scope <scope>', 'magnitude pruning: one threshold over all layers, or each layer to the sparsity').choices(['global', 'layer']),
+    )
     .requiredOption('--out <file.onnx|folder>', 'the .onnx file to write; with --prune alone a folder name writes a pruned model folder')
     .option('--fold <n>', 'the fold to compress (default: the first trained fold; a pruned model folder: every fold)', wholeNumber(0))
     .addOption(new Option('--checkpoint <which>', 'weights: best or final; default best, else final').choices(['best', 'final']))
@@ -85,7 +94,8 @@ Examples:
       if (!o.int8 && o.prune === undefined) throw new CliUsageError('nothing to do: give --int8, --prune <sparsity>, or both');
       if (o.int8 && !o.calibration) throw new CliUsageError('--int8 needs --calibration <dataset> (its training cases calibrate the activations)');
       if (o.structured && o.prune === undefined) throw new CliUsageError('--structured goes with --prune <sparsity>');
-      if (o.pruneScope && (o.prune === undefined || o.structured)) throw new CliUsageError('--prune-scope goes with --prune (magnitude pruning, not --structured)');
+      if (o.pruneScope && (o.prune === undefined || o.structured))
+        throw new CliUsageError('--prune-scope goes with --prune (magnitude pruning, not --structured)');
       const onnx = o.out.toLowerCase().endsWith('.onnx');
       if (o.int8 && !onnx) throw new CliUsageError(`--out names the .onnx file to write, got ${o.out}`);
       const prune = o.prune === undefined ? undefined : { sparsity: o.prune, structured: o.structured ?? false, scope: o.pruneScope };

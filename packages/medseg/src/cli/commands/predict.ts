@@ -82,8 +82,14 @@ export function register(program: Command): void {
         .choices(['torch', 'onnx', 'onnx-int8'])
         .default('torch'),
     )
-    .option('--onnx <file>', 'with --engine onnx or onnx-int8: run this model (written by `medseg compress` or `medseg export`) as the network of the fold it was made from')
-    .option('--calibration <dataset>', "with --engine onnx-int8: quantize each fold in memory, activations calibrated on this dataset's training cases (as `medseg compress --int8`)")
+    .option(
+      '--onnx <file>',
+      'with --engine onnx or onnx-int8: run this model (written by `medseg compress` or `medseg export`) as the network of the fold it was made from',
+    )
+    .option(
+      '--calibration <dataset>',
+      "with --engine onnx-int8: quantize each fold in memory, activations calibrated on this dataset's training cases (as `medseg compress --int8`)",
+    )
     .option('--calibration-cases <n>', 'training cases to calibrate on with --calibration (default 8)', parsePositiveInt)
     .option('--no-tta', "no test-time augmentation: one pass instead of the plan's mirrored (and, in 2D, transposed) passes (faster)")
     .option('--folds <list>', 'use only these folds', parseNumberList)
