@@ -258,11 +258,12 @@ export class Tensor {
   /**
    * Re-points this tensor at src's storage, shape and strides, keeping this
    * handle (and its requiresGrad): PyTorch's `t.data = src`. For parameters
-   * (a module changing their layout, before an optimizer holds them); runs
-   * without grad recording.
+   * (a module changing their layout, or a pruned module its shape, before an
+   * optimizer holds them); runs without grad recording.
    */
   setData_(src: Tensor): this {
     noGradSet(this, src);
+    this.cachedShape = undefined;
     return this;
   }
 

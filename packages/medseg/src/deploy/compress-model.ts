@@ -1,18 +1,22 @@
 /**
- * Int8 compression of one fold of a model folder: export it to ONNX with the
- * plan in its metadata, calibrate activation ranges on patches of training
- * cases preprocessed as training does (one patch of the plan's size at the
- * centre of each case), quantize (quantize.ts), write the file, and time one
- * network pass of the fp32 and int8 models in onnxruntime on this machine.
+ * Compression of one fold of a model folder to an ONNX file: prune its
+ * network (prune.ts) and/or export it to ONNX with the plan in its metadata,
+ * calibrate activation ranges on patches of training cases preprocessed as
+ * training does (one patch of the plan's size at the centre of each case),
+ * quantize (quantize.ts), write the file, and time one network pass of the
+ * unpruned fp32 model and of the compressed one in onnxruntime on this machine.
  */
 import * as ort from 'onnxruntime-node';
 import { disposeModel, loadModel, prepareInput } from '../infer/predict.ts';
 import { readDataset } from '../data/dataset.ts';
 import { readVolume } from '../io/read.ts';
+import type { LoadedModel } from '../infer/predict.ts';
 import { listFolds, type CheckpointChoice } from '../plan/model-folder.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import { exportLoadedFold } from './export-model.ts';
 import { quantizeInt8, QuantizeError, type CalibrationInput, type Calibrator, type QuantizationSummary } from './quantize.ts';
+import { pruneNetwork, type PruneSettings, type PruneSummary } from './prune.ts';
+import { PRUNING_METADATA_KEY } from '../plan/model-weights.ts';
 
 export interface CompressInt8Options {
   /** Dataset folder (dataset.json + imagesTr/labelsTr) whose training cases calibrate the activations. */
@@ -80,43 +84,133 @@ async function timePass(model: Uint8Array, x: CalibrationInput, passes: number):
   }
 }
 
-export async function compressModelInt8(modelDir: string, out: string, o: CompressInt8Options): Promise<CompressInt8Result> {
+/** Where the activation ranges come from: the centre patch of the first `cases` training cases of a dataset. */
+export interface CalibrationSource {
+  /** Dataset folder (dataset.json + imagesTr/labelsTr). */
+  dataset: string;
+  /** Training cases to calibrate on (default 8; the first ones in the dataset's order). */
+  cases?: number;
+}
+
+/** Calibration patches for a loaded model: each chosen training case preprocessed with the model's plan, its centre patch. */
+export async function calibrationPatches(
+  model: LoadedModel,
+  source: CalibrationSource,
+): Promise<{ inputs: CalibrationInput[]; dataset: string; cases: string[] }> {
+  const want = source.cases ?? 8;
+  if (!Number.isInteger(want) || want < 1) throw new QuantizeError(`calibration cases must be a whole number >= 1, got ${want}`);
+  const ds = readDataset(source.dataset);
+  const chosen = ds.training.slice(0, want);
+  if (chosen.length === 0) throw new QuantizeError(`${source.dataset} has no training cases to calibrate on`);
+  const plan = model.plan;
+  if (ds.channels.length !== plan.channels.length) {
+    throw new QuantizeError(`the model takes ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), ${source.dataset} has ${ds.channels.length}`);
+  }
+  const inputs: CalibrationInput[] = [];
+  for (const c of chosen) {
+    const vols = await Promise.all(c.imagePaths.map((p) => readVolume(p)));
+    const pc = prepareInput(plan, vols).case;
+    inputs.push(centrePatch(pc.data, pc.channels, pc.shape, plan.patchSize));
+  }
+  return { inputs, dataset: ds.name, cases: chosen.map((c) => c.id) };
+}
+
+/** Quantizes fold k of a loaded model (its network as it is now, pruned or not) with the given calibration patches. */
+export async function quantizeLoadedFold(
+  model: LoadedModel,
+  k: number,
+  calibration: Awaited<ReturnType<typeof calibrationPatches>>,
+  calibrator?: Calibrator,
+  metadata: Record<string, string> = {},
+): Promise<{ fp32: Uint8Array; bytes: Uint8Array; summary: QuantizationSummary }> {
+  const { bytes: fp32 } = exportLoadedFold(model, k, metadata);
+  const { bytes, summary } = await quantizeInt8(fp32, {
+    calibration: calibration.inputs,
+    calibrator,
+    metadata: { 'medseg.calibration': JSON.stringify({ dataset: calibration.dataset, cases: calibration.cases, patch: 'centre of each preprocessed case' }) },
+  });
+  return { fp32, bytes, summary };
+}
+
+export interface CompressOptions {
+  /** Static int8 quantization, activations calibrated on training cases. */
+  int8?: CalibrationSource & { calibrator?: Calibrator };
+  /** Prune the network before the export (and before the quantization). */
+  prune?: PruneSettings;
+  fold?: number;
+  checkpoint?: CheckpointChoice;
+  /** Network passes timed per model (default 10, after 2 untimed). 0 skips the timing. */
+  timedPasses?: number;
+}
+
+export interface CompressResult {
+  path: string;
+  fold: number;
+  /** Size of the unpruned fp32 export and of the written file. */
+  fp32Bytes: number;
+  bytes: number;
+  casesUsed: string[];
+  quantization: QuantizationSummary | null;
+  pruning: PruneSummary | null;
+  /** Median milliseconds of one network pass on a batch of one patch (unpruned fp32 vs the written model), or null when not timed. */
+  latency: { patch: number[]; fp32Ms: number; compressedMs: number; speedup: number } | null;
+}
+
+export async function compressModel(modelDir: string, out: string, o: CompressOptions): Promise<CompressResult> {
+  if (!o.int8 && !o.prune) throw new QuantizeError('nothing to compress: ask for int8 quantization, pruning or both');
   const fold = o.fold ?? listFolds(modelDir)[0]?.fold;
   if (fold === undefined) throw new QuantizeError(`${modelDir} has no trained fold`);
-  const want = o.cases ?? 8;
-  if (!Number.isInteger(want) || want < 1) throw new QuantizeError(`calibration cases must be a whole number >= 1, got ${want}`);
-  const ds = readDataset(o.dataset);
-  const chosen = ds.training.slice(0, want);
-  if (chosen.length === 0) throw new QuantizeError(`${o.dataset} has no training cases to calibrate on`);
-
   const model = loadModel(modelDir, { folds: [fold], checkpoint: o.checkpoint });
   try {
     const plan = model.plan;
-    if (ds.channels.length !== plan.channels.length) {
-      throw new QuantizeError(`the model takes ${plan.channels.length} channel(s) (${plan.channels.join(', ')}), ${o.dataset} has ${ds.channels.length}`);
-    }
-    const calibration: CalibrationInput[] = [];
-    for (const c of chosen) {
-      const vols = await Promise.all(c.imagePaths.map((p) => readVolume(p)));
-      const pc = prepareInput(plan, vols).case;
-      calibration.push(centrePatch(pc.data, pc.channels, pc.shape, plan.patchSize));
-    }
+    const calibration = o.int8 ? await calibrationPatches(model, o.int8) : null;
     const { bytes: fp32 } = exportLoadedFold(model, 0);
-    const { bytes, summary } = await quantizeInt8(fp32, {
-      calibration,
-      calibrator: o.calibrator,
-      metadata: { 'medseg.calibration': JSON.stringify({ dataset: ds.name, cases: chosen.map((c) => c.id), patch: 'centre of each preprocessed case' }) },
-    });
+    let pruning: PruneSummary | null = null;
+    const metadata: Record<string, string> = {};
+    if (o.prune) {
+      pruning = pruneNetwork(model.nets[0]!, [1, plan.network.inChannels, ...plan.patchSize], o.prune).summary;
+      metadata[PRUNING_METADATA_KEY] = JSON.stringify(pruning);
+    }
+    let bytes: Uint8Array;
+    let quantization: QuantizationSummary | null = null;
+    if (calibration) {
+      const q = await quantizeLoadedFold(model, 0, calibration, o.int8!.calibrator, metadata);
+      bytes = q.bytes;
+      quantization = q.summary;
+    } else bytes = exportLoadedFold(model, 0, metadata).bytes;
     writeFileAtomicSync(out, bytes);
     const passes = o.timedPasses ?? 10;
-    let latency: CompressInt8Result['latency'] = null;
+    let latency: CompressResult['latency'] = null;
     if (passes > 0) {
-      const fp32Ms = await timePass(fp32, calibration[0]!, passes);
-      const int8Ms = await timePass(bytes, calibration[0]!, passes);
-      latency = { patch: plan.patchSize, fp32Ms, int8Ms, speedup: fp32Ms / int8Ms };
+      const x = calibration?.inputs[0] ?? {
+        data: new Float32Array(plan.network.inChannels * plan.patchSize.reduce((a, b) => a * b, 1)),
+        dims: [1, plan.network.inChannels, ...plan.patchSize],
+      };
+      const fp32Ms = await timePass(fp32, x, passes);
+      const compressedMs = await timePass(bytes, x, passes);
+      latency = { patch: plan.patchSize, fp32Ms, compressedMs, speedup: fp32Ms / compressedMs };
     }
-    return { path: out, fold, fp32Bytes: fp32.length, int8Bytes: bytes.length, casesUsed: chosen.map((c) => c.id), summary, latency };
+    return { path: out, fold, fp32Bytes: fp32.length, bytes: bytes.length, casesUsed: calibration?.cases ?? [], quantization, pruning, latency };
   } finally {
     disposeModel(model);
   }
+}
+
+/** compressModel with int8 quantization alone, reported as before pruning existed. */
+export async function compressModelInt8(modelDir: string, out: string, o: CompressInt8Options): Promise<CompressInt8Result> {
+  const r = await compressModel(modelDir, out, {
+    int8: { dataset: o.dataset, cases: o.cases, calibrator: o.calibrator },
+    fold: o.fold,
+    checkpoint: o.checkpoint,
+    timedPasses: o.timedPasses,
+  });
+  return {
+    path: r.path,
+    fold: r.fold,
+    fp32Bytes: r.fp32Bytes,
+    int8Bytes: r.bytes,
+    casesUsed: r.casesUsed,
+    summary: r.quantization!,
+    latency: r.latency && { patch: r.latency.patch, fp32Ms: r.latency.fp32Ms, int8Ms: r.latency.compressedMs, speedup: r.latency.speedup },
+  };
 }

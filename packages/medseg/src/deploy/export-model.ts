@@ -90,8 +90,12 @@ function info(model: LoadedModel, k: number, e: Omit<OnnxExport, 'bytes'>): Onnx
   };
 }
 
-/** Exports fold k of a loaded model; the sample input is zeros of the plan's patch size (the trace records ops, not values). */
-export function exportLoadedFold(model: LoadedModel, k: number): { bytes: Uint8Array; info: OnnxModelInfo } {
+/**
+ * Exports fold k of a loaded model; the sample input is zeros of the plan's
+ * patch size (the trace records ops, not values). `extra` metadata entries
+ * (a pruning record) go beside the 'medseg' one.
+ */
+export function exportLoadedFold(model: LoadedModel, k: number, extra: Record<string, string> = {}): { bytes: Uint8Array; info: OnnxModelInfo } {
   const net = model.nets[k]!;
   const plan = model.plan;
   return torch.tidy(() => {
@@ -103,7 +107,7 @@ export function exportLoadedFold(model: LoadedModel, k: number): { bytes: Uint8A
       docString: `medseg ${plan.network.architecture} for ${plan.dataset}, fold ${model.folds[k]}`,
       metadata: (found) => {
         meta = info(model, k, found);
-        return { medseg: JSON.stringify(meta), 'medseg.version': meta.medsegVersion, 'medseg.architecture': meta.architecture };
+        return { ...extra, medseg: JSON.stringify(meta), 'medseg.version': meta.medsegVersion, 'medseg.architecture': meta.architecture };
       },
     });
     return { bytes: e.bytes, info: meta! };

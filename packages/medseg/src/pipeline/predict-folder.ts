@@ -13,7 +13,7 @@
  * the others go on; the run then ends in a PredictionFailures error listing
  * them. An option the input cannot honour (PredictOptionError) stops the run.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { MedsegIoError, type IoErrorCode } from '../io/errors.ts';
 import { requireDevice, type Device } from '../infer/device.ts';
@@ -167,10 +167,35 @@ export interface PredictPathOptions {
   /** The DICOM series to predict where the input holds several. */
   series?: string;
   device?: Device;
-  /** The engine of the network passes: libtorch (default) or onnxruntime (each fold exported to ONNX in memory; CPU). */
-  engine?: 'torch' | 'onnx';
+  /**
+   * The engine of the network passes: libtorch (default), onnxruntime (each fold exported to ONNX in memory; CPU),
+   * or onnxruntime on a static int8 model (each fold quantized in memory with `calibration`, or the `onnx` file).
+   */
+  engine?: 'torch' | 'onnx' | 'onnx-int8';
+  /** An ONNX file `medseg export` or `medseg compress` wrote, run as the network of the one fold it was made from (engine onnx or onnx-int8). */
+  onnx?: string;
+  /** Engine onnx-int8 without a file: the dataset whose training cases calibrate the activations (as `medseg compress --int8`). */
+  calibration?: { dataset: string; cases?: number };
   /** Per case: tiles done of the case's total, with an ETA. */
   progress?: ProgressReporter;
+}
+
+/** An ONNX file with medseg's metadata: its bytes and the fold, architecture and labels it was exported with. */
+async function readOnnxFile(path: string, int8: boolean): Promise<{ bytes: Uint8Array; fold: number; architecture: string; labels: Record<string, string> }> {
+  if (!existsSync(path) || statSync(path).isDirectory()) throw new MedsegIoError('NOT_FOUND', 'no such ONNX file', path);
+  const bytes = readFileSync(path);
+  const { readOnnxMetadata } = await import('../deploy/onnx-builder.ts');
+  let meta: Record<string, string>;
+  try {
+    meta = readOnnxMetadata(bytes);
+  } catch (e) {
+    throw new MedsegIoError('CORRUPT', `not an ONNX model (${(e as Error).message})`, path);
+  }
+  if (!meta.medseg) throw new MedsegIoError('BAD_DATA', 'no medseg metadata: give a model `medseg export` or `medseg compress` wrote', path);
+  if (int8 && !meta['medseg.quantization'])
+    throw new PredictOptionError(`${path} is not quantized: run it with --engine onnx, or write one with medseg compress --int8`);
+  const info = JSON.parse(meta.medseg) as { fold: number; architecture: string; labels: Record<string, string> };
+  return { bytes, fold: info.fold, architecture: info.architecture, labels: info.labels };
 }
 
 function caseInput(c: InputCase): string {
@@ -179,9 +204,19 @@ function caseInput(c: InputCase): string {
 
 export async function predictPath(o: PredictPathOptions): Promise<{ outputs: PredictedCase[] }> {
   requireDevice(o.device ?? 'cpu');
-  if (o.engine === 'onnx' && (o.device ?? 'cpu') !== 'cpu') throw new PredictOptionError('--engine onnx runs on the CPU: drop --device or use --engine torch');
-  if (o.engine === 'onnx' && o.uncertainty)
-    throw new PredictOptionError('--uncertainty runs on the libtorch engine (MC dropout needs the module): drop --engine onnx');
+  const onnxEngine = o.engine === 'onnx' || o.engine === 'onnx-int8';
+  if (onnxEngine && (o.device ?? 'cpu') !== 'cpu') throw new PredictOptionError(`--engine ${o.engine} runs on the CPU: drop --device or use --engine torch`);
+  if (onnxEngine && o.uncertainty)
+    throw new PredictOptionError(`--uncertainty runs on the libtorch engine (MC dropout needs the module): drop --engine ${o.engine}`);
+  if (o.onnx && !onnxEngine) throw new PredictOptionError('--onnx <file> is the network of --engine onnx or onnx-int8');
+  if (o.calibration && o.engine !== 'onnx-int8') throw new PredictOptionError('--calibration goes with --engine onnx-int8');
+  if (o.engine === 'onnx-int8' && !o.onnx === !o.calibration)
+    throw new PredictOptionError(
+      '--engine onnx-int8 needs either --calibration <dataset> (each fold quantized in memory) or --onnx <file> (a model written by medseg compress --int8)',
+    );
+  const file = o.onnx ? await readOnnxFile(o.onnx, o.engine === 'onnx-int8') : null;
+  if (file && o.folds && (o.folds.length !== 1 || o.folds[0] !== file.fold))
+    throw new PredictOptionError(`${o.onnx} is the network of fold ${file.fold}; drop --folds`);
   const inputs = await listInputs(o.input, { series: o.series });
   if (o.format === 'dicom-seg' || o.format === 'rtstruct') {
     const notDicom = inputs.filter((c) => c.source.kind !== 'dicom');
@@ -192,7 +227,11 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
       );
   }
   const segmentCodes = o.segmentCodes ? await readSegmentCodes(o.segmentCodes) : undefined;
-  const model = loadModel(o.model, { folds: o.folds, checkpoint: o.checkpoint });
+  const model = loadModel(o.model, { folds: file ? [file.fold] : o.folds, checkpoint: o.checkpoint });
+  if (file && (file.architecture !== model.plan.network.architecture || JSON.stringify(file.labels) !== JSON.stringify(model.plan.labels))) {
+    disposeModel(model);
+    throw new PredictOptionError(`${o.onnx} is a ${file.architecture} for other labels or another model than ${o.model}`);
+  }
   if (o.format === 'png' && model.plan.dims !== '2d') {
     disposeModel(model);
     throw new PredictOptionError('--format png holds 2D images, and this model is 3D: use nifti or nrrd');
@@ -204,10 +243,14 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
     );
   }
   let onnx: { networks: NetworkPass[]; dispose(): void } | null = null;
-  if (o.engine === 'onnx') {
+  if (onnxEngine) {
     try {
-      const { createOnnxPasses } = await import('../deploy/onnx-predict.ts');
-      onnx = createOnnxPasses(model);
+      const engines = await import('../deploy/onnx-predict.ts');
+      onnx = file
+        ? engines.createFilePasses(model, file.bytes)
+        : o.engine === 'onnx-int8'
+          ? await engines.createInt8Passes(model, o.calibration!)
+          : engines.createOnnxPasses(model);
     } catch (e) {
       disposeModel(model);
       throw e;

@@ -49,12 +49,37 @@ export function readWeights(path: string): { tensors: Map<string, Tensor>; metad
 }
 
 /**
- * Loads weights into a network. A file whose tensors do not fit the network
- * the plan describes (other names or shapes) is BAD_DATA.
+ * Safetensors metadata key of a structurally pruned network's weights (the
+ * pruning summary, JSON): their shapes are the pruned ones, smaller than those
+ * of the network the plan describes.
  */
-export function loadWeightsInto(net: { loadStateDict(state: Map<string, Tensor>): unknown }, path: string): void {
-  const { tensors } = readWeights(path);
+export const PRUNING_METADATA_KEY = 'medseg.pruning';
+
+/**
+ * Re-points every parameter and buffer whose stored tensor is smaller (same
+ * rank, no axis larger) at zeros of the stored shape, so the pruned weights
+ * load into a network built from the plan.
+ */
+function shrinkTo(net: torch.nn.Module, tensors: Map<string, Tensor>): void {
+  for (const [name, t] of net.stateDict()) {
+    const s = tensors.get(name);
+    if (!s || s.shape.join(',') === t.shape.join(',')) continue;
+    if (s.ndim !== t.ndim || s.shape.some((n, i) => n > t.shape[i]!)) continue;
+    const z = torch.zeros(s.shape, { dtype: t.dtype });
+    t.setData_(z);
+    z.dispose();
+  }
+}
+
+/**
+ * Loads weights into a network. A file whose tensors do not fit the network
+ * the plan describes (other names or shapes) is BAD_DATA; a pruned network's
+ * weights (PRUNING_METADATA_KEY) shrink the network to their shapes first.
+ */
+export function loadWeightsInto(net: torch.nn.Module, path: string): void {
+  const { tensors, metadata } = readWeights(path);
   try {
+    if (metadata[PRUNING_METADATA_KEY] !== undefined) shrinkTo(net, tensors);
     net.loadStateDict(tensors);
   } catch (e) {
     throw new MedsegIoError('BAD_DATA', `the weights do not fit the network of the plan (${(e as Error).message})`, path);

@@ -315,3 +315,19 @@ test('nn: parameters require grad, buffers do not; numParameters counts trainabl
     bn.dispose();
   });
 });
+
+test('setData_ to a smaller tensor (a pruned parameter): the same handle takes its shape and values and stays a parameter', () => {
+  const conv = new nn.Conv2d(4, 6, 3, { bias: false });
+  const w = conv.weight;
+  const kept = torch.tidy(() => w.indexSelect(0, torch.tensor([0, 2, 5], [3], { dtype: 'int64' })).contiguous());
+  const want = kept.toFloat32Array();
+  assert.deepEqual(w.shape, [6, 4, 3, 3]);
+  w.setData_(kept);
+  kept.dispose();
+  assert.equal(conv.weight, w);
+  assert.deepEqual(w.shape, [3, 4, 3, 3]);
+  assert.deepEqual(w.toFloat32Array(), want);
+  assert.ok(w.requiresGrad);
+  torch.tidy(() => assert.deepEqual(conv.forward(torch.randn([1, 4, 5, 5])).shape, [1, 3, 3, 3]));
+  conv.dispose();
+});

@@ -1,8 +1,10 @@
 /**
- * `medseg compress <model> --int8 --calibration <dataset> --out <file.onnx>`:
- * one fold of a model folder as a static int8 ONNX model (deploy/compress-model.ts),
- * activations calibrated on training cases of a dataset, with the fp32 and
- * int8 time of one network pass in onnxruntime on this machine.
+ * `medseg compress <model> [--int8 --calibration <dataset>] [--prune <s> [--structured]] --out <file.onnx|folder>`:
+ * one fold of a model folder as a static int8 and/or pruned ONNX model
+ * (deploy/compress-model.ts), with the time of one network pass of the
+ * unpruned fp32 model and of the compressed one in onnxruntime on this
+ * machine; or, with --prune alone and a folder for --out, a pruned model
+ * folder (deploy/prune-model.ts) that predict, export and compress read.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { CliBadInputError, CliUsageError } from '../errors.ts';
@@ -10,10 +12,13 @@ import { printResult } from '../output.ts';
 
 interface CompressCliOptions {
   int8?: boolean;
-  calibration: string;
+  calibration?: string;
   calibrationCases: number;
   calibrator: 'minmax' | 'percentile';
   percentile: number;
+  prune?: number;
+  structured?: boolean;
+  pruneScope?: 'global' | 'layer';
   out: string;
   fold?: number;
   checkpoint?: 'best' | 'final';
@@ -34,62 +39,132 @@ function parsePercentile(value: string): number {
   return p;
 }
 
+function parseSparsity(value: string): number {
+  const s = Number(value);
+  if (!(value.trim() !== '' && s >= 0 && s < 1)) throw new InvalidArgumentError(`expected a sparsity in [0, 1), got '${value}'`);
+  return s;
+}
+
+const percent = (a: number, b: number): string => `${((100 * (b - a)) / a).toFixed(1)} %`;
+
 export function register(program: Command): void {
   program
     .command('compress')
-    .description('compress one fold of a model folder to an int8 ONNX model (static QDQ quantization calibrated on training cases)')
+    .description('compress one fold of a model folder to an int8 and/or pruned ONNX model, or prune a model folder')
     .argument('<model>', 'model folder written by `medseg train`')
-    .option('--int8', 'static int8 quantization: per-channel int8 weights, calibrated uint8 activations')
-    .requiredOption('--calibration <dataset>', 'dataset folder whose training cases calibrate the activation ranges')
+    .option('--int8', 'static int8 quantization: per-channel int8 weights, calibrated uint8 activations (needs --calibration)')
+    .option('--calibration <dataset>', 'dataset folder whose training cases calibrate the activation ranges')
     .option('--calibration-cases <n>', 'training cases to calibrate on (one centre patch of each)', wholeNumber(1), 8)
     .addOption(new Option('--calibrator <kind>', 'activation range: min-max or a percentile of the values').choices(['minmax', 'percentile']).default('minmax'))
     .option('--percentile <p>', 'the percentile calibrator keeps values between (100 - p) % and p %', parsePercentile, 99.99)
-    .requiredOption('--out <file.onnx>', 'the int8 .onnx file to write')
-    .option('--fold <n>', 'the fold to compress (default: the first trained fold)', wholeNumber(0))
+    .option(
+      '--prune <sparsity>',
+      'prune before the export: this fraction of the conv/linear weights (magnitude) or of each channel group (--structured), 0..1',
+      parseSparsity,
+    )
+    .option(
+      '--structured',
+      'with --prune: remove whole output channels by the L1 norm of their filters (a smaller network), with every tensor that depends on them',
+    )
+    .addOption(
+      new Option('--prune-scope <scope>', 'magnitude pruning: one threshold over all layers, or each layer to the sparsity').choices(['global', 'layer']),
+    )
+    .requiredOption('--out <file.onnx|folder>', 'the .onnx file to write; with --prune alone a folder name writes a pruned model folder')
+    .option('--fold <n>', 'the fold to compress (default: the first trained fold; a pruned model folder: every fold)', wholeNumber(0))
     .addOption(new Option('--checkpoint <which>', 'weights: best or final; default best, else final').choices(['best', 'final']))
-    .option('--timed-passes <n>', 'network passes timed per engine (0: no timing)', wholeNumber(0), 10)
+    .option('--timed-passes <n>', 'network passes timed per model (0: no timing)', wholeNumber(0), 10)
     .addHelpText(
       'after',
       `
-The int8 model keeps the export's metadata (key 'medseg': the plan's preprocessing) and adds
+The .onnx model keeps the export's metadata (key 'medseg': the plan's preprocessing). --int8 adds
 'medseg.quantization' (calibrator, cases, quantized ops, what stays fp32 and why) and
 'medseg.calibration' (the cases used). onnxruntime runs its Convs as QLinearConv; ConvTranspose
 stays fp32 (onnxruntime has no int8 ConvTranspose kernel on CPU) and so does the logits head.
+--prune adds 'medseg.pruning': per layer the zeros (magnitude), or per channel group the channels
+removed and the groups left whole with why (--structured). Biases, norms and the logits heads are
+never pruned; channels joined by a residual add go together; no fine-tuning follows. With --prune
+and both, the network is pruned first, then quantized.
 
-Example:
-  medseg compress model/ --int8 --calibration data/Dataset004_Hippocampus --out hippocampus-int8.onnx`,
+Examples:
+  medseg compress model/ --int8 --calibration data/Dataset004_Hippocampus --out hippocampus-int8.onnx
+  medseg compress model/ --prune 0.3 --structured --int8 --calibration data/Dataset004_Hippocampus --out small-int8.onnx
+  medseg compress model/ --prune 0.5 --structured --out model-pruned/        (then: medseg predict model-pruned/ ...)`,
     )
     .action(async (model: string, o: CompressCliOptions, cmd: Command) => {
-      if (!o.int8) throw new CliUsageError('nothing to do: give --int8 (the only compression medseg compress has so far)');
-      if (!o.out.toLowerCase().endsWith('.onnx')) throw new CliUsageError(`--out names the .onnx file to write, got ${o.out}`);
-      const { compressModelInt8 } = await import('../../deploy/compress-model.ts');
+      if (!o.int8 && o.prune === undefined) throw new CliUsageError('nothing to do: give --int8, --prune <sparsity>, or both');
+      if (o.int8 && !o.calibration) throw new CliUsageError('--int8 needs --calibration <dataset> (its training cases calibrate the activations)');
+      if (o.structured && o.prune === undefined) throw new CliUsageError('--structured goes with --prune <sparsity>');
+      if (o.pruneScope && (o.prune === undefined || o.structured))
+        throw new CliUsageError('--prune-scope goes with --prune (magnitude pruning, not --structured)');
+      const onnx = o.out.toLowerCase().endsWith('.onnx');
+      if (o.int8 && !onnx) throw new CliUsageError(`--out names the .onnx file to write, got ${o.out}`);
+      const prune = o.prune === undefined ? undefined : { sparsity: o.prune, structured: o.structured ?? false, scope: o.pruneScope };
       const { QuantizeError } = await import('../../deploy/quantize.ts');
       const { UnsupportedOpError } = await import('../../deploy/export-onnx.ts');
-      let r: Awaited<ReturnType<typeof compressModelInt8>>;
+      const { PruneError } = await import('../../deploy/prune.ts');
+      const typed = (e: unknown): unknown =>
+        e instanceof QuantizeError || e instanceof UnsupportedOpError || e instanceof PruneError ? new CliBadInputError(e.message) : e;
+
+      if (!onnx) {
+        const { pruneModelFolder } = await import('../../deploy/prune-model.ts');
+        let r: ReturnType<typeof pruneModelFolder>;
+        try {
+          r = pruneModelFolder(model, o.out, { ...prune!, folds: o.fold === undefined ? undefined : [o.fold], checkpoint: o.checkpoint });
+        } catch (e) {
+          throw typed(e);
+        }
+        printResult(cmd, r, () =>
+          r.folds
+            .map((f) => {
+              const p = f.summary.parameters;
+              const what =
+                f.summary.kind === 'channels'
+                  ? `${f.summary.groups!.length} channel groups pruned, ${f.summary.leftWhole!.length} left whole`
+                  : `${(f.summary.layers ?? []).length} layers pruned`;
+              return `fold ${f.fold}: ${f.weights}  ${what}; ${f.summary.kind === 'channels' ? 'parameters' : 'non-zero parameters'} ${p.before} -> ${p.after} (${percent(p.before, p.after)}), MACs per patch ${f.macs.before} -> ${f.macs.after} (${percent(f.macs.before, f.macs.after)})`;
+            })
+            .join('\n'),
+        );
+        return;
+      }
+
+      const { compressModel } = await import('../../deploy/compress-model.ts');
+      let r: Awaited<ReturnType<typeof compressModel>>;
       try {
-        r = await compressModelInt8(model, o.out, {
-          dataset: o.calibration,
-          cases: o.calibrationCases,
-          calibrator: o.calibrator === 'percentile' ? { kind: 'percentile', percentile: o.percentile } : { kind: 'minmax' },
+        r = await compressModel(model, o.out, {
+          int8: o.int8
+            ? {
+                dataset: o.calibration!,
+                cases: o.calibrationCases,
+                calibrator: o.calibrator === 'percentile' ? { kind: 'percentile', percentile: o.percentile } : { kind: 'minmax' },
+              }
+            : undefined,
+          prune,
           fold: o.fold,
           checkpoint: o.checkpoint,
           timedPasses: o.timedPasses,
         });
       } catch (e) {
-        if (e instanceof QuantizeError || e instanceof UnsupportedOpError) throw new CliBadInputError(e.message);
-        throw e;
+        throw typed(e);
       }
-      const s = r.summary;
-      const cal = s.calibrator.kind === 'percentile' ? `percentile ${s.calibrator.percentile}` : 'min-max';
+      const s = r.quantization;
+      const cal = s ? (s.calibrator.kind === 'percentile' ? `percentile ${s.calibrator.percentile}` : 'min-max') : '';
+      const label = [r.pruning ? 'pruned' : '', s ? 'int8' : ''].filter(Boolean).join('+');
+      const pr = r.pruning;
       printResult(cmd, { ...r }, () =>
         [
-          `fold ${r.fold}: ${r.path}  (${(r.int8Bytes / 1e6).toFixed(2)} MB, fp32 ${(r.fp32Bytes / 1e6).toFixed(2)} MB)`,
-          `int8: ${Object.entries(s.quantized)
-            .map(([op, n]) => `${n} ${op}`)
-            .join(', ')}; ${s.activations} activations (${s.activationTensors} tensors, ${cal} on ${r.casesUsed.length} training cases)`,
-          ...s.leftFp32.map((l) => `fp32: ${l.op} ${l.reason}`),
+          `fold ${r.fold}: ${r.path}  (${(r.bytes / 1e6).toFixed(2)} MB, fp32 ${(r.fp32Bytes / 1e6).toFixed(2)} MB)`,
+          pr
+            ? `pruned (${pr.kind}, sparsity ${pr.sparsity}): ${pr.kind === 'channels' ? 'parameters' : 'non-zero parameters'} ${pr.parameters.before} -> ${pr.parameters.after} (${percent(pr.parameters.before, pr.parameters.after)})${pr.kind === 'channels' ? `, ${pr.groups!.length} channel groups pruned, ${pr.leftWhole!.length} left whole` : ''}`
+            : '',
+          s
+            ? `int8: ${Object.entries(s.quantized)
+                .map(([op, n]) => `${n} ${op}`)
+                .join(', ')}; ${s.activations} activations (${s.activationTensors} tensors, ${cal} on ${r.casesUsed.length} training cases)`
+            : '',
+          ...(s?.leftFp32 ?? []).map((l) => `fp32: ${l.op} ${l.reason}`),
           r.latency
-            ? `one network pass [${r.latency.patch.join(', ')}] in onnxruntime: fp32 ${r.latency.fp32Ms.toFixed(1)} ms, int8 ${r.latency.int8Ms.toFixed(1)} ms (${r.latency.speedup.toFixed(2)}x)`
+            ? `one network pass [${r.latency.patch.join(', ')}] in onnxruntime: fp32 ${r.latency.fp32Ms.toFixed(1)} ms, ${label} ${r.latency.compressedMs.toFixed(1)} ms (${r.latency.speedup.toFixed(2)}x)`
             : '',
         ]
           .filter(Boolean)

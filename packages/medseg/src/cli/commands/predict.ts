@@ -1,7 +1,7 @@
 /** `medseg predict <model> <input> --out <dir>`: segment a file, a folder (of studies), or DICOM series. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { UNCERTAINTY_SOURCES, type UncertaintySource } from '../../infer/uncertainty-sources.ts';
-import { CliUsageError } from '../errors.ts';
+import { CliBadInputError, CliUsageError } from '../errors.ts';
 import { parseNumberList, printResult, wantsJson } from '../output.ts';
 
 interface PredictCliOptions {
@@ -16,7 +16,10 @@ interface PredictCliOptions {
   device: 'cpu' | 'cuda';
   uncertainty?: true | UncertaintySource[];
   mcSamples?: number;
-  engine: 'torch' | 'onnx';
+  engine: 'torch' | 'onnx' | 'onnx-int8';
+  onnx?: string;
+  calibration?: string;
+  calibrationCases?: number;
 }
 
 function parseSources(v: string): UncertaintySource[] {
@@ -75,10 +78,22 @@ export function register(program: Command): void {
     )
     .option('--mc-samples <n>', 'dropout samples per fold and TTA pass with --uncertainty mc-dropout (default 8)', parsePositiveInt)
     .addOption(
-      new Option('--engine <engine>', 'network passes on libtorch, or on onnxruntime (each fold exported to ONNX in memory first; CPU only)')
-        .choices(['torch', 'onnx'])
+      new Option(
+        '--engine <engine>',
+        'network passes on libtorch, on onnxruntime (each fold exported to ONNX in memory first; CPU only), or on onnxruntime with a static int8 model (with --calibration or --onnx)',
+      )
+        .choices(['torch', 'onnx', 'onnx-int8'])
         .default('torch'),
     )
+    .option(
+      '--onnx <file>',
+      'with --engine onnx or onnx-int8: run this model (written by `medseg compress` or `medseg export`) as the network of the fold it was made from',
+    )
+    .option(
+      '--calibration <dataset>',
+      "with --engine onnx-int8: quantize each fold in memory, activations calibrated on this dataset's training cases (as `medseg compress --int8`)",
+    )
+    .option('--calibration-cases <n>', 'training cases to calibrate on with --calibration (default 8)', parsePositiveInt)
     .option('--no-tta', "no test-time augmentation: one pass instead of the plan's mirrored (and, in 2D, transposed) passes (faster)")
     .option('--folds <list>', 'use only these folds', parseNumberList)
     .addHelpText(
@@ -96,7 +111,8 @@ Examples:
   medseg predict model/ study/ --format rtstruct --out rt/                       (DICOM in, RTSTRUCT out)
   medseg predict model/ case.nii.gz --save-probabilities --checkpoint final
   medseg predict model/ imagesTs/ --uncertainty --out predictions/      (flags cases to review)
-  medseg predict hybrid-model/ case.nii.gz --uncertainty mc-dropout,tta --mc-samples 4`,
+  medseg predict hybrid-model/ case.nii.gz --uncertainty mc-dropout,tta --mc-samples 4
+  medseg predict model/ imagesTs/ --engine onnx-int8 --onnx hippocampus-int8.onnx      (a compressed fold)`,
     )
     .action(async (model: string, input: string, o: PredictCliOptions, cmd: Command) => {
       const { predictPath, PredictionFailures } = await import('../../pipeline/predict-folder.ts');
@@ -127,11 +143,17 @@ Examples:
           series: o.series,
           device: o.device,
           engine: o.engine,
+          onnx: o.onnx,
+          calibration: o.calibration ? { dataset: o.calibration, cases: o.calibrationCases } : undefined,
           progress: createProgress(json ? 'json' : 'auto'),
         });
         printResult(cmd, r, () => list(r.outputs));
       } catch (e) {
         if (e instanceof PredictOptionError) throw new CliUsageError(e.message);
+        if (o.engine === 'onnx-int8') {
+          const { QuantizeError } = await import('../../deploy/quantize.ts');
+          if (e instanceof QuantizeError) throw new CliBadInputError(e.message);
+        }
         // The cases that did succeed are listed before the failures (stdout stays one JSON object with --json).
         if (e instanceof PredictionFailures && !json && e.outputs.length) process.stdout.write(`${list(e.outputs)}\n`);
         throw e;
