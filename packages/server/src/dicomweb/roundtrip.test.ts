@@ -10,7 +10,8 @@
  * segmented once without being submitted.
  */
 import { strict as assert } from 'node:assert';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/predict';
@@ -159,6 +160,13 @@ test('a series on the PACS is segmented by reference; its SEG goes back to the P
     [...source.meta.sopInstanceUIDs!].sort(),
     'the SEG references every CT instance',
   );
+  // dicom3tools' validator finds no error in the SEG as the PACS holds it (warnings on the CT's own attributes may remain).
+  const segPath = join(root, 'from-pacs.seg.dcm');
+  writeFileSync(segPath, segBytes);
+  const v = spawnSync('dciodvfy', [segPath], { encoding: 'utf8' });
+  assert.equal(v.error, undefined, 'dciodvfy runs (Debian dicom3tools)');
+  const errors = `${v.stdout}${v.stderr}`.split('\n').filter((l) => l.startsWith('Error'));
+  assert.deepEqual(errors, []);
   const seg = parseDicomSeg(segBytes);
   const ctSops = new Set(source.meta.sopInstanceUIDs);
   assert.ok(seg.frames.length > 0);
