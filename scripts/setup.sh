@@ -19,11 +19,13 @@ profile=${1:-run}
 #    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom, PIL),
 #    Chromium for the report screenshot test, the DICOM tools the tests
 #    make compressed files with and compare against (dcmtk, gdcm, OpenJPH for
-#    HTJ2K, dcm2niix, dicom3tools' dciodvfy), and jemalloc and tcmalloc
-#    (gperftools) for the train-step benches' tuned-allocator PyTorch peers.
+#    HTJ2K, dcm2niix, dicom3tools' dciodvfy), jemalloc and tcmalloc
+#    (gperftools) for the train-step benches' tuned-allocator PyTorch peers,
+#    and Orthanc with its DICOMweb plugin, the PACS the service's DICOMweb
+#    tests start (each on free ports, with a configuration of its own).
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
 TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil python3-skimage chromium
-  dcmtk libgdcm-tools openssl openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4)
+  dcmtk libgdcm-tools openssl openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4 orthanc orthanc-dicomweb)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;
   test) APT_PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
@@ -38,7 +40,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   log "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # No package's service is started by the install (policy-rc.d answers 101,
+  # "action forbidden"): Debian's orthanc would otherwise run as a system
+  # daemon on ports 8042 and 4242, which nothing here uses.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod 755 "$policy"
+    made_policy=1
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  if [ "$made_policy" = 1 ]; then $SUDO rm -f "$policy"; fi
+  [ "$status" = 0 ] || exit "$status"
 else
   log "Debian packages present"
 fi

@@ -16,6 +16,10 @@ test('settings: safe defaults, then the config file, then the environment, then 
   assert.equal(f.workers, 2, 'the environment overrides the file');
   assert.equal(f.leaseMs, 4000);
   assert.equal(loadConfig({ dataDir: data, workers: 1 }, { MEDSEG_SERVE_WORKERS: '2' }).workers, 1, 'flags override the environment');
+  assert.deepEqual(d.dicomweb, [], 'no PACS unless configured');
+  assert.deepEqual(loadConfig({ dataDir: data }, { MEDSEG_SERVE_DICOMWEB_URL: 'http://127.0.0.1:8042/dicom-web' }).dicomweb, [
+    { url: 'http://127.0.0.1:8042/dicom-web' },
+  ]);
 });
 
 test('bad settings are refused with the setting named', () => {
@@ -35,5 +39,15 @@ test('bad settings are refused with the setting named', () => {
   bad({ port: 70000 }, /port/);
   bad({ leaseMs: 1000, heartbeatMs: 800 }, /heartbeatMs/);
   bad({}, /workers/, { MEDSEG_SERVE_WORKERS: 'many' });
+  bad({ dicomweb: 'http://pacs/dicom-web' }, /dicomweb must be a list/);
+  bad({ dicomweb: [{ url: 'file:///etc/passwd' }] }, /must be http or https/);
+  bad({ dicomweb: [{ url: 'http://user:secret@pacs/dicom-web' }] }, /credentials in "headers"/);
+  bad({ dicomweb: [{ url: 'http://pacs/dicom-web?x=1' }] }, /no query/);
+  bad({ dicomweb: [{ url: 'http://pacs/dicom-web' }, { url: 'http://pacs/dicom-web/' }] }, /listed twice/);
+  bad({ dicomweb: [{ url: 'http://pacs/dicom-web', token: 'x' }] }, /unknown dicomweb setting/);
+  bad({ autoroute: [{ model: 'ct' }] }, /need a PACS/);
+  bad({ dicomweb: [{ url: 'http://pacs/dicom-web' }], autoroute: [{ model: 'ct', url: 'http://other/dicom-web' }] }, /not one of the dicomweb URLs/);
+  bad({ dicomweb: [{ url: 'http://pacs/dicom-web' }], autoroute: [{ model: 'ct', seriesDescription: '(' }] }, /not a regular expression/);
+  bad({ dicomweb: [{ url: 'http://pacs/dicom-web' }], autoroute: [{ modality: 'CT' }] }, /needs a "model"/);
   assert.throws(() => loadConfig({ dataDir: data, config: join(data, 'nope.json') }, {}), /does not exist/);
 });

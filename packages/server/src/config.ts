@@ -30,6 +30,36 @@ export interface ServiceConfig {
   /** Requests per key per window. */
   rateLimit: { max: number; windowMs: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+  /**
+   * The PACS jobs may read series from and store their DICOM SEG to, over
+   * DICOMweb. A submission names one of these (or gets the first); no other
+   * server is ever contacted.
+   */
+  dicomweb: DicomwebServer[];
+  /** Each DICOMweb request, answer included, must be over in this time. */
+  dicomwebTimeoutMs: number;
+  /** Series that arrive on a PACS and match a rule are segmented without being submitted (see dicomweb/autoroute.ts). */
+  autoroute: AutorouteRule[];
+  /** How often each rule's PACS is searched for new series. */
+  autoroutePollMs: number;
+}
+
+export interface AutorouteRule {
+  /** The model that segments the matching series. */
+  model: string;
+  /** The PACS to watch: one of the dicomweb URLs (default: the first). */
+  url?: string;
+  /** Only series of this modality (e.g. CT); series without images of their own (SEG, SR, ...) are never taken. */
+  modality?: string;
+  /** Only series whose description matches this regular expression (case-insensitive). */
+  seriesDescription?: string;
+}
+
+export interface DicomwebServer {
+  /** Base URL of the DICOMweb service (the studies resource is below it), e.g. http://pacs:8042/dicom-web */
+  url: string;
+  /** Extra headers sent to this server only (e.g. Authorization). */
+  headers?: Record<string, string>;
 }
 
 export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
@@ -49,6 +79,10 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
     maxAttempts: 3,
     rateLimit: { max: 600, windowMs: 60_000 },
     logLevel: 'info',
+    dicomweb: [],
+    dicomwebTimeoutMs: 60_000,
+    autoroute: [],
+    autoroutePollMs: 10_000,
   };
 }
 
@@ -57,7 +91,19 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const NUMERIC = ['port', 'workers', 'maxUploadBytes', 'maxVoxelBytes', 'maxDecompressedBytes', 'leaseMs', 'heartbeatMs', 'pollMs', 'maxAttempts'] as const;
+const NUMERIC = [
+  'port',
+  'workers',
+  'maxUploadBytes',
+  'maxVoxelBytes',
+  'maxDecompressedBytes',
+  'leaseMs',
+  'heartbeatMs',
+  'pollMs',
+  'maxAttempts',
+  'dicomwebTimeoutMs',
+  'autoroutePollMs',
+] as const;
 const ENV: Record<string, keyof ServiceConfig> = {
   MEDSEG_SERVE_DATA: 'dataDir',
   MEDSEG_SERVE_MODELS: 'modelsDir',
@@ -67,6 +113,65 @@ const ENV: Record<string, keyof ServiceConfig> = {
   MEDSEG_SERVE_MAX_UPLOAD_BYTES: 'maxUploadBytes',
   MEDSEG_SERVE_LOG_LEVEL: 'logLevel',
 };
+
+/** Checks the DICOMweb servers: http(s) URLs without credentials, query or fragment, each once; header values strings. */
+function checkDicomweb(servers: unknown): void {
+  if (!Array.isArray(servers)) throw new ConfigError('dicomweb must be a list of { url, headers? }');
+  const seen = new Set<string>();
+  for (const s of servers as unknown[]) {
+    const o = s as Partial<DicomwebServer> | null;
+    if (!o || typeof o !== 'object' || typeof o.url !== 'string') throw new ConfigError('each dicomweb entry needs a "url"');
+    let u: URL;
+    try {
+      u = new URL(o.url);
+    } catch {
+      throw new ConfigError(`dicomweb url ${JSON.stringify(o.url)} is not a URL`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(`dicomweb url ${o.url} must be http or https`);
+    if (u.username || u.password) throw new ConfigError(`dicomweb url ${u.host}${u.pathname}: put credentials in "headers" (Authorization), not in the URL`);
+    if (u.search || u.hash) throw new ConfigError(`dicomweb url ${o.url} must have no query or fragment`);
+    const key = u.href.replace(/\/+$/, '');
+    if (seen.has(key)) throw new ConfigError(`dicomweb url ${o.url} is listed twice`);
+    seen.add(key);
+    const extra = Object.keys(o).filter((k) => k !== 'url' && k !== 'headers');
+    if (extra.length) throw new ConfigError(`unknown dicomweb setting(s): ${extra.join(', ')}`);
+    if (o.headers !== undefined && (typeof o.headers !== 'object' || Object.values(o.headers).some((v) => typeof v !== 'string'))) {
+      throw new ConfigError(`dicomweb headers of ${o.url} must map names to strings`);
+    }
+  }
+}
+
+/** Checks the autorouting rules: a model id, and a URL among the configured PACS. */
+function checkAutoroute(rules: unknown, servers: DicomwebServer[]): void {
+  if (!Array.isArray(rules)) throw new ConfigError('autoroute must be a list of { model, url?, modality?, seriesDescription? }');
+  const urls = servers.map((s) => new URL(s.url).href.replace(/\/+$/, ''));
+  for (const r of rules as unknown[]) {
+    const o = r as Partial<AutorouteRule> | null;
+    if (!o || typeof o !== 'object' || typeof o.model !== 'string' || o.model === '') throw new ConfigError('each autoroute rule needs a "model"');
+    const extra = Object.keys(o).filter((k) => !['model', 'url', 'modality', 'seriesDescription'].includes(k));
+    if (extra.length) throw new ConfigError(`unknown autoroute setting(s): ${extra.join(', ')}`);
+    if (urls.length === 0) throw new ConfigError('autoroute rules need a PACS: set "dicomweb"');
+    if (o.url !== undefined) {
+      let u: string;
+      try {
+        u = new URL(o.url).href.replace(/\/+$/, '');
+      } catch {
+        throw new ConfigError(`autoroute url ${JSON.stringify(o.url)} is not a URL`);
+      }
+      if (!urls.includes(u)) throw new ConfigError(`autoroute url ${o.url} is not one of the dicomweb URLs`);
+    }
+    if (o.modality !== undefined && (typeof o.modality !== 'string' || !/^[A-Z0-9 _]{1,16}$/.test(o.modality))) {
+      throw new ConfigError(`autoroute modality ${JSON.stringify(o.modality)} is not a DICOM modality code`);
+    }
+    if (o.seriesDescription !== undefined) {
+      try {
+        new RegExp(o.seriesDescription, 'i');
+      } catch {
+        throw new ConfigError(`autoroute seriesDescription ${JSON.stringify(o.seriesDescription)} is not a regular expression`);
+      }
+    }
+  }
+}
 
 /** Checks a complete configuration; throws ConfigError naming the first bad setting. */
 export function checkConfig(c: ServiceConfig): ServiceConfig {
@@ -82,6 +187,8 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(c.logLevel))
     throw new ConfigError(`logLevel ${JSON.stringify(c.logLevel)} is not a level`);
+  checkDicomweb(c.dicomweb);
+  checkAutoroute(c.autoroute, c.dicomweb);
   return c;
 }
 
@@ -92,6 +199,9 @@ export function loadConfig(flags: Partial<ServiceConfig> & { config?: string }, 
     const v = env[name];
     if (v !== undefined && v !== '') fromEnv[key] = (NUMERIC as readonly string[]).includes(key) ? Number(v) : v;
   }
+  // MEDSEG_SERVE_DICOMWEB_URL names one PACS (replacing the config file's list).
+  const pacsUrl = env.MEDSEG_SERVE_DICOMWEB_URL;
+  if (pacsUrl) fromEnv.dicomweb = [{ url: pacsUrl }];
   const dataDir = flags.dataDir ?? (fromEnv.dataDir as string | undefined) ?? 'medseg-data';
   const base = defaultConfig(dataDir);
   const file = flags.config ?? resolve(base.dataDir, 'config.json');

@@ -3,7 +3,7 @@
  * command): start it, or build its API on stores of your own.
  */
 export { startService, removeOrphanFiles, DataFolderBusy, type Service } from './service.ts';
-export { loadConfig, defaultConfig, checkConfig, ConfigError, type ServiceConfig } from './config.ts';
+export { loadConfig, defaultConfig, checkConfig, ConfigError, type ServiceConfig, type DicomwebServer, type AutorouteRule } from './config.ts';
 export { buildApp, HttpError, type AppOptions } from './http/app.ts';
 export { openDatabase, type Db } from './store/db.ts';
 export { JobStore, JOB_STATES, type Job, type JobState, type Lease, type NewJob } from './store/jobs.ts';
@@ -11,3 +11,14 @@ export { KeyStore, SCOPES, allows, type ApiKey, type Scope } from './store/keys.
 export { ModelCatalog, ModelFolderError, MODEL_ID, type ModelInfo } from './models/catalog.ts';
 export { WorkerPool, type PoolOptions } from './worker/pool.ts';
 export { sniffUpload, UPLOAD_FORMATS, type UploadFormat } from './upload/sniff.ts';
+export { DicomwebClient, jsonValue, type DicomJson, type DicomwebClientOptions, type StoredInstance } from './dicomweb/client.ts';
+export {
+  PacsError,
+  PacsUnreachableError,
+  PacsStatusError,
+  PacsMalformedError,
+  PacsTooLargeError,
+  PacsNotFoundError,
+  PacsStoreError,
+} from './dicomweb/errors.ts';
+export { Autorouter, type AutorouteOptions } from './dicomweb/autoroute.ts';

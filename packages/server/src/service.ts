@@ -2,7 +2,8 @@
  * The running service: the data folder (database, uploads, results) made
  * ready, what a crash left behind cleared away (expired leases back in the
  * queue, half-received uploads and unrecorded result files removed), the
- * worker pool started and the HTTP API listening. On a first start, with no
+ * worker pool started, the HTTP API listening, and autorouting (when rules
+ * are set) watching its PACS. On a first start, with no
  * key in the database, an admin key is made and handed back to be shown once.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { openDatabase, type Db } from './store/db.ts';
 import { JobStore } from './store/jobs.ts';
 import { KeyStore } from './store/keys.ts';
 import { WorkerPool } from './worker/pool.ts';
+import { Autorouter } from './dicomweb/autoroute.ts';
 import type { ServiceConfig } from './config.ts';
 
 export interface Service {
@@ -92,6 +94,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
   const unlock = lockDataFolder(c.dataDir);
   let db: Db | undefined;
   let pool: WorkerPool | undefined;
+  let autorouter: Autorouter | undefined;
   try {
     const dbPath = join(c.dataDir, 'medseg.sqlite');
     db = openDatabase(dbPath);
@@ -110,6 +113,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       maxVoxelBytes: c.maxVoxelBytes,
       maxDecompressedBytes: c.maxDecompressedBytes,
       rateLimit: c.rateLimit,
+      dicomweb: c.dicomweb,
       onSubmitted: () => pool?.wake(),
       logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
     });
@@ -122,13 +126,34 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       heartbeatMs: c.heartbeatMs,
       pollMs: c.pollMs,
       maxAttempts: c.maxAttempts,
+      dicomweb: c.dicomweb,
+      dicomwebTimeoutMs: c.dicomwebTimeoutMs,
+      maxInputBytes: c.maxUploadBytes,
+      maxVoxelBytes: c.maxVoxelBytes,
+      maxDecompressedBytes: c.maxDecompressedBytes,
       log: (m) => app.log.warn(m),
       onStart: o.onWorkerStart,
     });
     pool.start();
     const address = await app.listen({ host: c.host, port: c.port });
+    if (c.autoroute.length) {
+      const catalog = new ModelCatalog(c.modelsDir);
+      autorouter = new Autorouter({
+        rules: c.autoroute,
+        servers: c.dicomweb,
+        timeoutMs: c.dicomwebTimeoutMs,
+        pollMs: c.autoroutePollMs,
+        db,
+        jobs,
+        catalog,
+        onSubmitted: () => pool?.wake(),
+        log: (m) => app.log.warn(m),
+      });
+      autorouter.start();
+    }
     const openDb = db;
     const openPool = pool;
+    const openRouter = autorouter;
     return {
       url: address,
       adminKey,
@@ -137,6 +162,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       jobs,
       recovered: { requeued, removedFiles },
       async close() {
+        await openRouter?.stop();
         await app.close();
         await openPool.stop();
         openDb.close();
@@ -144,6 +170,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       },
     };
   } catch (e) {
+    await autorouter?.stop();
     await pool?.stop(1000);
     db?.close();
     unlock();

@@ -18,7 +18,10 @@ import type { Job, JobStore } from '../store/jobs.ts';
 import { allows, type ApiKey, type KeyStore, type Scope } from '../store/keys.ts';
 import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
 import { receiveCase, UploadError } from '../upload/receive.ts';
-import { FORMAT_ENDING, type UploadFormat } from '../upload/sniff.ts';
+import { FORMAT_ENDING } from '../upload/sniff.ts';
+import { RESULT_FILE, type JobInputFormat } from '../job-formats.ts';
+import type { DicomwebServer } from '../config.ts';
+import { checkDicomwebRef, type DicomwebRef } from '../dicomweb/reference.ts';
 import * as S from './schemas.ts';
 
 declare module 'fastify' {
@@ -41,6 +44,8 @@ export interface AppOptions {
   maxVoxelBytes: number;
   maxDecompressedBytes: number;
   rateLimit: { max: number; windowMs: number };
+  /** The PACS a submission may name as the place of its series (none: DICOMweb submissions are refused). */
+  dicomweb?: DicomwebServer[];
   /**
    * Failed key checks allowed per client address and window (default 20 a
    * minute); past it the address gets 429 before any key is checked, so
@@ -66,6 +71,14 @@ export class HttpError extends Error {
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
+/** The DICOMweb side of a job: the series it reads and, once done, the SEG it stored. */
+function dicomwebView(j: Job) {
+  if (j.inputFormat !== 'dicomweb' || !j.inputRef) return null;
+  const ref = JSON.parse(j.inputRef) as DicomwebRef;
+  const out = (j.output ? JSON.parse(j.output) : {}) as { segSeriesInstanceUid?: string; segSopInstanceUid?: string };
+  return { ...ref, segSeriesInstanceUid: out.segSeriesInstanceUid ?? null, segSopInstanceUid: out.segSopInstanceUid ?? null };
+}
+
 function jobView(j: Job) {
   return {
     id: j.id,
@@ -80,19 +93,13 @@ function jobView(j: Job) {
     startedAt: iso(j.startedAt),
     finishedAt: iso(j.finishedAt),
     resultUrl: j.state === 'done' ? `/jobs/${j.id}/result` : null,
+    dicomweb: dicomwebView(j),
   };
 }
 
 function keyView(k: ApiKey) {
   return { id: k.id, name: k.name, scopes: k.scopes, createdAt: iso(k.createdAt)!, expiresAt: iso(k.expiresAt), revokedAt: iso(k.revokedAt) };
 }
-
-const RESULT_TYPE: Record<UploadFormat, string> = {
-  nifti: 'application/octet-stream',
-  'nifti-gz': 'application/gzip',
-  nrrd: 'application/octet-stream',
-  png: 'image/png',
-};
 
 function presentedKey(req: FastifyRequest): string | undefined {
   const auth = req.headers.authorization;
@@ -234,41 +241,83 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     async (req) => ({ models: o.catalog.list((id, e) => req.log.warn({ model: id, err: e.message }, 'model folder left out')) }),
   );
 
+  /** The model a submission names, checked: it exists and takes one channel. */
+  const submittedModel = (model: unknown) => {
+    if (typeof model !== 'string' || model === '') throw new HttpError(400, 'NO_MODEL', 'the field "model" is missing: name one of GET /models');
+    let info;
+    try {
+      info = o.catalog.info(model);
+    } catch (e) {
+      if (e instanceof ModelFolderError) throw new HttpError(400, 'UNKNOWN_MODEL', `${e.message}: name one of GET /models`);
+      throw e;
+    }
+    if (info.channels.length !== 1) {
+      throw new HttpError(400, 'CHANNELS', `model ${model} needs ${info.channels.length} channels (${info.channels.join(', ')}); a case here holds one image`);
+    }
+    return { model, info };
+  };
+
+  /** A JSON submission: a series on a configured PACS; nothing is fetched until a worker takes the job. */
+  const submitDicomweb = (req: FastifyRequest, reply: FastifyReply) => {
+    const b = req.body as Record<string, unknown> | null;
+    if (!b || typeof b !== 'object' || Array.isArray(b)) throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object { "model", "dicomweb" }');
+    const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb');
+    if (extra.length) throw new HttpError(400, 'BAD_REQUEST', `unknown member(s) of the body: ${extra.join(', ')}`);
+    if (b.dicomweb === undefined) {
+      throw new HttpError(
+        400,
+        'NO_DICOMWEB',
+        'a JSON submission names a series on the PACS: { "model": ..., "dicomweb": { "studyInstanceUid": ..., "seriesInstanceUid": ... } }; upload a file as multipart/form-data',
+      );
+    }
+    const { model, info } = submittedModel(b.model);
+    const ref = checkDicomwebRef(b.dicomweb, o.dicomweb ?? []);
+    const id = randomBytes(16).toString('hex');
+    const job = o.jobs.submit({
+      id,
+      model,
+      modelVersion: info.version,
+      inputPath: '',
+      inputFormat: 'dicomweb',
+      keyId: req.apiKey!.id,
+      inputRef: JSON.stringify(ref),
+    });
+    o.onSubmitted?.(job);
+    return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
+  };
+
   app.post(
     '/jobs',
     {
       config: { scope: 'submit' },
       schema: {
-        summary: 'submit a case for segmentation (multipart: model, file)',
-        consumes: ['multipart/form-data'],
-        body: S.submitBody,
+        summary: 'submit a case for segmentation: an upload (multipart: model, file) or a series on a configured PACS (JSON: model, dicomweb)',
+        body: { content: { 'multipart/form-data': { schema: S.submitBody }, 'application/json': { schema: S.dicomwebSubmitBody } } },
         response: { 202: { $ref: 'Job#' }, ...S.errorResponses },
       },
-      // The multipart stream is checked by the handler as it is read (size, content, fields); the schema documents it.
+      // The multipart stream is checked by the handler as it is read (size, content, fields), and so is the JSON body; the schemas document them.
       validatorCompiler: () => () => true,
     },
     async (req, reply) => {
-      if (!req.isMultipart()) throw new HttpError(415, 'NOT_MULTIPART', 'send the case as multipart/form-data with the fields "model" and "file"');
+      if (!req.isMultipart()) {
+        if (/^application\/json\b/i.test(req.headers['content-type'] ?? '')) return submitDicomweb(req, reply);
+        throw new HttpError(
+          415,
+          'NOT_MULTIPART',
+          'send the case as multipart/form-data with the fields "model" and "file", or a series on the PACS as JSON { "model", "dicomweb" }',
+        );
+      }
       const rec = await receiveCase(req.parts(), uploadsDir, o);
       let stored: string | undefined;
       try {
-        const model = rec.fields.model;
-        if (!model) throw new HttpError(400, 'NO_MODEL', 'the form field "model" is missing: name one of GET /models');
-        let info;
-        try {
-          info = o.catalog.info(model);
-        } catch (e) {
-          if (e instanceof ModelFolderError) throw new HttpError(400, 'UNKNOWN_MODEL', `${e.message}: name one of GET /models`);
-          throw e;
-        }
-        if (info.channels.length !== 1) {
-          throw new HttpError(400, 'CHANNELS', `model ${model} needs ${info.channels.length} channels (${info.channels.join(', ')}); uploads hold one image`);
-        }
+        const { model, info } = submittedModel(rec.fields.model);
         const id = randomBytes(16).toString('hex');
         const rel = `uploads/${id}${FORMAT_ENDING[rec.format]}`;
         await rename(rec.path, join(o.dataDir, rel));
         stored = rel;
-        const job = o.jobs.submit({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id });
+        // A DICOM zip may hold several series: the job keeps the one that was read.
+        const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
+        const job = o.jobs.submit({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef });
         stored = undefined;
         o.onSubmitted?.(job);
         return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
@@ -293,9 +342,9 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     {
       config: { scope: 'read' },
       schema: {
-        summary: "the label map, in the input's format",
+        summary: "the label map, in the input's format (a DICOM SEG for a series from the PACS)",
         params: S.jobIdParams,
-        produces: ['application/octet-stream', 'application/gzip', 'image/png'],
+        produces: ['application/octet-stream', 'application/gzip', 'image/png', 'application/dicom'],
         response: { 200: { description: 'the label map', type: 'string', format: 'binary' }, ...S.errorResponses },
       },
     },
@@ -312,10 +361,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       }
       const path = join(o.dataDir, j.resultPath);
       if (!existsSync(path)) throw new Error(`result file of job ${j.id} is missing: ${path}`);
-      const format = j.inputFormat as UploadFormat;
+      const file = RESULT_FILE[j.inputFormat as JobInputFormat];
       return reply
-        .header('content-type', RESULT_TYPE[format])
-        .header('content-disposition', `attachment; filename="${j.id}_seg${FORMAT_ENDING[format]}"`)
+        .header('content-type', file.type)
+        .header('content-disposition', `attachment; filename="${j.id}_seg${file.ending}"`)
         .send(createReadStream(path));
     },
   );

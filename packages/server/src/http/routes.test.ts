@@ -77,6 +77,7 @@ test('the server listens on loopback only, and /health and /openapi.json need no
   assert.deepEqual(Object.keys(doc.paths['/jobs']!).sort(), ['post']);
   assert.deepEqual(Object.keys(doc.paths['/jobs/{id}']!).sort(), ['delete', 'get']);
   assert.ok(doc.paths['/jobs']!.post!.requestBody!.content['multipart/form-data'], 'the upload is described as multipart');
+  assert.ok(doc.paths['/jobs']!.post!.requestBody!.content['application/json'], 'the DICOMweb reference is described as JSON');
   for (const s of ['Job', 'Model', 'Error', 'ApiKey']) assert.ok(doc.components.schemas[s], `components/schemas/${s}`);
   assert.ok(doc.paths['/jobs/{id}']!.get!.responses['404'], 'error responses are described');
 });
@@ -214,7 +215,14 @@ test('bad inputs get a clear 4xx, leave nothing written, and the server keeps se
   wrongField.append('model', 'hippo');
   wrongField.append('image', new Blob([good]), 'a.nii.gz');
   const cases: [string, () => Promise<Response>, number, RegExp][] = [
-    ['JSON instead of multipart', () => post(JSON.stringify({ model: 'hippo' }), { 'content-type': 'application/json' }), 415, /NOT_MULTIPART/],
+    ['JSON without a DICOMweb reference', () => post(JSON.stringify({ model: 'hippo' }), { 'content-type': 'application/json' }), 400, /NO_DICOMWEB/],
+    [
+      'a DICOMweb reference on a server without a PACS',
+      () =>
+        post(JSON.stringify({ model: 'hippo', dicomweb: { studyInstanceUid: '1.2.3', seriesInstanceUid: '1.2.3.4' } }), { 'content-type': 'application/json' }),
+      400,
+      /NO_PACS/,
+    ],
     ['plain text', () => post('hello', { 'content-type': 'text/plain' }), 415, /NOT_MULTIPART/],
     ['an unknown content type', () => post('<a/>', { 'content-type': 'application/xml' }), 415, /MEDIA_TYPE/],
     ['an oversized upload', () => post(caseForm({ model: 'hippo' }, { bytes: new Uint8Array(MAX_UPLOAD + 1000).fill(7), name: 'big.nii' })), 413, /TOO_LARGE/],

@@ -26,12 +26,23 @@ export const jobSchema = {
     state: { type: 'string', enum: ['queued', 'running', 'done', 'failed', 'cancelled'] },
     progress: { type: 'number', minimum: 0, maximum: 1 },
     attempt: { type: 'integer', description: 'how many times a worker has taken the job' },
-    inputFormat: { type: 'string', enum: ['nifti', 'nifti-gz', 'nrrd', 'png'] },
+    inputFormat: { type: 'string', enum: ['nifti', 'nifti-gz', 'nrrd', 'png', 'dicom-zip', 'dicomweb'] },
     error: { type: ['string', 'null'] },
     createdAt: { type: 'string', format: 'date-time' },
     startedAt: { type: ['string', 'null'], format: 'date-time' },
     finishedAt: { type: ['string', 'null'], format: 'date-time' },
     resultUrl: { type: ['string', 'null'] },
+    dicomweb: {
+      type: ['object', 'null'],
+      description: 'for a series from the PACS: the series, and once done the DICOM SEG stored back to the PACS',
+      properties: {
+        url: { type: 'string' },
+        studyInstanceUid: { type: 'string' },
+        seriesInstanceUid: { type: 'string' },
+        segSeriesInstanceUid: { type: ['string', 'null'] },
+        segSopInstanceUid: { type: ['string', 'null'] },
+      },
+    },
   },
 } as const;
 
@@ -97,7 +108,33 @@ export const submitBody = {
   required: ['model', 'file'],
   properties: {
     model: { type: 'string', description: 'a model id from GET /models' },
-    file: { type: 'string', format: 'binary', description: 'the case: NIfTI (.nii, .nii.gz), NRRD with attached data, or PNG; told by its bytes' },
+    file: {
+      type: 'string',
+      format: 'binary',
+      description:
+        'the case: NIfTI (.nii, .nii.gz), NRRD with attached data, PNG, or a zip of a DICOM series (the result is then a DICOM SEG); told by its bytes',
+    },
+    series: { type: 'string', description: 'for a zip holding several DICOM series: the SeriesInstanceUID of the one to segment' },
+  },
+} as const;
+
+export const dicomwebSubmitBody = {
+  type: 'object',
+  required: ['model', 'dicomweb'],
+  additionalProperties: false,
+  properties: {
+    model: { type: 'string', description: 'a model id from GET /models' },
+    dicomweb: {
+      type: 'object',
+      required: ['studyInstanceUid', 'seriesInstanceUid'],
+      additionalProperties: false,
+      description: 'a series on a PACS this server is configured with; the DICOM SEG of the result is stored back to it (STOW-RS)',
+      properties: {
+        url: { type: 'string', description: "one of the server's configured DICOMweb URLs (default: the first)" },
+        studyInstanceUid: { type: 'string', pattern: '^[0-9.]{1,64}$' },
+        seriesInstanceUid: { type: 'string', pattern: '^[0-9.]{1,64}$' },
+      },
+    },
   },
 } as const;
 

@@ -1,6 +1,6 @@
 /**
- * The service's SQLite database: jobs, their event log and API keys, in one
- * file under the data folder. WAL mode lets the HTTP process read while the
+ * The service's SQLite database: jobs, their event log, API keys and the
+ * series autorouting has seen, in one file under the data folder. WAL mode lets the HTTP process read while the
  * worker processes (each with its own connection) claim and complete jobs;
  * writers wait for each other through the busy timeout instead of failing.
  */
@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS jobs (
   key_id        TEXT NOT NULL,
   created_at    INTEGER NOT NULL,
   started_at    INTEGER,
-  finished_at   INTEGER
+  finished_at   INTEGER,
+  input_ref     TEXT,
+  output        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created_at);
 CREATE TABLE IF NOT EXISTS job_events (
@@ -40,6 +42,13 @@ CREATE TABLE IF NOT EXISTS job_events (
   detail  TEXT
 );
 CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events (job_id, kind);
+CREATE TABLE IF NOT EXISTS autoroute_seen (
+  rule       TEXT NOT NULL,
+  series_uid TEXT NOT NULL,
+  seen_at    INTEGER NOT NULL,
+  job_id     TEXT,
+  PRIMARY KEY (rule, series_uid)
+);
 CREATE TABLE IF NOT EXISTS api_keys (
   id         TEXT PRIMARY KEY,
   name       TEXT NOT NULL,
@@ -67,6 +76,8 @@ export function openDatabase(path: string, o: { busyTimeoutMs?: number } = {}): 
       throw new Error(`the database ${path} was written by a newer medseg server (schema ${version}, this one knows ${SCHEMA_VERSION})`);
     }
     db.exec(SCHEMA);
+    // Schema 2 adds the input reference (a DICOMweb series) and the output facts (the stored SEG's UIDs) as JSON.
+    if (version === 1) db.exec('ALTER TABLE jobs ADD COLUMN input_ref TEXT; ALTER TABLE jobs ADD COLUMN output TEXT;');
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   } catch (e) {
     db.close();

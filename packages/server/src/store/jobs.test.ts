@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import { openDatabase } from './db.ts';
 import { JobStore, type NewJob } from './jobs.ts';
 import { tempDir } from '../testing/fixture.ts';
@@ -107,4 +108,35 @@ test('two connections (as two worker processes have) never claim the same job', 
     }
   }
   assert.equal(seen.size, 20);
+});
+
+test('a job keeps its input reference and the facts of its result; a schema-1 database gains those columns and keeps its jobs', () => {
+  const { jobs, job } = setup();
+  jobs.submit({ ...job('r'), inputFormat: 'dicomweb', inputPath: '', inputRef: '{"studyInstanceUid":"1.2"}' });
+  const c = jobs.claim('w', 1000)!;
+  assert.equal(c.job.inputRef, '{"studyInstanceUid":"1.2"}');
+  assert.equal(jobs.complete(c.lease, 'results/r.a1.seg.dcm', '{"segSopInstanceUid":"2.25.1"}'), true);
+  assert.equal(jobs.get('r')!.output, '{"segSopInstanceUid":"2.25.1"}');
+
+  const path = join(tempDir(), 'v1.sqlite');
+  const old = new Database(path);
+  old.exec(`CREATE TABLE jobs (id TEXT PRIMARY KEY, model TEXT NOT NULL, model_version TEXT NOT NULL, input_path TEXT NOT NULL,
+    input_format TEXT NOT NULL, state TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT, lease_until INTEGER, result_path TEXT, error TEXT, key_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+    started_at INTEGER, finished_at INTEGER)`);
+  old.exec(
+    `INSERT INTO jobs (id, model, model_version, input_path, input_format, state, key_id, created_at) VALUES ('old', 'm', 'v', 'uploads/old.nii', 'nifti', 'queued', 'k', 1)`,
+  );
+  old.pragma('user_version = 1');
+  old.close();
+  const db = openDatabase(path);
+  try {
+    assert.equal(db.pragma('user_version', { simple: true }), 2);
+    const store = new JobStore(db);
+    assert.deepEqual([store.get('old')!.inputRef, store.get('old')!.output, store.get('old')!.state], [null, null, 'queued']);
+    store.submit({ ...job('new'), inputRef: '{}' });
+    assert.equal(store.get('new')!.inputRef, '{}');
+  } finally {
+    db.close();
+  }
 });

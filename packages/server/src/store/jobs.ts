@@ -31,6 +31,10 @@ export interface Job {
   createdAt: number;
   startedAt: number | null;
   finishedAt: number | null;
+  /** JSON: where the input is when it is not a file (a DICOMweb series reference); null for uploads. */
+  inputRef: string | null;
+  /** JSON: facts about the result beyond its file (e.g. the UIDs of the SEG stored to the PACS). */
+  output: string | null;
 }
 
 /** What a worker holds while it works on a job: the outcome is recorded only under this lease. */
@@ -47,6 +51,7 @@ export interface NewJob {
   inputPath: string;
   inputFormat: string;
   keyId: string;
+  inputRef?: string | null;
 }
 
 interface JobRow {
@@ -66,6 +71,8 @@ interface JobRow {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  input_ref: string | null;
+  output: string | null;
 }
 
 function toJob(r: JobRow): Job {
@@ -86,6 +93,8 @@ function toJob(r: JobRow): Job {
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at,
+    inputRef: r.input_ref,
+    output: r.output,
   };
 }
 
@@ -109,8 +118,8 @@ export class JobStore {
     this.maxAttempts = o.maxAttempts ?? 3;
     this.stmt = {
       insert: db.prepare(
-        `INSERT INTO jobs (id, model, model_version, input_path, input_format, state, key_id, created_at)
-         VALUES (@id, @model, @modelVersion, @inputPath, @inputFormat, 'queued', @keyId, @now)`,
+        `INSERT INTO jobs (id, model, model_version, input_path, input_format, state, key_id, created_at, input_ref)
+         VALUES (@id, @model, @modelVersion, @inputPath, @inputFormat, 'queued', @keyId, @now, @inputRef)`,
       ),
       get: db.prepare('SELECT * FROM jobs WHERE id = ?'),
       event: db.prepare('INSERT INTO job_events (job_id, at, kind, attempt, owner, detail) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -126,7 +135,7 @@ export class JobStore {
       giveUp: db.prepare(`UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND attempt = ?`),
       renew: db.prepare(`UPDATE jobs SET lease_until = ?, progress = ? WHERE id = ? AND lease_owner = ? AND attempt = ? AND state = 'running'`),
       finish: db.prepare(
-        `UPDATE jobs SET state = ?, progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, result_path = ?, error = ?, finished_at = ?,
+        `UPDATE jobs SET state = ?, progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, result_path = ?, error = ?, output = ?, finished_at = ?,
            lease_owner = NULL, lease_until = NULL
          WHERE id = ? AND lease_owner = ? AND attempt = ? AND state = 'running'`,
       ),
@@ -149,7 +158,7 @@ export class JobStore {
 
   submit(j: NewJob): Job {
     this.db.transaction(() => {
-      this.stmt.insert.run({ ...j, now: this.now() });
+      this.stmt.insert.run({ ...j, inputRef: j.inputRef ?? null, now: this.now() });
       this.event(j.id, 'submitted', 0, null, j.keyId);
     })();
     return this.get(j.id)!;
@@ -194,9 +203,9 @@ export class JobStore {
     return this.stmt.renew.run(this.now() + leaseMs, p, lease.jobId, lease.owner, lease.attempt).changes === 1;
   }
 
-  /** Records the result under the lease; false (nothing recorded) when the lease is no longer this worker's. */
-  complete(lease: Lease, resultPath: string): boolean {
-    return this.finish(lease, 'done', resultPath, null);
+  /** Records the result (and facts about it, as JSON) under the lease; false (nothing recorded) when the lease is no longer this worker's. */
+  complete(lease: Lease, resultPath: string, output: string | null = null): boolean {
+    return this.finish(lease, 'done', resultPath, null, output);
   }
 
   /** Records a failure (a message for the user) under the lease; false when the lease is no longer this worker's. */
@@ -204,9 +213,9 @@ export class JobStore {
     return this.finish(lease, 'failed', null, message);
   }
 
-  private finish(lease: Lease, state: 'done' | 'failed', resultPath: string | null, error: string | null): boolean {
+  private finish(lease: Lease, state: 'done' | 'failed', resultPath: string | null, error: string | null, output: string | null = null): boolean {
     return this.db.transaction(() => {
-      const ok = this.stmt.finish.run(state, state, resultPath, error, this.now(), lease.jobId, lease.owner, lease.attempt).changes === 1;
+      const ok = this.stmt.finish.run(state, state, resultPath, error, output, this.now(), lease.jobId, lease.owner, lease.attempt).changes === 1;
       this.event(lease.jobId, ok ? (state === 'done' ? 'completed' : 'failed') : 'outcome-rejected', lease.attempt, lease.owner, error);
       return ok;
     })();

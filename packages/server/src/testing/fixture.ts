@@ -32,6 +32,27 @@ export function writeModels(dir: string, o: { slow?: boolean } = {}): string {
   return dir;
 }
 
+/**
+ * A CT model folder (`ct`, one fold, untrained) for the shared 3-slice CT
+ * (dcmqi-ct-dicomseg/ct-3slice: 512x512, 0.81 mm pixels, 1 mm apart): planned
+ * at that spacing with 4x256x256 patches, so the case is predicted in nine
+ * tiles without resampling.
+ */
+export function writeCtModel(dir: string): string {
+  const plan = writeFixtureModel(join(dir, 'ct'), 'ct3d', [{ weights: { best: 'random' } }]);
+  writeFileSync(join(dir, 'ct', 'plan.json'), JSON.stringify({ ...plan, targetSpacing: [1, 0.810547, 0.810547], patchSize: [4, 256, 256] }));
+  return join(dir, 'ct');
+}
+
+/** The shared 3-slice CT series (dcmqi-ct-dicomseg/ct-3slice): its folder and its files' bytes, in name order. */
+export function ctSeries(): { dir: string; files: Buffer[] } {
+  const dir = dataPath('dcmqi-ct-dicomseg', 'ct-3slice');
+  const names = readdirSync(dir)
+    .filter((f) => f.endsWith('.dcm'))
+    .sort();
+  return { dir, files: names.map((f) => readFileSync(join(dir, f))) };
+}
+
 /** The n-th hippocampus crop of the shared data (MSD Task04, ~35x51x35 voxels). */
 export function hippocampusCase(n = 1): { path: string; bytes: Buffer } {
   const dir = dataPath('msd-hippocampus', 'images');

@@ -3,7 +3,8 @@
  * streamed to a temporary file in the uploads folder (never held whole in
  * memory, never past the size limit), its format is sniffed from its bytes,
  * and the library's reader must read it back within the voxel and
- * decompression limits before a job is made of it. On any failure the
+ * decompression limits before a job is made of it (a zip of DICOM files:
+ * dicom-zip.ts, within the same limits). On any failure the
  * temporary file is removed: a rejected upload leaves nothing behind.
  */
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,8 @@ import type { Multipart } from '@fastify/multipart';
 import { readVolume } from '@medseg/medseg/io/read';
 import { MedsegIoError } from '@medseg/medseg/io/errors';
 import type { Volume } from '@medseg/medseg/io/volume';
+import { isValidUid } from '@medseg/medseg/io/dicom/uid';
+import { readDicomZip } from './dicom-zip.ts';
 import { FORMAT_ENDING, SNIFF_BYTES, sniffUpload, type UploadFormat } from './sniff.ts';
 
 /** An upload the service refuses, with the HTTP status and a message for the client. */
@@ -112,6 +115,17 @@ export async function receiveCase(parts: AsyncIterableIterator<Multipart>, uploa
     finalPath = `${temp}${FORMAT_ENDING[sniffed.format]}`;
     await rename(temp, finalPath);
     let volume: Volume;
+    const series = fields.series;
+    if (series !== undefined && !isValidUid(series))
+      throw new UploadError(400, 'BAD_FIELD', `the field "series" must be a SeriesInstanceUID (got ${JSON.stringify(series.slice(0, 80))})`);
+    if (sniffed.format === 'dicom-zip') {
+      volume = await readDicomZip(finalPath, {
+        maxDecompressedBytes: limits.maxDecompressedBytes,
+        maxVoxelBytes: limits.maxVoxelBytes,
+        seriesInstanceUid: series,
+      });
+      return { path: finalPath, format: sniffed.format, fields, clientName: received.clientName, volume, bytes: received.bytes };
+    }
     try {
       volume = await readVolume(finalPath, { limits: { maxBytes: limits.maxVoxelBytes, maxDecompressedBytes: limits.maxDecompressedBytes } });
     } catch (e) {

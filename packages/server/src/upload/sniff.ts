@@ -1,16 +1,17 @@
 /**
  * What an uploaded file is, told by its bytes and never by its name:
- * NIfTI-1/2 (plain or gzip-wrapped), NRRD with its data attached, or PNG.
+ * NIfTI-1/2 (plain or gzip-wrapped), NRRD with its data attached, PNG, or a
+ * zip archive (of a DICOM series: upload/dicom-zip.ts reads it).
  * A detached NRRD header (one naming a data file) is refused: it would make
  * the server read a file of its own choosing.
  */
 import { constants, gunzipSync } from 'node:zlib';
 
-export const UPLOAD_FORMATS = ['nifti', 'nifti-gz', 'nrrd', 'png'] as const;
+export const UPLOAD_FORMATS = ['nifti', 'nifti-gz', 'nrrd', 'png', 'dicom-zip'] as const;
 export type UploadFormat = (typeof UPLOAD_FORMATS)[number];
 
 /** File ending of each format: readers and writers of the library go by it. */
-export const FORMAT_ENDING: Record<UploadFormat, string> = { nifti: '.nii', 'nifti-gz': '.nii.gz', nrrd: '.nrrd', png: '.png' };
+export const FORMAT_ENDING: Record<UploadFormat, string> = { nifti: '.nii', 'nifti-gz': '.nii.gz', nrrd: '.nrrd', png: '.png', 'dicom-zip': '.zip' };
 
 /** Bytes of the file's beginning that sniffing needs. */
 export const SNIFF_BYTES = 4096;
@@ -34,6 +35,10 @@ function niftiHeader(b: Uint8Array): boolean {
 /** The format of a file from its first SNIFF_BYTES bytes (or all of them, when shorter). */
 export function sniffUpload(head: Uint8Array): Sniffed {
   if (head.length >= 8 && PNG_MAGIC.every((v, i) => head[i] === v)) return { ok: true, format: 'png' };
+  // A local file header, or the end-of-directory record of an empty archive.
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && ((head[2] === 3 && head[3] === 4) || (head[2] === 5 && head[3] === 6))) {
+    return { ok: true, format: 'dicom-zip' };
+  }
   const text = Buffer.from(head).toString('latin1');
   if (text.startsWith('NRRD000')) {
     const end = text.search(/\r?\n\r?\n/);
@@ -54,5 +59,8 @@ export function sniffUpload(head: Uint8Array): Sniffed {
     return { ok: false, message: 'the file is gzip-compressed but holds no single-file NIfTI image (only .nii.gz is accepted compressed)' };
   }
   if (niftiHeader(head)) return { ok: true, format: 'nifti' };
-  return { ok: false, message: 'unrecognised file content: expected a single-file NIfTI (.nii, .nii.gz), an NRRD with attached data (.nrrd) or a PNG' };
+  return {
+    ok: false,
+    message: 'unrecognised file content: expected a single-file NIfTI (.nii, .nii.gz), an NRRD with attached data (.nrrd), a PNG, or a zip of one DICOM series',
+  };
 }

@@ -23,7 +23,16 @@ const db = openDatabase(settings.dbPath);
 const jobs = new JobStore(db, { maxAttempts: settings.maxAttempts });
 const catalog = new ModelCatalog(settings.modelsDir);
 const models = new ModelCache(catalog);
-const ctx = { jobs, catalog, dataDir: settings.dataDir, leaseMs: settings.leaseMs, heartbeatMs: settings.heartbeatMs, log };
+const ctx = {
+  jobs,
+  catalog,
+  dataDir: settings.dataDir,
+  leaseMs: settings.leaseMs,
+  heartbeatMs: settings.heartbeatMs,
+  log,
+  limits: { maxVoxelBytes: settings.maxVoxelBytes, maxDecompressedBytes: settings.maxDecompressedBytes },
+  pacs: { servers: settings.dicomweb, timeoutMs: settings.dicomwebTimeoutMs, maxBytes: settings.maxInputBytes },
+};
 const owner = `${hostname()}:${process.pid}:${settings.slot}`;
 
 let stopping = false;

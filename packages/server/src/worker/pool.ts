@@ -10,6 +10,7 @@ import { readdirSync, unlinkSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DicomwebServer } from '../config.ts';
 
 export interface WorkerSettings {
   dbPath: string;
@@ -19,6 +20,15 @@ export interface WorkerSettings {
   heartbeatMs: number;
   pollMs: number;
   maxAttempts: number;
+  /** The PACS DICOMweb jobs may read from and store to. */
+  dicomweb: DicomwebServer[];
+  dicomwebTimeoutMs: number;
+  /** Largest series retrieved from a PACS, in bytes (the upload limit: it is the same kind of input). */
+  maxInputBytes: number;
+  /** Largest decoded voxel buffer of DICOM input (a zip, a retrieved series). */
+  maxVoxelBytes: number;
+  /** Largest inflated size of an uploaded DICOM zip. */
+  maxDecompressedBytes: number;
   /** The worker's number in the pool (part of its lease owner name). */
   slot: number;
 }

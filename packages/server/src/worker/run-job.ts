@@ -7,16 +7,31 @@
  * stops and nothing is recorded. The result is written atomically under a
  * name of its own attempt and recorded only if the lease still holds, so a
  * result file is either complete and recorded or removed.
+ *
+ * DICOM input gives a DICOM SEG as the result: an uploaded zip of a series
+ * is read again from the uploads folder; a DICOMweb series is read from its
+ * PACS (QIDO-RS, then WADO-RS), and its SEG, once written to the results
+ * folder, is stored back to the same PACS (STOW-RS) before the job is
+ * recorded done with the SEG's UIDs.
  */
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { disposeModel, loadModel, predictVolumes, readInputCase, type LoadedModel } from '@medseg/medseg/infer/predict';
 import { writeVolume } from '@medseg/medseg/io/read';
 import { MedsegIoError } from '@medseg/medseg/io/errors';
+import type { Volume } from '@medseg/medseg/io/volume';
 import { PredictOptionError } from '@medseg/medseg/infer/output-format';
+import { writeFileAtomic } from '@medseg/medseg/util/atomic-write';
 import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
 import type { Job, JobStore, Lease } from '../store/jobs.ts';
-import { FORMAT_ENDING, type UploadFormat } from '../upload/sniff.ts';
+import { RESULT_FILE, type JobInputFormat } from '../job-formats.ts';
+import type { DicomwebServer } from '../config.ts';
+import { DicomwebClient } from '../dicomweb/client.ts';
+import { PacsError } from '../dicomweb/errors.ts';
+import { DicomwebRefError, normaliseUrl, type DicomwebRef } from '../dicomweb/reference.ts';
+import { fetchSeriesVolume, withRetries, type RetryOptions } from '../dicomweb/series.ts';
+import { DicomZipError, readDicomZip } from '../upload/dicom-zip.ts';
+import { jobSeg } from './seg-result.ts';
 
 export interface JobContext {
   jobs: JobStore;
@@ -25,6 +40,10 @@ export interface JobContext {
   leaseMs: number;
   heartbeatMs: number;
   log: (msg: string) => void;
+  /** Limits of what DICOM input may take when it is read (a DICOM zip, a series from a PACS). */
+  limits: { maxVoxelBytes: number; maxDecompressedBytes: number };
+  /** The PACS of DICOMweb jobs, and the limits of what is read from them. */
+  pacs?: { servers: DicomwebServer[]; timeoutMs: number; maxBytes: number; retry?: RetryOptions };
 }
 
 /** The lease was lost while working: stop without recording anything. */
@@ -33,8 +52,25 @@ class LeaseLost extends Error {}
 /** A message for the user of a failure that is about the case or the model, not a bug. */
 function userMessage(e: unknown): string | undefined {
   if (e instanceof MedsegIoError) return e.path && e.message.startsWith(`${e.path}: `) ? e.message.slice(e.path.length + 2) : e.message;
-  if (e instanceof PredictOptionError || e instanceof ModelFolderError) return e.message;
+  if (
+    e instanceof PredictOptionError ||
+    e instanceof ModelFolderError ||
+    e instanceof PacsError ||
+    e instanceof DicomwebRefError ||
+    e instanceof DicomZipError
+  ) {
+    return e.message;
+  }
   return undefined;
+}
+
+/** The client of the job's PACS, which must still be configured (the settings may have changed since the job was submitted). */
+function pacsClient(ctx: JobContext, ref: DicomwebRef): DicomwebClient {
+  const server = ctx.pacs?.servers.find((s) => normaliseUrl(s.url) === ref.url);
+  if (!ctx.pacs || !server) {
+    throw new DicomwebRefError(400, 'PACS_NOT_ALLOWED', `the PACS ${ref.url} of this job is no longer configured on the server: submit again`);
+  }
+  return new DicomwebClient({ url: server.url, headers: server.headers, timeoutMs: ctx.pacs.timeoutMs, maxBytes: ctx.pacs.maxBytes });
 }
 
 /** Loaded models by id, with the version they were loaded at; one at a time is kept (memory). */
@@ -77,7 +113,18 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
   try {
     const model = models.get(job);
     progress = 0.02;
-    const images = await readInputCase(join(ctx.dataDir, job.inputPath), model.plan.channels.length);
+    const limits = ctx.limits;
+    const ref = job.inputFormat === 'dicomweb' && job.inputRef ? (JSON.parse(job.inputRef) as DicomwebRef) : undefined;
+    const pacs = ref ? pacsClient(ctx, ref) : undefined;
+    let images: Volume[];
+    if (ref && pacs) {
+      images = [await fetchSeriesVolume(pacs, ref, { maxVoxelBytes: limits.maxVoxelBytes, retry: ctx.pacs?.retry })];
+    } else if (job.inputFormat === 'dicom-zip') {
+      const series = job.inputRef ? (JSON.parse(job.inputRef) as { seriesInstanceUid?: string }).seriesInstanceUid : undefined;
+      images = [await readDicomZip(join(ctx.dataDir, job.inputPath), { ...limits, seriesInstanceUid: series })];
+    } else {
+      images = await readInputCase(join(ctx.dataDir, job.inputPath), model.plan.channels.length);
+    }
     if (lost) throw new LeaseLost();
     const pred = predictVolumes(model, images, {
       onTile: (done, total) => {
@@ -88,9 +135,20 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     });
     if (lost) throw new LeaseLost();
     progress = 0.95;
-    resultRel = `results/${job.id}.a${lease.attempt}${FORMAT_ENDING[job.inputFormat as UploadFormat]}`;
-    await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
-    if (ctx.jobs.complete(lease, resultRel)) return 'done';
+    resultRel = `results/${job.id}.a${lease.attempt}${RESULT_FILE[job.inputFormat as JobInputFormat].ending}`;
+    let output: string | null = null;
+    if (job.inputFormat === 'dicom-zip' || ref) {
+      const seg = jobSeg(job.id, pred.labels, images[0]!, model.plan, { id: job.model, version: job.modelVersion });
+      await writeFileAtomic(join(ctx.dataDir, resultRel), seg.bytes);
+      output = JSON.stringify({ segSeriesInstanceUid: seg.seriesInstanceUid, segSopInstanceUid: seg.sopInstanceUid });
+      if (ref && pacs) {
+        if (lost) throw new LeaseLost();
+        await withRetries(() => pacs.store([seg.bytes], ref.studyInstanceUid), ctx.pacs?.retry);
+      }
+    } else {
+      await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
+    }
+    if (ctx.jobs.complete(lease, resultRel, output)) return 'done';
     await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
     return 'lost';
   } catch (e) {

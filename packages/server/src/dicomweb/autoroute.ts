@@ -1,0 +1,145 @@
+/**
+ * Autorouting: each rule's PACS is searched (QIDO-RS, series level) every
+ * pollMs, and a new image series that matches the rule (modality, series
+ * description) becomes a DICOMweb job of the rule's model, as if it had
+ * been submitted. A series is taken once it shows the same number of
+ * instances in two searches in a row (it is not still arriving). What a
+ * rule has seen is kept in the database, so a restart neither repeats nor
+ * misses a series; on a rule's first search, the series already there are
+ * only recorded, not segmented (pointing the service at a full archive
+ * does not queue the archive). Series without images of their own (SEG,
+ * SR, ...; the service's own results among them) are never taken.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AutorouteRule, DicomwebServer } from '../config.ts';
+import type { ModelCatalog } from '../models/catalog.ts';
+import type { Db } from '../store/db.ts';
+import type { Job, JobStore } from '../store/jobs.ts';
+import { DicomwebClient, jsonValue } from './client.ts';
+import { normaliseUrl, pickServer, type DicomwebRef } from './reference.ts';
+
+/** The key id recorded on jobs that autorouting makes. */
+export const AUTOROUTE_KEY = 'autoroute';
+
+const NO_IMAGES = new Set(['SEG', 'SR', 'RTSTRUCT', 'RTPLAN', 'RTDOSE', 'PR', 'KO', 'REG', 'RWV', 'DOC', 'OT-SEG']);
+/** A rule's first search is recorded under this series UID. */
+const BASELINE = '';
+
+export interface AutorouteOptions {
+  rules: AutorouteRule[];
+  servers: DicomwebServer[];
+  timeoutMs: number;
+  pollMs: number;
+  db: Db;
+  jobs: JobStore;
+  catalog: ModelCatalog;
+  onSubmitted?: (job: Job) => void;
+  log: (msg: string) => void;
+}
+
+export class Autorouter {
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<unknown> | undefined;
+  private stopped = false;
+  /** Instance counts seen at the last search, by rule and series. */
+  private readonly lastCount = new Map<string, number | undefined>();
+  private readonly stmt;
+
+  constructor(private readonly o: AutorouteOptions) {
+    this.stmt = {
+      any: o.db.prepare('SELECT 1 FROM autoroute_seen WHERE rule = ? LIMIT 1'),
+      seen: o.db.prepare('SELECT 1 FROM autoroute_seen WHERE rule = ? AND series_uid = ?'),
+      add: o.db.prepare('INSERT OR IGNORE INTO autoroute_seen (rule, series_uid, seen_at, job_id) VALUES (?, ?, ?, ?)'),
+    };
+  }
+
+  start(): void {
+    const tick = () => {
+      if (this.stopped) return;
+      this.inFlight = this.pollOnce()
+        .catch((e: unknown) => this.o.log(`autorouting: ${(e as Error).message}`))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.o.pollMs).unref();
+        });
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.inFlight;
+  }
+
+  /** Searches every rule's PACS once; the jobs made. A PACS that fails is logged and its rules wait for the next search. */
+  async pollOnce(): Promise<Job[]> {
+    const made: Job[] = [];
+    for (const rule of this.o.rules) {
+      try {
+        made.push(...(await this.pollRule(rule)));
+      } catch (e) {
+        this.o.log(`autorouting rule ${JSON.stringify(rule)}: ${(e as Error).message}`);
+      }
+    }
+    return made;
+  }
+
+  private async pollRule(rule: AutorouteRule): Promise<Job[]> {
+    const key = JSON.stringify([rule.model, rule.url ?? null, rule.modality ?? null, rule.seriesDescription ?? null]);
+    const server = pickServer(this.o.servers, rule.url);
+    const client = new DicomwebClient({ url: server.url, headers: server.headers, timeoutMs: this.o.timeoutMs, maxBytes: 64 * 1024 ** 2 });
+    const query: Record<string, string> = { includefield: '0020000D,0008103E,00201209' };
+    if (rule.modality) query.Modality = rule.modality;
+    const found = await client.searchAllSeries(query);
+    const description = rule.seriesDescription === undefined ? undefined : new RegExp(rule.seriesDescription, 'i');
+    const now = Date.now();
+    if (!this.stmt.any.get(key)) {
+      // First search of this rule: what is there now is recorded, not segmented.
+      this.o.db.transaction(() => {
+        this.stmt.add.run(key, BASELINE, now, null);
+        for (const s of found) {
+          const uid = jsonValue(s, '0020000E');
+          if (typeof uid === 'string') this.stmt.add.run(key, uid, now, null);
+        }
+      })();
+      return [];
+    }
+    const made: Job[] = [];
+    for (const s of found) {
+      const series = jsonValue(s, '0020000E');
+      const study = jsonValue(s, '0020000D');
+      const modality = String(jsonValue(s, '00080060') ?? '');
+      if (typeof series !== 'string' || typeof study !== 'string' || NO_IMAGES.has(modality.toUpperCase())) continue;
+      if (rule.modality && modality !== rule.modality) continue;
+      if (description && !description.test(String(jsonValue(s, '0008103E') ?? ''))) continue;
+      if (this.stmt.seen.get(key, series)) continue;
+      // Taken when two searches in a row count the same instances.
+      const count = jsonValue(s, '00201209') as number | undefined;
+      const countKey = `${key}\n${series}`;
+      const known = this.lastCount.has(countKey);
+      const before = this.lastCount.get(countKey);
+      this.lastCount.set(countKey, count);
+      if (!known || before !== count) continue;
+      this.lastCount.delete(countKey);
+      const info = this.o.catalog.info(rule.model);
+      const ref: DicomwebRef = { url: normaliseUrl(server.url), studyInstanceUid: study, seriesInstanceUid: series };
+      const id = randomBytes(16).toString('hex');
+      const job = this.o.db.transaction(() => {
+        const j = this.o.jobs.submit({
+          id,
+          model: rule.model,
+          modelVersion: info.version,
+          inputPath: '',
+          inputFormat: 'dicomweb',
+          keyId: AUTOROUTE_KEY,
+          inputRef: JSON.stringify(ref),
+        });
+        this.stmt.add.run(key, series, now, id);
+        return j;
+      })();
+      made.push(job);
+      this.o.onSubmitted?.(job);
+    }
+    return made;
+  }
+}
