@@ -24,7 +24,10 @@ test('FedAvg weighs each site by its cases, as numpy.average', () => {
   const out = aggregate(global, updates);
   for (const name of ['a', 'b']) {
     const ref = runPythonJson<number[]>(
-      ['-c', 'import json, sys, numpy as np; d = json.load(sys.stdin); print(json.dumps(np.average(np.array(d["w"], dtype=np.float64), axis=0, weights=d["n"]).tolist()))'],
+      [
+        '-c',
+        'import json, sys, numpy as np; d = json.load(sys.stdin); print(json.dumps(np.average(np.array(d["w"], dtype=np.float64), axis=0, weights=d["n"]).tolist()))',
+      ],
       { w: updates.map((u) => Array.from(u.weights.get(name)!)), n: updates.map((u) => u.examples) },
     );
     out.get(name)!.forEach((v, i) => assert.ok(Math.abs(v - ref[i]!) < 1e-6, `${name}[${i}] ${v} vs ${ref[i]}`));
@@ -37,7 +40,10 @@ test("FedBN keeps every normalisation layer's tensors of a U-Net at the global v
     const local = normalisationTensorNames(net);
     const names = net.namedParameters().map(([n]) => n);
     assert.ok(local.size > 0 && [...local].every((n) => /norm/.test(n)), `norm tensors: ${[...local].slice(0, 4).join(', ')}`);
-    assert.ok(names.some((n) => !local.has(n) && /conv/.test(n)), 'convolutions are shared');
+    assert.ok(
+      names.some((n) => !local.has(n) && /conv/.test(n)),
+      'convolutions are shared',
+    );
     const global = new Map(net.namedParameters().map(([n, p]) => [n, p.toFloat32Array()]));
     const updates = [1, 2].map((examples, k) => ({ site: `s${k}`, examples, weights: new Map([...global].map(([n, g]) => [n, vec(g.length)])) }));
     const out = aggregate(global, updates, local);
@@ -56,10 +62,24 @@ test('bad updates are refused, naming the site', () => {
   const cases: [object, RegExp][] = [
     [{ site: 'x', examples: 3, weights: new Map() }, /site x sent no tensor a/],
     [{ site: 'x', examples: 3, weights: new Map([['a', vec(5)]]) }, /site x: a has 5 values/],
-    [{ site: 'x', examples: 3, weights: new Map([['a', vec(4)], ['z', vec(1)]]) }, /site x sent z/],
+    [
+      {
+        site: 'x',
+        examples: 3,
+        weights: new Map([
+          ['a', vec(4)],
+          ['z', vec(1)],
+        ]),
+      },
+      /site x sent z/,
+    ],
     [{ site: 'x', examples: 0, weights: new Map([['a', vec(4)]]) }, /site x: the number of training cases/],
     [{ site: 'x', examples: 1, weights: new Map([['a', Float32Array.of(Number.NaN, 0, 0, 0)]]) }, /not finite/],
   ];
-  for (const [bad, message] of cases) assert.throws(() => aggregate(global, [ok, bad as typeof ok]), (e) => e instanceof AggregationError && message.test(e.message));
+  for (const [bad, message] of cases)
+    assert.throws(
+      () => aggregate(global, [ok, bad as typeof ok]),
+      (e) => e instanceof AggregationError && message.test(e.message),
+    );
   assert.throws(() => aggregate(global, []), AggregationError);
 });

@@ -32,7 +32,8 @@ export class AggregationError extends Error {
 export function normalisationTensorNames(net: torch.nn.Module): Set<string> {
   const names = new Set<string>();
   for (const [prefix, m] of net.namedModules()) {
-    if (!(m instanceof torch.nn.BatchNorm || m instanceof torch.nn.InstanceNorm || m instanceof torch.nn.GroupNorm || m instanceof torch.nn.LayerNorm)) continue;
+    if (!(m instanceof torch.nn.BatchNorm || m instanceof torch.nn.InstanceNorm || m instanceof torch.nn.GroupNorm || m instanceof torch.nn.LayerNorm))
+      continue;
     for (const [n] of m.namedParameters(prefix)) names.add(n);
     for (const [n] of m.namedBuffers(prefix)) names.add(n);
   }
@@ -44,11 +45,16 @@ export function normalisationTensorNames(net: torch.nn.Module): Set<string> {
  * except the `local` ones (FedBN's norms), which keep the previous global
  * values. Every site must send every tensor of the global model, with its shape.
  */
-export function aggregate(global: ReadonlyMap<string, Float32Array>, updates: readonly SiteUpdate[], local: ReadonlySet<string> = new Set()): Map<string, Float32Array> {
+export function aggregate(
+  global: ReadonlyMap<string, Float32Array>,
+  updates: readonly SiteUpdate[],
+  local: ReadonlySet<string> = new Set(),
+): Map<string, Float32Array> {
   if (updates.length === 0) throw new AggregationError('no site sent weights this round');
   const total = updates.reduce((s, u) => s + u.examples, 0);
   for (const u of updates) {
-    if (!(u.examples > 0 && Number.isFinite(u.examples))) throw new AggregationError(`site ${u.site}: the number of training cases must be > 0, not ${u.examples}`);
+    if (!(u.examples > 0 && Number.isFinite(u.examples)))
+      throw new AggregationError(`site ${u.site}: the number of training cases must be > 0, not ${u.examples}`);
     for (const [name, g] of global) {
       const w = u.weights.get(name);
       if (!w) throw new AggregationError(`site ${u.site} sent no tensor ${name}`);
