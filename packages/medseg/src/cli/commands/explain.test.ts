@@ -8,7 +8,6 @@
  * what to do.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +18,8 @@ import { dataPath } from '../../testing/data.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { allocVoxels, voxelTypeOf, type Vec3, type Volume } from '../../io/volume.ts';
 import { EXIT_USAGE } from '../errors.ts';
-import { missingTools, writeSeries } from '../../testing/dicom-compressed.ts';
+import { writeSeries } from '../../testing/dicom-compressed.ts';
+import { dciodvfy, skipWithoutDciodvfy } from '../../testing/dciodvfy.ts';
 import { runPythonJson } from '../../testing/python.ts';
 
 const STACK = /\n\s+at .+:\d+:\d+/;
@@ -137,7 +137,7 @@ describe('medseg explain', () => {
 
   test(
     'a DICOM series: heat map as NIfTI, and every slice as a Secondary Capture of the study that dciodvfy accepts',
-    { skip: missingTools(['dciodvfy']).length ? 'needs dciodvfy (dicom3tools: bash scripts/setup.sh test)' : false },
+    { skip: skipWithoutDciodvfy() },
     async () => {
       const series = join(tmp, 'dicom-series');
       const uid = '2.25.4711';
@@ -151,9 +151,8 @@ describe('medseg explain', () => {
       const files = readdirSync(sc).sort();
       assert.equal(files.length, 20, 'one instance per source slice');
       for (const f of [files[0]!, files[10]!]) {
-        const v = spawnSync('dciodvfy', [join(sc, f)], { encoding: 'utf8' });
-        const errors = `${v.stdout}${v.stderr}`.split('\n').filter((l) => /^Error/.test(l));
-        assert.deepEqual(errors, [], `dciodvfy on ${f}:\n${v.stderr}`);
+        const v = dciodvfy(join(sc, f));
+        assert.deepEqual(v.errors, [], `dciodvfy on ${f}:\n${v.output}`);
       }
       const info = runPythonJson<{ sop: string; shape: number[]; source: string; study: string; series: string; reds: number; orientation: string[] }[]>(
         [
