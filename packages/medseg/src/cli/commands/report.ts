@@ -21,7 +21,7 @@ import { fsError } from '../../io/limits.ts';
 import { CliUsageError } from '../errors.ts';
 import { log, parseStringList, printResult } from '../output.ts';
 import { SUMMARY_SCHEMA, type EvaluationSummaryFile } from './evaluate.ts';
-import { loadExplanationFolder, loadUncertaintyFolder } from './report-confidence.ts';
+import { loadExplanationFolder, loadUncertaintyFolder } from '../../eval/report/confidence-inputs.ts';
 
 const ID_KEYS = new Set(['model', 'case', 'label', 'status']);
 

@@ -7,7 +7,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { CaseUncertainty, ExplanationRecord } from '../../eval/report/confidence-section.ts';
+import type { CaseUncertainty, ExplanationRecord } from './confidence-section.ts';
 import { MedsegIoError } from '../../io/errors.ts';
 import { fsError } from '../../io/limits.ts';
 
