@@ -25,7 +25,8 @@ export function register(program: Command): void {
         `  target spacing [${plan.targetSpacing.map((v) => v.toFixed(3))}] (z, y, x) mm; normalisation ${plan.normalization.map((n) => n.scheme).join(', ')}`,
         `  ${plan.epochs} epochs x ${plan.iterationsPerEpoch} iterations${b ? ` to fit ${b.minutes} min (${b.stepSeconds.toFixed(2)} s/step ${b.calibration ? 'measured' : 'predicted'})` : ' (no time budget)'}`,
         `  training: ${plan.training.optimizer}, lr ${plan.training.lr}, ${plan.training.schedule}, loss ${plan.training.loss.name}${plan.training.loss.batchDice ? ' (batch Dice)' : ''}`,
-        `  precision: training ${plan.training.precision}, inference ${plan.inference.precision} (${plan.precisionChoice.reason})`,
+        `  precision: training ${plan.training.precision} (${plan.precisionChoice.reason})`,
+        `             inference ${plan.inference.precision}${plan.precisionChoice.inference ? ` (${plan.precisionChoice.inference.reason})` : ''}`,
         `  nnU-Net's own choice: patch [${plan.reference.patchSize}], batch ${plan.reference.batchSize}, features [${plan.reference.features}]`,
       ].join('\n'),
     );
