@@ -20,7 +20,8 @@
  * triage rule were chosen on them too, so their held-out AUROC is optimistic),
  * DRIVE's 20 test images inside their field-of-view masks.
  *
- *   npm run bench -- explain [--hippocampus-model DIR] [--drive-model DIR] [--explain-cases 5] [--occlusion-cases 1]
+ *   npm run bench -- explain [--hippocampus-model DIR] [--drive-model DIR] [--explain-cases 5] [--occlusion-cases 1] [--cases N]
+ * (--cases: the first N held-out cases of each dataset only, for a quick look; the JSON is then not written)
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -315,6 +316,7 @@ export async function main(args: string[]): Promise<void> {
       'drive-model': { type: 'string', default: join(repoRoot, 'runs/bench-drive/model') },
       'explain-cases': { type: 'string', default: '5' },
       'occlusion-cases': { type: 'string', default: '1' },
+      cases: { type: 'string' },
     },
   });
   for (const [what, dir, bench] of [
@@ -325,16 +327,27 @@ export async function main(args: string[]): Promise<void> {
       throw new Error(`no trained ${what} model at ${dir}: run npm run bench -- ${bench} first, or pass --${bench}-model`);
   }
   const o = { explainCases: Number(values['explain-cases']), occlusionCases: Number(values['occlusion-cases']) };
+  const limit = values.cases === undefined ? Infinity : Number(values.cases);
   const loadBefore = loadavg();
   const datasets = [];
   datasets.push(
     await measure(
-      { name: 'msd-hippocampus', model: values['hippocampus-model']!, cases: heldOutHippocampus(), labels: [1, 2], explainClass: 1, dilation: 2 },
+      {
+        name: 'msd-hippocampus',
+        model: values['hippocampus-model']!,
+        cases: heldOutHippocampus().slice(0, limit),
+        labels: [1, 2],
+        explainClass: 1,
+        dilation: 2,
+      },
       o,
     ),
   );
   datasets.push(
-    await measure({ name: 'drive', model: values['drive-model']!, cases: heldOutDrive(values['drive-model']!), labels: [1], explainClass: 1, dilation: 3 }, o),
+    await measure(
+      { name: 'drive', model: values['drive-model']!, cases: heldOutDrive(values['drive-model']!).slice(0, limit), labels: [1], explainClass: 1, dilation: 3 },
+      o,
+    ),
   );
   const result = {
     command: `npm run bench -- explain ${args.join(' ')}`.trim(),
@@ -342,13 +355,15 @@ export async function main(args: string[]): Promise<void> {
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     datasets,
   };
-  mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results/explain.json'), `${JSON.stringify(result, null, 2)}\n`);
+  if (limit === Infinity) {
+    mkdirSync(join(here, 'results'), { recursive: true });
+    writeFileSync(join(here, 'results/explain.json'), `${JSON.stringify(result, null, 2)}\n`);
+  }
   for (const d of datasets) {
     console.log(
       `${d.dataset} (${d.architecture}, ${d.heldOutCases} held-out cases, Dice ${d.meanDice.toFixed(3)}): Grad-CAM mass in reference+${d.gradcam.dilationVoxels} ${d.gradcam.massInDilatedReference.toFixed(3)} (uniform ${d.gradcam.uniformMapShare.toFixed(3)}), randomisation ${d.gradcam.randomisationPassed}, ` +
         `ECE held-out ${d.calibration.heldOut.eceBefore.toFixed(4)} -> ${d.calibration.heldOut.eceAfter.toFixed(4)}, triage AUROC ${d.triage.auroc?.toFixed(3) ?? '-'} (${d.triage.failures} failures), ` +
-        `x plain: Grad-CAM ${d.ratio_to_plain_prediction.gradcam?.toFixed(2)}, occlusion ${d.ratio_to_plain_prediction.occlusion?.toFixed(1)}, TTA uncertainty ${d.ratio_to_plain_prediction.tta_uncertainty?.toFixed(2)}`,
+        `x plain: Grad-CAM ${d.ratio_to_plain_prediction.gradcam?.toFixed(2) ?? '-'}, occlusion ${d.ratio_to_plain_prediction.occlusion?.toFixed(1) ?? '-'}, TTA uncertainty ${d.ratio_to_plain_prediction.tta_uncertainty?.toFixed(2) ?? '-'}`,
     );
   }
 }

@@ -56,8 +56,8 @@ export interface Peer {
 
 /**
  * Site `self`'s vector, fixed-point encoded and masked for the sites
- * `peers` (every other site of the round). `sites` is the round's number of
- * sites, which bounds the values so that the sum cannot wrap around.
+ * `peers` (every other site of the round). The round's number of sites
+ * bounds each value, so that the sum of all of them cannot wrap around.
  */
 export function maskVector(values: ArrayLike<number>, self: { id: string; keys: MaskingKeys }, peers: readonly Peer[], round: number): Uint32Array {
   const n = values.length;

@@ -13,7 +13,8 @@
  * (util/robust-timing.ts): another process's burst of load during planning
  * must not shrink the plan. rememberedStepTimer measures each candidate once
  * per machine and engine (util/machine-timings.ts), so the same flags plan
- * the same on later runs.
+ * the same on later runs. timeInferencePass times a forward pass the same
+ * way, for the choice of inference precision (pipeline/precision-choice.ts).
  */
 import * as torch from '@medseg/torch';
 import type { StepTimer } from '../data/planner.ts';
