@@ -16,7 +16,8 @@ import { runMedseg, type CliRun } from '../../testing/cli.ts';
 import { writeFixtureModel } from '../../testing/model-fixture.ts';
 import { dataPath } from '../../testing/data.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
-import { allocVoxels, voxelTypeOf, type Vec3, type Volume } from '../../io/volume.ts';
+import { voxelTypeOf, type Volume } from '../../io/volume.ts';
+import { cropVolume } from '../../testing/crop.ts';
 import { EXIT_USAGE } from '../errors.ts';
 import { writeSeries } from '../../testing/dicom-compressed.ts';
 import { dciodvfy, skipWithoutDciodvfy } from '../../testing/dciodvfy.ts';
@@ -26,18 +27,6 @@ const STACK = /\n\s+at .+:\d+:\d+/;
 
 function medseg(...args: string[]): CliRun {
   return runMedseg(args, { timeoutMs: 180_000 });
-}
-
-/** A sub-block of a volume (x, y, z start and size), its origin moved so the voxels stay where they were. */
-function crop(v: Volume, start: Vec3, size: Vec3): Volume {
-  const [nx, ny] = v.size;
-  const data = allocVoxels(voxelTypeOf(v.data), size[0] * size[1] * size[2]);
-  for (let z = 0; z < size[2]; z++)
-    for (let y = 0; y < size[1]; y++)
-      for (let x = 0; x < size[0]; x++) data[(z * size[1] + y) * size[0] + x] = v.data[((z + start[2]) * ny + y + start[1]) * nx + x + start[0]]!;
-  const d = v.direction;
-  const origin = [0, 1, 2].map((r) => v.origin[r]! + [0, 1, 2].reduce((s, c) => s + d[r * 3 + c]! * v.spacing[c]! * start[c]!, 0)) as Vec3;
-  return { ...v, data, size, origin };
 }
 
 function sameGrid(a: Volume, b: Volume): void {
@@ -62,14 +51,14 @@ describe('medseg explain', () => {
     writeFixtureModel(mri, 'mri3d', [{ weights: { best: 'random' } }]);
     writeFixtureModel(gray, 'gray2d', [{ weights: { best: 'random' } }]);
     const hip = await readVolume(dataPath('msd-hippocampus', 'images', 'hippocampus_001.nii.gz'));
-    const block = crop(hip, [6, 14, 6], [20, 22, 20]);
+    const block = cropVolume(hip, [6, 14, 6], [20, 22, 20]);
     nifti = join(tmp, 'hip.nii.gz');
     nrrd = join(tmp, 'hip.nrrd');
     await writeVolume(nifti, block);
     await writeVolume(nrrd, block);
     const em = await readVolume(dataPath('isbi2012-em', 'images', '0.png'));
     png = join(tmp, 'em.png');
-    await writeVolume(png, crop(em, [200, 200, 0], [40, 36, 1]));
+    await writeVolume(png, cropVolume(em, [200, 200, 0], [40, 36, 1]));
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -15,23 +15,11 @@ import { runMedseg, type CliRun } from '../../testing/cli.ts';
 import { writeFixtureModel } from '../../testing/model-fixture.ts';
 import { dataPath } from '../../testing/data.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
-import { allocVoxels, voxelTypeOf, type Vec3, type Volume } from '../../io/volume.ts';
+import { cropVolume } from '../../testing/crop.ts';
 import { EXIT_BAD_INPUT, EXIT_USAGE } from '../errors.ts';
 
 function medseg(...args: string[]): CliRun {
   return runMedseg(args, { timeoutMs: 180_000 });
-}
-
-/** A sub-block of a volume (x, y, z start and size), its origin moved so the voxels stay where they were. */
-function crop(v: Volume, start: Vec3, size: Vec3): Volume {
-  const [nx, ny] = v.size;
-  const data = allocVoxels(voxelTypeOf(v.data), size[0] * size[1] * size[2]);
-  for (let z = 0; z < size[2]; z++)
-    for (let y = 0; y < size[1]; y++)
-      for (let x = 0; x < size[0]; x++) data[(z * size[1] + y) * size[0] + x] = v.data[((z + start[2]) * ny + y + start[1]) * nx + x + start[0]]!;
-  const d = v.direction;
-  const origin = [0, 1, 2].map((r) => v.origin[r]! + [0, 1, 2].reduce((s, c) => s + d[r * 3 + c]! * v.spacing[c]! * start[c]!, 0)) as Vec3;
-  return { ...v, data, size, origin };
 }
 
 const CASES = ['hippocampus_001', 'hippocampus_003', 'hippocampus_006'];
@@ -53,8 +41,8 @@ describe('medseg report with uncertainty and explanations', () => {
     for (const id of CASES) {
       const img = await readVolume(dataPath('msd-hippocampus', 'images', `${id}.nii.gz`));
       const lab = await readVolume(dataPath('msd-hippocampus', 'labels', `${id}.nii.gz`));
-      await writeVolume(join(images, `${id}.nii.gz`), crop(img, [6, 14, 6], [20, 22, 20]));
-      await writeVolume(join(labels, `${id}.nii.gz`), crop(lab, [6, 14, 6], [20, 22, 20]));
+      await writeVolume(join(images, `${id}.nii.gz`), cropVolume(img, [6, 14, 6], [20, 22, 20]));
+      await writeVolume(join(labels, `${id}.nii.gz`), cropVolume(lab, [6, 14, 6], [20, 22, 20]));
     }
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
