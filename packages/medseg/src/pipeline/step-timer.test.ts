@@ -41,13 +41,15 @@ test("the step timer runs the plan's training step: its optimizer, learning rate
   torch.manualSeed(1);
   const ce = await timeTrainingStep(network, [32, 48], 2, { ...training, lr: 0, loss: { name: 'ce', batchDice: true } }, { reps: 1 });
   assert.ok(frozen.losses[0]! - ce.losses[0]! > 0.1, `dice_ce ${frozen.losses[0]} vs ce ${ce.losses[0]}`);
-  assert.ok(frozen.seconds <= Math.min(...frozen.steps) + 1e-12 || frozen.loaded > 0);
+  // The step time is the median of the clean repetitions: within the range of the timed ones.
+  assert.ok(frozen.seconds >= Math.min(...frozen.steps) - 1e-12 && frozen.seconds <= Math.max(...frozen.steps) + 1e-12);
   assert.equal(torch.liveTensors(), before);
   await assert.rejects(() => timeTrainingStep({ ...network, architecture: 'no-such-net' }, [32, 48], 2, training), /no-such-net/);
 });
 
-test('a patch with 16x the voxels times slower', async () => {
+test('a patch with 64x the voxels times slower', async () => {
+  // A small patch's step is mostly per-op overhead, so 16x the voxels was sometimes under 2x the median time.
   const small = await timeTrainingStep(network, [32, 32], 2, training, { reps: 3 });
-  const large = await timeTrainingStep(network, [128, 128], 2, training, { reps: 3 });
-  assert.ok(large.seconds > 2 * small.seconds, `128x128: ${large.seconds} s, 32x32: ${small.seconds} s`);
+  const large = await timeTrainingStep(network, [256, 256], 2, training, { reps: 3 });
+  assert.ok(large.seconds > 2 * small.seconds, `256x256: ${large.seconds} s, 32x32: ${small.seconds} s`);
 });
