@@ -15,6 +15,7 @@
  * The default orders are 1.1, 1.2, ..., 10.9 and 12, 13, ..., 63, the grid
  * the common DP libraries use, so that the epsilons compare.
  */
+import { erfcContinuedFraction } from '../eval/statistics/normal.ts';
 
 /** 1.1 .. 10.9 in steps of 0.1, then 12 .. 63. */
 export const DEFAULT_ORDERS: readonly number[] = [...Array.from({ length: 99 }, (_, x) => 1 + (x + 1) / 10), ...Array.from({ length: 52 }, (_, x) => 12 + x)];
@@ -54,37 +55,13 @@ function erfSeries(x: number): number {
   return (2 / Math.sqrt(Math.PI)) * Math.exp(-x * x) * sum;
 }
 
-/**
- * log(erfc(x) * e^(x^2)) for x >= 2.5 by the continued fraction
- * erfc(x) = e^-x^2 / sqrt(pi) * 1 / (x + (1/2) / (x + 1 / (x + (3/2) / (x + ...)))),
- * evaluated with Lentz's method.
- */
-function logScaledErfcFraction(x: number): number {
-  const tiny = 1e-300;
-  let f = x;
-  let c = x;
-  let d = 0;
-  for (let k = 1; k < 10000; k++) {
-    const a = k / 2;
-    d = x + a * d;
-    d = Math.abs(d) < tiny ? tiny : d;
-    c = x + a / c;
-    c = Math.abs(c) < tiny ? tiny : c;
-    d = 1 / d;
-    const delta = c * d;
-    f *= delta;
-    if (Math.abs(delta - 1) < 1e-16) break;
-  }
-  return -0.5 * Math.log(Math.PI) - Math.log(f);
-}
-
 /** log(erfc(x)) for any real x, accurate far into both tails (erfc(40) is about 1e-697). */
 export function logErfc(x: number): number {
   if (Number.isNaN(x)) return NaN;
   if (x === Infinity) return -Infinity;
   if (x < 0) return Math.log(2 - Math.exp(logErfc(-x)));
   if (x < 2.5) return Math.log1p(-erfSeries(x));
-  return -x * x + logScaledErfcFraction(x);
+  return -x * x - 0.5 * Math.log(Math.PI) - Math.log(erfcContinuedFraction(x));
 }
 
 /** log A_alpha for integer alpha: the binomial sum over i of C(alpha, i) q^i (1-q)^(alpha-i) e^((i^2 - i) / (2 sigma^2)). */

@@ -22,7 +22,15 @@ export function erfc(x: number): number {
     return 1 - (2 / Math.sqrt(Math.PI)) * sum;
   }
   if (x > 27) return 0;
-  // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
+  return Math.exp(-x * x) / (Math.sqrt(Math.PI) * erfcContinuedFraction(x));
+}
+
+/**
+ * For x >= 2.5, f(x) in erfc(x) = exp(-x^2) / (sqrt(pi) f(x)): the continued
+ * fraction x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))) by modified Lentz.
+ * Apart from exp(-x^2) it stays finite far into the tail, where erfc underflows.
+ */
+export function erfcContinuedFraction(x: number): number {
   const tiny = 1e-300;
   let f = x;
   let C = x;
@@ -38,7 +46,7 @@ export function erfc(x: number): number {
     f *= delta;
     if (Math.abs(delta - 1) < 1e-16) break;
   }
-  return Math.exp(-x * x) / (Math.sqrt(Math.PI) * f);
+  return f;
 }
 
 /** Upper tail of the standard normal, P(Z > z). */
