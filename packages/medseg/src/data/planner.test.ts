@@ -201,6 +201,39 @@ test('step timer: a real step 3x slower than the MAC model gives a cheaper plan 
   assert.ok(oneSlow.iterationsPerEpoch * oneSlow.epochs * oneSlow.budget!.stepSeconds <= budget.minutes * 60 * 0.85 + 1e-9);
 });
 
+test('step timer: a machine 2x faster than the MAC model (a bf16 step, say) gets a larger network or patch, timed, whose iterations fit', async () => {
+  const f = fingerprint(many(260, () => ({ spacing: [1, 1, 1], shape: [36, 50, 35], croppedShape: [36, 50, 35] })));
+  const budget = { minutes: 30, cores: 2, memoryGiB: 8 };
+  // A slow throughput model, so that the nnU-Net reference network is out of reach at first.
+  const slowModel = { macsPerSecond: 1e10, overheadSeconds: 0.05 };
+  const plain = await makePlan(f, { budget, throughput: slowModel });
+  assert.match(plain.budget!.note, /^best candidate/, 'the model itself finds a candidate that fits');
+  assert.notDeepEqual([plain.patchSize, plain.network.features[0]], [plain.reference.patchSize, plain.reference.features[0]]);
+  const step = (patchSize: number[], batchSize: number, width: number) =>
+    slowModel.overheadSeconds +
+    (plain.budget!.stepSeconds - slowModel.overheadSeconds) *
+      ((patchSize.reduce((a, b) => a * b, 1) * batchSize * width ** 2) /
+        (plain.patchSize.reduce((a, b) => a * b, 1) * plain.batchSize * plain.network.features[0]! ** 2));
+  const timed = new Map<string, number>();
+  const fast = await makePlan(f, {
+    budget,
+    throughput: slowModel,
+    stepTimer: (n, patchSize, batchSize) => {
+      const t = step(patchSize, batchSize, n.features[0]!) / 2;
+      timed.set(`${patchSize.join('x')} ${batchSize} ${n.features[0]}`, t);
+      return t;
+    },
+  });
+  const cost = (p: typeof plain) => p.network.features[0]! ** 2 * p.patchSize.reduce((a, b) => a * b, 1) * p.batchSize;
+  assert.ok(
+    cost(fast) > cost(plain),
+    `${fast.patchSize} w${fast.network.features[0]} b${fast.batchSize} vs ${plain.patchSize} w${plain.network.features[0]} b${plain.batchSize}`,
+  );
+  const own = timed.get(`${fast.patchSize.join('x')} ${fast.batchSize} ${fast.network.features[0]}`);
+  assert.equal(fast.budget!.stepSeconds, own, 'the chosen network was timed');
+  assert.ok(fast.iterationsPerEpoch * fast.epochs * own! <= budget.minutes * 60 * 0.85 + 1e-9);
+});
+
 test('real throughput measurement and plan file validation', async () => {
   const f = fingerprint(
     many(4, () => ({ spacing: [1, 1, 1], shape: [1, 64, 64], croppedShape: [1, 64, 64] })),

@@ -306,11 +306,14 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
       defaultTraining({ dims: planDims, patchSize: c.patchSize, medianShape, budget: { minutes: o.budget!.minutes } }, o.training);
     // Choosing with a step timer. allowed: the step time that reaches the
     // target iterations. The MAC model's own choice (scale 1) is kept when its
-    // timed step is at most TIMING_MARGIN over `allowed`; otherwise the model
-    // is scaled by measured / predicted (only growing after the first
-    // timing), and an untimed candidate must then fit with the margin to
-    // spare, a timed one within the margin. A candidate timed too slow is
-    // judged by its own time, so the rounds cannot come back to it.
+    // timed step is at most TIMING_MARGIN over `allowed` and not more than
+    // TIMING_MARGIN under the model's prediction; otherwise the model is
+    // scaled by measured / predicted (down when the machine is faster than
+    // the model, e.g. training in bf16, so that the faster steps buy a larger
+    // patch or wider network by the candidates' preference; only growing
+    // after the first timing), and an untimed candidate must then fit with
+    // the margin to spare, a timed one within the margin. A candidate timed
+    // too slow is judged by its own time, so the rounds cannot come back to it.
     const allowed = seconds / targetIterations;
     let scale = 1;
     const timedSteps = new Map<Config, number>();
@@ -340,7 +343,8 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
         measuredSeconds: timed,
       });
       timedSteps.set(c, timed);
-      if (fitsBudget(c) && round === 0) break;
+      // The model's choice stands when it fits and the model was not pessimistic about it.
+      if (round === 0 && fitsBudget(c) && timed >= stepOf(c) * (1 - TIMING_MARGIN)) break;
       scale = round === 0 ? timed / stepOf(c) : Math.max(scale, timed / stepOf(c));
       pick = choose();
     }

@@ -9,7 +9,7 @@ import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { readDataset, type Dataset } from '../data/dataset.ts';
 import { computeFingerprint, type Fingerprint } from '../data/fingerprint.ts';
-import { makePlan, measureThroughput, type PlanOptions, type StepTimer } from '../data/planner.ts';
+import { measureThroughput, type PlanOptions } from '../data/planner.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { savePlan } from '../plan/store.ts';
 import type { Plan } from '../plan/types.ts';
@@ -17,7 +17,7 @@ import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, storedPlanPath, type PlanningCho
 import { rememberedPassTimer, rememberedStepTimer } from './step-timer.ts';
 import * as torch from '@medseg/torch';
 import { MachineTimings } from '../util/machine-timings.ts';
-import { choosePrecision } from './precision-choice.ts';
+import { planWithPrecision } from './precision-plan.ts';
 
 export { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, datasetWorkDir, hasPlanningChoices, storedPlanPath, type PlanningChoices } from './planning-choices.ts';
 
@@ -98,33 +98,9 @@ export async function planDataset(o: PlanDatasetOptions): Promise<PlanDatasetRes
   const timings = machineTimings(o.recalibrate);
   const options = plannerOptions(o.choices ?? {}, timings);
   if (options.budget) log(`timing this machine for a ${options.budget.minutes}-minute budget ...`);
-  let plan = await makePlan(fingerprint, options);
-  plan = await planPrecision(plan, o.choices?.precision ?? 'auto', log, rememberedStepTimer(timings), rememberedPassTimer(timings));
+  const plan = await planWithPrecision(fingerprint, { planner: options, choice: o.choices?.precision ?? 'auto', timePass: rememberedPassTimer(timings), log });
   if (path) await savePlan(path, plan);
   return { plan, fingerprint, path };
-}
-
-/** The plan's training and inference precision: as chosen, or measured ('auto', budgeted plans only). */
-async function planPrecision(
-  plan: Plan,
-  choice: 'fp32' | 'bf16' | 'auto',
-  log: (line: string) => void,
-  stepTimer: StepTimer,
-  passTimer: ReturnType<typeof rememberedPassTimer>,
-): Promise<Plan> {
-  if (choice === 'auto' && plan.budget) {
-    log('timing a training step and an inference pass in fp32 and bf16 ...');
-    const chosen = await choosePrecision(plan, {
-      timeStep: async (p, precision) => stepTimer(p.network, p.patchSize, p.batchSize, { ...p.training, precision }),
-      timePass: async (p, batch, precision) => passTimer(p.network, p.patchSize, batch, precision),
-    });
-    log(`training: ${chosen.precisionChoice.reason}`);
-    if (chosen.precisionChoice.inference) log(`inference: ${chosen.precisionChoice.inference.reason}`);
-    return chosen;
-  }
-  const precision = choice === 'auto' ? 'fp32' : choice;
-  const reason = choice === 'auto' ? 'fp32: not measured (a plan without a time budget is not timed)' : `${choice}: chosen when planning`;
-  return { ...plan, training: { ...plan.training, precision }, inference: { ...plan.inference, precision }, precisionChoice: { reason } };
 }
 
 /** The stored plan of a dataset, if `medseg plan` wrote one. */

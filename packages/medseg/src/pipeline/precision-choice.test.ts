@@ -10,7 +10,20 @@ import { completePlan, defaultAugmentation } from '../plan/complete.ts';
 import { PLAN_SCHEMA, type Plan } from '../plan/types.ts';
 import { validatePlan } from '../plan/validate.ts';
 import { smallConfig } from '../testing/models.ts';
-import { choosePrecision } from './precision-choice.ts';
+import { decideInferencePrecision, decidePlanPrecision, type PrecisionChoiceOptions } from './precision-choice.ts';
+
+/** The plan with both precisions decided (what pipeline/precision-plan.ts does for a plan it does not resize). */
+async function choosePrecision(plan: Plan, o: PrecisionChoiceOptions = {}): Promise<Plan> {
+  const cpuBf16 = o.cpuBf16 ?? torch.bf16Support().flags;
+  const d = await decidePlanPrecision(plan, { ...o, cpuBf16 });
+  const inf = await decideInferencePrecision(plan, cpuBf16, o);
+  return {
+    ...plan,
+    training: { ...plan.training, precision: d.precision },
+    inference: { ...plan.inference, precision: inf.precision },
+    precisionChoice: { ...d.choice, inference: inf.choice },
+  };
+}
 
 function smallPlan(): Plan {
   return completePlan({

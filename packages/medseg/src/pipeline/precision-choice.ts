@@ -76,16 +76,3 @@ export async function decideInferencePrecision(
   const d = decidePrecision(cpuBf16, fp32, bf16, `an inference pass of ${batch} tile${batch > 1 ? 's' : ''}`);
   return { precision: d.precision, choice: { reason: d.choice.reason, fp32PassSeconds: fp32, bf16PassSeconds: bf16 } };
 }
-
-/** The plan with its training and inference precision chosen on this machine, and the reasons recorded. */
-export async function choosePrecision(plan: Plan, o: PrecisionChoiceOptions = {}): Promise<Plan> {
-  const cpuBf16 = o.cpuBf16 ?? torch.bf16Support().flags;
-  const d = await decidePlanPrecision(plan, { ...o, cpuBf16 });
-  const inf = await decideInferencePrecision(plan, cpuBf16, o);
-  return {
-    ...plan,
-    training: { ...plan.training, precision: d.precision },
-    inference: { ...plan.inference, precision: inf.precision },
-    precisionChoice: { ...d.choice, inference: inf.choice },
-  };
-}
