@@ -11,6 +11,7 @@ import { MedsegIoError } from '../io/errors.ts';
 import type { Dataset } from './dataset.ts';
 import type { Zyx } from './axes.ts';
 import { boxShape, loadRawCase, nonzeroBox } from './case.ts';
+import { foregroundSize, type ForegroundSize } from './object-size.ts';
 import { Rng } from '../util/random.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
 import { writeJsonAtomic } from '../util/atomic-write.ts';
@@ -30,6 +31,8 @@ export interface CaseFingerprint {
   spacing: Zyx;
   shape: Zyx;
   croppedShape: Zyx;
+  /** 2D cases with a label: how large and thick the foreground is (data/object-size.ts); absent in older fingerprints. */
+  foreground?: ForegroundSize | null;
 }
 
 export interface Fingerprint {
@@ -90,7 +93,8 @@ export async function computeFingerprint(ds: Dataset, o: FingerprintOptions = {}
     if (rc.channels !== C) throw new MedsegIoError('BAD_DATA', `has ${rc.channels} channels, dataset.json names ${C}`, cases[k]!.imagePaths[0]);
     const box = nonzeroBox(rc.image, rc.channels, rc.shape);
     const croppedShape = boxShape(box);
-    out.push({ id: rc.id, spacing: rc.spacing, shape: rc.shape, croppedShape });
+    const foreground = rc.label && rc.shape[0] === 1 ? { foreground: foregroundSize(rc.label, rc.shape) } : {};
+    out.push({ id: rc.id, spacing: rc.spacing, shape: rc.shape, croppedShape, ...foreground });
     relSizes.push((croppedShape[0] * croppedShape[1] * croppedShape[2]) / (rc.shape[0] * rc.shape[1] * rc.shape[2]));
     if (rc.label) {
       const n = rc.label.length;

@@ -42,6 +42,7 @@ import type { Fingerprint } from './fingerprint.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
 import { LOAD_THRESHOLD, timeRobustly } from '../util/robust-timing.ts';
 import { activationElements, poolAndConvProps, unetMacs } from './topology.ts';
+import { allowedFactors, MIN_THICKNESS_PIXELS, patchCovers, typicalObject, type ObjectSize } from './object-size.ts';
 
 export interface ThroughputModel {
   macsPerSecond: number;
@@ -249,6 +250,59 @@ export async function makePlan(fp: Fingerprint, o: PlanOptions = {}): Promise<Pl
   if (d === 3 && fp.dims === 2) throw new MedsegIoError('BAD_DATA', 'a 3d_fullres plan needs 3D data; this dataset is 2D');
   const target = targetSpacingOf(fp);
   if (d === 2) target[0] = median(fp.cases.map((c) => c.spacing[0])); // 2D: slices stay as they are
+  const full = await planAtSpacing(fp, o, planDims, target);
+  const object = d === 2 && o.budget ? typicalObject(fp.cases) : null;
+  if (!object) return full;
+  return planForObjects(full, object, (spacing) => planAtSpacing(fp, o, planDims, spacing));
+}
+
+const mm = (v: number) => (v >= 10 ? v.toFixed(0) : v.toPrecision(2));
+
+/**
+ * A 2D budgeted plan whose patch sees the typical object whole: the
+ * full-resolution plan when its patch covers the object; otherwise the
+ * smallest coarsening of the in-plane spacing whose plan covers it (or the
+ * coarsest allowed), never thinning the objects below MIN_THICKNESS_PIXELS.
+ */
+export async function planForObjects(full: Plan, object: ObjectSize, planAt: (spacing: Zyx) => Promise<Plan>): Promise<Plan> {
+  const inPlane = (p: Plan): [number, number] => [p.targetSpacing[1], p.targetSpacing[2]];
+  const objectText = `the typical object is ${mm(object.extentMm[0])} x ${mm(object.extentMm[1])} mm, ${mm(object.thicknessMm)} mm thick`;
+  const patchText = (p: Plan) =>
+    `${p.patchSize.join('x')} patch at ${inPlane(p).map(mm).join(' x ')} mm covers ${mm(p.patchSize[0]! * p.targetSpacing[1])} x ${mm(p.patchSize[1]! * p.targetSpacing[2])} mm`;
+  if (patchCovers(object, full.patchSize, inPlane(full))) {
+    return { ...full, resolution: { factor: 1, reason: `full resolution: ${objectText}; the ${patchText(full)}` } };
+  }
+  const factors = allowedFactors(object, inPlane(full));
+  if (factors.length === 0) {
+    return {
+      ...full,
+      resolution: {
+        factor: 1,
+        reason: `full resolution: ${objectText}, larger than the ${patchText(full)}, but a coarser grid would make it thinner than ${MIN_THICKNESS_PIXELS} pixels`,
+      },
+    };
+  }
+  let plan = full;
+  let factor = 1;
+  for (const f of factors) {
+    const t = full.targetSpacing;
+    plan = await planAt([t[0], t[1] * f, t[2] * f]);
+    factor = f;
+    if (patchCovers(object, plan.patchSize, inPlane(plan))) break;
+  }
+  const covered = patchCovers(object, plan.patchSize, inPlane(plan));
+  const why = covered ? 'the smallest coarsening whose patch covers it' : `the coarsest that keeps it ${MIN_THICKNESS_PIXELS} pixels thick`;
+  return {
+    ...plan,
+    resolution: {
+      factor,
+      reason: `${factor}x coarser in-plane (${why}): ${objectText}; at full resolution the ${patchText(full)}; now the ${patchText(plan)}; predictions are resampled back to each image's own grid`,
+    },
+  };
+}
+
+async function planAtSpacing(fp: Fingerprint, o: PlanOptions, planDims: '2d' | '3d_fullres', target: Zyx): Promise<Plan> {
+  const d: 2 | 3 = planDims === '2d' ? 2 : 3;
   const shapes = fp.cases.map((c) => resampledShape(c.croppedShape, c.spacing, target));
   const medianShape = [0, 1, 2].map((a) => median(shapes.map((s) => s[a]!))) as Zyx;
   const axes = d === 3 ? [0, 1, 2] : [1, 2];

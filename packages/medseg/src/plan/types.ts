@@ -177,6 +177,8 @@ export interface Plan {
   inference: InferenceSettings;
   /** Why training.precision and inference.precision are what they are. */
   precisionChoice: PrecisionChoice;
+  /** 2D budgeted plans: the in-plane resolution chosen for the objects' size (data/object-size.ts); factor > 1 trains coarser than the data. */
+  resolution?: { factor: number; reason: string };
 }
 
 /** A plan before completion: the planner's output, or a hand-written file without some sections. */

@@ -23,6 +23,7 @@ export function register(program: Command): void {
         `wrote ${path}`,
         `  ${plan.dims} ${plan.network.architecture}: patch [${plan.patchSize}], batch ${plan.batchSize}, features [${plan.network.features}]`,
         `  target spacing [${plan.targetSpacing.map((v) => v.toFixed(3))}] (z, y, x) mm; normalisation ${plan.normalization.map((n) => n.scheme).join(', ')}`,
+        ...(plan.resolution ? [`  resolution: ${plan.resolution.reason}`] : []),
         `  ${plan.epochs} epochs x ${plan.iterationsPerEpoch} iterations${b ? ` to fit ${b.minutes} min (${b.stepSeconds.toFixed(2)} s/step ${b.calibration ? 'measured' : 'predicted'})` : ' (no time budget)'}`,
         `  training: ${plan.training.optimizer}, lr ${plan.training.lr}, ${plan.training.schedule}, loss ${plan.training.loss.name}${plan.training.loss.batchDice ? ' (batch Dice)' : ''}`,
         `  precision: training ${plan.training.precision} (${plan.precisionChoice.reason})`,
