@@ -11,7 +11,7 @@ import { readVolume } from '../io/read.ts';
 import type { Zyx } from '../plan/types.ts';
 import type { CaseFingerprint, Fingerprint } from './fingerprint.ts';
 import { foregroundSize, MIN_THICKNESS_PIXELS, typicalObject } from './object-size.ts';
-import { makePlan } from './planner.ts';
+import { makePlan, planForObjects } from './planner.ts';
 
 function disc(ny: number, nx: number, cy: number, cx: number, r: number): Uint8Array {
   const m = new Uint8Array(ny * nx);
@@ -97,4 +97,30 @@ test('2D plan on the shared DRIVE vessel maps: the vessel tree spans the image b
   const plan = await makePlan({ ...photoFingerprint([0, 0], 0), cases }, { budget, throughput });
   assert.equal(plan.resolution!.factor, 1);
   assert.match(plan.resolution!.reason, /thinner than/);
+});
+
+test('planForObjects: when no coarser grid covers clearly more of the object (its patch shrinks as the grid coarsens), full resolution stays', async () => {
+  const full = await makePlan(photoFingerprint([180, 280], 90), { throughput });
+  const object = { extentMm: [180, 280] as [number, number], thicknessMm: 90 };
+  const fullSmall = { ...full, patchSize: [96, 192], targetSpacing: [1, 1, 1] as Zyx };
+  const asked: number[] = [];
+  // Every coarser plan's patch covers the same 96 x 192 mm.
+  const same = await planForObjects(
+    fullSmall,
+    object,
+    async (spacing) => (asked.push(spacing[1]), { ...full, targetSpacing: spacing, patchSize: [96 / spacing[1], 192 / spacing[2]] }),
+  );
+  assert.deepEqual(asked, [1.5, 2, 3, 4]);
+  assert.equal(same.resolution!.factor, 1);
+  assert.deepEqual(same.patchSize, [96, 192]);
+  assert.match(same.resolution!.reason, /no coarser grid's patch .* covers clearly more of it/);
+  // A grid whose patch covers more (but not all) of it is taken, and the reason says how much.
+  const some = await planForObjects(fullSmall, object, async (spacing) => ({
+    ...full,
+    targetSpacing: spacing,
+    patchSize: spacing[1] === 2 ? [64, 128] : [96 / spacing[1], 192 / spacing[2]],
+  }));
+  assert.equal(some.resolution!.factor, 2);
+  // 128/180 x 256/280 of the box.
+  assert.match(some.resolution!.reason, /^2x coarser in-plane \(the patch covering most of it, 65% of its area\)/);
 });

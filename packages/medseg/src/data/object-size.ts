@@ -82,6 +82,11 @@ export function patchCovers(object: ObjectSize, patch: number[], spacing: [numbe
   return object.extentMm[0] <= patch[0]! * spacing[0] && object.extentMm[1] <= patch[1]! * spacing[1];
 }
 
+/** The fraction of the typical object's bounding box a 2D patch covers (1 when it covers it whole). */
+export function patchCoverage(object: ObjectSize, patch: number[], spacing: [number, number]): number {
+  return Math.min(1, (patch[0]! * spacing[0]) / object.extentMm[0]) * Math.min(1, (patch[1]! * spacing[1]) / object.extentMm[1]);
+}
+
 /** The coarsening factors of an in-plane spacing that keep the typical object MIN_THICKNESS_PIXELS thick. */
 export function allowedFactors(object: ObjectSize, spacing: [number, number]): number[] {
   const finest = Math.max(spacing[0], spacing[1]);

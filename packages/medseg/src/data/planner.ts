@@ -42,7 +42,7 @@ import type { Fingerprint } from './fingerprint.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
 import { LOAD_THRESHOLD, timeRobustly } from '../util/robust-timing.ts';
 import { activationElements, poolAndConvProps, unetMacs } from './topology.ts';
-import { allowedFactors, MIN_THICKNESS_PIXELS, patchCovers, typicalObject, type ObjectSize } from './object-size.ts';
+import { allowedFactors, MIN_THICKNESS_PIXELS, patchCovers, patchCoverage, typicalObject, type ObjectSize } from './object-size.ts';
 
 export interface ThroughputModel {
   macsPerSecond: number;
@@ -282,16 +282,29 @@ export async function planForObjects(full: Plan, object: ObjectSize, planAt: (sp
       },
     };
   }
-  let plan = full;
-  let factor = 1;
+  // The smallest coarsening whose patch covers the object; failing that, the
+  // one whose patch covers most of it, if clearly more than at full resolution
+  // (on a machine where the step time is overhead-bound, coarser grids buy no
+  // larger field of view and full resolution stays).
+  let best = { plan: full, factor: 1, coverage: patchCoverage(object, full.patchSize, inPlane(full)) };
   for (const f of factors) {
     const t = full.targetSpacing;
-    plan = await planAt([t[0], t[1] * f, t[2] * f]);
-    factor = f;
-    if (patchCovers(object, plan.patchSize, inPlane(plan))) break;
+    const plan = await planAt([t[0], t[1] * f, t[2] * f]);
+    const coverage = patchCoverage(object, plan.patchSize, inPlane(plan));
+    if (coverage > best.coverage * 1.05) best = { plan, factor: f, coverage };
+    if (coverage >= 1) break;
   }
-  const covered = patchCovers(object, plan.patchSize, inPlane(plan));
-  const why = covered ? 'the smallest coarsening whose patch covers it' : `the coarsest that keeps it ${MIN_THICKNESS_PIXELS} pixels thick`;
+  const { plan, factor, coverage } = best;
+  if (factor === 1) {
+    return {
+      ...full,
+      resolution: {
+        factor: 1,
+        reason: `full resolution: ${objectText}, larger than the ${patchText(full)}, and no coarser grid's patch (down to ${MIN_THICKNESS_PIXELS}-pixel thickness) covers clearly more of it`,
+      },
+    };
+  }
+  const why = coverage >= 1 ? 'the smallest coarsening whose patch covers it' : `the patch covering most of it, ${Math.round(coverage * 100)}% of its area`;
   return {
     ...plan,
     resolution: {
