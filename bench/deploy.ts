@@ -233,7 +233,18 @@ interface PassEngine {
 function torchPassEngine(name: string, net: NetworkPass, patch: Float32Array, dims: number[], bf16: boolean): PassEngine {
   const inputs = new Map<number, Tensor>();
   const input = (b: number) => {
-    if (!inputs.has(b)) inputs.set(b, torch.tidy(() => torch.keep(torch.tensor(patch, dims).expand([b, ...dims.slice(1)]).contiguous())));
+    if (!inputs.has(b))
+      inputs.set(
+        b,
+        torch.tidy(() =>
+          torch.keep(
+            torch
+              .tensor(patch, dims)
+              .expand([b, ...dims.slice(1)])
+              .contiguous(),
+          ),
+        ),
+      );
     return inputs.get(b)!;
   };
   const pass = (x: Tensor) =>
@@ -484,7 +495,9 @@ async function measureModel(spec: ModelSpec, s: Settings, peers: Peer[]) {
     const tw = performance.now();
     for (const st of settings) await runCase(st.m, st.e.networks, cases[0]!);
     const perCase = (performance.now() - tw) / 1000;
-    console.log(`[${spec.key}] warm-up case: ${perCase.toFixed(1)} s for ${settings.length} settings; about ${fmtEta(perCase * cases.length)} for ${cases.length} cases`);
+    console.log(
+      `[${spec.key}] warm-up case: ${perCase.toFixed(1)} s for ${settings.length} settings; about ${fmtEta(perCase * cases.length)} for ${cases.length} cases`,
+    );
     const results = settings.map(() => ({ seconds: [] as number[], dice: [] as number[] }));
     const tc = performance.now();
     for (const [i, c] of cases.entries()) {
@@ -526,7 +539,13 @@ async function measureModel(spec: ModelSpec, s: Settings, peers: Peer[]) {
     const speedup = passMs(tunedName) / passMs('onnx-int8');
     const deltaDice = int8.mean_dice - fp32.mean_dice;
     const worstRatio = Math.min(...int8.dice.map((d, i) => (fp32.dice[i]! > 0 ? d / fp32.dice[i]! : 1)));
-    const setting = (r: CaseRow) => ({ engine: r.engine, tta: r.tta, median_s: r.median_s, mean_dice: r.mean_dice, dice_cost: reference.mean_dice - r.mean_dice });
+    const setting = (r: CaseRow) => ({
+      engine: r.engine,
+      tta: r.tta,
+      median_s: r.median_s,
+      mean_dice: r.mean_dice,
+      dice_cost: reference.mean_dice - r.mean_dice,
+    });
     return {
       model: spec.key,
       architecture: plan.network.architecture,
@@ -637,14 +656,20 @@ function printTable(rows: ModelResult[]): void {
     const w = g.case_end_to_end.best_dice_within_goal;
     console.log(
       `  fastest case: ${f.engine} TTA ${f.tta} ${f.median_s.toFixed(3)} s, Dice cost ${f.dice_cost.toFixed(4)}` +
-        (w ? `; best Dice within ${CASE_GOAL_S} s: ${w.engine} TTA ${w.tta} ${w.median_s.toFixed(3)} s, cost ${w.dice_cost.toFixed(4)}` : `; nothing within ${CASE_GOAL_S} s`),
+        (w
+          ? `; best Dice within ${CASE_GOAL_S} s: ${w.engine} TTA ${w.tta} ${w.median_s.toFixed(3)} s, cost ${w.dice_cost.toFixed(4)}`
+          : `; nothing within ${CASE_GOAL_S} s`),
     );
   }
 }
 
 function cpuFlags(): string[] {
   try {
-    const flags = readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1]?.trim().split(/\s+/) ?? [];
+    const flags =
+      readFileSync('/proc/cpuinfo', 'utf8')
+        .match(/^flags\s*:(.*)$/m)?.[1]
+        ?.trim()
+        .split(/\s+/) ?? [];
     return flags.filter((f) => /^(avx|amx|fma|f16c)/.test(f)).sort();
   } catch {
     return [];
@@ -716,7 +741,8 @@ export async function main(args: string[]): Promise<void> {
       goals: {
         int8_speed: `onnxruntime int8 >= ${SPEEDUP_GOAL}x PyTorch eager fp32 (the faster tuned allocator) per network pass, at int8 Dice - fp32 Dice >= -${DICE_LOSS_GOAL}`,
         hippocampus_case: `a hippocampus case end to end in <= ${CASE_GOAL_S} s with some engine and TTA level, with the Dice cost of that setting`,
-        dice_cost: 'mean Dice of libtorch at the plan precision and TTA (the predictor as shipped) minus the mean Dice of the setting; negative = the setting scores higher',
+        dice_cost:
+          'mean Dice of libtorch at the plan precision and TTA (the predictor as shipped) minus the mean Dice of the setting; negative = the setting scores higher',
       },
       seconds: (performance.now() - started) / 1000,
       rows,
