@@ -33,6 +33,9 @@ import { loadWeightsInto } from '../plan/model-weights.ts';
 import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.ts';
 import { slidingWindowLogits, ttaOptions, type NetworkPass } from './sliding-window.ts';
+import type { TtaLevel } from './tta-levels.ts';
+
+export type { TtaLevel } from './tta-levels.ts';
 import { applyPostprocessing } from './postprocess.ts';
 import { PredictOptionError, type OutputFormat } from './output-format.ts';
 import { writeLabelRtStruct, writeLabelSeg, writeProbabilitySeg, type DicomResultOptions } from './dicom-results.ts';
@@ -114,9 +117,16 @@ export interface PredictedUncertainty {
   temperature: number;
 }
 
+/** The sliding window's augmentation for a level (true = 'full', false = 'none'), never more than the plan's. */
+export function ttaSettings(inference: Plan['inference'], level: boolean | TtaLevel | undefined): Plan['inference'] | { mirror: false } {
+  if (level === false || level === 'none') return { mirror: false };
+  if (level === 'mirror') return { ...inference, transpose: false };
+  return inference;
+}
+
 export interface PredictOptions {
-  /** false: a single pass instead of the plan's mirrored (and transposed) passes. */
-  tta?: boolean;
+  /** TTA level (default 'full', the plan's); false is 'none': a single pass. */
+  tta?: boolean | TtaLevel;
   keepProbabilities?: boolean;
   /** Sliding-window tiles done of the case's total (over every fold and TTA pass of a tile). */
   onTile?: (done: number, total: number) => void;
@@ -192,8 +202,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
   const K = plan.network.numClasses;
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
   const inference = plan.inference;
-  // tta false: a single pass; otherwise the plan's mirroring (and transposing).
-  const tta = o.tta === false ? { mirror: false } : inference;
+  const tta = ttaSettings(inference, o.tta);
   const temperature = m.calibration?.temperature ?? 1;
   let uncertainty: PredictedUncertainty | undefined;
   const probs = torch.tidy(() => {

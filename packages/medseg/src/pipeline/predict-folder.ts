@@ -27,6 +27,7 @@ import {
   writePrediction,
   type InputCase,
   type PredictOptions,
+  type TtaLevel,
 } from '../infer/predict.ts';
 import type { NetworkPass } from '../infer/sliding-window.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
@@ -153,7 +154,8 @@ export interface PredictPathOptions {
   model: string;
   input: string;
   out: string;
-  tta?: boolean;
+  /** TTA level (infer/predict.ts); false is 'none'. */
+  tta?: boolean | TtaLevel;
   folds?: number[];
   checkpoint?: CheckpointChoice;
   /** Default: each case's own format (DICOM -> DICOM SEG). */

@@ -21,6 +21,8 @@ import { toRows, type MetricRow } from '../eval/metrics_rows.ts';
 import { recordsToCsv } from '../util/csv.ts';
 import type { MetricRow as StatRow } from '../eval/statistics/rows.ts';
 import { writeModelCard } from '../eval/report/modelcard.ts';
+import type { TtaLevelRow } from '../eval/report/tta-levels-card.ts';
+import { measureTtaLevels } from './tta-levels.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
 import { architectureInfo, countParameters, createNetwork } from '../models/registry.ts';
 import { argmaxLabels, predictCaseMembers } from '../infer/predict-case.ts';
@@ -187,6 +189,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const confidence = new ValidationConfidence(plan.network.numClasses);
   let init: InitReport | null = null;
   let parameters = 0;
+  let ttaLevels: TtaLevelRow[] = [];
   for (const fold of folds) {
     const split = splits[fold];
     if (!split) throw new Error(`fold ${fold} does not exist (${splits.length} folds)`);
@@ -243,6 +246,10 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       return d.reduce((a, b) => a + b, 0) / Math.max(1, d.length);
     });
     log(`fold ${fold}: validation Dice (best weights, TTA) ${valDice.map((d) => d.toFixed(4)).join(' / ')}`);
+    if (results.length === 0) {
+      ttaLevels = measureTtaLevels(net, validation, plan);
+      if (ttaLevels.length) log(`TTA levels: ${ttaLevels.map((r) => `${r.level} ${r.secondsPerCase.toFixed(2)} s Dice ${r.meanDice.toFixed(4)}`).join(', ')}`);
+    }
     results.push({ fold, result, valDice });
     net.dispose();
   }
@@ -289,6 +296,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     // Scored on the preprocessed grid of each fold's validation cases.
     validation: rows.map((r): StatRow => ({ ...r, model: modelName })),
     ...(calibration ? { calibration } : {}),
+    ...(ttaLevels.length ? { ttaLevels } : {}),
   });
   return { modelDir: o.out, plan, folds: results, postprocessing, validationRows: rows };
 }

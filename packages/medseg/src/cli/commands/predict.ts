@@ -1,12 +1,14 @@
 /** `medseg predict <model> <input> --out <dir>`: segment a file, a folder (of studies), or DICOM series. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { TTA_LEVELS, type TtaLevel } from '../../infer/tta-levels.ts';
 import { UNCERTAINTY_SOURCES, type UncertaintySource } from '../../infer/uncertainty-sources.ts';
 import { CliBadInputError, CliUsageError } from '../errors.ts';
 import { parseNumberList, printResult, wantsJson } from '../output.ts';
 
 interface PredictCliOptions {
   out: string;
-  tta: boolean;
+  /** --tta <level>, or false from --no-tta. */
+  tta?: TtaLevel | false;
   folds?: number[];
   checkpoint?: 'best' | 'final';
   format?: 'nifti' | 'nrrd' | 'png' | 'dicom-seg' | 'rtstruct';
@@ -94,7 +96,13 @@ export function register(program: Command): void {
       "with --engine onnx-int8: quantize each fold in memory, activations calibrated on this dataset's training cases (as `medseg compress --int8`)",
     )
     .option('--calibration-cases <n>', 'training cases to calibrate on with --calibration (default 8)', parsePositiveInt)
-    .option('--no-tta', "no test-time augmentation: one pass instead of the plan's mirrored (and, in 2D, transposed) passes (faster)")
+    .addOption(
+      new Option(
+        '--tta <level>',
+        "test-time augmentation: none (one pass), mirror (2^d mirrored passes), full (the plan's: mirrored and, for 2D plans trained with transposition, transposed; the default). The model card lists each level's seconds per case and Dice",
+      ).choices(TTA_LEVELS),
+    )
+    .option('--no-tta', 'the same as --tta none')
     .option('--folds <list>', 'use only these folds', parseNumberList)
     .addHelpText(
       'after',

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compareToOthers } from '../comparison.ts';
-import { addComparisonToModelCard, RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
+import { addComparisonToModelCard, buildModelCard, RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
 import { syntheticRows, SYNTHETIC_MODELS } from '../../testing/report-fixture.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 
@@ -105,4 +105,25 @@ test('addComparisonToModelCard adds the section once, before Intended use, and r
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('model card: the TTA levels table, each level against full', () => {
+  const { rows } = syntheticRows();
+  const model = SYNTHETIC_MODELS[0]!;
+  const { markdown, json } = buildModelCard({
+    modelName: model.name,
+    architecture: 'U-Net',
+    data: { dataset: 'Synthetic', cases: 10, modality: 'CT' },
+    validation: rows,
+    ttaLevels: [
+      { level: 'none', passes: 1, secondsPerCase: 0.05, meanDice: 0.8712, cases: 10 },
+      { level: 'mirror', passes: 4, secondsPerCase: 0.2, meanDice: 0.8801, cases: 10 },
+      { level: 'full', passes: 8, secondsPerCase: 0.4, meanDice: 0.8809, cases: 10 },
+    ],
+    date: '2026-01-02',
+  });
+  assert.match(markdown, /## Test-time augmentation\n\n.*--tta none\|mirror\|full.*10 validation cases/);
+  assert.match(markdown, /\| none \| 1 \| 0\.050 \| 0\.8712 \| -0\.0097 \|/);
+  assert.match(markdown, /\| full \| 8 \| 0\.400 \| 0\.8809 \| \+0\.0000 \|/);
+  assert.equal(json.ttaLevels!.length, 3);
 });

@@ -3,6 +3,7 @@
  * what it was trained on, how, how well it validated (with CIs), what it is
  * for, where it fails, and that it is for research use only.
  */
+import { ttaLevelsMarkdown, type TtaLevelRow } from './tta-levels-card.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomicSync } from '../../util/atomic-write.ts';
@@ -65,6 +66,8 @@ export interface ModelCardInput {
   comparison?: ModelCardComparison;
   /** Confidence on the validation cases: temperature scaling and the triage rule (the model folder's calibration.json). */
   calibration?: ModelCardCalibration;
+  /** Seconds and Dice of each test-time augmentation level on the same validation cases. */
+  ttaLevels?: TtaLevelRow[];
 }
 
 export interface ModelCardCalibration {
@@ -108,6 +111,7 @@ export interface ModelCardJson {
   disclaimer: string;
   comparison?: ModelCardComparison;
   calibration?: ModelCardCalibration;
+  ttaLevels?: TtaLevelRow[];
 }
 
 const DEFAULT_USE =
@@ -171,6 +175,7 @@ export function buildModelCard(input: ModelCardInput): { markdown: string; json:
     disclaimer: RESEARCH_DISCLAIMER,
     ...(input.comparison ? { comparison: input.comparison } : {}),
     ...(input.calibration ? { calibration: input.calibration } : {}),
+    ...(input.ttaLevels?.length ? { ttaLevels: input.ttaLevels } : {}),
   };
   return { markdown: toMarkdown(json, input), json };
 }
@@ -258,6 +263,7 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
   }
   if (c.comparison) L.push('', ...comparisonMarkdown(c.comparison));
   if (c.calibration) L.push('', ...calibrationMarkdown(c.calibration));
+  if (c.ttaLevels?.length) L.push('', ...ttaLevelsMarkdown(c.ttaLevels));
   L.push('', '## Intended use', '', c.intendedUse, '', '### Out of scope', '', c.outOfScope);
   L.push('', '## Known failure cases', '');
   if (c.failureCases.length) {
