@@ -56,6 +56,8 @@ export class ScanViewer {
       backColor: [0, 0, 0, 1],
       dragAndDropEnabled: false,
       show3Dcrosshair: true,
+      crosshairColor: [0.3, 0.75, 1, 0.7],
+      crosshairWidth: 1,
       isColorbar: false,
       loadingText: 'Open a NIfTI or NRRD scan',
     });

@@ -3,13 +3,14 @@
  * Vite only when a source it bundles is newer than the last build, so the
  * browser tests pay for a build (a few seconds) once per change.
  */
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const WEB_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const DIST_DIR = join(WEB_DIR, 'dist');
-const STAMP = join(DIST_DIR, '.built');
+/** Written last by a build, so its time is the build's (scripts/setup.sh compares against it too). */
+const BUILT = join(DIST_DIR, 'index.html');
 const MEDSEG_SRC = fileURLToPath(new URL('../../medseg/src/', import.meta.url));
 
 /** Sources the page bundles: its own, and the medseg folders its browser modules import from. */
@@ -32,10 +33,9 @@ function newest(path: string): number {
 /** Builds the viewer unless dist/ is newer than every source; returns whether it built and how long that took. */
 export async function ensureViewerBuilt(): Promise<{ built: boolean; seconds: number }> {
   const sourcesTime = Math.max(...SOURCES.filter(existsSync).map(newest));
-  if (existsSync(STAMP) && statSync(STAMP).mtimeMs >= sourcesTime && existsSync(join(DIST_DIR, 'index.html'))) return { built: false, seconds: 0 };
+  if (existsSync(BUILT) && statSync(BUILT).mtimeMs >= sourcesTime) return { built: false, seconds: 0 };
   const t0 = performance.now();
   const { build } = await import('vite');
   await build({ configFile: join(WEB_DIR, 'vite.config.ts'), logLevel: 'error' });
-  writeFileSync(STAMP, `${new Date().toISOString()}\n`);
   return { built: true, seconds: (performance.now() - t0) / 1000 };
 }

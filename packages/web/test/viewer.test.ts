@@ -2,7 +2,7 @@
  * The viewer page in headless Chromium (Debian's, driven by playwright-core),
  * served from its static build on a loopback server the test starts and
  * stops. Through the page's own controls: open a real MSD hippocampus case
- * and an exported model (a random-weight fixture U-Net with mirroring TTA and
+ * and an exported model (the fixture's small U-Net, random weights, with mirroring TTA and
  * keep-largest-component), run the model in the page's Web Worker
  * (onnxruntime-web, wasm), save the mask as NIfTI and read it back with
  * medseg's reader: it must equal Node's prediction of the same case with the
@@ -22,10 +22,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import type { BrowserContext, Page } from 'playwright-core';
+import * as torch from '@medseg/torch';
 import { writeFixtureModel } from '@medseg/medseg/testing/model-fixture';
+import { hippocampusCrop, overfit } from '@medseg/medseg/testing/models';
+import { createNetwork } from '@medseg/medseg/models/registry';
+import { saveWeights } from '@medseg/medseg/plan/model-weights';
 import { dataPath, repoRoot } from '@medseg/medseg/testing/data';
 import { launchChromium } from '@medseg/medseg/testing/chromium';
-import { modelFile, writePostprocessing } from '@medseg/medseg/plan/model-folder';
+import { foldDir, foldFile, modelFile, writePostprocessing } from '@medseg/medseg/plan/model-folder';
 import { savePlan } from '@medseg/medseg/plan/store';
 import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/predict';
 import { readVolume } from '@medseg/medseg/io/read';
@@ -155,13 +159,22 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     shots = join(repoRoot, 'bench', 'results', 'viewer');
     const build = await ensureViewerBuilt();
     bench.build = build;
-    // The model: the fixture's small 3D U-Net with random weights, exported with the plan's TTA and postprocessing.
+    // The model: the fixture's small 3D U-Net, exported with the plan's TTA and postprocessing.
     const dir = join(tmp, 'model');
     const plan = writeFixtureModel(dir, 'mri3d', [{ weights: { best: 'random' } }]);
     plan.inference.mirror = true;
     // A larger patch than the fixture's 16³ tiles the case in 2 × 3 × 2 windows: quick, and still several tiles to report and cancel between.
     plan.patchSize = [24, 32, 24];
     await savePlan(modelFile(dir, 'plan'), plan);
+    // For the screenshots, weights fitted to a crop of the case around its hippocampus, so that the mask on show is a plausible one.
+    if (WRITE_RESULTS) {
+      const net = createNetwork(plan.network);
+      const { image, label } = await hippocampusCrop([24, 32, 24], CASE);
+      overfit(net, image, label, { maxSteps: 150, lr: 1e-2, target: 0.75 });
+      saveWeights(foldFile(foldDir(dir, 0), 'best'), net.stateDict());
+      torch.dispose([image, label]);
+      net.dispose();
+    }
     writePostprocessing(dir, { keepLargestComponent: [1] });
     modelPath = join(tmp, 'fixture-unet.onnx');
     exportModelFolder(dir, modelPath, { fold: 0 });
@@ -258,7 +271,7 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     await shot(page, shots, '2-segmented');
     Object.assign(bench, {
       case: CASE,
-      model: 'fixture 3D U-Net (features 4, 8), random weights, patch 24 × 32 × 24, one pass per tile (no TTA)',
+      model: 'fixture 3D U-Net (features 4, 8) fitted to a crop of the case, patch 24 × 32 × 24, one pass per tile (no TTA)',
       voxels: n,
       browserWasmSeconds: seconds,
       browserWallSeconds: Number(wallSeconds.toFixed(3)),
@@ -301,9 +314,9 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     const box = (await page.locator('#gl').boundingBox())!;
     const cx = box.x + box.width / 2;
     const cy = box.y + box.height / 2;
-    await page.mouse.move(cx - 40, cy);
+    await page.mouse.move(cx - 40, cy + 60);
     await page.mouse.down();
-    await page.mouse.move(cx + 40, cy, { steps: 4 });
+    await page.mouse.move(cx + 40, cy + 60, { steps: 4 });
     await page.mouse.up();
     await frames(page);
     const painted = Uint8Array.from((await savedMask(page, tmp, 'painted.nii.gz')).data as ArrayLike<number>);
@@ -319,9 +332,9 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     await shot(page, shots, '4-painted');
 
     await page.click('button[data-tool="eraser"]');
-    await page.mouse.move(cx, cy - 30);
+    await page.mouse.move(cx - 20, cy + 30);
     await page.mouse.down();
-    await page.mouse.move(cx, cy + 30, { steps: 4 });
+    await page.mouse.move(cx - 20, cy + 90, { steps: 4 });
     await page.mouse.up();
     await frames(page);
     const erased = Uint8Array.from((await savedMask(page, tmp, 'erased.nii.gz')).data as ArrayLike<number>);
