@@ -89,6 +89,28 @@ export function flipAxes(data: Float32Array, channels: number, shape: Shape3, ax
   return out;
 }
 
+/** The rows (z, y) of a patch placed at origin (oz, oy, ox) that lie on the image, with their image row and the patch's x range [x0, x1) on the image. */
+function insideRows(
+  patch: Shape3,
+  shape: Shape3,
+  oz: number,
+  oy: number,
+  ox: number,
+): { z: number; y: number; iz: number; iy: number; x0: number; x1: number }[] {
+  const [PZ, PY, PX] = patch;
+  const [Z, Y, X] = shape;
+  const x0 = Math.max(0, -ox);
+  const x1 = Math.min(PX, X - ox);
+  const rows: { z: number; y: number; iz: number; iy: number; x0: number; x1: number }[] = [];
+  for (let z = 0; z < PZ; z++)
+    for (let y = 0; y < PY; y++) {
+      const iz = oz + z;
+      const iy = oy + y;
+      if (iz >= 0 && iz < Z && iy >= 0 && iy < Y) rows.push({ z, y, iz, iy, x0, x1 });
+    }
+  return rows;
+}
+
 export interface WebWindowOptions {
   /** The model's patch, [z, y, x] (3D) or [y, x] (2D). */
   patchSize: number[];
@@ -140,18 +162,11 @@ export async function slidingWindowLogitsWeb(
     // The tile's origin on the image grid (negative where the image is padded).
     const [oz, oy, ox] = start.map((s, a) => s - before[a]!) as Shape3;
     const tile = new Float32Array(channels * patchVoxels);
+    const rows = insideRows(patch, shape, oz, oy, ox);
     for (let c = 0; c < channels; c++)
-      for (let z = 0; z < PZ; z++) {
-        const iz = oz + z;
-        if (iz < 0 || iz >= Z) continue;
-        for (let y = 0; y < PY; y++) {
-          const iy = oy + y;
-          if (iy < 0 || iy >= Y) continue;
-          const x0 = Math.max(0, -ox);
-          const x1 = Math.min(PX, X - ox);
-          const src = ((c * Z + iz) * Y + iy) * X + ox;
-          tile.set(image.subarray(src + x0, src + x1), ((c * PZ + z) * PY + y) * PX + x0);
-        }
+      for (const { z, y, iz, iy, x0, x1 } of rows) {
+        const src = ((c * Z + iz) * Y + iy) * X + ox;
+        tile.set(image.subarray(src + x0, src + x1), ((c * PZ + z) * PY + y) * PX + x0);
       }
     let sum: Float32Array | null = null;
     for (const combo of combos) {
@@ -163,19 +178,13 @@ export async function slidingWindowLogitsWeb(
     }
     acc ??= new Float32Array(classes * voxels);
     const scale = combos.length;
-    for (let z = 0; z < PZ; z++) {
-      const iz = oz + z;
-      if (iz < 0 || iz >= Z) continue;
-      for (let y = 0; y < PY; y++) {
-        const iy = oy + y;
-        if (iy < 0 || iy >= Y) continue;
-        for (let x = Math.max(0, -ox); x < Math.min(PX, X - ox); x++) {
-          const p = (z * PY + y) * PX + x;
-          const v = (iz * Y + iy) * X + ox + x;
-          const w = weights[p]!;
-          for (let k = 0; k < classes; k++) acc[k * voxels + v] = acc[k * voxels + v]! + Math.fround(sum![k * patchVoxels + p]! / scale) * w;
-          norm[v] = norm[v]! + w;
-        }
+    for (const { z, y, iz, iy, x0, x1 } of rows) {
+      for (let x = x0; x < x1; x++) {
+        const p = (z * PY + y) * PX + x;
+        const v = (iz * Y + iy) * X + ox + x;
+        const w = weights[p]!;
+        for (let k = 0; k < classes; k++) acc[k * voxels + v] = acc[k * voxels + v]! + Math.fround(sum![k * patchVoxels + p]! / scale) * w;
+        norm[v] = norm[v]! + w;
       }
     }
     o.onTile?.(t + 1, total);
