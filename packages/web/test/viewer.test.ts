@@ -219,7 +219,20 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     await page.setInputFiles('#image-file', dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
     const opened = await waitForState(page, 'ready');
     assert.match(opened, /34 × 52 × 35 voxels, 1.00 × 1.00 × 1.00 mm/);
-    await page.setInputFiles('#model-file', modelPath);
+    // The model arrives by drag and drop onto the page, as a user would drop a file from the desktop.
+    const dropped = await page.evaluateHandle(
+      ([bytes, name]) => {
+        const g = globalThis as unknown as {
+          DataTransfer: new () => { items: { add(f: unknown): void } };
+          File: new (parts: unknown[], name: string) => unknown;
+        };
+        const dt = new g.DataTransfer();
+        dt.items.add(new g.File([Uint8Array.from(bytes)], name));
+        return dt;
+      },
+      [[...readFileSync(modelPath)], 'fixture-unet.onnx'] as const,
+    );
+    await page.dispatchEvent('#stage', 'drop', { dataTransfer: dropped });
     assert.match(await waitForState(page, 'ready'), /Model fixture-unet\.onnx ready/);
     assert.match((await page.locator('#model-card').textContent()) ?? '', /mirror axes 0, 1, 2/);
     await shot(page, shots, '1-scan');
@@ -281,7 +294,7 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     t.diagnostic(`${status}; wall ${wallSeconds.toFixed(2)} s; Node onnxruntime ${node.seconds.toFixed(2)} s; voxels per class ${counts}; near ties ${ties}`);
   });
 
-  test('hiding the mask removes exactly its colours from the canvas; showing it brings them back', async () => {
+  test('hiding the mask removes exactly its colours from the canvas; showing it brings them back; window presets change the display', async () => {
     assert.ok(browserLabels, 'the inference test ran first');
     const shown = await canvasPixels(page);
     await page.uncheck('#mask-visible');
@@ -303,6 +316,14 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     assert.ok(changed > 50, `the mask covers ${changed} canvas pixels`);
     assert.ok(wrongHue <= changed * 0.02, `${wrongHue} of ${changed} changed pixels are not a label colour over gray`);
     assert.ok(Buffer.compare(shown.data, again.data) === 0, 'showing the mask again draws the same pixels');
+
+    // A window preset changes the display; going back to the first one restores it.
+    await page.selectOption('#window-preset', 'full');
+    const full = await canvasPixels(page);
+    await page.selectOption('#window-preset', 'mr-robust');
+    const robust = await canvasPixels(page);
+    assert.notEqual(Buffer.compare(full.data, robust.data), 0, 'the full range and the robust range look different');
+    assert.equal(Buffer.compare(robust.data, again.data), 0, 'back to the robust range, the same pixels');
   });
 
   test('brush and eraser on an axial slice, undo and redo: each state saved and read back with medseg', async () => {
