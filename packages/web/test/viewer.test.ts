@@ -32,7 +32,7 @@ import { launchChromium } from '@medseg/medseg/testing/chromium';
 import { foldDir, foldFile, modelFile, writePostprocessing } from '@medseg/medseg/plan/model-folder';
 import { savePlan } from '@medseg/medseg/plan/store';
 import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/predict';
-import { readVolume } from '@medseg/medseg/io/read';
+import { readVolume, writeVolume } from '@medseg/medseg/io/read';
 import type { Volume } from '@medseg/medseg/io/volume';
 import { exportModelFolder } from '@medseg/medseg/deploy/export-model';
 import { createFilePasses } from '@medseg/medseg/deploy/onnx-predict';
@@ -408,6 +408,25 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     assert.equal(await page.locator('#run').isDisabled(), false, 'the page can run again');
     if (edited)
       assert.deepEqual(Uint8Array.from((await savedMask(page, tmp, 'after-cancel.nii.gz')).data as ArrayLike<number>), edited, 'the corrected mask is kept');
+  });
+
+  test('an NRRD copy of the case opens with the grid and voxel size medseg reads, replaces the scan and its mask, and segments the same', async () => {
+    // The case written as NRRD by medseg, then read back by it: the grid and spacing NRRD carries.
+    const path = join(tmp, `${CASE}.nrrd`);
+    await writeVolume(path, source);
+    const v = await readVolume(path);
+    await page.setInputFiles('#image-file', path);
+    const status = await waitForState(page, 'ready');
+    const grid = `${v.size.join(' × ')} voxels, ${v.spacing.map((s) => s.toPrecision(3)).join(' × ')} mm`;
+    assert.ok(status.includes(grid), `"${status}" names ${grid}`);
+    assert.equal(await page.locator('#save-mask').isDisabled(), true, "the previous scan's mask is gone");
+    // The same voxels reach the model as from the NIfTI file: the same mask.
+    await page.uncheck('#tta');
+    await page.click('#run');
+    await waitForState(page, 'done');
+    const mask = await savedMask(page, tmp, 'from-nrrd.nii.gz');
+    assert.deepEqual(mask.size, v.size);
+    assert.deepEqual(Uint8Array.from(mask.data as ArrayLike<number>), browserLabels, 'the mask of the NRRD copy equals that of the NIfTI file');
   });
 
   test('no page errors; nothing asked of any other host; the wasm runtime came from the build', () => {
