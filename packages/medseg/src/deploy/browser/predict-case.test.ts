@@ -27,10 +27,10 @@ import { zyxShape, zyxSpacing } from '../../data/axes.ts';
 import { exportModelFolder } from '../export-model.ts';
 import { createFilePasses } from '../onnx-predict.ts';
 import { loadWebModel } from './web-model.ts';
-import { flipAxes, gaussianWeights, WebInferenceCancelled } from './sliding-window.ts';
+import { flipAxes, gaussianWeights, transposePlane, WebInferenceCancelled } from './sliding-window.ts';
 import { predictCaseWeb } from './predict-case.ts';
 
-test('gaussianWeights equals the libtorch window importance map; flipAxes twice is the identity', () => {
+test('gaussianWeights equals the libtorch window importance map; flipAxes and transposePlane twice are the identity', () => {
   for (const patch of [
     [16, 16, 16],
     [2, 8, 8],
@@ -47,6 +47,9 @@ test('gaussianWeights equals the libtorch window importance map; flipAxes twice 
   assert.notDeepEqual(once, data);
   assert.equal(once[0], data[(2 * 4 + 0) * 5 + 4]);
   assert.deepEqual(flipAxes(once, 2, [3, 4, 5], [0, 2]), data);
+  const swapped = transposePlane(data, 2, [3, 4, 5]);
+  assert.equal(swapped[1], data[5], 'element (y 0, x 1) of the result is (y 1, x 0) of the input');
+  assert.deepEqual(transposePlane(swapped, 2, [3, 5, 4]), data);
 });
 
 test('predictCaseWeb: the same labels as predictVolumes with the same ONNX model on a real hippocampus case (TTA, keep-largest-component), and a cancel stops it', async () => {
@@ -95,6 +98,54 @@ test('predictCaseWeb: the same labels as predictVolumes with the same ONNX model
         predictCaseWeb(model, input, { signal: controller.signal, onTile: (done) => done === 2 && controller.abort() }),
         (e: unknown) => e instanceof WebInferenceCancelled,
       );
+    } finally {
+      await model.session.release();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('predictCaseWeb on a 2D model with mirroring and transposing TTA: the same labels as predictVolumes on a real EM crop', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-2d-'));
+  try {
+    const dir = join(tmp, 'model');
+    const plan = writeFixtureModel(dir, 'gray2d', [{ weights: { best: 'random' } }]);
+    plan.inference.mirror = true;
+    plan.inference.transpose = true;
+    await savePlan(modelFile(dir, 'plan'), plan);
+    const file = join(tmp, 'model.onnx');
+    exportModelFolder(dir, file, { fold: 0 });
+    const bytes = new Uint8Array(readFileSync(file));
+    // 40 × 36 pixels (y × x): a non-square image, 4 × 4 tiles of 16 × 16.
+    const volume = cropVolume(await readVolume(dataPath('isbi2012-em', 'images', '0.png')), [200, 200, 0], [36, 40, 1]);
+
+    const loaded = loadModel(dir);
+    const passes = createFilePasses(loaded, bytes);
+    let want: Uint8Array;
+    try {
+      want = predictVolumes(loaded, [volume], { networks: passes.networks }).labels.data as Uint8Array;
+    } finally {
+      passes.dispose();
+      disposeModel(loaded);
+    }
+    const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
+    try {
+      const got = await predictCaseWeb(model, {
+        image: Float32Array.from(volume.data as ArrayLike<number>),
+        shape: zyxShape(volume),
+        spacing: zyxSpacing(volume),
+      });
+      assert.equal(got.passesPerTile, 8, '4 mirrors × 2 transposes');
+      assert.equal(got.tiles, 16);
+      let differ = 0;
+      const classes = new Set<number>();
+      for (let i = 0; i < want.length; i++) {
+        classes.add(want[i]!);
+        if (got.labels[i] !== want[i]) differ++;
+      }
+      assert.ok(classes.size >= 2, `at least two classes in the reference mask (${[...classes]})`);
+      assert.equal(differ, 0, `labels differ in ${differ} of ${want.length} pixels`);
     } finally {
       await model.session.release();
     }

@@ -4,8 +4,7 @@
  * to the nonzero box and normalise (preprocess.ts), the sliding window with
  * the metadata's patch, step and mirroring TTA (sliding-window.ts), softmax,
  * argmax, background outside the box, and the keep-largest-component
- * postprocessing the model chose. (The transposing TTA of some 2D models is
- * not applied here.) Voxels are [Z, Y, X] with x fastest, the
+ * postprocessing the model chose. Voxels are [Z, Y, X] with x fastest, the
  * order of a NIfTI file's data.
  */
 import { applyPostprocessing } from '../../infer/postprocess.ts';
@@ -24,7 +23,7 @@ export interface WebCase {
 }
 
 export interface WebPredictOptions {
-  /** false: one pass per tile instead of the model's mirroring TTA. */
+  /** false: one pass per tile instead of the model's mirroring (and, in 2D, transposing) TTA. */
   tta?: boolean;
   onTile?: (done: number, total: number) => void;
   signal?: AbortSignal;
@@ -75,10 +74,12 @@ export async function predictCaseWeb(model: WebModel, c: WebCase, o: WebPredictO
   }
   const spatial = info.dims === '2d' ? [cy, cx] : [cz, cy, cx];
   const mirrorAxes = o.tta === false ? [] : info.inference.mirrorAxes;
+  const transposeAxes = o.tta === false ? [] : info.inference.transposeAxes;
   const { logits, classes, tiles } = await slidingWindowLogitsWeb(model, pre.data, spatial, {
     patchSize: info.patchSize,
     stepFraction: info.inference.stepFraction,
     mirrorAxes,
+    transposeAxes,
     onTile: o.onTile,
     signal: o.signal,
   });
@@ -89,5 +90,5 @@ export async function predictCaseWeb(model: WebModel, c: WebCase, o: WebPredictO
   for (let z = 0; z < cz; z++)
     for (let y = 0; y < cy; y++) labels.set(inBox.subarray((z * cy + y) * cx, (z * cy + y + 1) * cx), ((z + z0) * Y + y + y0) * X + x0);
   applyPostprocessing(labels, [X, Y, Z], info.postprocessing.keepLargestComponent);
-  return { labels, passesPerTile: 2 ** mirrorAxes.length, tiles, seconds: (performance.now() - t0) / 1000 };
+  return { labels, passesPerTile: 2 ** mirrorAxes.length * (transposeAxes.length ? 2 : 1), tiles, seconds: (performance.now() - t0) / 1000 };
 }

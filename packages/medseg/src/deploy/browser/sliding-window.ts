@@ -89,6 +89,18 @@ export function flipAxes(data: Float32Array, channels: number, shape: Shape3, ax
   return out;
 }
 
+/** Swaps the y and x axes of [C, Z, Y, X] data: the result is [C, Z, X, Y]. */
+export function transposePlane(data: Float32Array, channels: number, shape: Shape3): Float32Array {
+  const [Z, Y, X] = shape;
+  const out = new Float32Array(data.length);
+  for (let c = 0; c < channels; c++)
+    for (let z = 0; z < Z; z++) {
+      const base = (c * Z + z) * Y * X;
+      for (let y = 0; y < Y; y++) for (let x = 0; x < X; x++) out[base + x * Y + y] = data[base + y * X + x]!;
+    }
+  return out;
+}
+
 /** The rows (z, y) of a patch placed at origin (oz, oy, ox) that lie on the image, with their image row and the patch's x range [x0, x1) on the image. */
 function insideRows(
   patch: Shape3,
@@ -117,6 +129,8 @@ export interface WebWindowOptions {
   stepFraction?: number;
   /** Mirroring TTA over these axes of the patch (0 = its first axis); [] = off. */
   mirrorAxes?: number[];
+  /** 2D models: [0, 1] also runs every mirror of the tile with its two axes swapped; [] = off. */
+  transposeAxes?: number[];
   /** Called after every tile with (done, total). */
   onTile?: (done: number, total: number) => void;
   /** Checked before every tile (after letting queued tasks run); an aborted signal stops the run with WebInferenceCancelled. */
@@ -151,6 +165,11 @@ export async function slidingWindowLogitsWeb(
   const weights = gaussianWeights(patch);
   const combos = mirrorCombos((o.mirrorAxes ?? []).map((a) => a + lift));
   const inputShape = [1, channels, ...o.patchSize];
+  const transpose = (o.transposeAxes ?? []).length > 0;
+  if (transpose && (nd !== 2 || o.transposeAxes!.join() !== '0,1')) {
+    throw new WebModelError(`transposing TTA swaps the two axes of a 2D patch; got axes [${o.transposeAxes}] of a ${nd}D patch`);
+  }
+  const transposedShape = [1, channels, PX, PY];
   let acc: Float32Array | null = null;
   let classes = 0;
   const norm = new Float32Array(voxels);
@@ -169,15 +188,21 @@ export async function slidingWindowLogitsWeb(
         tile.set(image.subarray(src + x0, src + x1), ((c * PZ + z) * PY + y) * PX + x0);
       }
     let sum: Float32Array | null = null;
-    for (const combo of combos) {
-      const { logits, dims } = await runPatch(model, flipAxes(tile, channels, patch, combo), inputShape);
-      classes = dims[1]!;
-      const back = flipAxes(logits, classes, patch, combo);
-      if (!sum) sum = back === logits ? Float32Array.from(logits) : back;
-      else for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + back[i]!;
+    // As the libtorch window: a transposed tile is its own view, mirrored like the tile itself, and swapped back after.
+    for (const swap of transpose ? [false, true] : [false]) {
+      const view = swap ? transposePlane(tile, channels, patch) : tile;
+      const viewShape: Shape3 = swap ? [PZ, PX, PY] : patch;
+      for (const combo of combos) {
+        const { logits, dims } = await runPatch(model, flipAxes(view, channels, viewShape, combo), swap ? transposedShape : inputShape);
+        classes = dims[1]!;
+        let back = flipAxes(logits, classes, viewShape, combo);
+        if (swap) back = transposePlane(back, classes, viewShape);
+        if (!sum) sum = back === logits ? Float32Array.from(logits) : back;
+        else for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + back[i]!;
+      }
     }
     acc ??= new Float32Array(classes * voxels);
-    const scale = combos.length;
+    const scale = combos.length * (transpose ? 2 : 1);
     for (const { z, y, iz, iy, x0, x1 } of rows) {
       for (let x = x0; x < x1; x++) {
         const p = (z * PY + y) * PX + x;
