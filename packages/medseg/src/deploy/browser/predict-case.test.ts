@@ -28,7 +28,27 @@ import { exportModelFolder } from '../export-model.ts';
 import { createFilePasses } from '../onnx-predict.ts';
 import { loadWebModel } from './web-model.ts';
 import { flipAxes, gaussianWeights, transposePlane, WebInferenceCancelled } from './sliding-window.ts';
-import { predictCaseWeb } from './predict-case.ts';
+import { predictCaseWeb, type WebCase } from './predict-case.ts';
+import type { Volume } from '../../io/volume.ts';
+
+/**
+ * Exports fold 0 of the model folder and predicts the volume in Node through
+ * predictVolumes with that ONNX model; returns the model bytes, Node's labels,
+ * and the page's input for the same volume.
+ */
+async function nodeReference(dir: string, file: string, volume: Volume): Promise<{ bytes: Uint8Array; want: Uint8Array; input: WebCase }> {
+  exportModelFolder(dir, file, { fold: 0 });
+  const bytes = new Uint8Array(readFileSync(file));
+  const loaded = loadModel(dir);
+  const passes = createFilePasses(loaded, bytes);
+  try {
+    const want = predictVolumes(loaded, [volume], { networks: passes.networks }).labels.data as Uint8Array;
+    return { bytes, want, input: { image: Float32Array.from(volume.data as ArrayLike<number>), shape: zyxShape(volume), spacing: zyxSpacing(volume) } };
+  } finally {
+    passes.dispose();
+    disposeModel(loaded);
+  }
+}
 
 test('gaussianWeights equals the libtorch window importance map; flipAxes and transposePlane twice are the identity', () => {
   for (const patch of [
@@ -60,25 +80,12 @@ test('predictCaseWeb: the same labels as predictVolumes with the same ONNX model
     plan.inference.mirror = true;
     await savePlan(modelFile(dir, 'plan'), plan);
     writePostprocessing(dir, { keepLargestComponent: [1] });
-    const file = join(tmp, 'model.onnx');
-    exportModelFolder(dir, file, { fold: 0 });
-    const bytes = new Uint8Array(readFileSync(file));
     // A block of the real case keeps the test quick: 2 × 3 × 2 tiles of 8 mirrored passes.
     const volume = cropVolume(await readVolume(dataPath('msd-hippocampus', 'images', 'hippocampus_003.nii.gz')), [6, 10, 6], [24, 32, 24]);
-
-    const loaded = loadModel(dir);
-    const passes = createFilePasses(loaded, bytes);
-    let want: Uint8Array;
-    try {
-      want = predictVolumes(loaded, [volume], { networks: passes.networks }).labels.data as Uint8Array;
-    } finally {
-      passes.dispose();
-      disposeModel(loaded);
-    }
+    const { bytes, want, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
 
     const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
     try {
-      const input = { image: Float32Array.from(volume.data as ArrayLike<number>), shape: zyxShape(volume), spacing: zyxSpacing(volume) };
       const ticks: number[] = [];
       const got = await predictCaseWeb(model, input, { onTile: (done) => ticks.push(done) });
       assert.equal(got.passesPerTile, 8, 'mirroring over the three axes');
@@ -114,28 +121,12 @@ test('predictCaseWeb on a 2D model with mirroring and transposing TTA: the same 
     plan.inference.mirror = true;
     plan.inference.transpose = true;
     await savePlan(modelFile(dir, 'plan'), plan);
-    const file = join(tmp, 'model.onnx');
-    exportModelFolder(dir, file, { fold: 0 });
-    const bytes = new Uint8Array(readFileSync(file));
     // 40 × 36 pixels (y × x): a non-square image, 4 × 4 tiles of 16 × 16.
     const volume = cropVolume(await readVolume(dataPath('isbi2012-em', 'images', '0.png')), [200, 200, 0], [36, 40, 1]);
-
-    const loaded = loadModel(dir);
-    const passes = createFilePasses(loaded, bytes);
-    let want: Uint8Array;
-    try {
-      want = predictVolumes(loaded, [volume], { networks: passes.networks }).labels.data as Uint8Array;
-    } finally {
-      passes.dispose();
-      disposeModel(loaded);
-    }
+    const { bytes, want, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
     const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
     try {
-      const got = await predictCaseWeb(model, {
-        image: Float32Array.from(volume.data as ArrayLike<number>),
-        shape: zyxShape(volume),
-        spacing: zyxSpacing(volume),
-      });
+      const got = await predictCaseWeb(model, input);
       assert.equal(got.passesPerTile, 8, '4 mirrors × 2 transposes');
       assert.equal(got.tiles, 16);
       let differ = 0;
