@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent setup: Debian packages, npm ci, the native libtorch binding,
-# better-sqlite3 built from source.
+# better-sqlite3 built from source, the viewer page's static build.
 # Each step is skipped when it is already done, so running it again is cheap.
 #
 #   bash scripts/setup.sh run    what running medseg needs (scripts/main.sh)
@@ -97,4 +97,15 @@ if [ ! -f "$sqlite_addon" ] || [ node_modules/better-sqlite3/package.json -nt "$
   rm -f "$sqlite_log"
 else
   log "better-sqlite3 up to date"
+fi
+
+# 5. The viewer page's static build (packages/web/dist), which the service
+#    serves at /viewer/: rebuilt with Vite (a few seconds) when a source it
+#    bundles is newer than the build. Its browser test rebuilds it the same way.
+viewer=packages/web/dist/index.html
+if [ ! -f "$viewer" ] || [ -n "$(find packages/web/src packages/web/index.html packages/web/vite.config.ts packages/medseg/src/deploy packages/medseg/src/infer packages/medseg/src/data packages/medseg/src/plan -newer "$viewer" -type f ! -name '*.test.ts' 2>/dev/null | head -1)" ]; then
+  log "building the viewer page (packages/web/dist)"
+  npm run build:web --silent >/dev/null
+else
+  log "viewer page up to date"
 fi

@@ -8,6 +8,7 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './http/app.ts';
 import { ModelCatalog } from './models/catalog.ts';
@@ -17,6 +18,12 @@ import { KeyStore } from './store/keys.ts';
 import { WorkerPool } from './worker/pool.ts';
 import { Autorouter } from './dicomweb/autoroute.ts';
 import type { ServiceConfig } from './config.ts';
+
+/** The viewer's build beside this package in the workspace (npm run build:web makes it), if there is one. */
+function builtViewer(): string | undefined {
+  const dir = fileURLToPath(new URL('../../web/dist/', import.meta.url));
+  return existsSync(join(dir, 'index.html')) ? dir : undefined;
+}
 
 export interface Service {
   url: string;
@@ -115,6 +122,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       rateLimit: c.rateLimit,
       dicomweb: c.dicomweb,
       onSubmitted: () => pool?.wake(),
+      viewerDir: builtViewer(),
       logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
     });
     pool = new WorkerPool({

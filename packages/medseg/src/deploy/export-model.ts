@@ -13,13 +13,12 @@ import * as torch from '@medseg/torch';
 import { disposeModel, loadModel, type LoadedModel } from '../infer/predict.ts';
 import { ttaOptions } from '../infer/sliding-window.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
-import type { Plan } from '../plan/types.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { exportOnnx, type OnnxExport } from './export-onnx.ts';
+import { ONNX_MANIFEST_FORMAT, ONNX_METADATA_FORMAT, type OnnxModelInfo } from './model-info.ts';
 
-/** Format tag of the metadata and of the ensemble manifest. */
-export const ONNX_METADATA_FORMAT = 'medseg.onnx/1';
-export const ONNX_MANIFEST_FORMAT = 'medseg.onnx-ensemble/1';
+export { ONNX_MANIFEST_FORMAT, ONNX_METADATA_FORMAT, type OnnxModelInfo } from './model-info.ts';
+
 export const MANIFEST_FILE = 'manifest.json';
 
 /** Bad export arguments (exit code 2 at the CLI). */
@@ -33,34 +32,6 @@ export class ExportOptionError extends Error {
 export function medsegVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
   return pkg.version ?? '0.0.0';
-}
-
-/** What the 'medseg' metadata entry holds: everything a runtime needs to preprocess, run and read the model. */
-export interface OnnxModelInfo {
-  format: typeof ONNX_METADATA_FORMAT;
-  medsegVersion: string;
-  dataset: string;
-  architecture: string;
-  network: Plan['network'];
-  /** '2d' or '3d_fullres'; spatial axes are [z, y, x] (3D) or [y, x] (2D), as the plan's. */
-  dims: Plan['dims'];
-  channels: string[];
-  labels: Plan['labels'];
-  targetSpacing: Plan['targetSpacing'];
-  normalization: Plan['normalization'];
-  patchSize: number[];
-  /** Sliding-window and TTA settings: mirrorAxes index the spatial axes (0 = first spatial axis of the input). */
-  inference: Plan['inference'] & { mirrorAxes: number[]; transposeAxes: number[] };
-  /** Classes whose largest connected component alone is kept after argmax. */
-  postprocessing: { keepLargestComponent: number[] };
-  input: { name: string; layout: string; shape: (number | string | null)[] };
-  /** Raw logits (no softmax), one channel per label. */
-  output: { name: string; shape: (number | string | null)[] };
-  dynamicAxes: string[];
-  /** Axes fixed at the plan's patch size, with why (an architecture whose graph changes with the size). */
-  fixedAxes: { name: string; size: number; reason: string }[];
-  fold: number;
-  weights: string;
 }
 
 function info(model: LoadedModel, k: number, e: Omit<OnnxExport, 'bytes'>): OnnxModelInfo {

@@ -9,6 +9,9 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { Precision } from '../plan/types.ts';
+import { tileLayout } from './tile-layout.ts';
+
+export { tileLayout, tileStarts, type TileLayout } from './tile-layout.ts';
 
 /** One network pass: logits [N, K, ...spatial] for a batch of tiles (a libtorch module, or another engine such as onnxruntime). */
 export interface NetworkPass {
@@ -51,14 +54,6 @@ export function ttaOptions(tta: { mirror: boolean; transpose?: boolean }, spatia
   };
 }
 
-/** Tile start positions along one axis: evenly spaced, first at 0, last flush with the end. */
-export function tileStarts(size: number, patch: number, stepFraction: number): number[] {
-  if (size <= patch) return [0];
-  const steps = Math.ceil((size - patch) / (patch * stepFraction)) + 1;
-  const actual = (size - patch) / (steps - 1);
-  return Array.from({ length: steps }, (_, i) => Math.round(i * actual));
-}
-
 /** The Gaussian importance map for a patch, max 1, no zeros. */
 export function gaussianImportance(patch: number[], sigmaScale = 1 / 8): Tensor {
   return torch.tidy(() => {
@@ -93,26 +88,6 @@ function forwardLogits(net: NetworkPass, x: Tensor, precision: Precision | undef
   const out = precision === 'bf16' ? torch.autocast({ dtype: 'bfloat16' }, () => net.forward(x)) : net.forward(x);
   const logits = Array.isArray(out) ? out[0]! : out;
   return logits.dtype === 'float32' ? logits : logits.float();
-}
-
-/** Where the tiles of a sliding window over `spatial` go: the padded size, the padding before each axis, and every tile's start. */
-export interface TileLayout {
-  padded: number[];
-  before: number[];
-  tiles: number[][];
-}
-
-/** The tile layout nnU-Net uses: centred zero padding up to the patch where the image is smaller, tiles at tileStarts per axis. */
-export function tileLayout(spatial: number[], patch: number[], stepFraction = 0.5): TileLayout {
-  if (patch.length !== spatial.length) {
-    throw new Error(`sliding window: patch [${patch}] has ${patch.length} dims, image spatial shape [${spatial}] has ${spatial.length}`);
-  }
-  const padded = spatial.map((s, i) => Math.max(s, patch[i]!));
-  const before = spatial.map((s, i) => Math.floor((padded[i]! - s) / 2));
-  const starts = padded.map((s, i) => tileStarts(s, patch[i]!, stepFraction));
-  let tiles: number[][] = [[]];
-  for (const axisStarts of starts) tiles = tiles.flatMap((t) => axisStarts.map((s) => [...t, s]));
-  return { padded, before, tiles };
 }
 
 /**

@@ -23,6 +23,7 @@ import { RESULT_FILE, type JobInputFormat } from '../job-formats.ts';
 import type { DicomwebServer } from '../config.ts';
 import { checkDicomwebRef, type DicomwebRef } from '../dicomweb/reference.ts';
 import * as S from './schemas.ts';
+import { resolveStaticFile, STATIC_HEADERS } from './static-files.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -54,6 +55,8 @@ export interface AppOptions {
   authFailureLimit?: { max: number; windowMs: number };
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
+  /** The viewer's static build (packages/web/dist), served at /viewer/ without a key; none: no viewer route. */
+  viewerDir?: string;
   /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
   logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
@@ -228,6 +231,17 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  // The viewer page: static files that need no key (the page runs models in the browser; the API it calls still asks for keys).
+  const viewerDir = o.viewerDir;
+  if (viewerDir) {
+    app.get('/viewer', { schema: { hide: true }, config: { rateLimit: false } }, async (_req, reply) => reply.redirect('/viewer/'));
+    app.get<{ Params: { '*': string } }>('/viewer/*', { schema: { hide: true }, config: { rateLimit: false } }, async (req, reply) => {
+      const file = resolveStaticFile(viewerDir, req.params['*']);
+      if (!file) throw new HttpError(404, 'NO_FILE', `no viewer file ${req.url.split('?')[0]}`);
+      return reply.headers(STATIC_HEADERS).type(file.type).send(createReadStream(file.path));
+    });
+  }
 
   app.get(
     '/models',

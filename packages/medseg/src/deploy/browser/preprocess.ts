@@ -5,7 +5,7 @@
  * prediction (data/normalize.ts). Resampling stays on the server side: an
  * image at another spacing is a clear error here.
  */
-import type { OnnxModelInfo } from '../export-model.ts';
+import type { OnnxModelInfo } from '../model-info.ts';
 import { boxShape, cropArray, nonzeroBox, normalizeChannel, type Box } from '../../data/normalize.ts';
 import { WebModelError } from './web-model.ts';
 

@@ -6,7 +6,7 @@
  * (so the page decides where the runtime and its .wasm files come from).
  */
 import type * as OrtWeb from 'onnxruntime-web';
-import type { OnnxModelInfo } from '../export-model.ts';
+import type { OnnxModelInfo } from '../model-info.ts';
 
 /** The model is not a medseg export, or its bytes are not an ONNX model. */
 export class WebModelError extends Error {

@@ -1,0 +1,146 @@
+/**
+ * The page's whole-case prediction (predict-case.ts on plain arrays) against
+ * medseg's own prediction (infer/predict.ts on libtorch tensors) of the same
+ * exported model on the same real hippocampus case, both running the network
+ * in onnxruntime-node so that only the pipelines differ: preprocessing,
+ * sliding window with Gaussian weights and mirroring TTA, softmax, argmax,
+ * uncropping and keep-largest-component. Chromium runs it in
+ * packages/web/test/viewer.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import type * as OrtWeb from 'onnxruntime-web';
+import * as torch from '@medseg/torch';
+import { writeFixtureModel } from '../../testing/model-fixture.ts';
+import { dataPath } from '../../testing/data.ts';
+import { cropVolume } from '../../testing/crop.ts';
+import { modelFile, writePostprocessing } from '../../plan/model-folder.ts';
+import { savePlan } from '../../plan/store.ts';
+import { disposeModel, loadModel, predictVolumes } from '../../infer/predict.ts';
+import { gaussianImportance } from '../../infer/sliding-window.ts';
+import { readVolume } from '../../io/read.ts';
+import { zyxShape, zyxSpacing } from '../../data/axes.ts';
+import { exportModelFolder } from '../export-model.ts';
+import { createFilePasses } from '../onnx-predict.ts';
+import { loadWebModel } from './web-model.ts';
+import { flipAxes, gaussianWeights, transposePlane, WebInferenceCancelled } from './sliding-window.ts';
+import { predictCaseWeb, type WebCase } from './predict-case.ts';
+import type { Volume } from '../../io/volume.ts';
+
+/**
+ * Exports fold 0 of the model folder and predicts the volume in Node through
+ * predictVolumes with that ONNX model; returns the model bytes, Node's labels,
+ * and the page's input for the same volume.
+ */
+async function nodeReference(dir: string, file: string, volume: Volume): Promise<{ bytes: Uint8Array; want: Uint8Array; input: WebCase }> {
+  exportModelFolder(dir, file, { fold: 0 });
+  const bytes = new Uint8Array(readFileSync(file));
+  const loaded = loadModel(dir);
+  const passes = createFilePasses(loaded, bytes);
+  try {
+    const want = predictVolumes(loaded, [volume], { networks: passes.networks }).labels.data as Uint8Array;
+    return { bytes, want, input: { image: Float32Array.from(volume.data as ArrayLike<number>), shape: zyxShape(volume), spacing: zyxSpacing(volume) } };
+  } finally {
+    passes.dispose();
+    disposeModel(loaded);
+  }
+}
+
+test('gaussianWeights equals the libtorch window importance map; flipAxes and transposePlane twice are the identity', () => {
+  for (const patch of [
+    [16, 16, 16],
+    [2, 8, 8],
+    [16, 12],
+  ]) {
+    const want = torch.tidy(() => gaussianImportance(patch).toTypedArray() as Float32Array);
+    const got = gaussianWeights(patch);
+    let diff = 0;
+    for (let i = 0; i < want.length; i++) diff = Math.max(diff, Math.abs(got[i]! - want[i]!));
+    assert.ok(diff < 1e-6, `patch [${patch}]: weights differ by ${diff}`);
+  }
+  const data = Float32Array.from({ length: 2 * 3 * 4 * 5 }, (_, i) => i);
+  const once = flipAxes(data, 2, [3, 4, 5], [0, 2]);
+  assert.notDeepEqual(once, data);
+  assert.equal(once[0], data[(2 * 4 + 0) * 5 + 4]);
+  assert.deepEqual(flipAxes(once, 2, [3, 4, 5], [0, 2]), data);
+  const swapped = transposePlane(data, 2, [3, 4, 5]);
+  assert.equal(swapped[1], data[5], 'element (y 0, x 1) of the result is (y 1, x 0) of the input');
+  assert.deepEqual(transposePlane(swapped, 2, [3, 5, 4]), data);
+});
+
+test('predictCaseWeb: the same labels as predictVolumes with the same ONNX model on a real hippocampus case (TTA, keep-largest-component), and a cancel stops it', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-'));
+  try {
+    const dir = join(tmp, 'model');
+    const plan = writeFixtureModel(dir, 'mri3d', [{ weights: { best: 'random' } }]);
+    plan.inference.mirror = true;
+    await savePlan(modelFile(dir, 'plan'), plan);
+    writePostprocessing(dir, { keepLargestComponent: [1] });
+    // A block of the real case keeps the test quick: 2 × 3 × 2 tiles of 8 mirrored passes.
+    const volume = cropVolume(await readVolume(dataPath('msd-hippocampus', 'images', 'hippocampus_003.nii.gz')), [6, 10, 6], [24, 32, 24]);
+    const { bytes, want, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
+
+    const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
+    try {
+      const ticks: number[] = [];
+      const got = await predictCaseWeb(model, input, { onTile: (done) => ticks.push(done) });
+      assert.equal(got.passesPerTile, 8, 'mirroring over the three axes');
+      assert.equal(ticks.length, got.tiles);
+      assert.equal(got.tiles, 12);
+      const counts = [0, 0, 0];
+      let differ = 0;
+      for (let i = 0; i < want.length; i++) {
+        counts[want[i]!]!++;
+        if (got.labels[i] !== want[i]) differ++;
+      }
+      assert.ok(counts.filter((n) => n > 0).length >= 2, `at least two classes in the reference mask (${counts})`);
+      assert.equal(differ, 0, `labels differ in ${differ} of ${want.length} voxels (reference voxels per class ${counts})`);
+
+      const controller = new AbortController();
+      await assert.rejects(
+        predictCaseWeb(model, input, { signal: controller.signal, onTile: (done) => done === 2 && controller.abort() }),
+        (e: unknown) => e instanceof WebInferenceCancelled,
+      );
+    } finally {
+      await model.session.release();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('predictCaseWeb on a 2D model with mirroring and transposing TTA: the same labels as predictVolumes on a real EM crop', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-2d-'));
+  try {
+    const dir = join(tmp, 'model');
+    const plan = writeFixtureModel(dir, 'gray2d', [{ weights: { best: 'random' } }]);
+    plan.inference.mirror = true;
+    plan.inference.transpose = true;
+    await savePlan(modelFile(dir, 'plan'), plan);
+    // 40 × 36 pixels (y × x): a non-square image, 4 × 4 tiles of 16 × 16.
+    const volume = cropVolume(await readVolume(dataPath('isbi2012-em', 'images', '0.png')), [200, 200, 0], [36, 40, 1]);
+    const { bytes, want, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
+    const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
+    try {
+      const got = await predictCaseWeb(model, input);
+      assert.equal(got.passesPerTile, 8, '4 mirrors × 2 transposes');
+      assert.equal(got.tiles, 16);
+      let differ = 0;
+      const classes = new Set<number>();
+      for (let i = 0; i < want.length; i++) {
+        classes.add(want[i]!);
+        if (got.labels[i] !== want[i]) differ++;
+      }
+      assert.ok(classes.size >= 2, `at least two classes in the reference mask (${[...classes]})`);
+      assert.equal(differ, 0, `labels differ in ${differ} of ${want.length} pixels`);
+    } finally {
+      await model.session.release();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

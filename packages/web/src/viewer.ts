@@ -1,0 +1,237 @@
+/**
+ * The scan on screen through NiiVue: open a local NIfTI or NRRD file, the
+ * views (axial, coronal, sagittal, all three with 3D, 3D alone), the display
+ * window, and the mask as NiiVue's drawing layer, so that a predicted mask
+ * and a painted correction are one bitmap: per-label colours, opacity and
+ * visibility, brush and eraser per label, undo/redo, and saving it as NIfTI
+ * on the image's own voxel grid.
+ */
+import { Niivue, NVImage, SLICE_TYPE } from '@niivue/niivue';
+import type { LabelColormap } from './label-colors.ts';
+import type { IntensityStats } from './window-presets.ts';
+
+export type ViewName = 'axial' | 'coronal' | 'sagittal' | 'multiplanar' | 'render';
+
+const SLICE_TYPES: Record<ViewName, SLICE_TYPE> = {
+  axial: SLICE_TYPE.AXIAL,
+  coronal: SLICE_TYPE.CORONAL,
+  sagittal: SLICE_TYPE.SAGITTAL,
+  multiplanar: SLICE_TYPE.MULTIPLANAR,
+  render: SLICE_TYPE.RENDER,
+};
+
+export type Tool = 'navigate' | 'brush' | 'eraser';
+
+/** An opened scan's voxels as the inference pipeline takes them. */
+export interface ScanVoxels {
+  /** float32 [C, Z, Y, X], x fastest, with the header's scaling applied. */
+  image: Float32Array;
+  shape: [number, number, number];
+  /** mm, [z, y, x]. */
+  spacing: [number, number, number];
+}
+
+/** How many mask states undo keeps. */
+const HISTORY = 32;
+
+export class ScanViewer {
+  private image: NVImage | null = null;
+  private undoStack: Uint8Array[] = [];
+  private redoStack: Uint8Array[] = [];
+  /** The drawing as it was after the last change (what undo returns to from the next change). */
+  private current: Uint8Array | null = null;
+  private opacity = 0.6;
+  private visible = true;
+  /** Called after every change of the mask (painting, undo, redo, a new mask). */
+  onMaskChange: () => void = () => {};
+
+  private constructor(readonly nv: Niivue) {
+    nv.addEventListener('drawingChanged', (e) => {
+      if ((e as CustomEvent<{ action: string }>).detail.action === 'draw') this.recordStroke();
+    });
+  }
+
+  static async create(canvas: HTMLCanvasElement): Promise<ScanViewer> {
+    const nv = new Niivue({
+      backColor: [0, 0, 0, 1],
+      dragAndDropEnabled: false,
+      show3Dcrosshair: true,
+      crosshairColor: [0.3, 0.75, 1, 0.7],
+      crosshairWidth: 1,
+      isColorbar: false,
+      loadingText: 'Open a NIfTI or NRRD scan',
+    });
+    await nv.attachToCanvas(canvas);
+    return new ScanViewer(nv);
+  }
+
+  get hasImage(): boolean {
+    return this.image !== null;
+  }
+
+  get hasMask(): boolean {
+    return this.nv.drawBitmap !== null;
+  }
+
+  /** Replaces the scan (and drops any mask) with a local file; its extension names the format. */
+  async open(file: File): Promise<void> {
+    const image = await NVImage.loadFromFile({ file, name: file.name, colormap: 'gray' });
+    this.nv.closeDrawing();
+    for (const v of [...this.nv.volumes]) this.nv.removeVolume(v);
+    this.nv.addVolume(image);
+    this.image = image;
+    this.resetHistory(null);
+  }
+
+  private need(): NVImage {
+    if (!this.image) throw new Error('no scan open');
+    return this.image;
+  }
+
+  /** The first `channels` frames of the scan as [C, Z, Y, X] float32 with scl_slope / scl_inter applied. */
+  voxels(channels: number): ScanVoxels {
+    const img = this.need();
+    const hdr = img.hdr!;
+    const [, nx = 1, ny = 1, nz = 1] = hdr.dims;
+    const n = nx * ny * nz;
+    const frames = Math.max(1, hdr.dims[4] ?? 1);
+    if (channels > frames) throw new Error(`the model takes ${channels} channels; the scan has ${frames} volume(s)`);
+    const raw = img.img!;
+    const slope = Number.isFinite(hdr.scl_slope) && hdr.scl_slope !== 0 ? hdr.scl_slope : 1;
+    const inter = Number.isFinite(hdr.scl_inter) ? hdr.scl_inter : 0;
+    const image = new Float32Array(channels * n);
+    for (let i = 0; i < channels * n; i++) image[i] = Number(raw[i]!) * slope + inter;
+    const [, dx = 1, dy = 1, dz = 1] = hdr.pixDims.map(Math.abs);
+    return { image, shape: [nz, ny, nx], spacing: [dz, dy, dx] };
+  }
+
+  /** The header's voxel size and grid, for display. */
+  describe(): string {
+    const hdr = this.need().hdr!;
+    const dims = hdr.dims.slice(1, 1 + hdr.dims[0]!).join(' × ');
+    const mm = hdr.pixDims
+      .slice(1, 4)
+      .map((v) => Math.abs(v).toPrecision(3))
+      .join(' × ');
+    return `${dims} voxels, ${mm} mm`;
+  }
+
+  stats(): IntensityStats {
+    const img = this.need();
+    return {
+      robustMin: img.robust_min ?? img.global_min!,
+      robustMax: img.robust_max ?? img.global_max!,
+      globalMin: img.global_min!,
+      globalMax: img.global_max!,
+    };
+  }
+
+  setView(view: ViewName): void {
+    this.nv.setSliceType(SLICE_TYPES[view]);
+  }
+
+  setWindow(min: number, max: number): void {
+    const img = this.need();
+    img.cal_min = min;
+    img.cal_max = max;
+    this.nv.updateGLVolume();
+  }
+
+  /** Shows labels (the scan's voxel order, [Z, Y, X] x fastest) as the mask, coloured per label; editing history starts here. */
+  setMask(labels: Uint8Array, colormap: LabelColormap): void {
+    const img = this.need();
+    const drawing = img.clone();
+    const hdr = drawing.hdr!;
+    hdr.dims = [3, hdr.dims[1]!, hdr.dims[2]!, hdr.dims[3]!, 1, 1, 1, 1];
+    hdr.datatypeCode = 2;
+    hdr.numBitsPerVoxel = 8;
+    hdr.scl_slope = 1;
+    hdr.scl_inter = 0;
+    drawing.img = labels;
+    if (!this.nv.loadDrawing(drawing)) throw new Error('the mask does not fit the scan grid');
+    this.setColormap(colormap);
+    this.applyOpacity();
+    this.resetHistory(this.nv.drawBitmap);
+    this.onMaskChange();
+  }
+
+  setColormap(colormap: LabelColormap): void {
+    // NiiVue takes a colour table object where its type names a colormap's name.
+    this.nv.setDrawColormap(colormap as unknown as string);
+  }
+
+  setMaskVisible(visible: boolean): void {
+    this.visible = visible;
+    this.applyOpacity();
+  }
+
+  setMaskOpacity(opacity: number): void {
+    this.opacity = opacity;
+    this.applyOpacity();
+  }
+
+  private applyOpacity(): void {
+    this.nv.setDrawOpacity(this.visible ? this.opacity : 0);
+  }
+
+  /** navigate: clicks move the crosshair; brush paints `label`; eraser paints background. */
+  setTool(tool: Tool, label: number, size: number): void {
+    if (tool !== 'navigate' && !this.nv.drawBitmap) this.nv.createEmptyDrawing();
+    if (tool !== 'navigate' && !this.current) this.resetHistory(this.nv.drawBitmap);
+    this.nv.opts.penSize = size;
+    this.nv.setPenValue(tool === 'eraser' ? 0 : label, false);
+    this.nv.setDrawingEnabled(tool !== 'navigate');
+  }
+
+  private resetHistory(bitmap: Uint8Array | null): void {
+    this.undoStack = [];
+    this.redoStack = [];
+    this.current = bitmap ? bitmap.slice() : null;
+  }
+
+  private recordStroke(): void {
+    const now = this.nv.drawBitmap;
+    if (!now) return;
+    if (this.current) this.undoStack.push(this.current);
+    if (this.undoStack.length > HISTORY) this.undoStack.shift();
+    this.redoStack = [];
+    this.current = now.slice();
+    this.onMaskChange();
+  }
+
+  get canUndo(): boolean {
+    return this.undoStack.length > 0;
+  }
+
+  get canRedo(): boolean {
+    return this.redoStack.length > 0;
+  }
+
+  private restore(bitmap: Uint8Array): void {
+    this.current = bitmap;
+    this.nv.drawBitmap = bitmap.slice();
+    this.nv.refreshDrawing(true);
+    this.onMaskChange();
+  }
+
+  undo(): void {
+    const previous = this.undoStack.pop();
+    if (!previous || !this.current) return;
+    this.redoStack.push(this.current);
+    this.restore(previous);
+  }
+
+  redo(): void {
+    const next = this.redoStack.pop();
+    if (!next || !this.current) return;
+    this.undoStack.push(this.current);
+    this.restore(next);
+  }
+
+  /** The mask as a gzipped NIfTI file with the scan's header (its own grid and orientation). */
+  async maskNifti(): Promise<Uint8Array> {
+    const bitmap = this.nv.drawBitmap;
+    if (!bitmap) throw new Error('no mask to save');
+    return this.need().saveToUint8Array('mask.nii.gz', bitmap);
+  }
+}
