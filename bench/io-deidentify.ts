@@ -24,9 +24,9 @@ import { deidentifyTree } from '../packages/medseg/src/io/dicom/deidentify-tree.
 import { readNifti } from '../packages/medseg/src/io/nifti.ts';
 import { dataPath } from '../packages/medseg/src/testing/data.ts';
 import { missingTools, writeSeries } from '../packages/medseg/src/testing/dicom-compressed.ts';
+import { median } from './lib/stats.ts';
 
 const ROUNDS = 5;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export type DeidRow = { medseg_s: number; python_s: number; ratio: number; gdcmanon_s: number; files: number; peer: string };
 

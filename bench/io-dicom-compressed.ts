@@ -25,24 +25,16 @@ import { T } from '../packages/medseg/src/io/dicom/dictionary.ts';
 import { parseDicom } from '../packages/medseg/src/io/dicom/parse.ts';
 import { readDicomSeries } from '../packages/medseg/src/io/dicom/series.ts';
 import { dataPath } from '../packages/medseg/src/testing/data.ts';
+import { median, PY_TIMED, secondsPerCall } from './lib/stats.ts';
 import { compressSeries, missingTools, SYNTAX, TOOL, writeSeries, type Compression } from '../packages/medseg/src/testing/dicom-compressed.ts';
 
 const ROUNDS = 5;
 const REPEAT = 3;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const COMPRESSIONS: Compression[] = ['jpeg-lossless', 'jpeg-lossless-sv1', 'jpegls', 'jpegls-near', 'j2k', 'j2k-lossy', 'htj2k'];
 
 export type CompressedRow = { medseg_s: number; python_s: number; ratio: number; peer: string; transfer_syntax: string; max_abs_diff: number };
 
-async function timeMedseg(read: () => Promise<unknown>): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r <= ROUNDS; r++) {
-    const t0 = performance.now();
-    for (let k = 0; k < REPEAT; k++) await read();
-    if (r > 0) times.push((performance.now() - t0) / 1000 / REPEAT);
-  }
-  return median(times);
-}
+const timeMedseg = (read: () => Promise<unknown>) => secondsPerCall(read, ROUNDS, REPEAT);
 
 const PY = `
 import json, sys, time
@@ -58,20 +50,12 @@ def read_series(dir_files):
     ds.sort(key=lambda d: float(np.dot(normal, [float(x) for x in d.ImagePositionPatient])))
     return np.stack([d.pixel_array for d in ds])
 
-def timed(fn):
-    out = []
-    for r in range(cfg['rounds'] + 1):
-        t0 = time.perf_counter()
-        for _ in range(cfg['repeat']):
-            fn()
-        if r > 0:
-            out.append((time.perf_counter() - t0) / cfg['repeat'])
-    return sorted(out)[len(out) // 2]
+${PY_TIMED}
 
 res = {}
 for name, files in cfg['series'].items():
     read_series(files).astype('<f4').tofile(cfg['out'] + '/' + name + '.f32')
-    res[name] = timed(lambda: read_series(files))
+    res[name] = timed(lambda: read_series(files), cfg['rounds'], cfg['repeat'])
 print(json.dumps(res))
 `;
 

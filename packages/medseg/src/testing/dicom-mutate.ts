@@ -1,8 +1,23 @@
 /**
- * Seeded byte-level mutation of a DICOM file for the fuzz tests: bit flips,
+ * Fuzz-test support: seeded byte-level mutation of a DICOM file (bit flips,
  * truncation, random runs, extreme length fields and copied chunks, mostly in
- * the first 4 KiB where the header's structure is.
+ * the first 4 KiB where the header's structure is), and the outcome of one
+ * case (ok, or the code of the MedsegIoError it threw; any other error fails).
  */
+import assert from 'node:assert/strict';
+import { MedsegIoError } from '../io/errors.ts';
+
+/** 'ok', or the typed error's code; anything else fails the test with its label and stack. */
+export async function fuzzOutcome(fn: () => unknown, label: string): Promise<string> {
+  try {
+    await fn();
+    return 'ok';
+  } catch (e) {
+    if (e instanceof MedsegIoError) return e.code;
+    assert.fail(`${label}: ${(e as Error)?.stack ?? String(e)}`);
+  }
+}
+
 export function mutateDicomBytes(src: Uint8Array, r: () => number): Uint8Array {
   const int = (n: number) => Math.floor(r() * n);
   // Most mutations hit the header (first 4 KiB) where the structure is; some anywhere.

@@ -90,21 +90,28 @@ const MADE: [name: string, charset: string[], patientName: string, description: 
   ['jisx0212', ['', 'ISO 2022 IR 87', 'ISO 2022 IR 159'], '森^鷗外', '鷗外'],
   ['latin-cyrillic', ['', 'ISO 2022 IR 100', 'ISO 2022 IR 144'], 'Müller^Люк', 'Grüße Привет'],
 ];
-const MAKE = `
-import sys, json, pydicom
+/** Python: writes a Dataset as an Explicit VR Little Endian Part 10 file (the file meta pydicom requires). */
+const PY_SAVE = `
+import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-for out, cs, name, desc in json.loads(sys.argv[1]):
-    ds = Dataset()
-    ds.SpecificCharacterSet = cs
-    ds.PatientName = name
-    ds.StudyDescription = desc
+def save(ds, path):
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.1'
     ds.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.7'
     ds.file_meta.MediaStorageSOPInstanceUID = '2.25.1'
     ds.is_little_endian = True
     ds.is_implicit_VR = False
-    ds.save_as(out, write_like_original=False)
+    ds.save_as(path, write_like_original=False)
+`;
+
+const MAKE = `${PY_SAVE}
+import sys, json
+for out, cs, name, desc in json.loads(sys.argv[1]):
+    ds = Dataset()
+    ds.SpecificCharacterSet = cs
+    ds.PatientName = name
+    ds.StudyDescription = desc
+    save(ds, out)
 `;
 
 describe('Specific Character Sets', () => {
@@ -147,21 +154,14 @@ describe('Specific Character Sets', () => {
     const src = join(tmp, 'ir58.dcm');
     runPython([
       '-c',
-      `
-import sys, pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+      `${PY_SAVE}
+import sys
 ds = Dataset()
 ds.SpecificCharacterSet = ['', 'ISO 2022 IR 58']
 esc = b'\\x1b$)A'
 ds.add_new(0x00100010, 'PN', b'Zhang^San=' + esc + '张'.encode('gb2312') + b'^' + esc + '三'.encode('gb2312'))
 ds.add_new(0x00081030, 'LO', esc + '胸部检查 CT'.encode('gb2312'))
-ds.file_meta = FileMetaDataset()
-ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.1'
-ds.file_meta.MediaStorageSOPClassUID = '1.2.840.10008.5.1.4.1.1.7'
-ds.file_meta.MediaStorageSOPInstanceUID = '2.25.1'
-ds.is_little_endian = True
-ds.is_implicit_VR = False
-ds.save_as(sys.argv[1], write_like_original=False)
+save(ds, sys.argv[1])
 `,
       src,
     ]);

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { dataPath } from '../../testing/data.ts';
-import { mutateDicomBytes as mutate } from '../../testing/dicom-mutate.ts';
+import { fuzzOutcome, mutateDicomBytes as mutate } from '../../testing/dicom-mutate.ts';
 import { seededRandom } from '../../util/random.ts';
-import { MedsegIoError } from '../errors.ts';
 import type { Volume } from '../volume.ts';
 import { parseDicomSeg, segLabelmap } from './seg-read.ts';
 import { readDicomSeries, readDicomSeriesFromBuffers } from './series.ts';
@@ -22,16 +21,6 @@ function checkVolume(v: Volume): void {
   assert.equal(v.data.length, n);
   assert.ok(v.size.every((s) => Number.isInteger(s) && s >= 1));
   assert.equal(v.direction.length, 9);
-}
-
-async function runCase(fn: () => void | Promise<void>, label: string): Promise<'ok' | string> {
-  try {
-    await fn();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof MedsegIoError) return e.code;
-    assert.fail(`${label}: ${(e as Error)?.stack ?? String(e)}`);
-  }
 }
 
 describe('DICOM fuzz', { timeout: 180_000 }, async () => {
@@ -53,7 +42,7 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
       for (let i = 0; i < count; i++, seed++) {
         const r = seededRandom(seed);
         const bytes = mutate(src, r);
-        const c = await runCase(
+        const c = await fuzzOutcome(
           async () => checkVolume(await readDicomSeriesFromBuffers([{ name: `${f}#${seed}`, bytes }], { limits: LIMITS, allowGaps: true })),
           `${f} seed ${seed}`,
         );
@@ -78,7 +67,7 @@ describe('DICOM fuzz', { timeout: 180_000 }, async () => {
       const src = readFileSync(D(f));
       for (let i = 0; i < count; i++, seed++) {
         const bytes = mutate(src, seededRandom(seed));
-        const c = await runCase(() => {
+        const c = await fuzzOutcome(() => {
           const seg = parseDicomSeg(bytes, { source: grid, limits: LIMITS, path: `${f}#${seed}` });
           for (const m of seg.masks!.values()) checkVolume(m);
           checkVolume(segLabelmap(seg, grid, { onOverlap: 'last' }).labelmap);

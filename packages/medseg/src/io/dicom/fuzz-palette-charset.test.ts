@@ -12,9 +12,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import iconv from 'iconv-lite';
-import { mutateDicomBytes } from '../../testing/dicom-mutate.ts';
+import { fuzzOutcome, mutateDicomBytes } from '../../testing/dicom-mutate.ts';
 import { seededRandom } from '../../util/random.ts';
-import { MedsegIoError } from '../errors.ts';
 import { decodeDicomText } from './charset.ts';
 import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
@@ -172,16 +171,6 @@ function walkText(ds: DicomDataset): number {
   return n;
 }
 
-async function outcome(fn: () => unknown, label: string): Promise<string> {
-  try {
-    await fn();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof MedsegIoError) return e.code;
-    assert.fail(`${label}: ${(e as Error)?.stack ?? String(e)}`);
-  }
-}
-
 describe('palette and character-set fuzz', { timeout: 120_000 }, () => {
   it('the seeds are valid: each palette file reads as RGB, each text file decodes', async () => {
     for (const s of SEEDS) {
@@ -213,7 +202,7 @@ describe('palette and character-set fuzz', { timeout: 120_000 }, () => {
         }
         bytes = writeDicom(f.dataset);
       }
-      const c = await outcome(async () => {
+      const c = await fuzzOutcome(async () => {
         const v = await readDicomSeriesFromBuffers([{ name: `palette#${seed}`, bytes }], { limits: LIMITS });
         assert.equal(v.data.length, v.size[0] * v.size[1] * v.size[2] * v.channels);
       }, `palette seed ${seed}`);
@@ -243,7 +232,7 @@ describe('palette and character-set fuzz', { timeout: 120_000 }, () => {
           data.push(...(width === 2 ? [int(data.length + 4), r() < 0.9 ? 0 : int(max)] : [int(data.length + 4), 0, 0, r() < 0.9 ? 0 : int(max)]));
       }
       for (let k = int(3); k > 0; k--) data[int(data.length)] = r() < 0.5 ? int(4) : int(max);
-      const c = await outcome(
+      const c = await fuzzOutcome(
         () => {
           const lut = expandSegmentedLut(data, width);
           assert.ok(lut.length <= 65536 && lut.every((v) => Number.isFinite(v)));
@@ -261,7 +250,7 @@ describe('palette and character-set fuzz', { timeout: 120_000 }, () => {
     for (let seed = 0; seed < 3000; seed++) {
       const r = seededRandom(90_000 + seed);
       const bytes = mutateDicomBytes(TEXT_SEEDS[seed % TEXT_SEEDS.length]!, r);
-      const c = await outcome(() => walkText(parseDicom(bytes, { limits: LIMITS }).dataset), `text seed ${seed}`);
+      const c = await fuzzOutcome(() => walkText(parseDicom(bytes, { limits: LIMITS }).dataset), `text seed ${seed}`);
       codes[c] = (codes[c] ?? 0) + 1;
     }
     console.log(JSON.stringify(codes));
