@@ -7,16 +7,18 @@
  * 87 half-width katakana, IR 87 + 159, Latin-1 + Cyrillic code extensions).
  * Every text element, in sequences too, must read as pydicom decodes it.
  * ISO 2022 IR 58 (GB 2312), which pydicom 2 leaves undecoded, is checked
- * against dcmtk's conversion to UTF-8 (dcmconv +U8, glibc iconv).
+ * against dcmtk's conversion to UTF-8 (dcmconv +U8, glibc iconv). De-identified
+ * files come out in UTF-8 with the kept text unchanged, as pydicom reads them.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { run, skipUnless } from '../../testing/dicom-compressed.ts';
 import { runPython } from '../../testing/python.ts';
 import { decodeDicomText } from './charset.ts';
+import { deidentifyFile } from './deidentify.ts';
 import type { DicomDataset } from './dataset.ts';
 import { tagHex } from './dictionary.ts';
 import { parseDicom } from './parse.ts';
@@ -87,7 +89,7 @@ const MADE: [name: string, charset: string[], patientName: string, description: 
   ['thai', ['ISO_IR 166'], 'สมชาย^ใจดี', 'ทรวงอก'],
   ['gbk', ['GBK'], '王^小明', '胸部检查'],
   ['halfwidth', ['ISO 2022 IR 13', 'ISO 2022 IR 87'], 'ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎=やまだ^たろう', 'ｷｮｳﾌﾞ'],
-  ['jisx0212', ['', 'ISO 2022 IR 87', 'ISO 2022 IR 159'], '森^鷗外', '鷗外'],
+  ['jisx0212', ['', 'ISO 2022 IR 87', 'ISO 2022 IR 159'], '森^鷗外', '鷗の写真'],
   ['latin-cyrillic', ['', 'ISO 2022 IR 100', 'ISO 2022 IR 144'], 'Müller^Люк', 'Grüße Привет'],
 ];
 /** Python: writes a Dataset as an Explicit VR Little Endian Part 10 file (the file meta pydicom requires). */
@@ -147,6 +149,28 @@ describe('Specific Character Sets', () => {
       assert.deepEqual(got, ref[paths[i]!], name);
       assert.equal(got['(0010,0010)'], pn, `${name}: the name pydicom encoded`);
       assert.equal(got['(0008,1030)'], desc, `${name}: the description`);
+    });
+    // De-identified with Clean Descriptors: UTF-8 out, the cleaned description keeps its characters.
+    const deid = paths.map((p) => {
+      const out = p.replace(/\.dcm$/, '-deid.dcm');
+      const { bytes, report } = deidentifyFile(readFileSync(p), { cleanDescriptors: true });
+      writeFileSync(out, bytes);
+      return { out, warnings: report.warnings };
+    });
+    const deidRef = JSON.parse(runPython(['-c', REF, ...deid.map((d) => d.out)])) as Record<string, Record<string, string>>;
+    MADE.forEach(([name, charset, , desc], i) => {
+      const { out, warnings } = deid[i]!;
+      const got = ours(out);
+      assert.deepEqual(got, deidRef[out], `${name} de-identified: medseg and pydicom agree`);
+      assert.equal(got['(0008,1030)'], desc, `${name}: the cleaned description`);
+      assert.equal(got['(0010,0010)'], 'ANONYMOUS');
+      const simple = charset.length === 1 && /ISO_IR (100|192)/.test(charset[0]!);
+      assert.equal(parseDicom(readFileSync(out)).dataset.string(0x00080005), simple ? charset[0] : 'ISO_IR 192', name);
+      assert.equal(
+        warnings.some((w) => /re-encoded as UTF-8/.test(w)),
+        !simple,
+        name,
+      );
     });
   });
 

@@ -16,6 +16,7 @@
  * ISO_IR 100 (Latin-1), as most readers do.
  */
 import iconv from 'iconv-lite';
+import type { DicomDataset } from './dataset.ts';
 
 /** How the bytes of one set are turned into text: a whole-run decoder (iconv-lite name) and whether it is a 94² set shifted into G1 form. */
 interface CodeElement {
@@ -160,4 +161,34 @@ export function decodeDicomText(bytes: Uint8Array, terms: readonly string[], per
   }
   flush(bytes.length);
   return out;
+}
+
+/** VRs whose text is in the Specific Character Set (the others are ASCII). */
+export const TEXT_VRS = new Set(['PN', 'SH', 'LO', 'ST', 'LT', 'UT', 'UC']);
+const SPECIFIC_CHARACTER_SET = 0x00080005;
+const utf8 = new TextEncoder();
+
+/**
+ * Re-encodes the text of a dataset (and of its items) in UTF-8 and makes its
+ * Specific Character Set ISO_IR 192, where the text is in a set other than
+ * ASCII, Latin-1 and UTF-8: what rewrites text values (de-identification)
+ * writes UTF-8 or Latin-1 only. Returns the sets it converted from.
+ */
+export function transcodeToUtf8(ds: DicomDataset): string[] {
+  const from: string[] = [];
+  if (!ds.utf8 && !isSimpleCharset(ds.charset)) {
+    from.push(ds.charset.join('\\'));
+    for (const e of ds.elements.values()) {
+      if (e.items || !TEXT_VRS.has(e.vr) || e.bytes.length === 0) continue;
+      const b = utf8.encode(decodeDicomText(e.bytes, ds.charset, e.vr === 'PN'));
+      e.bytes = b.length % 2 ? Uint8Array.from([...b, 0x20]) : b;
+      e.littleEndian = true;
+    }
+    const own = ds.get(SPECIFIC_CHARACTER_SET);
+    if (own) ds.set({ ...own, vr: 'CS', bytes: Uint8Array.from(Buffer.from('ISO_IR 192')) });
+    ds.charset = ['ISO_IR 192'];
+    ds.utf8 = true;
+  }
+  for (const e of ds.elements.values()) for (const item of e.items ?? []) from.push(...transcodeToUtf8(item));
+  return [...new Set(from)];
 }

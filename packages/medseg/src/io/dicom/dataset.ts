@@ -3,7 +3,7 @@
  * copy) plus the byte order they were read with; typed accessors decode on
  * demand. Used by the reader, the writer, SEG and de-identification.
  */
-import { decodeDicomText, isSimpleCharset } from './charset.ts';
+import { decodeDicomText, isSimpleCharset, TEXT_VRS } from './charset.ts';
 import { tagHex } from './dictionary.ts';
 
 export interface DicomElement {
@@ -21,8 +21,6 @@ export interface DicomElement {
 
 const latin1 = new TextDecoder('latin1');
 const utf8 = new TextDecoder('utf-8');
-/** VRs whose text is in the Specific Character Set (the others are ASCII). */
-const TEXT_VRS = new Set(['PN', 'SH', 'LO', 'ST', 'LT', 'UT', 'UC']);
 const BINARY_VRS: Record<string, number> = { US: 2, SS: 2, UL: 4, SL: 4, FL: 4, FD: 8, AT: 2, OW: 2, OF: 4, OD: 8, OL: 4, OV: 8, SV: 8, UV: 8 };
 
 export class DicomDataset {
