@@ -17,20 +17,12 @@ import { readdirSync } from 'node:fs';
 import { readDicomSeg } from '../packages/medseg/src/io/dicom/seg-read.ts';
 import { readDicomSeries } from '../packages/medseg/src/io/dicom/series.ts';
 import { dataPath } from '../packages/medseg/src/testing/data.ts';
+import { PY_TIMED, secondsPerCall } from './lib/stats.ts';
 
 const ROUNDS = 5;
 const REPEAT = 5;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function timeMedseg(read: () => Promise<unknown>): Promise<number> {
-  const times: number[] = [];
-  for (let r = 0; r <= ROUNDS; r++) {
-    const t0 = performance.now();
-    for (let k = 0; k < REPEAT; k++) await read();
-    if (r > 0) times.push((performance.now() - t0) / 1000 / REPEAT);
-  }
-  return median(times);
-}
+const timeMedseg = (read: () => Promise<unknown>) => secondsPerCall(read, ROUNDS, REPEAT);
 
 const PY = `
 import json, sys, time
@@ -60,20 +52,12 @@ def read_seg(path, sops, shape):
         masks[seg][z] |= frames[k]
     return masks
 
-def timed(fn):
-    out = []
-    for r in range(cfg['rounds'] + 1):
-        t0 = time.perf_counter()
-        for _ in range(cfg['repeat']):
-            fn()
-        if r > 0:
-            out.append((time.perf_counter() - t0) / cfg['repeat'])
-    return sorted(out)[len(out) // 2]
+${PY_TIMED}
 
 vol, sops = read_series(cfg['series'])
-res = {'series': timed(lambda: read_series(cfg['series']))}
+res = {'series': timed(lambda: read_series(cfg['series']), cfg['rounds'], cfg['repeat'])}
 for name, path in cfg['segs'].items():
-    res[name] = timed(lambda: read_seg(path, sops, vol.shape))
+    res[name] = timed(lambda: read_seg(path, sops, vol.shape), cfg['rounds'], cfg['repeat'])
 print(json.dumps(res))
 `;
 

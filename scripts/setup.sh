@@ -16,7 +16,8 @@ profile=${1:-run}
 # 1. System packages. Running: libtorch for the engine (with libgloo-dev:
 #    libtorch-dev's headers include gloo's without depending on it); g++,
 #    make and python3 for node-gyp to build the binding. Testing adds the
-#    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom, PIL),
+#    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom with
+#    gdcm's Python codecs for the io bench's compressed reads, PIL),
 #    Chromium for the report screenshot test, the DICOM tools the tests
 #    make compressed files with and compare against (dcmtk, gdcm, OpenJPH for
 #    HTJ2K, dcm2niix, dicom3tools' dciodvfy), jemalloc and tcmalloc
@@ -24,7 +25,7 @@ profile=${1:-run}
 #    and Orthanc with its DICOMweb plugin, the PACS the service's DICOMweb
 #    tests start (each on free ports, with a configuration of its own).
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
-TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-pil python3-skimage chromium
+TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-gdcm python3-pil python3-skimage chromium
   dcmtk libgdcm-tools openssl openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4 orthanc orthanc-dicomweb)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;

@@ -34,6 +34,8 @@ import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { supportsMcDropout } from '../infer/uncertainty.ts';
 import { readSegmentCodes } from '../io/dicom/segment-codes.ts';
+import { deidentifyFile, newDeidentifyState, type DeidentifyOptions } from '../io/dicom/deidentify.ts';
+import { writeFileAtomic } from '../util/atomic-write.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
 const IMAGE_ENDING = /(_0000)?\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
@@ -180,6 +182,11 @@ export interface PredictPathOptions {
   calibration?: { dataset: string; cases?: number };
   /** Per case: tiles done of the case's total, with an ETA. */
   progress?: ProgressReporter;
+  /**
+   * De-identify the DICOM SEG / RTSTRUCT results (PS3.15 Basic Profile, io/dicom/deidentify.ts), one state for the
+   * whole run; with `uidSecret` the remapped UIDs equal those `medseg deidentify` gives the source with that secret.
+   */
+  deidentify?: DeidentifyOptions;
 }
 
 /** An ONNX file with medseg's metadata: its bytes and the fold, architecture and labels it was exported with. */
@@ -228,6 +235,9 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
         `--format ${o.format} needs DICOM input (${what} references its source slices); not DICOM: ${notDicom.map(caseInput).join(', ')}`,
       );
   }
+  if (o.deidentify && ((o.format !== undefined && o.format !== 'dicom-seg' && o.format !== 'rtstruct') || inputs.some((c) => c.source.kind !== 'dicom'))) {
+    throw new PredictOptionError('--deidentify applies to DICOM SEG / RTSTRUCT results, from DICOM input');
+  }
   const segmentCodes = o.segmentCodes ? await readSegmentCodes(o.segmentCodes) : undefined;
   const model = loadModel(o.model, { folds: file ? [file.fold] : o.folds, checkpoint: o.checkpoint });
   if (file && (file.architecture !== model.plan.network.architecture || JSON.stringify(file.labels) !== JSON.stringify(model.plan.labels))) {
@@ -258,6 +268,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
       throw e;
     }
   }
+  const deid = o.deidentify ? { ...o.deidentify, state: o.deidentify.state ?? newDeidentifyState() } : undefined;
   mkdirSync(o.out, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
   const outputs: PredictedCase[] = [];
@@ -289,6 +300,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
         }
         mkdirSync(join(o.out, c.subdir), { recursive: true });
         const written = await writePrediction(o.out, c, format, images[0]!, pred, model.plan, { modelDir: o.model, segmentCodes });
+        if (deid) await deidentifyResults([written.labels, written.probabilities], deid);
         outputs.push({
           input,
           output: written.labels,
@@ -307,4 +319,12 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
   }
   if (failures.length) throw new PredictionFailures(failures, inputs.length, outputs, resolve(o.input));
   return { outputs };
+}
+
+/** De-identifies the DICOM result files of a case in place (the same state for every case of the run). */
+async function deidentifyResults(paths: (string | undefined)[], opts: DeidentifyOptions): Promise<void> {
+  for (const path of paths) {
+    if (!path?.endsWith('.dcm')) continue;
+    await writeFileAtomic(path, deidentifyFile(readFileSync(path), opts, path).bytes);
+  }
 }

@@ -2,15 +2,16 @@
  * `medseg predict` writing DICOM results as a user runs it (a child process
  * per command): an RT Structure Set with --format rtstruct, a FRACTIONAL SEG
  * of the probabilities beside the DICOM SEG with --save-probabilities, codes
- * from --segment-codes; every object passes dciodvfy. A small untrained
+ * from --segment-codes, de-identified results whose UIDs match `medseg
+ * deidentify` of the series with the same secret; every object passes dciodvfy. A small untrained
  * model folder whose head says class 1 everywhere, on synthetic DICOM slices.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readDicomSeg, readDicomSeries, readRtStruct, rtstructLabelmap, segMasks } from '../../io/dicom/index.ts';
+import { DicomTags, parseDicom, readDicomSeg, readDicomSeries, readRtStruct, rtstructLabelmap, segMasks } from '../../io/dicom/index.ts';
 import { runMedseg, type CliRun } from '../../testing/cli.ts';
 import { dataPath } from '../../testing/data.ts';
 import { dciodvfy, skipWithoutDciodvfy } from '../../testing/dciodvfy.ts';
@@ -101,6 +102,45 @@ describe('medseg predict: DICOM SEG / RTSTRUCT results', { skip: skipWithoutDcio
     const masks = segMasks(prob, source);
     assert.ok(masks.get(1)!.data.every((v) => v === Math.round(p1 * 255) / 255));
     assert.ok(masks.get(2)!.data.every((v) => v === 0));
+  });
+
+  test('--deidentify --uid-secret-file: the SEGs and the RTSTRUCT reference the series as medseg deidentify with that secret writes it', async () => {
+    const key = join(tmp, 'key.txt');
+    writeFileSync(key, 'medseg-test-secret\n');
+    const anon = join(tmp, 'studyA-anon');
+    let r = medseg('deidentify', study, anon, '--uid-secret-file', key);
+    assert.equal(r.status, 0, r.stderr);
+    const source = await readDicomSeries(anon);
+    const original = await readDicomSeries(study);
+    assert.notEqual(source.meta.seriesInstanceUID, original.meta.seriesInstanceUID);
+
+    const seg = join(tmp, 'seg-deid');
+    r = medseg('predict', model, study, '--out', seg, '--save-probabilities', '--deidentify', '--uid-secret-file', key);
+    assert.equal(r.status, 0, r.stderr);
+    const rt = join(tmp, 'rt-deid');
+    r = medseg('predict', model, study, '--out', rt, '--format', 'rtstruct', '--deidentify', '--uid-secret-file', key);
+    assert.equal(r.status, 0, r.stderr);
+    for (const path of [join(seg, 'studyA.seg.dcm'), join(seg, 'studyA_probabilities.seg.dcm'), join(rt, 'studyA.rtstruct.dcm')]) {
+      assertNoDciodvfyError(path);
+      const ds = parseDicom(readFileSync(path)).dataset;
+      assert.equal(ds.string(DicomTags.PatientName), 'ANONYMOUS', path);
+      assert.notEqual(ds.string(DicomTags.PatientID), original.meta.patientId, path);
+      assert.equal(ds.string(DicomTags.StudyInstanceUID), source.meta.studyInstanceUID, path);
+      assert.equal(ds.string(DicomTags.FrameOfReferenceUID), source.meta.frameOfReferenceUID, path);
+    }
+    // The readers place the results on the de-identified series by its new instance UIDs.
+    const labels = segMasks(await readDicomSeg(join(seg, 'studyA.seg.dcm'), { source }), source);
+    assert.ok(labels.get(1)!.data.every((v) => v === 1));
+    const structures = await readRtStruct(join(rt, 'studyA.rtstruct.dcm'));
+    assert.equal(structures.referencedSeriesInstanceUID, source.meta.seriesInstanceUID);
+    assert.ok(rtstructLabelmap(structures, source).data.every((v) => v === 1));
+
+    r = medseg('predict', model, study, '--out', join(tmp, 'z'), '--uid-secret-file', key);
+    assert.equal(r.status, EXIT_USAGE, r.stderr);
+    assert.match(r.stderr, /--uid-secret-file goes with --deidentify/);
+    r = medseg('predict', model, dataPath('msd-hippocampus', 'images', 'hippocampus_001.nii.gz'), '--out', join(tmp, 'z'), '--deidentify');
+    assert.equal(r.status, EXIT_USAGE, r.stderr);
+    assert.match(r.stderr, /--deidentify applies to DICOM SEG \/ RTSTRUCT results/);
   });
 
   test('--format rtstruct needs DICOM input; a bad codes file is a typed input error', () => {

@@ -22,6 +22,8 @@ interface PredictCliOptions {
   onnx?: string;
   calibration?: string;
   calibrationCases?: number;
+  deidentify?: boolean;
+  uidSecretFile?: string;
 }
 
 function parseSources(v: string): UncertaintySource[] {
@@ -96,6 +98,14 @@ export function register(program: Command): void {
       "with --engine onnx-int8: quantize each fold in memory, activations calibrated on this dataset's training cases (as `medseg compress --int8`)",
     )
     .option('--calibration-cases <n>', 'training cases to calibrate on with --calibration (default 8)', parsePositiveInt)
+    .option(
+      '--deidentify',
+      'de-identify the DICOM SEG / RTSTRUCT results (PS3.15 Basic Profile, as `medseg deidentify` with its defaults): patient name and ID replaced, dates removed, UIDs remapped consistently across the run',
+    )
+    .option(
+      '--uid-secret-file <file>',
+      'with --deidentify: derive the new UIDs from the secret in this file, so the results reference the series as `medseg deidentify --uid-secret-file` with the same secret writes it',
+    )
     .addOption(
       new Option(
         '--tta <level>',
@@ -117,6 +127,7 @@ Examples:
   medseg predict model/ imagesTs/ --out predictions/
   medseg predict model/ study/ --series 1.2.840.113619.2.5.1 --out seg/        (DICOM in, DICOM SEG out)
   medseg predict model/ study/ --format rtstruct --out rt/                       (DICOM in, RTSTRUCT out)
+  medseg predict model/ study/ --deidentify --uid-secret-file key.txt --out seg/ (UIDs as medseg deidentify --uid-secret-file key.txt gives)
   medseg predict model/ case.nii.gz --save-probabilities --checkpoint final
   medseg predict model/ imagesTs/ --uncertainty --out predictions/      (flags cases to review)
   medseg predict hybrid-model/ case.nii.gz --uncertainty mc-dropout,tta --mc-samples 4
@@ -136,6 +147,17 @@ Examples:
           .join('\n');
       if (o.mcSamples !== undefined && !(Array.isArray(o.uncertainty) && o.uncertainty.includes('mc-dropout')))
         throw new CliUsageError('--mc-samples goes with --uncertainty mc-dropout');
+      if (o.uidSecretFile !== undefined && !o.deidentify) throw new CliUsageError('--uid-secret-file goes with --deidentify');
+      let uidSecret: string | undefined;
+      if (o.uidSecretFile !== undefined) {
+        const { readFile } = await import('node:fs/promises');
+        uidSecret = (
+          await readFile(o.uidSecretFile, 'utf8').catch(() => {
+            throw new CliUsageError(`cannot read --uid-secret-file ${o.uidSecretFile}`);
+          })
+        ).trim();
+        if (!uidSecret) throw new CliUsageError(`--uid-secret-file ${o.uidSecretFile} is empty`);
+      }
       try {
         const r = await predictPath({
           model,
@@ -154,6 +176,7 @@ Examples:
           onnx: o.onnx,
           calibration: o.calibration ? { dataset: o.calibration, cases: o.calibrationCases } : undefined,
           progress: createProgress(json ? 'json' : 'auto'),
+          deidentify: o.deidentify ? (uidSecret !== undefined ? { uidSecret } : {}) : undefined,
         });
         printResult(cmd, r, () => list(r.outputs));
       } catch (e) {

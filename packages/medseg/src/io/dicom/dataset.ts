@@ -3,6 +3,7 @@
  * copy) plus the byte order they were read with; typed accessors decode on
  * demand. Used by the reader, the writer, SEG and de-identification.
  */
+import { decodeDicomText, isSimpleCharset, TEXT_VRS } from './charset.ts';
 import { tagHex } from './dictionary.ts';
 
 export interface DicomElement {
@@ -24,8 +25,10 @@ const BINARY_VRS: Record<string, number> = { US: 2, SS: 2, UL: 4, SL: 4, FL: 4, 
 
 export class DicomDataset {
   readonly elements = new Map<number, DicomElement>();
-  /** True when SpecificCharacterSet says ISO_IR 192 (UTF-8); other sets are read as Latin-1. */
+  /** True when SpecificCharacterSet says ISO_IR 192 (UTF-8). */
   utf8 = false;
+  /** SpecificCharacterSet values in force ([] for the default repertoire): text VRs are decoded in them (charset.ts). */
+  charset: string[] = [];
 
   has(tag: number): boolean {
     return this.elements.has(tag);
@@ -44,7 +47,10 @@ export class DicomDataset {
   strings(tag: number): string[] {
     const el = this.elements.get(tag);
     if (!el || el.items || el.bytes.length === 0) return [];
-    const text = (this.utf8 ? utf8 : latin1).decode(el.bytes);
+    const text =
+      this.utf8 || !TEXT_VRS.has(el.vr) || isSimpleCharset(this.charset)
+        ? (this.utf8 ? utf8 : latin1).decode(el.bytes)
+        : decodeDicomText(el.bytes, this.charset, el.vr === 'PN');
     if (el.vr === 'UT' || el.vr === 'LT' || el.vr === 'ST') return [text.replace(/[\0 ]+$/, '')];
     return text.split('\\').map((s) => s.replace(/^[\0 ]+|[\0 ]+$/g, ''));
   }

@@ -3,7 +3,8 @@
  * tags) and an MR series medseg writes from a shared volume, compared with a
  * second implementation of the Basic Profile (gdcm's gdcmanon, de-identify
  * mode with a throw-away certificate; dcmjs's anonymizer), read back by pydicom and by medseg's
- * series reader; UID consistency into a SEG that references the series;
+ * series reader; UID consistency into a SEG and an RTSTRUCT that reference
+ * the series (de-identified through their writers);
  * burned-in annotation; hostile input.
  */
 import assert from 'node:assert/strict';
@@ -19,7 +20,10 @@ import { MedsegIoError } from '../errors.ts';
 import { readNifti } from '../nifti.ts';
 import { BurnedInAnnotationError, deidentify, deidentifyFile, newDeidentifyState, type DeidentifyState } from './deidentify.ts';
 import { deidentifyTree } from './deidentify-tree.ts';
+import { T } from './dictionary.ts';
 import { parseDicom } from './parse.ts';
+import { parseRtStruct, rtstructLabelmap } from './rtstruct-read.ts';
+import { writeRtStruct } from './rtstruct-write.ts';
 import { parseDicomSeg, segLabelmap } from './seg-read.ts';
 import { writeDicomSeg } from './seg-write.ts';
 import { readDicomSeries } from './series.ts';
@@ -316,6 +320,28 @@ describe('UID consistency across a series and into a SEG that references it', ()
     const viaWriter = await writeDicomSeg(new Map([[1, mask]]), ct, segs, { deidentify: { state: s2 } });
     const back = await check(viaWriter, s2, 'writer');
     assert.deepEqual(Array.from(back.data), Array.from(mask));
+  });
+
+  it('an RTSTRUCT de-identified through its writer references the de-identified series and rasterises back onto it', async () => {
+    const ct = await readDicomSeries(CT);
+    const labels = { ...ct, data: Uint8Array.from(ct.data, (v) => (v > 150 ? 1 : 0)) };
+    const state = newDeidentifyState();
+    const rtBytes = await writeRtStruct(labels, ct, [{ number: 1, name: 'Bright', algorithmName: 'threshold' }], { deidentify: { state } });
+    const ctDst = join(tmp, 'rt-ct');
+    mkdirSync(ctDst, { recursive: true });
+    for (const f of readdirSync(CT).sort()) writeFileSync(join(ctDst, f), deidentifyFile(readFileSync(join(CT, f)), { state }).bytes);
+    const anonCt = await readDicomSeries(ctDst);
+    const rt = parseRtStruct(rtBytes);
+    const ds = parseDicom(rtBytes).dataset;
+    assert.equal(ds.string(T.PatientName), 'ANONYMOUS');
+    assert.equal(ds.string(T.PatientID), anonCt.meta.patientId, 'one pseudonym for the series and its structure set');
+    assert.equal(ds.string(T.StudyInstanceUID), anonCt.meta.studyInstanceUID);
+    assert.notEqual(ds.string(T.StudyInstanceUID), ct.meta.studyInstanceUID);
+    assert.equal(rt.referencedSeriesInstanceUID, anonCt.meta.seriesInstanceUID);
+    assert.equal(rt.rois[0]!.frameOfReferenceUID, anonCt.meta.frameOfReferenceUID);
+    const refs = new Set(rt.rois[0]!.contours.map((c) => c.referencedSopInstanceUID));
+    assert.ok(refs.size > 0 && [...refs].every((u) => anonCt.meta.sopInstanceUIDs!.includes(u!)), 'every contour references a de-identified CT instance');
+    assert.deepEqual(Array.from(rtstructLabelmap(rt, anonCt).data), Array.from(labels.data));
   });
 
   it('with a UID secret, the same original UID maps to the same new UID in separate runs', () => {

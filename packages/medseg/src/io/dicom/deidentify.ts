@@ -41,11 +41,16 @@
  * sequence items), or kept or shifted with the temporal options, except the
  * versions of coding resources and templates; person names are emptied.
  *
+ * Text in a character set other than ASCII, Latin-1 and UTF-8 (ISO 2022
+ * code extensions, GB18030, ...) is first converted to UTF-8 (ISO_IR 192),
+ * with a warning, so that rewritten values keep their characters.
+ *
  * BurnedInAnnotation YES refuses the file (BurnedInAnnotationError) unless
  * `burnedInAnnotation: 'warn'`: the pixels are not cleaned.
  */
 import { createHmac } from 'node:crypto';
 import { MedsegIoError } from '../errors.ts';
+import { transcodeToUtf8 } from './charset.ts';
 import { DicomDataset, type DicomElement } from './dataset.ts';
 import { BASIC_PROFILE_CODE, OPTION_CODES, PRIVATE_ROW, profileRow, type OptionAction, type ProfileOption, type ProfileRow } from './deid-profile.ts';
 import { T, tagHex, tagKeyword } from './dictionary.ts';
@@ -563,6 +568,9 @@ export function deidentifyDatasetWithReport(ds: DicomDataset, opts: DeidentifyOp
     if ((opts.burnedInAnnotation ?? 'refuse') === 'refuse') throw new BurnedInAnnotationError(where);
     warnings.push('BurnedInAnnotation is YES: the pixels may still show identifying text');
   }
+  // Text is rewritten in UTF-8 or Latin-1: a dataset in another set (ISO 2022, GB18030, ...) is converted to UTF-8 first.
+  const transcoded = transcodeToUtf8(ds);
+  if (transcoded.length) warnings.push(`text re-encoded as UTF-8 (SpecificCharacterSet ISO_IR 192) from ${transcoded.join(', ')}`);
   const options = enabledOptions(opts);
   const ctx: Ctx = {
     opts,

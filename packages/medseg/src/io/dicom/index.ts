@@ -6,7 +6,10 @@
  * (codecs.ts) JPEG baseline and extended 8-bit, JPEG lossless (.57, .70),
  * JPEG-LS (.80, .81), JPEG 2000 (.90, .91) and HTJ2K (.201-.203). Others
  * (12-bit DCT JPEG, JPEG XL, video) throw UNSUPPORTED naming the transfer
- * syntax UID. Written files are Explicit VR LE.
+ * syntax UID. Written files are Explicit VR LE. Pixels: MONOCHROME1 is
+ * inverted, YBR converted and PALETTE COLOR mapped through its tables
+ * (palette.ts) to RGB; text is decoded in its Specific Character Set,
+ * ISO 2022 code extensions included (charset.ts).
  */
 export {
   readDicomSeries,
@@ -81,5 +84,7 @@ export { writeDicom, dataset, el } from './write.ts';
 export { DicomDataset, type DicomElement } from './dataset.ts';
 export { SUPPORTED_TRANSFER_SYNTAXES } from './pixels.ts';
 export { rgbToDicomLab, dicomLabToRgb } from './color.ts';
+export { readPaletteLut, applyPalette, expandSegmentedLut, type PaletteLut } from './palette.ts';
+export { decodeDicomText } from './charset.ts';
 export { newUid } from './uid.ts';
 export { T as DicomTags } from './dictionary.ts';

@@ -101,6 +101,8 @@ interface Ctx {
   path?: string;
   count: number;
   utf8: boolean;
+  /** SpecificCharacterSet values in force ([] for the default repertoire). */
+  charset: string[];
 }
 
 /** True when the bytes start like a DICOM file (Part 10 or a bare dataset). */
@@ -124,7 +126,7 @@ export function parseDicom(buf: Uint8Array, opts: ParseOptions = {}): ParsedDico
   let transferSyntaxUID = TS.ImplicitLE as string;
   if (part10 || (buf[0] === 0x02 && buf[1] === 0)) {
     // File meta: always Explicit VR Little Endian; read while the group is 0002.
-    const ctx: Ctx = { buf, dv, explicit: true, le: true, path, count: 0, utf8: false };
+    const ctx: Ctx = { buf, dv, explicit: true, le: true, path, count: 0, utf8: false, charset: [] };
     pos = readElements(ctx, meta, pos, buf.length, 0, 0x00030000);
     const ts = meta.string(T.TransferSyntaxUID);
     if (ts) transferSyntaxUID = ts.replace(/\0/g, '').trim();
@@ -167,6 +169,7 @@ export function parseDicom(buf: Uint8Array, opts: ParseOptions = {}): ParsedDico
     path,
     count: 0,
     utf8: false,
+    charset: [],
   };
   readElements(ctx, dataset, bodyStart, body.length, 0, opts.untilTag ?? UNDEFINED + 1);
   return { meta, dataset, transferSyntaxUID, part10 };
@@ -239,11 +242,18 @@ function readElements(ctx: Ctx, ds: DicomDataset, pos: number, end: number, dept
         const known = vrOfTag(tag);
         if (known !== 'UN' && known !== 'SQ') el.vr = known;
       }
-      if (tag === T.SpecificCharacterSet) ctx.utf8 = /ISO_IR 192/.test(Buffer.from(el.bytes).toString('latin1'));
+      if (tag === T.SpecificCharacterSet) {
+        ctx.charset = Buffer.from(el.bytes)
+          .toString('latin1')
+          .split('\\')
+          .map((t) => t.replace(/^[\0 ]+|[\0 ]+$/g, ''));
+        ctx.utf8 = ctx.charset[0] === 'ISO_IR 192';
+      }
     }
     ds.set(el);
   }
   ds.utf8 = ctx.utf8;
+  ds.charset = ctx.charset;
   return pos;
 }
 
@@ -264,6 +274,7 @@ function readSequence(ctx: Ctx, items: DicomDataset[], pos: number, length: numb
     if (++ctx.count > MAX_ELEMENTS) fail(ctx, 'TOO_LARGE', `more than ${MAX_ELEMENTS} elements`);
     const item = new DicomDataset();
     const saveUtf8 = ctx.utf8;
+    const saveCharset = ctx.charset;
     if (itemLen === UNDEFINED) {
       pos = readElements(ctx, item, pos, seqEnd, depth + 1, UNDEFINED + 1);
       if (pos + 8 > seqEnd) fail(ctx, 'TRUNCATED', 'sequence item without its delimiter');
@@ -277,7 +288,9 @@ function readSequence(ctx: Ctx, items: DicomDataset[], pos: number, length: numb
       pos += itemLen;
     }
     item.utf8 = ctx.utf8;
+    item.charset = ctx.charset;
     ctx.utf8 = saveUtf8;
+    ctx.charset = saveCharset;
     items.push(item);
   }
   if (length === UNDEFINED) fail(ctx, 'TRUNCATED', 'sequence without its delimiter');

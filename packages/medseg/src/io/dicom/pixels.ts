@@ -14,7 +14,9 @@
  *
  * Photometric interpretation: MONOCHROME1 is inverted by the series reader;
  * colour frames come out planar RGB: YBR_FULL and YBR_FULL_422 are converted
- * (JPEG decoders do that for their own frames, native data is converted here).
+ * (JPEG decoders do that for their own frames, native data is converted here);
+ * PALETTE COLOR frames come out as stored values, mapped to RGB by the series
+ * reader through palette.ts.
  */
 import { MedsegIoError, type ReadLimits } from '../errors.ts';
 import { checkAllocation } from '../limits.ts';
@@ -122,7 +124,7 @@ export function decodeFrames(file: ParsedDicom, info: PixelInfo, limits: ReadLim
 
 /** The photometric interpretation of decodeFrames' output for a file. */
 export function decodedPhotometric(info: PixelInfo): string {
-  return info.samplesPerPixel === 3 ? 'RGB' : info.photometric;
+  return info.samplesPerPixel === 3 || info.photometric === 'PALETTE COLOR' ? 'RGB' : info.photometric;
 }
 
 /** For native (not encapsulated) pixel data: TRUNCATED unless the element holds every frame the header announces. */

@@ -11,16 +11,31 @@
  * Frame of Reference (the source's), General Equipment, Structure Set (Referenced Frame of Reference Sequence
  * down to every source instance, Structure Set ROI Sequence with the
  * generation algorithm and its identification), ROI Contour, RT ROI
- * Observations (with the ROI's code), SOP Common.
+ * Observations (with the ROI's code), SOP Common. Optional de-identification
+ * of what is written.
  */
 import { MedsegIoError } from '../errors.ts';
 import { voxelCount, type Volume, type VoxelArray } from '../volume.ts';
 import { traceSlice, type Polygon } from './contours.ts';
 import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
+import { deidentifyDataset, type DeidentifyOptions } from './deidentify.ts';
 import { R, RTSTRUCT_SOP_CLASS, STUDY_REFERENCE_SOP_CLASS } from './result-tags.ts';
 import type { Code } from './seg-read.ts';
-import { AI_ALGORITHM_FAMILY, DEFAULT_COLOURS, algorithmIdentification, codeItem, distinctInstances, sourceFrameNumbers, text } from './result-elements.ts';
+import {
+  AI_ALGORITHM_FAMILY,
+  DEFAULT_COLOURS,
+  algorithmIdentification,
+  codeItem,
+  distinctInstances,
+  equipmentElements,
+  sourceFrameNumbers,
+  sourceFrameOfReference,
+  sourceSopClass,
+  sourceStudyUid,
+  studyElements,
+  text,
+} from './result-elements.ts';
 import { newUid } from './uid.ts';
 import { dataset, el, formatDS, writeDicom } from './write.ts';
 import { writeFileAtomic } from '../../util/atomic-write.ts';
@@ -47,6 +62,13 @@ export interface RtStructWriteOptions {
   seriesNumber?: number;
   manufacturer?: string;
   softwareVersions?: string;
+  /**
+   * De-identify the written object (same options as deidentify). With the
+   * `state` (or `uidSecret`) that de-identified the source series, every UID
+   * the structure set references (study, series, instances, frame of
+   * reference) becomes the source's new UID.
+   */
+  deidentify?: boolean | DeidentifyOptions;
   /** Also write the bytes to this path (atomically). */
   path?: string;
 }
@@ -92,12 +114,11 @@ export function buildRtStruct(masks: Masks, source: Volume, rois: RoiDescription
     }
   }
 
-  const dicom = (source.meta.extra?.dicom ?? {}) as Record<string, string>;
-  const sopClass = dicom.SOPClassUID ?? source.meta.sopClassUID ?? '1.2.840.10008.5.1.4.1.1.2';
+  const sopClass = sourceSopClass(source);
   const frameNumbers = sourceFrameNumbers(source);
-  const frameOfReference = source.meta.frameOfReferenceUID ?? dicom.FrameOfReferenceUID;
+  const frameOfReference = sourceFrameOfReference(source);
   if (!frameOfReference) throw new MedsegIoError('BAD_DATA', 'source volume has no FrameOfReferenceUID: an RTSTRUCT places its contours in it');
-  const studyUid = source.meta.studyInstanceUID ?? dicom.StudyInstanceUID;
+  const studyUid = sourceStudyUid(source);
   if (!studyUid) throw new MedsegIoError('BAD_DATA', 'source volume has no StudyInstanceUID');
   const seriesUidOfSource = source.meta.seriesInstanceUID;
   if (!seriesUidOfSource) throw new MedsegIoError('BAD_DATA', 'source volume has no SeriesInstanceUID');
@@ -127,7 +148,6 @@ export function buildRtStruct(masks: Masks, source: Volume, rois: RoiDescription
   const date = now.toISOString().slice(0, 10).replace(/-/g, '');
   const time = now.toISOString().slice(11, 19).replace(/:/g, '');
   const softwareVersions = opts.softwareVersions ?? '0.1.0';
-  const str = (tag: number, vr: string, v: string | undefined) => text(tag, vr, v ?? '');
 
   const roiItems: DicomDataset[] = [];
   const contourItems: DicomDataset[] = [];
@@ -195,27 +215,14 @@ export function buildRtStruct(masks: Masks, source: Volume, rois: RoiDescription
     el.str(R.InstanceCreationTime, 'TM', time),
     el.str(T.SOPClassUID, 'UI', RTSTRUCT_SOP_CLASS),
     el.str(T.SOPInstanceUID, 'UI', newUid()),
-    str(T.StudyDate, 'DA', dicom.StudyDate),
     el.str(T.SeriesDate, 'DA', date),
-    str(T.StudyTime, 'TM', dicom.StudyTime),
     el.str(T.SeriesTime, 'TM', time),
-    str(T.AccessionNumber, 'SH', dicom.AccessionNumber),
     el.str(T.Modality, 'CS', 'RTSTRUCT'),
-    text(T.Manufacturer, 'LO', opts.manufacturer ?? 'medseg'),
-    str(T.ReferringPhysicianName, 'PN', dicom.ReferringPhysicianName),
-    dicom.StudyDescription !== undefined ? text(0x00081030, 'LO', dicom.StudyDescription) : undefined,
+    ...studyElements(source),
+    ...equipmentElements({ manufacturer: opts.manufacturer, softwareVersions }),
     text(T.SeriesDescription, 'LO', opts.seriesDescription ?? 'Structure set'),
     el.str(R.OperatorsName, 'PN', ''),
-    el.str(T.ManufacturerModelName, 'LO', 'medseg'),
-    str(T.PatientName, 'PN', source.meta.patientName ?? dicom.PatientName),
-    str(T.PatientID, 'LO', source.meta.patientId ?? dicom.PatientID),
-    str(T.PatientBirthDate, 'DA', dicom.PatientBirthDate),
-    str(T.PatientSex, 'CS', dicom.PatientSex),
-    dicom.PatientAge !== undefined ? el.str(T.PatientAge, 'AS', dicom.PatientAge) : undefined,
-    text(T.SoftwareVersions, 'LO', softwareVersions),
-    el.str(T.StudyInstanceUID, 'UI', studyUid),
     el.str(T.SeriesInstanceUID, 'UI', newUid()),
-    str(T.StudyID, 'SH', dicom.StudyID),
     el.nums(T.SeriesNumber, 'IS', [opts.seriesNumber ?? 301]),
     el.nums(T.InstanceNumber, 'IS', [1]),
     el.str(T.FrameOfReferenceUID, 'UI', frameOfReference),
@@ -248,6 +255,7 @@ export function buildRtStruct(masks: Masks, source: Volume, rois: RoiDescription
     el.seq(R.RTROIObservationsSequence, observationItems),
   );
   ds.utf8 = true;
+  if (opts.deidentify) deidentifyDataset(ds, opts.deidentify === true ? {} : opts.deidentify);
   return ds;
 }
 

@@ -4,13 +4,14 @@
  * source's study. What any PACS viewer shows without plug-ins, so rendered
  * results (an explanation's heat map blended over the image) travel back to
  * the PACS with the study. Patient and study attributes are copied from the
- * source Volume's meta (readDicomSeries keeps them in meta.extra.dicom); each
+ * source Volume's meta (studyElements); each
  * instance names its source slice in SourceImageSequence. The SC IOD has no
  * image plane, so Patient Orientation carries the row and column directions.
  */
 import { MedsegIoError } from '../errors.ts';
 import type { Volume } from '../volume.ts';
 import { T, tagOf } from './dictionary.ts';
+import { equipmentElements, sourceSopClass, sourceStudyUid, studyElements } from './result-elements.ts';
 import { newUid } from './uid.ts';
 import { dataset, el, writeDicom } from './write.ts';
 
@@ -63,16 +64,15 @@ export function buildSecondaryCaptureSeries(slices: readonly RgbSlice[], source:
   const nz = source.size[2];
   if (!sops || sops.length !== nz) throw new MedsegIoError('BAD_DATA', 'source volume has no SOP instance UIDs per slice (read it with readDicomSeries)');
   if (slices.length !== nz) throw new MedsegIoError('BAD_GEOMETRY', `${slices.length} rendered slices for a source of ${nz}`);
-  const dicom = (source.meta.extra?.dicom ?? {}) as Record<string, string>;
-  const sopClass = dicom.SOPClassUID ?? source.meta.sopClassUID ?? '1.2.840.10008.5.1.4.1.1.2';
+  const sopClass = sourceSopClass(source);
+  // One Study Instance UID for every instance, also for a source without one.
+  const studyUid = sourceStudyUid(source) ?? newUid();
   const d = source.direction;
   const orientation = [orientationLetters([d[0]!, d[3]!, d[6]!]), orientationLetters([d[1]!, d[4]!, d[7]!])];
   const now = new Date();
   const date = now.toISOString().slice(0, 10).replace(/-/g, '');
   const time = now.toISOString().slice(11, 19).replace(/:/g, '');
   const seriesUid = newUid();
-  // Type 2 attributes are present, empty when the source does not have them; text is written as UTF-8 (ISO_IR 192) whatever the source's character set was, since the reader has decoded it.
-  const copied = (tag: number, vr: string, v: string | undefined) => el.str(tag, vr, v ?? '', true);
   return slices.map((s, z) => {
     if (s.width > 65535 || s.height > 65535 || s.rgb.length !== s.width * s.height * 3) {
       throw new MedsegIoError('BAD_GEOMETRY', `slice ${z}: ${s.rgb.length} bytes for ${s.width}x${s.height} RGB`);
@@ -84,30 +84,18 @@ export function buildSecondaryCaptureSeries(slices: readonly RgbSlice[], source:
       el.str(T.ImageType, 'CS', ['DERIVED', 'SECONDARY']),
       el.str(T.SOPClassUID, 'UI', SECONDARY_CAPTURE_SOP_CLASS),
       el.str(T.SOPInstanceUID, 'UI', newUid()),
-      copied(T.StudyDate, 'DA', dicom.StudyDate),
       el.str(T.ContentDate, 'DA', date),
-      copied(T.StudyTime, 'TM', dicom.StudyTime),
       el.str(T.ContentTime, 'TM', time),
-      copied(T.AccessionNumber, 'SH', dicom.AccessionNumber),
       el.str(T.Modality, 'CS', source.meta.modality && source.meta.modality !== 'unknown' ? source.meta.modality : 'OT'),
       el.str(CONVERSION_TYPE, 'CS', 'WSD'),
-      el.str(T.Manufacturer, 'LO', o.manufacturer ?? 'medseg'),
-      copied(T.ReferringPhysicianName, 'PN', dicom.ReferringPhysicianName),
-      dicom.StudyDescription !== undefined ? el.str(0x00081030, 'LO', dicom.StudyDescription, true) : undefined,
+      ...studyElements(source, studyUid),
+      ...equipmentElements({ manufacturer: o.manufacturer, softwareVersions: o.softwareVersions ?? '0.1.0' }),
       el.str(T.SeriesDescription, 'LO', o.seriesDescription ?? 'medseg rendering', true),
       el.str(DERIVATION_DESCRIPTION, 'ST', o.derivationDescription ?? 'rendered by medseg from the source slice'),
       el.seq(T.SourceImageSequence, [dataset(el.str(T.ReferencedSOPClassUID, 'UI', sopClass), el.str(T.ReferencedSOPInstanceUID, 'UI', sops[z]!))]),
-      copied(T.PatientName, 'PN', source.meta.patientName ?? dicom.PatientName),
-      copied(T.PatientID, 'LO', source.meta.patientId ?? dicom.PatientID),
-      copied(T.PatientBirthDate, 'DA', dicom.PatientBirthDate),
-      copied(T.PatientSex, 'CS', dicom.PatientSex),
-      dicom.PatientAge !== undefined ? el.str(T.PatientAge, 'AS', dicom.PatientAge) : undefined,
       el.str(DATE_OF_SECONDARY_CAPTURE, 'DA', date),
       el.str(TIME_OF_SECONDARY_CAPTURE, 'TM', time),
-      el.str(T.SoftwareVersions, 'LO', o.softwareVersions ?? '0.1.0'),
-      el.str(T.StudyInstanceUID, 'UI', source.meta.studyInstanceUID ?? dicom.StudyInstanceUID ?? newUid()),
       el.str(T.SeriesInstanceUID, 'UI', seriesUid),
-      copied(T.StudyID, 'SH', dicom.StudyID),
       el.nums(T.SeriesNumber, 'IS', [o.seriesNumber ?? 301]),
       // Type 2C in General Series: empty, as the laterality of the rendering is not known here.
       el.str(LATERALITY, 'CS', ''),

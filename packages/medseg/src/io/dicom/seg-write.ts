@@ -19,8 +19,8 @@
  * (/ modifier) codes (segment-codes.ts for defaults) and, when not MANUAL,
  * SegmentAlgorithmName and the Segmentation Algorithm Identification
  * Sequence (algorithm family, name, version). Patient / study / frame of
- * reference come from the source Volume's meta (meta.extra.dicom); series
- * and instance UIDs are new. Optional de-identification of what is written.
+ * reference come from the source Volume's meta (studyElements); series and
+ * instance UIDs are new. Optional de-identification of what is written.
  */
 import { MedsegIoError } from '../errors.ts';
 import { voxelCount, type Volume, type VoxelArray } from '../volume.ts';
@@ -29,7 +29,19 @@ import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
 import { deidentifyDataset, type DeidentifyOptions } from './deidentify.ts';
 import { SEG_SOP_CLASS, type Code } from './seg-read.ts';
-import { AI_ALGORITHM_FAMILY, DEFAULT_COLOURS, algorithmIdentification, codeItem, distinctInstances, sourceFrameNumbers, text } from './result-elements.ts';
+import {
+  AI_ALGORITHM_FAMILY,
+  DEFAULT_COLOURS,
+  algorithmIdentification,
+  codeItem,
+  distinctInstances,
+  equipmentElements,
+  sourceFrameNumbers,
+  sourceFrameOfReference,
+  sourceSopClass,
+  studyElements,
+  text,
+} from './result-elements.ts';
 import { R } from './result-tags.ts';
 import { newUid } from './uid.ts';
 import { dataset, el, writeDicom } from './write.ts';
@@ -68,7 +80,12 @@ export interface SegWriteOptions {
   contentCreatorName?: string;
   manufacturer?: string;
   softwareVersions?: string;
-  /** De-identify the written object (same options as deidentify). */
+  /**
+   * De-identify the written object (same options as deidentify). With the
+   * `state` (or `uidSecret`) that de-identified the source series, the SEG's
+   * references (study, series, instances, frame of reference) become the
+   * source's new UIDs.
+   */
   deidentify?: boolean | DeidentifyOptions;
   /** Also write the bytes to this path. */
   path?: string;
@@ -119,8 +136,7 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
   const d = source.direction;
   const normal = [d[2], d[5], d[8]];
   const iop = [d[0], d[3], d[6], d[1], d[4], d[7]];
-  const dicom = (source.meta.extra?.dicom ?? {}) as Record<string, string>;
-  const sopClass = dicom.SOPClassUID ?? source.meta.sopClassUID ?? '1.2.840.10008.5.1.4.1.1.2';
+  const sopClass = sourceSopClass(source);
   const frameNumbers = sourceFrameNumbers(source);
 
   // Frames: segment-major, slice order; non-empty only unless allFrames.
@@ -159,7 +175,6 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
   const time = now.toISOString().slice(11, 19).replace(/:/g, '');
   const seriesUid = newUid();
   const sopUid = newUid();
-  const str = (tag: number, vr: string, v: string | undefined) => text(tag, vr, v ?? '');
   const positionOf = (z: number) => [0, 1, 2].map((k) => source.origin[k]! + z * source.spacing[2] * normal[k]!);
   const softwareVersions = opts.softwareVersions ?? '0.1.0';
 
@@ -217,19 +232,14 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
     el.str(R.InstanceCreationTime, 'TM', time),
     el.str(T.SOPClassUID, 'UI', SEG_SOP_CLASS),
     el.str(T.SOPInstanceUID, 'UI', sopUid),
-    str(T.StudyDate, 'DA', dicom.StudyDate),
     el.str(T.SeriesDate, 'DA', date),
     el.str(T.ContentDate, 'DA', date),
-    str(T.StudyTime, 'TM', dicom.StudyTime),
     el.str(T.SeriesTime, 'TM', time),
     el.str(T.ContentTime, 'TM', time),
-    str(T.AccessionNumber, 'SH', dicom.AccessionNumber),
     el.str(T.Modality, 'CS', 'SEG'),
-    text(T.Manufacturer, 'LO', opts.manufacturer ?? 'medseg'),
-    str(T.ReferringPhysicianName, 'PN', dicom.ReferringPhysicianName),
-    dicom.StudyDescription !== undefined ? text(0x00081030, 'LO', dicom.StudyDescription) : undefined,
+    ...studyElements(source),
+    ...equipmentElements({ manufacturer: opts.manufacturer, softwareVersions, deviceSerialNumber: '1' }),
     text(T.SeriesDescription, 'LO', opts.seriesDescription ?? 'Segmentation'),
-    el.str(T.ManufacturerModelName, 'LO', 'medseg'),
     el.seq(T.ReferencedSeriesSequence, [
       dataset(
         el.seq(
@@ -239,19 +249,10 @@ export function buildDicomSeg(masks: Masks, source: Volume, segments: SegmentDes
         el.str(T.SeriesInstanceUID, 'UI', source.meta.seriesInstanceUID ?? ''),
       ),
     ]),
-    str(T.PatientName, 'PN', source.meta.patientName ?? dicom.PatientName),
-    str(T.PatientID, 'LO', source.meta.patientId ?? dicom.PatientID),
-    str(T.PatientBirthDate, 'DA', dicom.PatientBirthDate),
-    str(T.PatientSex, 'CS', dicom.PatientSex),
-    dicom.PatientAge !== undefined ? el.str(T.PatientAge, 'AS', dicom.PatientAge) : undefined,
-    el.str(T.DeviceSerialNumber, 'LO', '1'),
-    text(T.SoftwareVersions, 'LO', softwareVersions),
-    el.str(T.StudyInstanceUID, 'UI', source.meta.studyInstanceUID ?? dicom.StudyInstanceUID ?? newUid()),
     el.str(T.SeriesInstanceUID, 'UI', seriesUid),
-    str(T.StudyID, 'SH', dicom.StudyID),
     el.nums(T.SeriesNumber, 'IS', [opts.seriesNumber ?? 300]),
     el.nums(T.InstanceNumber, 'IS', [1]),
-    el.str(T.FrameOfReferenceUID, 'UI', source.meta.frameOfReferenceUID ?? dicom.FrameOfReferenceUID ?? newUid()),
+    el.str(T.FrameOfReferenceUID, 'UI', sourceFrameOfReference(source) ?? newUid()),
     el.str(T.PositionReferenceIndicator, 'LO', ''),
     el.seq(T.DimensionOrganizationSequence, [dataset(el.str(T.DimensionOrganizationUID, 'UI', dimOrg))]),
     el.seq(T.DimensionIndexSequence, [

@@ -18,6 +18,7 @@ import { listFiles, readDicomFiles, skippedMessage, type DicomFile, type Skipped
 import { checkStack, directionMatrix, dot, framePlane, orientationAxes, sameOrientation, type FramePlane } from './planes.ts';
 import { checkNativeLength, decodedPhotometric, decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
 import { parseDicom } from './parse.ts';
+import { applyPalette, readPaletteLut, type PaletteLut } from './palette.ts';
 
 export interface DicomSeriesOptions {
   limits?: Partial<ReadLimits>;
@@ -162,8 +163,13 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
     }
   });
   if (info0.type === 'bit') throw new MedsegIoError('UNSUPPORTED', '1-bit images are read with readDicomSeg', where);
+  // PALETTE COLOR: each file's own red, green and blue tables turn its stored values into RGB.
+  const palettes = info0.photometric === 'PALETTE COLOR' ? files.map((f, i) => readPaletteLut(f.dataset, infos[i]!.pixelRepresentation, f.path)) : undefined;
+  if (palettes?.some((p) => p.type !== palettes[0]!.type)) {
+    throw new MedsegIoError('INCONSISTENT_SERIES', 'palette tables of different entry widths (8 and 16 bits) in one series', where);
+  }
   const totalFrames = infos.reduce((n, i) => n + i.frames, 0);
-  checkAllocation(info0.rows * info0.columns * info0.samplesPerPixel * totalFrames, 4, limits, where);
+  checkAllocation(info0.rows * info0.columns * (palettes ? 3 : info0.samplesPerPixel) * totalFrames, 4, limits, where);
   // A header may claim more frames than the file holds: check before building per-frame state.
   files.forEach((f, i) => checkNativeLength(f, infos[i]!, f.path));
 
@@ -239,16 +245,19 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
   const nx = info0.columns;
   const ny = info0.rows;
   const nz = slices.length;
-  const spp = info0.samplesPerPixel;
-  const rescaled = slices.some((s) => s.plane.slope !== 1 || s.plane.intercept !== 0);
-  const outType: VoxelType = rescaled ? 'float32' : (info0.type as VoxelType);
+  const spp = palettes ? 3 : info0.samplesPerPixel;
+  const rescaled = !palettes && slices.some((s) => s.plane.slope !== 1 || s.plane.intercept !== 0);
+  const outType: VoxelType = palettes ? palettes[0]!.type : rescaled ? 'float32' : (info0.type as VoxelType);
   const data = allocVoxels(outType, nx * ny * nz * spp);
   const decoded = new Map<DicomFile, VoxelArray[]>();
   const invert = info0.photometric === 'MONOCHROME1' && opts.invertMonochrome1 !== false;
   slices.forEach((s, z) => {
     let frames = decoded.get(s.file);
     if (!frames) {
-      frames = decodeFrames(s.file, infos[files.indexOf(s.file)]!, limits, s.file.path);
+      const k = files.indexOf(s.file);
+      frames = decodeFrames(s.file, infos[k]!, limits, s.file.path);
+      const lut: PaletteLut | undefined = palettes?.[k];
+      if (lut) frames = frames.map((f) => applyPalette(f, lut));
       decoded.set(s.file, frames);
     }
     const frame = frames[s.frame]!;

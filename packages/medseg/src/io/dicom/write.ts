@@ -202,6 +202,7 @@ export function writeDicom(ds: DicomDataset, opts: WriteOptions = {}): Uint8Arra
   const body = new Out();
   const withoutMeta = new DicomDataset();
   withoutMeta.utf8 = ds.utf8;
+  withoutMeta.charset = ds.charset;
   for (const [tag, e] of ds.elements) if (tag >>> 16 !== 2) withoutMeta.set(e);
   writeDataset(body, withoutMeta);
   const head = new Out();
