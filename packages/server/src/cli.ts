@@ -2,13 +2,13 @@
  * `medseg-serve`: starts the service with safe defaults (loopback, a data
  * folder, worker processes) and prints, on a first start, the admin key,
  * once. Settings come from flags, MEDSEG_SERVE_* variables or a JSON config
- * file (see config.ts). SIGINT/SIGTERM stop it: the API closes, each worker
+ * file (see config.ts). `medseg-serve audit verify <data>` checks the audit
+ * log instead (audit/verify-command.ts). SIGINT/SIGTERM stop it: the API closes, each worker
  * finishes the job in hand. Exit codes: 0 stopped, 2 bad setting or busy data
  * folder, 64 usage, 1 bug.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
-import { DataFolderBusy, startService } from './service.ts';
 
 const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--port N] [--workers N] [--config FILE] [--json]
 
@@ -21,7 +21,9 @@ const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--
   --json          print the start-up facts as one JSON line
 
 Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL, _DICOMWEB_URL.
-Keys: the first start prints an admin key once; make others with POST /keys.`;
+Keys: the first start prints an admin key once; make others with POST /keys.
+
+       medseg-serve audit verify <data-folder>   checks the audit log's hash chain (see --help there)`;
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -30,6 +32,15 @@ function int(name: string, v: string | undefined): number | undefined {
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'audit') {
+    // Loaded alone: checking the log needs neither the engine nor the HTTP stack.
+    const { auditCommand } = await import('./audit/verify-command.ts');
+    return auditCommand(
+      process.argv.slice(3),
+      (s) => process.stdout.write(s),
+      (s) => process.stderr.write(s),
+    );
+  }
   let args;
   try {
     args = parseArgs({
@@ -53,6 +64,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const { DataFolderBusy, startService } = await import('./service.ts');
   try {
     const config = loadConfig({
       dataDir: args.data,

@@ -16,6 +16,7 @@ import { JobStore } from './store/jobs.ts';
 import { KeyStore } from './store/keys.ts';
 import { WorkerPool } from './worker/pool.ts';
 import { Autorouter } from './dicomweb/autoroute.ts';
+import { AuditLog } from './audit/log.ts';
 import type { ServiceConfig } from './config.ts';
 
 export interface Service {
@@ -100,8 +101,13 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
     db = openDatabase(dbPath);
     const jobs = new JobStore(db, { maxAttempts: c.maxAttempts });
     const keys = new KeyStore(db);
+    const audit = new AuditLog(db);
     let adminKey: string | undefined;
-    if (keys.count() === 0) adminKey = (await keys.create({ name: 'admin (made on first start)', scopes: ['admin'] })).secret;
+    if (keys.count() === 0) {
+      const made = await keys.create({ name: 'admin (made on first start)', scopes: ['admin'] });
+      adminKey = made.secret;
+      audit.append({ action: 'key.create', outcome: 'created', keyId: null, detail: `key ${made.key.id} (admin, made on first start)` });
+    }
     const requeued = jobs.requeueExpired();
     const removedFiles = removeOrphanFiles(c.dataDir, jobs);
     const app = await buildApp({
@@ -114,6 +120,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       maxDecompressedBytes: c.maxDecompressedBytes,
       rateLimit: c.rateLimit,
       dicomweb: c.dicomweb,
+      audit,
       onSubmitted: () => pool?.wake(),
       logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
     });
@@ -148,6 +155,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
         catalog,
         onSubmitted: () => pool?.wake(),
         log: (m) => app.log.warn(m),
+        audit,
       });
       autorouter.start();
     }

@@ -23,6 +23,10 @@ import { RESULT_FILE, type JobInputFormat } from '../job-formats.ts';
 import type { DicomwebServer } from '../config.ts';
 import { checkDicomwebRef, type DicomwebRef } from '../dicomweb/reference.ts';
 import * as S from './schemas.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { jobEntry } from '../audit/job-entry.ts';
+import type { NewJob } from '../store/jobs.ts';
+import type { ModelInfo } from '../models/catalog.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -52,6 +56,8 @@ export interface AppOptions {
    * guessing costs the server no slow hashing.
    */
   authFailureLimit?: { max: number; windowMs: number };
+  /** The audit log: submissions, cancellations, result reads and key changes are recorded in it. */
+  audit?: AuditLog;
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
   /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
@@ -225,6 +231,15 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return j;
   };
 
+  /** Queues a job and records its submission in the audit log, together. */
+  const submitJob = (j: NewJob, info: ModelInfo, studyUid?: string): Job =>
+    o.audit
+      ? o.audit.together(
+          () => o.jobs.submit(j),
+          (job) => jobEntry(job, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, studyUid }),
+        )
+      : o.jobs.submit(j);
+
   app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -273,15 +288,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     const { model, info } = submittedModel(b.model);
     const ref = checkDicomwebRef(b.dicomweb, o.dicomweb ?? []);
     const id = randomBytes(16).toString('hex');
-    const job = o.jobs.submit({
-      id,
-      model,
-      modelVersion: info.version,
-      inputPath: '',
-      inputFormat: 'dicomweb',
-      keyId: req.apiKey!.id,
-      inputRef: JSON.stringify(ref),
-    });
+    const job = submitJob(
+      { id, model, modelVersion: info.version, inputPath: '', inputFormat: 'dicomweb', keyId: req.apiKey!.id, inputRef: JSON.stringify(ref) },
+      info,
+    );
     o.onSubmitted?.(job);
     return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
   };
@@ -317,7 +327,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         stored = rel;
         // A DICOM zip may hold several series: the job keeps the one that was read.
         const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
-        const job = o.jobs.submit({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef });
+        const job = submitJob(
+          { id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef },
+          info,
+          rec.volume.meta.studyInstanceUID,
+        );
         stored = undefined;
         o.onSubmitted?.(job);
         return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
@@ -362,6 +376,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       const path = join(o.dataDir, j.resultPath);
       if (!existsSync(path)) throw new Error(`result file of job ${j.id} is missing: ${path}`);
       const file = RESULT_FILE[j.inputFormat as JobInputFormat];
+      o.audit?.append(jobEntry(j, 'result.read', 'read', { keyId: req.apiKey!.id }));
       return reply
         .header('content-type', file.type)
         .header('content-disposition', `attachment; filename="${j.id}_seg${file.ending}"`)
@@ -377,7 +392,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
     async (req) => {
       const j = ownJob(req, (req.params as { id: string }).id);
-      const r = o.jobs.cancel(j.id);
+      const r = o.audit
+        ? o.audit.together(
+            () => o.jobs.cancel(j.id),
+            (c) => (c && c.after === 'cancelled' && c.before !== 'cancelled' ? jobEntry(j, 'job.cancel', 'cancelled', { keyId: req.apiKey!.id }) : null),
+          )
+        : o.jobs.cancel(j.id);
       if (!r || r.after !== 'cancelled' || (r.before !== 'queued' && r.before !== 'running')) {
         throw new HttpError(409, 'FINISHED', `job ${j.id} is already ${r?.after ?? j.state}: nothing to cancel`);
       }
@@ -405,6 +425,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         scopes: b.scopes,
         expiresAt: b.expiresInSeconds ? Date.now() + b.expiresInSeconds * 1000 : null,
       });
+      o.audit?.append({ action: 'key.create', outcome: 'created', keyId: req.apiKey!.id, detail: `key ${key.id} (${key.scopes.join(',')})` });
       return reply.status(201).send({ key: keyView(key), secret });
     },
   );
@@ -431,6 +452,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       const id = (req.params as { id: string }).id;
       if (!o.keys.get(id)) throw new HttpError(404, 'NO_KEY', `no key ${id}`);
       o.keys.revoke(id);
+      o.audit?.append({ action: 'key.revoke', outcome: 'revoked', keyId: req.apiKey!.id, detail: `key ${id}` });
       return keyView(o.keys.get(id)!);
     },
   );

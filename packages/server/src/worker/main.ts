@@ -11,6 +11,7 @@ import { openDatabase } from '../store/db.ts';
 import { JobStore } from '../store/jobs.ts';
 import { ModelCatalog } from '../models/catalog.ts';
 import { ModelCache, runJob } from './run-job.ts';
+import { AuditLog } from '../audit/log.ts';
 import type { WorkerSettings } from './pool.ts';
 
 const settings = JSON.parse(process.env.MEDSEG_WORKER_SETTINGS ?? 'null') as WorkerSettings | null;
@@ -32,6 +33,7 @@ const ctx = {
   log,
   limits: { maxVoxelBytes: settings.maxVoxelBytes, maxDecompressedBytes: settings.maxDecompressedBytes },
   pacs: { servers: settings.dicomweb, timeoutMs: settings.dicomwebTimeoutMs, maxBytes: settings.maxInputBytes },
+  audit: new AuditLog(db),
 };
 const owner = `${hostname()}:${process.pid}:${settings.slot}`;
 

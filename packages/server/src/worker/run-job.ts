@@ -32,6 +32,8 @@ import { DicomwebRefError, normaliseUrl, type DicomwebRef } from '../dicomweb/re
 import { fetchSeriesVolume, withRetries, type RetryOptions } from '../dicomweb/series.ts';
 import { DicomZipError, readDicomZip } from '../upload/dicom-zip.ts';
 import { jobSeg } from './seg-result.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { jobEntry } from '../audit/job-entry.ts';
 
 export interface JobContext {
   jobs: JobStore;
@@ -44,6 +46,29 @@ export interface JobContext {
   limits: { maxVoxelBytes: number; maxDecompressedBytes: number };
   /** The PACS of DICOMweb jobs, and the limits of what is read from them. */
   pacs?: { servers: DicomwebServer[]; timeoutMs: number; maxBytes: number; retry?: RetryOptions };
+  /** The audit log: each recorded outcome is appended to it in the same transaction. */
+  audit?: AuditLog;
+}
+
+/** Records a job's outcome under its lease, with its audit record when there is a log (both or neither). */
+function recordOutcome(ctx: JobContext, job: Job, outcome: 'done' | 'failed', record: () => boolean, source?: Volume, detail?: string): boolean {
+  if (!ctx.audit) return record();
+  let weightsSha256: string | undefined;
+  try {
+    weightsSha256 = ctx.catalog.info(job.model).weightsSha256;
+  } catch {
+    weightsSha256 = undefined; // the model folder is gone or unreadable: the record keeps the version alone
+  }
+  return ctx.audit.together(record, (ok) =>
+    ok
+      ? jobEntry(job, `job.${outcome}`, outcome, {
+          weightsSha256,
+          studyUid: source?.meta.studyInstanceUID,
+          seriesUid: source?.meta.seriesInstanceUID,
+          detail,
+        })
+      : null,
+  );
 }
 
 /** The lease was lost while working: stop without recording anything. */
@@ -110,6 +135,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
   // Between the synchronous stretches (reading, writing) a timer renews the lease; during prediction the tile callback does.
   const timer = setInterval(beat, ctx.heartbeatMs);
   let resultRel: string | undefined;
+  let source: Volume | undefined;
   try {
     const model = models.get(job);
     progress = 0.02;
@@ -125,6 +151,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     } else {
       images = await readInputCase(join(ctx.dataDir, job.inputPath), model.plan.channels.length);
     }
+    source = images[0];
     if (lost) throw new LeaseLost();
     const pred = predictVolumes(model, images, {
       onTile: (done, total) => {
@@ -148,7 +175,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     } else {
       await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
     }
-    if (ctx.jobs.complete(lease, resultRel, output)) return 'done';
+    if (recordOutcome(ctx, job, 'done', () => ctx.jobs.complete(lease, resultRel!, output), source)) return 'done';
     await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
     return 'lost';
   } catch (e) {
@@ -156,7 +183,8 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     if (e instanceof LeaseLost || lost) return 'lost';
     const message = userMessage(e);
     if (message === undefined) ctx.log(`job ${job.id} failed: ${(e as Error).stack ?? String(e)}`);
-    return ctx.jobs.fail(lease, message ?? 'internal error while predicting (logged on the server)') ? 'failed' : 'lost';
+    const msg = message ?? 'internal error while predicting (logged on the server)';
+    return recordOutcome(ctx, job, 'failed', () => ctx.jobs.fail(lease, msg), source, msg) ? 'failed' : 'lost';
   } finally {
     clearInterval(timer);
   }
