@@ -42,6 +42,17 @@ export interface ServiceConfig {
   autoroute: AutorouteRule[];
   /** How often each rule's PACS is searched for new series. */
   autoroutePollMs: number;
+  /** Drift monitoring (GET /models/:id/monitoring; see monitoring/drift.ts). */
+  monitoring: MonitoringSettings;
+}
+
+export interface MonitoringSettings {
+  /** Cases in the sliding window (default 50). */
+  window: number;
+  /** Flag rate expected of a model on its own kind of data when its validation gave none (default 0.1). */
+  expectedFlagRate: number;
+  /** The window drifts when its flag count has a binomial p below this (default 0.01). */
+  alpha: number;
 }
 
 export interface AutorouteRule {
@@ -83,6 +94,7 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
     dicomwebTimeoutMs: 60_000,
     autoroute: [],
     autoroutePollMs: 10_000,
+    monitoring: { window: 50, expectedFlagRate: 0.1, alpha: 0.01 },
   };
 }
 
@@ -173,6 +185,19 @@ function checkAutoroute(rules: unknown, servers: DicomwebServer[]): void {
   }
 }
 
+/** Checks the monitoring settings: a window of 1..10000 cases, a rate and an alpha in (0, 1). */
+function checkMonitoring(m: unknown): void {
+  const o = m as Partial<MonitoringSettings> | null;
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new ConfigError('monitoring must be an object { window, expectedFlagRate, alpha }');
+  const extra = Object.keys(o).filter((k) => !['window', 'expectedFlagRate', 'alpha'].includes(k));
+  if (extra.length) throw new ConfigError(`unknown monitoring setting(s): ${extra.join(', ')}`);
+  if (!Number.isInteger(o.window) || o.window! < 1 || o.window! > 10_000) throw new ConfigError('monitoring.window must be an integer from 1 to 10000');
+  for (const k of ['expectedFlagRate', 'alpha'] as const) {
+    const v = o[k];
+    if (typeof v !== 'number' || !(v > 0 && v < 1)) throw new ConfigError(`monitoring.${k} must be a number between 0 and 1`);
+  }
+}
+
 /** Checks a complete configuration; throws ConfigError naming the first bad setting. */
 export function checkConfig(c: ServiceConfig): ServiceConfig {
   for (const k of NUMERIC) {
@@ -189,6 +214,7 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
     throw new ConfigError(`logLevel ${JSON.stringify(c.logLevel)} is not a level`);
   checkDicomweb(c.dicomweb);
   checkAutoroute(c.autoroute, c.dicomweb);
+  checkMonitoring(c.monitoring);
   return c;
 }
 
@@ -222,5 +248,8 @@ export function loadConfig(flags: Partial<ServiceConfig> & { config?: string }, 
   const { config: _c, ...rest } = flags;
   const merged = { ...base, ...defined(fromFile), ...defined(fromEnv), ...defined(rest), dataDir: base.dataDir };
   merged.modelsDir = resolve(merged.modelsDir);
+  // A config file may give some monitoring settings; the others keep their defaults.
+  const m = fromFile.monitoring as unknown;
+  if (m && typeof m === 'object' && !Array.isArray(m)) merged.monitoring = { ...base.monitoring, ...(m as Partial<MonitoringSettings>) };
   return checkConfig(merged);
 }

@@ -17,6 +17,7 @@ import { KeyStore } from './store/keys.ts';
 import { WorkerPool } from './worker/pool.ts';
 import { Autorouter } from './dicomweb/autoroute.ts';
 import { AuditLog } from './audit/log.ts';
+import { MonitoringStore } from './monitoring/store.ts';
 import type { ServiceConfig } from './config.ts';
 
 export interface Service {
@@ -121,6 +122,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       rateLimit: c.rateLimit,
       dicomweb: c.dicomweb,
       audit,
+      monitoring: { store: new MonitoringStore(db), settings: c.monitoring },
       onSubmitted: () => pool?.wake(),
       logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
     });

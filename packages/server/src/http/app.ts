@@ -27,6 +27,9 @@ import type { AuditLog } from '../audit/log.ts';
 import { jobEntry } from '../audit/job-entry.ts';
 import type { NewJob } from '../store/jobs.ts';
 import type { ModelInfo } from '../models/catalog.ts';
+import type { MonitoringStore } from '../monitoring/store.ts';
+import type { MonitoringSettings } from '../config.ts';
+import { registerMonitoringRoute } from './monitoring-route.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -58,6 +61,8 @@ export interface AppOptions {
   authFailureLimit?: { max: number; windowMs: number };
   /** The audit log: submissions, cancellations, result reads and key changes are recorded in it. */
   audit?: AuditLog;
+  /** The monitoring records and settings behind GET /models/:id/monitoring (the route is absent without them). */
+  monitoring?: { store: MonitoringStore; settings: MonitoringSettings };
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
   /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
@@ -255,6 +260,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
     async (req) => ({ models: o.catalog.list((id, e) => req.log.warn({ model: id, err: e.message }, 'model folder left out')) }),
   );
+
+  if (o.monitoring) registerMonitoringRoute(app, { catalog: o.catalog, monitoring: o.monitoring.store, settings: o.monitoring.settings });
 
   /** The model a submission names, checked: it exists and takes one channel. */
   const submittedModel = (model: unknown) => {

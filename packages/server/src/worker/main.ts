@@ -12,6 +12,7 @@ import { JobStore } from '../store/jobs.ts';
 import { ModelCatalog } from '../models/catalog.ts';
 import { ModelCache, runJob } from './run-job.ts';
 import { AuditLog } from '../audit/log.ts';
+import { MonitoringStore } from '../monitoring/store.ts';
 import type { WorkerSettings } from './pool.ts';
 
 const settings = JSON.parse(process.env.MEDSEG_WORKER_SETTINGS ?? 'null') as WorkerSettings | null;
@@ -34,6 +35,7 @@ const ctx = {
   limits: { maxVoxelBytes: settings.maxVoxelBytes, maxDecompressedBytes: settings.maxDecompressedBytes },
   pacs: { servers: settings.dicomweb, timeoutMs: settings.dicomwebTimeoutMs, maxBytes: settings.maxInputBytes },
   audit: new AuditLog(db),
+  monitoring: new MonitoringStore(db),
 };
 const owner = `${hostname()}:${process.pid}:${settings.slot}`;
 

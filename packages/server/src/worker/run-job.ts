@@ -34,6 +34,8 @@ import { DicomZipError, readDicomZip } from '../upload/dicom-zip.ts';
 import { jobSeg } from './seg-result.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { jobEntry } from '../audit/job-entry.ts';
+import { inputFingerprint, type InputFingerprint } from '../monitoring/input-fingerprint.ts';
+import type { MonitoringStore } from '../monitoring/store.ts';
 
 export interface JobContext {
   jobs: JobStore;
@@ -48,6 +50,8 @@ export interface JobContext {
   pacs?: { servers: DicomwebServer[]; timeoutMs: number; maxBytes: number; retry?: RetryOptions };
   /** The audit log: each recorded outcome is appended to it in the same transaction. */
   audit?: AuditLog;
+  /** Where each completed job's input fingerprint and uncertainty go (monitoring/). */
+  monitoring?: MonitoringStore;
 }
 
 /** Records a job's outcome under its lease, with its audit record when there is a log (both or neither). */
@@ -154,6 +158,8 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     source = images[0];
     if (lost) throw new LeaseLost();
     const pred = predictVolumes(model, images, {
+      // The class probabilities give the uncertainty score monitoring compares with the validation cases'.
+      keepProbabilities: ctx.monitoring !== undefined,
       onTile: (done, total) => {
         progress = 0.05 + (0.9 * done) / total;
         if (Date.now() - lastBeat >= ctx.heartbeatMs) beat();
@@ -175,7 +181,19 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     } else {
       await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
     }
-    if (recordOutcome(ctx, job, 'done', () => ctx.jobs.complete(lease, resultRel!, output), source)) return 'done';
+    let input: InputFingerprint | undefined;
+    try {
+      if (ctx.monitoring) input = inputFingerprint(images, pred.labels, pred.probabilities);
+    } catch (e) {
+      ctx.log(`job ${job.id}: no monitoring record: ${(e as Error).message}`);
+    }
+    // The monitoring record goes in with the outcome: a job seen done has its record.
+    const complete = () => {
+      const ok = ctx.jobs.complete(lease, resultRel!, output);
+      if (ok && input) ctx.monitoring!.record({ jobId: job.id, model: job.model, modelVersion: job.modelVersion, keyId: job.keyId, input });
+      return ok;
+    };
+    if (recordOutcome(ctx, job, 'done', complete, source)) return 'done';
     await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
     return 'lost';
   } catch (e) {
