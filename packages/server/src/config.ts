@@ -44,6 +44,12 @@ export interface ServiceConfig {
   autoroutePollMs: number;
   /** Drift monitoring (GET /models/:id/monitoring; see monitoring/drift.ts). */
   monitoring: MonitoringSettings;
+  /**
+   * Models whose outgoing DICOM (the SEG stored to the PACS or downloaded) is
+   * always de-identified ('*': every model); a submission may ask for it with
+   * "deidentify" as well. UIDs derive from <data>/deid-secret (deid/secret.ts).
+   */
+  deidentifyModels: string[];
 }
 
 export interface MonitoringSettings {
@@ -95,6 +101,7 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
     autoroute: [],
     autoroutePollMs: 10_000,
     monitoring: { window: 50, expectedFlagRate: 0.1, alpha: 0.01 },
+    deidentifyModels: [],
   };
 }
 
@@ -215,6 +222,9 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
   checkDicomweb(c.dicomweb);
   checkAutoroute(c.autoroute, c.dicomweb);
   checkMonitoring(c.monitoring);
+  if (!Array.isArray(c.deidentifyModels) || !c.deidentifyModels.every((m) => typeof m === 'string' && m !== '')) {
+    throw new ConfigError('deidentifyModels must be a list of model ids ("*" for every model)');
+  }
   return c;
 }
 

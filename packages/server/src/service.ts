@@ -18,6 +18,8 @@ import { WorkerPool } from './worker/pool.ts';
 import { Autorouter } from './dicomweb/autoroute.ts';
 import { AuditLog } from './audit/log.ts';
 import { MonitoringStore } from './monitoring/store.ts';
+import { JobDeidentify } from './deid/job-deid.ts';
+import { ensureDeidSecret } from './deid/secret.ts';
 import type { ServiceConfig } from './config.ts';
 
 export interface Service {
@@ -103,6 +105,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
     const jobs = new JobStore(db, { maxAttempts: c.maxAttempts });
     const keys = new KeyStore(db);
     const audit = new AuditLog(db);
+    ensureDeidSecret(c.dataDir);
     let adminKey: string | undefined;
     if (keys.count() === 0) {
       const made = await keys.create({ name: 'admin (made on first start)', scopes: ['admin'] });
@@ -123,6 +126,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       dicomweb: c.dicomweb,
       audit,
       monitoring: { store: new MonitoringStore(db), settings: c.monitoring },
+      deidentify: { jobs: new JobDeidentify(db), models: c.deidentifyModels },
       onSubmitted: () => pool?.wake(),
       logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
     });

@@ -30,6 +30,7 @@ import type { ModelInfo } from '../models/catalog.ts';
 import type { MonitoringStore } from '../monitoring/store.ts';
 import type { MonitoringSettings } from '../config.ts';
 import { registerMonitoringRoute } from './monitoring-route.ts';
+import { deidentifyWanted, type JobDeidentify } from '../deid/job-deid.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -63,6 +64,8 @@ export interface AppOptions {
   audit?: AuditLog;
   /** The monitoring records and settings behind GET /models/:id/monitoring (the route is absent without them). */
   monitoring?: { store: MonitoringStore; settings: MonitoringSettings };
+  /** De-identification of outgoing DICOM: the jobs marked for it, and the models that always are. */
+  deidentify?: { jobs: JobDeidentify; models: string[] };
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
   /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
@@ -237,13 +240,19 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   };
 
   /** Queues a job and records its submission in the audit log, together. */
-  const submitJob = (j: NewJob, info: ModelInfo, studyUid?: string): Job =>
-    o.audit
-      ? o.audit.together(
-          () => o.jobs.submit(j),
-          (job) => jobEntry(job, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, studyUid }),
+  const submitJob = (j: NewJob, info: ModelInfo, o2: { studyUid?: string; deidentify?: boolean } = {}): Job => {
+    const deid = o.deidentify && deidentifyWanted(j.model, o2.deidentify, o.deidentify.models) ? o.deidentify.jobs : undefined;
+    const submit = () => {
+      const job = o.jobs.submit(j);
+      deid?.mark(job.id);
+      return job;
+    };
+    return o.audit
+      ? o.audit.together(submit, (job) =>
+          jobEntry(job, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, studyUid: o2.studyUid, detail: deid ? 'de-identified output' : null }),
         )
-      : o.jobs.submit(j);
+      : submit();
+  };
 
   app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
 
@@ -283,7 +292,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const submitDicomweb = (req: FastifyRequest, reply: FastifyReply) => {
     const b = req.body as Record<string, unknown> | null;
     if (!b || typeof b !== 'object' || Array.isArray(b)) throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object { "model", "dicomweb" }');
-    const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb');
+    const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb' && k !== 'deidentify');
     if (extra.length) throw new HttpError(400, 'BAD_REQUEST', `unknown member(s) of the body: ${extra.join(', ')}`);
     if (b.dicomweb === undefined) {
       throw new HttpError(
@@ -293,11 +302,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       );
     }
     const { model, info } = submittedModel(b.model);
+    if (b.deidentify !== undefined && typeof b.deidentify !== 'boolean') throw new HttpError(400, 'BAD_REQUEST', '"deidentify" must be true or false');
     const ref = checkDicomwebRef(b.dicomweb, o.dicomweb ?? []);
     const id = randomBytes(16).toString('hex');
     const job = submitJob(
       { id, model, modelVersion: info.version, inputPath: '', inputFormat: 'dicomweb', keyId: req.apiKey!.id, inputRef: JSON.stringify(ref) },
       info,
+      { deidentify: b.deidentify as boolean | undefined },
     );
     o.onSubmitted?.(job);
     return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
@@ -328,17 +339,20 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       let stored: string | undefined;
       try {
         const { model, info } = submittedModel(rec.fields.model);
+        const deidField = rec.fields.deidentify;
+        if (deidField !== undefined && deidField !== 'true' && deidField !== 'false') {
+          throw new HttpError(400, 'BAD_FIELD', `the field "deidentify" must be true or false (got ${JSON.stringify(deidField.slice(0, 40))})`);
+        }
         const id = randomBytes(16).toString('hex');
         const rel = `uploads/${id}${FORMAT_ENDING[rec.format]}`;
         await rename(rec.path, join(o.dataDir, rel));
         stored = rel;
         // A DICOM zip may hold several series: the job keeps the one that was read.
         const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
-        const job = submitJob(
-          { id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef },
-          info,
-          rec.volume.meta.studyInstanceUID,
-        );
+        const job = submitJob({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef }, info, {
+          studyUid: rec.volume.meta.studyInstanceUID,
+          deidentify: deidField === 'true',
+        });
         stored = undefined;
         o.onSubmitted?.(job);
         return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));

@@ -13,6 +13,7 @@ import { ModelCatalog } from '../models/catalog.ts';
 import { ModelCache, runJob } from './run-job.ts';
 import { AuditLog } from '../audit/log.ts';
 import { MonitoringStore } from '../monitoring/store.ts';
+import { JobDeidentify } from '../deid/job-deid.ts';
 import type { WorkerSettings } from './pool.ts';
 
 const settings = JSON.parse(process.env.MEDSEG_WORKER_SETTINGS ?? 'null') as WorkerSettings | null;
@@ -36,6 +37,7 @@ const ctx = {
   pacs: { servers: settings.dicomweb, timeoutMs: settings.dicomwebTimeoutMs, maxBytes: settings.maxInputBytes },
   audit: new AuditLog(db),
   monitoring: new MonitoringStore(db),
+  deidentify: new JobDeidentify(db),
 };
 const owner = `${hostname()}:${process.pid}:${settings.slot}`;
 

@@ -36,6 +36,9 @@ import type { AuditLog } from '../audit/log.ts';
 import { jobEntry } from '../audit/job-entry.ts';
 import { inputFingerprint, type InputFingerprint } from '../monitoring/input-fingerprint.ts';
 import type { MonitoringStore } from '../monitoring/store.ts';
+import type { JobDeidentify } from '../deid/job-deid.ts';
+import { deidentifyOutgoing } from '../deid/outgoing.ts';
+import { readDeidSecret } from '../deid/secret.ts';
 
 export interface JobContext {
   jobs: JobStore;
@@ -52,6 +55,8 @@ export interface JobContext {
   audit?: AuditLog;
   /** Where each completed job's input fingerprint and uncertainty go (monitoring/). */
   monitoring?: MonitoringStore;
+  /** The jobs whose DICOM goes out de-identified (with the secret in the data folder). */
+  deidentify?: JobDeidentify;
 }
 
 /** Records a job's outcome under its lease, with its audit record when there is a log (both or neither). */
@@ -171,12 +176,19 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     resultRel = `results/${job.id}.a${lease.attempt}${RESULT_FILE[job.inputFormat as JobInputFormat].ending}`;
     let output: string | null = null;
     if (job.inputFormat === 'dicom-zip' || ref) {
-      const seg = jobSeg(job.id, pred.labels, images[0]!, model.plan, { id: job.model, version: job.modelVersion });
+      const made = jobSeg(job.id, pred.labels, images[0]!, model.plan, { id: job.model, version: job.modelVersion });
+      const deidentified = ctx.deidentify?.wanted(job.id) === true;
+      // De-identified, the SEG and every UID it references are remapped, its study included.
+      const seg = deidentified ? deidentifyOutgoing(made.bytes, readDeidSecret(ctx.dataDir)) : { ...made, studyInstanceUid: ref?.studyInstanceUid };
       await writeFileAtomic(join(ctx.dataDir, resultRel), seg.bytes);
-      output = JSON.stringify({ segSeriesInstanceUid: seg.seriesInstanceUid, segSopInstanceUid: seg.sopInstanceUid });
+      output = JSON.stringify({
+        segSeriesInstanceUid: seg.seriesInstanceUid,
+        segSopInstanceUid: seg.sopInstanceUid,
+        ...(deidentified ? { deidentified: true, segStudyInstanceUid: seg.studyInstanceUid } : {}),
+      });
       if (ref && pacs) {
         if (lost) throw new LeaseLost();
-        await withRetries(() => pacs.store([seg.bytes], ref.studyInstanceUid), ctx.pacs?.retry);
+        await withRetries(() => pacs.store([seg.bytes], seg.studyInstanceUid ?? ref.studyInstanceUid), ctx.pacs?.retry);
       }
     } else {
       await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
