@@ -10,17 +10,19 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
 
-const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--port N] [--workers N] [--config FILE] [--json]
+const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--port N] [--workers N] [--tls-key PEM --tls-cert PEM] [--config FILE] [--json]
 
   --data DIR      data folder: database, uploads, results (default ./medseg-data)
   --models DIR    model folders, one per model, named by its id (default DATA/models)
   --host HOST     address to listen on (default 127.0.0.1: this machine only)
   --port N        port (default 8420; 0 picks a free one)
   --workers N     worker processes (default: half the cores, at least 1)
+  --tls-key PEM   private key: serve HTTPS (needed to listen beyond loopback)
+  --tls-cert PEM  its certificate (chain)
   --config FILE   JSON settings (default DATA/config.json when present)
   --json          print the start-up facts as one JSON line
 
-Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL, _DICOMWEB_URL.
+Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL, _DICOMWEB_URL, _TLS_KEY, _TLS_CERT.
 Keys: the first start prints an admin key once; make others with POST /keys.
 
        medseg-serve audit verify <data-folder>   checks the audit log's hash chain (see --help there)`;
@@ -51,6 +53,8 @@ async function main(): Promise<number> {
         port: { type: 'string' },
         workers: { type: 'string' },
         config: { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-cert': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -73,6 +77,8 @@ async function main(): Promise<number> {
       port: int('port', args.port),
       workers: int('workers', args.workers),
       config: args.config,
+      tlsKey: args['tls-key'],
+      tlsCert: args['tls-cert'],
     });
     const svc = await startService(config);
     if (args.json) {

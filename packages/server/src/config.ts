@@ -50,6 +50,19 @@ export interface ServiceConfig {
    * "deidentify" as well. UIDs derive from <data>/deid-secret (deid/secret.ts).
    */
   deidentifyModels: string[];
+  /** TLS: PEM files of the private key and its certificate (chain); the API is then served over HTTPS only. */
+  tlsKey: string | null;
+  tlsCert: string | null;
+  /**
+   * Plain HTTP on an address other than loopback is refused (keys would
+   * cross the network in clear) unless this is set, e.g. behind a TLS proxy.
+   */
+  plainHttpOffLoopback: boolean;
+}
+
+/** Loopback addresses: plain HTTP on them never leaves the machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 export interface MonitoringSettings {
@@ -102,6 +115,9 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
     autoroutePollMs: 10_000,
     monitoring: { window: 50, expectedFlagRate: 0.1, alpha: 0.01 },
     deidentifyModels: [],
+    tlsKey: null,
+    tlsCert: null,
+    plainHttpOffLoopback: false,
   };
 }
 
@@ -131,6 +147,8 @@ const ENV: Record<string, keyof ServiceConfig> = {
   MEDSEG_SERVE_WORKERS: 'workers',
   MEDSEG_SERVE_MAX_UPLOAD_BYTES: 'maxUploadBytes',
   MEDSEG_SERVE_LOG_LEVEL: 'logLevel',
+  MEDSEG_SERVE_TLS_KEY: 'tlsKey',
+  MEDSEG_SERVE_TLS_CERT: 'tlsCert',
 };
 
 /** Checks the DICOMweb servers: http(s) URLs without credentials, query or fragment, each once; header values strings. */
@@ -225,6 +243,17 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
   if (!Array.isArray(c.deidentifyModels) || !c.deidentifyModels.every((m) => typeof m === 'string' && m !== '')) {
     throw new ConfigError('deidentifyModels must be a list of model ids ("*" for every model)');
   }
+  for (const k of ['tlsKey', 'tlsCert'] as const) {
+    const v = c[k];
+    if (v !== null && (typeof v !== 'string' || v === '')) throw new ConfigError(`${k} must be the path of a PEM file`);
+    if (v !== null && !existsSync(v)) throw new ConfigError(`${k} ${v} does not exist`);
+  }
+  if ((c.tlsKey === null) !== (c.tlsCert === null)) throw new ConfigError('TLS needs both tlsKey and tlsCert (PEM files)');
+  if (c.tlsKey === null && !isLoopback(c.host) && c.plainHttpOffLoopback !== true) {
+    throw new ConfigError(
+      `listening on ${c.host} without TLS would send API keys in clear: give tlsKey and tlsCert, or set plainHttpOffLoopback behind a TLS proxy`,
+    );
+  }
   return c;
 }
 
@@ -258,6 +287,8 @@ export function loadConfig(flags: Partial<ServiceConfig> & { config?: string }, 
   const { config: _c, ...rest } = flags;
   const merged = { ...base, ...defined(fromFile), ...defined(fromEnv), ...defined(rest), dataDir: base.dataDir };
   merged.modelsDir = resolve(merged.modelsDir);
+  if (merged.tlsKey) merged.tlsKey = resolve(merged.tlsKey);
+  if (merged.tlsCert) merged.tlsCert = resolve(merged.tlsCert);
   // A config file may give some monitoring settings; the others keep their defaults.
   const m = fromFile.monitoring as unknown;
   if (m && typeof m === 'object' && !Array.isArray(m)) merged.monitoring = { ...base.monitoring, ...(m as Partial<MonitoringSettings>) };

@@ -20,7 +20,8 @@ import { AuditLog } from './audit/log.ts';
 import { MonitoringStore } from './monitoring/store.ts';
 import { JobDeidentify } from './deid/job-deid.ts';
 import { ensureDeidSecret } from './deid/secret.ts';
-import type { ServiceConfig } from './config.ts';
+import { ConfigError, type ServiceConfig } from './config.ts';
+import { createSecureContext } from 'node:tls';
 
 export interface Service {
   url: string;
@@ -75,6 +76,25 @@ function lockDataFolder(dataDir: string): () => void {
   throw new DataFolderBusy(`cannot take the data folder ${dataDir}`);
 }
 
+/** The TLS key and certificate, read and checked as a pair; undefined without TLS. */
+function tlsFiles(c: ServiceConfig): { key: Buffer; cert: Buffer } | undefined {
+  if (!c.tlsKey || !c.tlsCert) return undefined;
+  let key: Buffer;
+  let cert: Buffer;
+  try {
+    key = readFileSync(c.tlsKey);
+    cert = readFileSync(c.tlsCert);
+  } catch (e) {
+    throw new ConfigError(`cannot read the TLS files: ${(e as Error).message}`);
+  }
+  try {
+    createSecureContext({ key, cert });
+  } catch (e) {
+    throw new ConfigError(`tlsKey ${c.tlsKey} and tlsCert ${c.tlsCert} are not a PEM key and its certificate: ${(e as Error).message}`);
+  }
+  return { key, cert };
+}
+
 /** Removes upload and result files no job refers to: what a crash mid-upload or mid-write left. */
 export function removeOrphanFiles(dataDir: string, jobs: JobStore): number {
   const { inputs, results } = jobs.referencedFiles();
@@ -104,6 +124,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
     db = openDatabase(dbPath);
     const jobs = new JobStore(db, { maxAttempts: c.maxAttempts });
     const keys = new KeyStore(db);
+    const https = tlsFiles(c);
     const audit = new AuditLog(db);
     ensureDeidSecret(c.dataDir);
     let adminKey: string | undefined;
@@ -127,6 +148,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       audit,
       monitoring: { store: new MonitoringStore(db), settings: c.monitoring },
       deidentify: { jobs: new JobDeidentify(db), models: c.deidentifyModels },
+      https,
       onSubmitted: () => pool?.wake(),
       logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
     });

@@ -66,6 +66,8 @@ export interface AppOptions {
   monitoring?: { store: MonitoringStore; settings: MonitoringSettings };
   /** De-identification of outgoing DICOM: the jobs marked for it, and the models that always are. */
   deidentify?: { jobs: JobDeidentify; models: string[] };
+  /** TLS key and certificate (PEM): the API is served over HTTPS. */
+  https?: { key: Buffer; cert: Buffer };
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
   /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
@@ -134,6 +136,7 @@ const KEY_REFUSED: Record<string, string> = {
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(o.https ? { https: o.https } : {}),
     logger: o.logger ?? false,
     bodyLimit: 64 * 1024,
     // Strict validation: unknown properties are refused, not silently dropped; no type coercion.
