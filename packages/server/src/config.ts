@@ -58,6 +58,8 @@ export interface ServiceConfig {
    * cross the network in clear) unless this is set, e.g. behind a TLS proxy.
    */
   plainHttpOffLoopback: boolean;
+  /** The FHIR R4 server each result's Observations and DiagnosticReport are POSTed to (a transaction Bundle); null: none. */
+  fhir: { url: string; headers?: Record<string, string> } | null;
 }
 
 /** Loopback addresses: plain HTTP on them never leaves the machine. */
@@ -118,6 +120,7 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
     tlsKey: null,
     tlsCert: null,
     plainHttpOffLoopback: false,
+    fhir: null,
   };
 }
 
@@ -248,6 +251,23 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
     if (v !== null && (typeof v !== 'string' || v === '')) throw new ConfigError(`${k} must be the path of a PEM file`);
     if (v !== null && !existsSync(v)) throw new ConfigError(`${k} ${v} does not exist`);
   }
+  if (c.fhir !== null) {
+    const f = c.fhir as { url?: unknown; headers?: unknown };
+    let u: URL | undefined;
+    try {
+      u = typeof f?.url === 'string' ? new URL(f.url) : undefined;
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
+      throw new ConfigError('fhir.url must be the http(s) base URL of a FHIR server, without credentials (put them in fhir.headers)');
+    }
+    const extra = Object.keys(f).filter((k) => k !== 'url' && k !== 'headers');
+    if (extra.length) throw new ConfigError(`unknown fhir setting(s): ${extra.join(', ')}`);
+    if (f.headers !== undefined && (typeof f.headers !== 'object' || f.headers === null || Object.values(f.headers).some((v) => typeof v !== 'string'))) {
+      throw new ConfigError('fhir.headers must map names to strings');
+    }
+  }
   if ((c.tlsKey === null) !== (c.tlsCert === null)) throw new ConfigError('TLS needs both tlsKey and tlsCert (PEM files)');
   if (c.tlsKey === null && !isLoopback(c.host) && c.plainHttpOffLoopback !== true) {
     throw new ConfigError(
@@ -267,6 +287,7 @@ export function loadConfig(flags: Partial<ServiceConfig> & { config?: string }, 
   // MEDSEG_SERVE_DICOMWEB_URL names one PACS (replacing the config file's list).
   const pacsUrl = env.MEDSEG_SERVE_DICOMWEB_URL;
   if (pacsUrl) fromEnv.dicomweb = [{ url: pacsUrl }];
+  if (env.MEDSEG_SERVE_FHIR_URL) fromEnv.fhir = { url: env.MEDSEG_SERVE_FHIR_URL };
   const dataDir = flags.dataDir ?? (fromEnv.dataDir as string | undefined) ?? 'medseg-data';
   const base = defaultConfig(dataDir);
   const file = flags.config ?? resolve(base.dataDir, 'config.json');

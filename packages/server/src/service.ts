@@ -166,6 +166,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       maxInputBytes: c.maxUploadBytes,
       maxVoxelBytes: c.maxVoxelBytes,
       maxDecompressedBytes: c.maxDecompressedBytes,
+      fhir: c.fhir,
       log: (m) => app.log.warn(m),
       onStart: o.onWorkerStart,
     });

@@ -38,6 +38,7 @@ const ctx = {
   audit: new AuditLog(db),
   monitoring: new MonitoringStore(db),
   deidentify: new JobDeidentify(db),
+  fhir: settings.fhir ? { server: settings.fhir, timeoutMs: settings.dicomwebTimeoutMs } : undefined,
 };
 const owner = `${hostname()}:${process.pid}:${settings.slot}`;
 

@@ -39,6 +39,8 @@ import type { MonitoringStore } from '../monitoring/store.ts';
 import type { JobDeidentify } from '../deid/job-deid.ts';
 import { deidentifyOutgoing } from '../deid/outgoing.ts';
 import { readDeidSecret } from '../deid/secret.ts';
+import { fhirResultBundle } from '../fhir/resources.ts';
+import { postFhirBundle, type FhirServer } from '../fhir/post.ts';
 
 export interface JobContext {
   jobs: JobStore;
@@ -57,6 +59,44 @@ export interface JobContext {
   monitoring?: MonitoringStore;
   /** The jobs whose DICOM goes out de-identified (with the secret in the data folder). */
   deidentify?: JobDeidentify;
+  /** The FHIR server each result goes to as Observations and a DiagnosticReport. */
+  fhir?: { server: FhirServer; timeoutMs: number };
+}
+
+/**
+ * POSTs a done job's FHIR Bundle; the job stays done whatever the FHIR
+ * server says, and the audit log records the outcome.
+ */
+async function sendFhir(
+  ctx: JobContext,
+  job: Job,
+  labels: Volume,
+  plan: { labels: Record<number, string> },
+  o: { study?: string; segSop?: string; segUrl?: string },
+) {
+  if (!ctx.fhir) return;
+  const labelNames = Object.fromEntries(Object.entries(plan.labels).map(([k, v]) => [k, String(v)]));
+  let outcome = 'posted';
+  let detail: string | null = null;
+  try {
+    const bundle = fhirResultBundle(labels, {
+      jobId: job.id,
+      model: job.model,
+      modelVersion: job.modelVersion,
+      labels: labelNames,
+      studyInstanceUid: o.study,
+      segSopInstanceUid: o.segSop,
+      resultUrl: o.segUrl,
+      resultContentType: o.segSop ? 'application/dicom' : RESULT_FILE[job.inputFormat as JobInputFormat].type,
+      issued: new Date().toISOString(),
+    });
+    await postFhirBundle(ctx.fhir.server, bundle, { timeoutMs: ctx.fhir.timeoutMs });
+  } catch (e) {
+    outcome = 'failed';
+    detail = (e as Error).message;
+    ctx.log(`job ${job.id}: FHIR results not sent: ${detail}`);
+  }
+  ctx.audit?.append(jobEntry(job, 'fhir.post', outcome, { studyUid: o.study, detail: detail ?? ctx.fhir.server.url }));
 }
 
 /** Records a job's outcome under its lease, with its audit record when there is a log (both or neither). */
@@ -205,7 +245,14 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
       if (ok && input) ctx.monitoring!.record({ jobId: job.id, model: job.model, modelVersion: job.modelVersion, keyId: job.keyId, input });
       return ok;
     };
-    if (recordOutcome(ctx, job, 'done', complete, source)) return 'done';
+    if (recordOutcome(ctx, job, 'done', complete, source)) {
+      const out = output ? (JSON.parse(output) as { segSopInstanceUid?: string; segSeriesInstanceUid?: string; segStudyInstanceUid?: string }) : {};
+      const study = out.segStudyInstanceUid ?? images[0]?.meta.studyInstanceUID;
+      const segUrl =
+        ref && out.segSopInstanceUid && study ? `${ref.url}/studies/${study}/series/${out.segSeriesInstanceUid}/instances/${out.segSopInstanceUid}` : undefined;
+      await sendFhir(ctx, job, pred.labels, model.plan, { study, segSop: out.segSopInstanceUid, segUrl });
+      return 'done';
+    }
     await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
     return 'lost';
   } catch (e) {
