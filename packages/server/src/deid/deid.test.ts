@@ -9,7 +9,7 @@
  * was. A bad "deidentify" field is refused with nothing written.
  */
 import { strict as assert } from 'node:assert';
-import { cpSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { deidentify } from '@medseg/medseg/io/dicom/deidentify';
@@ -17,8 +17,7 @@ import { parseDicom } from '@medseg/medseg/io/dicom/parse';
 import type { DicomDataset } from '@medseg/medseg/io/dicom/dataset';
 import { T } from '@medseg/medseg/io/dicom/dictionary';
 import { startService, type Service } from '../service.ts';
-import { auth, caseForm, ctSeries, tempDir, testConfig, waitFor, writeCtModel } from '../testing/fixture.ts';
-import { writeZip } from '../testing/zip.ts';
+import { auth, caseForm, ctSeries, submitAndWait, tempDir, testConfig, writeCtModel, writeCtZip } from '../testing/fixture.ts';
 import { patientPseudonym } from './outgoing.ts';
 import { readDeidSecret } from './secret.ts';
 
@@ -39,14 +38,7 @@ function allValues(ds: DicomDataset, tag: number, out: string[] = []): string[] 
 }
 
 async function segOf(model: string, fields: Record<string, string> = {}): Promise<{ bytes: Buffer; ds: DicomDataset }> {
-  const r = await fetch(`${svc.url}/jobs`, { method: 'POST', headers: admin, body: caseForm({ model, ...fields }, { bytes: zip, name: 'ct.zip' }) });
-  assert.equal(r.status, 202, await r.clone().text());
-  const { id } = (await r.json()) as { id: string };
-  await waitFor(`job ${id}`, async () => {
-    const j = (await (await fetch(`${svc.url}/jobs/${id}`, { headers: admin })).json()) as { state: string; error: string | null };
-    if (j.state === 'failed') throw new Error(j.error ?? 'failed');
-    return j.state === 'done' ? j : undefined;
-  });
+  const id = await submitAndWait(svc.url, admin, caseForm({ model, ...fields }, { bytes: zip, name: 'ct.zip' }));
   const bytes = Buffer.from(await (await fetch(`${svc.url}/jobs/${id}/result`, { headers: admin })).arrayBuffer());
   return { bytes, ds: parseDicom(bytes).dataset };
 }
@@ -58,15 +50,7 @@ before(async () => {
   const models = join(root, 'models');
   writeCtModel(models);
   cpSync(join(models, 'ct'), join(models, 'ct-deid'), { recursive: true });
-  const path = join(root, 'ct.zip');
-  writeZip(
-    path,
-    readdirSync(ct.dir)
-      .filter((f) => f.endsWith('.dcm'))
-      .sort()
-      .map((f) => ({ name: `CT/${f}`, file: join(ct.dir, f) })),
-  );
-  zip = readFileSync(path);
+  zip = writeCtZip(join(root, 'ct.zip'));
   svc = await startService(testConfig(join(root, 'data'), models, { deidentifyModels: ['ct-deid'] }));
   admin = auth(svc.adminKey!);
   segs.plain = await segOf('ct');

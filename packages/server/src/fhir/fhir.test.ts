@@ -9,7 +9,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { createServer, type Server } from 'node:http';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Volume } from '@medseg/medseg/io/volume';
@@ -19,8 +19,7 @@ import { startService, type Service } from '../service.ts';
 import { openDatabase } from '../store/db.ts';
 import { AuditLog } from '../audit/log.ts';
 import { checkConfig, ConfigError } from '../config.ts';
-import { auth, caseForm, ctSeries, tempDir, testConfig, waitFor, writeCtModel } from '../testing/fixture.ts';
-import { writeZip } from '../testing/zip.ts';
+import { auth, caseForm, ctSeries, tempDir, testConfig, waitFor, writeCtModel, writeCtZip } from '../testing/fixture.ts';
 import { fhirResultBundle, labelVolumesMl } from './resources.ts';
 import { fhirBundleErrors, fhirSchemaErrors } from './validate.ts';
 import { FhirPostError, postFhirBundle } from './post.ts';
@@ -124,18 +123,11 @@ test('a DICOM job posts its Observations and DiagnosticReport, with the SEG and 
   const models = join(root, 'models');
   writeCtModel(models);
   const ct = ctSeries();
-  const zip = join(root, 'ct.zip');
-  writeZip(
-    zip,
-    readdirSync(ct.dir)
-      .filter((f) => f.endsWith('.dcm'))
-      .sort()
-      .map((f) => ({ name: `CT/${f}`, file: join(ct.dir, f) })),
-  );
+  const zip = writeCtZip(join(root, 'ct.zip'));
   const svc: Service = await startService(testConfig(join(root, 'data'), models, { fhir: { url: fhirUrl, headers: { authorization: 'Bearer fhir-token' } } }));
   try {
     const h = auth(svc.adminKey!);
-    const r = await fetch(`${svc.url}/jobs`, { method: 'POST', headers: h, body: caseForm({ model: 'ct' }, { bytes: readFileSync(zip), name: 'ct.zip' }) });
+    const r = await fetch(`${svc.url}/jobs`, { method: 'POST', headers: h, body: caseForm({ model: 'ct' }, { bytes: zip, name: 'ct.zip' }) });
     assert.equal(r.status, 202);
     const { id } = (await r.json()) as { id: string };
     await waitFor('the FHIR POST', () => (received.length ? true : undefined));

@@ -16,7 +16,7 @@ import type { Volume } from '@medseg/medseg/io/volume';
 import { dataPath } from '@medseg/medseg/testing/data';
 import { startService, type Service } from '../service.ts';
 import { openDatabase } from '../store/db.ts';
-import { auth, caseForm, tempDir, testConfig, waitFor, writeModels } from '../testing/fixture.ts';
+import { auth, caseForm, submitAndWait, tempDir, testConfig, writeModels } from '../testing/fixture.ts';
 import type { InputFingerprint } from './input-fingerprint.ts';
 import type { DriftFlag, WindowSummary } from './drift.ts';
 
@@ -39,19 +39,7 @@ interface Monitoring {
 }
 
 async function runCase(v: Volume): Promise<string> {
-  const r = await fetch(`${svc.url}/jobs`, {
-    method: 'POST',
-    headers: admin,
-    body: caseForm({ model: 'hippo' }, { bytes: encodeVolume('c.nii.gz', v), name: 'c.nii.gz' }),
-  });
-  assert.equal(r.status, 202, await r.clone().text());
-  const { id } = (await r.json()) as { id: string };
-  await waitFor(`job ${id}`, async () => {
-    const j = (await (await fetch(`${svc.url}/jobs/${id}`, { headers: admin })).json()) as { state: string; error: string | null };
-    if (j.state === 'failed') throw new Error(j.error ?? 'failed');
-    return j.state === 'done' ? j : undefined;
-  });
-  return id;
+  return submitAndWait(svc.url, admin, caseForm({ model: 'hippo' }, { bytes: encodeVolume('c.nii.gz', v), name: 'c.nii.gz' }));
 }
 
 const ids: Record<string, string> = {};
