@@ -2,26 +2,30 @@
  * `medseg-serve`: starts the service with safe defaults (loopback, a data
  * folder, worker processes) and prints, on a first start, the admin key,
  * once. Settings come from flags, MEDSEG_SERVE_* variables or a JSON config
- * file (see config.ts). SIGINT/SIGTERM stop it: the API closes, each worker
+ * file (see config.ts). `medseg-serve audit verify <data>` checks the audit
+ * log instead (audit/verify-command.ts). SIGINT/SIGTERM stop it: the API closes, each worker
  * finishes the job in hand. Exit codes: 0 stopped, 2 bad setting or busy data
  * folder, 64 usage, 1 bug.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.ts';
-import { DataFolderBusy, startService } from './service.ts';
 
-const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--port N] [--workers N] [--config FILE] [--json]
+const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--port N] [--workers N] [--tls-key PEM --tls-cert PEM] [--config FILE] [--json]
 
   --data DIR      data folder: database, uploads, results (default ./medseg-data)
   --models DIR    model folders, one per model, named by its id (default DATA/models)
   --host HOST     address to listen on (default 127.0.0.1: this machine only)
   --port N        port (default 8420; 0 picks a free one)
   --workers N     worker processes (default: half the cores, at least 1)
+  --tls-key PEM   private key: serve HTTPS (needed to listen beyond loopback)
+  --tls-cert PEM  its certificate (chain)
   --config FILE   JSON settings (default DATA/config.json when present)
   --json          print the start-up facts as one JSON line
 
-Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL, _DICOMWEB_URL.
-Keys: the first start prints an admin key once; make others with POST /keys.`;
+Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL, _DICOMWEB_URL, _TLS_KEY, _TLS_CERT.
+Keys: the first start prints an admin key once; make others with POST /keys.
+
+       medseg-serve audit verify <data-folder>   checks the audit log's hash chain (see --help there)`;
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -30,6 +34,15 @@ function int(name: string, v: string | undefined): number | undefined {
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'audit') {
+    // Loaded alone: checking the log needs neither the engine nor the HTTP stack.
+    const { auditCommand } = await import('./audit/verify-command.ts');
+    return auditCommand(
+      process.argv.slice(3),
+      (s) => process.stdout.write(s),
+      (s) => process.stderr.write(s),
+    );
+  }
   let args;
   try {
     args = parseArgs({
@@ -40,6 +53,8 @@ async function main(): Promise<number> {
         port: { type: 'string' },
         workers: { type: 'string' },
         config: { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-cert': { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -53,6 +68,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  const { DataFolderBusy, startService } = await import('./service.ts');
   try {
     const config = loadConfig({
       dataDir: args.data,
@@ -61,6 +77,8 @@ async function main(): Promise<number> {
       port: int('port', args.port),
       workers: int('workers', args.workers),
       config: args.config,
+      tlsKey: args['tls-key'],
+      tlsCert: args['tls-cert'],
     });
     const svc = await startService(config);
     if (args.json) {

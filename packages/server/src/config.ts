@@ -42,6 +42,38 @@ export interface ServiceConfig {
   autoroute: AutorouteRule[];
   /** How often each rule's PACS is searched for new series. */
   autoroutePollMs: number;
+  /** Drift monitoring (GET /models/:id/monitoring; see monitoring/drift.ts). */
+  monitoring: MonitoringSettings;
+  /**
+   * Models whose outgoing DICOM (the SEG stored to the PACS or downloaded) is
+   * always de-identified ('*': every model); a submission may ask for it with
+   * "deidentify" as well. UIDs derive from <data>/deid-secret (deid/secret.ts).
+   */
+  deidentifyModels: string[];
+  /** TLS: PEM files of the private key and its certificate (chain); the API is then served over HTTPS only. */
+  tlsKey: string | null;
+  tlsCert: string | null;
+  /**
+   * Plain HTTP on an address other than loopback is refused (keys would
+   * cross the network in clear) unless this is set, e.g. behind a TLS proxy.
+   */
+  plainHttpOffLoopback: boolean;
+  /** The FHIR R4 server each result's Observations and DiagnosticReport are POSTed to (a transaction Bundle); null: none. */
+  fhir: { url: string; headers?: Record<string, string> } | null;
+}
+
+/** Loopback addresses: plain HTTP on them never leaves the machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+export interface MonitoringSettings {
+  /** Cases in the sliding window (default 50). */
+  window: number;
+  /** Flag rate expected of a model on its own kind of data when its validation gave none (default 0.1). */
+  expectedFlagRate: number;
+  /** The window drifts when its flag count has a binomial p below this (default 0.01). */
+  alpha: number;
 }
 
 export interface AutorouteRule {
@@ -83,6 +115,12 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
     dicomwebTimeoutMs: 60_000,
     autoroute: [],
     autoroutePollMs: 10_000,
+    monitoring: { window: 50, expectedFlagRate: 0.1, alpha: 0.01 },
+    deidentifyModels: [],
+    tlsKey: null,
+    tlsCert: null,
+    plainHttpOffLoopback: false,
+    fhir: null,
   };
 }
 
@@ -112,6 +150,8 @@ const ENV: Record<string, keyof ServiceConfig> = {
   MEDSEG_SERVE_WORKERS: 'workers',
   MEDSEG_SERVE_MAX_UPLOAD_BYTES: 'maxUploadBytes',
   MEDSEG_SERVE_LOG_LEVEL: 'logLevel',
+  MEDSEG_SERVE_TLS_KEY: 'tlsKey',
+  MEDSEG_SERVE_TLS_CERT: 'tlsCert',
 };
 
 /** Checks the DICOMweb servers: http(s) URLs without credentials, query or fragment, each once; header values strings. */
@@ -173,6 +213,19 @@ function checkAutoroute(rules: unknown, servers: DicomwebServer[]): void {
   }
 }
 
+/** Checks the monitoring settings: a window of 1..10000 cases, a rate and an alpha in (0, 1). */
+function checkMonitoring(m: unknown): void {
+  const o = m as Partial<MonitoringSettings> | null;
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw new ConfigError('monitoring must be an object { window, expectedFlagRate, alpha }');
+  const extra = Object.keys(o).filter((k) => !['window', 'expectedFlagRate', 'alpha'].includes(k));
+  if (extra.length) throw new ConfigError(`unknown monitoring setting(s): ${extra.join(', ')}`);
+  if (!Number.isInteger(o.window) || o.window! < 1 || o.window! > 10_000) throw new ConfigError('monitoring.window must be an integer from 1 to 10000');
+  for (const k of ['expectedFlagRate', 'alpha'] as const) {
+    const v = o[k];
+    if (typeof v !== 'number' || !(v > 0 && v < 1)) throw new ConfigError(`monitoring.${k} must be a number between 0 and 1`);
+  }
+}
+
 /** Checks a complete configuration; throws ConfigError naming the first bad setting. */
 export function checkConfig(c: ServiceConfig): ServiceConfig {
   for (const k of NUMERIC) {
@@ -189,6 +242,38 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
     throw new ConfigError(`logLevel ${JSON.stringify(c.logLevel)} is not a level`);
   checkDicomweb(c.dicomweb);
   checkAutoroute(c.autoroute, c.dicomweb);
+  checkMonitoring(c.monitoring);
+  if (!Array.isArray(c.deidentifyModels) || !c.deidentifyModels.every((m) => typeof m === 'string' && m !== '')) {
+    throw new ConfigError('deidentifyModels must be a list of model ids ("*" for every model)');
+  }
+  for (const k of ['tlsKey', 'tlsCert'] as const) {
+    const v = c[k];
+    if (v !== null && (typeof v !== 'string' || v === '')) throw new ConfigError(`${k} must be the path of a PEM file`);
+    if (v !== null && !existsSync(v)) throw new ConfigError(`${k} ${v} does not exist`);
+  }
+  if (c.fhir !== null) {
+    const f = c.fhir as { url?: unknown; headers?: unknown };
+    let u: URL | undefined;
+    try {
+      u = typeof f?.url === 'string' ? new URL(f.url) : undefined;
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
+      throw new ConfigError('fhir.url must be the http(s) base URL of a FHIR server, without credentials (put them in fhir.headers)');
+    }
+    const extra = Object.keys(f).filter((k) => k !== 'url' && k !== 'headers');
+    if (extra.length) throw new ConfigError(`unknown fhir setting(s): ${extra.join(', ')}`);
+    if (f.headers !== undefined && (typeof f.headers !== 'object' || f.headers === null || Object.values(f.headers).some((v) => typeof v !== 'string'))) {
+      throw new ConfigError('fhir.headers must map names to strings');
+    }
+  }
+  if ((c.tlsKey === null) !== (c.tlsCert === null)) throw new ConfigError('TLS needs both tlsKey and tlsCert (PEM files)');
+  if (c.tlsKey === null && !isLoopback(c.host) && c.plainHttpOffLoopback !== true) {
+    throw new ConfigError(
+      `listening on ${c.host} without TLS would send API keys in clear: give tlsKey and tlsCert, or set plainHttpOffLoopback behind a TLS proxy`,
+    );
+  }
   return c;
 }
 
@@ -202,6 +287,7 @@ export function loadConfig(flags: Partial<ServiceConfig> & { config?: string }, 
   // MEDSEG_SERVE_DICOMWEB_URL names one PACS (replacing the config file's list).
   const pacsUrl = env.MEDSEG_SERVE_DICOMWEB_URL;
   if (pacsUrl) fromEnv.dicomweb = [{ url: pacsUrl }];
+  if (env.MEDSEG_SERVE_FHIR_URL) fromEnv.fhir = { url: env.MEDSEG_SERVE_FHIR_URL };
   const dataDir = flags.dataDir ?? (fromEnv.dataDir as string | undefined) ?? 'medseg-data';
   const base = defaultConfig(dataDir);
   const file = flags.config ?? resolve(base.dataDir, 'config.json');
@@ -222,5 +308,10 @@ export function loadConfig(flags: Partial<ServiceConfig> & { config?: string }, 
   const { config: _c, ...rest } = flags;
   const merged = { ...base, ...defined(fromFile), ...defined(fromEnv), ...defined(rest), dataDir: base.dataDir };
   merged.modelsDir = resolve(merged.modelsDir);
+  if (merged.tlsKey) merged.tlsKey = resolve(merged.tlsKey);
+  if (merged.tlsCert) merged.tlsCert = resolve(merged.tlsCert);
+  // A config file may give some monitoring settings; the others keep their defaults.
+  const m = fromFile.monitoring as unknown;
+  if (m && typeof m === 'object' && !Array.isArray(m)) merged.monitoring = { ...base.monitoring, ...(m as Partial<MonitoringSettings>) };
   return checkConfig(merged);
 }

@@ -17,7 +17,12 @@ import { JobStore } from './store/jobs.ts';
 import { KeyStore } from './store/keys.ts';
 import { WorkerPool } from './worker/pool.ts';
 import { Autorouter } from './dicomweb/autoroute.ts';
-import type { ServiceConfig } from './config.ts';
+import { AuditLog } from './audit/log.ts';
+import { MonitoringStore } from './monitoring/store.ts';
+import { JobDeidentify } from './deid/job-deid.ts';
+import { ensureDeidSecret } from './deid/secret.ts';
+import { ConfigError, type ServiceConfig } from './config.ts';
+import { createSecureContext } from 'node:tls';
 
 /** The viewer's build beside this package in the workspace (npm run build:web makes it), if there is one. */
 function builtViewer(): string | undefined {
@@ -78,6 +83,25 @@ function lockDataFolder(dataDir: string): () => void {
   throw new DataFolderBusy(`cannot take the data folder ${dataDir}`);
 }
 
+/** The TLS key and certificate, read and checked as a pair; undefined without TLS. */
+function tlsFiles(c: ServiceConfig): { key: Buffer; cert: Buffer } | undefined {
+  if (!c.tlsKey || !c.tlsCert) return undefined;
+  let key: Buffer;
+  let cert: Buffer;
+  try {
+    key = readFileSync(c.tlsKey);
+    cert = readFileSync(c.tlsCert);
+  } catch (e) {
+    throw new ConfigError(`cannot read the TLS files: ${(e as Error).message}`);
+  }
+  try {
+    createSecureContext({ key, cert });
+  } catch (e) {
+    throw new ConfigError(`tlsKey ${c.tlsKey} and tlsCert ${c.tlsCert} are not a PEM key and its certificate: ${(e as Error).message}`);
+  }
+  return { key, cert };
+}
+
 /** Removes upload and result files no job refers to: what a crash mid-upload or mid-write left. */
 export function removeOrphanFiles(dataDir: string, jobs: JobStore): number {
   const { inputs, results } = jobs.referencedFiles();
@@ -107,8 +131,15 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
     db = openDatabase(dbPath);
     const jobs = new JobStore(db, { maxAttempts: c.maxAttempts });
     const keys = new KeyStore(db);
+    const https = tlsFiles(c);
+    const audit = new AuditLog(db);
+    ensureDeidSecret(c.dataDir);
     let adminKey: string | undefined;
-    if (keys.count() === 0) adminKey = (await keys.create({ name: 'admin (made on first start)', scopes: ['admin'] })).secret;
+    if (keys.count() === 0) {
+      const made = await keys.create({ name: 'admin (made on first start)', scopes: ['admin'] });
+      adminKey = made.secret;
+      audit.append({ action: 'key.create', outcome: 'created', keyId: null, detail: `key ${made.key.id} (admin, made on first start)` });
+    }
     const requeued = jobs.requeueExpired();
     const removedFiles = removeOrphanFiles(c.dataDir, jobs);
     const app = await buildApp({
@@ -121,6 +152,10 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       maxDecompressedBytes: c.maxDecompressedBytes,
       rateLimit: c.rateLimit,
       dicomweb: c.dicomweb,
+      audit,
+      monitoring: { store: new MonitoringStore(db), settings: c.monitoring },
+      deidentify: { jobs: new JobDeidentify(db), models: c.deidentifyModels },
+      https,
       onSubmitted: () => pool?.wake(),
       viewerDir: builtViewer(),
       logger: c.logLevel === 'silent' ? false : { level: c.logLevel, stream: process.stderr },
@@ -139,6 +174,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       maxInputBytes: c.maxUploadBytes,
       maxVoxelBytes: c.maxVoxelBytes,
       maxDecompressedBytes: c.maxDecompressedBytes,
+      fhir: c.fhir,
       log: (m) => app.log.warn(m),
       onStart: o.onWorkerStart,
     });
@@ -156,6 +192,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
         catalog,
         onSubmitted: () => pool?.wake(),
         log: (m) => app.log.warn(m),
+        audit,
       });
       autorouter.start();
     }

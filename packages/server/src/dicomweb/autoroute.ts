@@ -17,6 +17,8 @@ import type { Db } from '../store/db.ts';
 import type { Job, JobStore } from '../store/jobs.ts';
 import { DicomwebClient, jsonValue } from './client.ts';
 import { normaliseUrl, pickServer, type DicomwebRef } from './reference.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { jobEntry } from '../audit/job-entry.ts';
 
 /** The key id recorded on jobs that autorouting makes. */
 export const AUTOROUTE_KEY = 'autoroute';
@@ -35,6 +37,8 @@ export interface AutorouteOptions {
   catalog: ModelCatalog;
   onSubmitted?: (job: Job) => void;
   log: (msg: string) => void;
+  /** The audit log: each job autorouting submits is recorded with it. */
+  audit?: AuditLog;
 }
 
 export class Autorouter {
@@ -135,6 +139,7 @@ export class Autorouter {
           inputRef: JSON.stringify(ref),
         });
         this.stmt.add.run(key, series, now, id);
+        this.o.audit?.append(jobEntry(j, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, detail: 'autoroute' }));
         return j;
       })();
       made.push(job);

@@ -24,6 +24,14 @@ import type { DicomwebServer } from '../config.ts';
 import { checkDicomwebRef, type DicomwebRef } from '../dicomweb/reference.ts';
 import * as S from './schemas.ts';
 import { resolveStaticFile, STATIC_HEADERS } from './static-files.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { jobEntry } from '../audit/job-entry.ts';
+import type { NewJob } from '../store/jobs.ts';
+import type { ModelInfo } from '../models/catalog.ts';
+import type { MonitoringStore } from '../monitoring/store.ts';
+import type { MonitoringSettings } from '../config.ts';
+import { registerMonitoringRoute } from './monitoring-route.ts';
+import { deidentifyWanted, type JobDeidentify } from '../deid/job-deid.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -53,6 +61,14 @@ export interface AppOptions {
    * guessing costs the server no slow hashing.
    */
   authFailureLimit?: { max: number; windowMs: number };
+  /** The audit log: submissions, cancellations, result reads and key changes are recorded in it. */
+  audit?: AuditLog;
+  /** The monitoring records and settings behind GET /models/:id/monitoring (the route is absent without them). */
+  monitoring?: { store: MonitoringStore; settings: MonitoringSettings };
+  /** De-identification of outgoing DICOM: the jobs marked for it, and the models that always are. */
+  deidentify?: { jobs: JobDeidentify; models: string[] };
+  /** TLS key and certificate (PEM): the API is served over HTTPS. */
+  https?: { key: Buffer; cert: Buffer };
   /** Called after a job is queued (wakes idle workers). */
   onSubmitted?: (job: Job) => void;
   /** The viewer's static build (packages/web/dist), served at /viewer/ without a key; none: no viewer route. */
@@ -123,6 +139,7 @@ const KEY_REFUSED: Record<string, string> = {
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(o.https ? { https: o.https } : {}),
     logger: o.logger ?? false,
     bodyLimit: 64 * 1024,
     // Strict validation: unknown properties are refused, not silently dropped; no type coercion.
@@ -228,6 +245,21 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return j;
   };
 
+  /** Queues a job and records its submission in the audit log, together. */
+  const submitJob = (j: NewJob, info: ModelInfo, o2: { studyUid?: string; deidentify?: boolean } = {}): Job => {
+    const deid = o.deidentify && deidentifyWanted(j.model, o2.deidentify, o.deidentify.models) ? o.deidentify.jobs : undefined;
+    const submit = () => {
+      const job = o.jobs.submit(j);
+      deid?.mark(job.id);
+      return job;
+    };
+    return o.audit
+      ? o.audit.together(submit, (job) =>
+          jobEntry(job, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, studyUid: o2.studyUid, detail: deid ? 'de-identified output' : null }),
+        )
+      : submit();
+  };
+
   app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -255,6 +287,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     async (req) => ({ models: o.catalog.list((id, e) => req.log.warn({ model: id, err: e.message }, 'model folder left out')) }),
   );
 
+  if (o.monitoring) registerMonitoringRoute(app, { catalog: o.catalog, monitoring: o.monitoring.store, settings: o.monitoring.settings });
+
   /** The model a submission names, checked: it exists and takes one channel. */
   const submittedModel = (model: unknown) => {
     if (typeof model !== 'string' || model === '') throw new HttpError(400, 'NO_MODEL', 'the field "model" is missing: name one of GET /models');
@@ -275,7 +309,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const submitDicomweb = (req: FastifyRequest, reply: FastifyReply) => {
     const b = req.body as Record<string, unknown> | null;
     if (!b || typeof b !== 'object' || Array.isArray(b)) throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object { "model", "dicomweb" }');
-    const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb');
+    const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb' && k !== 'deidentify');
     if (extra.length) throw new HttpError(400, 'BAD_REQUEST', `unknown member(s) of the body: ${extra.join(', ')}`);
     if (b.dicomweb === undefined) {
       throw new HttpError(
@@ -285,17 +319,14 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       );
     }
     const { model, info } = submittedModel(b.model);
+    if (b.deidentify !== undefined && typeof b.deidentify !== 'boolean') throw new HttpError(400, 'BAD_REQUEST', '"deidentify" must be true or false');
     const ref = checkDicomwebRef(b.dicomweb, o.dicomweb ?? []);
     const id = randomBytes(16).toString('hex');
-    const job = o.jobs.submit({
-      id,
-      model,
-      modelVersion: info.version,
-      inputPath: '',
-      inputFormat: 'dicomweb',
-      keyId: req.apiKey!.id,
-      inputRef: JSON.stringify(ref),
-    });
+    const job = submitJob(
+      { id, model, modelVersion: info.version, inputPath: '', inputFormat: 'dicomweb', keyId: req.apiKey!.id, inputRef: JSON.stringify(ref) },
+      info,
+      { deidentify: b.deidentify as boolean | undefined },
+    );
     o.onSubmitted?.(job);
     return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
   };
@@ -325,13 +356,20 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       let stored: string | undefined;
       try {
         const { model, info } = submittedModel(rec.fields.model);
+        const deidField = rec.fields.deidentify;
+        if (deidField !== undefined && deidField !== 'true' && deidField !== 'false') {
+          throw new HttpError(400, 'BAD_FIELD', `the field "deidentify" must be true or false (got ${JSON.stringify(deidField.slice(0, 40))})`);
+        }
         const id = randomBytes(16).toString('hex');
         const rel = `uploads/${id}${FORMAT_ENDING[rec.format]}`;
         await rename(rec.path, join(o.dataDir, rel));
         stored = rel;
         // A DICOM zip may hold several series: the job keeps the one that was read.
         const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
-        const job = o.jobs.submit({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef });
+        const job = submitJob({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef }, info, {
+          studyUid: rec.volume.meta.studyInstanceUID,
+          deidentify: deidField === 'true',
+        });
         stored = undefined;
         o.onSubmitted?.(job);
         return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
@@ -376,6 +414,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       const path = join(o.dataDir, j.resultPath);
       if (!existsSync(path)) throw new Error(`result file of job ${j.id} is missing: ${path}`);
       const file = RESULT_FILE[j.inputFormat as JobInputFormat];
+      o.audit?.append(jobEntry(j, 'result.read', 'read', { keyId: req.apiKey!.id }));
       return reply
         .header('content-type', file.type)
         .header('content-disposition', `attachment; filename="${j.id}_seg${file.ending}"`)
@@ -391,7 +430,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
     async (req) => {
       const j = ownJob(req, (req.params as { id: string }).id);
-      const r = o.jobs.cancel(j.id);
+      const r = o.audit
+        ? o.audit.together(
+            () => o.jobs.cancel(j.id),
+            (c) => (c && c.after === 'cancelled' && c.before !== 'cancelled' ? jobEntry(j, 'job.cancel', 'cancelled', { keyId: req.apiKey!.id }) : null),
+          )
+        : o.jobs.cancel(j.id);
       if (!r || r.after !== 'cancelled' || (r.before !== 'queued' && r.before !== 'running')) {
         throw new HttpError(409, 'FINISHED', `job ${j.id} is already ${r?.after ?? j.state}: nothing to cancel`);
       }
@@ -419,6 +463,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         scopes: b.scopes,
         expiresAt: b.expiresInSeconds ? Date.now() + b.expiresInSeconds * 1000 : null,
       });
+      o.audit?.append({ action: 'key.create', outcome: 'created', keyId: req.apiKey!.id, detail: `key ${key.id} (${key.scopes.join(',')})` });
       return reply.status(201).send({ key: keyView(key), secret });
     },
   );
@@ -445,6 +490,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       const id = (req.params as { id: string }).id;
       if (!o.keys.get(id)) throw new HttpError(404, 'NO_KEY', `no key ${id}`);
       o.keys.revoke(id);
+      o.audit?.append({ action: 'key.revoke', outcome: 'revoked', keyId: req.apiKey!.id, detail: `key ${id}` });
       return keyView(o.keys.get(id)!);
     },
   );

@@ -73,7 +73,7 @@ test('the server listens on loopback only, and /health and /openapi.json need no
     components: { schemas: Record<string, unknown> };
   };
   assert.equal(doc.openapi, '3.0.3');
-  assert.deepEqual(Object.keys(doc.paths).sort(), ['/jobs', '/jobs/{id}', '/jobs/{id}/result', '/keys', '/keys/{id}', '/models']);
+  assert.deepEqual(Object.keys(doc.paths).sort(), ['/jobs', '/jobs/{id}', '/jobs/{id}/result', '/keys', '/keys/{id}', '/models', '/models/{id}/monitoring']);
   assert.deepEqual(Object.keys(doc.paths['/jobs']!).sort(), ['post']);
   assert.deepEqual(Object.keys(doc.paths['/jobs/{id}']!).sort(), ['delete', 'get']);
   assert.ok(doc.paths['/jobs']!.post!.requestBody!.content['multipart/form-data'], 'the upload is described as multipart');

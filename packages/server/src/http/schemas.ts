@@ -115,6 +115,7 @@ export const submitBody = {
         'the case: NIfTI (.nii, .nii.gz), NRRD with attached data, PNG, or a zip of a DICOM series (the result is then a DICOM SEG); told by its bytes',
     },
     series: { type: 'string', description: 'for a zip holding several DICOM series: the SeriesInstanceUID of the one to segment' },
+    deidentify: { type: 'string', enum: ['true', 'false'], description: 'true: the DICOM SEG result is de-identified (some models always are)' },
   },
 } as const;
 
@@ -124,6 +125,7 @@ export const dicomwebSubmitBody = {
   additionalProperties: false,
   properties: {
     model: { type: 'string', description: 'a model id from GET /models' },
+    deidentify: { type: 'boolean', description: 'true: the DICOM SEG stored back and downloaded is de-identified (some models always are)' },
     dicomweb: {
       type: 'object',
       required: ['studyInstanceUid', 'seriesInstanceUid'],

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { writeFixtureModel } from '@medseg/medseg/testing/model-fixture';
 import { dataPath } from '@medseg/medseg/testing/data';
 import { defaultConfig, type ServiceConfig } from '../config.ts';
+import { writeZip } from './zip.ts';
 
 export function tempDir(prefix = 'medseg-server-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -103,4 +104,32 @@ export async function waitFor<T>(what: string, f: () => Promise<T | undefined> |
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** Submits a multipart case and waits until its job is done; its id (a failed job fails the wait with its message). */
+export async function submitAndWait(url: string, h: Record<string, string>, form: FormData): Promise<string> {
+  const r = await fetch(`${url}/jobs`, { method: 'POST', headers: h, body: form });
+  if (r.status !== 202) throw new Error(`submission refused: ${r.status} ${await r.text()}`);
+  const { id } = (await r.json()) as { id: string };
+  let failed: string | undefined;
+  await waitFor(`job ${id}`, async () => {
+    const j = (await (await fetch(`${url}/jobs/${id}`, { headers: h })).json()) as { state: string; error: string | null };
+    if (j.state === 'failed' || j.state === 'cancelled') failed = `job ${id} ${j.state}: ${j.error}`;
+    return j.state === 'done' || failed ? j : undefined;
+  });
+  if (failed) throw new Error(failed);
+  return id;
+}
+
+/** A zip of the shared 3-slice CT series (as CT/<name>.dcm), written by Python's zipfile at `path`. */
+export function writeCtZip(path: string): Buffer {
+  const ct = ctSeries();
+  writeZip(
+    path,
+    readdirSync(ct.dir)
+      .filter((f) => f.endsWith('.dcm'))
+      .sort()
+      .map((f) => ({ name: `CT/${f}`, file: join(ct.dir, f) })),
+  );
+  return readFileSync(path);
 }

@@ -11,6 +11,9 @@ import { openDatabase } from '../store/db.ts';
 import { JobStore } from '../store/jobs.ts';
 import { ModelCatalog } from '../models/catalog.ts';
 import { ModelCache, runJob } from './run-job.ts';
+import { AuditLog } from '../audit/log.ts';
+import { MonitoringStore } from '../monitoring/store.ts';
+import { JobDeidentify } from '../deid/job-deid.ts';
 import type { WorkerSettings } from './pool.ts';
 
 const settings = JSON.parse(process.env.MEDSEG_WORKER_SETTINGS ?? 'null') as WorkerSettings | null;
@@ -32,6 +35,10 @@ const ctx = {
   log,
   limits: { maxVoxelBytes: settings.maxVoxelBytes, maxDecompressedBytes: settings.maxDecompressedBytes },
   pacs: { servers: settings.dicomweb, timeoutMs: settings.dicomwebTimeoutMs, maxBytes: settings.maxInputBytes },
+  audit: new AuditLog(db),
+  monitoring: new MonitoringStore(db),
+  deidentify: new JobDeidentify(db),
+  fhir: settings.fhir ? { server: settings.fhir, timeoutMs: settings.dicomwebTimeoutMs } : undefined,
 };
 const owner = `${hostname()}:${process.pid}:${settings.slot}`;
 

@@ -29,6 +29,8 @@ export interface WorkerSettings {
   maxVoxelBytes: number;
   /** Largest inflated size of an uploaded DICOM zip. */
   maxDecompressedBytes: number;
+  /** The FHIR server results are POSTed to (null: none). */
+  fhir?: { url: string; headers?: Record<string, string> } | null;
   /** The worker's number in the pool (part of its lease owner name). */
   slot: number;
 }

@@ -32,6 +32,15 @@ import { DicomwebRefError, normaliseUrl, type DicomwebRef } from '../dicomweb/re
 import { fetchSeriesVolume, withRetries, type RetryOptions } from '../dicomweb/series.ts';
 import { DicomZipError, readDicomZip } from '../upload/dicom-zip.ts';
 import { jobSeg } from './seg-result.ts';
+import type { AuditLog } from '../audit/log.ts';
+import { jobEntry } from '../audit/job-entry.ts';
+import { inputFingerprint, type InputFingerprint } from '../monitoring/input-fingerprint.ts';
+import type { MonitoringStore } from '../monitoring/store.ts';
+import type { JobDeidentify } from '../deid/job-deid.ts';
+import { deidentifyOutgoing } from '../deid/outgoing.ts';
+import { readDeidSecret } from '../deid/secret.ts';
+import { fhirResultBundle } from '../fhir/resources.ts';
+import { postFhirBundle, type FhirServer } from '../fhir/post.ts';
 
 export interface JobContext {
   jobs: JobStore;
@@ -44,6 +53,71 @@ export interface JobContext {
   limits: { maxVoxelBytes: number; maxDecompressedBytes: number };
   /** The PACS of DICOMweb jobs, and the limits of what is read from them. */
   pacs?: { servers: DicomwebServer[]; timeoutMs: number; maxBytes: number; retry?: RetryOptions };
+  /** The audit log: each recorded outcome is appended to it in the same transaction. */
+  audit?: AuditLog;
+  /** Where each completed job's input fingerprint and uncertainty go (monitoring/). */
+  monitoring?: MonitoringStore;
+  /** The jobs whose DICOM goes out de-identified (with the secret in the data folder). */
+  deidentify?: JobDeidentify;
+  /** The FHIR server each result goes to as Observations and a DiagnosticReport. */
+  fhir?: { server: FhirServer; timeoutMs: number };
+}
+
+/**
+ * POSTs a done job's FHIR Bundle; the job stays done whatever the FHIR
+ * server says, and the audit log records the outcome.
+ */
+async function sendFhir(
+  ctx: JobContext,
+  job: Job,
+  labels: Volume,
+  plan: { labels: Record<number, string> },
+  o: { study?: string; segSop?: string; segUrl?: string },
+) {
+  if (!ctx.fhir) return;
+  const labelNames = Object.fromEntries(Object.entries(plan.labels).map(([k, v]) => [k, String(v)]));
+  let outcome = 'posted';
+  let detail: string | null = null;
+  try {
+    const bundle = fhirResultBundle(labels, {
+      jobId: job.id,
+      model: job.model,
+      modelVersion: job.modelVersion,
+      labels: labelNames,
+      studyInstanceUid: o.study,
+      segSopInstanceUid: o.segSop,
+      resultUrl: o.segUrl,
+      resultContentType: o.segSop ? 'application/dicom' : RESULT_FILE[job.inputFormat as JobInputFormat].type,
+      issued: new Date().toISOString(),
+    });
+    await postFhirBundle(ctx.fhir.server, bundle, { timeoutMs: ctx.fhir.timeoutMs });
+  } catch (e) {
+    outcome = 'failed';
+    detail = (e as Error).message;
+    ctx.log(`job ${job.id}: FHIR results not sent: ${detail}`);
+  }
+  ctx.audit?.append(jobEntry(job, 'fhir.post', outcome, { studyUid: o.study, detail: detail ?? ctx.fhir.server.url }));
+}
+
+/** Records a job's outcome under its lease, with its audit record when there is a log (both or neither). */
+function recordOutcome(ctx: JobContext, job: Job, outcome: 'done' | 'failed', record: () => boolean, source?: Volume, detail?: string): boolean {
+  if (!ctx.audit) return record();
+  let weightsSha256: string | undefined;
+  try {
+    weightsSha256 = ctx.catalog.info(job.model).weightsSha256;
+  } catch {
+    weightsSha256 = undefined; // the model folder is gone or unreadable: the record keeps the version alone
+  }
+  return ctx.audit.together(record, (ok) =>
+    ok
+      ? jobEntry(job, `job.${outcome}`, outcome, {
+          weightsSha256,
+          studyUid: source?.meta.studyInstanceUID,
+          seriesUid: source?.meta.seriesInstanceUID,
+          detail,
+        })
+      : null,
+  );
 }
 
 /** The lease was lost while working: stop without recording anything. */
@@ -110,6 +184,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
   // Between the synchronous stretches (reading, writing) a timer renews the lease; during prediction the tile callback does.
   const timer = setInterval(beat, ctx.heartbeatMs);
   let resultRel: string | undefined;
+  let source: Volume | undefined;
   try {
     const model = models.get(job);
     progress = 0.02;
@@ -125,8 +200,11 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     } else {
       images = await readInputCase(join(ctx.dataDir, job.inputPath), model.plan.channels.length);
     }
+    source = images[0];
     if (lost) throw new LeaseLost();
     const pred = predictVolumes(model, images, {
+      // The class probabilities give the uncertainty score monitoring compares with the validation cases'.
+      keepProbabilities: ctx.monitoring !== undefined,
       onTile: (done, total) => {
         progress = 0.05 + (0.9 * done) / total;
         if (Date.now() - lastBeat >= ctx.heartbeatMs) beat();
@@ -138,17 +216,43 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     resultRel = `results/${job.id}.a${lease.attempt}${RESULT_FILE[job.inputFormat as JobInputFormat].ending}`;
     let output: string | null = null;
     if (job.inputFormat === 'dicom-zip' || ref) {
-      const seg = jobSeg(job.id, pred.labels, images[0]!, model.plan, { id: job.model, version: job.modelVersion });
+      const made = jobSeg(job.id, pred.labels, images[0]!, model.plan, { id: job.model, version: job.modelVersion });
+      const deidentified = ctx.deidentify?.wanted(job.id) === true;
+      // De-identified, the SEG and every UID it references are remapped, its study included.
+      const seg = deidentified ? deidentifyOutgoing(made.bytes, readDeidSecret(ctx.dataDir)) : { ...made, studyInstanceUid: ref?.studyInstanceUid };
       await writeFileAtomic(join(ctx.dataDir, resultRel), seg.bytes);
-      output = JSON.stringify({ segSeriesInstanceUid: seg.seriesInstanceUid, segSopInstanceUid: seg.sopInstanceUid });
+      output = JSON.stringify({
+        segSeriesInstanceUid: seg.seriesInstanceUid,
+        segSopInstanceUid: seg.sopInstanceUid,
+        ...(deidentified ? { deidentified: true, segStudyInstanceUid: seg.studyInstanceUid } : {}),
+      });
       if (ref && pacs) {
         if (lost) throw new LeaseLost();
-        await withRetries(() => pacs.store([seg.bytes], ref.studyInstanceUid), ctx.pacs?.retry);
+        await withRetries(() => pacs.store([seg.bytes], seg.studyInstanceUid ?? ref.studyInstanceUid), ctx.pacs?.retry);
       }
     } else {
       await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
     }
-    if (ctx.jobs.complete(lease, resultRel, output)) return 'done';
+    let input: InputFingerprint | undefined;
+    try {
+      if (ctx.monitoring) input = inputFingerprint(images, pred.labels, pred.probabilities);
+    } catch (e) {
+      ctx.log(`job ${job.id}: no monitoring record: ${(e as Error).message}`);
+    }
+    // The monitoring record goes in with the outcome: a job seen done has its record.
+    const complete = () => {
+      const ok = ctx.jobs.complete(lease, resultRel!, output);
+      if (ok && input) ctx.monitoring!.record({ jobId: job.id, model: job.model, modelVersion: job.modelVersion, keyId: job.keyId, input });
+      return ok;
+    };
+    if (recordOutcome(ctx, job, 'done', complete, source)) {
+      const out = output ? (JSON.parse(output) as { segSopInstanceUid?: string; segSeriesInstanceUid?: string; segStudyInstanceUid?: string }) : {};
+      const study = out.segStudyInstanceUid ?? images[0]?.meta.studyInstanceUID;
+      const segUrl =
+        ref && out.segSopInstanceUid && study ? `${ref.url}/studies/${study}/series/${out.segSeriesInstanceUid}/instances/${out.segSopInstanceUid}` : undefined;
+      await sendFhir(ctx, job, pred.labels, model.plan, { study, segSop: out.segSopInstanceUid, segUrl });
+      return 'done';
+    }
     await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
     return 'lost';
   } catch (e) {
@@ -156,7 +260,8 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     if (e instanceof LeaseLost || lost) return 'lost';
     const message = userMessage(e);
     if (message === undefined) ctx.log(`job ${job.id} failed: ${(e as Error).stack ?? String(e)}`);
-    return ctx.jobs.fail(lease, message ?? 'internal error while predicting (logged on the server)') ? 'failed' : 'lost';
+    const msg = message ?? 'internal error while predicting (logged on the server)';
+    return recordOutcome(ctx, job, 'failed', () => ctx.jobs.fail(lease, msg), source, msg) ? 'failed' : 'lost';
   } finally {
     clearInterval(timer);
   }
