@@ -15,7 +15,9 @@ import { listFolds, type CheckpointChoice } from '../plan/model-folder.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import { exportLoadedFold } from './export-model.ts';
 import { quantizeInt8, QuantizeError, type CalibrationInput, type Calibrator, type QuantizationSummary } from './quantize.ts';
-import { pruneNetwork, type PruneSettings, type PruneSummary } from './prune.ts';
+import { pruneNetwork, type FineTuneRecord, type PruneSettings, type PruneSummary } from './prune.ts';
+import type { SegmentationNetwork } from '../models/config.ts';
+import type { Plan } from '../plan/types.ts';
 import { PRUNING_METADATA_KEY } from '../plan/model-weights.ts';
 
 export interface CompressInt8Options {
@@ -65,8 +67,8 @@ export function centrePatch(data: Float32Array, channels: number, shape: [number
   return { data: out, dims: [1, channels, ...size] };
 }
 
-/** Median ms of `passes` runs of one input, after two untimed ones. */
-async function timePass(model: Uint8Array, x: CalibrationInput, passes: number): Promise<number> {
+/** Median ms of `passes` runs of one input in onnxruntime (default threads), after two untimed ones. */
+export async function timePass(model: Uint8Array, x: CalibrationInput, passes: number): Promise<number> {
   const session = await ort.InferenceSession.create(model);
   try {
     const feed = { image: new ort.Tensor('float32', x.data, x.dims) };
@@ -141,6 +143,11 @@ export interface CompressOptions {
   checkpoint?: CheckpointChoice;
   /** Network passes timed per model (default 10, after 2 untimed). 0 skips the timing. */
   timedPasses?: number;
+  /**
+   * Trains the pruned network further before the export (pipeline/finetune-pruned.ts does, with the
+   * trainer); its record goes in the pruning summary and so in the model's metadata.
+   */
+  fineTune?: (net: SegmentationNetwork, plan: Plan, pruning: PruneSummary, fold: number) => Promise<FineTuneRecord>;
 }
 
 export interface CompressResult {
@@ -158,6 +165,7 @@ export interface CompressResult {
 
 export async function compressModel(modelDir: string, out: string, o: CompressOptions): Promise<CompressResult> {
   if (!o.int8 && !o.prune) throw new QuantizeError('nothing to compress: ask for int8 quantization, pruning or both');
+  if (o.fineTune && !o.prune) throw new QuantizeError('fine-tuning follows pruning: ask for pruning too');
   const fold = o.fold ?? listFolds(modelDir)[0]?.fold;
   if (fold === undefined) throw new QuantizeError(`${modelDir} has no trained fold`);
   const model = loadModel(modelDir, { folds: [fold], checkpoint: o.checkpoint });
@@ -169,6 +177,7 @@ export async function compressModel(modelDir: string, out: string, o: CompressOp
     const metadata: Record<string, string> = {};
     if (o.prune) {
       pruning = pruneNetwork(model.nets[0]!, [1, plan.network.inChannels, ...plan.patchSize], o.prune).summary;
+      if (o.fineTune) pruning.fineTuned = await o.fineTune(model.nets[0]!, plan, pruning, fold);
       metadata[PRUNING_METADATA_KEY] = JSON.stringify(pruning);
     }
     let bytes: Uint8Array;

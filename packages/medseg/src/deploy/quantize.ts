@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
+import { AbsHistogram } from './entropy-calibration.ts';
 
 const { onnx } = onnxProto;
 type Model = onnxProto.onnx.ModelProto;
@@ -26,7 +27,7 @@ type TensorProto = onnxProto.onnx.ITensorProto;
 const DT = onnx.TensorProto.DataType;
 
 /** How the activation ranges are found from the calibration outputs. */
-export type Calibrator = { kind: 'minmax' } | { kind: 'percentile'; percentile: number };
+export type Calibrator = { kind: 'minmax' } | { kind: 'percentile'; percentile: number } | { kind: 'entropy' };
 
 /** One calibration input: float32 data in the model's input layout. */
 export interface CalibrationInput {
@@ -141,7 +142,9 @@ function quantile(sorted: Float32Array, p: number): number {
  * Accumulates the range of one tensor over calibration batches. Min-max:
  * the overall minimum and maximum. Percentile p: per batch the values at
  * (100 - p) % and p % (interpolated), averaged over the batches, so memory
- * stays one batch of the tensor.
+ * stays one batch of the tensor. Entropy: the min-max range clipped to
+ * [-T, T], T the KL-divergence threshold of the histogram of |x|
+ * (entropy-calibration.ts).
  */
 export class RangeCollector {
   private lo = Infinity;
@@ -149,8 +152,10 @@ export class RangeCollector {
   private sumLo = 0;
   private sumHi = 0;
   private batches = 0;
+  private readonly histogram: AbsHistogram | null;
 
   constructor(readonly calibrator: Calibrator) {
+    this.histogram = calibrator.kind === 'entropy' ? new AbsHistogram() : null;
     if (calibrator.kind === 'percentile' && !(calibrator.percentile > 50 && calibrator.percentile <= 100)) {
       throw new QuantizeError(`percentile calibrator: percentile must be in (50, 100], got ${calibrator.percentile}`);
     }
@@ -159,26 +164,31 @@ export class RangeCollector {
   add(values: Float32Array): void {
     if (values.length === 0) return;
     this.batches++;
-    if (this.calibrator.kind === 'minmax') {
-      let lo = this.lo;
-      let hi = this.hi;
-      for (let i = 0; i < values.length; i++) {
-        const v = values[i]!;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-      this.lo = lo;
-      this.hi = hi;
+    this.histogram?.add(values);
+    if (this.calibrator.kind === 'percentile') {
+      const sorted = Float32Array.from(values).sort();
+      const p = this.calibrator.percentile / 100;
+      this.sumLo += quantile(sorted, 1 - p);
+      this.sumHi += quantile(sorted, p);
       return;
     }
-    const sorted = Float32Array.from(values).sort();
-    const p = this.calibrator.percentile / 100;
-    this.sumLo += quantile(sorted, 1 - p);
-    this.sumHi += quantile(sorted, p);
+    let lo = this.lo;
+    let hi = this.hi;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    this.lo = lo;
+    this.hi = hi;
   }
 
   range(): [number, number] {
     if (this.batches === 0) throw new QuantizeError('no calibration values for a tensor');
+    if (this.histogram) {
+      const t = this.histogram.threshold();
+      return [Math.max(this.lo, -t), Math.min(this.hi, t)];
+    }
     return this.calibrator.kind === 'minmax' ? [this.lo, this.hi] : [this.sumLo / this.batches, this.sumHi / this.batches];
   }
 }
