@@ -46,6 +46,11 @@ export interface QuantizeOptions {
    * int8 ConvTranspose kernel and runs DequantizeLinear + fp32 ConvTranspose, which adds the error without the speed).
    */
   convTranspose?: boolean;
+  /**
+   * Quantize weight MatMul/Gemm statically too (default true); false leaves them fp32 for the
+   * dynamic quantizer (quantize-dynamic.ts), which computes their input's range on every run.
+   */
+  linear?: boolean;
   /** Graph input name (default: the model's first input). */
   inputName?: string;
   /** Extra metadata entries to record next to the quantization summary. */
@@ -94,9 +99,10 @@ export function roundHalfEven(x: number): number {
 
 /**
  * Symmetric int8 quantization per channel along `axis` of a tensor of
- * `shape`: scale_c = max|w_c| / 127 (1 for an all-zero channel), q = round(w / scale_c) in [-127, 127].
+ * `shape`: scale_c = max|w_c| / qmax (1 for an all-zero channel), q = round(w / scale_c) in [-qmax, qmax]
+ * (qmax 127, or less for a reduced range).
  */
-export function quantizeWeightsPerChannel(w: Float32Array, shape: number[], axis: number): { q: Int8Array; scales: Float32Array } {
+export function quantizeWeightsPerChannel(w: Float32Array, shape: number[], axis: number, qmax = 127): { q: Int8Array; scales: Float32Array } {
   const channels = shape[axis]!;
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
@@ -108,13 +114,13 @@ export function quantizeWeightsPerChannel(w: Float32Array, shape: number[], axis
       for (let i = 0; i < inner; i++) m = Math.max(m, Math.abs(w[base + i]!));
       maxAbs[c] = m;
     }
-  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / 127 : 1));
+  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / qmax : 1));
   const q = new Int8Array(w.length);
   for (let o = 0; o < outer; o++)
     for (let c = 0; c < channels; c++) {
       const base = (o * channels + c) * inner;
       const s = scales[c]!;
-      for (let i = 0; i < inner; i++) q[base + i] = Math.max(-127, Math.min(127, roundHalfEven(w[base + i]! / s)));
+      for (let i = 0; i < inner; i++) q[base + i] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[base + i]! / s)));
     }
   return { q, scales };
 }
@@ -195,7 +201,7 @@ export class RangeCollector {
 
 // ---------------------------------------------------------------- graph reading
 
-function floatData(t: TensorProto): Float32Array {
+export function floatData(t: TensorProto): Float32Array {
   if (t.dataType !== DT.FLOAT) throw new QuantizeError(`initializer ${t.name} is not float32`);
   if (t.rawData && t.rawData.length > 0) {
     const copy = Uint8Array.from(t.rawData);
@@ -206,7 +212,7 @@ function floatData(t: TensorProto): Float32Array {
 
 const dims = (t: TensorProto): number[] => (t.dims ?? []).map(Number);
 
-function bytesOf(a: Float32Array | Int8Array | Uint8Array | Int32Array): Uint8Array {
+export function bytesOf(a: Float32Array | Int8Array | Uint8Array | Int32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -216,7 +222,7 @@ function attrInt(n: NodeProto, name: string, fallback: number): number {
 }
 
 /** A weighted node: which input is the weight, the axis of its output channels, and the bias input if any. */
-interface WeightedNode {
+export interface WeightedNode {
   node: NodeProto;
   weight: TensorProto;
   axis: number;
@@ -245,6 +251,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
   const leftFp32: QuantizationSummary['leftFp32'] = [];
   const weighted: WeightedNode[] = [];
   for (const n of g.node ?? []) {
+    if (o.linear === false && (n.opType === 'MatMul' || n.opType === 'Gemm')) continue;
     const w = weightedNode(n, inits, producers, o.convTranspose ?? false, leftFp32);
     if (w) weighted.push(w);
   }
@@ -384,7 +391,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
 }
 
 /** The weight, its output-channel axis and bias of a node this quantizer handles, or undefined (noted in leftFp32 when it has weights). */
-function weightedNode(
+export function weightedNode(
   n: NodeProto,
   inits: Map<string, TensorProto>,
   producers: Map<string, NodeProto>,

@@ -126,6 +126,11 @@ export async function compressModelFolder(modelDir: string, out: string, o: Comp
               .join(', ')}${q.leftFp32.length ? `; fp32: ${[...new Set(q.leftFp32.map((l) => l.op))].join(', ')}` : ''}`,
           ]
         : []),
+      ...(r.dynamicQuantization
+        ? [
+            `dynamic int8 for the linear layers: ${r.dynamicQuantization.quantized} weight MatMuls (${r.dynamicQuantization.weights}, activations quantized on every run), ${r.dynamicQuantization.leftFp32.length} attention MatMuls fp32`,
+          ]
+        : []),
     ];
     const hw = hardwareInfo();
     const c: ModelCardCompression = {

@@ -12,6 +12,7 @@ import { printResult } from '../output.ts';
 
 interface CompressCliOptions {
   int8?: boolean;
+  dynamicInt8?: boolean;
   calibration?: string;
   calibrationCases: number;
   calibrator: 'minmax' | 'percentile' | 'entropy';
@@ -64,6 +65,10 @@ export function register(program: Command): void {
     .description('compress one fold of a model folder to an int8 and/or pruned ONNX model, or prune a model folder')
     .argument('<model>', 'model folder written by `medseg train`')
     .option('--int8', 'static int8 quantization: per-channel int8 weights, calibrated uint8 activations (needs --calibration)')
+    .option(
+      '--dynamic-int8',
+      'dynamic int8 for the linear layers (weight MatMuls of the transformer blocks): int8 weights, activation ranges computed on every run; with --int8 the convolutions stay static int8',
+    )
     .option('--calibration <dataset>', 'dataset folder whose training cases calibrate the activation ranges')
     .option('--calibration-cases <n>', 'training cases to calibrate on (one centre patch of each)', wholeNumber(1), 8)
     .addOption(
@@ -103,6 +108,9 @@ The .onnx model keeps the export's metadata (key 'medseg': the plan's preprocess
 'medseg.quantization' (calibrator, cases, quantized ops, what stays fp32 and why) and
 'medseg.calibration' (the cases used). onnxruntime runs its Convs as QLinearConv; ConvTranspose
 stays fp32 (onnxruntime has no int8 ConvTranspose kernel on CPU) and so does the logits head.
+--dynamic-int8 adds 'medseg.dynamic-quantization': the weight MatMuls (linear layers of the
+transformer blocks) as DynamicQuantizeLinear + MatMulInteger (7-bit weights: no int16 saturation
+on CPUs without VNNI), which onnxruntime fuses into DynamicQuantizeMatMul; attention stays fp32.
 --prune adds 'medseg.pruning': per layer the zeros (magnitude), or per channel group the channels
 removed and the groups left whole with why (--structured). Biases, norms and the logits heads are
 never pruned; channels joined by a residual add go together. --finetune-minutes M trains the pruned
@@ -123,7 +131,8 @@ Examples:
   medseg compress model/ --prune 0.5 --structured --out model-pruned/        (then: medseg predict model-pruned/ ...)`,
     )
     .action(async (model: string, o: CompressCliOptions, cmd: Command) => {
-      if (!o.int8 && o.prune === undefined) throw new CliUsageError('nothing to do: give --int8, --prune <sparsity>, or both');
+      if (!o.int8 && !o.dynamicInt8 && o.prune === undefined)
+        throw new CliUsageError('nothing to do: give --int8, --dynamic-int8, --prune <sparsity>, or some of them');
       const calibration = o.calibration ?? o.dataset;
       if (o.int8 && !calibration)
         throw new CliUsageError('--int8 needs --calibration <dataset> or --dataset <folder> (its training cases calibrate the activations)');
@@ -134,7 +143,7 @@ Examples:
       if (o.pruneScope && (o.prune === undefined || o.structured))
         throw new CliUsageError('--prune-scope goes with --prune (magnitude pruning, not --structured)');
       const onnx = o.out.toLowerCase().endsWith('.onnx');
-      if (o.int8 && !onnx) throw new CliUsageError(`--out names the .onnx file to write, got ${o.out}`);
+      if ((o.int8 || o.dynamicInt8) && !onnx) throw new CliUsageError(`--out names the .onnx file to write, got ${o.out}`);
       const prune = o.prune === undefined ? undefined : { sparsity: o.prune, structured: o.structured ?? false, scope: o.pruneScope };
       const { QuantizeError } = await import('../../deploy/quantize.ts');
       const { UnsupportedOpError } = await import('../../deploy/export-onnx.ts');
@@ -179,6 +188,7 @@ Examples:
                 calibrator: o.calibrator === 'percentile' ? { kind: 'percentile', percentile: o.percentile } : { kind: o.calibrator },
               }
             : undefined,
+          dynamicInt8: o.dynamicInt8,
           prune,
           fold: o.fold,
           checkpoint: o.checkpoint,
@@ -201,7 +211,8 @@ Examples:
         : '';
       const ev = r.evaluation;
       const ft = r.pruning?.fineTuned;
-      const label = [r.pruning ? 'pruned' : '', s ? 'int8' : ''].filter(Boolean).join('+');
+      const dq = r.dynamicQuantization;
+      const label = [r.pruning ? 'pruned' : '', s ? 'int8' : '', dq ? 'dynamic-int8' : ''].filter(Boolean).join('+');
       const pr = r.pruning;
       printResult(cmd, { ...r }, () =>
         [
@@ -218,6 +229,7 @@ Examples:
             ? `fine-tuned ${ft.minutes.toFixed(2)} of ${ft.budgetMinutes} min: ${ft.epochs} epochs, ${ft.iterations} steps; validation Dice ${ft.validationDiceBefore.toFixed(4)} -> ${ft.validationDice.toFixed(4)} (best epoch ${ft.bestEpoch + 1})`
             : '',
           ...(s?.leftFp32 ?? []).map((l) => `fp32: ${l.op} ${l.reason}`),
+          dq ? `dynamic int8: ${dq.quantized} MatMuls (${dq.weights}), ${dq.leftFp32.length} left fp32 (attention)` : '',
           r.latency
             ? `one network pass [${r.latency.patch.join(', ')}] in onnxruntime: fp32 ${r.latency.fp32Ms.toFixed(1)} ms, ${label} ${r.latency.compressedMs.toFixed(1)} ms (${r.latency.speedup.toFixed(2)}x)`
             : '',
