@@ -17,6 +17,7 @@ import onnxProto from 'onnx-proto';
 import { importPairedFolders } from '../data/import.ts';
 import { readOnnxMetadata } from '../deploy/onnx-builder.ts';
 import type { PruneSummary } from '../deploy/prune.ts';
+import { defaultAugmentation } from '../plan/complete.ts';
 import { modelFile } from '../plan/model-folder.ts';
 import { dataPath } from '../testing/data.ts';
 import { writeFixtureModel } from '../testing/model-fixture.ts';
@@ -48,8 +49,12 @@ describe('compress with fine-tuning and a model card', () => {
     tmp = mkdtempSync(join(tmpdir(), 'medseg-compress-finetune-'));
     model = join(tmp, 'model');
     const plan = writeFixtureModel(model, 'mri3d', [{ weights: { best: 'random' } }]);
-    // Ten steps an epoch, so a few seconds hold a few validated epochs.
-    writeFileSync(modelFile(model, 'plan'), JSON.stringify({ ...plan, iterationsPerEpoch: 10, batchSize: 2 }));
+    // Ten steps an epoch; 32^3 patches, so a validation case is a dozen windows, not a hundred.
+    const patchSize = [32, 32, 32];
+    writeFileSync(
+      modelFile(model, 'plan'),
+      JSON.stringify({ ...plan, patchSize, augmentation: defaultAugmentation(3, patchSize), iterationsPerEpoch: 10, batchSize: 2 }),
+    );
     writeFileSync(modelFile(model, 'splits'), JSON.stringify([{ train: CASES.slice(0, 3), val: CASES.slice(3) }]));
     for (const d of ['images', 'labels']) {
       mkdirSync(join(tmp, 'src', d), { recursive: true });
