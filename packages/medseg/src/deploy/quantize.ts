@@ -51,6 +51,12 @@ export interface QuantizeOptions {
    * dynamic quantizer (quantize-dynamic.ts), which computes their input's range on every run.
    */
   linear?: boolean;
+  /**
+   * Weights in 7 bits, [-63, 63] (default false: [-127, 127]): onnxruntime's x86 uint8 x int8 kernels
+   * without VNNI (AVX2 vpmaddubsw) add pairs of products in int16 and saturate, which 2 x 255 x 63 < 2^15
+   * avoids; [-127, 127] is exact only on CPUs with VNNI.
+   */
+  reduceRange?: boolean;
   /** Graph input name (default: the model's first input). */
   inputName?: string;
   /** Extra metadata entries to record next to the quantization summary. */
@@ -315,7 +321,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
   const replacedInputs = new Map<NodeProto, Map<number, string>>();
   for (const w of weighted) {
     const shape = dims(w.weight);
-    const { q, scales } = quantizeWeightsPerChannel(floatData(w.weight), shape, w.axis);
+    const { q, scales } = quantizeWeightsPerChannel(floatData(w.weight), shape, w.axis, o.reduceRange ? 63 : 127);
     const base = w.weight.name ?? 'weight';
     const qName = addInit(`${base}/int8`, DT.INT8, shape, q);
     const sName = addInit(`${base}/scale`, DT.FLOAT, [scales.length], scales);
