@@ -21,7 +21,7 @@
  * and exact at 63).
  */
 import onnxProto from 'onnx-proto';
-import { bytesOf, quantizeWeightsPerChannel, QuantizeError, weightedNode, floatData, type QuantizationSummary } from './quantize.ts';
+import { graphNames, quantizeWeightsPerChannel, QuantizeError, weightedNode, floatData, type QuantizationSummary } from './quantize.ts';
 
 const { onnx } = onnxProto;
 type NodeProto = onnxProto.onnx.INodeProto;
@@ -53,19 +53,7 @@ export function quantizeDynamicLinear(model: Uint8Array, o: { reduceRange?: bool
   const inits = new Map<string, TensorProto>((g.initializer ?? []).map((t) => [t.name ?? '', t]));
   const producers = new Map<string, NodeProto>();
   for (const n of g.node ?? []) for (const out of n.output ?? []) producers.set(out, n);
-  const names = new Set<string>([...inits.keys(), ...producers.keys(), ...(g.input ?? []).map((v) => v.name ?? '')]);
-  const fresh = (base: string): string => {
-    let name = base;
-    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
-  const newInits: TensorProto[] = [];
-  const addInit = (base: string, dataType: number, shape: number[], data: Float32Array | Int8Array): string => {
-    const name = fresh(base);
-    newInits.push({ name, dataType, dims: shape, rawData: bytesOf(data) });
-    return name;
-  };
+  const { fresh, addInit, newInits } = graphNames(g, inits, producers);
 
   const leftFp32: DynamicQuantizationSummary['leftFp32'] = [];
   const replaced = new Map<NodeProto, NodeProto[]>();

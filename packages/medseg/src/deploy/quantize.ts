@@ -235,6 +235,24 @@ export interface WeightedNode {
   bias?: TensorProto;
 }
 
+/** Unique names in a graph and new initializers under them (the quantizers add tensors beside the model's own). */
+export function graphNames(g: Graph, inits: Map<string, TensorProto>, producers: Map<string, NodeProto>) {
+  const names = new Set<string>([...inits.keys(), ...producers.keys(), ...(g.input ?? []).map((v) => v.name ?? '')]);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
+    names.add(name);
+    return name;
+  };
+  const newInits: TensorProto[] = [];
+  const addInit = (base: string, dataType: number, shape: number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): string => {
+    const name = fresh(base);
+    newInits.push({ name, dataType, dims: shape, rawData: bytesOf(data) });
+    return name;
+  };
+  return { fresh, addInit, newInits };
+}
+
 // ---------------------------------------------------------------- the quantizer
 
 /**
@@ -281,19 +299,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
   }
   const ranges = await calibrate(m, [...tensors], inputName, o.calibration, calibrator);
 
-  const names = new Set<string>([...inits.keys(), ...producers.keys(), ...(g.input ?? []).map((v) => v.name ?? '')]);
-  const fresh = (base: string): string => {
-    let name = base;
-    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
-  const newInits: TensorProto[] = [];
-  const addInit = (base: string, dataType: number, shape: number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): string => {
-    const name = fresh(base);
-    newInits.push({ name, dataType, dims: shape, rawData: bytesOf(data) });
-    return name;
-  };
+  const { fresh, addInit, newInits } = graphNames(g, inits, producers);
 
   // Q/DQ pairs for activations: nodes to insert after each producer (or at the start for graph inputs).
   const params = new Map<string, { scale: number; zeroPoint: number; scaleName: string; zpName: string; dq: string }>();
