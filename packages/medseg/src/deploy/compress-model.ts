@@ -15,7 +15,10 @@ import { listFolds, type CheckpointChoice } from '../plan/model-folder.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import { exportLoadedFold } from './export-model.ts';
 import { quantizeInt8, QuantizeError, type CalibrationInput, type Calibrator, type QuantizationSummary } from './quantize.ts';
-import { pruneNetwork, type PruneSettings, type PruneSummary } from './prune.ts';
+import { quantizeDynamicLinear, type DynamicQuantizationSummary } from './quantize-dynamic.ts';
+import { pruneNetwork, type FineTuneRecord, type PruneSettings, type PruneSummary } from './prune.ts';
+import type { SegmentationNetwork } from '../models/config.ts';
+import type { Plan } from '../plan/types.ts';
 import { PRUNING_METADATA_KEY } from '../plan/model-weights.ts';
 
 export interface CompressInt8Options {
@@ -65,8 +68,8 @@ export function centrePatch(data: Float32Array, channels: number, shape: [number
   return { data: out, dims: [1, channels, ...size] };
 }
 
-/** Median ms of `passes` runs of one input, after two untimed ones. */
-async function timePass(model: Uint8Array, x: CalibrationInput, passes: number): Promise<number> {
+/** Median ms of `passes` runs of one input in onnxruntime (default threads), after two untimed ones. */
+export async function timePass(model: Uint8Array, x: CalibrationInput, passes: number): Promise<number> {
   const session = await ort.InferenceSession.create(model);
   try {
     const feed = { image: new ort.Tensor('float32', x.data, x.dims) };
@@ -122,11 +125,13 @@ export async function quantizeLoadedFold(
   calibration: Awaited<ReturnType<typeof calibrationPatches>>,
   calibrator?: Calibrator,
   metadata: Record<string, string> = {},
+  linear = true,
 ): Promise<{ fp32: Uint8Array; bytes: Uint8Array; summary: QuantizationSummary }> {
   const { bytes: fp32 } = exportLoadedFold(model, k, metadata);
   const { bytes, summary } = await quantizeInt8(fp32, {
     calibration: calibration.inputs,
     calibrator,
+    linear,
     metadata: { 'medseg.calibration': JSON.stringify({ dataset: calibration.dataset, cases: calibration.cases, patch: 'centre of each preprocessed case' }) },
   });
   return { fp32, bytes, summary };
@@ -135,12 +140,22 @@ export async function quantizeLoadedFold(
 export interface CompressOptions {
   /** Static int8 quantization, activations calibrated on training cases. */
   int8?: CalibrationSource & { calibrator?: Calibrator };
+  /**
+   * Dynamic int8 for the weight MatMuls (quantize-dynamic.ts): with `int8`, the convolutions are
+   * static int8 and the linear layers dynamic; alone, only the linear layers are quantized.
+   */
+  dynamicInt8?: boolean;
   /** Prune the network before the export (and before the quantization). */
   prune?: PruneSettings;
   fold?: number;
   checkpoint?: CheckpointChoice;
   /** Network passes timed per model (default 10, after 2 untimed). 0 skips the timing. */
   timedPasses?: number;
+  /**
+   * Trains the pruned network further before the export (pipeline/finetune-pruned.ts does, with the
+   * trainer); its record goes in the pruning summary and so in the model's metadata.
+   */
+  fineTune?: (net: SegmentationNetwork, plan: Plan, pruning: PruneSummary, fold: number) => Promise<FineTuneRecord>;
 }
 
 export interface CompressResult {
@@ -151,13 +166,15 @@ export interface CompressResult {
   bytes: number;
   casesUsed: string[];
   quantization: QuantizationSummary | null;
+  dynamicQuantization: DynamicQuantizationSummary | null;
   pruning: PruneSummary | null;
   /** Median milliseconds of one network pass on a batch of one patch (unpruned fp32 vs the written model), or null when not timed. */
   latency: { patch: number[]; fp32Ms: number; compressedMs: number; speedup: number } | null;
 }
 
 export async function compressModel(modelDir: string, out: string, o: CompressOptions): Promise<CompressResult> {
-  if (!o.int8 && !o.prune) throw new QuantizeError('nothing to compress: ask for int8 quantization, pruning or both');
+  if (!o.int8 && !o.prune && !o.dynamicInt8) throw new QuantizeError('nothing to compress: ask for int8 quantization, pruning or both');
+  if (o.fineTune && !o.prune) throw new QuantizeError('fine-tuning follows pruning: ask for pruning too');
   const fold = o.fold ?? listFolds(modelDir)[0]?.fold;
   if (fold === undefined) throw new QuantizeError(`${modelDir} has no trained fold`);
   const model = loadModel(modelDir, { folds: [fold], checkpoint: o.checkpoint });
@@ -169,15 +186,23 @@ export async function compressModel(modelDir: string, out: string, o: CompressOp
     const metadata: Record<string, string> = {};
     if (o.prune) {
       pruning = pruneNetwork(model.nets[0]!, [1, plan.network.inChannels, ...plan.patchSize], o.prune).summary;
+      if (o.fineTune) pruning.fineTuned = await o.fineTune(model.nets[0]!, plan, pruning, fold);
       metadata[PRUNING_METADATA_KEY] = JSON.stringify(pruning);
     }
     let bytes: Uint8Array;
     let quantization: QuantizationSummary | null = null;
     if (calibration) {
-      const q = await quantizeLoadedFold(model, 0, calibration, o.int8!.calibrator, metadata);
+      const q = await quantizeLoadedFold(model, 0, calibration, o.int8!.calibrator, metadata, !o.dynamicInt8);
       bytes = q.bytes;
       quantization = q.summary;
     } else bytes = exportLoadedFold(model, 0, metadata).bytes;
+    let dynamicQuantization: DynamicQuantizationSummary | null = null;
+    if (o.dynamicInt8) {
+      const d = quantizeDynamicLinear(bytes);
+      if (d.summary.quantized === 0) throw new QuantizeError(`${plan.network.architecture} has no linear layers (weight MatMuls) to quantize dynamically`);
+      bytes = d.bytes;
+      dynamicQuantization = d.summary;
+    }
     writeFileAtomicSync(out, bytes);
     const passes = o.timedPasses ?? 10;
     let latency: CompressResult['latency'] = null;
@@ -190,7 +215,17 @@ export async function compressModel(modelDir: string, out: string, o: CompressOp
       const compressedMs = await timePass(bytes, x, passes);
       latency = { patch: plan.patchSize, fp32Ms, compressedMs, speedup: fp32Ms / compressedMs };
     }
-    return { path: out, fold, fp32Bytes: fp32.length, bytes: bytes.length, casesUsed: calibration?.cases ?? [], quantization, pruning, latency };
+    return {
+      path: out,
+      fold,
+      fp32Bytes: fp32.length,
+      bytes: bytes.length,
+      casesUsed: calibration?.cases ?? [],
+      quantization,
+      dynamicQuantization,
+      pruning,
+      latency,
+    };
   } finally {
     disposeModel(model);
   }

@@ -30,7 +30,8 @@
  * The dependencies come from a trace of the forward with the root module in
  * training mode and every submodule in eval mode: the root then runs every
  * deep-supervision head (which an eval forward skips) while norms use their
- * running statistics and dropout is off. No fine-tuning follows.
+ * running statistics and dropout is off. Fine-tuning, when asked, is the
+ * trainer's (pipeline/finetune-pruned.ts); its record goes in the summary.
  */
 import * as torch from '@medseg/torch';
 import type { Tensor, TracedGraph } from '@medseg/torch';
@@ -84,7 +85,31 @@ export interface PruneSummary {
   heads: string[];
   /** Trainable parameter elements before and after (magnitude: the non-zero ones). */
   parameters: { before: number; after: number };
-  fineTuned: false;
+  /** Training after pruning, or false when the pruned weights are used as they are. */
+  fineTuned: false | FineTuneRecord;
+}
+
+/** What fine-tuning after pruning did: the trainer on the model's own training cases within a time budget. */
+export interface FineTuneRecord {
+  /** The budget asked for and the wall time used (minutes). */
+  budgetMinutes: number;
+  minutes: number;
+  /** Epochs (the last one possibly cut short by the budget) and optimizer steps run. */
+  epochs: number;
+  iterations: number;
+  stoppedBy: 'epochs' | 'early-stopping' | 'time-budget';
+  /** Learning rate of the fine-tuning (the plan's times lrScale, decayed over the budget by the plan's schedule). */
+  lr: number;
+  lrScale: number;
+  /** Weights kept: the epoch with the best mean validation Dice (on the preprocessed grid, no TTA). */
+  bestEpoch: number;
+  validationDice: number;
+  /** Mean validation Dice of the pruned network before fine-tuning, on the same cases the same way. */
+  validationDiceBefore: number;
+  trainingCases: number;
+  validationCases: number;
+  /** Magnitude pruning: the zeros held fixed by masks after every step. */
+  maskedZeros?: number;
 }
 
 /** A tensor axis structured pruning shortened: which of its indices went. */

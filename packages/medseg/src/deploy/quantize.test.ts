@@ -185,7 +185,7 @@ describe('int8 U-Nets on real patches', () => {
     });
   }
 
-  test('per-channel weight scales are max|w| / 127 of each output channel (Conv axis 0, ConvTranspose axis 1), weights round to them', async () => {
+  test('per-channel weight scales are max|w| / 63 (7-bit weights, the default) of each output channel (Conv axis 0, ConvTranspose axis 1), weights round to them', async () => {
     const net = createNetwork(smallConfig('unet', 3, { numClasses: 3, upsample: 'transpose' })).eval();
     const x = torch.tensor(calib3d[0]!.data, calib3d[0]!.dims);
     try {
@@ -207,7 +207,7 @@ describe('int8 U-Nets on real patches', () => {
         const axis = n.opType === 'Conv' ? 0 : 1;
         assert.equal(Number(dq.attribute?.find((a) => a.name === 'axis')?.i), axis);
         const perChannel = torch.tidy(() => (axis === 0 ? w : w.transpose(0, 1)).flatten(1).abs().max(1).toArray());
-        const want = perChannel.map((m) => m / 127);
+        const want = perChannel.map((m) => m / 63);
         const got = floats(dq.input![1]!);
         assert.equal(got.length, want.length);
         want.forEach((s, c) => assert.ok(Math.abs(got[c]! - s) <= 1e-7 * s, `${pName} channel ${c}: scale ${got[c]} vs ${s}`));
@@ -327,7 +327,7 @@ test('a linear layer (MatMul of a transposed weight) is quantized per output fea
     assert.ok(!(g.node ?? []).some((n) => n.opType === 'Transpose' && n.input![0] === 'lin.weight'), 'the weight transpose is folded');
     const mm = (g.node ?? []).find((n) => n.opType === 'MatMul')!;
     const dq = producer.get(mm.input![1]!)!;
-    const want = torch.tidy(() => net.lin.weight.abs().max(1).toArray()).map((m) => m / 127);
+    const want = torch.tidy(() => net.lin.weight.abs().max(1).toArray()).map((m) => m / 63);
     const got = floats(dq.input![1]!);
     want.forEach((s, k) => assert.ok(Math.abs(got[k]! - s) <= 1e-7 * s));
     const opt = await optimizedOpCounts(bytes);

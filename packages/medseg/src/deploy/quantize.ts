@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
+import { AbsHistogram } from './entropy-calibration.ts';
 
 const { onnx } = onnxProto;
 type Model = onnxProto.onnx.ModelProto;
@@ -26,7 +27,7 @@ type TensorProto = onnxProto.onnx.ITensorProto;
 const DT = onnx.TensorProto.DataType;
 
 /** How the activation ranges are found from the calibration outputs. */
-export type Calibrator = { kind: 'minmax' } | { kind: 'percentile'; percentile: number };
+export type Calibrator = { kind: 'minmax' } | { kind: 'percentile'; percentile: number } | { kind: 'entropy' };
 
 /** One calibration input: float32 data in the model's input layout. */
 export interface CalibrationInput {
@@ -45,6 +46,18 @@ export interface QuantizeOptions {
    * int8 ConvTranspose kernel and runs DequantizeLinear + fp32 ConvTranspose, which adds the error without the speed).
    */
   convTranspose?: boolean;
+  /**
+   * Quantize weight MatMul/Gemm statically too (default true); false leaves them fp32 for the
+   * dynamic quantizer (quantize-dynamic.ts), which computes their input's range on every run.
+   */
+  linear?: boolean;
+  /**
+   * Weights in 7 bits, [-63, 63] (default true): onnxruntime's x86 uint8 x int8 kernels without VNNI
+   * (AVX2 vpmaddubsw) add pairs of products in int16 and saturate, which 2 x 255 x 63 < 2^15 avoids
+   * (on this project's AVX2 machine a random-weight 3D U-Net's logits are off by 29 % of their range
+   * at 127, 13 % at 63); false uses [-127, 127], exact only on CPUs with VNNI.
+   */
+  reduceRange?: boolean;
   /** Graph input name (default: the model's first input). */
   inputName?: string;
   /** Extra metadata entries to record next to the quantization summary. */
@@ -53,7 +66,7 @@ export interface QuantizeOptions {
 
 export interface QuantizationSummary {
   format: 'QDQ';
-  weights: 'int8 symmetric per output channel';
+  weights: string;
   activations: string;
   calibrator: Calibrator;
   calibrationInputs: number;
@@ -93,9 +106,10 @@ export function roundHalfEven(x: number): number {
 
 /**
  * Symmetric int8 quantization per channel along `axis` of a tensor of
- * `shape`: scale_c = max|w_c| / 127 (1 for an all-zero channel), q = round(w / scale_c) in [-127, 127].
+ * `shape`: scale_c = max|w_c| / qmax (1 for an all-zero channel), q = round(w / scale_c) in [-qmax, qmax]
+ * (qmax 127, or less for a reduced range).
  */
-export function quantizeWeightsPerChannel(w: Float32Array, shape: number[], axis: number): { q: Int8Array; scales: Float32Array } {
+export function quantizeWeightsPerChannel(w: Float32Array, shape: number[], axis: number, qmax = 127): { q: Int8Array; scales: Float32Array } {
   const channels = shape[axis]!;
   const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
@@ -107,13 +121,13 @@ export function quantizeWeightsPerChannel(w: Float32Array, shape: number[], axis
       for (let i = 0; i < inner; i++) m = Math.max(m, Math.abs(w[base + i]!));
       maxAbs[c] = m;
     }
-  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / 127 : 1));
+  const scales = Float32Array.from(maxAbs, (m) => (m > 0 ? m / qmax : 1));
   const q = new Int8Array(w.length);
   for (let o = 0; o < outer; o++)
     for (let c = 0; c < channels; c++) {
       const base = (o * channels + c) * inner;
       const s = scales[c]!;
-      for (let i = 0; i < inner; i++) q[base + i] = Math.max(-127, Math.min(127, roundHalfEven(w[base + i]! / s)));
+      for (let i = 0; i < inner; i++) q[base + i] = Math.max(-qmax, Math.min(qmax, roundHalfEven(w[base + i]! / s)));
     }
   return { q, scales };
 }
@@ -141,7 +155,9 @@ function quantile(sorted: Float32Array, p: number): number {
  * Accumulates the range of one tensor over calibration batches. Min-max:
  * the overall minimum and maximum. Percentile p: per batch the values at
  * (100 - p) % and p % (interpolated), averaged over the batches, so memory
- * stays one batch of the tensor.
+ * stays one batch of the tensor. Entropy: the min-max range clipped to
+ * [-T, T], T the KL-divergence threshold of the histogram of |x|
+ * (entropy-calibration.ts).
  */
 export class RangeCollector {
   private lo = Infinity;
@@ -149,8 +165,10 @@ export class RangeCollector {
   private sumLo = 0;
   private sumHi = 0;
   private batches = 0;
+  private readonly histogram: AbsHistogram | null;
 
   constructor(readonly calibrator: Calibrator) {
+    this.histogram = calibrator.kind === 'entropy' ? new AbsHistogram() : null;
     if (calibrator.kind === 'percentile' && !(calibrator.percentile > 50 && calibrator.percentile <= 100)) {
       throw new QuantizeError(`percentile calibrator: percentile must be in (50, 100], got ${calibrator.percentile}`);
     }
@@ -159,33 +177,38 @@ export class RangeCollector {
   add(values: Float32Array): void {
     if (values.length === 0) return;
     this.batches++;
-    if (this.calibrator.kind === 'minmax') {
-      let lo = this.lo;
-      let hi = this.hi;
-      for (let i = 0; i < values.length; i++) {
-        const v = values[i]!;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-      this.lo = lo;
-      this.hi = hi;
+    this.histogram?.add(values);
+    if (this.calibrator.kind === 'percentile') {
+      const sorted = Float32Array.from(values).sort();
+      const p = this.calibrator.percentile / 100;
+      this.sumLo += quantile(sorted, 1 - p);
+      this.sumHi += quantile(sorted, p);
       return;
     }
-    const sorted = Float32Array.from(values).sort();
-    const p = this.calibrator.percentile / 100;
-    this.sumLo += quantile(sorted, 1 - p);
-    this.sumHi += quantile(sorted, p);
+    let lo = this.lo;
+    let hi = this.hi;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    this.lo = lo;
+    this.hi = hi;
   }
 
   range(): [number, number] {
     if (this.batches === 0) throw new QuantizeError('no calibration values for a tensor');
+    if (this.histogram) {
+      const t = this.histogram.threshold();
+      return [Math.max(this.lo, -t), Math.min(this.hi, t)];
+    }
     return this.calibrator.kind === 'minmax' ? [this.lo, this.hi] : [this.sumLo / this.batches, this.sumHi / this.batches];
   }
 }
 
 // ---------------------------------------------------------------- graph reading
 
-function floatData(t: TensorProto): Float32Array {
+export function floatData(t: TensorProto): Float32Array {
   if (t.dataType !== DT.FLOAT) throw new QuantizeError(`initializer ${t.name} is not float32`);
   if (t.rawData && t.rawData.length > 0) {
     const copy = Uint8Array.from(t.rawData);
@@ -196,7 +219,7 @@ function floatData(t: TensorProto): Float32Array {
 
 const dims = (t: TensorProto): number[] => (t.dims ?? []).map(Number);
 
-function bytesOf(a: Float32Array | Int8Array | Uint8Array | Int32Array): Uint8Array {
+export function bytesOf(a: Float32Array | Int8Array | Uint8Array | Int32Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -206,11 +229,29 @@ function attrInt(n: NodeProto, name: string, fallback: number): number {
 }
 
 /** A weighted node: which input is the weight, the axis of its output channels, and the bias input if any. */
-interface WeightedNode {
+export interface WeightedNode {
   node: NodeProto;
   weight: TensorProto;
   axis: number;
   bias?: TensorProto;
+}
+
+/** Unique names in a graph and new initializers under them (the quantizers add tensors beside the model's own). */
+export function graphNames(g: Graph, inits: Map<string, TensorProto>, producers: Map<string, NodeProto>) {
+  const names = new Set<string>([...inits.keys(), ...producers.keys(), ...(g.input ?? []).map((v) => v.name ?? '')]);
+  const fresh = (base: string): string => {
+    let name = base;
+    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
+    names.add(name);
+    return name;
+  };
+  const newInits: TensorProto[] = [];
+  const addInit = (base: string, dataType: number, shape: number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): string => {
+    const name = fresh(base);
+    newInits.push({ name, dataType, dims: shape, rawData: bytesOf(data) });
+    return name;
+  };
+  return { fresh, addInit, newInits };
 }
 
 // ---------------------------------------------------------------- the quantizer
@@ -235,6 +276,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
   const leftFp32: QuantizationSummary['leftFp32'] = [];
   const weighted: WeightedNode[] = [];
   for (const n of g.node ?? []) {
+    if (o.linear === false && (n.opType === 'MatMul' || n.opType === 'Gemm')) continue;
     const w = weightedNode(n, inits, producers, o.convTranspose ?? false, leftFp32);
     if (w) weighted.push(w);
   }
@@ -258,19 +300,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
   }
   const ranges = await calibrate(m, [...tensors], inputName, o.calibration, calibrator);
 
-  const names = new Set<string>([...inits.keys(), ...producers.keys(), ...(g.input ?? []).map((v) => v.name ?? '')]);
-  const fresh = (base: string): string => {
-    let name = base;
-    for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
-    names.add(name);
-    return name;
-  };
-  const newInits: TensorProto[] = [];
-  const addInit = (base: string, dataType: number, shape: number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): string => {
-    const name = fresh(base);
-    newInits.push({ name, dataType, dims: shape, rawData: bytesOf(data) });
-    return name;
-  };
+  const { fresh, addInit, newInits } = graphNames(g, inits, producers);
 
   // Q/DQ pairs for activations: nodes to insert after each producer (or at the start for graph inputs).
   const params = new Map<string, { scale: number; zeroPoint: number; scaleName: string; zpName: string; dq: string }>();
@@ -298,7 +328,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
   const replacedInputs = new Map<NodeProto, Map<number, string>>();
   for (const w of weighted) {
     const shape = dims(w.weight);
-    const { q, scales } = quantizeWeightsPerChannel(floatData(w.weight), shape, w.axis);
+    const { q, scales } = quantizeWeightsPerChannel(floatData(w.weight), shape, w.axis, (o.reduceRange ?? true) ? 63 : 127);
     const base = w.weight.name ?? 'weight';
     const qName = addInit(`${base}/int8`, DT.INT8, shape, q);
     const sName = addInit(`${base}/scale`, DT.FLOAT, [scales.length], scales);
@@ -358,7 +388,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
 
   const summary: QuantizationSummary = {
     format: 'QDQ',
-    weights: 'int8 symmetric per output channel',
+    weights: `int8 symmetric per output channel in [-${(o.reduceRange ?? true) ? 63 : 127}, ${(o.reduceRange ?? true) ? 63 : 127}]`,
     activations: `${actType} asymmetric per tensor`,
     calibrator,
     calibrationInputs: o.calibration.length,
@@ -374,7 +404,7 @@ export async function quantizeInt8(model: Uint8Array, o: QuantizeOptions): Promi
 }
 
 /** The weight, its output-channel axis and bias of a node this quantizer handles, or undefined (noted in leftFp32 when it has weights). */
-function weightedNode(
+export function weightedNode(
   n: NodeProto,
   inits: Map<string, TensorProto>,
   producers: Map<string, NodeProto>,

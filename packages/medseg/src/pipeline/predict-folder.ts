@@ -201,7 +201,7 @@ async function readOnnxFile(path: string, int8: boolean): Promise<{ bytes: Uint8
     throw new MedsegIoError('CORRUPT', `not an ONNX model (${(e as Error).message})`, path);
   }
   if (!meta.medseg) throw new MedsegIoError('BAD_DATA', 'no medseg metadata: give a model `medseg export` or `medseg compress` wrote', path);
-  if (int8 && !meta['medseg.quantization'])
+  if (int8 && !meta['medseg.quantization'] && !meta['medseg.dynamic-quantization'])
     throw new PredictOptionError(`${path} is not quantized: run it with --engine onnx, or write one with medseg compress --int8`);
   const info = JSON.parse(meta.medseg) as { fold: number; architecture: string; labels: Record<string, string> };
   return { bytes, fold: info.fold, architecture: info.architecture, labels: info.labels };

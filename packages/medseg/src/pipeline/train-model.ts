@@ -103,7 +103,7 @@ export async function resolveTrainingPlan(
 }
 
 /** The dataset's preprocessed-case cache for the plan when its folder is writable (shared with `medseg preprocess`), else one inside the model folder. */
-function cacheDirFor(ds: Dataset, plan: Plan, modelDir: string): string {
+export function cacheDirFor(ds: Dataset, plan: Plan, modelDir: string): string {
   const shared = preprocessedDir(ds.dir, plan);
   try {
     ensureWritableFolder(join(shared, 'plan-hash.txt'), '--out');
@@ -114,7 +114,7 @@ function cacheDirFor(ds: Dataset, plan: Plan, modelDir: string): string {
 }
 
 /** Training batches from the worker loader; batch k of the run is epoch * I + iteration, so a resumed run continues the same sequence. */
-function loaderData(dir: string, ids: string[], plan: Plan, seed: number, workers: number, validation: PreprocessedCase[]): TrainingData {
+export function loaderData(dir: string, ids: string[], plan: Plan, seed: number, workers: number, validation: PreprocessedCase[]): TrainingData {
   let loader: BatchLoader | null = null;
   let expected = -1;
   return {

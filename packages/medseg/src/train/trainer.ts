@@ -173,12 +173,22 @@ function truncateLog(path: string, lastEpoch: number): void {
   writeFileAtomicSync(path, kept.map((l) => `${l}\n`).join(''));
 }
 
+export interface TrainOptions {
+  resume?: boolean;
+  progress?: ProgressReporter;
+  stopAfterEpochs?: number;
+  /** Runs after every optimizer step (pruning: puts the pruned weights back to zero, train/weight-masks.ts). */
+  afterStep?: () => void;
+  /** Metadata written into the best and final weights files besides the epoch (a pruned network's pruning record). */
+  weightsMetadata?: Record<string, string>;
+}
+
 export async function train(
   net: nn.Module & { forward(x: Tensor): Tensor | Tensor[] },
   cfg: TrainerConfig,
   data: TrainingData,
   outDir: string,
-  o: { resume?: boolean; progress?: ProgressReporter; stopAfterEpochs?: number } = {},
+  o: TrainOptions = {},
 ): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
   const progress = o.progress ?? createProgress('auto');
@@ -231,6 +241,7 @@ export async function train(
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
         const loss = trainingStep(net, opt, batch.image, batch.label, cfg);
+        o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch}, iteration ${it} (lower the learning rate?)`);
@@ -255,7 +266,7 @@ export async function train(
         state.bestDice = valDiceMean;
         state.bestEpoch = epoch;
         state.epochsWithoutImprovement = 0;
-        saveWeights(foldFile(outDir, 'best'), net.stateDict(), { epoch: String(epoch), valDice: String(valDiceMean) });
+        saveWeights(foldFile(outDir, 'best'), net.stateDict(), { ...o.weightsMetadata, epoch: String(epoch), valDice: String(valDiceMean) });
       } else {
         state.epochsWithoutImprovement++;
       }
@@ -299,7 +310,7 @@ export async function train(
       }
       if (o.stopAfterEpochs === epochsThisRun) break;
     }
-    saveWeights(foldFile(outDir, 'final'), net.stateDict(), { epoch: String(state.epoch) });
+    saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
   } finally {
     opt.dispose();
     await data.close?.();

@@ -4,7 +4,7 @@
  * for, where it fails, and that it is for research use only.
  */
 import { ttaLevelsMarkdown, type TtaLevelRow } from './tta-levels-card.ts';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomicSync } from '../../util/atomic-write.ts';
 import { jsonNumberReplacer } from '../metrics_rows.ts';
@@ -333,4 +333,111 @@ export function addComparisonToModelCard(paths: ModelCardPaths, comparison: Mode
   const section = `\n${comparisonMarkdown(comparison).join('\n')}\n`;
   writeFileAtomicSync(markdownPath, withoutOld.slice(0, at) + section + withoutOld.slice(at));
   writeFileAtomicSync(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+}
+
+/** A compressed model's section: what was done, its size, speed and Dice against the original (deploy/compression-eval.ts measures it). */
+export interface ModelCardCompression {
+  /** The compressed model file. */
+  file: string;
+  /** Each step in words (pruning with its fine-tuning, quantization with its calibrator). */
+  steps: string[];
+  bytes: { original: number; compressed: number };
+  /** Median ms of one network pass on a batch of one patch, each model in onnxruntime on this machine. */
+  passMs: { patch: number[]; original: number; compressed: number } | null;
+  /** Median ms of one validation case (sliding window on the preprocessed grid). */
+  caseMs: { original: number; compressed: number } | null;
+  hardware?: string;
+  /** Dice on the validation cases, or null when no dataset was given to score on. */
+  dice: {
+    cases: number;
+    protocol: string;
+    original: { mean: number; worst: number };
+    compressed: { mean: number; worst: number };
+    delta: { mean: number; worst: number; worstCase: string };
+    worstRatio: number;
+    gates: { fraction: number; mean: boolean; worstCase: boolean }[];
+  } | null;
+}
+
+const COMPRESSION_HEADING = '## Compressed model';
+
+function mb(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(2)} MB`;
+}
+
+/** The compressed model's Markdown section. */
+export function compressionMarkdown(c: ModelCardCompression): string[] {
+  const L = [COMPRESSION_HEADING, '', `File: ${cell(c.file)}. The sections above describe the original fp32 model; this one the compressed model.`, ''];
+  for (const s of c.steps) L.push(`- ${cell(s)}`);
+  L.push('', '| | Original fp32 | Compressed | Ratio |', '|---|---:|---:|---:|');
+  L.push(`| Size on disk | ${mb(c.bytes.original)} | ${mb(c.bytes.compressed)} | ${num(c.bytes.compressed / c.bytes.original)} |`);
+  if (c.passMs)
+    L.push(
+      `| One network pass [${c.passMs.patch.join(' × ')}] (ms) | ${num(c.passMs.original, 1)} | ${num(c.passMs.compressed, 1)} | ${num(c.passMs.original / c.passMs.compressed, 2)}× faster |`,
+    );
+  if (c.caseMs)
+    L.push(
+      `| One validation case (ms) | ${num(c.caseMs.original, 1)} | ${num(c.caseMs.compressed, 1)} | ${num(c.caseMs.original / c.caseMs.compressed, 2)}× faster |`,
+    );
+  if (c.dice) {
+    const d = c.dice;
+    L.push(`| Dice, mean over cases | ${num(d.original.mean, 4)} | ${num(d.compressed.mean, 4)} | ${num(d.compressed.mean / d.original.mean, 4)} |`);
+    L.push(`| Dice, worst case | ${num(d.original.worst, 4)} | ${num(d.compressed.worst, 4)} | |`);
+    L.push(
+      '',
+      `ΔDice (compressed − original) on ${d.cases} validation cases: mean ${num(d.delta.mean, 4)}, worst case ${num(d.delta.worst, 4)} (${cell(d.delta.worstCase)}); smallest per-case ratio ${num(d.worstRatio, 4)}. Measured on ${cell(d.protocol)}.`,
+    );
+    L.push(
+      '',
+      "Quality gate (as MLPerf's 3D U-Net: the compressed model keeps this share of the fp32 Dice):",
+      '',
+      '| Share kept | Mean | Worst case |',
+      '|---|---|---|',
+    );
+    for (const g of d.gates) L.push(`| ≥ ${num(100 * g.fraction, 1)} % | ${g.mean ? 'pass' : 'FAIL'} | ${g.worstCase ? 'pass' : 'FAIL'} |`);
+  } else {
+    L.push('', 'Dice not measured (no dataset given to score the validation cases on).');
+  }
+  if (c.hardware) L.push('', `Timed on ${cell(c.hardware)}.`);
+  return L;
+}
+
+/**
+ * Writes a compressed model's card to `paths`: the original model's card
+ * (`source`, when it exists) with the compression section before Intended
+ * use and a `compression` entry in the JSON, or, for a model folder without
+ * a card, the section alone with the disclaimer. The original card stays as
+ * it is.
+ */
+export function writeCompressedModelCard(
+  paths: ModelCardPaths,
+  source: ModelCardPaths | null,
+  c: ModelCardCompression,
+): { markdownPath: string; jsonPath: string } {
+  const section = compressionMarkdown(c).join('\n');
+  let markdown: string;
+  let json: Record<string, unknown>;
+  if (source && existsSync(source.json) && existsSync(source.markdown)) {
+    json = { ...(JSON.parse(readFileSync(source.json, 'utf8')) as ModelCardJson), compression: c };
+    const md = readFileSync(source.markdown, 'utf8');
+    const start = md.indexOf(`\n${COMPRESSION_HEADING}\n`);
+    const withoutOld = start < 0 ? md : md.slice(0, start) + md.slice(md.indexOf('\n## ', start + 1));
+    const at = withoutOld.indexOf('\n## Intended use');
+    if (at < 0) throw new MedsegStatsError('BAD_INPUT', `${source.markdown} is not a medseg model card (no Intended use section)`);
+    markdown = `${withoutOld.slice(0, at)}\n${section}\n${withoutOld.slice(at)}`;
+  } else {
+    json = {
+      schema: 'medseg.modelcard/1',
+      model: { name: c.file },
+      date: new Date().toISOString().slice(0, 10),
+      disclaimer: RESEARCH_DISCLAIMER,
+      compression: c,
+    };
+    markdown = [`# Model card: ${cell(c.file)}`, '', `> **${RESEARCH_DISCLAIMER}**`, '', section, '', '---', '', `*${RESEARCH_DISCLAIMER}*`, ''].join('\n');
+  }
+  mkdirSync(dirname(paths.markdown), { recursive: true });
+  mkdirSync(dirname(paths.json), { recursive: true });
+  writeFileAtomicSync(paths.markdown, markdown);
+  writeFileAtomicSync(paths.json, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+  return { markdownPath: paths.markdown, jsonPath: paths.json };
 }
