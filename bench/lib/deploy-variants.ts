@@ -6,7 +6,9 @@
  *   the centre patch of each calibration case (deploy/compress-model.ts, as
  *   `medseg compress --int8` does, min-max calibrator by default);
  * - pruned: the fold's network pruned in place (deploy/prune.ts), structured
- *   (channels removed) at sparsity 0.3 by default, without fine-tuning.
+ *   (channels removed) at sparsity 0.3 by default, then fine-tuned on its
+ *   training cases for `fineTuneMinutes` (pipeline/finetune-pruned.ts, as
+ *   `medseg compress --finetune-minutes`; 0: not fine-tuned).
  */
 import { calibrationPatches, quantizeLoadedFold } from '../../packages/medseg/src/deploy/compress-model.ts';
 import { exportLoadedFold } from '../../packages/medseg/src/deploy/export-model.ts';
@@ -14,6 +16,7 @@ import { pruneNetwork, type PruneSettings, type PruneSummary } from '../../packa
 import type { Calibrator } from '../../packages/medseg/src/deploy/quantize.ts';
 import type { LoadedModel } from '../../packages/medseg/src/infer/predict.ts';
 import { PRUNING_METADATA_KEY } from '../../packages/medseg/src/plan/model-weights.ts';
+import { fineTunePruned } from '../../packages/medseg/src/pipeline/finetune-pruned.ts';
 
 export type Calibration = Awaited<ReturnType<typeof calibrationPatches>>;
 
@@ -22,9 +25,16 @@ export interface VariantSettings {
   calibrator: Calibrator;
   /** Calibration cases (one centre patch each), the first ones of the calibration dataset. */
   calibrationCases: number;
+  /** Fine-tuning budget of the pruned network, minutes (0: none). */
+  fineTuneMinutes: number;
 }
 
-export const DEFAULT_VARIANTS: VariantSettings = { prune: { sparsity: 0.3, structured: true }, calibrator: { kind: 'minmax' }, calibrationCases: 8 };
+export const DEFAULT_VARIANTS: VariantSettings = {
+  prune: { sparsity: 0.3, structured: true },
+  calibrator: { kind: 'minmax' },
+  calibrationCases: 8,
+  fineTuneMinutes: 2,
+};
 
 /** Calibration patches from a dataset folder's first training cases, preprocessed with the model's plan. */
 export function calibrate(model: LoadedModel, dataset: string, s: VariantSettings): Promise<Calibration> {
@@ -51,9 +61,17 @@ export async function int8Onnx(model: LoadedModel, calibration: Calibration, s: 
 export async function pruneModel(
   model: LoadedModel,
   s: VariantSettings,
-  _context: { dataset: string; train: string[]; val: string[] },
+  context: { dataset: string; train: string[]; val: string[] },
 ): Promise<{ summary: PruneSummary; fineTuned: boolean }> {
   const plan = model.plan;
-  const { summary } = pruneNetwork(model.nets[0]!, [1, plan.network.inChannels, ...plan.patchSize], s.prune);
-  return { summary, fineTuned: false };
+  const net = model.nets[0]!;
+  const { summary } = pruneNetwork(net, [1, plan.network.inChannels, ...plan.patchSize], s.prune);
+  if (s.fineTuneMinutes <= 0) return { summary, fineTuned: false };
+  const record = await fineTunePruned(net, plan, summary, {
+    dataset: context.dataset,
+    split: { train: context.train, val: context.val },
+    minutes: s.fineTuneMinutes,
+  });
+  net.eval();
+  return { summary: { ...summary, fineTuned: record }, fineTuned: true };
 }
