@@ -216,7 +216,10 @@ export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanat
   const prepared = prepareInput(plan, images, o.box ? boxLabel(first.size, o.box) : null);
   const c = prepared.case;
   if (o.box && !c.label!.some((v) => v > 0)) {
-    throw new MedsegExplainError('BAD_OPTION', `the box [${o.box.start}] .. [${o.box.end}] lies outside the part of the image the model sees (its nonzero crop)`);
+    throw new MedsegExplainError(
+      'BAD_OPTION',
+      `the box [${o.box.start}] .. [${o.box.end}] lies outside the part of the image the model sees (its nonzero crop)`,
+    );
   }
   const result = explainOnGrid(net, plan, c, o, o.box ? c.label : null);
   const M = result.names.length;

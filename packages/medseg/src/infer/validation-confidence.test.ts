@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { readVolume } from '../io/read.ts';
 import { modelFile, readCalibration, writeCalibration } from '../plan/model-folder.ts';
 import { dataPath } from '../testing/data.ts';
-import { writeFixtureModel } from '../testing/model-fixture.ts';
+import { fixtureCalibration, writeFixtureModel } from '../testing/model-fixture.ts';
 import { cropVolume } from '../testing/crop.ts';
 import type { Vec3, Volume } from '../io/volume.ts';
 import { predictCaseMembers, validationSources } from './predict-case.ts';
@@ -84,16 +84,7 @@ test('two folds: the triage score is the mean of each fold scoring the case with
       disposeUncertaintyMaps(maps);
       return s;
     });
-    writeCalibration(dir, {
-      temperature: 1.3,
-      voxels: 1,
-      ece: { before: 0, after: 0 },
-      nll: { before: 0, after: 0 },
-      score: 'meanEntropy',
-      members: 1,
-      sources: [],
-      triage: { threshold: (own[0]! + own[1]!) / 2, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 1, auroc: null, cases: 1, failures: 1 },
-    });
+    writeCalibration(dir, fixtureCalibration({ temperature: 1.3, threshold: (own[0]! + own[1]!) / 2, members: 1, sources: [] }));
     disposeModel(model);
     const again = loadModel(dir);
     const u = predictVolumes(again, [image], { uncertainty: {} }).uncertainty!;

@@ -70,8 +70,7 @@ export class ValidationConfidence {
     if (!this.fit) throw new Error('fit the temperature before scoring the cases');
     const c = this.cases.get(id);
     if (!c) throw new Error(`validation case ${id} was not added in the first pass`);
-    if (this.members !== null && maps.members !== this.members)
-      throw new Error(`case ${id} has ${maps.members} members, the cases before it ${this.members}`);
+    if (this.members !== null && maps.members !== this.members) throw new Error(`case ${id} has ${maps.members} members, the cases before it ${this.members}`);
     this.members = maps.members;
     c.score = triageScore(maps, this.numClasses).meanEntropy;
   }

@@ -79,9 +79,13 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
   assert.ok(val.includes(f.case) && f.method === 'gradcam' && f.layer, JSON.stringify(f));
   const byDice = [...cal.cases!].filter((c) => c.dice < 1).sort((a, b) => a.dice - b.dice);
   assert.equal(f.case, byDice[Math.floor((byDice.length - 1) / 2)]!.id, 'the median-Dice case');
-  for (const v of [f.randomisation.spearman, f.randomisation.spearmanAbs, f.deletion.auc, f.deletion.randomAuc, f.massInRegion]) assert.ok(Number.isFinite(v), JSON.stringify(f));
+  for (const v of [f.randomisation.spearman, f.randomisation.spearmanAbs, f.deletion.auc, f.deletion.randomAuc, f.massInRegion])
+    assert.ok(Number.isFinite(v), JSON.stringify(f));
   assert.equal(f.randomisation.passes, f.randomisation.spearman < 0.5 && f.randomisation.spearmanAbs < 0.5);
-  assert.match(card, new RegExp(`## Explanation faithfulness[\\s\\S]*validation case ${f.case}[\\s\\S]*Randomisation test[\\s\\S]*Deletion curve \\(10 steps\\)`));
+  assert.match(
+    card,
+    new RegExp(`## Explanation faithfulness[\\s\\S]*validation case ${f.case}[\\s\\S]*Randomisation test[\\s\\S]*Deletion curve \\(10 steps\\)`),
+  );
 
   const imgs = join(out, 'images');
   const refs = join(out, 'labels');

@@ -292,7 +292,13 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     log(`fold ${fold}: validation Dice (best weights, TTA) ${valDice.map((d) => d.toFixed(4)).join(' / ')}`);
     const explained = o.faithfulness !== false && faithfulness === null && K > 1 ? medianDiceCase(candidates) : null;
     if (explained !== null) {
-      faithfulness = validationFaithfulness(net, plan, validation.find((c) => c.id === explained)!, fold, { seed });
+      faithfulness = validationFaithfulness(
+        net,
+        plan,
+        validation.find((c) => c.id === explained)!,
+        fold,
+        { seed },
+      );
       const f = faithfulness;
       log(
         `fold ${fold}: Grad-CAM on ${f.case} (${f.caseChoice}): randomisation rho ${f.randomisation.spearman.toFixed(3)} / |map| ${f.randomisation.spearmanAbs.toFixed(3)} (${f.randomisation.passes ? 'passes' : 'fails'}), ` +

@@ -17,6 +17,7 @@ import { writeFixtureModel } from '../../testing/model-fixture.ts';
 import { dataPath } from '../../testing/data.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { cropVolume } from '../../testing/crop.ts';
+import { syntheticFaithfulness } from '../../testing/report-fixture.ts';
 import { EXIT_BAD_INPUT, EXIT_USAGE } from '../errors.ts';
 
 function medseg(...args: string[]): CliRun {
@@ -81,20 +82,13 @@ describe('medseg report with uncertainty and explanations', () => {
     // A model card's faithfulness numbers (checked at training end) join the explanation table.
     const card = join(tmp, 'card');
     mkdirSync(card);
-    const f = {
-      method: 'gradcam',
-      layer: 'decoder.0',
+    const f = syntheticFaithfulness({
       classIndex: 2,
-      className: 'posterior',
       case: 'hippocampus_042',
-      fold: 0,
-      caseChoice: 'median Dice of the fold',
-      regionVoxels: 321,
       massInRegion: 0.5,
       randomisation: { spearman: 0.0123, spearmanAbs: 0.2345, passes: true, seed: 1 },
       deletion: { auc: 0.1111, randomAuc: 0.8888, steps: 10 },
-      seconds: 3,
-    };
+    });
     writeFileSync(join(card, 'model-card.json'), JSON.stringify({ schema: 'medseg.modelcard/1', model: { name: 'trained' }, faithfulness: f }));
     r = medseg('report', evaluation, '--cards', card, '--out', join(tmp, 'card.html'));
     assert.equal(r.status, 0, r.stderr);
