@@ -29,18 +29,19 @@ test("Grad-CAM's faithfulness on a validation case equals medseg explain's on th
     const plan = writeFixtureModel(join(tmp, 'm'), 'gray2d', [{ weights: { best: 'random' } }]);
     const model = loadModel(join(tmp, 'm'));
     const em = await readVolume(dataPath('isbi2012-em', 'images', '3.png'));
-    const data = new Uint8Array(30 * 26);
-    for (let y = 0; y < 26; y++) for (let x = 0; x < 30; x++) data[y * 30 + x] = em.data[(150 + y) * em.size[0] + 100 + x]!;
-    const slice = { ...em, data, size: [30, 26, 1] as [number, number, number] };
+    // A 24 x 16 block of the slice: two tiles of the fixture's 16 x 16 patch.
+    const data = new Uint8Array(24 * 16);
+    for (let y = 0; y < 16; y++) for (let x = 0; x < 24; x++) data[y * 24 + x] = em.data[(150 + y) * em.size[0] + 100 + x]!;
+    const slice = { ...em, data, size: [24, 16, 1] as [number, number, number] };
     const c = { ...prepareInput(plan, [slice]).case, id: 'em_3' };
-    const f = validationFaithfulness(model.nets[0]!, plan, c, 2, { seed: 5, deletionSteps: 4 });
-    const e = explainVolumes(model, [slice], { method: 'gradcam', seed: 5, deletionSteps: 4 });
+    const f = validationFaithfulness(model.nets[0]!, plan, c, 2, { seed: 5, deletionSteps: 3 });
+    const e = explainVolumes(model, [slice], { method: 'gradcam', seed: 5, deletionSteps: 3 });
     assert.deepEqual([f.case, f.fold, f.method, f.classIndex, f.className, f.layer], ['em_3', 2, 'gradcam', 1, 'anterior', e.settings.layer]);
     assert.equal(f.regionVoxels, e.region.voxels);
     assert.equal(f.massInRegion, e.massInRegion);
     const r = e.faithfulness!.randomisation;
     assert.deepEqual(f.randomisation, { spearman: r.spearman, spearmanAbs: r.spearmanAbs, passes: r.passes, seed: 5 });
-    assert.deepEqual(f.deletion, { auc: e.faithfulness!.deletion.auc, randomAuc: e.faithfulness!.deletion.randomAuc, steps: 4 });
+    assert.deepEqual(f.deletion, { auc: e.faithfulness!.deletion.auc, randomAuc: e.faithfulness!.deletion.randomAuc, steps: 3 });
     assert.ok(f.seconds > 0);
     disposeModel(model);
   } finally {

@@ -16,10 +16,10 @@ import { ValidationConfidence } from './validation-confidence.ts';
 
 const ID = 'hippocampus_001';
 
-/** A 24 x 24 x 20 block around the hippocampus: eight tiles of the fixture's 16^3 patch. */
+/** A 24 x 20 x 16 block around the hippocampus: two tiles of the fixture's 16^3 patch. */
 async function block(kind: 'images' | 'labels'): Promise<Volume> {
-  const start: Vec3 = [6, 14, 8];
-  return cropVolume(await readVolume(dataPath('msd-hippocampus', kind, `${ID}.nii.gz`)), start, [24, 24, 20]);
+  const start: Vec3 = [6, 16, 10];
+  return cropVolume(await readVolume(dataPath('msd-hippocampus', kind, `${ID}.nii.gz`)), start, [24, 16, 16]);
 }
 
 test("a validation case's triage score is the score prediction reports for it with the calibrated model, so the rule's threshold applies to prediction", async () => {
