@@ -86,7 +86,7 @@ describe('medseg report with uncertainty and explanations', () => {
       classIndex: 2,
       case: 'hippocampus_042',
       massInRegion: 0.5,
-      randomisation: { spearman: 0.0123, spearmanAbs: 0.2345, passes: true, seed: 1 },
+      randomisation: { spearman: 0.0123, spearmanAbs: 0.2346, passes: true, seed: 1 },
       deletion: { auc: 0.1111, randomAuc: 0.8888, steps: 10 },
     });
     writeFileSync(join(card, 'model-card.json'), JSON.stringify({ schema: 'medseg.modelcard/1', model: { name: 'trained' }, faithfulness: f }));
