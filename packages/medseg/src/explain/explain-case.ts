@@ -8,6 +8,9 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { Volume } from '../io/volume.ts';
+import type { PreprocessedCase } from '../data/types.ts';
+import type { SegmentationNetwork } from '../models/config.ts';
+import type { Plan } from '../plan/types.ts';
 import { prepareInput, type LoadedModel } from '../infer/predict.ts';
 import { revertPreprocessing } from '../data/preprocess.ts';
 import { explainImage, plainLogits, type ExplainMethod } from './explain-image.ts';
@@ -73,41 +76,59 @@ function boxLabel(size: [number, number, number], box: NonNullable<CaseExplanati
   return out;
 }
 
-/** Explains one case given its channel images (same grid). */
-export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanationOptions): CaseExplanation {
-  const t0 = performance.now();
-  const plan = m.plan;
+/** The class to explain (default 1), checked against the model's classes. */
+function checkedClass(plan: Plan, classIndex = 1): number {
   const K = plan.network.numClasses;
-  const classIndex = o.classIndex ?? 1;
   if (!Number.isInteger(classIndex) || classIndex < 0 || classIndex >= K) {
     throw new MedsegExplainError('BAD_OPTION', `class ${classIndex} is not one of the model's classes 0..${K - 1} (${Object.values(plan.labels).join(', ')})`);
   }
-  const foldIndex = o.fold ?? 0;
-  const net = m.nets[foldIndex];
-  if (!net) throw new MedsegExplainError('BAD_OPTION', `the model has ${m.nets.length} loaded fold(s); fold index ${foldIndex} is not one`);
-  const first = images[0];
-  if (!first) throw new MedsegExplainError('BAD_OPTION', 'no input image');
-  const prepared = prepareInput(plan, images, o.box ? boxLabel(first.size, o.box) : null);
-  const c = prepared.case;
+  return classIndex;
+}
+
+/** An explanation on the network's grid (explainOnGrid). */
+export interface GridExplanation {
+  /** Map names in the order of `maps`' channels. */
+  names: string[];
+  primary: string;
+  settings: Record<string, unknown>;
+  /** The maps stacked [M, ...spatial] (float32, network grid). */
+  maps: Float32Array;
+  /** The network's prediction (one pass per tile, no TTA). */
+  labels: Uint8Array;
+  region: CaseExplanation['region'];
+  massInRegion: number;
+  faithfulness?: CaseExplanation['faithfulness'];
+}
+
+/**
+ * Explains a preprocessed case on the network's grid with one network:
+ * the target region is `box` (a mask on that grid) or else the class's
+ * predicted mask; the faithfulness checks run unless switched off.
+ */
+export function explainOnGrid(
+  net: SegmentationNetwork,
+  plan: Plan,
+  c: PreprocessedCase,
+  o: Omit<CaseExplanationOptions, 'box' | 'fold'>,
+  box: Uint8Array | null = null,
+): GridExplanation {
+  const classIndex = checkedClass(plan, o.classIndex);
   const spatial = plan.dims === '2d' ? c.shape.slice(1) : c.shape;
   const patch = plan.patchSize;
   const stepFraction = plan.inference.stepFraction;
   const target = { classIndex, kind: o.kind };
-  const result = torch.tidy(() => {
+  return torch.tidy(() => {
     const image = torch.tensor(c.data, [c.channels, ...spatial]);
     const logits = plainLogits(net, image, { patchSize: patch, stepFraction });
     const predicted = logits.argmax(0);
     let region: Tensor;
     let source: CaseExplanation['region']['source'];
     let note: string | undefined;
-    if (o.box) {
-      region = torch.tensor(c.label!, spatial).float();
+    if (box) {
+      region = torch.tensor(box, spatial).float();
       source = 'box';
       if (region.sum().item() === 0) {
-        throw new MedsegExplainError(
-          'BAD_OPTION',
-          `the box [${o.box.start}] .. [${o.box.end}] lies outside the part of the image the model sees (its nonzero crop)`,
-        );
+        throw new MedsegExplainError('BAD_OPTION', 'the box lies outside the part of the image the model sees (its nonzero crop)');
       }
     } else {
       region = predicted.eq(classIndex).float();
@@ -168,17 +189,39 @@ export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanat
       names.map((n) => explained.maps.get(n)!),
       0,
     );
+    const voxels = region.sum().item();
     return {
       names,
       primary: explained.primary,
       settings: explained.settings,
       maps: stacked.contiguous().toFloat32Array(),
       labels: predicted.to('uint8').contiguous().toTypedArray() as Uint8Array,
-      region: { source, voxels: region.sum().item(), note },
+      region: note ? { source, voxels, note } : { source, voxels },
       massInRegion,
       faithfulness,
     };
   });
+}
+
+/** Explains one case given its channel images (same grid). */
+export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanationOptions): CaseExplanation {
+  const t0 = performance.now();
+  const plan = m.plan;
+  const classIndex = checkedClass(plan, o.classIndex);
+  const foldIndex = o.fold ?? 0;
+  const net = m.nets[foldIndex];
+  if (!net) throw new MedsegExplainError('BAD_OPTION', `the model has ${m.nets.length} loaded fold(s); fold index ${foldIndex} is not one`);
+  const first = images[0];
+  if (!first) throw new MedsegExplainError('BAD_OPTION', 'no input image');
+  const prepared = prepareInput(plan, images, o.box ? boxLabel(first.size, o.box) : null);
+  const c = prepared.case;
+  if (o.box && !c.label!.some((v) => v > 0)) {
+    throw new MedsegExplainError(
+      'BAD_OPTION',
+      `the box [${o.box.start}] .. [${o.box.end}] lies outside the part of the image the model sees (its nonzero crop)`,
+    );
+  }
+  const result = explainOnGrid(net, plan, c, o, o.box ? c.label : null);
   const M = result.names.length;
   const back = revertPreprocessing({ maps: result.maps, channels: M }, c.shape, c.properties, plan) as Float32Array;
   const labels = revertPreprocessing({ label: result.labels }, c.shape, c.properties, plan) as Uint8Array;
@@ -194,7 +237,7 @@ export function explainVolumes(m: LoadedModel, images: Volume[], o: CaseExplanat
     maps,
     primary: result.primary,
     labels: { ...prepared.geometry, channels: 1, data: labels, meta: { ...meta, modality: 'SEG' } },
-    region: result.region.note ? result.region : { source: result.region.source, voxels: result.region.voxels },
+    region: result.region,
     settings: result.settings,
     fold: m.folds[foldIndex]!,
     massInRegion: result.massInRegion,

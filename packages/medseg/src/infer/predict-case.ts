@@ -9,7 +9,7 @@ import type { PreprocessedCase } from '../data/types.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
 import type { Precision } from '../plan/types.ts';
 import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
-import { predictMembers, type UncertaintyMaps } from './uncertainty.ts';
+import { predictMembers, type UncertaintyMaps, type UncertaintySource } from './uncertainty.ts';
 
 /** Per-class Dice (classes 1..K-1) of a label map against the reference; NaN where both are empty. */
 export function diceScores(pred: Uint8Array, ref: Uint8Array, numClasses: number): number[] {
@@ -47,13 +47,15 @@ export function predictCaseLabels(
 /**
  * The plan's TTA passes of a preprocessed case as uncertainty members: the
  * mean logits' argmax is predictCaseLabels' map, and the maps give the case's
- * uncertainty (infer/uncertainty.ts). The caller disposes the maps.
+ * uncertainty (infer/uncertainty.ts), their probabilities at `temperature`
+ * (default 1). The caller disposes the maps.
  */
 export function predictCaseMembers(
   net: SegmentationNetwork,
   c: PreprocessedCase,
   patchSize: number[],
   tta: { mirror: boolean; transpose?: boolean; stepFraction?: number; precision?: Precision },
+  temperature = 1,
 ): UncertaintyMaps {
   return torch.tidy(() => {
     const [Z, Y, X] = c.shape;
@@ -61,12 +63,24 @@ export function predictCaseMembers(
     const img = torch.tensor(c.data, [c.channels, ...spatial]);
     const t = ttaOptions(tta, spatial.length);
     return predictMembers([net], img, {
-      sources: tta.mirror || t.transposeAxes ? ['tta'] : [],
+      sources: validationSources(tta, spatial.length),
+      temperature,
       mirrorAxes: t.mirrorAxes ?? [],
       transposeAxes: t.transposeAxes,
       window: { patchSize, stepFraction: tta.stepFraction, precision: tta.precision },
     });
   });
+}
+
+/**
+ * The uncertainty sources of one network's members on a validation case: the
+ * plan's TTA passes when it has any. The triage rule is fitted on scores from
+ * these members, so a prediction's score is comparable when each fold's
+ * members come from the same sources.
+ */
+export function validationSources(tta: { mirror: boolean; transpose?: boolean }, spatialDims: number): UncertaintySource[] {
+  const t = ttaOptions(tta, spatialDims);
+  return t.mirrorAxes?.length || t.transposeAxes ? ['tta'] : [];
 }
 
 /** Argmax (uint8) over dim 0 of [K, ...spatial] logits or probabilities. */

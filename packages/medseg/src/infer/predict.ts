@@ -39,7 +39,7 @@ export type { TtaLevel } from './tta-levels.ts';
 import { applyPostprocessing } from './postprocess.ts';
 import { PredictOptionError, type OutputFormat } from './output-format.ts';
 import { writeLabelRtStruct, writeLabelSeg, writeProbabilitySeg, type DicomResultOptions } from './dicom-results.ts';
-import { caseUncertainty, disposeUncertaintyMaps, predictMembers, type CaseUncertainty, type UncertaintySource } from './uncertainty.ts';
+import { disposeUncertaintyMaps, predictMembers, triageScore, type CaseUncertainty, type UncertaintySource } from './uncertainty.ts';
 
 export interface LoadedModel {
   dir: string;
@@ -107,12 +107,21 @@ export interface PredictedUncertainty {
   entropy: Volume;
   /** Mutual information between prediction and member (the members' disagreement), divided by log K. */
   mutualInformation: Volume;
+  /** The case's uncertainty from every member (all folds' when the ensemble is a source). */
   score: CaseUncertainty;
+  /**
+   * The number the triage rule thresholds: each fold's triageScore from its
+   * own members (as validation scored its cases), averaged over the folds.
+   * With one fold it is score.meanEntropy.
+   */
+  triageScore: number;
   sources: UncertaintySource[];
-  /** Whether the score reaches the model's triage threshold (null: the model has no triage rule). */
+  /** Whether triageScore reaches the model's triage threshold (null: no rule, or one fitted on other members: see triageNote). */
   flagged: boolean | null;
   /** The triage threshold the score was compared with. */
   threshold: number | null;
+  /** Why there is no flag although the model has a triage rule. */
+  triageNote?: string;
   /** Temperature the logits were divided by. */
   temperature: number;
 }
@@ -194,6 +203,24 @@ export function prepareInput(plan: Plan, images: Volume[], label: Uint8Array | n
   return { case: preprocessCase(raw, plan), first, geometry, voxels: n };
 }
 
+/**
+ * Why the model's triage rule does not apply to a score from these members
+ * (null when it does): the rule's threshold was fitted on scores of one
+ * fold's members from the calibration's sources (the plan's TTA passes), so
+ * each fold's members here must come from the same sources and be as many.
+ */
+export function triageMismatch(cal: ModelCalibration, sources: readonly UncertaintySource[], membersPerFold: number): string | null {
+  const own: UncertaintySource[] = sources.filter((s) => s !== 'ensemble');
+  const fitted = cal.sources ?? (own.includes('mc-dropout') ? null : own);
+  const same = fitted !== null && fitted.length === own.length && fitted.every((s) => own.includes(s as UncertaintySource));
+  if (same && membersPerFold === cal.members) return null;
+  const name = (list: readonly string[]) => (list.length ? list.join(', ') : 'a single pass');
+  return (
+    `the review threshold was fitted on scores from ${name(fitted ?? ['tta'])} (${cal.members} member(s) per fold); ` +
+    `these come from ${name(own)} (${membersPerFold} per fold): predict with the default uncertainty sources and the plan's TTA for a flag`
+  );
+}
+
 /** Segments one case given its channel images (same grid). */
 export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptions = {}): Prediction {
   const t0 = performance.now();
@@ -211,6 +238,8 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
       if (o.networks) throw new Error('predictVolumes: uncertainty members run on the libtorch nets; do not pass other network passes with it');
       const t = ttaOptions(tta, spatial.length);
       const sources = o.uncertainty.sources ?? (tta.mirror || t.transposeAxes ? ['ensemble', 'tta'] : ['ensemble']);
+      const foldScores: number[] = [];
+      let foldMembers = 0;
       const maps = predictMembers(m.nets, img, {
         sources,
         mirrorAxes: t.mirrorAxes ?? [],
@@ -220,11 +249,15 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
         temperature,
         window: { patchSize: plan.patchSize, stepFraction: inference.stepFraction, precision: inference.precision },
         onMember: o.onTile,
+        perNetwork: (own) => {
+          foldScores.push(triageScore(own, K).meanEntropy);
+          foldMembers = own.members;
+        },
       });
       try {
         const logK = Math.log(Math.max(2, K));
-        const labels = maps.meanProbabilities.argmax(0).to('uint8').toTypedArray() as Uint8Array;
-        const score = caseUncertainty(maps, labels, K);
+        const score = triageScore(maps, K);
+        const foldScore = foldScores.reduce((a, b) => a + b, 0) / foldScores.length;
         const two = torch.stack([maps.predictiveEntropy, maps.mutualInformation], 0).div(logK).contiguous().toTypedArray() as Float32Array;
         const back = revertPreprocessing({ maps: two, channels: 2 }, c.shape, c.properties, plan) as Float32Array;
         const map = (k: number, name: string): Volume => ({
@@ -233,15 +266,19 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
           data: back.slice(k * n, (k + 1) * n),
           meta: { ...first.meta, modality: 'OT', extra: { source: first.meta.sourcePath, map: name } },
         });
-        const threshold = m.calibration?.triage?.threshold ?? null;
+        const rule = m.calibration?.triage ? m.calibration : null;
+        const note = rule ? triageMismatch(rule, sources, foldMembers) : null;
+        const threshold = rule && !note ? rule.triage!.threshold : null;
         uncertainty = {
           entropy: map(0, 'normalised predictive entropy'),
           mutualInformation: map(1, 'normalised mutual information'),
           score,
+          triageScore: foldScore,
           sources,
-          flagged: threshold === null ? null : score.meanEntropy >= threshold,
+          flagged: threshold === null ? null : foldScore >= threshold,
           threshold,
           temperature,
+          ...(note ? { triageNote: note } : {}),
         };
         return maps.meanProbabilities.contiguous().toTypedArray() as Float32Array;
       } finally {
@@ -367,6 +404,8 @@ export async function writePrediction(
       input: c.source.kind === 'image' ? c.source.path : c.source.where,
       score: u.score.meanEntropy,
       scoreName: 'mean normalised predictive entropy over the prediction and its uncertain rim',
+      triageScore: u.triageScore,
+      triageScoreName: "the score of each fold's own members, averaged over the folds (what the review threshold applies to)",
       meanMutualInformation: u.score.meanMutualInformation,
       regionVoxels: u.score.regionVoxels,
       members: u.score.members,
@@ -374,6 +413,7 @@ export async function writePrediction(
       temperature: u.temperature,
       flagged: u.flagged,
       threshold: u.threshold,
+      ...(u.triageNote ? { triageNote: u.triageNote } : {}),
       maps: { entropy: written.entropy, mutualInformation: written.mutualInformation },
     };
     await writeFileAtomic(written.uncertainty, `${JSON.stringify(report, null, 2)}\n`);

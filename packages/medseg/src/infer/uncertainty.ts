@@ -119,6 +119,11 @@ export interface MemberOptions {
   window: Omit<SlidingWindowOptions, 'mirrorAxes' | 'transposeAxes' | 'onProgress'>;
   /** Called after each member with (done, total). */
   onMember?: (done: number, total: number) => void;
+  /**
+   * Called once per network with the maps of that network's own members
+   * (disposed after the call): the per-fold view validation scores cases with.
+   */
+  perNetwork?: (maps: UncertaintyMaps, index: number) => void;
 }
 
 /** Networks that keep dropout on at inference (models/encoder-decoder.ts): how many dropout layers they switched. */
@@ -171,7 +176,8 @@ export function predictMembers(nets: SegmentationNetwork[], image: Tensor, o: Me
   const acc = new MemberAccumulator();
   let done = 0;
   try {
-    for (const net of used) {
+    for (const [index, net] of used.entries()) {
+      const own = o.perNetwork ? new MemberAccumulator() : null;
       for (const swap of swaps) {
         for (const flip of flips) {
           for (let s = 0; s < samples; s++) {
@@ -189,10 +195,20 @@ export function predictMembers(nets: SegmentationNetwork[], image: Tensor, o: Me
               if (swap) logits = logits.transpose(a, b);
               if (dims.length) logits = logits.flip(dims);
               logits = logits.contiguous();
-              acc.add(torch.F.softmax(T === 1 ? logits : logits.div(T), 0), logits);
+              const p = torch.F.softmax(T === 1 ? logits : logits.div(T), 0);
+              acc.add(p, logits);
+              own?.add(p);
             });
             o.onMember?.(++done, total);
           }
+        }
+      }
+      if (own) {
+        const maps = own.finish();
+        try {
+          o.perNetwork!(maps, index);
+        } finally {
+          disposeUncertaintyMaps(maps);
         }
       }
     }
@@ -240,4 +256,15 @@ export function caseUncertainty(maps: UncertaintyMaps, labels: Uint8Array | Floa
     meanEntropy: n ? sumH / n / logK : 0,
     meanMutualInformation: n ? sumMi / n / logK : 0,
   };
+}
+
+/**
+ * The case's uncertainty around its own prediction: caseUncertainty over the
+ * argmax of the members' mean probabilities. Validation (the triage rule's
+ * scores) and prediction (the score compared with it) both score a case with
+ * this, from one network's members at the model's temperature.
+ */
+export function triageScore(maps: UncertaintyMaps, numClasses: number): CaseUncertainty {
+  const labels = torch.tidy(() => maps.meanProbabilities.argmax(0).to('uint8').contiguous().toTypedArray() as Uint8Array);
+  return caseUncertainty(maps, labels, numClasses);
 }

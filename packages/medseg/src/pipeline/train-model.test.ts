@@ -15,6 +15,7 @@ import { predictPath } from './predict-folder.ts';
 import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
 import { readCalibration } from '../plan/model-folder.ts';
 import { readVolume } from '../io/read.ts';
+import type { ModelCardFaithfulness } from '../eval/report/modelcard.ts';
 
 const quiet = { start() {}, update() {}, stop() {} };
 
@@ -70,7 +71,21 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
   assert.ok(cal.temperature > 0 && Number.isFinite(cal.temperature), `temperature ${cal.temperature}`);
   assert.ok(cal.nll.after <= cal.nll.before + 1e-9, `NLL ${cal.nll.before} -> ${cal.nll.after}`);
   assert.ok(cal.voxels > 1000 && cal.triage?.cases === 4, JSON.stringify(cal));
-  assert.match(readFileSync(join(model, 'model-card.md'), 'utf8'), /## Confidence and triage[\s\S]*Temperature/);
+  assert.deepEqual(cal.cases?.map((c) => c.id).sort(), [...val].sort());
+  const card = readFileSync(join(model, 'model-card.md'), 'utf8');
+  assert.match(card, /## Confidence and triage[\s\S]*Temperature/);
+  // Grad-CAM's faithfulness on the median-Dice validation case, in both forms of the card.
+  const f = (JSON.parse(readFileSync(join(model, 'model-card.json'), 'utf8')) as { faithfulness: ModelCardFaithfulness }).faithfulness;
+  assert.ok(val.includes(f.case) && f.method === 'gradcam' && f.layer, JSON.stringify(f));
+  const byDice = [...cal.cases!].filter((c) => c.dice < 1).sort((a, b) => a.dice - b.dice);
+  assert.equal(f.case, byDice[Math.floor((byDice.length - 1) / 2)]!.id, 'the median-Dice case');
+  for (const v of [f.randomisation.spearman, f.randomisation.spearmanAbs, f.deletion.auc, f.deletion.randomAuc, f.massInRegion])
+    assert.ok(Number.isFinite(v), JSON.stringify(f));
+  assert.equal(f.randomisation.passes, f.randomisation.spearman < 0.5 && f.randomisation.spearmanAbs < 0.5);
+  assert.match(
+    card,
+    new RegExp(`## Explanation faithfulness[\\s\\S]*validation case ${f.case}[\\s\\S]*Randomisation test[\\s\\S]*Deletion curve \\(10 steps\\)`),
+  );
 
   const imgs = join(out, 'images');
   const refs = join(out, 'labels');
@@ -93,10 +108,21 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
   const pu = await predictPath({ model, input: imgs, out: withU, progress: quiet, uncertainty: {} });
   for (const [i, o] of pu.outputs.entries()) {
     assert.deepEqual((await readVolume(o.output)).data, (await readVolume(p.outputs[i]!.output)).data);
-    const u = JSON.parse(readFileSync(o.uncertainty!, 'utf8')) as { score: number; flagged: boolean; threshold: number; members: number; temperature: number };
+    const u = JSON.parse(readFileSync(o.uncertainty!, 'utf8')) as {
+      case: string;
+      score: number;
+      triageScore: number;
+      flagged: boolean;
+      threshold: number;
+      members: number;
+      temperature: number;
+    };
     assert.equal(u.members, 1);
     assert.equal(u.temperature, cal.temperature);
-    assert.equal(u.flagged, u.score >= cal.triage!.threshold);
+    // The score prediction compares with the threshold is the one validation fitted the threshold on.
+    const fitted = cal.cases!.find((c) => c.id === u.case)!.score;
+    assert.ok(Math.abs(u.triageScore - fitted) < 1e-6, `${u.case}: predicted ${u.triageScore}, validation ${fitted}`);
+    assert.equal(u.flagged, u.triageScore >= cal.triage!.threshold);
     assert.equal(o.flagged, u.flagged);
     const h = await readVolume(o.output.replace('.nii.gz', '_entropy.nii.gz'));
     assert.deepEqual(h.size, (await readVolume(o.output)).size);

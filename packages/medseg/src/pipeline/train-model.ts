@@ -25,9 +25,11 @@ import type { TtaLevelRow } from '../eval/report/tta-levels-card.ts';
 import { measureTtaLevels } from './tta-levels.ts';
 import { decidePostprocessing, applyPostprocessing } from '../infer/postprocess.ts';
 import { architectureInfo, countParameters, createNetwork } from '../models/registry.ts';
-import { argmaxLabels, predictCaseMembers } from '../infer/predict-case.ts';
+import { argmaxLabels, predictCaseMembers, validationSources } from '../infer/predict-case.ts';
 import { disposeUncertaintyMaps } from '../infer/uncertainty.ts';
 import { ValidationConfidence } from '../infer/validation-confidence.ts';
+import { medianDiceCase, validationFaithfulness, type FaithfulnessCandidate } from '../explain/model-faithfulness.ts';
+import type { ModelCardFaithfulness } from '../eval/report/modelcard.ts';
 import { foldDir, foldFile, modelCardPaths, modelFile, writeCalibration, writePostprocessing } from '../plan/model-folder.ts';
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { train, type TrainResult, type TrainingData } from '../train/trainer.ts';
@@ -65,6 +67,12 @@ export interface TrainModelOptions extends PlanningChoices {
    * the encoder at `encoderLrScale` times the learning rate (default 1; 0 freezes it).
    */
   init?: InitOptions & { encoderLrScale?: number };
+  /**
+   * Check Grad-CAM's faithfulness (randomisation test, deletion curve) on one
+   * validation case of the first fold for the model card (default true; a few
+   * dozen predictions of one case).
+   */
+  faithfulness?: boolean;
   progress?: ProgressReporter;
   log?: (line: string) => void;
 }
@@ -135,6 +143,41 @@ export function loaderData(dir: string, ids: string[], plan: Plan, seed: number,
   };
 }
 
+/**
+ * The second pass over the validation cases (infer/validation-confidence.ts):
+ * each fold's best weights predict its validation cases again, now at the
+ * temperature fitted on all of them, and the triage scores come from these
+ * members, as prediction computes them for the calibrated model.
+ */
+async function scoreValidationCases(
+  modelDir: string,
+  plan: Plan,
+  cacheDir: string,
+  splits: Split[],
+  folds: number[],
+  confidence: ValidationConfidence,
+): Promise<void> {
+  if (confidence.caseCount === 0) return;
+  const { temperature } = confidence.fitTemperature();
+  for (const fold of folds) {
+    const net = createNetwork(plan.network);
+    try {
+      loadWeightsInto(net, foldFile(foldDir(modelDir, fold), 'best'));
+      net.eval();
+      for (const id of splits[fold]!.val) {
+        const maps = predictCaseMembers(net, await loadPreprocessed(cacheDir, id), plan.patchSize, plan.inference, temperature);
+        try {
+          confidence.scoreCase(id, maps);
+        } finally {
+          disposeUncertaintyMaps(maps);
+        }
+      }
+    } finally {
+      net.dispose();
+    }
+  }
+}
+
 export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   mkdirSync(o.out, { recursive: true });
@@ -186,7 +229,8 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const rows: MetricRow[] = [];
   const seed = o.seed ?? 12345;
   const cfg = trainerConfig(plan);
-  const confidence = new ValidationConfidence(plan.network.numClasses);
+  const confidence = new ValidationConfidence(plan.network.numClasses, validationSources(plan.inference, plan.patchSize.length));
+  let faithfulness: ModelCardFaithfulness | null = null;
   let init: InitReport | null = null;
   let parameters = 0;
   let ttaLevels: TtaLevelRow[] = [];
@@ -217,6 +261,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     net.eval();
     const K = plan.network.numClasses;
     const foreground = Array.from({ length: K - 1 }, (_, i) => i + 1);
+    const candidates: FaithfulnessCandidate[] = [];
     for (const c of validation) {
       // The TTA passes as members: the same labels as a plain TTA prediction, plus the case's uncertainty and logits for calibration.
       const maps = predictCaseMembers(net, c, plan.patchSize, plan.inference);
@@ -225,8 +270,10 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       const spacing = xyzFromZyx(c.spacing);
       const ev = evaluateCase(pred, c.label!, { size, spacing, labels: foreground, case: c.id });
       const caseDice = ev.classes.map((m) => m.dice as number).filter(Number.isFinite);
-      confidence.addCase(maps, pred, c.label!, caseDice.length ? caseDice.reduce((a, b) => a + b, 0) / caseDice.length : NaN);
+      const meanDice = caseDice.length ? caseDice.reduce((a, b) => a + b, 0) / caseDice.length : NaN;
+      confidence.addCase(c.id, fold, maps, c.label!, meanDice);
       disposeUncertaintyMaps(maps);
+      candidates.push({ id: c.id, dice: meanDice, predicted: pred.includes(1) });
       for (const r of toRows(ev)) rows.push({ ...r, fold });
       for (const k of foreground) {
         const withPP = applyPostprocessing(Uint8Array.from(pred), size, [k]);
@@ -250,12 +297,28 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       ttaLevels = measureTtaLevels(net, validation, plan);
       if (ttaLevels.length) log(`TTA levels: ${ttaLevels.map((r) => `${r.level} ${r.secondsPerCase.toFixed(2)} s Dice ${r.meanDice.toFixed(4)}`).join(', ')}`);
     }
+    const explained = o.faithfulness !== false && faithfulness === null && K > 1 ? medianDiceCase(candidates) : null;
+    if (explained !== null) {
+      faithfulness = validationFaithfulness(
+        net,
+        plan,
+        validation.find((c) => c.id === explained)!,
+        fold,
+        { seed },
+      );
+      const f = faithfulness;
+      log(
+        `fold ${fold}: Grad-CAM on ${f.case} (${f.caseChoice}): randomisation rho ${f.randomisation.spearman.toFixed(3)} / |map| ${f.randomisation.spearmanAbs.toFixed(3)} (${f.randomisation.passes ? 'passes' : 'fails'}), ` +
+          `deletion AUC ${f.deletion.auc.toFixed(3)} vs random ${f.deletion.randomAuc.toFixed(3)} (${f.seconds.toFixed(1)} s)`,
+      );
+    }
     results.push({ fold, result, valDice });
     net.dispose();
   }
   const postprocessing = decidePostprocessing(ppStats);
   writePostprocessing(o.out, { keepLargestComponent: postprocessing, evidence: Object.fromEntries(ppStats) });
   writeFileAtomicSync(modelFile(o.out, 'validation'), recordsToCsv(rows));
+  await scoreValidationCases(o.out, plan, cacheDir, splits, folds, confidence);
   const calibration = confidence.finish();
   if (calibration) {
     writeCalibration(o.out, calibration);
@@ -297,6 +360,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     validation: rows.map((r): StatRow => ({ ...r, model: modelName })),
     ...(calibration ? { calibration } : {}),
     ...(ttaLevels.length ? { ttaLevels } : {}),
+    ...(faithfulness ? { faithfulness } : {}),
   });
   return { modelDir: o.out, plan, folds: results, postprocessing, validationRows: rows };
 }

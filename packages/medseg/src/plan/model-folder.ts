@@ -133,10 +133,18 @@ export interface ModelCalibration {
   voxels: number;
   ece: { before: number; after: number };
   nll: { before: number; after: number };
-  /** The case score the triage rule thresholds: mean normalised predictive entropy over the predicted foreground and its uncertain rim. */
+  /**
+   * The case score the triage rule thresholds: mean normalised predictive
+   * entropy over the predicted foreground and its uncertain rim, of one
+   * fold's members at the fitted temperature.
+   */
   score: 'meanEntropy';
-  /** Members the scores came from (the plan's TTA passes). */
+  /** Members per case the scores came from (the plan's TTA passes). */
   members: number;
+  /** Where those members came from ('tta', or none for a plan without TTA); absent in folders calibrated before it was recorded. */
+  sources?: string[];
+  /** Each validation case's fold, mean foreground Dice and triage score. */
+  cases?: ValidationCaseConfidence[];
   /** Flag a case for review when its score reaches the threshold; absent when the validation cases could not set one. */
   triage?: {
     threshold: number;
@@ -147,6 +155,14 @@ export interface ModelCalibration {
     cases: number;
     failures: number;
   };
+}
+
+export interface ValidationCaseConfidence {
+  id: string;
+  fold: number;
+  /** Mean foreground Dice (1 when no foreground class is in the case or its prediction). */
+  dice: number;
+  score: number;
 }
 
 /** calibration.json of a model folder, or null for a folder trained before it existed. */

@@ -9,7 +9,7 @@ import * as torch from '@medseg/torch';
 import { completePlan, defaultAugmentation } from '../plan/complete.ts';
 import type { Plan, PlanDraft } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
-import { foldDir, foldFile, modelFile, type CheckpointChoice } from '../plan/model-folder.ts';
+import { foldDir, foldFile, modelFile, type CheckpointChoice, type ModelCalibration } from '../plan/model-folder.ts';
 import { saveWeights } from '../plan/model-weights.ts';
 
 export type FixtureKind = 'mri3d' | 'ct3d' | 'gray2d';
@@ -111,4 +111,18 @@ export function writeFixtureModel(dir: string, kind: FixtureKind, folds: Fixture
     }
   });
   return plan;
+}
+
+/** A calibration.json with a given temperature and review threshold (one failing validation case, caught). */
+export function fixtureCalibration(o: { temperature: number; threshold: number; members: number; sources?: string[] }): ModelCalibration {
+  return {
+    temperature: o.temperature,
+    voxels: 1,
+    ece: { before: 0, after: 0 },
+    nll: { before: 0, after: 0 },
+    score: 'meanEntropy',
+    members: o.members,
+    ...(o.sources ? { sources: o.sources } : {}),
+    triage: { threshold: o.threshold, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 1, auroc: null, cases: 1, failures: 1 },
+  };
 }

@@ -10,6 +10,7 @@ import type { MetricRow, Subgroups } from '../eval/statistics/rows.ts';
 import { seededRandom } from '../util/random.ts';
 import type { CalibrationBins } from '../eval/probabilistic.ts';
 import type { ModelInfo, OverlaySelection, ReportInput } from '../eval/report/html-report.ts';
+import type { ModelCardFaithfulness } from '../eval/report/modelcard.ts';
 
 export interface SyntheticModel {
   name: string;
@@ -138,5 +139,24 @@ export function syntheticReportInput(opts: { modelCardHref?: (m: string) => stri
     calibration,
     renderOverlay: syntheticOverlay,
     bootstrap: { resamples: 1000, seed: 1 },
+  };
+}
+
+/** A model card's faithfulness numbers (Grad-CAM on one validation case), with the given changes. */
+export function syntheticFaithfulness(change: Partial<ModelCardFaithfulness> = {}): ModelCardFaithfulness {
+  return {
+    method: 'gradcam',
+    layer: 'decoder.2',
+    classIndex: 1,
+    className: 'tumour',
+    case: 'case_007',
+    fold: 0,
+    caseChoice: 'median Dice of the fold',
+    regionVoxels: 12345,
+    massInRegion: 0.4321,
+    randomisation: { spearman: 0.0712, spearmanAbs: 0.6543, passes: false, seed: 1 },
+    deletion: { auc: 0.151, randomAuc: 0.876, steps: 10 },
+    seconds: 4.2,
+    ...change,
   };
 }

@@ -15,8 +15,8 @@ import { synthSlice } from '../../testing/dicom-synth.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { IDENTITY3 } from '../../io/volume.ts';
 import { EXIT_USAGE } from '../errors.ts';
-import { writeFixtureModel } from '../../testing/model-fixture.ts';
-import { foldDir, foldFile } from '../../plan/model-folder.ts';
+import { fixtureCalibration, writeFixtureModel } from '../../testing/model-fixture.ts';
+import { foldDir, foldFile, writeCalibration } from '../../plan/model-folder.ts';
 import { dataPath } from '../../testing/data.ts';
 
 const STACK = /\n\s+at .+:\d+:\d+/;
@@ -202,18 +202,7 @@ print('ok')`,
     const model = join(tmp, 'two-fold-model');
     writeFixtureModel(model, 'mri3d', [{ weights: { best: 'random' } }, { weights: { best: 'random' } }]);
     // A calibration with a threshold every case reaches: the case is flagged.
-    writeFileSync(
-      join(model, 'calibration.json'),
-      JSON.stringify({
-        temperature: 1.5,
-        voxels: 1,
-        ece: { before: 0, after: 0 },
-        nll: { before: 0, after: 0 },
-        score: 'meanEntropy',
-        members: 1,
-        triage: { threshold: 0, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 1, auroc: null, cases: 1, failures: 1 },
-      }),
-    );
+    writeCalibration(model, fixtureCalibration({ temperature: 1.5, threshold: 0, members: 1 }));
     const image = dataPath('msd-hippocampus', 'images', `${HIPPO[0]}.nii.gz`);
     const out = join(tmp, 'o-uncertainty');
     const r = medseg('predict', model, image, '--out', out, '--uncertainty', '--json');

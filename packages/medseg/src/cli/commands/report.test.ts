@@ -2,12 +2,13 @@
  * `medseg report --uncertainty --explanations` as a user runs it: predict
  * real hippocampus crops with uncertainty, explain one, evaluate, report;
  * the report's uncertainty row counts every evaluated case and the
- * explanation row holds the faithfulness numbers of the explain JSON. A
+ * explanation rows hold the faithfulness numbers of the explain JSON and of
+ * a model card (--cards). A
  * folder without results is bad input (exit 2), folders not one per summary
  * a usage error (exit 64).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +17,7 @@ import { writeFixtureModel } from '../../testing/model-fixture.ts';
 import { dataPath } from '../../testing/data.ts';
 import { readVolume, writeVolume } from '../../io/read.ts';
 import { cropVolume } from '../../testing/crop.ts';
+import { syntheticFaithfulness } from '../../testing/report-fixture.ts';
 import { EXIT_BAD_INPUT, EXIT_USAGE } from '../errors.ts';
 
 function medseg(...args: string[]): CliRun {
@@ -76,6 +78,25 @@ describe('medseg report with uncertainty and explanations', () => {
     assert.equal(ex[1], j.faithfulness.randomisation.spearman.toFixed(3));
     assert.ok(section.includes(j.faithfulness.deletion.auc.toFixed(3)), 'the deletion AUC is shown');
     assert.equal((section.match(/<img /g) ?? []).length, 1, 'the overlay is embedded');
+
+    // A model card's faithfulness numbers (checked at training end) join the explanation table.
+    const card = join(tmp, 'card');
+    mkdirSync(card);
+    const f = syntheticFaithfulness({
+      classIndex: 2,
+      case: 'hippocampus_042',
+      massInRegion: 0.5,
+      randomisation: { spearman: 0.0123, spearmanAbs: 0.2346, passes: true, seed: 1 },
+      deletion: { auc: 0.1111, randomAuc: 0.8888, steps: 10 },
+    });
+    writeFileSync(join(card, 'model-card.json'), JSON.stringify({ schema: 'medseg.modelcard/1', model: { name: 'trained' }, faithfulness: f }));
+    r = medseg('report', evaluation, '--cards', card, '--out', join(tmp, 'card.html'));
+    assert.equal(r.status, 0, r.stderr);
+    const withCard = readFileSync(join(tmp, 'card.html'), 'utf8');
+    assert.match(
+      withCard,
+      /<td>hippocampus_042 \(validation, model card\)<\/td><td>gradcam<\/td><td class="num">2<\/td><td class="num">50\.0%<\/td><td class="num">0\.012<\/td><td class="num">0\.235<\/td><td>yes<\/td><td class="num">0\.111<\/td><td class="num">0\.889<\/td>/,
+    );
 
     const empty = join(tmp, 'empty');
     mkdirSync(empty);

@@ -10,7 +10,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { SUMMARY_METRICS } from '../../eval/evaluate-folder.ts';
-import type { ModelCardJson } from '../../eval/report/modelcard.ts';
+import type { ModelCardFaithfulness, ModelCardJson } from '../../eval/report/modelcard.ts';
+import type { ExplanationRecord } from '../../eval/report/confidence-section.ts';
 import { modelCardPaths } from '../../plan/model-folder.ts';
 import type { CalibrationBins } from '../../eval/probabilistic.ts';
 import { writeReport, type ModelInfo, type ReportInput } from '../../eval/report/html-report.ts';
@@ -76,6 +77,20 @@ async function loadCard(dir: string): Promise<{ card: ModelCardJson; href: strin
   if (card?.schema !== 'medseg.modelcard/1' || !card.model?.name)
     throw new MedsegIoError('BAD_DATA', 'not a medseg model card (schema medseg.modelcard/1)', jsonPath);
   return { card, href: existsSync(md) ? md : jsonPath };
+}
+
+/** A model card's faithfulness numbers as a row of the report's explanation table. */
+function cardExplanation(model: string, f: ModelCardFaithfulness): ExplanationRecord {
+  return {
+    model,
+    case: `${f.case} (validation, model card)`,
+    method: f.method,
+    classIndex: f.classIndex,
+    massInRegion: f.massInRegion,
+    randomisation: f.randomisation,
+    deletion: f.deletion,
+    seconds: f.seconds,
+  };
 }
 
 interface ReportCliOptions {
@@ -144,6 +159,8 @@ Example:
 
       const outPath = resolve(o.out);
       const models: ModelInfo[] = names.map((name) => ({ name }));
+      // Faithfulness checked at training end (model cards), shown beside those of `medseg explain`.
+      const cardExplanations: ExplanationRecord[] = [];
       if (o.cards) {
         const cards = [];
         for (const d of o.cards) cards.push(await loadCard(d));
@@ -156,6 +173,7 @@ Example:
             parameters: card.model.parameters ?? undefined,
             modelCardHref: relative(dirname(outPath), href),
           });
+          if (card.faithfulness) cardExplanations.push(cardExplanation(names[i]!, card.faithfulness));
         });
       }
       const calibration: Record<string, CalibrationBins> = {};
@@ -188,11 +206,9 @@ Example:
         for (const [i, d] of o.uncertainty.entries()) all.push(...(await loadUncertaintyFolder(d, names[i]!)));
         input.uncertainty = all;
       }
-      if (o.explanations) {
-        const all = [];
-        for (const [i, d] of o.explanations.entries()) all.push(...(await loadExplanationFolder(d, names[i]!)));
-        input.explanations = all;
-      }
+      const explanations = [...cardExplanations];
+      if (o.explanations) for (const [i, d] of o.explanations.entries()) explanations.push(...(await loadExplanationFolder(d, names[i]!)));
+      if (explanations.length) input.explanations = explanations;
       if (o.failureBelow !== undefined) input.failureBelow = o.failureBelow;
       if (o.subgroups) {
         const { subgroups, columns } = await readSubgroupsCsv(o.subgroups);

@@ -32,6 +32,10 @@ export function register(program: Command): void {
     .option('--resume', 'continue from the last checkpoint of an interrupted run')
     .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345)
     .option(
+      '--no-faithfulness',
+      "skip the model card's explanation check (Grad-CAM's randomisation test and deletion curve on one validation case, a few dozen predictions of it)",
+    )
+    .option(
       '--init <model|file>',
       'transfer learning: start from a medseg model folder or a .safetensors file (tensors matched by name and shape; the rest stay as initialised)',
     )
@@ -61,6 +65,7 @@ export function register(program: Command): void {
         split?: string;
         resume?: boolean;
         seed: number;
+        faithfulness: boolean;
         init?: string;
         initFrom: 'medseg' | 'nnunet';
         initPart: 'all' | 'encoder';
@@ -88,6 +93,7 @@ export function register(program: Command): void {
         split,
         resume: o.resume,
         seed: o.seed,
+        faithfulness: o.faithfulness,
         ...(o.init ? { init: { source: o.init, from: o.initFrom, part: o.initPart, encoderLrScale: o.encoderLrScale } } : {}),
         progress: createProgress(wantsJson(c) ? 'json' : 'auto'),
       });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compareToOthers } from '../comparison.ts';
 import { addComparisonToModelCard, buildModelCard, RESEARCH_DISCLAIMER, writeModelCard } from './modelcard.ts';
-import { syntheticRows, SYNTHETIC_MODELS } from '../../testing/report-fixture.ts';
+import { syntheticFaithfulness, syntheticRows, SYNTHETIC_MODELS } from '../../testing/report-fixture.ts';
 import { MedsegStatsError } from '../statistics/errors.ts';
 
 const cardPaths = (dir: string) => ({ markdown: join(dir, 'model-card.md'), json: join(dir, 'model-card.json') });
@@ -126,4 +126,22 @@ test('model card: the TTA levels table, each level against full', () => {
   assert.match(markdown, /\| none \| 1 \| 0\.050 \| 0\.8712 \| -0\.0097 \|/);
   assert.match(markdown, /\| full \| 8 \| 0\.400 \| 0\.8809 \| \+0\.0000 \|/);
   assert.equal(json.ttaLevels!.length, 3);
+});
+
+test("the faithfulness section: Grad-CAM's randomisation test and deletion curve, in the JSON as given and in the Markdown with their verdict", () => {
+  const { rows } = syntheticRows();
+  const model = SYNTHETIC_MODELS[0]!;
+  const faithfulness = syntheticFaithfulness();
+  const base = { modelName: model.name, architecture: '3D U-Net', data: { dataset: 'd', cases: 1, modality: 'CT' }, validation: rows };
+  const { markdown, json } = buildModelCard({ ...base, faithfulness });
+  assert.deepEqual(json.faithfulness, faithfulness);
+  const section = markdown.slice(markdown.indexOf('## Explanation faithfulness'), markdown.indexOf('## Intended use'));
+  assert.match(
+    section,
+    /Grad-CAM of layer `decoder\.2` for class 1 \(tumour\), targeted at its predicted mask \(12,345 voxels\), on validation case case_007 of fold 0 \(median Dice of the fold\)/,
+  );
+  assert.match(section, /map of a network with freshly initialised weights 0\.071 \(absolute values 0\.654\): \*\*fails\*\*/);
+  assert.match(section, /Deletion curve \(10 steps\): .* 0\.151, against 0\.876 for a random order/);
+  assert.match(section, /inside the predicted mask: 43\.2%/);
+  assert.ok(!buildModelCard(base).markdown.includes('## Explanation faithfulness'), 'no section without the numbers');
 });

@@ -68,6 +68,34 @@ export interface ModelCardInput {
   calibration?: ModelCardCalibration;
   /** Seconds and Dice of each test-time augmentation level on the same validation cases. */
   ttaLevels?: TtaLevelRow[];
+  /** How faithful an explanation of the model is, checked on a validation case at the end of training. */
+  faithfulness?: ModelCardFaithfulness;
+}
+
+/**
+ * One explanation method's faithfulness checks on one validation case: the
+ * model-parameter randomisation test and the deletion curve
+ * (explain/faithfulness.ts).
+ */
+export interface ModelCardFaithfulness {
+  method: string;
+  /** The layer a Grad-CAM looked at. */
+  layer: string | null;
+  classIndex: number;
+  className: string | null;
+  case: string;
+  fold: number;
+  /** Why this case. */
+  caseChoice: string;
+  /** Voxels of the explained region (the class's predicted mask, on the network's grid). */
+  regionVoxels: number;
+  /** Share of the map's positive mass inside the region. */
+  massInRegion: number;
+  /** Spearman rank correlation with a freshly initialised network's map, of the values and of their absolute values; passes when both are below 0.5. */
+  randomisation: { spearman: number; spearmanAbs: number; passes: boolean; seed: number };
+  /** Area under the Dice-against-deleted-fraction curve, deleting in the map's order and in a random order (lower is more faithful). */
+  deletion: { auc: number; randomAuc: number; steps: number };
+  seconds: number;
 }
 
 export interface ModelCardCalibration {
@@ -112,6 +140,7 @@ export interface ModelCardJson {
   comparison?: ModelCardComparison;
   calibration?: ModelCardCalibration;
   ttaLevels?: TtaLevelRow[];
+  faithfulness?: ModelCardFaithfulness;
 }
 
 const DEFAULT_USE =
@@ -176,6 +205,7 @@ export function buildModelCard(input: ModelCardInput): { markdown: string; json:
     ...(input.comparison ? { comparison: input.comparison } : {}),
     ...(input.calibration ? { calibration: input.calibration } : {}),
     ...(input.ttaLevels?.length ? { ttaLevels: input.ttaLevels } : {}),
+    ...(input.faithfulness ? { faithfulness: input.faithfulness } : {}),
   };
   return { markdown: toMarkdown(json, input), json };
 }
@@ -199,12 +229,37 @@ function calibrationMarkdown(k: ModelCardCalibration): string[] {
   const t = k.triage;
   if (t) {
     L.push(
-      `- Review flag: a case whose uncertainty score (mean normalised predictive entropy over the prediction, from ${k.members} test-time passes) is at least ${num(t.threshold, 4)}. ` +
+      `- Review flag: a case whose uncertainty score (mean normalised predictive entropy over the prediction and its uncertain rim, from one fold's ${k.members === 1 ? 'single pass' : `${k.members} test-time passes`} at the fitted temperature) is at least ${num(t.threshold, 4)}. ` +
         `On the ${t.cases} validation cases it flagged ${num(100 * t.flaggedFraction, 1)}% and caught ${num(100 * t.capturedFailures, 1)}% of the ${t.failures} with Dice below ${t.failureDice}` +
         (t.auroc !== null ? `; AUROC of the score for those failures ${num(t.auroc)}.` : '.'),
     );
   }
   return L;
+}
+
+const METHOD_NAMES: Record<string, string> = {
+  gradcam: 'Grad-CAM',
+  gradcampp: 'Grad-CAM++',
+  attention: 'Attention',
+  occlusion: 'Occlusion',
+  ig: 'Integrated gradients',
+};
+
+function faithfulnessMarkdown(f: ModelCardFaithfulness): string[] {
+  const method = METHOD_NAMES[f.method] ?? f.method;
+  const r = f.randomisation;
+  const d = f.deletion;
+  return [
+    '## Explanation faithfulness',
+    '',
+    `${method}${f.layer ? ` of layer \`${cell(f.layer)}\`` : ''} for class ${f.classIndex}${f.className ? ` (${cell(f.className)})` : ''}, ` +
+      `targeted at its predicted mask (${f.regionVoxels.toLocaleString('en-US')} voxels), on validation case ${cell(f.case)} of fold ${f.fold} (${cell(f.caseChoice)}):`,
+    '',
+    `- Randomisation test: Spearman rank correlation with the map of a network with freshly initialised weights ${num(r.spearman)} (absolute values ${num(r.spearmanAbs)}): ` +
+      `${r.passes ? 'passes' : '**fails**'} (both must be below 0.5 for the map to depend on the weights).`,
+    `- Deletion curve (${d.steps} steps): area under the Dice as the most-attributed voxels are deleted ${num(d.auc)}, against ${num(d.randomAuc)} for a random order (lower is more faithful).`,
+    `- Share of the map's positive mass inside the predicted mask: ${num(100 * f.massInRegion, 1)}%.`,
+  ];
 }
 
 function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
@@ -264,6 +319,7 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
   if (c.comparison) L.push('', ...comparisonMarkdown(c.comparison));
   if (c.calibration) L.push('', ...calibrationMarkdown(c.calibration));
   if (c.ttaLevels?.length) L.push('', ...ttaLevelsMarkdown(c.ttaLevels));
+  if (c.faithfulness) L.push('', ...faithfulnessMarkdown(c.faithfulness));
   L.push('', '## Intended use', '', c.intendedUse, '', '### Out of scope', '', c.outOfScope);
   L.push('', '## Known failure cases', '');
   if (c.failureCases.length) {
