@@ -1,6 +1,7 @@
 /**
  * The running service: the data folder (database, uploads, results) made
- * ready, what a crash left behind cleared away (expired leases back in the
+ * ready, the job queue opened (the data folder's SQLite file, or
+ * PostgreSQL when databaseUrl is set), what a crash left behind cleared away (expired leases back in the
  * queue, half-received uploads and unrecorded result files removed), the
  * worker pool started, the HTTP API listening, and autorouting (when rules
  * are set) watching its PACS. On a first start, with no
@@ -13,6 +14,7 @@ import { buildApp } from './http/app.ts';
 import { ModelCatalog } from './models/catalog.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { JobStore } from './store/jobs.ts';
+import { SqliteJobQueue, openJobQueue, type JobQueue } from './store/queue.ts';
 import { KeyStore } from './store/keys.ts';
 import { WorkerPool } from './worker/pool.ts';
 import { Autorouter } from './dicomweb/autoroute.ts';
@@ -24,7 +26,7 @@ export interface Service {
   adminKey: string | undefined;
   app: FastifyInstance;
   pool: WorkerPool;
-  jobs: JobStore;
+  jobs: JobQueue;
   /** What the start-up found and cleared. */
   recovered: { requeued: number; removedFiles: number };
   close(): Promise<void>;
@@ -72,8 +74,8 @@ function lockDataFolder(dataDir: string): () => void {
 }
 
 /** Removes upload and result files no job refers to: what a crash mid-upload or mid-write left. */
-export function removeOrphanFiles(dataDir: string, jobs: JobStore): number {
-  const { inputs, results } = jobs.referencedFiles();
+export async function removeOrphanFiles(dataDir: string, jobs: JobQueue): Promise<number> {
+  const { inputs, results } = await jobs.referencedFiles();
   let n = 0;
   for (const [sub, keep] of [
     ['uploads', inputs],
@@ -93,17 +95,21 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
   if (!existsSync(c.modelsDir)) mkdirSync(c.modelsDir, { recursive: true });
   const unlock = lockDataFolder(c.dataDir);
   let db: Db | undefined;
+  let jobs: JobQueue | undefined;
   let pool: WorkerPool | undefined;
   let autorouter: Autorouter | undefined;
   try {
     const dbPath = join(c.dataDir, 'medseg.sqlite');
     db = openDatabase(dbPath);
-    const jobs = new JobStore(db, { maxAttempts: c.maxAttempts });
+    // The keys stay in the data folder's database; the jobs go where the queue is.
+    jobs = c.databaseUrl
+      ? await openJobQueue({ dbPath, databaseUrl: c.databaseUrl }, { maxAttempts: c.maxAttempts, poolSize: 8 })
+      : new SqliteJobQueue(new JobStore(db, { maxAttempts: c.maxAttempts }));
     const keys = new KeyStore(db);
     let adminKey: string | undefined;
     if (keys.count() === 0) adminKey = (await keys.create({ name: 'admin (made on first start)', scopes: ['admin'] })).secret;
-    const requeued = jobs.requeueExpired();
-    const removedFiles = removeOrphanFiles(c.dataDir, jobs);
+    const requeued = await jobs.requeueExpired();
+    const removedFiles = await removeOrphanFiles(c.dataDir, jobs);
     const app = await buildApp({
       jobs,
       keys,
@@ -120,6 +126,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
     pool = new WorkerPool({
       workers: c.workers,
       dbPath,
+      databaseUrl: c.databaseUrl,
       dataDir: c.dataDir,
       modelsDir: c.modelsDir,
       leaseMs: c.leaseMs,
@@ -143,7 +150,6 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
         servers: c.dicomweb,
         timeoutMs: c.dicomwebTimeoutMs,
         pollMs: c.autoroutePollMs,
-        db,
         jobs,
         catalog,
         onSubmitted: () => pool?.wake(),
@@ -152,6 +158,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       autorouter.start();
     }
     const openDb = db;
+    const openJobs = jobs;
     const openPool = pool;
     const openRouter = autorouter;
     return {
@@ -165,6 +172,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
         await openRouter?.stop();
         await app.close();
         await openPool.stop();
+        await openJobs.close();
         openDb.close();
         unlock();
       },
@@ -172,6 +180,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
   } catch (e) {
     await autorouter?.stop();
     await pool?.stop(1000);
+    await jobs?.close().catch(() => undefined);
     db?.close();
     unlock();
     throw e;

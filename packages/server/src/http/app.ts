@@ -14,7 +14,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import type { Job, JobStore } from '../store/jobs.ts';
+import type { Job } from '../store/jobs.ts';
+import type { JobQueue } from '../store/queue.ts';
 import { allows, type ApiKey, type KeyStore, type Scope } from '../store/keys.ts';
 import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
 import { receiveCase, UploadError } from '../upload/receive.ts';
@@ -35,7 +36,7 @@ declare module 'fastify' {
 }
 
 export interface AppOptions {
-  jobs: JobStore;
+  jobs: JobQueue;
   keys: KeyStore;
   catalog: ModelCatalog;
   /** The data folder: uploads/ and results/ below it; paths in the database are relative to it. */
@@ -218,8 +219,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   });
   for (const s of [S.errorSchema, S.jobSchema, S.modelSchema, S.keySchema]) app.addSchema(s);
 
-  const ownJob = (req: FastifyRequest, id: string): Job => {
-    const j = o.jobs.get(id);
+  const ownJob = async (req: FastifyRequest, id: string): Promise<Job> => {
+    const j = await o.jobs.get(id);
     // Another key's job is reported as absent: keys do not learn of each other's jobs.
     if (!j || (!allows(req.apiKey!, 'admin') && j.keyId !== req.apiKey!.id)) throw new HttpError(404, 'NO_JOB', `no job ${id}`);
     return j;
@@ -258,7 +259,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   };
 
   /** A JSON submission: a series on a configured PACS; nothing is fetched until a worker takes the job. */
-  const submitDicomweb = (req: FastifyRequest, reply: FastifyReply) => {
+  const submitDicomweb = async (req: FastifyRequest, reply: FastifyReply) => {
     const b = req.body as Record<string, unknown> | null;
     if (!b || typeof b !== 'object' || Array.isArray(b)) throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object { "model", "dicomweb" }');
     const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb');
@@ -273,7 +274,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     const { model, info } = submittedModel(b.model);
     const ref = checkDicomwebRef(b.dicomweb, o.dicomweb ?? []);
     const id = randomBytes(16).toString('hex');
-    const job = o.jobs.submit({
+    const job = await o.jobs.submit({
       id,
       model,
       modelVersion: info.version,
@@ -317,7 +318,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         stored = rel;
         // A DICOM zip may hold several series: the job keeps the one that was read.
         const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
-        const job = o.jobs.submit({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef });
+        const job = await o.jobs.submit({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef });
         stored = undefined;
         o.onSubmitted?.(job);
         return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
@@ -334,7 +335,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       config: { scope: 'read' },
       schema: { summary: 'status and progress of a job', params: S.jobIdParams, response: { 200: { $ref: 'Job#' }, ...S.errorResponses } },
     },
-    async (req) => jobView(ownJob(req, (req.params as { id: string }).id)),
+    async (req) => jobView(await ownJob(req, (req.params as { id: string }).id)),
   );
 
   app.get(
@@ -349,7 +350,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       },
     },
     async (req, reply) => {
-      const j = ownJob(req, (req.params as { id: string }).id);
+      const j = await ownJob(req, (req.params as { id: string }).id);
       if (j.state !== 'done' || !j.resultPath) {
         const why =
           j.state === 'failed'
@@ -376,12 +377,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       schema: { summary: 'cancel a queued or running job', params: S.jobIdParams, response: { 200: { $ref: 'Job#' }, ...S.errorResponses } },
     },
     async (req) => {
-      const j = ownJob(req, (req.params as { id: string }).id);
-      const r = o.jobs.cancel(j.id);
+      const j = await ownJob(req, (req.params as { id: string }).id);
+      const r = await o.jobs.cancel(j.id);
       if (!r || r.after !== 'cancelled' || (r.before !== 'queued' && r.before !== 'running')) {
         throw new HttpError(409, 'FINISHED', `job ${j.id} is already ${r?.after ?? j.state}: nothing to cancel`);
       }
-      return jobView(o.jobs.get(j.id)!);
+      return jobView((await o.jobs.get(j.id))!);
     },
   );
 

@@ -149,6 +149,8 @@ export class JobStore {
       counts: db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state'),
       events: db.prepare('SELECT COUNT(*) AS n FROM job_events WHERE job_id = ? AND kind = ?'),
       paths: db.prepare('SELECT input_path, result_path FROM jobs'),
+      routeSeen: db.prepare('SELECT 1 FROM autoroute_seen WHERE rule = ? AND series_uid = ?'),
+      routeAdd: db.prepare('INSERT OR IGNORE INTO autoroute_seen (rule, series_uid, seen_at, job_id) VALUES (?, ?, ?, ?)'),
     };
   }
 
@@ -260,5 +262,25 @@ export class JobStore {
       if (r.result_path) results.add(r.result_path);
     }
     return { inputs, results };
+  }
+
+  /** Whether autorouting rule has recorded the series (the series '' marks the rule's first search). */
+  routeSeen(rule: string, seriesUid: string): boolean {
+    return this.stmt.routeSeen.get(rule, seriesUid) !== undefined;
+  }
+
+  /** Records series as seen by a rule without making jobs of them (a rule's first search). */
+  routeRecord(rule: string, seriesUids: string[]): void {
+    this.db.transaction(() => {
+      for (const uid of seriesUids) this.stmt.routeAdd.run(rule, uid, this.now(), null);
+    })();
+  }
+
+  /** Submits the job of a series a rule found and records the series as seen, together; undefined (nothing submitted) when it was seen already. */
+  submitRouted(rule: string, seriesUid: string, j: NewJob): Job | undefined {
+    return this.db.transaction(() => {
+      if (this.stmt.routeAdd.run(rule, seriesUid, this.now(), j.id).changes === 0) return undefined;
+      return this.submit(j);
+    })();
   }
 }

@@ -1,14 +1,14 @@
 /**
  * A worker process of the service (started by pool.ts): opens its own
- * connection to the job database, claims jobs one at a time under a lease
+ * connection to the job queue (SQLite or PostgreSQL), claims jobs one at a time under a lease
  * and works them. It waits for a wake-up message from the server or polls.
  * It ends when its server does (the IPC channel closes) or on SIGTERM, after
  * the job in hand; a SIGKILL at any point leaves at most a temporary file
  * (removed by the server) and a lease that expires.
  */
 import { hostname } from 'node:os';
-import { openDatabase } from '../store/db.ts';
-import { JobStore } from '../store/jobs.ts';
+import { openJobQueue } from '../store/queue.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 import { ModelCatalog } from '../models/catalog.ts';
 import { ModelCache, runJob } from './run-job.ts';
 import type { WorkerSettings } from './pool.ts';
@@ -19,12 +19,14 @@ if (!settings) {
   process.exit(64);
 }
 const log = (msg: string) => process.stderr.write(`[worker ${process.pid}] ${msg}\n`);
-const db = openDatabase(settings.dbPath);
-const jobs = new JobStore(db, { maxAttempts: settings.maxAttempts });
+const at = { dbPath: settings.dbPath, databaseUrl: settings.databaseUrl };
+const jobs = await openJobQueue(at, { maxAttempts: settings.maxAttempts, poolSize: 1, log });
+const keeper = new LeaseKeeper({ at, leaseMs: settings.leaseMs, heartbeatMs: settings.heartbeatMs });
 const catalog = new ModelCatalog(settings.modelsDir);
 const models = new ModelCache(catalog);
 const ctx = {
   jobs,
+  keeper,
   catalog,
   dataDir: settings.dataDir,
   leaseMs: settings.leaseMs,
@@ -48,9 +50,17 @@ process.on('message', (m: unknown) => {
   if ((m as { type?: string })?.type === 'wake') wake?.();
 });
 
+await keeper.ready();
 if (process.connected) process.send?.({ type: 'ready', pid: process.pid });
 while (!stopping) {
-  const claimed = jobs.claim(owner, settings.leaseMs);
+  let claimed;
+  try {
+    claimed = await jobs.claim(owner, settings.leaseMs);
+  } catch (e) {
+    // The database is unreachable (PostgreSQL restarting): try again after a poll interval.
+    log(`cannot claim: ${(e as Error).message}`);
+    claimed = null;
+  }
   if (!claimed) {
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, settings.pollMs);
@@ -66,5 +76,6 @@ while (!stopping) {
   if (process.connected) process.send?.({ type: 'job', id: claimed.job.id, outcome, attempt: claimed.lease.attempt });
 }
 models.dispose();
-db.close();
+await keeper.stop();
+await jobs.close();
 process.exit(0);

@@ -23,7 +23,9 @@ import type { Volume } from '@medseg/medseg/io/volume';
 import { PredictOptionError } from '@medseg/medseg/infer/output-format';
 import { writeFileAtomic } from '@medseg/medseg/util/atomic-write';
 import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
-import type { Job, JobStore, Lease } from '../store/jobs.ts';
+import type { Job, Lease } from '../store/jobs.ts';
+import type { JobQueue } from '../store/queue.ts';
+import type { LeaseKeeper } from './lease-keeper.ts';
 import { RESULT_FILE, type JobInputFormat } from '../job-formats.ts';
 import type { DicomwebServer } from '../config.ts';
 import { DicomwebClient } from '../dicomweb/client.ts';
@@ -34,7 +36,9 @@ import { DicomZipError, readDicomZip } from '../upload/dicom-zip.ts';
 import { jobSeg } from './seg-result.ts';
 
 export interface JobContext {
-  jobs: JobStore;
+  jobs: JobQueue;
+  /** Renews the lease while the job runs (on a thread of its own: prediction holds this one). */
+  keeper: Pick<LeaseKeeper, 'hold' | 'alive' | 'lost' | 'release'>;
   catalog: ModelCatalog;
   dataDir: string;
   leaseMs: number;
@@ -102,12 +106,12 @@ export class ModelCache {
 export async function runJob(ctx: JobContext, models: ModelCache, job: Job, lease: Lease): Promise<'done' | 'failed' | 'lost'> {
   let progress = 0;
   let lost = false;
-  let lastBeat = Date.now();
+  ctx.keeper.hold(lease);
   const beat = () => {
-    lastBeat = Date.now();
-    if (!ctx.jobs.heartbeat(lease, ctx.leaseMs, progress)) lost = true;
+    ctx.keeper.alive(progress);
+    if (ctx.keeper.lost()) lost = true;
   };
-  // Between the synchronous stretches (reading, writing) a timer renews the lease; during prediction the tile callback does.
+  // Between the synchronous stretches (reading, writing) a timer shows the keeper this thread is alive; during prediction the tile callback does.
   const timer = setInterval(beat, ctx.heartbeatMs);
   let resultRel: string | undefined;
   try {
@@ -129,7 +133,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     const pred = predictVolumes(model, images, {
       onTile: (done, total) => {
         progress = 0.05 + (0.9 * done) / total;
-        if (Date.now() - lastBeat >= ctx.heartbeatMs) beat();
+        beat();
         if (lost) throw new LeaseLost();
       },
     });
@@ -148,7 +152,9 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     } else {
       await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
     }
-    if (ctx.jobs.complete(lease, resultRel, output)) return 'done';
+    if (lost) throw new LeaseLost();
+    ctx.keeper.release();
+    if (await ctx.jobs.complete(lease, resultRel, output)) return 'done';
     await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
     return 'lost';
   } catch (e) {
@@ -156,8 +162,10 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     if (e instanceof LeaseLost || lost) return 'lost';
     const message = userMessage(e);
     if (message === undefined) ctx.log(`job ${job.id} failed: ${(e as Error).stack ?? String(e)}`);
-    return ctx.jobs.fail(lease, message ?? 'internal error while predicting (logged on the server)') ? 'failed' : 'lost';
+    ctx.keeper.release();
+    return (await ctx.jobs.fail(lease, message ?? 'internal error while predicting (logged on the server)')) ? 'failed' : 'lost';
   } finally {
     clearInterval(timer);
+    ctx.keeper.release();
   }
 }
