@@ -54,7 +54,8 @@ export interface NewJob {
   inputRef?: string | null;
 }
 
-interface JobRow {
+/** A jobs row as a driver returns it: SQLite gives numbers, PostgreSQL gives its BIGINT times as strings. */
+export interface JobRow {
   id: string;
   model: string;
   model_version: string;
@@ -64,18 +65,20 @@ interface JobRow {
   progress: number;
   attempt: number;
   lease_owner: string | null;
-  lease_until: number | null;
+  lease_until: number | string | null;
   result_path: string | null;
   error: string | null;
   key_id: string;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
+  created_at: number | string;
+  started_at: number | string | null;
+  finished_at: number | string | null;
   input_ref: string | null;
   output: string | null;
 }
 
-function toJob(r: JobRow): Job {
+const ms = (v: number | string | null) => (v === null ? null : Number(v));
+
+export function toJob(r: JobRow): Job {
   return {
     id: r.id,
     model: r.model,
@@ -86,13 +89,13 @@ function toJob(r: JobRow): Job {
     progress: r.progress,
     attempt: r.attempt,
     leaseOwner: r.lease_owner,
-    leaseUntil: r.lease_until,
+    leaseUntil: ms(r.lease_until),
     resultPath: r.result_path,
     error: r.error,
     keyId: r.key_id,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
+    createdAt: Number(r.created_at),
+    startedAt: ms(r.started_at),
+    finishedAt: ms(r.finished_at),
     inputRef: r.input_ref,
     output: r.output,
   };

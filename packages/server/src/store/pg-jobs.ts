@@ -10,7 +10,7 @@
  */
 import pg from 'pg';
 import type { QueueOptions, JobQueue, Claim } from './queue.ts';
-import { JOB_STATES, type Job, type JobState, type Lease, type NewJob } from './jobs.ts';
+import { JOB_STATES, toJob, type Job, type JobRow, type JobState, type Lease, type NewJob } from './jobs.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS jobs (
@@ -59,52 +59,6 @@ const SCHEMA_LOCK = 0x6d656473; // 'meds'
 
 /** $1 is the injected clock or NULL: then the database's clock, in milliseconds. */
 const NOW = `COALESCE($1::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)`;
-
-interface JobRow {
-  id: string;
-  model: string;
-  model_version: string;
-  input_path: string;
-  input_format: string;
-  state: JobState;
-  progress: number;
-  attempt: number;
-  lease_owner: string | null;
-  lease_until: string | null;
-  result_path: string | null;
-  error: string | null;
-  key_id: string;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  input_ref: string | null;
-  output: string | null;
-}
-
-const ms = (v: string | null) => (v === null ? null : Number(v));
-
-function toJob(r: JobRow): Job {
-  return {
-    id: r.id,
-    model: r.model,
-    modelVersion: r.model_version,
-    inputPath: r.input_path,
-    inputFormat: r.input_format,
-    state: r.state,
-    progress: r.progress,
-    attempt: r.attempt,
-    leaseOwner: r.lease_owner,
-    leaseUntil: ms(r.lease_until),
-    resultPath: r.result_path,
-    error: r.error,
-    keyId: r.key_id,
-    createdAt: Number(r.created_at),
-    startedAt: ms(r.started_at),
-    finishedAt: ms(r.finished_at),
-    inputRef: r.input_ref,
-    output: r.output,
-  };
-}
 
 type Exec = Pick<pg.PoolClient, 'query'>;
 
