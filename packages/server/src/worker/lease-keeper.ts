@@ -53,11 +53,14 @@ export class LeaseKeeper {
         ? new Worker(`import('tsx/esm/api').then((m) => m.tsImport(${JSON.stringify(entry.href)}, ${JSON.stringify(entry.href)}))`, { eval: true, workerData })
         : new Worker(entry, { workerData });
     this.started = new Promise((resolve, reject) => {
-      this.thread.once('message', () => resolve());
+      // Held until ready (a caller awaiting it has nothing else keeping it alive), then never keeping the process alive.
+      this.thread.once('message', () => {
+        this.thread.unref();
+        resolve();
+      });
       this.thread.once('error', reject);
     });
     this.thread.on('error', (e) => process.stderr.write(`[lease keeper] thread failed: ${e.message}\n`));
-    this.thread.unref();
   }
 
   /** Resolves once the thread has its queue connection (before the first claim: the first lease must not wait for it). */
