@@ -1,8 +1,8 @@
 /**
  * The job queue's contract, run against both stores: SQLite (a file in a
  * temporary folder) and PostgreSQL (a throw-away cluster on loopback, a
- * fresh database per test). The last test of each store runs the service
- * with worker processes on that store and SIGKILLs a worker mid-job.
+ * fresh schema per test). The last test, on PostgreSQL, runs the service
+ * with worker processes on that queue and SIGKILLs a worker mid-job.
  */
 import { strict as assert } from 'node:assert';
 import { readdirSync } from 'node:fs';
@@ -218,6 +218,8 @@ for (const [name, make] of [
       assert.equal((await jobs.counts()).queued, 1);
     });
 
+    // With worker processes on the store: on SQLite crash.test.ts kills the server and its workers mid-run (20 jobs); here the PostgreSQL queue.
+    if (name !== 'postgres') return;
     test(`SIGKILL of a worker process mid-job (${name} queue): the job is taken again and completes exactly once`, { timeout: 120_000 }, async () => {
       const root = tempDir();
       const models = writeModels(join(root, 'models'));
