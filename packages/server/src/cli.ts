@@ -22,7 +22,8 @@ const USAGE = `usage: medseg-serve [--data DIR] [--models DIR] [--host HOST] [--
   --config FILE   JSON settings (default DATA/config.json when present)
   --json          print the start-up facts as one JSON line
 
-Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL, _DICOMWEB_URL, _TLS_KEY, _TLS_CERT.
+Environment: MEDSEG_SERVE_DATA, _MODELS, _HOST, _PORT, _WORKERS, _MAX_UPLOAD_BYTES, _LOG_LEVEL, _DICOMWEB_URL, _TLS_KEY, _TLS_CERT;
+MEDSEG_DATABASE_URL=postgres://... puts the job queue on PostgreSQL.
 Keys: the first start prints an admin key once; make others with POST /keys.
 
        medseg-serve audit verify <data-folder>   checks the audit log's hash chain (see --help there)`;

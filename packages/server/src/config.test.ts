@@ -20,6 +20,8 @@ test('settings: safe defaults, then the config file, then the environment, then 
   assert.deepEqual(loadConfig({ dataDir: data }, { MEDSEG_SERVE_DICOMWEB_URL: 'http://127.0.0.1:8042/dicom-web' }).dicomweb, [
     { url: 'http://127.0.0.1:8042/dicom-web' },
   ]);
+  assert.equal(d.databaseUrl, undefined, 'the queue is in the data folder unless a PostgreSQL URL is given');
+  assert.equal(loadConfig({ dataDir: data }, { MEDSEG_DATABASE_URL: 'postgres://medseg@db:5432/medseg' }).databaseUrl, 'postgres://medseg@db:5432/medseg');
 });
 
 test('bad settings are refused with the setting named', () => {
@@ -39,6 +41,7 @@ test('bad settings are refused with the setting named', () => {
   bad({ port: 70000 }, /port/);
   bad({ leaseMs: 1000, heartbeatMs: 800 }, /heartbeatMs/);
   bad({}, /workers/, { MEDSEG_SERVE_WORKERS: 'many' });
+  bad({ databaseUrl: 'mysql://db/medseg' }, /databaseUrl must be a postgres:\/\/ URL/);
   bad({ dicomweb: 'http://pacs/dicom-web' }, /dicomweb must be a list/);
   bad({ dicomweb: [{ url: 'file:///etc/passwd' }] }, /must be http or https/);
   bad({ dicomweb: [{ url: 'http://user:secret@pacs/dicom-web' }] }, /credentials in "headers"/);

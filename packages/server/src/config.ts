@@ -11,6 +11,12 @@ import { resolve } from 'node:path';
 export interface ServiceConfig {
   /** Database, uploads and results live here. */
   dataDir: string;
+  /**
+   * postgres://user@host:port/db: the job queue on PostgreSQL, shared by
+   * servers and workers on several machines (each sees the same data folder,
+   * e.g. over NFS). Unset: the queue is in the data folder's SQLite file.
+   */
+  databaseUrl?: string;
   /** Model folders (one per model, named by its id). */
   modelsDir: string;
   host: string;
@@ -98,6 +104,7 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
   const data = resolve(dataDir);
   return {
     dataDir: data,
+    databaseUrl: undefined,
     modelsDir: resolve(data, 'models'),
     host: '127.0.0.1',
     port: 8420,
@@ -152,6 +159,7 @@ const ENV: Record<string, keyof ServiceConfig> = {
   MEDSEG_SERVE_LOG_LEVEL: 'logLevel',
   MEDSEG_SERVE_TLS_KEY: 'tlsKey',
   MEDSEG_SERVE_TLS_CERT: 'tlsCert',
+  MEDSEG_DATABASE_URL: 'databaseUrl',
 };
 
 /** Checks the DICOMweb servers: http(s) URLs without credentials, query or fragment, each once; header values strings. */
@@ -240,6 +248,9 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
   }
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(c.logLevel))
     throw new ConfigError(`logLevel ${JSON.stringify(c.logLevel)} is not a level`);
+  if (c.databaseUrl !== undefined && !/^postgres(ql)?:\/\/[^\s]+$/.test(c.databaseUrl)) {
+    throw new ConfigError('databaseUrl must be a postgres:// URL');
+  }
   checkDicomweb(c.dicomweb);
   checkAutoroute(c.autoroute, c.dicomweb);
   checkMonitoring(c.monitoring);

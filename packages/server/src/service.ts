@@ -1,6 +1,7 @@
 /**
  * The running service: the data folder (database, uploads, results) made
- * ready, what a crash left behind cleared away (expired leases back in the
+ * ready, the job queue opened (the data folder's SQLite file, or
+ * PostgreSQL when databaseUrl is set), what a crash left behind cleared away (expired leases back in the
  * queue, half-received uploads and unrecorded result files removed), the
  * worker pool started, the HTTP API listening, and autorouting (when rules
  * are set) watching its PACS. On a first start, with no
@@ -14,6 +15,7 @@ import { buildApp } from './http/app.ts';
 import { ModelCatalog } from './models/catalog.ts';
 import { openDatabase, type Db } from './store/db.ts';
 import { JobStore } from './store/jobs.ts';
+import { SqliteJobQueue, openJobQueue, type JobQueue } from './store/queue.ts';
 import { KeyStore } from './store/keys.ts';
 import { WorkerPool } from './worker/pool.ts';
 import { Autorouter } from './dicomweb/autoroute.ts';
@@ -36,7 +38,7 @@ export interface Service {
   adminKey: string | undefined;
   app: FastifyInstance;
   pool: WorkerPool;
-  jobs: JobStore;
+  jobs: JobQueue;
   /** What the start-up found and cleared. */
   recovered: { requeued: number; removedFiles: number };
   close(): Promise<void>;
@@ -103,8 +105,8 @@ function tlsFiles(c: ServiceConfig): { key: Buffer; cert: Buffer } | undefined {
 }
 
 /** Removes upload and result files no job refers to: what a crash mid-upload or mid-write left. */
-export function removeOrphanFiles(dataDir: string, jobs: JobStore): number {
-  const { inputs, results } = jobs.referencedFiles();
+export async function removeOrphanFiles(dataDir: string, jobs: JobQueue): Promise<number> {
+  const { inputs, results } = await jobs.referencedFiles();
   let n = 0;
   for (const [sub, keep] of [
     ['uploads', inputs],
@@ -124,12 +126,16 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
   if (!existsSync(c.modelsDir)) mkdirSync(c.modelsDir, { recursive: true });
   const unlock = lockDataFolder(c.dataDir);
   let db: Db | undefined;
+  let jobs: JobQueue | undefined;
   let pool: WorkerPool | undefined;
   let autorouter: Autorouter | undefined;
   try {
     const dbPath = join(c.dataDir, 'medseg.sqlite');
     db = openDatabase(dbPath);
-    const jobs = new JobStore(db, { maxAttempts: c.maxAttempts });
+    // The keys stay in the data folder's database; the jobs go where the queue is.
+    jobs = c.databaseUrl
+      ? await openJobQueue({ dbPath, databaseUrl: c.databaseUrl }, { maxAttempts: c.maxAttempts, poolSize: 8 })
+      : new SqliteJobQueue(new JobStore(db, { maxAttempts: c.maxAttempts }));
     const keys = new KeyStore(db);
     const https = tlsFiles(c);
     const audit = new AuditLog(db);
@@ -140,8 +146,8 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       adminKey = made.secret;
       audit.append({ action: 'key.create', outcome: 'created', keyId: null, detail: `key ${made.key.id} (admin, made on first start)` });
     }
-    const requeued = jobs.requeueExpired();
-    const removedFiles = removeOrphanFiles(c.dataDir, jobs);
+    const requeued = await jobs.requeueExpired();
+    const removedFiles = await removeOrphanFiles(c.dataDir, jobs);
     const app = await buildApp({
       jobs,
       keys,
@@ -163,6 +169,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
     pool = new WorkerPool({
       workers: c.workers,
       dbPath,
+      databaseUrl: c.databaseUrl,
       dataDir: c.dataDir,
       modelsDir: c.modelsDir,
       leaseMs: c.leaseMs,
@@ -187,7 +194,6 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
         servers: c.dicomweb,
         timeoutMs: c.dicomwebTimeoutMs,
         pollMs: c.autoroutePollMs,
-        db,
         jobs,
         catalog,
         onSubmitted: () => pool?.wake(),
@@ -197,6 +203,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       autorouter.start();
     }
     const openDb = db;
+    const openJobs = jobs;
     const openPool = pool;
     const openRouter = autorouter;
     return {
@@ -210,6 +217,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
         await openRouter?.stop();
         await app.close();
         await openPool.stop();
+        await openJobs.close();
         openDb.close();
         unlock();
       },
@@ -217,6 +225,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
   } catch (e) {
     await autorouter?.stop();
     await pool?.stop(1000);
+    await jobs?.close().catch(() => undefined);
     db?.close();
     unlock();
     throw e;

@@ -172,6 +172,11 @@ export class AuditLog {
       .immediate();
   }
 
+  /** Whether the log is in this database (a change there can be recorded in its transaction). */
+  sharesDatabase(db: Db): boolean {
+    return this.db === db;
+  }
+
   /** Every record, in order. */
   records(): AuditRecord[] {
     return (this.stmt.all.all() as AuditRow[]).map(toRecord);

@@ -113,7 +113,7 @@ test('the two de-identified results of the same patient share its pseudonym and 
 test('a "deidentify" that is not true or false is refused with nothing written, and the server keeps serving', async () => {
   const uploads = () => readdirSync(join(root, 'data', 'uploads')).sort();
   const before = uploads();
-  const counts = JSON.stringify(svc.jobs.counts());
+  const counts = JSON.stringify(await svc.jobs.counts());
   const r = await fetch(`${svc.url}/jobs`, {
     method: 'POST',
     headers: admin,
@@ -131,6 +131,6 @@ test('a "deidentify" that is not true or false is refused with nothing written, 
   assert.equal(j.status, 400, await j.clone().text());
   assert.match(((await j.json()) as { message: string }).message, /"deidentify" must be true or false/);
   assert.deepEqual(uploads(), before);
-  assert.equal(JSON.stringify(svc.jobs.counts()), counts);
+  assert.equal(JSON.stringify(await svc.jobs.counts()), counts);
   assert.equal((await fetch(`${svc.url}/health`)).status, 200);
 });

@@ -16,6 +16,7 @@ import type { AutorouteRule } from '../config.ts';
 import { ModelCatalog } from '../models/catalog.ts';
 import { openDatabase, type Db } from '../store/db.ts';
 import { JobStore } from '../store/jobs.ts';
+import { SqliteJobQueue } from '../store/queue.ts';
 import { ctSeries, tempDir, writeCtModel } from '../testing/fixture.ts';
 import { startOrthanc, type RunningOrthanc } from '../testing/orthanc.ts';
 import { AUTOROUTE_KEY, Autorouter } from './autoroute.ts';
@@ -46,7 +47,15 @@ function newSeries(description: string): { series: string; files: Uint8Array[] }
 }
 
 const router = (rules: AutorouteRule[]) =>
-  new Autorouter({ rules, servers: [{ url: orthanc.dicomweb }], timeoutMs: 30_000, pollMs: 60_000, db, jobs, catalog, log: () => undefined });
+  new Autorouter({
+    rules,
+    servers: [{ url: orthanc.dicomweb }],
+    timeoutMs: 30_000,
+    pollMs: 60_000,
+    jobs: new SqliteJobQueue(jobs),
+    catalog,
+    log: () => undefined,
+  });
 
 before(async () => {
   root = tempDir();

@@ -13,12 +13,13 @@
 import { randomBytes } from 'node:crypto';
 import type { AutorouteRule, DicomwebServer } from '../config.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
-import type { Db } from '../store/db.ts';
-import type { Job, JobStore } from '../store/jobs.ts';
+import type { Job } from '../store/jobs.ts';
+import type { JobQueue } from '../store/queue.ts';
 import { DicomwebClient, jsonValue } from './client.ts';
 import { normaliseUrl, pickServer, type DicomwebRef } from './reference.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { jobEntry } from '../audit/job-entry.ts';
+import { changeJob } from '../audit/queue-change.ts';
 
 /** The key id recorded on jobs that autorouting makes. */
 export const AUTOROUTE_KEY = 'autoroute';
@@ -32,8 +33,8 @@ export interface AutorouteOptions {
   servers: DicomwebServer[];
   timeoutMs: number;
   pollMs: number;
-  db: Db;
-  jobs: JobStore;
+  /** The queue also keeps what each rule has seen (so servers sharing a PostgreSQL queue share it too). */
+  jobs: JobQueue;
   catalog: ModelCatalog;
   onSubmitted?: (job: Job) => void;
   log: (msg: string) => void;
@@ -47,15 +48,8 @@ export class Autorouter {
   private stopped = false;
   /** Instance counts seen at the last search, by rule and series. */
   private readonly lastCount = new Map<string, number | undefined>();
-  private readonly stmt;
 
-  constructor(private readonly o: AutorouteOptions) {
-    this.stmt = {
-      any: o.db.prepare('SELECT 1 FROM autoroute_seen WHERE rule = ? LIMIT 1'),
-      seen: o.db.prepare('SELECT 1 FROM autoroute_seen WHERE rule = ? AND series_uid = ?'),
-      add: o.db.prepare('INSERT OR IGNORE INTO autoroute_seen (rule, series_uid, seen_at, job_id) VALUES (?, ?, ?, ?)'),
-    };
-  }
+  constructor(private readonly o: AutorouteOptions) {}
 
   start(): void {
     const tick = () => {
@@ -96,16 +90,10 @@ export class Autorouter {
     if (rule.modality) query.Modality = rule.modality;
     const found = await client.searchAllSeries(query);
     const description = rule.seriesDescription === undefined ? undefined : new RegExp(rule.seriesDescription, 'i');
-    const now = Date.now();
-    if (!this.stmt.any.get(key)) {
+    if (!(await this.o.jobs.routeSeen(key, BASELINE))) {
       // First search of this rule: what is there now is recorded, not segmented.
-      this.o.db.transaction(() => {
-        this.stmt.add.run(key, BASELINE, now, null);
-        for (const s of found) {
-          const uid = jsonValue(s, '0020000E');
-          if (typeof uid === 'string') this.stmt.add.run(key, uid, now, null);
-        }
-      })();
+      const uids = found.map((s) => jsonValue(s, '0020000E')).filter((u): u is string => typeof u === 'string');
+      await this.o.jobs.routeRecord(key, [BASELINE, ...uids]);
       return [];
     }
     const made: Job[] = [];
@@ -116,7 +104,7 @@ export class Autorouter {
       if (typeof series !== 'string' || typeof study !== 'string' || NO_IMAGES.has(modality.toUpperCase())) continue;
       if (rule.modality && modality !== rule.modality) continue;
       if (description && !description.test(String(jsonValue(s, '0008103E') ?? ''))) continue;
-      if (this.stmt.seen.get(key, series)) continue;
+      if (await this.o.jobs.routeSeen(key, series)) continue;
       // Taken when two searches in a row count the same instances.
       const count = jsonValue(s, '00201209') as number | undefined;
       const countKey = `${key}\n${series}`;
@@ -128,20 +116,19 @@ export class Autorouter {
       const info = this.o.catalog.info(rule.model);
       const ref: DicomwebRef = { url: normaliseUrl(server.url), studyInstanceUid: study, seriesInstanceUid: series };
       const id = randomBytes(16).toString('hex');
-      const job = this.o.db.transaction(() => {
-        const j = this.o.jobs.submit({
-          id,
-          model: rule.model,
-          modelVersion: info.version,
-          inputPath: '',
-          inputFormat: 'dicomweb',
-          keyId: AUTOROUTE_KEY,
-          inputRef: JSON.stringify(ref),
-        });
-        this.stmt.add.run(key, series, now, id);
-        this.o.audit?.append(jobEntry(j, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, detail: 'autoroute' }));
-        return j;
-      })();
+      const newJob = {
+        id,
+        model: rule.model,
+        modelVersion: info.version,
+        inputPath: '',
+        inputFormat: 'dicomweb',
+        keyId: AUTOROUTE_KEY,
+        inputRef: JSON.stringify(ref),
+      };
+      const job = await changeJob(this.o.jobs, this.o.audit, 'submitRouted', [key, series, newJob], (j) =>
+        j ? jobEntry(j, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, detail: 'autoroute' }) : null,
+      );
+      if (!job) continue; // another server sharing the queue took it first
       made.push(job);
       this.o.onSubmitted?.(job);
     }

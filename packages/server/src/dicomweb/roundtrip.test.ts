@@ -197,7 +197,7 @@ test('bad references: an unknown series or a PACS that is down fail the job with
   assert.equal(d.state, 'failed');
   assert.match(d.error!, /cannot reach the PACS at http:\/\/127\.0\.0\.1:\d+\/dicom-web: ECONNREFUSED \(after 3 tries\)/);
 
-  const counts = JSON.stringify(svc.jobs.counts());
+  const counts = JSON.stringify(await svc.jobs.counts());
   const cases: [string, unknown, number, RegExp][] = [
     [
       'a URL not configured',
@@ -220,7 +220,7 @@ test('bad references: an unknown series or a PACS that is down fail the job with
     assert.match(b.code, code, `${what}: ${text}`);
     assert.ok(b.message.length > 10, `${what}: ${b.message}`);
   }
-  assert.equal(JSON.stringify(svc.jobs.counts()), counts, 'no job was made');
+  assert.equal(JSON.stringify(await svc.jobs.counts()), counts, 'no job was made');
 });
 
 test('the same series as a DICOM zip upload gives a SEG of the same label map; hostile zips are 4xx and leave nothing behind', async () => {
@@ -248,7 +248,7 @@ test('the same series as a DICOM zip upload gives a SEG of the same label map; h
 
   const uploads = () => readdirSync(join(root, 'data', 'uploads')).sort();
   const before = uploads();
-  const counts = JSON.stringify(svc.jobs.counts());
+  const counts = JSON.stringify(await svc.jobs.counts());
   const slip = join(root, 'slip.zip');
   writeZip(slip, [
     { name: 'CT/01.dcm', file: join(ct.dir, '01.dcm') },
@@ -268,14 +268,14 @@ test('the same series as a DICOM zip upload gives a SEG of the same label map; h
     assert.match((JSON.parse(body) as { code: string }).code, code, `${what}: ${body}`);
   }
   assert.deepEqual(uploads(), before, 'nothing written');
-  assert.equal(JSON.stringify(svc.jobs.counts()), counts, 'no job made');
+  assert.equal(JSON.stringify(await svc.jobs.counts()), counts, 'no job made');
   assert.equal((await fetch(`${svc.url}/health`)).status, 200, 'still serving');
 });
 
 test('autorouting: a new CT series arriving on the PACS is segmented once, unasked; the series there before and the SEG results are left alone', async () => {
-  const total = () => Object.values(svc.jobs.counts()).reduce((a, b) => a + b, 0);
-  const before = svc.jobs.counts();
-  const jobsBefore = total();
+  const total = async () => Object.values(await svc.jobs.counts()).reduce((a, b) => a + b, 0);
+  const before = await svc.jobs.counts();
+  const jobsBefore = await total();
   // The shared slices under new study, series and instance UIDs: a CT that was not on the PACS.
   const study = newUid();
   const series = newUid();
@@ -304,7 +304,7 @@ test('autorouting: a new CT series arriving on the PACS is segmented once, unask
   assert.ok(a > 0.999, `agreement with the library's prediction ${a}`);
   // More searches pass: still one job, done, and none for the CT that was there before or for the SEGs.
   await new Promise((r) => setTimeout(r, 1500));
-  assert.equal(total() - jobsBefore, 1);
-  assert.equal(svc.jobs.counts().done - before.done, 1);
+  assert.equal((await total()) - jobsBefore, 1);
+  assert.equal((await svc.jobs.counts()).done - before.done, 1);
   assert.equal((await client.searchSeries(source.meta.studyInstanceUID!)).filter((x) => jsonValue(x, '00080060') === 'SEG').length, 1, 'the first SEG only');
 });

@@ -14,7 +14,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import type { Job, JobStore } from '../store/jobs.ts';
+import type { Job } from '../store/jobs.ts';
+import type { JobQueue } from '../store/queue.ts';
 import { allows, type ApiKey, type KeyStore, type Scope } from '../store/keys.ts';
 import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
 import { receiveCase, UploadError } from '../upload/receive.ts';
@@ -26,6 +27,7 @@ import * as S from './schemas.ts';
 import { resolveStaticFile, STATIC_HEADERS } from './static-files.ts';
 import type { AuditLog } from '../audit/log.ts';
 import { jobEntry } from '../audit/job-entry.ts';
+import { changeJob } from '../audit/queue-change.ts';
 import type { NewJob } from '../store/jobs.ts';
 import type { ModelInfo } from '../models/catalog.ts';
 import type { MonitoringStore } from '../monitoring/store.ts';
@@ -44,7 +46,7 @@ declare module 'fastify' {
 }
 
 export interface AppOptions {
-  jobs: JobStore;
+  jobs: JobQueue;
   keys: KeyStore;
   catalog: ModelCatalog;
   /** The data folder: uploads/ and results/ below it; paths in the database are relative to it. */
@@ -238,26 +240,25 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   });
   for (const s of [S.errorSchema, S.jobSchema, S.modelSchema, S.keySchema]) app.addSchema(s);
 
-  const ownJob = (req: FastifyRequest, id: string): Job => {
-    const j = o.jobs.get(id);
+  const ownJob = async (req: FastifyRequest, id: string): Promise<Job> => {
+    const j = await o.jobs.get(id);
     // Another key's job is reported as absent: keys do not learn of each other's jobs.
     if (!j || (!allows(req.apiKey!, 'admin') && j.keyId !== req.apiKey!.id)) throw new HttpError(404, 'NO_JOB', `no job ${id}`);
     return j;
   };
 
-  /** Queues a job and records its submission in the audit log, together. */
-  const submitJob = (j: NewJob, info: ModelInfo, o2: { studyUid?: string; deidentify?: boolean } = {}): Job => {
+  /** Queues a job with its de-identification mark, and records its submission in the audit log (together on the SQLite queue: audit/queue-change.ts). */
+  const submitJob = (j: NewJob, info: ModelInfo, o2: { studyUid?: string; deidentify?: boolean } = {}): Promise<Job> => {
     const deid = o.deidentify && deidentifyWanted(j.model, o2.deidentify, o.deidentify.models) ? o.deidentify.jobs : undefined;
-    const submit = () => {
-      const job = o.jobs.submit(j);
-      deid?.mark(job.id);
-      return job;
-    };
-    return o.audit
-      ? o.audit.together(submit, (job) =>
-          jobEntry(job, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, studyUid: o2.studyUid, detail: deid ? 'de-identified output' : null }),
-        )
-      : submit();
+    return changeJob(
+      o.jobs,
+      o.audit,
+      'submit',
+      [j],
+      (job) =>
+        jobEntry(job, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, studyUid: o2.studyUid, detail: deid ? 'de-identified output' : null }),
+      () => deid?.mark(j.id),
+    );
   };
 
   app.get('/health', { schema: { hide: true }, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
@@ -306,7 +307,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   };
 
   /** A JSON submission: a series on a configured PACS; nothing is fetched until a worker takes the job. */
-  const submitDicomweb = (req: FastifyRequest, reply: FastifyReply) => {
+  const submitDicomweb = async (req: FastifyRequest, reply: FastifyReply) => {
     const b = req.body as Record<string, unknown> | null;
     if (!b || typeof b !== 'object' || Array.isArray(b)) throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object { "model", "dicomweb" }');
     const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb' && k !== 'deidentify');
@@ -322,7 +323,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     if (b.deidentify !== undefined && typeof b.deidentify !== 'boolean') throw new HttpError(400, 'BAD_REQUEST', '"deidentify" must be true or false');
     const ref = checkDicomwebRef(b.dicomweb, o.dicomweb ?? []);
     const id = randomBytes(16).toString('hex');
-    const job = submitJob(
+    const job = await submitJob(
       { id, model, modelVersion: info.version, inputPath: '', inputFormat: 'dicomweb', keyId: req.apiKey!.id, inputRef: JSON.stringify(ref) },
       info,
       { deidentify: b.deidentify as boolean | undefined },
@@ -366,7 +367,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         stored = rel;
         // A DICOM zip may hold several series: the job keeps the one that was read.
         const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
-        const job = submitJob({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef }, info, {
+        const job = await submitJob({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef }, info, {
           studyUid: rec.volume.meta.studyInstanceUID,
           deidentify: deidField === 'true',
         });
@@ -386,7 +387,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       config: { scope: 'read' },
       schema: { summary: 'status and progress of a job', params: S.jobIdParams, response: { 200: { $ref: 'Job#' }, ...S.errorResponses } },
     },
-    async (req) => jobView(ownJob(req, (req.params as { id: string }).id)),
+    async (req) => jobView(await ownJob(req, (req.params as { id: string }).id)),
   );
 
   app.get(
@@ -401,7 +402,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       },
     },
     async (req, reply) => {
-      const j = ownJob(req, (req.params as { id: string }).id);
+      const j = await ownJob(req, (req.params as { id: string }).id);
       if (j.state !== 'done' || !j.resultPath) {
         const why =
           j.state === 'failed'
@@ -429,17 +430,14 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       schema: { summary: 'cancel a queued or running job', params: S.jobIdParams, response: { 200: { $ref: 'Job#' }, ...S.errorResponses } },
     },
     async (req) => {
-      const j = ownJob(req, (req.params as { id: string }).id);
-      const r = o.audit
-        ? o.audit.together(
-            () => o.jobs.cancel(j.id),
-            (c) => (c && c.after === 'cancelled' && c.before !== 'cancelled' ? jobEntry(j, 'job.cancel', 'cancelled', { keyId: req.apiKey!.id }) : null),
-          )
-        : o.jobs.cancel(j.id);
+      const j = await ownJob(req, (req.params as { id: string }).id);
+      const r = await changeJob(o.jobs, o.audit, 'cancel', [j.id], (c) =>
+        c && c.after === 'cancelled' && c.before !== 'cancelled' ? jobEntry(j, 'job.cancel', 'cancelled', { keyId: req.apiKey!.id }) : null,
+      );
       if (!r || r.after !== 'cancelled' || (r.before !== 'queued' && r.before !== 'running')) {
         throw new HttpError(409, 'FINISHED', `job ${j.id} is already ${r?.after ?? j.state}: nothing to cancel`);
       }
-      return jobView(o.jobs.get(j.id)!);
+      return jobView((await o.jobs.get(j.id))!);
     },
   );
 

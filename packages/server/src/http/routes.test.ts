@@ -15,6 +15,7 @@ import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/pr
 import { startService, type Service } from '../service.ts';
 import { openDatabase } from '../store/db.ts';
 import { JobStore } from '../store/jobs.ts';
+import { SqliteJobQueue } from '../store/queue.ts';
 import { KeyStore } from '../store/keys.ts';
 import { ModelCatalog } from '../models/catalog.ts';
 import { buildApp } from './app.ts';
@@ -205,7 +206,7 @@ test('NRRD and PNG cases come back in their own format', async () => {
 test('bad inputs get a clear 4xx, leave nothing written, and the server keeps serving', async () => {
   const good = hippocampusCase(1).bytes;
   const raw = gunzipSync(good);
-  const jobsBefore = JSON.stringify(svc.jobs.counts());
+  const jobsBefore = JSON.stringify(await svc.jobs.counts());
   const uploadsBefore = uploads();
   const post = (body: string | FormData, headers: Record<string, string> = {}, path = '/jobs') =>
     fetch(`${svc.url}${path}`, { method: 'POST', headers: { ...admin, ...headers }, body });
@@ -279,7 +280,7 @@ test('bad inputs get a clear 4xx, leave nothing written, and the server keeps se
     assert.deepEqual(uploads(), uploadsBefore, `${what}: nothing written`);
     assert.equal((await fetch(`${svc.url}/health`)).status, 200, `${what}: still serving`);
   }
-  assert.equal(JSON.stringify(svc.jobs.counts()), jobsBefore, 'no job was made');
+  assert.equal(JSON.stringify(await svc.jobs.counts()), jobsBefore, 'no job was made');
 });
 
 test('a key sees only its own jobs; cancelling a finished job is a 409, and a server fault is a 500 without internals', async () => {
@@ -293,7 +294,7 @@ test('a key sees only its own jobs; cancelling a finished job is a 409, and a se
   const del = await fetch(`${svc.url}/jobs/${id}`, { method: 'DELETE', headers: a.h });
   assert.equal(del.status, 409);
   assert.match(((await del.json()) as { message: string }).message, /already done/);
-  const job = svc.jobs.get(id)!;
+  const job = (await svc.jobs.get(id))!;
   rmSync(join(root, 'data', job.resultPath!));
   const res = await fetch(`${svc.url}/jobs/${id}/result`, { headers: a.h });
   const text = await res.text();
@@ -311,7 +312,7 @@ test('a key sees only its own jobs; cancelling a finished job is a 409, and a se
 async function apiOnly(rateMax = 1000, authFailureMax = 20) {
   const dir = tempDir();
   const db = openDatabase(join(dir, 'db.sqlite'));
-  const jobs = new JobStore(db);
+  const jobs = new SqliteJobQueue(new JobStore(db));
   const keys = new KeyStore(db);
   for (const d of ['uploads', 'results']) rmSync(join(dir, d), { force: true, recursive: true });
   const { mkdirSync } = await import('node:fs');
@@ -356,7 +357,7 @@ test('DELETE /jobs/:id cancels a queued job, which then never gets a result', as
     const del = await fetch(`${api.url}/jobs/${id}`, { method: 'DELETE', headers: auth(api.k1) });
     assert.equal(del.status, 200);
     assert.equal(((await del.json()) as { state: string }).state, 'cancelled');
-    assert.equal(api.jobs.claim('w', 1000), null, 'a cancelled job is not handed to a worker');
+    assert.equal(await api.jobs.claim('w', 1000), null, 'a cancelled job is not handed to a worker');
     const res = await fetch(`${api.url}/jobs/${id}/result`, { headers: auth(api.k1) });
     assert.equal(res.status, 409);
     assert.match(((await res.json()) as { message: string }).message, /cancelled/);
@@ -412,9 +413,9 @@ test('DELETE /jobs/:id stops a running job: its worker gives up at the next hear
   const next = await submit(admin, 'hippo', hippocampusCase(7).bytes, 'y.nii.gz');
   const nextId = ((await next.json()) as { id: string }).id;
   assert.equal((await finished(admin, nextId)).state, 'done');
-  assert.equal(svc.jobs.get(id)!.state, 'cancelled');
-  assert.equal(svc.jobs.eventCount(id, 'completed'), 0);
-  assert.equal(svc.jobs.eventCount(id, 'outcome-rejected'), 0, 'the worker stopped early instead of finishing and being refused');
+  assert.equal((await svc.jobs.get(id))!.state, 'cancelled');
+  assert.equal(await svc.jobs.eventCount(id, 'completed'), 0);
+  assert.equal(await svc.jobs.eventCount(id, 'outcome-rejected'), 0, 'the worker stopped early instead of finishing and being refused');
   assert.deepEqual(
     results().filter((f) => f.startsWith(id)),
     [],

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { openDatabase } from '../store/db.ts';
 import { JobStore } from '../store/jobs.ts';
+import { SqliteJobQueue } from '../store/queue.ts';
 import { KeyStore } from '../store/keys.ts';
 import { ModelCatalog } from '../models/catalog.ts';
 import { tempDir } from '../testing/fixture.ts';
@@ -55,7 +56,7 @@ test('GET /viewer/ serves the build without a key, with cross-origin isolation; 
   const dir = site();
   const db = openDatabase(join(dir, 'db.sqlite'));
   const app = await buildApp({
-    jobs: new JobStore(db),
+    jobs: new SqliteJobQueue(new JobStore(db)),
     keys: new KeyStore(db),
     catalog: new ModelCatalog(join(dir, 'models')),
     dataDir: dir,

@@ -54,7 +54,8 @@ export interface NewJob {
   inputRef?: string | null;
 }
 
-interface JobRow {
+/** A jobs row as a driver returns it: SQLite gives numbers, PostgreSQL gives its BIGINT times as strings. */
+export interface JobRow {
   id: string;
   model: string;
   model_version: string;
@@ -64,18 +65,20 @@ interface JobRow {
   progress: number;
   attempt: number;
   lease_owner: string | null;
-  lease_until: number | null;
+  lease_until: number | string | null;
   result_path: string | null;
   error: string | null;
   key_id: string;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
+  created_at: number | string;
+  started_at: number | string | null;
+  finished_at: number | string | null;
   input_ref: string | null;
   output: string | null;
 }
 
-function toJob(r: JobRow): Job {
+const ms = (v: number | string | null) => (v === null ? null : Number(v));
+
+export function toJob(r: JobRow): Job {
   return {
     id: r.id,
     model: r.model,
@@ -86,13 +89,13 @@ function toJob(r: JobRow): Job {
     progress: r.progress,
     attempt: r.attempt,
     leaseOwner: r.lease_owner,
-    leaseUntil: r.lease_until,
+    leaseUntil: ms(r.lease_until),
     resultPath: r.result_path,
     error: r.error,
     keyId: r.key_id,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
+    createdAt: Number(r.created_at),
+    startedAt: ms(r.started_at),
+    finishedAt: ms(r.finished_at),
     inputRef: r.input_ref,
     output: r.output,
   };
@@ -111,7 +114,7 @@ export class JobStore {
   private readonly stmt;
 
   constructor(
-    private readonly db: Db,
+    readonly db: Db,
     o: JobStoreOptions = {},
   ) {
     this.now = o.now ?? Date.now;
@@ -149,6 +152,8 @@ export class JobStore {
       counts: db.prepare('SELECT state, COUNT(*) AS n FROM jobs GROUP BY state'),
       events: db.prepare('SELECT COUNT(*) AS n FROM job_events WHERE job_id = ? AND kind = ?'),
       paths: db.prepare('SELECT input_path, result_path FROM jobs'),
+      routeSeen: db.prepare('SELECT 1 FROM autoroute_seen WHERE rule = ? AND series_uid = ?'),
+      routeAdd: db.prepare('INSERT OR IGNORE INTO autoroute_seen (rule, series_uid, seen_at, job_id) VALUES (?, ?, ?, ?)'),
     };
   }
 
@@ -260,5 +265,25 @@ export class JobStore {
       if (r.result_path) results.add(r.result_path);
     }
     return { inputs, results };
+  }
+
+  /** Whether autorouting rule has recorded the series (the series '' marks the rule's first search). */
+  routeSeen(rule: string, seriesUid: string): boolean {
+    return this.stmt.routeSeen.get(rule, seriesUid) !== undefined;
+  }
+
+  /** Records series as seen by a rule without making jobs of them (a rule's first search). */
+  routeRecord(rule: string, seriesUids: string[]): void {
+    this.db.transaction(() => {
+      for (const uid of seriesUids) this.stmt.routeAdd.run(rule, uid, this.now(), null);
+    })();
+  }
+
+  /** Submits the job of a series a rule found and records the series as seen, together; undefined (nothing submitted) when it was seen already. */
+  submitRouted(rule: string, seriesUid: string, j: NewJob): Job | undefined {
+    return this.db.transaction(() => {
+      if (this.stmt.routeAdd.run(rule, seriesUid, this.now(), j.id).changes === 0) return undefined;
+      return this.submit(j);
+    })();
   }
 }

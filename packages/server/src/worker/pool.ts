@@ -14,6 +14,8 @@ import type { DicomwebServer } from '../config.ts';
 
 export interface WorkerSettings {
   dbPath: string;
+  /** postgres://... when the job queue is on PostgreSQL (dbPath then holds only the keys). */
+  databaseUrl?: string;
   dataDir: string;
   modelsDir: string;
   leaseMs: number;

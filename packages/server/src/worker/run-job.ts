@@ -23,7 +23,9 @@ import type { Volume } from '@medseg/medseg/io/volume';
 import { PredictOptionError } from '@medseg/medseg/infer/output-format';
 import { writeFileAtomic } from '@medseg/medseg/util/atomic-write';
 import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
-import type { Job, JobStore, Lease } from '../store/jobs.ts';
+import type { Job, Lease } from '../store/jobs.ts';
+import type { JobQueue } from '../store/queue.ts';
+import type { LeaseKeeper } from './lease-keeper.ts';
 import { RESULT_FILE, type JobInputFormat } from '../job-formats.ts';
 import type { DicomwebServer } from '../config.ts';
 import { DicomwebClient } from '../dicomweb/client.ts';
@@ -32,8 +34,9 @@ import { DicomwebRefError, normaliseUrl, type DicomwebRef } from '../dicomweb/re
 import { fetchSeriesVolume, withRetries, type RetryOptions } from '../dicomweb/series.ts';
 import { DicomZipError, readDicomZip } from '../upload/dicom-zip.ts';
 import { jobSeg } from './seg-result.ts';
-import type { AuditLog } from '../audit/log.ts';
+import type { AuditEntry, AuditLog } from '../audit/log.ts';
 import { jobEntry } from '../audit/job-entry.ts';
+import { changeJob } from '../audit/queue-change.ts';
 import { inputFingerprint, type InputFingerprint } from '../monitoring/input-fingerprint.ts';
 import type { MonitoringStore } from '../monitoring/store.ts';
 import type { JobDeidentify } from '../deid/job-deid.ts';
@@ -43,7 +46,9 @@ import { fhirResultBundle } from '../fhir/resources.ts';
 import { postFhirBundle, type FhirServer } from '../fhir/post.ts';
 
 export interface JobContext {
-  jobs: JobStore;
+  jobs: JobQueue;
+  /** Renews the lease while the job runs (on a thread of its own: prediction holds this one). */
+  keeper: Pick<LeaseKeeper, 'hold' | 'alive' | 'lost' | 'release'>;
   catalog: ModelCatalog;
   dataDir: string;
   leaseMs: number;
@@ -99,16 +104,15 @@ async function sendFhir(
   ctx.audit?.append(jobEntry(job, 'fhir.post', outcome, { studyUid: o.study, detail: detail ?? ctx.fhir.server.url }));
 }
 
-/** Records a job's outcome under its lease, with its audit record when there is a log (both or neither). */
-function recordOutcome(ctx: JobContext, job: Job, outcome: 'done' | 'failed', record: () => boolean, source?: Volume, detail?: string): boolean {
-  if (!ctx.audit) return record();
+/** The audit entry of a job's outcome, made when the outcome was recorded under the lease (null when it was not). */
+function outcomeEntry(ctx: JobContext, job: Job, outcome: 'done' | 'failed', source?: Volume, detail?: string): (ok: boolean) => AuditEntry | null {
   let weightsSha256: string | undefined;
   try {
     weightsSha256 = ctx.catalog.info(job.model).weightsSha256;
   } catch {
     weightsSha256 = undefined; // the model folder is gone or unreadable: the record keeps the version alone
   }
-  return ctx.audit.together(record, (ok) =>
+  return (ok) =>
     ok
       ? jobEntry(job, `job.${outcome}`, outcome, {
           weightsSha256,
@@ -116,8 +120,7 @@ function recordOutcome(ctx: JobContext, job: Job, outcome: 'done' | 'failed', re
           seriesUid: source?.meta.seriesInstanceUID,
           detail,
         })
-      : null,
-  );
+      : null;
 }
 
 /** The lease was lost while working: stop without recording anything. */
@@ -176,12 +179,12 @@ export class ModelCache {
 export async function runJob(ctx: JobContext, models: ModelCache, job: Job, lease: Lease): Promise<'done' | 'failed' | 'lost'> {
   let progress = 0;
   let lost = false;
-  let lastBeat = Date.now();
+  ctx.keeper.hold(lease);
   const beat = () => {
-    lastBeat = Date.now();
-    if (!ctx.jobs.heartbeat(lease, ctx.leaseMs, progress)) lost = true;
+    ctx.keeper.alive(progress);
+    if (ctx.keeper.lost()) lost = true;
   };
-  // Between the synchronous stretches (reading, writing) a timer renews the lease; during prediction the tile callback does.
+  // Between the synchronous stretches (reading, writing) a timer shows the keeper this thread is alive; during prediction the tile callback does.
   const timer = setInterval(beat, ctx.heartbeatMs);
   let resultRel: string | undefined;
   let source: Volume | undefined;
@@ -207,7 +210,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
       keepProbabilities: ctx.monitoring !== undefined,
       onTile: (done, total) => {
         progress = 0.05 + (0.9 * done) / total;
-        if (Date.now() - lastBeat >= ctx.heartbeatMs) beat();
+        beat();
         if (lost) throw new LeaseLost();
       },
     });
@@ -239,13 +242,15 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     } catch (e) {
       ctx.log(`job ${job.id}: no monitoring record: ${(e as Error).message}`);
     }
-    // The monitoring record goes in with the outcome: a job seen done has its record.
-    const complete = () => {
-      const ok = ctx.jobs.complete(lease, resultRel!, output);
+    if (lost) throw new LeaseLost();
+    ctx.keeper.release();
+    // The monitoring and audit records go in with the outcome (in its transaction on the SQLite queue): a job seen done has its records.
+    const entry = outcomeEntry(ctx, job, 'done', source);
+    const done = await changeJob(ctx.jobs, ctx.audit, 'complete', [lease, resultRel, output], (ok) => {
       if (ok && input) ctx.monitoring!.record({ jobId: job.id, model: job.model, modelVersion: job.modelVersion, keyId: job.keyId, input });
-      return ok;
-    };
-    if (recordOutcome(ctx, job, 'done', complete, source)) {
+      return entry(ok);
+    });
+    if (done) {
       const out = output ? (JSON.parse(output) as { segSopInstanceUid?: string; segSeriesInstanceUid?: string; segStudyInstanceUid?: string }) : {};
       const study = out.segStudyInstanceUid ?? images[0]?.meta.studyInstanceUID;
       const segUrl =
@@ -260,9 +265,11 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     if (e instanceof LeaseLost || lost) return 'lost';
     const message = userMessage(e);
     if (message === undefined) ctx.log(`job ${job.id} failed: ${(e as Error).stack ?? String(e)}`);
+    ctx.keeper.release();
     const msg = message ?? 'internal error while predicting (logged on the server)';
-    return recordOutcome(ctx, job, 'failed', () => ctx.jobs.fail(lease, msg), source, msg) ? 'failed' : 'lost';
+    return (await changeJob(ctx.jobs, ctx.audit, 'fail', [lease, msg], outcomeEntry(ctx, job, 'failed', source, msg))) ? 'failed' : 'lost';
   } finally {
     clearInterval(timer);
+    ctx.keeper.release();
   }
 }
