@@ -8,8 +8,11 @@
  *   JPEG 2000 (.4.90, .4.91)               @cornerstonejs/codec-openjpeg (OpenJPEG)
  *   HTJ2K (.4.201, .4.202, .4.203)         @cornerstonejs/codec-openjph (OpenJPH)
  *   JPEG baseline / extended 8-bit (.4.50, .4.51)   @cornerstonejs/codec-libjpeg-turbo-8bit
+ *   JPEG extended 12-bit (.4.51)           dcmjs-codecs (DCMTK's IJG JPEG, 8/12/16-bit builds)
  *   JPEG lossless (.4.57, .4.70)           @cornerstonejs/jpeg-lossless-decoder-js (plain JavaScript)
  *
+ * A .4.51 file loads both JPEG codecs: which one a frame needs (8- or 12-bit
+ * samples) shows only in its SOF, and libjpeg-turbo is the faster for 8 bits.
  * Decoding itself is synchronous (decodeFrames is called from synchronous
  * readers); `loadCodecFor` is the one asynchronous step and is awaited before.
  */
@@ -48,10 +51,36 @@ export interface LosslessJpegDecoder {
   precision?: number;
 }
 
-export type CodecName = 'charls' | 'openjpeg' | 'openjph' | 'libjpeg-turbo' | 'jpeg-lossless';
+/** The part of dcmjs-codecs used here: its WebAssembly module is one process-wide instance. */
+export interface DcmtkCodecs {
+  NativeCodecs: {
+    initializeAsync(opts: { webAssemblyModulePathOrUrl: string }): Promise<void>;
+    release(): void;
+    decodeJpeg(context: DcmtkContext, parameters: { convertColorspaceToRgb: boolean }): DcmtkContext;
+  };
+  Context: new (attrs: {
+    width: number;
+    height: number;
+    bitsAllocated: number;
+    bitsStored: number;
+    samplesPerPixel: number;
+    pixelRepresentation: number;
+    planarConfiguration: number;
+    photometricInterpretation: string;
+    encodedBuffer: Uint8Array;
+  }) => DcmtkContext;
+}
+
+export interface DcmtkContext {
+  getDecodedBuffer(): Uint8Array | undefined;
+}
+
+export type CodecName = 'charls' | 'openjpeg' | 'openjph' | 'libjpeg-turbo' | 'jpeg-lossless' | 'dcmtk-jpeg';
+
+export type EmscriptenCodec = Exclude<CodecName, 'jpeg-lossless' | 'dcmtk-jpeg'>;
 
 /** Package entry points: the emscripten factory and its .wasm, both inside the package. */
-const WASM: Record<Exclude<CodecName, 'jpeg-lossless'>, { js: string; wasm: string; cls: keyof WasmModule }> = {
+const WASM: Record<EmscriptenCodec, { js: string; wasm: string; cls: keyof WasmModule }> = {
   charls: { js: '@cornerstonejs/codec-charls/decodewasmjs', wasm: '@cornerstonejs/codec-charls/decodewasm', cls: 'JpegLSDecoder' },
   openjpeg: { js: '@cornerstonejs/codec-openjpeg/decodewasmjs', wasm: '@cornerstonejs/codec-openjpeg/decodewasm', cls: 'J2KDecoder' },
   openjph: { js: '@cornerstonejs/codec-openjph/wasmjs', wasm: '@cornerstonejs/codec-openjph/wasm', cls: 'HTJ2KDecoder' },
@@ -86,13 +115,26 @@ export function codecFor(ts: string): CodecName | undefined {
   }
 }
 
-const loaded = new Map<CodecName, WasmModule | { Decoder: new () => LosslessJpegDecoder }>();
+/** Every codec a file of a transfer syntax may need: codecFor's, plus DCMTK's 12-bit JPEG for extended JPEG. */
+function codecsFor(ts: string): CodecName[] {
+  const name = codecFor(ts);
+  if (!name) return [];
+  return ts === TS.JpegExtended ? [name, 'dcmtk-jpeg'] : [name];
+}
+
+const loaded = new Map<CodecName, WasmModule | { Decoder: new () => LosslessJpegDecoder } | DcmtkCodecs>();
 const loading = new Map<CodecName, Promise<void>>();
 
 async function instantiate(name: CodecName): Promise<void> {
   try {
     if (name === 'jpeg-lossless') {
       const mod = require('@cornerstonejs/jpeg-lossless-decoder-js') as { Decoder: new () => LosslessJpegDecoder };
+      loaded.set(name, mod);
+      return;
+    }
+    if (name === 'dcmtk-jpeg') {
+      const mod = require('dcmjs-codecs') as DcmtkCodecs;
+      await mod.NativeCodecs.initializeAsync({ webAssemblyModulePathOrUrl: require.resolve('dcmjs-codecs/build/dcmjs-native-codecs.wasm') });
       loaded.set(name, mod);
       return;
     }
@@ -108,10 +150,13 @@ async function instantiate(name: CodecName): Promise<void> {
   }
 }
 
-/** Loads the codec a transfer syntax needs (no-op for syntaxes decoded without one). */
+/** Loads the codecs a transfer syntax needs (no-op for syntaxes decoded without one). */
 export async function loadCodecFor(ts: string): Promise<void> {
-  const name = codecFor(ts);
-  if (!name || loaded.has(name)) return;
+  await Promise.all(codecsFor(ts).map((name) => loadCodec(name, ts)));
+}
+
+async function loadCodec(name: CodecName, ts: string): Promise<void> {
+  if (loaded.has(name)) return;
   let p = loading.get(name);
   if (!p) {
     p = instantiate(name).catch((e: unknown) => {
@@ -132,7 +177,7 @@ function notLoaded(name: CodecName, path?: string): never {
 }
 
 /** A fresh decoder instance of a loaded WebAssembly codec (the caller deletes it). */
-export function wasmDecoder(name: Exclude<CodecName, 'jpeg-lossless'>, path?: string): WasmDecoder {
+export function wasmDecoder(name: EmscriptenCodec, path?: string): WasmDecoder {
   const mod = loaded.get(name) as WasmModule | undefined;
   if (!mod) notLoaded(name, path);
   return new mod[WASM[name].cls]!();
@@ -144,12 +189,19 @@ export function losslessJpegDecoder(path?: string): LosslessJpegDecoder {
   return new mod.Decoder();
 }
 
+export function dcmtkCodecs(path?: string): DcmtkCodecs {
+  const mod = loaded.get('dcmtk-jpeg') as DcmtkCodecs | undefined;
+  if (!mod) notLoaded('dcmtk-jpeg', path);
+  return mod;
+}
+
 /**
  * After a WebAssembly trap (abort, out-of-bounds, unreachable) an emscripten
  * instance may be left in a broken state: drop it so the next file that needs
  * the codec gets a fresh one.
  */
 export function discardCodec(name: CodecName): void {
+  if (name === 'dcmtk-jpeg') (loaded.get(name) as DcmtkCodecs | undefined)?.NativeCodecs.release();
   loaded.delete(name);
 }
 

@@ -8,7 +8,7 @@
  * decoding tool's own output (dcmdjpeg, dcmdjpls, gdcmconv --raw, ojph_expand).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -18,7 +18,10 @@ import { MedsegIoError } from '../errors.ts';
 import { readNifti } from '../nifti.ts';
 import type { Volume } from '../volume.ts';
 import { isCodecLoaded } from './codecs.ts';
-import { readDicomSeries } from './series.ts';
+import { T } from './dictionary.ts';
+import { parseDicom } from './parse.ts';
+import { readDicomSeries, readDicomSeriesFromBuffers } from './series.ts';
+import { writeDicom } from './write.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-dcm-compressed-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -61,7 +64,7 @@ function sameGeometry(a: Volume, b: Volume): void {
 describe('codecs load lazily', () => {
   it('reading an uncompressed series loads no codec; a JPEG-LS series loads CharLS only', { skip: skipUnless(['dcmcjpls']) }, async () => {
     await readDicomSeries(CT);
-    for (const c of ['charls', 'openjpeg', 'openjph', 'libjpeg-turbo', 'jpeg-lossless'] as const) assert.equal(isCodecLoaded(c), false, c);
+    for (const c of ['charls', 'openjpeg', 'openjph', 'libjpeg-turbo', 'jpeg-lossless', 'dcmtk-jpeg'] as const) assert.equal(isCodecLoaded(c), false, c);
     compressSeries('jpegls', CT, join(tmp, 'lazy'));
     await readDicomSeries(join(tmp, 'lazy'));
     assert.equal(isCodecLoaded('charls'), true);
@@ -106,6 +109,9 @@ describe('lossy syntaxes match the tools that decode them', () => {
     // 8-bit DCT JPEG: libjpeg-turbo vs dcmtk's IJG decoder, both islow IDCT.
     { c: 'jpeg-baseline', dir: MR8, name: 'MR 8-bit', tool: 'dcmdjpeg', vsTool: 1, vsOrig: Infinity },
     { c: 'jpeg-extended', dir: MR8, name: 'MR 8-bit', tool: 'dcmdjpeg', vsTool: 1, vsOrig: Infinity },
+    // 12-bit DCT JPEG: DCMTK's 12-bit IJG build (dcmjs-codecs) vs dcmdjpeg's; IJG IDCTs may differ by 1.
+    { c: 'jpeg-extended', dir: MR12, name: 'MR 12-bit', tool: 'dcmdjpeg', vsTool: 1, vsOrig: Infinity },
+    { c: 'jpeg-extended', dir: CT, name: 'CT int16', tool: 'dcmdjpeg', vsTool: 1, vsOrig: Infinity },
   ];
   for (const k of cases) {
     it(`${k.c} (${SYNTAX[k.c]}) on ${k.name} vs ${k.tool}`, { skip: skipUnless([TOOL[k.c], k.tool]) }, async () => {
@@ -135,11 +141,20 @@ describe('lossy syntaxes match the tools that decode them', () => {
     });
   }
 
-  it('12-bit DCT JPEG (extended, .51) is refused with a typed error naming the reason', { skip: skipUnless(['dcmcjpeg']) }, async () => {
+  it('12-bit DCT JPEG (extended, .51) loads the 12-bit decoder; a corrupt 12-bit frame is a typed error', { skip: skipUnless(['dcmcjpeg']) }, async () => {
     await sources;
     const out = join(tmp, 'jpeg-extended-12');
     compressSeries('jpeg-extended', MR12, out);
-    await assert.rejects(readDicomSeries(out), (e: unknown) => e instanceof MedsegIoError && e.code === 'UNSUPPORTED' && /12-bit DCT JPEG/.test(e.message));
+    await readDicomSeries(out);
+    assert.equal(isCodecLoaded('dcmtk-jpeg'), true);
+    const name = readdirSync(out)[0]!;
+    const f = parseDicom(readFileSync(join(out, name)));
+    const px = f.dataset.get(T.PixelData)!;
+    const frame = Uint8Array.from(px.fragments![0]!);
+    frame.fill(0xff, frame.length >> 1, frame.length - 2); // a scan of fill bytes (no markers, no data) from the middle on
+    f.dataset.set({ ...px, fragments: [frame], offsetTable: new Uint8Array(0) });
+    const bytes = writeDicom(f.dataset, { transferSyntaxUID: f.transferSyntaxUID });
+    await assert.rejects(readDicomSeriesFromBuffers([{ name, bytes }]), (e: unknown) => e instanceof MedsegIoError && /dcmtk-jpeg|12-bit/.test(e.message));
   });
 });
 

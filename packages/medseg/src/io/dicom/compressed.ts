@@ -8,7 +8,7 @@
  * becomes MedsegIoError CORRUPT naming the codec.
  */
 import { MedsegIoError } from '../errors.ts';
-import { codecFor, discardCodec, losslessJpegDecoder, wasmDecoder, type CodecName, type WasmDecoder } from './codecs.ts';
+import { codecFor, dcmtkCodecs, discardCodec, losslessJpegDecoder, wasmDecoder, type EmscriptenCodec, type WasmDecoder } from './codecs.ts';
 import { TS } from './parse.ts';
 
 /** What decodeFrames needs from the DICOM header (a subset of PixelInfo). */
@@ -144,7 +144,7 @@ function resample(src: Uint8Array, srcBytes: number, dstBytes: number, count: nu
 }
 
 /** Runs a WebAssembly decoder on one frame; the decoder is always deleted, a trapped instance discarded. */
-function runWasm(name: Exclude<CodecName, 'jpeg-lossless'>, frame: Uint8Array, path: string | undefined, use: (d: WasmDecoder) => DecodedFrame): DecodedFrame {
+function runWasm(name: EmscriptenCodec, frame: Uint8Array, path: string | undefined, use: (d: WasmDecoder) => DecodedFrame): DecodedFrame {
   const d = wasmDecoder(name, path);
   try {
     d.getEncodedBuffer(frame.length).set(frame);
@@ -232,14 +232,8 @@ export function decodeCompressedFrame(ts: string, encoded: Uint8Array, g: FrameG
       throw new MedsegIoError('UNSUPPORTED', `JPEG process with SOF ${h.sof.toString(16)} in transfer syntax ${ts}`, path);
     }
     checkHeader(h, g, 'JPEG', path);
-    if (h.precision !== 8) {
-      // No maintained WebAssembly build of a 12-bit DCT decoder ships on npm (libjpeg-turbo's is 8-bit only).
-      throw new MedsegIoError(
-        'UNSUPPORTED',
-        `${h.precision}-bit DCT JPEG (extended process 4) has no decoder here; convert with dcmdjpeg or gdcmconv --raw`,
-        path,
-      );
-    }
+    if (h.precision === 12) return decodeJpeg12(frame, g, count, path);
+    if (h.precision !== 8) throw new MedsegIoError('UNSUPPORTED', `${h.precision}-bit DCT JPEG (DICOM allows 8 or 12)`, path);
     return runWasm(name, frame, path, (d) => {
       const raw = resample(d.getDecodedBuffer(), 1, outBytes, count, 'libjpeg-turbo', path);
       // libjpeg converts YCbCr to RGB for three-component frames.
@@ -261,6 +255,35 @@ export function decodeCompressedFrame(ts: string, encoded: Uint8Array, g: FrameG
   if (dec.xDim !== g.columns || dec.yDim !== g.rows || dec.numComp !== g.samplesPerPixel) corrupt('JPEG lossless decoder returned another size', path);
   const bytes = dec.numBytes === 1 ? 1 : 2;
   return { raw: resample(new Uint8Array(out), bytes, outBytes, count, 'JPEG lossless', path), interleaved: colour, photometric: g.photometric };
+}
+
+/**
+ * A 12-bit DCT frame (extended process 4) through DCMTK's 12-bit IJG build in
+ * dcmjs-codecs: 16-bit little-endian samples out. Colour is refused: a 12-bit
+ * colour DCT frame has no tool here to make or check one with.
+ */
+function decodeJpeg12(frame: Uint8Array, g: FrameGeometry, count: number, path?: string): DecodedFrame {
+  if (g.samplesPerPixel !== 1) throw new MedsegIoError('UNSUPPORTED', '12-bit DCT JPEG with more than one sample per pixel', path);
+  const { NativeCodecs, Context } = dcmtkCodecs(path);
+  const context = new Context({
+    width: g.columns,
+    height: g.rows,
+    bitsAllocated: 16,
+    bitsStored: 12,
+    samplesPerPixel: 1,
+    pixelRepresentation: 0,
+    planarConfiguration: 0,
+    photometricInterpretation: 'MONOCHROME2',
+    encodedBuffer: frame,
+  });
+  let decoded: Uint8Array | undefined;
+  try {
+    decoded = NativeCodecs.decodeJpeg(context, { convertColorspaceToRgb: false }).getDecodedBuffer();
+  } catch (e) {
+    if (e instanceof Error && e.name === 'RuntimeError') discardCodec('dcmtk-jpeg');
+    throw new MedsegIoError('CORRUPT', `dcmtk-jpeg cannot decode the 12-bit frame: ${describe(e)}`, path);
+  }
+  return { raw: resample(decoded ?? new Uint8Array(0), 2, 2, count, 'dcmtk-jpeg', path), interleaved: false, photometric: g.photometric };
 }
 
 /** The transfer syntaxes decoded through a codec here. */

@@ -39,6 +39,7 @@ const KINDS: [Compression, 'mr12' | 'mr8'][] = [
   ['htj2k-lossy', 'mr12'],
   ['jpeg-baseline', 'mr8'],
   ['jpeg-extended', 'mr8'],
+  ['jpeg-extended', 'mr12'],
 ];
 
 function mutateFrame(src: Uint8Array, r: () => number): Uint8Array {

@@ -3,9 +3,9 @@
  *
  * Transfer syntaxes read: Implicit VR LE, Explicit VR LE, Explicit VR BE,
  * Deflated Explicit VR LE, RLE Lossless, and through lazily loaded codecs
- * (codecs.ts) JPEG baseline and extended 8-bit, JPEG lossless (.57, .70),
+ * (codecs.ts) JPEG baseline and extended 8- and 12-bit, JPEG lossless (.57, .70),
  * JPEG-LS (.80, .81), JPEG 2000 (.90, .91) and HTJ2K (.201-.203). Others
- * (12-bit DCT JPEG, JPEG XL, video) throw UNSUPPORTED naming the transfer
+ * (JPEG XL, video) throw UNSUPPORTED naming the transfer
  * syntax UID. Written files are Explicit VR LE. Pixels: MONOCHROME1 is
  * inverted, YBR converted and PALETTE COLOR mapped through its tables
  * (palette.ts) to RGB; text is decoded in its Specific Character Set,

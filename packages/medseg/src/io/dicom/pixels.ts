@@ -7,9 +7,9 @@
  *           Explicit VR BE (.1.2.2), Deflated Explicit VR LE (.1.2.1.99);
  *   RLE Lossless (.1.2.5) — hand-written, the format is a few lines of PackBits;
  *   through the codecs of codecs.ts / compressed.ts: JPEG baseline and
- *   extended 8-bit (.4.50, .4.51), JPEG lossless (.4.57, .4.70), JPEG-LS
+ *   extended 8- and 12-bit (.4.50, .4.51), JPEG lossless (.4.57, .4.70), JPEG-LS
  *   (.4.80, .4.81), JPEG 2000 (.4.90, .4.91), HTJ2K (.4.201, .4.202, .4.203).
- * Everything else (12-bit DCT JPEG, JPEG XL, MPEG/HEVC video) throws
+ * Everything else (JPEG XL, MPEG/HEVC video) throws
  * UNSUPPORTED naming the UID.
  *
  * Photometric interpretation: MONOCHROME1 is inverted by the series reader;
