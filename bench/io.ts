@@ -11,7 +11,7 @@
  *                                              the other rows of io.json are kept
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +24,7 @@ export async function main(args: string[] = []): Promise<void> {
   const unknown = args.filter((a) => !(GROUPS as readonly string[]).includes(a));
   if (unknown.length) throw new Error(`unknown io bench group(s) ${unknown.join(', ')}; groups: ${GROUPS.join(', ')}`);
   const groups = args.length ? args : [...GROUPS];
+  const loadavgBefore = loadavg();
   const file = join(here, 'results/io.json');
   // A subset run keeps the rows of the groups it did not run.
   const results: Record<string, Row> =
@@ -35,7 +36,7 @@ export async function main(args: string[] = []): Promise<void> {
   const out = {
     command: `npm run bench -- io${args.length ? ` ${args.join(' ')}` : ''}`,
     date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length },
+    machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore, loadavgAfter: loadavg() },
     note: 'ratio = medseg_s / python_s; below 1 means medseg is faster. Medians of the rounds after a warm-up; Python timed inside the interpreter (imports excluded). Compressed rows: per series, peer and largest decode difference in each row. De-identification rows: seconds per series, folder in to folder out.',
     results,
   };
