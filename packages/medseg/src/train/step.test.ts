@@ -63,7 +63,11 @@ for (const dims of [2, 3] as const) {
       });
       const cosine = dot / Math.sqrt(n16 * n32);
       const rel = Math.sqrt(diff / n32);
-      assert.ok(cosine >= 0.99, `gradient cosine bf16 vs fp32: ${cosine}`);
+      // Without native bf16 (AVX512_BF16/AMX) libtorch's bf16 kernels round
+      // more intermediate results to bf16: cosine 0.969 (2D) / 0.975 (3D) on an
+      // AVX2 EPYC. The planner never trains in bf16 on such a CPU.
+      const minCosine = torch.bf16Support().native ? 0.99 : 0.95;
+      assert.ok(cosine >= minCosine, `gradient cosine bf16 vs fp32: ${cosine}`);
       assert.ok(rel > 1e-4, `bf16 gradients equal fp32 (${rel}): did autocast run?`);
     } finally {
       net.dispose();
