@@ -287,8 +287,12 @@ for (const d of [2, 3] as const) {
       const ours32 = unetOurs(p, x, y, false);
       // Our own fp32 run equals PyTorch's fp32 run closely.
       ours32.forEach((t, i) => assert.ok(errors(t, fp32[i]!).maxRel <= 1e-4, `fp32 output ${i}: ${JSON.stringify(errors(t, fp32[i]!))}`));
-      // bf16 keeps 8 significant bits (a relative step of 2^-8 = 0.4 %).
-      assert.ok(errors(ours[0]!, fp32[0]!).l2Rel <= 0.02, `logits vs fp32: ${JSON.stringify(errors(ours[0]!, fp32[0]!))}`);
+      // bf16 keeps 8 significant bits (a relative step of 2^-8 = 0.4 %). Without
+      // native bf16 (AVX512_BF16/AMX) the kernels round more intermediates to
+      // bf16: 2.8 % on an AVX2 EPYC, where PyTorch's own bf16 run gives the same
+      // numbers (the test above).
+      const logitTolerance = torch.bf16Support().native ? 0.02 : 0.05;
+      assert.ok(errors(ours[0]!, fp32[0]!).l2Rel <= logitTolerance, `logits vs fp32: ${JSON.stringify(errors(ours[0]!, fp32[0]!))}`);
       assert.ok(errors(ours[1]!, fp32[1]!).maxRel <= 2e-3, `loss vs fp32: ${JSON.stringify(errors(ours[1]!, fp32[1]!))}`);
       // Gradients: bf16 activations saved for backward and bf16 gradients
       // through three conv layers put a few percent of error (5-15 % relative
