@@ -246,12 +246,15 @@ for (const [name, make] of [
           assert.equal(r.status, 202);
           ids.push(((await r.json()) as { id: string }).id);
         }
-        // The first job mid-prediction: its worker (named in the lease owner) is killed.
+        // The first job while its worker (named in the lease owner) holds it,
+        // before its result is written: the worker is killed. (Waiting for a
+        // progress above 0 raced on an idle machine: a small case's progress
+        // went from 0 to past 0.9 between two polls.)
         const running = await waitFor(
-          'the first job mid-prediction',
+          'the first job running, before its result',
           async () => {
             const j = (await svc.jobs.get(ids[0]!))!;
-            return j.state === 'running' && j.progress > 0.05 && j.progress < 0.9 ? j : undefined;
+            return j.state === 'running' && j.leaseOwner && j.progress < 0.9 ? j : undefined;
           },
           60_000,
           20,
