@@ -7,6 +7,7 @@
  * context for direction-only names); the algorithm is the model (its folder
  * name and architecture), AUTOMATIC, with medseg's version.
  */
+import type { DeidentifyOptions } from '../io/dicom/deidentify.ts';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Volume, VoxelArray } from '../io/volume.ts';
@@ -19,6 +20,8 @@ export interface DicomResultOptions {
   modelDir?: string;
   /** Codes supplied by the user (--segment-codes), looked up before the default mapping. */
   segmentCodes?: SegmentCodeTable;
+  /** De-identify each result as it is written (io/dicom/deidentify.ts; one state for a whole run keeps the UIDs consistent). */
+  deidentify?: DeidentifyOptions;
 }
 
 let version: string | undefined;
@@ -60,7 +63,12 @@ async function describeSegments(plan: Plan, o: DicomResultOptions) {
 export async function writeLabelSeg(path: string, labels: Volume, source: Volume, plan: Plan, o: DicomResultOptions = {}): Promise<void> {
   const { writeDicomSeg } = await import('../io/dicom/seg-write.ts');
   const segments = await describeSegments(plan, o);
-  await writeDicomSeg(labels, source, segments, { path, seriesDescription: 'medseg segmentation', softwareVersions: medsegVersion() });
+  await writeDicomSeg(labels, source, segments, {
+    path,
+    seriesDescription: 'medseg segmentation',
+    softwareVersions: medsegVersion(),
+    deidentify: o.deidentify,
+  });
 }
 
 /** The foreground classes' probabilities (planar channels of `probabilities`) as a FRACTIONAL SEG at `path`. */
@@ -78,6 +86,7 @@ export async function writeProbabilitySeg(path: string, probabilities: Volume, s
     contentLabel: 'PROBABILITIES',
     seriesNumber: 302,
     softwareVersions: medsegVersion(),
+    deidentify: o.deidentify,
   });
 }
 
@@ -95,5 +104,5 @@ export async function writeLabelRtStruct(path: string, labels: Volume, source: V
     algorithmName: s.algorithmName,
     algorithmVersion: s.algorithmVersion,
   }));
-  await writeRtStruct(labels, source, rois, { path, seriesDescription: 'medseg structures', softwareVersions: medsegVersion() });
+  await writeRtStruct(labels, source, rois, { path, seriesDescription: 'medseg structures', softwareVersions: medsegVersion(), deidentify: o.deidentify });
 }

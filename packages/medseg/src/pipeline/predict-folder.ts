@@ -34,8 +34,7 @@ import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { supportsMcDropout } from '../infer/uncertainty.ts';
 import { readSegmentCodes } from '../io/dicom/segment-codes.ts';
-import { deidentifyFile, newDeidentifyState, type DeidentifyOptions } from '../io/dicom/deidentify.ts';
-import { writeFileAtomic } from '../util/atomic-write.ts';
+import { newDeidentifyState, type DeidentifyOptions } from '../io/dicom/deidentify.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
 const IMAGE_ENDING = /(_0000)?\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;
@@ -299,8 +298,7 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
           if (started) progress.stop();
         }
         mkdirSync(join(o.out, c.subdir), { recursive: true });
-        const written = await writePrediction(o.out, c, format, images[0]!, pred, model.plan, { modelDir: o.model, segmentCodes });
-        if (deid) await deidentifyResults([written.labels, written.probabilities], deid);
+        const written = await writePrediction(o.out, c, format, images[0]!, pred, model.plan, { modelDir: o.model, segmentCodes, deidentify: deid });
         outputs.push({
           input,
           output: written.labels,
@@ -319,12 +317,4 @@ export async function predictPath(o: PredictPathOptions): Promise<{ outputs: Pre
   }
   if (failures.length) throw new PredictionFailures(failures, inputs.length, outputs, resolve(o.input));
   return { outputs };
-}
-
-/** De-identifies the DICOM result files of a case in place (the same state for every case of the run). */
-async function deidentifyResults(paths: (string | undefined)[], opts: DeidentifyOptions): Promise<void> {
-  for (const path of paths) {
-    if (!path?.endsWith('.dcm')) continue;
-    await writeFileAtomic(path, deidentifyFile(readFileSync(path), opts, path).bytes);
-  }
 }
