@@ -77,11 +77,6 @@ export const MIN_THICKNESS_PIXELS = 6;
 /** Coarsening factors tried, smallest first. */
 export const COARSER_FACTORS = [1.5, 2, 3, 4];
 
-/** Whether a 2D patch of `patch` pixels at `spacing` ([y, x] mm) covers the typical object. */
-export function patchCovers(object: ObjectSize, patch: number[], spacing: [number, number]): boolean {
-  return object.extentMm[0] <= patch[0]! * spacing[0] && object.extentMm[1] <= patch[1]! * spacing[1];
-}
-
 /** The fraction of the typical object's bounding box a 2D patch covers (1 when it covers it whole). */
 export function patchCoverage(object: ObjectSize, patch: number[], spacing: [number, number]): number {
   return Math.min(1, (patch[0]! * spacing[0]) / object.extentMm[0]) * Math.min(1, (patch[1]! * spacing[1]) / object.extentMm[1]);

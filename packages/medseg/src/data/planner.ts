@@ -42,7 +42,7 @@ import type { Fingerprint } from './fingerprint.ts';
 import { median, percentileSorted } from '../util/quantile.ts';
 import { LOAD_THRESHOLD, timeRobustly } from '../util/robust-timing.ts';
 import { activationElements, poolAndConvProps, unetMacs } from './topology.ts';
-import { allowedFactors, MIN_THICKNESS_PIXELS, patchCovers, patchCoverage, typicalObject, type ObjectSize } from './object-size.ts';
+import { allowedFactors, MIN_THICKNESS_PIXELS, patchCoverage, typicalObject, type ObjectSize } from './object-size.ts';
 
 export interface ThroughputModel {
   macsPerSecond: number;
@@ -269,7 +269,8 @@ export async function planForObjects(full: Plan, object: ObjectSize, planAt: (sp
   const objectText = `the typical object is ${mm(object.extentMm[0])} x ${mm(object.extentMm[1])} mm, ${mm(object.thicknessMm)} mm thick`;
   const patchText = (p: Plan) =>
     `${p.patchSize.join('x')} patch at ${inPlane(p).map(mm).join(' x ')} mm covers ${mm(p.patchSize[0]! * p.targetSpacing[1])} x ${mm(p.patchSize[1]! * p.targetSpacing[2])} mm`;
-  if (patchCovers(object, full.patchSize, inPlane(full))) {
+  const fullCoverage = patchCoverage(object, full.patchSize, inPlane(full));
+  if (fullCoverage >= 1) {
     return { ...full, resolution: { factor: 1, reason: `full resolution: ${objectText}; the ${patchText(full)}` } };
   }
   const factors = allowedFactors(object, inPlane(full));
@@ -286,7 +287,7 @@ export async function planForObjects(full: Plan, object: ObjectSize, planAt: (sp
   // one whose patch covers most of it, if clearly more than at full resolution
   // (on a machine where the step time is overhead-bound, coarser grids buy no
   // larger field of view and full resolution stays).
-  let best = { plan: full, factor: 1, coverage: patchCoverage(object, full.patchSize, inPlane(full)) };
+  let best = { plan: full, factor: 1, coverage: fullCoverage };
   for (const f of factors) {
     const t = full.targetSpacing;
     const plan = await planAt([t[0], t[1] * f, t[2] * f]);
