@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Fingerprint, CaseFingerprint } from './fingerprint.ts';
-import { makePlan, targetSpacingOf } from './planner.ts';
+import { makePlan, targetSpacingOf, validationSeconds, VALIDATION_SHARE } from './planner.ts';
 import { loadPlan, savePlan } from '../plan/store.ts';
 import { poolAndConvProps } from './topology.ts';
 
@@ -153,6 +153,38 @@ test('CPU budget: a smaller budget never gives a bigger network; iterations fill
     assert.ok(total * b.stepSeconds >= b.minutes * 60 * 0.5, 'and use most of it');
   }
   assert.deepEqual(big.reference.patchSize, [40, 56, 40]);
+});
+
+test("validation time: the trainer's pass over a fold's validation cases after each epoch is counted and kept a small share of the epoch", async () => {
+  // Tiles at half-patch steps: 36 -> 2, 50 -> 3, 35 -> 4 for a 24x28x16 patch; a forward pass is a third of a step per batch element.
+  assert.equal(validationSeconds([24, 28, 16], 2, 0.3, [36, 50, 35], 52), (52 * 24 * 0.3) / 6);
+  // 2D: every slice of the median case, tiles in plane.
+  assert.equal(validationSeconds([32, 32], 4, 0.12, [30, 64, 40], 10), (10 * 30 * 3 * 2 * 0.12) / 12);
+  const f = fingerprint(many(260, () => ({ spacing: [1, 1, 1], shape: [36, 50, 35], croppedShape: [36, 50, 35] })));
+  // A slow machine and a short budget: small patches, many tiles, 52 validation cases per pass.
+  const shares: [number, number, number][] = [];
+  for (const minutes of [5, 10, 60]) {
+    const p = await makePlan(f, { budget: { minutes, cores: 2, memoryGiB: 8 }, throughput: { macsPerSecond: 2e9, overheadSeconds: 0.05 } });
+    const b = p.budget!;
+    const cases = p.training.epochValidationCases ?? 52;
+    assert.ok(cases >= 1 && cases <= 52);
+    assert.equal(b.validationSeconds, validationSeconds(p.patchSize, p.batchSize, b.stepSeconds, p.medianShape, cases));
+    const epoch = p.iterationsPerEpoch * b.stepSeconds;
+    assert.ok(
+      cases === 1 || b.validationSeconds! / (epoch + b.validationSeconds!) <= VALIDATION_SHARE + 1e-9,
+      `${minutes} min: validation ${b.validationSeconds} s of a ${epoch} s epoch`,
+    );
+    const spent = p.epochs * (epoch + b.validationSeconds!);
+    assert.ok(spent <= minutes * 60 * 0.85 + 1e-9, `${minutes} min: training and validation fit: ${spent} s`);
+    assert.ok(spent >= minutes * 60 * 0.85 * 0.5, `${minutes} min: and use most of the budget: ${spent} s`);
+    shares.push([minutes, cases, p.epochs]);
+  }
+  // The shortest budget validates on a subset; longer ones on no fewer cases.
+  assert.ok(shares[0]![1] < 52 && shares[0]![1] <= shares[1]![1] && shares[1]![1] <= shares[2]![1], JSON.stringify(shares));
+  // A fast machine validates on every case of the fold.
+  const fast = await makePlan(f, { budget: { minutes: 60, cores: 2, memoryGiB: 8 }, throughput });
+  assert.equal(fast.training.epochValidationCases, undefined);
+  assert.ok(fast.epochs >= 5, `${fast.epochs} epochs`);
 });
 
 test('step timer: a real step 3x slower than the MAC model gives a cheaper plan whose iterations fit the measured time', async () => {

@@ -81,6 +81,28 @@ export type StepTimer = (network: NetworkConfig, patchSize: number[], batchSize:
 /** How much slower than the budget allows a timed step may be before the planner moves off the throughput model's choice. */
 export const TIMING_MARGIN = 0.15;
 
+/**
+ * The largest share of an epoch's time the trainer's validation may take.
+ * After every epoch the trainer predicts each validation case whole with the
+ * sliding window (no TTA); with few, small-patch iterations per epoch that
+ * costs more than the training itself, so an epoch gets enough iterations to
+ * keep validation at or below this share.
+ */
+export const VALIDATION_SHARE = 0.2;
+
+/**
+ * Seconds one validation pass (every validation case of a fold, whole, by
+ * the sliding window at half-patch steps, no TTA) is expected to take: the
+ * tiles of the median case times a forward pass, a third of a training step
+ * per batch element. 2D plans predict every slice of a case.
+ */
+export function validationSeconds(patchSize: number[], batchSize: number, stepSeconds: number, medianShape: number[], validationCases: number): number {
+  const inPlane = medianShape.slice(medianShape.length - patchSize.length);
+  const tiles = patchSize.reduce((n, p, i) => n * (inPlane[i]! <= p ? 1 : Math.ceil((inPlane[i]! - p) / (p * 0.5)) + 1), 1);
+  const slices = patchSize.length === 2 ? medianShape[0]! : 1;
+  return (validationCases * slices * tiles * stepSeconds) / (3 * batchSize);
+}
+
 function percentile(values: number[], q: number): number {
   return percentileSorted(
     [...values].sort((a, b) => a - b),
@@ -331,12 +353,14 @@ async function planAtSpacing(fp: Fingerprint, o: PlanOptions, planDims: '2d' | '
   let iterationsPerEpoch = 250;
   let epochs = 1000;
   let budget: BudgetInfo | null = null;
+  let epochValidationCases: number | undefined;
+  let validation = 0;
   if (o.budget) {
     const cores = o.budget.cores ?? cpus().length;
     const memoryGiB = o.budget.memoryGiB ?? Math.floor(totalmem() / 1024 ** 3 / 2);
     const tp = o.throughput ?? (await (o.throughputMeter ?? measureThroughput)(d, cores));
     const targetIterations = o.budget.targetIterations ?? 2000;
-    const seconds = o.budget.minutes * 60 * 0.85; // the rest: preprocessing, validation, checkpoints
+    const seconds = o.budget.minutes * 60 * 0.85; // the rest: preprocessing, the final validation, checkpoints
     const stepOf = (c: Config) => tp.overheadSeconds + (3 * c.batchSize * unetMacs(c.patchSize, c.strides, c.kernelSizes, c.features, C, K)) / tp.macsPerSecond;
     const bytesOf = (c: Config) => activationElements(c.patchSize, c.strides, c.features, C) * c.batchSize * 4 * 3;
     // Candidates: narrower networks, smaller patches (the nnU-Net shrinking rule again), smaller batches.
@@ -418,14 +442,29 @@ async function planAtSpacing(fp: Fingerprint, o: PlanOptions, planDims: '2d' | '
     }
     chosen = pick.c;
     const step = predicted(chosen);
-    const total = Math.max(1, Math.floor(seconds / step));
-    iterationsPerEpoch = total >= 2500 ? 250 : Math.max(1, Math.min(total, Math.max(25, Math.round(total / 10))));
+    // Every epoch ends with a validation pass over a fold's validation cases
+    // (a fifth of the cases with the default 5 folds). An epoch is made long
+    // enough (up to a third of the run) to keep the pass at most
+    // VALIDATION_SHARE of it; where even that is not enough, each pass takes
+    // an even subset of the cases. The iterations fill what the passes leave.
+    const foldValidationCases = Math.max(1, Math.ceil(fp.cases.length / 5));
+    const perCase = validationSeconds(chosen.patchSize, chosen.batchSize, step, [...medianShape], 1);
+    const iterationsFor = (cases: number) => Math.ceil((cases * perCase * (1 - VALIDATION_SHARE)) / (VALIDATION_SHARE * step));
+    const roughTotal = Math.max(1, Math.floor(seconds / step));
+    const usual = roughTotal >= 2500 ? 250 : Math.max(1, Math.min(roughTotal, Math.max(25, Math.round(roughTotal / 10))));
+    iterationsPerEpoch = Math.max(usual, Math.min(iterationsFor(foldValidationCases), Math.floor(roughTotal / 3)));
+    const cases = Math.min(foldValidationCases, Math.max(1, Math.floor((iterationsPerEpoch * VALIDATION_SHARE * step) / ((1 - VALIDATION_SHARE) * perCase))));
+    if (cases < foldValidationCases) epochValidationCases = cases;
+    validation = cases * perCase;
+    const total = Math.max(1, Math.floor(seconds / (step + validation / iterationsPerEpoch)));
+    iterationsPerEpoch = Math.min(iterationsPerEpoch, total);
     epochs = Math.max(1, Math.floor(total / iterationsPerEpoch));
     budget = {
       minutes: o.budget.minutes,
       cores,
       memoryGiB,
       stepSeconds: step,
+      validationSeconds: validation,
       macsPerSecond: tp.macsPerSecond / scale,
       overheadSeconds: tp.overheadSeconds * scale,
       baseFeatures: chosen.features[0]!,
@@ -444,7 +483,7 @@ async function planAtSpacing(fp: Fingerprint, o: PlanOptions, planDims: '2d' | '
   }
   const network = networkConfig(chosen, o.architecture, d, C, K);
   const separateZ = d === 3 && Math.max(...target) / Math.min(...target) > ANISO;
-  return completePlan(
+  const plan = completePlan(
     {
       schema: PLAN_SCHEMA,
       dataset: fp.name,
@@ -467,4 +506,6 @@ async function planAtSpacing(fp: Fingerprint, o: PlanOptions, planDims: '2d' | '
     },
     o.training,
   );
+  if (epochValidationCases !== undefined && plan.training.epochValidationCases === undefined) plan.training.epochValidationCases = epochValidationCases;
+  return plan;
 }

@@ -82,6 +82,8 @@ export interface BudgetInfo {
   memoryGiB: number;
   /** Predicted (or measured) seconds per training step. */
   stepSeconds: number;
+  /** Expected seconds of the trainer's validation pass after each epoch (data/planner.ts validationSeconds); the epochs are sized to keep it a small share. */
+  validationSeconds?: number;
   /** Throughput model: seconds = overhead + 3 * forwardMACs / macsPerSecond. */
   macsPerSecond: number;
   overheadSeconds: number;
@@ -133,6 +135,13 @@ export interface TrainingSettings {
   timeBudgetMinutes: number;
   /** Forward pass arithmetic of training (and of validation during training); default fp32. */
   precision: Precision;
+  /**
+   * Validate after each epoch on at most this many of the fold's validation
+   * cases, spread evenly over them (absent: all). The planner sets it when a
+   * pass over all of them would take a large share of a short budget; the
+   * final validation with the best weights always uses every case.
+   */
+  epochValidationCases?: number;
 }
 
 /** Test-time settings of the sliding window (see infer/sliding-window.ts). */

@@ -86,6 +86,7 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
     if (t.checkpointEvery !== undefined) check('checkpointEvery', posInt(t.checkpointEvery), 'must be a positive integer');
     if (t.earlyStoppingPatience !== undefined) check('earlyStoppingPatience', nonNegInt(t.earlyStoppingPatience), 'must be an integer >= 0 (0: never)');
     if (t.timeBudgetMinutes !== undefined) check('timeBudgetMinutes', nonNeg(t.timeBudgetMinutes), 'must be a number >= 0 (0: no limit)');
+    if (t.epochValidationCases !== undefined) check('epochValidationCases', posInt(t.epochValidationCases), 'must be a positive integer (absent: all)');
     if (t.precision !== undefined) check('precision', isPrecision(t.precision), `must be "fp32" or "bf16", got ${JSON.stringify(t.precision)}`);
     const l = t.loss;
     if (l !== undefined) {

@@ -111,6 +111,12 @@ export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsed
   return Math.floor(BUDGET_STEPS * Math.min(1, elapsedSeconds / (cfg.timeBudgetMinutes * 60)));
 }
 
+/** The validation cases of an epoch's pass: at most `limit` of them, spread evenly over the list (all when absent). */
+export function epochValidationCases<T>(cases: T[], limit: number | undefined): T[] {
+  if (limit === undefined || limit >= cases.length) return cases;
+  return Array.from({ length: limit }, (_, i) => cases[Math.floor((i * cases.length) / limit)]!);
+}
+
 /**
  * Epochs the run is expected to have under its time budget, from the typical
  * epoch duration so far: shown in the progress label. Training itself stops
@@ -256,7 +262,7 @@ export async function train(
       }
 
       net.eval();
-      const perCase = data.validation.map((c) =>
+      const perCase = epochValidationCases(data.validation, cfg.epochValidationCases).map((c) =>
         diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
       );
       const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
