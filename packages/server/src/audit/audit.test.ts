@@ -83,6 +83,10 @@ before(async () => {
     body: caseForm({ model: 'nope' }, { bytes: hippocampusCase(3).bytes, name: 'c.nii.gz' }),
   });
   assert.equal(bad.status, 400);
+  // Refused key checks are recorded: no key, a key outside its scope, a wrong key.
+  assert.equal((await fetch(`${svc.url}/models`)).status, 401);
+  assert.equal((await fetch(`${svc.url}/keys`, { headers: h })).status, 403);
+  assert.equal((await fetch(`${svc.url}/models`, { headers: auth(key.secret.slice(0, -3) + 'xyz') })).status, 401);
   assert.equal((await fetch(`${svc.url}/keys/${key.key.id}`, { method: 'DELETE', headers: admin })).status, 200);
   await svc.close();
 });
@@ -95,8 +99,18 @@ test('the service records key changes, the submission, the outcome and the resul
     const recs = new AuditLog(db).records();
     assert.deepEqual(
       recs.map((r) => r.action),
-      ['key.create', 'key.create', 'job.submit', 'job.done', 'result.read', 'key.revoke'],
+      ['key.create', 'key.create', 'job.submit', 'job.done', 'result.read', 'auth.refused', 'auth.refused', 'auth.refused', 'key.revoke'],
     );
+    const refused = recs.filter((r) => r.action === 'auth.refused');
+    assert.deepEqual(
+      refused.map((r) => [r.keyId, r.detail!.replace(/ from .*/, '')]),
+      [
+        [null, '401 NO_KEY: GET /models'],
+        [recs[4]!.keyId, '403 SCOPE: GET /keys'],
+        [null, '401 KEY_UNKNOWN: GET /models'],
+      ],
+    );
+    assert.match(refused[0]!.detail!, / from (127\.0\.0\.1|::1|::ffff:127\.0\.0\.1)$/, 'the address is recorded');
     const submit = recs[2]!;
     const done = recs[3]!;
     const job = new JobStore(db).get(submit.jobId!)!;
@@ -115,7 +129,7 @@ test('the service records key changes, the submission, the outcome and the resul
     }
     assert.ok(Date.parse(done.at) >= Date.parse(submit.at));
     assert.throws(() => db.prepare("UPDATE audit_log SET outcome = 'failed' WHERE seq = 4").run(), /append-only/);
-    assert.throws(() => db.prepare('DELETE FROM audit_log WHERE seq = 6').run(), /append-only/);
+    assert.throws(() => db.prepare('DELETE FROM audit_log WHERE seq = 9').run(), /append-only/);
   } finally {
     db.close();
   }
@@ -127,10 +141,10 @@ test('medseg-serve audit verify finds the chain intact, and checks a head hash k
   const r = verifyCli(data);
   assert.equal(r.out, spawned.stdout);
   assert.equal(r.code, 0, r.err + r.out);
-  assert.match(r.out, /audit log intact: 6 record\(s\), head 6 [0-9a-f]{64}/);
-  const head = /head 6 ([0-9a-f]{64})/.exec(r.out)![1]!;
+  assert.match(r.out, /audit log intact: 9 record\(s\), head 9 [0-9a-f]{64}/);
+  const head = /head 9 ([0-9a-f]{64})/.exec(r.out)![1]!;
   assert.equal(verifyCli(data, '--expect-head', head).code, 0);
-  const cut = tamperedCopy('cut', 'DELETE FROM audit_log WHERE seq = 6');
+  const cut = tamperedCopy('cut', 'DELETE FROM audit_log WHERE seq = 9');
   const c = verifyCli(cut, '--expect-head', head, '--json');
   assert.equal(c.code, 3, c.out + c.err);
   assert.match((JSON.parse(c.out) as { broken: { reason: string } }).broken.reason, /cut short or rewritten/);
@@ -162,9 +176,9 @@ test('a removed record is named as missing', () => {
 
 test('an inserted record is named, at the end or in a gap', () => {
   const fake = `'2026-01-01T00:00:00.000Z', 'job.submit', 'accepted', NULL, 'hippo', NULL, NULL, NULL, NULL, NULL, NULL, '${'1'.repeat(64)}', '${'2'.repeat(64)}'`;
-  const atEnd = verifyCli(tamperedCopy('appended', `INSERT INTO audit_log VALUES (7, ${fake})`));
+  const atEnd = verifyCli(tamperedCopy('appended', `INSERT INTO audit_log VALUES (10, ${fake})`));
   assert.equal(atEnd.code, 3, atEnd.out);
-  assert.match(atEnd.out, /BROKEN at record 7: record 7 names a previous hash/);
+  assert.match(atEnd.out, /BROKEN at record 10: record 10 names a previous hash/);
   const first = verifyCli(tamperedCopy('prepended', `INSERT INTO audit_log VALUES (0, ${fake})`));
   assert.equal(first.code, 3, first.out);
   assert.match(first.out, /BROKEN at record 0: record 0 is out of sequence \(expected 1\): it was inserted/);

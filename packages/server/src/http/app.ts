@@ -186,13 +186,30 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return f;
   };
 
+  // A refused key check is an audit event (who tried what, from where), like
+  // a granted one that changes something. Refusals count towards the
+  // address's failure limit, so a flood of them stops at 429 before it
+  // reaches the log.
+  const refuse = (req: FastifyRequest, keyId: string | null, e: HttpError): HttpError => {
+    o.audit?.append({
+      action: 'auth.refused',
+      outcome: 'refused',
+      keyId,
+      detail: `${e.statusCode} ${e.code}: ${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]} from ${req.ip}`,
+    });
+    return e;
+  };
+
   // Keys are checked first, before any body is read.
   app.addHook('onRequest', async (req) => {
     const scope = req.routeOptions.config?.scope;
     if (!scope) return;
-    const presented = presentedKey(req);
-    if (!presented) throw new HttpError(401, 'NO_KEY', 'an API key is required: send "Authorization: Bearer msk_..."');
     const f = failuresOf(req.ip);
+    const presented = presentedKey(req);
+    if (!presented && f.n < failureLimit.max) {
+      f.n++;
+      throw refuse(req, null, new HttpError(401, 'NO_KEY', 'an API key is required: send "Authorization: Bearer msk_..."'));
+    }
     if (f.n >= failureLimit.max) {
       throw new HttpError(
         429,
@@ -200,12 +217,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         `too many failed key checks from this address (${failureLimit.max} per ${failureLimit.windowMs / 1000} s): wait and retry`,
       );
     }
-    const r = await o.keys.verify(presented);
+    const r = await o.keys.verify(presented!);
     if (!r.ok) {
       f.n++;
-      throw new HttpError(401, `KEY_${r.reason.toUpperCase()}`, KEY_REFUSED[r.reason]!);
+      throw refuse(req, null, new HttpError(401, `KEY_${r.reason.toUpperCase()}`, KEY_REFUSED[r.reason]!));
     }
-    if (!allows(r.key, scope)) throw new HttpError(403, 'SCOPE', `this key lacks the "${scope}" scope (it has: ${r.key.scopes.join(', ')})`);
+    if (!allows(r.key, scope))
+      throw refuse(req, r.key.id, new HttpError(403, 'SCOPE', `this key lacks the "${scope}" scope (it has: ${r.key.scopes.join(', ')})`));
     req.apiKey = r.key;
   });
 
