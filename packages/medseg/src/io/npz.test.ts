@@ -206,7 +206,12 @@ test('npz: truncated and bit-flipped archives give arrays or typed errors', () =
     const src = files[i % 2]!;
     let b = Uint8Array.from(src);
     if (i % 4 === 0) b = b.subarray(0, Math.floor(rand() * b.length));
-    else for (let f = 0; f < 1 + Math.floor(rand() * 8); f++) b[Math.floor(rand() * b.length)] ^= 1 << Math.floor(rand() * 8);
+    else {
+      for (let f = 0; f < 1 + Math.floor(rand() * 8); f++) {
+        const at = Math.floor(rand() * b.length);
+        b[at] = b[at]! ^ (1 << Math.floor(rand() * 8));
+      }
+    }
     const code = codeOf(() => {
       for (const a of parseNpz(b, 'fuzz.npz', { limits }).values()) {
         assert.equal(

@@ -85,8 +85,11 @@ function meanFinite(a: number[]): number {
 /** A budgeted run's schedule counts millionths of the budget instead of iterations. */
 const BUDGET_STEPS = 1_000_000;
 
+/** What the LR schedule depends on. */
+export type ScheduleConfig = Pick<TrainerConfig, 'epochs' | 'iterationsPerEpoch' | 'timeBudgetMinutes' | 'warmupEpochs' | 'schedule' | 'lr'>;
+
 /** The LR schedule: over all planned iterations, or over the time budget (see scheduleStep); warm-up the plan's share of either. */
-function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.optim.LRScheduler | null {
+export function makeSchedule(opt: torch.optim.Optimizer, cfg: ScheduleConfig): torch.optim.LRScheduler | null {
   const planned = cfg.epochs * cfg.iterationsPerEpoch;
   const total = cfg.timeBudgetMinutes > 0 ? BUDGET_STEPS : planned;
   const warmup = Math.round((total * cfg.warmupEpochs * cfg.iterationsPerEpoch) / planned);
@@ -106,7 +109,7 @@ function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.opt
  * epochs at the minimum LR; a cap at the plan's epochs would leave part of
  * the budget unused.
  */
-export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsedSeconds: number): number {
+export function scheduleStep(cfg: Pick<TrainerConfig, 'timeBudgetMinutes'>, iterationsDone: number, elapsedSeconds: number): number {
   if (!(cfg.timeBudgetMinutes > 0)) return iterationsDone;
   return Math.floor(BUDGET_STEPS * Math.min(1, elapsedSeconds / (cfg.timeBudgetMinutes * 60)));
 }
@@ -128,17 +131,22 @@ export function epochsWithinBudget(cfg: TrainerConfig, epochsDone: number, elaps
   return Math.max(epochsDone, epochsDone + Math.ceil(left / lastEpochSeconds));
 }
 
-interface SavedState {
+/** What a checkpoint's JSON metadata holds besides the tensors (the classification trainer adds its own fields). */
+export interface CheckpointState {
+  optimizer: torch.optim.OptimizerState['meta'];
+  schedule: Record<string, unknown> | null;
+}
+
+interface SavedState extends CheckpointState {
   epoch: number;
   bestDice: number;
   bestEpoch: number;
   epochsWithoutImprovement: number;
   elapsedSeconds: number;
-  optimizer: torch.optim.OptimizerState['meta'];
-  schedule: Record<string, unknown> | null;
 }
 
-function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, state: SavedState, schedule: torch.optim.LRScheduler | null): void {
+/** Saves weights, optimizer state, RNG state and `state` (with the optimizer's and schedule's metadata) in one safetensors file. */
+export function saveCheckpoint<S extends CheckpointState>(path: string, net: nn.Module, opt: torch.optim.Optimizer, state: S, schedule: torch.optim.LRScheduler | null): void {
   torch.tidy(() => {
     const tensors = new Map<string, Tensor>();
     for (const [k, t] of net.stateDict()) tensors.set(`model.${k}`, t);
@@ -149,10 +157,11 @@ function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer
   });
 }
 
-function loadCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, schedule: torch.optim.LRScheduler | null): SavedState {
+/** Restores what saveCheckpoint saved into net, opt and schedule, and returns the saved state. */
+export function loadCheckpoint<S extends CheckpointState>(path: string, net: nn.Module, opt: torch.optim.Optimizer, schedule: torch.optim.LRScheduler | null): S {
   const { tensors, metadata } = readWeights(path);
   try {
-    const state = JSON.parse(metadata.state ?? '{}') as SavedState;
+    const state = JSON.parse(metadata.state ?? '{}') as S;
     const model = new Map<string, Tensor>();
     const optimTensors = new Map<string, Tensor>();
     for (const [k, t] of tensors) {
@@ -212,7 +221,7 @@ export async function train(
     schedule: null,
   };
   if (o.resume && existsSync(ckptPath)) {
-    state = loadCheckpoint(ckptPath, net, opt, schedule);
+    state = loadCheckpoint<SavedState>(ckptPath, net, opt, schedule);
     truncateLog(logPath, state.epoch);
   } else if (existsSync(logPath)) {
     writeFileAtomicSync(logPath, '');
