@@ -58,7 +58,8 @@ export function classificationSetFromArrays(images: NpyArray, labels: NpyArray, 
   const out = new Float32Array(n * v);
   if (channelsLast) {
     const per = v / channels;
-    for (let i = 0; i < n; i++) for (let p = 0; p < per; p++) for (let c = 0; c < channels; c++) out[i * v + c * per + p] = src[i * v + p * channels + c]! * scale;
+    for (let i = 0; i < n; i++)
+      for (let p = 0; p < per; p++) for (let c = 0; c < channels; c++) out[i * v + c * per + p] = src[i * v + p * channels + c]! * scale;
   } else {
     for (let i = 0; i < out.length; i++) out[i] = src[i]! * scale;
   }

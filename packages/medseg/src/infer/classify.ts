@@ -63,7 +63,10 @@ export function classificationSetFromVolumes(volumes: Volume[], c: Pick<Classifi
       scale = max > min ? 1 / (max - min) : 1;
     }
     const resized = torch.tidy(() => {
-      let x = torch.tensor(Float32Array.from(v.data, (d) => (d - lo) * scale), [v.channels, ...spatial]);
+      let x = torch.tensor(
+        Float32Array.from(v.data, (d) => (d - lo) * scale),
+        [v.channels, ...spatial],
+      );
       const colour = v.channels === 4 || v.channels === 2 ? x.narrow(0, 0, v.channels - 1) : x;
       x = c.inChannels === 1 ? colour.mean(0, true) : colour;
       if (x.size(0) !== c.inChannels) throw new Error(`image ${i} has ${v.channels} channels, the classifier takes ${c.inChannels}`);

@@ -8,20 +8,32 @@
  * temperature, threshold, metrics) and the trainer's files
  * (model_best/model_final/checkpoint_latest .safetensors, log.jsonl).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as torch from '@medseg/torch';
 import { MedsegIoError } from '../io/errors.ts';
+import { readVolume } from '../io/read.ts';
 import { classifierConfig, createClassifier, type ClassificationNetwork, type ClassifierConfig } from '../models/classifier-registry.ts';
-import { caseCount, classCounts, readClassificationNpz, xrayAugmentation, batchArrays, sampleBatchIndices, type ClassificationSet } from '../data/classification-set.ts';
+import {
+  caseCount,
+  classCounts,
+  readClassificationNpz,
+  xrayAugmentation,
+  batchArrays,
+  sampleBatchIndices,
+  type ClassificationSet,
+  type Split,
+} from '../data/classification-set.ts';
 import { calibrationError, fitTemperature } from '../eval/calibration.ts';
 import { chooseThreshold, classificationMetrics, softmaxRows, type ClassificationMetrics, type OperatingPointRule } from '../eval/classification.ts';
-import { predictClassLogits } from '../infer/classify.ts';
+import { classificationSetFromVolumes, predictClassLogits } from '../infer/classify.ts';
+import { classifierGradCam, classifierHeatPng } from '../explain/classify-gradcam.ts';
 import { foldFile } from '../plan/model-folder.ts';
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { trainClassifier, type ClassifierTrainingConfig, type ClassifierTrainResult } from '../train/classify-trainer.ts';
 import { makeOptimizer } from '../train/step.ts';
-import { writeJsonAtomicSync } from '../util/atomic-write.ts';
+import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
+import { toCsv } from '../util/csv.ts';
 import type { ProgressReporter } from '../util/progress.ts';
 import { timeRobustly } from '../util/robust-timing.ts';
 
@@ -162,13 +174,12 @@ export async function trainClassifierFromNpz(o: TrainClassifierOptions): Promise
     if (minutes > 0) cfg.epochs = plannedEpochs;
     const augment = o.augment ?? true;
     const horizontalFlip = o.horizontalFlip ?? true;
-    const result = await trainClassifier(
-      net,
-      cfg,
-      { train, val, augmentation: augment ? xrayAugmentation(config.dims, horizontalFlip) : null },
-      o.outDir,
-      { resume: o.resume, progress: o.progress, stopAfterEpochs: o.stopAfterEpochs, weightsMetadata: { architecture: config.architecture } },
-    );
+    const result = await trainClassifier(net, cfg, { train, val, augmentation: augment ? xrayAugmentation(config.dims, horizontalFlip) : null }, o.outDir, {
+      resume: o.resume,
+      progress: o.progress,
+      stopAfterEpochs: o.stopAfterEpochs,
+      weightsMetadata: { architecture: config.architecture },
+    });
     const best = foldFile(o.outDir, 'best');
     if (existsSync(best)) loadWeightsInto(net, best);
     const K = numClasses;
@@ -206,14 +217,16 @@ export async function trainClassifierFromNpz(o: TrainClassifierOptions): Promise
 /** Reads a classifier folder's description (a clear error when the folder is not one). */
 export function readClassifierFolder(modelDir: string): ClassifierFolder {
   const path = join(modelDir, CLASSIFIER_FILE);
-  if (!existsSync(path)) throw new MedsegIoError('NOT_FOUND', `not a classifier folder: no ${CLASSIFIER_FILE} (train one with 'medseg classify train')`, modelDir);
+  if (!existsSync(path))
+    throw new MedsegIoError('NOT_FOUND', `not a classifier folder: no ${CLASSIFIER_FILE} (train one with 'medseg classify train')`, modelDir);
   let folder: ClassifierFolder;
   try {
     folder = JSON.parse(readFileSync(path, 'utf8')) as ClassifierFolder;
   } catch (e) {
     throw new MedsegIoError('CORRUPT', `${CLASSIFIER_FILE} is not valid JSON (${(e as Error).message})`, modelDir);
   }
-  if (folder.schema !== CLASSIFIER_SCHEMA) throw new MedsegIoError('UNSUPPORTED', `${CLASSIFIER_FILE} has schema '${String(folder.schema)}', expected '${CLASSIFIER_SCHEMA}'`, modelDir);
+  if (folder.schema !== CLASSIFIER_SCHEMA)
+    throw new MedsegIoError('UNSUPPORTED', `${CLASSIFIER_FILE} has schema '${String(folder.schema)}', expected '${CLASSIFIER_SCHEMA}'`, modelDir);
   return folder;
 }
 
@@ -246,5 +259,64 @@ export function predictClasses(net: ClassificationNetwork, folder: ClassifierFol
     const p = Array.from(probs.subarray(i * K, (i + 1) * K));
     const predicted = K === 2 && folder.threshold !== undefined ? (p[1]! >= folder.threshold ? 1 : 0) : p.indexOf(Math.max(...p));
     return { probabilities: p, predicted };
+  });
+}
+
+/** The cases to classify: one split of an .npz (default test), or image files (any format medseg reads). */
+export async function readClassificationInputs(
+  inputs: string[],
+  folder: ClassifierFolder,
+  o: { split?: Split; limit?: number } = {},
+): Promise<{ ids: string[]; set: ClassificationSet; labels: Int32Array | null }> {
+  if (inputs.length === 0) throw new Error('give an .npz or image files to classify');
+  if (inputs.length === 1 && inputs[0]!.toLowerCase().endsWith('.npz')) {
+    const split = o.split ?? 'test';
+    const set = readClassificationNpz(inputs[0]!, split, { limit: o.limit });
+    if (set.shape.join(',') !== folder.config.inputSize.join(',') || set.channels !== folder.config.inChannels) {
+      throw new MedsegIoError(
+        'BAD_DATA',
+        `images are ${set.channels} x [${set.shape}], the classifier takes ${folder.config.inChannels} x [${folder.config.inputSize}]`,
+        inputs[0],
+      );
+    }
+    return { ids: Array.from({ length: caseCount(set) }, (_, i) => `${split}_${i}`), set, labels: set.labels };
+  }
+  const volumes = [];
+  for (const p of inputs) volumes.push(await readVolume(p));
+  return { ids: inputs.map((p) => basename(p)), set: classificationSetFromVolumes(volumes, folder.config), labels: null };
+}
+
+/** Writes the predictions as CSV: id, p_<class>..., predicted (and label when known). */
+export function writePredictionsCsv(path: string, ids: string[], predictions: ClassPrediction[], labels: Int32Array | null): void {
+  const K = predictions[0]?.probabilities.length ?? 0;
+  const header = ['id', ...Array.from({ length: K }, (_, k) => `p_${k}`), 'predicted', ...(labels ? ['label'] : [])];
+  const rows = predictions.map((p, i) => [ids[i]!, ...p.probabilities.map((v) => Number(v.toPrecision(6))), p.predicted, ...(labels ? [labels[i]!] : [])]);
+  mkdirSync(dirname(resolve(path)), { recursive: true });
+  writeFileAtomicSync(path, toCsv(header, rows));
+}
+
+/**
+ * Grad-CAM heat maps of a classifier for each case, written as PNG overlays
+ * <outDir>/<id>_gradcam.png; the class explained is `classIndex`, or each
+ * case's predicted class. Returns the files.
+ */
+export function explainClassifications(
+  net: ClassificationNetwork,
+  folder: ClassifierFolder,
+  ids: string[],
+  set: ClassificationSet,
+  outDir: string,
+  o: { classIndex?: number; layer?: string; plusPlus?: boolean } = {},
+): { id: string; classIndex: number; png: string }[] {
+  mkdirSync(outDir, { recursive: true });
+  const predictions = o.classIndex === undefined ? predictClasses(net, folder, set) : null;
+  return ids.map((id, i) => {
+    const { image, shape } = batchArrays(set, [i], null);
+    const classIndex = o.classIndex ?? predictions![i]!.predicted;
+    const heat = torch.tidy(() => classifierGradCam(net, torch.tensor(image, shape), { classIndex, layer: o.layer, plusPlus: o.plusPlus }).toFloat32Array());
+    const png = join(outDir, `${id.replace(/\.[^.]*(\.gz)?$/, '')}_gradcam.png`);
+    const firstChannel = image.subarray(0, heat.length);
+    writeFileAtomicSync(png, classifierHeatPng(firstChannel, heat, set.shape));
+    return { id, classIndex, png };
   });
 }

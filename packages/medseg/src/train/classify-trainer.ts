@@ -153,7 +153,9 @@ export async function trainClassifier(
       net.train();
       let lossSum = 0;
       let iterations = 0;
-      const label = budgeted ? `epoch ${epoch + 1} (${Math.max(0, cfg.timeBudgetMinutes - (Date.now() - t0) / 60000).toFixed(1)} min left)` : `epoch ${epoch + 1}/${cfg.epochs}`;
+      const label = budgeted
+        ? `epoch ${epoch + 1} (${Math.max(0, cfg.timeBudgetMinutes - (Date.now() - t0) / 60000).toFixed(1)} min left)`
+        : `epoch ${epoch + 1}/${cfg.epochs}`;
       progress.start(cfg.iterationsPerEpoch, label);
       for (let it = 0; it < cfg.iterationsPerEpoch; it++) {
         await new Promise<void>((resolve) => setImmediate(resolve));

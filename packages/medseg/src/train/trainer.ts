@@ -146,7 +146,13 @@ interface SavedState extends CheckpointState {
 }
 
 /** Saves weights, optimizer state, RNG state and `state` (with the optimizer's and schedule's metadata) in one safetensors file. */
-export function saveCheckpoint<S extends CheckpointState>(path: string, net: nn.Module, opt: torch.optim.Optimizer, state: S, schedule: torch.optim.LRScheduler | null): void {
+export function saveCheckpoint<S extends CheckpointState>(
+  path: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  state: S,
+  schedule: torch.optim.LRScheduler | null,
+): void {
   torch.tidy(() => {
     const tensors = new Map<string, Tensor>();
     for (const [k, t] of net.stateDict()) tensors.set(`model.${k}`, t);
@@ -158,7 +164,12 @@ export function saveCheckpoint<S extends CheckpointState>(path: string, net: nn.
 }
 
 /** Restores what saveCheckpoint saved into net, opt and schedule, and returns the saved state. */
-export function loadCheckpoint<S extends CheckpointState>(path: string, net: nn.Module, opt: torch.optim.Optimizer, schedule: torch.optim.LRScheduler | null): S {
+export function loadCheckpoint<S extends CheckpointState>(
+  path: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  schedule: torch.optim.LRScheduler | null,
+): S {
   const { tensors, metadata } = readWeights(path);
   try {
     const state = JSON.parse(metadata.state ?? '{}') as S;
