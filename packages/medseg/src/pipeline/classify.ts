@@ -56,7 +56,7 @@ export interface ClassifierFolder {
   threshold?: number;
   operatingPoint?: OperatingPointRule;
   /** Seconds per training step measured before training, and the epochs the budget was expected to allow. */
-  stepSeconds: number;
+  stepSeconds: number | null;
   plannedEpochs: number;
   result: ClassifierTrainResult;
   metrics: { val: SplitReport; test?: SplitReport };
@@ -90,6 +90,8 @@ export interface TrainClassifierOptions {
   progress?: ProgressReporter;
   /** Stop (with a checkpoint) after this many epochs of this run. */
   stopAfterEpochs?: number;
+  /** Time a training step before training (default true; needed to plan epochs for a time budget). */
+  timeStep?: boolean;
 }
 
 /** Seconds of one training step of `net` at `batchSize` (median of clean repetitions; the weights are restored afterwards). */
@@ -168,9 +170,9 @@ export async function trainClassifierFromNpz(o: TrainClassifierOptions): Promise
   torch.manualSeed(cfg.seed);
   const net = createClassifier(config);
   try {
-    const stepSeconds = await timeClassifierStep(net, train, cfg);
+    const stepSeconds = (o.timeStep ?? true) || minutes > 0 ? await timeClassifierStep(net, train, cfg) : null;
     // The planner's rule for a time budget: epochs = budget / (measured step x steps per epoch); the schedule follows the clock.
-    const plannedEpochs = minutes > 0 ? Math.max(1, Math.floor((minutes * 60) / (stepSeconds * cfg.iterationsPerEpoch * 1.1))) : cfg.epochs;
+    const plannedEpochs = minutes > 0 ? Math.max(1, Math.floor((minutes * 60) / (stepSeconds! * cfg.iterationsPerEpoch * 1.1))) : cfg.epochs;
     if (minutes > 0) cfg.epochs = plannedEpochs;
     const augment = o.augment ?? true;
     const horizontalFlip = o.horizontalFlip ?? true;
