@@ -71,7 +71,7 @@ function registerTrain(classify: Command): void {
     .option('--minutes <m>', 'time budget: train until it is spent (the LR decay follows the clock)', parseNonNegative)
     .option('--epochs <n>', 'epochs without a time budget (default 100)', parsePositiveInteger)
     .option('--batch-size <n>', 'images per step (default 128)', parsePositiveInteger)
-    .option('--lr <rate>', 'AdamW learning rate (default 1e-3, cosine decay)', parseNonNegative)
+    .option('--lr <rate>', 'AdamW learning rate (default 1e-3, 5e-4 for vit; cosine decay)', parseNonNegative)
     .option('--width <n>', "channels of the first stage (ResNet, HybridNet) or the ViT's token width", parsePositiveInteger)
     .option('--label-smoothing <f>', 'cross-entropy label smoothing (default 0.1)', parseNonNegative)
     .option('--no-balanced', 'draw cases uniformly instead of each class equally often')
