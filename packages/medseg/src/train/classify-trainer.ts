@@ -8,7 +8,7 @@
  * ETA, a JSONL log, and exact resume from the last checkpoint (batches are a
  * pure function of seed, epoch and iteration).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import * as torch from '@medseg/torch';
 import type { ClassificationNetwork } from '../models/classifier-config.ts';
 import { batchArrays, caseCount, sampleBatchIndices, type ClassificationSet } from '../data/classification-set.ts';
@@ -18,11 +18,10 @@ import { predictClassLogits } from '../infer/classify.ts';
 import { foldFile } from '../plan/model-folder.ts';
 import { saveWeights } from '../plan/model-weights.ts';
 import type { AugmentationParams, TrainingSettings } from '../plan/types.ts';
-import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import { mixSeed } from '../util/random.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer } from './step.ts';
-import { loadCheckpoint, makeSchedule, saveCheckpoint, scheduleStep, type CheckpointState, type ScheduleConfig } from './trainer.ts';
+import { makeSchedule, resumeState, saveCheckpoint, scheduleStep, type CheckpointState, type ScheduleConfig } from './trainer.ts';
 
 export interface ClassifierTrainingConfig extends ScheduleConfig, Pick<TrainingSettings, 'optimizer' | 'weightDecay' | 'momentum' | 'gradClip'> {
   batchSize: number;
@@ -95,14 +94,6 @@ export function validationScores(net: ClassificationNetwork, val: Classification
   return { loss: negativeLogLikelihood(logits, val.labels, K), auc: m.auc, accuracy: m.accuracy, score: Number.isFinite(m.auc) ? m.auc : m.accuracy };
 }
 
-function truncateLog(path: string, lastEpoch: number): void {
-  if (!existsSync(path)) return;
-  const kept = readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() && (JSON.parse(l) as ClassifierEpochLog).epoch <= lastEpoch);
-  writeFileAtomicSync(path, kept.map((l) => `${l}\n`).join(''));
-}
-
 export interface ClassifierTrainOptions {
   resume?: boolean;
   progress?: ProgressReporter;
@@ -126,7 +117,7 @@ export async function trainClassifier(
   const schedule = makeSchedule(opt, cfg);
   const ckptPath = foldFile(outDir, 'checkpoint');
   const logPath = foldFile(outDir, 'log');
-  let state: ClassifierState = {
+  const fresh: ClassifierState = {
     epoch: -1,
     bestScore: -Infinity,
     bestEpoch: -1,
@@ -136,12 +127,7 @@ export async function trainClassifier(
     optimizer: { step: {}, groups: [] },
     schedule: null,
   };
-  if (o.resume && existsSync(ckptPath)) {
-    state = loadCheckpoint<ClassifierState>(ckptPath, net, opt, schedule);
-    truncateLog(logPath, state.epoch);
-  } else if (existsSync(logPath)) {
-    writeFileAtomicSync(logPath, '');
-  }
+  const state = resumeState(outDir, net, opt, schedule, o.resume ?? false, fresh);
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   const budgeted = cfg.timeBudgetMinutes > 0;
   let stoppedBy: ClassifierTrainResult['stoppedBy'] = 'epochs';

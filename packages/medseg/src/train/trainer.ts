@@ -195,8 +195,32 @@ function truncateLog(path: string, lastEpoch: number): void {
   if (!existsSync(path)) return;
   const kept = readFileSync(path, 'utf8')
     .split('\n')
-    .filter((l) => l.trim() && (JSON.parse(l) as EpochLog).epoch <= lastEpoch);
+    .filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch <= lastEpoch);
   writeFileAtomicSync(path, kept.map((l) => `${l}\n`).join(''));
+}
+
+/**
+ * The state a run starts from: with `resume` and a checkpoint in `outDir`,
+ * the checkpoint's (weights, optimizer, schedule and RNG restored; the log
+ * cut back to its epoch); otherwise `fresh`, with the log emptied.
+ */
+export function resumeState<S extends CheckpointState & { epoch: number }>(
+  outDir: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  schedule: torch.optim.LRScheduler | null,
+  resume: boolean,
+  fresh: S,
+): S {
+  const ckptPath = foldFile(outDir, 'checkpoint');
+  const logPath = foldFile(outDir, 'log');
+  if (resume && existsSync(ckptPath)) {
+    const state = loadCheckpoint<S>(ckptPath, net, opt, schedule);
+    truncateLog(logPath, state.epoch);
+    return state;
+  }
+  if (existsSync(logPath)) writeFileAtomicSync(logPath, '');
+  return fresh;
 }
 
 export interface TrainOptions {
@@ -231,12 +255,7 @@ export async function train(
     optimizer: { step: {}, groups: [] },
     schedule: null,
   };
-  if (o.resume && existsSync(ckptPath)) {
-    state = loadCheckpoint<SavedState>(ckptPath, net, opt, schedule);
-    truncateLog(logPath, state.epoch);
-  } else if (existsSync(logPath)) {
-    writeFileAtomicSync(logPath, '');
-  }
+  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state);
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let epochsThisRun = 0;
