@@ -21,7 +21,7 @@ import type { AugmentationParams, TrainingSettings } from '../plan/types.ts';
 import { mixSeed } from '../util/random.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer } from './step.ts';
-import { makeSchedule, resumeState, saveCheckpoint, scheduleStep, type CheckpointState, type ScheduleConfig } from './trainer.ts';
+import { endOfEpoch, makeSchedule, resumeState, saveCheckpoint, scheduleStep, type CheckpointState, type ScheduleConfig } from './trainer.ts';
 
 export interface ClassifierTrainingConfig extends ScheduleConfig, Pick<TrainingSettings, 'optimizer' | 'weightDecay' | 'momentum' | 'gradClip'> {
   batchSize: number;
@@ -194,21 +194,11 @@ export async function trainClassifier(
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
       epochsThisRun++;
-      const last = !budgeted && epoch === cfg.epochs - 1;
-      const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
-      outOfTime ||= budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
-      if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
-        saveCheckpoint(ckptPath, net, opt, state, schedule);
-      }
-      if (early) {
-        stoppedBy = 'early-stopping';
+      const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, outOfTime, () => saveCheckpoint(ckptPath, net, opt, state, schedule));
+      if (stop) {
+        if (stop !== 'stopAfterEpochs') stoppedBy = stop;
         break;
       }
-      if (outOfTime) {
-        stoppedBy = 'time-budget';
-        break;
-      }
-      if (o.stopAfterEpochs === epochsThisRun) break;
     }
     saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
   } finally {

@@ -223,6 +223,29 @@ export function resumeState<S extends CheckpointState & { epoch: number }>(
   return fresh;
 }
 
+/**
+ * The end of a validated epoch: saves the checkpoint when it is due (every
+ * checkpointEvery epochs, and whenever the run stops) and says why the run
+ * stops, if it does: early stopping, the time budget, or the caller's
+ * stopAfterEpochs (null: go on).
+ */
+export function endOfEpoch(
+  cfg: Pick<TrainerConfig, 'epochs' | 'earlyStoppingPatience' | 'timeBudgetMinutes' | 'checkpointEvery'>,
+  state: { epoch: number; epochsWithoutImprovement: number; elapsedSeconds: number },
+  epochsThisRun: number,
+  stopAfterEpochs: number | undefined,
+  outOfTime: boolean,
+  saveCheckpointNow: () => void,
+): 'early-stopping' | 'time-budget' | 'stopAfterEpochs' | null {
+  const budgeted = cfg.timeBudgetMinutes > 0;
+  const last = !budgeted && state.epoch === cfg.epochs - 1;
+  const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
+  const timeUp = outOfTime || (budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes);
+  const pause = stopAfterEpochs === epochsThisRun;
+  if (last || early || timeUp || pause || (state.epoch + 1) % cfg.checkpointEvery === 0) saveCheckpointNow();
+  return early ? 'early-stopping' : timeUp ? 'time-budget' : pause ? 'stopAfterEpochs' : null;
+}
+
 export interface TrainOptions {
   resume?: boolean;
   progress?: ProgressReporter;
@@ -339,21 +362,11 @@ export async function train(
       const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
       expectedEpochs = epochsWithinBudget(cfg, epoch + 1, state.elapsedSeconds, typical);
       epochsThisRun++;
-      const last = !budgeted && epoch === cfg.epochs - 1;
-      const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
-      outOfTime ||= budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
-      if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
-        saveCheckpoint(ckptPath, net, opt, state, schedule);
-      }
-      if (early) {
-        stoppedBy = 'early-stopping';
+      const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, outOfTime, () => saveCheckpoint(ckptPath, net, opt, state, schedule));
+      if (stop) {
+        if (stop !== 'stopAfterEpochs') stoppedBy = stop;
         break;
       }
-      if (outOfTime) {
-        stoppedBy = 'time-budget';
-        break;
-      }
-      if (o.stopAfterEpochs === epochsThisRun) break;
     }
     saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
   } finally {
