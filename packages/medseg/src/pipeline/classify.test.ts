@@ -19,13 +19,21 @@ import { readWeights } from '../plan/model-weights.ts';
 import { foldFile } from '../plan/model-folder.ts';
 import { classificationMetrics } from '../eval/classification.ts';
 import { parseCsv } from '../util/csv.ts';
-import { loadClassifier, predictClasses, readClassificationInputs, readClassifierFolder, trainClassifierFromNpz, writePredictionsCsv } from './classify.ts';
+import {
+  loadClassifier,
+  predictClasses,
+  readClassificationInputs,
+  readClassifierFolder,
+  trainClassifierFromNpz,
+  writePredictionsCsv,
+  type TrainClassifierOptions,
+} from './classify.ts';
 import { createProgress } from '../util/progress.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'medseg-classify-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const DATA = dataPath('pneumoniamnist', 'pneumoniamnist.npz');
-const tiny = {
+const tiny: Omit<TrainClassifierOptions, 'outDir'> = {
   data: DATA,
   architecture: 'resnet18',
   width: 4,
@@ -33,7 +41,6 @@ const tiny = {
   epochs: 2,
   batchSize: 16,
   limit: 32,
-  timeStep: false,
   progress: createProgress('silent'),
 };
 

@@ -57,7 +57,7 @@ export interface ClassifierFolder {
   /** Binary: the positive-class probability threshold (after temperature) and how it was chosen. */
   threshold?: number;
   operatingPoint?: OperatingPointRule;
-  /** Seconds per training step measured before training, and the epochs the budget was expected to allow. */
+  /** Seconds per training step measured before a budgeted run (null without a budget), and the epochs the budget was expected to allow. */
   stepSeconds: number | null;
   plannedEpochs: number;
   result: ClassifierTrainResult;
@@ -92,8 +92,6 @@ export interface TrainClassifierOptions {
   progress?: ProgressReporter;
   /** Stop (with a checkpoint) after this many epochs of this run. */
   stopAfterEpochs?: number;
-  /** Time a training step before training (default true; needed to plan epochs for a time budget). */
-  timeStep?: boolean;
 }
 
 /** Seconds of one training step of `net` at `batchSize` (median of clean repetitions; the weights are restored afterwards). */
@@ -175,7 +173,8 @@ export async function trainClassifierFromNpz(o: TrainClassifierOptions): Promise
   torch.manualSeed(cfg.seed);
   const net = createClassifier(config);
   try {
-    const stepSeconds = (o.timeStep ?? true) || minutes > 0 ? await timeClassifierStep(net, train, cfg) : null;
+    // Under a time budget a training step is timed first, to plan the epochs (and the LR warm-up's share) the budget allows.
+    const stepSeconds = minutes > 0 ? await timeClassifierStep(net, train, cfg) : null;
     // The planner's rule for a time budget: epochs = budget / (measured step x steps per epoch); the schedule follows the clock.
     const plannedEpochs = minutes > 0 ? Math.max(1, Math.floor((minutes * 60) / (stepSeconds! * cfg.iterationsPerEpoch * 1.1))) : cfg.epochs;
     if (minutes > 0) cfg.epochs = plannedEpochs;
