@@ -4,7 +4,8 @@
  * weights of the uninterrupted run; the classifier folder reports val and
  * test metrics consistent with its CSV predictions; images given as PNG
  * files are classified as the same images from the .npz; a folder that is not
- * a classifier is a typed error.
+ * a classifier is a typed error; a 3D .npz trains and predicts with a 3D
+ * classifier.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { dataPath } from '../testing/data.ts';
+import { runPython } from '../testing/python.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { encodePngPixels } from '../io/image2d-png.ts';
 import { readNpz } from '../io/npz.ts';
@@ -117,4 +119,46 @@ test('classify pipeline: CSV predictions agree with the folder metrics; PNG file
     () => readClassifierFolder(dir),
     (e) => e instanceof MedsegIoError && e.code === 'NOT_FOUND',
   );
+});
+
+test('classify pipeline: a 3D .npz trains a 3D classifier (HybridNet encoder) and predicts', async () => {
+  // 3D volumes [N, 8, 16, 16]: class 1 is brighter in its upper half.
+  const npz = join(dir, 'vol.npz');
+  runPython([
+    '-c',
+    `import sys, numpy as np
+rng = np.random.default_rng(0)
+def split(n):
+    y = np.arange(n) % 2
+    x = rng.integers(0, 120, (n, 8, 16, 16)).astype(np.uint8)
+    x[y == 1, :4] += 100
+    return x, y.reshape(-1, 1).astype(np.uint8)
+d = {}
+for s, n in (('train', 24), ('val', 12), ('test', 12)):
+    d[s + '_images'], d[s + '_labels'] = split(n)
+np.savez_compressed(sys.argv[1], **d)`,
+    npz,
+  ]);
+  const modelDir = join(dir, 'vol');
+  const f = await trainClassifierFromNpz({
+    data: npz,
+    outDir: modelDir,
+    architecture: 'hybridnet',
+    width: 4,
+    extra: { stages: 2, depth: 1 },
+    epochs: 2,
+    batchSize: 8,
+    progress: createProgress('silent'),
+  });
+  assert.equal(f.config.dims, 3);
+  assert.deepEqual(f.config.inputSize, [8, 16, 16]);
+  const { net, folder } = loadClassifier(modelDir);
+  try {
+    const inputs = await readClassificationInputs([npz], folder, { split: 'test' });
+    const p = predictClasses(net, folder, inputs.set);
+    assert.equal(p.length, 12);
+    assert.ok(p.every((q) => Math.abs(q.probabilities[0]! + q.probabilities[1]! - 1) < 1e-6));
+  } finally {
+    net.dispose();
+  }
 });
