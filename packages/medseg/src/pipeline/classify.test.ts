@@ -5,6 +5,7 @@
  * test metrics consistent with its CSV predictions; images given as PNG
  * files are classified as the same images from the .npz; a folder that is not
  * a classifier is a typed error; a 3D .npz trains and predicts with a 3D
+ * classifier; a segmentation HybridNet's encoder initialises the HybridNet
  * classifier.
  */
 import assert from 'node:assert/strict';
@@ -17,7 +18,8 @@ import { runPython } from '../testing/python.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { encodePngPixels } from '../io/image2d-png.ts';
 import { readNpz } from '../io/npz.ts';
-import { readWeights } from '../plan/model-weights.ts';
+import { readWeights, saveWeights } from '../plan/model-weights.ts';
+import { createNetwork } from '../models/registry.ts';
 import { foldFile } from '../plan/model-folder.ts';
 import { classificationMetrics } from '../eval/classification.ts';
 import { parseCsv } from '../util/csv.ts';
@@ -161,4 +163,44 @@ np.savez_compressed(sys.argv[1], **d)`,
   } finally {
     net.dispose();
   }
+});
+
+test("classify pipeline: --init copies a segmentation HybridNet's encoder into the HybridNet classifier by name", async () => {
+  const seg = createNetwork({
+    architecture: 'hybridnet',
+    dims: 2,
+    inChannels: 1,
+    numClasses: 3,
+    features: [4, 8],
+    kernelSizes: [
+      [3, 3],
+      [3, 3],
+    ],
+    strides: [
+      [1, 1],
+      [2, 2],
+    ],
+    deepSupervision: false,
+    norm: 'instance',
+    extra: { depth: 1 },
+  });
+  const source = join(dir, 'seg.safetensors');
+  saveWeights(source, seg.stateDict());
+  const expected = new Map([...seg.stateDict()].filter(([k]) => k.startsWith('encoder')).map(([k, t]) => [k, t.toFloat32Array()]));
+  seg.dispose();
+  const modelDir = join(dir, 'init');
+  // lr 0: the copied weights stay as they were copied.
+  const f = await trainClassifierFromNpz({
+    ...tiny,
+    architecture: 'hybridnet',
+    extra: { stages: 2, depth: 1 },
+    epochs: 1,
+    lr: 0,
+    outDir: modelDir,
+    init: { source, part: 'encoder' },
+  });
+  assert.equal(f.init!.loaded, expected.size, 'every encoder tensor of the segmentation model is copied');
+  const got = weightsOf(foldFile(modelDir, 'final'));
+  for (const [k, v] of expected) assert.deepEqual(got.get(k), v, k);
+  assert.ok(expected.has('encoder_post.0.blocks.0.attn.in_proj_weight') && expected.has('encoder.1.convs.1.conv.weight'));
 });

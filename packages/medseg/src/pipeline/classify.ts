@@ -32,6 +32,7 @@ import { foldFile } from '../plan/model-folder.ts';
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { trainClassifier, type ClassifierTrainingConfig, type ClassifierTrainResult } from '../train/classify-trainer.ts';
 import { makeOptimizer } from '../train/step.ts';
+import { initializeWeights, type InitOptions } from '../train/transfer.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { toCsv } from '../util/csv.ts';
 import type { ProgressReporter } from '../util/progress.ts';
@@ -65,6 +66,8 @@ export interface ClassifierFolder {
   trainCases: number;
   trainClassCounts: number[];
   data: string;
+  /** What transfer learning copied (absent without --init). */
+  init?: { file: string; from: string; part: string; loaded: number; skipped: number; untouched: number };
 }
 
 export interface TrainClassifierOptions {
@@ -92,6 +95,8 @@ export interface TrainClassifierOptions {
   progress?: ProgressReporter;
   /** Stop (with a checkpoint) after this many epochs of this run. */
   stopAfterEpochs?: number;
+  /** Transfer learning: start from a medseg model folder or .safetensors (e.g. a segmentation HybridNet's encoder). */
+  init?: InitOptions;
 }
 
 /** Seconds of one training step of `net` at `batchSize` (median of clean repetitions; the weights are restored afterwards). */
@@ -173,6 +178,8 @@ export async function trainClassifierFromNpz(o: TrainClassifierOptions): Promise
   torch.manualSeed(cfg.seed);
   const net = createClassifier(config);
   try {
+    // A resumed run takes its weights from the checkpoint; a fresh one may start from another model's.
+    const init = o.init && !o.resume ? initializeWeights(net, o.init) : null;
     // Under a time budget a training step is timed first, to plan the epochs (and the LR warm-up's share) the budget allows.
     const stepSeconds = minutes > 0 ? await timeClassifierStep(net, train, cfg) : null;
     // The planner's rule for a time budget: epochs = budget / (measured step x steps per epoch); the schedule follows the clock.
@@ -212,6 +219,18 @@ export async function trainClassifierFromNpz(o: TrainClassifierOptions): Promise
       trainCases: caseCount(train),
       trainClassCounts: classCounts(train.labels, K),
       data: o.data,
+      ...(init
+        ? {
+            init: {
+              file: init.file,
+              from: init.from,
+              part: init.part,
+              loaded: init.loaded.length,
+              skipped: init.skipped.length,
+              untouched: init.untouched.length,
+            },
+          }
+        : {}),
     };
     writeJsonAtomicSync(join(o.outDir, CLASSIFIER_FILE), folder);
     return folder;

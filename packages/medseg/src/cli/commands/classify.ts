@@ -41,6 +41,9 @@ interface TrainCliOptions {
   seed: number;
   limit?: number;
   resume?: boolean;
+  init?: string;
+  initFrom: 'medseg' | 'nnunet';
+  initPart: 'all' | 'encoder';
 }
 
 interface PredictCliOptions {
@@ -82,6 +85,16 @@ function registerTrain(classify: Command): void {
     .option('--seed <n>', 'random seed', (v: string) => Number(v), 0)
     .option('--limit <n>', 'use only this many cases of each split, balanced between classes (smoke runs)', parsePositiveInteger)
     .option('--resume', 'continue from the last checkpoint of an interrupted run')
+    .option(
+      '--init <model|file>',
+      "transfer learning: start from a medseg model folder or .safetensors (e.g. a segmentation HybridNet's encoder for --arch hybridnet)",
+    )
+    .addOption(
+      new Option('--init-from <naming>', "the weights' names: medseg, or nnunet (the encoder of an nnU-Net PlainConvUNet, for --arch hybridnet)")
+        .choices(['medseg', 'nnunet'])
+        .default('medseg'),
+    )
+    .addOption(new Option('--init-part <part>', 'copy all fitting weights or only the encoder').choices(['all', 'encoder']).default('encoder'))
     .action(async (data: string, o: TrainCliOptions, cmd: Command) => {
       const { trainClassifierFromNpz } = await import('../../pipeline/classify.ts');
       const { createProgress } = await import('../../util/progress.ts');
@@ -103,6 +116,7 @@ function registerTrain(classify: Command): void {
         seed: o.seed,
         limit: o.limit,
         resume: o.resume,
+        init: o.init ? { source: o.init, from: o.initFrom, part: o.initPart } : undefined,
         progress: createProgress(wantsJson(cmd) ? 'json' : 'auto'),
       });
       printResult(cmd, { out: o.out, ...r }, () => {
@@ -111,6 +125,7 @@ function registerTrain(classify: Command): void {
           (m.operatingPoint ? `  sensitivity ${m.operatingPoint.sensitivity.toFixed(4)}  specificity ${m.operatingPoint.specificity.toFixed(4)}` : '') +
           `  ECE ${m.ece.toFixed(4)} -> ${m.eceScaled.toFixed(4)} (T ${r.temperature.toFixed(3)})`;
         return [
+          r.init ? `initialised from ${r.init.file}: ${r.init.loaded} tensors copied (${r.init.part}), ${r.init.untouched} left as initialised` : '',
           `${o.out}: ${r.config.architecture}, ${r.result.epochsRun} epochs (best ${r.result.bestEpoch + 1}), stopped by ${r.result.stoppedBy}, ${r.result.minutes.toFixed(1)} min`,
           r.threshold !== undefined
             ? `threshold ${r.threshold.toFixed(4)} (${r.operatingPoint?.kind === 'sensitivity' ? `sensitivity >= ${r.operatingPoint.target}` : 'Youden'} on val)`
