@@ -48,8 +48,10 @@ export function classificationSetFromArrays(images: NpyArray, labels: NpyArray, 
     throw new MedsegIoError('BAD_DATA', `labels (${labels.shape.join(', ')}) do not give one class per image of (${images.shape.join(', ')})`, path);
   }
   const last = images.shape.at(-1)!;
-  // [N, H, W]: 2D grey; [N, H, W, C<=4]: 2D with channels (RGB); [N, D, H, W]: 3D grey; [N, D, H, W, C]: 3D with channels.
-  const channelsLast = images.shape.length === 5 || (images.shape.length === 4 && last <= 4);
+  // [N, H, W]: 2D grey; [N, H, W, C] with C of 1, 3 or 4 and smaller than H and W: 2D with channels (grey, RGB, RGBA);
+  // other [N, D, H, W]: 3D grey; [N, D, H, W, C]: 3D with channels.
+  const channelsLast =
+    images.shape.length === 5 || (images.shape.length === 4 && [1, 3, 4].includes(last) && last < Math.min(images.shape[1]!, images.shape[2]!));
   const shape = channelsLast ? images.shape.slice(1, -1) : images.shape.slice(1);
   const channels = channelsLast ? last : 1;
   const scale = images.dtype === 'uint8' ? 1 / 255 : 1;
