@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { dataPath } from '../testing/data.ts';
+import { smallConfig } from '../testing/models.ts';
 import { runPython } from '../testing/python.ts';
 import { MedsegIoError } from '../io/errors.ts';
 import { encodePngPixels } from '../io/image2d-png.ts';
@@ -166,24 +167,7 @@ np.savez_compressed(sys.argv[1], **d)`,
 });
 
 test("classify pipeline: --init copies a segmentation HybridNet's encoder into the HybridNet classifier by name", async () => {
-  const seg = createNetwork({
-    architecture: 'hybridnet',
-    dims: 2,
-    inChannels: 1,
-    numClasses: 3,
-    features: [4, 8],
-    kernelSizes: [
-      [3, 3],
-      [3, 3],
-    ],
-    strides: [
-      [1, 1],
-      [2, 2],
-    ],
-    deepSupervision: false,
-    norm: 'instance',
-    extra: { depth: 1 },
-  });
+  const seg = createNetwork(smallConfig('hybridnet', 2, { features: [4, 8], deepSupervision: false, extra: { depth: 1 } }));
   const source = join(dir, 'seg.safetensors');
   saveWeights(source, seg.stateDict());
   const expected = new Map([...seg.stateDict()].filter(([k]) => k.startsWith('encoder')).map(([k, t]) => [k, t.toFloat32Array()]));
