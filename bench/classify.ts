@@ -124,6 +124,10 @@ export async function main(argv: string[]): Promise<void> {
   process.stdout.write(`${'method'.padEnd(44)} ${'AUC'.padStart(6)} ${'ACC'.padStart(6)} epochs\n`);
   for (const [m, auc, acc, ep] of rows)
     process.stdout.write(`${String(m).padEnd(44)} ${Number(auc).toFixed(3).padStart(6)} ${Number(acc).toFixed(3).padStart(6)} ${ep}\n`);
+  // Seconds per training step (batch 128, forward + backward + optimizer) of medseg's ResNet-18 over PyTorch's: > 1 means medseg is slower.
+  const resnet = medseg.find((m) => m.method === 'medseg resnet18');
+  const stepTimeRatioResnet18 = resnet?.stepSeconds ? resnet.stepSeconds / peer.secondsPerStep : null;
+  if (stepTimeRatioResnet18) process.stdout.write(`ResNet-18 training step: medseg / PyTorch = ${stepTimeRatioResnet18.toFixed(2)}\n`);
   const path = writeResult(
     'classify',
     argv,
@@ -133,6 +137,7 @@ export async function main(argv: string[]): Promise<void> {
       threads: torch.getNumThreads(),
       medseg,
       pytorch: { ...peer, log: undefined },
+      stepTimeRatioResnet18,
       published: PUBLISHED,
       loadavgAfter: loadavg(),
     },
