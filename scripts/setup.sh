@@ -27,7 +27,7 @@ profile=${1:-run}
 #    PostgreSQL, the job queue's second store (the tests and the serve bench
 #    start throw-away clusters on loopback; the package's own cluster is not used).
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
-TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-gdcm python3-pil python3-skimage chromium
+TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-gdcm python3-pil python3-skimage python3-sklearn chromium
   dcmtk libgdcm-tools openssl openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4 orthanc orthanc-dicomweb postgresql)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import * as classify from './commands/classify.ts';
 import * as compress from './commands/compress.ts';
 import * as convert from './commands/convert.ts';
 import * as deidentify from './commands/deidentify.ts';
@@ -35,6 +36,7 @@ export const COMMANDS: readonly CommandModule[] = [
   train,
   predict,
   explain,
+  classify,
   exportCommand,
   compress,
   demo,

@@ -7,7 +7,6 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import type { SegmentationNetwork } from '../models/config.ts';
 import { MedsegExplainError } from './errors.ts';
 
 /** The module of a dotted name (as namedModules lists them); a clear error with the candidates otherwise. */
@@ -44,8 +43,11 @@ export function withFrozenParameters<T>(net: torch.nn.Module, fn: () => T): T {
   }
 }
 
+/** Anything with a forward pass giving logits: a segmentation network or a classifier. */
+export type LogitsNetwork = torch.nn.Module & { forward(x: Tensor): Tensor | Tensor[] };
+
 /** The logits of a forward pass (the first output under deep supervision). */
-export function forwardLogits(net: SegmentationNetwork, x: Tensor): Tensor {
+export function forwardLogits(net: LogitsNetwork, x: Tensor): Tensor {
   const out = net.forward(x);
   return Array.isArray(out) ? out[0]! : out;
 }
@@ -56,7 +58,7 @@ export function forwardLogits(net: SegmentationNetwork, x: Tensor): Tensor {
  * intermediates in its own scope) and retains its gradient; the caller
  * disposes it.
  */
-export function forwardCapturing(net: SegmentationNetwork, layer: torch.nn.Module, layerName: string, x: Tensor): { logits: Tensor; activation: Tensor } {
+export function forwardCapturing(net: LogitsNetwork, layer: torch.nn.Module, layerName: string, x: Tensor): { logits: Tensor; activation: Tensor } {
   let activation: Tensor | null = null;
   const remove = layer.registerForwardHook((_m, _inputs, output) => {
     const t = Array.isArray(output) ? output[0] : output;

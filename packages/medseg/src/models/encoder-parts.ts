@@ -6,14 +6,13 @@
  * embedding, stages and merges); the upsampling path, skip refinements,
  * attention gates and heads are not.
  */
-import type { Tensor } from '@medseg/torch';
-import type { SegmentationNetwork } from './config.ts';
+import type { Tensor, nn } from '@medseg/torch';
 import { UNetPlusPlus } from './unetpp.ts';
 
 const ENCODER_PREFIXES = ['stem.', 'encoder.', 'encoder_post.', 'patch_embed.', 'embed_norm.', 'stages.', 'merges.'];
 
 /** State-dict names (parameters and buffers) of the encoder of `net`. */
-export function encoderStateNames(net: SegmentationNetwork): Set<string> {
+export function encoderStateNames(net: nn.Module): Set<string> {
   const all = net.stateDict();
   if (net instanceof UNetPlusPlus) {
     // UNet++ registers its nodes as one flat list; the encoder is column 0, X[i][0].

@@ -85,8 +85,11 @@ function meanFinite(a: number[]): number {
 /** A budgeted run's schedule counts millionths of the budget instead of iterations. */
 const BUDGET_STEPS = 1_000_000;
 
+/** What the LR schedule depends on. */
+export type ScheduleConfig = Pick<TrainerConfig, 'epochs' | 'iterationsPerEpoch' | 'timeBudgetMinutes' | 'warmupEpochs' | 'schedule' | 'lr'>;
+
 /** The LR schedule: over all planned iterations, or over the time budget (see scheduleStep); warm-up the plan's share of either. */
-function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.optim.LRScheduler | null {
+export function makeSchedule(opt: torch.optim.Optimizer, cfg: ScheduleConfig): torch.optim.LRScheduler | null {
   const planned = cfg.epochs * cfg.iterationsPerEpoch;
   const total = cfg.timeBudgetMinutes > 0 ? BUDGET_STEPS : planned;
   const warmup = Math.round((total * cfg.warmupEpochs * cfg.iterationsPerEpoch) / planned);
@@ -106,7 +109,7 @@ function makeSchedule(opt: torch.optim.Optimizer, cfg: TrainerConfig): torch.opt
  * epochs at the minimum LR; a cap at the plan's epochs would leave part of
  * the budget unused.
  */
-export function scheduleStep(cfg: TrainerConfig, iterationsDone: number, elapsedSeconds: number): number {
+export function scheduleStep(cfg: Pick<TrainerConfig, 'timeBudgetMinutes'>, iterationsDone: number, elapsedSeconds: number): number {
   if (!(cfg.timeBudgetMinutes > 0)) return iterationsDone;
   return Math.floor(BUDGET_STEPS * Math.min(1, elapsedSeconds / (cfg.timeBudgetMinutes * 60)));
 }
@@ -128,17 +131,28 @@ export function epochsWithinBudget(cfg: TrainerConfig, epochsDone: number, elaps
   return Math.max(epochsDone, epochsDone + Math.ceil(left / lastEpochSeconds));
 }
 
-interface SavedState {
+/** What a checkpoint's JSON metadata holds besides the tensors (the classification trainer adds its own fields). */
+export interface CheckpointState {
+  optimizer: torch.optim.OptimizerState['meta'];
+  schedule: Record<string, unknown> | null;
+}
+
+interface SavedState extends CheckpointState {
   epoch: number;
   bestDice: number;
   bestEpoch: number;
   epochsWithoutImprovement: number;
   elapsedSeconds: number;
-  optimizer: torch.optim.OptimizerState['meta'];
-  schedule: Record<string, unknown> | null;
 }
 
-function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, state: SavedState, schedule: torch.optim.LRScheduler | null): void {
+/** Saves weights, optimizer state, RNG state and `state` (with the optimizer's and schedule's metadata) in one safetensors file. */
+export function saveCheckpoint<S extends CheckpointState>(
+  path: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  state: S,
+  schedule: torch.optim.LRScheduler | null,
+): void {
   torch.tidy(() => {
     const tensors = new Map<string, Tensor>();
     for (const [k, t] of net.stateDict()) tensors.set(`model.${k}`, t);
@@ -149,10 +163,16 @@ function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer
   });
 }
 
-function loadCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, schedule: torch.optim.LRScheduler | null): SavedState {
+/** Restores what saveCheckpoint saved into net, opt and schedule, and returns the saved state. */
+export function loadCheckpoint<S extends CheckpointState>(
+  path: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  schedule: torch.optim.LRScheduler | null,
+): S {
   const { tensors, metadata } = readWeights(path);
   try {
-    const state = JSON.parse(metadata.state ?? '{}') as SavedState;
+    const state = JSON.parse(metadata.state ?? '{}') as S;
     const model = new Map<string, Tensor>();
     const optimTensors = new Map<string, Tensor>();
     for (const [k, t] of tensors) {
@@ -175,8 +195,55 @@ function truncateLog(path: string, lastEpoch: number): void {
   if (!existsSync(path)) return;
   const kept = readFileSync(path, 'utf8')
     .split('\n')
-    .filter((l) => l.trim() && (JSON.parse(l) as EpochLog).epoch <= lastEpoch);
+    .filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch <= lastEpoch);
   writeFileAtomicSync(path, kept.map((l) => `${l}\n`).join(''));
+}
+
+/**
+ * The state a run starts from: with `resume` and a checkpoint in `outDir`,
+ * the checkpoint's (weights, optimizer, schedule and RNG restored; the log
+ * cut back to its epoch); otherwise `fresh`, with the log emptied.
+ */
+export function resumeState<S extends CheckpointState & { epoch: number }>(
+  outDir: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  schedule: torch.optim.LRScheduler | null,
+  resume: boolean,
+  fresh: S,
+): S {
+  const ckptPath = foldFile(outDir, 'checkpoint');
+  const logPath = foldFile(outDir, 'log');
+  if (resume && existsSync(ckptPath)) {
+    const state = loadCheckpoint<S>(ckptPath, net, opt, schedule);
+    truncateLog(logPath, state.epoch);
+    return state;
+  }
+  if (existsSync(logPath)) writeFileAtomicSync(logPath, '');
+  return fresh;
+}
+
+/**
+ * The end of a validated epoch: saves the checkpoint when it is due (every
+ * checkpointEvery epochs, and whenever the run stops) and says why the run
+ * stops, if it does: early stopping, the time budget, or the caller's
+ * stopAfterEpochs (null: go on).
+ */
+export function endOfEpoch(
+  cfg: Pick<TrainerConfig, 'epochs' | 'earlyStoppingPatience' | 'timeBudgetMinutes' | 'checkpointEvery'>,
+  state: { epoch: number; epochsWithoutImprovement: number; elapsedSeconds: number },
+  epochsThisRun: number,
+  stopAfterEpochs: number | undefined,
+  outOfTime: boolean,
+  saveCheckpointNow: () => void,
+): 'early-stopping' | 'time-budget' | 'stopAfterEpochs' | null {
+  const budgeted = cfg.timeBudgetMinutes > 0;
+  const last = !budgeted && state.epoch === cfg.epochs - 1;
+  const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
+  const timeUp = outOfTime || (budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes);
+  const pause = stopAfterEpochs === epochsThisRun;
+  if (last || early || timeUp || pause || (state.epoch + 1) % cfg.checkpointEvery === 0) saveCheckpointNow();
+  return early ? 'early-stopping' : timeUp ? 'time-budget' : pause ? 'stopAfterEpochs' : null;
 }
 
 export interface TrainOptions {
@@ -211,12 +278,7 @@ export async function train(
     optimizer: { step: {}, groups: [] },
     schedule: null,
   };
-  if (o.resume && existsSync(ckptPath)) {
-    state = loadCheckpoint(ckptPath, net, opt, schedule);
-    truncateLog(logPath, state.epoch);
-  } else if (existsSync(logPath)) {
-    writeFileAtomicSync(logPath, '');
-  }
+  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state);
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let epochsThisRun = 0;
@@ -300,21 +362,11 @@ export async function train(
       const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
       expectedEpochs = epochsWithinBudget(cfg, epoch + 1, state.elapsedSeconds, typical);
       epochsThisRun++;
-      const last = !budgeted && epoch === cfg.epochs - 1;
-      const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
-      outOfTime ||= budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
-      if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
-        saveCheckpoint(ckptPath, net, opt, state, schedule);
-      }
-      if (early) {
-        stoppedBy = 'early-stopping';
+      const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, outOfTime, () => saveCheckpoint(ckptPath, net, opt, state, schedule));
+      if (stop) {
+        if (stop !== 'stopAfterEpochs') stoppedBy = stop;
         break;
       }
-      if (outOfTime) {
-        stoppedBy = 'time-budget';
-        break;
-      }
-      if (o.stopAfterEpochs === epochsThisRun) break;
     }
     saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
   } finally {

@@ -11,6 +11,7 @@ import { existsSync, statSync } from 'node:fs';
 import * as torch from '@medseg/torch';
 import { MedsegIoError } from '../io/errors.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
+import type { ClassificationNetwork } from '../models/classifier-config.ts';
 import { encoderStateNames } from '../models/encoder-parts.ts';
 import { foldDir, listFolds, weightsFile } from '../plan/model-folder.ts';
 import { readWeights } from '../plan/model-weights.ts';
@@ -49,18 +50,30 @@ export function initWeightsFile(source: string): string {
   throw new MedsegIoError('NOT_FOUND', `no trained fold to initialise from (looked for ${foldDir(source, 0)} and other folds)`, source);
 }
 
-/** Copies the fitting tensors of `o.source` into `net` (in place) and says what it did. */
-export function initializeWeights(net: SegmentationNetwork, o: InitOptions): InitReport {
+const isClassifier = (net: SegmentationNetwork | ClassificationNetwork): net is ClassificationNetwork => 'inputSize' in net.config;
+
+/**
+ * Copies the fitting tensors of `o.source` into `net` (in place) and says what
+ * it did. A classifier takes a segmentation model's encoder by name (the
+ * HybridNet classifier's encoder is named as HybridNet's and nnU-Net's).
+ */
+export function initializeWeights(net: SegmentationNetwork | ClassificationNetwork, o: InitOptions): InitReport {
   const from = o.from ?? 'medseg';
   const part = o.part ?? 'all';
   const mapping = WEIGHT_MAPPINGS[from];
   if (!mapping) throw new MedsegIoError('BAD_DATA', `unknown weight naming '${from}': choose ${Object.keys(WEIGHT_MAPPINGS).join(' or ')}`);
-  const c = net.config;
-  if (from === 'nnunet' && (c.architecture !== 'unet' || c.norm !== 'instance' || (c.upsample ?? 'transpose') !== 'transpose')) {
-    throw new MedsegIoError(
-      'BAD_DATA',
-      `nnU-Net weights fit medseg's unet with instance norm and transposed-convolution upsampling (nnU-Net's PlainConvUNet); this network is ${c.architecture} with ${c.norm} norm`,
-    );
+  if (isClassifier(net)) {
+    if (from === 'nnunet' && net.config.architecture !== 'hybridnet') {
+      throw new MedsegIoError('BAD_DATA', `nnU-Net encoder weights fit the hybridnet classifier (instance-norm conv stages), not ${net.config.architecture}`);
+    }
+  } else {
+    const c = net.config;
+    if (from === 'nnunet' && (c.architecture !== 'unet' || c.norm !== 'instance' || (c.upsample ?? 'transpose') !== 'transpose')) {
+      throw new MedsegIoError(
+        'BAD_DATA',
+        `nnU-Net weights fit medseg's unet with instance norm and transposed-convolution upsampling (nnU-Net's PlainConvUNet); this network is ${c.architecture} with ${c.norm} norm`,
+      );
+    }
   }
   const file = initWeightsFile(o.source);
   const { tensors } = readWeights(file);
@@ -69,7 +82,9 @@ export function initializeWeights(net: SegmentationNetwork, o: InitOptions): Ini
   const loaded: string[] = [];
   const skipped: InitReport['skipped'] = [];
   try {
-    const opts = { deepSupervision: c.deepSupervision, decoderStages: c.features.length - 1 };
+    const opts = isClassifier(net)
+      ? { deepSupervision: false, decoderStages: 0 }
+      : { deepSupervision: net.config.deepSupervision, decoderStages: net.config.features.length - 1 };
     torch.noGrad(() => {
       for (const [name, t] of tensors) {
         const m = mapping(name, opts);
