@@ -6,6 +6,14 @@
  * a JSONL metrics log. A killed run resumes from its last checkpoint: batches
  * are a pure function of (seed, epoch, iteration), so the resumed run repeats
  * exactly what the uninterrupted one would have done.
+ *
+ * Data-parallel (o.distributed): every rank runs this loop on its own
+ * batches with the gradients averaged across ranks (data-parallel.ts). Rank 0
+ * alone validates and writes the log, checkpoints and weights; its decisions
+ * (elapsed time, when to stop) are broadcast so every rank runs the same
+ * iterations. On resume every rank reads the checkpoint from the same model
+ * folder (one machine, or a shared filesystem) and checks that it starts
+ * where rank 0 does.
  */
 import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
 import * as torch from '@medseg/torch';
@@ -18,6 +26,7 @@ import { readWeights, saveWeights } from '../plan/model-weights.ts';
 import type { LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer, trainingStep } from './step.ts';
+import { agreeWithRankZero, DataParallel, dataParallelStep, meanOverRanks, type DataParallelOptions } from './data-parallel.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import type { TrainingSettings } from '../plan/types.ts';
 
@@ -187,6 +196,8 @@ export interface TrainOptions {
   afterStep?: () => void;
   /** Metadata written into the best and final weights files besides the epoch (a pruned network's pruning record). */
   weightsMetadata?: Record<string, string>;
+  /** Data-parallel training in this process group (this process is one of its ranks). */
+  distributed?: { group: torch.ProcessGroup } & DataParallelOptions;
 }
 
 export async function train(
@@ -197,6 +208,8 @@ export async function train(
   o: TrainOptions = {},
 ): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
+  const group = o.distributed?.group ?? null;
+  const writer = !group || group.rank === 0;
   const progress = o.progress ?? createProgress('auto');
   const opt = makeOptimizer(net, cfg, cfg.lrScales);
   const schedule = makeSchedule(opt, cfg);
@@ -213,9 +226,21 @@ export async function train(
   };
   if (o.resume && existsSync(ckptPath)) {
     state = loadCheckpoint(ckptPath, net, opt, schedule);
-    truncateLog(logPath, state.epoch);
-  } else if (existsSync(logPath)) {
+    if (writer) truncateLog(logPath, state.epoch);
+  } else if (writer && existsSync(logPath)) {
     writeFileAtomicSync(logPath, '');
+  }
+  let dp: DataParallel | null = null;
+  if (group) {
+    const [epoch] = await agreeWithRankZero(group, [state.epoch]);
+    if (epoch !== state.epoch) {
+      opt.dispose();
+      throw new Error(
+        `rank ${group.rank} would start after epoch ${state.epoch} but rank 0 after epoch ${epoch}: ` +
+          `every rank resumes from the same checkpoint (${ckptPath}; across machines the model folder must be on a shared filesystem)`,
+      );
+    }
+    dp = await DataParallel.create(group, net, o.distributed);
   }
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
@@ -237,7 +262,8 @@ export async function train(
         // once (a prefetched batch) never lets Node run its deferred native
         // cleanup, and RSS grows without bound (fastest with small patches).
         await new Promise<void>((resolve) => setImmediate(resolve));
-        const elapsed = (Date.now() - t0) / 1000;
+        let elapsed = (Date.now() - t0) / 1000;
+        if (dp) [elapsed] = (await dp.agree([elapsed])) as [number];
         if (budgeted && elapsed >= cfg.timeBudgetMinutes * 60) {
           outOfTime = true;
           break;
@@ -246,7 +272,7 @@ export async function train(
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
-        const loss = trainingStep(net, opt, batch.image, batch.label, cfg);
+        const loss = dp ? await dataParallelStep(net, opt, dp, batch.image, batch.label, cfg) : trainingStep(net, opt, batch.image, batch.label, cfg);
         o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
@@ -260,50 +286,61 @@ export async function train(
         stoppedBy = 'time-budget';
         break;
       }
+      if (group) lossSum = (await meanOverRanks(group, lossSum / iterations)) * iterations;
 
-      net.eval();
-      const perCase = epochValidationCases(data.validation, cfg.epochValidationCases).map((c) =>
-        diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
-      );
-      const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
-      const valDiceMean = meanFinite(valDice);
-      const best = valDiceMean > state.bestDice;
-      if (best) {
-        state.bestDice = valDiceMean;
-        state.bestEpoch = epoch;
-        state.epochsWithoutImprovement = 0;
-        saveWeights(foldFile(outDir, 'best'), net.stateDict(), { ...o.weightsMetadata, epoch: String(epoch), valDice: String(valDiceMean) });
-      } else {
-        state.epochsWithoutImprovement++;
+      let best = false;
+      if (writer) {
+        net.eval();
+        const perCase = epochValidationCases(data.validation, cfg.epochValidationCases).map((c) =>
+          diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
+        );
+        const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
+        const valDiceMean = meanFinite(valDice);
+        best = valDiceMean > state.bestDice;
+        if (best) {
+          state.bestDice = valDiceMean;
+          state.bestEpoch = epoch;
+          state.epochsWithoutImprovement = 0;
+          saveWeights(foldFile(outDir, 'best'), net.stateDict(), { ...o.weightsMetadata, epoch: String(epoch), valDice: String(valDiceMean) });
+        } else {
+          state.epochsWithoutImprovement++;
+        }
+        const entry: EpochLog = {
+          epoch,
+          trainLoss: lossSum / Math.max(1, iterations),
+          valDice,
+          valDiceMean,
+          lr: opt.groups[0]!.lr,
+          iterations,
+          epochSeconds: (Date.now() - te) / 1000,
+          best,
+          waitSeconds: wait,
+        };
+        appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
+        process.stderr.write(
+          `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
+        );
       }
-      const entry: EpochLog = {
-        epoch,
-        trainLoss: lossSum / Math.max(1, iterations),
-        valDice,
-        valDiceMean,
-        lr: opt.groups[0]!.lr,
-        iterations,
-        epochSeconds: (Date.now() - te) / 1000,
-        best,
-        waitSeconds: wait,
-      };
-      appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
-      process.stderr.write(
-        `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
-      );
+      const epochSeconds = (Date.now() - te) / 1000;
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
       // The expected epoch count (for the label only) is re-judged after every
       // epoch; the median of this run's epochs after its first keeps the
       // start-up epoch and one noisy epoch from swinging it.
-      runEpochSeconds.push(entry.epochSeconds);
+      runEpochSeconds.push(epochSeconds);
       const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
       expectedEpochs = epochsWithinBudget(cfg, epoch + 1, state.elapsedSeconds, typical);
       epochsThisRun++;
       const last = !budgeted && epoch === cfg.epochs - 1;
-      const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
+      let early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
       outOfTime ||= budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
-      if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
+      if (group) {
+        // Rank 0 validated and kept the time: every rank stops when it does.
+        const [e, t] = await agreeWithRankZero(group, [early ? 1 : 0, outOfTime ? 1 : 0]);
+        early = e === 1;
+        outOfTime = t === 1;
+      }
+      if (writer && (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun)) {
         saveCheckpoint(ckptPath, net, opt, state, schedule);
       }
       if (early) {
@@ -316,8 +353,9 @@ export async function train(
       }
       if (o.stopAfterEpochs === epochsThisRun) break;
     }
-    saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
+    if (writer) saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
   } finally {
+    dp?.dispose();
     opt.dispose();
     await data.close?.();
   }

@@ -1,0 +1,79 @@
+/**
+ * One rank of data-parallel.test.ts, run as its own process on loopback:
+ *   ddp-fixture.ts steps <rank> <world> <port> <batch> <steps> <bucketMB> <overlap 0|1>
+ *     runs <steps> data-parallel steps of TinySegNet, this rank taking its
+ *     <batch> samples of each global batch (globalBatch); rank 0 prints the
+ *     final weights as one JSON line.
+ *   ddp-fixture.ts train <rank> <world> <port> <outDir> <resume 0|1> <slowMs>
+ *     trains the trainer's tiny fixture (trainer-fixture.ts) data-parallel.
+ * Ranks start from different weights, so equal results also show the broadcast.
+ */
+import * as torch from '@medseg/torch';
+import type { Tensor } from '@medseg/torch';
+import { train, type TrainingData } from '../train/trainer.ts';
+import { DataParallel, dataParallelStep } from '../train/data-parallel.ts';
+import { makeOptimizer } from '../train/step.ts';
+import { TinySegNet, fixtureConfig, syntheticData } from './trainer-fixture.ts';
+
+/** Global batch `i` of the equivalence test: `size` samples, a pure function of i. */
+export function globalBatch(i: number, size: number): { image: Tensor; label: Tensor } {
+  return syntheticData(11, size).nextBatch(0, i) as { image: Tensor; label: Tensor };
+}
+
+/** The equivalence test's training settings: the trainer fixture's SGD with Nesterov momentum, Dice + CE, clipping. */
+export const stepConfig = { ...fixtureConfig, iterationsPerEpoch: 4, epochs: 3 };
+
+export function weightsOf(net: torch.nn.Module): Record<string, number[]> {
+  return Object.fromEntries([...net.stateDict()].map(([k, t]) => [k, t.toArray()]));
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  const [mode, rankArg, worldArg, portArg, ...rest] = process.argv.slice(2);
+  const rank = Number(rankArg);
+  const worldSize = Number(worldArg);
+  const group = await torch.ProcessGroup.join({ masterAddr: '127.0.0.1', masterPort: Number(portArg), rank, worldSize, timeoutMs: 20_000 });
+  torch.manualSeed(7 + rank);
+  const net = new TinySegNet();
+  if (mode === 'steps') {
+    const [b, k, bucketMB, overlap] = rest.map(Number) as [number, number, number, number];
+    const dp = await DataParallel.create(group, net, { bucketMB, overlap: overlap === 1 });
+    const opt = makeOptimizer(net, stepConfig);
+    for (let i = 0; i < k; i++) {
+      const { image, label } = torch.tidy(() => {
+        const g = globalBatch(i, b * worldSize);
+        return {
+          image: g.image
+            .narrow(0, rank * b, b)
+            .contiguous()
+            .keep(),
+          label: g.label
+            .narrow(0, rank * b, b)
+            .contiguous()
+            .keep(),
+        };
+      });
+      await dataParallelStep(net, opt, dp, image, label, stepConfig);
+      image.dispose();
+      label.dispose();
+    }
+    if (rank === 0) process.stdout.write(`${JSON.stringify({ buckets: dp.bucketCount, weights: weightsOf(net) })}\n`);
+    dp.dispose();
+  } else {
+    const [outDir, resume, slow] = rest;
+    const data = syntheticData(11 + 1000 * rank);
+    const slowMs = Number(slow ?? 0);
+    const slowed: TrainingData = {
+      ...data,
+      async nextBatch(e, i) {
+        if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
+        return data.nextBatch(e, i);
+      },
+    };
+    await train(net, stepConfig, slowed, outDir!, {
+      resume: resume === '1',
+      progress: { start() {}, update() {}, stop() {} },
+      distributed: { group },
+    });
+  }
+  await group.destroy();
+}
