@@ -89,6 +89,32 @@ export async function agreeWithRankZero(group: ProcessGroup, values: number[]): 
   }
 }
 
+/** Rank 0's JSON value on every rank (the plan, for ranks that did not make it); other ranks pass null. */
+export async function broadcastJson<T>(group: ProcessGroup, value: T | null): Promise<T> {
+  const bytes = group.rank === 0 ? new TextEncoder().encode(JSON.stringify(value)) : new Uint8Array(0);
+  const [length] = (await agreeWithRankZero(group, [bytes.length])) as [number];
+  const t = group.rank === 0 ? torch.tensor(bytes, [length], { dtype: 'uint8' }) : torch.zeros([length], { dtype: 'uint8' });
+  try {
+    await group.broadcast([t], 0);
+    return JSON.parse(new TextDecoder().decode(t.toTypedArray() as Uint8Array)) as T;
+  } finally {
+    t.dispose();
+  }
+}
+
+/**
+ * Each rank's batch in a data-parallel run of a plan: the plan's batch split
+ * over the ranks (rounded up, so the global batch is at least the plan's).
+ */
+export function rankBatchSize(planBatch: number, worldSize: number): number {
+  return Math.max(1, Math.ceil(planBatch / worldSize));
+}
+
+/** Each rank's loader seed: rank 0 keeps the run's seed (one rank trains as a plain run does), the others draw other patches. */
+export function rankSeed(seed: number, rank: number): number {
+  return seed + 7919 * rank;
+}
+
 /** The mean of `value` over the ranks. */
 export async function meanOverRanks(group: ProcessGroup, value: number): Promise<number> {
   const t = torch.tensor([value], [1], { dtype: 'float64' });
