@@ -26,6 +26,12 @@ function integerAtLeast(min: number): (v: string) => number {
   };
 }
 
+function positiveNumber(v: string): number {
+  const f = Number(v);
+  if (!(f > 0 && Number.isFinite(f))) throw new InvalidArgumentError('expected a number > 0');
+  return f;
+}
+
 export function addDistributedOptions(cmd: Command): Command {
   return cmd
     .option('--ranks <n>', 'data-parallel training in N processes on this machine (rank 0 writes the model folder)', integerAtLeast(1))
@@ -33,26 +39,8 @@ export function addDistributedOptions(cmd: Command): Command {
     .option('--world-size <n>', 'number of ranks in the data-parallel group', integerAtLeast(1))
     .option('--master-addr <host>', "rank 0's address, where the group meets", '127.0.0.1')
     .option('--master-port <port>', "the port rank 0 listens on for the group's rendezvous", integerAtLeast(1))
-    .option(
-      '--dist-timeout <minutes>',
-      'how long a rank waits for the others (rendezvous, each collective)',
-      (v: string) => {
-        const f = Number(v);
-        if (!(f > 0 && Number.isFinite(f))) throw new InvalidArgumentError('expected a number > 0');
-        return f;
-      },
-      30,
-    )
-    .option(
-      '--bucket-mb <mb>',
-      'gradient all-reduce bucket size in MB',
-      (v: string) => {
-        const f = Number(v);
-        if (!(f > 0 && Number.isFinite(f))) throw new InvalidArgumentError('expected a number > 0');
-        return f;
-      },
-      25,
-    );
+    .option('--dist-timeout <minutes>', 'how long a rank waits for the others (rendezvous, each collective)', positiveNumber, 30)
+    .option('--bucket-mb <mb>', 'gradient all-reduce bucket size in MB', positiveNumber, 25);
 }
 
 /** Checks the distributed options: 'spawn' (--ranks N > 1), 'rank' (this process is one rank), or 'single'. */

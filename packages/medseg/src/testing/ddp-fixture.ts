@@ -10,10 +10,10 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import { train, type TrainingData } from '../train/trainer.ts';
+import { train } from '../train/trainer.ts';
 import { DataParallel, dataParallelStep } from '../train/data-parallel.ts';
 import { makeOptimizer } from '../train/step.ts';
-import { TinySegNet, fixtureConfig, syntheticData } from './trainer-fixture.ts';
+import { TinySegNet, fixtureConfig, slowedData, syntheticData } from './trainer-fixture.ts';
 
 /** Global batch `i` of the equivalence test: `size` samples, a pure function of i. */
 export function globalBatch(i: number, size: number): { image: Tensor; label: Tensor } {
@@ -60,15 +60,7 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     dp.dispose();
   } else {
     const [outDir, resume, slow] = rest;
-    const data = syntheticData(11 + 1000 * rank);
-    const slowMs = Number(slow ?? 0);
-    const slowed: TrainingData = {
-      ...data,
-      async nextBatch(e, i) {
-        if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
-        return data.nextBatch(e, i);
-      },
-    };
+    const slowed = slowedData(syntheticData(11 + 1000 * rank), Number(slow ?? 0));
     await train(net, stepConfig, slowed, outDir!, {
       resume: resume === '1',
       progress: { start() {}, update() {}, stop() {} },
