@@ -24,7 +24,7 @@ async function runRanks(scenario: string, worldSize: number): Promise<(Record<st
         clearTimeout(timer);
         const line = out.trim().split('\n').pop();
         if (!line) {
-          if (signal !== 'SIGKILL' || scenario !== 'kill') process.stderr.write(`rank ${rank} exited ${code ?? signal}: ${err}\n`);
+          if (signal !== 'SIGKILL') process.stderr.write(`rank ${rank} exited ${code ?? signal}: ${err}\n`);
           resolve(null);
           return;
         }
@@ -55,15 +55,26 @@ test('all-reduce sums, broadcast and barrier across 2 processes on loopback, wit
   assert.ok((r0.ticks as number) >= 10, `rank 0's event loop ran during the barrier (${String(r0.ticks)} ticks)`);
 });
 
-test('a rank killed with SIGKILL makes the collective fail on the other rank with a peer-lost error, promptly', async () => {
-  const [survivor, killed] = await runRanks('kill', 2);
-  assert.equal(killed, null);
+/** Runs a scenario where rank 1 dies or hangs; returns the error rank 0 saw, checked to have `code`. */
+async function survivorError(scenario: 'kill' | 'stop', code: string): Promise<{ code: string; message: string; ms: number }> {
+  const [survivor, lost] = await runRanks(scenario, 2);
+  assert.equal(lost, null);
   assert.ok(survivor, 'the surviving rank reported');
   const error = survivor.error as { code: string; message: string; ms: number } | null;
   assert.ok(error, 'the survivor saw an error');
-  assert.equal(error.code, 'peer-lost', error.message);
+  assert.equal(error.code, code, error.message);
+  return error;
+}
+
+test('a rank killed with SIGKILL makes the collective fail on the other rank with a peer-lost error, promptly', async () => {
+  const error = await survivorError('kill', 'peer-lost');
   assert.match(error.message, /allReduce: a peer left the group/);
   assert.ok(error.ms < 10_000, `failed within the timeout (${error.ms} ms)`);
+});
+
+test('a hung rank (SIGSTOP) makes the collective fail on the other rank with a timeout error after the group timeout', async () => {
+  const error = await survivorError('stop', 'timeout');
+  assert.ok(error.ms >= 1900 && error.ms < 8000, `failed after ${error.ms} ms with a 2000 ms timeout`);
 });
 
 test('joining a group whose other rank never comes fails with a rendezvous error after the timeout', async () => {

@@ -8,6 +8,8 @@
  *     trains the trainer's tiny fixture (trainer-fixture.ts) data-parallel.
  * Ranks start from different weights, so equal results also show the broadcast.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import { train } from '../train/trainer.ts';
@@ -25,6 +27,44 @@ export const stepConfig = { ...fixtureConfig, iterationsPerEpoch: 4, epochs: 3 }
 
 export function weightsOf(net: torch.nn.Module): Record<string, number[]> {
   return Object.fromEntries([...net.stateDict()].map(([k, t]) => [k, t.toArray()]));
+}
+
+const fixture = fileURLToPath(import.meta.url);
+
+export interface RankRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Starts `world` ranks of this fixture as child processes; `onStart` may act on the children (kill one). */
+export async function runRanks(args: (port: number) => string[], world: number, onStart?: (children: ReturnType<typeof spawn>[]) => void): Promise<RankRun[]> {
+  const port = await torch.freePort();
+  const t0 = Date.now();
+  const children = Array.from({ length: world }, (_, rank) =>
+    spawn(process.execPath, ['--import', 'tsx', fixture, args(port)[0]!, String(rank), String(world), String(port), ...args(port).slice(1)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MEDSEG_THREADS: '1' },
+    }),
+  );
+  const runs = children.map(
+    (child) =>
+      new Promise<RankRun>((resolve) => {
+        let stdout = '';
+        let stderr = '';
+        child.stdout!.on('data', (d: Buffer) => (stdout += d));
+        child.stderr!.on('data', (d: Buffer) => (stderr += d));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        child.on('exit', (code, signal) => {
+          clearTimeout(timer);
+          resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
+        });
+      }),
+  );
+  onStart?.(children);
+  return Promise.all(runs);
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {

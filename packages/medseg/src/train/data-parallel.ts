@@ -16,6 +16,9 @@
  *   hooks fire in. A parameter backward did not reach (unused in this
  *   forward) counts as a zero gradient when backward ends.
  *
+ * Buffers (batch-norm running statistics) are broadcast once at the start;
+ * each rank then updates its own, and rank 0's are the ones saved.
+ *
  * The mean of the ranks' gradients equals the gradient of the whole batch
  * when the loss is a mean over the samples (cross-entropy, per-sample Dice);
  * batch Dice pools its statistics per rank, as in any data-parallel

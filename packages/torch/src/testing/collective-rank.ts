@@ -5,6 +5,9 @@
  * counting event-loop ticks (a collective must not block the loop).
  * 'kill': the last rank SIGKILLs itself after one all-reduce; the others keep
  * all-reducing and report the error that ends them and how long it took.
+ * 'stop': the same with SIGSTOP (a hung peer, in a group with a 2 s timeout);
+ * rank 0, which learnt the stopped rank's pid by an all-reduce, SIGKILLs it
+ * once it has reported.
  * Prints one JSON line with what it saw.
  */
 import * as torch from '../index.ts';
@@ -12,7 +15,13 @@ import * as torch from '../index.ts';
 const [scenario, rankArg, worldArg, portArg] = process.argv.slice(2);
 const rank = Number(rankArg);
 const worldSize = Number(worldArg);
-const group = await torch.ProcessGroup.join({ masterAddr: '127.0.0.1', masterPort: Number(portArg), rank, worldSize, timeoutMs: 10_000 });
+const group = await torch.ProcessGroup.join({
+  masterAddr: '127.0.0.1',
+  masterPort: Number(portArg),
+  rank,
+  worldSize,
+  timeoutMs: scenario === 'stop' ? 2000 : 10_000,
+});
 
 if (scenario === 'sums') {
   const a = torch.tensor([rank + 1, 10 * (rank + 1), -rank], [3]);
@@ -40,10 +49,12 @@ if (scenario === 'sums') {
     afterDestroy = (e as torch.DistributedError).code;
   }
   process.stdout.write(`${JSON.stringify({ rank, a: a.toArray(), b: b.toArray(), bigSum, c: c.toArray(), d: d.toArray(), ticks, barrierMs, afterDestroy })}\n`);
-} else if (scenario === 'kill') {
+} else if (scenario === 'kill' || scenario === 'stop') {
   const x = torch.ones([1000]);
   await group.allReduceSum([x]);
-  if (rank === worldSize - 1) process.kill(process.pid, 'SIGKILL');
+  const pids = torch.tensor([rank === worldSize - 1 ? process.pid : 0], [1], { dtype: 'float64' });
+  await group.allReduceSum([pids]);
+  if (rank === worldSize - 1) process.kill(process.pid, scenario === 'kill' ? 'SIGKILL' : 'SIGSTOP');
   const t0 = Date.now();
   let error: { code: string; message: string; ms: number } | null = null;
   for (let i = 0; i < 10_000 && !error; i++) {
@@ -54,6 +65,7 @@ if (scenario === 'sums') {
       error = { code: de.code, message: de.message, ms: Date.now() - t0 };
     }
   }
-  await group.destroy();
   process.stdout.write(`${JSON.stringify({ rank, error })}\n`);
+  if (scenario === 'stop' && rank === 0) process.kill(pids.item(), 'SIGKILL');
+  await group.destroy();
 }
