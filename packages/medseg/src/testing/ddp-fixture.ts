@@ -96,7 +96,10 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
       image.dispose();
       label.dispose();
     }
-    if (rank === 0) process.stdout.write(`${JSON.stringify({ buckets: dp.bucketCount, weights: weightsOf(net) })}\n`);
+    if (rank === 0)
+      process.stdout.write(
+        `${JSON.stringify({ buckets: dp.bucketCount, queuedDuringBackward: dp.lastTiming.queuedDuringBackward, weights: weightsOf(net) })}\n`,
+      );
     dp.dispose();
   } else {
     const [outDir, resume, slow] = rest;

@@ -55,6 +55,8 @@ export interface ReduceTiming {
   /** Waiting for all-reduces still running after backward ended. */
   waitSeconds: number;
   buckets: number;
+  /** Buckets whose all-reduce was queued while backward was still running (the overlap). */
+  queuedDuringBackward: number;
   bytes: number;
 }
 
@@ -135,7 +137,8 @@ export class DataParallel {
   private readonly removeHooks: (() => void)[] = [];
   private nextToLaunch = 0;
   private inBackward = false;
-  lastTiming: ReduceTiming = { waitSeconds: 0, buckets: 0, bytes: 0 };
+  private queuedDuringBackward = 0;
+  lastTiming: ReduceTiming = { waitSeconds: 0, buckets: 0, queuedDuringBackward: 0, bytes: 0 };
 
   private constructor(
     readonly group: ProcessGroup,
@@ -210,6 +213,7 @@ export class DataParallel {
       b.work = this.group.allReduceSum([b.flat]);
       // A failure is awaited (and thrown) in synchronize(); mark it handled until then.
       b.work.catch(() => {});
+      if (this.inBackward) this.queuedDuringBackward++;
       this.nextToLaunch++;
     }
   }
@@ -222,6 +226,7 @@ export class DataParallel {
   backward(loss: Tensor): void {
     for (const b of this.buckets) b.filled.clear();
     this.nextToLaunch = 0;
+    this.queuedDuringBackward = 0;
     this.inBackward = this.overlap;
     try {
       loss.backward();
@@ -257,6 +262,7 @@ export class DataParallel {
     this.lastTiming = {
       waitSeconds: (performance.now() - t0) / 1000,
       buckets: this.buckets.length,
+      queuedDuringBackward: this.queuedDuringBackward,
       bytes: this.buckets.reduce((s, b) => s + b.flat.numel * 4, 0),
     };
     const scale = 1 / this.group.worldSize;
