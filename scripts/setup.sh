@@ -14,7 +14,9 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 profile=${1:-run}
 
 # 1. System packages. Running: libtorch for the engine (with libgloo-dev:
-#    libtorch-dev's headers include gloo's without depending on it); g++,
+#    libtorch-dev's headers include gloo's without depending on it, and the
+#    binding's data-parallel part, native/src/distributed.cc, compiles against
+#    c10d's ProcessGroupGloo, whose code is in libtorch_cpu); g++,
 #    make and python3 for node-gyp to build the binding. Testing adds the
 #    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom with
 #    gdcm's Python codecs for the io bench's compressed reads, PIL),
@@ -72,7 +74,8 @@ else
   log "npm dependencies up to date"
 fi
 
-# 3. The N-API binding to libtorch, rebuilt only when its sources changed.
+# 3. The N-API binding to libtorch, rebuilt only when its sources changed
+#    (a checkout that brings new native sources makes them newer than the addon).
 addon=packages/torch/build/Release/torch_native.node
 if [ ! -f "$addon" ] || [ -n "$(find packages/torch/native packages/torch/binding.gyp -newer "$addon" -type f 2>/dev/null)" ]; then
   log "building the libtorch binding (about a minute)"

@@ -15,7 +15,8 @@
         "native/src/op_call.cc",
         "native/src/autograd.cc",
         "native/src/autocast.cc",
-        "native/src/caching_allocator.cc"
+        "native/src/caching_allocator.cc",
+        "native/src/distributed.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

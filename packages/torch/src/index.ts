@@ -16,6 +16,7 @@ export * as F from './functional.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';
 export * from './safetensors.ts';
+export { ProcessGroup, DistributedError, freePort, type DistributedErrorCode, type JoinOptions } from './distributed.ts';
 export { trace, TraceError, type TraceResult } from './trace/tracer.ts';
 export * from './trace/graph.ts';
 export { traceDynamic, type DynamicAxis, type DynamicTrace, type SymInt } from './trace/dynamic.ts';

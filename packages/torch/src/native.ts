@@ -38,6 +38,20 @@ export interface NativeTensor {
   reportMemory(): void;
 }
 
+/** Opaque handle of a joined c10d process group. */
+export type NativeGroup = { readonly __group: unique symbol };
+
+export interface NativeJoinOptions {
+  masterAddr: string;
+  masterPort: number;
+  rank: number;
+  worldSize: number;
+  timeoutMs: number;
+  interface?: string;
+  hostname?: string;
+  threads?: number;
+}
+
 /** Opaque seeded generator handle. */
 export type NativeGenerator = { readonly __generator: unique symbol };
 
@@ -81,6 +95,11 @@ export interface NativeBinding {
   autocastIncrementNesting(): number;
   autocastDecrementNesting(): number;
   autocastClearCache(): void;
+  joinGroup(o: NativeJoinOptions): Promise<NativeGroup>;
+  allReduceSum(g: NativeGroup, tensors: NativeTensor[]): Promise<void>;
+  broadcast(g: NativeGroup, tensors: NativeTensor[], root: number): Promise<void>;
+  barrier(g: NativeGroup): Promise<void>;
+  destroyGroup(g: NativeGroup): Promise<void>;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -85,6 +85,17 @@ export function describeError(err: unknown, debug = process.env.MEDSEG_DEBUG ===
       json: { ok: false, error: { type: 'input', message: err.message } },
     };
   }
+  // @medseg/torch's DistributedError, known by name so that this module does not load the engine.
+  if (err instanceof Error && err.name === 'DistributedError') {
+    const code = (err as Error & { code?: string }).code;
+    return {
+      exitCode: EXIT_ERROR,
+      message:
+        `medseg: error: data-parallel training stopped: ${err.message}${stack(err)}` +
+        '\n  hint: once every rank can run again, the same command with --resume continues from the last checkpoint',
+      json: { ok: false, error: { type: 'distributed', ...(code ? { code } : {}), message: err.message } },
+    };
+  }
   if (err instanceof CliUsageError) {
     return { exitCode: EXIT_USAGE, message: `medseg: error: ${err.message}${stack(err)}`, json: { ok: false, error: { type: 'usage', message: err.message } } };
   }

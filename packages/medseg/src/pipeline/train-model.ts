@@ -3,6 +3,10 @@
  * for every requested fold train (trainer.ts), then decide postprocessing on
  * the folds' validation cases and write the model card, into a model folder
  * laid out as plan/model-folder.ts describes.
+ *
+ * Data-parallel (o.distributed): rank 0 runs the whole job and sends its plan
+ * to the other ranks, which preprocess (on one machine: find the cases
+ * cached), train each fold with it on batches of their own and write nothing.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +37,7 @@ import type { ModelCardFaithfulness } from '../eval/report/modelcard.ts';
 import { foldDir, foldFile, modelCardPaths, modelFile, writeCalibration, writePostprocessing } from '../plan/model-folder.ts';
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { train, type TrainResult, type TrainingData } from '../train/trainer.ts';
+import { broadcastJson, rankBatchSize, rankSeed, type DataParallelOptions } from '../train/data-parallel.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { kFoldSplits, type Split } from './splits.ts';
@@ -75,6 +80,8 @@ export interface TrainModelOptions extends PlanningChoices {
   faithfulness?: boolean;
   progress?: ProgressReporter;
   log?: (line: string) => void;
+  /** Data-parallel training: this process is one rank of the group (every rank gets the same options). */
+  distributed?: { group: torch.ProcessGroup } & DataParallelOptions;
 }
 
 export interface TrainModelResult {
@@ -178,7 +185,61 @@ async function scoreValidationCases(
   }
 }
 
+/** The plan each rank trains with: the plan's batch split over the ranks. */
+function rankPlan(plan: Plan, o: TrainModelOptions): Plan {
+  return o.distributed ? { ...plan, batchSize: rankBatchSize(plan.batchSize, o.distributed.group.worldSize) } : plan;
+}
+
+/** The folds to train and their splits, the same on every rank. */
+function foldsAndSplits(o: TrainModelOptions, ids: string[]): { splits: Split[]; folds: number[] } {
+  const splits = o.split ? [o.split] : kFoldSplits(ids, o.nFolds ?? 5, 12345);
+  const folds = o.folds === 'all' ? splits.map((_, i) => i) : (o.folds ?? [0]);
+  for (const fold of folds) {
+    const split = splits[fold];
+    if (!split) throw new Error(`fold ${fold} does not exist (${splits.length} folds)`);
+    for (const id of [...split.train, ...split.val]) if (!ids.includes(id)) throw new Error(`split names case ${id}, which the dataset does not have`);
+  }
+  return { splits, folds };
+}
+
+/** A rank other than 0 of a data-parallel job: rank 0's plan, this rank's batches, nothing written. */
+async function trainOtherRank(o: TrainModelOptions, distributed: NonNullable<TrainModelOptions['distributed']>): Promise<TrainModelResult> {
+  const ds: Dataset = readDataset(o.dataset);
+  const plan = validatePlan(await broadcastJson<Plan>(distributed.group, null));
+  const { splits, folds } = foldsAndSplits(
+    o,
+    ds.training.map((c) => c.id),
+  );
+  const cacheDir = cacheDirFor(ds, plan, o.out);
+  await preprocessDataset(ds, plan, cacheDir);
+  const cfg = trainerConfig(plan);
+  const seed = o.seed ?? 12345;
+  const results: TrainModelResult['folds'] = [];
+  for (const fold of folds) {
+    torch.manualSeed(seed + fold);
+    const net = createNetwork(plan.network);
+    try {
+      if (o.init) {
+        initializeWeights(net, o.init);
+        const scale = o.init.encoderLrScale ?? 1;
+        cfg.lrScales = scale === 1 ? undefined : new Map([...encoderStateNames(net)].map((n) => [n, scale]));
+      }
+      const data = loaderData(cacheDir, splits[fold]!.train, rankPlan(plan, o), rankSeed(seed + fold, distributed.group.rank), o.workers ?? 1, []);
+      const result = await train(net, cfg, data, foldDir(o.out, fold), {
+        resume: o.resume,
+        progress: { start() {}, update() {}, stop() {} },
+        distributed,
+      });
+      results.push({ fold, result, valDice: [] });
+    } finally {
+      net.dispose();
+    }
+  }
+  return { modelDir: o.out, plan, folds: results, postprocessing: [], validationRows: [] };
+}
+
 export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult> {
+  if (o.distributed && o.distributed.group.rank !== 0) return trainOtherRank(o, o.distributed);
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   mkdirSync(o.out, { recursive: true });
   const ds: Dataset = readDataset(o.dataset);
@@ -216,13 +277,18 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   );
 
   const ids = ds.training.map((c) => c.id);
-  const splits = o.split ? [o.split] : kFoldSplits(ids, o.nFolds ?? 5, 12345);
+  const { splits, folds } = foldsAndSplits(o, ids);
   writeJsonAtomicSync(modelFile(o.out, 'splits'), splits);
-  const folds = o.folds === 'all' ? splits.map((_, i) => i) : (o.folds ?? [0]);
   const cacheDir = cacheDirFor(ds, plan, o.out);
   const t0 = Date.now();
   const pre = await preprocessDataset(ds, plan, cacheDir);
   log(`preprocessed ${pre.computed} of ${pre.ids.length} cases into ${cacheDir} (the rest cached) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  if (o.distributed) {
+    const { worldSize } = o.distributed.group;
+    await broadcastJson(o.distributed.group, plan);
+    const b = rankBatchSize(plan.batchSize, worldSize);
+    log(`data-parallel: ${worldSize} ranks x batch ${b} (global batch ${b * worldSize}; the plan's is ${plan.batchSize}); rank 0 validates and writes`);
+  }
 
   const results: TrainModelResult['folds'] = [];
   const ppStats = new Map<number, { without: number[]; with: number[] }>();
@@ -235,9 +301,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   let parameters = 0;
   let ttaLevels: TtaLevelRow[] = [];
   for (const fold of folds) {
-    const split = splits[fold];
-    if (!split) throw new Error(`fold ${fold} does not exist (${splits.length} folds)`);
-    for (const id of [...split.train, ...split.val]) if (!ids.includes(id)) throw new Error(`split names case ${id}, which the dataset does not have`);
+    const split = splits[fold]!;
     const foldPath = foldDir(o.out, fold);
     torch.manualSeed(seed + fold);
     const net = createNetwork(plan.network);
@@ -253,8 +317,12 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const validation = await Promise.all(split.val.map((id) => loadPreprocessed(cacheDir, id)));
     parameters = countParameters(net);
     log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${parameters} parameters`);
-    const data = loaderData(cacheDir, split.train, plan, seed + fold, o.workers ?? 1, validation);
-    const result = await train(net, cfg, data, foldPath, { resume: o.resume, progress: o.progress ?? createProgress('auto') });
+    const data = loaderData(cacheDir, split.train, rankPlan(plan, o), seed + fold, o.workers ?? 1, validation);
+    const result = await train(net, cfg, data, foldPath, {
+      resume: o.resume,
+      progress: o.progress ?? createProgress('auto'),
+      ...(o.distributed ? { distributed: o.distributed } : {}),
+    });
 
     // Final validation with the best weights and the plan's TTA, with and without postprocessing.
     loadWeightsInto(net, foldFile(foldPath, 'best'));

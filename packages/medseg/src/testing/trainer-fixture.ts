@@ -89,19 +89,22 @@ export const fixtureConfig: TrainerConfig = {
   numClasses: 2,
 };
 
-// Child-process entry: `node --import tsx testing/trainer-fixture.ts <outDir> <resume 0|1> <slowMs>`
-if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
-  const [outDir, resume, slow] = process.argv.slice(2);
-  torch.manualSeed(7);
-  const net = new TinySegNet();
-  const data = syntheticData(11);
-  const slowMs = Number(slow ?? 0);
-  const slowed: TrainingData = {
+/** `data` with every batch `slowMs` late (so a test can kill a run mid-epoch). */
+export function slowedData(data: TrainingData, slowMs: number): TrainingData {
+  return {
     ...data,
     async nextBatch(e, i) {
       if (slowMs) await new Promise((r) => setTimeout(r, slowMs));
       return data.nextBatch(e, i);
     },
   };
+}
+
+// Child-process entry: `node --import tsx testing/trainer-fixture.ts <outDir> <resume 0|1> <slowMs>`
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  const [outDir, resume, slow] = process.argv.slice(2);
+  torch.manualSeed(7);
+  const net = new TinySegNet();
+  const slowed = slowedData(syntheticData(11), Number(slow ?? 0));
   await train(net, fixtureConfig, slowed, outDir!, { resume: resume === '1', progress: { start() {}, update() {}, stop() {} } });
 }

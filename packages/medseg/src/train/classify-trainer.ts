@@ -21,7 +21,7 @@ import type { AugmentationParams, TrainingSettings } from '../plan/types.ts';
 import { mixSeed } from '../util/random.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer } from './step.ts';
-import { endOfEpoch, makeSchedule, resumeState, saveCheckpoint, scheduleStep, type CheckpointState, type ScheduleConfig } from './trainer.ts';
+import { endOfEpoch, makeSchedule, resumeState, saveCheckpoint, scheduleStep, stopSignals, type CheckpointState, type ScheduleConfig } from './trainer.ts';
 
 export interface ClassifierTrainingConfig extends ScheduleConfig, Pick<TrainingSettings, 'optimizer' | 'weightDecay' | 'momentum' | 'gradClip'> {
   batchSize: number;
@@ -194,7 +194,9 @@ export async function trainClassifier(
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
       epochsThisRun++;
-      const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, outOfTime, () => saveCheckpoint(ckptPath, net, opt, state, schedule));
+      const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, stopSignals(cfg, state, outOfTime), () =>
+        saveCheckpoint(ckptPath, net, opt, state, schedule),
+      );
       if (stop) {
         if (stop !== 'stopAfterEpochs') stoppedBy = stop;
         break;

@@ -6,6 +6,14 @@
  * a JSONL metrics log. A killed run resumes from its last checkpoint: batches
  * are a pure function of (seed, epoch, iteration), so the resumed run repeats
  * exactly what the uninterrupted one would have done.
+ *
+ * Data-parallel (o.distributed): every rank runs this loop on its own
+ * batches with the gradients averaged across ranks (data-parallel.ts). Rank 0
+ * alone validates and writes the log, checkpoints and weights; its decisions
+ * (elapsed time, when to stop) are broadcast so every rank runs the same
+ * iterations. On resume every rank reads the checkpoint from the same model
+ * folder (one machine, or a shared filesystem) and checks that it starts
+ * where rank 0 does.
  */
 import { existsSync, mkdirSync, readFileSync, appendFileSync } from 'node:fs';
 import * as torch from '@medseg/torch';
@@ -18,6 +26,7 @@ import { readWeights, saveWeights } from '../plan/model-weights.ts';
 import type { LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer, trainingStep } from './step.ts';
+import { agreeWithRankZero, DataParallel, dataParallelStep, meanOverRanks, type DataParallelOptions } from './data-parallel.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import type { TrainingSettings } from '../plan/types.ts';
 
@@ -211,16 +220,34 @@ export function resumeState<S extends CheckpointState & { epoch: number }>(
   schedule: torch.optim.LRScheduler | null,
   resume: boolean,
   fresh: S,
+  writesLog = true,
 ): S {
   const ckptPath = foldFile(outDir, 'checkpoint');
   const logPath = foldFile(outDir, 'log');
   if (resume && existsSync(ckptPath)) {
     const state = loadCheckpoint<S>(ckptPath, net, opt, schedule);
-    truncateLog(logPath, state.epoch);
+    if (writesLog) truncateLog(logPath, state.epoch);
     return state;
   }
-  if (existsSync(logPath)) writeFileAtomicSync(logPath, '');
+  if (writesLog && existsSync(logPath)) writeFileAtomicSync(logPath, '');
   return fresh;
+}
+
+/**
+ * Why the run would stop after this validated epoch, as this process sees it:
+ * early stopping (patience used up) or the time budget. Data-parallel ranks
+ * replace these with rank 0's before endOfEpoch.
+ */
+export function stopSignals(
+  cfg: Pick<TrainerConfig, 'earlyStoppingPatience' | 'timeBudgetMinutes'>,
+  state: { epochsWithoutImprovement: number; elapsedSeconds: number },
+  outOfTime: boolean,
+): { early: boolean; timeUp: boolean } {
+  const budgeted = cfg.timeBudgetMinutes > 0;
+  return {
+    early: cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience,
+    timeUp: outOfTime || (budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes),
+  };
 }
 
 /**
@@ -230,17 +257,15 @@ export function resumeState<S extends CheckpointState & { epoch: number }>(
  * stopAfterEpochs (null: go on).
  */
 export function endOfEpoch(
-  cfg: Pick<TrainerConfig, 'epochs' | 'earlyStoppingPatience' | 'timeBudgetMinutes' | 'checkpointEvery'>,
-  state: { epoch: number; epochsWithoutImprovement: number; elapsedSeconds: number },
+  cfg: Pick<TrainerConfig, 'epochs' | 'timeBudgetMinutes' | 'checkpointEvery'>,
+  state: { epoch: number },
   epochsThisRun: number,
   stopAfterEpochs: number | undefined,
-  outOfTime: boolean,
+  signals: { early: boolean; timeUp: boolean },
   saveCheckpointNow: () => void,
 ): 'early-stopping' | 'time-budget' | 'stopAfterEpochs' | null {
-  const budgeted = cfg.timeBudgetMinutes > 0;
-  const last = !budgeted && state.epoch === cfg.epochs - 1;
-  const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
-  const timeUp = outOfTime || (budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes);
+  const last = cfg.timeBudgetMinutes <= 0 && state.epoch === cfg.epochs - 1;
+  const { early, timeUp } = signals;
   const pause = stopAfterEpochs === epochsThisRun;
   if (last || early || timeUp || pause || (state.epoch + 1) % cfg.checkpointEvery === 0) saveCheckpointNow();
   return early ? 'early-stopping' : timeUp ? 'time-budget' : pause ? 'stopAfterEpochs' : null;
@@ -254,6 +279,8 @@ export interface TrainOptions {
   afterStep?: () => void;
   /** Metadata written into the best and final weights files besides the epoch (a pruned network's pruning record). */
   weightsMetadata?: Record<string, string>;
+  /** Data-parallel training in this process group (this process is one of its ranks). */
+  distributed?: { group: torch.ProcessGroup } & DataParallelOptions;
 }
 
 export async function train(
@@ -264,6 +291,8 @@ export async function train(
   o: TrainOptions = {},
 ): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
+  const group = o.distributed?.group ?? null;
+  const writer = !group || group.rank === 0;
   const progress = o.progress ?? createProgress('auto');
   const opt = makeOptimizer(net, cfg, cfg.lrScales);
   const schedule = makeSchedule(opt, cfg);
@@ -278,7 +307,19 @@ export async function train(
     optimizer: { step: {}, groups: [] },
     schedule: null,
   };
-  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state);
+  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state, writer);
+  let dp: DataParallel | null = null;
+  if (group) {
+    const [epoch] = await agreeWithRankZero(group, [state.epoch]);
+    if (epoch !== state.epoch) {
+      opt.dispose();
+      throw new Error(
+        `rank ${group.rank} would start after epoch ${state.epoch} but rank 0 after epoch ${epoch}: ` +
+          `every rank resumes from the same checkpoint (${ckptPath}; across machines the model folder must be on a shared filesystem)`,
+      );
+    }
+    dp = await DataParallel.create(group, net, o.distributed);
+  }
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let epochsThisRun = 0;
@@ -299,7 +340,8 @@ export async function train(
         // once (a prefetched batch) never lets Node run its deferred native
         // cleanup, and RSS grows without bound (fastest with small patches).
         await new Promise<void>((resolve) => setImmediate(resolve));
-        const elapsed = (Date.now() - t0) / 1000;
+        let elapsed = (Date.now() - t0) / 1000;
+        if (dp) [elapsed] = (await dp.agree([elapsed])) as [number];
         if (budgeted && elapsed >= cfg.timeBudgetMinutes * 60) {
           outOfTime = true;
           break;
@@ -308,7 +350,7 @@ export async function train(
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
-        const loss = trainingStep(net, opt, batch.image, batch.label, cfg);
+        const loss = dp ? await dataParallelStep(net, opt, dp, batch.image, batch.label, cfg) : trainingStep(net, opt, batch.image, batch.label, cfg);
         o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
@@ -322,54 +364,69 @@ export async function train(
         stoppedBy = 'time-budget';
         break;
       }
+      if (group) lossSum = (await meanOverRanks(group, lossSum / iterations)) * iterations;
 
-      net.eval();
-      const perCase = epochValidationCases(data.validation, cfg.epochValidationCases).map((c) =>
-        diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
-      );
-      const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
-      const valDiceMean = meanFinite(valDice);
-      const best = valDiceMean > state.bestDice;
-      if (best) {
-        state.bestDice = valDiceMean;
-        state.bestEpoch = epoch;
-        state.epochsWithoutImprovement = 0;
-        saveWeights(foldFile(outDir, 'best'), net.stateDict(), { ...o.weightsMetadata, epoch: String(epoch), valDice: String(valDiceMean) });
-      } else {
-        state.epochsWithoutImprovement++;
+      let best = false;
+      if (writer) {
+        net.eval();
+        const perCase = epochValidationCases(data.validation, cfg.epochValidationCases).map((c) =>
+          diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
+        );
+        const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
+        const valDiceMean = meanFinite(valDice);
+        best = valDiceMean > state.bestDice;
+        if (best) {
+          state.bestDice = valDiceMean;
+          state.bestEpoch = epoch;
+          state.epochsWithoutImprovement = 0;
+          saveWeights(foldFile(outDir, 'best'), net.stateDict(), { ...o.weightsMetadata, epoch: String(epoch), valDice: String(valDiceMean) });
+        } else {
+          state.epochsWithoutImprovement++;
+        }
+        const entry: EpochLog = {
+          epoch,
+          trainLoss: lossSum / Math.max(1, iterations),
+          valDice,
+          valDiceMean,
+          lr: opt.groups[0]!.lr,
+          iterations,
+          epochSeconds: (Date.now() - te) / 1000,
+          best,
+          waitSeconds: wait,
+        };
+        appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
+        process.stderr.write(
+          `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
+        );
       }
-      const entry: EpochLog = {
-        epoch,
-        trainLoss: lossSum / Math.max(1, iterations),
-        valDice,
-        valDiceMean,
-        lr: opt.groups[0]!.lr,
-        iterations,
-        epochSeconds: (Date.now() - te) / 1000,
-        best,
-        waitSeconds: wait,
-      };
-      appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
-      process.stderr.write(
-        `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
-      );
+      const epochSeconds = (Date.now() - te) / 1000;
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
       // The expected epoch count (for the label only) is re-judged after every
       // epoch; the median of this run's epochs after its first keeps the
       // start-up epoch and one noisy epoch from swinging it.
-      runEpochSeconds.push(entry.epochSeconds);
+      runEpochSeconds.push(epochSeconds);
       const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
       expectedEpochs = epochsWithinBudget(cfg, epoch + 1, state.elapsedSeconds, typical);
       epochsThisRun++;
-      const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, outOfTime, () => saveCheckpoint(ckptPath, net, opt, state, schedule));
+      const signals = stopSignals(cfg, state, outOfTime);
+      if (group) {
+        // Rank 0 validated and kept the time: every rank stops when it does.
+        const [e, t] = await agreeWithRankZero(group, [signals.early ? 1 : 0, signals.timeUp ? 1 : 0]);
+        signals.early = e === 1;
+        signals.timeUp = t === 1;
+      }
+      const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, signals, () => {
+        if (writer) saveCheckpoint(ckptPath, net, opt, state, schedule);
+      });
       if (stop) {
         if (stop !== 'stopAfterEpochs') stoppedBy = stop;
         break;
       }
     }
-    saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
+    if (writer) saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
   } finally {
+    dp?.dispose();
     opt.dispose();
     await data.close?.();
   }

@@ -48,6 +48,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitOps(env, exports);
   InitAutograd(env, exports);
   InitAutocast(env, exports);
+  InitDistributed(env, exports);
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("hasCuda", Napi::Boolean::New(env, at::hasCUDA()));
   exports.Set("allocatorStats", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

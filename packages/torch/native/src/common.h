@@ -85,5 +85,6 @@ void InitOps(Napi::Env env, Napi::Object exports);
 void InitAutograd(Napi::Env env, Napi::Object exports);
 void InitTensorIO(Napi::Env env, Napi::Object exports);
 void InitAutocast(Napi::Env env, Napi::Object exports);
+void InitDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace medseg

@@ -9,6 +9,7 @@ import { CliUsageError } from '../errors.ts';
 import type { PlanningChoices } from '../../pipeline/planning-choices.ts';
 import { parseNumberList, printResult, wantsJson } from '../output.ts';
 import { addPlanningOptions, planningChoices } from '../planning-options.ts';
+import { addDistributedOptions, distributedMode, spawnRanks, type DistributedCliOptions } from '../distributed-run.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -54,25 +55,31 @@ export function register(program: Command): void {
         return f;
       },
     );
-  addPlanningOptions(cmd).action(
+  addDistributedOptions(addPlanningOptions(cmd)).action(
     async (
       dataset: string,
-      o: PlanningChoices & {
-        out: string;
-        plan?: string;
-        folds: number[] | 'all';
-        nFolds: number;
-        split?: string;
-        resume?: boolean;
-        seed: number;
-        faithfulness: boolean;
-        init?: string;
-        initFrom: 'medseg' | 'nnunet';
-        initPart: 'all' | 'encoder';
-        encoderLrScale?: number;
-      },
+      o: PlanningChoices &
+        DistributedCliOptions & {
+          out: string;
+          plan?: string;
+          folds: number[] | 'all';
+          nFolds: number;
+          split?: string;
+          resume?: boolean;
+          seed: number;
+          faithfulness: boolean;
+          init?: string;
+          initFrom: 'medseg' | 'nnunet';
+          initPart: 'all' | 'encoder';
+          encoderLrScale?: number;
+        },
       c: Command,
     ) => {
+      const mode = distributedMode(o);
+      if (mode === 'spawn') {
+        await spawnRanks(o.ranks!);
+        return;
+      }
       if (!o.init && (o.encoderLrScale !== undefined || o.initPart !== 'all' || o.initFrom !== 'medseg'))
         throw new CliUsageError('--init-from, --init-part and --encoder-lr-scale go with --init');
       const { readFileSync } = await import('node:fs');
@@ -83,6 +90,16 @@ export function register(program: Command): void {
         const s = JSON.parse(readFileSync(o.split, 'utf8')) as { train: string[]; validation?: string[]; val?: string[] };
         split = { train: s.train, val: s.validation ?? s.val ?? [] };
       }
+      const torch = mode === 'rank' ? await import('@medseg/torch') : null;
+      const group = torch
+        ? await torch.ProcessGroup.join({
+            masterAddr: o.masterAddr,
+            masterPort: o.masterPort!,
+            rank: o.rank!,
+            worldSize: o.worldSize!,
+            timeoutMs: o.distTimeout * 60_000,
+          })
+        : null;
       const r = await trainModel({
         dataset,
         out: o.out,
@@ -96,7 +113,16 @@ export function register(program: Command): void {
         faithfulness: o.faithfulness,
         ...(o.init ? { init: { source: o.init, from: o.initFrom, part: o.initPart, encoderLrScale: o.encoderLrScale } } : {}),
         progress: createProgress(wantsJson(c) ? 'json' : 'auto'),
-      });
+        ...(group ? { distributed: { group, bucketMB: o.bucketMb } } : {}),
+      }).finally(() => group?.destroy());
+      if (group && group.rank !== 0) {
+        printResult(
+          c,
+          { rank: group.rank, worldSize: group.worldSize, folds: r.folds.map((f) => f.fold) },
+          () => `rank ${group.rank} of ${group.worldSize}: trained fold(s) ${r.folds.map((f) => f.fold).join(', ')} (rank 0 wrote ${r.modelDir})`,
+        );
+        return;
+      }
       printResult(c, { modelDir: r.modelDir, folds: r.folds, postprocessing: r.postprocessing }, () =>
         [
           `model: ${r.modelDir}`,
