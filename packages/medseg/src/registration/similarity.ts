@@ -74,7 +74,7 @@ export function mutualInformationLoss(a: Tensor, b: Tensor, o: MutualInformation
   return torch.tidy(() => {
     const bins = o.bins ?? 32;
     const sigma = o.sigma ?? 1 / (bins - 1);
-    const centres = torch.linspace(0, 1, bins).reshape([1, bins]);
+    const centres = torch.linspace(0, 1, bins, { dtype: a.dtype }).reshape([1, bins]);
     const weights = (x: Tensor) => {
       const d = x.reshape([-1, 1]).sub(centres);
       const w = d
