@@ -8,8 +8,9 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import { affineLPS, type Mat3, type Vec3, type Volume } from '../io/volume.ts';
+import { invertAffine4, type Mat4 } from './matrix.ts';
 
-export type Mat4 = number[];
+export { invertAffine4, matmul4, type Mat4 } from './matrix.ts';
 
 /** A voxel grid placed in the world: what a registration needs of a Volume. */
 export interface GridGeometry {
@@ -21,40 +22,6 @@ export interface GridGeometry {
 
 export function geometryOf(v: GridGeometry): GridGeometry {
   return { size: [...v.size], spacing: [...v.spacing], origin: [...v.origin], direction: [...v.direction] };
-}
-
-export function matmul4(a: readonly number[], b: readonly number[]): Mat4 {
-  const out = new Array<number>(16).fill(0);
-  for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 4; k++) out[i * 4 + j]! += a[i * 4 + k]! * b[k * 4 + j]!;
-  return out;
-}
-
-/** Inverse of an affine 4x4 (last row 0 0 0 1); throws on a singular linear part. */
-export function invertAffine4(m: readonly number[]): Mat4 {
-  const [a, b, c, , d, e, f, , g, h, i] = m as number[];
-  const A = e! * i! - f! * h!;
-  const B = -(d! * i! - f! * g!);
-  const C = d! * h! - e! * g!;
-  const det = a! * A + b! * B + c! * C;
-  if (!Number.isFinite(det) || Math.abs(det) < 1e-12) throw new Error(`affine is singular (det ${det})`);
-  const inv3 = [
-    A / det,
-    -(b! * i! - c! * h!) / det,
-    (b! * f! - c! * e!) / det,
-    B / det,
-    (a! * i! - c! * g!) / det,
-    -(a! * f! - c! * d!) / det,
-    C / det,
-    -(a! * h! - b! * g!) / det,
-    (a! * e! - b! * d!) / det,
-  ];
-  const t = [m[3]!, m[7]!, m[11]!];
-  const out: Mat4 = [];
-  for (let r = 0; r < 3; r++) {
-    out.push(inv3[r * 3]!, inv3[r * 3 + 1]!, inv3[r * 3 + 2]!, -(inv3[r * 3]! * t[0]! + inv3[r * 3 + 1]! * t[1]! + inv3[r * 3 + 2]! * t[2]!));
-  }
-  out.push(0, 0, 0, 1);
-  return out;
 }
 
 /** Voxel index (x, y, z) -> grid_sample coordinate (align_corners = true) of a grid of `size`. */

@@ -6,6 +6,7 @@
  * derivative 0.
  */
 import { IDENTITY3, type Mat3, type Vec3 } from '../io/volume.ts';
+import { invert3 } from './matrix.ts';
 
 export interface DisplacementField {
   /** Three planar channels (the displacement's world or index-axis components), x-fastest like Volume.data. */
@@ -18,25 +19,6 @@ export interface DisplacementField {
    * columns = axes). Identity when the components are along the voxel axes.
    */
   direction?: Mat3;
-}
-
-function invert3(m: readonly number[]): number[] {
-  const [a, b, c, d, e, f, g, h, i] = m as number[];
-  const A = e! * i! - f! * h!;
-  const B = -(d! * i! - f! * g!);
-  const C = d! * h! - e! * g!;
-  const det = a! * A + b! * B + c! * C;
-  return [
-    A / det,
-    -(b! * i! - c! * h!) / det,
-    (b! * f! - c! * e!) / det,
-    B / det,
-    (a! * i! - c! * g!) / det,
-    -(a! * f! - c! * d!) / det,
-    C / det,
-    -(a! * h! - b! * g!) / det,
-    (a! * e! - b! * d!) / det,
-  ];
 }
 
 /** det(I + du/dx) at every voxel, x-fastest. */

@@ -1,7 +1,7 @@
 /** `medseg register <fixed> <moving> --out <dir>`: affine + deformable registration, writing the warped image, the field and warped labels. */
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { CliUsageError } from '../errors.ts';
-import { parseNonNegative, printResult } from '../output.ts';
+import { parseNonNegative, parsePositiveInt, printResult } from '../output.ts';
 
 interface RegisterCliOptions {
   out: string;
@@ -13,12 +13,6 @@ interface RegisterCliOptions {
   diffeomorphic?: boolean;
   iterations?: number;
   smoothness?: number;
-}
-
-function parsePositiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
-  return n;
 }
 
 export function register(program: Command): void {
@@ -38,7 +32,7 @@ export function register(program: Command): void {
     )
     .addOption(new Option('--affine-similarity <name>', 'affine similarity').choices(['ncc', 'mi']).default('ncc'))
     .option('--diffeomorphic', 'optimise a velocity field integrated by scaling and squaring (7 steps)')
-    .option('--iterations <n>', 'deformable optimisation steps (default 150)', parsePositiveInteger)
+    .option('--iterations <n>', 'deformable optimisation steps (default 150)', parsePositiveInt)
     .option('--smoothness <weight>', 'weight of the diffusion penalty (default 1)', parseNonNegative)
     .addHelpText(
       'after',
