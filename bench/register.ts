@@ -11,7 +11,8 @@
  *   window 9, diffusion weight 1, 150 Adam steps);
  * - medseg learned (with --train-seconds > 0): affine + the registration
  *   U-Net trained for that budget on atlas -> training-split pairs
- *   (unsupervised, local NCC), one forward pass per pair;
+ *   (unsupervised, local NCC; with --supervised also the Dice of the warped
+ *   atlas labels against the training subjects'), one forward pass per pair;
  * - elastix: Debian's elastix 5, affine then B-spline, Mattes MI, adaptive
  *   stochastic gradient descent, 3 resolutions (parameter files below), the
  *   labels warped by transformix with nearest-neighbour interpolation and
@@ -19,7 +20,7 @@
  *   given from transformix's own Jacobian, `-jac all`, as a check).
  * Both tools use every core (medseg's libtorch threads, elastix -threads).
  *
- *   npm run bench -- register [--subjects 10] [--iterations 150] [--train-seconds 300] [--train-pairs 30] [--smoke]
+ *   npm run bench -- register [--subjects 10] [--iterations 150] [--train-seconds 300] [--train-pairs 30] [--supervised] [--smoke]
  * (--smoke: 2 subjects, 20 steps, a 10 s training run, nothing written)
  */
 import { spawnSync } from 'node:child_process';
@@ -37,6 +38,7 @@ import { geometryOf, normalizeIntensity, volumeTensor } from '../packages/medseg
 import { foldingFraction, jacobianDeterminant } from '../packages/medseg/src/registration/jacobian.ts';
 import { RegistrationModel, trainRegistrationModel, type TrainingPair } from '../packages/medseg/src/registration/network.ts';
 import { registerPair, type RegisterPairOptions } from '../packages/medseg/src/registration/register-pair.ts';
+import { oneHotLabels } from '../packages/medseg/src/registration/regularization.ts';
 import { dataPath } from '../packages/medseg/src/testing/data.ts';
 import { writeResult } from './lib/report.ts';
 import { median, round } from './lib/stats.ts';
@@ -151,6 +153,7 @@ export async function main(argv: string[]): Promise<void> {
       iterations: { type: 'string', default: '150' },
       'train-seconds': { type: 'string', default: '300' },
       'train-pairs': { type: 'string', default: '30' },
+      supervised: { type: 'boolean', default: false },
       smoke: { type: 'boolean', default: false },
     },
   });
@@ -178,9 +181,13 @@ export async function main(argv: string[]): Promise<void> {
     const moving = placed(atlasImage);
     const pairs: TrainingPair[] = [];
     const t0 = performance.now();
+    const atlasOneHot = values.supervised ? torch.tidy(() => oneHotLabels(volumeTensor(atlasLabels), LABELS)).keep() : null;
     for (const id of ids) {
       const fixed = placed(await readVolume(image(id)));
-      pairs.push({ fixed, moving, affine: registerAffine(fixed, moving).matrix });
+      const subjectLabels = atlasOneHot ? await readVolume(label(id)) : null;
+      const labels =
+        atlasOneHot && subjectLabels ? { moving: atlasOneHot, fixed: torch.tidy(() => oneHotLabels(volumeTensor(subjectLabels), LABELS)).keep() } : null;
+      pairs.push({ fixed, moving, affine: registerAffine(fixed, moving).matrix, labels });
     }
     const affineSeconds = (performance.now() - t0) / 1000;
     model = RegistrationModel.create();
