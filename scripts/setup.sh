@@ -24,13 +24,14 @@ profile=${1:-run}
 #    make compressed files with and compare against (dcmtk, gdcm, OpenJPH for
 #    HTJ2K, dcm2niix, dicom3tools' dciodvfy), jemalloc and tcmalloc
 #    (gperftools) for the train-step benches' tuned-allocator PyTorch peers,
+#    elastix (the registration bench's B-spline peer),
 #    Orthanc with its DICOMweb plugin, the PACS the service's DICOMweb
 #    tests start (each on free ports, with a configuration of its own), and
 #    PostgreSQL, the job queue's second store (the tests and the serve bench
 #    start throw-away clusters on loopback; the package's own cluster is not used).
 RUN_PACKAGES=(libtorch-dev libgloo-dev g++ make python3)
 TEST_PACKAGES=(python3-torch python3-numpy python3-scipy python3-nibabel python3-pydicom python3-gdcm python3-pil python3-skimage python3-sklearn chromium
-  dcmtk libgdcm-tools openssl openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4 orthanc orthanc-dicomweb postgresql)
+  dcmtk libgdcm-tools openssl openjph-tools dcm2niix dicom3tools libjemalloc2 libgoogle-perftools4 orthanc orthanc-dicomweb postgresql elastix)
 case "$profile" in
   run) APT_PACKAGES=("${RUN_PACKAGES[@]}") ;;
   test) APT_PACKAGES=("${RUN_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;

@@ -1,7 +1,7 @@
 /**
  * The import direction of the medseg package, checked on every source file:
  *
- *   cli → federated → pipeline → train / deploy / explain → infer → data / models → plan / eval → io → util (and @medseg/torch)
+ *   cli → federated → pipeline → train / deploy / explain / registration → infer → data / models → plan / eval → io → util (and @medseg/torch)
  *
  * A file may import from its own folder and from any lower layer; folders on
  * one level (data and models, plan and eval) do not import each other. Inside
@@ -30,6 +30,7 @@ export const LAYERS: Record<string, number> = {
   train: 5,
   deploy: 5,
   explain: 5,
+  registration: 5,
   pipeline: 6,
   federated: 7,
   cli: 8,

@@ -49,6 +49,13 @@ export function parseNumberList(value: string): number[] {
   return out;
 }
 
+/** Option parser for a whole number >= 1. */
+export function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
+  return n;
+}
+
 /** Option parser for a finite number >= 0. */
 export function parseNonNegative(value: string): number {
   const n = Number(value);

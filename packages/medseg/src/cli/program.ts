@@ -20,6 +20,7 @@ import * as explain from './commands/explain.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
+import * as registerCommand from './commands/register.ts';
 import * as preprocess from './commands/preprocess.ts';
 import * as report from './commands/report.ts';
 import * as train from './commands/train.ts';
@@ -43,6 +44,7 @@ export const COMMANDS: readonly CommandModule[] = [
   importCommand,
   convert,
   deidentify,
+  registerCommand,
 ];
 
 function packageVersion(): string {

@@ -366,19 +366,34 @@ function toQuaternion(R: number[]): { bcd: Vec3; qfac: number } | null {
   return { bcd: [b, c, d], qfac };
 }
 
+/** NIFTI_INTENT_DISPVECT and NIFTI_INTENT_VECTOR: the channels are the components of one vector per voxel. */
+const VECTOR_INTENTS = new Set([1006, 1007]);
+
+/**
+ * The NIfTI bytes of a volume. `meta.extra.intentCode` is written as the
+ * intent code; with a vector intent (1006, 1007) the channels go to dim 5 as
+ * the standard asks for vector fields, otherwise to dim 4.
+ */
 export function encodeNifti(v: Volume, opts: NiftiWriteOptions = {}): Buffer {
   checkGeometry(v);
   const type = voxelTypeOf(v.data);
   const nvox = v.size[0] * v.size[1] * v.size[2];
   if (v.data.length !== nvox * v.channels) throw new MedsegIoError('BAD_DATA', `data length ${v.data.length} != voxels x channels ${nvox * v.channels}`);
-  const dims = v.channels > 1 ? [4, v.size[0], v.size[1], v.size[2], v.channels, 1, 1, 1] : [3, v.size[0], v.size[1], v.size[2], 1, 1, 1, 1];
+  const extra = v.meta.extra ?? {};
+  const intentCode = typeof extra.intentCode === 'number' && Number.isInteger(extra.intentCode) ? extra.intentCode : 0;
+  // NIfTI stores a vector per voxel (displacement fields) in dim 5, leaving dim 4 (time) at 1
+  const vector = v.channels > 1 && VECTOR_INTENTS.has(intentCode);
+  const dims = vector
+    ? [5, v.size[0], v.size[1], v.size[2], 1, v.channels, 1, 1]
+    : v.channels > 1
+      ? [4, v.size[0], v.size[1], v.size[2], v.channels, 1, 1, 1]
+      : [3, v.size[0], v.size[1], v.size[2], 1, 1, 1, 1];
   const version = opts.version ?? (dims.some((d) => d > 32767) ? 2 : 1);
   if (version === 1 && dims.some((d) => d > 32767)) throw new MedsegIoError('TOO_LARGE', 'a dimension exceeds 32767: write NIfTI-2');
   const ras = flipLpsRas(composeAffine(v));
   const Rras = [0, 1, 2].flatMap((r) => [0, 1, 2].map((c) => (r < 2 ? -1 : 1) * v.direction[r * 3 + c]!));
   const q = toQuaternion(Rras);
   const pixdim = [q?.qfac ?? 1, v.spacing[0], v.spacing[1], v.spacing[2], 1, 1, 1, 1];
-  const extra = v.meta.extra ?? {};
   const code = (c: unknown) => (typeof c === 'number' && c >= 1 && c <= 5 ? c : 1);
   const sformCode = code(extra.sformCode);
   const qformCode = q ? code(extra.qformCode) : 0;
@@ -391,6 +406,7 @@ export function encodeNifti(v: Volume, opts: NiftiWriteOptions = {}): Buffer {
   const descrip = Buffer.from('medseg', 'latin1');
   if (version === 1) {
     hdr[38] = 0x72; // regular = 'r'
+    dv.setInt16(68, intentCode, true);
     dims.forEach((d, k) => dv.setInt16(40 + 2 * k, d, true));
     dv.setInt16(70, CODE_OF[type], true);
     dv.setInt16(72, bitpix, true);
@@ -408,6 +424,7 @@ export function encodeNifti(v: Volume, opts: NiftiWriteOptions = {}): Buffer {
     hdr.write('n+1\0', 344, 'latin1');
   } else {
     Buffer.from(MAGIC2).copy(hdr, 4);
+    dv.setInt32(504, intentCode, true);
     dv.setInt16(12, CODE_OF[type], true);
     dv.setInt16(14, bitpix, true);
     dims.forEach((d, k) => dv.setBigInt64(16 + 8 * k, BigInt(d), true));

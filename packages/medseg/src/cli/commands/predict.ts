@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { TTA_LEVELS, type TtaLevel } from '../../infer/tta-levels.ts';
 import { UNCERTAINTY_SOURCES, type UncertaintySource } from '../../infer/uncertainty-sources.ts';
 import { CliBadInputError, CliUsageError } from '../errors.ts';
-import { parseNumberList, printResult, wantsJson } from '../output.ts';
+import { parseNumberList, parsePositiveInt, printResult, wantsJson } from '../output.ts';
 
 interface PredictCliOptions {
   out: string;
@@ -31,12 +31,6 @@ function parseSources(v: string): UncertaintySource[] {
   for (const s of list)
     if (!UNCERTAINTY_SOURCES.includes(s as UncertaintySource)) throw new InvalidArgumentError(`expected a comma list of ${UNCERTAINTY_SOURCES.join(', ')}`);
   return list as UncertaintySource[];
-}
-
-function parsePositiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number >= 1');
-  return n;
 }
 
 export function register(program: Command): void {
