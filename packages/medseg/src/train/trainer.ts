@@ -18,6 +18,8 @@ import { readWeights, saveWeights } from '../plan/model-weights.ts';
 import type { LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer, trainingStep } from './step.ts';
+import { dpTrainingStep, type DpSettings } from './dp-sgd.ts';
+import type { ProximalTerm } from './proximal.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import type { TrainingSettings } from '../plan/types.ts';
 
@@ -75,6 +77,8 @@ export interface TrainResult {
   bestDice: number;
   stoppedBy: 'epochs' | 'early-stopping' | 'time-budget';
   minutes: number;
+  /** Optimizer steps this run took (a resumed run counts its own only): DP accounting composes over them. */
+  steps: number;
 }
 
 function meanFinite(a: number[]): number {
@@ -181,6 +185,10 @@ export interface TrainOptions {
   afterStep?: () => void;
   /** Metadata written into the best and final weights files besides the epoch (a pruned network's pruning record). */
   weightsMetadata?: Record<string, string>;
+  /** FedProx: every step's gradient gets the proximal term's, pulling the weights toward the round's global model. */
+  proximal?: ProximalTerm;
+  /** DP-SGD: every step clips each example's gradient and adds Gaussian noise (train/dp-sgd.ts) instead of the plain step. */
+  dp?: DpSettings;
 }
 
 export async function train(
@@ -214,6 +222,9 @@ export async function train(
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let epochsThisRun = 0;
+  let steps = 0;
+  const proximal = o.proximal;
+  const afterBackward = proximal ? () => proximal.addGradient() : undefined;
   const runEpochSeconds: number[] = [];
   try {
     const budgeted = cfg.timeBudgetMinutes > 0;
@@ -240,7 +251,10 @@ export async function train(
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
-        const loss = trainingStep(net, opt, batch.image, batch.label, cfg);
+        const loss = o.dp
+          ? dpTrainingStep(net, opt, batch.image, batch.label, cfg, o.dp, afterBackward).loss
+          : trainingStep(net, opt, batch.image, batch.label, cfg, afterBackward);
+        steps++;
         o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
@@ -316,5 +330,5 @@ export async function train(
     await data.close?.();
   }
   // Wall time from the run's (resumed) start: the checkpointed elapsed time stops at the last validated epoch.
-  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: (Date.now() - t0) / 60000 };
+  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: (Date.now() - t0) / 60000, steps };
 }
