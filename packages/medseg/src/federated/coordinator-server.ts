@@ -32,7 +32,7 @@ function roundParam(req: FastifyRequest): number {
 
 export function coordinatorServer(c: Coordinator, o: CoordinatorServerOptions = {}): FastifyInstance {
   const app = (o.https ? Fastify({ https: o.https, logger: o.logger ?? false }) : Fastify({ logger: o.logger ?? false })) as unknown as FastifyInstance;
-  const bodyLimit = encodedSize(c.shared) + 64 * 1024;
+  const bodyLimit = encodedSize(c.shared);
   app.decorateRequest('site', '');
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 
@@ -73,9 +73,10 @@ export function coordinatorServer(c: Coordinator, o: CoordinatorServerOptions = 
   };
   app.post('/rounds/:round/update', async (req) => ({ accepted: true, ...c.submit(req.site, roundParam(req), body(req)) }));
   app.post('/rounds/:round/keys', { bodyLimit: 4096 }, async (req) => {
-    const b = req.body as { publicKey?: unknown; examples?: unknown } | null;
+    const b = req.body as { publicKey?: unknown; examples?: unknown; epsilon?: unknown; delta?: unknown } | null;
     if (!b || typeof b !== 'object') throw new FederationError('BAD_REQUEST', 'send {"publicKey": "<base64>", "examples": <cases>} as JSON');
-    c.submitKey(req.site, roundParam(req), b.publicKey as string, b.examples as number);
+    const privacy = b.epsilon === undefined ? null : { epsilon: b.epsilon as number, delta: b.delta as number };
+    c.submitKey(req.site, roundParam(req), b.publicKey as string, b.examples as number, privacy);
     return { accepted: true };
   });
   app.get('/rounds/:round/cohort', async (req) => c.cohort(req.site, roundParam(req)));

@@ -64,6 +64,11 @@ export interface CoordinatorOptions {
   log?: (line: string) => void;
 }
 
+interface SitePrivacy {
+  epsilon: number;
+  delta: number;
+}
+
 interface Update {
   site: string;
   examples: number;
@@ -102,7 +107,11 @@ export class Coordinator {
   private timedOut = false;
   private timer: NodeJS.Timeout | null = null;
   private weightsCache: { round: number; bytes: Buffer } | null = null;
-  private secure = { keys: new Map<string, { publicKey: string; examples: number }>(), cohort: null as Cohort | null, masked: new Map<string, Uint32Array>() };
+  private secure = {
+    keys: new Map<string, { publicKey: string; examples: number; privacy: SitePrivacy | null }>(),
+    cohort: null as Cohort | null,
+    masked: new Map<string, Uint32Array>(),
+  };
   private readonly log: (line: string) => void;
   private finishedListeners: (() => void)[] = [];
 
@@ -241,7 +250,7 @@ export class Coordinator {
   }
 
   /** Secure aggregation: a site's round key and cases. */
-  submitKey(site: string, round: number, publicKey: string, examples: number): void {
+  submitKey(site: string, round: number, publicKey: string, examples: number, privacy: SitePrivacy | null = null): void {
     if (!this.record.secureAggregation) throw new FederationError('BAD_REQUEST', 'this federation does not use secure aggregation');
     this.checkRound(round, `site ${site} sent a key`);
     if (!(Number.isInteger(examples) && examples > 0))
@@ -251,8 +260,10 @@ export class Coordinator {
     const cohort = this.secure.cohort;
     if (cohort && !cohort.sites.some((s) => s.site === site))
       throw new FederationError('NOT_IN_ROUND', `round ${round}'s sites are fixed without ${site}: wait for round ${round + 1}`);
+    if (privacy && !(Number.isFinite(privacy.epsilon) && privacy.epsilon >= 0 && privacy.delta > 0 && privacy.delta < 1))
+      throw new FederationError('BAD_REQUEST', 'epsilon must be a number >= 0 and delta one in (0, 1)');
     if (cohort) return;
-    this.secure.keys.set(site, { publicKey, examples });
+    this.secure.keys.set(site, { publicKey, examples, privacy });
     this.log(`round ${round}/${this.record.rounds}: key from ${site}, ${this.secure.keys.size} of quorum ${this.quorum}`);
     if (this.secure.keys.size >= this.quorum || (this.timedOut && this.secure.keys.size >= this.minUpdates)) this.fixCohort([...this.secure.keys.keys()]);
   }
@@ -284,7 +295,10 @@ export class Coordinator {
     this.secure.cohort = {
       round: this.round,
       attempt,
-      sites: sites.sort().map((s) => ({ site: s, ...this.secure.keys.get(s)! })),
+      sites: sites.sort().map((s) => {
+        const k = this.secure.keys.get(s)!;
+        return { site: s, publicKey: k.publicKey, examples: k.examples };
+      }),
     };
     this.secure.masked.clear();
     this.log(
@@ -335,7 +349,10 @@ export class Coordinator {
       const sum = unmaskSum(c.sites.map((s) => this.secure.masked.get(s.site)!));
       this.applyMeanDelta(
         unflattenWeights(sum, this.shared),
-        c.sites.map((s) => ({ site: s.site, examples: s.examples, epsilon: null, delta: null })),
+        c.sites.map((s) => {
+          const p = this.secure.keys.get(s.site)?.privacy;
+          return { site: s.site, examples: s.examples, epsilon: p?.epsilon ?? null, delta: p?.delta ?? null };
+        }),
         this.timedOut ? 'timeout' : 'quorum',
       );
       return true;

@@ -59,11 +59,12 @@ export class CoordinatorClient {
   }
 
   async submit(round: number, update: Uint8Array): Promise<{ aggregated: boolean }> {
-    return (await (await this.request('POST', `/rounds/${round}/update`, update)).json()) as { aggregated: boolean };
+    const r = (await (await this.request('POST', `/rounds/${round}/update`, update)).json()) as { aggregated: boolean };
+    return { aggregated: r.aggregated };
   }
 
-  async submitKey(round: number, publicKey: string, examples: number): Promise<void> {
-    await this.request('POST', `/rounds/${round}/keys`, { publicKey, examples });
+  async submitKey(round: number, publicKey: string, examples: number, privacy?: { epsilon: number; delta: number } | null): Promise<void> {
+    await this.request('POST', `/rounds/${round}/keys`, { publicKey, examples, ...(privacy ?? {}) });
   }
 
   async cohort(round: number): Promise<Cohort> {
@@ -72,6 +73,7 @@ export class CoordinatorClient {
 
   async submitMasked(round: number, attempt: number, words: Uint32Array): Promise<{ aggregated: boolean }> {
     const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
-    return (await (await this.request('POST', `/rounds/${round}/masked?attempt=${attempt}`, bytes)).json()) as { aggregated: boolean };
+    const r = (await (await this.request('POST', `/rounds/${round}/masked?attempt=${attempt}`, bytes)).json()) as { aggregated: boolean };
+    return { aggregated: r.aggregated };
   }
 }

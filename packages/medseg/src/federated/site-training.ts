@@ -19,7 +19,7 @@ import { cacheDirFor, loaderData } from '../pipeline/train-model.ts';
 import type { DpSettings } from '../train/dp-sgd.ts';
 import { epsilonFromRdp, sampledGaussianRdp } from '../train/privacy-accountant.ts';
 import { ProximalTerm } from '../train/proximal.ts';
-import { train } from '../train/trainer.ts';
+import { train, type TrainingData } from '../train/trainer.ts';
 import { trainerConfig } from '../train/trainer-config.ts';
 import { mixSeed } from '../util/random.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
@@ -52,7 +52,7 @@ export class SiteTrainer {
   readonly net: ReturnType<typeof createNetwork>;
   readonly shared: WeightShapes;
   private readonly dataset: Dataset;
-  private cacheDir = '';
+  private batches: TrainingData | null = null;
   private state: SiteState = { dpSteps: 0 };
 
   constructor(
@@ -80,10 +80,23 @@ export class SiteTrainer {
     return this.dataset.training.length;
   }
 
-  /** Preprocesses the site's cases with the plan (cached). */
+  /**
+   * Preprocesses the site's cases with the plan (cached) and starts the batch
+   * loader, which serves every round: round r's epochs are epochs
+   * (r - 1) * localEpochs ... of one seeded batch sequence, so the loader's
+   * worker keeps running between rounds.
+   */
   async prepare(): Promise<void> {
-    this.cacheDir = cacheDirFor(this.dataset, this.plan, this.work);
-    await preprocessDataset(this.dataset, this.plan, this.cacheDir);
+    const cacheDir = cacheDirFor(this.dataset, this.plan, this.work);
+    await preprocessDataset(this.dataset, this.plan, cacheDir);
+    this.batches = loaderData(
+      cacheDir,
+      this.dataset.training.map((c) => c.id),
+      this.plan,
+      this.seed,
+      1,
+      [],
+    );
   }
 
   /** Trains the round's local epochs from the global weights; returns the update. */
@@ -94,8 +107,10 @@ export class SiteTrainer {
     const seed = mixSeed(this.seed, round);
     torch.manualSeed(seed);
     const proximal = o.mu > 0 ? new ProximalTerm(this.net.parameters(), o.mu) : undefined;
-    const ids = this.dataset.training.map((c) => c.id);
-    const data = loaderData(this.cacheDir, ids, this.plan, seed, 1, []);
+    const batches = this.batches;
+    if (!batches) throw new Error('SiteTrainer.prepare() must run before trainRound()');
+    const first = (round - 1) * o.localEpochs;
+    const data: TrainingData = { validation: [], nextBatch: (epoch, it) => batches.nextBatch(first + epoch, it) };
     let steps: number;
     try {
       const r = await train(this.net, cfg, data, join(this.work, `round_${round}`), { progress: SILENT, proximal, dp: o.dp });
@@ -127,7 +142,8 @@ export class SiteTrainer {
     return { delta, examples: this.examples, steps, privacy, seconds: (Date.now() - t0) / 1000 };
   }
 
-  dispose(): void {
+  async close(): Promise<void> {
+    await this.batches?.close?.();
     this.net.dispose();
   }
 }

@@ -113,7 +113,7 @@ export async function joinFederation(o: JoinOptions): Promise<JoinResult> {
     log(`site ${o.site}: federation finished; the site's model folder is ${modelDir}`);
     return { rounds: done, modelDir };
   } finally {
-    trainer.dispose();
+    await trainer.close();
   }
 }
 
@@ -126,7 +126,7 @@ async function sendMasked(
   patiently: <T>(f: () => Promise<T>) => Promise<T>,
 ): Promise<void> {
   const keys = newMaskingKeys();
-  await patiently(() => client.submitKey(round, keys.publicKey.toString('base64'), r.examples));
+  await patiently(() => client.submitKey(round, keys.publicKey.toString('base64'), r.examples, r.privacy));
   const flat = flattenWeights(r.delta, new Map([...r.delta].map(([n, v]) => [n, [v.length]])));
   let sentAttempt = 0;
   for (;;) {
