@@ -297,7 +297,11 @@ export async function train(
       };
       appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
       process.stderr.write(
-        `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
+        `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  ` +
+          (data.validation.length
+            ? `val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  `
+            : '(no validation cases)  ') +
+          `${entry.epochSeconds.toFixed(1)}s\n`,
       );
       state.epoch = epoch;
       state.elapsedSeconds = (Date.now() - t0) / 1000;
