@@ -11,9 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as torch from '@medseg/torch';
 import { parseWeights } from '../plan/model-weights.ts';
-import { federationFixture } from '../testing/federation.ts';
-import { Coordinator } from './coordinator.ts';
-import { coordinatorServer } from './coordinator-server.ts';
+import { federationFixture, fixtureCoordinator, floatTensors } from '../testing/federation.ts';
 import { joinFederation } from './site.ts';
 
 function names(bytes: Uint8Array): string[] {
@@ -23,32 +21,12 @@ function names(bytes: Uint8Array): string[] {
   return out;
 }
 
-function values(path: string): Map<string, Float32Array> {
-  const { tensors } = torch.loadSafetensors(path);
-  const out = new Map([...tensors].map(([n, t]) => [n, t.toFloat32Array()]));
-  torch.dispose(tensors);
-  return out;
-}
-
 test('FedBN: norm tensors are never sent nor overwritten, and each site keeps its own', { timeout: 120_000 }, async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'medseg-fedbn-'));
   try {
     const fx = await federationFixture(tmp, { sites: 2, cases: 4 });
     const out = join(tmp, 'coordinator');
-    const c = new Coordinator({
-      dir: out,
-      plan: fx.plan,
-      algorithm: 'fedbn',
-      rounds: 2,
-      mu: 0,
-      localEpochs: 1,
-      sites: new Map(Object.entries(fx.keys)),
-      roundTimeoutMs: 60_000,
-      secureAggregation: false,
-      log: () => {},
-    });
-    await c.start();
-    const app = coordinatorServer(c);
+    const { c, app } = await fixtureCoordinator(fx, out, { algorithm: 'fedbn', rounds: 2 });
     const received: Uint8Array[] = [];
     const sent: Uint8Array[] = [];
     app.addHook('preHandler', async (req) => {
@@ -76,9 +54,9 @@ test('FedBN: norm tensors are never sent nor overwritten, and each site keeps it
       const n = names(body);
       assert.ok(n.length > 0 && n.every((x) => !local.includes(x)), `a body holds norm tensors: ${n.filter((x) => local.includes(x))}`);
     }
-    const g0 = values(join(out, 'rounds', 'global_0.safetensors'));
-    const g2 = values(join(out, 'rounds', 'global_2.safetensors'));
-    const sites = fx.sites.map((s) => values(join(tmp, `work-${s.name}`, 'model', 'fold_0', 'model_final.safetensors')));
+    const g0 = floatTensors(join(out, 'rounds', 'global_0.safetensors'));
+    const g2 = floatTensors(join(out, 'rounds', 'global_2.safetensors'));
+    const sites = fx.sites.map((s) => floatTensors(join(tmp, `work-${s.name}`, 'model', 'fold_0', 'model_final.safetensors')));
     for (const n of local) {
       assert.deepEqual(g2.get(n), g0.get(n), `the global ${n} is not overwritten`);
       assert.notDeepEqual(sites[0]!.get(n), g0.get(n), `site_0 trained its ${n}`);

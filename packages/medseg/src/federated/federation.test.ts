@@ -10,18 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import * as torch from '@medseg/torch';
 import { readVolume } from '../io/read.ts';
 import { predictPath } from '../pipeline/predict-folder.ts';
-import { federationFixture, freePort, spawnMedseg } from '../testing/federation.ts';
+import { federationFixture, floatTensors, freePort, spawnMedseg } from '../testing/federation.ts';
 import type { FederationRecord } from './coordinator-store.ts';
-
-function tensors(path: string): Map<string, Float32Array> {
-  const { tensors } = torch.loadSafetensors(path);
-  const out = new Map([...tensors].filter(([, t]) => t.dtype === 'float32').map(([n, t]) => [n, t.toFloat32Array()]));
-  torch.dispose(tensors);
-  return out;
-}
 
 test(
   "two site processes, two rounds of FedAvg: the global model is the case-weighted mean of the sites' models, and it predicts",
@@ -72,9 +64,9 @@ test(
         ],
       );
       for (const r of [1, 2]) {
-        const global = tensors(join(out, 'rounds', `global_${r}.safetensors`));
-        const before = tensors(join(out, 'rounds', `global_${r - 1}.safetensors`));
-        const local = fx.sites.map((s) => tensors(join(tmp, `work-${s.name}`, `round_${r}`, 'model_final.safetensors')));
+        const global = floatTensors(join(out, 'rounds', `global_${r}.safetensors`));
+        const before = floatTensors(join(out, 'rounds', `global_${r - 1}.safetensors`));
+        const local = fx.sites.map((s) => floatTensors(join(tmp, `work-${s.name}`, `round_${r}`, 'model_final.safetensors')));
         let worst = 0;
         let moved = 0;
         for (const [name, g] of global) {
@@ -89,7 +81,7 @@ test(
         assert.ok(worst < 2e-6, `round ${r}: global vs the case-weighted mean of the sites, largest difference ${worst}`);
       }
       // The final global model is the last round's, in a model folder predict reads.
-      assert.deepEqual(tensors(join(out, 'fold_0', 'model_final.safetensors')), tensors(join(out, 'rounds', 'global_2.safetensors')));
+      assert.deepEqual(floatTensors(join(out, 'fold_0', 'model_final.safetensors')), floatTensors(join(out, 'rounds', 'global_2.safetensors')));
       const input = join(tmp, 'input');
       mkdirSync(input);
       symlinkSync(fx.sites[0]!.dir + '/imagesTr/' + `${fx.sites[0]!.ids[0]}_0000.nii.gz`, join(input, 'case.nii.gz'));

@@ -10,20 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import * as torch from '@medseg/torch';
-import { federationFixture } from '../testing/federation.ts';
+import { federationFixture, fixtureCoordinator, floatTensors } from '../testing/federation.ts';
 import { epsilonFromRdp, sampledGaussianRdp } from '../train/privacy-accountant.ts';
-import { Coordinator } from './coordinator.ts';
-import { coordinatorServer } from './coordinator-server.ts';
 import { FIXED_POINT_SCALE } from './secure-aggregation.ts';
 import { joinFederation } from './site.ts';
-
-function values(path: string): Map<string, Float32Array> {
-  const { tensors } = torch.loadSafetensors(path);
-  const out = new Map([...tensors].filter(([, t]) => t.dtype === 'float32').map(([n, t]) => [n, t.toFloat32Array()]));
-  torch.dispose(tensors);
-  return out;
-}
 
 test(
   "DP-SGD sites under secure aggregation: the global model is the case-weighted mean, and each site reports the accountant's epsilon",
@@ -33,20 +23,7 @@ test(
     try {
       const fx = await federationFixture(tmp, { sites: 2, cases: 5 });
       const out = join(tmp, 'coordinator');
-      const c = new Coordinator({
-        dir: out,
-        plan: fx.plan,
-        algorithm: 'fedavg',
-        rounds: 2,
-        mu: 0,
-        localEpochs: 1,
-        sites: new Map(Object.entries(fx.keys)),
-        roundTimeoutMs: 60_000,
-        secureAggregation: true,
-        log: () => {},
-      });
-      await c.start();
-      const app = coordinatorServer(c);
+      const { c, app } = await fixtureCoordinator(fx, out, { algorithm: 'fedavg', rounds: 2, secureAggregation: true });
       const bodies: number[] = [];
       app.addHook('preHandler', async (req) => {
         if (req.url.includes('/update')) throw new Error('a plain update reached the coordinator');
@@ -69,8 +46,8 @@ test(
       assert.equal(bodies.length, 4);
       const cases = fx.sites.map((s) => s.ids.length);
       for (const r of [1, 2]) {
-        const g = values(join(out, 'rounds', `global_${r}.safetensors`));
-        const local = fx.sites.map((s) => values(join(tmp, `work-${s.name}`, `round_${r}`, 'model_final.safetensors')));
+        const g = floatTensors(join(out, 'rounds', `global_${r}.safetensors`));
+        const local = fx.sites.map((s) => floatTensors(join(tmp, `work-${s.name}`, `round_${r}`, 'model_final.safetensors')));
         let worst = 0;
         for (const [n, v] of g)
           for (let i = 0; i < v.length; i++) {

@@ -2,13 +2,18 @@
  * Test helper for the federation: a tiny plan (the 3D fixture U-Net, 16^3
  * patches, two iterations an epoch), a few real hippocampus cases imported
  * into a temporary dataset and split across site folders, site keys, and
- * `medseg federate` child processes whose stderr lines can be awaited.
+ * `medseg federate` child processes whose stderr lines can be awaited, and an
+ * in-process coordinator for the fixture.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as torch from '@medseg/torch';
+import type { FastifyInstance } from 'fastify';
 import { importMsdHippocampus } from '../data/import.ts';
+import { Coordinator, type CoordinatorOptions } from '../federated/coordinator.ts';
+import { coordinatorServer } from '../federated/coordinator-server.ts';
 import { splitAcrossSites, type SiteFolder } from '../federated/site-split.ts';
 import type { Plan } from '../plan/types.ts';
 import { dataPath, repoRoot } from './data.ts';
@@ -113,4 +118,33 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** The float32 tensors of a safetensors file, as arrays. */
+export function floatTensors(path: string): Map<string, Float32Array> {
+  const { tensors } = torch.loadSafetensors(path);
+  const out = new Map([...tensors].filter(([, t]) => t.dtype === 'float32').map(([n, t]) => [n, t.toFloat32Array()]));
+  torch.dispose(tensors);
+  return out;
+}
+
+/** A started coordinator for the fixture's plan and sites in `dir`, and its (not yet listening) server. */
+export async function fixtureCoordinator(
+  fx: FederationFixture,
+  dir: string,
+  o: Partial<CoordinatorOptions> & Pick<CoordinatorOptions, 'algorithm' | 'rounds'>,
+): Promise<{ c: Coordinator; app: FastifyInstance }> {
+  const c = new Coordinator({
+    dir,
+    plan: fx.plan,
+    mu: 0,
+    localEpochs: 1,
+    sites: new Map(Object.entries(fx.keys)),
+    roundTimeoutMs: 60_000,
+    secureAggregation: false,
+    log: () => {},
+    ...o,
+  });
+  await c.start();
+  return { c, app: coordinatorServer(c) };
 }
