@@ -107,7 +107,7 @@ export function register(program: Command): void {
     .argument('<coordinator-url>', 'the coordinator, e.g. http://10.0.0.5:7070')
     .requiredOption('--data <dataset>', "the site's nnU-Net raw dataset folder")
     .requiredOption('--site <name>', "this site's name, as in the coordinator's --sites file")
-    .requiredOption('--key <key>', "this site's key")
+    .option('--key <key>', "this site's key (default: the MEDSEG_FEDERATION_KEY environment variable, which other users cannot see in the process list)")
     .option('--work <dir>', "the site's working folder (round outputs, state, its final model folder model/)")
     .option('--dp-noise <sigma>', 'DP-SGD: Gaussian noise as a multiple of the clipping norm (with --dp-clip)', nonNegative)
     .option('--dp-clip <C>', "DP-SGD: clip each example's gradient to this L2 norm", positive)
@@ -116,15 +116,17 @@ export function register(program: Command): void {
     .action(
       async (
         url: string,
-        o: { data: string; site: string; key: string; work?: string; dpNoise?: number; dpClip?: number; dpDelta: number; seed: number },
+        o: { data: string; site: string; key?: string; work?: string; dpNoise?: number; dpClip?: number; dpDelta: number; seed: number },
         c: Command,
       ) => {
         if ((o.dpNoise === undefined) !== (o.dpClip === undefined)) throw new CliUsageError('--dp-noise and --dp-clip go together');
+        const key = o.key ?? process.env.MEDSEG_FEDERATION_KEY;
+        if (!key) throw new CliUsageError("give the site's key: --key <key> or the MEDSEG_FEDERATION_KEY environment variable");
         const { joinFederation } = await import('../../federated/site.ts');
         const r = await joinFederation({
           url,
           site: o.site,
-          key: o.key,
+          key,
           dataset: o.data,
           work: o.work ?? `federated-${o.site}`,
           seed: o.seed,
