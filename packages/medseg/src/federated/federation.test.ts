@@ -1,6 +1,6 @@
 /**
  * A coordinator and two site processes (`medseg federate serve|join`) on
- * loopback, two rounds of FedAvg on real hippocampus cases split 2 + 3: each
+ * loopback over HTTPS, two rounds of FedAvg on real hippocampus cases split 2 + 3: each
  * round's global weights equal the case-weighted mean of the weights the
  * sites trained (read from the sites' own round outputs), and the final
  * model folder predicts an image like any trained model.
@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { readVolume } from '../io/read.ts';
 import { predictPath } from '../pipeline/predict-folder.ts';
 import { federationFixture, floatTensors, freePort, spawnMedseg } from '../testing/federation.ts';
+import { selfSigned } from '../testing/tls.ts';
 import type { FederationRecord } from './coordinator-store.ts';
 
 test(
@@ -23,9 +24,10 @@ test(
     try {
       const fx = await federationFixture(tmp, { sites: 2, cases: 5 });
       const out = join(tmp, 'coordinator');
-      // The sites start with the coordinator and wait for it to listen.
+      // Over HTTPS with a self-signed certificate the sites trust; they start with the coordinator and wait for it to listen.
+      const tls = selfSigned(tmp, 'coordinator');
       const port = await freePort();
-      const url = `http://127.0.0.1:${port}`;
+      const url = `https://127.0.0.1:${port}`;
       const coord = spawnMedseg([
         'federate',
         'serve',
@@ -41,9 +43,15 @@ test(
         '1',
         '--port',
         String(port),
+        '--tls-key',
+        tls.key,
+        '--tls-cert',
+        tls.cert,
       ]);
       const sites = fx.sites.map((s) =>
-        spawnMedseg(['federate', 'join', url, '--data', s.dir, '--site', s.name, '--key', fx.keys[s.name]!, '--work', join(tmp, `work-${s.name}`)]),
+        spawnMedseg(['federate', 'join', url, '--data', s.dir, '--site', s.name, '--key', fx.keys[s.name]!, '--work', join(tmp, `work-${s.name}`)], {
+          NODE_EXTRA_CA_CERTS: tls.cert,
+        }),
       );
       for (const p of [...sites, coord]) {
         const r = await p.exited;

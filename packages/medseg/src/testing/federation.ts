@@ -51,11 +51,11 @@ export interface MedsegProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string }>;
 }
 
-/** `medseg <args>` from the sources as a child process. */
-export function spawnMedseg(args: string[]): MedsegProcess {
+/** `medseg <args>` from the sources as a child process, with `env` added to the environment. */
+export function spawnMedseg(args: string[], env: Record<string, string> = {}): MedsegProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'packages/medseg/src/cli/main.ts', ...args], {
     cwd: repoRoot,
-    env: { ...process.env, MEDSEG_DEBUG: '1' },
+    env: { ...process.env, MEDSEG_DEBUG: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
