@@ -76,10 +76,13 @@ export async function splitAcrossSites(o: {
     parts = cut(shuffled, o.sites);
   }
   const meta = JSON.parse(readFileSync(join(ds.dir, 'dataset.json'), 'utf8')) as Record<string, unknown>;
+  // Nothing is written when any site folder exists already.
+  for (let k = 0; k < parts.length; k++)
+    if (existsSync(join(o.out, `site_${k}`)))
+      throw new MedsegIoError('BAD_DATA', 'a site folder already exists here: choose an empty --out', join(o.out, `site_${k}`));
   return parts.map((part, k) => {
     const name = `site_${k}`;
     const dir = join(o.out, name);
-    if (existsSync(join(dir, 'dataset.json'))) throw new MedsegIoError('BAD_DATA', 'a site folder already exists here: choose an empty --out', dir);
     for (const sub of ['imagesTr', 'labelsTr']) mkdirSync(join(dir, sub), { recursive: true });
     const sorted = [...part].sort((a, b) => (a.c.id < b.c.id ? -1 : 1));
     for (const { c } of sorted) {

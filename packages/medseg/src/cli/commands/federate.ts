@@ -3,7 +3,8 @@
  * their data. `serve` runs the coordinator, which hands out the shared plan
  * and the global weights, aggregates the sites' updates each round
  * (FedAvg, FedProx or FedBN; optionally securely) and writes the final
- * model folder; `join` runs a site, which trains on its own dataset folder.
+ * model folder; `join` runs a site, which trains on its own dataset folder;
+ * `split` makes site folders of one dataset to simulate a federation.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { CliUsageError } from '../errors.ts';
@@ -26,7 +27,9 @@ const positive = (v: string) => {
 };
 
 export function register(program: Command): void {
-  const federate = program.command('federate').description('federated training: a coordinator (serve) and sites (join) that keep their data');
+  const federate = program
+    .command('federate')
+    .description('federated training: a coordinator (serve) and sites (join) that keep their data; split simulates sites');
 
   federate
     .command('serve')
@@ -100,6 +103,34 @@ export function register(program: Command): void {
         );
       },
     );
+
+  federate
+    .command('split')
+    .description("simulate sites: split a dataset's training cases across site folders (symbolic links, no copies)")
+    .argument('<dataset>', 'nnU-Net / MSD raw dataset folder')
+    .requiredOption('--out <dir>', 'folder for the site folders site_0, site_1, ...')
+    .requiredOption('--sites <n>', 'number of sites', positiveInt)
+    .addOption(
+      new Option('--by <what>', 'case: a seeded shuffle cut evenly; intensity: sorted by median foreground intensity (non-IID)')
+        .choices(['case', 'intensity'])
+        .default('intensity'),
+    )
+    .option('--seed <n>', 'seed of the shuffle (--by case)', (v: string) => Number(v), 20261203)
+    .action(async (dataset: string, o: { out: string; sites: number; by: 'case' | 'intensity'; seed: number }, c: Command) => {
+      const { splitAcrossSites } = await import('../../federated/site-split.ts');
+      const sites = await splitAcrossSites({ dataset, out: o.out, sites: o.sites, strategy: o.by === 'case' ? 'by-case' : 'by-intensity', seed: o.seed });
+      printResult(c, { sites }, () =>
+        sites
+          .map(
+            (s) =>
+              `${s.dir}: ${s.ids.length} cases` +
+              (s.medianIntensity
+                ? `, median foreground intensity ${Math.min(...s.medianIntensity).toFixed(1)} .. ${Math.max(...s.medianIntensity).toFixed(1)}`
+                : ''),
+          )
+          .join('\n'),
+      );
+    });
 
   federate
     .command('join')
