@@ -1,17 +1,17 @@
 /**
  * TLS: given a key and certificate (a throw-away self-signed pair made by
- * openssl here), the service answers HTTPS only, and a client trusting that
+ * openssl), the service answers HTTPS only, and a client trusting that
  * certificate reaches it with its key; plain HTTP to the same port gets no
  * answer. Without TLS the service refuses to listen beyond loopback, and a
  * half, unreadable or mismatched pair is refused with the setting named.
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { selfSigned } from '@medseg/medseg/testing/tls';
 import { checkConfig, ConfigError, loadConfig } from './config.ts';
 import { startService, type Service } from './service.ts';
 import { tempDir, testConfig } from './testing/fixture.ts';
@@ -19,36 +19,6 @@ import { tempDir, testConfig } from './testing/fixture.ts';
 let root: string;
 let svc: Service;
 let cert: Buffer;
-
-function selfSigned(dir: string, name: string): { key: string; cert: string } {
-  const key = join(dir, `${name}.key.pem`);
-  const crt = join(dir, `${name}.cert.pem`);
-  const r = spawnSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-keyout',
-      key,
-      '-out',
-      crt,
-    ],
-    { encoding: 'utf8' },
-  );
-  assert.equal(r.status, 0, r.stderr);
-  return { key, cert: crt };
-}
 
 function get(url: string, o: { ca?: Buffer; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

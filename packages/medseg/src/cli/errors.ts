@@ -13,6 +13,7 @@ import { CommanderError } from 'commander';
 import { MedsegIoError } from '../io/errors.ts';
 import { MetricsError } from '../eval/metrics_errors.ts';
 import { MedsegStatsError } from '../eval/statistics/errors.ts';
+import { FederationError } from '../federated/errors.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
@@ -76,6 +77,13 @@ export function describeError(err: unknown, debug = process.env.MEDSEG_DEBUG ===
       exitCode: EXIT_BAD_INPUT,
       message: `medseg: error: ${err.message}${stack(err)}`,
       json: { ok: false, error: { type: err instanceof MetricsError ? 'metrics' : 'statistics', code: err.code, message: err.message } },
+    };
+  }
+  if (err instanceof FederationError) {
+    return {
+      exitCode: EXIT_BAD_INPUT,
+      message: `medseg: error: ${err.message}${stack(err)}`,
+      json: { ok: false, error: { type: 'federation', code: err.code, message: err.message } },
     };
   }
   if (err instanceof CliBadInputError) {

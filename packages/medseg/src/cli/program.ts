@@ -17,6 +17,7 @@ import * as demo from './commands/demo.ts';
 import * as evaluate from './commands/evaluate.ts';
 import * as exportCommand from './commands/export.ts';
 import * as explain from './commands/explain.ts';
+import * as federate from './commands/federate.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
@@ -35,6 +36,7 @@ export const COMMANDS: readonly CommandModule[] = [
   plan,
   preprocess,
   train,
+  federate,
   predict,
   explain,
   classify,

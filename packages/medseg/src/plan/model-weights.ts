@@ -38,13 +38,18 @@ export function readWeights(path: string): { tensors: Map<string, Tensor>; metad
     const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'NOT_FOUND' : 'CORRUPT';
     throw new MedsegIoError(code, `cannot read the weights (${(e as Error).message})`, path);
   }
+  return parseWeights(bytes, path);
+}
+
+/** Parses safetensors bytes (a file's or a request body's, named by `source`); the caller disposes the tensors. */
+export function parseWeights(bytes: Uint8Array, source: string): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   try {
-    return torch.parseSafetensors(bytes, path);
+    return torch.parseSafetensors(bytes, source);
   } catch (e) {
     if (!(e instanceof torch.SafetensorsError)) throw e;
-    const reason = e.message.startsWith(`${path}: `) ? e.message.slice(path.length + 2) : e.message;
-    if (isTruncated(bytes)) throw new MedsegIoError('TRUNCATED', `weights file is incomplete (${reason})`, path);
-    throw new MedsegIoError('CORRUPT', `not a valid safetensors weights file (${reason})`, path);
+    const reason = e.message.startsWith(`${source}: `) ? e.message.slice(source.length + 2) : e.message;
+    if (isTruncated(bytes)) throw new MedsegIoError('TRUNCATED', `weights file is incomplete (${reason})`, source);
+    throw new MedsegIoError('CORRUPT', `not a valid safetensors weights file (${reason})`, source);
   }
 }
 

@@ -40,8 +40,21 @@ function checkDp(dp: DpSettings): void {
     throw new RangeError(`the DP noise multiplier must be a finite number >= 0, not ${dp.noiseMultiplier}`);
 }
 
-/** Runs one DP-SGD step on a batch [B, ...]. Frees every tensor it makes; the noise comes from libtorch's seeded generator. */
-export function dpTrainingStep(net: Trainable, opt: torch.optim.Optimizer, image: Tensor, label: Tensor, s: StepSettings, dp: DpSettings): DpStepResult {
+/**
+ * Runs one DP-SGD step on a batch [B, ...]. Frees every tensor it makes; the
+ * noise comes from libtorch's seeded generator. `beforeStep` runs on the
+ * noisy mean gradient before the optimizer steps (FedProx's proximal
+ * gradient, which depends on the weights only, so the privacy is unchanged).
+ */
+export function dpTrainingStep(
+  net: Trainable,
+  opt: torch.optim.Optimizer,
+  image: Tensor,
+  label: Tensor,
+  s: StepSettings,
+  dp: DpSettings,
+  beforeStep?: () => void,
+): DpStepResult {
   checkDp(dp);
   const params = net.parameters().filter((p) => p.requiresGrad);
   const B = image.shape[0]!;
@@ -70,6 +83,7 @@ export function dpTrainingStep(net: Trainable, opt: torch.optim.Optimizer, image
         p.grad = noisy.div(B);
       });
     });
+    beforeStep?.();
     opt.step();
     return { loss: lossSum / B, clipped: norms.filter((n) => n > dp.clipNorm).length, norms };
   });

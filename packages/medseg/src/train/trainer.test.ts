@@ -124,3 +124,35 @@ test('a time-budgeted run stops when the budget is spent, mid-epoch if need be, 
   assert.ok(log.every((e) => e.iterations > 0 && e.iterations <= cfg.iterationsPerEpoch));
   assert.ok(existsSync(join(out, FINAL_WEIGHTS)));
 });
+
+test("the trainer applies FedProx's proximal term and DP-SGD steps, and counts its steps", { timeout: 60_000 }, async () => {
+  const { TinySegNet, syntheticData, fixtureConfig } = await import('../testing/trainer-fixture.ts');
+  const { ProximalTerm } = await import('./proximal.ts');
+  const { train } = await import('./trainer.ts');
+  const quiet = { start() {}, update() {}, stop() {} };
+  const cfg = { ...fixtureConfig, epochs: 1, iterationsPerEpoch: 3, momentum: 1e-9, weightDecay: 0 };
+  const flat = (net: InstanceType<typeof TinySegNet>) => net.parameters().flatMap((p) => Array.from(p.toFloat32Array()));
+  const distance = (a: number[], b: number[]) => Math.sqrt(a.reduce((s, v, i) => s + (v - b[i]!) ** 2, 0));
+  const runWith = async (o: { mu?: number; dp?: { clipNorm: number; noiseMultiplier: number } }) => {
+    torch.manualSeed(7);
+    const net = new TinySegNet();
+    const start = flat(net);
+    const proximal = o.mu ? new ProximalTerm(net.parameters(), o.mu) : undefined;
+    const dir = mkdtempSync(join(tmpdir(), 'medseg-train-fl-'));
+    const r = await train(net, cfg, { ...syntheticData(11), validation: [] }, dir, { progress: quiet, proximal, dp: o.dp });
+    proximal?.dispose();
+    const moved = distance(flat(net), start);
+    net.dispose();
+    return { moved, steps: r.steps };
+  };
+  const plain = await runWith({});
+  const prox = await runWith({ mu: 10 });
+  assert.equal(plain.steps, 3);
+  assert.ok(prox.moved < plain.moved * 0.8, `proximal term: moved ${prox.moved} vs ${plain.moved} without`);
+  // Every DP step's gradient has norm <= C (no noise), so SGD (momentum ~0) moves at most lr * C per step.
+  const C = 1e-3;
+  const dp = await runWith({ dp: { clipNorm: C, noiseMultiplier: 0 } });
+  assert.equal(dp.steps, 3);
+  assert.ok(dp.moved > 0 && dp.moved <= 3 * cfg.lr * C * (1 + 1e-4), `DP-SGD moved ${dp.moved}, bound ${3 * cfg.lr * C}`);
+  assert.ok(plain.moved > 10 * dp.moved);
+});

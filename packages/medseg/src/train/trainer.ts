@@ -27,6 +27,8 @@ import type { LossOptions } from './losses.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { makeOptimizer, trainingStep } from './step.ts';
 import { agreeWithRankZero, DataParallel, dataParallelStep, meanOverRanks, type DataParallelOptions } from './data-parallel.ts';
+import { dpTrainingStep, type DpSettings } from './dp-sgd.ts';
+import type { ProximalTerm } from './proximal.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import type { TrainingSettings } from '../plan/types.ts';
 
@@ -84,6 +86,8 @@ export interface TrainResult {
   bestDice: number;
   stoppedBy: 'epochs' | 'early-stopping' | 'time-budget';
   minutes: number;
+  /** Optimizer steps this run took (a resumed run counts its own only): DP accounting composes over them. */
+  steps: number;
 }
 
 function meanFinite(a: number[]): number {
@@ -281,6 +285,10 @@ export interface TrainOptions {
   weightsMetadata?: Record<string, string>;
   /** Data-parallel training in this process group (this process is one of its ranks). */
   distributed?: { group: torch.ProcessGroup } & DataParallelOptions;
+  /** FedProx: every step's gradient gets the proximal term's, pulling the weights toward the round's global model. */
+  proximal?: ProximalTerm;
+  /** DP-SGD: every step clips each example's gradient and adds Gaussian noise (train/dp-sgd.ts) instead of the plain step. */
+  dp?: DpSettings;
 }
 
 export async function train(
@@ -292,6 +300,7 @@ export async function train(
 ): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
   const group = o.distributed?.group ?? null;
+  if (group && (o.dp || o.proximal)) throw new Error('data-parallel training does not combine with DP-SGD or FedProx: a federated site trains in one process');
   const writer = !group || group.rank === 0;
   const progress = o.progress ?? createProgress('auto');
   const opt = makeOptimizer(net, cfg, cfg.lrScales);
@@ -323,6 +332,9 @@ export async function train(
   const t0 = Date.now() - state.elapsedSeconds * 1000;
   let stoppedBy: TrainResult['stoppedBy'] = 'epochs';
   let epochsThisRun = 0;
+  let steps = 0;
+  const proximal = o.proximal;
+  const afterBackward = proximal ? () => proximal.addGradient() : undefined;
   const runEpochSeconds: number[] = [];
   try {
     const budgeted = cfg.timeBudgetMinutes > 0;
@@ -350,7 +362,12 @@ export async function train(
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
-        const loss = dp ? await dataParallelStep(net, opt, dp, batch.image, batch.label, cfg) : trainingStep(net, opt, batch.image, batch.label, cfg);
+        const loss = dp
+          ? await dataParallelStep(net, opt, dp, batch.image, batch.label, cfg)
+          : o.dp
+            ? dpTrainingStep(net, opt, batch.image, batch.label, cfg, o.dp, afterBackward).loss
+            : trainingStep(net, opt, batch.image, batch.label, cfg, afterBackward);
+        steps++;
         o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
@@ -396,7 +413,11 @@ export async function train(
         };
         appendFileSync(logPath, `${JSON.stringify(entry)}\n`);
         process.stderr.write(
-          `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  ${entry.epochSeconds.toFixed(1)}s\n`,
+          `epoch ${epoch + 1}/${expectedEpochs}: loss ${entry.trainLoss.toFixed(4)}  ` +
+            (data.validation.length
+              ? `val Dice ${valDice.map((d) => d.toFixed(4)).join(' / ')}  (mean ${valDiceMean.toFixed(4)}${best ? ', best' : ''})  `
+              : '(no validation cases)  ') +
+            `${entry.epochSeconds.toFixed(1)}s\n`,
         );
       }
       const epochSeconds = (Date.now() - te) / 1000;
@@ -431,5 +452,5 @@ export async function train(
     await data.close?.();
   }
   // Wall time from the run's (resumed) start: the checkpointed elapsed time stops at the last validated epoch.
-  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: (Date.now() - t0) / 60000 };
+  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: (Date.now() - t0) / 60000, steps };
 }
