@@ -19,6 +19,7 @@ import * as explain from './commands/explain.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
+import * as pretrain from './commands/pretrain.ts';
 import * as preprocess from './commands/preprocess.ts';
 import * as report from './commands/report.ts';
 import * as train from './commands/train.ts';
@@ -32,6 +33,7 @@ export const COMMANDS: readonly CommandModule[] = [
   report,
   plan,
   preprocess,
+  pretrain,
   train,
   predict,
   explain,
