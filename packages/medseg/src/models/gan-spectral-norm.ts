@@ -39,7 +39,9 @@ export function spectralNormalised(weight: Tensor, u: Tensor, v: Tensor, o: { up
       }),
     );
   }
-  const sigma = u.mul(mat.matmul(v)).sum();
+  // After an update, sigma uses copies of u and v (as PyTorch): a later forward's update must not change what this graph saved for backward.
+  const [uu, vv] = o.update ? [u.clone(), v.clone()] : [u, v];
+  const sigma = uu.mul(mat.matmul(vv)).sum();
   return weight.div(sigma);
 }
 
