@@ -22,6 +22,7 @@ import * as predict from './commands/predict.ts';
 import * as pretrain from './commands/pretrain.ts';
 import * as preprocess from './commands/preprocess.ts';
 import * as report from './commands/report.ts';
+import * as synthesize from './commands/synthesize.ts';
 import * as train from './commands/train.ts';
 import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 
@@ -34,6 +35,7 @@ export const COMMANDS: readonly CommandModule[] = [
   plan,
   preprocess,
   pretrain,
+  synthesize,
   train,
   predict,
   explain,
