@@ -41,7 +41,7 @@ export interface PretrainModelOptions {
   /** Time budget (default 10 minutes) or a fixed number of steps (tests). */
   minutes?: number;
   steps?: number;
-  /** Override the plan's batch size (contrastive learning wants larger batches; at least 2). */
+  /** Patches per step (default: the plan's batch; contrastive at least 8, since the other patches of the batch are the negatives). */
   batchSize?: number;
   seed?: number;
   log?: (line: string) => void;
@@ -96,7 +96,7 @@ export async function pretrainModel(o: PretrainModelOptions): Promise<PretrainMo
     const result = await pretrainNetwork(net, pre, {
       method: o.method,
       patchSize: plan.patchSize,
-      batchSize: Math.max(o.method === 'contrastive' ? 2 : 1, o.batchSize ?? plan.batchSize),
+      batchSize: o.batchSize ?? (o.method === 'contrastive' ? Math.max(8, plan.batchSize) : plan.batchSize),
       augmentation: plan.augmentation,
       ...(o.steps !== undefined ? { steps: o.steps } : { minutes: o.minutes ?? 10 }),
       seed: o.seed,
@@ -126,8 +126,7 @@ export async function pretrainModel(o: PretrainModelOptions): Promise<PretrainMo
     };
     writeJsonAtomicSync(join(o.out, PRETRAINED_FILES.descriptor), descriptor);
     log(
-      `pretrain ${result.kind}: ${result.steps} steps in ${result.seconds.toFixed(0)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}; ` +
-        `fine-tune with: medseg train <dataset> --plan ${join(o.out, PRETRAINED_FILES.plan)} --init ${o.out} --init-part encoder`,
+      `pretrain ${result.kind}: ${result.steps} steps in ${result.seconds.toFixed(0)} s, loss ${result.firstLoss.toFixed(4)} -> ${result.lastLoss.toFixed(4)}`,
     );
     return { dir: o.out, weightsFile, plan, descriptor, result };
   } finally {

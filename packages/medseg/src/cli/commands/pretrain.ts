@@ -4,14 +4,8 @@
  * written as a folder that `medseg train --init <dir> --init-part encoder`
  * starts from.
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import { printResult } from '../output.ts';
-
-function positive(v: string): number {
-  const n = Number(v);
-  if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError('expected a number > 0');
-  return n;
-}
+import { Option, type Command } from 'commander';
+import { parsePositive, printResult } from '../output.ts';
 
 export function register(program: Command): void {
   program
@@ -27,8 +21,10 @@ export function register(program: Command): void {
     .option('--plan <file>', "the plan whose network to pretrain (required for a folder of images: the fine-tuning dataset's plan)")
     .option('--arch <name>', 'architecture, when planning the dataset anew (default: the stored plan, else unet)')
     .addOption(new Option('--dims <dims>', 'plan 2d or 3d_fullres, when planning the dataset anew').choices(['2d', '3d_fullres']))
-    .option('--minutes <m>', 'time budget (default 10)', positive)
-    .option('--batch-size <n>', "patches per step (default: the plan's; contrastive uses at least 2)", (v: string) => Math.round(positive(v)))
+    .option('--minutes <m>', 'time budget (default 10)', parsePositive)
+    .option('--batch-size <n>', "patches per step (default: the plan's batch; contrastive at least 8, the other patches being the negatives)", (v: string) =>
+      Math.round(parsePositive(v)),
+    )
     .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345)
     .action(
       async (

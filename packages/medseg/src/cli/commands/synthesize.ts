@@ -4,14 +4,8 @@
  * synthetic pairs, tagged synthetic in every file, with a fidelity report;
  * `medseg train --synthetic <dir> --synthetic-ratio r` mixes them in.
  */
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import { printResult } from '../output.ts';
-
-function positive(v: string): number {
-  const n = Number(v);
-  if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError('expected a number > 0');
-  return n;
-}
+import { Option, type Command } from 'commander';
+import { parsePositive, printResult } from '../output.ts';
 
 export function register(program: Command): void {
   program
@@ -21,8 +15,8 @@ export function register(program: Command): void {
     .requiredOption('--out <dir>', 'new folder for the synthetic dataset (imagesTr, labelsTr, dataset.json, manifest.json, fidelity.json)')
     .option('--plan <file>', "plan file (default: the dataset's stored plan, else a new plan)")
     .addOption(new Option('--dims <dims>', '2D or 3D GAN (plans the dataset anew at these dims)').choices(['2', '3']))
-    .option('--minutes <m>', 'GAN training budget (default 10)', positive)
-    .option('--count <n>', 'synthetic pairs to write (default: as many as training cases)', (v: string) => Math.round(positive(v)))
+    .option('--minutes <m>', 'GAN training budget (default 10)', parsePositive)
+    .option('--count <n>', 'synthetic pairs to write (default: as many as training cases)', (v: string) => Math.round(parsePositive(v)))
     .addOption(new Option('--loss <loss>', 'adversarial loss (+ L1 x 100)').choices(['lsgan', 'hinge']).default('lsgan'))
     .option('--no-fidelity', 'skip the fidelity report (classifier AUC, intensity Wasserstein-1, synthetic-only Dice)')
     .option('--seed <n>', 'random seed', (v: string) => Number(v), 12345)
