@@ -3,7 +3,8 @@
  * - MaskToImageGenerator: a U-Net over the one-hot mask; stride-2 conv +
  *   instance norm + LeakyReLU(0.2) down, transposed conv + instance norm +
  *   ReLU up with skip concatenation, dropout (0.5) in the two coarsest
- *   decoder stages as pix2pix's noise source (kept on when generating), and
+ *   decoder stages but never the finest, as pix2pix's noise source (kept on
+ *   when generating), and
  *   a linear 1x1 output (normalised intensities are not bounded, so no tanh).
  *   Inputs must be divisible by 2^(levels - 1) per axis (the caller pads).
  * - PatchDiscriminator: PatchGAN over (mask, image): kernel-4 convolutions
@@ -73,7 +74,7 @@ export class MaskToImageGenerator extends nn.Module {
     this.downs = this.module('downs', new nn.ModuleList<Down>());
     f.forEach((c, i) => this.downs.push(new Down(config.dims, i === 0 ? config.numClasses : f[i - 1]!, c, i === 0 ? 1 : 2)));
     this.ups = this.module('ups', new nn.ModuleList<Up>());
-    for (let i = f.length - 1; i > 0; i--) this.ups.push(new Up(config.dims, f[i]!, f[i - 1]!, i >= f.length - 2));
+    for (let i = f.length - 1; i > 0; i--) this.ups.push(new Up(config.dims, f[i]!, f[i - 1]!, i >= Math.max(2, f.length - 2)));
     this.out = this.module('out', conv(config.dims, f[0]!, config.channels, 1, { padding: 0 }));
   }
   /** The multiple every spatial size must be of. */

@@ -94,6 +94,40 @@ test('3 GAN steps write synthetic pairs tagged in every file, readable as a data
   await assert.rejects(synthesizePairs({ dataset, out, plan, steps: 1, log: () => {} }), /not empty/);
 });
 
+test('2D: one GAN step on a two-case 2D dataset writes 2D synthetic pairs', async () => {
+  const ds2 = join(tmp, 'ds2d');
+  mkdirSync(join(ds2, 'imagesTr'), { recursive: true });
+  mkdirSync(join(ds2, 'labelsTr'), { recursive: true });
+  const geo = {
+    size: [20, 24, 1] as [number, number, number],
+    channels: 1,
+    spacing: [1, 1, 1] as [number, number, number],
+    origin: [0, 0, 0] as [number, number, number],
+    direction: [...IDENTITY3] as typeof IDENTITY3,
+    meta: {},
+  };
+  for (let i = 0; i < 2; i++) {
+    const lab = new Uint8Array(480);
+    const img = new Float32Array(480);
+    for (let k = 0; k < 480; k++) {
+      lab[k] = k % 20 > 8 + i ? 1 : Math.floor(k / 20) > 15 ? 2 : 0;
+      img[k] = 10 + 20 * lab[k]! + (k % 7);
+    }
+    await writeNifti(join(ds2, 'imagesTr', `c${i}_0000.nii.gz`), { ...geo, data: img });
+    await writeNifti(join(ds2, 'labelsTr', `c${i}.nii.gz`), { ...geo, data: lab });
+  }
+  writeFileSync(
+    join(ds2, 'dataset.json'),
+    JSON.stringify({ channel_names: { 0: 'MRI' }, labels: { background: 0, anterior: 1, posterior: 2 }, numTraining: 2, file_ending: '.nii.gz' }),
+  );
+  const plan: Plan = writeFixtureModel(join(tmp, 'fixture2d'), 'gray2d', []);
+  const r = await synthesizePairs({ dataset: ds2, out: join(tmp, 'syn2d'), plan, steps: 1, count: 2, features: [8, 16], fidelity: false, log: () => {} });
+  assert.equal(r.fidelity, null);
+  const v = await readNifti(join(tmp, 'syn2d', r.files[0]!.images[0]!));
+  assert.deepEqual(v.size, [20, 24, 1]);
+  assert.match(String(v.meta.extra?.descrip), /SYNTHETIC/);
+});
+
 test('Wasserstein-1 matches scipy.stats.wasserstein_distance; AUC by Mann-Whitney', () => {
   const a = [0.5, 2, 2, -1, 3.25, 7];
   const b = [1, 1.5, 9, -4];
