@@ -92,7 +92,7 @@ export function maskCell(network: NetworkConfig, patch: number[]): number[] {
   );
 }
 
-/** The deepest encoder activation the network recorded in its last forward, average-pooled to [B, F]. */
+/** The deepest encoder activation the network recorded in its last forward (the graph's own tensor), average-pooled to [B, F]. */
 function pooledEncoder(net: SegmentationNetwork): Tensor {
   let best: Tensor | null = null;
   let depth = -1;
@@ -170,9 +170,11 @@ export async function pretrainNetwork(net: SegmentationNetwork, cases: Preproces
         let l: Tensor;
         if (kind === 'simclr') {
           const v = contrastiveViews(cases, s, stepSeed);
-          const za = head!.forward(pooledEncoder((net.forward(torch.tensor(v.a, v.shape)), net)));
-          const zb = head!.forward(pooledEncoder((net.forward(torch.tensor(v.b, v.shape)), net)));
-          l = ntXentLoss(za, zb, s.temperature ?? 0.1);
+          const embed = (x: Float32Array) => {
+            net.forward(torch.tensor(x, v.shape));
+            return head!.forward(pooledEncoder(net));
+          };
+          l = ntXentLoss(embed(v.a), embed(v.b), s.temperature ?? 0.1);
         } else {
           const b = makeBatch(cases, batchPlan, stepSeed, true);
           const rng = new Rng(mixSeed(stepSeed, 1));
