@@ -22,18 +22,30 @@ import { synthesizePairs } from './synthesize.ts';
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-synth-'));
 const dataset = join(tmp, 'ds');
 
-test('setup: a three-case labelled dataset of 16^3 images', async () => {
-  mkdirSync(join(dataset, 'imagesTr'), { recursive: true });
-  mkdirSync(join(dataset, 'labelsTr'), { recursive: true });
+/** Writes an nnU-Net dataset of `cases` (image, label) of one size, classes background / anterior / posterior. */
+async function writeDataset(dir: string, size: [number, number, number], cases: { img: Float32Array; lab: Uint8Array }[]): Promise<void> {
+  mkdirSync(join(dir, 'imagesTr'), { recursive: true });
+  mkdirSync(join(dir, 'labelsTr'), { recursive: true });
   const geo = {
-    size: [16, 16, 16] as [number, number, number],
+    size,
     channels: 1,
     spacing: [1, 1, 1] as [number, number, number],
     origin: [0, 0, 0] as [number, number, number],
     direction: [...IDENTITY3] as typeof IDENTITY3,
     meta: {},
   };
-  for (let i = 0; i < 3; i++) {
+  for (const [i, c] of cases.entries()) {
+    await writeNifti(join(dir, 'imagesTr', `case_${i}_0000.nii.gz`), { ...geo, data: c.img });
+    await writeNifti(join(dir, 'labelsTr', `case_${i}.nii.gz`), { ...geo, data: c.lab });
+  }
+  writeFileSync(
+    join(dir, 'dataset.json'),
+    JSON.stringify({ channel_names: { 0: 'MRI' }, labels: { background: 0, anterior: 1, posterior: 2 }, numTraining: cases.length, file_ending: '.nii.gz' }),
+  );
+}
+
+test('setup: a three-case labelled dataset of 16^3 images', async () => {
+  const cases = [0, 1, 2].map((i) => {
     const img = new Float32Array(16 ** 3);
     const lab = new Uint8Array(16 ** 3);
     for (let z = 0; z < 16; z++)
@@ -44,13 +56,9 @@ test('setup: a three-case labelled dataset of 16^3 images', async () => {
           lab[k] = r < 3 ? 1 : r < 5 ? 2 : 0;
           img[k] = 50 + 40 * lab[k]! + 5 * Math.sin(k);
         }
-    await writeNifti(join(dataset, 'imagesTr', `case_${i}_0000.nii.gz`), { ...geo, data: img });
-    await writeNifti(join(dataset, 'labelsTr', `case_${i}.nii.gz`), { ...geo, data: lab });
-  }
-  writeFileSync(
-    join(dataset, 'dataset.json'),
-    JSON.stringify({ channel_names: { 0: 'MRI' }, labels: { background: 0, anterior: 1, posterior: 2 }, numTraining: 3, file_ending: '.nii.gz' }),
-  );
+    return { img, lab };
+  });
+  await writeDataset(dataset, [16, 16, 16], cases);
 });
 
 test('3 GAN steps write synthetic pairs tagged in every file, readable as a dataset, with a fidelity report', async () => {
@@ -96,30 +104,16 @@ test('3 GAN steps write synthetic pairs tagged in every file, readable as a data
 
 test('2D: one GAN step on a two-case 2D dataset writes 2D synthetic pairs', async () => {
   const ds2 = join(tmp, 'ds2d');
-  mkdirSync(join(ds2, 'imagesTr'), { recursive: true });
-  mkdirSync(join(ds2, 'labelsTr'), { recursive: true });
-  const geo = {
-    size: [20, 24, 1] as [number, number, number],
-    channels: 1,
-    spacing: [1, 1, 1] as [number, number, number],
-    origin: [0, 0, 0] as [number, number, number],
-    direction: [...IDENTITY3] as typeof IDENTITY3,
-    meta: {},
-  };
-  for (let i = 0; i < 2; i++) {
+  const cases = [0, 1].map((i) => {
     const lab = new Uint8Array(480);
     const img = new Float32Array(480);
     for (let k = 0; k < 480; k++) {
       lab[k] = k % 20 > 8 + i ? 1 : Math.floor(k / 20) > 15 ? 2 : 0;
       img[k] = 10 + 20 * lab[k]! + (k % 7);
     }
-    await writeNifti(join(ds2, 'imagesTr', `c${i}_0000.nii.gz`), { ...geo, data: img });
-    await writeNifti(join(ds2, 'labelsTr', `c${i}.nii.gz`), { ...geo, data: lab });
-  }
-  writeFileSync(
-    join(ds2, 'dataset.json'),
-    JSON.stringify({ channel_names: { 0: 'MRI' }, labels: { background: 0, anterior: 1, posterior: 2 }, numTraining: 2, file_ending: '.nii.gz' }),
-  );
+    return { img, lab };
+  });
+  await writeDataset(ds2, [20, 24, 1], cases);
   const plan: Plan = writeFixtureModel(join(tmp, 'fixture2d'), 'gray2d', []);
   const r = await synthesizePairs({ dataset: ds2, out: join(tmp, 'syn2d'), plan, steps: 1, count: 2, features: [8, 16], fidelity: false, log: () => {} });
   assert.equal(r.fidelity, null);
