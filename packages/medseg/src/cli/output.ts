@@ -63,6 +63,13 @@ export function parseNonNegative(value: string): number {
   return n;
 }
 
+/** Option parser for a finite number > 0. */
+export function parsePositive(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError('expected a number > 0');
+  return n;
+}
+
 /** Option parser for "a,b,c". */
 export function parseStringList(value: string): string[] {
   return value

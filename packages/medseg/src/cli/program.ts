@@ -21,9 +21,11 @@ import * as federate from './commands/federate.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
+import * as pretrain from './commands/pretrain.ts';
 import * as registerCommand from './commands/register.ts';
 import * as preprocess from './commands/preprocess.ts';
 import * as report from './commands/report.ts';
+import * as synthesize from './commands/synthesize.ts';
 import * as train from './commands/train.ts';
 import { describeError, EXIT_CODES_HELP, EXIT_OK } from './errors.ts';
 
@@ -35,6 +37,8 @@ export const COMMANDS: readonly CommandModule[] = [
   report,
   plan,
   preprocess,
+  pretrain,
+  synthesize,
   train,
   federate,
   predict,

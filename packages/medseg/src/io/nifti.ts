@@ -316,6 +316,8 @@ export interface NiftiWriteOptions {
   /** 1 (default; 2 when a dimension exceeds 32767) or 2. */
   version?: 1 | 2;
   gzip?: boolean;
+  /** The header's descrip text (default 'medseg'; at most 79 latin-1 characters are kept). */
+  descrip?: string;
 }
 
 /**
@@ -403,7 +405,7 @@ export function encodeNifti(v: Volume, opts: NiftiWriteOptions = {}): Buffer {
   const hdr = Buffer.alloc(off);
   const dv = new DataView(hdr.buffer, hdr.byteOffset, hdr.byteLength);
   dv.setInt32(0, hdrSize, true);
-  const descrip = Buffer.from('medseg', 'latin1');
+  const descrip = Buffer.from((opts.descrip ?? 'medseg').slice(0, 79), 'latin1');
   if (version === 1) {
     hdr[38] = 0x72; // regular = 'r'
     dv.setInt16(68, intentCode, true);

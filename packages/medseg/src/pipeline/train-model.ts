@@ -9,7 +9,7 @@
  * cached), train each fold with it on batches of their own and write nothing.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as torch from '@medseg/torch';
 import { xyzFromZyx } from '../data/axes.ts';
 import { readDataset, type Dataset } from '../data/dataset.ts';
@@ -46,6 +46,7 @@ import { initializeWeights, type InitOptions, type InitReport } from '../train/t
 import { encoderStateNames } from '../models/encoder-parts.ts';
 import { ensureWritableFolder, hasPlanningChoices, planDataset, storedPlanExists, storedPlanPath, type PlanningChoices } from './plan-dataset.ts';
 import { preprocessedDir } from './preprocess-dataset.ts';
+import { mixTrainingIds, readSyntheticDataset } from './synthesize-mix.ts';
 
 /**
  * The planning choices (minutes, architecture, optimizer, loss, dims) are
@@ -72,6 +73,12 @@ export interface TrainModelOptions extends PlanningChoices {
    * the encoder at `encoderLrScale` times the learning rate (default 1; 0 freezes it).
    */
   init?: InitOptions & { encoderLrScale?: number };
+  /**
+   * Synthetic pairs (a `medseg synthesize` folder) mixed into every fold's
+   * training cases so that a batch draws a synthetic case with probability
+   * `ratio` (pipeline/synthesize-mix.ts); validation stays real.
+   */
+  synthetic?: { dir: string; ratio: number };
   /**
    * Check Grad-CAM's faithfulness (randomisation test, deletion curve) on one
    * validation case of the first fold for the model card (default true; a few
@@ -289,6 +296,15 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const b = rankBatchSize(plan.batchSize, worldSize);
     log(`data-parallel: ${worldSize} ranks x batch ${b} (global batch ${b * worldSize}; the plan's is ${plan.batchSize}); rank 0 validates and writes`);
   }
+  let syntheticIds: string[] = [];
+  let syntheticNote: string | null = null;
+  if (o.synthetic) {
+    // Synthetic cases share the plan's cache; their ids (synthetic_*) are checked not to clash with real ones.
+    const sds = readSyntheticDataset(o.synthetic.dir, ds);
+    syntheticIds = (await preprocessDataset(sds, plan, cacheDir)).ids;
+    log(`synthetic: ${syntheticIds.length} SYNTHETIC pairs from ${sds.dir}, drawn at ratio ${o.synthetic.ratio}`);
+    writeJsonAtomicSync(join(o.out, 'synthetic.json'), { dir: sds.dir, cases: syntheticIds.length, ratio: o.synthetic.ratio });
+  }
 
   const results: TrainModelResult['folds'] = [];
   const ppStats = new Map<number, { without: number[]; with: number[] }>();
@@ -317,7 +333,14 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const validation = await Promise.all(split.val.map((id) => loadPreprocessed(cacheDir, id)));
     parameters = countParameters(net);
     log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${parameters} parameters`);
-    const data = loaderData(cacheDir, split.train, rankPlan(plan, o), seed + fold, o.workers ?? 1, validation);
+    let trainIds = split.train;
+    if (o.synthetic) {
+      const mix = mixTrainingIds(split.train, syntheticIds, o.synthetic.ratio);
+      trainIds = mix.ids;
+      syntheticNote = `${syntheticIds.length} SYNTHETIC pairs from ${resolve(o.synthetic.dir)}, drawn at ratio ${o.synthetic.ratio} (realised ${mix.realisedRatio.toFixed(3)})`;
+      log(`fold ${fold}: ${syntheticNote}`);
+    }
+    const data = loaderData(cacheDir, trainIds, rankPlan(plan, o), seed + fold, o.workers ?? 1, validation);
     const result = await train(net, cfg, data, foldPath, {
       resume: o.resume,
       progress: o.progress ?? createProgress('auto'),
@@ -423,6 +446,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
               (o.init?.encoderLrScale !== undefined && o.init.encoderLrScale !== 1 ? `, encoder learning rate x${o.init.encoderLrScale}` : ''),
           }
         : {}),
+      ...(syntheticNote ? { syntheticData: syntheticNote } : {}),
     },
     // Scored on the preprocessed grid of each fold's validation cases.
     validation: rows.map((r): StatRow => ({ ...r, model: modelName })),

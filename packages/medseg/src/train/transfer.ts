@@ -15,10 +15,11 @@ import type { ClassificationNetwork } from '../models/classifier-config.ts';
 import { encoderStateNames } from '../models/encoder-parts.ts';
 import { foldDir, listFolds, weightsFile } from '../plan/model-folder.ts';
 import { readWeights } from '../plan/model-weights.ts';
+import { isPretrainedFolder, pretrainedWeightsFile } from './ssl-folder.ts';
 import { WEIGHT_MAPPINGS, type WeightMappingName } from './weight-mappings.ts';
 
 export interface InitOptions {
-  /** A medseg model folder (its lowest trained fold's best weights, else final) or a .safetensors file. */
+  /** A medseg model folder (its lowest trained fold's best weights, else final), a `medseg pretrain` folder or a .safetensors file. */
   source: string;
   /** Whose names the file uses (default 'medseg'). */
   from?: WeightMappingName;
@@ -39,10 +40,11 @@ export interface InitReport {
   untouched: string[];
 }
 
-/** The weights file behind a source: a .safetensors file, or a model folder's first trained fold. */
+/** The weights file behind a source: a .safetensors file, a pretraining folder's weights, or a model folder's first trained fold. */
 export function initWeightsFile(source: string): string {
   if (!existsSync(source)) throw new MedsegIoError('NOT_FOUND', 'no such model folder or weights file to initialise from', source);
   if (!statSync(source).isDirectory()) return source;
+  if (isPretrainedFolder(source)) return pretrainedWeightsFile(source);
   for (const { dir } of listFolds(source)) {
     const file = weightsFile(dir);
     if (file) return file;

@@ -38,7 +38,7 @@ export function register(program: Command): void {
     )
     .option(
       '--init <model|file>',
-      'transfer learning: start from a medseg model folder or a .safetensors file (tensors matched by name and shape; the rest stay as initialised)',
+      'transfer learning: start from a medseg model folder, a `medseg pretrain` folder or a .safetensors file (tensors matched by name and shape; the rest stay as initialised)',
     )
     .addOption(
       new Option('--init-from <naming>', "the weights' names: medseg, or nnunet (nnU-Net v2 PlainConvUNet, converted with scripts/pth-to-safetensors.py)")
@@ -46,6 +46,16 @@ export function register(program: Command): void {
         .default('medseg'),
     )
     .addOption(new Option('--init-part <part>', 'copy all fitting weights or only the encoder').choices(['all', 'encoder']).default('all'))
+    .option('--synthetic <dir>', 'mix synthetic pairs (a `medseg synthesize` folder) into training; validation stays real')
+    .option(
+      '--synthetic-ratio <r>',
+      'share of training draws that are synthetic, 0..1 (with --synthetic; default 0.5; 1 trains on synthetic pairs only)',
+      (v: string) => {
+        const r = Number(v);
+        if (!(r >= 0 && r <= 1)) throw new InvalidArgumentError('expected a number in [0, 1]');
+        return r;
+      },
+    )
     .option(
       '--encoder-lr-scale <f>',
       "the encoder's learning rate as a multiple of the rest's (with --init; 0 freezes the encoder, default 1)",
@@ -72,6 +82,8 @@ export function register(program: Command): void {
           initFrom: 'medseg' | 'nnunet';
           initPart: 'all' | 'encoder';
           encoderLrScale?: number;
+          synthetic?: string;
+          syntheticRatio?: number;
         },
       c: Command,
     ) => {
@@ -82,6 +94,7 @@ export function register(program: Command): void {
       }
       if (!o.init && (o.encoderLrScale !== undefined || o.initPart !== 'all' || o.initFrom !== 'medseg'))
         throw new CliUsageError('--init-from, --init-part and --encoder-lr-scale go with --init');
+      if (!o.synthetic && o.syntheticRatio !== undefined) throw new CliUsageError('--synthetic-ratio goes with --synthetic');
       const { readFileSync } = await import('node:fs');
       const { trainModel } = await import('../../pipeline/train-model.ts');
       const { createProgress } = await import('../../util/progress.ts');
@@ -112,6 +125,7 @@ export function register(program: Command): void {
         seed: o.seed,
         faithfulness: o.faithfulness,
         ...(o.init ? { init: { source: o.init, from: o.initFrom, part: o.initPart, encoderLrScale: o.encoderLrScale } } : {}),
+        ...(o.synthetic ? { synthetic: { dir: o.synthetic, ratio: o.syntheticRatio ?? 0.5 } } : {}),
         progress: createProgress(wantsJson(c) ? 'json' : 'auto'),
         ...(group ? { distributed: { group, bucketMB: o.bucketMb } } : {}),
       }).finally(() => group?.destroy());
