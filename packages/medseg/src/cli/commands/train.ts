@@ -40,8 +40,11 @@ export function register(program: Command): void {
       'transfer learning: start from a medseg model folder or a .safetensors file (tensors matched by name and shape; the rest stay as initialised)',
     )
     .addOption(
-      new Option('--init-from <naming>', "the weights' names: medseg, or nnunet (nnU-Net v2 PlainConvUNet, converted with scripts/pth-to-safetensors.py)")
-        .choices(['medseg', 'nnunet'])
+      new Option(
+        '--init-from <naming>',
+        "the weights' names: medseg, nnunet (nnU-Net v2 PlainConvUNet) or monai (MONAI DynUNet); PyTorch checkpoints converted with scripts/pth-to-safetensors.py",
+      )
+        .choices(['medseg', 'nnunet', 'monai'])
         .default('medseg'),
     )
     .addOption(new Option('--init-part <part>', 'copy all fitting weights or only the encoder').choices(['all', 'encoder']).default('all'))
@@ -67,7 +70,7 @@ export function register(program: Command): void {
         seed: number;
         faithfulness: boolean;
         init?: string;
-        initFrom: 'medseg' | 'nnunet';
+        initFrom: 'medseg' | 'nnunet' | 'monai';
         initPart: 'all' | 'encoder';
         encoderLrScale?: number;
       },
