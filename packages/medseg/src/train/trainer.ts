@@ -45,6 +45,8 @@ export interface Batch {
   image: Tensor;
   /** [B, ...patch] integer labels */
   label: Tensor;
+  /** [B', C, ...patch] unlabelled patches (semi-supervised training). */
+  unlabelled?: Tensor;
 }
 
 export interface TrainingData {
@@ -132,10 +134,18 @@ interface SavedState {
   schedule: Record<string, unknown> | null;
 }
 
-function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, state: SavedState, schedule: torch.optim.LRScheduler | null): void {
+function saveCheckpoint(
+  path: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  state: SavedState,
+  schedule: torch.optim.LRScheduler | null,
+  extra?: TrainOptions['extraState'],
+): void {
   torch.tidy(() => {
     const tensors = new Map<string, Tensor>();
     for (const [k, t] of net.stateDict()) tensors.set(`model.${k}`, t);
+    for (const [k, t] of extra?.tensors() ?? []) tensors.set(`extra.${k}`, t);
     const os = opt.stateDict();
     for (const [k, t] of os.tensors) tensors.set(`optim.${k}`, t);
     tensors.set('rng.default', torch.getRngState());
@@ -143,17 +153,26 @@ function saveCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer
   });
 }
 
-function loadCheckpoint(path: string, net: nn.Module, opt: torch.optim.Optimizer, schedule: torch.optim.LRScheduler | null): SavedState {
+function loadCheckpoint(
+  path: string,
+  net: nn.Module,
+  opt: torch.optim.Optimizer,
+  schedule: torch.optim.LRScheduler | null,
+  extra?: TrainOptions['extraState'],
+): SavedState {
   const { tensors, metadata } = readWeights(path);
   try {
     const state = JSON.parse(metadata.state ?? '{}') as SavedState;
     const model = new Map<string, Tensor>();
     const optimTensors = new Map<string, Tensor>();
+    const extraTensors = new Map<string, Tensor>();
     for (const [k, t] of tensors) {
       if (k.startsWith('model.')) model.set(k.slice(6), t);
       else if (k.startsWith('optim.')) optimTensors.set(k.slice(6), t);
+      else if (k.startsWith('extra.')) extraTensors.set(k.slice(6), t);
     }
     net.loadStateDict(model);
+    extra?.restore(extraTensors);
     opt.loadStateDict({ tensors: optimTensors, meta: state.optimizer });
     if (schedule && state.schedule) schedule.loadStateDict(state.schedule);
     const rng = tensors.get('rng.default');
@@ -181,6 +200,14 @@ export interface TrainOptions {
   afterStep?: () => void;
   /** Metadata written into the best and final weights files besides the epoch (a pruned network's pruning record). */
   weightsMetadata?: Record<string, string>;
+  /**
+   * Replaces the supervised step (semi-supervised training, train/semi-step.ts):
+   * gets the whole batch, the optimizer step's index over the run and the
+   * share of the run done (iterations, or the time budget), returns the loss.
+   */
+  step?: (opt: torch.optim.Optimizer, batch: Batch, at: { step: number; progress: number }) => number;
+  /** Tensors saved in the checkpoint beside the network's (an EMA teacher), and restored from it on resume. */
+  extraState?: { tensors(): Map<string, Tensor>; restore(saved: Map<string, Tensor>): void };
 }
 
 export async function train(
@@ -206,7 +233,7 @@ export async function train(
     schedule: null,
   };
   if (o.resume && existsSync(ckptPath)) {
-    state = loadCheckpoint(ckptPath, net, opt, schedule);
+    state = loadCheckpoint(ckptPath, net, opt, schedule, o.extraState);
     truncateLog(logPath, state.epoch);
   } else if (existsSync(logPath)) {
     writeFileAtomicSync(logPath, '');
@@ -236,14 +263,17 @@ export async function train(
           outOfTime = true;
           break;
         }
-        schedule?.loadStateDict({ stepCount: scheduleStep(cfg, epoch * cfg.iterationsPerEpoch + it, elapsed) });
+        const step = epoch * cfg.iterationsPerEpoch + it;
+        schedule?.loadStateDict({ stepCount: scheduleStep(cfg, step, elapsed) });
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
-        const loss = trainingStep(net, opt, batch.image, batch.label, cfg);
+        const progressShare = budgeted ? elapsed / (cfg.timeBudgetMinutes * 60) : step / (cfg.epochs * cfg.iterationsPerEpoch);
+        const loss = o.step ? o.step(opt, batch, { step, progress: Math.min(1, progressShare) }) : trainingStep(net, opt, batch.image, batch.label, cfg);
         o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
+        batch.unlabelled?.dispose();
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch}, iteration ${it} (lower the learning rate?)`);
         lossSum += loss;
         iterations++;
@@ -298,7 +328,7 @@ export async function train(
       const early = cfg.earlyStoppingPatience > 0 && state.epochsWithoutImprovement >= cfg.earlyStoppingPatience;
       outOfTime ||= budgeted && state.elapsedSeconds / 60 >= cfg.timeBudgetMinutes;
       if (last || early || outOfTime || (epoch + 1) % cfg.checkpointEvery === 0 || o.stopAfterEpochs === epochsThisRun) {
-        saveCheckpoint(ckptPath, net, opt, state, schedule);
+        saveCheckpoint(ckptPath, net, opt, state, schedule, o.extraState);
       }
       if (early) {
         stoppedBy = 'early-stopping';
