@@ -39,6 +39,10 @@ import { kFoldSplits, type Split } from './splits.ts';
 import { trainerConfig } from '../train/trainer-config.ts';
 import { initializeWeights, type InitOptions, type InitReport } from '../train/transfer.ts';
 import { encoderStateNames } from '../models/encoder-parts.ts';
+import type { SemiSupervisedSettings } from '../plan/types.ts';
+import { SEMI_DEFAULTS, semiSupervisedStep } from '../train/semi-step.ts';
+import { EmaTeacher } from '../train/semi-teacher.ts';
+import { prepareUnlabelled, withUnlabelled, type UnlabelledSet, type UnlabelledSource } from './semi-data.ts';
 import { ensureWritableFolder, hasPlanningChoices, planDataset, storedPlanExists, storedPlanPath, type PlanningChoices } from './plan-dataset.ts';
 import { preprocessedDir } from './preprocess-dataset.ts';
 
@@ -67,6 +71,14 @@ export interface TrainModelOptions extends PlanningChoices {
    * the encoder at `encoderLrScale` times the learning rate (default 1; 0 freezes it).
    */
   init?: InitOptions & { encoderLrScale?: number };
+  /**
+   * Semi-supervised training (train/semi-step.ts): unlabelled patches in
+   * every step against an EMA teacher. Unlabelled cases: the dataset's
+   * imagesTr images without a label (default), a folder, or training cases
+   * whose labels are set aside (pipeline/semi-data.ts). `settings` override
+   * the method's defaults (SEMI_DEFAULTS).
+   */
+  semi?: { method: SemiSupervisedSettings['method']; unlabelled?: UnlabelledSource; settings?: Partial<SemiSupervisedSettings> };
   /**
    * Check Grad-CAM's faithfulness (randomisation test, deletion curve) on one
    * validation case of the first fold for the model card (default true; a few
@@ -181,8 +193,10 @@ async function scoreValidationCases(
 export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   mkdirSync(o.out, { recursive: true });
-  const ds: Dataset = readDataset(o.dataset);
-  log(`dataset ${ds.name}: ${ds.training.length} labelled cases, channels ${ds.channels.join(', ')}`);
+  const ds: Dataset = readDataset(o.dataset, { unlabelled: !!o.semi });
+  log(
+    `dataset ${ds.name}: ${ds.training.length} labelled cases${ds.unlabelled?.length ? ` and ${ds.unlabelled.length} without labels` : ''}, channels ${ds.channels.join(', ')}`,
+  );
 
   const fpPath = modelFile(o.out, 'fingerprint');
   let fp: Fingerprint;
@@ -193,7 +207,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   }
   const planPath = modelFile(o.out, 'plan');
   const resolved = await resolveTrainingPlan(o, ds, fp);
-  const plan = resolved.plan;
+  const plan: Plan = { ...resolved.plan };
   const said: Record<PlanSource, string> = {
     given: `the given plan${resolved.from ? ` ${resolved.from}` : ''}`,
     resumed: `the interrupted run's plan ${resolved.from}`,
@@ -223,6 +237,19 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   const t0 = Date.now();
   const pre = await preprocessDataset(ds, plan, cacheDir);
   log(`preprocessed ${pre.computed} of ${pre.ids.length} cases into ${cacheDir} (the rest cached) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  let unlabelled: UnlabelledSet | null = null;
+  if (o.semi) {
+    unlabelled = await prepareUnlabelled(ds, plan, cacheDir, o.semi.unlabelled ?? 'dataset');
+    plan.semiSupervised = {
+      ...SEMI_DEFAULTS[o.semi.method],
+      ...o.semi.settings,
+      method: o.semi.method,
+      unlabelledCases: unlabelled.ids.length,
+      unlabelledSource: unlabelled.source,
+    };
+    log(`semi-supervised (${o.semi.method}): ${unlabelled.ids.length} unlabelled cases (${unlabelled.source})`);
+  } else delete plan.semiSupervised;
+  await savePlan(planPath, plan);
 
   const results: TrainModelResult['folds'] = [];
   const ppStats = new Map<number, { without: number[]; with: number[] }>();
@@ -253,8 +280,31 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     const validation = await Promise.all(split.val.map((id) => loadPreprocessed(cacheDir, id)));
     parameters = countParameters(net);
     log(`fold ${fold}: ${split.train.length} training, ${validation.length} validation cases; ${parameters} parameters`);
-    const data = loaderData(cacheDir, split.train, plan, seed + fold, o.workers ?? 1, validation);
-    const result = await train(net, cfg, data, foldPath, { resume: o.resume, progress: o.progress ?? createProgress('auto') });
+    let data = loaderData(cacheDir, split.train, plan, seed + fold, o.workers ?? 1, validation);
+    const semi = plan.semiSupervised;
+    const teacher = unlabelled && semi ? new EmaTeacher(createNetwork(plan.network), net) : null;
+    if (unlabelled) data = withUnlabelled(data, unlabelled, plan, seed + fold, o.workers ?? 1);
+    const semiOptions =
+      teacher && semi
+        ? {
+            step: (
+              opt: torch.optim.Optimizer,
+              b: { image: torch.Tensor; label: torch.Tensor; unlabelled?: torch.Tensor },
+              at: { step: number; progress: number },
+            ) =>
+              semiSupervisedStep(net, opt, teacher, { image: b.image, label: b.label, unlabelled: b.unlabelled! }, at, semi, {
+                ...cfg,
+                numClasses: plan.network.numClasses,
+              }).loss,
+            extraState: { tensors: () => teacher.tensors('teacher.'), restore: (m: Map<string, torch.Tensor>) => teacher.restore(m, 'teacher.') },
+          }
+        : {};
+    let result: TrainResult;
+    try {
+      result = await train(net, cfg, data, foldPath, { resume: o.resume, progress: o.progress ?? createProgress('auto'), ...semiOptions });
+    } finally {
+      teacher?.dispose();
+    }
 
     // Final validation with the best weights and the plan's TTA, with and without postprocessing.
     loadWeightsInto(net, foldFile(foldPath, 'best'));
@@ -353,6 +403,17 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
             initialisation:
               `${init.part === 'encoder' ? 'encoder' : 'weights'} from ${init.file} (${init.from} names; ${init.loaded.length} tensors copied, ${init.untouched.length} as initialised)` +
               (o.init?.encoderLrScale !== undefined && o.init.encoderLrScale !== 1 ? `, encoder learning rate x${o.init.encoderLrScale}` : ''),
+          }
+        : {}),
+      ...(plan.semiSupervised
+        ? {
+            semiSupervised:
+              `${plan.semiSupervised.method} with ${plan.semiSupervised.unlabelledCases} unlabelled cases (${plan.semiSupervised.unlabelledSource}); ` +
+              `unlabelled-loss weight ${plan.semiSupervised.weight} ramped up over ${Math.round(plan.semiSupervised.rampUp * 100)} % of the run, EMA teacher decay ${plan.semiSupervised.emaDecay}` +
+              (plan.semiSupervised.method === 'pseudo-label'
+                ? `, confidence > ${plan.semiSupervised.confidence}`
+                : `, ${plan.semiSupervised.noisePasses} noisy teacher passes for the uncertainty mask`) +
+              '; the student network is validated and saved',
           }
         : {}),
     },

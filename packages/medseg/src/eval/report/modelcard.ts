@@ -48,6 +48,8 @@ export interface ModelCardInput {
     hardware?: Hardware;
     /** Transfer learning: where the starting weights came from. */
     initialisation?: string;
+    /** Semi-supervised training: the method and the unlabelled cases. */
+    semiSupervised?: string;
   };
   /** Per-case validation rows of this model (other models' rows are ignored). */
   validation: readonly MetricRow[];
@@ -300,6 +302,7 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
     if (t.wallTimeHours !== undefined) L.push(`- Wall time: ${t.wallTimeHours.toFixed(1)} h`);
     if (t.seed !== undefined) L.push(`- Seed: ${t.seed}`);
     if (t.initialisation) L.push(`- Initialised with: ${cell(t.initialisation)}`);
+    if (t.semiSupervised) L.push(`- Semi-supervised: ${cell(t.semiSupervised)}`);
     if (t.hardware)
       L.push(`- Hardware: ${cell(t.hardware.cpuModel)}, ${t.hardware.cores} cores, ${t.hardware.platform}/${t.hardware.arch}, Node ${t.hardware.node}`);
   }
