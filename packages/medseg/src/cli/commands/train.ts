@@ -48,6 +48,13 @@ export function register(program: Command): void {
         .default('medseg'),
     )
     .addOption(new Option('--init-part <part>', 'copy all fitting weights or only the encoder').choices(['all', 'encoder']).default('all'))
+    .addOption(
+      new Option(
+        '--semi <method>',
+        "semi-supervised training with unlabelled cases against an EMA teacher: mean-teacher (consistency with uncertainty-aware masking) or pseudo-label (the teacher's confident voxels as labels)",
+      ).choices(['mean-teacher', 'pseudo-label']),
+    )
+    .option('--unlabelled <dir>', "with --semi: a folder of unlabelled images (default: the dataset's imagesTr images without a label file)")
     .option(
       '--encoder-lr-scale <f>',
       "the encoder's learning rate as a multiple of the rest's (with --init; 0 freezes the encoder, default 1)",
@@ -73,11 +80,14 @@ export function register(program: Command): void {
         initFrom: 'medseg' | 'nnunet' | 'monai';
         initPart: 'all' | 'encoder';
         encoderLrScale?: number;
+        semi?: 'mean-teacher' | 'pseudo-label';
+        unlabelled?: string;
       },
       c: Command,
     ) => {
       if (!o.init && (o.encoderLrScale !== undefined || o.initPart !== 'all' || o.initFrom !== 'medseg'))
         throw new CliUsageError('--init-from, --init-part and --encoder-lr-scale go with --init');
+      if (o.unlabelled && !o.semi) throw new CliUsageError('--unlabelled goes with --semi mean-teacher|pseudo-label');
       const { readFileSync } = await import('node:fs');
       const { trainModel } = await import('../../pipeline/train-model.ts');
       const { createProgress } = await import('../../util/progress.ts');
@@ -97,6 +107,7 @@ export function register(program: Command): void {
         resume: o.resume,
         seed: o.seed,
         faithfulness: o.faithfulness,
+        ...(o.semi ? { semi: { method: o.semi, ...(o.unlabelled ? { unlabelled: { folder: o.unlabelled } } : {}) } } : {}),
         ...(o.init ? { init: { source: o.init, from: o.initFrom, part: o.initPart, encoderLrScale: o.encoderLrScale } } : {}),
         progress: createProgress(wantsJson(c) ? 'json' : 'auto'),
       });
