@@ -15,9 +15,10 @@
  * - pretrain: self-supervised pretraining on the whole pool, then
  *   fine-tuning on the labelled cases, the pretraining minutes taken from
  *   the budget (see pretrainHook; reported as unavailable until it exists).
- * Test cases: hippocampus, the 34 validation cases of the fixed split
- * (demo/hippocampus-split.ts); DRIVE, its 20 test images inside the field of
- * view. Per method: mean per-case Dice (mean over classes) with a bootstrap
+ * Cases: hippocampus, the fixed split's 140 training cases (5 for model
+ * selection, 135 as the pool) and its 34 validation cases as the test set
+ * (demo/hippocampus-split.ts); DRIVE, 16 training images as the pool, 4 for
+ * model selection, its 20 test images inside the field of view. Per method: mean per-case Dice (mean over classes) with a bootstrap
  * 95 % CI; per method vs scratch: Wilcoxon signed-rank on the paired
  * per-case Dice, Holm-adjusted over the methods of one dataset and share.
  * Writes bench/results/label-efficiency.json (or -<tag>.json with --tag).
@@ -92,7 +93,7 @@ async function setup(name: string, out: string, testCases: number): Promise<Data
     const ds = readDataset(dir);
     const testIds = new Set(HIPPOCAMPUS_SPLIT.validation.slice(0, testCases));
     const train = HIPPOCAMPUS_SPLIT.train;
-    return { name, dir, pool: train.slice(10), val: train.slice(0, 10), test: ds.training.filter((c) => testIds.has(c.id)), labels: [1, 2] };
+    return { name, dir, pool: train.slice(5), val: train.slice(0, 5), test: ds.training.filter((c) => testIds.has(c.id)), labels: [1, 2] };
   }
   if (name === 'drive') {
     const dir = join(out, 'drive', 'dataset');
@@ -235,7 +236,9 @@ export async function main(argv: string[]): Promise<void> {
   for (const name of values.datasets!.split(',')) {
     const d = await setup(name, out, Number(values['test-cases']));
     // One plan per dataset for every method and share, planned for the budget (its time budget ends every run).
-    const { plan } = await planDataset({ dataset: d.dir, choices: { minutes: budget }, out: null });
+    const planned = await planDataset({ dataset: d.dir, choices: { minutes: budget }, out: null });
+    // No TTA in model selection and final validation either: the test predictions use none, and 8 mirrored passes per validation case would dominate short runs.
+    const plan: Plan = { ...planned.plan, inference: { ...planned.plan.inference, mirror: false, transpose: false } };
     const shares = [];
     for (const share of fractions) {
       const runs: RunResult[] = [];
@@ -257,7 +260,7 @@ export async function main(argv: string[]): Promise<void> {
       budgetMinutesPerRun: budget,
       protocol:
         'per dataset one plan for the budget; per labelled share a seeded draw of the training pool; every method trains within the same budget (pretraining time counted); ' +
-        'test Dice per case (mean over classes, no TTA); bootstrap 95 % CI of the mean; Wilcoxon signed-rank vs scratch on paired cases, Holm-adjusted per dataset and share',
+        'test Dice per case (mean over classes, no TTA, validation without TTA too); bootstrap 95 % CI of the mean; Wilcoxon signed-rank vs scratch on paired cases, Holm-adjusted per dataset and share',
       datasets,
       totalMinutes: (Date.now() - t0) / 60000,
     },
