@@ -62,7 +62,10 @@ interface DatasetSetup {
 
 interface RunResult {
   method: Method;
+  /** Training minutes (the trainer's, within the budget; pretraining included). */
   minutes: number;
+  /** Wall minutes of the whole run: training, final validation, calibration, test predictions. */
+  wallMinutes: number;
   epochs: number;
   /** Per test case: mean Dice over the labels. */
   perCase: { id: string; dice: number }[];
@@ -150,7 +153,14 @@ async function runMethod(
   } else if (method === 'pretrain') {
     const pretrain = await pretrainHook();
     if (!pretrain)
-      return { method, minutes: 0, epochs: 0, perCase: [], note: 'not run: medseg pretrain (pipeline/pretrain.ts pretrainModel) is not available' };
+      return {
+        method,
+        minutes: 0,
+        wallMinutes: 0,
+        epochs: 0,
+        perCase: [],
+        note: 'not run: medseg pretrain (pipeline/pretrain.ts pretrainModel) is not available',
+      };
     const minutes = o.budget * o.pretrainShare;
     const p = await pretrain({ dataset: d.dir, out: join(dir, 'pretrain'), plan, minutes, caseIds: d.pool });
     extraMinutes = p.minutes;
@@ -161,7 +171,8 @@ async function runMethod(
   const r = await runSeg2d(run);
   const result: RunResult = {
     method,
-    minutes: r.trainMinutes + extraMinutes,
+    minutes: r.trained.folds[0]!.result.minutes + extraMinutes,
+    wallMinutes: r.trainMinutes + extraMinutes,
     epochs: r.trained.folds[0]!.result.epochsRun,
     perCase: r.perCase.map((p) => ({ id: p.id, dice: mean(d.labels.map((l) => p.metrics[l]?.dice ?? Number.NaN)) })),
     ...(note ? { note } : {}),
@@ -187,6 +198,7 @@ function compare(runs: RunResult[]) {
       ci95: bootstrapMeanCI(v),
       cases: v.length,
       minutes: r.minutes,
+      wallMinutes: r.wallMinutes,
       epochs: r.epochs,
       ...(r.note ? { note: r.note } : {}),
     };
