@@ -4,19 +4,26 @@
  * entropy, the uncertainty mask and the masked softmax MSE, pseudo-label
  * masking and its cross-entropy on tiny tensors; then a few Mean Teacher
  * and pseudo-label steps of a small unet on real hippocampus crops, where
- * the teacher changes only by the EMA of the student.
+ * the teacher changes only by the EMA of the student; a run stopped after an
+ * epoch and resumed (the teacher restored from the checkpoint) ends where an
+ * uninterrupted one does.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import * as torch from '@medseg/torch';
 import { createNetwork } from '../models/registry.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
 import { hippocampusCrop, smallConfig } from '../testing/models.ts';
+import { fixtureConfig, syntheticData, TinySegNet } from '../testing/trainer-fixture.ts';
 import { maskedCrossEntropy, maskedSoftmaxMse, predictiveEntropy, pseudoLabels } from './semi-losses.ts';
 import { emaDecayAt, entropyThreshold, sigmoidRampUp, unlabelledWeight } from './semi-schedules.ts';
 import { SEMI_DEFAULTS, semiSupervisedStep, teacherTargets } from './semi-step.ts';
 import { EmaTeacher } from './semi-teacher.ts';
 import { makeOptimizer } from './step.ts';
+import { train, type TrainingData } from './trainer.ts';
 
 const values = (t: torch.Tensor): number[] => Array.from(t.toTypedArray() as ArrayLike<number | bigint>, Number);
 const snapshot = (net: { stateDict(): Map<string, torch.Tensor> }) => new Map([...net.stateDict()].map(([k, t]) => [k, values(t)]));
@@ -157,4 +164,41 @@ test('a few Mean Teacher and pseudo-label steps on real crops: the student train
     net.dispose();
     teacher.dispose();
   }
+});
+
+test('a semi-supervised run stopped after one epoch and resumed ends with the student and teacher of an uninterrupted run', async () => {
+  const cfg = { ...fixtureConfig, epochs: 2, iterationsPerEpoch: 3 };
+  const semi = { ...SEMI_DEFAULTS['mean-teacher'], noisePasses: 2 };
+  const labelled = syntheticData(11);
+  const other = syntheticData(29);
+  const data: TrainingData = {
+    validation: labelled.validation,
+    async nextBatch(epoch, it) {
+      const u = await other.nextBatch(epoch, it);
+      u.label.dispose();
+      return { ...(await labelled.nextBatch(epoch, it)), unlabelled: u.image };
+    },
+  };
+  const runOnce = async (dir: string, o: { stopAfterEpochs?: number; resume?: boolean }) => {
+    torch.manualSeed(o.resume ? 99 : 7); // a resumed run's fresh weights are replaced by the checkpoint's
+    const net = new TinySegNet();
+    const teacher = new EmaTeacher(new TinySegNet(), net);
+    await train(net, cfg, data, dir, {
+      ...o,
+      progress: { start() {}, update() {}, stop() {} },
+      step: (opt, b, at) => semiSupervisedStep(net, opt, teacher, { image: b.image, label: b.label, unlabelled: b.unlabelled! }, at, semi, cfg).loss,
+      extraState: { tensors: () => teacher.tensors('teacher.'), restore: (m) => teacher.restore(m, 'teacher.') },
+    });
+    const out = { student: snapshot(net), teacher: snapshot(teacher.net) };
+    net.dispose();
+    teacher.dispose();
+    return out;
+  };
+  const straight = await runOnce(mkdtempSync(join(tmpdir(), 'medseg-semi-a-')), {});
+  const dir = mkdtempSync(join(tmpdir(), 'medseg-semi-b-'));
+  await runOnce(dir, { stopAfterEpochs: 1 });
+  const resumed = await runOnce(dir, { resume: true });
+  assert.deepEqual(resumed.student, straight.student);
+  assert.deepEqual(resumed.teacher, straight.teacher);
+  assert.notDeepEqual(straight.teacher, straight.student);
 });
