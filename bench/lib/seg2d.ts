@@ -15,7 +15,7 @@ import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../pa
 import { foldDir, foldFile } from '../../packages/medseg/src/plan/model-folder.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
 import type { Plan } from '../../packages/medseg/src/plan/types.ts';
-import { trainModel, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
+import { trainModel, type TrainModelOptions, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
 
 export interface Seg2dRun {
   out: string;
@@ -36,6 +36,12 @@ export interface Seg2dRun {
   tta?: boolean;
   /** Weights to test: the best on validation (default) or the final ones (when the validation cases are also trained on). */
   checkpoint?: 'best' | 'final';
+  /** Semi-supervised training (the label-efficiency bench). */
+  semi?: TrainModelOptions['semi'];
+  /** Initial weights (transfer learning, pretraining). */
+  init?: TrainModelOptions['init'];
+  /** The model card's Grad-CAM check (default on). */
+  faithfulness?: boolean;
 }
 
 export interface Seg2dResult {
@@ -70,6 +76,9 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     architecture: r.architecture,
     plan: r.plan,
     resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')),
+    ...(r.semi ? { semi: r.semi } : {}),
+    ...(r.init ? { init: r.init } : {}),
+    ...(r.faithfulness === false ? { faithfulness: false } : {}),
   });
   const trainMinutes = (Date.now() - t0) / 60000;
   const model = loadModel(modelDir, { checkpoint: r.checkpoint });

@@ -37,6 +37,8 @@ export interface Dataset {
   labelMapping?: Record<string, number>;
   training: DatasetCase[];
   test: DatasetCase[];
+  /** imagesTr cases without a label file (read with { unlabelled: true }, for semi-supervised training). */
+  unlabelled?: DatasetCase[];
 }
 
 const ENDINGS = ['.nii.gz', '.nii', '.nrrd', '.nhdr', '.png', '.tif', '.tiff', '.bmp', '.jpg', '.jpeg', '.gif'];
@@ -153,7 +155,24 @@ function collectCases(
   return cases;
 }
 
-export function readDataset(dirIn: string): Dataset {
+/**
+ * The images of a folder as unlabelled cases (`medseg train --unlabelled`):
+ * <id>_<cccc><ending> per channel, or one file per case.
+ */
+export function readImageFolder(dirIn: string, fileEnding: string, nChannels: number): DatasetCase[] {
+  const dir = resolve(dirIn);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MedsegIoError('NOT_FOUND', 'image folder does not exist', dir);
+  const cases = collectCases(dir, null, null, fileEnding, nChannels, false);
+  if (cases.length === 0) bad(`holds no *${fileEnding} images`, dir);
+  return cases;
+}
+
+/**
+ * Reads a dataset folder. imagesTr cases without a label file are an error,
+ * unless `o.unlabelled`: then they are listed in `unlabelled` (and
+ * numTraining counts the labelled ones).
+ */
+export function readDataset(dirIn: string, o: { unlabelled?: boolean } = {}): Dataset {
   const dir = resolve(dirIn);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MedsegIoError('NOT_FOUND', 'dataset folder does not exist', dir);
   const jsonPath = join(dir, 'dataset.json');
@@ -176,21 +195,23 @@ export function readDataset(dirIn: string): Dataset {
   const fileEnding = typeof meta.file_ending === 'string' ? meta.file_ending : '.nii.gz';
   if (!endingOf('x' + fileEnding)) bad(`unsupported file_ending "${fileEnding}"`, jsonPath);
   const maskPrefix = typeof meta.region_masks === 'string' ? meta.region_masks : null;
-  const training = collectCases(
+  const all = collectCases(
     join(dir, 'imagesTr'),
     join(dir, 'labelsTr'),
     maskPrefix ? join(dir, maskPrefix + 'Tr') : null,
     fileEnding,
     channels.length,
-    true,
+    !o.unlabelled,
   );
+  const training = all.filter((c) => c.labelPath !== null);
   const test = collectCases(join(dir, 'imagesTs'), join(dir, 'labelsTs'), maskPrefix ? join(dir, maskPrefix + 'Ts') : null, fileEnding, channels.length, false);
-  if (training.length === 0) bad(`imagesTr/ holds no *${fileEnding} images`, dir);
+  if (training.length === 0) bad(all.length ? 'imagesTr/ holds no labelled case' : `imagesTr/ holds no *${fileEnding} images`, dir);
   if (typeof meta.numTraining === 'number' && meta.numTraining !== training.length) {
     bad(`dataset.json says numTraining = ${meta.numTraining} but imagesTr/ holds ${training.length} cases`, jsonPath);
   }
   const name = typeof meta.name === 'string' ? meta.name : basename(dir);
   const ds: Dataset = { dir, name, channels, labels, fileEnding, training, test };
+  if (o.unlabelled) ds.unlabelled = all.filter((c) => c.labelPath === null);
   if (meta.label_mapping && typeof meta.label_mapping === 'object') ds.labelMapping = meta.label_mapping as Record<string, number>;
   return ds;
 }

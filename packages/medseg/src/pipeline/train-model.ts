@@ -44,6 +44,10 @@ import { kFoldSplits, type Split } from './splits.ts';
 import { trainerConfig } from '../train/trainer-config.ts';
 import { initializeWeights, type InitOptions, type InitReport } from '../train/transfer.ts';
 import { encoderStateNames } from '../models/encoder-parts.ts';
+import type { SemiSupervisedSettings } from '../plan/types.ts';
+import { SEMI_DEFAULTS, semiSupervisedStep } from '../train/semi-step.ts';
+import { EmaTeacher } from '../train/semi-teacher.ts';
+import { prepareUnlabelled, withUnlabelled, type UnlabelledSet, type UnlabelledSource } from './semi-data.ts';
 import { ensureWritableFolder, hasPlanningChoices, planDataset, storedPlanExists, storedPlanPath, type PlanningChoices } from './plan-dataset.ts';
 import { preprocessedDir } from './preprocess-dataset.ts';
 import { mixTrainingIds, readSyntheticDataset } from './synthesize-mix.ts';
@@ -79,6 +83,14 @@ export interface TrainModelOptions extends PlanningChoices {
    * `ratio` (pipeline/synthesize-mix.ts); validation stays real.
    */
   synthetic?: { dir: string; ratio: number };
+  /**
+   * Semi-supervised training (train/semi-step.ts): unlabelled patches in
+   * every step against an EMA teacher. Unlabelled cases: the dataset's
+   * imagesTr images without a label (default), a folder, or training cases
+   * whose labels are set aside (pipeline/semi-data.ts). `settings` override
+   * the method's defaults (SEMI_DEFAULTS).
+   */
+  semi?: { method: SemiSupervisedSettings['method']; unlabelled?: UnlabelledSource; settings?: Partial<SemiSupervisedSettings> };
   /**
    * Check Grad-CAM's faithfulness (randomisation test, deletion curve) on one
    * validation case of the first fold for the model card (default true; a few
@@ -249,8 +261,10 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   if (o.distributed && o.distributed.group.rank !== 0) return trainOtherRank(o, o.distributed);
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   mkdirSync(o.out, { recursive: true });
-  const ds: Dataset = readDataset(o.dataset);
-  log(`dataset ${ds.name}: ${ds.training.length} labelled cases, channels ${ds.channels.join(', ')}`);
+  const ds: Dataset = readDataset(o.dataset, { unlabelled: !!o.semi });
+  log(
+    `dataset ${ds.name}: ${ds.training.length} labelled cases${ds.unlabelled?.length ? ` and ${ds.unlabelled.length} without labels` : ''}, channels ${ds.channels.join(', ')}`,
+  );
 
   const fpPath = modelFile(o.out, 'fingerprint');
   let fp: Fingerprint;
@@ -261,7 +275,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
   }
   const planPath = modelFile(o.out, 'plan');
   const resolved = await resolveTrainingPlan(o, ds, fp);
-  const plan = resolved.plan;
+  const plan: Plan = { ...resolved.plan };
   const said: Record<PlanSource, string> = {
     given: `the given plan${resolved.from ? ` ${resolved.from}` : ''}`,
     resumed: `the interrupted run's plan ${resolved.from}`,
@@ -305,6 +319,19 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
     log(`synthetic: ${syntheticIds.length} SYNTHETIC pairs from ${sds.dir}, drawn at ratio ${o.synthetic.ratio}`);
     writeJsonAtomicSync(join(o.out, 'synthetic.json'), { dir: sds.dir, cases: syntheticIds.length, ratio: o.synthetic.ratio });
   }
+  let unlabelled: UnlabelledSet | null = null;
+  if (o.semi) {
+    unlabelled = await prepareUnlabelled(ds, plan, cacheDir, o.semi.unlabelled ?? 'dataset');
+    plan.semiSupervised = {
+      ...SEMI_DEFAULTS[o.semi.method],
+      ...o.semi.settings,
+      method: o.semi.method,
+      unlabelledCases: unlabelled.ids.length,
+      unlabelledSource: unlabelled.source,
+    };
+    log(`semi-supervised (${o.semi.method}): ${unlabelled.ids.length} unlabelled cases (${unlabelled.source})`);
+  } else delete plan.semiSupervised;
+  await savePlan(planPath, plan);
 
   const results: TrainModelResult['folds'] = [];
   const ppStats = new Map<number, { without: number[]; with: number[] }>();
@@ -340,12 +367,36 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       syntheticNote = `${syntheticIds.length} SYNTHETIC pairs from ${resolve(o.synthetic.dir)}, drawn at ratio ${o.synthetic.ratio} (realised ${mix.realisedRatio.toFixed(3)})`;
       log(`fold ${fold}: ${syntheticNote}`);
     }
-    const data = loaderData(cacheDir, trainIds, rankPlan(plan, o), seed + fold, o.workers ?? 1, validation);
-    const result = await train(net, cfg, data, foldPath, {
-      resume: o.resume,
-      progress: o.progress ?? createProgress('auto'),
-      ...(o.distributed ? { distributed: o.distributed } : {}),
-    });
+    let data = loaderData(cacheDir, trainIds, rankPlan(plan, o), seed + fold, o.workers ?? 1, validation);
+    const semi = plan.semiSupervised;
+    const teacher = unlabelled && semi ? new EmaTeacher(createNetwork(plan.network), net) : null;
+    if (unlabelled) data = withUnlabelled(data, unlabelled, plan, seed + fold, o.workers ?? 1);
+    const semiOptions =
+      teacher && semi
+        ? {
+            step: (
+              opt: torch.optim.Optimizer,
+              b: { image: torch.Tensor; label: torch.Tensor; unlabelled?: torch.Tensor },
+              at: { step: number; progress: number },
+            ) =>
+              semiSupervisedStep(net, opt, teacher, { image: b.image, label: b.label, unlabelled: b.unlabelled! }, at, semi, {
+                ...cfg,
+                numClasses: plan.network.numClasses,
+              }).loss,
+            extraState: { tensors: () => teacher.tensors('teacher.'), restore: (m: Map<string, torch.Tensor>) => teacher.restore(m, 'teacher.') },
+          }
+        : {};
+    let result: TrainResult;
+    try {
+      result = await train(net, cfg, data, foldPath, {
+        resume: o.resume,
+        progress: o.progress ?? createProgress('auto'),
+        ...(o.distributed ? { distributed: o.distributed } : {}),
+        ...semiOptions,
+      });
+    } finally {
+      teacher?.dispose();
+    }
 
     // Final validation with the best weights and the plan's TTA, with and without postprocessing.
     loadWeightsInto(net, foldFile(foldPath, 'best'));
@@ -447,6 +498,17 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
           }
         : {}),
       ...(syntheticNote ? { syntheticData: syntheticNote } : {}),
+      ...(plan.semiSupervised
+        ? {
+            semiSupervised:
+              `${plan.semiSupervised.method} with ${plan.semiSupervised.unlabelledCases} unlabelled cases (${plan.semiSupervised.unlabelledSource}); ` +
+              `unlabelled-loss weight ${plan.semiSupervised.weight} ramped up over ${Math.round(plan.semiSupervised.rampUp * 100)} % of the run, EMA teacher decay ${plan.semiSupervised.emaDecay}` +
+              (plan.semiSupervised.method === 'pseudo-label'
+                ? `, confidence > ${plan.semiSupervised.confidence}`
+                : `, ${plan.semiSupervised.noisePasses} noisy teacher passes for the uncertainty mask`) +
+              '; the student network is validated and saved',
+          }
+        : {}),
     },
     // Scored on the preprocessed grid of each fold's validation cases.
     validation: rows.map((r): StatRow => ({ ...r, model: modelName })),

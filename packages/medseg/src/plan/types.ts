@@ -144,6 +144,38 @@ export interface TrainingSettings {
   epochValidationCases?: number;
 }
 
+/**
+ * Semi-supervised training (train/semi-step.ts): unlabelled patches join
+ * every step, scored against an exponential-moving-average teacher of the
+ * network. mean-teacher: MSE between the student's softmax and the mean
+ * softmax of `noisePasses` noisy teacher passes, counted only where the
+ * teacher's predictive entropy is below a ramped threshold (UA-MT).
+ * pseudo-label: cross-entropy against the teacher's argmax where its top
+ * probability exceeds `confidence`, the rest ignored.
+ */
+export interface SemiSupervisedSettings {
+  method: 'mean-teacher' | 'pseudo-label';
+  /** Weight of the unlabelled loss after the ramp-up (the loss is supervised + weight * unlabelled). */
+  weight: number;
+  /** Share of the run (iterations, or the time budget) over which the weight ramps up as exp(-5 (1 - t)^2). */
+  rampUp: number;
+  /** The teacher's EMA decay: min(1 - 1 / (step + 1), emaDecay). */
+  emaDecay: number;
+  /** Gaussian input noise (std, clipped at 2 std) that makes the views differ. */
+  noiseStd: number;
+  /** mean-teacher: teacher passes whose mean softmax is the target and whose entropy gives the mask. */
+  noisePasses: number;
+  /** pseudo-label: the teacher's top probability a voxel needs to count. */
+  confidence: number;
+}
+
+/** What a semi-supervised run used, kept in the model folder's plan and the model card. */
+export interface SemiSupervisedRecord extends SemiSupervisedSettings {
+  unlabelledCases: number;
+  /** Where the unlabelled cases came from: the dataset's imagesTr without labels, or a folder. */
+  unlabelledSource: string;
+}
+
 /** Test-time settings of the sliding window (see infer/sliding-window.ts). */
 export interface InferenceSettings {
   /** Mirroring TTA over every spatial axis (nnU-Net's default). */
@@ -186,6 +218,8 @@ export interface Plan {
   inference: InferenceSettings;
   /** Why training.precision and inference.precision are what they are. */
   precisionChoice: PrecisionChoice;
+  /** Set by a semi-supervised training run (`medseg train --semi`) in the model folder's plan. */
+  semiSupervised?: SemiSupervisedRecord;
   /** 2D budgeted plans: the in-plane resolution chosen for the objects' size (data/object-size.ts); factor > 1 trains coarser than the data. */
   resolution?: { factor: number; reason: string };
 }

@@ -56,6 +56,8 @@ export interface Batch {
   image: Tensor;
   /** [B, ...patch] integer labels */
   label: Tensor;
+  /** [B', C, ...patch] unlabelled patches (semi-supervised training). */
+  unlabelled?: Tensor;
 }
 
 export interface TrainingData {
@@ -165,10 +167,12 @@ export function saveCheckpoint<S extends CheckpointState>(
   opt: torch.optim.Optimizer,
   state: S,
   schedule: torch.optim.LRScheduler | null,
+  extra?: TrainOptions['extraState'],
 ): void {
   torch.tidy(() => {
     const tensors = new Map<string, Tensor>();
     for (const [k, t] of net.stateDict()) tensors.set(`model.${k}`, t);
+    for (const [k, t] of extra?.tensors() ?? []) tensors.set(`extra.${k}`, t);
     const os = opt.stateDict();
     for (const [k, t] of os.tensors) tensors.set(`optim.${k}`, t);
     tensors.set('rng.default', torch.getRngState());
@@ -182,17 +186,21 @@ export function loadCheckpoint<S extends CheckpointState>(
   net: nn.Module,
   opt: torch.optim.Optimizer,
   schedule: torch.optim.LRScheduler | null,
+  extra?: TrainOptions['extraState'],
 ): S {
   const { tensors, metadata } = readWeights(path);
   try {
     const state = JSON.parse(metadata.state ?? '{}') as S;
     const model = new Map<string, Tensor>();
     const optimTensors = new Map<string, Tensor>();
+    const extraTensors = new Map<string, Tensor>();
     for (const [k, t] of tensors) {
       if (k.startsWith('model.')) model.set(k.slice(6), t);
       else if (k.startsWith('optim.')) optimTensors.set(k.slice(6), t);
+      else if (k.startsWith('extra.')) extraTensors.set(k.slice(6), t);
     }
     net.loadStateDict(model);
+    extra?.restore(extraTensors);
     opt.loadStateDict({ tensors: optimTensors, meta: state.optimizer });
     if (schedule && state.schedule) schedule.loadStateDict(state.schedule);
     const rng = tensors.get('rng.default');
@@ -225,11 +233,12 @@ export function resumeState<S extends CheckpointState & { epoch: number }>(
   resume: boolean,
   fresh: S,
   writesLog = true,
+  extra?: TrainOptions['extraState'],
 ): S {
   const ckptPath = foldFile(outDir, 'checkpoint');
   const logPath = foldFile(outDir, 'log');
   if (resume && existsSync(ckptPath)) {
-    const state = loadCheckpoint<S>(ckptPath, net, opt, schedule);
+    const state = loadCheckpoint<S>(ckptPath, net, opt, schedule, extra);
     if (writesLog) truncateLog(logPath, state.epoch);
     return state;
   }
@@ -289,6 +298,14 @@ export interface TrainOptions {
   proximal?: ProximalTerm;
   /** DP-SGD: every step clips each example's gradient and adds Gaussian noise (train/dp-sgd.ts) instead of the plain step. */
   dp?: DpSettings;
+  /**
+   * Replaces the supervised step (semi-supervised training, train/semi-step.ts):
+   * gets the whole batch, the optimizer step's index over the run and the
+   * share of the run done (iterations, or the time budget), returns the loss.
+   */
+  step?: (opt: torch.optim.Optimizer, batch: Batch, at: { step: number; progress: number }) => number;
+  /** Tensors saved in the checkpoint beside the network's (an EMA teacher), and restored from it on resume. */
+  extraState?: { tensors(): Map<string, Tensor>; restore(saved: Map<string, Tensor>): void };
 }
 
 export async function train(
@@ -300,7 +317,10 @@ export async function train(
 ): Promise<TrainResult> {
   mkdirSync(outDir, { recursive: true });
   const group = o.distributed?.group ?? null;
-  if (group && (o.dp || o.proximal)) throw new Error('data-parallel training does not combine with DP-SGD or FedProx: a federated site trains in one process');
+  if (group && (o.dp || o.proximal || o.step)) {
+    throw new Error('data-parallel training does not combine with DP-SGD, FedProx or semi-supervised steps: those train in one process');
+  }
+  if (o.step && (o.dp || o.proximal)) throw new Error('a replaced (semi-supervised) step does not combine with DP-SGD or FedProx');
   const writer = !group || group.rank === 0;
   const progress = o.progress ?? createProgress('auto');
   const opt = makeOptimizer(net, cfg, cfg.lrScales);
@@ -316,7 +336,7 @@ export async function train(
     optimizer: { step: {}, groups: [] },
     schedule: null,
   };
-  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state, writer);
+  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state, writer, o.extraState);
   let dp: DataParallel | null = null;
   if (group) {
     const [epoch] = await agreeWithRankZero(group, [state.epoch]);
@@ -358,19 +378,24 @@ export async function train(
           outOfTime = true;
           break;
         }
-        schedule?.loadStateDict({ stepCount: scheduleStep(cfg, epoch * cfg.iterationsPerEpoch + it, elapsed) });
+        const step = epoch * cfg.iterationsPerEpoch + it;
+        schedule?.loadStateDict({ stepCount: scheduleStep(cfg, step, elapsed) });
         const tw = Date.now();
         const batch = await data.nextBatch(epoch, it);
         wait += (Date.now() - tw) / 1000;
+        const progressShare = budgeted ? elapsed / (cfg.timeBudgetMinutes * 60) : step / (cfg.epochs * cfg.iterationsPerEpoch);
         const loss = dp
           ? await dataParallelStep(net, opt, dp, batch.image, batch.label, cfg)
-          : o.dp
-            ? dpTrainingStep(net, opt, batch.image, batch.label, cfg, o.dp, afterBackward).loss
-            : trainingStep(net, opt, batch.image, batch.label, cfg, afterBackward);
+          : o.step
+            ? o.step(opt, batch, { step, progress: Math.min(1, progressShare) })
+            : o.dp
+              ? dpTrainingStep(net, opt, batch.image, batch.label, cfg, o.dp, afterBackward).loss
+              : trainingStep(net, opt, batch.image, batch.label, cfg, afterBackward);
         steps++;
         o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
+        batch.unlabelled?.dispose();
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch}, iteration ${it} (lower the learning rate?)`);
         lossSum += loss;
         iterations++;
@@ -438,7 +463,7 @@ export async function train(
         signals.timeUp = t === 1;
       }
       const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, signals, () => {
-        if (writer) saveCheckpoint(ckptPath, net, opt, state, schedule);
+        if (writer) saveCheckpoint(ckptPath, net, opt, state, schedule, o.extraState);
       });
       if (stop) {
         if (stop !== 'stopAfterEpochs') stoppedBy = stop;

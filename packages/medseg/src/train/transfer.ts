@@ -1,7 +1,7 @@
 /**
  * Transfer learning: a network starts from weights trained elsewhere, another
  * medseg model or a safetensors file (for nnU-Net checkpoints converted with
- * scripts/pth-to-safetensors.py, through the 'nnunet' name mapping), the
+ * scripts/pth-to-safetensors.py, through the 'nnunet' or 'monai' name mapping), the
  * whole network or only its encoder. Tensors are matched by (mapped) name and
  * shape; what does not fit (a head for another number of classes, a first
  * convolution for other channels) is left as initialised and reported, so
@@ -65,15 +65,16 @@ export function initializeWeights(net: SegmentationNetwork | ClassificationNetwo
   const mapping = WEIGHT_MAPPINGS[from];
   if (!mapping) throw new MedsegIoError('BAD_DATA', `unknown weight naming '${from}': choose ${Object.keys(WEIGHT_MAPPINGS).join(' or ')}`);
   if (isClassifier(net)) {
+    if (from === 'monai') throw new MedsegIoError('BAD_DATA', 'MONAI DynUNet weights fit a segmentation unet, not a classifier');
     if (from === 'nnunet' && net.config.architecture !== 'hybridnet') {
       throw new MedsegIoError('BAD_DATA', `nnU-Net encoder weights fit the hybridnet classifier (instance-norm conv stages), not ${net.config.architecture}`);
     }
   } else {
     const c = net.config;
-    if (from === 'nnunet' && (c.architecture !== 'unet' || c.norm !== 'instance' || (c.upsample ?? 'transpose') !== 'transpose')) {
+    if ((from === 'nnunet' || from === 'monai') && (c.architecture !== 'unet' || c.norm !== 'instance' || (c.upsample ?? 'transpose') !== 'transpose')) {
       throw new MedsegIoError(
         'BAD_DATA',
-        `nnU-Net weights fit medseg's unet with instance norm and transposed-convolution upsampling (nnU-Net's PlainConvUNet); this network is ${c.architecture} with ${c.norm} norm`,
+        `${from === 'nnunet' ? "nnU-Net weights fit medseg's unet with instance norm and transposed-convolution upsampling (nnU-Net's PlainConvUNet)" : "MONAI DynUNet weights fit medseg's unet with instance norm and transposed-convolution upsampling"}; this network is ${c.architecture} with ${c.norm} norm`,
       );
     }
   }

@@ -41,8 +41,11 @@ export function register(program: Command): void {
       'transfer learning: start from a medseg model folder, a `medseg pretrain` folder or a .safetensors file (tensors matched by name and shape; the rest stay as initialised)',
     )
     .addOption(
-      new Option('--init-from <naming>', "the weights' names: medseg, or nnunet (nnU-Net v2 PlainConvUNet, converted with scripts/pth-to-safetensors.py)")
-        .choices(['medseg', 'nnunet'])
+      new Option(
+        '--init-from <naming>',
+        "the weights' names: medseg, nnunet (nnU-Net v2 PlainConvUNet) or monai (MONAI DynUNet); PyTorch checkpoints converted with scripts/pth-to-safetensors.py",
+      )
+        .choices(['medseg', 'nnunet', 'monai'])
         .default('medseg'),
     )
     .addOption(new Option('--init-part <part>', 'copy all fitting weights or only the encoder').choices(['all', 'encoder']).default('all'))
@@ -56,6 +59,13 @@ export function register(program: Command): void {
         return r;
       },
     )
+    .addOption(
+      new Option(
+        '--semi <method>',
+        "semi-supervised training with unlabelled cases against an EMA teacher: mean-teacher (consistency with uncertainty-aware masking) or pseudo-label (the teacher's confident voxels as labels)",
+      ).choices(['mean-teacher', 'pseudo-label']),
+    )
+    .option('--unlabelled <dir>', "with --semi: a folder of unlabelled images (default: the dataset's imagesTr images without a label file)")
     .option(
       '--encoder-lr-scale <f>',
       "the encoder's learning rate as a multiple of the rest's (with --init; 0 freezes the encoder, default 1)",
@@ -79,11 +89,13 @@ export function register(program: Command): void {
           seed: number;
           faithfulness: boolean;
           init?: string;
-          initFrom: 'medseg' | 'nnunet';
+          initFrom: 'medseg' | 'nnunet' | 'monai';
           initPart: 'all' | 'encoder';
           encoderLrScale?: number;
           synthetic?: string;
           syntheticRatio?: number;
+          semi?: 'mean-teacher' | 'pseudo-label';
+          unlabelled?: string;
         },
       c: Command,
     ) => {
@@ -95,6 +107,7 @@ export function register(program: Command): void {
       if (!o.init && (o.encoderLrScale !== undefined || o.initPart !== 'all' || o.initFrom !== 'medseg'))
         throw new CliUsageError('--init-from, --init-part and --encoder-lr-scale go with --init');
       if (!o.synthetic && o.syntheticRatio !== undefined) throw new CliUsageError('--synthetic-ratio goes with --synthetic');
+      if (o.unlabelled && !o.semi) throw new CliUsageError('--unlabelled goes with --semi mean-teacher|pseudo-label');
       const { readFileSync } = await import('node:fs');
       const { trainModel } = await import('../../pipeline/train-model.ts');
       const { createProgress } = await import('../../util/progress.ts');
@@ -124,6 +137,7 @@ export function register(program: Command): void {
         resume: o.resume,
         seed: o.seed,
         faithfulness: o.faithfulness,
+        ...(o.semi ? { semi: { method: o.semi, ...(o.unlabelled ? { unlabelled: { folder: o.unlabelled } } : {}) } } : {}),
         ...(o.init ? { init: { source: o.init, from: o.initFrom, part: o.initPart, encoderLrScale: o.encoderLrScale } } : {}),
         ...(o.synthetic ? { synthetic: { dir: o.synthetic, ratio: o.syntheticRatio ?? 0.5 } } : {}),
         progress: createProgress(wantsJson(c) ? 'json' : 'auto'),

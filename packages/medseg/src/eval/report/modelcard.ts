@@ -50,6 +50,8 @@ export interface ModelCardInput {
     initialisation?: string;
     /** Synthetic (GAN-generated) training pairs mixed in: how many, from where, at what ratio. */
     syntheticData?: string;
+    /** Semi-supervised training: the method and the unlabelled cases. */
+    semiSupervised?: string;
   };
   /** Per-case validation rows of this model (other models' rows are ignored). */
   validation: readonly MetricRow[];
@@ -303,6 +305,7 @@ function toMarkdown(c: ModelCardJson, input: ModelCardInput): string {
     if (t.seed !== undefined) L.push(`- Seed: ${t.seed}`);
     if (t.initialisation) L.push(`- Initialised with: ${cell(t.initialisation)}`);
     if (t.syntheticData) L.push(`- Synthetic training data: ${cell(t.syntheticData)}`);
+    if (t.semiSupervised) L.push(`- Semi-supervised: ${cell(t.semiSupervised)}`);
     if (t.hardware)
       L.push(`- Hardware: ${cell(t.hardware.cpuModel)}, ${t.hardware.cores} cores, ${t.hardware.platform}/${t.hardware.arch}, Node ${t.hardware.node}`);
   }

@@ -1,0 +1,283 @@
+/**
+ * Label efficiency: what semi-supervised training (and, once `medseg
+ * pretrain` exists, self-supervised pretraining) buys over training from
+ * scratch when only part of the training cases are labelled, at the same
+ * total CPU budget per run.
+ *
+ * For each dataset (MSD hippocampus 3D, DRIVE 2D) and each labelled share
+ * (10 %, 25 %, 100 % of the training pool, a seeded draw, at least one
+ * case), every method trains one model with the same plan (planned once per
+ * dataset for the budget) and the same model-selection cases:
+ * - scratch: the labelled cases only;
+ * - mean-teacher, pseudo-label: the labelled cases plus the rest of the pool
+ *   as unlabelled cases (their labels set aside); at 100 % the labelled
+ *   cases also serve as the unlabelled ones;
+ * - pretrain: self-supervised pretraining on the whole pool, then
+ *   fine-tuning on the labelled cases, the pretraining minutes taken from
+ *   the budget (see pretrainHook; reported as unavailable until it exists).
+ * Cases: hippocampus, the fixed split's 140 training cases (5 for model
+ * selection, 135 as the pool) and its 34 validation cases as the test set
+ * (demo/hippocampus-split.ts); DRIVE, 16 training images as the pool, 4 for
+ * model selection, its 20 test images inside the field of view. Per method: mean per-case Dice (mean over classes) with a bootstrap
+ * 95 % CI; per method vs scratch: Wilcoxon signed-rank on the paired
+ * per-case Dice, Holm-adjusted over the methods of one dataset and share.
+ * Writes bench/results/label-efficiency.json (or -<tag>.json with --tag).
+ * Each finished run keeps its result in <out>/<dataset>/<share>/<method>/run.json,
+ * so an interrupted bench continues where it stopped.
+ *
+ *   npm run bench -- label-efficiency [--budget 10] [--datasets hippocampus,drive] [--fractions 0.1,0.25,1]
+ *     [--methods scratch,mean-teacher,pseudo-label,pretrain] [--test-cases N] [--pretrain-share 0.3] [--out runs/bench-label-efficiency] [--tag NAME]
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { readDataset, type DatasetCase } from '../packages/medseg/src/data/dataset.ts';
+import { importDrive, importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
+import { HIPPOCAMPUS_SPLIT } from '../packages/medseg/src/demo/hippocampus-split.ts';
+import { comparePaired, holmAdjust } from '../packages/medseg/src/eval/statistics/paired.ts';
+import type { MetricRow } from '../packages/medseg/src/eval/statistics/rows.ts';
+import { bootstrapMeanCI } from '../packages/medseg/src/eval/statistics/summary.ts';
+import { planDataset } from '../packages/medseg/src/pipeline/plan-dataset.ts';
+import type { Plan } from '../packages/medseg/src/plan/types.ts';
+import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
+import { Rng } from '../packages/medseg/src/util/random.ts';
+import { takeTag, writeResult } from './lib/report.ts';
+import { planSummary, runSeg2d, type Seg2dRun } from './lib/seg2d.ts';
+
+type Method = 'scratch' | 'mean-teacher' | 'pseudo-label' | 'pretrain';
+const METHODS: Method[] = ['scratch', 'mean-teacher', 'pseudo-label', 'pretrain'];
+
+interface DatasetSetup {
+  name: 'hippocampus' | 'drive';
+  dir: string;
+  /** Cases to draw the labelled share from (the rest are unlabelled). */
+  pool: string[];
+  /** Model selection during training. */
+  val: string[];
+  test: DatasetCase[];
+  labels: number[];
+}
+
+interface RunResult {
+  method: Method;
+  /** Training minutes (the trainer's, within the budget; pretraining included). */
+  minutes: number;
+  /** Wall minutes of the whole run: training, final validation, calibration, test predictions. */
+  wallMinutes: number;
+  epochs: number;
+  /** Per test case: mean Dice over the labels. */
+  perCase: { id: string; dice: number }[];
+  note?: string;
+}
+
+/** pipeline/pretrain.ts's expected entry point (the self-supervised pretraining helper of issue 19). */
+type PretrainFn = (o: { dataset: string; out: string; plan: Plan; minutes: number; caseIds: string[] }) => Promise<{ weights: string; minutes: number }>;
+
+/**
+ * The pretraining hook: when packages/medseg/src/pipeline/pretrain.ts exports
+ * pretrainModel (adapt this call to its real signature when it lands), the
+ * 'pretrain' method pretrains on the whole pool for pretrainShare of the
+ * budget, then fine-tunes the encoder-initialised network on the labelled
+ * cases for the rest of the budget.
+ */
+async function pretrainHook(): Promise<PretrainFn | null> {
+  const path = join(repoRoot, 'packages/medseg/src/pipeline/pretrain.ts');
+  if (!existsSync(path)) return null;
+  const mod = (await import(pathToFileURL(path).href)) as { pretrainModel?: PretrainFn };
+  return typeof mod.pretrainModel === 'function' ? mod.pretrainModel : null;
+}
+
+async function setup(name: string, out: string, testCases: number): Promise<DatasetSetup> {
+  if (name === 'hippocampus') {
+    const dir = join(out, 'hippocampus', 'dataset');
+    if (!existsSync(join(dir, 'dataset.json'))) await importMsdHippocampus(dataPath('msd-hippocampus'), dir);
+    const ds = readDataset(dir);
+    const testIds = new Set(HIPPOCAMPUS_SPLIT.validation.slice(0, testCases));
+    const train = HIPPOCAMPUS_SPLIT.train;
+    return { name, dir, pool: train.slice(5), val: train.slice(0, 5), test: ds.training.filter((c) => testIds.has(c.id)), labels: [1, 2] };
+  }
+  if (name === 'drive') {
+    const dir = join(out, 'drive', 'dataset');
+    if (!existsSync(join(dir, 'dataset.json'))) await importDrive(dataPath('drive'), dir);
+    const ds = readDataset(dir);
+    const ids = ds.training.map((c) => c.id).sort();
+    return { name, dir, pool: ids.slice(0, 16), val: ids.slice(16), test: ds.test.slice(0, testCases), labels: [1] };
+  }
+  throw new Error(`unknown dataset '${name}': hippocampus or drive`);
+}
+
+/** A seeded draw of max(1, round(share * n)) cases of the pool. */
+function labelledShare(pool: string[], share: number, seed: number): string[] {
+  const rng = new Rng(seed);
+  const ids = [...pool];
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+  }
+  return ids.slice(0, Math.max(1, Math.round(share * ids.length))).sort();
+}
+
+async function runMethod(
+  d: DatasetSetup,
+  plan: Plan,
+  share: number,
+  method: Method,
+  o: { out: string; budget: number; pretrainShare: number },
+): Promise<RunResult> {
+  const dir = join(o.out, d.name, `labels-${Math.round(share * 100)}`, method);
+  const saved = join(dir, 'run.json');
+  if (existsSync(saved)) return JSON.parse(readFileSync(saved, 'utf8')) as RunResult;
+  mkdirSync(dir, { recursive: true });
+  const labelled = labelledShare(d.pool, share, 12345);
+  const rest = d.pool.filter((id) => !labelled.includes(id));
+  const base: Seg2dRun = {
+    out: dir,
+    dataset: d.dir,
+    train: labelled,
+    val: d.val,
+    test: d.test,
+    minutes: o.budget,
+    plan,
+    labels: d.labels,
+    tta: false,
+    faithfulness: false,
+  };
+  let run: Seg2dRun = base;
+  let note: string | undefined;
+  let extraMinutes = 0;
+  if (method === 'mean-teacher' || method === 'pseudo-label') {
+    run = { ...base, semi: { method, unlabelled: { datasetIds: rest.length ? rest : labelled } } };
+    if (!rest.length) note = 'every pool case is labelled: the labelled cases also serve as the unlabelled ones';
+  } else if (method === 'pretrain') {
+    const pretrain = await pretrainHook();
+    if (!pretrain)
+      return {
+        method,
+        minutes: 0,
+        wallMinutes: 0,
+        epochs: 0,
+        perCase: [],
+        note: 'not run: medseg pretrain (pipeline/pretrain.ts pretrainModel) is not available',
+      };
+    const minutes = o.budget * o.pretrainShare;
+    const p = await pretrain({ dataset: d.dir, out: join(dir, 'pretrain'), plan, minutes, caseIds: d.pool });
+    extraMinutes = p.minutes;
+    const left = Math.max(0.1, o.budget - p.minutes);
+    run = { ...base, minutes: left, plan: { ...plan, training: { ...plan.training, timeBudgetMinutes: left } }, init: { source: p.weights, part: 'encoder' } };
+    note = `pretrained ${p.minutes.toFixed(1)} min on ${d.pool.length} cases, fine-tuned ${left.toFixed(1)} min`;
+  }
+  const r = await runSeg2d(run);
+  const result: RunResult = {
+    method,
+    minutes: r.trained.folds[0]!.result.minutes + extraMinutes,
+    wallMinutes: r.trainMinutes + extraMinutes,
+    epochs: r.trained.folds[0]!.result.epochsRun,
+    perCase: r.perCase.map((p) => ({ id: p.id, dice: mean(d.labels.map((l) => p.metrics[l]?.dice ?? Number.NaN)) })),
+    ...(note ? { note } : {}),
+  };
+  writeFileSync(saved, `${JSON.stringify(result, null, 2)}\n`);
+  return result;
+}
+
+function mean(v: number[]): number {
+  const f = v.filter(Number.isFinite);
+  return f.length ? f.reduce((a, b) => a + b, 0) / f.length : Number.NaN;
+}
+
+/** Mean Dice with its bootstrap CI per method, and each method against scratch (Wilcoxon, Holm-adjusted). */
+function compare(runs: RunResult[]) {
+  const done = runs.filter((r) => r.perCase.length);
+  const rows: MetricRow[] = done.flatMap((r) => r.perCase.map((p) => ({ model: r.method, case: p.id, label: 'mean', dice: p.dice })));
+  const summary = done.map((r) => {
+    const v = r.perCase.map((p) => p.dice).filter(Number.isFinite);
+    return {
+      method: r.method,
+      meanDice: mean(v),
+      ci95: bootstrapMeanCI(v),
+      cases: v.length,
+      minutes: r.minutes,
+      wallMinutes: r.wallMinutes,
+      epochs: r.epochs,
+      ...(r.note ? { note: r.note } : {}),
+    };
+  });
+  const others = done.filter((r) => r.method !== 'scratch');
+  const scratch = done.find((r) => r.method === 'scratch');
+  const tests = scratch ? others.map((r) => comparePaired(rows, r.method, 'scratch', 'mean', 'dice')) : [];
+  const adjusted = holmAdjust(tests.map((t) => t.wilcoxon.pValue));
+  const vsScratch = tests.map((t, i) => ({
+    method: t.modelA,
+    meanDifference: t.meanDifference,
+    medianDifference: t.medianDifference,
+    cases: t.nCases,
+    p: t.wilcoxon.pValue,
+    rankBiserial: t.wilcoxon.rankBiserial,
+    pHolm: adjusted[i],
+  }));
+  const skipped = runs.filter((r) => !r.perCase.length).map((r) => ({ method: r.method, note: r.note }));
+  return { summary, vsScratch, skipped };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { tag, rest: args } = takeTag(argv);
+  const { values } = parseArgs({
+    args,
+    options: {
+      budget: { type: 'string', default: '10' },
+      datasets: { type: 'string', default: 'hippocampus,drive' },
+      fractions: { type: 'string', default: '0.1,0.25,1' },
+      methods: { type: 'string', default: METHODS.join(',') },
+      'test-cases': { type: 'string', default: '1000' },
+      'pretrain-share': { type: 'string', default: '0.3' },
+      out: { type: 'string', default: join(repoRoot, 'runs/bench-label-efficiency') },
+    },
+  });
+  const budget = Number(values.budget);
+  if (!(budget > 0)) throw new Error('--budget must be a number of minutes > 0 (the CPU budget of every run)');
+  const fractions = values.fractions!.split(',').map(Number);
+  if (!fractions.every((f) => f > 0 && f <= 1)) throw new Error('--fractions must be shares in (0, 1]');
+  const methods = values.methods!.split(',') as Method[];
+  const unknown = methods.find((m) => !METHODS.includes(m));
+  if (unknown) throw new Error(`unknown method '${unknown}': ${METHODS.join(', ')}`);
+  const out = values.out!;
+  const loadBefore = loadavg();
+  const t0 = Date.now();
+  const datasets = [];
+  for (const name of values.datasets!.split(',')) {
+    const d = await setup(name, out, Number(values['test-cases']));
+    // One plan per dataset for every method and share, planned for the budget (its time budget ends every run).
+    const planned = await planDataset({ dataset: d.dir, choices: { minutes: budget }, out: null });
+    // No TTA in model selection and final validation either: the test predictions use none, and 8 mirrored passes per validation case would dominate short runs.
+    const plan: Plan = { ...planned.plan, inference: { ...planned.plan.inference, mirror: false, transpose: false } };
+    const shares = [];
+    for (const share of fractions) {
+      const runs: RunResult[] = [];
+      for (const m of methods) {
+        runs.push(await runMethod(d, plan, share, m, { out, budget, pretrainShare: Number(values['pretrain-share']) }));
+        const last = runs[runs.length - 1]!;
+        console.log(
+          `${d.name} ${Math.round(share * 100)} % labels, ${m}: ${last.perCase.length ? `Dice ${mean(last.perCase.map((p) => p.dice)).toFixed(4)}` : last.note}`,
+        );
+      }
+      shares.push({ labelledShare: share, labelledCases: labelledShare(d.pool, share, 12345).length, poolCases: d.pool.length, ...compare(runs) });
+    }
+    datasets.push({ dataset: d.name, plan: planSummary(plan), validationCases: d.val.length, testCases: d.test.length, shares });
+  }
+  const path = writeResult(
+    'label-efficiency',
+    argv,
+    {
+      budgetMinutesPerRun: budget,
+      protocol:
+        'per dataset one plan for the budget; per labelled share a seeded draw of the training pool; every method trains within the same budget (pretraining time counted); ' +
+        'test Dice per case (mean over classes, no TTA, validation without TTA too); bootstrap 95 % CI of the mean; Wilcoxon signed-rank vs scratch on paired cases, Holm-adjusted per dataset and share',
+      datasets,
+      totalMinutes: (Date.now() - t0) / 60000,
+    },
+    loadBefore,
+    tag,
+  );
+  console.log(`wrote ${path}`);
+}
