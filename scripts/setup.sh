@@ -18,7 +18,8 @@ profile=${1:-run}
 #    binding's data-parallel part, native/src/distributed.cc, compiles against
 #    c10d's ProcessGroupGloo, whose code is in libtorch_cpu); g++,
 #    make and python3 for node-gyp to build the binding. Testing adds the
-#    Python references (PyTorch, NumPy, SciPy, scikit-image, nibabel, pydicom with
+#    Python references (PyTorch, NumPy, SciPy, scikit-image, scikit-learn for the
+#    classification metrics' AUC reference, nibabel, pydicom with
 #    gdcm's Python codecs for the io bench's compressed reads, PIL),
 #    Chromium for the report screenshot test, the DICOM tools the tests
 #    make compressed files with and compare against (dcmtk, gdcm, OpenJPH for
