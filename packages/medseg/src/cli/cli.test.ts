@@ -48,7 +48,7 @@ describe('medseg CLI', () => {
     assertReadableFailure(medseg('evaluate', 'a', 'b', '--tau', 'x'), EXIT_USAGE, /--tau/);
     assertReadableFailure(medseg('no-such-command'), EXIT_USAGE, /unknown command/);
     assertReadableFailure(medseg('train', 'ds', '--out', 'm', '--encoder-lr-scale', '0'), EXIT_USAGE, /go with --init/);
-    assertReadableFailure(medseg('train', 'ds', '--out', 'm', '--init', 'x', '--init-from', 'monai'), EXIT_USAGE, /--init-from/);
+    assertReadableFailure(medseg('train', 'ds', '--out', 'm', '--init', 'x', '--init-from', 'timm'), EXIT_USAGE, /--init-from/);
   });
 
   test('evaluate DRIVE 2nd vs 1st observer --json: metrics.csv, summary.json, one JSON object on stdout', () => {
