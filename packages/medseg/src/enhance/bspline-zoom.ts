@@ -60,7 +60,7 @@ export function zoomAxis(
     return Array.from({ length: 4 }, (_, j) => ({ index: reflectIndex(k0 + j, n), weight: cubicBSpline(x - (k0 + j)) }));
   });
   const out = new Float32Array(outShape[0] * outShape[1] * outShape[2]);
-  const others = [0, 1, 2].filter((a) => a !== axis) as [number, number];
+  const others = [0, 1, 2].filter((a) => a !== axis) as [0 | 1 | 2, 0 | 1 | 2];
   const line = new Float64Array(n);
   for (let u = 0; u < shape[others[0]]; u++) {
     for (let v = 0; v < shape[others[1]]; v++) {
