@@ -31,7 +31,6 @@ export const LAYERS: Record<string, number> = {
   deploy: 5,
   explain: 5,
   registration: 5,
-  enhance: 5,
   pipeline: 6,
   federated: 7,
   cli: 8,

@@ -2,7 +2,7 @@
  * The enhancement training loop, on the segmentation trainer's machinery
  * (train/trainer.ts: optimizer state, LR schedule over iterations or the
  * clock, checkpoints, resume, stop signals): epochs of batches from
- * training-pairs.ts, an L1 or MSE loss (at Noise2Void's blind spots only),
+ * data/enhance-pairs.ts, an L1 or MSE loss (at Noise2Void's blind spots only),
  * AdamW, then the validation loss on fixed batches of the validation volumes;
  * the best epoch's weights are kept. A run stops at its epoch count or time
  * budget and resumes exactly from its last checkpoint.
@@ -12,20 +12,11 @@ import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import { foldFile } from '../plan/model-folder.ts';
 import { saveWeights } from '../plan/model-weights.ts';
-import { makeOptimizer } from '../train/step.ts';
-import {
-  endOfEpoch,
-  makeSchedule,
-  resumeState,
-  saveCheckpoint,
-  scheduleStep,
-  stopSignals,
-  type CheckpointState,
-  type ScheduleConfig,
-} from '../train/trainer.ts';
+import { makeOptimizer } from './step.ts';
+import { endOfEpoch, makeSchedule, resumeState, saveCheckpoint, scheduleStep, stopSignals, type CheckpointState, type ScheduleConfig } from './trainer.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
-import type { EnhancementModel } from './model.ts';
-import { sampleBatch, type EnhanceBatch, type EnhanceVolume } from './training-pairs.ts';
+import { sampleBatch, type EnhanceBatch, type EnhanceVolume } from '../data/enhance-pairs.ts';
+import type { EnhancementModel } from '../models/enhance-model.ts';
 
 export interface EnhanceTrainingConfig extends ScheduleConfig {
   batchSize: number;

@@ -9,11 +9,11 @@ import { readNifti } from '../io/nifti.ts';
 import { foldFile } from '../plan/model-folder.ts';
 import { dataPath } from '../testing/data.ts';
 import { Rng } from '../util/random.ts';
-import { enhanceVolume } from './apply.ts';
-import { zoomAxis } from './bspline-zoom.ts';
-import { EnhancementModel } from './model.ts';
-import { maskBlindSpots, prepareVolume, sampleBatch, type EnhanceVolume, type Shape3 } from './training-pairs.ts';
-import { DEFAULT_ENHANCE_TRAINING, enhanceLoss, trainEnhancement, validationLoss, type EnhanceTrainingConfig } from './train.ts';
+import { zoomAxis } from '../data/bspline-zoom.ts';
+import { maskBlindSpots, prepareVolume, sampleBatch, type EnhanceVolume, type Shape3 } from '../data/enhance-pairs.ts';
+import { enhanceVolume } from '../infer/enhance.ts';
+import { EnhancementModel } from '../models/enhance-model.ts';
+import { DEFAULT_ENHANCE_TRAINING, enhanceLoss, trainEnhancement, validationLoss, type EnhanceTrainingConfig } from './enhance-trainer.ts';
 
 const silent = { start() {}, update() {}, stop() {} };
 

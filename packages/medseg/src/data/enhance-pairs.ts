@@ -15,7 +15,7 @@
  */
 import { Rng, mixSeed } from '../util/random.ts';
 import { zoomAxis } from './bspline-zoom.ts';
-import { sliceAxis, type EnhanceSettings } from './model.ts';
+import { sliceAxis, type EnhanceSettings } from '../plan/enhance-settings.ts';
 import { addRicianNoise, foregroundScale } from './rician.ts';
 import { cropToMultiple, thickSlices } from './thick-slices.ts';
 

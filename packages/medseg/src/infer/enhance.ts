@@ -10,10 +10,11 @@
 import * as torch from '@medseg/torch';
 import { MedsegIoError } from '../io/errors.ts';
 import type { Volume } from '../io/volume.ts';
-import { slidingWindowLogits } from '../infer/sliding-window.ts';
-import { zoomAxis } from './bspline-zoom.ts';
-import { sliceAxis, type EnhancementModel, type VolumeAxis } from './model.ts';
-import { normalise, type Shape3 } from './training-pairs.ts';
+import { zoomAxis } from '../data/bspline-zoom.ts';
+import { normalise, type Shape3 } from '../data/enhance-pairs.ts';
+import type { EnhancementModel } from '../models/enhance-model.ts';
+import { sliceAxis, type VolumeAxis } from '../plan/enhance-settings.ts';
+import { slidingWindowLogits } from './sliding-window.ts';
 
 /** Images up to this many voxels (a plane, or a 3D volume) run through the network whole; larger ones by the sliding window over patches. */
 export const WHOLE_IMAGE_VOXELS = 1 << 21;
