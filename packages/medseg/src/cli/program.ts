@@ -14,6 +14,7 @@ import * as compress from './commands/compress.ts';
 import * as convert from './commands/convert.ts';
 import * as deidentify from './commands/deidentify.ts';
 import * as demo from './commands/demo.ts';
+import * as enhance from './commands/enhance.ts';
 import * as evaluate from './commands/evaluate.ts';
 import * as exportCommand from './commands/export.ts';
 import * as explain from './commands/explain.ts';
@@ -44,6 +45,7 @@ export const COMMANDS: readonly CommandModule[] = [
   predict,
   explain,
   classify,
+  enhance,
   exportCommand,
   compress,
   demo,

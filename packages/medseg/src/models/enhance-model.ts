@@ -55,8 +55,8 @@ export class EnhancementModel {
     return new EnhancementModel(s, net);
   }
 
-  /** Reads a model folder; a segmentation model folder (plan.json) or another folder is a MedsegIoError. */
-  static load(dir: string, choice: CheckpointChoice = 'best'): EnhancementModel {
+  /** The settings of a model folder's enhance.json; a segmentation model folder (plan.json) or another folder is a MedsegIoError. */
+  static readSettings(dir: string): EnhanceSettings {
     const file = join(dir, ENHANCE_FILE);
     if (!existsSync(file)) {
       if (existsSync(modelFile(dir, 'plan'))) {
@@ -74,7 +74,22 @@ export class EnhancementModel {
     } catch (e) {
       throw new MedsegIoError('CORRUPT', `${ENHANCE_FILE} is not valid JSON (${(e as Error).message})`, dir);
     }
-    const s = enhanceSettings(raw);
+    try {
+      return enhanceSettings(raw);
+    } catch (e) {
+      throw new MedsegIoError('BAD_DATA', `${ENHANCE_FILE}: ${(e as Error).message}`, dir);
+    }
+  }
+
+  /** A new network with the settings of a model folder (a resumed run loads its weights from the checkpoint). */
+  static fromSettingsFile(dir: string): EnhancementModel {
+    const s = EnhancementModel.readSettings(dir);
+    return new EnhancementModel(s, buildNetwork(s));
+  }
+
+  /** Reads a model folder's settings and weights (`choice`, else the other of best and final). */
+  static load(dir: string, choice: CheckpointChoice = 'best'): EnhancementModel {
+    const s = EnhancementModel.readSettings(dir);
     const weights = [foldFile(dir, choice), foldFile(dir, choice === 'best' ? 'final' : 'best')].find((p) => existsSync(p));
     if (!weights) throw new MedsegIoError('NOT_FOUND', 'the enhancement model folder holds no weights (model_best or model_final.safetensors)', dir);
     const net = buildNetwork(s);
