@@ -92,7 +92,7 @@ function registerTrain(enhance: Command): void {
         cmd,
         { ...r },
         () =>
-          `${o.out}: ${r.settings.task}, ${r.result.epochsRun} epochs (best ${r.result.bestEpoch + 1}, validation loss ${r.result.bestValLoss.toFixed(5)}), stopped by ${r.result.stoppedBy}, ${r.result.minutes.toFixed(1)} min`,
+          `${o.out}: ${r.settings.task}, ${r.result.epochsRun} epochs (best ${r.result.bestEpoch + 1}, validation loss ${r.result.bestScore.toFixed(5)}), stopped by ${r.result.stoppedBy}, ${r.result.minutes.toFixed(1)} min`,
       );
     });
 }
