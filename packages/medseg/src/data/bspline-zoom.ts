@@ -10,6 +10,8 @@
  * replace the n input slices.
  */
 import { reflectIndex } from '../eval/image-quality.ts';
+import type { VolumeAxis } from '../plan/enhance-settings.ts';
+import type { Array3, Shape3 } from './thick-slices.ts';
 
 const POLE = Math.sqrt(3) - 2;
 /** Samples of symmetric extension run through the recursions before the line starts: |pole|^40 < 1e-22. */
@@ -40,16 +42,11 @@ export function zoomedLength(n: number, factor: number): number {
 }
 
 /** `data` of shape [nz, ny, nx] resampled along `axis` (0 = z) to round(n factor) samples. */
-export function zoomAxis(
-  data: ArrayLike<number>,
-  shape: readonly [number, number, number],
-  axis: 0 | 1 | 2,
-  factor: number,
-): { data: Float32Array; shape: [number, number, number] } {
+export function zoomAxis(data: ArrayLike<number>, shape: Readonly<Shape3>, axis: VolumeAxis, factor: number): Array3 {
   if (!(factor > 0)) throw new RangeError(`zoom factor must be > 0, got ${factor}`);
   const n = shape[axis];
   const m = zoomedLength(n, factor);
-  const outShape = [...shape] as [number, number, number];
+  const outShape = [...shape] as Shape3;
   outShape[axis] = m;
   const inStrides = [shape[1] * shape[2], shape[2], 1];
   const outStrides = [outShape[1] * outShape[2], outShape[2], 1];
@@ -60,7 +57,7 @@ export function zoomAxis(
     return Array.from({ length: 4 }, (_, j) => ({ index: reflectIndex(k0 + j, n), weight: cubicBSpline(x - (k0 + j)) }));
   });
   const out = new Float32Array(outShape[0] * outShape[1] * outShape[2]);
-  const others = [0, 1, 2].filter((a) => a !== axis) as [0 | 1 | 2, 0 | 1 | 2];
+  const others = [0, 1, 2].filter((a) => a !== axis) as [VolumeAxis, VolumeAxis];
   const line = new Float64Array(n);
   for (let u = 0; u < shape[others[0]]; u++) {
     for (let v = 0; v < shape[others[1]]; v++) {

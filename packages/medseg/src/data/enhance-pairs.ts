@@ -17,9 +17,9 @@ import { Rng, mixSeed } from '../util/random.ts';
 import { zoomAxis } from './bspline-zoom.ts';
 import { sliceAxis, type EnhanceSettings } from '../plan/enhance-settings.ts';
 import { addRicianNoise, foregroundScale } from './rician.ts';
-import { cropToMultiple, thickSlices } from './thick-slices.ts';
+import { cropToMultiple, thickSlices, type Shape3 } from './thick-slices.ts';
 
-export type Shape3 = [number, number, number];
+export type { Shape3 };
 
 export interface EnhanceVolume {
   /** The network's input (SR: the interpolated thick slices; denoising: the clean or noisy image). */

@@ -5,15 +5,20 @@
  * dropped), so that the thick volume zoomed back by k has the cut volume's
  * shape.
  */
+import type { VolumeAxis } from '../plan/enhance-settings.ts';
+
+/** The shape of a volume array, [nz, ny, nx]. */
+export type Shape3 = [number, number, number];
+
+/** A volume's values, x fastest, and its shape. */
+export interface Array3 {
+  data: Float32Array;
+  shape: Shape3;
+}
 
 /** The first floor(n / k) k slices along `axis`. */
-export function cropToMultiple(
-  data: ArrayLike<number>,
-  shape: readonly [number, number, number],
-  axis: 0 | 1 | 2,
-  k: number,
-): { data: Float32Array; shape: [number, number, number] } {
-  const outShape = [...shape] as [number, number, number];
+export function cropToMultiple(data: ArrayLike<number>, shape: Readonly<Shape3>, axis: VolumeAxis, k: number): Array3 {
+  const outShape = [...shape] as Shape3;
   outShape[axis] = Math.floor(shape[axis] / k) * k;
   if (outShape[axis] === 0) throw new RangeError(`axis ${axis} has ${shape[axis]} slices, fewer than the factor ${k}`);
   const out = new Float32Array(outShape[0] * outShape[1] * outShape[2]);
@@ -28,15 +33,10 @@ export function cropToMultiple(
 }
 
 /** Averages of k consecutive slices along `axis` (whose length must be a multiple of k). */
-export function thickSlices(
-  data: ArrayLike<number>,
-  shape: readonly [number, number, number],
-  axis: 0 | 1 | 2,
-  k: number,
-): { data: Float32Array; shape: [number, number, number] } {
+export function thickSlices(data: ArrayLike<number>, shape: Readonly<Shape3>, axis: VolumeAxis, k: number): Array3 {
   if (!Number.isInteger(k) || k < 1) throw new RangeError(`slice factor must be a positive integer, got ${k}`);
   if (shape[axis] % k !== 0) throw new RangeError(`axis ${axis} has ${shape[axis]} slices, not a multiple of ${k}`);
-  const outShape = [...shape] as [number, number, number];
+  const outShape = [...shape] as Shape3;
   outShape[axis] = shape[axis] / k;
   const out = new Float32Array(outShape[0] * outShape[1] * outShape[2]);
   const stride = [shape[1] * shape[2], shape[2], 1][axis]!;
