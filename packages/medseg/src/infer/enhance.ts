@@ -32,23 +32,23 @@ function wholeImages(model: EnhancementModel, x: torch.Tensor): torch.Tensor {
   });
 }
 
-/** The model's output for a normalised [nz, ny, nx] array (super-resolution: already zoomed). */
-export function enhanceArray(model: EnhancementModel, data: Float32Array, shape: Shape3): Float32Array {
+/** The model's output for a normalised [nz, ny, nx] array (super-resolution: already zoomed); images above `wholeImageVoxels` go by sliding window. */
+export function enhanceArray(model: EnhancementModel, data: Float32Array, shape: Shape3, wholeImageVoxels = WHOLE_IMAGE_VOXELS): Float32Array {
   const s = model.settings;
   const pass = { forward: (x: torch.Tensor) => model.forward(x) };
   return torch.noGrad(() =>
     torch.tidy(() => {
       const image = torch.tensor(data, shape);
       if (s.dims === 3) {
-        if (data.length <= WHOLE_IMAGE_VOXELS) return wholeImages(model, image.unsqueeze(0).unsqueeze(0)).toFloat32Array();
+        if (data.length <= wholeImageVoxels) return wholeImages(model, image.unsqueeze(0).unsqueeze(0)).toFloat32Array();
         return slidingWindowLogits(pass, image.unsqueeze(0), { patchSize: s.patch }).contiguous().toFloat32Array();
       }
       const order = sliceAxis(s) === 0 ? [0, 1, 2] : [1, 0, 2];
       const planes = image.permute(order).contiguous();
       const [n, rows, cols] = planes.shape as [number, number, number];
       const out: torch.Tensor[] = [];
-      if (rows * cols <= WHOLE_IMAGE_VOXELS) {
-        const group = Math.max(1, Math.floor(WHOLE_IMAGE_VOXELS / (rows * cols)));
+      if (rows * cols <= wholeImageVoxels) {
+        const group = Math.max(1, Math.floor(wholeImageVoxels / (rows * cols)));
         for (let i = 0; i < n; i += group) out.push(wholeImages(model, planes.narrow(0, i, Math.min(group, n - i)).unsqueeze(1)).squeeze(1));
       } else {
         for (let i = 0; i < n; i++) out.push(slidingWindowLogits(pass, planes.select(0, i).unsqueeze(0), { patchSize: s.patch }));
