@@ -45,7 +45,7 @@ function registerTrain(enhance: Command): void {
     .requiredOption('--out <dir>', 'model folder to create (enhance.json, weights, checkpoint, log)')
     .option(
       '--noise <level>',
-      'denoising: Rician noise level as a fraction of the 99th-percentile foreground (default 0.05; with --self-supervised, 0 = the images are noisy already)',
+      'denoising: Rician noise level as a fraction of the 99th-percentile foreground, added to the images (default 0.05; with --self-supervised default 0: the images are noisy already)',
       parseLevel,
     )
     .option('--self-supervised', 'denoising: Noise2Void blind-spot training, no clean targets')
@@ -74,7 +74,7 @@ function registerTrain(enhance: Command): void {
           dims: Number(o.dims) as 2 | 3,
           loss: o.loss,
           axis: ({ z: 0, y: 1, x: 2 } as const)[o.axis],
-          ...(o.noise !== undefined ? { noise: o.noise } : {}),
+          noise: o.noise ?? (o.selfSupervised ? 0 : 0.05),
           selfSupervised: Boolean(o.selfSupervised),
           ...(o.factor !== undefined ? { factor: o.factor } : {}),
         },
