@@ -1,7 +1,6 @@
 /**
- * Label efficiency: what semi-supervised training (and, once `medseg
- * pretrain` exists, self-supervised pretraining) buys over training from
- * scratch when only part of the training cases are labelled, at the same
+ * Label efficiency: what semi-supervised training and self-supervised
+ * pretraining buy over training from scratch when only part of the training cases are labelled, at the same
  * total CPU budget per run.
  *
  * For each dataset (MSD hippocampus 3D, DRIVE 2D) and each labelled share
@@ -12,9 +11,9 @@
  * - mean-teacher, pseudo-label: the labelled cases plus the rest of the pool
  *   as unlabelled cases (their labels set aside); at 100 % the labelled
  *   cases also serve as the unlabelled ones;
- * - pretrain: self-supervised pretraining on the whole pool, then
- *   fine-tuning on the labelled cases, the pretraining minutes taken from
- *   the budget (see pretrainHook; reported as unavailable until it exists).
+ * - pretrain: masked-image-modelling pretraining (`medseg pretrain`) on the
+ *   whole pool's images for --pretrain-share of the budget, then fine-tuning
+ *   from the pretrained encoder on the labelled cases for the rest.
  * Cases: hippocampus, the fixed split's 140 training cases (5 for model
  * selection, 135 as the pool) and its 34 validation cases as the test set
  * (demo/hippocampus-split.ts); DRIVE, 16 training images as the pool, 4 for
@@ -28,18 +27,18 @@
  *   npm run bench -- label-efficiency [--budget 10] [--datasets hippocampus,drive] [--fractions 0.1,0.25,1]
  *     [--methods scratch,mean-teacher,pseudo-label,pretrain] [--test-cases N] [--pretrain-share 0.3] [--out runs/bench-label-efficiency] [--tag NAME]
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readDataset, type DatasetCase } from '../packages/medseg/src/data/dataset.ts';
+import { endingOf, readDataset, type DatasetCase } from '../packages/medseg/src/data/dataset.ts';
 import { importDrive, importMsdHippocampus } from '../packages/medseg/src/data/import.ts';
 import { HIPPOCAMPUS_SPLIT } from '../packages/medseg/src/demo/hippocampus-split.ts';
 import { comparePaired, holmAdjust } from '../packages/medseg/src/eval/statistics/paired.ts';
 import type { MetricRow } from '../packages/medseg/src/eval/statistics/rows.ts';
 import { bootstrapMeanCI } from '../packages/medseg/src/eval/statistics/summary.ts';
 import { planDataset } from '../packages/medseg/src/pipeline/plan-dataset.ts';
+import { pretrainModel } from '../packages/medseg/src/pipeline/pretrain.ts';
 import type { Plan } from '../packages/medseg/src/plan/types.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
 import { Rng } from '../packages/medseg/src/util/random.ts';
@@ -72,21 +71,26 @@ interface RunResult {
   note?: string;
 }
 
-/** pipeline/pretrain.ts's expected entry point (the self-supervised pretraining helper of issue 19). */
-type PretrainFn = (o: { dataset: string; out: string; plan: Plan; minutes: number; caseIds: string[] }) => Promise<{ weights: string; minutes: number }>;
-
 /**
- * The pretraining hook: when packages/medseg/src/pipeline/pretrain.ts exports
- * pretrainModel (adapt this call to its real signature when it lands), the
- * 'pretrain' method pretrains on the whole pool for pretrainShare of the
- * budget, then fine-tunes the encoder-initialised network on the labelled
- * cases for the rest of the budget.
+ * The 'pretrain' method's first stage: masked-image-modelling pretraining
+ * (pipeline/pretrain.ts) of the plan's network on the images of the whole
+ * pool, labelled or not (a folder of links to them, so the held-out cases'
+ * images stay out of pretraining), for `minutes`.
  */
-async function pretrainHook(): Promise<PretrainFn | null> {
-  const path = join(repoRoot, 'packages/medseg/src/pipeline/pretrain.ts');
-  if (!existsSync(path)) return null;
-  const mod = (await import(pathToFileURL(path).href)) as { pretrainModel?: PretrainFn };
-  return typeof mod.pretrainModel === 'function' ? mod.pretrainModel : null;
+async function pretrainOnPool(d: DatasetSetup, plan: Plan, out: string, minutes: number): Promise<{ dir: string; minutes: number }> {
+  const images = join(out, 'pool-images');
+  rmSync(images, { recursive: true, force: true });
+  mkdirSync(images, { recursive: true });
+  const byId = new Map(readDataset(d.dir).training.map((c) => [c.id, c]));
+  for (const id of d.pool) {
+    const paths = byId.get(id)!.imagePaths;
+    paths.forEach((path, c) => {
+      const name = paths.length > 1 ? `${id}_${String(c).padStart(4, '0')}` : id;
+      symlinkSync(resolve(path), join(images, `${name}${endingOf(path)!}`));
+    });
+  }
+  const p = await pretrainModel({ images, out: join(out, 'pretrained'), method: 'mim', plan, minutes });
+  return { dir: p.dir, minutes: p.result.seconds / 60 };
 }
 
 async function setup(name: string, out: string, testCases: number): Promise<DatasetSetup> {
@@ -151,21 +155,10 @@ async function runMethod(
     run = { ...base, semi: { method, unlabelled: { datasetIds: rest.length ? rest : labelled } } };
     if (!rest.length) note = 'every pool case is labelled: the labelled cases also serve as the unlabelled ones';
   } else if (method === 'pretrain') {
-    const pretrain = await pretrainHook();
-    if (!pretrain)
-      return {
-        method,
-        minutes: 0,
-        wallMinutes: 0,
-        epochs: 0,
-        perCase: [],
-        note: 'not run: medseg pretrain (pipeline/pretrain.ts pretrainModel) is not available',
-      };
-    const minutes = o.budget * o.pretrainShare;
-    const p = await pretrain({ dataset: d.dir, out: join(dir, 'pretrain'), plan, minutes, caseIds: d.pool });
+    const p = await pretrainOnPool(d, plan, dir, o.budget * o.pretrainShare);
     extraMinutes = p.minutes;
     const left = Math.max(0.1, o.budget - p.minutes);
-    run = { ...base, minutes: left, plan: { ...plan, training: { ...plan.training, timeBudgetMinutes: left } }, init: { source: p.weights, part: 'encoder' } };
+    run = { ...base, minutes: left, plan: { ...plan, training: { ...plan.training, timeBudgetMinutes: left } }, init: { source: p.dir, part: 'encoder' } };
     note = `pretrained ${p.minutes.toFixed(1)} min on ${d.pool.length} cases, fine-tuned ${left.toFixed(1)} min`;
   }
   const r = await runSeg2d(run);

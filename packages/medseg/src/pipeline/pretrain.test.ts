@@ -5,7 +5,7 @@
  * small HybridNet, three steps each.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -92,4 +92,38 @@ for (const [method, architecture] of [
 
 test('a folder of images without a plan is refused with a clear error', async () => {
   await assert.rejects(pretrainModel({ images, out: join(tmp, 'no-plan'), method: 'mim', steps: 1, log: () => {} }), /needs --plan/);
+});
+
+test('a folder of two-channel images (<id>_0000, <id>_0001) pretrains a two-channel plan; a missing channel file is refused', async () => {
+  const dir = join(tmp, 'images-2ch');
+  mkdirSync(dir);
+  for (let i = 0; i < 2; i++) {
+    for (let c = 0; c < 2; c++) {
+      const data = new Float32Array(20 ** 3).map((_, k) => 50 * c + 20 * Math.sin(k * 0.31 + i));
+      const meta = {};
+      await writeNifti(join(dir, `case${i}_000${c}.nii.gz`), {
+        data,
+        size: [20, 20, 20],
+        channels: 1,
+        spacing: [1, 1, 1],
+        origin: [0, 0, 0],
+        direction: [...IDENTITY3],
+        meta,
+      });
+    }
+  }
+  const p: Plan = structuredClone(plan);
+  p.channels = ['T1', 'T2'];
+  p.normalization = [p.normalization[0]!, p.normalization[0]!];
+  p.network = { ...p.network, inChannels: 2 };
+  const lines: string[] = [];
+  const r = await pretrainModel({ images: dir, out: join(tmp, 'pre-2ch'), method: 'mim', plan: p, steps: 1, log: (l) => lines.push(l) });
+  assert.equal(readPretrainedDescriptor(r.dir).images, 2);
+  assert.match(lines.join('\n'), /pretrain: 2 images/);
+
+  rmSync(join(dir, 'case1_0001.nii.gz'));
+  await assert.rejects(
+    pretrainModel({ images: dir, out: join(tmp, 'pre-2ch-bad'), method: 'mim', plan: p, steps: 1, log: () => {} }),
+    /case1 lacks channel 0001/,
+  );
 });

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as torch from '@medseg/torch';
 import { loadRawCase } from '../data/case.ts';
-import { endingOf, readDataset, type DatasetCase } from '../data/dataset.ts';
+import { endingOf, readDataset, readImageFolder, type DatasetCase } from '../data/dataset.ts';
 import { preprocessCase } from '../data/preprocess.ts';
 import type { PreprocessedCase } from '../data/types.ts';
 import { MedsegIoError } from '../io/errors.ts';
@@ -55,12 +55,22 @@ export interface PretrainModelResult {
   result: PretrainResult;
 }
 
-/** Image files of a plain folder as unlabelled cases (one file per case, named by the file). */
-function folderCases(dir: string): DatasetCase[] {
+/**
+ * Image files of a plain folder as unlabelled cases: one file per case, named
+ * by the file, or, for a plan with several channels, `<id>_<cccc><ending>`
+ * per channel as in a dataset's imagesTr/ (one file ending throughout).
+ */
+function folderCases(dir: string, nChannels: number): DatasetCase[] {
   const files = readdirSync(dir)
     .filter((f) => endingOf(f) && statSync(join(dir, f)).isFile())
     .sort();
   if (files.length === 0) throw new MedsegIoError('NOT_FOUND', 'no image files (.nii.gz, .nrrd, .png, ...) in the folder', dir);
+  if (nChannels > 1) {
+    const endings = new Set(files.map((f) => endingOf(f)!.toLowerCase()));
+    if (endings.size > 1)
+      throw new MedsegIoError('BAD_DATA', `a folder of ${nChannels}-channel images needs one file ending, not ${[...endings].join(', ')}`, dir);
+    return readImageFolder(dir, [...endings][0]!, nChannels);
+  }
   return files.map((f) => ({ id: f.slice(0, f.length - endingOf(f)!.length), imagePaths: [join(dir, f)], labelPath: null }));
 }
 
@@ -70,7 +80,7 @@ async function resolvePlanAndCases(o: PretrainModelOptions): Promise<{ plan: Pla
   const given = typeof o.plan === 'string' ? loadPlan(o.plan) : o.plan ? validatePlan(o.plan) : null;
   if (!existsSync(join(src, 'dataset.json'))) {
     if (!given) throw new MedsegIoError('BAD_DATA', 'a folder of images needs --plan (the plan of the dataset to fine-tune on, so the encoder fits)', src);
-    return { plan: given, cases: folderCases(src) };
+    return { plan: given, cases: folderCases(src, given.channels.length) };
   }
   const ds = readDataset(src);
   const cases = [...ds.training, ...ds.test].map((c) => ({ ...c, labelPath: null }));
