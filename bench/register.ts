@@ -33,12 +33,12 @@ import { HIPPOCAMPUS_SPLIT } from '../packages/medseg/src/demo/hippocampus-split
 import { evaluateCase } from '../packages/medseg/src/eval/metrics.ts';
 import { readVolume } from '../packages/medseg/src/io/read.ts';
 import type { Volume } from '../packages/medseg/src/io/volume.ts';
-import { registerAffine, resampleAffine } from '../packages/medseg/src/registration/affine.ts';
-import { geometryOf, normalizeIntensity, volumeTensor } from '../packages/medseg/src/registration/grid.ts';
+import { resampleAffine } from '../packages/medseg/src/registration/affine.ts';
+import { geometryOf, volumeTensor } from '../packages/medseg/src/registration/grid.ts';
 import { foldingFraction, jacobianDeterminant } from '../packages/medseg/src/registration/jacobian.ts';
-import { RegistrationModel, trainRegistrationModel, type TrainingPair } from '../packages/medseg/src/registration/network.ts';
+import { RegistrationModel } from '../packages/medseg/src/registration/network.ts';
+import { trainRegistrationFiles } from '../packages/medseg/src/registration/train-files.ts';
 import { registerPair, type RegisterPairOptions } from '../packages/medseg/src/registration/register-pair.ts';
-import { oneHotLabels } from '../packages/medseg/src/registration/regularization.ts';
 import { dataPath } from '../packages/medseg/src/testing/data.ts';
 import { writeResult } from './lib/report.ts';
 import { median, round } from './lib/stats.ts';
@@ -172,29 +172,18 @@ export async function main(argv: string[]): Promise<void> {
   const atlasLabels = await readVolume(label(atlas));
   const work = mkdtempSync(join(tmpdir(), 'medseg-bench-register-'));
 
-  const placed = (v: Volume) => ({ image: torch.tidy(() => normalizeIntensity(volumeTensor(v))).keep(), geometry: geometryOf(v) });
   let model: RegistrationModel | null = null;
   let training: Record<string, unknown> | null = null;
   if (trainSeconds > 0) {
     // training pairs: the atlas to training-split subjects (never the validation subjects it is scored on)
     const ids = HIPPOCAMPUS_SPLIT.train.slice(1, 1 + trainPairs);
-    const moving = placed(atlasImage);
-    const pairs: TrainingPair[] = [];
-    const t0 = performance.now();
-    const atlasOneHot = values.supervised ? torch.tidy(() => oneHotLabels(volumeTensor(atlasLabels), LABELS)).keep() : null;
-    for (const id of ids) {
-      const fixed = placed(await readVolume(image(id)));
-      const subjectLabels = atlasOneHot ? await readVolume(label(id)) : null;
-      const labels =
-        atlasOneHot && subjectLabels ? { moving: atlasOneHot, fixed: torch.tidy(() => oneHotLabels(volumeTensor(subjectLabels), LABELS)).keep() } : null;
-      pairs.push({ fixed, moving, affine: registerAffine(fixed, moving).matrix, labels });
-    }
-    const affineSeconds = (performance.now() - t0) / 1000;
-    model = RegistrationModel.create();
-    const r = trainRegistrationModel(model, pairs, { seconds: trainSeconds, lr: 1e-3 });
+    const pairs = ids.map((id) => ({ fixed: image(id), fixedLabels: label(id), moving: image(atlas), movingLabels: label(atlas) }));
+    const dir = join(work, 'registration-model');
+    const r = await trainRegistrationFiles(pairs, { out: dir, seconds: trainSeconds, supervised: values.supervised, lr: 1e-3, log: () => {} });
+    model = RegistrationModel.load(dir);
     training = {
       pairs: ids.length,
-      affineSeconds: round(affineSeconds, 1),
+      affineSeconds: round(r.affineSeconds, 1),
       seconds: trainSeconds,
       steps: r.steps,
       finalLoss: round(r.loss, 4),
