@@ -10,34 +10,64 @@ export function connectedComponents(mask: Uint8Array, size: [number, number, num
   const labels = new Int32Array(mask.length);
   const sizes = [0];
   const queue = new Int32Array(mask.length);
+  const plane = nx * ny;
   let next = 1;
+  // The neighbours are visited inline (no closure per voxel): this loop runs once per voxel of every object.
   for (let start = 0; start < mask.length; start++) {
     if (!mask[start] || labels[start]) continue;
     let head = 0;
     let tail = 0;
     queue[tail++] = start;
     labels[start] = next;
-    let count = 0;
     while (head < tail) {
       const i = queue[head++]!;
-      count++;
       const x = i % nx;
-      const y = Math.floor(i / nx) % ny;
-      const z = Math.floor(i / (nx * ny));
-      const visit = (j: number) => {
+      const y = ((i - x) / nx) % ny;
+      const z = (i - x - y * nx) / plane;
+      if (x > 0) {
+        const j = i - 1;
         if (mask[j] && !labels[j]) {
           labels[j] = next;
           queue[tail++] = j;
         }
-      };
-      if (x > 0) visit(i - 1);
-      if (x < nx - 1) visit(i + 1);
-      if (y > 0) visit(i - nx);
-      if (y < ny - 1) visit(i + nx);
-      if (z > 0) visit(i - nx * ny);
-      if (z < nz - 1) visit(i + nx * ny);
+      }
+      if (x < nx - 1) {
+        const j = i + 1;
+        if (mask[j] && !labels[j]) {
+          labels[j] = next;
+          queue[tail++] = j;
+        }
+      }
+      if (y > 0) {
+        const j = i - nx;
+        if (mask[j] && !labels[j]) {
+          labels[j] = next;
+          queue[tail++] = j;
+        }
+      }
+      if (y < ny - 1) {
+        const j = i + nx;
+        if (mask[j] && !labels[j]) {
+          labels[j] = next;
+          queue[tail++] = j;
+        }
+      }
+      if (z > 0) {
+        const j = i - plane;
+        if (mask[j] && !labels[j]) {
+          labels[j] = next;
+          queue[tail++] = j;
+        }
+      }
+      if (z < nz - 1) {
+        const j = i + plane;
+        if (mask[j] && !labels[j]) {
+          labels[j] = next;
+          queue[tail++] = j;
+        }
+      }
     }
-    sizes.push(count);
+    sizes.push(tail);
     next++;
   }
   return { labels, sizes };
