@@ -26,9 +26,21 @@ cells = np.array(d["mask"]).reshape(h, w) >= 128
 _, n_cells = ndimage.label(cells)
 elev = np.array(d["elevation"], dtype=np.float64).reshape(h, w)
 markers, _ = ndimage.label(elev <= 0.05)
+masked = watershed(elev, markers, connectivity=1, mask=elev < 0.5)
+rest, _ = ndimage.label((masked == 0) & (elev < 0.5))
+masked[rest > 0] = rest[rest > 0] + masked.max()
 print(json.dumps({"cells": int(n_cells), "ws": watershed(elev, markers, connectivity=1).ravel().tolist(),
-  "masked": watershed(elev, markers, connectivity=1, mask=elev < 0.5).ravel().tolist()}))
+  "masked": masked.ravel().tolist()}))
 `;
+
+test('cells from boundaries: a mask region without a seed is a cell of its own, numbered after the flooded ones', () => {
+  //              0    1    2    3    4    5    6    7    8
+  const boundary = [0.05, 0.2, 0.3, 0.9, 0.3, 0.2, 0.9, 0.4, 0.05];
+  // seeds at 0 and 8; 4-5 is a region between boundaries that no seed reaches
+  assert.deepEqual(Array.from(cellsFromBoundaries(boundary, [9, 1, 1], { seedBelow: 0.1, maskBelow: 0.5 })), [1, 1, 1, 0, 3, 3, 0, 2, 2]);
+  // without a mask, flooding reaches every voxel from the seeds
+  assert.ok(Array.from(cellsFromBoundaries(boundary, [9, 1, 1], { seedBelow: 0.1 })).every((v) => v === 1 || v === 2));
+});
 
 test('on a real ISBI 2012 slice: cells as components match SciPy; the watershed of a boundary map matches scikit-image', () => {
   const { w, h, mask, elevation } = isbiBoundaryMap(0);

@@ -115,7 +115,10 @@ export function watershed(elevation: ArrayLike<number>, markers: ArrayLike<numbe
  * Cells separated by their boundaries: seeds are the connected components
  * of voxels whose boundary probability is at most `seedBelow` (default
  * 0.1), grown by watershed over the boundary probability into every voxel
- * (or only those below `maskBelow`, leaving boundaries as 0).
+ * (or only those below `maskBelow`, leaving boundaries as 0). With a mask, a
+ * region of it that holds no seed is still a cell (numbered after the
+ * flooded ones, in scan order): a less confident model must not lose the
+ * cells it is unsure of, only fail to split them.
  */
 export function cellsFromBoundaries(boundary: ArrayLike<number>, size: Size, o: { seedBelow?: number; maskBelow?: number } = {}): Int32Array {
   const seedBelow = o.seedBelow ?? 0.1;
@@ -127,5 +130,15 @@ export function cellsFromBoundaries(boundary: ArrayLike<number>, size: Size, o: 
     mask = new Uint8Array(boundary.length);
     for (let i = 0; i < boundary.length; i++) mask[i] = boundary[i]! < o.maskBelow ? 1 : 0;
   }
-  return watershed(boundary, markers, size, mask);
+  const cells = watershed(boundary, markers, size, mask);
+  if (!mask) return cells;
+  const unreached = new Uint8Array(cells.length);
+  let flooded = 0;
+  for (let i = 0; i < cells.length; i++) {
+    unreached[i] = mask[i] && !cells[i] ? 1 : 0;
+    if (cells[i]! > flooded) flooded = cells[i]!;
+  }
+  const rest = connectedComponents(unreached, size).labels;
+  for (let i = 0; i < cells.length; i++) if (rest[i]) cells[i] = flooded + rest[i]!;
+  return cells;
 }
