@@ -11,9 +11,10 @@ import { readDataset, type DatasetCase } from '../../packages/medseg/src/data/da
 import { evaluateCase } from '../../packages/medseg/src/eval/metrics.ts';
 import type { CalibrationBins } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { poolReliability, type Reliability } from '../../packages/medseg/src/eval/probabilistic.ts';
-import { disposeModel, loadModel, predictVolumes, readInputCase } from '../../packages/medseg/src/infer/predict.ts';
+import { disposeModel, loadModel, predictVolumes, readInputCase, type Prediction } from '../../packages/medseg/src/infer/predict.ts';
 import { foldDir, foldFile } from '../../packages/medseg/src/plan/model-folder.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
+import type { Volume } from '../../packages/medseg/src/io/volume.ts';
 import type { Plan } from '../../packages/medseg/src/plan/types.ts';
 import { trainModel, type TrainModelOptions, type TrainModelResult } from '../../packages/medseg/src/pipeline/train-model.ts';
 
@@ -42,6 +43,8 @@ export interface Seg2dRun {
   init?: TrainModelOptions['init'];
   /** The model card's Grad-CAM check (default on). */
   faithfulness?: boolean;
+  /** Called with each test case's prediction (probabilities kept) and reference, after scoring. */
+  onPrediction?: (c: DatasetCase, pred: Prediction, reference: Volume) => void | Promise<void>;
 }
 
 export interface Seg2dResult {
@@ -106,6 +109,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
         metrics[m.label] = Object.fromEntries(Object.entries(m).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
       }
       perCase.push({ id: c.id, metrics, seconds: pred.seconds, prediction });
+      await r.onPrediction?.(c, pred, ref);
     }
   } finally {
     disposeModel(model);
