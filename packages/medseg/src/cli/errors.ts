@@ -93,6 +93,14 @@ export function describeError(err: unknown, debug = process.env.MEDSEG_DEBUG ===
       json: { ok: false, error: { type: 'input', message: err.message } },
     };
   }
+  // pipeline/finetune-pruned.ts's FineTuneError (a budget that is no budget, a split or folder that cannot be used), known by name so that this module does not load the engine.
+  if (err instanceof Error && err.name === 'FineTuneError') {
+    return {
+      exitCode: EXIT_BAD_INPUT,
+      message: `medseg: error: ${err.message}${stack(err)}`,
+      json: { ok: false, error: { type: 'finetune', message: err.message } },
+    };
+  }
   // @medseg/torch's DistributedError, known by name so that this module does not load the engine.
   if (err instanceof Error && err.name === 'DistributedError') {
     const code = (err as Error & { code?: string }).code;

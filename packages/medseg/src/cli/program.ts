@@ -19,6 +19,7 @@ import * as evaluate from './commands/evaluate.ts';
 import * as exportCommand from './commands/export.ts';
 import * as explain from './commands/explain.ts';
 import * as federate from './commands/federate.ts';
+import * as finetune from './commands/finetune.ts';
 import * as importCommand from './commands/import.ts';
 import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
@@ -41,6 +42,7 @@ export const COMMANDS: readonly CommandModule[] = [
   pretrain,
   synthesize,
   train,
+  finetune,
   federate,
   predict,
   explain,

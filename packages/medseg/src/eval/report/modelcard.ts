@@ -378,23 +378,45 @@ function comparisonMarkdown(c: ModelCardComparison): string[] {
 }
 
 /**
+ * Adds (or replaces) a section of a card already written by writeModelCard:
+ * the Markdown section (starting with its `heading`) goes before "Intended
+ * use", and `value` under `key` in the JSON form.
+ */
+export function addSectionToModelCard(paths: ModelCardPaths, heading: string, section: string[], key: string, value: unknown): void {
+  const json = JSON.parse(readFileSync(paths.json, 'utf8')) as Record<string, unknown>;
+  json[key] = value;
+  writeFileAtomicSync(paths.markdown, withSection(readFileSync(paths.markdown, 'utf8'), heading, section, paths.markdown));
+  writeFileAtomicSync(paths.json, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+}
+
+/** A card's Markdown with the section starting at `heading` put (or replaced) before "Intended use". */
+function withSection(md: string, heading: string, section: string[], path: string): string {
+  const start = md.indexOf(`\n${heading}\n`);
+  const withoutOld = start < 0 ? md : md.slice(0, start) + md.slice(md.indexOf('\n## ', start + 1));
+  const at = withoutOld.indexOf('\n## Intended use');
+  if (at < 0) throw new MedsegStatsError('BAD_INPUT', `${path} is not a medseg model card (no Intended use section)`);
+  return `${withoutOld.slice(0, at)}\n${section.join('\n')}\n${withoutOld.slice(at)}`;
+}
+
+/** A card holding only one section, for a model whose folder has no card (fixtures, hand-made folders). */
+export function writeSectionOnlyModelCard(paths: ModelCardPaths, name: string, section: string[], key: string, value: unknown): void {
+  const json = { schema: 'medseg.modelcard/1', model: { name }, date: new Date().toISOString().slice(0, 10), disclaimer: RESEARCH_DISCLAIMER, [key]: value };
+  const markdown = [`# Model card: ${cell(name)}`, '', `> **${RESEARCH_DISCLAIMER}**`, '', ...section, '', '---', '', `*${RESEARCH_DISCLAIMER}*`, ''].join(
+    '\n',
+  );
+  mkdirSync(dirname(paths.markdown), { recursive: true });
+  mkdirSync(dirname(paths.json), { recursive: true });
+  writeFileAtomicSync(paths.markdown, markdown);
+  writeFileAtomicSync(paths.json, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+}
+
+/**
  * Add (or replace) the comparison section of a card already written by
  * writeModelCard, once the other models have been evaluated (the comparison
  * study trains them one after another).
  */
 export function addComparisonToModelCard(paths: ModelCardPaths, comparison: ModelCardComparison): void {
-  const jsonPath = paths.json;
-  const markdownPath = paths.markdown;
-  const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as ModelCardJson;
-  json.comparison = comparison;
-  const md = readFileSync(markdownPath, 'utf8');
-  const start = md.indexOf(`\n${COMPARISON_HEADING}\n`);
-  const withoutOld = start < 0 ? md : md.slice(0, start) + md.slice(md.indexOf('\n## ', start + 1));
-  const at = withoutOld.indexOf('\n## Intended use');
-  if (at < 0) throw new MedsegStatsError('BAD_INPUT', `${markdownPath} is not a medseg model card (no Intended use section)`);
-  const section = `\n${comparisonMarkdown(comparison).join('\n')}\n`;
-  writeFileAtomicSync(markdownPath, withoutOld.slice(0, at) + section + withoutOld.slice(at));
-  writeFileAtomicSync(jsonPath, `${JSON.stringify(json, jsonNumberReplacer, 2)}\n`);
+  addSectionToModelCard(paths, COMPARISON_HEADING, comparisonMarkdown(comparison), 'comparison', comparison);
 }
 
 /** A compressed model's section: what was done, its size, speed and Dice against the original (deploy/compression-eval.ts measures it). */
@@ -476,27 +498,13 @@ export function writeCompressedModelCard(
   source: ModelCardPaths | null,
   c: ModelCardCompression,
 ): { markdownPath: string; jsonPath: string } {
-  const section = compressionMarkdown(c).join('\n');
-  let markdown: string;
-  let json: Record<string, unknown>;
-  if (source && existsSync(source.json) && existsSync(source.markdown)) {
-    json = { ...(JSON.parse(readFileSync(source.json, 'utf8')) as ModelCardJson), compression: c };
-    const md = readFileSync(source.markdown, 'utf8');
-    const start = md.indexOf(`\n${COMPRESSION_HEADING}\n`);
-    const withoutOld = start < 0 ? md : md.slice(0, start) + md.slice(md.indexOf('\n## ', start + 1));
-    const at = withoutOld.indexOf('\n## Intended use');
-    if (at < 0) throw new MedsegStatsError('BAD_INPUT', `${source.markdown} is not a medseg model card (no Intended use section)`);
-    markdown = `${withoutOld.slice(0, at)}\n${section}\n${withoutOld.slice(at)}`;
-  } else {
-    json = {
-      schema: 'medseg.modelcard/1',
-      model: { name: c.file },
-      date: new Date().toISOString().slice(0, 10),
-      disclaimer: RESEARCH_DISCLAIMER,
-      compression: c,
-    };
-    markdown = [`# Model card: ${cell(c.file)}`, '', `> **${RESEARCH_DISCLAIMER}**`, '', section, '', '---', '', `*${RESEARCH_DISCLAIMER}*`, ''].join('\n');
+  const section = compressionMarkdown(c);
+  if (!(source && existsSync(source.json) && existsSync(source.markdown))) {
+    writeSectionOnlyModelCard(paths, c.file, section, 'compression', c);
+    return { markdownPath: paths.markdown, jsonPath: paths.json };
   }
+  const json = { ...(JSON.parse(readFileSync(source.json, 'utf8')) as ModelCardJson), compression: c };
+  const markdown = withSection(readFileSync(source.markdown, 'utf8'), COMPRESSION_HEADING, section, source.markdown);
   mkdirSync(dirname(paths.markdown), { recursive: true });
   mkdirSync(dirname(paths.json), { recursive: true });
   writeFileAtomicSync(paths.markdown, markdown);
