@@ -17,54 +17,56 @@ export function instancesOfClass(labels: ArrayLike<number>, size: Size, cls: num
   return connectedComponents(mask, size).labels;
 }
 
-/** A binary min-heap of voxel indices ordered by (elevation, insertion order): equal elevations flood first-in first-out. */
+/**
+ * A binary min-heap of voxel indices ordered by (elevation, insertion order):
+ * equal elevations flood first-in first-out. Each voxel enters at most once,
+ * so its key and insertion order are kept per voxel and the heap moves only
+ * indices, sifting a hole instead of swapping.
+ */
 class FloodQueue {
-  private idx: Int32Array;
+  private heap: Int32Array;
   private key: Float64Array;
-  private age: Float64Array;
+  private age: Int32Array;
   size = 0;
   private counter = 0;
-  constructor(capacity: number) {
-    this.idx = new Int32Array(capacity);
-    this.key = new Float64Array(capacity);
-    this.age = new Float64Array(capacity);
+  constructor(voxels: number) {
+    this.heap = new Int32Array(voxels);
+    this.key = new Float64Array(voxels);
+    this.age = new Int32Array(voxels);
   }
   private less(a: number, b: number): boolean {
-    return this.key[a]! < this.key[b]! || (this.key[a] === this.key[b] && this.age[a]! < this.age[b]!);
+    const ka = this.key[a]!;
+    const kb = this.key[b]!;
+    return ka < kb || (ka === kb && this.age[a]! < this.age[b]!);
   }
-  private swap(a: number, b: number): void {
-    [this.idx[a], this.idx[b]] = [this.idx[b]!, this.idx[a]!];
-    [this.key[a], this.key[b]] = [this.key[b]!, this.key[a]!];
-    [this.age[a], this.age[b]] = [this.age[b]!, this.age[a]!];
-  }
-  push(i: number, k: number): void {
+  push(voxel: number, k: number): void {
+    this.key[voxel] = k;
+    this.age[voxel] = this.counter++;
     let n = this.size++;
-    this.idx[n] = i;
-    this.key[n] = k;
-    this.age[n] = this.counter++;
     while (n > 0) {
       const parent = (n - 1) >> 1;
-      if (!this.less(n, parent)) break;
-      this.swap(n, parent);
+      const p = this.heap[parent]!;
+      if (!this.less(voxel, p)) break;
+      this.heap[n] = p;
       n = parent;
     }
+    this.heap[n] = voxel;
   }
   pop(): number {
-    const top = this.idx[0]!;
-    this.size--;
+    const top = this.heap[0]!;
+    const last = this.heap[--this.size]!;
     if (this.size > 0) {
-      this.swap(0, this.size);
       let n = 0;
       for (;;) {
         const l = 2 * n + 1;
+        if (l >= this.size) break;
         const r = l + 1;
-        let m = n;
-        if (l < this.size && this.less(l, m)) m = l;
-        if (r < this.size && this.less(r, m)) m = r;
-        if (m === n) break;
-        this.swap(n, m);
-        n = m;
+        const child = r < this.size && this.less(this.heap[r]!, this.heap[l]!) ? r : l;
+        if (!this.less(this.heap[child]!, last)) break;
+        this.heap[n] = this.heap[child]!;
+        n = child;
       }
+      this.heap[n] = last;
     }
     return top;
   }
@@ -90,17 +92,21 @@ export function watershed(elevation: ArrayLike<number>, markers: ArrayLike<numbe
       queue.push(i, elevation[i]!);
     }
   }
+  // One visitor for the whole flood (not a closure made per voxel): it gives the neighbour the current voxel's label.
+  let label = 0;
+  const visit = (j: number) => {
+    if (queued[j] || (mask && !mask[j])) return;
+    queued[j] = 1;
+    out[j] = label;
+    queue.push(j, elevation[j]!);
+  };
+  const plane = nx * ny;
   while (queue.size > 0) {
     const i = queue.pop();
+    label = out[i]!;
     const x = i % nx;
-    const y = Math.floor(i / nx) % ny;
-    const z = Math.floor(i / (nx * ny));
-    const visit = (j: number) => {
-      if (queued[j] || (mask && !mask[j])) return;
-      queued[j] = 1;
-      out[j] = out[i]!;
-      queue.push(j, elevation[j]!);
-    };
+    const y = ((i - x) / nx) % ny;
+    const z = (i - x - y * nx) / plane;
     if (z > 0) visit(i - nx * ny);
     if (y > 0) visit(i - nx);
     if (x > 0) visit(i - 1);
