@@ -25,6 +25,7 @@ import * as plan from './commands/plan.ts';
 import * as predict from './commands/predict.ts';
 import * as pretrain from './commands/pretrain.ts';
 import * as registerCommand from './commands/register.ts';
+import * as registerTrain from './commands/register-train.ts';
 import * as preprocess from './commands/preprocess.ts';
 import * as report from './commands/report.ts';
 import * as synthesize from './commands/synthesize.ts';
@@ -55,6 +56,7 @@ export const COMMANDS: readonly CommandModule[] = [
   convert,
   deidentify,
   registerCommand,
+  registerTrain,
 ];
 
 function packageVersion(): string {

@@ -9,7 +9,7 @@
  * scores.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,17 +17,15 @@ import onnxProto from 'onnx-proto';
 import { importPairedFolders } from '../data/import.ts';
 import { readOnnxMetadata } from '../deploy/onnx-builder.ts';
 import type { PruneSummary } from '../deploy/prune.ts';
-import { defaultAugmentation } from '../plan/complete.ts';
 import { modelFile } from '../plan/model-folder.ts';
-import { dataPath } from '../testing/data.ts';
 import { writeFixtureModel } from '../testing/model-fixture.ts';
+import { tinyHippocampusModel } from '../testing/tiny-hippocampus.ts';
 import { runMedseg } from '../testing/cli.ts';
 import { compressedCardPaths, compressModelFolder } from './compress-folder.ts';
 import { FineTuneError } from './finetune-pruned.ts';
 
 const { onnx } = onnxProto;
 const quiet = { start() {}, update() {}, stop() {} };
-const CASES = ['hippocampus_001', 'hippocampus_003', 'hippocampus_006', 'hippocampus_007', 'hippocampus_011'];
 
 /** Float initializers of an ONNX model by name. */
 function weights(bytes: Uint8Array): Map<string, { dims: number[]; data: Float32Array }> {
@@ -47,20 +45,7 @@ describe('compress with fine-tuning and a model card', () => {
   let dataset: string;
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'medseg-compress-finetune-'));
-    model = join(tmp, 'model');
-    const plan = writeFixtureModel(model, 'mri3d', [{ weights: { best: 'random' } }]);
-    // Ten steps an epoch; 32^3 patches, so a validation case is a dozen windows, not a hundred.
-    const patchSize = [32, 32, 32];
-    writeFileSync(
-      modelFile(model, 'plan'),
-      JSON.stringify({ ...plan, patchSize, augmentation: defaultAugmentation(3, patchSize), iterationsPerEpoch: 10, batchSize: 2 }),
-    );
-    writeFileSync(modelFile(model, 'splits'), JSON.stringify([{ train: CASES.slice(0, 3), val: CASES.slice(3) }]));
-    for (const d of ['images', 'labels']) {
-      mkdirSync(join(tmp, 'src', d), { recursive: true });
-      for (const id of CASES) copyFileSync(dataPath('msd-hippocampus', d, `${id}.nii.gz`), join(tmp, 'src', d, `${id}.nii.gz`));
-    }
-    dataset = await importPairedFolders(join(tmp, 'src/images'), join(tmp, 'src/labels'), join(tmp, 'dataset'), { name: 'hippo-tiny', channelNames: ['MRI'] });
+    ({ model, dataset } = await tinyHippocampusModel(tmp));
   });
   after(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -8,20 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { importPairedFolders } from '../data/import.ts';
-import { defaultAugmentation } from '../plan/complete.ts';
-import { foldDir, foldFile, modelCardPaths, modelFile } from '../plan/model-folder.ts';
+import { foldDir, foldFile, modelCardPaths } from '../plan/model-folder.ts';
 import { runMedseg } from '../testing/cli.ts';
 import { dataPath } from '../testing/data.ts';
-import { writeFixtureModel } from '../testing/model-fixture.ts';
+import { tinyHippocampusModel } from '../testing/tiny-hippocampus.ts';
 import { EXIT_BAD_INPUT, EXIT_OK } from '../cli/errors.ts';
 import type { FineTuneCorrectionsRecord } from './finetune-corrections.ts';
 
-const CASES = ['hippocampus_001', 'hippocampus_003', 'hippocampus_006', 'hippocampus_007', 'hippocampus_011'];
 const CORRECTED = ['hippocampus_006', 'hippocampus_011'];
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
@@ -31,22 +28,12 @@ let dataset: string;
 let corrections: string;
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'medseg-finetune-corrections-'));
-  model = join(tmp, 'model');
-  const plan = writeFixtureModel(model, 'mri3d', [{ weights: { best: 'random' } }]);
-  const patchSize = [32, 32, 32];
-  writeFileSync(
-    modelFile(model, 'plan'),
-    JSON.stringify({ ...plan, patchSize, augmentation: defaultAugmentation(3, patchSize), iterationsPerEpoch: 10, batchSize: 2 }),
-  );
-  writeFileSync(modelFile(model, 'splits'), JSON.stringify([{ train: CASES.slice(0, 3), val: CASES.slice(3) }]));
-  for (const d of ['images', 'labels']) {
-    mkdirSync(join(tmp, 'src', d), { recursive: true });
-    mkdirSync(join(tmp, 'corrections', d), { recursive: true });
-    for (const id of CASES) copyFileSync(dataPath('msd-hippocampus', d, `${id}.nii.gz`), join(tmp, 'src', d, `${id}.nii.gz`));
-    for (const id of CORRECTED) copyFileSync(dataPath('msd-hippocampus', d, `${id}.nii.gz`), join(tmp, 'corrections', d, `${id}.nii.gz`));
-  }
+  ({ model, dataset } = await tinyHippocampusModel(tmp));
   corrections = join(tmp, 'corrections');
-  dataset = await importPairedFolders(join(tmp, 'src/images'), join(tmp, 'src/labels'), join(tmp, 'dataset'), { name: 'hippo-tiny', channelNames: ['MRI'] });
+  for (const d of ['images', 'labels']) {
+    mkdirSync(join(corrections, d), { recursive: true });
+    for (const id of CORRECTED) copyFileSync(dataPath('msd-hippocampus', d, `${id}.nii.gz`), join(corrections, d, `${id}.nii.gz`));
+  }
 });
 after(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -31,19 +31,16 @@ function snapshot(net: { stateDict(): Map<string, torch.Tensor> }): Map<string, 
   return new Map([...net.stateDict()].map(([k, t]) => [k, Array.from(t.toTypedArray() as Float32Array)]));
 }
 
+/** A 20^3 one-channel volume at 1 mm. */
+function writeCube(path: string, data: Float32Array): Promise<void> {
+  return writeNifti(path, { data, size: [20, 20, 20], channels: 1, spacing: [1, 1, 1], origin: [0, 0, 0], direction: [...IDENTITY3], meta: {} });
+}
+
 test('setup: three unlabelled 20^3 images', async () => {
   for (let i = 0; i < 3; i++) {
     const data = new Float32Array(20 ** 3);
     for (let k = 0; k < data.length; k++) data[k] = 100 + 20 * Math.sin(k * 0.37 + i) + (k % 20 > 10 ? 30 : 0);
-    await writeNifti(join(images, `img_${i}.nii.gz`), {
-      data,
-      size: [20, 20, 20],
-      channels: 1,
-      spacing: [1, 1, 1],
-      origin: [0, 0, 0],
-      direction: [...IDENTITY3],
-      meta: {},
-    });
+    await writeCube(join(images, `img_${i}.nii.gz`), data);
   }
 });
 
@@ -100,16 +97,7 @@ test('a folder of two-channel images (<id>_0000, <id>_0001) pretrains a two-chan
   for (let i = 0; i < 2; i++) {
     for (let c = 0; c < 2; c++) {
       const data = new Float32Array(20 ** 3).map((_, k) => 50 * c + 20 * Math.sin(k * 0.31 + i));
-      const meta = {};
-      await writeNifti(join(dir, `case${i}_000${c}.nii.gz`), {
-        data,
-        size: [20, 20, 20],
-        channels: 1,
-        spacing: [1, 1, 1],
-        origin: [0, 0, 0],
-        direction: [...IDENTITY3],
-        meta,
-      });
+      await writeCube(join(dir, `case${i}_000${c}.nii.gz`), data);
     }
   }
   const p: Plan = structuredClone(plan);
