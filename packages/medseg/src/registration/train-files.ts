@@ -122,7 +122,7 @@ function readRecord(dir: string): TrainingRecord | null {
   }
 }
 
-/** Writes the model next to the folder and swaps it in, so a kill mid-write leaves the previous checkpoint whole. */
+/** Writes the model next to the folder and renames each file into place, so a kill mid-write leaves every file whole (at worst training.json one checkpoint behind the weights). */
 function checkpoint(model: RegistrationModel, dir: string, record: TrainingRecord): void {
   mkdirSync(dir, { recursive: true });
   const tmp = `${dir}.writing`;
@@ -143,7 +143,9 @@ export async function trainRegistrationFiles(pairFiles: readonly PairFiles[], o:
   if (!o.resume && existsSync(join(dir, TRAINING_FILE))) {
     throw new MedsegIoError('BAD_DATA', 'the folder holds a registration model already: pass resume to continue it, or choose another folder', dir);
   }
-  if (o.supervised && pairFiles.some((p) => !p.fixedLabels || !p.movingLabels)) {
+  // A resumed run keeps the supervision it started with.
+  const supervised = previous ? previous.supervised : (o.supervised ?? false);
+  if (supervised && pairFiles.some((p) => !p.fixedLabels || !p.movingLabels)) {
     throw new MedsegIoError('BAD_DATA', 'supervised registration training needs label files for both images of every pair');
   }
 
@@ -154,7 +156,7 @@ export async function trainRegistrationFiles(pairFiles: readonly PairFiles[], o:
     return v;
   };
   const labelVolumes = new Map<string, Volume>();
-  for (const p of o.supervised ? pairFiles : [])
+  for (const p of supervised ? pairFiles : [])
     for (const f of [p.fixedLabels!, p.movingLabels!]) if (!labelVolumes.has(f)) labelVolumes.set(f, await readVolume(f));
   const labels = previous?.labels ?? labelClasses([...labelVolumes.values()]);
 
@@ -185,7 +187,7 @@ export async function trainRegistrationFiles(pairFiles: readonly PairFiles[], o:
         fixed,
         moving,
         affine: registerAffine(fixed, moving).matrix,
-        labels: o.supervised ? { fixed: hot(p.fixedLabels!), moving: hot(p.movingLabels!) } : null,
+        labels: supervised ? { fixed: hot(p.fixedLabels!), moving: hot(p.movingLabels!) } : null,
       });
       o.progress?.update(k + 1);
     }
@@ -203,7 +205,7 @@ export async function trainRegistrationFiles(pairFiles: readonly PairFiles[], o:
       loss,
       seconds: spent + seconds,
       budgetSeconds: budget,
-      supervised: o.supervised ?? false,
+      supervised,
       labels,
     });
     try {
