@@ -5,7 +5,10 @@ import { loadPreprocessed } from './preprocess.ts';
 import { mixSeed } from '../util/random.ts';
 
 const { dir, ids, plan, seed, augment } = workerData as { dir: string; ids: string[]; plan: Parameters<typeof makeBatch>[1]; seed: number; augment: boolean };
-const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));
+// An id listed several times (a case drawn more often, as fine-tuning on corrections does) is loaded once and shared.
+const unique = [...new Set(ids)];
+const loaded = new Map(await Promise.all(unique.map(async (id) => [id, await loadPreprocessed(dir, id)] as const)));
+const cases = ids.map((id) => loaded.get(id)!);
 parentPort!.on('message', (m: { k: number }) => {
   try {
     const b = makeBatch(cases, plan, mixSeed(seed, m.k), augment);
