@@ -13,6 +13,7 @@
  *     [--only classify,register,enhance,isbi]
  */
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -109,7 +110,7 @@ export async function main(argv: string[]): Promise<void> {
     enhance: ['--minutes', values['enhance-minutes']!],
     isbi: ['--minutes', values['isbi-minutes']!],
   };
-  const loadBefore = (await import('node:os')).loadavg();
+  const loadBefore = loadavg();
   for (const t of TASKS) {
     if (!only.has(t)) continue;
     process.stderr.write(`\n=== review-tasks: ${t} ${args[t].join(' ')} ===\n`);
