@@ -53,7 +53,7 @@ interface InstanceCase {
   probability: string;
   reference: string;
   referenceCells: Int32Array;
-  medseg: Record<string, { labels: Int32Array; seconds: number }>;
+  medseg: Record<string, { labels: Int32Array; seconds: number; path: string }>;
 }
 
 /** The slice's membrane probability, reference cells and medseg's two cell maps, written raw for the peer. */
@@ -78,11 +78,14 @@ function writeInstanceInputs(dir: string, id: string, pred: Prediction, ref: Vol
     probability: join(dir, `${id}-membrane.f32`),
     reference: join(dir, `${id}-reference.i32`),
     referenceCells: referenceCells,
-    medseg: { 'medseg components': { labels: components, seconds: componentSeconds }, 'medseg watershed': { labels: cells, seconds: watershedSeconds } },
+    medseg: {
+      'medseg components': { labels: components, seconds: componentSeconds, path: join(dir, `${id}-medseg-components.i32`) },
+      'medseg watershed': { labels: cells, seconds: watershedSeconds, path: join(dir, `${id}-medseg-watershed.i32`) },
+    },
   };
   writeFileSync(c.probability, membrane);
   writeFileSync(c.reference, referenceCells);
-  for (const [name, m] of Object.entries(c.medseg)) writeFileSync(join(dir, `${id}-${name.replace(' ', '-')}.i32`), m.labels);
+  for (const m of Object.values(c.medseg)) writeFileSync(m.path, m.labels);
   return c;
 }
 
@@ -103,7 +106,7 @@ function scoreInstances(cases: InstanceCase[], dir: string) {
       shape: c.shape,
       probability: c.probability,
       reference: c.reference,
-      medseg: Object.fromEntries(Object.keys(c.medseg).map((name) => [name, join(dir, `${c.id}-${name.replace(' ', '-')}.i32`)])),
+      medseg: Object.fromEntries(Object.entries(c.medseg).map(([name, m]) => [name, m.path])),
     })),
   };
   const run = spawnSync(PYTHON, [join(here, 'py', 'instances_peer.py')], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 1 << 26 });
