@@ -8,7 +8,7 @@
  * model folder's card with a "Compressed model" section (size, latency per
  * network pass and per case, ΔDice, the quality gate).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readDataset } from '../data/dataset.ts';
 import type { PreprocessedCase } from '../data/types.ts';
@@ -21,10 +21,10 @@ import { writeCompressedModelCard, type ModelCardCompression } from '../eval/rep
 import { hardwareInfo } from '../eval/statistics/timing.ts';
 import { disposeModel, loadModel, prepareInput, type LoadedModel } from '../infer/predict.ts';
 import { readVolume } from '../io/read.ts';
-import { modelCardPaths, modelFile } from '../plan/model-folder.ts';
+import { modelCardPaths } from '../plan/model-folder.ts';
 import type { ProgressReporter } from '../util/progress.ts';
 import { fineTunePruned } from './finetune-pruned.ts';
-import type { Split } from './splits.ts';
+import { readFoldSplit, type Split } from './splits.ts';
 
 export interface CompressFolderOptions extends Omit<CompressOptions, 'fineTune'> {
   /** The dataset folder the model was trained on: the fold's training cases fine-tune, its validation cases score the compression. */
@@ -46,16 +46,6 @@ export interface CompressFolderResult extends CompressResult {
 export function compressedCardPaths(file: string): { markdown: string; json: string } {
   const stem = file.replace(/\.onnx$/i, '');
   return { markdown: `${stem}.model-card.md`, json: `${stem}.model-card.json` };
-}
-
-/** The fold's split from the model folder's splits.json. */
-export function foldSplit(modelDir: string, fold: number): Split {
-  const path = modelFile(modelDir, 'splits');
-  if (!existsSync(path)) throw new QuantizeError(`${modelDir} has no ${basename(path)}: its training and validation cases are unknown`);
-  const splits = JSON.parse(readFileSync(path, 'utf8')) as Split[];
-  const s = splits[fold];
-  if (!s) throw new QuantizeError(`${path} has no fold ${fold} (${splits.length} folds)`);
-  return s;
 }
 
 /** The validation cases of a split, read from the dataset and preprocessed with the model's plan (with their labels). */
@@ -95,7 +85,7 @@ export async function compressModelFolder(modelDir: string, out: string, o: Comp
       ? (net, plan, pruning, fold) =>
           fineTunePruned(net, plan, pruning, {
             dataset: o.dataset!,
-            split: foldSplit(modelDir, fold),
+            split: readFoldSplit(modelDir, fold),
             minutes: ft.minutes,
             lrScale: ft.lrScale,
             progress: ft.progress,
@@ -106,7 +96,7 @@ export async function compressModelFolder(modelDir: string, out: string, o: Comp
   const model = loadModel(modelDir, { folds: [r.fold], checkpoint: o.checkpoint });
   try {
     if (o.dataset) {
-      const cases = await validationCases(model, o.dataset, foldSplit(modelDir, r.fold), o.validationCases);
+      const cases = await validationCases(model, o.dataset, readFoldSplit(modelDir, r.fold), o.validationCases);
       evaluation = evaluateCompression(exportLoadedFold(model, 0).bytes, readFileSync(out), cases, model.plan);
     }
   } finally {

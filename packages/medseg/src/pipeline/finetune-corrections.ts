@@ -34,7 +34,7 @@ import { train } from '../train/trainer.ts';
 import { trainerConfig } from '../train/trainer-config.ts';
 import { writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
-import { foldSplit } from './compress-folder.ts';
+import { readFoldSplit } from './splits.ts';
 import { FineTuneError, meanValidationDice } from './finetune-pruned.ts';
 import { cacheDirFor, loaderData } from './train-model.ts';
 
@@ -182,7 +182,7 @@ export async function fineTuneOnCorrections(o: FineTuneCorrectionsOptions): Prom
     };
     const seed = o.seed ?? 12345;
     for (const f of folds) {
-      const split = foldSplit(model, f.fold);
+      const split = readFoldSplit(model, f.fold);
       const trainIds = split.train.filter((id) => !correctedIds.has(id));
       const valIds = split.val.filter((id) => !correctedIds.has(id));
       if (valIds.length === 0) throw new FineTuneError(`fold ${f.fold} has no validation case left that was not corrected`);
