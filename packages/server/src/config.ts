@@ -9,12 +9,24 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 
 export interface ServiceConfig {
-  /** Database, uploads and results live here. */
+  /**
+   * The service's SQLite database (keys, audit log, monitoring, FHIR outbox;
+   * the job queue too without databaseUrl) and its lock: on a disk of this
+   * machine, never on a network share. Uploads and results live here too
+   * unless sharedDir is set.
+   */
   dataDir: string;
   /**
-   * postgres://user@host:port/db: the job queue on PostgreSQL, shared by
-   * servers and workers on several machines (each sees the same data folder,
-   * e.g. over NFS). Unset: the queue is in the data folder's SQLite file.
+   * uploads/, results/ and the de-identification secret, when they must be
+   * seen by several machines: a folder every host mounts (e.g. over NFS),
+   * beside the job queue on PostgreSQL. Null: they live in the data folder.
+   */
+  sharedDir: string | null;
+  /**
+   * postgres://user@host:port/db: the job queue on PostgreSQL, shared by the
+   * server and worker hosts (`medseg-serve worker`) on several machines, each
+   * with its own data folder and the same sharedDir. Unset: the queue is in
+   * the data folder's SQLite file.
    */
   databaseUrl?: string;
   /** Model folders (one per model, named by its id). */
@@ -65,7 +77,25 @@ export interface ServiceConfig {
    */
   plainHttpOffLoopback: boolean;
   /** The FHIR R4 server each result's Observations and DiagnosticReport are POSTed to (a transaction Bundle); null: none. */
-  fhir: { url: string; headers?: Record<string, string> } | null;
+  fhir: FhirSettings | null;
+}
+
+export interface FhirSettings {
+  /** Base URL of the FHIR server. */
+  url: string;
+  /** Extra headers sent to it (e.g. Authorization). */
+  headers?: Record<string, string>;
+  /** The identifier system of the hospital's Patient IDs (default urn:medseg:dicom-patient-id). */
+  patientIdSystem?: string;
+  /** Wait before the second attempt at a Bundle, doubling per attempt (default 5000 ms). */
+  retryMs?: number;
+  /** Attempts before a Bundle is given up (default 8). */
+  maxAttempts?: number;
+}
+
+/** Where uploads/, results/ and the de-identification secret live. */
+export function filesDir(c: Pick<ServiceConfig, 'dataDir' | 'sharedDir'>): string {
+  return c.sharedDir ?? c.dataDir;
 }
 
 /** Loopback addresses: plain HTTP on them never leaves the machine. */
@@ -104,6 +134,7 @@ export function defaultConfig(dataDir = 'medseg-data'): ServiceConfig {
   const data = resolve(dataDir);
   return {
     dataDir: data,
+    sharedDir: null,
     databaseUrl: undefined,
     modelsDir: resolve(data, 'models'),
     host: '127.0.0.1',
@@ -151,6 +182,7 @@ const NUMERIC = [
 ] as const;
 const ENV: Record<string, keyof ServiceConfig> = {
   MEDSEG_SERVE_DATA: 'dataDir',
+  MEDSEG_SERVE_SHARED: 'sharedDir',
   MEDSEG_SERVE_MODELS: 'modelsDir',
   MEDSEG_SERVE_HOST: 'host',
   MEDSEG_SERVE_PORT: 'port',
@@ -263,7 +295,7 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
     if (v !== null && !existsSync(v)) throw new ConfigError(`${k} ${v} does not exist`);
   }
   if (c.fhir !== null) {
-    const f = c.fhir as { url?: unknown; headers?: unknown };
+    const f = c.fhir as { url?: unknown; headers?: unknown; patientIdSystem?: unknown; retryMs?: unknown; maxAttempts?: unknown };
     let u: URL | undefined;
     try {
       u = typeof f?.url === 'string' ? new URL(f.url) : undefined;
@@ -273,11 +305,21 @@ export function checkConfig(c: ServiceConfig): ServiceConfig {
     if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.username || u.password) {
       throw new ConfigError('fhir.url must be the http(s) base URL of a FHIR server, without credentials (put them in fhir.headers)');
     }
-    const extra = Object.keys(f).filter((k) => k !== 'url' && k !== 'headers');
+    const extra = Object.keys(f).filter((k) => !['url', 'headers', 'patientIdSystem', 'retryMs', 'maxAttempts'].includes(k));
     if (extra.length) throw new ConfigError(`unknown fhir setting(s): ${extra.join(', ')}`);
     if (f.headers !== undefined && (typeof f.headers !== 'object' || f.headers === null || Object.values(f.headers).some((v) => typeof v !== 'string'))) {
       throw new ConfigError('fhir.headers must map names to strings');
     }
+    if (f.patientIdSystem !== undefined && (typeof f.patientIdSystem !== 'string' || !/^[a-z][a-z0-9+.-]*:\S+$/i.test(f.patientIdSystem))) {
+      throw new ConfigError("fhir.patientIdSystem must be a URI (the identifier system of the Patient IDs, e.g. the hospital's MRN system)");
+    }
+    for (const k of ['retryMs', 'maxAttempts'] as const) {
+      const v = f[k];
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw new ConfigError(`fhir.${k} must be a whole number of at least 1`);
+    }
+  }
+  if (c.sharedDir !== null && (typeof c.sharedDir !== 'string' || c.sharedDir === '')) {
+    throw new ConfigError('sharedDir must be the path of a folder every host mounts (or null: uploads and results in the data folder)');
   }
   if ((c.tlsKey === null) !== (c.tlsCert === null)) throw new ConfigError('TLS needs both tlsKey and tlsCert (PEM files)');
   if (c.tlsKey === null && !isLoopback(c.host) && c.plainHttpOffLoopback !== true) {
@@ -319,6 +361,7 @@ export function loadConfig(flags: Partial<ServiceConfig> & { config?: string }, 
   const { config: _c, ...rest } = flags;
   const merged = { ...base, ...defined(fromFile), ...defined(fromEnv), ...defined(rest), dataDir: base.dataDir };
   merged.modelsDir = resolve(merged.modelsDir);
+  if (typeof merged.sharedDir === 'string' && merged.sharedDir !== '') merged.sharedDir = resolve(merged.sharedDir);
   if (merged.tlsKey) merged.tlsKey = resolve(merged.tlsKey);
   if (merged.tlsCert) merged.tlsCert = resolve(merged.tlsCert);
   // A config file may give some monitoring settings; the others keep their defaults.

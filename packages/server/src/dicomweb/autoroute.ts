@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AutorouteRule, DicomwebServer } from '../config.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
+import { deidentifyWanted, refWantsDeidentify, withDeidentify } from '../deid/job-deid.ts';
 import type { Job } from '../store/jobs.ts';
 import type { JobQueue } from '../store/queue.ts';
 import { DicomwebClient, jsonValue } from './client.ts';
@@ -40,6 +41,8 @@ export interface AutorouteOptions {
   log: (msg: string) => void;
   /** The audit log: each job autorouting submits is recorded with it. */
   audit?: AuditLog;
+  /** Models whose DICOM always goes out de-identified ('*': every model; the service's deidentifyModels). */
+  deidentifyModels?: string[];
 }
 
 export class Autorouter {
@@ -123,10 +126,15 @@ export class Autorouter {
         inputPath: '',
         inputFormat: 'dicomweb',
         keyId: AUTOROUTE_KEY,
-        inputRef: JSON.stringify(ref),
+        inputRef: deidentifyWanted(rule.model, undefined, this.o.deidentifyModels ?? []) ? withDeidentify(JSON.stringify(ref)) : JSON.stringify(ref),
       };
       const job = await changeJob(this.o.jobs, this.o.audit, 'submitRouted', [key, series, newJob], (j) =>
-        j ? jobEntry(j, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, detail: 'autoroute' }) : null,
+        j
+          ? jobEntry(j, 'job.submit', 'accepted', {
+              weightsSha256: info.weightsSha256,
+              detail: refWantsDeidentify(j) ? 'autoroute, de-identified output' : 'autoroute',
+            })
+          : null,
       );
       if (!job) continue; // another server sharing the queue took it first
       made.push(job);

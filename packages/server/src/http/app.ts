@@ -33,7 +33,10 @@ import type { ModelInfo } from '../models/catalog.ts';
 import type { MonitoringStore } from '../monitoring/store.ts';
 import type { MonitoringSettings } from '../config.ts';
 import { registerMonitoringRoute } from './monitoring-route.ts';
-import { deidentifyWanted, type JobDeidentify } from '../deid/job-deid.ts';
+import { registerCorrectionRoutes } from './corrections-route.ts';
+import type { CorrectionStore } from '../corrections/store.ts';
+import { deidentifyWanted, withDeidentify, type JobDeidentify } from '../deid/job-deid.ts';
+import type { FhirOutbox } from '../fhir/outbox.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -49,8 +52,8 @@ export interface AppOptions {
   jobs: JobQueue;
   keys: KeyStore;
   catalog: ModelCatalog;
-  /** The data folder: uploads/ and results/ below it; paths in the database are relative to it. */
-  dataDir: string;
+  /** uploads/ and results/ are below it (the data folder, or the shared folder of a multi-host deployment); paths in the database are relative to it. */
+  filesDir: string;
   maxUploadBytes: number;
   maxVoxelBytes: number;
   maxDecompressedBytes: number;
@@ -69,6 +72,10 @@ export interface AppOptions {
   monitoring?: { store: MonitoringStore; settings: MonitoringSettings };
   /** De-identification of outgoing DICOM: the jobs marked for it, and the models that always are. */
   deidentify?: { jobs: JobDeidentify; models: string[] };
+  /** Corrections saved for done jobs, behind /jobs/:id/corrections (the routes are absent without it). */
+  corrections?: CorrectionStore;
+  /** Each done job's FHIR Bundle, behind GET /jobs/:id/fhir (the route is absent without it). */
+  fhirOutbox?: FhirOutbox;
   /** TLS key and certificate (PEM): the API is served over HTTPS. */
   https?: { key: Buffer; cert: Buffer };
   /** Called after a job is queued (wakes idle workers). */
@@ -77,6 +84,17 @@ export interface AppOptions {
   viewerDir?: string;
   /** Request logging (pino options); the service logs to stderr, keeping stdout for the command's own output. */
   logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+}
+
+/** The 409 of a job asked for its result before it has one. */
+function notDone(j: Job): HttpError {
+  const why =
+    j.state === 'failed'
+      ? `it failed: ${j.error}`
+      : j.state === 'cancelled'
+        ? 'it was cancelled'
+        : `it is ${j.state} (progress ${Math.round(j.progress * 100)} %)`;
+  return new HttpError(409, 'NOT_DONE', `job ${j.id} has no result: ${why}`);
 }
 
 /** An error answered with its status and message as they are. */
@@ -95,9 +113,9 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 /** The DICOMweb side of a job: the series it reads and, once done, the SEG it stored. */
 function dicomwebView(j: Job) {
   if (j.inputFormat !== 'dicomweb' || !j.inputRef) return null;
-  const ref = JSON.parse(j.inputRef) as DicomwebRef;
+  const { url, studyInstanceUid, seriesInstanceUid } = JSON.parse(j.inputRef) as DicomwebRef;
   const out = (j.output ? JSON.parse(j.output) : {}) as { segSeriesInstanceUid?: string; segSopInstanceUid?: string };
-  return { ...ref, segSeriesInstanceUid: out.segSeriesInstanceUid ?? null, segSopInstanceUid: out.segSopInstanceUid ?? null };
+  return { url, studyInstanceUid, seriesInstanceUid, segSeriesInstanceUid: out.segSeriesInstanceUid ?? null, segSopInstanceUid: out.segSopInstanceUid ?? null };
 }
 
 function jobView(j: Job) {
@@ -148,7 +166,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
     return503OnClosing: true,
   });
-  const uploadsDir = join(o.dataDir, 'uploads');
+  const uploadsDir = join(o.filesDir, 'uploads');
 
   app.decorateRequest('apiKey', null);
 
@@ -272,7 +290,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       o.jobs,
       o.audit,
       'submit',
-      [j],
+      [deid ? { ...j, inputRef: withDeidentify(j.inputRef) } : j],
       (job) =>
         jobEntry(job, 'job.submit', 'accepted', { weightsSha256: info.weightsSha256, studyUid: o2.studyUid, detail: deid ? 'de-identified output' : null }),
       () => deid?.mark(j.id),
@@ -306,6 +324,9 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     async (req) => ({ models: o.catalog.list((id, e) => req.log.warn({ model: id, err: e.message }, 'model folder left out')) }),
   );
 
+  if (o.corrections) {
+    registerCorrectionRoutes(app, { filesDir: o.filesDir, limits: o, store: o.corrections, catalog: o.catalog, audit: o.audit, ownJob });
+  }
   if (o.monitoring) registerMonitoringRoute(app, { catalog: o.catalog, monitoring: o.monitoring.store, settings: o.monitoring.settings });
 
   /** The model a submission names, checked: it exists and takes one channel. */
@@ -381,7 +402,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         }
         const id = randomBytes(16).toString('hex');
         const rel = `uploads/${id}${FORMAT_ENDING[rec.format]}`;
-        await rename(rec.path, join(o.dataDir, rel));
+        await rename(rec.path, join(o.filesDir, rel));
         stored = rel;
         // A DICOM zip may hold several series: the job keeps the one that was read.
         const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
@@ -394,7 +415,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         return reply.status(202).header('location', `/jobs/${id}`).send(jobView(job));
       } finally {
         await unlink(rec.path).catch(() => undefined);
-        if (stored) await unlink(join(o.dataDir, stored)).catch(() => undefined);
+        if (stored) await unlink(join(o.filesDir, stored)).catch(() => undefined);
       }
     },
   );
@@ -421,16 +442,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     },
     async (req, reply) => {
       const j = await ownJob(req, (req.params as { id: string }).id);
-      if (j.state !== 'done' || !j.resultPath) {
-        const why =
-          j.state === 'failed'
-            ? `it failed: ${j.error}`
-            : j.state === 'cancelled'
-              ? 'it was cancelled'
-              : `it is ${j.state} (progress ${Math.round(j.progress * 100)} %)`;
-        throw new HttpError(409, 'NOT_DONE', `job ${j.id} has no result: ${why}`);
-      }
-      const path = join(o.dataDir, j.resultPath);
+      if (j.state !== 'done' || !j.resultPath) throw notDone(j);
+      const path = join(o.filesDir, j.resultPath);
       if (!existsSync(path)) throw new Error(`result file of job ${j.id} is missing: ${path}`);
       const file = RESULT_FILE[j.inputFormat as JobInputFormat];
       o.audit?.append(jobEntry(j, 'result.read', 'read', { keyId: req.apiKey!.id }));
@@ -440,6 +453,37 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         .send(createReadStream(path));
     },
   );
+
+  const outbox = o.fhirOutbox;
+  if (outbox) {
+    app.get(
+      '/jobs/:id/fhir',
+      {
+        config: { scope: 'read' },
+        schema: {
+          summary:
+            "the job's result as a FHIR R4 transaction Bundle (an Observation per label in mL, a DiagnosticReport); x-medseg-fhir-delivery tells whether it reached the configured FHIR server",
+          params: S.jobIdParams,
+          produces: ['application/fhir+json'],
+          response: { 200: { description: 'a FHIR R4 Bundle', type: 'object', additionalProperties: true }, ...S.errorResponses },
+        },
+      },
+      async (req, reply) => {
+        const j = await ownJob(req, (req.params as { id: string }).id);
+        if (j.state !== 'done') throw notDone(j);
+        const e = outbox.get(j.id);
+        if (!e) {
+          throw new HttpError(
+            404,
+            'NO_FHIR',
+            `no FHIR Bundle of job ${j.id} on this server: the job was done before FHIR results were kept, or by a worker host (its data folder keeps it)`,
+          );
+        }
+        o.audit?.append(jobEntry(j, 'fhir.read', 'read', { keyId: req.apiKey!.id }));
+        return reply.header('content-type', 'application/fhir+json').header('x-medseg-fhir-delivery', e.delivery).send(JSON.stringify(e.bundle));
+      },
+    );
+  }
 
   app.delete(
     '/jobs/:id',

@@ -74,7 +74,17 @@ test('the server listens on loopback only, and /health and /openapi.json need no
     components: { schemas: Record<string, unknown> };
   };
   assert.equal(doc.openapi, '3.0.3');
-  assert.deepEqual(Object.keys(doc.paths).sort(), ['/jobs', '/jobs/{id}', '/jobs/{id}/result', '/keys', '/keys/{id}', '/models', '/models/{id}/monitoring']);
+  assert.deepEqual(Object.keys(doc.paths).sort(), [
+    '/jobs',
+    '/jobs/{id}',
+    '/jobs/{id}/corrections',
+    '/jobs/{id}/fhir',
+    '/jobs/{id}/result',
+    '/keys',
+    '/keys/{id}',
+    '/models',
+    '/models/{id}/monitoring',
+  ]);
   assert.deepEqual(Object.keys(doc.paths['/jobs']!).sort(), ['post']);
   assert.deepEqual(Object.keys(doc.paths['/jobs/{id}']!).sort(), ['delete', 'get']);
   assert.ok(doc.paths['/jobs']!.post!.requestBody!.content['multipart/form-data'], 'the upload is described as multipart');
@@ -322,7 +332,7 @@ async function apiOnly(rateMax = 1000, authFailureMax = 20) {
     jobs,
     keys,
     catalog: new ModelCatalog(models),
-    dataDir: dir,
+    filesDir: dir,
     maxUploadBytes: MAX_UPLOAD,
     maxVoxelBytes: 1 << 30,
     maxDecompressedBytes: 1 << 30,

@@ -59,7 +59,7 @@ test('GET /viewer/ serves the build without a key, with cross-origin isolation; 
     jobs: new SqliteJobQueue(new JobStore(db)),
     keys: new KeyStore(db),
     catalog: new ModelCatalog(join(dir, 'models')),
-    dataDir: dir,
+    filesDir: dir,
     maxUploadBytes: 1024,
     maxVoxelBytes: 1024,
     maxDecompressedBytes: 1024,

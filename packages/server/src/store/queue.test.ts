@@ -4,10 +4,14 @@
  * fresh schema per test). The last test, on PostgreSQL, runs the service
  * with worker processes on that queue and SIGKILLs a worker mid-job; the
  * job's audit, monitoring and de-identification records are then in the
- * data folder's SQLite file.
+ * data folder's SQLite file. Another runs two hosts on one PostgreSQL queue:
+ * a server without workers and a worker host (`medseg-serve worker`), each
+ * with a data folder of its own and one shared folder.
  */
 import { strict as assert } from 'node:assert';
-import { readdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { repoRoot } from '@medseg/medseg/testing/data';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
@@ -303,6 +307,102 @@ for (const [name, make] of [
         }
       } finally {
         await svc.close();
+      }
+    });
+
+    test('two hosts on one queue: a server without workers and a worker host share a folder; each records what it did', { timeout: 120_000 }, async () => {
+      const root = tempDir();
+      const models = writeModels(join(root, 'models'));
+      const shared = join(root, 'shared');
+      const url = (await h.serviceUrl())!;
+      const svc = await startService(testConfig(join(root, 'api'), models, { workers: 0, databaseUrl: url, sharedDir: shared }));
+      const workerData = join(root, 'worker');
+      mkdirSync(workerData);
+      writeFileSync(join(workerData, 'config.json'), JSON.stringify({ leaseMs: 2000, heartbeatMs: 400, pollMs: 200, logLevel: 'silent' }));
+      const cli = [
+        '--import',
+        'tsx',
+        'packages/server/src/cli.ts',
+        'worker',
+        '--data',
+        workerData,
+        '--shared',
+        shared,
+        '--models',
+        models,
+        '--workers',
+        '1',
+        '--json',
+      ];
+      const env = { ...process.env, MEDSEG_DATABASE_URL: url };
+      const host = spawn(process.execPath, cli, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      host.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-10_000)));
+      let out = '';
+      host.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      try {
+        const started = await waitFor(`the worker host to start (${err})`, () =>
+          out.includes('\n') ? (JSON.parse(out.split('\n')[0]!) as { worker: boolean; sharedDir: string }) : undefined,
+        );
+        assert.deepEqual([started.worker, started.sharedDir], [true, shared]);
+        // A second process on the worker's data folder is refused; a worker host without the shared folder too.
+        const again = spawnSync(process.execPath, cli, { cwd: repoRoot, env, encoding: 'utf8', timeout: 60_000 });
+        assert.equal(again.status, 2, again.stderr);
+        assert.match(again.stderr, /uses the data folder/);
+        const noShared = spawnSync(process.execPath, cli.slice(0, 6).concat(['--data', join(root, 'w2'), '--shared', join(root, 'nowhere')]), {
+          cwd: repoRoot,
+          env,
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        assert.equal(noShared.status, 2, noShared.stderr);
+        assert.match(noShared.stderr, /has no uploads: start the server on it first/);
+
+        const ids: string[] = [];
+        for (const n of [1, 2]) {
+          const r = await fetch(`${svc.url}/jobs`, {
+            method: 'POST',
+            headers: auth(svc.adminKey!),
+            body: caseForm({ model: 'hippo' }, { bytes: hippocampusCase(n).bytes, name: `c${n}.nii.gz` }),
+          });
+          assert.equal(r.status, 202);
+          ids.push(((await r.json()) as { id: string }).id);
+        }
+        const done = await waitFor('both jobs done by the worker host', async () => {
+          const all = await Promise.all(ids.map(async (id) => (await svc.jobs.get(id))!));
+          return all.every((j) => j.state === 'done') ? all : undefined;
+        });
+        for (const j of done) {
+          assert.ok(j.resultPath?.startsWith('results/'));
+          // The server hands out what the worker host wrote to the shared folder.
+          const res = await fetch(`${svc.url}/jobs/${j.id}/result`, { headers: auth(svc.adminKey!) });
+          assert.equal(res.status, 200);
+          assert.ok((await res.arrayBuffer()).byteLength > 100);
+        }
+        assert.deepEqual(
+          readdirSync(join(root, 'api')).filter((f) => f === 'uploads' || f === 'results'),
+          [],
+          "no files in the server's own data folder",
+        );
+        // Each host's SQLite file holds what it did: the submission on the server, the outcome on the worker host.
+        const actions = (dir: string) => {
+          const db = openDatabase(join(root, dir, 'medseg.sqlite'));
+          try {
+            return new AuditLog(db)
+              .records()
+              .filter((r) => r.jobId === ids[0])
+              .map((r) => r.action);
+          } finally {
+            db.close();
+          }
+        };
+        assert.deepEqual(actions('api'), ['job.submit', 'result.read']);
+        assert.deepEqual(actions('worker'), ['job.done']);
+      } finally {
+        host.kill('SIGTERM');
+        const code = await new Promise<number | null>((r) => (host.exitCode !== null ? r(host.exitCode) : host.once('exit', (c) => r(c))));
+        await svc.close();
+        assert.equal(code, 0, `the worker host stops cleanly on SIGTERM: ${err}`);
       }
     });
   });

@@ -15,6 +15,7 @@ import { ModelCache, runJob } from './run-job.ts';
 import { AuditLog } from '../audit/log.ts';
 import { MonitoringStore } from '../monitoring/store.ts';
 import { JobDeidentify } from '../deid/job-deid.ts';
+import { FhirOutbox } from '../fhir/outbox.ts';
 import type { WorkerSettings } from './pool.ts';
 
 const settings = JSON.parse(process.env.MEDSEG_WORKER_SETTINGS ?? 'null') as WorkerSettings | null;
@@ -35,7 +36,7 @@ const ctx = {
   jobs,
   keeper,
   catalog,
-  dataDir: settings.dataDir,
+  filesDir: settings.filesDir,
   leaseMs: settings.leaseMs,
   heartbeatMs: settings.heartbeatMs,
   log,
@@ -44,7 +45,8 @@ const ctx = {
   audit: new AuditLog(db),
   monitoring: new MonitoringStore(db),
   deidentify: new JobDeidentify(db),
-  fhir: settings.fhir ? { server: settings.fhir, timeoutMs: settings.dicomwebTimeoutMs } : undefined,
+  fhir: { outbox: new FhirOutbox(db), send: settings.fhir != null },
+  fhirPatientIdSystem: settings.fhir?.patientIdSystem,
 };
 const owner = `${hostname()}:${process.pid}:${settings.slot}`;
 

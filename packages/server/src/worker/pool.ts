@@ -10,13 +10,14 @@ import { readdirSync, unlinkSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { DicomwebServer } from '../config.ts';
+import type { DicomwebServer, FhirSettings } from '../config.ts';
 
 export interface WorkerSettings {
   dbPath: string;
   /** postgres://... when the job queue is on PostgreSQL (dbPath then holds only the keys). */
   databaseUrl?: string;
-  dataDir: string;
+  /** Holds uploads/, results/ and the de-identification secret (the shared folder on a multi-host deployment). */
+  filesDir: string;
   modelsDir: string;
   leaseMs: number;
   heartbeatMs: number;
@@ -32,7 +33,7 @@ export interface WorkerSettings {
   /** Largest inflated size of an uploaded DICOM zip. */
   maxDecompressedBytes: number;
   /** The FHIR server results are POSTed to (null: none). */
-  fhir?: { url: string; headers?: Record<string, string> } | null;
+  fhir?: FhirSettings | null;
   /** The worker's number in the pool (part of its lease owner name). */
   slot: number;
 }
@@ -97,7 +98,7 @@ export class WorkerPool {
       if (this.children.get(slot) === child) this.children.delete(slot);
       if (child.pid !== undefined) {
         try {
-          removeTempFilesOf(join(this.o.dataDir, 'results'), child.pid);
+          removeTempFilesOf(join(this.o.filesDir, 'results'), child.pid);
         } catch {
           // the results folder may be gone with a deleted data folder
         }

@@ -40,17 +40,19 @@ import { changeJob } from '../audit/queue-change.ts';
 import { inputFingerprint, type InputFingerprint } from '../monitoring/input-fingerprint.ts';
 import type { MonitoringStore } from '../monitoring/store.ts';
 import type { JobDeidentify } from '../deid/job-deid.ts';
-import { deidentifyOutgoing } from '../deid/outgoing.ts';
+import { deidentifyOutgoing, patientPseudonym } from '../deid/outgoing.ts';
+import { refWantsDeidentify } from '../deid/job-deid.ts';
 import { readDeidSecret } from '../deid/secret.ts';
-import { fhirResultBundle } from '../fhir/resources.ts';
-import { postFhirBundle, type FhirServer } from '../fhir/post.ts';
+import { DEFAULT_PATIENT_ID_SYSTEM, PSEUDONYM_SYSTEM, fhirResultBundle } from '../fhir/resources.ts';
+import type { FhirOutbox } from '../fhir/outbox.ts';
 
 export interface JobContext {
   jobs: JobQueue;
   /** Renews the lease while the job runs (on a thread of its own: prediction holds this one). */
   keeper: Pick<LeaseKeeper, 'hold' | 'alive' | 'lost' | 'release'>;
   catalog: ModelCatalog;
-  dataDir: string;
+  /** Holds uploads/, results/ and the de-identification secret; the job's paths are relative to it. */
+  filesDir: string;
   leaseMs: number;
   heartbeatMs: number;
   log: (msg: string) => void;
@@ -64,44 +66,40 @@ export interface JobContext {
   monitoring?: MonitoringStore;
   /** The jobs whose DICOM goes out de-identified (with the secret in the data folder). */
   deidentify?: JobDeidentify;
-  /** The FHIR server each result goes to as Observations and a DiagnosticReport. */
-  fhir?: { server: FhirServer; timeoutMs: number };
+  /** Where each done job's FHIR Bundle is kept; `send`: queued for the FHIR server (the server process sends it). */
+  fhir?: { outbox: FhirOutbox; send: boolean };
+  /** The identifier system of DICOM Patient IDs in the FHIR resources. */
+  fhirPatientIdSystem?: string;
 }
 
-/**
- * POSTs a done job's FHIR Bundle; the job stays done whatever the FHIR
- * server says, and the audit log records the outcome.
- */
-async function sendFhir(
+/** The FHIR Bundle of a done job's result (fhir/resources.ts), with its patient as the subject for DICOM input. */
+function jobBundle(
   ctx: JobContext,
   job: Job,
   labels: Volume,
   plan: { labels: Record<number, string> },
-  o: { study?: string; segSop?: string; segUrl?: string },
-) {
-  if (!ctx.fhir) return;
+  o: { source?: Volume; deidentified: boolean; study?: string; segSop?: string; segUrl?: string },
+): object {
   const labelNames = Object.fromEntries(Object.entries(plan.labels).map(([k, v]) => [k, String(v)]));
-  let outcome = 'posted';
-  let detail: string | null = null;
-  try {
-    const bundle = fhirResultBundle(labels, {
-      jobId: job.id,
-      model: job.model,
-      modelVersion: job.modelVersion,
-      labels: labelNames,
-      studyInstanceUid: o.study,
-      segSopInstanceUid: o.segSop,
-      resultUrl: o.segUrl,
-      resultContentType: o.segSop ? 'application/dicom' : RESULT_FILE[job.inputFormat as JobInputFormat].type,
-      issued: new Date().toISOString(),
-    });
-    await postFhirBundle(ctx.fhir.server, bundle, { timeoutMs: ctx.fhir.timeoutMs });
-  } catch (e) {
-    outcome = 'failed';
-    detail = (e as Error).message;
-    ctx.log(`job ${job.id}: FHIR results not sent: ${detail}`);
-  }
-  ctx.audit?.append(jobEntry(job, 'fhir.post', outcome, { studyUid: o.study, detail: detail ?? ctx.fhir.server.url }));
+  const patientId = o.source?.meta.patientId;
+  // De-identified output names the patient by the pseudonym its SEG carries, never by the hospital's ID or name.
+  const patient = patientId
+    ? o.deidentified
+      ? { id: patientPseudonym(patientId, readDeidSecret(ctx.filesDir)), system: PSEUDONYM_SYSTEM }
+      : { id: patientId, system: ctx.fhirPatientIdSystem ?? DEFAULT_PATIENT_ID_SYSTEM, name: o.source?.meta.patientName }
+    : undefined;
+  return fhirResultBundle(labels, {
+    jobId: job.id,
+    model: job.model,
+    modelVersion: job.modelVersion,
+    labels: labelNames,
+    studyInstanceUid: o.study,
+    segSopInstanceUid: o.segSop,
+    resultUrl: o.segUrl,
+    resultContentType: o.segSop ? 'application/dicom' : RESULT_FILE[job.inputFormat as JobInputFormat].type,
+    issued: new Date().toISOString(),
+    ...(patient ? { patient } : {}),
+  });
 }
 
 /** The audit entry of a job's outcome, made when the outcome was recorded under the lease (null when it was not). */
@@ -199,9 +197,9 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
       images = [await fetchSeriesVolume(pacs, ref, { maxVoxelBytes: limits.maxVoxelBytes, retry: ctx.pacs?.retry })];
     } else if (job.inputFormat === 'dicom-zip') {
       const series = job.inputRef ? (JSON.parse(job.inputRef) as { seriesInstanceUid?: string }).seriesInstanceUid : undefined;
-      images = [await readDicomZip(join(ctx.dataDir, job.inputPath), { ...limits, seriesInstanceUid: series })];
+      images = [await readDicomZip(join(ctx.filesDir, job.inputPath), { ...limits, seriesInstanceUid: series })];
     } else {
-      images = await readInputCase(join(ctx.dataDir, job.inputPath), model.plan.channels.length);
+      images = await readInputCase(join(ctx.filesDir, job.inputPath), model.plan.channels.length);
     }
     source = images[0];
     if (lost) throw new LeaseLost();
@@ -218,12 +216,13 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     progress = 0.95;
     resultRel = `results/${job.id}.a${lease.attempt}${RESULT_FILE[job.inputFormat as JobInputFormat].ending}`;
     let output: string | null = null;
+    let deidentified = false;
     if (job.inputFormat === 'dicom-zip' || ref) {
       const made = jobSeg(job.id, pred.labels, images[0]!, model.plan, { id: job.model, version: job.modelVersion });
-      const deidentified = ctx.deidentify?.wanted(job.id) === true;
+      deidentified = refWantsDeidentify(job) || ctx.deidentify?.wanted(job.id) === true;
       // De-identified, the SEG and every UID it references are remapped, its study included.
-      const seg = deidentified ? deidentifyOutgoing(made.bytes, readDeidSecret(ctx.dataDir)) : { ...made, studyInstanceUid: ref?.studyInstanceUid };
-      await writeFileAtomic(join(ctx.dataDir, resultRel), seg.bytes);
+      const seg = deidentified ? deidentifyOutgoing(made.bytes, readDeidSecret(ctx.filesDir)) : { ...made, studyInstanceUid: ref?.studyInstanceUid };
+      await writeFileAtomic(join(ctx.filesDir, resultRel), seg.bytes);
       output = JSON.stringify({
         segSeriesInstanceUid: seg.seriesInstanceUid,
         segSopInstanceUid: seg.sopInstanceUid,
@@ -234,7 +233,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
         await withRetries(() => pacs.store([seg.bytes], seg.studyInstanceUid ?? ref.studyInstanceUid), ctx.pacs?.retry);
       }
     } else {
-      await writeVolume(join(ctx.dataDir, resultRel), pred.labels);
+      await writeVolume(join(ctx.filesDir, resultRel), pred.labels);
     }
     let input: InputFingerprint | undefined;
     try {
@@ -242,26 +241,25 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     } catch (e) {
       ctx.log(`job ${job.id}: no monitoring record: ${(e as Error).message}`);
     }
+    const out = output ? (JSON.parse(output) as { segSopInstanceUid?: string; segSeriesInstanceUid?: string; segStudyInstanceUid?: string }) : {};
+    const study = out.segStudyInstanceUid ?? images[0]?.meta.studyInstanceUID;
+    const segUrl =
+      ref && out.segSopInstanceUid && study ? `${ref.url}/studies/${study}/series/${out.segSeriesInstanceUid}/instances/${out.segSopInstanceUid}` : undefined;
+    const bundle = ctx.fhir ? jobBundle(ctx, job, pred.labels, model.plan, { source, deidentified, study, segSop: out.segSopInstanceUid, segUrl }) : undefined;
     if (lost) throw new LeaseLost();
     ctx.keeper.release();
-    // The monitoring and audit records go in with the outcome (in its transaction on the SQLite queue): a job seen done has its records.
+    // The monitoring record, the FHIR Bundle and the audit record go in with the outcome (in its transaction on the SQLite queue): a job seen done has them.
     const entry = outcomeEntry(ctx, job, 'done', source);
     const done = await changeJob(ctx.jobs, ctx.audit, 'complete', [lease, resultRel, output], (ok) => {
       if (ok && input) ctx.monitoring!.record({ jobId: job.id, model: job.model, modelVersion: job.modelVersion, keyId: job.keyId, input });
+      if (ok && bundle) ctx.fhir!.outbox.put(job.id, bundle, ctx.fhir!.send);
       return entry(ok);
     });
-    if (done) {
-      const out = output ? (JSON.parse(output) as { segSopInstanceUid?: string; segSeriesInstanceUid?: string; segStudyInstanceUid?: string }) : {};
-      const study = out.segStudyInstanceUid ?? images[0]?.meta.studyInstanceUID;
-      const segUrl =
-        ref && out.segSopInstanceUid && study ? `${ref.url}/studies/${study}/series/${out.segSeriesInstanceUid}/instances/${out.segSopInstanceUid}` : undefined;
-      await sendFhir(ctx, job, pred.labels, model.plan, { study, segSop: out.segSopInstanceUid, segUrl });
-      return 'done';
-    }
-    await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
+    if (done) return 'done';
+    await unlink(join(ctx.filesDir, resultRel)).catch(() => undefined);
     return 'lost';
   } catch (e) {
-    if (resultRel) await unlink(join(ctx.dataDir, resultRel)).catch(() => undefined);
+    if (resultRel) await unlink(join(ctx.filesDir, resultRel)).catch(() => undefined);
     if (e instanceof LeaseLost || lost) return 'lost';
     const message = userMessage(e);
     if (message === undefined) ctx.log(`job ${job.id} failed: ${(e as Error).stack ?? String(e)}`);
