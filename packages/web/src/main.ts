@@ -8,8 +8,11 @@ import './style.css';
 import { readModelInfo } from '@medseg/medseg/deploy/browser/web-model';
 import type { OnnxModelInfo } from '@medseg/medseg/deploy/model-info';
 import { InferenceCancelled, InferenceClient } from './inference/client.ts';
-import { cssColor, labelColormap } from './label-colors.ts';
+import { labelColormap } from './label-colors.ts';
+import { onnxCardRows, serviceCardRows, showModelPanel } from './model-panel.ts';
 import { ScanViewer, type Tool, type ViewName } from './viewer.ts';
+import { dicomToNifti, filesOfZip } from './dicom-open.ts';
+import { ServiceCancelled, ServiceClient, type ServiceModel } from './service-client.ts';
 import { presetById, WINDOW_PRESETS } from './window-presets.ts';
 
 type State = 'empty' | 'loading' | 'ready' | 'running' | 'done' | 'cancelled' | 'error';
@@ -22,10 +25,12 @@ function el<T extends HTMLElement>(id: string): T {
 
 const ui = {
   imageFile: el<HTMLInputElement>('image-file'),
+  dicomFolder: el<HTMLInputElement>('dicom-folder'),
   modelFile: el<HTMLInputElement>('model-file'),
   views: el<HTMLDivElement>('views'),
   windowPreset: el<HTMLSelectElement>('window-preset'),
   tta: el<HTMLInputElement>('tta'),
+  webgpu: el<HTMLInputElement>('webgpu'),
   run: el<HTMLButtonElement>('run'),
   cancel: el<HTMLButtonElement>('cancel'),
   progress: el<HTMLProgressElement>('progress'),
@@ -35,10 +40,19 @@ const ui = {
   tools: el<HTMLDivElement>('tools'),
   brushLabel: el<HTMLSelectElement>('brush-label'),
   brushSize: el<HTMLInputElement>('brush-size'),
+  brush3d: el<HTMLInputElement>('brush-3d'),
+  interpolate: el<HTMLButtonElement>('interpolate'),
   undo: el<HTMLButtonElement>('undo'),
   redo: el<HTMLButtonElement>('redo'),
   saveMask: el<HTMLButtonElement>('save-mask'),
   modelCard: el<HTMLDListElement>('model-card'),
+  serviceUrl: el<HTMLInputElement>('service-url'),
+  serviceKey: el<HTMLInputElement>('service-key'),
+  serviceConnect: el<HTMLButtonElement>('service-connect'),
+  serviceModel: el<HTMLSelectElement>('service-model'),
+  serviceAuthor: el<HTMLInputElement>('service-author'),
+  serviceRun: el<HTMLButtonElement>('service-run'),
+  serviceSave: el<HTMLButtonElement>('service-save'),
   status: el<HTMLParagraphElement>('status'),
   canvas: el<HTMLCanvasElement>('gl'),
 };
@@ -47,6 +61,12 @@ const viewer = await ScanViewer.create(ui.canvas);
 const inference = new InferenceClient();
 let model: { info: OnnxModelInfo; name: string } | null = null;
 let imageName = 'scan';
+/** The opened scan's file: what the service is sent. */
+let scanFile: File | null = null;
+let service: { client: ServiceClient; models: ServiceModel[] } | null = null;
+/** The service job whose result is the mask shown (a correction is saved to it); none after a new scan or a browser run. */
+let serviceJob: { id: string; model: string } | null = null;
+let serviceRun: AbortController | null = null;
 let tool: Tool = 'navigate';
 
 function setState(state: State, message: string): void {
@@ -55,7 +75,9 @@ function setState(state: State, message: string): void {
   const running = state === 'running';
   ui.run.disabled = running || !viewer.hasImage || !model;
   ui.cancel.disabled = !running;
+  ui.serviceRun.disabled = running || !viewer.hasImage || !service || !ui.serviceModel.value;
   ui.imageFile.disabled = running;
+  ui.dicomFolder.disabled = running;
   ui.modelFile.disabled = running;
   refreshEditing();
 }
@@ -64,6 +86,8 @@ function refreshEditing(): void {
   ui.undo.disabled = !viewer.canUndo;
   ui.redo.disabled = !viewer.canRedo;
   ui.saveMask.disabled = !viewer.hasMask;
+  ui.interpolate.disabled = !viewer.hasMask;
+  ui.serviceSave.disabled = !viewer.hasMask || !serviceJob || !service;
 }
 viewer.onMaskChange = refreshEditing;
 
@@ -74,50 +98,33 @@ function fail(what: string, e: unknown): void {
 
 // ------------------------------------------------------------ opening files
 
-async function openImage(file: File): Promise<void> {
+async function openImage(file: File, from?: string): Promise<void> {
+  if (/\.zip$/i.test(file.name)) return openDicom(async () => filesOfZip(file), file.name);
+  if (/\.dcm$/i.test(file.name)) return openDicom(async () => [file], file.name);
   setState('loading', `Opening ${file.name}…`);
   try {
     await viewer.open(file);
-    imageName = file.name.replace(/\.(nii(\.gz)?|nrrd|nhdr|gz)$/i, '');
+    scanFile = file;
+    serviceJob = null;
+    imageName = (from ?? file.name).replace(/\.(nii(\.gz)?|nrrd|nhdr|gz|zip)$/i, '');
     applyWindow();
-    setState('ready', `${file.name}: ${viewer.describe()}`);
+    setState('ready', `${from ? `${from} (DICOM, as ${file.name})` : file.name}: ${viewer.describe()}`);
   } catch (e) {
     fail(`Cannot open ${file.name}`, e);
   }
 }
 
-function showModel(info: OnnxModelInfo, name: string): void {
-  const rows: [string, string][] = [
-    ['File', name],
-    ['Dataset', info.dataset],
-    ['Network', `${info.architecture} (${info.dims}), fold ${info.fold}, ${info.weights}`],
-    ['Channels', info.channels.join(', ')],
-    ['Spacing', `${info.targetSpacing.join(' × ')} mm`],
-    ['Patch', `${info.patchSize.join(' × ')}, step ${info.inference.stepFraction}`],
-    ['TTA', info.inference.mirrorAxes.length ? `mirror axes ${info.inference.mirrorAxes.join(', ')}` : 'none'],
-    ['medseg', info.medsegVersion],
-  ];
-  ui.modelCard.replaceChildren(
-    ...rows.flatMap(([k, v]) => {
-      const dt = document.createElement('dt');
-      dt.textContent = k;
-      const dd = document.createElement('dd');
-      dd.textContent = v;
-      return [dt, dd];
-    }),
-  );
-  const labels = Object.entries(info.labels).map(([k, v]) => [Number(k), v] as const);
-  ui.legend.replaceChildren(
-    ...labels
-      .filter(([k]) => k !== 0)
-      .map(([k, v]) => {
-        const li = document.createElement('li');
-        li.style.setProperty('--swatch', cssColor(k));
-        li.textContent = `${k} ${v}`;
-        return li;
-      }),
-  );
-  ui.brushLabel.replaceChildren(...labels.filter(([k]) => k !== 0).map(([k, v]) => new Option(`${k} ${v}`, String(k))));
+/** A DICOM series (a folder's files, a zip, one file) converted to NIfTI in the page, then opened as a scan. */
+async function openDicom(files: () => Promise<File[]>, what: string): Promise<void> {
+  setState('loading', `Converting the DICOM series in ${what}…`);
+  try {
+    const list = await files();
+    const { volume, all } = await dicomToNifti(list);
+    await openImage(volume, what);
+    if (all.length > 1) ui.status.textContent += `; ${all.length} series found, showing the largest (${all.map((f) => f.name).join(', ')})`;
+  } catch (e) {
+    fail(`Cannot open the DICOM series in ${what}`, e);
+  }
 }
 
 async function openModel(file: File): Promise<void> {
@@ -125,13 +132,13 @@ async function openModel(file: File): Promise<void> {
   try {
     const bytes = await file.arrayBuffer();
     const info = readModelInfo(new Uint8Array(bytes));
-    const loaded = await inference.load(bytes);
+    const loaded = await inference.load(bytes, { webgpu: ui.webgpu.checked });
     model = { info, name: file.name };
-    showModel(info, file.name);
+    showModelPanel(ui, onnxCardRows(info, file.name), info.labels as Record<string, string>);
     if (viewer.hasMask) viewer.setColormap(labelColormap(info.labels));
     setState(
       'ready',
-      `Model ${file.name} ready (${loaded.seconds.toFixed(2)} s, wasm, ${loaded.threads} thread${loaded.threads > 1 ? 's' : ''})` +
+      `Model ${file.name} ready (${loaded.seconds.toFixed(2)} s, ${loaded.provider === 'webgpu' ? 'WebGPU' : `${loaded.note}, ${loaded.threads} thread${loaded.threads > 1 ? 's' : ''}`})` +
         (viewer.hasImage ? '' : '; open a scan'),
     );
   } catch (e) {
@@ -143,14 +150,21 @@ async function openModel(file: File): Promise<void> {
 async function openFiles(files: Iterable<File>): Promise<void> {
   const list = [...files];
   const onnx = list.find((f) => /\.onnx$/i.test(f.name));
-  const scan = list.find((f) => f !== onnx);
-  if (scan) await openImage(scan);
+  const dicom = list.filter((f) => /\.dcm$/i.test(f.name));
+  const scan = list.find((f) => f !== onnx && !dicom.includes(f));
+  if (dicom.length > 1) await openDicom(async () => dicom, `${dicom.length} dropped files`);
+  else if (scan ?? dicom[0]) await openImage((scan ?? dicom[0])!);
   if (onnx) await openModel(onnx);
 }
 
 ui.imageFile.addEventListener('change', () => {
   const f = ui.imageFile.files?.[0];
   if (f) void openImage(f);
+});
+ui.dicomFolder.addEventListener('change', () => {
+  const files = [...(ui.dicomFolder.files ?? [])];
+  const folder = files[0]?.webkitRelativePath.split('/')[0] || 'the folder';
+  if (files.length) void openDicom(async () => files, folder);
 });
 ui.modelFile.addEventListener('change', () => {
   const f = ui.modelFile.files?.[0];
@@ -192,7 +206,10 @@ ui.maskOpacity.addEventListener('input', () => viewer.setMaskOpacity(Number(ui.m
 // ------------------------------------------------------------ inference
 
 ui.run.addEventListener('click', () => void runModel());
-ui.cancel.addEventListener('click', () => inference.cancel());
+ui.cancel.addEventListener('click', () => {
+  inference.cancel();
+  serviceRun?.abort();
+});
 
 async function runModel(): Promise<void> {
   if (!model || !viewer.hasImage) return;
@@ -209,6 +226,7 @@ async function runModel(): Promise<void> {
       },
     });
     viewer.setMask(result.labels, labelColormap(info.labels));
+    serviceJob = null;
     const found = Object.entries(info.labels)
       .filter(([k]) => k !== '0')
       .map(([k, v]) => `${v} ${result.labels.reduce((n, x) => n + (x === Number(k) ? 1 : 0), 0)}`)
@@ -223,12 +241,78 @@ async function runModel(): Promise<void> {
   }
 }
 
+// ------------------------------------------------------------ the service
+
+async function connectService(): Promise<void> {
+  const key = ui.serviceKey.value.trim();
+  if (!key) return setState(document.body.dataset.state as State, 'Give the API key the service printed (or one made with POST /keys).');
+  const client = new ServiceClient(ui.serviceUrl.value.trim(), key);
+  setState('loading', 'Connecting to the service…');
+  try {
+    const models = await client.models();
+    service = { client, models };
+    ui.serviceModel.replaceChildren(...models.map((m) => new Option(`${m.id} (${m.version})`, m.id)));
+    ui.serviceModel.disabled = models.length === 0;
+    if (models[0]) showModelPanel(ui, serviceCardRows(models[0]), models[0].labels);
+    setState(viewer.hasImage ? 'ready' : 'empty', `Connected: ${models.length} model(s) on the service${viewer.hasImage ? '' : '; open a scan'}`);
+  } catch (e) {
+    service = null;
+    fail('Cannot connect to the service', e);
+  }
+}
+
+async function runOnService(): Promise<void> {
+  const m = service?.models.find((x) => x.id === ui.serviceModel.value);
+  if (!service || !m || !scanFile) return;
+  serviceRun = new AbortController();
+  ui.progress.value = 0;
+  setState('running', `Uploading ${scanFile.name} to the service…`);
+  try {
+    const t0 = performance.now();
+    const { jobId, result } = await service.client.segment(scanFile, m.id, {
+      signal: serviceRun.signal,
+      onProgress: (fraction, state) => {
+        ui.progress.value = fraction;
+        ui.status.textContent = `On the service: ${state}, ${Math.round(fraction * 100)} %`;
+      },
+    });
+    viewer.setMask(await viewer.labelsOf(result), labelColormap(m.labels));
+    serviceJob = { id: jobId, model: m.id };
+    setState('done', `Segmented on the service in ${((performance.now() - t0) / 1000).toFixed(2)} s (job ${jobId}, model ${m.id} ${m.version})`);
+  } catch (e) {
+    if (e instanceof ServiceCancelled) setState('cancelled', 'Cancelled on the service; the scan and any previous mask are unchanged.');
+    else fail('The service could not segment the scan', e);
+  } finally {
+    serviceRun = null;
+  }
+}
+
+async function saveToService(): Promise<void> {
+  if (!service || !serviceJob) return;
+  try {
+    const c = await service.client.saveCorrection(serviceJob.id, await viewer.maskNifti(), ui.serviceAuthor.value);
+    const dice = c.dice.mean === null ? 'no labels' : `Dice to the model's mask ${c.dice.mean.toFixed(3)}`;
+    ui.status.textContent = `Correction ${c.id} saved for job ${c.jobId} (model version ${c.modelVersion}; ${dice})`;
+    document.body.dataset.saved = c.id;
+  } catch (e) {
+    fail('Cannot save the correction to the service', e);
+  }
+}
+
+ui.serviceConnect.addEventListener('click', () => void connectService());
+ui.serviceModel.addEventListener('change', () => {
+  const m = service?.models.find((x) => x.id === ui.serviceModel.value);
+  if (m) showModelPanel(ui, serviceCardRows(m), m.labels);
+});
+ui.serviceRun.addEventListener('click', () => void runOnService());
+ui.serviceSave.addEventListener('click', () => void saveToService());
+
 // ------------------------------------------------------------ editing
 
 function setTool(next: Tool): void {
   tool = next;
   for (const b of ui.tools.querySelectorAll<HTMLButtonElement>('button')) b.setAttribute('aria-pressed', String(b.dataset.tool === tool));
-  if (viewer.hasImage) viewer.setTool(tool, Number(ui.brushLabel.value || 1), Number(ui.brushSize.value));
+  if (viewer.hasImage) viewer.setTool(tool, Number(ui.brushLabel.value || 1), Number(ui.brushSize.value), ui.brush3d.checked);
   refreshEditing();
 }
 ui.tools.addEventListener('click', (e) => {
@@ -237,6 +321,17 @@ ui.tools.addEventListener('click', (e) => {
 });
 ui.brushLabel.addEventListener('change', () => setTool(tool));
 ui.brushSize.addEventListener('change', () => setTool(tool));
+ui.brush3d.addEventListener('change', () => setTool(tool));
+ui.interpolate.addEventListener('click', () => interpolateSlices());
+
+function interpolateSlices(): void {
+  const label = Number(ui.brushLabel.value || 1);
+  const { changed, slices } = viewer.interpolate(label);
+  ui.status.textContent =
+    slices.length < 2
+      ? `Paint label ${label} on two or more slices of this view first (${slices.length} painted)`
+      : `Interpolated label ${label} between slices ${slices.join(', ')}: ${changed} voxels changed`;
+}
 ui.undo.addEventListener('click', () => viewer.undo());
 ui.redo.addEventListener('click', () => viewer.redo());
 ui.saveMask.addEventListener('click', () => void saveMask());
@@ -269,6 +364,8 @@ const KEYS: Record<string, () => void> = {
   n: () => setTool('navigate'),
   b: () => setTool('brush'),
   e: () => setTool('eraser'),
+  f: () => setTool('fill'),
+  i: () => interpolateSlices(),
   m: () => {
     ui.maskVisible.checked = !ui.maskVisible.checked;
     viewer.setMaskVisible(ui.maskVisible.checked);
@@ -288,4 +385,4 @@ document.addEventListener('keydown', (e) => {
 });
 
 setView('multiplanar');
-setState('empty', 'Open a scan (NIfTI or NRRD) and an exported model (.onnx), or drop them onto the page.');
+setState('empty', 'Open a scan (NIfTI, NRRD, a DICOM folder or zip) and an exported model (.onnx), or drop them onto the page.');

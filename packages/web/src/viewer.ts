@@ -8,6 +8,7 @@
  */
 import { Niivue, NVImage, SLICE_TYPE } from '@niivue/niivue';
 import type { LabelColormap } from './label-colors.ts';
+import { changedSlices, extendStroke3d, interpolateLabel, type Dims, type SliceAxis } from './mask-edit.ts';
 import type { IntensityStats } from './window-presets.ts';
 
 export type ViewName = 'axial' | 'coronal' | 'sagittal' | 'multiplanar' | 'render';
@@ -20,7 +21,11 @@ const SLICE_TYPES: Record<ViewName, SLICE_TYPE> = {
   render: SLICE_TYPE.RENDER,
 };
 
-export type Tool = 'navigate' | 'brush' | 'eraser';
+/** brush and eraser paint under the pointer; fill paints the inside of the outline drawn. */
+export type Tool = 'navigate' | 'brush' | 'eraser' | 'fill';
+
+/** The axis a view's slices are taken across (the 3D and multiplanar views: axial). */
+const VIEW_AXIS: Record<ViewName, SliceAxis> = { axial: 2, coronal: 1, sagittal: 0, multiplanar: 2, render: 2 };
 
 /** An opened scan's voxels as the inference pipeline takes them. */
 export interface ScanVoxels {
@@ -42,6 +47,10 @@ export class ScanViewer {
   private current: Uint8Array | null = null;
   private opacity = 0.6;
   private visible = true;
+  private view: ViewName = 'multiplanar';
+  private pen = { label: 1, size: 3, sphere: false };
+  /** Slices painted per axis and label since the mask was set: what interpolation fills between. */
+  private painted = new Map<string, Set<number>>();
   /** Called after every change of the mask (painting, undo, redo, a new mask). */
   onMaskChange: () => void = () => {};
 
@@ -127,6 +136,7 @@ export class ScanViewer {
   }
 
   setView(view: ViewName): void {
+    this.view = view;
     this.nv.setSliceType(SLICE_TYPES[view]);
   }
 
@@ -138,6 +148,16 @@ export class ScanViewer {
   }
 
   /** Shows labels (the scan's voxel order, [Z, Y, X] x fastest) as the mask, coloured per label; editing history starts here. */
+  /** A label map file on the scan's grid (the service's result) as voxels in the scan's order. */
+  async labelsOf(file: File): Promise<Uint8Array> {
+    const scan = this.need().hdr!;
+    const labels = await NVImage.loadFromFile({ file, name: file.name });
+    const hdr = labels.hdr!;
+    const size = (h: typeof hdr) => h.dims.slice(1, 4).join(' × ');
+    if (size(hdr) !== size(scan)) throw new Error(`the label map's grid ${size(hdr)} is not the scan's ${size(scan)}`);
+    return Uint8Array.from(labels.img as ArrayLike<number>);
+  }
+
   setMask(labels: Uint8Array, colormap: LabelColormap): void {
     const img = this.need();
     const drawing = img.clone();
@@ -174,24 +194,79 @@ export class ScanViewer {
     this.nv.setDrawOpacity(this.visible ? this.opacity : 0);
   }
 
-  /** navigate: clicks move the crosshair; brush paints `label`; eraser paints background. */
-  setTool(tool: Tool, label: number, size: number): void {
+  /**
+   * navigate: clicks move the crosshair; brush paints `label`; eraser paints
+   * background; fill paints the inside of the outline drawn. `sphere`: a
+   * brush or eraser stroke reaches the neighbouring slices as a ball of the
+   * brush's size.
+   */
+  setTool(tool: Tool, label: number, size: number, sphere = false): void {
     if (tool !== 'navigate' && !this.nv.drawBitmap) this.nv.createEmptyDrawing();
     if (tool !== 'navigate' && !this.current) this.resetHistory(this.nv.drawBitmap);
+    this.pen = { label, size, sphere: sphere && tool !== 'fill' };
     this.nv.opts.penSize = size;
-    this.nv.setPenValue(tool === 'eraser' ? 0 : label, false);
+    this.nv.opts.isFilledPen = tool === 'fill';
+    this.nv.setPenValue(tool === 'eraser' ? 0 : label, tool === 'fill');
     this.nv.setDrawingEnabled(tool !== 'navigate');
   }
 
   private resetHistory(bitmap: Uint8Array | null): void {
+    this.painted.clear();
     this.undoStack = [];
     this.redoStack = [];
     this.current = bitmap ? bitmap.slice() : null;
   }
 
-  private recordStroke(): void {
+  /** The drawing bitmap's grid (NiiVue's voxel order of the scan: x fastest). */
+  private dims(): Dims {
+    const d = this.need().dims!;
+    return [d[1]!, d[2]!, d[3]!];
+  }
+
+  /** After a stroke: the slice it was painted on (across the view's axis when several fit), made spherical when asked. */
+  private afterStroke(before: Uint8Array, now: Uint8Array): void {
+    const dims = this.dims();
+    const preferred = VIEW_AXIS[this.view];
+    const axes = [preferred, ...([2, 1, 0] as SliceAxis[]).filter((a) => a !== preferred)];
+    for (const axis of axes) {
+      const slices = changedSlices(before, now, dims, axis);
+      if (slices.size !== 1) continue;
+      const [slice, labels] = [...slices][0]!;
+      for (const label of labels) {
+        const key = `${axis}:${label}`;
+        if (!this.painted.has(key)) this.painted.set(key, new Set());
+        this.painted.get(key)!.add(slice);
+      }
+      if (this.pen.sphere && labels.size === 1) {
+        if (extendStroke3d(before, now, dims, axis, slice, [...labels][0]!, this.pen.size / 2) > 0) this.nv.refreshDrawing(true);
+      }
+      return;
+    }
+  }
+
+  /**
+   * Fills the slices between those painted with `label` across the current
+   * view's axis (shape-based interpolation, mask-edit.ts), as one undoable
+   * change; returns the voxels changed and the slices used.
+   */
+  interpolate(label: number): { changed: number; slices: number[] } {
+    const bitmap = this.nv.drawBitmap;
+    const axis = VIEW_AXIS[this.view];
+    const slices = [...(this.painted.get(`${axis}:${label}`) ?? [])].sort((a, b) => a - b);
+    if (!bitmap || slices.length < 2) return { changed: 0, slices };
+    let changed = 0;
+    for (let i = 1; i < slices.length; i++) changed += interpolateLabel(bitmap, this.dims(), axis, label, slices[i - 1]!, slices[i]!);
+    if (changed) {
+      this.nv.refreshDrawing(true);
+      this.recordStroke(false);
+    }
+    return { changed, slices };
+  }
+
+  private recordStroke(fromPen = true): void {
     const now = this.nv.drawBitmap;
     if (!now) return;
+    if (fromPen && this.current) this.afterStroke(this.current, now);
     if (this.current) this.undoStack.push(this.current);
     if (this.undoStack.length > HISTORY) this.undoStack.shift();
     this.redoStack = [];

@@ -62,12 +62,16 @@ export class InferenceClient {
     });
   }
 
-  /** Creates the model's session in the worker (the bytes are copied, the caller keeps its own). */
-  async load(model: ArrayBuffer): Promise<{ seconds: number; threads: number }> {
+  /**
+   * Creates the model's session in the worker (the bytes are copied, the
+   * caller keeps its own): on WebGPU when asked, available and within its
+   * limits, else on wasm; `note` says why not WebGPU.
+   */
+  async load(model: ArrayBuffer, o: { webgpu: boolean }): Promise<{ seconds: number; threads: number; provider: 'webgpu' | 'wasm'; note: string }> {
     const copy = model.slice(0);
-    const m = await this.request({ type: 'load', id: this.nextId++, model: copy }, [copy]);
+    const m = await this.request({ type: 'load', id: this.nextId++, model: copy, webgpu: o.webgpu }, [copy]);
     if (m.type !== 'loaded') throw new Error(`unexpected answer '${m.type}' to load`);
-    return { seconds: m.seconds, threads: m.threads };
+    return { seconds: m.seconds, threads: m.threads, provider: m.provider, note: m.note };
   }
 
   /** Segments one case: image float32 [C, Z, Y, X] (copied), shape and spacing [z, y, x]. */

@@ -3,12 +3,12 @@
 export type Zyx = [number, number, number];
 
 export type ToWorker =
-  | { type: 'load'; id: number; model: ArrayBuffer }
+  | { type: 'load'; id: number; model: ArrayBuffer; webgpu: boolean }
   | { type: 'run'; id: number; image: Float32Array; shape: Zyx; spacing: Zyx; tta: boolean }
   | { type: 'cancel'; id: number };
 
 export type FromWorker =
-  | { type: 'loaded'; id: number; seconds: number; threads: number }
+  | { type: 'loaded'; id: number; seconds: number; threads: number; provider: 'webgpu' | 'wasm'; note: string }
   | { type: 'progress'; id: number; done: number; total: number }
   | { type: 'done'; id: number; labels: Uint8Array; seconds: number; tiles: number; passesPerTile: number }
   | { type: 'cancelled'; id: number }

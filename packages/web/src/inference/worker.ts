@@ -1,13 +1,23 @@
 /**
- * The inference worker: onnxruntime-web's wasm runtime with an exported
- * medseg model, segmenting whole cases with medseg's browser pipeline
- * (sliding window from the model's metadata) off the page's main thread. It
- * reports progress per tile and stops between tiles when cancelled.
+ * The inference worker: an exported medseg model on onnxruntime-web,
+ * segmenting whole cases with medseg's browser pipeline (sliding window from
+ * the model's metadata) off the page's main thread. It reports progress per
+ * tile and stops between tiles when cancelled. The model runs on WebGPU when
+ * the page asks for it, the browser has an adapter, and the model's largest
+ * tensor fits the adapter's buffer limits (deploy/browser/limits.ts);
+ * otherwise on onnxruntime's plain wasm build, after checking that one pass
+ * fits a wasm heap, with the reason WebGPU was not used. The WebGPU build is
+ * loaded only when it is used (it is a larger runtime, whose CPU path is
+ * slower than the plain build's).
  */
+import type * as OrtWeb from 'onnxruntime-web';
 import * as ort from 'onnxruntime-web/wasm';
 import wasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.wasm?url';
 import glueUrl from 'onnxruntime-web/ort-wasm-simd-threaded.mjs?url';
-import { loadWebModel, type WebModel } from '@medseg/medseg/deploy/browser/web-model';
+import gpuWasmUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
+import gpuGlueUrl from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
+import { loadWebModel, readModelInfo, type WebModel } from '@medseg/medseg/deploy/browser/web-model';
+import { wasmLimitProblem, webGpuLimitProblem, webMemoryNeeds, type WebMemoryNeeds } from '@medseg/medseg/deploy/browser/limits';
 import { predictCaseWeb } from '@medseg/medseg/deploy/browser/predict-case';
 import { WebInferenceCancelled } from '@medseg/medseg/deploy/browser/sliding-window';
 import type { FromWorker, ToWorker } from './protocol.ts';
@@ -17,7 +27,10 @@ const scope = globalThis as unknown as {
   postMessage(message: FromWorker, transfer?: Transferable[]): void;
   onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
   crossOriginIsolated: boolean;
-  navigator: { hardwareConcurrency?: number };
+  navigator: {
+    hardwareConcurrency?: number;
+    gpu?: { requestAdapter(): Promise<{ limits: { maxStorageBufferBindingSize: number; maxBufferSize: number } } | null> };
+  };
 };
 
 // The runtime's wasm and its loader come from the build as files of their own (vite.config.ts resolves
@@ -28,6 +41,26 @@ const threads = scope.crossOriginIsolated ? Math.max(1, Math.min(4, scope.naviga
 ort.env.wasm.numThreads = threads;
 
 let model: WebModel | null = null;
+let needs: WebMemoryNeeds | null = null;
+
+/** The WebGPU runtime when this model can use it here; else why not. */
+async function webGpuRuntime(n: WebMemoryNeeds): Promise<{ ort: typeof OrtWeb } | { why: string }> {
+  const gpu = scope.navigator.gpu;
+  if (!gpu) return { why: 'this browser has no WebGPU' };
+  let adapter;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    return { why: `no WebGPU adapter (${(e as Error).message})` };
+  }
+  if (!adapter) return { why: 'no WebGPU adapter on this machine' };
+  const problem = webGpuLimitProblem(n, adapter.limits);
+  if (problem) return { why: `WebGPU cannot run this model: ${problem}` };
+  const gpuOrt = (await import('onnxruntime-web/webgpu')) as unknown as typeof OrtWeb;
+  gpuOrt.env.wasm.wasmPaths = { wasm: new URL(gpuWasmUrl, import.meta.url).href, mjs: new URL(gpuGlueUrl, import.meta.url).href };
+  gpuOrt.env.wasm.numThreads = threads;
+  return { ort: gpuOrt };
+}
 const running = new Map<number, AbortController>();
 
 function fail(id: number, e: unknown): void {
@@ -48,11 +81,32 @@ async function handle(msg: ToWorker): Promise<void> {
     const previous = model;
     model = null;
     await previous?.session.release();
-    model = await loadWebModel(ort, new Uint8Array(msg.model));
-    scope.postMessage({ type: 'loaded', id: msg.id, seconds: (performance.now() - t0) / 1000, threads });
+    const bytes = new Uint8Array(msg.model);
+    needs = webMemoryNeeds(readModelInfo(bytes), bytes.length);
+    let why = 'WebGPU not asked for';
+    if (msg.webgpu) {
+      const gpu = await webGpuRuntime(needs);
+      if ('ort' in gpu) {
+        try {
+          model = await loadWebModel(gpu.ort, bytes, { executionProviders: ['webgpu'] });
+          scope.postMessage({ type: 'loaded', id: msg.id, seconds: (performance.now() - t0) / 1000, threads, provider: 'webgpu', note: 'WebGPU' });
+          return;
+        } catch (e) {
+          why = `WebGPU failed to start (${(e as Error).message})`;
+        }
+      } else why = gpu.why;
+    }
+    const problem = wasmLimitProblem(needs, 0);
+    if (problem) throw new Error(`this model cannot run in the browser: ${problem}`);
+    model = await loadWebModel(ort, bytes);
+    scope.postMessage({ type: 'loaded', id: msg.id, seconds: (performance.now() - t0) / 1000, threads, provider: 'wasm', note: `${why}: wasm` });
     return;
   }
   if (!model) throw new Error('no model loaded: open an exported .onnx model first');
+  // The case, its preprocessed copy and the class probabilities live in the same heap as the runtime's tensors.
+  const caseBytes = msg.image.byteLength * (2 + model.info.network.numClasses);
+  const tooLarge = needs && model.ort === ort ? wasmLimitProblem(needs, caseBytes) : null;
+  if (tooLarge) throw new Error(`this case is too large to segment in the browser: ${tooLarge}; use the service`);
   const controller = new AbortController();
   running.set(msg.id, controller);
   try {
