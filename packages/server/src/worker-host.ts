@@ -16,7 +16,7 @@ import { lockDataFolder, orphanRule, removeOrphanFiles } from './data-folder.ts'
 import { FhirOutbox } from './fhir/outbox.ts';
 import { openDatabase } from './store/db.ts';
 import { openJobQueue } from './store/queue.ts';
-import { WorkerPool } from './worker/pool.ts';
+import type { WorkerPool } from './worker/pool.ts';
 import { DEID_SECRET_FILE } from './deid/secret.ts';
 
 export interface WorkerHost {

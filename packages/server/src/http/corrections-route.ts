@@ -39,8 +39,8 @@ class CorrectionError extends Error {
   }
 }
 
-const VOLUME_INPUTS = new Set(['nifti', 'nifti-gz', 'nrrd', 'png']);
-const LABEL_FORMATS = VOLUME_INPUTS;
+/** The upload formats whose result is a label map file: the jobs a correction is taken for, and the formats a correction comes in. */
+const VOLUME_FORMATS = new Set(['nifti', 'nifti-gz', 'nrrd', 'png']);
 
 const correctionSchema = {
   type: 'object',
@@ -100,13 +100,13 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
     async (req, reply) => {
       const job = await o.ownJob(req, (req.params as { id: string }).id);
       if (job.state !== 'done' || !job.resultPath) throw new CorrectionError(409, 'NOT_DONE', `job ${job.id} has no result to correct (it is ${job.state})`);
-      if (!VOLUME_INPUTS.has(job.inputFormat)) {
+      if (!VOLUME_FORMATS.has(job.inputFormat)) {
         throw new CorrectionError(409, 'DICOM_NOT_SUPPORTED', `job ${job.id} segmented DICOM; corrections are taken for NIfTI, NRRD and PNG jobs`);
       }
       if (!req.isMultipart()) throw new CorrectionError(415, 'NOT_MULTIPART', 'send the corrected label map as multipart/form-data field "file"');
       const rec = await receiveCase(req.parts(), uploadsDir, o.limits);
       try {
-        if (!LABEL_FORMATS.has(rec.format)) throw new CorrectionError(415, 'BAD_FORMAT', `a correction is a NIfTI, NRRD or PNG label map, not ${rec.format}`);
+        if (!VOLUME_FORMATS.has(rec.format)) throw new CorrectionError(415, 'BAD_FORMAT', `a correction is a NIfTI, NRRD or PNG label map, not ${rec.format}`);
         const extra = Object.keys(rec.fields).filter((k) => k !== 'author');
         if (extra.length) throw new CorrectionError(400, 'BAD_FIELD', `unknown field(s) ${extra.join(', ')}: send "file" and optionally "author"`);
         const author = rec.fields.author?.trim() || null;
