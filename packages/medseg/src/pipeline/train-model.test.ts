@@ -44,7 +44,8 @@ test('end to end on real hippocampus data: import, plan, train briefly, predict 
     [2, 2, 2],
     [2, 2, 2],
   ]);
-  // Shrunk to a CPU-test size: 16 base channels, batch 2, 80 AdamW steps, no TTA.
+  // Shrunk to a CPU-test size: a 32x48x32 patch (the same three poolings), 16 base channels, batch 2, 80 AdamW steps, no TTA.
+  plan.patchSize = [32, 48, 32];
   plan.network.features = [16, 32, 64, 128];
   plan.batchSize = 2;
   plan.epochs = 2;
