@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import * as torch from '@medseg/torch';
 import { disposeModel, loadModel, type LoadedModel } from '../infer/predict.ts';
 import { ttaOptions } from '../infer/sliding-window.ts';
-import type { CheckpointChoice } from '../plan/model-folder.ts';
+import type { CheckpointChoice, ModelCalibration } from '../plan/model-folder.ts';
 import { writeFileAtomicSync, writeJsonAtomicSync } from '../util/atomic-write.ts';
 import { exportOnnx, type OnnxExport } from './export-onnx.ts';
-import { ONNX_MANIFEST_FORMAT, ONNX_METADATA_FORMAT, type OnnxModelInfo } from './model-info.ts';
+import { ONNX_MANIFEST_FORMAT, ONNX_METADATA_FORMAT, type OnnxCalibration, type OnnxModelInfo } from './model-info.ts';
 
 export { ONNX_MANIFEST_FORMAT, ONNX_METADATA_FORMAT, type OnnxModelInfo } from './model-info.ts';
 
@@ -32,6 +32,17 @@ export class ExportOptionError extends Error {
 export function medsegVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
   return pkg.version ?? '0.0.0';
+}
+
+function onnxCalibration(c: ModelCalibration): OnnxCalibration {
+  const t = c.triage;
+  return {
+    temperature: c.temperature,
+    score: c.score,
+    members: c.members,
+    ...(c.sources ? { sources: c.sources } : {}),
+    triage: t ? { threshold: t.threshold, failureDice: t.failureDice, auroc: t.auroc } : null,
+  };
 }
 
 function info(model: LoadedModel, k: number, e: Omit<OnnxExport, 'bytes'>): OnnxModelInfo {
@@ -58,6 +69,7 @@ function info(model: LoadedModel, k: number, e: Omit<OnnxExport, 'bytes'>): Onnx
     fixedAxes: e.fixedAxes,
     fold: model.folds[k]!,
     weights: model.weights[k]!.split(/[\\/]/).slice(-2).join('/'),
+    ...(model.calibration ? { calibration: onnxCalibration(model.calibration) } : {}),
   };
 }
 

@@ -35,4 +35,19 @@ export interface OnnxModelInfo {
   fixedAxes: { name: string; size: number; reason: string }[];
   fold: number;
   weights: string;
+  /**
+   * The model folder's calibration.json, as prediction uses it: logits are
+   * divided by the temperature before the softmax, and a case whose triage
+   * score (infer/case-score.ts, from `members` passes of `sources`) reaches
+   * the threshold is flagged for review. Absent for a model without one.
+   */
+  calibration?: OnnxCalibration;
+}
+
+export interface OnnxCalibration {
+  temperature: number;
+  score: 'meanEntropy';
+  members: number;
+  sources?: string[];
+  triage: { threshold: number; failureDice: number; auroc: number | null } | null;
 }

@@ -40,6 +40,7 @@ import { applyPostprocessing } from './postprocess.ts';
 import { PredictOptionError, type OutputFormat } from './output-format.ts';
 import { writeLabelRtStruct, writeLabelSeg, writeProbabilitySeg, type DicomResultOptions } from './dicom-results.ts';
 import { disposeUncertaintyMaps, predictMembers, triageScore, type CaseUncertainty, type UncertaintySource } from './uncertainty.ts';
+import { triageMismatch } from './case-score.ts';
 
 export interface LoadedModel {
   dir: string;
@@ -201,24 +202,6 @@ export function prepareInput(plan: Plan, images: Volume[], label: Uint8Array | n
     geometry: { ...geometry, channels },
   };
   return { case: preprocessCase(raw, plan), first, geometry, voxels: n };
-}
-
-/**
- * Why the model's triage rule does not apply to a score from these members
- * (null when it does): the rule's threshold was fitted on scores of one
- * fold's members from the calibration's sources (the plan's TTA passes), so
- * each fold's members here must come from the same sources and be as many.
- */
-export function triageMismatch(cal: ModelCalibration, sources: readonly UncertaintySource[], membersPerFold: number): string | null {
-  const own: UncertaintySource[] = sources.filter((s) => s !== 'ensemble');
-  const fitted = cal.sources ?? (own.includes('mc-dropout') ? null : own);
-  const same = fitted !== null && fitted.length === own.length && fitted.every((s) => own.includes(s as UncertaintySource));
-  if (same && membersPerFold === cal.members) return null;
-  const name = (list: readonly string[]) => (list.length ? list.join(', ') : 'a single pass');
-  return (
-    `the review threshold was fitted on scores from ${name(fitted ?? ['tta'])} (${cal.members} member(s) per fold); ` +
-    `these come from ${name(own)} (${membersPerFold} per fold): predict with the default uncertainty sources and the plan's TTA for a flag`
-  );
 }
 
 /** Segments one case given its channel images (same grid). */

@@ -18,8 +18,9 @@ import type { SegmentationNetwork } from '../models/config.ts';
 import { slidingWindowLogits, type SlidingWindowOptions } from './sliding-window.ts';
 
 import { UNCERTAINTY_SOURCES, type UncertaintySource } from './uncertainty-sources.ts';
+import { caseScore, type CaseUncertainty } from './case-score.ts';
 
-export { UNCERTAINTY_SOURCES, type UncertaintySource };
+export { UNCERTAINTY_SOURCES, type UncertaintySource, type CaseUncertainty };
 
 /** Clamp before log: p log p -> 0 as p -> 0, and log(1e-12) keeps 0 * log 0 finite. */
 const EPS = 1e-12;
@@ -218,44 +219,11 @@ export function predictMembers(nets: SegmentationNetwork[], image: Tensor, o: Me
   return acc.finish();
 }
 
-export interface CaseUncertainty {
-  /** Members the statistics came from. */
-  members: number;
-  /** Voxels where the mean prediction or any confident member region is foreground (the region scored). */
-  regionVoxels: number;
-  /** Mean predictive entropy over the region, divided by log K (0 certain .. 1 uniform). */
-  meanEntropy: number;
-  /** Mean mutual information over the region, divided by log K. */
-  meanMutualInformation: number;
-}
-
-/**
- * One number per case for triage: mean normalised uncertainty over the
- * predicted foreground and its uncertain rim (voxels with predictive entropy
- * above half its maximum), so that a small structure is not averaged away
- * by a large certain background. A case with no such voxel scores 0.
- */
+/** caseScore (infer/case-score.ts) of a case's maps and labels. */
 export function caseUncertainty(maps: UncertaintyMaps, labels: Uint8Array | Float32Array | Int32Array, numClasses: number): CaseUncertainty {
   const h = maps.predictiveEntropy.contiguous().toTypedArray() as Float32Array;
   const mi = maps.mutualInformation.contiguous().toTypedArray() as Float32Array;
-  if (labels.length !== h.length) throw new Error(`labels have ${labels.length} voxels, the uncertainty maps ${h.length}`);
-  const logK = Math.log(Math.max(2, numClasses));
-  let n = 0;
-  let sumH = 0;
-  let sumMi = 0;
-  for (let i = 0; i < h.length; i++) {
-    if (labels[i]! > 0 || h[i]! > 0.5 * logK) {
-      n++;
-      sumH += h[i]!;
-      sumMi += mi[i]!;
-    }
-  }
-  return {
-    members: maps.members,
-    regionVoxels: n,
-    meanEntropy: n ? sumH / n / logK : 0,
-    meanMutualInformation: n ? sumMi / n / logK : 0,
-  };
+  return caseScore(h, mi, labels, numClasses, maps.members);
 }
 
 /**

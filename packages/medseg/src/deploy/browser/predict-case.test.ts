@@ -5,7 +5,9 @@
  * in onnxruntime-node so that only the pipelines differ: preprocessing,
  * sliding window with Gaussian weights and mirroring TTA, softmax, argmax,
  * uncropping and keep-largest-component. Chromium runs it in
- * packages/web/test/viewer.test.ts.
+ * packages/web/test/viewer.test.ts. With uncertainty, the page's members
+ * (ONNX) are checked against `predict --uncertainty`'s (libtorch, the same
+ * weights): maps, triage score and flag.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,7 +20,7 @@ import * as torch from '@medseg/torch';
 import { writeFixtureModel } from '../../testing/model-fixture.ts';
 import { dataPath } from '../../testing/data.ts';
 import { cropVolume } from '../../testing/crop.ts';
-import { modelFile, writePostprocessing } from '../../plan/model-folder.ts';
+import { modelFile, writeCalibration, writePostprocessing } from '../../plan/model-folder.ts';
 import { savePlan } from '../../plan/store.ts';
 import { disposeModel, loadModel, predictVolumes } from '../../infer/predict.ts';
 import { gaussianImportance } from '../../infer/sliding-window.ts';
@@ -137,6 +139,113 @@ test('predictCaseWeb on a 2D model with mirroring and transposing TTA: the same 
       }
       assert.ok(classes.size >= 2, `at least two classes in the reference mask (${[...classes]})`);
       assert.equal(differ, 0, `labels differ in ${differ} of ${want.length} pixels`);
+    } finally {
+      await model.session.release();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('predictCaseWeb with uncertainty: the entropy and mutual-information maps, triage score and flag of predictVolumes --uncertainty (libtorch, same weights) at the model temperature', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-u-'));
+  try {
+    const dir = join(tmp, 'model');
+    const plan = writeFixtureModel(dir, 'mri3d', [{ weights: { best: 'random' } }]);
+    plan.inference.mirror = true;
+    await savePlan(modelFile(dir, 'plan'), plan);
+    writePostprocessing(dir, { keepLargestComponent: [1] });
+    const volume = cropVolume(await readVolume(dataPath('msd-hippocampus', 'images', 'hippocampus_003.nii.gz')), [6, 10, 6], [24, 32, 24]);
+    const calibration = {
+      temperature: 0.7,
+      voxels: 1000,
+      ece: { before: 0.1, after: 0.05 },
+      nll: { before: 0.5, after: 0.4 },
+      score: 'meanEntropy' as const,
+      members: 8,
+      sources: ['tta'],
+      triage: { threshold: 0, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 0.5, auroc: 0.9, cases: 10, failures: 2 },
+    };
+    writeCalibration(dir, calibration);
+    // Node's libtorch members set the threshold a hair below the case's score: flagged there, and must be in the page.
+    let loaded = loadModel(dir);
+    const first = predictVolumes(loaded, [volume], { uncertainty: {} }).uncertainty!;
+    disposeModel(loaded);
+    calibration.triage.threshold = first.triageScore - 1e-3;
+    writeCalibration(dir, calibration);
+    loaded = loadModel(dir);
+    const want = predictVolumes(loaded, [volume], { uncertainty: {}, keepProbabilities: true });
+    disposeModel(loaded);
+    assert.equal(want.uncertainty!.flagged, true);
+    const { bytes, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
+    const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
+    try {
+      assert.deepEqual(model.info.calibration, {
+        temperature: 0.7,
+        score: 'meanEntropy',
+        members: 8,
+        sources: ['tta'],
+        triage: { threshold: calibration.triage.threshold, failureDice: 0.8, auroc: 0.9 },
+      });
+      const ticks: number[] = [];
+      const got = await predictCaseWeb(model, input, { uncertainty: true, onTile: (done, total) => ticks.push(done / total) });
+      const u = got.uncertainty!;
+      assert.equal(u.score.members, 8);
+      assert.equal(ticks.length, 8 * got.tiles, "progress over every member's tiles");
+      assert.equal(ticks.at(-1), 1);
+      assert.equal(u.temperature, 0.7);
+      assert.deepEqual(u.sources, ['tta']);
+      assert.equal(u.threshold, calibration.triage.threshold);
+      assert.equal(u.flagged, true);
+      assert.ok(Math.abs(u.score.meanEntropy - want.uncertainty!.triageScore) < 1e-4, `score ${u.score.meanEntropy} vs ${want.uncertainty!.triageScore}`);
+      assert.equal(u.score.regionVoxels, want.uncertainty!.score.regionVoxels);
+      for (const [name, mine, theirs] of [
+        ['entropy', u.entropy, want.uncertainty!.entropy.data],
+        ['mutual information', u.mutualInformation, want.uncertainty!.mutualInformation.data],
+      ] as const) {
+        let diff = 0;
+        for (let i = 0; i < mine.length; i++) diff = Math.max(diff, Math.abs(mine[i]! - Number(theirs[i])));
+        assert.ok(diff < 1e-4, `${name}: maps differ by up to ${diff}`);
+      }
+      const p = want.probabilities!.data as Float32Array;
+      const n = got.labels.length;
+      const labels = want.labels.data as Uint8Array;
+      for (let i = 0; i < n; i++) {
+        if (got.labels[i] === labels[i]) continue;
+        const margin = Math.abs(p[labels[i]! * n + i]! - p[got.labels[i]! * n + i]!);
+        assert.ok(margin < 1e-4, `voxel ${i}: page ${got.labels[i]}, Node ${labels[i]}, probability margin ${margin}`);
+      }
+    } finally {
+      await model.session.release();
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('predictCaseWeb with uncertainty on a 2D model that mirrors and transposes: the maps and score of predictVolumes --uncertainty; no rule, no flag', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-u2d-'));
+  try {
+    const dir = join(tmp, 'model');
+    const plan = writeFixtureModel(dir, 'gray2d', [{ weights: { best: 'random' } }]);
+    plan.inference.mirror = true;
+    plan.inference.transpose = true;
+    await savePlan(modelFile(dir, 'plan'), plan);
+    const volume = cropVolume(await readVolume(dataPath('isbi2012-em', 'images', '0.png')), [200, 200, 0], [36, 40, 1]);
+    const loaded = loadModel(dir);
+    const want = predictVolumes(loaded, [volume], { uncertainty: {} }).uncertainty!;
+    disposeModel(loaded);
+    const { bytes, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
+    const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
+    try {
+      const u = (await predictCaseWeb(model, input, { uncertainty: true })).uncertainty!;
+      assert.equal(u.score.members, 8, '4 mirrors × 2 transposes');
+      assert.equal(u.flagged, null);
+      assert.equal(u.threshold, null);
+      assert.ok(Math.abs(u.score.meanEntropy - want.triageScore) < 1e-4, `score ${u.score.meanEntropy} vs ${want.triageScore}`);
+      let diff = 0;
+      for (let i = 0; i < u.entropy.length; i++) diff = Math.max(diff, Math.abs(u.entropy[i]! - Number(want.entropy.data[i])));
+      assert.ok(diff < 1e-4, `entropy maps differ by up to ${diff}`);
     } finally {
       await model.session.release();
     }
