@@ -96,8 +96,17 @@ export async function removeOrphanFiles(filesDir: string, jobs: JobQueue, o: Orp
     }
     remove(path);
   }
+  // A result's maps (job-extras.ts) share its job-and-attempt prefix and stay with it.
+  const attempts = new Set(
+    [...results].flatMap((r) => {
+      const of = resultFileAttempt(r.slice('results/'.length));
+      return of ? [`${of.jobId}.a${of.attempt}`] : [];
+    }),
+  );
   for (const f of readdirSync(join(filesDir, 'results'))) {
     if (results.has(`results/${f}`)) continue;
+    const own = resultFileAttempt(f);
+    if (own && !f.startsWith('.') && attempts.has(`${own.jobId}.a${own.attempt}`)) continue;
     if (o.shared) {
       const of = resultFileAttempt(f);
       const job = of ? await jobs.get(of.jobId) : undefined;

@@ -37,6 +37,7 @@ import { registerCorrectionRoutes } from './corrections-route.ts';
 import type { CorrectionStore } from '../corrections/store.ts';
 import { deidentifyWanted, withDeidentify, type JobDeidentify } from '../deid/job-deid.ts';
 import type { FhirOutbox } from '../fhir/outbox.ts';
+import { JobExtrasError, jobExtras, outputExtras, parseJobExtras, withExtras, type JobMapName } from '../job-extras.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -133,6 +134,20 @@ function jobView(j: Job) {
     finishedAt: iso(j.finishedAt),
     resultUrl: j.state === 'done' ? `/jobs/${j.id}/result` : null,
     dicomweb: dicomwebView(j),
+    ...extrasView(j),
+  };
+}
+
+/** What a job asked for beyond the label map and, once done, the uncertainty summary, the explanation and the maps' URLs. */
+function extrasView(j: Job) {
+  const asked = jobExtras(j);
+  const out = j.state === 'done' ? outputExtras(j.output) : {};
+  const maps = Object.fromEntries(Object.keys(out.maps ?? {}).map((name) => [name, `/jobs/${j.id}/maps/${name}`]));
+  return {
+    extras: { uncertainty: asked.uncertainty === true, explain: asked.explain ?? null },
+    uncertainty: out.uncertainty ?? null,
+    explanation: out.explanation ?? null,
+    maps,
   };
 }
 
@@ -329,6 +344,16 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   }
   if (o.monitoring) registerMonitoringRoute(app, { catalog: o.catalog, monitoring: o.monitoring.store, settings: o.monitoring.settings });
 
+  /** The extras a submission asks for (job-extras.ts), checked. */
+  const submittedExtras = (uncertainty: unknown, explain: unknown) => {
+    try {
+      return parseJobExtras(uncertainty, explain);
+    } catch (e) {
+      if (e instanceof JobExtrasError) throw new HttpError(400, 'BAD_FIELD', e.message);
+      throw e;
+    }
+  };
+
   /** The model a submission names, checked: it exists and takes one channel. */
   const submittedModel = (model: unknown) => {
     if (typeof model !== 'string' || model === '') throw new HttpError(400, 'NO_MODEL', 'the field "model" is missing: name one of GET /models');
@@ -349,7 +374,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const submitDicomweb = async (req: FastifyRequest, reply: FastifyReply) => {
     const b = req.body as Record<string, unknown> | null;
     if (!b || typeof b !== 'object' || Array.isArray(b)) throw new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object { "model", "dicomweb" }');
-    const extra = Object.keys(b).filter((k) => k !== 'model' && k !== 'dicomweb' && k !== 'deidentify');
+    const extra = Object.keys(b).filter((k) => !['model', 'dicomweb', 'deidentify', 'uncertainty', 'explain'].includes(k));
     if (extra.length) throw new HttpError(400, 'BAD_REQUEST', `unknown member(s) of the body: ${extra.join(', ')}`);
     if (b.dicomweb === undefined) {
       throw new HttpError(
@@ -360,10 +385,20 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     }
     const { model, info } = submittedModel(b.model);
     if (b.deidentify !== undefined && typeof b.deidentify !== 'boolean') throw new HttpError(400, 'BAD_REQUEST', '"deidentify" must be true or false');
+    if (b.uncertainty !== undefined && typeof b.uncertainty !== 'boolean') throw new HttpError(400, 'BAD_REQUEST', '"uncertainty" must be true or false');
+    const extras = submittedExtras(b.uncertainty, b.explain);
     const ref = checkDicomwebRef(b.dicomweb, o.dicomweb ?? []);
     const id = randomBytes(16).toString('hex');
     const job = await submitJob(
-      { id, model, modelVersion: info.version, inputPath: '', inputFormat: 'dicomweb', keyId: req.apiKey!.id, inputRef: JSON.stringify(ref) },
+      {
+        id,
+        model,
+        modelVersion: info.version,
+        inputPath: '',
+        inputFormat: 'dicomweb',
+        keyId: req.apiKey!.id,
+        inputRef: withExtras(JSON.stringify(ref), extras),
+      },
       info,
       { deidentify: b.deidentify as boolean | undefined },
     );
@@ -400,12 +435,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         if (deidField !== undefined && deidField !== 'true' && deidField !== 'false') {
           throw new HttpError(400, 'BAD_FIELD', `the field "deidentify" must be true or false (got ${JSON.stringify(deidField.slice(0, 40))})`);
         }
+        const extras = submittedExtras(rec.fields.uncertainty, rec.fields.explain);
         const id = randomBytes(16).toString('hex');
         const rel = `uploads/${id}${FORMAT_ENDING[rec.format]}`;
         await rename(rec.path, join(o.filesDir, rel));
         stored = rel;
         // A DICOM zip may hold several series: the job keeps the one that was read.
-        const inputRef = rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null;
+        const inputRef = withExtras(rec.format === 'dicom-zip' ? JSON.stringify({ seriesInstanceUid: rec.volume.meta.seriesInstanceUID }) : null, extras);
         const job = await submitJob({ id, model, modelVersion: info.version, inputPath: rel, inputFormat: rec.format, keyId: req.apiKey!.id, inputRef }, info, {
           studyUid: rec.volume.meta.studyInstanceUID,
           deidentify: deidField === 'true',
@@ -450,6 +486,40 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       return reply
         .header('content-type', file.type)
         .header('content-disposition', `attachment; filename="${j.id}_seg${file.ending}"`)
+        .send(createReadStream(path));
+    },
+  );
+
+  app.get(
+    '/jobs/:id/maps/:name',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary:
+          "a map the submission asked for, as NIfTI on the input's grid: entropy and mutual-information (uncertainty: true, each / log K), heatmap (explain: gradcam or gradcampp)",
+        params: S.jobMapParams,
+        produces: ['application/gzip'],
+        response: { 200: { description: 'the map (float32 NIfTI, gzipped)', type: 'string', format: 'binary' }, ...S.errorResponses },
+      },
+    },
+    async (req, reply) => {
+      const { id, name } = req.params as { id: string; name: JobMapName };
+      const j = await ownJob(req, id);
+      if (j.state !== 'done') throw notDone(j);
+      const rel = outputExtras(j.output).maps?.[name];
+      if (!rel) {
+        throw new HttpError(
+          404,
+          'NO_MAP',
+          `job ${j.id} has no ${name} map: submit with uncertainty=true (entropy, mutual-information) or explain=gradcam (heatmap)`,
+        );
+      }
+      const path = join(o.filesDir, rel);
+      if (!existsSync(path)) throw new Error(`map file of job ${j.id} is missing: ${path}`);
+      o.audit?.append(jobEntry(j, 'result.read', 'read', { keyId: req.apiKey!.id, detail: `${name} map` }));
+      return reply
+        .header('content-type', 'application/gzip')
+        .header('content-disposition', `attachment; filename="${j.id}_${name}.nii.gz"`)
         .send(createReadStream(path));
     },
   );

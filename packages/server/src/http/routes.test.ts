@@ -12,7 +12,8 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { encodeVolume, readVolume } from '@medseg/medseg/io/read';
 import type { Volume } from '@medseg/medseg/io/volume';
 import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/predict';
-import { startService, type Service } from '../service.ts';
+import { explainVolumes } from '@medseg/medseg/explain/explain-case';
+import { removeOrphanFiles, startService, type Service } from '../service.ts';
 import { openDatabase } from '../store/db.ts';
 import { JobStore } from '../store/jobs.ts';
 import { SqliteJobQueue } from '../store/queue.ts';
@@ -79,6 +80,7 @@ test('the server listens on loopback only, and /health and /openapi.json need no
     '/jobs/{id}',
     '/jobs/{id}/corrections',
     '/jobs/{id}/fhir',
+    '/jobs/{id}/maps/{name}',
     '/jobs/{id}/result',
     '/keys',
     '/keys/{id}',
@@ -181,6 +183,73 @@ test('a NIfTI case goes through: 202, progress, done, and the mask in NIfTI equa
   }
 });
 
+test('uncertainty and a Grad-CAM heat map on request: the summary in the job, NIfTI maps on the input grid equal to the library, audited reads', async () => {
+  const c = hippocampusCase(5);
+  const r = await fetch(`${svc.url}/jobs`, {
+    method: 'POST',
+    headers: admin,
+    body: caseForm({ model: 'hippo', uncertainty: 'true', explain: 'gradcam' }, { bytes: c.bytes, name: 'u.nii.gz' }),
+  });
+  assert.equal(r.status, 202, await r.clone().text());
+  const submitted = (await r.json()) as { id: string; extras: { uncertainty: boolean; explain: string | null }; maps: Record<string, string> };
+  assert.deepEqual(submitted.extras, { uncertainty: true, explain: 'gradcam' });
+  assert.deepEqual(submitted.maps, {});
+  assert.equal((await finished(admin, submitted.id)).state, 'done');
+  const job = (await (await fetch(`${svc.url}/jobs/${submitted.id}`, { headers: admin })).json()) as {
+    uncertainty: { score: number; flagged: boolean | null; threshold: number | null; members: number; sources: string[]; temperature: number; note?: string };
+    explanation: { method: string; classIndex: number; layer: string | null; massInRegion: number };
+    maps: Record<string, string>;
+  };
+  const id = submitted.id;
+  assert.deepEqual(job.maps, {
+    entropy: `/jobs/${id}/maps/entropy`,
+    'mutual-information': `/jobs/${id}/maps/mutual-information`,
+    heatmap: `/jobs/${id}/maps/heatmap`,
+  });
+  // The fixture model has no calibration: a score but no flag.
+  assert.equal(job.uncertainty.flagged, null);
+  assert.equal(job.uncertainty.temperature, 1);
+  assert.equal(job.explanation.method, 'gradcam');
+  assert.equal(job.explanation.classIndex, 1);
+  const input = await readVolume(c.path);
+  const maps: Record<string, Volume> = {};
+  for (const name of ['entropy', 'mutual-information', 'heatmap'] as const) {
+    const res = await fetch(`${svc.url}${job.maps[name]}`, { headers: admin });
+    assert.equal(res.status, 200, name);
+    assert.equal(res.headers.get('content-type'), 'application/gzip');
+    const out = join(root, `map-${name}.nii.gz`);
+    writeFileSync(out, Buffer.from(await res.arrayBuffer()));
+    maps[name] = await readVolume(out);
+    assert.deepEqual(maps[name]!.size, input.size, name);
+  }
+  const m = loadModel(join(models, 'hippo'));
+  try {
+    const want = predictVolumes(m, [input], { uncertainty: {} }).uncertainty!;
+    assert.ok(Math.abs(want.triageScore - job.uncertainty.score) < 1e-6, `score ${job.uncertainty.score} vs ${want.triageScore}`);
+    assert.equal(job.uncertainty.members, want.score.members);
+    let diff = 0;
+    for (let i = 0; i < want.entropy.data.length; i++) diff = Math.max(diff, Math.abs(Number(want.entropy.data[i]) - Number(maps.entropy!.data[i])));
+    assert.ok(diff < 1e-5, `entropy maps differ by ${diff}`);
+    const heat = explainVolumes(m, [input], { method: 'gradcam', faithfulness: false }).heat.data;
+    let hd = 0;
+    for (let i = 0; i < heat.length; i++) hd = Math.max(hd, Math.abs(Number(heat[i]) - Number(maps.heatmap!.data[i])));
+    assert.ok(hd < 1e-5, `heat maps differ by ${hd}`);
+  } finally {
+    disposeModel(m);
+  }
+  // A map the job does not have, and a name that is none: 404 and 400.
+  const plain = (await (await submit(admin, 'hippo', c.bytes, 'p.nii.gz')).json()) as { id: string };
+  assert.equal((await finished(admin, plain.id)).state, 'done');
+  const none = await fetch(`${svc.url}/jobs/${plain.id}/maps/heatmap`, { headers: admin });
+  assert.equal(none.status, 404);
+  assert.match(((await none.json()) as { message: string }).message, /explain=gradcam/);
+  assert.equal((await fetch(`${svc.url}/jobs/${plain.id}/maps/..%2Fmedseg.sqlite`, { headers: admin })).status, 400);
+  // The maps stay with their result through the orphan sweep (nothing else runs now).
+  await removeOrphanFiles(join(root, 'data'), svc.jobs);
+  const kept = results().filter((f) => f.startsWith(`${id}.`));
+  assert.equal(kept.length, 4, kept.join(', '));
+});
+
 test('NRRD and PNG cases come back in their own format', async () => {
   const input = await readVolume(hippocampusCase(3).path);
   const nrrd = encodeVolume('x.nrrd', input);
@@ -273,6 +342,18 @@ test('bad inputs get a clear 4xx, leave nothing written, and the server keeps se
     ['an empty file', () => post(caseForm({ model: 'hippo' }, { bytes: new Uint8Array(0), name: 'a.nii' })), 400, /EMPTY_FILE/],
     ['two files', () => post(twoFiles), 413, /LIMIT/],
     ['the file under another field', () => post(wrongField), 400, /BAD_FIELD/],
+    [
+      'uncertainty that is not true or false',
+      () => post(caseForm({ model: 'hippo', uncertainty: 'yes' }, { bytes: good, name: 'a.nii.gz' })),
+      400,
+      /BAD_FIELD/,
+    ],
+    [
+      'an explanation method a job cannot run',
+      () => post(caseForm({ model: 'hippo', explain: 'occlusion' }, { bytes: good, name: 'a.nii.gz' })),
+      400,
+      /BAD_FIELD/,
+    ],
     ['a malformed job id', () => fetch(`${svc.url}/jobs/..%2F..%2Fmedseg.sqlite`, { headers: admin }), 400, /BAD_REQUEST|VALIDATION/],
     ['an unknown job', () => fetch(`${svc.url}/jobs/${'0'.repeat(32)}`, { headers: admin }), 404, /NO_JOB/],
     ['the result of an unknown job', () => fetch(`${svc.url}/jobs/${'0'.repeat(32)}/result`, { headers: admin }), 404, /NO_JOB/],

@@ -2,6 +2,7 @@
  * JSON schemas of the API: requests are validated against them, responses
  * serialised through them, and the OpenAPI description is made from them.
  */
+import { JOB_EXPLAIN_METHODS, JOB_MAPS } from '../job-extras.ts';
 
 export const errorSchema = {
   $id: 'Error',
@@ -42,6 +43,39 @@ export const jobSchema = {
         segSeriesInstanceUid: { type: ['string', 'null'] },
         segSopInstanceUid: { type: ['string', 'null'] },
       },
+    },
+    extras: {
+      type: 'object',
+      description: 'what the submission asked for beyond the label map',
+      properties: { uncertainty: { type: 'boolean' }, explain: { type: ['string', 'null'], enum: [...JOB_EXPLAIN_METHODS, null] } },
+    },
+    uncertainty: {
+      type: ['object', 'null'],
+      description: "once done, with uncertainty: the case's triage score and whether it reaches the model's review threshold",
+      properties: {
+        score: { type: 'number' },
+        flagged: { type: ['boolean', 'null'] },
+        threshold: { type: ['number', 'null'] },
+        members: { type: 'integer' },
+        sources: { type: 'array', items: { type: 'string' } },
+        temperature: { type: 'number' },
+        note: { type: 'string' },
+      },
+    },
+    explanation: {
+      type: ['object', 'null'],
+      description: 'once done, with explain: the method, the class and layer explained, and the share of positive heat inside the predicted mask',
+      properties: {
+        method: { type: 'string' },
+        classIndex: { type: 'integer' },
+        layer: { type: ['string', 'null'] },
+        massInRegion: { type: 'number' },
+      },
+    },
+    maps: {
+      type: 'object',
+      description: 'URLs of the maps the job has (GET /jobs/:id/maps/:name)',
+      additionalProperties: { type: 'string' },
     },
   },
 } as const;
@@ -85,6 +119,13 @@ export const jobIdParams = {
   additionalProperties: false,
 } as const;
 
+export const jobMapParams = {
+  type: 'object',
+  required: ['id', 'name'],
+  properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' }, name: { type: 'string', enum: [...JOB_MAPS] } },
+  additionalProperties: false,
+} as const;
+
 export const keyIdParams = {
   type: 'object',
   required: ['id'],
@@ -116,6 +157,16 @@ export const submitBody = {
     },
     series: { type: 'string', description: 'for a zip holding several DICOM series: the SeriesInstanceUID of the one to segment' },
     deidentify: { type: 'string', enum: ['true', 'false'], description: 'true: the DICOM SEG result is de-identified (some models always are)' },
+    uncertainty: {
+      type: 'string',
+      enum: ['true', 'false'],
+      description: "true: also the uncertainty maps and the case's review flag (the TTA passes as members)",
+    },
+    explain: {
+      type: 'string',
+      enum: [...JOB_EXPLAIN_METHODS, 'none'],
+      description: 'also a heat map of where the model looked for the first foreground class',
+    },
   },
 } as const;
 
@@ -126,6 +177,8 @@ export const dicomwebSubmitBody = {
   properties: {
     model: { type: 'string', description: 'a model id from GET /models' },
     deidentify: { type: 'boolean', description: 'true: the DICOM SEG stored back and downloaded is de-identified (some models always are)' },
+    uncertainty: { type: 'boolean', description: "true: also the uncertainty maps and the case's review flag" },
+    explain: { type: 'string', enum: [...JOB_EXPLAIN_METHODS, 'none'], description: 'also a heat map of where the model looked' },
     dicomweb: {
       type: 'object',
       required: ['studyInstanceUid', 'seriesInstanceUid'],

@@ -1,7 +1,8 @@
 /**
  * One job, in a worker process: the model folder is loaded (and kept for the
  * next jobs), the uploaded case read, segmented by the library's
- * predictVolumes, and the label map written in the input's format. Progress
+ * predictVolumes (with the uncertainty maps and heat map the submission asked
+ * for: predict-extras.ts), and the label map written in the input's format. Progress
  * goes into the lease's heartbeats; when the lease is lost (the job was
  * cancelled, or the lease expired and another worker took the job) the work
  * stops and nothing is recorded. The result is written atomically under a
@@ -16,11 +17,12 @@
  */
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { disposeModel, loadModel, predictVolumes, readInputCase, type LoadedModel } from '@medseg/medseg/infer/predict';
+import { disposeModel, loadModel, readInputCase, type LoadedModel } from '@medseg/medseg/infer/predict';
 import { writeVolume } from '@medseg/medseg/io/read';
 import { MedsegIoError } from '@medseg/medseg/io/errors';
 import type { Volume } from '@medseg/medseg/io/volume';
 import { PredictOptionError } from '@medseg/medseg/infer/output-format';
+import { MedsegExplainError } from '@medseg/medseg/explain/errors';
 import { writeFileAtomic } from '@medseg/medseg/util/atomic-write';
 import { ModelFolderError, type ModelCatalog } from '../models/catalog.ts';
 import type { Job, Lease } from '../store/jobs.ts';
@@ -34,6 +36,8 @@ import { DicomwebRefError, normaliseUrl, type DicomwebRef } from '../dicomweb/re
 import { fetchSeriesVolume, withRetries, type RetryOptions } from '../dicomweb/series.ts';
 import { DicomZipError, readDicomZip } from '../upload/dicom-zip.ts';
 import { jobSeg } from './seg-result.ts';
+import { predictWithExtras } from './predict-extras.ts';
+import { jobExtras } from '../job-extras.ts';
 import type { AuditEntry, AuditLog } from '../audit/log.ts';
 import { jobEntry } from '../audit/job-entry.ts';
 import { changeJob } from '../audit/queue-change.ts';
@@ -132,7 +136,8 @@ function userMessage(e: unknown): string | undefined {
     e instanceof ModelFolderError ||
     e instanceof PacsError ||
     e instanceof DicomwebRefError ||
-    e instanceof DicomZipError
+    e instanceof DicomZipError ||
+    e instanceof MedsegExplainError
   ) {
     return e.message;
   }
@@ -185,6 +190,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
   // Between the synchronous stretches (reading, writing) a timer shows the keeper this thread is alive; during prediction the tile callback does.
   const timer = setInterval(beat, ctx.heartbeatMs);
   let resultRel: string | undefined;
+  let extraFiles: string[] = [];
   let source: Volume | undefined;
   try {
     const model = models.get(job);
@@ -203,15 +209,19 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
     }
     source = images[0];
     if (lost) throw new LeaseLost();
-    const pred = predictVolumes(model, images, {
+    const { pred, extras, written } = await predictWithExtras(model, images, jobExtras(job), {
+      filesDir: ctx.filesDir,
+      jobId: job.id,
+      attempt: lease.attempt,
       // The class probabilities give the uncertainty score monitoring compares with the validation cases'.
       keepProbabilities: ctx.monitoring !== undefined,
-      onTile: (done, total) => {
-        progress = 0.05 + (0.9 * done) / total;
+      onProgress: (fraction) => {
+        progress = 0.05 + 0.9 * fraction;
         beat();
         if (lost) throw new LeaseLost();
       },
     });
+    extraFiles = written;
     if (lost) throw new LeaseLost();
     progress = 0.95;
     resultRel = `results/${job.id}.a${lease.attempt}${RESULT_FILE[job.inputFormat as JobInputFormat].ending}`;
@@ -227,6 +237,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
         segSeriesInstanceUid: seg.seriesInstanceUid,
         segSopInstanceUid: seg.sopInstanceUid,
         ...(deidentified ? { deidentified: true, segStudyInstanceUid: seg.studyInstanceUid } : {}),
+        ...extras,
       });
       if (ref && pacs) {
         if (lost) throw new LeaseLost();
@@ -234,6 +245,7 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
       }
     } else {
       await writeVolume(join(ctx.filesDir, resultRel), pred.labels);
+      if (Object.keys(extras).length) output = JSON.stringify(extras);
     }
     let input: InputFingerprint | undefined;
     try {
@@ -256,10 +268,10 @@ export async function runJob(ctx: JobContext, models: ModelCache, job: Job, leas
       return entry(ok);
     });
     if (done) return 'done';
-    await unlink(join(ctx.filesDir, resultRel)).catch(() => undefined);
+    for (const f of [resultRel, ...extraFiles]) await unlink(join(ctx.filesDir, f)).catch(() => undefined);
     return 'lost';
   } catch (e) {
-    if (resultRel) await unlink(join(ctx.filesDir, resultRel)).catch(() => undefined);
+    for (const f of [...(resultRel ? [resultRel] : []), ...extraFiles]) await unlink(join(ctx.filesDir, f)).catch(() => undefined);
     if (e instanceof LeaseLost || lost) return 'lost';
     const message = userMessage(e);
     if (message === undefined) ctx.log(`job ${job.id} failed: ${(e as Error).stack ?? String(e)}`);

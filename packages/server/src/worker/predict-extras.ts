@@ -1,0 +1,77 @@
+/**
+ * A job's prediction with the extras its submission asked for (job-extras.ts):
+ * with uncertainty, the TTA passes run as members (as `medseg predict
+ * --uncertainty`: labels from their mean probabilities, maps and the review
+ * flag); with an explanation, a Grad-CAM(++) heat map of the first foreground
+ * class over the predicted mask. The maps are written beside the result.
+ */
+import { join } from 'node:path';
+import { explainVolumes } from '@medseg/medseg/explain/explain-case';
+import { predictVolumes, type LoadedModel, type Prediction } from '@medseg/medseg/infer/predict';
+import { writeVolume } from '@medseg/medseg/io/read';
+import type { Volume } from '@medseg/medseg/io/volume';
+import { jobMapPath, type JobExtras, type JobExtrasOutput, type JobMapName } from '../job-extras.ts';
+
+export interface ExtrasPrediction {
+  pred: Prediction;
+  extras: JobExtrasOutput;
+  /** Map files written (relative to the files folder): removed again when the job does not complete. */
+  written: string[];
+}
+
+export interface PredictExtrasOptions {
+  filesDir: string;
+  jobId: string;
+  attempt: number;
+  keepProbabilities: boolean;
+  /** Progress of the whole (prediction, then explanation) as a fraction; throws to stop. */
+  onProgress: (fraction: number) => void;
+}
+
+export async function predictWithExtras(model: LoadedModel, images: Volume[], wish: JobExtras, o: PredictExtrasOptions): Promise<ExtrasPrediction> {
+  const share = wish.explain ? 0.6 : 1;
+  const pred = predictVolumes(model, images, {
+    keepProbabilities: o.keepProbabilities,
+    ...(wish.uncertainty ? { uncertainty: {} } : {}),
+    onTile: (done, total) => o.onProgress((share * done) / total),
+  });
+  const extras: JobExtrasOutput = {};
+  const written: string[] = [];
+  const maps: Partial<Record<JobMapName, string>> = {};
+  const save = async (name: JobMapName, v: Volume) => {
+    const rel = jobMapPath(o.jobId, o.attempt, name);
+    written.push(rel);
+    await writeVolume(join(o.filesDir, rel), v);
+    maps[name] = rel;
+  };
+  const u = pred.uncertainty;
+  if (u) {
+    await save('entropy', u.entropy);
+    await save('mutual-information', u.mutualInformation);
+    extras.uncertainty = {
+      score: u.triageScore,
+      flagged: u.flagged,
+      threshold: u.threshold,
+      members: u.score.members,
+      sources: u.sources,
+      temperature: u.temperature,
+      ...(u.triageNote ? { note: u.triageNote } : {}),
+    };
+  }
+  if (wish.explain) {
+    const e = explainVolumes(model, images, {
+      method: wish.explain,
+      faithfulness: false,
+      onProgress: (_stage, done, total) => o.onProgress(share + ((1 - share) * done) / total),
+    });
+    await save('heatmap', e.heat);
+    extras.explanation = {
+      method: wish.explain,
+      classIndex: e.classIndex,
+      layer: typeof e.settings.layer === 'string' ? e.settings.layer : null,
+      massInRegion: e.massInRegion,
+    };
+  }
+  if (written.length) extras.maps = maps;
+  return { pred, extras, written };
+}
