@@ -10,10 +10,11 @@ import type { OnnxModelInfo } from '@medseg/medseg/deploy/model-info';
 import { InferenceCancelled, InferenceClient } from './inference/client.ts';
 import { labelColormap } from './label-colors.ts';
 import { onnxCardRows, serviceCardRows, showModelPanel } from './model-panel.ts';
-import { ScanViewer, type Tool, type ViewName } from './viewer.ts';
+import { ScanViewer, type OverlayKind, type Tool, type ViewName } from './viewer.ts';
 import { dicomToNifti, filesOfZip } from './dicom-open.ts';
 import { ServiceCancelled, ServiceClient, type ServiceModel } from './service-client.ts';
 import { presetById, WINDOW_PRESETS } from './window-presets.ts';
+import { describeFlag, showFlag } from './case-flag.ts';
 
 type State = 'empty' | 'loading' | 'ready' | 'running' | 'done' | 'cancelled' | 'error';
 
@@ -30,6 +31,7 @@ const ui = {
   views: el<HTMLDivElement>('views'),
   windowPreset: el<HTMLSelectElement>('window-preset'),
   tta: el<HTMLInputElement>('tta'),
+  uncertainty: el<HTMLInputElement>('uncertainty'),
   webgpu: el<HTMLInputElement>('webgpu'),
   run: el<HTMLButtonElement>('run'),
   cancel: el<HTMLButtonElement>('cancel'),
@@ -37,6 +39,12 @@ const ui = {
   maskVisible: el<HTMLInputElement>('mask-visible'),
   maskOpacity: el<HTMLInputElement>('mask-opacity'),
   legend: el<HTMLUListElement>('legend'),
+  caseFlag: el<HTMLParagraphElement>('case-flag'),
+  overlay: {
+    uncertainty: { visible: el<HTMLInputElement>('uncertainty-visible'), opacity: el<HTMLInputElement>('uncertainty-opacity') },
+    heatmap: { visible: el<HTMLInputElement>('heatmap-visible'), opacity: el<HTMLInputElement>('heatmap-opacity') },
+  } satisfies Record<OverlayKind, { visible: HTMLInputElement; opacity: HTMLInputElement }>,
+  heatmapFile: el<HTMLInputElement>('heatmap-file'),
   tools: el<HTMLDivElement>('tools'),
   brushLabel: el<HTMLSelectElement>('brush-label'),
   brushSize: el<HTMLInputElement>('brush-size'),
@@ -50,6 +58,7 @@ const ui = {
   serviceKey: el<HTMLInputElement>('service-key'),
   serviceConnect: el<HTMLButtonElement>('service-connect'),
   serviceModel: el<HTMLSelectElement>('service-model'),
+  serviceExplain: el<HTMLInputElement>('service-explain'),
   serviceAuthor: el<HTMLInputElement>('service-author'),
   serviceRun: el<HTMLButtonElement>('service-run'),
   serviceSave: el<HTMLButtonElement>('service-save'),
@@ -79,6 +88,7 @@ function setState(state: State, message: string): void {
   ui.imageFile.disabled = running;
   ui.dicomFolder.disabled = running;
   ui.modelFile.disabled = running;
+  ui.heatmapFile.disabled = running || !viewer.hasImage;
   refreshEditing();
 }
 
@@ -106,6 +116,7 @@ async function openImage(file: File, from?: string): Promise<void> {
     await viewer.open(file);
     scanFile = file;
     serviceJob = null;
+    clearOverlays();
     imageName = (from ?? file.name).replace(/\.(nii(\.gz)?|nrrd|nhdr|gz|zip)$/i, '');
     applyWindow();
     setState('ready', `${from ? `${from} (DICOM, as ${file.name})` : file.name}: ${viewer.describe()}`);
@@ -203,6 +214,51 @@ ui.windowPreset.addEventListener('change', applyWindow);
 ui.maskVisible.addEventListener('change', () => viewer.setMaskVisible(ui.maskVisible.checked));
 ui.maskOpacity.addEventListener('input', () => viewer.setMaskOpacity(Number(ui.maskOpacity.value)));
 
+// ------------------------------------------------------------ overlays: uncertainty and heat map
+
+/** Shows a map as the overlay of its kind, with the visibility and opacity its controls have. */
+function showOverlay(kind: OverlayKind, values: Float32Array): void {
+  const c = ui.overlay[kind];
+  viewer.setOverlay(kind, values, { visible: c.visible.checked, opacity: Number(c.opacity.value) });
+  c.visible.disabled = false;
+}
+
+/** Removes the overlays of these kinds (the uncertainty one takes the review flag with it). */
+function clearOverlays(kinds: OverlayKind[] = ['uncertainty', 'heatmap']): void {
+  for (const kind of kinds) {
+    viewer.setOverlay(kind, null);
+    ui.overlay[kind].visible.disabled = true;
+  }
+  if (kinds.includes('uncertainty')) showFlag(ui.caseFlag, { state: 'none', text: 'No uncertainty for this scan yet.' });
+}
+
+function toggleOverlay(kind: OverlayKind): void {
+  const c = ui.overlay[kind].visible;
+  if (c.disabled) return;
+  c.checked = !c.checked;
+  viewer.setOverlayVisible(kind, c.checked);
+}
+
+for (const kind of Object.keys(ui.overlay) as OverlayKind[]) {
+  const c = ui.overlay[kind];
+  c.visible.addEventListener('change', () => viewer.setOverlayVisible(kind, c.visible.checked));
+  c.opacity.addEventListener('input', () => viewer.setOverlayOpacity(kind, Number(c.opacity.value)));
+}
+
+ui.heatmapFile.addEventListener('change', () => {
+  const f = ui.heatmapFile.files?.[0];
+  if (f) void openHeatmap(f);
+});
+
+async function openHeatmap(file: File): Promise<void> {
+  try {
+    showOverlay('heatmap', await viewer.mapOf(file));
+    ui.status.textContent = `Heat map ${file.name} shown over the scan`;
+  } catch (e) {
+    fail(`Cannot show ${file.name} as a heat map`, e);
+  }
+}
+
 // ------------------------------------------------------------ inference
 
 ui.run.addEventListener('click', () => void runModel());
@@ -220,6 +276,7 @@ async function runModel(): Promise<void> {
     setState('running', 'Segmenting…');
     const result = await inference.run(scan.image, scan.shape, scan.spacing, {
       tta: ui.tta.checked,
+      uncertainty: ui.uncertainty.checked,
       onProgress: (done, total) => {
         ui.progress.value = done / total;
         ui.status.textContent = `Segmenting: tile ${done} of ${total}`;
@@ -227,6 +284,13 @@ async function runModel(): Promise<void> {
     });
     viewer.setMask(result.labels, labelColormap(info.labels));
     serviceJob = null;
+    // A heat map opened from a file stays: it explains the scan, not this run.
+    clearOverlays(['uncertainty']);
+    if (result.uncertainty) {
+      showOverlay('uncertainty', result.uncertainty.entropy);
+      const u = result.uncertainty;
+      showFlag(ui.caseFlag, describeFlag({ ...u, score: u.score.meanEntropy, members: u.score.members }, info.calibration?.triage?.failureDice));
+    }
     const found = Object.entries(info.labels)
       .filter(([k]) => k !== '0')
       .map(([k, v]) => `${v} ${result.labels.reduce((n, x) => n + (x === Number(k) ? 1 : 0), 0)}`)
@@ -269,7 +333,9 @@ async function runOnService(): Promise<void> {
   setState('running', `Uploading ${scanFile.name} to the service…`);
   try {
     const t0 = performance.now();
-    const { jobId, result } = await service.client.segment(scanFile, m.id, {
+    const { jobId, result, uncertainty, maps } = await service.client.segment(scanFile, m.id, {
+      uncertainty: ui.uncertainty.checked,
+      explain: ui.serviceExplain.checked ? 'gradcam' : undefined,
       signal: serviceRun.signal,
       onProgress: (fraction, state) => {
         ui.progress.value = fraction;
@@ -278,6 +344,10 @@ async function runOnService(): Promise<void> {
     });
     viewer.setMask(await viewer.labelsOf(result), labelColormap(m.labels));
     serviceJob = { id: jobId, model: m.id };
+    clearOverlays();
+    if (maps.entropy) showOverlay('uncertainty', await viewer.mapOf(maps.entropy));
+    if (maps.heatmap) showOverlay('heatmap', await viewer.mapOf(maps.heatmap));
+    if (uncertainty) showFlag(ui.caseFlag, describeFlag(uncertainty, serviceFailureDice(m)));
     setState('done', `Segmented on the service in ${((performance.now() - t0) / 1000).toFixed(2)} s (job ${jobId}, model ${m.id} ${m.version})`);
   } catch (e) {
     if (e instanceof ServiceCancelled) setState('cancelled', 'Cancelled on the service; the scan and any previous mask are unchanged.');
@@ -297,6 +367,12 @@ async function saveToService(): Promise<void> {
   } catch (e) {
     fail('Cannot save the correction to the service', e);
   }
+}
+
+/** The Dice a service model's review rule was set to catch, from its model card. */
+function serviceFailureDice(m: ServiceModel): number | undefined {
+  const card = m.card as { calibration?: { triage?: { failureDice?: number } } } | null;
+  return card?.calibration?.triage?.failureDice;
 }
 
 ui.serviceConnect.addEventListener('click', () => void connectService());
@@ -366,13 +442,17 @@ const KEYS: Record<string, () => void> = {
   e: () => setTool('eraser'),
   f: () => setTool('fill'),
   i: () => interpolateSlices(),
+  u: () => toggleOverlay('uncertainty'),
+  h: () => toggleOverlay('heatmap'),
   m: () => {
     ui.maskVisible.checked = !ui.maskVisible.checked;
     viewer.setMaskVisible(ui.maskVisible.checked);
   },
 };
 document.addEventListener('keydown', (e) => {
-  if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+  // Letters typed into a text field are text; on a checkbox, a slider or a button they are shortcuts.
+  const typing = e.target instanceof HTMLInputElement && !['checkbox', 'radio', 'range', 'button', 'file'].includes(e.target.type);
+  if (typing || e.target instanceof HTMLSelectElement || e.target instanceof HTMLTextAreaElement) return;
   const key = e.key.toLowerCase();
   if ((e.ctrlKey || e.metaKey) && key === 'z') {
     e.preventDefault();

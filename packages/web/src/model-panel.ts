@@ -19,7 +19,24 @@ export function onnxCardRows(info: OnnxModelInfo, fileName: string): CardRows {
     ['Spacing', `${info.targetSpacing.join(' × ')} mm`],
     ['Patch', `${info.patchSize.join(' × ')}, step ${info.inference.stepFraction}`],
     ['TTA', info.inference.mirrorAxes.length ? `mirror axes ${info.inference.mirrorAxes.join(', ')}` : 'none'],
+    ...calibrationRows(info),
     ['medseg', info.medsegVersion],
+  ];
+}
+
+/** The model's temperature and review rule, when it was calibrated. */
+function calibrationRows(info: OnnxModelInfo): CardRows {
+  const c = info.calibration;
+  if (!c) return [['Calibration', 'none (probabilities as the network gives them; no review flag)']];
+  const t = c.triage;
+  return [
+    ['Temperature', c.temperature.toFixed(3)],
+    [
+      'Review flag',
+      t
+        ? `uncertainty ≥ ${t.threshold.toFixed(4)} (catches Dice < ${t.failureDice} on validation${t.auroc === null ? '' : `, AUROC ${t.auroc.toFixed(2)}`})`
+        : 'none (too few validation failures to set one)',
+    ],
   ];
 }
 

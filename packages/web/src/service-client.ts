@@ -36,6 +36,34 @@ export class ServiceError extends Error {
   }
 }
 
+/** A done job's uncertainty summary (GET /jobs/:id), as the service's job-extras.ts reports it. */
+export interface ServiceUncertainty {
+  score: number;
+  flagged: boolean | null;
+  threshold: number | null;
+  members: number;
+  sources: string[];
+  temperature: number;
+  note?: string;
+}
+
+export interface ServiceExplanation {
+  method: string;
+  classIndex: number;
+  layer: string | null;
+  massInRegion: number;
+}
+
+/** What a job gave: its label map, and the maps and summaries the submission asked for. */
+export interface ServiceResult {
+  jobId: string;
+  result: File;
+  uncertainty: ServiceUncertainty | null;
+  explanation: ServiceExplanation | null;
+  /** Map files by name (entropy, mutual-information, heatmap). */
+  maps: Record<string, File>;
+}
+
 export class ServiceCancelled extends Error {
   override readonly name = 'ServiceCancelled';
 }
@@ -78,21 +106,41 @@ export class ServiceClient {
   /**
    * Segments `file` with `model` on the service: submits it, polls the job
    * (onProgress with 0..1) until it is done, and returns the job id and its
-   * label map file. Cancelling through `signal` also cancels the job.
+   * label map file, with the uncertainty maps and summary (`uncertainty`) and
+   * a heat map (`explain`) when asked for. Cancelling through `signal` also
+   * cancels the job.
    */
   async segment(
     file: File,
     model: string,
-    o: { onProgress?: (fraction: number, state: string) => void; signal?: AbortSignal; pollMs?: number } = {},
-  ): Promise<{ jobId: string; result: File }> {
+    o: {
+      uncertainty?: boolean;
+      explain?: 'gradcam' | 'gradcampp';
+      onProgress?: (fraction: number, state: string) => void;
+      signal?: AbortSignal;
+      pollMs?: number;
+    } = {},
+  ): Promise<ServiceResult> {
     const form = new FormData();
     form.append('model', model);
+    if (o.uncertainty) form.append('uncertainty', 'true');
+    if (o.explain) form.append('explain', o.explain);
     form.append('file', file, file.name);
     const job = (await (await this.request('/jobs', { method: 'POST', body: form, signal: o.signal })).json()) as { id: string };
+    type JobView = {
+      state: string;
+      progress: number;
+      error: string | null;
+      uncertainty: ServiceUncertainty | null;
+      explanation: ServiceExplanation | null;
+      maps: Record<string, string>;
+    };
+    let done: JobView;
     try {
       for (;;) {
-        const j = (await (await this.request(`/jobs/${job.id}`, { signal: o.signal })).json()) as { state: string; progress: number; error: string | null };
+        const j = (await (await this.request(`/jobs/${job.id}`, { signal: o.signal })).json()) as JobView;
         o.onProgress?.(j.progress, j.state);
+        done = j;
         if (j.state === 'done') break;
         if (j.state === 'failed' || j.state === 'cancelled') throw new ServiceError(`the job ${j.state}${j.error ? `: ${j.error}` : ''}`, 200);
         await sleep(o.pollMs ?? 300, o.signal);
@@ -101,9 +149,22 @@ export class ServiceClient {
       if (e instanceof ServiceCancelled) await this.request(`/jobs/${job.id}`, { method: 'DELETE' }).catch(() => undefined);
       throw e;
     }
-    const res = await this.request(`/jobs/${job.id}/result`, { signal: o.signal });
-    const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? `${job.id}_seg.nii.gz`;
-    return { jobId: job.id, result: new File([await res.blob()], name) };
+    const maps: Record<string, File> = {};
+    for (const [name, url] of Object.entries(done.maps ?? {})) maps[name] = await this.file(url, `${job.id}_${name}.nii.gz`, o.signal);
+    return {
+      jobId: job.id,
+      result: await this.file(`/jobs/${job.id}/result`, `${job.id}_seg.nii.gz`, o.signal),
+      uncertainty: done.uncertainty ?? null,
+      explanation: done.explanation ?? null,
+      maps,
+    };
+  }
+
+  /** A file the service sends, named as its content-disposition says (else `fallback`). */
+  private async file(path: string, fallback: string, signal?: AbortSignal): Promise<File> {
+    const res = await this.request(path, { signal });
+    const name = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') ?? '')?.[1] ?? fallback;
+    return new File([await res.blob()], name);
   }
 
   /** Saves a corrected mask (a NIfTI file on the job's grid) as a correction of the job. */

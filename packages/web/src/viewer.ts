@@ -36,6 +36,15 @@ export interface ScanVoxels {
   spacing: [number, number, number];
 }
 
+/** The float maps shown over the scan: the model's uncertainty and an explanation heat map (Grad-CAM, attention, occlusion). */
+export type OverlayKind = 'uncertainty' | 'heatmap';
+
+/** Each overlay's NiiVue colour map: blue-green for uncertainty, black-red-yellow for a heat map, so neither reads as a label colour. */
+const OVERLAY_COLORMAPS: Record<OverlayKind, string> = { uncertainty: 'winter', heatmap: 'hot' };
+
+/** Below this fraction of an overlay's maximum a voxel is transparent, so a map shows where it is high, not a tinted scan. */
+const OVERLAY_FLOOR = 0.1;
+
 /** How many mask states undo keeps. */
 const HISTORY = 32;
 
@@ -51,6 +60,7 @@ export class ScanViewer {
   private pen = { label: 1, size: 3, sphere: false };
   /** Slices painted per axis and label since the mask was set: what interpolation fills between. */
   private painted = new Map<string, Set<number>>();
+  private overlays = new Map<OverlayKind, { image: NVImage; opacity: number; visible: boolean }>();
   /** Called after every change of the mask (painting, undo, redo, a new mask). */
   onMaskChange: () => void = () => {};
 
@@ -89,7 +99,80 @@ export class ScanViewer {
     for (const v of [...this.nv.volumes]) this.nv.removeVolume(v);
     this.nv.addVolume(image);
     this.image = image;
+    this.overlays.clear();
     this.resetHistory(null);
+  }
+
+  /**
+   * Shows a float map on the scan's grid ([Z, Y, X], x fastest) as an overlay
+   * of its kind, replacing the previous one; null removes it. Voxels below
+   * OVERLAY_FLOOR of the map's maximum are transparent.
+   */
+  setOverlay(kind: OverlayKind, values: Float32Array | null, o: { visible?: boolean; opacity?: number } = {}): void {
+    const old = this.overlays.get(kind);
+    if (old) this.nv.removeVolume(old.image);
+    this.overlays.delete(kind);
+    if (!values) return;
+    const scan = this.need();
+    const d = scan.dims!;
+    if (values.length !== d[1]! * d[2]! * d[3]!) throw new Error(`the ${kind} map has ${values.length} voxels; the scan ${d[1]} × ${d[2]} × ${d[3]}`);
+    let max = 0;
+    for (const v of values) if (v > max) max = v;
+    const image = scan.clone();
+    const hdr = image.hdr!;
+    hdr.dims = [3, d[1]!, d[2]!, d[3]!, 1, 1, 1, 1];
+    hdr.datatypeCode = 16;
+    hdr.numBitsPerVoxel = 32;
+    hdr.scl_slope = 1;
+    hdr.scl_inter = 0;
+    image.img = values;
+    image.name = kind;
+    image.colormap = OVERLAY_COLORMAPS[kind];
+    image.cal_min = max > 0 ? OVERLAY_FLOOR * max : 1;
+    image.cal_max = max > 0 ? max : 1;
+    image.global_min = 0;
+    image.global_max = max;
+    const entry = { image, opacity: o.opacity ?? 0.7, visible: o.visible ?? true };
+    image.opacity = entry.visible ? entry.opacity : 0;
+    this.overlays.set(kind, entry);
+    this.nv.addVolume(image);
+  }
+
+  hasOverlay(kind: OverlayKind): boolean {
+    return this.overlays.has(kind);
+  }
+
+  setOverlayVisible(kind: OverlayKind, visible: boolean): void {
+    const e = this.overlays.get(kind);
+    if (!e) return;
+    e.visible = visible;
+    this.nv.setOpacity(this.nv.getVolumeIndexByID(e.image.id), visible ? e.opacity : 0);
+  }
+
+  setOverlayOpacity(kind: OverlayKind, opacity: number): void {
+    const e = this.overlays.get(kind);
+    if (!e) return;
+    e.opacity = opacity;
+    if (e.visible) this.nv.setOpacity(this.nv.getVolumeIndexByID(e.image.id), opacity);
+  }
+
+  /** A float map file on the scan's grid (a heat map from `medseg explain`, an uncertainty map from the service) as values in the scan's voxel order. */
+  async mapOf(file: File): Promise<Float32Array> {
+    const scan = this.need().hdr!;
+    const map = await NVImage.loadFromFile({ file, name: file.name });
+    const hdr = map.hdr!;
+    const size = (h: typeof hdr) => h.dims.slice(1, 4).join(' × ');
+    if (size(hdr) !== size(scan)) throw new Error(`the map's grid ${size(hdr)} is not the scan's ${size(scan)}`);
+    const slope = Number.isFinite(hdr.scl_slope) && hdr.scl_slope !== 0 ? hdr.scl_slope : 1;
+    const inter = Number.isFinite(hdr.scl_inter) ? hdr.scl_inter : 0;
+    const raw = map.img as ArrayLike<number>;
+    const n = hdr.dims[1]! * hdr.dims[2]! * hdr.dims[3]!;
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = Number(raw[i]) * slope + inter;
+      out[i] = Number.isFinite(v) ? v : 0;
+    }
+    return out;
   }
 
   private need(): NVImage {

@@ -3,7 +3,8 @@
  * served by a real service on loopback (its /viewer/ route), connects with an
  * API key, segments a real MSD hippocampus case on the service (upload,
  * progress, result), shows the service's label map as the mask (voxel for
- * voxel the job's result file), and after a brush stroke saves the
+ * voxel the job's result file) with the job's uncertainty and Grad-CAM maps
+ * as overlays, and after a brush stroke saves the
  * correction back to the service, where it is recorded with the author, the
  * model version and its Dice against the job's result, and stored where
  * `medseg finetune --corrections` reads it. And DICOM in the page: the
@@ -25,6 +26,7 @@ import { auth, ctSeries, testConfig, writeCtZip, writeModels } from '../../serve
 import { readDicomSeries } from '@medseg/medseg/io/dicom/series';
 import { correctionDice } from '../../server/src/corrections/store.ts';
 import { ensureViewerBuilt } from './dist.ts';
+import { canvasPixels, savedMask, waitForState } from './page.ts';
 
 const CASE = 'hippocampus_003';
 
@@ -34,28 +36,8 @@ let context: BrowserContext | null = null;
 let page: Page;
 const problems: string[] = [];
 
-async function waitForStatus(page: Page, state: string, timeout = 60_000): Promise<string> {
-  await page.waitForFunction(
-    ([want]) => {
-      const s = (globalThis as unknown as { document: { body: { dataset: { state?: string } } } }).document.body.dataset.state;
-      return s === want || s === 'error';
-    },
-    [state] as const,
-    { timeout },
-  );
-  const status = (await page.locator('#status').textContent()) ?? '';
-  assert.equal(await page.locator('body').getAttribute('data-state'), state, status);
-  return status;
-}
-
 /** The page's mask through its "Save mask" button, read with medseg's reader. */
-async function pageMask(name: string): Promise<Volume> {
-  const download = page.waitForEvent('download');
-  await page.click('#save-mask');
-  const path = join(tmp, name);
-  await (await download).saveAs(path);
-  return readVolume(path);
-}
+const pageMask = (name: string): Promise<Volume> => savedMask(page, tmp, name);
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'medseg-viewer-service-'));
@@ -66,7 +48,7 @@ before(async () => {
   await page.setViewportSize({ width: 1280, height: 800 });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   await page.goto(`${svc.url}/viewer/`, { waitUntil: 'load', timeout: 30_000 });
-  await waitForStatus(page, 'empty');
+  await waitForState(page, 'empty');
 });
 
 after(async () => {
@@ -83,19 +65,19 @@ test('segment on the service, correct the mask, save the correction to the servi
   // A wrong key is refused with the service's message; the right one lists the models.
   await page.fill('#service-key', 'msk_wrong');
   await page.click('#service-connect');
-  assert.match(await waitForStatus(page, 'error'), /Cannot connect to the service: .*key/i);
+  assert.match(await waitForState(page, 'error'), /Cannot connect to the service: .*key/i);
   await page.fill('#service-key', svc.adminKey!);
   await page.click('#service-connect');
-  assert.match(await waitForStatus(page, 'empty'), /Connected: 2 model\(s\) on the service/);
+  assert.match(await waitForState(page, 'empty'), /Connected: 2 model\(s\) on the service/);
   await page.selectOption('#service-model', 'hippo');
   assert.match((await page.locator('#model-card').textContent()) ?? '', /hippo \(version [0-9a-f]{12}, on the service\)/);
 
   await page.click('button[data-view="axial"]');
   await page.setInputFiles('#image-file', dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
-  await waitForStatus(page, 'ready');
+  await waitForState(page, 'ready');
   assert.equal(await page.locator('#service-save').isDisabled(), true, 'nothing to save before a service result');
   await page.click('#service-run');
-  const status = await waitForStatus(page, 'done', 120_000);
+  const status = await waitForState(page, 'done', 120_000);
   const jobId = /job ([0-9a-f]{32})/.exec(status)?.[1];
   assert.ok(jobId, status);
 
@@ -107,6 +89,19 @@ test('segment on the service, correct the mask, save the correction to the servi
   const shown = await pageMask('shown.nii.gz');
   assert.deepEqual(shown.size, result.size);
   assert.deepEqual(Uint8Array.from(shown.data as ArrayLike<number>), Uint8Array.from(result.data as ArrayLike<number>));
+
+  // Asked for by default: the uncertainty map and a Grad-CAM heat map, fetched from the job and shown; the fixture model has no review rule.
+  const job0 = (await (await fetch(`${svc.url}/jobs/${jobId}`, { headers: admin })).json()) as { uncertainty: { score: number }; maps: Record<string, string> };
+  assert.deepEqual(Object.keys(job0.maps).sort(), ['entropy', 'heatmap', 'mutual-information']);
+  assert.equal(await page.locator('#case-flag').getAttribute('data-flag'), 'none');
+  assert.match((await page.locator('#case-flag').textContent()) ?? '', new RegExp(`Uncertainty ${job0.uncertainty.score.toFixed(4)} .*no review flag`));
+  for (const kind of ['uncertainty', 'heatmap']) {
+    assert.equal(await page.locator(`#${kind}-visible`).isDisabled(), false, `${kind} map shown`);
+    const on = await canvasPixels(page);
+    await page.uncheck(`#${kind}-visible`);
+    const off = await canvasPixels(page);
+    assert.notEqual(Buffer.compare(on.data, off.data), 0, `hiding the ${kind} map changes the canvas`);
+  }
 
   // A brush stroke of label 2 on the axial slice.
   await page.click('button[data-tool="brush"]');
@@ -151,19 +146,19 @@ test('a DICOM series opens from its folder and from a zip, on the grid medseg re
   const source = await readDicomSeries(ct.dir);
   const grid = `${source.size.join(' × ')} voxels, ${source.spacing.map((v) => v.toPrecision(3)).join(' × ')} mm`;
   await page.setInputFiles('#dicom-folder', ct.dir);
-  const folder = await waitForStatus(page, 'ready', 60_000);
+  const folder = await waitForState(page, 'ready', 60_000);
   assert.match(folder, /^ct-3slice \(DICOM, as [^)]+\.nii\): /);
   assert.ok(folder.endsWith(grid), `${folder} vs medseg's ${grid}`);
   const zip = join(tmp, 'ct.zip');
   writeCtZip(zip);
   await page.setInputFiles('#image-file', zip);
-  const zipped = await waitForStatus(page, 'ready', 60_000);
+  const zipped = await waitForState(page, 'ready', 60_000);
   assert.match(zipped, /^ct\.zip \(DICOM, as /);
   assert.ok(zipped.endsWith(grid), zipped);
   // A zip that is not one: a clear message, and the page still works.
   writeFileSync(join(tmp, 'broken.zip'), Buffer.from('PK\u0003\u0004 not really'));
   await page.setInputFiles('#image-file', join(tmp, 'broken.zip'));
-  assert.match(await waitForStatus(page, 'error'), /Cannot open the DICOM series in broken\.zip: broken\.zip is not a readable zip/);
+  assert.match(await waitForState(page, 'error'), /Cannot open the DICOM series in broken\.zip: broken\.zip is not a readable zip/);
   assert.deepEqual(problems, []);
 });
 
@@ -182,7 +177,7 @@ test('editing across slices: two painted slices interpolated, a 3D brush stroke,
   // A fresh scan: no mask; the tools start an empty one.
   await page.click('button[data-view="axial"]');
   await page.setInputFiles('#image-file', dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
-  await waitForStatus(page, 'ready');
+  await waitForState(page, 'ready');
   await page.click('button[data-tool="brush"]');
   await page.selectOption('#brush-label', '1');
   await page.fill('#brush-size', '3');

@@ -8,7 +8,8 @@
  * medseg's reader: it must equal Node's prediction of the same case with the
  * same ONNX model (predictVolumes on onnxruntime-node) but for float32 ties.
  * Then hide the mask and check that exactly the mask's colours leave the
- * canvas, paint and erase on an axial slice with undo and redo, each saved
+ * canvas; the uncertainty map of the page's run and a Grad-CAM heat map of
+ * `medseg explain` as overlays with the review flag; paint and erase on an axial slice with undo and redo, each saved
  * and read back, and cancel a run. With MEDSEG_VIEWER_RESULTS=1, screenshots
  * of the states go to bench/results/viewer/ and timings to
  * bench/results/viewer.json.
@@ -29,7 +30,8 @@ import { createNetwork } from '@medseg/medseg/models/registry';
 import { saveWeights } from '@medseg/medseg/plan/model-weights';
 import { dataPath, repoRoot } from '@medseg/medseg/testing/data';
 import { launchChromium } from '@medseg/medseg/testing/chromium';
-import { foldDir, foldFile, modelFile, writePostprocessing } from '@medseg/medseg/plan/model-folder';
+import { foldDir, foldFile, modelFile, writeCalibration, writePostprocessing } from '@medseg/medseg/plan/model-folder';
+import { explainVolumes } from '@medseg/medseg/explain/explain-case';
 import { savePlan } from '@medseg/medseg/plan/store';
 import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/predict';
 import { readVolume, writeVolume } from '@medseg/medseg/io/read';
@@ -38,6 +40,7 @@ import { exportModelFolder } from '@medseg/medseg/deploy/export-model';
 import { createFilePasses } from '@medseg/medseg/deploy/onnx-predict';
 import { resolveStaticFile, STATIC_HEADERS } from '../../server/src/http/static-files.ts';
 import { DIST_DIR, ensureViewerBuilt } from './dist.ts';
+import { canvasPixels, frames, savedMask, waitForState } from './page.ts';
 
 const CASE = 'hippocampus_003';
 /** With MEDSEG_VIEWER_RESULTS=1 the test also takes screenshots (halved, small PNGs) and writes them and its timings to bench/results/. */
@@ -71,52 +74,6 @@ async function serveDist(): Promise<{ url: string; requests: string[]; close(): 
   };
 }
 
-type State = 'empty' | 'loading' | 'ready' | 'running' | 'done' | 'cancelled' | 'error';
-
-async function waitForState(page: Page, state: State, timeout = 60_000): Promise<string> {
-  await page.waitForFunction(
-    ([want]) => {
-      const d = (globalThis as unknown as { document: { body: { dataset: { state?: string } } } }).document;
-      const s = d.body.dataset.state;
-      // A run that ended otherwise than awaited ends the wait too (the assertion below says how).
-      return s === want || ((want === 'done' || want === 'cancelled') && (s === 'done' || s === 'cancelled')) || s === 'error';
-    },
-    [state] as const,
-    { timeout },
-  );
-  const status = (await page.locator('#status').textContent()) ?? '';
-  const now = await page.locator('body').getAttribute('data-state');
-  assert.equal(now, state, `page state ${now}: ${status}`);
-  return status;
-}
-
-/** The page's mask as saved through its "Save mask" button, read with medseg's reader. */
-async function savedMask(page: Page, dir: string, name: string): Promise<Volume> {
-  const download = page.waitForEvent('download');
-  await page.click('#save-mask');
-  const d = await download;
-  assert.match(d.suggestedFilename(), /_mask\.nii\.gz$/);
-  const path = join(dir, name);
-  await d.saveAs(path);
-  return readVolume(path);
-}
-
-/** Two animation frames: NiiVue has drawn what the last change asked for. */
-async function frames(page: Page): Promise<void> {
-  await page.evaluate(
-    () =>
-      new Promise<void>((resolve) => {
-        const raf = (globalThis as unknown as { requestAnimationFrame(cb: () => void): void }).requestAnimationFrame;
-        raf(() => raf(() => resolve()));
-      }),
-  );
-}
-
-async function canvasPixels(page: Page): Promise<PNG> {
-  await frames(page);
-  return PNG.sync.read(await page.locator('#gl').screenshot());
-}
-
 /** A screenshot of the page halved in each direction (2 × 2 pixel means), so the committed PNGs stay small; only when results are written. */
 async function shot(page: Page, dir: string, name: string): Promise<void> {
   if (!WRITE_RESULTS) return;
@@ -148,6 +105,10 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
   let source: Volume;
   let node: { labels: Uint8Array; probabilities: Float32Array; seconds: number };
   let browserLabels: Uint8Array;
+  /** Node's (libtorch) triage score of the case, one pass; the model's review threshold is just below it. */
+  let nodeScore: number;
+  let heatmapPath: string;
+  let nodeLibtorchSeconds: number;
   /** The mask the page shows after the editing test. */
   let edited: Uint8Array | null = null;
   const problems: string[] = [];
@@ -176,9 +137,33 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
       net.dispose();
     }
     writePostprocessing(dir, { keepLargestComponent: [1] });
+    source = await readVolume(dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
+    // A calibration for the page's one-pass runs: Node's libtorch score of the case (one member, T = 0.8), and a review threshold just below it.
+    const calibration = {
+      temperature: 0.8,
+      voxels: 1000,
+      ece: { before: 0.1, after: 0.05 },
+      nll: { before: 0.5, after: 0.4 },
+      score: 'meanEntropy' as const,
+      members: 1,
+      sources: [] as string[],
+      triage: { threshold: 1, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 0.5, auroc: 0.9, cases: 10, failures: 2 },
+    };
+    writeCalibration(dir, calibration);
+    const libtorch = loadModel(dir);
+    try {
+      nodeScore = predictVolumes(libtorch, [source], { uncertainty: {}, tta: false }).uncertainty!.triageScore;
+      nodeLibtorchSeconds = predictVolumes(libtorch, [source], { tta: false }).seconds;
+      // Grad-CAM of the same network on the case, as `medseg explain` writes it: the heat map the page is given.
+      heatmapPath = join(tmp, `${CASE}_gradcam.nii.gz`);
+      await writeVolume(heatmapPath, explainVolumes(libtorch, [source], { method: 'gradcam', faithfulness: false }).heat);
+    } finally {
+      disposeModel(libtorch);
+    }
+    calibration.triage.threshold = nodeScore - 1e-3;
+    writeCalibration(dir, calibration);
     modelPath = join(tmp, 'fixture-unet.onnx');
     exportModelFolder(dir, modelPath, { fold: 0 });
-    source = await readVolume(dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
     const loaded = loadModel(dir);
     const passes = createFilePasses(loaded, new Uint8Array(readFileSync(modelPath)));
     try {
@@ -289,9 +274,73 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
       browserWasmSeconds: seconds,
       browserWallSeconds: Number(wallSeconds.toFixed(3)),
       nodeOnnxruntimeSeconds: Number(node.seconds.toFixed(3)),
+      nodeLibtorchSeconds: Number(nodeLibtorchSeconds.toFixed(3)),
       differingVoxels: ties,
     });
     t.diagnostic(`${status}; wall ${wallSeconds.toFixed(2)} s; Node onnxruntime ${node.seconds.toFixed(2)} s; voxels per class ${counts}; near ties ${ties}`);
+  });
+
+  test("the uncertainty map and a Grad-CAM heat map as overlays, each toggled, in its own colours; the case's review flag from the model's threshold", async () => {
+    assert.ok(browserLabels, 'the inference test ran first');
+    // The flag: the page's score (its ONNX pass) is Node's libtorch score, which the threshold sits just below.
+    const flag = page.locator('#case-flag');
+    assert.equal(await flag.getAttribute('data-flag'), 'flagged');
+    const text = (await flag.textContent()) ?? '';
+    const score = Number(/uncertainty ([\d.]+)/.exec(text)?.[1]);
+    assert.ok(Math.abs(score - nodeScore) < 2e-4, `page score ${score} vs Node ${nodeScore}: ${text}`);
+    assert.match(text, /Review this case: .*threshold [\d.]+ \(1 pass, set on validation cases to catch Dice < 0\.8\)/);
+    assert.match((await page.locator('#model-card').textContent()) ?? '', /Temperature0\.800.*Review flaguncertainty ≥/);
+
+    await page.uncheck('#mask-visible');
+    /**
+     * Canvas pixels that differ between two renders, and how many of them
+     * changed in the direction `hue` accepts: the overlay's colour blended
+     * over the gray scan moves (r, g, b) towards it, also where it is faint.
+     */
+    const compare = (on: PNG, off: PNG, hue: (dr: number, dg: number, db: number) => boolean) => {
+      let changed = 0;
+      let inHue = 0;
+      for (let i = 0; i < on.data.length; i += 4) {
+        const [dr, dg, db] = [0, 1, 2].map((c) => on.data[i + c]! - off.data[i + c]!) as [number, number, number];
+        if (Math.abs(dr) + Math.abs(dg) + Math.abs(db) <= 6) continue;
+        changed++;
+        if (hue(dr, dg, db)) inHue++;
+      }
+      return { changed, inHue };
+    };
+    // Uncertainty: blue-green ('winter') over the gray scan, where the pass is unsure.
+    assert.equal(await page.isChecked('#uncertainty-visible'), true);
+    const withU = await canvasPixels(page);
+    await shot(page, shots, '5-uncertainty');
+    await page.keyboard.press('u');
+    assert.equal(await page.isChecked('#uncertainty-visible'), false, 'U toggles the uncertainty map');
+    const plain = await canvasPixels(page);
+    const u = compare(withU, plain, (dr, dg, db) => Math.max(dg, db) > dr);
+    assert.ok(u.changed > 50, `the uncertainty map covers ${u.changed} canvas pixels`);
+    assert.ok(u.inHue >= u.changed * 0.98, `${u.inHue} of ${u.changed} changed pixels moved towards blue-green`);
+    // Lower opacity: the same pixels, fainter.
+    await page.keyboard.press('u');
+    await page.fill('#uncertainty-opacity', '0.2');
+    await page.dispatchEvent('#uncertainty-opacity', 'input');
+    const faint = compare(await canvasPixels(page), plain, () => true);
+    assert.ok(faint.changed > 0 && faint.changed <= u.changed, `at opacity 0.2 ${faint.changed} pixels differ (${u.changed} at 0.7)`);
+    await page.uncheck('#uncertainty-visible');
+
+    // The heat map of `medseg explain`: black-red-yellow ('hot', r >= g >= b), where Grad-CAM is high.
+    await page.setInputFiles('#heatmap-file', heatmapPath);
+    await page.waitForFunction(() =>
+      /Heat map .* shown/.test(
+        (globalThis as unknown as { document: { getElementById(id: string): { textContent: string } } }).document.getElementById('status').textContent,
+      ),
+    );
+    const withHeat = await canvasPixels(page);
+    await shot(page, shots, '6-heatmap');
+    await page.uncheck('#heatmap-visible');
+    const h = compare(withHeat, await canvasPixels(page), (dr, _dg, db) => dr >= db);
+    assert.ok(h.changed > 50, `the heat map covers ${h.changed} canvas pixels`);
+    assert.ok(h.inHue >= h.changed * 0.98, `${h.inHue} of ${h.changed} changed pixels moved towards red-yellow`);
+    assert.ok(Buffer.compare((await canvasPixels(page)).data, plain.data) === 0, 'with both overlays off, the scan alone');
+    await page.check('#mask-visible');
   });
 
   test('hiding the mask removes exactly its colours from the canvas; showing it brings them back; window presets change the display', async () => {

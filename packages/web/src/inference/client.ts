@@ -3,6 +3,7 @@
  * progress, cancel a run. One request at a time per kind is what the page
  * does; each request has its own id, so a late answer never settles another.
  */
+import type { WebUncertainty } from '@medseg/medseg/deploy/browser/predict-case';
 import type { FromWorker, ToWorker, Zyx } from './protocol.ts';
 
 export interface CaseResult {
@@ -10,6 +11,8 @@ export interface CaseResult {
   seconds: number;
   tiles: number;
   passesPerTile: number;
+  /** With the uncertainty option: the maps, the triage score and the flag. */
+  uncertainty?: WebUncertainty;
 }
 
 /** The run was cancelled from the page. */
@@ -75,14 +78,14 @@ export class InferenceClient {
   }
 
   /** Segments one case: image float32 [C, Z, Y, X] (copied), shape and spacing [z, y, x]. */
-  async run(image: Float32Array, shape: Zyx, spacing: Zyx, o: { tta: boolean; onProgress?: Pending['onProgress'] }): Promise<CaseResult> {
+  async run(image: Float32Array, shape: Zyx, spacing: Zyx, o: { tta: boolean; uncertainty: boolean; onProgress?: Pending['onProgress'] }): Promise<CaseResult> {
     const id = this.nextId++;
     const copy = Float32Array.from(image);
     this.runId = id;
     try {
-      const m = await this.request({ type: 'run', id, image: copy, shape, spacing, tta: o.tta }, [copy.buffer], o.onProgress);
+      const m = await this.request({ type: 'run', id, image: copy, shape, spacing, tta: o.tta, uncertainty: o.uncertainty }, [copy.buffer], o.onProgress);
       if (m.type !== 'done') throw new Error(`unexpected answer '${m.type}' to run`);
-      return { labels: m.labels, seconds: m.seconds, tiles: m.tiles, passesPerTile: m.passesPerTile };
+      return { labels: m.labels, seconds: m.seconds, tiles: m.tiles, passesPerTile: m.passesPerTile, ...(m.uncertainty ? { uncertainty: m.uncertainty } : {}) };
     } finally {
       if (this.runId === id) this.runId = null;
     }

@@ -103,8 +103,9 @@ async function handle(msg: ToWorker): Promise<void> {
     return;
   }
   if (!model) throw new Error('no model loaded: open an exported .onnx model first');
-  // The case, its preprocessed copy and the class probabilities live in the same heap as the runtime's tensors.
-  const caseBytes = msg.image.byteLength * (2 + model.info.network.numClasses);
+  // The case, its preprocessed copy and the class probabilities live in the same heap as the runtime's tensors;
+  // uncertainty adds the members' sums and the maps.
+  const caseBytes = msg.image.byteLength * (2 + model.info.network.numClasses * (msg.uncertainty ? 3 : 1) + (msg.uncertainty ? 3 : 0));
   const tooLarge = needs && model.ort === ort ? wasmLimitProblem(needs, caseBytes) : null;
   if (tooLarge) throw new Error(`this case is too large to segment in the browser: ${tooLarge}; use the service`);
   const controller = new AbortController();
@@ -115,13 +116,24 @@ async function handle(msg: ToWorker): Promise<void> {
       { image: msg.image, shape: msg.shape, spacing: msg.spacing },
       {
         tta: msg.tta,
+        uncertainty: msg.uncertainty,
         signal: controller.signal,
         onTile: (done, total) => scope.postMessage({ type: 'progress', id: msg.id, done, total }),
       },
     );
-    scope.postMessage({ type: 'done', id: msg.id, labels: result.labels, seconds: result.seconds, tiles: result.tiles, passesPerTile: result.passesPerTile }, [
-      result.labels.buffer,
-    ]);
+    const u = result.uncertainty;
+    scope.postMessage(
+      {
+        type: 'done',
+        id: msg.id,
+        labels: result.labels,
+        seconds: result.seconds,
+        tiles: result.tiles,
+        passesPerTile: result.passesPerTile,
+        ...(u ? { uncertainty: u } : {}),
+      },
+      [result.labels.buffer, ...(u ? [u.entropy.buffer, u.mutualInformation.buffer] : [])],
+    );
   } finally {
     running.delete(msg.id);
   }
