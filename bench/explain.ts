@@ -20,10 +20,12 @@
  * triage rule were chosen on them too, so their held-out AUROC is optimistic),
  * DRIVE's 20 test images inside their field-of-view masks.
  *
- *   npm run bench -- explain [--hippocampus-model DIR] [--drive-model DIR] [--explain-cases 5] [--occlusion-cases 1] [--cases N]
- * (--cases: the first N held-out cases of each dataset only, for a quick look; the JSON is then not written)
+ *   npm run bench -- explain [--hippocampus-model DIR] [--drive-model DIR] [--hybridnet-model DIR] [--only hippocampus,drive,hybridnet]
+ *                            [--explain-cases 5] [--occlusion-cases 1] [--cases N]
+ * (--hybridnet-model: also a hippocampus model with dropout layers, for MC dropout; --only: measure these and keep the
+ * other entries of explain.json; --cases: the first N held-out cases of each dataset only, for a quick look, not written)
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -314,50 +316,49 @@ export async function main(args: string[]): Promise<void> {
     options: {
       'hippocampus-model': { type: 'string', default: join(repoRoot, 'runs/bench-hippocampus/model') },
       'drive-model': { type: 'string', default: join(repoRoot, 'runs/bench-drive/model') },
+      'hybridnet-model': { type: 'string' },
+      only: { type: 'string' },
       'explain-cases': { type: 'string', default: '5' },
       'occlusion-cases': { type: 'string', default: '1' },
       cases: { type: 'string' },
     },
   });
-  for (const [what, dir, bench] of [
-    ['hippocampus', values['hippocampus-model']!, 'hippocampus'],
-    ['DRIVE', values['drive-model']!, 'drive'],
-  ] as const) {
-    if (!existsSync(join(dir, 'plan.json')))
-      throw new Error(`no trained ${what} model at ${dir}: run npm run bench -- ${bench} first, or pass --${bench}-model`);
+  const all = { hippocampus: values['hippocampus-model']!, drive: values['drive-model']!, hybridnet: values['hybridnet-model'] };
+  const wanted = values.only ? values.only.split(',') : Object.keys(all).filter((k) => all[k as keyof typeof all] !== undefined);
+  for (const w of wanted) {
+    const dir = all[w as keyof typeof all];
+    if (!(w in all)) throw new Error(`--only takes hippocampus, drive, hybridnet; got ${w}`);
+    if (dir === undefined || !existsSync(join(dir, 'plan.json'))) {
+      throw new Error(
+        `no trained ${w} model at ${dir ?? '(none given)'}: run npm run bench -- ${w === 'drive' ? 'drive' : 'hippocampus'} first, or pass --${w}-model`,
+      );
+    }
   }
   const o = { explainCases: Number(values['explain-cases']), occlusionCases: Number(values['occlusion-cases']) };
   const limit = values.cases === undefined ? Infinity : Number(values.cases);
   const loadBefore = loadavg();
+  const command = `npm run bench -- explain ${args.join(' ')}`.trim();
   const datasets = [];
-  datasets.push(
-    await measure(
-      {
-        name: 'msd-hippocampus',
-        model: values['hippocampus-model']!,
-        cases: heldOutHippocampus().slice(0, limit),
-        labels: [1, 2],
-        explainClass: 1,
-        dilation: 2,
-      },
-      o,
-    ),
-  );
-  datasets.push(
-    await measure(
-      { name: 'drive', model: values['drive-model']!, cases: heldOutDrive(values['drive-model']!).slice(0, limit), labels: [1], explainClass: 1, dilation: 3 },
-      o,
-    ),
-  );
-  const result = {
-    command: `npm run bench -- explain ${args.join(' ')}`.trim(),
-    date: new Date().toISOString(),
-    machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
-    datasets,
-  };
+  for (const w of wanted) {
+    const dir = all[w as keyof typeof all]!;
+    const d =
+      w === 'drive'
+        ? { name: 'drive', model: dir, cases: heldOutDrive(dir).slice(0, limit), labels: [1], explainClass: 1, dilation: 3 }
+        : { name: 'msd-hippocampus', model: dir, cases: heldOutHippocampus().slice(0, limit), labels: [1, 2], explainClass: 1, dilation: 2 };
+    const load = loadavg();
+    datasets.push({ ...(await measure(d, o)), date: new Date().toISOString(), command, loadavgBefore: load, loadavgAfter: loadavg() });
+  }
+  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() };
   if (limit === Infinity) {
+    // A run of some datasets (--only) replaces their entries (same dataset and architecture) and keeps the others.
+    const path = join(here, 'results/explain.json');
+    type Entry = { dataset: string; architecture: string };
+    const previous = values.only && existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { datasets: Entry[] }).datasets : [];
+    const key = (e: Entry) => `${e.dataset}/${e.architecture}`;
+    const fresh = new Set(datasets.map(key));
+    const result = { command, date: new Date().toISOString(), machine, datasets: [...previous.filter((e) => !fresh.has(key(e))), ...datasets] };
     mkdirSync(join(here, 'results'), { recursive: true });
-    writeFileSync(join(here, 'results/explain.json'), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
   }
   for (const d of datasets) {
     console.log(
