@@ -7,7 +7,8 @@
  * which is the library's own prediction. Bad references fail clearly. The
  * same series uploaded as a zip gives the same label map; hostile zips are
  * refused. With an autorouting rule, a new CT series arriving on Orthanc is
- * segmented once without being submitted.
+ * segmented once without being submitted. A de-identified job's SEG goes to
+ * Orthanc in a pseudonymous study.
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
@@ -307,4 +308,45 @@ test('autorouting: a new CT series arriving on the PACS is segmented once, unask
   assert.equal((await total()) - jobsBefore, 1);
   assert.equal((await svc.jobs.counts()).done - before.done, 1);
   assert.equal((await client.searchSeries(source.meta.studyInstanceUID!)).filter((x) => jsonValue(x, '00080060') === 'SEG').length, 1, 'the first SEG only');
+});
+
+test('a de-identified job stores its SEG on the PACS in a pseudonymous study: a pseudonym for the patient, the name ANONYMOUS, no source UID, the same label map', async () => {
+  const study = source.meta.studyInstanceUID!;
+  const series = source.meta.seriesInstanceUID!;
+  const r = await submit({ model: 'ct', dicomweb: { studyInstanceUid: study, seriesInstanceUid: series }, deidentify: true });
+  assert.equal(r.status, 202, await r.clone().text());
+  const done = await finished(((await r.json()) as JobView).id);
+  assert.equal(done.state, 'done', JSON.stringify(done));
+  const mine = new Uint8Array(await (await fetch(`${svc.url}/jobs/${done.id}/result`, { headers: admin })).arrayBuffer());
+  const pseudoStudy = parseDicom(mine).dataset.string(T.StudyInstanceUID)!;
+  assert.notEqual(pseudoStudy, study);
+  // Orthanc accepted it (STOW-RS) under the pseudonymous study, not beside the source CT.
+  assert.ok(!(await client.searchSeries(study)).some((s) => jsonValue(s, '0020000E') === done.dicomweb!.segSeriesInstanceUid));
+  const stored = await client.retrieveSeries(pseudoStudy, done.dicomweb!.segSeriesInstanceUid!);
+  assert.equal(stored.length, 1);
+  const ds = parseDicom(stored[0]!).dataset;
+  assert.equal(ds.string(T.SOPInstanceUID), done.dicomweb!.segSopInstanceUid);
+  assert.notEqual(ds.string(T.PatientID), source.meta.patientId);
+  assert.match(ds.string(T.PatientID) ?? '', /\S/, 'a pseudonym, not an empty ID');
+  assert.equal(ds.string(T.PatientName), 'ANONYMOUS', 'the name replaced (basic profile Z)');
+  const sourceUids = new Set([study, series, ...source.meta.sopInstanceUIDs!, source.meta.frameOfReferenceUID]);
+  const refs = ds.seq(T.ReferencedSeriesSequence);
+  for (const u of [
+    ds.string(T.StudyInstanceUID),
+    ds.string(T.FrameOfReferenceUID),
+    ...refs.map((s) => s.string(T.SeriesInstanceUID)),
+    ...refs.flatMap((s) => s.seq(T.ReferencedInstanceSequence).map((i) => i.string(T.ReferencedSOPInstanceUID))),
+  ]) {
+    assert.ok(u && !sourceUids.has(u), `UID ${u} is remapped`);
+  }
+  const path = join(root, 'deid-from-pacs.seg.dcm');
+  writeFileSync(path, stored[0]!);
+  const v = spawnSync('dciodvfy', [path], { encoding: 'utf8' });
+  assert.deepEqual(
+    `${v.stdout}${v.stderr}`.split('\n').filter((l) => l.startsWith('Error')),
+    [],
+  );
+  // Frames placed by their positions (the references are pseudonymous): the library's prediction.
+  const a = agreement(libraryLabels(), segLabelmap(parseDicomSeg(stored[0]!), source).labelmap.data);
+  assert.ok(a > 0.999, `agreement with the library's prediction ${a}`);
 });
