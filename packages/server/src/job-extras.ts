@@ -2,11 +2,12 @@
  * What a job gives beside its label map when the submission asks: the
  * uncertainty of `medseg predict --uncertainty` (normalised entropy and
  * mutual-information maps, the case's triage score and review flag) and a
- * Grad-CAM or Grad-CAM++ heat map of `medseg explain` (no faithfulness
- * checks: they multiply the time). The wish travels in the job's inputRef,
- * so a worker on any host sees it; the maps are NIfTI files beside the
- * result, named with its job-and-attempt prefix (the orphan sweep keeps
- * them with it), and the summary goes into the job's output record.
+ * Grad-CAM or Grad-CAM++ heat map of `medseg explain` with its PNG overlay
+ * (image, predicted-mask outline and heat on the slice with the most mask; no
+ * faithfulness checks: they multiply the time). The wish travels in the
+ * job's inputRef, so a worker on any host sees it; the maps are NIfTI files
+ * beside the result, named with its job-and-attempt prefix (the orphan sweep
+ * keeps them with it), and the summary goes into the job's output record.
  */
 import type { Job } from './store/jobs.ts';
 
@@ -19,9 +20,14 @@ export interface JobExtras {
   explain?: JobExplainMethod;
 }
 
-/** The map files a job may have, by the name GET /jobs/:id/maps/:name takes. */
-export const JOB_MAPS = ['entropy', 'mutual-information', 'heatmap'] as const;
+/** The map files a job may have, by the name GET /jobs/:id/maps/:name takes (the overlay is a PNG, the others NIfTI). */
+export const JOB_MAPS = ['entropy', 'mutual-information', 'heatmap', 'overlay'] as const;
 export type JobMapName = (typeof JOB_MAPS)[number];
+
+/** A map's file ending and media type. */
+export function jobMapFile(name: JobMapName): { ending: string; type: string } {
+  return name === 'overlay' ? { ending: '.png', type: 'image/png' } : { ending: '.nii.gz', type: 'application/gzip' };
+}
 
 /** The case's uncertainty as the job reports it (GET /jobs/:id). */
 export interface JobUncertainty {
@@ -98,9 +104,9 @@ export function jobExtras(job: Pick<Job, 'inputRef'>): JobExtras {
   }
 }
 
-/** The file of a job attempt's map: results/<id>.a<attempt>.<name>.nii.gz. */
+/** The file of a job attempt's map: results/<id>.a<attempt>.<name>.nii.gz (.png for the overlay). */
 export function jobMapPath(jobId: string, attempt: number, name: JobMapName): string {
-  return `results/${jobId}.a${attempt}.${name}.nii.gz`;
+  return `results/${jobId}.a${attempt}.${name}${jobMapFile(name).ending}`;
 }
 
 /** The extras of a job's output record (none for a job without). */

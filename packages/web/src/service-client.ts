@@ -150,7 +150,8 @@ export class ServiceClient {
       throw e;
     }
     const maps: Record<string, File> = {};
-    for (const [name, url] of Object.entries(done.maps ?? {})) maps[name] = await this.file(url, `${job.id}_${name}.nii.gz`, o.signal);
+    // The NIfTI maps the page shows (not the PNG overlay, made for reports).
+    for (const [name, url] of Object.entries(done.maps ?? {})) if (name !== 'overlay') maps[name] = await this.file(url, `${job.id}_${name}.nii.gz`, o.signal);
     return {
       jobId: job.id,
       result: await this.file(`/jobs/${job.id}/result`, `${job.id}_seg.nii.gz`, o.signal),

@@ -92,7 +92,7 @@ test('segment on the service, correct the mask, save the correction to the servi
 
   // Asked for by default: the uncertainty map and a Grad-CAM heat map, fetched from the job and shown; the fixture model has no review rule.
   const job0 = (await (await fetch(`${svc.url}/jobs/${jobId}`, { headers: admin })).json()) as { uncertainty: { score: number }; maps: Record<string, string> };
-  assert.deepEqual(Object.keys(job0.maps).sort(), ['entropy', 'heatmap', 'mutual-information']);
+  assert.deepEqual(Object.keys(job0.maps).sort(), ['entropy', 'heatmap', 'mutual-information', 'overlay']);
   assert.equal(await page.locator('#case-flag').getAttribute('data-flag'), 'none');
   assert.match((await page.locator('#case-flag').textContent()) ?? '', new RegExp(`Uncertainty ${job0.uncertainty.score.toFixed(4)} .*no review flag`));
   for (const kind of ['uncertainty', 'heatmap']) {

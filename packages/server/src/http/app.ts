@@ -37,7 +37,7 @@ import { registerCorrectionRoutes } from './corrections-route.ts';
 import type { CorrectionStore } from '../corrections/store.ts';
 import { deidentifyWanted, withDeidentify, type JobDeidentify } from '../deid/job-deid.ts';
 import type { FhirOutbox } from '../fhir/outbox.ts';
-import { JobExtrasError, jobExtras, outputExtras, parseJobExtras, withExtras, type JobMapName } from '../job-extras.ts';
+import { JobExtrasError, jobExtras, jobMapFile, outputExtras, parseJobExtras, withExtras, type JobMapName } from '../job-extras.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -496,10 +496,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       config: { scope: 'read' },
       schema: {
         summary:
-          "a map the submission asked for, as NIfTI on the input's grid: entropy and mutual-information (uncertainty: true, each / log K), heatmap (explain: gradcam or gradcampp)",
+          "a map the submission asked for, as NIfTI on the input's grid: entropy and mutual-information (uncertainty: true, each / log K), heatmap (explain: gradcam or gradcampp); overlay: a PNG of image, mask outline and heat map",
         params: S.jobMapParams,
-        produces: ['application/gzip'],
-        response: { 200: { description: 'the map (float32 NIfTI, gzipped)', type: 'string', format: 'binary' }, ...S.errorResponses },
+        produces: ['application/gzip', 'image/png'],
+        response: { 200: { description: 'the map (float32 NIfTI, gzipped; the overlay a PNG)', type: 'string', format: 'binary' }, ...S.errorResponses },
       },
     },
     async (req, reply) => {
@@ -517,9 +517,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       const path = join(o.filesDir, rel);
       if (!existsSync(path)) throw new Error(`map file of job ${j.id} is missing: ${path}`);
       o.audit?.append(jobEntry(j, 'result.read', 'read', { keyId: req.apiKey!.id, detail: `${name} map` }));
+      const file = jobMapFile(name);
       return reply
-        .header('content-type', 'application/gzip')
-        .header('content-disposition', `attachment; filename="${j.id}_${name}.nii.gz"`)
+        .header('content-type', file.type)
+        .header('content-disposition', `attachment; filename="${j.id}_${name}${file.ending}"`)
         .send(createReadStream(path));
     },
   );

@@ -183,7 +183,7 @@ test('a NIfTI case goes through: 202, progress, done, and the mask in NIfTI equa
   }
 });
 
-test('uncertainty and a Grad-CAM heat map on request: the summary in the job, NIfTI maps on the input grid equal to the library, audited reads', async () => {
+test('uncertainty and a Grad-CAM heat map on request: the summary in the job, NIfTI maps on the input grid equal to the library, a PNG overlay', async () => {
   const c = hippocampusCase(5);
   const r = await fetch(`${svc.url}/jobs`, {
     method: 'POST',
@@ -205,7 +205,11 @@ test('uncertainty and a Grad-CAM heat map on request: the summary in the job, NI
     entropy: `/jobs/${id}/maps/entropy`,
     'mutual-information': `/jobs/${id}/maps/mutual-information`,
     heatmap: `/jobs/${id}/maps/heatmap`,
+    overlay: `/jobs/${id}/maps/overlay`,
   });
+  const png = await fetch(`${svc.url}${job.maps.overlay}`, { headers: admin });
+  assert.equal(png.headers.get('content-type'), 'image/png');
+  assert.deepEqual([...new Uint8Array(await png.arrayBuffer()).subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], 'a PNG');
   // The fixture model has no calibration: a score but no flag.
   assert.equal(job.uncertainty.flagged, null);
   assert.equal(job.uncertainty.temperature, 1);
@@ -247,7 +251,7 @@ test('uncertainty and a Grad-CAM heat map on request: the summary in the job, NI
   // The maps stay with their result through the orphan sweep (nothing else runs now).
   await removeOrphanFiles(join(root, 'data'), svc.jobs);
   const kept = results().filter((f) => f.startsWith(`${id}.`));
-  assert.equal(kept.length, 4, kept.join(', '));
+  assert.equal(kept.length, 5, kept.join(', '));
 });
 
 test('NRRD and PNG cases come back in their own format', async () => {

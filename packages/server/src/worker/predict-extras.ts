@@ -3,12 +3,15 @@
  * with uncertainty, the TTA passes run as members (as `medseg predict
  * --uncertainty`: labels from their mean probabilities, maps and the review
  * flag); with an explanation, a Grad-CAM(++) heat map of the first foreground
- * class over the predicted mask. The maps are written beside the result.
+ * class over the predicted mask and its PNG overlay. The maps are written
+ * beside the result.
  */
 import { join } from 'node:path';
 import { explainVolumes } from '@medseg/medseg/explain/explain-case';
 import { predictVolumes, type LoadedModel, type Prediction } from '@medseg/medseg/infer/predict';
 import { writeVolume } from '@medseg/medseg/io/read';
+import { renderVolumeHeatOverlayPng } from '@medseg/medseg/explain/heat-overlay';
+import { writeFileAtomic } from '@medseg/medseg/util/atomic-write';
 import type { Volume } from '@medseg/medseg/io/volume';
 import { jobMapPath, type JobExtras, type JobExtrasOutput, type JobMapName } from '../job-extras.ts';
 
@@ -65,6 +68,15 @@ export async function predictWithExtras(model: LoadedModel, images: Volume[], wi
       onProgress: (_stage, done, total) => o.onProgress(share + ((1 - share) * done) / total),
     });
     await save('heatmap', e.heat);
+    const first = images[0]!;
+    const n = first.size[0] * first.size[1] * first.size[2];
+    const mask = Uint8Array.from(e.labels.data as ArrayLike<number>, (l) => (l === e.classIndex ? 1 : 0));
+    // The first channel's intensities (a multi-channel volume stores its channels one after another).
+    const intensities = Array.prototype.slice.call(first.data, 0, n) as number[];
+    const rel = jobMapPath(o.jobId, o.attempt, 'overlay');
+    written.push(rel);
+    await writeFileAtomic(join(o.filesDir, rel), renderVolumeHeatOverlayPng(intensities, e.heat.data, mask, first.size).png);
+    maps.overlay = rel;
     extras.explanation = {
       method: wish.explain,
       classIndex: e.classIndex,
