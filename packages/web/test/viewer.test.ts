@@ -24,7 +24,7 @@ import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
 import type { BrowserContext, Page } from 'playwright-core';
 import * as torch from '@medseg/torch';
-import { writeFixtureModel } from '@medseg/medseg/testing/model-fixture';
+import { fixtureCalibration, writeFixtureModel } from '@medseg/medseg/testing/model-fixture';
 import { hippocampusCrop, overfit } from '@medseg/medseg/testing/models';
 import { createNetwork } from '@medseg/medseg/models/registry';
 import { saveWeights } from '@medseg/medseg/plan/model-weights';
@@ -139,17 +139,8 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     writePostprocessing(dir, { keepLargestComponent: [1] });
     source = await readVolume(dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
     // A calibration for the page's one-pass runs: Node's libtorch score of the case (one member, T = 0.8), and a review threshold just below it.
-    const calibration = {
-      temperature: 0.8,
-      voxels: 1000,
-      ece: { before: 0.1, after: 0.05 },
-      nll: { before: 0.5, after: 0.4 },
-      score: 'meanEntropy' as const,
-      members: 1,
-      sources: [] as string[],
-      triage: { threshold: 1, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 0.5, auroc: 0.9, cases: 10, failures: 2 },
-    };
-    writeCalibration(dir, calibration);
+    const fitted = { temperature: 0.8, members: 1, sources: [] };
+    writeCalibration(dir, fixtureCalibration({ ...fitted, threshold: 1 }));
     const libtorch = loadModel(dir);
     try {
       nodeScore = predictVolumes(libtorch, [source], { uncertainty: {}, tta: false }).uncertainty!.triageScore;
@@ -160,8 +151,7 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     } finally {
       disposeModel(libtorch);
     }
-    calibration.triage.threshold = nodeScore - 1e-3;
-    writeCalibration(dir, calibration);
+    writeCalibration(dir, fixtureCalibration({ ...fitted, threshold: nodeScore - 1e-3 }));
     modelPath = join(tmp, 'fixture-unet.onnx');
     exportModelFolder(dir, modelPath, { fold: 0 });
     const loaded = loadModel(dir);

@@ -17,7 +17,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import type * as OrtWeb from 'onnxruntime-web';
 import * as torch from '@medseg/torch';
-import { writeFixtureModel } from '../../testing/model-fixture.ts';
+import { fixtureCalibration, writeFixtureModel } from '../../testing/model-fixture.ts';
 import { dataPath } from '../../testing/data.ts';
 import { cropVolume } from '../../testing/crop.ts';
 import { modelFile, writeCalibration, writePostprocessing } from '../../plan/model-folder.ts';
@@ -52,6 +52,24 @@ async function nodeReference(dir: string, file: string, volume: Volume): Promise
   }
 }
 
+/** The fixture's 3D U-Net with mirroring TTA and keep-largest-component in `dir`, and a block of a real hippocampus case: 2 × 3 × 2 tiles. */
+async function hippocampusFixture(dir: string): Promise<Volume> {
+  const plan = writeFixtureModel(dir, 'mri3d', [{ weights: { best: 'random' } }]);
+  plan.inference.mirror = true;
+  await savePlan(modelFile(dir, 'plan'), plan);
+  writePostprocessing(dir, { keepLargestComponent: [1] });
+  return cropVolume(await readVolume(dataPath('msd-hippocampus', 'images', 'hippocampus_003.nii.gz')), [6, 10, 6], [24, 32, 24]);
+}
+
+/** The fixture's 2D model with mirroring and transposing TTA in `dir`, and 40 × 36 pixels (y × x) of a real EM image: non-square, 4 × 4 tiles of 16 × 16. */
+async function emFixture(dir: string): Promise<Volume> {
+  const plan = writeFixtureModel(dir, 'gray2d', [{ weights: { best: 'random' } }]);
+  plan.inference.mirror = true;
+  plan.inference.transpose = true;
+  await savePlan(modelFile(dir, 'plan'), plan);
+  return cropVolume(await readVolume(dataPath('isbi2012-em', 'images', '0.png')), [200, 200, 0], [36, 40, 1]);
+}
+
 test('gaussianWeights equals the libtorch window importance map; flipAxes and transposePlane twice are the identity', () => {
   for (const patch of [
     [16, 16, 16],
@@ -78,12 +96,8 @@ test('predictCaseWeb: the same labels as predictVolumes with the same ONNX model
   const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-'));
   try {
     const dir = join(tmp, 'model');
-    const plan = writeFixtureModel(dir, 'mri3d', [{ weights: { best: 'random' } }]);
-    plan.inference.mirror = true;
-    await savePlan(modelFile(dir, 'plan'), plan);
-    writePostprocessing(dir, { keepLargestComponent: [1] });
     // A block of the real case keeps the test quick: 2 × 3 × 2 tiles of 8 mirrored passes.
-    const volume = cropVolume(await readVolume(dataPath('msd-hippocampus', 'images', 'hippocampus_003.nii.gz')), [6, 10, 6], [24, 32, 24]);
+    const volume = await hippocampusFixture(dir);
     const { bytes, want, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
 
     const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
@@ -119,12 +133,7 @@ test('predictCaseWeb on a 2D model with mirroring and transposing TTA: the same 
   const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-2d-'));
   try {
     const dir = join(tmp, 'model');
-    const plan = writeFixtureModel(dir, 'gray2d', [{ weights: { best: 'random' } }]);
-    plan.inference.mirror = true;
-    plan.inference.transpose = true;
-    await savePlan(modelFile(dir, 'plan'), plan);
-    // 40 × 36 pixels (y × x): a non-square image, 4 × 4 tiles of 16 × 16.
-    const volume = cropVolume(await readVolume(dataPath('isbi2012-em', 'images', '0.png')), [200, 200, 0], [36, 40, 1]);
+    const volume = await emFixture(dir);
     const { bytes, want, input } = await nodeReference(dir, join(tmp, 'model.onnx'), volume);
     const model = await loadWebModel(ort as unknown as typeof OrtWeb, bytes, { executionProviders: ['cpu'] });
     try {
@@ -151,28 +160,15 @@ test('predictCaseWeb with uncertainty: the entropy and mutual-information maps, 
   const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-u-'));
   try {
     const dir = join(tmp, 'model');
-    const plan = writeFixtureModel(dir, 'mri3d', [{ weights: { best: 'random' } }]);
-    plan.inference.mirror = true;
-    await savePlan(modelFile(dir, 'plan'), plan);
-    writePostprocessing(dir, { keepLargestComponent: [1] });
-    const volume = cropVolume(await readVolume(dataPath('msd-hippocampus', 'images', 'hippocampus_003.nii.gz')), [6, 10, 6], [24, 32, 24]);
-    const calibration = {
-      temperature: 0.7,
-      voxels: 1000,
-      ece: { before: 0.1, after: 0.05 },
-      nll: { before: 0.5, after: 0.4 },
-      score: 'meanEntropy' as const,
-      members: 8,
-      sources: ['tta'],
-      triage: { threshold: 0, failureDice: 0.8, capturedFailures: 1, flaggedFraction: 0.5, auroc: 0.9, cases: 10, failures: 2 },
-    };
-    writeCalibration(dir, calibration);
+    const volume = await hippocampusFixture(dir);
+    const fitted = { temperature: 0.7, members: 8, sources: ['tta'] };
+    writeCalibration(dir, fixtureCalibration({ ...fitted, threshold: 0 }));
     // Node's libtorch members set the threshold a hair below the case's score: flagged there, and must be in the page.
     let loaded = loadModel(dir);
     const first = predictVolumes(loaded, [volume], { uncertainty: {} }).uncertainty!;
     disposeModel(loaded);
-    calibration.triage.threshold = first.triageScore - 1e-3;
-    writeCalibration(dir, calibration);
+    const threshold = first.triageScore - 1e-3;
+    writeCalibration(dir, fixtureCalibration({ ...fitted, threshold }));
     loaded = loadModel(dir);
     const want = predictVolumes(loaded, [volume], { uncertainty: {}, keepProbabilities: true });
     disposeModel(loaded);
@@ -185,7 +181,7 @@ test('predictCaseWeb with uncertainty: the entropy and mutual-information maps, 
         score: 'meanEntropy',
         members: 8,
         sources: ['tta'],
-        triage: { threshold: calibration.triage.threshold, failureDice: 0.8, auroc: 0.9 },
+        triage: { threshold, failureDice: 0.8, auroc: null },
       });
       const ticks: number[] = [];
       const got = await predictCaseWeb(model, input, { uncertainty: true, onTile: (done, total) => ticks.push(done / total) });
@@ -195,7 +191,7 @@ test('predictCaseWeb with uncertainty: the entropy and mutual-information maps, 
       assert.equal(ticks.at(-1), 1);
       assert.equal(u.temperature, 0.7);
       assert.deepEqual(u.sources, ['tta']);
-      assert.equal(u.threshold, calibration.triage.threshold);
+      assert.equal(u.threshold, threshold);
       assert.equal(u.flagged, true);
       assert.ok(Math.abs(u.score.meanEntropy - want.uncertainty!.triageScore) < 1e-4, `score ${u.score.meanEntropy} vs ${want.uncertainty!.triageScore}`);
       assert.equal(u.score.regionVoxels, want.uncertainty!.score.regionVoxels);
@@ -227,11 +223,7 @@ test('predictCaseWeb with uncertainty on a 2D model that mirrors and transposes:
   const tmp = mkdtempSync(join(tmpdir(), 'medseg-predict-web-u2d-'));
   try {
     const dir = join(tmp, 'model');
-    const plan = writeFixtureModel(dir, 'gray2d', [{ weights: { best: 'random' } }]);
-    plan.inference.mirror = true;
-    plan.inference.transpose = true;
-    await savePlan(modelFile(dir, 'plan'), plan);
-    const volume = cropVolume(await readVolume(dataPath('isbi2012-em', 'images', '0.png')), [200, 200, 0], [36, 40, 1]);
+    const volume = await emFixture(dir);
     const loaded = loadModel(dir);
     const want = predictVolumes(loaded, [volume], { uncertainty: {} }).uncertainty!;
     disposeModel(loaded);
