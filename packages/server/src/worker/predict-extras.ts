@@ -6,6 +6,7 @@
  * class over the predicted mask and its PNG overlay. The maps are written
  * beside the result.
  */
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { explainVolumes } from '@medseg/medseg/explain/explain-case';
 import { predictVolumes, type LoadedModel, type Prediction } from '@medseg/medseg/infer/predict';
@@ -31,7 +32,18 @@ export interface PredictExtrasOptions {
   onProgress: (fraction: number) => void;
 }
 
+/** The prediction and the maps asked for; on failure (a lost lease included) the maps written so far are removed. */
 export async function predictWithExtras(model: LoadedModel, images: Volume[], wish: JobExtras, o: PredictExtrasOptions): Promise<ExtrasPrediction> {
+  const written: string[] = [];
+  try {
+    return await predictInto(model, images, wish, o, written);
+  } catch (e) {
+    for (const f of written) await unlink(join(o.filesDir, f)).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function predictInto(model: LoadedModel, images: Volume[], wish: JobExtras, o: PredictExtrasOptions, written: string[]): Promise<ExtrasPrediction> {
   const share = wish.explain ? 0.6 : 1;
   const pred = predictVolumes(model, images, {
     keepProbabilities: o.keepProbabilities,
@@ -39,7 +51,6 @@ export async function predictWithExtras(model: LoadedModel, images: Volume[], wi
     onTile: (done, total) => o.onProgress((share * done) / total),
   });
   const extras: JobExtrasOutput = {};
-  const written: string[] = [];
   const maps: Partial<Record<JobMapName, string>> = {};
   const save = async (name: JobMapName, v: Volume) => {
     const rel = jobMapPath(o.jobId, o.attempt, name);
