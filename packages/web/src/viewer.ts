@@ -45,6 +45,17 @@ const OVERLAY_COLORMAPS: Record<OverlayKind, string> = { uncertainty: 'winter', 
 /** Below this fraction of an overlay's maximum a voxel is transparent, so a map shows where it is high, not a tinted scan. */
 const OVERLAY_FLOOR = 0.1;
 
+/** The first `count` voxels of an image as float32 with the header's scl_slope / scl_inter applied. */
+function scaledValues(img: NVImage, count: number): Float32Array {
+  const hdr = img.hdr!;
+  const raw = img.img as ArrayLike<number>;
+  const slope = Number.isFinite(hdr.scl_slope) && hdr.scl_slope !== 0 ? hdr.scl_slope : 1;
+  const inter = Number.isFinite(hdr.scl_inter) ? hdr.scl_inter : 0;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = Number(raw[i]!) * slope + inter;
+  return out;
+}
+
 /** How many mask states undo keeps. */
 const HISTORY = 32;
 
@@ -163,15 +174,9 @@ export class ScanViewer {
     const hdr = map.hdr!;
     const size = (h: typeof hdr) => h.dims.slice(1, 4).join(' × ');
     if (size(hdr) !== size(scan)) throw new Error(`the map's grid ${size(hdr)} is not the scan's ${size(scan)}`);
-    const slope = Number.isFinite(hdr.scl_slope) && hdr.scl_slope !== 0 ? hdr.scl_slope : 1;
-    const inter = Number.isFinite(hdr.scl_inter) ? hdr.scl_inter : 0;
-    const raw = map.img as ArrayLike<number>;
-    const n = hdr.dims[1]! * hdr.dims[2]! * hdr.dims[3]!;
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const v = Number(raw[i]) * slope + inter;
-      out[i] = Number.isFinite(v) ? v : 0;
-    }
+    const out = scaledValues(map, hdr.dims[1]! * hdr.dims[2]! * hdr.dims[3]!);
+    // A map's NaNs (outside what was explained) show as nothing.
+    for (let i = 0; i < out.length; i++) if (!Number.isFinite(out[i]!)) out[i] = 0;
     return out;
   }
 
@@ -188,11 +193,7 @@ export class ScanViewer {
     const n = nx * ny * nz;
     const frames = Math.max(1, hdr.dims[4] ?? 1);
     if (channels > frames) throw new Error(`the model takes ${channels} channels; the scan has ${frames} volume(s)`);
-    const raw = img.img!;
-    const slope = Number.isFinite(hdr.scl_slope) && hdr.scl_slope !== 0 ? hdr.scl_slope : 1;
-    const inter = Number.isFinite(hdr.scl_inter) ? hdr.scl_inter : 0;
-    const image = new Float32Array(channels * n);
-    for (let i = 0; i < channels * n; i++) image[i] = Number(raw[i]!) * slope + inter;
+    const image = scaledValues(img, channels * n);
     const [, dx = 1, dy = 1, dz = 1] = hdr.pixDims.map(Math.abs);
     return { image, shape: [nz, ny, nx], spacing: [dz, dy, dx] };
   }

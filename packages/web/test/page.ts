@@ -1,12 +1,13 @@
 /**
  * Test helpers for the viewer page in Chromium: wait for the page's state
  * (body[data-state]), save its mask through its own button and read it with
- * medseg, and read the canvas once NiiVue has drawn.
+ * medseg, read the canvas once NiiVue has drawn, open the page and pick
+ * the brush through its controls.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { readVolume } from '@medseg/medseg/io/read';
 import type { Volume } from '@medseg/medseg/io/volume';
 
@@ -54,4 +55,27 @@ export async function frames(page: Page): Promise<void> {
 export async function canvasPixels(page: Page): Promise<PNG> {
   await frames(page);
   return PNG.sync.read(await page.locator('#gl').screenshot());
+}
+
+/**
+ * The viewer at `url` in a 1280 × 800 page of `context`, its page errors
+ * collected into `problems`, once it shows its empty state; `watch` adds
+ * listeners before the page loads.
+ */
+export async function openViewer(context: BrowserContext, url: string, problems: string[], watch?: (page: Page) => void): Promise<Page> {
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 1280, height: 800 });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  watch?.(page);
+  await page.goto(url, { waitUntil: 'load', timeout: 30_000 });
+  await waitForState(page, 'empty');
+  return page;
+}
+
+/** Picks the brush, a label and a size through the page's controls. */
+export async function chooseBrush(page: Page, label: number, size: number): Promise<void> {
+  await page.click('button[data-tool="brush"]');
+  await page.selectOption('#brush-label', String(label));
+  await page.fill('#brush-size', String(size));
+  await page.dispatchEvent('#brush-size', 'change');
 }

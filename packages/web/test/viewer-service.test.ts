@@ -26,7 +26,7 @@ import { auth, ctSeries, testConfig, writeCtZip, writeModels } from '../../serve
 import { readDicomSeries } from '@medseg/medseg/io/dicom/series';
 import { correctionDice } from '../../server/src/corrections/store.ts';
 import { ensureViewerBuilt } from './dist.ts';
-import { canvasPixels, savedMask, waitForState } from './page.ts';
+import { canvasPixels, chooseBrush, openViewer, savedMask, waitForState } from './page.ts';
 
 const CASE = 'hippocampus_003';
 
@@ -44,11 +44,7 @@ before(async () => {
   await ensureViewerBuilt();
   svc = await startService(testConfig(join(tmp, 'data'), writeModels(join(tmp, 'models'))));
   context = await launchChromium(join(tmp, 'profile'));
-  page = await context.newPage();
-  await page.setViewportSize({ width: 1280, height: 800 });
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  await page.goto(`${svc.url}/viewer/`, { waitUntil: 'load', timeout: 30_000 });
-  await waitForState(page, 'empty');
+  page = await openViewer(context, `${svc.url}/viewer/`, problems);
 });
 
 after(async () => {
@@ -104,10 +100,7 @@ test('segment on the service, correct the mask, save the correction to the servi
   }
 
   // A brush stroke of label 2 on the axial slice.
-  await page.click('button[data-tool="brush"]');
-  await page.selectOption('#brush-label', '2');
-  await page.fill('#brush-size', '3');
-  await page.dispatchEvent('#brush-size', 'change');
+  await chooseBrush(page, 2, 3);
   const box = (await page.locator('#gl').boundingBox())!;
   const cx = box.x + box.width / 2;
   const cy = box.y + box.height / 2;
@@ -178,10 +171,7 @@ test('editing across slices: two painted slices interpolated, a 3D brush stroke,
   await page.click('button[data-view="axial"]');
   await page.setInputFiles('#image-file', dataPath('msd-hippocampus', 'images', `${CASE}.nii.gz`));
   await waitForState(page, 'ready');
-  await page.click('button[data-tool="brush"]');
-  await page.selectOption('#brush-label', '1');
-  await page.fill('#brush-size', '3');
-  await page.dispatchEvent('#brush-size', 'change');
+  await chooseBrush(page, 1, 3);
   const box = (await page.locator('#gl').boundingBox())!;
   const cx = box.x + box.width / 2;
   const cy = box.y + box.height / 2;

@@ -40,7 +40,7 @@ import { exportModelFolder } from '@medseg/medseg/deploy/export-model';
 import { createFilePasses } from '@medseg/medseg/deploy/onnx-predict';
 import { resolveStaticFile, STATIC_HEADERS } from '../../server/src/http/static-files.ts';
 import { DIST_DIR, ensureViewerBuilt } from './dist.ts';
-import { canvasPixels, frames, savedMask, waitForState } from './page.ts';
+import { canvasPixels, chooseBrush, frames, openViewer, savedMask, waitForState } from './page.ts';
 
 const CASE = 'hippocampus_003';
 /** With MEDSEG_VIEWER_RESULTS=1 the test also takes screenshots (halved, small PNGs) and writes them and its timings to bench/results/. */
@@ -166,17 +166,14 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
 
     server = await serveDist();
     context = await launchChromium(join(tmp, 'profile'));
-    page = await context.newPage();
-    await page.setViewportSize({ width: 1280, height: 800 });
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    page = await openViewer(context, `${server.url}/`, problems, (p) => {
+      p.on('console', (m) => {
+        if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+      });
+      p.on('request', (r) => {
+        if (!r.url().startsWith(server.url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) external.push(r.url());
+      });
     });
-    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-    page.on('request', (r) => {
-      if (!r.url().startsWith(server.url) && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) external.push(r.url());
-    });
-    await page.goto(`${server.url}/`, { waitUntil: 'load', timeout: 30_000 });
-    await waitForState(page, 'empty');
   });
 
   after(async () => {
@@ -367,10 +364,7 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
 
   test('brush and eraser on an axial slice, undo and redo: each state saved and read back with medseg', async () => {
     assert.ok(browserLabels, 'the inference test ran first');
-    await page.click('button[data-tool="brush"]');
-    await page.selectOption('#brush-label', '2');
-    await page.fill('#brush-size', '3');
-    await page.dispatchEvent('#brush-size', 'change');
+    await chooseBrush(page, 2, 3);
     const box = (await page.locator('#gl').boundingBox())!;
     const cx = box.x + box.width / 2;
     const cy = box.y + box.height / 2;
