@@ -30,8 +30,10 @@ const reporters = [
 // Files that time this machine or race against wall-clock deadlines (the
 // planner's timer under CPU hogs, the loader's producer/consumer, lease
 // expiry after kill -9, Gloo ranks, software-rendered Chromium) run one at a
-// time, before the rest; the rest run two at a time, which overlaps one
-// file's start-up, I/O and waiting on a service with another's computing.
+// time, before the rest, with every core; the rest run two at a time, each
+// with one libtorch/OpenMP thread: two processes of two threads each would
+// oversubscribe two cores, so CPU-bound files would gain nothing from
+// running side by side.
 const SERIAL = [
   'pipeline/plan-dataset.test',
   'pipeline/step-timer.test',
@@ -45,17 +47,35 @@ const SERIAL = [
   'torch/src/distributed.test',
   'packages/web/test/',
 ];
+// The longest files of the parallel group (a minute or more on one thread)
+// start first, so no long file runs alone at the end while a core idles.
+const LONGEST_FIRST = [
+  'pipeline/train-model.test',
+  'cli/package.test',
+  'cli/commands/predict.test',
+  'models/overfit.test',
+  'cli/commands/register-train.test',
+  'cli/cli.test',
+  'server/src/http/corrections.test',
+  'server/src/http/routes.test',
+];
+const rank = (f) => {
+  const i = LONGEST_FIRST.findIndex((s) => f.includes(s));
+  return i < 0 ? LONGEST_FIRST.length : i;
+};
 const serial = chosen.filter((f) => SERIAL.some((s) => f.includes(s)));
-const parallel = chosen.filter((f) => !serial.includes(f));
+const parallel = chosen.filter((f) => !serial.includes(f)).sort((a, b) => rank(a) - rank(b));
 let status = 0;
-for (const [files, concurrency] of [
-  [serial, 1],
-  [parallel, 2],
+const oneThread = { MEDSEG_THREADS: '1', OMP_NUM_THREADS: '1' };
+for (const [files, concurrency, env] of [
+  [serial, 1, {}],
+  [parallel, 2, oneThread],
 ]) {
   if (files.length === 0) continue;
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...reporters, ...files], {
     cwd: root,
     stdio: 'inherit',
+    env: { ...process.env, ...env },
   });
   status ||= r.status ?? 1;
 }
