@@ -33,7 +33,7 @@ import type { NetworkPass } from '../infer/sliding-window.ts';
 import type { CheckpointChoice } from '../plan/model-folder.ts';
 import { createProgress, type ProgressReporter } from '../util/progress.ts';
 import { supportsMcDropout } from '../infer/uncertainty.ts';
-import { readSegmentCodes } from '../io/dicom/segment-codes.ts';
+import { readSegmentCodes } from '../io/dicom/segment-codes-file.ts';
 import { newDeidentifyState, type DeidentifyOptions } from '../io/dicom/deidentify.ts';
 
 const IMAGE = /\.(nii|nii\.gz|nrrd|nhdr|png|tif|tiff|jpe?g|bmp|gif)$/i;

@@ -96,14 +96,14 @@ export function isSimpleCharset(terms: readonly string[]): boolean {
 
 function decodeRun(bytes: Uint8Array, set: CodeElement): string {
   if (bytes.length === 0) return '';
-  if (!set.sevenBitMultiByte) return iconv.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), set.encoding);
+  if (!set.sevenBitMultiByte) return iconv.decode(bytes, set.encoding);
   // A 94² set in G0: two 7-bit bytes per character; EUC holds the same characters with the high bit set.
   const euc: number[] = [];
   for (let i = 0; i + 1 < bytes.length; i += 2) {
     if (set.eucPrefix) euc.push(set.eucPrefix);
     euc.push(bytes[i]! | 0x80, bytes[i + 1]! | 0x80);
   }
-  return iconv.decode(Buffer.from(euc), set.encoding) + (bytes.length % 2 ? '\ufffd' : '');
+  return iconv.decode(Uint8Array.from(euc), set.encoding) + (bytes.length % 2 ? '\ufffd' : '');
 }
 
 /**
@@ -114,7 +114,7 @@ function decodeRun(bytes: Uint8Array, set: CodeElement): string {
 export function decodeDicomText(bytes: Uint8Array, terms: readonly string[], personName = false): string {
   const first = terms[0]?.trim() ?? '';
   const whole = WHOLE[first];
-  if (whole) return iconv.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), whole);
+  if (whole) return iconv.decode(bytes, whole);
   const initial = designation(first);
   let g0 = initial.g0;
   let g1 = initial.g1;
@@ -185,7 +185,7 @@ export function transcodeToUtf8(ds: DicomDataset): string[] {
       e.littleEndian = true;
     }
     const own = ds.get(SPECIFIC_CHARACTER_SET);
-    if (own) ds.set({ ...own, vr: 'CS', bytes: Uint8Array.from(Buffer.from('ISO_IR 192')) });
+    if (own) ds.set({ ...own, vr: 'CS', bytes: new TextEncoder().encode('ISO_IR 192') });
     ds.charset = ['ISO_IR 192'];
     ds.utf8 = true;
   }

@@ -42,7 +42,6 @@ export {
   segmentCodesFor,
   fallbackCodes,
   parseSegmentCodes,
-  readSegmentCodes,
   ANATOMY,
   MODIFIERS,
   CATEGORY,
@@ -50,6 +49,9 @@ export {
   type SuppliedSegment,
   type SegmentCodeTable,
 } from './segment-codes.ts';
+export { readSegmentCodes } from './segment-codes-file.ts';
+export { buildSegDataset, type SegBuildOptions, type SegSource } from './seg-build.ts';
+export { readSeriesGrids, stackSeries, type FoundSeries, type SeriesGrid } from './series-grid.ts';
 export { writeRtStruct, buildRtStruct, type RoiDescription, type RtStructWriteOptions } from './rtstruct-write.ts';
 export {
   readRtStruct,

@@ -12,7 +12,7 @@
  * collected; decoding them is pixels.ts's job). Files without the 128-byte
  * preamble + 'DICM' are accepted when they start like a raw dataset.
  */
-import { inflateRawSync } from 'node:zlib';
+import { Inflate } from 'fflate';
 import { MedsegIoError, type ReadLimits } from '../errors.ts';
 import { DicomDataset, type DicomElement } from './dataset.ts';
 import { T, tagHex, vrOfTag } from './dictionary.ts';
@@ -105,6 +105,37 @@ interface Ctx {
   charset: string[];
 }
 
+/**
+ * Raw DEFLATE (the Deflated Explicit VR Little Endian syntax), refused once
+ * the output passes max bytes. fflate rather than node:zlib: the parser also
+ * runs in the browser (the viewer's SEG), and these datasets are small.
+ */
+function inflateBounded(data: Uint8Array, max: number, path?: string): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let ended = false;
+  const inflate = new Inflate((chunk, final) => {
+    total += chunk.length;
+    if (total > max) throw new MedsegIoError('TOO_LARGE', `deflated dataset inflates past ${max} bytes`, path);
+    chunks.push(chunk);
+    ended ||= final;
+  });
+  try {
+    inflate.push(data, true);
+  } catch (e) {
+    if (e instanceof MedsegIoError) throw e;
+    throw new MedsegIoError('CORRUPT', `deflated dataset does not inflate: ${(e as Error).message}`, path);
+  }
+  if (!ended) throw new MedsegIoError('CORRUPT', 'deflated dataset does not inflate: the stream ends early', path);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 /** True when the bytes start like a DICOM file (Part 10 or a bare dataset). */
 export function looksLikeDicom(buf: Uint8Array): boolean {
   if (buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d) return true;
@@ -148,12 +179,7 @@ export function parseDicom(buf: Uint8Array, opts: ParseOptions = {}): ParsedDico
       break;
     case TS.DeflatedLE: {
       const max = Math.min(opts.limits?.maxDecompressedBytes ?? 4 * 1024 ** 3, 2 ** 31 - 1);
-      try {
-        body = inflateRawSync(buf.subarray(pos), { maxOutputLength: max });
-      } catch (e) {
-        const tooBig = (e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError;
-        throw new MedsegIoError(tooBig ? 'TOO_LARGE' : 'CORRUPT', `deflated dataset does not inflate: ${(e as Error).message}`, path);
-      }
+      body = inflateBounded(buf.subarray(pos), max, path);
       bodyStart = 0;
       break;
     }
@@ -243,8 +269,8 @@ function readElements(ctx: Ctx, ds: DicomDataset, pos: number, end: number, dept
         if (known !== 'UN' && known !== 'SQ') el.vr = known;
       }
       if (tag === T.SpecificCharacterSet) {
-        ctx.charset = Buffer.from(el.bytes)
-          .toString('latin1')
+        ctx.charset = new TextDecoder('latin1')
+          .decode(el.bytes)
           .split('\\')
           .map((t) => t.replace(/^[\0 ]+|[\0 ]+$/g, ''));
         ctx.utf8 = ctx.charset[0] === 'ISO_IR 192';

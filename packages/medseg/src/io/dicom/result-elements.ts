@@ -6,6 +6,9 @@
  * result references, default colours.
  */
 import type { Volume } from '../volume.ts';
+
+/** What result objects take from their source: its grid size and DICOM references. */
+type Source = Pick<Volume, 'size' | 'meta'>;
 import type { DicomDataset, DicomElement } from './dataset.ts';
 import { T } from './dictionary.ts';
 import { R } from './result-tags.ts';
@@ -51,7 +54,7 @@ export function distinctInstances(sops: string[]): string[] {
 }
 
 /** Each source slice's frame number within its instance when the source has multi-frame instances, else undefined. */
-export function sourceFrameNumbers(source: Volume): number[] | undefined {
+export function sourceFrameNumbers(source: Source): number[] | undefined {
   const f = source.meta.extra?.frameNumbers;
   return Array.isArray(f) && f.length === source.size[2] ? (f as number[]) : undefined;
 }
@@ -59,22 +62,22 @@ export function sourceFrameNumbers(source: Volume): number[] | undefined {
 const STUDY_DESCRIPTION = 0x00081030;
 
 /** The source's patient / study attributes as readDicomSeries keeps them (meta.extra.dicom). */
-function sourceDicom(source: Volume): Record<string, string> {
+function sourceDicom(source: Source): Record<string, string> {
   return (source.meta.extra?.dicom ?? {}) as Record<string, string>;
 }
 
 /** The source's Study Instance UID, if it has one. */
-export function sourceStudyUid(source: Volume): string | undefined {
+export function sourceStudyUid(source: Source): string | undefined {
   return source.meta.studyInstanceUID ?? sourceDicom(source).StudyInstanceUID;
 }
 
 /** The source's Frame of Reference UID, if it has one. */
-export function sourceFrameOfReference(source: Volume): string | undefined {
+export function sourceFrameOfReference(source: Source): string | undefined {
   return source.meta.frameOfReferenceUID ?? sourceDicom(source).FrameOfReferenceUID;
 }
 
 /** The SOP Class UID of the source's instances (CT Image Storage when unknown). */
-export function sourceSopClass(source: Volume): string {
+export function sourceSopClass(source: Source): string {
   return sourceDicom(source).SOPClassUID ?? source.meta.sopClassUID ?? '1.2.840.10008.5.1.4.1.1.2';
 }
 
@@ -87,7 +90,7 @@ export function sourceSopClass(source: Volume): string {
  * the source's character set was, since the reader has decoded it. A source
  * without a Study Instance UID gets `studyUid` (default: a new one).
  */
-export function studyElements(source: Volume, studyUid?: string): DicomElement[] {
+export function studyElements(source: Source, studyUid?: string): DicomElement[] {
   const dicom = sourceDicom(source);
   const copied = (tag: number, vr: string, v: string | undefined) => text(tag, vr, v ?? '');
   const out: (DicomElement | undefined)[] = [

@@ -3,6 +3,9 @@
  * dictionary.ts: algorithm identification (SEG and RT Structure Set) and the
  * RT Structure Set's modules (PS3.3 C.8.8.5, C.8.8.6, C.8.8.8).
  */
+/** Segmentation Storage. */
+export const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+
 export const R = {
   InstanceCreationDate: 0x00080012,
   InstanceCreationTime: 0x00080013,

@@ -16,13 +16,13 @@ import type { Vec3, Volume, VolumeMeta } from '../volume.ts';
 import { dicomLabToRgb } from './color.ts';
 import type { DicomDataset } from './dataset.ts';
 import { T } from './dictionary.ts';
-import { R } from './result-tags.ts';
+import { R, SEG_SOP_CLASS } from './result-tags.ts';
 import { parseDicom } from './parse.ts';
 import { loadCodecFor } from './codecs.ts';
 import { checkNativeLength, checkPixelLimits, decodeFrames, decodeNative, pixelInfo, type PixelInfo } from './pixels.ts';
 import { checkStack, directionMatrix, dot, framePlane, functionalGroup, orientationAxes, sameOrientation } from './planes.ts';
 
-export const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4';
+export { SEG_SOP_CLASS } from './result-tags.ts';
 
 export interface Code {
   value: string;

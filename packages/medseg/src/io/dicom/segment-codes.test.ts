@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runPythonJson } from '../../testing/python.ts';
 import { MedsegIoError } from '../errors.ts';
-import { ANATOMY, CATEGORY, defaultSegmentCodes, MODIFIERS, parseSegmentCodes, readSegmentCodes, segmentCodesFor } from './segment-codes.ts';
+import { ANATOMY, CATEGORY, defaultSegmentCodes, MODIFIERS, parseSegmentCodes, segmentCodesFor } from './segment-codes.ts';
+import { readSegmentCodes } from './segment-codes-file.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'medseg-codes-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

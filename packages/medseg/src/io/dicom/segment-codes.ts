@@ -25,7 +25,6 @@
  * "SegmentedPropertyCategoryCodeSequence", "SegmentedPropertyTypeCodeSequence",
  * "SegmentedPropertyTypeModifierCodeSequence", "recommendedDisplayRGBValue" }]] }).
  */
-import { readFile } from 'node:fs/promises';
 import { MedsegIoError } from '../errors.ts';
 import type { Code } from './seg-read.ts';
 
@@ -247,16 +246,4 @@ export function parseSegmentCodes(text: string, path = 'segment codes'): Segment
     else table.byName.set(key.trim().toLowerCase(), entry);
   }
   return table;
-}
-
-/** Reads a codes file. */
-export async function readSegmentCodes(path: string): Promise<SegmentCodeTable> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new MedsegIoError(code === 'ENOENT' ? 'NOT_FOUND' : 'BAD_DATA', `cannot read the segment codes file (${code ?? (e as Error).message})`, path);
-  }
-  return parseSegmentCodes(text, path);
 }

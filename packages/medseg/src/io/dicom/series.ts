@@ -1,24 +1,19 @@
 /**
  * DICOM series -> Volume: classic single-frame CT/MR slices, enhanced
  * multi-frame CT/MR (functional groups), and single-frame projection images
- * (CR/DX/X-ray) as 2D.
- *
- * Geometry: x = row direction, y = column direction, z = their cross product;
- * slices are sorted by the projection of ImagePositionPatient on z, and the z
- * spacing comes from those positions (SliceThickness is the thickness of the
- * slab, not the distance between slices, and is wrong for overlapping or
- * gapped reconstructions).
+ * (CR/DX/X-ray) as 2D. The stack and its geometry come from series-grid.ts;
+ * this module decodes the pixels onto it.
  */
 import { DEFAULT_LIMITS, MedsegIoError, type ReadLimits } from '../errors.ts';
 import { checkAllocation, resolveLimits } from '../limits.ts';
-import { allocVoxels, IDENTITY3, type Mat3, type Vec3, type Volume, type VoxelArray, type VoxelType } from '../volume.ts';
+import { allocVoxels, type Volume, type VoxelArray, type VoxelType } from '../volume.ts';
 import { T } from './dictionary.ts';
 import { loadCodecsFor } from './codecs.ts';
 import { listFiles, readDicomFiles, skippedMessage, type DicomFile, type SkippedFile } from './files.ts';
-import { checkStack, directionMatrix, dot, framePlane, orientationAxes, sameOrientation, type FramePlane } from './planes.ts';
 import { checkNativeLength, decodedPhotometric, decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
 import { parseDicom } from './parse.ts';
 import { applyPalette, readPaletteLut, type PaletteLut } from './palette.ts';
+import { COPIED, groupBySeries, NON_IMAGE, stackSeries } from './series-grid.ts';
 
 export interface DicomSeriesOptions {
   limits?: Partial<ReadLimits>;
@@ -38,20 +33,6 @@ export interface DicomSeriesInfo {
   /** Number of slices (frames for a multi-frame object). */
   sliceCount: number;
   files: string[];
-}
-
-/** Modalities that hold no image of their own: listed, but never read as the series. */
-export const NON_IMAGE = new Set(['SEG', 'SR', 'RTSTRUCT', 'RTPLAN', 'PR', 'KO', 'REG', 'RWV', 'DOC']);
-
-function groupBySeries(files: DicomFile[]): Map<string, DicomFile[]> {
-  const groups = new Map<string, DicomFile[]>();
-  for (const f of files) {
-    const uid = f.dataset.string(T.SeriesInstanceUID) ?? '(no SeriesInstanceUID)';
-    const g = groups.get(uid);
-    if (g) g.push(f);
-    else groups.set(uid, [f]);
-  }
-  return groups;
 }
 
 function describe(uid: string, files: DicomFile[]): DicomSeriesInfo {
@@ -84,14 +65,6 @@ export async function listDicomSeries(pathOrFiles: string | string[], opts: List
   const onSkip = opts.onSkip ?? ((f: SkippedFile) => process.emitWarning(skippedMessage(f), { code: 'MEDSEG_DICOM_SKIPPED' }));
   skipped.forEach(onSkip);
   return [...groupBySeries(parsed)].map(([uid, fs]) => describe(uid, fs));
-}
-
-interface Slice {
-  file: DicomFile;
-  frame: number;
-  plane: FramePlane;
-  sop: string;
-  pos: number; // projection on the normal
 }
 
 export async function readDicomSeries(pathOrFiles: string | string[], opts: DicomSeriesOptions = {}): Promise<Volume> {
@@ -173,73 +146,8 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
   // A header may claim more frames than the file holds: check before building per-frame state.
   files.forEach((f, i) => checkNativeLength(f, infos[i]!, f.path));
 
-  const slices: Slice[] = [];
-  files.forEach((f, i) => {
-    const sop = f.dataset.string(T.SOPInstanceUID) ?? '';
-    for (let k = 0; k < infos[i]!.frames; k++) slices.push({ file: f, frame: k, plane: framePlane(f.dataset, k), sop, pos: 0 });
-  });
-
-  const warnings: string[] = skipped.map(skippedMessage);
-  let direction: Mat3 = IDENTITY3;
-  let origin: Vec3 = [0, 0, 0];
-  let zSpacing = 1;
-  const first = slices[0]!;
-  const ps = first.plane.pixelSpacing ?? [1, 1];
-  if (!first.plane.pixelSpacing) warnings.push('no PixelSpacing: 1 mm assumed');
-  if (slices.length === 1 && (!first.plane.orientation || !first.plane.position)) {
-    // Projection radiograph (CR/DX/XA...): a 2D image with no patient geometry.
-    warnings.push('no ImagePositionPatient/ImageOrientationPatient: identity geometry');
-  } else {
-    for (const s of slices) {
-      if (!s.plane.orientation || !s.plane.position) {
-        throw new MedsegIoError('BAD_GEOMETRY', 'slice without ImagePositionPatient/ImageOrientationPatient', s.file.path);
-      }
-      if (!sameOrientation(s.plane.orientation, first.plane.orientation!)) {
-        throw new MedsegIoError(
-          'INCONSISTENT_SERIES',
-          `mixed orientations in one series: [${s.plane.orientation.join(', ')}] vs [${first.plane.orientation!.join(', ')}]`,
-          s.file.path,
-        );
-      }
-      const sps = s.plane.pixelSpacing ?? [1, 1];
-      if (Math.abs(sps[0] - ps[0]) > 1e-4 * ps[0] || Math.abs(sps[1] - ps[1]) > 1e-4 * ps[1]) {
-        throw new MedsegIoError('INCONSISTENT_SERIES', `PixelSpacing ${sps.join('\\')} differs from ${ps.join('\\')}`, s.file.path);
-      }
-    }
-    const { row, col, normal } = orientationAxes(first.plane.orientation!, first.file.path);
-    direction = directionMatrix(row, col, normal);
-    for (const s of slices) s.pos = dot(s.plane.position!, normal);
-    slices.sort((a, b) => a.pos - b.pos);
-    for (let i = 1; i < slices.length; i++) {
-      if (Math.abs(slices[i]!.pos - slices[i - 1]!.pos) < 1e-3) {
-        throw new MedsegIoError(
-          'INCONSISTENT_SERIES',
-          `two slices at the same position ${slices[i]!.pos.toFixed(3)} mm (${slices[i - 1]!.file.path}, ${slices[i]!.file.path}): several acquisitions or time points in one series`,
-          where,
-        );
-      }
-    }
-    origin = [...slices[0]!.plane.position!];
-    if (slices.length > 1) {
-      const stack = checkStack(slices.map((s) => s.pos));
-      if (stack.gaps.length) {
-        const list = stack.gaps.map((g) => `${g.gap.toFixed(3)} mm between ${g.from.toFixed(3)} and ${g.to.toFixed(3)}`).join('; ');
-        if (!opts.allowGaps) {
-          const cause = skipped.length ? ` (unreadable files left out: ${skipped.map((f) => f.path).join(', ')})` : '';
-          throw new MedsegIoError(
-            'MISSING_SLICES',
-            `missing slices or uneven spacing: ${list} (nominal ${Math.min(...slices.slice(1).map((s, i) => s.pos - slices[i]!.pos)).toFixed(3)} mm)${cause}; pass allowGaps to accept`,
-            where,
-          );
-        }
-        warnings.push(`uneven slice spacing, stacked at ${stack.spacing.toFixed(4)} mm: ${list}`);
-      }
-      zSpacing = stack.spacing;
-    } else {
-      zSpacing = first.plane.spacingBetweenSlices ?? first.plane.sliceThickness ?? 1;
-      if (!(zSpacing > 0)) zSpacing = 1;
-    }
-  }
+  const grid = stackSeries(files, { allowGaps: opts.allowGaps, frames: infos.map((inf) => inf.frames), warnings: skipped.map(skippedMessage) }, where, skipped);
+  const slices = grid.slices;
 
   // Pixel data: decode each file once, place each frame at its sorted z.
   const nx = info0.columns;
@@ -276,35 +184,20 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
     }
   });
 
-  const ds = first.file.dataset;
   const distinct = (xs: number[]) => [...new Set(xs)];
   const slopes = distinct(slices.map((s) => s.plane.slope));
   const intercepts = distinct(slices.map((s) => s.plane.intercept));
-  const dicom: Record<string, string> = {};
-  for (const [k, tag] of Object.entries(COPIED)) {
-    const v = ds.string(tag);
-    if (v !== undefined) dicom[k] = v;
-  }
   return {
     data,
-    size: [nx, ny, nz],
+    size: grid.size,
     channels: spp,
-    spacing: [ps[1], ps[0], zSpacing],
-    origin,
-    direction,
+    spacing: grid.spacing,
+    origin: grid.origin,
+    direction: grid.direction,
     meta: {
-      modality: ds.string(T.Modality) ?? 'unknown',
-      patientId: ds.string(T.PatientID),
-      patientName: ds.string(T.PatientName),
-      studyInstanceUID: ds.string(T.StudyInstanceUID),
-      seriesInstanceUID: ds.string(T.SeriesInstanceUID),
-      frameOfReferenceUID: ds.string(T.FrameOfReferenceUID),
-      sopInstanceUIDs: slices.map((s) => s.sop),
-      sopClassUID: ds.string(T.SOPClassUID),
-      seriesDescription: ds.string(T.SeriesDescription),
-      sourcePath: where,
+      ...grid.meta,
       extra: {
-        transferSyntaxUID: first.file.transferSyntaxUID,
+        ...grid.meta.extra,
         photometricInterpretation: invert
           ? 'MONOCHROME1 (inverted to MONOCHROME2)'
           : decodedPhotometric(info0) !== info0.photometric
@@ -313,12 +206,6 @@ function buildVolume(files: DicomFile[], limits: ReadLimits, opts: DicomSeriesOp
         rescaleSlope: slopes.length === 1 ? slopes[0] : slopes,
         rescaleIntercept: intercepts.length === 1 ? intercepts[0] : intercepts,
         storedType: info0.type,
-        // Frame of its instance for every slice when any instance is multi-frame (a SEG / RTSTRUCT references frames by number).
-        frameNumbers: infos.some((inf) => inf.frames > 1) ? slices.map((s) => s.frame + 1) : undefined,
-        sourcePaths: slices.map((s) => s.file.path),
-        sliceThickness: first.plane.sliceThickness,
-        dicom,
-        warnings,
       },
     },
   };
@@ -335,23 +222,5 @@ function invertOf(info: PixelInfo): (v: number) => number {
   return (v) => max - v;
 }
 
-/** Patient / study attributes kept in meta.extra.dicom so that derived objects (SEG) can copy them. */
-export const COPIED: Record<string, number> = {
-  PatientName: T.PatientName,
-  PatientID: T.PatientID,
-  PatientBirthDate: T.PatientBirthDate,
-  PatientSex: T.PatientSex,
-  PatientAge: T.PatientAge,
-  StudyInstanceUID: T.StudyInstanceUID,
-  StudyDate: T.StudyDate,
-  StudyTime: T.StudyTime,
-  StudyID: T.StudyID,
-  AccessionNumber: T.AccessionNumber,
-  ReferringPhysicianName: T.ReferringPhysicianName,
-  StudyDescription: 0x00081030,
-  SOPClassUID: T.SOPClassUID,
-  FrameOfReferenceUID: T.FrameOfReferenceUID,
-  SpecificCharacterSet: T.SpecificCharacterSet,
-};
-
+export { COPIED, NON_IMAGE };
 export { DEFAULT_LIMITS };

@@ -13,9 +13,16 @@ const enc = new TextEncoder();
 export const IMPLEMENTATION_CLASS_UID = '2.25.200981370419118632779361839620361542117';
 export const IMPLEMENTATION_VERSION = 'MEDSEG_0_1';
 
+/** Each character's low byte, as Latin-1 text is stored (the default repertoire is its ASCII part). */
+function latin1Bytes(value: string): Uint8Array {
+  const b = new Uint8Array(value.length);
+  for (let i = 0; i < value.length; i++) b[i] = value.charCodeAt(i) & 0xff;
+  return b;
+}
+
 /** Pads a string value to even length: UI with NUL, others with space. */
 function strBytes(vr: string, value: string, utf8: boolean): Uint8Array {
-  const b = utf8 ? enc.encode(value) : Buffer.from(value, 'latin1');
+  const b = utf8 ? enc.encode(value) : latin1Bytes(value);
   if (b.length % 2 === 0) return b;
   const out = new Uint8Array(b.length + 1);
   out.set(b);
@@ -207,9 +214,15 @@ export function writeDicom(ds: DicomDataset, opts: WriteOptions = {}): Uint8Arra
   writeDataset(body, withoutMeta);
   const head = new Out();
   head.push(new Uint8Array(128));
-  head.push(Buffer.from('DICM', 'latin1'));
+  head.push(latin1Bytes('DICM'));
   head.push(valueHeaderUL(T.FileMetaInformationGroupLength, metaOut.length));
-  return Buffer.concat([...head.chunks, ...metaOut.chunks, ...body.chunks]);
+  const file = new Uint8Array(head.length + metaOut.length + body.length);
+  let at = 0;
+  for (const c of [...head.chunks, ...metaOut.chunks, ...body.chunks]) {
+    file.set(c, at);
+    at += c.length;
+  }
+  return file;
 }
 
 function valueHeaderUL(tag: number, v: number): Uint8Array {
