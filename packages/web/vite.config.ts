@@ -2,7 +2,9 @@
  * Builds the viewer into dist/ as static files with relative URLs, so the
  * medseg service can serve them under any path and `vite preview` or any
  * static server can serve them standalone. medseg's browser modules are
- * bundled from the library's sources.
+ * bundled from the library's sources; iconv-lite (medseg's DICOM character
+ * sets) finds Node's Buffer in the npm `buffer` package, a dependency of the
+ * page for that reason.
  */
 import { fileURLToPath } from 'node:url';
 import { defaultClientConditions, defineConfig } from 'vite';

@@ -12,6 +12,7 @@ import { labelColormap } from './label-colors.ts';
 import { onnxCardRows, serviceCardRows, showModelPanel } from './model-panel.ts';
 import { ScanViewer, type OverlayKind, type Tool, type ViewName } from './viewer.ts';
 import { dicomToNifti, filesOfZip } from './dicom-open.ts';
+import { maskAsDicomSeg } from './dicom-seg.ts';
 import { ServiceCancelled, ServiceClient, type ServiceModel } from './service-client.ts';
 import { presetById, WINDOW_PRESETS } from './window-presets.ts';
 import { describeFlag, showFlag } from './case-flag.ts';
@@ -53,6 +54,7 @@ const ui = {
   undo: el<HTMLButtonElement>('undo'),
   redo: el<HTMLButtonElement>('redo'),
   saveMask: el<HTMLButtonElement>('save-mask'),
+  saveSeg: el<HTMLButtonElement>('save-seg'),
   modelCard: el<HTMLDListElement>('model-card'),
   serviceUrl: el<HTMLInputElement>('service-url'),
   serviceKey: el<HTMLInputElement>('service-key'),
@@ -72,6 +74,8 @@ let model: { info: OnnxModelInfo; name: string } | null = null;
 let imageName = 'scan';
 /** The opened scan's file: what the service is sent. */
 let scanFile: File | null = null;
+/** The DICOM files the scan was converted from (a SEG refers to them); none for a NIfTI or NRRD scan. */
+let dicomFiles: File[] | null = null;
 let service: { client: ServiceClient; models: ServiceModel[] } | null = null;
 /** The service job whose result is the mask shown (a correction is saved to it); none after a new scan or a browser run. */
 let serviceJob: { id: string; model: string } | null = null;
@@ -96,6 +100,7 @@ function refreshEditing(): void {
   ui.undo.disabled = !viewer.canUndo;
   ui.redo.disabled = !viewer.canRedo;
   ui.saveMask.disabled = !viewer.hasMask;
+  ui.saveSeg.disabled = !viewer.hasMask || !dicomFiles;
   ui.interpolate.disabled = !viewer.hasMask;
   ui.serviceSave.disabled = !viewer.hasMask || !serviceJob || !service;
 }
@@ -115,6 +120,7 @@ async function openImage(file: File, from?: string): Promise<void> {
   try {
     await viewer.open(file);
     scanFile = file;
+    dicomFiles = null;
     serviceJob = null;
     clearOverlays();
     imageName = (from ?? file.name).replace(/\.(nii(\.gz)?|nrrd|nhdr|gz|zip)$/i, '');
@@ -132,6 +138,10 @@ async function openDicom(files: () => Promise<File[]>, what: string): Promise<vo
     const list = await files();
     const { volume, all } = await dicomToNifti(list);
     await openImage(volume, what);
+    if (viewer.hasImage && scanFile === volume) {
+      dicomFiles = list;
+      refreshEditing();
+    }
     if (all.length > 1) ui.status.textContent += `; ${all.length} series found, showing the largest (${all.map((f) => f.name).join(', ')})`;
   } catch (e) {
     fail(`Cannot open the DICOM series in ${what}`, e);
@@ -411,21 +421,57 @@ function interpolateSlices(): void {
 ui.undo.addEventListener('click', () => viewer.undo());
 ui.redo.addEventListener('click', () => viewer.redo());
 ui.saveMask.addEventListener('click', () => void saveMask());
+ui.saveSeg.addEventListener('click', () => void saveSeg());
+
+/** Offers bytes as a file download. */
+function download(bytes: Uint8Array, name: string, type: string): void {
+  const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
 
 async function saveMask(): Promise<void> {
   try {
-    const bytes = await viewer.maskNifti();
-    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/gzip' }));
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = `${imageName}_mask.nii.gz`;
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    ui.status.textContent = `Saved ${a.download}`;
+    const name = `${imageName}_mask.nii.gz`;
+    download(await viewer.maskNifti(), name, 'application/gzip');
+    ui.status.textContent = `Saved ${name}`;
   } catch (e) {
     fail('Cannot save the mask', e);
+  }
+}
+
+/** The names of the mask's labels: the browser model's, else the service model's that made it. */
+function maskLabelNames(): Record<string, string> {
+  const fromService = serviceJob && service?.models.find((m) => m.id === serviceJob!.model);
+  return (model?.info.labels as Record<string, string> | undefined) ?? fromService?.labels ?? {};
+}
+
+/** The model whose output the mask corrects, if any. */
+function maskAlgorithm(): { name: string; version: string } | undefined {
+  const fromService = serviceJob && service?.models.find((m) => m.id === serviceJob!.model);
+  if (fromService) return { name: fromService.id, version: fromService.version };
+  return model ? { name: model.name.replace(/\.onnx$/i, ''), version: `medseg ${model.info.medsegVersion}, fold ${model.info.fold}` } : undefined;
+}
+
+async function saveSeg(): Promise<void> {
+  if (!dicomFiles) return;
+  try {
+    const { labels, grid } = await viewer.maskOnGrid();
+    const seg = await maskAsDicomSeg(dicomFiles, labels, grid, {
+      labelNames: maskLabelNames(),
+      algorithm: maskAlgorithm(),
+      author: ui.serviceAuthor.value.trim() || undefined,
+    });
+    const name = `${imageName}_seg.dcm`;
+    download(seg.bytes, name, 'application/dicom');
+    ui.status.textContent = `Saved ${name} (DICOM SEG, ${seg.segments} segment${seg.segments > 1 ? 's' : ''}, of series ${seg.seriesInstanceUID})`;
+  } catch (e) {
+    fail('Cannot save the mask as DICOM SEG', e);
   }
 }
 

@@ -7,6 +7,8 @@
  * on the image's own voxel grid.
  */
 import { Niivue, NVImage, SLICE_TYPE } from '@niivue/niivue';
+import { decomposeAffine, flipLpsRas } from '@medseg/medseg/io/geometry';
+import type { Grid } from '@medseg/medseg/io/same-voxels';
 import type { LabelColormap } from './label-colors.ts';
 import { changedSlices, extendStroke3d, interpolateLabel, type Dims, type SliceAxis } from './mask-edit.ts';
 import type { IntensityStats } from './window-presets.ts';
@@ -385,6 +387,20 @@ export class ScanViewer {
     if (!next || !this.current) return;
     this.undoStack.push(this.current);
     this.restore(next);
+  }
+
+  /**
+   * The mask's labels in the order of the NIfTI maskNifti writes (x fastest)
+   * and that file's grid in LPS mm, as medseg reads it: read back from the
+   * file itself, so a SEG made from it holds what the NIfTI download holds.
+   */
+  async maskOnGrid(): Promise<{ labels: Uint8Array; grid: Grid }> {
+    const bytes = await this.maskNifti();
+    const saved = await NVImage.loadFromFile({ file: new File([bytes as Uint8Array<ArrayBuffer>], 'mask.nii.gz'), name: 'mask.nii.gz' });
+    const hdr = saved.hdr!;
+    const size = [hdr.dims[1]!, hdr.dims[2]!, hdr.dims[3]!] as Grid['size'];
+    const geometry = decomposeAffine(flipLpsRas(hdr.affine.flat()), size, 'the mask');
+    return { labels: Uint8Array.from(saved.img as ArrayLike<number>), grid: { size, ...geometry } };
   }
 
   /** The mask as a gzipped NIfTI file with the scan's header (its own grid and orientation). */

@@ -24,6 +24,9 @@ import type { Volume } from '@medseg/medseg/io/volume';
 import { startService, type Service } from '../../server/src/service.ts';
 import { auth, ctSeries, testConfig, writeCtZip, writeModels } from '../../server/src/testing/fixture.ts';
 import { readDicomSeries } from '@medseg/medseg/io/dicom/series';
+import { readDicomSeg, segLabelmap } from '@medseg/medseg/io/dicom/seg-read';
+import { labelsOnGrid } from '@medseg/medseg/io/same-voxels';
+import { dciodvfy } from '@medseg/medseg/testing/dciodvfy';
 import { correctionDice } from '../../server/src/corrections/store.ts';
 import { ensureViewerBuilt } from './dist.ts';
 import { canvasPixels, chooseBrush, openViewer, savedMask, waitForState } from './page.ts';
@@ -152,6 +155,47 @@ test('a DICOM series opens from its folder and from a zip, on the grid medseg re
   writeFileSync(join(tmp, 'broken.zip'), Buffer.from('PK\u0003\u0004 not really'));
   await page.setInputFiles('#image-file', join(tmp, 'broken.zip'));
   assert.match(await waitForState(page, 'error'), /Cannot open the DICOM series in broken\.zip: broken\.zip is not a readable zip/);
+  assert.deepEqual(problems, []);
+});
+
+test('a mask painted on a DICOM scan saves as a DICOM SEG of that series: valid by dciodvfy, the same voxels as the NIfTI download', async () => {
+  const ct = ctSeries();
+  const source = await readDicomSeries(ct.dir);
+  await page.setInputFiles('#dicom-folder', ct.dir);
+  await waitForState(page, 'ready', 60_000);
+  await page.click('button[data-view="axial"]');
+  await chooseBrush(page, 1, 8);
+  const box = (await page.locator('#gl').boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.4);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.55, box.y + box.height * 0.6, { steps: 8 });
+  await page.mouse.up();
+  assert.equal(await page.isDisabled('#save-seg'), false);
+  const nifti = await pageMask('ct-mask.nii.gz');
+  const download = page.waitForEvent('download');
+  await page.click('#save-seg');
+  const d = await download;
+  assert.match(d.suggestedFilename(), /^ct-3slice_seg\.dcm$/);
+  const segPath = join(tmp, 'ct-seg.dcm');
+  await d.saveAs(segPath);
+  assert.match((await page.locator('#status').textContent()) ?? '', /DICOM SEG, 1 segment, of series /);
+
+  const check = dciodvfy(segPath);
+  assert.equal(check.iod, 'Segmentation', check.output);
+  assert.deepEqual(check.errors, [], check.output);
+  const seg = await readDicomSeg(segPath);
+  assert.equal(seg.referencedSeriesInstanceUID, source.meta.seriesInstanceUID);
+  assert.equal(seg.meta.studyInstanceUID, source.meta.studyInstanceUID);
+  assert.deepEqual(
+    seg.segments.map((x) => [x.number, x.label, x.algorithmType]),
+    [[1, 'label 1', 'MANUAL']],
+  );
+  // The SEG placed on the series by medseg's reader holds the painted voxels, each where the NIfTI download has it.
+  const { labelmap } = segLabelmap(seg, source);
+  const want = labelsOnGrid(nifti.data as ArrayLike<number>, nifti, source);
+  const painted = want.reduce((n, v) => n + (v === 1 ? 1 : 0), 0);
+  assert.ok(painted > 50, `${painted} voxels painted`);
+  assert.deepEqual(Uint8Array.from(labelmap.data as ArrayLike<number>), want);
   assert.deepEqual(problems, []);
 });
 

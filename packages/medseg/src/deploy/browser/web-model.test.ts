@@ -7,12 +7,13 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import onnxProto from 'onnx-proto';
 import * as torch from '@medseg/torch';
 import { writeFixtureModel } from '../../testing/model-fixture.ts';
+import { browserImports } from '../../testing/browser-imports.ts';
 import { exportModelFolder } from '../export-model.ts';
 import { argmaxClasses, readModelInfo, readOnnxMetadata, WebModelError } from './web-model.ts';
 
@@ -67,22 +68,10 @@ test('argmaxClasses: equals libtorch argmax over the class axis of random logits
 
 test('browser modules stay browser-safe: their value imports, followed through the library, reach no Node module or npm package', () => {
   const here = dirname(fileURLToPath(import.meta.url));
-  const pending = readdirSync(here)
+  const roots = readdirSync(here)
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
     .map((f) => join(here, f));
-  const seen = new Set<string>();
-  const bad: string[] = [];
-  while (pending.length) {
-    const file = pending.pop()!;
-    if (seen.has(file)) continue;
-    seen.add(file);
-    // Type-only imports are erased before the page sees the module; every other import is fetched by the browser.
-    for (const m of readFileSync(file, 'utf8').matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?\sfrom\s+'([^']+)'/gm)) {
-      const spec = m[1]!;
-      if (spec.startsWith('.')) pending.push(resolve(dirname(file), spec));
-      else bad.push(`${file}: ${spec}`);
-    }
-  }
-  assert.ok(seen.size >= 3, `modules checked: ${[...seen].join(', ')}`);
-  assert.deepEqual(bad, []);
+  const { modules, refused } = browserImports(roots);
+  assert.ok(modules.length >= 3, `modules checked: ${modules.join(', ')}`);
+  assert.deepEqual(refused, []);
 });
