@@ -108,6 +108,7 @@ export async function startService(c: ServiceConfig, o: { onWorkerStart?: (pid: 
       maxDecompressedBytes: c.maxDecompressedBytes,
       rateLimit: c.rateLimit,
       dicomweb: c.dicomweb,
+      dicomwebLimits: { timeoutMs: c.dicomwebTimeoutMs, maxBytes: c.maxUploadBytes },
       audit,
       monitoring: { store: new MonitoringStore(db), settings: c.monitoring },
       deidentify: { jobs: new JobDeidentify(db), models: c.deidentifyModels },

@@ -61,6 +61,8 @@ export interface AppOptions {
   rateLimit: { max: number; windowMs: number };
   /** The PACS a submission may name as the place of its series (none: DICOMweb submissions are refused). */
   dicomweb?: DicomwebServer[];
+  /** How long a PACS request may take, and the most it may send (a dicomweb job's series is fetched again to correct it). */
+  dicomwebLimits?: { timeoutMs: number; maxBytes: number };
   /**
    * Failed key checks allowed per client address and window (default 20 a
    * minute); past it the address gets 429 before any key is checked, so
@@ -340,7 +342,15 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   );
 
   if (o.corrections) {
-    registerCorrectionRoutes(app, { filesDir: o.filesDir, limits: o, store: o.corrections, catalog: o.catalog, audit: o.audit, ownJob });
+    registerCorrectionRoutes(app, {
+      filesDir: o.filesDir,
+      limits: o,
+      store: o.corrections,
+      catalog: o.catalog,
+      audit: o.audit,
+      ownJob,
+      pacs: o.dicomweb && o.dicomwebLimits ? { servers: o.dicomweb, ...o.dicomwebLimits } : undefined,
+    });
   }
   if (o.monitoring) registerMonitoringRoute(app, { catalog: o.catalog, monitoring: o.monitoring.store, settings: o.monitoring.settings });
 

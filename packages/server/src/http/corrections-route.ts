@@ -9,11 +9,13 @@
  * corrections/<model>/images/<job>_<cccc>.nii.gz (the job's input) and
  * labels/<job>.nii.gz (the latest correction of the job), and every saved
  * version under saved/. GET /jobs/:id/corrections lists a job's corrections.
- * DICOM jobs are refused for now (their result is a SEG on the source
- * series; a correction would have to come back as a SEG).
+ * A DICOM job (a zip of a series, a series on the PACS) is corrected on its
+ * series' grid: the correction comes as a SEG of that series or as a label
+ * map holding the series' voxels in any order (corrections/on-series.ts), and
+ * is stored, beside the series as NIfTI, like any other.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, unlink } from 'node:fs/promises';
+import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -25,19 +27,21 @@ import { jobEntry } from '../audit/job-entry.ts';
 import { correctionDice, type Correction, type CorrectionStore } from '../corrections/store.ts';
 import type { ModelCatalog } from '../models/catalog.ts';
 import type { Job } from '../store/jobs.ts';
-import { receiveCase, type ReceiveLimits } from '../upload/receive.ts';
+import { readReceivedCase, receiveFile, type ReceiveLimits } from '../upload/receive.ts';
+import {
+  CorrectionInputError,
+  DICOM_JOB_FORMATS,
+  isPart10,
+  jobSeries,
+  resultLabelsOnSeries,
+  segLabelsOnSeries,
+  volumeLabelsOnSeries,
+  type SeriesAccess,
+} from '../corrections/on-series.ts';
 import { errorResponses, jobIdParams } from './schemas.ts';
 
 /** A refused correction: answered with its status, code and message by the app's error handler. */
-class CorrectionError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+const CorrectionError = CorrectionInputError;
 
 /** The upload formats whose result is a label map file: the jobs a correction is taken for, and the formats a correction comes in. */
 const VOLUME_FORMATS = new Set(['nifti', 'nifti-gz', 'nrrd', 'png']);
@@ -80,6 +84,8 @@ export interface CorrectionRouteOptions {
   audit?: AuditLog;
   /** The job of the request's key (404 for another key's job, unless admin). */
   ownJob: (req: FastifyRequest, id: string) => Promise<Job>;
+  /** The PACS a dicomweb job's series is fetched again from. */
+  pacs?: SeriesAccess['pacs'];
 }
 
 export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRouteOptions): void {
@@ -100,38 +106,74 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
     async (req, reply) => {
       const job = await o.ownJob(req, (req.params as { id: string }).id);
       if (job.state !== 'done' || !job.resultPath) throw new CorrectionError(409, 'NOT_DONE', `job ${job.id} has no result to correct (it is ${job.state})`);
-      if (!VOLUME_FORMATS.has(job.inputFormat)) {
-        throw new CorrectionError(409, 'DICOM_NOT_SUPPORTED', `job ${job.id} segmented DICOM; corrections are taken for NIfTI, NRRD and PNG jobs`);
+      const dicomJob = DICOM_JOB_FORMATS.has(job.inputFormat);
+      if (!VOLUME_FORMATS.has(job.inputFormat) && !dicomJob) {
+        throw new CorrectionError(409, 'UNSUPPORTED_JOB', `job ${job.id} has input ${job.inputFormat}; corrections are taken for image and DICOM jobs`);
       }
       if (!req.isMultipart()) throw new CorrectionError(415, 'NOT_MULTIPART', 'send the corrected label map as multipart/form-data field "file"');
-      const rec = await receiveCase(req.parts(), uploadsDir, o.limits);
+      let info;
       try {
-        if (!VOLUME_FORMATS.has(rec.format)) throw new CorrectionError(415, 'BAD_FORMAT', `a correction is a NIfTI, NRRD or PNG label map, not ${rec.format}`);
-        const extra = Object.keys(rec.fields).filter((k) => k !== 'author');
+        info = o.catalog.info(job.model);
+      } catch (e) {
+        throw new CorrectionError(409, 'MODEL_GONE', `model ${job.model} of job ${job.id} is no longer offered here: ${(e as Error).message}`);
+      }
+      const file = await receiveFile(req.parts(), uploadsDir, o.limits);
+      let uploaded = file.path;
+      try {
+        const extra = Object.keys(file.fields).filter((k) => k !== 'author');
         if (extra.length) throw new CorrectionError(400, 'BAD_FIELD', `unknown field(s) ${extra.join(', ')}: send "file" and optionally "author"`);
-        const author = rec.fields.author?.trim() || null;
+        const author = file.fields.author?.trim() || null;
         if (author !== null && (author.length > 200 || /[\u0000-\u001f\u007f]/.test(author))) {
           throw new CorrectionError(400, 'BAD_FIELD', '"author" is at most 200 characters, without control characters');
         }
-        const corrected = rec.volume;
-        const result = await readVolume(join(o.filesDir, job.resultPath));
-        if (corrected.channels !== 1) throw new CorrectionError(422, 'WRONG_GRID', `a label map has one channel, this file has ${corrected.channels}`);
-        const grid = sameGrid(corrected, result);
-        if (grid) throw new CorrectionError(422, 'WRONG_GRID', `the correction is not on the job's grid: ${grid}`);
-        let info;
-        try {
-          info = o.catalog.info(job.model);
-        } catch (e) {
-          throw new CorrectionError(409, 'MODEL_GONE', `model ${job.model} of job ${job.id} is no longer offered here: ${(e as Error).message}`);
+        const labelNames = info.labels as Record<string, string>;
+        // The grid the correction is stored on, the model's labels and the correction's on it, and the input image(s) beside it.
+        let grid: Volume;
+        let model: ArrayLike<number>;
+        let data: ArrayLike<number>;
+        let images: () => Promise<Volume[]>;
+        if (dicomJob) {
+          const source = await jobSeries(job, { filesDir: o.filesDir, limits: o.limits, pacs: o.pacs });
+          grid = source;
+          model = await resultLabelsOnSeries(job, source, labelNames, o.filesDir);
+          if (isPart10(file.head)) {
+            data = segLabelsOnSeries(await readFile(file.path), source, labelNames, 'the correction');
+          } else {
+            const rec = await readReceivedCase(file, o.limits);
+            uploaded = rec.path;
+            if (!VOLUME_FORMATS.has(rec.format))
+              throw new CorrectionError(415, 'BAD_FORMAT', `a correction is a DICOM SEG or a NIfTI, NRRD or PNG label map, not ${rec.format}`);
+            data = volumeLabelsOnSeries(rec.volume, source);
+          }
+          images = async () => [source];
+        } else {
+          if (isPart10(file.head))
+            throw new CorrectionError(
+              415,
+              'BAD_FORMAT',
+              `job ${job.id} segmented a ${job.inputFormat} image: send the correction as a label map on its grid, not DICOM`,
+            );
+          const rec = await readReceivedCase(file, o.limits);
+          uploaded = rec.path;
+          if (!VOLUME_FORMATS.has(rec.format))
+            throw new CorrectionError(415, 'BAD_FORMAT', `a correction is a NIfTI, NRRD or PNG label map, not ${rec.format}`);
+          const corrected = rec.volume;
+          const result = await readVolume(join(o.filesDir, job.resultPath));
+          if (corrected.channels !== 1) throw new CorrectionError(422, 'WRONG_GRID', `a label map has one channel, this file has ${corrected.channels}`);
+          const mismatch = sameGrid(corrected, result);
+          if (mismatch) throw new CorrectionError(422, 'WRONG_GRID', `the correction is not on the job's grid: ${mismatch}`);
+          grid = result;
+          model = result.data as ArrayLike<number>;
+          data = corrected.data as ArrayLike<number>;
+          images = () => readInputCase(join(o.filesDir, job.inputPath), info.channels.length);
         }
         const known = new Set(Object.keys(info.labels).map(Number));
-        const data = corrected.data as ArrayLike<number>;
         const bad = new Set<number>();
         for (let i = 0; i < data.length && bad.size < 5; i++) if (!known.has(data[i]!)) bad.add(data[i]!);
         if (bad.size) {
           throw new CorrectionError(422, 'BAD_LABELS', `values ${[...bad].join(', ')} are not labels of model ${job.model} (${[...known].join(', ')})`);
         }
-        const labels: Volume = { ...result, data: Uint8Array.from(data), channels: 1 };
+        const labels: Volume = { ...grid, data: Uint8Array.from(data), channels: 1, meta: {} };
         const id = randomBytes(8).toString('hex');
         const dir = join(o.filesDir, 'corrections', job.model);
         await Promise.all(['images', 'labels', 'saved'].map((d) => mkdir(join(dir, d), { recursive: true })));
@@ -139,8 +181,7 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
         await writeVolume(join(o.filesDir, saved), labels);
         // The job's input beside its latest correction, as fine-tuning reads them (channel files, NIfTI).
         if (!existsSync(join(dir, 'images', `${job.id}_0000.nii.gz`))) {
-          const images = await readInputCase(join(o.filesDir, job.inputPath), info.channels.length);
-          for (const [c, v] of images.entries()) await writeVolume(join(dir, 'images', `${job.id}_${String(c).padStart(4, '0')}.nii.gz`), v);
+          for (const [c, v] of (await images()).entries()) await writeVolume(join(dir, 'images', `${job.id}_${String(c).padStart(4, '0')}.nii.gz`), v);
         }
         await writeVolume(join(dir, 'labels', `${job.id}.nii.gz`), labels);
         const c: Correction = {
@@ -151,7 +192,7 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
           keyId: req.apiKey!.id,
           author,
           at: Date.now(),
-          dice: correctionDice(result.data as ArrayLike<number>, labels.data as ArrayLike<number>),
+          dice: correctionDice(model, labels.data as ArrayLike<number>),
           path: saved,
         };
         o.store.record(c);
@@ -160,7 +201,7 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
         );
         return reply.status(201).send(view(c));
       } finally {
-        await unlink(rec.path).catch(() => undefined);
+        await unlink(uploaded).catch(() => undefined);
       }
     },
   );

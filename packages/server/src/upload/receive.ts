@@ -79,12 +79,29 @@ class HeadKeeper extends Transform {
   }
 }
 
-/** Receives the parts of a multipart request: exactly one `file` part and short text fields. */
-export async function receiveCase(parts: AsyncIterableIterator<Multipart>, uploadsDir: string, limits: ReceiveLimits): Promise<ReceivedCase> {
+/** A file taken off a request, not yet sniffed or read: still under its temporary name. */
+export interface ReceivedFile {
+  path: string;
+  /** The file's first SNIFF_BYTES bytes. */
+  head: Buffer;
+  bytes: number;
+  fields: Record<string, string>;
+  clientName: string | undefined;
+}
+
+/**
+ * Receives the parts of a multipart request: exactly one `file` part, streamed
+ * to a temporary file within the upload limit, and short text fields. On any
+ * failure nothing is left behind.
+ */
+export async function receiveFile(
+  parts: AsyncIterableIterator<Multipart>,
+  uploadsDir: string,
+  limits: Pick<ReceiveLimits, 'maxUploadBytes'>,
+): Promise<ReceivedFile> {
   const fields: Record<string, string> = {};
   const temp = join(uploadsDir, `${INCOMING_PREFIX}${randomBytes(8).toString('hex')}`);
   let received: { head: Buffer; bytes: number; clientName: string | undefined } | undefined;
-  let finalPath: string | undefined;
   try {
     for await (const part of parts) {
       if (part.type === 'field') {
@@ -110,10 +127,26 @@ export async function receiveCase(parts: AsyncIterableIterator<Multipart>, uploa
     }
     if (!received) throw new UploadError(400, 'NO_FILE', 'no file: send the case as the multipart field "file"');
     if (received.bytes === 0) throw new UploadError(400, 'EMPTY_FILE', 'the file is empty');
-    const sniffed = sniffUpload(received.head);
+    return { path: temp, ...received, fields };
+  } catch (e) {
+    await unlink(temp).catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * A received file as a case: its format sniffed from its bytes, renamed with
+ * that format's ending, and read back by the library within the voxel and
+ * decompression limits. On failure the file is removed.
+ */
+export async function readReceivedCase(file: ReceivedFile, limits: ReceiveLimits): Promise<ReceivedCase> {
+  let finalPath: string | undefined;
+  try {
+    const sniffed = sniffUpload(file.head);
     if (!sniffed.ok) throw new UploadError(415, 'UNSUPPORTED_CONTENT', sniffed.message);
-    finalPath = `${temp}${FORMAT_ENDING[sniffed.format]}`;
-    await rename(temp, finalPath);
+    finalPath = `${file.path}${FORMAT_ENDING[sniffed.format]}`;
+    await rename(file.path, finalPath);
+    const { fields, clientName, bytes } = file;
     let volume: Volume;
     const series = fields.series;
     if (series !== undefined && !isValidUid(series))
@@ -124,7 +157,7 @@ export async function receiveCase(parts: AsyncIterableIterator<Multipart>, uploa
         maxVoxelBytes: limits.maxVoxelBytes,
         seriesInstanceUid: series,
       });
-      return { path: finalPath, format: sniffed.format, fields, clientName: received.clientName, volume, bytes: received.bytes };
+      return { path: finalPath, format: sniffed.format, fields, clientName, volume, bytes };
     }
     try {
       volume = await readVolume(finalPath, { limits: { maxBytes: limits.maxVoxelBytes, maxDecompressedBytes: limits.maxDecompressedBytes } });
@@ -135,10 +168,15 @@ export async function receiveCase(parts: AsyncIterableIterator<Multipart>, uploa
       }
       throw e;
     }
-    return { path: finalPath, format: sniffed.format, fields, clientName: received.clientName, volume, bytes: received.bytes };
+    return { path: finalPath, format: sniffed.format, fields, clientName, volume, bytes };
   } catch (e) {
-    await unlink(temp).catch(() => undefined);
+    await unlink(file.path).catch(() => undefined);
     if (finalPath) await unlink(finalPath).catch(() => undefined);
     throw e;
   }
+}
+
+/** Receives one uploaded case (receiveFile, then readReceivedCase). */
+export async function receiveCase(parts: AsyncIterableIterator<Multipart>, uploadsDir: string, limits: ReceiveLimits): Promise<ReceivedCase> {
+  return readReceivedCase(await receiveFile(parts, uploadsDir, limits), limits);
 }
