@@ -159,7 +159,7 @@ async function openModel(file: File): Promise<void> {
     if (viewer.hasMask) viewer.setColormap(labelColormap(info.labels));
     setState(
       'ready',
-      `Model ${file.name} ready (${loaded.seconds.toFixed(2)} s, ${loaded.provider === 'webgpu' ? 'WebGPU' : `${loaded.note}, ${loaded.threads} thread${loaded.threads > 1 ? 's' : ''}`})` +
+      `Model ${file.name} ready (${loaded.seconds.toFixed(2)} s, ${loaded.provider === 'webgpu' ? loaded.note : `${loaded.note}, ${loaded.threads} thread${loaded.threads > 1 ? 's' : ''}`})` +
         (viewer.hasImage ? '' : '; open a scan'),
     );
   } catch (e) {

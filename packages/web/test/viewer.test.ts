@@ -15,9 +15,7 @@
  * bench/results/viewer.json.
  */
 import assert from 'node:assert/strict';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -38,41 +36,13 @@ import { readVolume, writeVolume } from '@medseg/medseg/io/read';
 import type { Volume } from '@medseg/medseg/io/volume';
 import { exportModelFolder } from '@medseg/medseg/deploy/export-model';
 import { createFilePasses } from '@medseg/medseg/deploy/onnx-predict';
-import { resolveStaticFile, STATIC_HEADERS } from '../../server/src/http/static-files.ts';
-import { DIST_DIR, ensureViewerBuilt } from './dist.ts';
+import { ensureViewerBuilt } from './dist.ts';
+import { serveDist } from './serve-dist.ts';
 import { canvasPixels, chooseBrush, frames, openViewer, savedMask, waitForState } from './page.ts';
 
 const CASE = 'hippocampus_003';
 /** With MEDSEG_VIEWER_RESULTS=1 the test also takes screenshots (halved, small PNGs) and writes them and its timings to bench/results/. */
 const WRITE_RESULTS = process.env.MEDSEG_VIEWER_RESULTS === '1';
-
-/** Serves the viewer's build on 127.0.0.1 at a free port. */
-async function serveDist(): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
-  const requests: string[] = [];
-  const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    requests.push(path);
-    const file = resolveStaticFile(DIST_DIR, path);
-    if (!file) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { ...STATIC_HEADERS, 'content-type': file.type, 'content-length': file.bytes });
-    createReadStream(file.path).pipe(res);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    requests,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 /** A screenshot of the page halved in each direction (2 × 2 pixel means), so the committed PNGs stay small; only when results are written. */
 async function shot(page: Page, dir: string, name: string): Promise<void> {

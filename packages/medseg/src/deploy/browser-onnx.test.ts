@@ -309,7 +309,7 @@ describe('exported hippocampus model in headless Chromium (onnxruntime-web, wasm
 
   test('a missing Chromium is a clear error that says how to install it', async () => {
     await assert.rejects(
-      launchChromium(join(tmp, 'profile-missing'), join(tmp, 'no-chromium')),
+      launchChromium(join(tmp, 'profile-missing'), { executablePath: join(tmp, 'no-chromium') }),
       (e: unknown) => e instanceof ChromiumMissingError && /apt-get install -y chromium/.test(e.message),
     );
   });

@@ -18,12 +18,24 @@ export class ChromiumMissingError extends Error {
   }
 }
 
+export interface ChromiumOptions {
+  executablePath?: string;
+  /**
+   * WebGPU on SwiftShader (the software Vulkan Debian's chromium ships):
+   * a real WebGPU implementation on the CPU, so the page's WebGPU path runs
+   * here; without it the GPU process is off (--disable-gpu) and there is no adapter.
+   */
+  webgpu?: boolean;
+}
+
 /** A headless Chromium with a fresh profile in `profile` (a directory the caller removes); close it in a finally. */
-export async function launchChromium(profile: string, executablePath = CHROMIUM): Promise<BrowserContext> {
+export async function launchChromium(profile: string, o: ChromiumOptions = {}): Promise<BrowserContext> {
+  const executablePath = o.executablePath ?? CHROMIUM;
   if (!existsSync(executablePath)) throw new ChromiumMissingError(executablePath);
+  const gpu = o.webgpu ? ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'] : ['--disable-gpu'];
   return chromium.launchPersistentContext(profile, {
     executablePath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--headless', '--no-sandbox', ...gpu, '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     timeout: 30_000,
   });
 }

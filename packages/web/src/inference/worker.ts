@@ -6,9 +6,12 @@
  * the page asks for it, the browser has an adapter, and the model's largest
  * tensor fits the adapter's buffer limits (deploy/browser/limits.ts);
  * otherwise on onnxruntime's plain wasm build, after checking that one pass
- * fits a wasm heap, with the reason WebGPU was not used. The WebGPU build is
- * loaded only when it is used (it is a larger runtime, whose CPU path is
- * slower than the plain build's).
+ * fits a wasm heap, with the reason WebGPU was not used. A WebGPU session is
+ * kept only after one pass of it over a fixed patch agrees with wasm's
+ * (deploy/browser/runtime-agreement.ts); otherwise the page says by how much
+ * they differ and runs on wasm. The WebGPU build is loaded only when it is
+ * used (it is a larger runtime, whose CPU path is slower than the plain
+ * build's).
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import * as ort from 'onnxruntime-web/wasm';
@@ -20,6 +23,7 @@ import { loadWebModel, readModelInfo, type WebModel } from '@medseg/medseg/deplo
 import { wasmLimitProblem, webGpuLimitProblem, webMemoryNeeds, type WebMemoryNeeds } from '@medseg/medseg/deploy/browser/limits';
 import { predictCaseWeb } from '@medseg/medseg/deploy/browser/predict-case';
 import { WebInferenceCancelled } from '@medseg/medseg/deploy/browser/sliding-window';
+import { compareRuntimes } from '@medseg/medseg/deploy/browser/runtime-agreement';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
 /** The dedicated worker's global scope, typed by what this file uses (the page's tsconfig has the DOM library, not WebWorker). */
@@ -84,21 +88,32 @@ async function handle(msg: ToWorker): Promise<void> {
     const bytes = new Uint8Array(msg.model);
     needs = webMemoryNeeds(readModelInfo(bytes), bytes.length);
     let why = 'WebGPU not asked for';
+    const problem = wasmLimitProblem(needs, 0);
+    if (problem) throw new Error(`this model cannot run in the browser: ${problem}`);
+    const wasm = await loadWebModel(ort, bytes);
     if (msg.webgpu) {
       const gpu = await webGpuRuntime(needs);
       if ('ort' in gpu) {
+        let candidate: WebModel | null = null;
         try {
-          model = await loadWebModel(gpu.ort, bytes, { executionProviders: ['webgpu'] });
-          scope.postMessage({ type: 'loaded', id: msg.id, seconds: (performance.now() - t0) / 1000, threads, provider: 'webgpu', note: 'WebGPU' });
-          return;
+          candidate = await loadWebModel(gpu.ort, bytes, { executionProviders: ['webgpu'] });
+          const check = await compareRuntimes(candidate, wasm);
+          const diff = `largest logit difference ${check.maxAbsDiff.toExponential(1)}, ${(check.relativeDiff * 100).toPrecision(2)} % of their range`;
+          if (check.agrees) {
+            model = candidate;
+            await wasm.session.release();
+            const note = `WebGPU (one pass checked against wasm: ${diff})`;
+            scope.postMessage({ type: 'loaded', id: msg.id, seconds: (performance.now() - t0) / 1000, threads, provider: 'webgpu', note });
+            return;
+          }
+          why = `WebGPU computes this model differently from wasm (${diff}, ${(check.sameClass * 100).toFixed(1)} % of voxels the same class)`;
         } catch (e) {
           why = `WebGPU failed to start (${(e as Error).message})`;
         }
+        await candidate?.session.release();
       } else why = gpu.why;
     }
-    const problem = wasmLimitProblem(needs, 0);
-    if (problem) throw new Error(`this model cannot run in the browser: ${problem}`);
-    model = await loadWebModel(ort, bytes);
+    model = wasm;
     scope.postMessage({ type: 'loaded', id: msg.id, seconds: (performance.now() - t0) / 1000, threads, provider: 'wasm', note: `${why}: wasm` });
     return;
   }
