@@ -66,6 +66,7 @@ const rank = (f) => {
 const serial = chosen.filter((f) => SERIAL.some((s) => f.includes(s)));
 const parallel = chosen.filter((f) => !serial.includes(f)).sort((a, b) => rank(a) - rank(b));
 let status = 0;
+const started = Date.now();
 const oneThread = { MEDSEG_THREADS: '1', OMP_NUM_THREADS: '1' };
 for (const [files, concurrency, env] of [
   [serial, 1, {}],
@@ -79,4 +80,6 @@ for (const [files, concurrency, env] of [
   });
   status ||= r.status ?? 1;
 }
+// The budget is wall time (15 minutes): the per-file sums above overlap in the parallel group.
+console.error(`tests: ${Math.round((Date.now() - started) / 1000)} s wall for ${chosen.length} files`);
 process.exit(status);
