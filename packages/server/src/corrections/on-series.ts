@@ -26,7 +26,7 @@ import type { ReceiveLimits } from '../upload/receive.ts';
 export const DICOM_JOB_FORMATS = new Set(['dicom-zip', 'dicomweb']);
 
 /** A correction the service cannot take, with its HTTP status and code. */
-export class CorrectionInputError extends Error {
+export class CorrectionError extends Error {
   constructor(
     readonly statusCode: number,
     readonly code: string,
@@ -55,7 +55,7 @@ export async function jobSeries(job: Job, o: SeriesAccess): Promise<Volume> {
   }
   const ref = JSON.parse(job.inputRef ?? '{}') as DicomwebRef;
   const server = o.pacs?.servers.find((s) => normaliseUrl(s.url) === ref.url);
-  if (!o.pacs || !server) throw new CorrectionInputError(409, 'PACS_NOT_ALLOWED', `the PACS ${ref.url} of job ${job.id} is no longer configured here`);
+  if (!o.pacs || !server) throw new CorrectionError(409, 'PACS_NOT_ALLOWED', `the PACS ${ref.url} of job ${job.id} is no longer configured here`);
   const client = new DicomwebClient({ url: server.url, headers: server.headers, timeoutMs: o.pacs.timeoutMs, maxBytes: o.pacs.maxBytes });
   return fetchSeriesVolume(client, ref, { maxVoxelBytes: o.limits.maxVoxelBytes });
 }
@@ -78,7 +78,7 @@ export function segLabelsOnSeries(bytes: Uint8Array, source: Volume, labels: Rec
     seg = parseDicomSeg(bytes, { path: what });
     map = segLabelmap(seg, source);
   } catch (e) {
-    if (e instanceof MedsegIoError) throw new CorrectionInputError(422, e.code === 'BAD_GEOMETRY' ? 'WRONG_GRID' : 'BAD_SEG', `${what}: ${e.message}`);
+    if (e instanceof MedsegIoError) throw new CorrectionError(422, e.code === 'BAD_GEOMETRY' ? 'WRONG_GRID' : 'BAD_SEG', `${what}: ${e.message}`);
     throw e;
   }
   const byName = new Map(Object.entries(labels).map(([v, name]) => [name.trim().toLowerCase(), Number(v)]));
@@ -90,7 +90,7 @@ export function segLabelsOnSeries(bytes: Uint8Array, source: Volume, labels: Rec
     const v = data[i]!;
     if (v === 0) continue;
     const label = valueOf.get(v) ?? v;
-    if (label > 255) throw new CorrectionInputError(422, 'BAD_LABELS', `${what}: segment ${v} is not a label of the model`);
+    if (label > 255) throw new CorrectionError(422, 'BAD_LABELS', `${what}: segment ${v} is not a label of the model`);
     out[i] = label;
   }
   return out;
@@ -98,16 +98,16 @@ export function segLabelsOnSeries(bytes: Uint8Array, source: Volume, labels: Rec
 
 /** A label map on a grid holding the series' voxels (in any axis order), moved onto the series grid. */
 export function volumeLabelsOnSeries(v: Volume, source: Volume): Uint8Array {
-  if (v.channels !== 1) throw new CorrectionInputError(422, 'WRONG_GRID', `a label map has one channel, this file has ${v.channels}`);
+  if (v.channels !== 1) throw new CorrectionError(422, 'WRONG_GRID', `a label map has one channel, this file has ${v.channels}`);
   const data = v.data as ArrayLike<number>;
   for (let i = 0; i < data.length; i++) {
     const x = data[i]!;
-    if (!(x >= 0 && x <= 255 && Number.isInteger(x))) throw new CorrectionInputError(422, 'BAD_LABELS', `value ${x} is not a label`);
+    if (!(x >= 0 && x <= 255 && Number.isInteger(x))) throw new CorrectionError(422, 'BAD_LABELS', `value ${x} is not a label`);
   }
   try {
     return labelsOnGrid(data, v, source);
   } catch (e) {
-    if (e instanceof MedsegIoError) throw new CorrectionInputError(422, 'WRONG_GRID', `the correction is not on the series' grid: ${e.message}`);
+    if (e instanceof MedsegIoError) throw new CorrectionError(422, 'WRONG_GRID', `the correction is not on the series' grid: ${e.message}`);
     throw e;
   }
 }

@@ -29,7 +29,7 @@ import type { ModelCatalog } from '../models/catalog.ts';
 import type { Job } from '../store/jobs.ts';
 import { readReceivedCase, receiveFile, type ReceiveLimits } from '../upload/receive.ts';
 import {
-  CorrectionInputError,
+  CorrectionError,
   DICOM_JOB_FORMATS,
   isPart10,
   jobSeries,
@@ -39,9 +39,6 @@ import {
   type SeriesAccess,
 } from '../corrections/on-series.ts';
 import { errorResponses, jobIdParams } from './schemas.ts';
-
-/** A refused correction: answered with its status, code and message by the app's error handler. */
-const CorrectionError = CorrectionInputError;
 
 /** The upload formats whose result is a label map file: the jobs a correction is taken for, and the formats a correction comes in. */
 const VOLUME_FORMATS = new Set(['nifti', 'nifti-gz', 'nrrd', 'png']);

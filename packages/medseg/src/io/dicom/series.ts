@@ -13,7 +13,7 @@ import { listFiles, readDicomFiles, skippedMessage, type DicomFile, type Skipped
 import { checkNativeLength, decodedPhotometric, decodeFrames, pixelInfo, type PixelInfo } from './pixels.ts';
 import { parseDicom } from './parse.ts';
 import { applyPalette, readPaletteLut, type PaletteLut } from './palette.ts';
-import { COPIED, groupBySeries, NON_IMAGE, stackSeries } from './series-grid.ts';
+import { COPIED, framesOf, groupBySeries, NON_IMAGE, stackSeries } from './series-grid.ts';
 
 export interface DicomSeriesOptions {
   limits?: Partial<ReadLimits>;
@@ -37,7 +37,7 @@ export interface DicomSeriesInfo {
 
 function describe(uid: string, files: DicomFile[]): DicomSeriesInfo {
   const ds = files[0]!.dataset;
-  const frames = files.reduce((n, f) => n + Math.max(1, Math.trunc(f.dataset.number(T.NumberOfFrames) ?? 1) || 1), 0);
+  const frames = files.reduce((n, f) => n + framesOf(f), 0);
   return {
     seriesInstanceUID: uid,
     description: ds.string(T.SeriesDescription) ?? '',
