@@ -35,9 +35,9 @@ import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/pr
 import { readVolume, writeVolume } from '@medseg/medseg/io/read';
 import type { Volume } from '@medseg/medseg/io/volume';
 import { exportModelFolder } from '@medseg/medseg/deploy/export-model';
-import { createFilePasses } from '@medseg/medseg/deploy/onnx-predict';
 import { ensureViewerBuilt } from './dist.ts';
 import { serveDist } from './serve-dist.ts';
+import { onnxReference } from './onnx-reference.ts';
 import { canvasPixels, chooseBrush, frames, openViewer, savedMask, waitForState } from './page.ts';
 
 const CASE = 'hippocampus_003';
@@ -124,15 +124,7 @@ describe('the viewer page in headless Chromium: open, segment in the browser, sh
     writeCalibration(dir, fixtureCalibration({ ...fitted, threshold: nodeScore - 1e-3 }));
     modelPath = join(tmp, 'fixture-unet.onnx');
     exportModelFolder(dir, modelPath, { fold: 0 });
-    const loaded = loadModel(dir);
-    const passes = createFilePasses(loaded, new Uint8Array(readFileSync(modelPath)));
-    try {
-      const p = predictVolumes(loaded, [source], { networks: passes.networks, keepProbabilities: true, tta: false });
-      node = { labels: p.labels.data as Uint8Array, probabilities: p.probabilities!.data as Float32Array, seconds: p.seconds };
-    } finally {
-      passes.dispose();
-      disposeModel(loaded);
-    }
+    node = onnxReference(dir, modelPath, source);
 
     server = await serveDist();
     context = await launchChromium(join(tmp, 'profile'));

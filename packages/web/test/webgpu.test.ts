@@ -11,7 +11,7 @@
  * nothing about a GPU's: the seconds are reported, not compared.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -21,13 +21,12 @@ import { dataPath } from '@medseg/medseg/testing/data';
 import { launchChromium } from '@medseg/medseg/testing/chromium';
 import { modelFile } from '@medseg/medseg/plan/model-folder';
 import { savePlan } from '@medseg/medseg/plan/store';
-import { disposeModel, loadModel, predictVolumes } from '@medseg/medseg/infer/predict';
 import { readVolume, writeVolume } from '@medseg/medseg/io/read';
 import { exportModelFolder } from '@medseg/medseg/deploy/export-model';
-import { createFilePasses } from '@medseg/medseg/deploy/onnx-predict';
 import { ensureViewerBuilt } from './dist.ts';
 import { openViewer, savedMask, waitForState } from './page.ts';
 import { serveDist } from './serve-dist.ts';
+import { onnxReference } from './onnx-reference.ts';
 
 const CASE = 'hippocampus_003';
 
@@ -54,15 +53,7 @@ async function exportedCase(kind: 'mri3d' | 'gray2d', patch: number[], image: st
   await savePlan(modelFile(dir, 'plan'), plan);
   const model = join(tmp, `${kind}.onnx`);
   exportModelFolder(dir, model, { fold: 0 });
-  const loaded = loadModel(dir);
-  const passes = createFilePasses(loaded, new Uint8Array(readFileSync(model)));
-  try {
-    const p = predictVolumes(loaded, [await readVolume(image)], { networks: passes.networks, keepProbabilities: true, tta: false });
-    return { image, model, labels: p.labels.data as Uint8Array, probabilities: p.probabilities!.data as Float32Array };
-  } finally {
-    passes.dispose();
-    disposeModel(loaded);
-  }
+  return { image, model, ...onnxReference(dir, model, await readVolume(image)) };
 }
 
 before(async () => {
