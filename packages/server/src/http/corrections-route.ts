@@ -116,6 +116,8 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
       }
       const file = await receiveFile(req.parts(), uploadsDir, o.limits);
       let uploaded = file.path;
+      let c: Correction;
+      // The upload is removed before the reply goes out, so a client that gets its answer finds no temporary file left.
       try {
         const extra = Object.keys(file.fields).filter((k) => k !== 'author');
         if (extra.length) throw new CorrectionError(400, 'BAD_FIELD', `unknown field(s) ${extra.join(', ')}: send "file" and optionally "author"`);
@@ -181,7 +183,7 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
           for (const [c, v] of (await images()).entries()) await writeVolume(join(dir, 'images', `${job.id}_${String(c).padStart(4, '0')}.nii.gz`), v);
         }
         await writeVolume(join(dir, 'labels', `${job.id}.nii.gz`), labels);
-        const c: Correction = {
+        c = {
           id,
           jobId: job.id,
           model: job.model,
@@ -196,10 +198,10 @@ export function registerCorrectionRoutes(app: FastifyInstance, o: CorrectionRout
         o.audit?.append(
           jobEntry(job, 'correction.save', 'saved', { keyId: req.apiKey!.id, detail: `correction ${id}, mean Dice ${c.dice.mean?.toFixed(4) ?? '-'}` }),
         );
-        return reply.status(201).send(view(c));
       } finally {
         await unlink(uploaded).catch(() => undefined);
       }
+      return reply.status(201).send(view(c));
     },
   );
 
