@@ -1,41 +1,20 @@
 /**
- * One planner for `medseg plan` and `medseg train`: the same flags give the
- * same plan, also when other processes load the CPU (timings are remembered
- * per machine); the
- * stored plan is what train uses; `--minutes 0` is nnU-Net's full schedule.
+ * The planner's timings: the same flags give the same plan, also when other
+ * processes load the CPU (timings are remembered per machine), and
+ * --recalibrate under load measures what an idle machine does. Runs alone
+ * (it times this machine); plan-dataset-cli.test.ts has the rest.
  */
 import { test } from 'node:test';
 import * as torch from '@medseg/torch';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readDataset } from '../data/dataset.ts';
 import { computeFingerprint } from '../data/fingerprint.ts';
-import { importPairedFolders } from '../data/import.ts';
-import type { Plan } from '../plan/types.ts';
-import { dataPath } from '../testing/data.ts';
-import { planDataset, storedPlanPath } from './plan-dataset.ts';
-import { resolveTrainingPlan } from './train-model.ts';
-import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
-import { runMedseg, type CliRun } from '../testing/cli.ts';
-
-function medseg(...args: string[]): CliRun {
-  return runMedseg(args, { timeoutMs: 240_000 });
-}
-
-/** A writable copy of the first `n` MSD hippocampus cases as a medseg dataset. */
-async function smallDataset(n: number): Promise<string> {
-  const src = dataPath('msd-hippocampus');
-  const out = mkdtempSync(join(tmpdir(), 'medseg-plan-ds-'));
-  const ids = HIPPOCAMPUS_SPLIT.train.slice(0, n);
-  for (const d of ['images', 'labels']) {
-    mkdirSync(join(out, 'src', d), { recursive: true });
-    for (const id of ids) copyFileSync(join(src, d, `${id}.nii.gz`), join(out, 'src', d, `${id}.nii.gz`));
-  }
-  return importPairedFolders(join(out, 'src/images'), join(out, 'src/labels'), join(out, 'dataset'), { name: 'hippo-small', channelNames: ['MRI'] });
-}
+import { planDataset } from './plan-dataset.ts';
+import { smallHippocampusDataset } from '../testing/tiny-hippocampus.ts';
 
 /** The remembered timings in a store's text, as seconds (a step's time, or the throughput model's seconds per 1e9 MACs). */
 function timingsIn(text: string): Map<string, { seconds: number; measuredAt: string }> {
@@ -62,7 +41,7 @@ test('the same flags plan the same, also with two CPU hogs running: timings are 
   const before = process.env.MEDSEG_CACHE_DIR;
   process.env.MEDSEG_CACHE_DIR = cache;
   try {
-    const ds = readDataset(await smallDataset(6));
+    const ds = readDataset(await smallHippocampusDataset(6));
     const fingerprint = await computeFingerprint(ds);
     const choices = { minutes: 2 };
     const quiet = await planDataset({ dataset: ds, fingerprint, choices, out: null });
@@ -119,70 +98,3 @@ test('the same flags plan the same, also with two CPU hogs running: timings are 
     else process.env.MEDSEG_CACHE_DIR = before;
   }
 });
-
-test(
-  "--minutes 0 is nnU-Net's full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out",
-  { timeout: 120_000 },
-  async () => {
-    const dsDir = await smallDataset(4);
-    const r = medseg('plan', dsDir, '--minutes', '0', '--json');
-    assert.equal(r.status, 0, r.stderr);
-    const written = JSON.parse(readFileSync(storedPlanPath(dsDir), 'utf8')) as Plan;
-    assert.equal(JSON.parse(r.stdout).plan, storedPlanPath(dsDir));
-    assert.equal(written.budget, null);
-    assert.equal(written.epochs, 1000);
-    assert.equal(written.iterationsPerEpoch, 250);
-    assert.equal(written.training.optimizer, 'sgd');
-    assert.equal(written.training.timeBudgetMinutes, 0);
-    // train with the same flag plans anew with the same function, and gets the same plan.
-    const ds = readDataset(dsDir);
-    const fp = await computeFingerprint(ds);
-    const out = mkdtempSync(join(tmpdir(), 'medseg-model-'));
-    const planned = await resolveTrainingPlan({ dataset: dsDir, out, minutes: 0 }, ds, fp);
-    assert.equal(planned.source, 'planned');
-    assert.deepEqual(planned.plan, written);
-    // Without flags train takes the stored plan, even after a hand edit.
-    writeFileSync(storedPlanPath(dsDir), JSON.stringify({ ...written, epochs: 7 }));
-    const stored = await resolveTrainingPlan({ dataset: dsDir, out }, ds, fp);
-    assert.equal(stored.source, 'stored');
-    assert.equal(stored.plan.epochs, 7);
-    // A dataset folder where the plan cannot be written: the error names --out, exit code 2.
-    const blocked = await smallDataset(2);
-    writeFileSync(join(blocked, 'medseg'), 'not a folder');
-    const e = medseg('plan', blocked, '--minutes', '0');
-    assert.equal(e.status, 2, e.stderr);
-    assert.match(e.stderr, /cannot write .*--out/);
-    const elsewhere = join(out, 'elsewhere.json');
-    assert.equal(medseg('plan', blocked, '--minutes', '0', '--out', elsewhere).status, 0);
-    assert.ok(existsSync(elsewhere));
-  },
-);
-
-test("medseg plan, then medseg preprocess and medseg train: the model's plan is the written one and the cache is reused", { timeout: 300_000 }, async () => {
-  const dsDir = await smallDataset(6);
-  const p = medseg('plan', dsDir, '--minutes', '0.2');
-  assert.equal(p.status, 0, p.stderr);
-  // Prediction without mirroring keeps the final validation and calibration passes short; the edit is part of the written plan.
-  const planned = JSON.parse(readFileSync(storedPlanPath(dsDir), 'utf8')) as Plan;
-  const written = JSON.stringify({ ...planned, inference: { ...planned.inference, mirror: false, transpose: false } });
-  writeFileSync(storedPlanPath(dsDir), written);
-  const pre = medseg('preprocess', dsDir, '--json');
-  assert.equal(pre.status, 0, pre.stderr);
-  const { dir, computed } = JSON.parse(pre.stdout) as { dir: string; computed: number };
-  assert.equal(computed, 6);
-  const model = join(mkdtempSync(join(tmpdir(), 'medseg-model-')), 'model');
-  const t = medseg('train', dsDir, '--out', model, '--split', writeSplit(dsDir), '--json', '--no-faithfulness');
-  assert.equal(t.status, 0, t.stderr);
-  assert.match(t.stderr, /plan: the dataset's stored plan/);
-  assert.match(t.stderr, new RegExp(`preprocessed 0 of 6 cases into ${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-  assert.deepEqual(JSON.parse(readFileSync(join(model, 'plan.json'), 'utf8')), JSON.parse(written));
-});
-
-function writeSplit(dsDir: string): string {
-  const ids = readDataset(dsDir)
-    .training.map((c) => c.id)
-    .sort();
-  const path = join(dsDir, '..', 'split.json');
-  writeFileSync(path, JSON.stringify({ train: ids.slice(0, 4), validation: ids.slice(4) }));
-  return path;
-}

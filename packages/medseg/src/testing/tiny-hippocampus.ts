@@ -3,10 +3,13 @@
  * patches, ten steps an epoch, so a validation case is a dozen windows) and a
  * dataset of real MSD hippocampus cases split 3 / 2 in its splits.json: the
  * setting of the tests that continue training a model (compression's and the
- * corrections' fine-tuning).
+ * corrections' fine-tuning). Also a plain dataset of the first n training
+ * cases of the fixed split (the planning tests').
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HIPPOCAMPUS_SPLIT } from '../demo/hippocampus-split.ts';
 import { importPairedFolders } from '../data/import.ts';
 import { defaultAugmentation } from '../plan/complete.ts';
 import { modelFile } from '../plan/model-folder.ts';
@@ -35,4 +38,16 @@ export async function tinyHippocampusModel(dir: string): Promise<{ model: string
     channelNames: ['MRI'],
   });
   return { model, dataset };
+}
+
+/** A writable copy of the first `n` training cases of the fixed hippocampus split as a medseg dataset (in a new temporary folder). */
+export async function smallHippocampusDataset(n: number): Promise<string> {
+  const src = dataPath('msd-hippocampus');
+  const out = mkdtempSync(join(tmpdir(), 'medseg-plan-ds-'));
+  const ids = HIPPOCAMPUS_SPLIT.train.slice(0, n);
+  for (const d of ['images', 'labels']) {
+    mkdirSync(join(out, 'src', d), { recursive: true });
+    for (const id of ids) copyFileSync(join(src, d, `${id}.nii.gz`), join(out, 'src', d, `${id}.nii.gz`));
+  }
+  return importPairedFolders(join(out, 'src/images'), join(out, 'src/labels'), join(out, 'dataset'), { name: 'hippo-small', channelNames: ['MRI'] });
 }
