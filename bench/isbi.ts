@@ -24,7 +24,11 @@
  * probabilities (bench/py/instances_peer.py); its adapted_rand_error also
  * scores medseg's label maps, a check of medseg's V_Rand (distinct pairs).
  *
- *   npm run bench -- isbi [--minutes 10]
+ *   npm run bench -- isbi [--minutes 10] [--skeleton-recall <weight>]
+ *
+ * With --skeleton-recall the loss gets the skeleton-recall term at that weight
+ * (a thin-structure lever): the run trains in its own folder and writes
+ * bench/results/isbi-skeleton-recall.json, leaving isbi.json as it is.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -159,9 +163,12 @@ function scoreInstances(cases: InstanceCase[], dir: string) {
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { minutes: { type: 'string', default: '10' }, out: { type: 'string', default: join(repoRoot, 'runs/bench-isbi') } },
+    options: { minutes: { type: 'string', default: '10' }, out: { type: 'string' }, 'skeleton-recall': { type: 'string' } },
   });
-  const out = values.out!;
+  const skeletonRecall = values['skeleton-recall'] === undefined ? undefined : Number(values['skeleton-recall']);
+  if (skeletonRecall !== undefined && !(skeletonRecall > 0)) throw new Error(`--skeleton-recall must be a weight > 0, got ${values['skeleton-recall']}`);
+  const variant = skeletonRecall ? '-skeleton-recall' : '';
+  const out = values.out ?? join(repoRoot, `runs/bench-isbi${variant}`);
   const dataset = join(out, 'dataset');
   const ids = Array.from({ length: 30 }, (_, i) => String(i));
   // Membrane (0 in the masks) is the class scored: make it class 1, cell class 0.
@@ -182,6 +189,7 @@ export async function main(args: string[]): Promise<void> {
     minutes: Number(values.minutes),
     labels: [0, 1],
     checkpoint: 'final',
+    ...(skeletonRecall ? { skeletonRecall } : {}),
     onPrediction: (c, pred, ref) => {
       instanceCases.push(writeInstanceInputs(instanceDir, c.id, pred, ref));
     },
@@ -189,7 +197,8 @@ export async function main(args: string[]): Promise<void> {
   const instances = scoreInstances(instanceCases, instanceDir);
   if (training.length !== 24 || test.length !== 6) throw new Error(`expected 24 training and 6 test slices, got ${training.length} / ${test.length}`);
   const result = {
-    command: `npm run bench -- isbi --minutes ${values.minutes}`,
+    command: `npm run bench -- isbi --minutes ${values.minutes}${skeletonRecall ? ` --skeleton-recall ${skeletonRecall}` : ''}`,
+    skeleton_recall: skeletonRecall ?? 0,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train slices 0-23 (20-23 also scored per epoch, not held out), final weights, test 24-29; membrane = mask value 0',
@@ -202,7 +211,7 @@ export async function main(args: string[]): Promise<void> {
     per_case: r.perCase.map((p) => ({ id: p.id, dice_membrane: p.metrics[1]?.dice, dice_cell: p.metrics[0]?.dice })),
   };
   mkdirSync(join(here, 'results'), { recursive: true });
-  writeFileSync(join(here, 'results/isbi.json'), `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(join(here, `results/isbi${variant}.json`), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify({ dice_membrane: result.dice_membrane, dice_cell: result.dice_cell, train_minutes: result.train_minutes }, null, 2));
   console.log(
     textTable(

@@ -41,6 +41,8 @@ export interface Seg2dRun {
   semi?: TrainModelOptions['semi'];
   /** Initial weights (transfer learning, pretraining). */
   init?: TrainModelOptions['init'];
+  /** Weight of the skeleton-recall loss term (a planning choice; default none). */
+  skeletonRecall?: number;
   /** The model card's Grad-CAM check (default on). */
   faithfulness?: boolean;
   /** Called with each test case's prediction (probabilities kept) and reference, after scoring. */
@@ -82,6 +84,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     ...(r.semi ? { semi: r.semi } : {}),
     ...(r.init ? { init: r.init } : {}),
     ...(r.faithfulness === false ? { faithfulness: false } : {}),
+    ...(r.skeletonRecall ? { skeletonRecall: r.skeletonRecall } : {}),
   });
   const trainMinutes = (Date.now() - t0) / 60000;
   const model = loadModel(modelDir, { checkpoint: r.checkpoint });

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { listArchitectures } from '../models/catalog.ts';
-import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, type PlanningChoices } from '../pipeline/planning-choices.ts';
+import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, planningChoicesOf, type PlanningChoices } from '../pipeline/planning-choices.ts';
 import { parseNonNegative } from './output.ts';
 
 function oneOf<T extends string>(values: readonly T[]) {
@@ -34,6 +34,11 @@ export function addPlanningOptions(cmd: Command): Command {
       'dice_ce (Dice + cross-entropy, nnU-Net; default) or dice_focal (Dice + focal, weighting hard voxels)',
       oneOf(['dice_ce', 'dice_focal'] as const),
     )
+    .option(
+      '--skeleton-recall <weight>',
+      'add the skeleton-recall loss at this weight (2D plans; for thin structures such as vessels and membranes; default: none)',
+      parseNonNegative,
+    )
     .option('--dims <d>', "plan 2d or 3d_fullres (default: the data's dimensionality)", oneOf(['2d', '3d_fullres'] as const))
     .option(
       '--precision <p>',
@@ -44,6 +49,5 @@ export function addPlanningOptions(cmd: Command): Command {
 
 /** The planning choices of parsed options (absent flags stay absent). */
 export function planningChoices(o: PlanningChoices): PlanningChoices {
-  const c: PlanningChoices = { minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims, precision: o.precision };
-  return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as PlanningChoices;
+  return planningChoicesOf(o);
 }

@@ -41,6 +41,20 @@ export function storedPlanPath(datasetDir: string): string {
   return join(datasetWorkDir(datasetDir), 'plan.json');
 }
 
+/** The planning choices among `o`'s fields (a command's options, a job's), those not made left out. */
+export function planningChoicesOf(o: PlanningChoices): PlanningChoices {
+  const c: PlanningChoices = {
+    minutes: o.minutes,
+    architecture: o.architecture,
+    optimizer: o.optimizer,
+    loss: o.loss,
+    skeletonRecall: o.skeletonRecall,
+    dims: o.dims,
+    precision: o.precision,
+  };
+  return Object.fromEntries(Object.entries(c).filter(([, v]) => v !== undefined)) as PlanningChoices;
+}
+
 /** Whether any planning choice was made (train then plans anew instead of using the stored plan). */
 export function hasPlanningChoices(c: PlanningChoices): boolean {
   return Object.values(c).some((v) => v !== undefined);

@@ -49,6 +49,7 @@ import { SEMI_DEFAULTS, semiSupervisedStep } from '../train/semi-step.ts';
 import { EmaTeacher } from '../train/semi-teacher.ts';
 import { prepareUnlabelled, withUnlabelled, type UnlabelledSet, type UnlabelledSource } from './semi-data.ts';
 import { ensureWritableFolder, hasPlanningChoices, planDataset, storedPlanExists, storedPlanPath, type PlanningChoices } from './plan-dataset.ts';
+import { planningChoicesOf } from './planning-choices.ts';
 import { preprocessedDir } from './preprocess-dataset.ts';
 import { mixTrainingIds, readSyntheticDataset } from './synthesize-mix.ts';
 
@@ -125,7 +126,7 @@ export async function resolveTrainingPlan(
   ds: Dataset,
   fp: Fingerprint,
 ): Promise<{ plan: Plan; source: PlanSource; from: string | null }> {
-  const choices: PlanningChoices = { minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims };
+  const choices = planningChoicesOf(o);
   if (typeof o.plan === 'string') return { plan: loadPlan(o.plan), source: 'given', from: o.plan };
   if (o.plan) return { plan: validatePlan(o.plan), source: 'given', from: null };
   const modelPlan = modelFile(o.out, 'plan');
@@ -285,10 +286,7 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
       : 'planned anew (the dataset has no stored plan: `medseg plan` makes one)',
   };
   log(`plan: ${said[resolved.source]}`);
-  if (
-    resolved.source === 'given' &&
-    hasPlanningChoices({ minutes: o.minutes, architecture: o.architecture, optimizer: o.optimizer, loss: o.loss, dims: o.dims })
-  ) {
+  if (resolved.source === 'given' && hasPlanningChoices(planningChoicesOf(o))) {
     log('note: the given plan is used as it is; the planning options are ignored');
   }
   await savePlan(planPath, plan);

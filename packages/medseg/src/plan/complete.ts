@@ -81,7 +81,7 @@ export function defaultTraining(
     momentum: 0.99,
     schedule: optimizer === 'sgd' ? 'poly' : 'cosine',
     warmupEpochs: optimizer === 'sgd' ? 0 : 1,
-    loss: { name: c.loss ?? 'dice_ce', batchDice: usesBatchDice(plan) },
+    loss: { name: c.loss ?? 'dice_ce', batchDice: usesBatchDice(plan), ...(c.skeletonRecall ? { skeletonRecall: c.skeletonRecall } : {}) },
     gradClip: 12,
     checkpointEvery: 1,
     earlyStoppingPatience: 0,
@@ -108,7 +108,11 @@ export const UNMEASURED_PRECISION = 'not measured when planned: fp32 unless the 
 export function completePlan(draft: PlanDraft, choices: TrainingChoices = {}): Plan {
   const augmentation = { ...draft.augmentation, transpose: draft.augmentation.transpose ?? { p: 0 } };
   const t = draft.training ?? {};
-  const base = defaultTraining(draft, { optimizer: t.optimizer ?? choices.optimizer, loss: t.loss?.name ?? choices.loss });
+  const base = defaultTraining(draft, {
+    optimizer: t.optimizer ?? choices.optimizer,
+    loss: t.loss?.name ?? choices.loss,
+    skeletonRecall: t.loss?.skeletonRecall ?? choices.skeletonRecall,
+  });
   const training: TrainingSettings = { ...base, ...t, loss: { ...base.loss, ...t.loss } } as TrainingSettings;
   const inference: InferenceSettings = { ...defaultInference({ ...draft, augmentation }), ...draft.inference };
   const precisionChoice = draft.precisionChoice ?? { reason: UNMEASURED_PRECISION };

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { writeFixtureModel } from '../testing/model-fixture.ts';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -100,6 +101,16 @@ test('hand edits: invalid training values are rejected by name; a valid one chan
   assert.throws(() => loadPlan(write('e7.json', { ...base, inference: { precision: 'half' } })), /inference\.precision must be "fp32" or "bf16"/);
   assert.throws(() => loadPlan(write('e8.json', { ...base, precisionChoice: 'fast' })), /precisionChoice must be an object with a reason/);
   assert.equal(loadPlan(write('e9.json', { ...base, inference: { precision: 'bf16' } })).inference.precision, 'bf16');
+  assert.throws(
+    () => loadPlan(write('e10.json', { ...base, training: { loss: { skeletonRecall: -1 } } })),
+    /training\.loss\.skeletonRecall must be a number >= 0/,
+  );
+  assert.equal(loadPlan(write('e11.json', { ...base, training: { loss: { skeletonRecall: 1 } } })).training.loss.skeletonRecall, 1);
+  const plan3d = writeFixtureModel(join(dir, 'fixture-3d'), 'mri3d', [{ weights: { best: 'random' } }]);
+  assert.throws(
+    () => loadPlan(write('e12.json', { ...plan3d, training: { ...plan3d.training, loss: { ...plan3d.training.loss, skeletonRecall: 1 } } })),
+    /training\.loss\.skeletonRecall applies to 2d plans only/,
+  );
 
   // The same tiny training run, with the plan's lr as written and hand-edited to 0.
   const { train } = await import('../train/trainer.ts');

@@ -124,7 +124,8 @@ export interface TrainingSettings {
   momentum: number;
   schedule: 'poly' | 'cosine' | 'constant';
   warmupEpochs: number;
-  loss: { name: 'dice_ce' | 'dice_focal' | 'ce' | 'dice'; batchDice: boolean; includeBackground?: boolean };
+  /** skeletonRecall: weight of the skeleton-recall term for thin structures (2D plans; absent or 0: none; train/losses.ts). */
+  loss: { name: 'dice_ce' | 'dice_focal' | 'ce' | 'dice'; batchDice: boolean; includeBackground?: boolean; skeletonRecall?: number };
   /** Max gradient norm (nnU-Net: 12); 0 disables. */
   gradClip: number;
   /** Save the latest checkpoint every this many epochs (and always at the end). */
@@ -235,4 +236,6 @@ export type PlanDraft = Omit<Plan, 'training' | 'inference' | 'precisionChoice'>
 export interface TrainingChoices {
   optimizer?: 'sgd' | 'adamw';
   loss?: TrainingSettings['loss']['name'];
+  /** Weight of the skeleton-recall term (2D plans; absent or 0: none). */
+  skeletonRecall?: number;
 }

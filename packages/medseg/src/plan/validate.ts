@@ -95,6 +95,10 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
         check('loss.name', ['dice_ce', 'dice_focal', 'ce', 'dice'].includes(l.name), `must be dice_ce, dice_focal, ce or dice, got ${JSON.stringify(l.name)}`);
       if (l.batchDice !== undefined) check('loss.batchDice', typeof l.batchDice === 'boolean', 'must be true or false');
       if (l.includeBackground !== undefined) check('loss.includeBackground', typeof l.includeBackground === 'boolean', 'must be true or false');
+      if (l.skeletonRecall !== undefined) {
+        check('loss.skeletonRecall', nonNeg(l.skeletonRecall), 'must be a number >= 0 (the weight of the skeleton-recall term; 0: none)');
+        check('loss.skeletonRecall', l.skeletonRecall === 0 || d === 2, 'applies to 2d plans only (the skeletons are 2D)');
+      }
     }
   }
   const inf = plan.inference;

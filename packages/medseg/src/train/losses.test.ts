@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '@medseg/torch';
-import { softDiceLoss, focalLoss, segmentationLoss, deepSupervisionWeights, deepSupervisionLoss } from './losses.ts';
+import { softDiceLoss, focalLoss, segmentationLoss, deepSupervisionWeights, deepSupervisionLoss, skeletonRecallLoss, skeletonTargets } from './losses.ts';
 import { runPython } from '../testing/python.ts';
 
 // Independent reference: the same formulas written in PyTorch (Debian python3-torch).
@@ -67,5 +67,67 @@ test('deep supervision loss downsamples the target per head and is differentiabl
     assert.ok(full.grad!.abs().sum().item() > 0);
     assert.ok(half.grad!.abs().sum().item() > 0);
     assert.equal(quarter.grad, null); // weight 0: not part of the graph
+  });
+});
+
+test('skeleton recall: value and gradient match PyTorch; in the deep-supervision loss each head gets the skeleton on its grid', () => {
+  torch.manualSeed(5);
+  torch.tidy(() => {
+    const shape = [2, 3, 6, 7];
+    const logits = torch.randn(shape, { dtype: 'float64' }).requiresGrad_();
+    const skeleton = torch.randint(0, 2, shape).to('float64');
+    const loss = skeletonRecallLoss(logits, skeleton);
+    loss.backward();
+    const ref = JSON.parse(
+      runPython(
+        [
+          '-c',
+          `
+import json, sys, torch
+d = json.load(sys.stdin)
+x = torch.tensor(d['logits'], dtype=torch.float64).reshape(d['shape']).requires_grad_()
+s = torch.tensor(d['skeleton'], dtype=torch.float64).reshape(d['shape'])
+p = torch.softmax(x, 1)
+axes = [0, 2, 3]
+rec = ((p * s).sum(axes) + 1e-5) / (s.sum(axes) + 1e-5)
+loss = 1 - rec[1:].mean()
+loss.backward()
+print(json.dumps({'loss': loss.item(), 'grad': x.grad.flatten().tolist()}))
+`,
+        ],
+        { input: JSON.stringify({ logits: logits.toArray(), skeleton: skeleton.toArray(), shape }) },
+      ),
+    ) as { loss: number; grad: number[] };
+    assert.ok(Math.abs(loss.item() - ref.loss) < 1e-12, `${loss.item()} vs ${ref.loss}`);
+    const g = logits.grad!.toArray() as number[];
+    ref.grad.forEach((v, i) => assert.ok(Math.abs(g[i]! - v) < 1e-12, `grad[${i}] ${g[i]} vs ${v}`));
+
+    // A 2-class batch: a vertical bar of class 1; two heads (full and half resolution, weights 2/3 and 1/3).
+    const bar = new Float32Array(64);
+    for (let r = 1; r < 7; r++) for (let c = 3; c < 6; c++) bar[r * 8 + c] = 1;
+    const y = torch.tensor(bar, [1, 8, 8]).long();
+    const full = torch.randn([1, 2, 8, 8]);
+    const half = torch.randn([1, 2, 4, 4]);
+    const none = torch.randn([1, 2, 2, 2]);
+    const o = { name: 'dice_ce' as const, skeletonRecall: 0.5 };
+    const skel = skeletonTargets(y, 2);
+    assert.deepEqual(skel.shape, [1, 2, 8, 8]);
+    assert.equal(skel.narrow(1, 0, 1).sum().item(), 0, 'no background skeleton');
+    assert.ok(skel.narrow(1, 1, 1).sum().item() >= 6, 'a tube along the bar');
+    const halfSkel = torch.F.interpolate(skel, { size: [4, 4], mode: 'nearest' });
+    const halfY = torch.F.interpolate(y.unsqueeze(1).float(), { size: [4, 4], mode: 'nearest' }).long();
+    const expected = segmentationLoss(full, y, { name: 'dice_ce' })
+      .add(skeletonRecallLoss(full, skel).mul(0.5))
+      .mul(2 / 3)
+      .add(
+        segmentationLoss(half, halfY, { name: 'dice_ce' })
+          .add(skeletonRecallLoss(half, halfSkel).mul(0.5))
+          .mul(1 / 3),
+      );
+    const got = deepSupervisionLoss([full, half, none], y, o);
+    assert.ok(Math.abs(got.item() - expected.item()) < 1e-6, `${got.item()} vs ${expected.item()}`);
+    // Without the weight the term is absent; a 3D batch is refused with the reason.
+    assert.ok(Math.abs(deepSupervisionLoss(full, y, { name: 'dice_ce' }).item() - segmentationLoss(full, y, { name: 'dice_ce' }).item()) < 1e-7);
+    assert.throws(() => deepSupervisionLoss(torch.randn([1, 2, 4, 4, 4]), torch.zeros([1, 4, 4, 4], { dtype: 'int64' }), o), /2D label maps/);
   });
 });

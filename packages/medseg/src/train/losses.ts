@@ -7,11 +7,16 @@
  *   over the batch too when batchDice, background excluded by default.
  * - Dice + cross-entropy (nnU-Net's default) and Dice + focal (focal loss of
  *   Lin et al. with gamma = 2).
+ * - Skeleton recall (Kirchhoff et al., ECCV 2024), an optional extra term for
+ *   thin structures in 2D: 1 - the share of each class's tubed skeleton
+ *   (skeleton.ts) the softmax covers, pooled over the batch, averaged over
+ *   the foreground classes.
  * - Deep supervision: the losses of the heads weighted 1, 1/2, 1/4, ...
  *   normalised to sum 1, with the lowest-resolution head weighted 0 as nnU-Net.
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
+import { tubedSkeletons } from './skeleton.ts';
 
 const { F } = torch;
 
@@ -66,6 +71,32 @@ export function focalLoss(logits: Tensor, target: Tensor, o: { gamma?: number; a
   });
 }
 
+/**
+ * 1 - mean over the foreground classes of (sum p_k s_k + smooth) / (sum s_k + smooth),
+ * sums over the batch and space; `skeleton` is one-hot [N, C, ...spatial] (tubedSkeletons).
+ */
+export function skeletonRecallLoss(logits: Tensor, skeleton: Tensor, smooth = 1e-5): Tensor {
+  return torch.tidy(() => {
+    const C = logits.size(1);
+    const probs = F.softmax(logits, 1);
+    const axes = [0, ...Array.from({ length: logits.ndim - 2 }, (_, i) => i + 2)];
+    const s = skeleton.to(probs.dtype);
+    const recall = probs.mul(s).sum(axes).add(smooth).div(s.sum(axes).add(smooth));
+    return recall
+      .narrow(0, 1, C - 1)
+      .mean()
+      .rsub(1);
+  });
+}
+
+/** The skeleton-recall targets of a 2D batch's labels [N, H, W] or [N, 1, H, W], as a one-hot float tensor [N, C, H, W]. */
+export function skeletonTargets(target: Tensor, numClasses: number): Tensor {
+  const labels = labelsOf(target);
+  if (labels.ndim !== 3) throw new Error(`skeleton recall takes 2D label maps [N, H, W], got shape [${labels.shape}]`);
+  const [n, h, w] = labels.shape as [number, number, number];
+  return torch.tensor(tubedSkeletons(labels.float().toFloat32Array(), [n, h, w], numClasses), [n, numClasses, h, w]);
+}
+
 export type LossName = 'dice_ce' | 'dice_focal' | 'ce' | 'dice';
 
 export interface LossOptions extends DiceOptions {
@@ -74,10 +105,20 @@ export interface LossOptions extends DiceOptions {
   weightDice?: number;
   weightOther?: number;
   focalGamma?: number;
+  /** Weight of the skeleton-recall term (2D only; absent or 0: none). */
+  skeletonRecall?: number;
 }
 
-/** The compound loss for one output head. */
-export function segmentationLoss(logits: Tensor, target: Tensor, o: LossOptions): Tensor {
+/** The compound loss for one output head; `skeleton` (skeletonTargets, on the head's grid) when o.skeletonRecall > 0. */
+export function segmentationLoss(logits: Tensor, target: Tensor, o: LossOptions, skeleton?: Tensor): Tensor {
+  if (o.skeletonRecall && !skeleton) throw new Error('the skeleton-recall term needs the skeleton targets');
+  return torch.tidy(() => {
+    const base = compoundLoss(logits, target, o);
+    return o.skeletonRecall ? base.add(skeletonRecallLoss(logits, skeleton!).mul(o.skeletonRecall)) : base;
+  });
+}
+
+function compoundLoss(logits: Tensor, target: Tensor, o: LossOptions): Tensor {
   return torch.tidy(() => {
     const wd = o.weightDice ?? 1;
     const wo = o.weightOther ?? 1;
@@ -111,16 +152,20 @@ export function deepSupervisionWeights(heads: number): number[] {
  * downsampled (nearest) to the head's size.
  */
 export function deepSupervisionLoss(outputs: Tensor | Tensor[], target: Tensor, o: LossOptions): Tensor {
-  if (!Array.isArray(outputs)) return segmentationLoss(outputs, target, o);
   return torch.tidy(() => {
+    const heads = Array.isArray(outputs) ? outputs : [outputs];
+    // The skeletons of the full-resolution labels, moved to each head's grid like the labels (nearest), as nnU-Net's Skeleton Recall.
+    const skeleton = o.skeletonRecall ? skeletonTargets(target, heads[0]!.size(1)) : undefined;
+    if (!Array.isArray(outputs)) return segmentationLoss(outputs, target, o, skeleton);
     const weights = deepSupervisionWeights(outputs.length);
     const t = target.ndim === outputs[0]!.ndim ? target : target.unsqueeze(1);
+    const onGrid = (x: Tensor, size: number[]) => (size.join(',') === x.shape.slice(2).join(',') ? x : F.interpolate(x.float(), { size, mode: 'nearest' }));
     let total: Tensor | null = null;
     outputs.forEach((out, i) => {
       if (weights[i] === 0) return;
       const size = out.shape.slice(2);
-      const ti = size.join(',') === t.shape.slice(2).join(',') ? t : F.interpolate(t.float(), { size, mode: 'nearest' }).long();
-      const l = segmentationLoss(out, ti, o).mul(weights[i]!);
+      const ti = size.join(',') === t.shape.slice(2).join(',') ? t : onGrid(t, size).long();
+      const l = segmentationLoss(out, ti, o, skeleton && onGrid(skeleton, size)).mul(weights[i]!);
       total = total ? total.add(l) : l;
     });
     return total!;
