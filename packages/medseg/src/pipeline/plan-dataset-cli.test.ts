@@ -22,7 +22,7 @@ function medseg(...args: string[]): CliRun {
 }
 
 test(
-  "--minutes 0 is nnU-Net's full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out",
+  "--minutes 0 is nnU-Net's full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out; --skeleton-recall",
   { timeout: 120_000 },
   async () => {
     const dsDir = await smallHippocampusDataset(4);
@@ -56,6 +56,16 @@ test(
     const elsewhere = join(out, 'elsewhere.json');
     assert.equal(medseg('plan', blocked, '--minutes', '0', '--out', elsewhere).status, 0);
     assert.ok(existsSync(elsewhere));
+    // --skeleton-recall goes into a 2D plan's loss; a 3D plan refuses it by name (exit 2) and writes nothing.
+    const flat = join(out, 'flat.json');
+    const sr = medseg('plan', dsDir, '--minutes', '0', '--dims', '2d', '--skeleton-recall', '0.5', '--out', flat);
+    assert.equal(sr.status, 0, sr.stderr);
+    assert.equal((JSON.parse(readFileSync(flat, 'utf8')) as Plan).training.loss.skeletonRecall, 0.5);
+    const volumetric = join(out, 'volumetric.json');
+    const refused = medseg('plan', dsDir, '--minutes', '0', '--skeleton-recall', '1', '--out', volumetric);
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /training\.loss\.skeletonRecall applies to 2d plans only/);
+    assert.ok(!existsSync(volumetric));
   },
 );
 
