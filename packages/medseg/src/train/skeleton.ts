@@ -4,13 +4,15 @@
  * little Dice when a branch breaks, so the loss rewards covering each
  * object's centre line as well.
  *
- * Thinning is Zhang and Suen's parallel algorithm (CACM 1984), the one
- * scikit-image's `skeletonize` runs on 2D images: two sub-iterations, each
- * removing at once every border pixel with 2..6 foreground neighbours, one
- * 0->1 transition around it, and a free east/south (first) or north/west
- * (second) side, until nothing changes. Written here because no npm package
- * thins a Uint8Array label map; it runs on each training batch, so it is a
- * flat loop over the pixels still in the skeleton.
+ * Thinning is Zhang and Suen's parallel algorithm (CACM 1984): two
+ * sub-iterations, each removing at once every border pixel with 2..6
+ * foreground neighbours, one 0->1 transition around it, and a free
+ * east/south (first) or north/west (second) side, until nothing changes.
+ * scikit-image's 2D `skeletonize` runs a variant that also strips the
+ * staircase pixels this keeps on diagonals; the tubes the loss uses agree
+ * closely (skeleton.test.ts). Written here because no npm package thins a
+ * Uint8Array label map; it runs on each training batch, so it is a flat loop
+ * over the pixels still in the skeleton.
  */
 
 /** The pixels of the 8 neighbours, clockwise from north (P2..P9 in Zhang and Suen's notation), 0 outside the image. */
@@ -70,7 +72,7 @@ export function skeletonize2d(mask: ArrayLike<number>, h: number, w: number): Ui
   return s;
 }
 
-/** Grows a mask by one pixel along the four axis directions (a 3x3 cross), in place of a new array. */
+/** The mask grown by one pixel along the four axis directions (a 3x3 cross), as a new array. */
 function dilateCross(m: Uint8Array, h: number, w: number): Uint8Array {
   const o = Uint8Array.from(m);
   for (let y = 0; y < h; y++) {
