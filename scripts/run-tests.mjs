@@ -33,8 +33,7 @@ const reporters = [
 // time, before the rest, with every core; the rest run three at a time on
 // the two cores, each with one libtorch/OpenMP thread: a file spends part of
 // its time waiting (child processes starting, servers answering, files
-// written), which a third file fills (the group's wall time fell from 605 s
-// at two files to 561 s at three).
+// written), which a third file fills.
 const SERIAL = [
   'pipeline/plan-dataset.test',
   'pipeline/step-timer.test',
