@@ -53,6 +53,7 @@ const LONGEST_FIRST = [
   'pipeline/train-model.test',
   'cli/package.test',
   'cli/commands/predict.test',
+  'pipeline/plan-dataset-cli.test',
   'models/overfit.test',
   'cli/commands/register-train.test',
   'cli/cli.test',
