@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { listArchitectures } from '../models/catalog.ts';
-import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES, planningChoicesOf, type PlanningChoices } from '../pipeline/planning-choices.ts';
+import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES } from '../pipeline/planning-choices.ts';
 import { parseNonNegative } from './output.ts';
 
 function oneOf<T extends string>(values: readonly T[]) {
@@ -45,9 +45,4 @@ export function addPlanningOptions(cmd: Command): Command {
       'fp32, bf16 (mixed precision), or auto: bf16 where this CPU has native bf16 and a timed step is faster (default auto; plans without a budget stay fp32)',
       oneOf(['fp32', 'bf16', 'auto'] as const),
     );
-}
-
-/** The planning choices of parsed options (absent flags stay absent). */
-export function planningChoices(o: PlanningChoices): PlanningChoices {
-  return planningChoicesOf(o);
 }

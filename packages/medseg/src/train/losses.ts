@@ -159,13 +159,14 @@ export function deepSupervisionLoss(outputs: Tensor | Tensor[], target: Tensor, 
     if (!Array.isArray(outputs)) return segmentationLoss(outputs, target, o, skeleton);
     const weights = deepSupervisionWeights(outputs.length);
     const t = target.ndim === outputs[0]!.ndim ? target : target.unsqueeze(1);
-    const onGrid = (x: Tensor, size: number[]) => (size.join(',') === x.shape.slice(2).join(',') ? x : F.interpolate(x.float(), { size, mode: 'nearest' }));
     let total: Tensor | null = null;
     outputs.forEach((out, i) => {
       if (weights[i] === 0) return;
       const size = out.shape.slice(2);
-      const ti = size.join(',') === t.shape.slice(2).join(',') ? t : onGrid(t, size).long();
-      const l = segmentationLoss(out, ti, o, skeleton && onGrid(skeleton, size)).mul(weights[i]!);
+      const full = size.join(',') === t.shape.slice(2).join(',');
+      const ti = full ? t : F.interpolate(t.float(), { size, mode: 'nearest' }).long();
+      const si = skeleton && (full ? skeleton : F.interpolate(skeleton, { size, mode: 'nearest' }));
+      const l = segmentationLoss(out, ti, o, si).mul(weights[i]!);
       total = total ? total.add(l) : l;
     });
     return total!;

@@ -1,6 +1,7 @@
 /** `medseg plan <dataset>`: fingerprint the dataset and write its plan (editable JSON) where `medseg train` finds it. */
 import type { Command } from 'commander';
-import { addPlanningOptions, planningChoices } from '../planning-options.ts';
+import { addPlanningOptions } from '../planning-options.ts';
+import { planningChoicesOf } from '../../pipeline/planning-choices.ts';
 import { log, printResult } from '../output.ts';
 import type { PlanningChoices } from '../../pipeline/planning-choices.ts';
 
@@ -16,7 +17,7 @@ export function register(program: Command): void {
     );
   addPlanningOptions(cmd).action(async (dataset: string, o: PlanningChoices & { out?: string; recalibrate?: boolean }, c: Command) => {
     const { planDataset } = await import('../../pipeline/plan-dataset.ts');
-    const { plan, path } = await planDataset({ dataset, choices: planningChoices(o), out: o.out, log, recalibrate: o.recalibrate });
+    const { plan, path } = await planDataset({ dataset, choices: planningChoicesOf(o), out: o.out, log, recalibrate: o.recalibrate });
     const b = plan.budget;
     printResult(c, { plan: path, ...plan }, () =>
       [

@@ -8,7 +8,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { CliUsageError } from '../errors.ts';
 import type { PlanningChoices } from '../../pipeline/planning-choices.ts';
 import { parseNumberList, printResult, wantsJson } from '../output.ts';
-import { addPlanningOptions, planningChoices } from '../planning-options.ts';
+import { addPlanningOptions } from '../planning-options.ts';
+import { planningChoicesOf } from '../../pipeline/planning-choices.ts';
 import { addDistributedOptions, distributedMode, spawnRanks, type DistributedCliOptions } from '../distributed-run.ts';
 
 export function register(program: Command): void {
@@ -130,7 +131,7 @@ export function register(program: Command): void {
         dataset,
         out: o.out,
         plan: o.plan,
-        ...planningChoices(o),
+        ...planningChoicesOf(o),
         folds: o.folds,
         nFolds: o.nFolds,
         split,
