@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeBatch, transposePlanes } from './batch.ts';
+import { tubedSkeletons } from './skeleton.ts';
 import { defaultAugmentation } from '../plan/complete.ts';
 import type { PreprocessedCase } from './types.ts';
 
@@ -56,4 +57,25 @@ test('a transposed 2D patch is cut with swapped extents, turned to the patch sha
   const { transpose: _t, ...older } = augmentation;
   assert.deepEqual(makeBatch(cases, { ...plan, augmentation: older as typeof augmentation }, 5).image, plain.image);
   for (let s = 0; s < 16; s++) assert.equal(plain.image[s * 96 + 1]! - plain.image[s * 96]!, 1);
+});
+
+test('with skeletonClasses a 2D batch carries the tubed skeletons of its own labels, and the same patches as without', () => {
+  const patchSize = [16, 20];
+  const augmentation = defaultAugmentation(2, patchSize, true);
+  const cases = [coordinateCase(30, 40)];
+  const plan = { patchSize, batchSize: 4, augmentation, oversampleForeground: 0.33 };
+  const plain = makeBatch(cases, plan, 9);
+  const b = makeBatch(cases, plan, 9, true, { skeletonClasses: 2 });
+  assert.equal(plain.skeleton, undefined);
+  assert.deepEqual(b.image, plain.image);
+  assert.deepEqual(b.label, plain.label);
+  assert.deepEqual(b.skeleton, tubedSkeletons(b.label, [4, 16, 20], 2));
+  assert.ok(
+    b.skeleton!.some((v) => v === 1),
+    'the triangle x > y has a skeleton',
+  );
+  assert.throws(
+    () => makeBatch(cases, { ...plan, patchSize: [1, 16, 20], augmentation: defaultAugmentation(3, [1, 16, 20]) }, 9, true, { skeletonClasses: 2 }),
+    /2D/,
+  );
 });

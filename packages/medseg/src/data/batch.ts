@@ -3,12 +3,15 @@
  * foreground oversampling, augmentation (a transposed 2D patch is cut with
  * the patch's axes swapped, then transposed, so it need not be square). A
  * pure function of (cases, plan, seed), so the loader's workers produce the
- * same sequence however many there are.
+ * same sequence however many there are. With `skeletonClasses` the batch
+ * also carries the skeleton-recall targets of its labels (skeleton.ts), made
+ * here in the worker rather than on the training step's critical path.
  */
 import { augmentSample } from './augment.ts';
 import type { Plan } from '../plan/types.ts';
 import { Rng } from '../util/random.ts';
 import { samplePatch } from './sampler.ts';
+import { tubedSkeletons } from './skeleton.ts';
 import type { PreprocessedCase } from './types.ts';
 
 export interface Batch {
@@ -19,6 +22,13 @@ export interface Batch {
   shape: number[];
   caseIds: string[];
   forcedForeground: number;
+  /** [B, K, ...patch] one-hot tubed skeletons of the labels (2D, when asked for). */
+  skeleton?: Uint8Array;
+}
+
+export interface BatchOptions {
+  /** Also make the skeleton-recall targets, one-hot over this many classes (2D patches only). */
+  skeletonClasses?: number;
 }
 
 /** [C, rows, cols] -> [C, cols, rows]. */
@@ -37,6 +47,7 @@ export function makeBatch(
   plan: Pick<Plan, 'patchSize' | 'batchSize' | 'augmentation' | 'oversampleForeground'>,
   seed: number,
   augment = true,
+  o: BatchOptions = {},
 ): Batch {
   const rng = new Rng(seed);
   const B = plan.batchSize;
@@ -65,5 +76,10 @@ export function makeBatch(
     image.set(s.image, b * C * pn);
     label.set(s.label!, b * pn);
   }
-  return { image, label, shape: [B, C, ...patch], caseIds: ids, forcedForeground: forced };
+  const batch: Batch = { image, label, shape: [B, C, ...patch], caseIds: ids, forcedForeground: forced };
+  if (o.skeletonClasses) {
+    if (patch.length !== 2) throw new Error(`skeleton-recall targets are 2D, the patch is ${patch.length}D`);
+    batch.skeleton = tubedSkeletons(label, [B, patch[0]!, patch[1]!], o.skeletonClasses);
+  }
+  return batch;
 }

@@ -96,6 +96,33 @@ test('loader: worker threads give batches of the right shapes, the same sequence
   assert.deepEqual(makeBatch(cases, plan, mixSeed(11, 1)).image, a.out[1]!.image);
 });
 
+test('loader: a 2D plan with skeletonClasses gets the tubed skeletons made in the workers, the patches unchanged', async () => {
+  const { dir, ids } = await ready;
+  const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));
+  const patch2d = [56, 40];
+  const plan2d = { patchSize: patch2d, batchSize: 3, augmentation: defaultAugmentation(2, patch2d), oversampleForeground: 0.33 };
+  const l = new BatchLoader({ dir, ids, plan: plan2d, workers: 2, seed: 7, batch: { skeletonClasses: 3 } });
+  try {
+    for (let k = 0; k < 3; k++) {
+      const got = await l.next();
+      const here = makeBatch(cases, plan2d, mixSeed(7, k), true, { skeletonClasses: 3 });
+      assert.deepEqual(got.image, makeBatch(cases, plan2d, mixSeed(7, k)).image);
+      assert.deepEqual(got.label, here.label);
+      assert.deepEqual(got.skeleton, here.skeleton);
+      assert.equal(got.skeleton!.length, 3 * 3 * 56 * 40);
+    }
+  } finally {
+    await l.close();
+  }
+  // A 3D plan cannot have them: the worker's error reaches next().
+  const l3 = new BatchLoader({ dir, ids, plan, workers: 1, seed: 7, batch: { skeletonClasses: 3 } });
+  try {
+    await assert.rejects(l3.next(), /skeleton-recall targets are 2D/);
+  } finally {
+    await l3.close();
+  }
+});
+
 test('loader: with a consumer slower than the workers, prefetched batches are ready and next() hardly waits', async () => {
   const { dir, ids } = await ready;
   const cases = await Promise.all(ids.map((id) => loadPreprocessed(dir, id)));

@@ -6,7 +6,7 @@
  * waiting (bounded memory). waitMs counts the time next() spent waiting.
  */
 import { Worker } from 'node:worker_threads';
-import type { Batch } from './batch.ts';
+import type { Batch, BatchOptions } from './batch.ts';
 import type { Plan } from '../plan/types.ts';
 
 export interface LoaderOptions {
@@ -20,6 +20,8 @@ export interface LoaderOptions {
   augment?: boolean;
   /** Index of the first batch (a resumed run continues the same sequence). */
   start?: number;
+  /** What else each batch carries (the skeleton-recall targets). */
+  batch?: BatchOptions;
 }
 
 export class BatchLoader {
@@ -41,7 +43,9 @@ export class BatchLoader {
     const script = fromSource ? new URL('./loader-boot.mjs', import.meta.url) : new URL('./loader-worker.js', import.meta.url);
     const entry = new URL('./loader-worker.ts', import.meta.url).href;
     for (let i = 0; i < n; i++) {
-      const w = new Worker(script, { workerData: { entry, dir: o.dir, ids: o.ids, plan: o.plan, seed: o.seed ?? 0, augment: o.augment ?? true } });
+      const w = new Worker(script, {
+        workerData: { entry, dir: o.dir, ids: o.ids, plan: o.plan, seed: o.seed ?? 0, augment: o.augment ?? true, batch: o.batch ?? {} },
+      });
       w.on('message', (m: { k?: number; batch?: Batch; error?: string; ready?: boolean }) => {
         if (m.k === undefined) return;
         const p = this.pending.get(m.k);

@@ -20,6 +20,7 @@ import * as torch from '@medseg/torch';
 import type { StepTimer } from '../data/planner.ts';
 import type { NetworkConfig, Precision, TrainingSettings } from '../plan/types.ts';
 import { createNetwork } from '../models/registry.ts';
+import { skeletonTargets } from '../train/losses.ts';
 import { forwardIn, makeOptimizer, trainingStep } from '../train/step.ts';
 import type { MachineTimings } from '../util/machine-timings.ts';
 import { timeRobustly, type RobustTimingOptions } from '../util/robust-timing.ts';
@@ -54,16 +55,19 @@ export async function timeTrainingStep(
   const opt = makeOptimizer(net, training);
   const x = torch.keep(torch.randn([batchSize, network.inChannels, ...patchSize]));
   const y = torch.keep(torch.randint(0, network.numClasses, [batchSize, ...patchSize]));
+  // The loader's workers make the skeleton-recall targets beside training (data/batch.ts): the step gets them made.
+  const skeletons = training.loss.skeletonRecall ? torch.keep(skeletonTargets(y, network.numClasses)) : undefined;
   const losses: number[] = [];
   try {
     net.train();
-    const t = await timeRobustly(() => void losses.push(trainingStep(net, opt, x, y, training)), { warmup: 1, reps: 3, ...o });
+    const t = await timeRobustly(() => void losses.push(trainingStep(net, opt, x, y, training, { skeletons })), { warmup: 1, reps: 3, ...o });
     return { seconds: t.seconds, steps: t.samples, stepsPerRepetition: t.stepsPerRepetition, losses, loaded: t.loaded, clean: t.clean };
   } finally {
     opt.dispose();
     net.dispose();
     x.dispose();
     y.dispose();
+    skeletons?.dispose();
   }
 }
 

@@ -301,9 +301,10 @@ export async function dataParallelStep(
   image: Tensor,
   label: Tensor,
   s: StepSettings,
+  skeletons?: Tensor,
 ): Promise<number> {
   const loss = torch.tidy(() => {
-    const l = deepSupervisionLoss(forwardIn(s.precision, net, image), label, s.loss);
+    const l = deepSupervisionLoss(forwardIn(s.precision, net, image), label, s.loss, skeletons);
     opt.zeroGrad();
     dp.backward(l);
     return l.item();

@@ -126,6 +126,23 @@ print(json.dumps({'loss': loss.item(), 'grad': x.grad.flatten().tolist()}))
       );
     const got = deepSupervisionLoss([full, half, none], y, o);
     assert.ok(Math.abs(got.item() - expected.item()) < 1e-6, `${got.item()} vs ${expected.item()}`);
+    // The skeletons the loader's workers made are used as given: a tube on the other half of the image changes the term.
+    assert.equal(deepSupervisionLoss([full, half, none], y, o, skel).item(), got.item());
+    const shifted = torch.tensor(
+      new Float32Array(128).map((_, i) => (i >= 64 && i % 8 < 2 ? 1 : 0)),
+      [1, 2, 8, 8],
+    );
+    const withShifted = segmentationLoss(full, y, { name: 'dice_ce' })
+      .add(skeletonRecallLoss(full, shifted).mul(0.5))
+      .mul(2 / 3)
+      .add(
+        segmentationLoss(half, halfY, { name: 'dice_ce' })
+          .add(skeletonRecallLoss(half, torch.F.interpolate(shifted, { size: [4, 4], mode: 'nearest' })).mul(0.5))
+          .mul(1 / 3),
+      );
+    const gotShifted = deepSupervisionLoss([full, half, none], y, o, shifted).item();
+    assert.ok(Math.abs(gotShifted - withShifted.item()) < 1e-6, `${gotShifted} vs ${withShifted.item()}`);
+    assert.notEqual(gotShifted, got.item());
     // Without the weight the term is absent; a 3D batch is refused with the reason.
     assert.ok(Math.abs(deepSupervisionLoss(full, y, { name: 'dice_ce' }).item() - segmentationLoss(full, y, { name: 'dice_ce' }).item()) < 1e-7);
     assert.throws(() => deepSupervisionLoss(torch.randn([1, 2, 4, 4, 4]), torch.zeros([1, 4, 4, 4], { dtype: 'int64' }), o), /2D label maps/);

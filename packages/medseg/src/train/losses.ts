@@ -16,7 +16,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
-import { tubedSkeletons } from './skeleton.ts';
+import { tubedSkeletons } from '../data/skeleton.ts';
 
 const { F } = torch;
 
@@ -91,10 +91,12 @@ export function skeletonRecallLoss(logits: Tensor, skeleton: Tensor, smooth = 1e
 
 /** The skeleton-recall targets of a 2D batch's labels [N, H, W] or [N, 1, H, W], as a one-hot float tensor [N, C, H, W]. */
 export function skeletonTargets(target: Tensor, numClasses: number): Tensor {
-  const labels = labelsOf(target);
-  if (labels.ndim !== 3) throw new Error(`skeleton recall takes 2D label maps [N, H, W], got shape [${labels.shape}]`);
-  const [n, h, w] = labels.shape as [number, number, number];
-  return torch.tensor(tubedSkeletons(labels.float().toFloat32Array(), [n, h, w], numClasses), [n, numClasses, h, w]);
+  return torch.tidy(() => {
+    const labels = labelsOf(target);
+    if (labels.ndim !== 3) throw new Error(`skeleton recall takes 2D label maps [N, H, W], got shape [${labels.shape}]`);
+    const [n, h, w] = labels.shape as [number, number, number];
+    return torch.tensor(tubedSkeletons(labels.float().toFloat32Array(), [n, h, w], numClasses), [n, numClasses, h, w]).float();
+  });
 }
 
 export type LossName = 'dice_ce' | 'dice_focal' | 'ce' | 'dice';
@@ -149,13 +151,15 @@ export function deepSupervisionWeights(heads: number): number[] {
 
 /**
  * Loss over deep-supervision heads: each head's target is the label map
- * downsampled (nearest) to the head's size.
+ * downsampled (nearest) to the head's size. With the skeleton-recall term,
+ * `skeletons` are the batch's targets as the loader made them (float
+ * one-hot [N, C, H, W]); without them they are made here from the labels.
  */
-export function deepSupervisionLoss(outputs: Tensor | Tensor[], target: Tensor, o: LossOptions): Tensor {
+export function deepSupervisionLoss(outputs: Tensor | Tensor[], target: Tensor, o: LossOptions, skeletons?: Tensor): Tensor {
   return torch.tidy(() => {
     const heads = Array.isArray(outputs) ? outputs : [outputs];
     // The skeletons of the full-resolution labels, moved to each head's grid like the labels (nearest), as nnU-Net's Skeleton Recall.
-    const skeleton = o.skeletonRecall ? skeletonTargets(target, heads[0]!.size(1)) : undefined;
+    const skeleton = o.skeletonRecall ? (skeletons ?? skeletonTargets(target, heads[0]!.size(1))) : undefined;
     if (!Array.isArray(outputs)) return segmentationLoss(outputs, target, o, skeleton);
     const weights = deepSupervisionWeights(outputs.length);
     const t = target.ndim === outputs[0]!.ndim ? target : target.unsqueeze(1);

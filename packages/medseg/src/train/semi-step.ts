@@ -102,14 +102,14 @@ export function semiSupervisedStep(
   net: Trainable & nn.Module,
   opt: torch.optim.Optimizer,
   teacher: EmaTeacher<nn.Module & Trainable>,
-  batch: { image: Tensor; label: Tensor; unlabelled: Tensor },
+  batch: { image: Tensor; label: Tensor; unlabelled: Tensor; skeletons?: Tensor },
   at: StepPosition,
   semi: SemiSupervisedSettings,
   s: StepSettings & { numClasses: number },
 ): SemiStepStats {
   const weight = unlabelledWeight(semi, at.progress);
   const stats = torch.tidy(() => {
-    const supervised = deepSupervisionLoss(forwardIn(s.precision, net, batch.image), batch.label, s.loss);
+    const supervised = deepSupervisionLoss(forwardIn(s.precision, net, batch.image), batch.label, s.loss, batch.skeletons);
     const t = teacherTargets(teacher.net, batch.unlabelled, semi, s.numClasses, at.progress, s.precision);
     const student = finest(forwardIn(s.precision, net, addClippedNoise(batch.unlabelled, semi.noiseStd)));
     const unlabelled = semi.method === 'pseudo-label' ? maskedCrossEntropy(student, t.labels!, t.mask) : maskedSoftmaxMse(student, t.probs, t.mask);

@@ -64,17 +64,20 @@ export function makeOptimizer(
   return new optim.AdamW(params, { lr: t.lr, weightDecay: t.weightDecay });
 }
 
-/**
- * Runs one step on a batch and returns the loss before the update. Frees
- * every tensor it makes. `afterBackward` runs between backward and clipping
- * (FedProx adds its proximal gradient there, train/proximal.ts).
- */
-export function trainingStep(net: Trainable, opt: torch.optim.Optimizer, image: Tensor, label: Tensor, s: StepSettings, afterBackward?: () => void): number {
+export interface StepExtras {
+  /** Runs between backward and clipping (FedProx adds its proximal gradient there, train/proximal.ts). */
+  afterBackward?: () => void;
+  /** The batch's skeleton-recall targets as the loader made them (else the loss makes them). */
+  skeletons?: Tensor;
+}
+
+/** Runs one step on a batch and returns the loss before the update. Frees every tensor it makes. */
+export function trainingStep(net: Trainable, opt: torch.optim.Optimizer, image: Tensor, label: Tensor, s: StepSettings, extras: StepExtras = {}): number {
   return torch.tidy(() => {
-    const loss = deepSupervisionLoss(forwardIn(s.precision, net, image), label, s.loss);
+    const loss = deepSupervisionLoss(forwardIn(s.precision, net, image), label, s.loss, extras.skeletons);
     opt.zeroGrad();
     loss.backward();
-    afterBackward?.();
+    extras.afterBackward?.();
     if (s.gradClip > 0) optim.clipGradNorm(net.parameters(), s.gradClip);
     opt.step();
     return loss.item();

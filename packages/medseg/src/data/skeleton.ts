@@ -1,6 +1,7 @@
 /**
  * Skeletons of 2D label maps, the targets of the skeleton-recall loss
- * (losses.ts): thin structures such as vessels and cell membranes lose
+ * (train/losses.ts), made with each batch in the loader's workers
+ * (batch.ts): thin structures such as vessels and cell membranes lose
  * little Dice when a branch breaks, so the loss rewards covering each
  * object's centre line as well.
  *
@@ -94,10 +95,10 @@ function dilateCross(m: Uint8Array, h: number, w: number): Uint8Array {
  * cross dilations and kept inside the mask (as nnU-Net's Skeleton Recall
  * does), one-hot as [B, K, H, W] with the background channel empty.
  */
-export function tubedSkeletons(labels: ArrayLike<number>, shape: [number, number, number], numClasses: number): Float32Array {
+export function tubedSkeletons(labels: ArrayLike<number>, shape: [number, number, number], numClasses: number): Uint8Array {
   const [batch, h, w] = shape;
   const plane = h * w;
-  const out = new Float32Array(batch * numClasses * plane);
+  const out = new Uint8Array(batch * numClasses * plane);
   const mask = new Uint8Array(plane);
   for (let b = 0; b < batch; b++) {
     for (let k = 1; k < numClasses; k++) {
