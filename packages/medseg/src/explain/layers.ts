@@ -22,11 +22,15 @@ export function findLayer(net: torch.nn.Module, name: string): torch.nn.Module {
 }
 
 /**
- * The default Grad-CAM layer: the coarsest decoder stage ('decoder.0'), whose
- * features are both semantic and still spatial (the bottleneck alone gives
- * blocks of a few voxels, the last decoder stage little more than the logits).
+ * The default Grad-CAM layer: the coarsest decoder stage ('decoder.0', or the
+ * layer a network without a decoder list names by gradCamLayer(), as UNet++
+ * does), whose features are both semantic and still spatial (the bottleneck
+ * alone gives blocks of a few voxels, the last decoder stage little more
+ * than the logits).
  */
 export function defaultLayer(net: torch.nn.Module): string {
+  const named = (net as { gradCamLayer?: () => string }).gradCamLayer?.();
+  if (named) return named;
   if (net.namedModules().some(([n]) => n === 'decoder.0')) return 'decoder.0';
   throw new MedsegExplainError('NO_LAYER', `this network has no 'decoder.0': name a layer (--layer) whose output is a feature map [N, C, ...spatial]`);
 }

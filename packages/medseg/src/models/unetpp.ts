@@ -20,6 +20,8 @@ export class UNetPlusPlus extends SegNetBase {
   readonly nodes: torch.nn.UnaryModule[][] = [];
   readonly ups: (Upsampler | null)[][] = [];
   heads: torch.nn.ModuleList<torch.nn.UnaryModule>;
+  /** Module name of X[n-2][1], the first decoding node under the bottleneck (U-Net's decoder.0). */
+  private readonly firstDecodingNode: string;
   constructor(config: NetworkConfig) {
     super(config);
     const c = config;
@@ -27,6 +29,7 @@ export class UNetPlusPlus extends SegNetBase {
     const n = c.features.length;
     const f = c.features;
     const nodeList = this.module('nodes', new nn.ModuleList<torch.nn.Module>());
+    let firstDecodingNode = '';
     for (let i = 0; i < n; i++) {
       this.nodes.push([]);
       this.ups.push([]);
@@ -37,6 +40,7 @@ export class UNetPlusPlus extends SegNetBase {
             : new StackedConvs(dims, f[i]! * (j + 1), f[i]!, c.kernelSizes[i]!, { norm: c.norm, dropout: c.dropout });
         const up = j === 0 ? null : new Upsampler(dims, f[i + 1]!, f[i]!, c.strides[i + 1]!, c.upsample ?? 'transpose');
         // Registered as one flat list, named by position: nodes.<k> = X[i][j] block, its upsampler next to it.
+        if (i === n - 2 && j === 1) firstDecodingNode = `nodes.${nodeList.length}.block`;
         const holder = new NodeHolder(block, up);
         nodeList.push(holder);
         this.nodes[i]!.push(block);
@@ -46,7 +50,13 @@ export class UNetPlusPlus extends SegNetBase {
     this.heads = this.module('seg_heads', new nn.ModuleList<torch.nn.UnaryModule>());
     const nHeads = c.deepSupervision ? n - 1 : 1;
     for (let k = 0; k < nHeads; k++) this.heads.push(conv(dims, f[0]!, c.numClasses, 1, { padding: 0 }));
+    this.firstDecodingNode = firstDecodingNode;
     initHe(this);
+  }
+
+  /** Grad-CAM's default layer (explain/layers.ts): the node that first decodes the bottleneck, as U-Net's decoder.0 does. */
+  gradCamLayer(): string {
+    return this.firstDecodingNode;
   }
 
   forward(x: Tensor): Tensor | Tensor[] {

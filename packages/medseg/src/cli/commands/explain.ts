@@ -1,5 +1,6 @@
 /** `medseg explain <model> <input> --method ...`: where the model looked for a class, and how faithful that map is. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { CheckpointChoice } from '../../plan/model-folder.ts';
 import { CliUsageError } from '../errors.ts';
 import { parseNumberList, printResult, wantsJson } from '../output.ts';
 
@@ -15,7 +16,7 @@ interface ExplainCliOptions {
   steps?: number;
   baseline?: number;
   fold?: number;
-  checkpoint?: 'best' | 'final';
+  checkpoint?: CheckpointChoice;
   faithfulness: boolean;
   deletionSteps?: number;
 }
@@ -52,7 +53,7 @@ export function register(program: Command): void {
         .choices(['logit', 'probability'])
         .default('logit'),
     )
-    .option('--layer <name>', "Grad-CAM layer, a dotted module name (default 'decoder.0', the coarsest decoder stage)")
+    .option('--layer <name>', "Grad-CAM layer, a dotted module name (default: the coarsest decoder stage, 'decoder.0' in most networks)")
     .option(
       '--box <x0,y0,z0,x1,y1,z1>',
       "the region explained, as a box on the input's voxel grid (end exclusive); default the class's predicted mask",
@@ -63,7 +64,7 @@ export function register(program: Command): void {
     .option('--steps <n>', 'integrated-gradients path points (default 32)', parseInteger)
     .option('--baseline <value>', 'intensity that occlusion and integrated gradients put in (normalised; default 0, the mean)', parseNumber)
     .option('--fold <n>', 'the fold whose network explains (default the first trained fold)', parseInteger)
-    .addOption(new Option('--checkpoint <which>', 'weights: best or final (default best, else final)').choices(['best', 'final']))
+    .addOption(new Option('--checkpoint <which>', 'weights: best, final or averaged (default best, else final)').choices(['best', 'final', 'averaged']))
     .option('--no-faithfulness', 'skip the randomisation test and the deletion curve (each costs about one more explanation)')
     .option('--deletion-steps <n>', 'fractions of the deletion curve (default 10)', parseInteger)
     .addHelpText(
