@@ -5,11 +5,14 @@
  * probability), sensitivity, specificity, each the mean over test images.
  * Writes bench/results/drive.json.
  *
- *   npm run bench -- drive [--minutes 20] [--skeleton-recall <weight>]
+ *   npm run bench -- drive [--minutes 20] [--skeleton-recall <weight>] [--average-weights <from>]
  *
- * With --skeleton-recall the loss gets the skeleton-recall term at that weight
- * (a thin-structure lever): the run trains in its own folder and writes
- * bench/results/drive-skeleton-recall.json, leaving drive.json as it is.
+ * The levers (planning choices) train in a folder of their own and write
+ * bench/results/drive-<lever>.json, leaving drive.json as it is:
+ * --skeleton-recall adds the skeleton-recall loss term at that weight (thin
+ * structures); --average-weights averages the weights of the epochs after
+ * that share of the run, and the result also scores the averaged weights on
+ * the same test images (`averaged`), a comparison within one training run.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -18,18 +21,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { importDrive } from '../packages/medseg/src/data/import.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
-import { datasetCases, runSeg2d, planSummary } from './lib/seg2d.ts';
+import { datasetCases, LEVER_OPTIONS, runSeg2d, planSummary, seg2dLevers } from './lib/seg2d.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { minutes: { type: 'string', default: '20' }, out: { type: 'string' }, 'skeleton-recall': { type: 'string' } },
+    options: { minutes: { type: 'string', default: '20' }, out: { type: 'string' }, ...LEVER_OPTIONS },
   });
-  const skeletonRecall = values['skeleton-recall'] === undefined ? undefined : Number(values['skeleton-recall']);
-  if (skeletonRecall !== undefined && !(skeletonRecall > 0)) throw new Error(`--skeleton-recall must be a weight > 0, got ${values['skeleton-recall']}`);
-  const variant = skeletonRecall ? '-skeleton-recall' : '';
+  const { variant, flags, ...levers } = seg2dLevers(values);
   const out = values.out ?? join(repoRoot, `runs/bench-drive${variant}`);
   const dataset = join(out, 'dataset');
   if (!existsSync(join(dataset, 'dataset.json'))) await importDrive(dataPath('drive'), dataset);
@@ -44,11 +45,12 @@ export async function main(args: string[]): Promise<void> {
     test,
     minutes: Number(values.minutes),
     labels: [1],
-    ...(skeletonRecall ? { skeletonRecall } : {}),
+    ...levers,
   });
   const result = {
-    command: `npm run bench -- drive --minutes ${values.minutes}${skeletonRecall ? ` --skeleton-recall ${skeletonRecall}` : ''}`,
-    skeleton_recall: skeletonRecall ?? 0,
+    command: `npm run bench -- drive --minutes ${values.minutes}${flags}`,
+    skeleton_recall: levers.skeletonRecall ?? 0,
+    average_weights_from: levers.averageWeights ?? null,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train 16 of the 20 training images, select on 4, test on the 20 test images inside the FOV masks; metrics averaged over test images',
@@ -60,6 +62,19 @@ export async function main(args: string[]): Promise<void> {
     specificity: r.mean(1, 'specificity'),
     train_minutes: r.trainMinutes,
     per_case: r.perCase.map((p) => ({ id: p.id, ...p.metrics[1] })),
+    // The same run's averaged weights on the same test images (the best epoch's weights above are the comparison).
+    ...(r.averaged
+      ? {
+          averaged: {
+            epochs: r.trained.folds[0]!.result.averaged?.epochs,
+            f1: r.averaged.mean(1, 'f1'),
+            auc: r.averaged.mean(1, 'auc'),
+            sensitivity: r.averaged.mean(1, 'sensitivity'),
+            specificity: r.averaged.mean(1, 'specificity'),
+            per_case: r.averaged.perCase.map((p) => ({ id: p.id, ...p.metrics[1] })),
+          },
+        }
+      : {}),
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, `results/drive${variant}.json`), `${JSON.stringify(result, null, 2)}\n`);

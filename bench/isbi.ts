@@ -24,11 +24,14 @@
  * probabilities (bench/py/instances_peer.py); its adapted_rand_error also
  * scores medseg's label maps, a check of medseg's V_Rand (distinct pairs).
  *
- *   npm run bench -- isbi [--minutes 10] [--skeleton-recall <weight>]
+ *   npm run bench -- isbi [--minutes 10] [--skeleton-recall <weight>] [--average-weights <from>]
  *
- * With --skeleton-recall the loss gets the skeleton-recall term at that weight
- * (a thin-structure lever): the run trains in its own folder and writes
- * bench/results/isbi-skeleton-recall.json, leaving isbi.json as it is.
+ * The levers (planning choices) train in a folder of their own and write
+ * bench/results/isbi-<lever>.json, leaving isbi.json as it is:
+ * --skeleton-recall adds the skeleton-recall loss term at that weight (thin
+ * structures); --average-weights averages the weights of the epochs after
+ * that share of the run, and the result also scores the averaged weights on
+ * the same test images (`averaged`), a comparison within one training run.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,7 +47,7 @@ import type { Prediction } from '../packages/medseg/src/infer/predict.ts';
 import type { Volume } from '../packages/medseg/src/io/volume.ts';
 import { PYTHON } from './lib/peer.ts';
 import { median } from './lib/stats.ts';
-import { datasetCases, runSeg2d, planSummary } from './lib/seg2d.ts';
+import { datasetCases, LEVER_OPTIONS, runSeg2d, planSummary, seg2dLevers } from './lib/seg2d.ts';
 import { textTable } from '../packages/medseg/src/cli/output.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -163,11 +166,9 @@ function scoreInstances(cases: InstanceCase[], dir: string) {
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { minutes: { type: 'string', default: '10' }, out: { type: 'string' }, 'skeleton-recall': { type: 'string' } },
+    options: { minutes: { type: 'string', default: '10' }, out: { type: 'string' }, ...LEVER_OPTIONS },
   });
-  const skeletonRecall = values['skeleton-recall'] === undefined ? undefined : Number(values['skeleton-recall']);
-  if (skeletonRecall !== undefined && !(skeletonRecall > 0)) throw new Error(`--skeleton-recall must be a weight > 0, got ${values['skeleton-recall']}`);
-  const variant = skeletonRecall ? '-skeleton-recall' : '';
+  const { variant, flags, ...levers } = seg2dLevers(values);
   const out = values.out ?? join(repoRoot, `runs/bench-isbi${variant}`);
   const dataset = join(out, 'dataset');
   const ids = Array.from({ length: 30 }, (_, i) => String(i));
@@ -189,7 +190,7 @@ export async function main(args: string[]): Promise<void> {
     minutes: Number(values.minutes),
     labels: [0, 1],
     checkpoint: 'final',
-    ...(skeletonRecall ? { skeletonRecall } : {}),
+    ...levers,
     onPrediction: (c, pred, ref) => {
       instanceCases.push(writeInstanceInputs(instanceDir, c.id, pred, ref));
     },
@@ -197,8 +198,9 @@ export async function main(args: string[]): Promise<void> {
   const instances = scoreInstances(instanceCases, instanceDir);
   if (training.length !== 24 || test.length !== 6) throw new Error(`expected 24 training and 6 test slices, got ${training.length} / ${test.length}`);
   const result = {
-    command: `npm run bench -- isbi --minutes ${values.minutes}${skeletonRecall ? ` --skeleton-recall ${skeletonRecall}` : ''}`,
-    skeleton_recall: skeletonRecall ?? 0,
+    command: `npm run bench -- isbi --minutes ${values.minutes}${flags}`,
+    skeleton_recall: levers.skeletonRecall ?? 0,
+    average_weights_from: levers.averageWeights ?? null,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train slices 0-23 (20-23 also scored per epoch, not held out), final weights, test 24-29; membrane = mask value 0',
@@ -209,6 +211,17 @@ export async function main(args: string[]): Promise<void> {
     train_minutes: r.trainMinutes,
     instances,
     per_case: r.perCase.map((p) => ({ id: p.id, dice_membrane: p.metrics[1]?.dice, dice_cell: p.metrics[0]?.dice })),
+    // The same run's averaged weights on the same test slices (the final weights above are the comparison).
+    ...(r.averaged
+      ? {
+          averaged: {
+            epochs: r.trained.folds[0]!.result.averaged?.epochs,
+            dice_membrane: r.averaged.mean(1, 'dice'),
+            dice_cell: r.averaged.mean(0, 'dice'),
+            per_case: r.averaged.perCase.map((p) => ({ id: p.id, dice_membrane: p.metrics[1]?.dice, dice_cell: p.metrics[0]?.dice })),
+          },
+        }
+      : {}),
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, `results/isbi${variant}.json`), `${JSON.stringify(result, null, 2)}\n`);

@@ -12,7 +12,7 @@ import { evaluateCase } from '../../packages/medseg/src/eval/metrics.ts';
 import type { CalibrationBins } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { poolReliability, type Reliability } from '../../packages/medseg/src/eval/probabilistic.ts';
 import { disposeModel, loadModel, predictVolumes, readInputCase, type Prediction } from '../../packages/medseg/src/infer/predict.ts';
-import { foldDir, foldFile } from '../../packages/medseg/src/plan/model-folder.ts';
+import { foldDir, foldFile, type CheckpointChoice } from '../../packages/medseg/src/plan/model-folder.ts';
 import { readVolume, writeVolume } from '../../packages/medseg/src/io/read.ts';
 import type { Volume } from '../../packages/medseg/src/io/volume.ts';
 import type { Plan } from '../../packages/medseg/src/plan/types.ts';
@@ -36,27 +36,35 @@ export interface Seg2dRun {
   /** Test-time augmentation on the test cases (default: the plan's mirroring and transposing). Off is 4-8x faster in 2D; the study turns it off to fit eight models in its time. */
   tta?: boolean;
   /** Weights to test: the best on validation (default) or the final ones (when the validation cases are also trained on). */
-  checkpoint?: 'best' | 'final';
+  checkpoint?: CheckpointChoice;
   /** Semi-supervised training (the label-efficiency bench). */
   semi?: TrainModelOptions['semi'];
   /** Initial weights (transfer learning, pretraining). */
   init?: TrainModelOptions['init'];
   /** Weight of the skeleton-recall loss term (a planning choice; default none). */
   skeletonRecall?: number;
+  /** Average the weights of the epochs after this share of the run (a planning choice); the averaged weights are tested too (Seg2dResult.averaged). */
+  averageWeights?: number;
   /** The model card's Grad-CAM check (default on). */
   faithfulness?: boolean;
-  /** Called with each test case's prediction (probabilities kept) and reference, after scoring. */
+  /** Called with each test case's prediction (probabilities kept) and reference, after scoring (the main weights' only). */
   onPrediction?: (c: DatasetCase, pred: Prediction, reference: Volume) => void | Promise<void>;
 }
 
-export interface Seg2dResult {
-  trained: TrainModelResult;
-  trainMinutes: number;
-  /** Per test case: label -> metrics; the prediction is saved as predictions/<id>.nii.gz. */
+/** The test cases scored with one set of weights. */
+export interface Seg2dScores {
+  /** Per test case: label -> metrics; the prediction is saved as <predictions folder>/<id>.nii.gz. */
   perCase: { id: string; metrics: Record<number, Record<string, number>>; seconds: number; prediction: string }[];
   /** Reliability curve of the scored labels pooled over the test cases. */
   calibration: CalibrationBins | null;
   mean: (label: number, metric: string) => number;
+}
+
+export interface Seg2dResult extends Seg2dScores {
+  trained: TrainModelResult;
+  trainMinutes: number;
+  /** With averageWeights: the same test cases scored with the averaged weights (predictions in predictions-averaged/). */
+  averaged?: Seg2dScores;
 }
 
 /** The plan's sizes a bench result records (the full plan is in the model folder). */
@@ -85,12 +93,25 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     ...(r.init ? { init: r.init } : {}),
     ...(r.faithfulness === false ? { faithfulness: false } : {}),
     ...(r.skeletonRecall ? { skeletonRecall: r.skeletonRecall } : {}),
+    ...(r.averageWeights !== undefined ? { averageWeights: r.averageWeights } : {}),
   });
   const trainMinutes = (Date.now() - t0) / 60000;
-  const model = loadModel(modelDir, { checkpoint: r.checkpoint });
-  const perCase: Seg2dResult['perCase'] = [];
+  const scores = await scoreTestCases(r, modelDir, r.checkpoint, join(r.out, 'predictions'), r.onPrediction);
+  const averaged = r.averageWeights !== undefined ? await scoreTestCases(r, modelDir, 'averaged', join(r.out, 'predictions-averaged')) : undefined;
+  return { trained, trainMinutes, ...scores, ...(averaged ? { averaged } : {}) };
+}
+
+/** Predicts and scores the test cases with the model folder's `checkpoint` weights, calling `onPrediction` with each. */
+async function scoreTestCases(
+  r: Seg2dRun,
+  modelDir: string,
+  checkpoint: CheckpointChoice | undefined,
+  predDir: string,
+  onPrediction?: Seg2dRun['onPrediction'],
+): Promise<Seg2dScores> {
+  const model = loadModel(modelDir, { checkpoint });
+  const perCase: Seg2dScores['perCase'] = [];
   const curves: Reliability[] = [];
-  const predDir = join(r.out, 'predictions');
   mkdirSync(predDir, { recursive: true });
   try {
     for (const c of r.test) {
@@ -112,7 +133,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
         metrics[m.label] = Object.fromEntries(Object.entries(m).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
       }
       perCase.push({ id: c.id, metrics, seconds: pred.seconds, prediction });
-      await r.onPrediction?.(c, pred, ref);
+      await onPrediction?.(c, pred, ref);
     }
   } finally {
     disposeModel(model);
@@ -121,7 +142,33 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     const v = perCase.map((p) => p.metrics[label]?.[metric]).filter((x): x is number => Number.isFinite(x));
     return v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
   };
-  return { trained, trainMinutes, perCase, calibration: poolReliability(curves), mean };
+  return { perCase, calibration: poolReliability(curves), mean };
+}
+
+/** The training levers a 2D bench can try (each a planning choice), read from its --skeleton-recall and --average-weights flags. */
+export interface Seg2dLevers {
+  skeletonRecall?: number;
+  averageWeights?: number;
+  /** Suffix of the run folder and result file ('' with no lever: the bench's main result). */
+  variant: string;
+  /** The flags as given, for the result's command line. */
+  flags: string;
+}
+
+export const LEVER_OPTIONS = { 'skeleton-recall': { type: 'string' }, 'average-weights': { type: 'string' } } as const;
+
+export function seg2dLevers(values: { 'skeleton-recall'?: string; 'average-weights'?: string }): Seg2dLevers {
+  const skeletonRecall = values['skeleton-recall'] === undefined ? undefined : Number(values['skeleton-recall']);
+  if (skeletonRecall !== undefined && !(skeletonRecall > 0)) throw new Error(`--skeleton-recall must be a weight > 0, got ${values['skeleton-recall']}`);
+  const averageWeights = values['average-weights'] === undefined ? undefined : Number(values['average-weights']);
+  if (averageWeights !== undefined && !(averageWeights >= 0 && averageWeights < 1))
+    throw new Error(`--average-weights must be a share of the run in [0, 1), got ${values['average-weights']}`);
+  return {
+    ...(skeletonRecall ? { skeletonRecall } : {}),
+    ...(averageWeights !== undefined ? { averageWeights } : {}),
+    variant: `${skeletonRecall ? '-skeleton-recall' : ''}${averageWeights !== undefined ? '-averaged' : ''}`,
+    flags: `${skeletonRecall ? ` --skeleton-recall ${skeletonRecall}` : ''}${averageWeights !== undefined ? ` --average-weights ${averageWeights}` : ''}`,
+  };
 }
 
 export function datasetCases(dir: string): { training: DatasetCase[]; test: DatasetCase[] } {

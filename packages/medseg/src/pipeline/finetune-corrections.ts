@@ -194,7 +194,15 @@ export async function fineTuneOnCorrections(o: FineTuneCorrectionsOptions): Prom
         loadWeightsInto(net, weightsFile(f.dir)!);
         const before = meanValidationDice(net, validation, plan);
         const minutes = o.minutes / folds.length;
-        const cfg = { ...trainerConfig(plan), timeBudgetMinutes: minutes, lr: plan.training.lr * lrScale, warmupEpochs: 0, checkpointEvery: 1_000_000 };
+        // A fine-tuning run keeps its best epoch's weights: no weight average.
+        const cfg = {
+          ...trainerConfig(plan),
+          timeBudgetMinutes: minutes,
+          lr: plan.training.lr * lrScale,
+          warmupEpochs: 0,
+          checkpointEvery: 1_000_000,
+          weightAveraging: undefined,
+        };
         torch.manualSeed(seed + f.fold);
         const foldWork = join(work, `fold_${f.fold}`);
         log(

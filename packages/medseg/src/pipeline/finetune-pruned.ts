@@ -94,7 +94,15 @@ export async function fineTunePruned(net: SegmentationNetwork, plan: Plan, pruni
     await preprocessDataset(ds, plan, cacheDir);
     const validation = await Promise.all(o.split.val.map((id) => loadPreprocessed(cacheDir, id)));
     const before = meanValidationDice(net, validation, plan);
-    const cfg = { ...trainerConfig(plan), timeBudgetMinutes: o.minutes, lr: plan.training.lr * lrScale, warmupEpochs: 0, checkpointEvery: 1_000_000 };
+    // A fine-tuning run keeps its best epoch's weights: no weight average.
+    const cfg = {
+      ...trainerConfig(plan),
+      timeBudgetMinutes: o.minutes,
+      lr: plan.training.lr * lrScale,
+      warmupEpochs: 0,
+      checkpointEvery: 1_000_000,
+      weightAveraging: undefined,
+    };
     const seed = o.seed ?? 12345;
     torch.manualSeed(seed);
     const data = loaderData(cacheDir, o.split.train, plan, seed, 1, validation);

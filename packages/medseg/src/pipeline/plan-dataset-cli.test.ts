@@ -22,7 +22,7 @@ function medseg(...args: string[]): CliRun {
 }
 
 test(
-  "--minutes 0 is nnU-Net's full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out; --skeleton-recall",
+  "--minutes 0 is nnU-Net's full schedule with SGD in plan and in train; plan writes where train looks; a folder it cannot write names --out; --skeleton-recall, --average-weights",
   { timeout: 120_000 },
   async () => {
     const dsDir = await smallHippocampusDataset(4);
@@ -61,6 +61,14 @@ test(
     const sr = medseg('plan', dsDir, '--minutes', '0', '--dims', '2d', '--skeleton-recall', '0.5', '--out', flat);
     assert.equal(sr.status, 0, sr.stderr);
     assert.equal((JSON.parse(readFileSync(flat, 'utf8')) as Plan).training.loss.skeletonRecall, 0.5);
+    // --average-weights goes into the plan's training; a share outside [0, 1) is a usage error.
+    const averaging = join(out, 'averaging.json');
+    const aw = medseg('plan', dsDir, '--minutes', '0', '--average-weights', '0.75', '--out', averaging);
+    assert.equal(aw.status, 0, aw.stderr);
+    assert.deepEqual((JSON.parse(readFileSync(averaging, 'utf8')) as Plan).training.weightAveraging, { from: 0.75 });
+    const badShare = medseg('plan', dsDir, '--minutes', '0', '--average-weights', '1.5', '--out', join(out, 'bad-share.json'));
+    assert.notEqual(badShare.status, 0);
+    assert.match(badShare.stderr, /expected a number in \[0, 1\)/);
     const volumetric = join(out, 'volumetric.json');
     const refused = medseg('plan', dsDir, '--minutes', '0', '--skeleton-recall', '1', '--out', volumetric);
     assert.equal(refused.status, 2, refused.stderr);

@@ -46,7 +46,7 @@ export function plannerOptions(c: PlanningChoices, timings: MachineTimings = mac
         })
       ).value,
     timingMemory: `each time is measured once on this machine and engine and remembered in ${timings.path} (medseg plan --recalibrate measures anew)`,
-    training: { optimizer: c.optimizer, loss: c.loss, skeletonRecall: c.skeletonRecall },
+    training: { optimizer: c.optimizer, loss: c.loss, skeletonRecall: c.skeletonRecall, averageWeights: c.averageWeights },
   };
 }
 

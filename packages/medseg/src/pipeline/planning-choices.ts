@@ -49,6 +49,7 @@ export function planningChoicesOf(o: PlanningChoices): PlanningChoices {
     optimizer: o.optimizer,
     loss: o.loss,
     skeletonRecall: o.skeletonRecall,
+    averageWeights: o.averageWeights,
     dims: o.dims,
     precision: o.precision,
   };

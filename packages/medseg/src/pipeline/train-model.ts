@@ -152,17 +152,23 @@ export function cacheDirFor(ds: Dataset, plan: Plan, modelDir: string): string {
 export function loaderData(dir: string, ids: string[], plan: Plan, seed: number, workers: number, validation: PreprocessedCase[]): TrainingData {
   let loader: BatchLoader | null = null;
   let expected = -1;
+  // The skeleton-recall targets are made with each batch in the loader's workers, off the step's critical path.
+  const skeletonClasses = plan.training.loss.skeletonRecall ? plan.network.numClasses : undefined;
   return {
     validation,
     async nextBatch(epoch, it) {
       const k = epoch * plan.iterationsPerEpoch + it;
       if (!loader || k !== expected) {
         await loader?.close();
-        loader = new BatchLoader({ dir, ids, plan, seed, workers, start: k });
+        loader = new BatchLoader({ dir, ids, plan, seed, workers, start: k, batch: { skeletonClasses } });
       }
       expected = k + 1;
       const b = await loader.next();
-      return torch.tidy(() => ({ image: torch.tensor(b.image, b.shape), label: torch.tensor(b.label, [b.shape[0]!, ...b.shape.slice(2)]).long() }));
+      return torch.tidy(() => ({
+        image: torch.tensor(b.image, b.shape),
+        label: torch.tensor(b.label, [b.shape[0]!, ...b.shape.slice(2)]).long(),
+        ...(b.skeleton ? { skeletons: torch.tensor(b.skeleton, [b.shape[0]!, skeletonClasses!, ...b.shape.slice(2)]).float() } : {}),
+      }));
     },
     async close() {
       await loader?.close();
@@ -374,10 +380,10 @@ export async function trainModel(o: TrainModelOptions): Promise<TrainModelResult
         ? {
             step: (
               opt: torch.optim.Optimizer,
-              b: { image: torch.Tensor; label: torch.Tensor; unlabelled?: torch.Tensor },
+              b: { image: torch.Tensor; label: torch.Tensor; unlabelled?: torch.Tensor; skeletons?: torch.Tensor },
               at: { step: number; progress: number },
             ) =>
-              semiSupervisedStep(net, opt, teacher, { image: b.image, label: b.label, unlabelled: b.unlabelled! }, at, semi, {
+              semiSupervisedStep(net, opt, teacher, { image: b.image, label: b.label, unlabelled: b.unlabelled!, skeletons: b.skeletons }, at, semi, {
                 ...cfg,
                 numClasses: plan.network.numClasses,
               }).loss,

@@ -87,6 +87,7 @@ export function defaultTraining(
     earlyStoppingPatience: 0,
     timeBudgetMinutes: plan.budget?.minutes ?? 0,
     precision: 'fp32',
+    ...(c.averageWeights !== undefined ? { weightAveraging: { from: c.averageWeights } } : {}),
   };
 }
 
@@ -112,6 +113,7 @@ export function completePlan(draft: PlanDraft, choices: TrainingChoices = {}): P
     optimizer: t.optimizer ?? choices.optimizer,
     loss: t.loss?.name ?? choices.loss,
     skeletonRecall: t.loss?.skeletonRecall ?? choices.skeletonRecall,
+    averageWeights: choices.averageWeights,
   });
   const training: TrainingSettings = { ...base, ...t, loss: { ...base.loss, ...t.loss } } as TrainingSettings;
   const inference: InferenceSettings = { ...defaultInference({ ...draft, augmentation }), ...draft.inference };

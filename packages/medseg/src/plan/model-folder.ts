@@ -5,7 +5,7 @@
  *   plan.json  fingerprint.json  splits.json  postprocessing.json  calibration.json
  *   model-card.md  model-card.json  validation.csv  preprocessed/
  *   fold_<k>/ model_best.safetensors  model_final.safetensors
- *             checkpoint_latest.safetensors  log.jsonl
+ *             [model_averaged.safetensors]  checkpoint_latest.safetensors  log.jsonl
  *
  * Weights files are read and written through model-weights.ts. This module
  * needs no engine, so commands that only read cards or postprocessing load
@@ -35,14 +35,16 @@ export const MODEL_FILES = {
 export const FOLD_FILES = {
   best: 'model_best.safetensors',
   final: 'model_final.safetensors',
+  /** The mean of the last epochs' weights (a plan with training.weightAveraging). */
+  averaged: 'model_averaged.safetensors',
   checkpoint: 'checkpoint_latest.safetensors',
   log: 'log.jsonl',
 } as const;
 
 export type ModelFile = keyof typeof MODEL_FILES;
 export type FoldFile = keyof typeof FOLD_FILES;
-/** Which weights of a fold to use: those of the best validation epoch, or of the last epoch. */
-export type CheckpointChoice = 'best' | 'final';
+/** Which weights of a fold to use: those of the best validation epoch, of the last epoch, or the last epochs' average. */
+export type CheckpointChoice = 'best' | 'final' | 'averaged';
 
 export function modelFile(modelDir: string, file: ModelFile): string {
   return join(modelDir, MODEL_FILES[file]);
@@ -80,7 +82,7 @@ export function weightsFile(foldPath: string, choice?: CheckpointChoice): string
   const final = foldFile(foldPath, 'final');
   if (!existsSync(best) && !existsSync(final)) return null;
   if (choice) {
-    const wanted = choice === 'best' ? best : final;
+    const wanted = foldFile(foldPath, choice);
     if (!existsSync(wanted))
       throw new MedsegIoError(
         'NOT_FOUND',

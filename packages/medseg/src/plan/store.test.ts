@@ -106,6 +106,13 @@ test('hand edits: invalid training values are rejected by name; a valid one chan
     /training\.loss\.skeletonRecall must be a number >= 0/,
   );
   assert.equal(loadPlan(write('e11.json', { ...base, training: { loss: { skeletonRecall: 1 } } })).training.loss.skeletonRecall, 1);
+  assert.deepEqual(loadPlan(write('e13.json', { ...base, training: { weightAveraging: { from: 0.75 } } })).training.weightAveraging, { from: 0.75 });
+  for (const [k, bad] of [
+    [14, { from: 1 }],
+    [15, { from: -0.1 }],
+    [16, 0.75],
+  ] as const)
+    assert.throws(() => loadPlan(write(`e${k}.json`, { ...base, training: { weightAveraging: bad } })), /training\.weightAveraging must be \{ "from"/);
   const plan3d = writeFixtureModel(join(dir, 'fixture-3d'), 'mri3d', [{ weights: { best: 'random' } }]);
   assert.throws(
     () => loadPlan(write('e12.json', { ...plan3d, training: { ...plan3d.training, loss: { ...plan3d.training.loss, skeletonRecall: 1 } } })),

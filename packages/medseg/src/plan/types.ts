@@ -143,6 +143,13 @@ export interface TrainingSettings {
    * final validation with the best weights always uses every case.
    */
   epochValidationCases?: number;
+  /**
+   * Weight averaging (train/weight-average.ts): from this share of the run
+   * (the time budget, else the planned epochs) on, each validated epoch's
+   * weights join a running mean, saved as the fold's averaged weights and
+   * validated beside the best epoch's. Absent: none.
+   */
+  weightAveraging?: { from: number };
 }
 
 /**
@@ -238,4 +245,6 @@ export interface TrainingChoices {
   loss?: TrainingSettings['loss']['name'];
   /** Weight of the skeleton-recall term (2D plans; absent or 0: none). */
   skeletonRecall?: number;
+  /** Average the weights of the epochs after this share of the run (training.weightAveraging; absent: none). */
+  averageWeights?: number;
 }

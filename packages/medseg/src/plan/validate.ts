@@ -88,6 +88,13 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
     if (t.timeBudgetMinutes !== undefined) check('timeBudgetMinutes', nonNeg(t.timeBudgetMinutes), 'must be a number >= 0 (0: no limit)');
     if (t.epochValidationCases !== undefined) check('epochValidationCases', posInt(t.epochValidationCases), 'must be a positive integer (absent: all)');
     if (t.precision !== undefined) check('precision', isPrecision(t.precision), `must be "fp32" or "bf16", got ${JSON.stringify(t.precision)}`);
+    const wa = t.weightAveraging;
+    if (wa !== undefined)
+      check(
+        'weightAveraging',
+        !!wa && typeof wa === 'object' && typeof wa.from === 'number' && wa.from >= 0 && wa.from < 1,
+        'must be { "from": <share of the run in [0, 1)> } (absent: no averaging)',
+      );
     const l = t.loss;
     if (l !== undefined) {
       if (!l || typeof l !== 'object') fail(path, 'training.loss must be an object');

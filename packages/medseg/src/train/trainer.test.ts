@@ -156,3 +156,53 @@ test("the trainer applies FedProx's proximal term and DP-SGD steps, and counts i
   assert.ok(dp.moved > 0 && dp.moved <= 3 * cfg.lr * C * (1 + 1e-4), `DP-SGD moved ${dp.moved}, bound ${3 * cfg.lr * C}`);
   assert.ok(plain.moved > 10 * dp.moved);
 });
+
+test('weight averaging: the epochs after the share join the mean, saved and validated; paused and resumed, the same mean', { timeout: 60_000 }, async () => {
+  const { TinySegNet, syntheticData, fixtureConfig } = await import('../testing/trainer-fixture.ts');
+  const { train } = await import('./trainer.ts');
+  const quiet = { start() {}, update() {}, stop() {} };
+  // 4 epochs, averaging after half of them: the 3rd and 4th epochs' weights.
+  const cfg = { ...fixtureConfig, iterationsPerEpoch: 3, weightAveraging: { from: 0.5 } };
+  const read = (dir: string, file: string) => {
+    const { tensors } = torch.loadSafetensors(join(dir, file));
+    const out = [...tensors.keys()].sort().flatMap((k) => Array.from(tensors.get(k)!.toFloat32Array()));
+    for (const t of tensors.values()) t.dispose();
+    return out;
+  };
+  torch.manualSeed(7);
+  const straightNet = new TinySegNet();
+  const straight = mkdtempSync(join(tmpdir(), 'medseg-train-avg-a-'));
+  const r = await train(straightNet, cfg, syntheticData(11), straight, { progress: quiet });
+  assert.equal(r.averaged?.epochs, 2);
+  assert.ok(Number.isFinite(r.averaged!.valDice));
+  // The network keeps its final weights.
+  assert.deepEqual(
+    [...straightNet.stateDict()].sort(([a], [b]) => (a < b ? -1 : 1)).flatMap(([, t]) => Array.from(t.toFloat32Array())),
+    read(straight, FINAL_WEIGHTS),
+  );
+  straightNet.dispose();
+
+  torch.manualSeed(7);
+  const paused = mkdtempSync(join(tmpdir(), 'medseg-train-avg-b-'));
+  const first = new TinySegNet();
+  await train(first, cfg, syntheticData(11), paused, { progress: quiet, stopAfterEpochs: 3 });
+  first.dispose();
+  const third = read(paused, FINAL_WEIGHTS);
+  const second = new TinySegNet();
+  const resumed = await train(second, cfg, syntheticData(11), paused, { progress: quiet, resume: true });
+  second.dispose();
+  const fourth = read(paused, FINAL_WEIGHTS);
+  assert.equal(resumed.averaged?.epochs, 2);
+  const averaged = read(paused, FOLD_FILES.averaged);
+  averaged.forEach((v, i) => assert.ok(Math.abs(v - (third[i]! + fourth[i]!) / 2) < 1e-6, `weight ${i}: ${v}`));
+  assert.deepEqual(averaged, read(straight, FOLD_FILES.averaged));
+  assert.equal(resumed.averaged!.valDice, r.averaged!.valDice);
+  // Without the plan field there is no average.
+  torch.manualSeed(7);
+  const none = mkdtempSync(join(tmpdir(), 'medseg-train-avg-c-'));
+  const plainNet = new TinySegNet();
+  const plain = await train(plainNet, { ...cfg, weightAveraging: undefined }, syntheticData(11), none, { progress: quiet });
+  plainNet.dispose();
+  assert.equal(plain.averaged, undefined);
+  assert.ok(!existsSync(join(none, FOLD_FILES.averaged)));
+});

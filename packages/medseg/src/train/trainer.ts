@@ -5,7 +5,9 @@
  * validation Dice, early stopping, a time budget, a progress bar with ETA and
  * a JSONL metrics log. A killed run resumes from its last checkpoint: batches
  * are a pure function of (seed, epoch, iteration), so the resumed run repeats
- * exactly what the uninterrupted one would have done.
+ * exactly what the uninterrupted one would have done. With the plan's weight
+ * averaging, the last epochs' weights are averaged (weight-average.ts; the
+ * mean is checkpointed too), saved and validated at the end.
  *
  * Data-parallel (o.distributed): every rank runs this loop on its own
  * batches with the gradients averaged across ranks (data-parallel.ts). Rank 0
@@ -31,6 +33,7 @@ import { dpTrainingStep, type DpSettings } from './dp-sgd.ts';
 import type { ProximalTerm } from './proximal.ts';
 import { writeFileAtomicSync } from '../util/atomic-write.ts';
 import type { TrainingSettings } from '../plan/types.ts';
+import { WeightAverage } from './weight-average.ts';
 
 const { optim } = torch;
 
@@ -58,6 +61,8 @@ export interface Batch {
   label: Tensor;
   /** [B', C, ...patch] unlabelled patches (semi-supervised training). */
   unlabelled?: Tensor;
+  /** [B, K, ...patch] float one-hot skeleton-recall targets, when the plan's loss has the term. */
+  skeletons?: Tensor;
 }
 
 export interface TrainingData {
@@ -90,6 +95,8 @@ export interface TrainResult {
   minutes: number;
   /** Optimizer steps this run took (a resumed run counts its own only): DP accounting composes over them. */
   steps: number;
+  /** With weight averaging: the epochs averaged (the last `epochs` of the run) and the averaged weights' validation Dice. */
+  averaged?: { epochs: number; valDice: number };
 }
 
 function meanFinite(a: number[]): number {
@@ -158,6 +165,15 @@ interface SavedState extends CheckpointState {
   bestEpoch: number;
   epochsWithoutImprovement: number;
   elapsedSeconds: number;
+  /** Epochs in the weight average the checkpoint holds (weight averaging only). */
+  averagedEpochs?: number;
+}
+
+/** Whether the weights at the end of this epoch join the average: the run is past the plan's share of its budget (or of its epochs). */
+export function joinsAverage(cfg: Pick<TrainerConfig, 'weightAveraging' | 'timeBudgetMinutes' | 'epochs'>, epoch: number, elapsedSeconds: number): boolean {
+  if (!cfg.weightAveraging) return false;
+  const share = cfg.timeBudgetMinutes > 0 ? elapsedSeconds / (cfg.timeBudgetMinutes * 60) : (epoch + 1) / cfg.epochs;
+  return share > cfg.weightAveraging.from;
 }
 
 /** Saves weights, optimizer state, RNG state and `state` (with the optimizer's and schedule's metadata) in one safetensors file. */
@@ -336,7 +352,19 @@ export async function train(
     optimizer: { step: {}, groups: [] },
     schedule: null,
   };
-  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state, writer, o.extraState);
+  // The weight average rides in the checkpoint beside the caller's extra state (an EMA teacher), under its own prefix.
+  const averaging = cfg.weightAveraging && writer ? new WeightAverage() : null;
+  const extraState: TrainOptions['extraState'] = averaging
+    ? {
+        tensors: () => new Map([...(o.extraState?.tensors() ?? []), ...averaging.tensors('average.')]),
+        restore: (saved) => {
+          o.extraState?.restore(saved);
+          averaging.restore(saved, 'average.');
+        },
+      }
+    : o.extraState;
+  state = resumeState(outDir, net, opt, schedule, o.resume ?? false, state, writer, extraState);
+  if (averaging) averaging.count = averaging.empty ? 0 : (state.averagedEpochs ?? 0);
   let dp: DataParallel | null = null;
   if (group) {
     const [epoch] = await agreeWithRankZero(group, [state.epoch]);
@@ -356,6 +384,16 @@ export async function train(
   const proximal = o.proximal;
   const afterBackward = proximal ? () => proximal.addGradient() : undefined;
   const runEpochSeconds: number[] = [];
+  /** Mean Dice per foreground class of the network as it is, on the epoch's validation cases. */
+  const validate = (): number[] => {
+    net.eval();
+    const perCase = epochValidationCases(data.validation, cfg.epochValidationCases).map((c) =>
+      diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
+    );
+    return Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
+  };
+  let averaged: TrainResult['averaged'];
+  let paused = false;
   try {
     const budgeted = cfg.timeBudgetMinutes > 0;
     let expectedEpochs = cfg.epochs;
@@ -385,17 +423,18 @@ export async function train(
         wait += (Date.now() - tw) / 1000;
         const progressShare = budgeted ? elapsed / (cfg.timeBudgetMinutes * 60) : step / (cfg.epochs * cfg.iterationsPerEpoch);
         const loss = dp
-          ? await dataParallelStep(net, opt, dp, batch.image, batch.label, cfg)
+          ? await dataParallelStep(net, opt, dp, batch.image, batch.label, cfg, batch.skeletons)
           : o.step
             ? o.step(opt, batch, { step, progress: Math.min(1, progressShare) })
             : o.dp
               ? dpTrainingStep(net, opt, batch.image, batch.label, cfg, o.dp, afterBackward).loss
-              : trainingStep(net, opt, batch.image, batch.label, cfg, afterBackward);
+              : trainingStep(net, opt, batch.image, batch.label, cfg, { afterBackward, skeletons: batch.skeletons });
         steps++;
         o.afterStep?.();
         batch.image.dispose();
         batch.label.dispose();
         batch.unlabelled?.dispose();
+        batch.skeletons?.dispose();
         if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch}, iteration ${it} (lower the learning rate?)`);
         lossSum += loss;
         iterations++;
@@ -410,11 +449,7 @@ export async function train(
 
       let best = false;
       if (writer) {
-        net.eval();
-        const perCase = epochValidationCases(data.validation, cfg.epochValidationCases).map((c) =>
-          diceScores(predictCaseLabels(net, c, cfg.patchSize, { mirror: cfg.validationMirror ?? false, precision: cfg.precision }), c.label!, cfg.numClasses),
-        );
-        const valDice = Array.from({ length: cfg.numClasses - 1 }, (_, k) => meanFinite(perCase.map((d) => d[k]!)));
+        const valDice = validate();
         const valDiceMean = meanFinite(valDice);
         best = valDiceMean > state.bestDice;
         if (best) {
@@ -455,6 +490,10 @@ export async function train(
       const typical = runEpochSeconds.length === 1 ? runEpochSeconds[0]! : median(runEpochSeconds.slice(1));
       expectedEpochs = epochsWithinBudget(cfg, epoch + 1, state.elapsedSeconds, typical);
       epochsThisRun++;
+      if (averaging && joinsAverage(cfg, epoch, state.elapsedSeconds)) {
+        averaging.add(net);
+        state.averagedEpochs = averaging.count;
+      }
       const signals = stopSignals(cfg, state, outOfTime);
       if (group) {
         // Rank 0 validated and kept the time: every rank stops when it does.
@@ -463,19 +502,64 @@ export async function train(
         signals.timeUp = t === 1;
       }
       const stop = endOfEpoch(cfg, state, epochsThisRun, o.stopAfterEpochs, signals, () => {
-        if (writer) saveCheckpoint(ckptPath, net, opt, state, schedule, o.extraState);
+        if (writer) saveCheckpoint(ckptPath, net, opt, state, schedule, extraState);
       });
       if (stop) {
         if (stop !== 'stopAfterEpochs') stoppedBy = stop;
+        paused = stop === 'stopAfterEpochs';
         break;
       }
     }
     if (writer) saveWeights(foldFile(outDir, 'final'), net.stateDict(), { ...o.weightsMetadata, epoch: String(state.epoch) });
+    // A paused run (stopAfterEpochs) leaves the average in its checkpoint for the resumed one.
+    if (averaging?.count && !paused) averaged = validateAverage(net, averaging, validate, outDir, state, o.weightsMetadata);
   } finally {
+    averaging?.dispose();
     dp?.dispose();
     opt.dispose();
     await data.close?.();
   }
   // Wall time from the run's (resumed) start: the checkpointed elapsed time stops at the last validated epoch.
-  return { epochsRun: state.epoch + 1, bestEpoch: state.bestEpoch, bestDice: state.bestDice, stoppedBy, minutes: (Date.now() - t0) / 60000, steps };
+  return {
+    epochsRun: state.epoch + 1,
+    bestEpoch: state.bestEpoch,
+    bestDice: state.bestDice,
+    stoppedBy,
+    minutes: (Date.now() - t0) / 60000,
+    steps,
+    ...(averaged ? { averaged } : {}),
+  };
+}
+
+/**
+ * Saves the averaged weights as the fold's averaged weights and validates
+ * them as the epochs were validated; the network keeps its final weights.
+ */
+function validateAverage(
+  net: nn.Module,
+  averaging: WeightAverage,
+  validate: () => number[],
+  outDir: string,
+  state: SavedState,
+  metadata: Record<string, string> | undefined,
+): NonNullable<TrainResult['averaged']> {
+  const final = torch.tidy(() => new Map([...net.stateDict()].map(([k, t]) => [k, torch.keep(t.detach().clone())])));
+  try {
+    net.loadStateDict(averaging.stateDict());
+    const valDice = meanFinite(validate());
+    const epochs = averaging.count;
+    saveWeights(foldFile(outDir, 'averaged'), net.stateDict(), {
+      ...metadata,
+      epoch: String(state.epoch),
+      averagedEpochs: String(epochs),
+      valDice: String(valDice),
+    });
+    process.stderr.write(
+      `weights averaged over the last ${epochs} epochs: val Dice ${valDice.toFixed(4)} (best epoch ${state.bestEpoch + 1}: ${state.bestDice.toFixed(4)})\n`,
+    );
+    return { epochs, valDice };
+  } finally {
+    net.loadStateDict(final);
+    for (const t of final.values()) t.dispose();
+  }
 }

@@ -7,6 +7,7 @@
  * folder (deploy/prune-model.ts) that predict, export and compress read.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { CheckpointChoice } from '../../plan/model-folder.ts';
 import { CliBadInputError, CliUsageError } from '../errors.ts';
 import { printResult } from '../output.ts';
 
@@ -22,7 +23,7 @@ interface CompressCliOptions {
   pruneScope?: 'global' | 'layer';
   out: string;
   fold?: number;
-  checkpoint?: 'best' | 'final';
+  checkpoint?: CheckpointChoice;
   timedPasses: number;
   dataset?: string;
   finetuneMinutes?: number;
@@ -99,7 +100,7 @@ export function register(program: Command): void {
     .option('--no-card', 'do not write the compressed model card (<out>.model-card.md / .json)')
     .requiredOption('--out <file.onnx|folder>', 'the .onnx file to write; with --prune alone a folder name writes a pruned model folder')
     .option('--fold <n>', 'the fold to compress (default: the first trained fold; a pruned model folder: every fold)', wholeNumber(0))
-    .addOption(new Option('--checkpoint <which>', 'weights: best or final; default best, else final').choices(['best', 'final']))
+    .addOption(new Option('--checkpoint <which>', 'weights: best, final or averaged; default best, else final').choices(['best', 'final', 'averaged']))
     .option('--timed-passes <n>', 'network passes timed per model (0: no timing)', wholeNumber(0), 10)
     .addHelpText(
       'after',

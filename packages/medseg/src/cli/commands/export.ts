@@ -5,13 +5,14 @@
  * write a folder with fold_<k>/model.onnx and manifest.json.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { CheckpointChoice } from '../../plan/model-folder.ts';
 import { CliBadInputError, CliUsageError } from '../errors.ts';
 import { printResult } from '../output.ts';
 
 interface ExportCliOptions {
   out: string;
   fold?: number | 'all';
-  checkpoint?: 'best' | 'final';
+  checkpoint?: CheckpointChoice;
 }
 
 function parseFold(value: string): number | 'all' {
@@ -28,7 +29,9 @@ export function register(program: Command): void {
     .argument('<model>', 'model folder written by `medseg train`')
     .requiredOption('--out <path>', 'the .onnx file to write (one fold), or a folder for several folds (fold_<k>/model.onnx + manifest.json)')
     .option('--fold <n|all>', 'the fold to export, or all trained folds (the default)', parseFold)
-    .addOption(new Option('--checkpoint <which>', 'weights of each fold: best or final; default best, else final').choices(['best', 'final']))
+    .addOption(
+      new Option('--checkpoint <which>', 'weights of each fold: best, final or averaged; default best, else final').choices(['best', 'final', 'averaged']),
+    )
     .addHelpText(
       'after',
       `

@@ -1,5 +1,6 @@
 /** `medseg predict <model> <input> --out <dir>`: segment a file, a folder (of studies), or DICOM series. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { CheckpointChoice } from '../../plan/model-folder.ts';
 import { TTA_LEVELS, type TtaLevel } from '../../infer/tta-levels.ts';
 import { UNCERTAINTY_SOURCES, type UncertaintySource } from '../../infer/uncertainty-sources.ts';
 import { CliBadInputError, CliUsageError } from '../errors.ts';
@@ -10,7 +11,7 @@ interface PredictCliOptions {
   /** --tta <level>, or false from --no-tta. */
   tta?: TtaLevel | false;
   folds?: number[];
-  checkpoint?: 'best' | 'final';
+  checkpoint?: CheckpointChoice;
   format?: 'nifti' | 'nrrd' | 'png' | 'dicom-seg' | 'rtstruct';
   saveProbabilities?: boolean;
   segmentCodes?: string;
@@ -55,10 +56,10 @@ export function register(program: Command): void {
       'codes and names of the segments in DICOM SEG / RTSTRUCT output: {"<label value or name>": {"category": {"value", "scheme", "meaning"}, "type": {...}, "modifier"?: {...}}} or a dcmqi meta JSON; labels it does not name get the default SNOMED CT mapping from their dataset.json names',
     )
     .addOption(
-      new Option('--checkpoint <which>', 'weights of each fold: best (best validation epoch) or final (last epoch); default best, else final').choices([
-        'best',
-        'final',
-      ]),
+      new Option(
+        '--checkpoint <which>',
+        "weights of each fold: best (best validation epoch), final (last epoch) or averaged (the last epochs' mean, plans with --average-weights); default best, else final",
+      ).choices(['best', 'final', 'averaged']),
     )
     .option(
       '--series <uid>',
