@@ -30,6 +30,7 @@ import type { Plan } from '../packages/medseg/src/plan/types.ts';
 import { planDataset } from '../packages/medseg/src/pipeline/plan-dataset.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
 import { trainModel } from '../packages/medseg/src/pipeline/train-model.ts';
+import type { TrainResult } from '../packages/medseg/src/train/trainer.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
 import { datasetCases, runSeg2d } from './lib/seg2d.ts';
 import { stageHeldOut } from './lib/stage-cases.ts';
@@ -45,6 +46,16 @@ interface ModelEntry {
   gmacs: number;
   inferenceTimesMs: Record<string, number>;
   dataset: string;
+  /** Minutes this architecture trained (the fold's clock, a resumed run's earlier time included), and how the run ended. */
+  minutes: number;
+  epochs: number;
+  bestEpoch: number;
+  stoppedBy: TrainResult['stoppedBy'];
+}
+
+/** The training record a study row keeps. */
+function trainingOf(r: TrainResult): Pick<ModelEntry, 'minutes' | 'epochs' | 'bestEpoch' | 'stoppedBy'> {
+  return { minutes: r.minutes, epochs: r.epochsRun, bestEpoch: r.bestEpoch, stoppedBy: r.stoppedBy };
 }
 
 /** Files behind one case's overlay; `channel` picks the image channel shown (channels are separate files, nnU-Net style; DRIVE shows its green file, where vessels contrast best). */
@@ -91,7 +102,7 @@ async function hippocampus(arch: string, minutes: number, work: string, out: str
   if (!existsSync(join(dataset, 'dataset.json'))) await importMsdHippocampus(source, dataset);
   const modelDir = join(out, 'model');
   const given = planFor(await sharedPlan('hippocampus', dataset, minutes, work), arch);
-  await trainModel({
+  const trained = await trainModel({
     dataset,
     out: modelDir,
     split: { train: split.train, val: split.validation },
@@ -113,6 +124,7 @@ async function hippocampus(arch: string, minutes: number, work: string, out: str
     gmacs: countMACs(net, plan.patchSize) / 1e9,
     inferenceTimesMs: Object.fromEntries(pred.outputs.map((o) => [o.input.split('/').pop()!.replace('.nii.gz', ''), o.seconds * 1000])),
     dataset: 'MSD hippocampus (34 validation cases)',
+    ...trainingOf(trained.folds[0]!.result),
   };
   net.dispose();
   const files = Object.fromEntries(
@@ -141,6 +153,7 @@ async function drive(arch: string, minutes: number, work: string, out: string): 
     gmacs: countMACs(net, plan.patchSize) / 1e9,
     inferenceTimesMs: Object.fromEntries(r.perCase.map((p) => [p.id, p.seconds * 1000])),
     dataset: 'DRIVE (20 test images, inside FOV; no mirroring TTA)',
+    ...trainingOf(r.trained.folds[0]!.result),
   };
   net.dispose();
   const rows = r.perCase.map((p) => ({ model: name, case: p.id, label: 1, ...p.metrics[1] })) as MetricRow[];
