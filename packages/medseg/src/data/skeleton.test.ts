@@ -91,7 +91,7 @@ print(json.dumps({'h': m.shape[0], 'w': m.shape[1], 'mask': np.flatnonzero(m).to
   // What the loss sees, the tube, agrees closely.
   const tube = tubedSkeletons(mask, [1, h, w], 2).subarray(h * w);
   const ref = of(r.tube);
-  const t = overlap(ref, Uint8Array.from(tube));
+  const t = overlap(ref, tube);
   const ourCount = tube.reduce((a, v) => a + v, 0);
   const dice = (2 * t.both) / (t.a + ourCount);
   ctx.diagnostic(`${blocks} 2x2 blocks; ${theirs.both} of ${theirs.a} scikit-image skeleton pixels ours (ours ${inside.a}); tube Dice ${dice.toFixed(4)}`);
