@@ -5,7 +5,7 @@
  * probability), sensitivity, specificity, each the mean over test images.
  * Writes bench/results/drive.json.
  *
- *   npm run bench -- drive [--minutes 20] [--skeleton-recall <weight>] [--average-weights <from>]
+ *   npm run bench -- drive [--minutes 20] [--resume] [--skeleton-recall <weight>] [--average-weights <from>]
  *
  * The levers (planning choices) train in a folder of their own and write
  * bench/results/drive-<lever>.json, leaving drive.json as it is:
@@ -13,6 +13,8 @@
  * structures); --average-weights averages the weights of the epochs after
  * that share of the run, and the result also scores the averaged weights on
  * the same test images (`averaged`), a comparison within one training run.
+ * A run trains anew each time; --resume continues a killed one from its
+ * checkpoint.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -28,7 +30,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { minutes: { type: 'string', default: '20' }, out: { type: 'string' }, ...LEVER_OPTIONS },
+    options: { minutes: { type: 'string', default: '20' }, out: { type: 'string' }, resume: { type: 'boolean', default: false }, ...LEVER_OPTIONS },
   });
   const { variant, flags, ...levers } = seg2dLevers(values);
   const out = values.out ?? join(repoRoot, `runs/bench-drive${variant}`);
@@ -45,6 +47,7 @@ export async function main(args: string[]): Promise<void> {
     test,
     minutes: Number(values.minutes),
     labels: [1],
+    resume: values.resume,
     ...levers,
   });
   const result = {

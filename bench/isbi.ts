@@ -24,7 +24,7 @@
  * probabilities (bench/py/instances_peer.py); its adapted_rand_error also
  * scores medseg's label maps, a check of medseg's V_Rand (distinct pairs).
  *
- *   npm run bench -- isbi [--minutes 10] [--skeleton-recall <weight>] [--average-weights <from>]
+ *   npm run bench -- isbi [--minutes 10] [--resume] [--skeleton-recall <weight>] [--average-weights <from>]
  *
  * The levers (planning choices) train in a folder of their own and write
  * bench/results/isbi-<lever>.json, leaving isbi.json as it is:
@@ -32,6 +32,8 @@
  * structures); --average-weights averages the weights of the epochs after
  * that share of the run, and the result also scores the averaged weights on
  * the same test images (`averaged`), a comparison within one training run.
+ * A run trains anew each time; --resume continues a killed one from its
+ * checkpoint.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -166,7 +168,7 @@ function scoreInstances(cases: InstanceCase[], dir: string) {
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { minutes: { type: 'string', default: '10' }, out: { type: 'string' }, ...LEVER_OPTIONS },
+    options: { minutes: { type: 'string', default: '10' }, out: { type: 'string' }, resume: { type: 'boolean', default: false }, ...LEVER_OPTIONS },
   });
   const { variant, flags, ...levers } = seg2dLevers(values);
   const out = values.out ?? join(repoRoot, `runs/bench-isbi${variant}`);
@@ -190,6 +192,7 @@ export async function main(args: string[]): Promise<void> {
     minutes: Number(values.minutes),
     labels: [0, 1],
     checkpoint: 'final',
+    resume: values.resume,
     ...levers,
     onPrediction: (c, pred, ref) => {
       instanceCases.push(writeInstanceInputs(instanceDir, c.id, pred, ref));

@@ -147,6 +147,8 @@ async function runMethod(
     labels: d.labels,
     tta: false,
     faithfulness: false,
+    // A run without run.json was interrupted: continue it.
+    resume: true,
   };
   let run: Seg2dRun = base;
   let note: string | undefined;

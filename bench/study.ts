@@ -142,7 +142,19 @@ async function drive(arch: string, minutes: number, work: string, out: string): 
   const { training, test } = datasetCases(dataset);
   const ids = training.map((c) => c.id).sort();
   const plan = planFor(await sharedPlan('drive', dataset, minutes, work), arch);
-  const r = await runSeg2d({ out, dataset, train: ids.slice(0, 16), val: ids.slice(16), test, minutes, plan, labels: [1], distances: true, tta: false });
+  const r = await runSeg2d({
+    out,
+    dataset,
+    train: ids.slice(0, 16),
+    val: ids.slice(16),
+    test,
+    minutes,
+    plan,
+    labels: [1],
+    distances: true,
+    tta: false,
+    resume: true,
+  });
   const name = `${arch} (2D)`;
   const net = createNetwork(plan.network);
   const model: ModelEntry = {

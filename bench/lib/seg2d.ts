@@ -47,6 +47,12 @@ export interface Seg2dRun {
   averageWeights?: number;
   /** The model card's Grad-CAM check (default on). */
   faithfulness?: boolean;
+  /**
+   * Continue the run in `out` from its checkpoint (a killed run). Off, the
+   * model is trained anew even where a finished run's folder is: rerunning a
+   * bench measures the code as it is, not the weights an older run left.
+   */
+  resume?: boolean;
   /** Called with each test case's prediction (probabilities kept) and reference, after scoring (the main weights' only). */
   onPrediction?: (c: DatasetCase, pred: Prediction, reference: Volume) => void | Promise<void>;
 }
@@ -88,7 +94,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     minutes: r.minutes,
     architecture: r.architecture,
     plan: r.plan,
-    resume: existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')),
+    resume: (r.resume ?? false) && existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')),
     ...(r.semi ? { semi: r.semi } : {}),
     ...(r.init ? { init: r.init } : {}),
     ...(r.faithfulness === false ? { faithfulness: false } : {}),
