@@ -67,7 +67,7 @@ export interface NativeBinding {
   sharedBuffer(t: NativeTensor): ArrayBuffer;
   liveTensors(): number;
   /** The caching tensor allocator: freed large blocks kept for reuse, and how often a request was served from them. */
-  allocatorStats(): { cachedBytes: number; hits: number; misses: number; evictions: number };
+  allocatorStats(): { cachedBytes: number; hits: number; misses: number; evictions: number; capBytes: number };
   /** Unmaps every cached block (RSS drops to what live tensors use). */
   emptyAllocatorCache(): void;
   /** V8's total of external memory reported by addons, in bytes. */

@@ -16,10 +16,11 @@ export function liveTensors(): number {
 
 /**
  * The caching tensor allocator (native/src/caching_allocator.cc): bytes of
- * freed tensor memory kept for reuse (at most MEDSEG_ALLOC_CACHE_MB, default
- * 1024) and how many large allocations it served (hits) or had to map (misses).
+ * freed tensor memory kept for reuse, at most capBytes (MEDSEG_ALLOC_CACHE_MB,
+ * default a quarter of the usable memory and at least 1 GiB), and how many
+ * large allocations it served (hits) or had to map (misses).
  */
-export function allocatorStats(): { cachedBytes: number; hits: number; misses: number; evictions: number } {
+export function allocatorStats(): { cachedBytes: number; hits: number; misses: number; evictions: number; capBytes: number } {
   return native.allocatorStats();
 }
 

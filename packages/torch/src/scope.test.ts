@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -162,7 +164,7 @@ test('scope: 150 eval-mode 3D forwards of three alternating sizes keep RSS flat,
   const r = JSON.parse(out.trim().split('\n').pop()!) as {
     rssAfterWarmup: number;
     rssAtEnd: number;
-    allocator: { cachedBytes: number; hits: number; misses: number; evictions: number };
+    allocator: { cachedBytes: number; hits: number; misses: number; evictions: number; capBytes: number };
     liveTensors: number;
     gcExposed: boolean;
   };
@@ -171,7 +173,7 @@ test('scope: 150 eval-mode 3D forwards of three alternating sizes keep RSS flat,
   assert.ok(growth < 0.05, `RSS grew ${(growth * 100).toFixed(1)}% (${r.rssAfterWarmup >> 20} -> ${r.rssAtEnd >> 20} MB)`);
   // The buffers of a repeated forward come back from the cache, not from fresh (page-faulting) mappings.
   assert.ok(r.allocator.hits > 20 * r.allocator.misses, `allocator hits ${r.allocator.hits}, misses ${r.allocator.misses}`);
-  assert.ok(r.allocator.cachedBytes <= 1024 * 2 ** 20, 'the cache stays under its default cap');
+  assert.ok(r.allocator.cachedBytes <= r.allocator.capBytes, 'the cache stays under its cap');
 });
 
 test('allocator: a full cache makes room for a new size class (least recently used evicted) instead of unmapping it on every release', () => {
@@ -187,8 +189,10 @@ test('allocator: a full cache makes room for a new size class (least recently us
     misses: number;
     evictions: number;
     cachedBytes: number;
+    capBytes: number;
     sum: number;
   };
+  assert.equal(r.capBytes, 16 * 2 ** 20, 'MEDSEG_ALLOC_CACHE_MB sets the cap');
   assert.equal(r.cachedAfterFill, 16 * 2 ** 20, 'phase 1 filled the 16 MiB cache');
   assert.equal(r.sum, 20 * 1280 * 1024);
   // The first 5 MiB request misses; its release evicts two 4 MiB blocks; the other 19 are hits.
@@ -196,6 +200,22 @@ test('allocator: a full cache makes room for a new size class (least recently us
   assert.equal(r.hits, 19, `hits ${r.hits}`);
   assert.equal(r.evictions, 2);
   assert.ok(r.cachedBytes <= 16 * 2 ** 20);
+});
+
+const capFromEnvironment = process.env.MEDSEG_ALLOC_CACHE_MB ? 'MEDSEG_ALLOC_CACHE_MB sets the cap here' : false;
+
+test('allocator: the default cap is a quarter of the usable memory (RAM or a lower cgroup limit), at least 1 GiB', { skip: capFromEnvironment }, () => {
+  let usable = totalmem();
+  try {
+    const limit = Number(readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim());
+    if (Number.isFinite(limit) && limit > 0) usable = Math.min(usable, limit);
+  } catch {
+    // no cgroup v2 limit file: RAM alone
+  }
+  const expected = Math.max(2 ** 30, usable / 4);
+  const cap = torch.allocatorStats().capBytes;
+  // sysconf's page count and os.totalmem() can differ by the kernel's reserved pages.
+  assert.ok(Math.abs(cap - expected) / expected < 0.02, `cap ${cap} B, expected about ${expected} B`);
 });
 
 test('allocator: emptyAllocatorCache returns cached blocks; tensors reusing a cached block read what was written', () => {

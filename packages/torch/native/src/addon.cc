@@ -58,6 +58,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(s.hits)));
     o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(s.misses)));
     o.Set("evictions", Napi::Number::New(info.Env(), static_cast<double>(s.evictions)));
+    o.Set("capBytes", Napi::Number::New(info.Env(), static_cast<double>(s.capBytes)));
     return o;
   }));
   exports.Set("emptyAllocatorCache", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {

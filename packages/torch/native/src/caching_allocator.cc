@@ -12,8 +12,13 @@
 // Large blocks (>= kLargeBytes) are mmapped, rounded up to a size class (at
 // most 1/8 waste), and kept on free lists after release; a later request of
 // the same class reuses one without faults. Cached (free) bytes never exceed
-// the cap (MEDSEG_ALLOC_CACHE_MB, default 1024; 0 disables caching), so RSS
-// stays bounded by live + cap. A released block that would exceed it evicts
+// the cap (MEDSEG_ALLOC_CACHE_MB; 0 disables caching), so RSS stays bounded
+// by live + cap. The default cap is a quarter of the memory the process may
+// use (physical RAM, or a lower cgroup limit), at least 1 GiB: one batch of
+// eight mirrored 40x56x40 tiles through a 3D Swin-UNETR, R2U-Net or UNet++
+// frees about 2 GiB of activations per forward, and under a fixed 1 GiB cap
+// every forward evicted the classes the next one needed (a cyclic workload
+// larger than an LRU cache misses every time): 2.3 s instead of 0.4 s. A released block that would exceed it evicts
 // cached blocks of the least recently requested size classes first: when the
 // workload changes shape (the planner timing candidates, then training, then
 // sliding-window inference) the cache follows it instead of staying full of
@@ -25,8 +30,12 @@
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -48,12 +57,25 @@ size_t SizeClass(size_t n) {
   return (rounded + page - 1) / page * page;
 }
 
+// Bytes this process may use: physical RAM, or the cgroup v2 limit when lower.
+size_t UsableMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long pageSize = sysconf(_SC_PAGESIZE);
+  size_t bytes = pages > 0 && pageSize > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(pageSize) : 0;
+  std::ifstream limitFile("/sys/fs/cgroup/memory.max");
+  unsigned long long limit = 0;
+  if (limitFile >> limit && limit > 0 && (bytes == 0 || limit < bytes)) bytes = static_cast<size_t>(limit);
+  return bytes;
+}
+
+size_t DefaultCacheCap() { return std::max(size_t{1024} << 20, UsableMemoryBytes() / 4); }
+
 size_t CacheCapFromEnv() {
   const char* env = std::getenv("MEDSEG_ALLOC_CACHE_MB");
-  if (!env || !*env) return size_t{1024} << 20;
+  if (!env || !*env) return DefaultCacheCap();
   char* end = nullptr;
   const unsigned long long mb = std::strtoull(env, &end, 10);
-  return (end && *end == '\0') ? static_cast<size_t>(mb) << 20 : size_t{1024} << 20;
+  return (end && *end == '\0') ? static_cast<size_t>(mb) << 20 : DefaultCacheCap();
 }
 
 class CachingCpuAllocator final : public at::Allocator {
@@ -77,7 +99,9 @@ class CachingCpuAllocator final : public at::Allocator {
 
   AllocatorStats Stats() {
     std::lock_guard<std::mutex> lock(mu_);
-    return stats_;
+    AllocatorStats s = stats_;
+    s.capBytes = cap_;
+    return s;
   }
 
   void EmptyCache() {

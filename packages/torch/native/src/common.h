@@ -62,6 +62,7 @@ struct AllocatorStats {
   uint64_t hits = 0;       // large allocations served from the cache
   uint64_t misses = 0;     // large allocations that had to be mapped
   uint64_t evictions = 0;  // cached blocks unmapped to make room under the cap
+  size_t capBytes = 0;     // the most cached bytes kept
 };
 void InstallCachingAllocator();
 AllocatorStats CachingAllocatorStats();

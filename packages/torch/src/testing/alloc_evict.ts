@@ -24,6 +24,7 @@ console.log(
     misses: after.misses - full.misses,
     evictions: after.evictions - full.evictions,
     cachedBytes: after.cachedBytes,
+    capBytes: after.capBytes,
     sum,
   }),
 );
