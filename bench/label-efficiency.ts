@@ -13,7 +13,12 @@
  *   cases also serve as the unlabelled ones;
  * - pretrain: masked-image-modelling pretraining (`medseg pretrain`) on the
  *   whole pool's images for --pretrain-share of the budget, then fine-tuning
- *   from the pretrained encoder on the labelled cases for the rest.
+ *   from the pretrained encoder on the labelled cases for the rest;
+ * - synthetic: the pix2pix GAN (`medseg synthesize`) trained on the labelled
+ *   pairs only for --gan-share of the budget, as many synthetic pairs as the
+ *   pool has cases generated from their varied masks, then training on the
+ *   labelled cases with synthetic ones drawn at --synthetic-ratio for the rest
+ *   (GAN training and generation counted in the budget).
  * Cases: hippocampus, the fixed split's 140 training cases (5 for model
  * selection, 135 as the pool) and its 34 validation cases as the test set
  * (demo/hippocampus-split.ts); DRIVE, 16 training images as the pool, 4 for
@@ -25,7 +30,8 @@
  * so an interrupted bench continues where it stopped.
  *
  *   npm run bench -- label-efficiency [--budget 10] [--datasets hippocampus,drive] [--fractions 0.1,0.25,1]
- *     [--methods scratch,mean-teacher,pseudo-label,pretrain] [--test-cases N] [--pretrain-share 0.3] [--out runs/bench-label-efficiency] [--tag NAME]
+ *     [--methods scratch,mean-teacher,pseudo-label,pretrain,synthetic] [--test-cases N] [--pretrain-share 0.3]
+ *     [--gan-share 0.3] [--synthetic-ratio 0.5] [--out runs/bench-label-efficiency] [--tag NAME]
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -39,14 +45,15 @@ import type { MetricRow } from '../packages/medseg/src/eval/statistics/rows.ts';
 import { bootstrapMeanCI } from '../packages/medseg/src/eval/statistics/summary.ts';
 import { planDataset } from '../packages/medseg/src/pipeline/plan-dataset.ts';
 import { pretrainModel } from '../packages/medseg/src/pipeline/pretrain.ts';
+import { synthesizePairs } from '../packages/medseg/src/pipeline/synthesize.ts';
 import type { Plan } from '../packages/medseg/src/plan/types.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
 import { Rng } from '../packages/medseg/src/util/random.ts';
 import { takeTag, writeResult } from './lib/report.ts';
 import { planSummary, runSeg2d, type Seg2dRun } from './lib/seg2d.ts';
 
-type Method = 'scratch' | 'mean-teacher' | 'pseudo-label' | 'pretrain';
-const METHODS: Method[] = ['scratch', 'mean-teacher', 'pseudo-label', 'pretrain'];
+type Method = 'scratch' | 'mean-teacher' | 'pseudo-label' | 'pretrain' | 'synthetic';
+const METHODS: Method[] = ['scratch', 'mean-teacher', 'pseudo-label', 'pretrain', 'synthetic'];
 
 interface DatasetSetup {
   name: 'hippocampus' | 'drive';
@@ -93,6 +100,33 @@ async function pretrainOnPool(d: DatasetSetup, plan: Plan, out: string, minutes:
   return { dir: p.dir, minutes: p.result.seconds / 60 };
 }
 
+/**
+ * The 'synthetic' method's first stage: the mask -> image GAN trained on the
+ * labelled pairs only for `minutes`, then `count` synthetic pairs written to
+ * <out>/synthetic (no fidelity report: it is not part of the method, and its
+ * classifier and synthetic-only model would spend the budget). The minutes
+ * returned are the whole stage's wall time. An interrupted run keeps the
+ * pairs it made (stage.json), so its resumed training sees the same ones.
+ */
+async function synthesizeFromLabelled(
+  d: DatasetSetup,
+  plan: Plan,
+  labelled: string[],
+  out: string,
+  minutes: number,
+  count: number,
+): Promise<{ dir: string; minutes: number; steps: number }> {
+  const dir = join(out, 'synthetic');
+  const stage = join(out, 'synthetic-stage.json');
+  if (existsSync(stage)) return JSON.parse(readFileSync(stage, 'utf8')) as { dir: string; minutes: number; steps: number };
+  rmSync(dir, { recursive: true, force: true });
+  const t0 = Date.now();
+  const r = await synthesizePairs({ dataset: d.dir, out: dir, plan, caseIds: labelled, minutes, count, fidelity: false, log: () => {} });
+  const done = { dir, minutes: (Date.now() - t0) / 60000, steps: r.gan.steps };
+  writeFileSync(stage, `${JSON.stringify(done, null, 2)}\n`);
+  return done;
+}
+
 async function setup(name: string, out: string, testCases: number): Promise<DatasetSetup> {
   if (name === 'hippocampus') {
     const dir = join(out, 'hippocampus', 'dataset');
@@ -128,7 +162,7 @@ async function runMethod(
   plan: Plan,
   share: number,
   method: Method,
-  o: { out: string; budget: number; pretrainShare: number },
+  o: { out: string; budget: number; pretrainShare: number; ganShare: number; syntheticRatio: number },
 ): Promise<RunResult> {
   const dir = join(o.out, d.name, `labels-${Math.round(share * 100)}`, method);
   const saved = join(dir, 'run.json');
@@ -162,6 +196,19 @@ async function runMethod(
     const left = Math.max(0.1, o.budget - p.minutes);
     run = { ...base, minutes: left, plan: { ...plan, training: { ...plan.training, timeBudgetMinutes: left } }, init: { source: p.dir, part: 'encoder' } };
     note = `pretrained ${p.minutes.toFixed(1)} min on ${d.pool.length} cases, fine-tuned ${left.toFixed(1)} min`;
+  } else if (method === 'synthetic') {
+    const g = await synthesizeFromLabelled(d, plan, labelled, dir, o.budget * o.ganShare, d.pool.length);
+    extraMinutes = g.minutes;
+    const left = Math.max(0.1, o.budget - g.minutes);
+    run = {
+      ...base,
+      minutes: left,
+      plan: { ...plan, training: { ...plan.training, timeBudgetMinutes: left } },
+      synthetic: { dir: g.dir, ratio: o.syntheticRatio },
+    };
+    note =
+      `GAN ${g.minutes.toFixed(1)} min (${g.steps} steps) on the ${labelled.length} labelled pairs, ${d.pool.length} SYNTHETIC pairs ` +
+      `drawn at ratio ${o.syntheticRatio}, trained ${left.toFixed(1)} min`;
   }
   const r = await runSeg2d(run);
   const result: RunResult = {
@@ -226,6 +273,8 @@ export async function main(argv: string[]): Promise<void> {
       methods: { type: 'string', default: METHODS.join(',') },
       'test-cases': { type: 'string', default: '1000' },
       'pretrain-share': { type: 'string', default: '0.3' },
+      'gan-share': { type: 'string', default: '0.3' },
+      'synthetic-ratio': { type: 'string', default: '0.5' },
       out: { type: 'string', default: join(repoRoot, 'runs/bench-label-efficiency') },
     },
   });
@@ -233,6 +282,12 @@ export async function main(argv: string[]): Promise<void> {
   if (!(budget > 0)) throw new Error('--budget must be a number of minutes > 0 (the CPU budget of every run)');
   const fractions = values.fractions!.split(',').map(Number);
   if (!fractions.every((f) => f > 0 && f <= 1)) throw new Error('--fractions must be shares in (0, 1]');
+  for (const k of ['pretrain-share', 'gan-share'] as const) {
+    const v = Number(values[k]);
+    if (!(v > 0 && v < 1)) throw new Error(`--${k} must be a share of the budget in (0, 1)`);
+  }
+  const ratio = Number(values['synthetic-ratio']);
+  if (!(ratio > 0 && ratio <= 1)) throw new Error('--synthetic-ratio must be a share of training draws in (0, 1]');
   const methods = values.methods!.split(',') as Method[];
   const unknown = methods.find((m) => !METHODS.includes(m));
   if (unknown) throw new Error(`unknown method '${unknown}': ${METHODS.join(', ')}`);
@@ -250,7 +305,15 @@ export async function main(argv: string[]): Promise<void> {
     for (const share of fractions) {
       const runs: RunResult[] = [];
       for (const m of methods) {
-        runs.push(await runMethod(d, plan, share, m, { out, budget, pretrainShare: Number(values['pretrain-share']) }));
+        runs.push(
+          await runMethod(d, plan, share, m, {
+            out,
+            budget,
+            pretrainShare: Number(values['pretrain-share']),
+            ganShare: Number(values['gan-share']),
+            syntheticRatio: Number(values['synthetic-ratio']),
+          }),
+        );
         const last = runs[runs.length - 1]!;
         console.log(
           `${d.name} ${Math.round(share * 100)} % labels, ${m}: ${last.perCase.length ? `Dice ${mean(last.perCase.map((p) => p.dice)).toFixed(4)}` : last.note}`,
@@ -266,7 +329,7 @@ export async function main(argv: string[]): Promise<void> {
     {
       budgetMinutesPerRun: budget,
       protocol:
-        'per dataset one plan for the budget; per labelled share a seeded draw of the training pool; every method trains within the same budget (pretraining time counted); ' +
+        'per dataset one plan for the budget; per labelled share a seeded draw of the training pool; every method trains within the same budget (pretraining and GAN time counted; the GAN learns the labelled pairs only); ' +
         'test Dice per case (mean over classes, no TTA, validation without TTA too); bootstrap 95 % CI of the mean; Wilcoxon signed-rank vs scratch on paired cases, Holm-adjusted per dataset and share',
       datasets,
       totalMinutes: (Date.now() - t0) / 60000,

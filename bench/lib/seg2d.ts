@@ -41,6 +41,8 @@ export interface Seg2dRun {
   semi?: TrainModelOptions['semi'];
   /** Initial weights (transfer learning, pretraining). */
   init?: TrainModelOptions['init'];
+  /** Synthetic pairs mixed into training (a `medseg synthesize` folder and the share of draws). */
+  synthetic?: TrainModelOptions['synthetic'];
   /** Weight of the skeleton-recall loss term (a planning choice; default none). */
   skeletonRecall?: number;
   /** Average the weights of the epochs after this share of the run (a planning choice); the averaged weights are tested too (Seg2dResult.averaged). */
@@ -97,6 +99,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     resume: (r.resume ?? false) && existsSync(foldFile(foldDir(modelDir, 0), 'checkpoint')),
     ...(r.semi ? { semi: r.semi } : {}),
     ...(r.init ? { init: r.init } : {}),
+    ...(r.synthetic ? { synthetic: r.synthetic } : {}),
     ...(r.faithfulness === false ? { faithfulness: false } : {}),
     ...(r.skeletonRecall ? { skeletonRecall: r.skeletonRecall } : {}),
     ...(r.averageWeights !== undefined ? { averageWeights: r.averageWeights } : {}),

@@ -120,6 +120,26 @@ test('2D: one GAN step on a two-case 2D dataset writes 2D synthetic pairs', asyn
   const v = await readNifti(join(tmp, 'syn2d', r.files[0]!.images[0]!));
   assert.deepEqual(v.size, [20, 24, 1]);
   assert.match(String(v.meta.extra?.descrip), /SYNTHETIC/);
+  // caseIds: the GAN learns, and the masks vary, only the named cases' pairs.
+  const one = await synthesizePairs({
+    dataset: ds2,
+    out: join(tmp, 'syn2d-one'),
+    plan,
+    caseIds: ['case_1'],
+    steps: 1,
+    count: 3,
+    features: [8, 16],
+    fidelity: false,
+    log: () => {},
+  });
+  assert.deepEqual(
+    one.files.map((f) => f.fromCase),
+    ['case_1', 'case_1', 'case_1'],
+  );
+  await assert.rejects(
+    synthesizePairs({ dataset: ds2, out: join(tmp, 'syn2d-none'), plan, caseIds: ['case_9'], steps: 1, log: () => {} }),
+    /no training case 'case_9'/,
+  );
 });
 
 test('Wasserstein-1 matches scipy.stats.wasserstein_distance; AUC by Mann-Whitney', () => {

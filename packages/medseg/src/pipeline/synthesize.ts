@@ -41,6 +41,8 @@ export const SYNTHETIC_DESCRIP = 'medseg SYNTHETIC (pix2pix GAN) - not a patient
 export interface SynthesizePairsOptions {
   /** The nnU-Net / MSD dataset whose training pairs the GAN learns. */
   dataset: string;
+  /** Only these training cases' pairs (default: all): a run that may use only some labels trains its GAN on those. */
+  caseIds?: string[];
   /** The synthetic dataset folder to write (must be new or empty). */
   out: string;
   /** A plan file or plan (default: the dataset's stored plan, else a new one). */
@@ -127,6 +129,18 @@ export function generateImage(g: MaskToImageGenerator, label: Uint8Array, shape:
   });
 }
 
+/** The training cases named by `ids` (all of them without), each of which must exist and have a label. */
+function pairsToLearn(ds: Dataset, ids: string[] | undefined): Dataset['training'] {
+  if (!ids) return ds.training;
+  const byId = new Map(ds.training.map((c) => [c.id, c]));
+  return ids.map((id) => {
+    const c = byId.get(id);
+    if (!c) throw new MedsegIoError('BAD_DATA', `synthesize: no training case '${id}'`, ds.dir);
+    if (!c.labelPath) throw new MedsegIoError('BAD_DATA', `synthesize: training case '${id}' has no label`, ds.dir);
+    return c;
+  });
+}
+
 export async function synthesizePairs(o: SynthesizePairsOptions): Promise<SynthesizePairsResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(`${s}\n`));
   const ds = readDataset(o.dataset);
@@ -134,7 +148,7 @@ export async function synthesizePairs(o: SynthesizePairsOptions): Promise<Synthe
   if (existsSync(out) && readdirSync(out).length > 0) throw new MedsegIoError('BAD_DATA', 'the output folder exists and is not empty: choose a new one', out);
   const plan = await resolvePlan(o, ds, log);
   const real: PreprocessedCase[] = [];
-  for (const c of ds.training) real.push(preprocessCase(await loadRawCase(c), plan));
+  for (const c of pairsToLearn(ds, o.caseIds)) real.push(preprocessCase(await loadRawCase(c), plan));
   const dims = plan.dims === '2d' ? 2 : 3;
   const cfg: GanNetworkConfig = { dims, numClasses: plan.network.numClasses, channels: plan.channels.length, features: o.features };
   torch.manualSeed(o.seed ?? 12345);
