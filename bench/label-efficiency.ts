@@ -106,7 +106,7 @@ async function pretrainOnPool(d: DatasetSetup, plan: Plan, out: string, minutes:
  * <out>/synthetic (no fidelity report: it is not part of the method, and its
  * classifier and synthetic-only model would spend the budget). The minutes
  * returned are the whole stage's wall time. An interrupted run keeps the
- * pairs it made (stage.json), so its resumed training sees the same ones.
+ * pairs it made (synthetic-stage.json), so its resumed training sees the same ones.
  */
 async function synthesizeFromLabelled(
   d: DatasetSetup,

@@ -14,13 +14,13 @@
 // the same class reuses one without faults. Cached (free) bytes never exceed
 // the cap (MEDSEG_ALLOC_CACHE_MB; 0 disables caching), so RSS stays bounded
 // by live + cap. The default cap is a quarter of the memory the process may
-// use (physical RAM, or a lower cgroup limit), at least 1 GiB: one batch of
-// eight mirrored 40x56x40 tiles through a 3D Swin-UNETR, R2U-Net or UNet++
-// frees about 2 GiB of activations per forward, and under a fixed 1 GiB cap
-// every forward evicted the classes the next one needed (a cyclic workload
-// larger than an LRU cache misses every time): 2.3 s instead of 0.4 s. A released block that would exceed it evicts
-// cached blocks of the least recently requested size classes first: when the
-// workload changes shape (the planner timing candidates, then training, then
+// use (physical RAM, or a lower cgroup v2 limit), at least 1 GiB, because a
+// cache smaller than what one step frees misses on every step: the step
+// repeats the same sequence of sizes, and LRU eviction always drops the class
+// needed next. One batch of eight mirrored 40x56x40 tiles through the 3D
+// Swin-UNETR, R2U-Net or UNet++ frees about 2 GiB per forward. A released
+// block that would exceed the cap evicts cached blocks of the least recently
+// requested size classes first: when the workload changes shape (the planner timing candidates, then training, then
 // sliding-window inference) the cache follows it instead of staying full of
 // sizes nobody asks for, which would send every new size back to mmap/munmap
 // and make the planner time its candidates at page-fault speed.
@@ -29,7 +29,6 @@
 
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
-
 #include <unistd.h>
 
 #include <algorithm>
