@@ -5,14 +5,17 @@
  * probability), sensitivity, specificity, each the mean over test images.
  * Writes bench/results/drive.json.
  *
- *   npm run bench -- drive [--minutes 20] [--resume] [--skeleton-recall <weight>] [--average-weights <from>]
+ *   npm run bench -- drive [--minutes 20] [--resume] [--skeleton-recall <weight>] [--average-weights <from> [--average-lr <share>]]
  *
  * The levers (planning choices) train in a folder of their own and write
  * bench/results/drive-<lever>.json, leaving drive.json as it is:
  * --skeleton-recall adds the skeleton-recall loss term at that weight (thin
  * structures); --average-weights averages the weights of the epochs after
  * that share of the run, and the result also scores the averaged weights on
- * the same test images (`averaged`), a comparison within one training run.
+ * the same test images (`averaged`), a comparison within one training run;
+ * with --average-lr it is stochastic weight averaging (the learning rate
+ * annealed to that share of its peak where averaging starts and held;
+ * bench/results/drive-swa.json).
  * A run trains anew each time; --resume continues a killed one from its
  * checkpoint.
  */
@@ -54,6 +57,7 @@ export async function main(args: string[]): Promise<void> {
     command: `npm run bench -- drive --minutes ${values.minutes}${flags}`,
     skeleton_recall: levers.skeletonRecall ?? 0,
     average_weights_from: levers.averageWeights ?? null,
+    average_lr: levers.averageLr ?? null,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train 16 of the 20 training images, select on 4, test on the 20 test images inside the FOV masks; metrics averaged over test images',

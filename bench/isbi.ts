@@ -24,14 +24,17 @@
  * probabilities (bench/py/instances_peer.py); its adapted_rand_error also
  * scores medseg's label maps, a check of medseg's V_Rand (distinct pairs).
  *
- *   npm run bench -- isbi [--minutes 10] [--resume] [--skeleton-recall <weight>] [--average-weights <from>]
+ *   npm run bench -- isbi [--minutes 10] [--resume] [--skeleton-recall <weight>] [--average-weights <from> [--average-lr <share>]]
  *
  * The levers (planning choices) train in a folder of their own and write
  * bench/results/isbi-<lever>.json, leaving isbi.json as it is:
  * --skeleton-recall adds the skeleton-recall loss term at that weight (thin
  * structures); --average-weights averages the weights of the epochs after
  * that share of the run, and the result also scores the averaged weights on
- * the same test images (`averaged`), a comparison within one training run.
+ * the same test images (`averaged`), a comparison within one training run;
+ * with --average-lr it is stochastic weight averaging (the learning rate
+ * annealed to that share of its peak where averaging starts and held;
+ * bench/results/isbi-swa.json).
  * A run trains anew each time; --resume continues a killed one from its
  * checkpoint.
  */
@@ -204,6 +207,7 @@ export async function main(args: string[]): Promise<void> {
     command: `npm run bench -- isbi --minutes ${values.minutes}${flags}`,
     skeleton_recall: levers.skeletonRecall ?? 0,
     average_weights_from: levers.averageWeights ?? null,
+    average_lr: levers.averageLr ?? null,
     date: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model, cores: cpus().length, loadavgBefore: loadBefore, loadavgAfter: loadavg() },
     protocol: 'train slices 0-23 (20-23 also scored per epoch, not held out), final weights, test 24-29; membrane = mask value 0',

@@ -26,7 +26,7 @@
  * 95 % CI; per method vs scratch: Wilcoxon signed-rank on the paired
  * per-case Dice, Holm-adjusted over the methods of one dataset and share.
  * Writes bench/results/label-efficiency.json (or -<tag>.json with --tag).
- * Each finished run keeps its result in <out>/<dataset>/<share>/<method>/run.json,
+ * Each finished run keeps its result in <out>/<dataset>/<budget>min/labels-<share>/<method>/run.json,
  * so an interrupted bench continues where it stopped.
  *
  *   npm run bench -- label-efficiency [--budget 10] [--datasets hippocampus,drive] [--fractions 0.1,0.25,1]
@@ -164,7 +164,8 @@ async function runMethod(
   method: Method,
   o: { out: string; budget: number; pretrainShare: number; ganShare: number; syntheticRatio: number },
 ): Promise<RunResult> {
-  const dir = join(o.out, d.name, `labels-${Math.round(share * 100)}`, method);
+  // The budget is part of the run's folder: a finished run stands for its budget only.
+  const dir = join(o.out, d.name, `${o.budget}min`, `labels-${Math.round(share * 100)}`, method);
   const saved = join(dir, 'run.json');
   if (existsSync(saved)) return JSON.parse(readFileSync(saved, 'utf8')) as RunResult;
   mkdirSync(dir, { recursive: true });

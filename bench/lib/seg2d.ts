@@ -47,6 +47,8 @@ export interface Seg2dRun {
   skeletonRecall?: number;
   /** Average the weights of the epochs after this share of the run (a planning choice); the averaged weights are tested too (Seg2dResult.averaged). */
   averageWeights?: number;
+  /** With averageWeights: stochastic weight averaging, the learning rate held at this share of its peak while averaging (a planning choice). */
+  averageLr?: number;
   /** The model card's Grad-CAM check (default on). */
   faithfulness?: boolean;
   /**
@@ -103,6 +105,7 @@ export async function runSeg2d(r: Seg2dRun): Promise<Seg2dResult> {
     ...(r.faithfulness === false ? { faithfulness: false } : {}),
     ...(r.skeletonRecall ? { skeletonRecall: r.skeletonRecall } : {}),
     ...(r.averageWeights !== undefined ? { averageWeights: r.averageWeights } : {}),
+    ...(r.averageLr !== undefined ? { averageLr: r.averageLr } : {}),
   });
   const trainMinutes = (Date.now() - t0) / 60000;
   const scores = await scoreTestCases(r, modelDir, r.checkpoint, join(r.out, 'predictions'), r.onPrediction);
@@ -154,29 +157,37 @@ async function scoreTestCases(
   return { perCase, calibration: poolReliability(curves), mean };
 }
 
-/** The training levers a 2D bench can try (each a planning choice), read from its --skeleton-recall and --average-weights flags. */
+/** The training levers a 2D bench can try (each a planning choice), read from its --skeleton-recall, --average-weights and --average-lr flags. */
 export interface Seg2dLevers {
   skeletonRecall?: number;
   averageWeights?: number;
+  averageLr?: number;
   /** Suffix of the run folder and result file ('' with no lever: the bench's main result). */
   variant: string;
   /** The flags as given, for the result's command line. */
   flags: string;
 }
 
-export const LEVER_OPTIONS = { 'skeleton-recall': { type: 'string' }, 'average-weights': { type: 'string' } } as const;
+export const LEVER_OPTIONS = { 'skeleton-recall': { type: 'string' }, 'average-weights': { type: 'string' }, 'average-lr': { type: 'string' } } as const;
 
-export function seg2dLevers(values: { 'skeleton-recall'?: string; 'average-weights'?: string }): Seg2dLevers {
+export function seg2dLevers(values: { 'skeleton-recall'?: string; 'average-weights'?: string; 'average-lr'?: string }): Seg2dLevers {
   const skeletonRecall = values['skeleton-recall'] === undefined ? undefined : Number(values['skeleton-recall']);
   if (skeletonRecall !== undefined && !(skeletonRecall > 0)) throw new Error(`--skeleton-recall must be a weight > 0, got ${values['skeleton-recall']}`);
   const averageWeights = values['average-weights'] === undefined ? undefined : Number(values['average-weights']);
   if (averageWeights !== undefined && !(averageWeights >= 0 && averageWeights < 1))
     throw new Error(`--average-weights must be a share of the run in [0, 1), got ${values['average-weights']}`);
+  const averageLr = values['average-lr'] === undefined ? undefined : Number(values['average-lr']);
+  if (averageLr !== undefined && !(averageLr > 0 && averageLr <= 1 && averageWeights !== undefined))
+    throw new Error(`--average-lr must be a share of the peak learning rate in (0, 1], with --average-weights, got ${values['average-lr']}`);
+  const averaging = averageWeights === undefined ? '' : averageLr === undefined ? '-averaged' : '-swa';
   return {
     ...(skeletonRecall ? { skeletonRecall } : {}),
     ...(averageWeights !== undefined ? { averageWeights } : {}),
-    variant: `${skeletonRecall ? '-skeleton-recall' : ''}${averageWeights !== undefined ? '-averaged' : ''}`,
-    flags: `${skeletonRecall ? ` --skeleton-recall ${skeletonRecall}` : ''}${averageWeights !== undefined ? ` --average-weights ${averageWeights}` : ''}`,
+    ...(averageLr !== undefined ? { averageLr } : {}),
+    variant: `${skeletonRecall ? '-skeleton-recall' : ''}${averaging}`,
+    flags:
+      `${skeletonRecall ? ` --skeleton-recall ${skeletonRecall}` : ''}${averageWeights !== undefined ? ` --average-weights ${averageWeights}` : ''}` +
+      `${averageLr !== undefined ? ` --average-lr ${averageLr}` : ''}`,
   };
 }
 

@@ -70,6 +70,13 @@ export function parseShare(value: string): number {
   return n;
 }
 
+/** Option parser for a share of a whole in (0, 1]. */
+export function parsePositiveShare(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError('expected a number in (0, 1]');
+  return n;
+}
+
 /** Option parser for a finite number > 0. */
 export function parsePositive(value: string): number {
   const n = Number(value);

@@ -6,7 +6,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { listArchitectures } from '../models/catalog.ts';
 import { DEFAULT_ARCHITECTURE, DEFAULT_MINUTES } from '../pipeline/planning-choices.ts';
-import { parseNonNegative, parseShare } from './output.ts';
+import { parseNonNegative, parsePositiveShare, parseShare } from './output.ts';
 
 function oneOf<T extends string>(values: readonly T[]) {
   return (v: string): T => {
@@ -43,6 +43,11 @@ export function addPlanningOptions(cmd: Command): Command {
       '--average-weights <from>',
       'average the weights of the epochs after this share of the run (0..1, e.g. 0.75), saved as model_averaged.safetensors and validated beside the best epoch (default: none)',
       parseShare,
+    )
+    .option(
+      '--average-lr <share>',
+      'with --average-weights: stochastic weight averaging, the learning rate annealed by cosine to this share of its peak (0..1, e.g. 0.2) when averaging starts and held there (default: the schedule runs to its end)',
+      parsePositiveShare,
     )
     .option('--dims <d>', "plan 2d or 3d_fullres (default: the data's dimensionality)", oneOf(['2d', '3d_fullres'] as const))
     .option(

@@ -69,6 +69,19 @@ test(
     const badShare = medseg('plan', dsDir, '--minutes', '0', '--average-weights', '1.5', '--out', join(out, 'bad-share.json'));
     assert.notEqual(badShare.status, 0);
     assert.match(badShare.stderr, /expected a number in \[0, 1\)/);
+    // --average-lr makes it stochastic weight averaging; alone it is refused by name (exit 2), nothing written.
+    const swa = join(out, 'swa.json');
+    const sw = medseg('plan', dsDir, '--minutes', '0', '--average-weights', '0.6', '--average-lr', '0.2', '--out', swa);
+    assert.equal(sw.status, 0, sw.stderr);
+    assert.deepEqual((JSON.parse(readFileSync(swa, 'utf8')) as Plan).training.weightAveraging, { from: 0.6, lr: 0.2 });
+    const lrAlone = medseg('plan', dsDir, '--minutes', '0', '--average-lr', '0.2', '--out', join(out, 'lr-alone.json'));
+    assert.equal(lrAlone.status, 2, lrAlone.stderr);
+    assert.match(lrAlone.stderr, /--average-lr\) needs weight averaging/);
+    assert.ok(!existsSync(join(out, 'lr-alone.json')));
+    assert.match(
+      medseg('plan', dsDir, '--minutes', '0', '--average-weights', '0.6', '--average-lr', '0', '--out', swa).stderr,
+      /expected a number in \(0, 1\]/,
+    );
     const volumetric = join(out, 'volumetric.json');
     const refused = medseg('plan', dsDir, '--minutes', '0', '--skeleton-recall', '1', '--out', volumetric);
     assert.equal(refused.status, 2, refused.stderr);

@@ -33,6 +33,8 @@ export function machineTimings(recalibrate = false): MachineTimings {
 export function plannerOptions(c: PlanningChoices, timings: MachineTimings = machineTimings()): PlanOptions {
   const minutes = c.minutes ?? DEFAULT_MINUTES;
   if (!(Number.isFinite(minutes) && minutes >= 0)) throw new MedsegIoError('BAD_DATA', `minutes must be a number >= 0, got ${minutes}`);
+  if (c.averageLr !== undefined && c.averageWeights === undefined)
+    throw new MedsegIoError('BAD_DATA', 'the averaging learning rate (--average-lr) needs weight averaging (--average-weights <from>)');
   return {
     dims: c.dims,
     architecture: c.architecture ?? DEFAULT_ARCHITECTURE,
@@ -46,7 +48,7 @@ export function plannerOptions(c: PlanningChoices, timings: MachineTimings = mac
         })
       ).value,
     timingMemory: `each time is measured once on this machine and engine and remembered in ${timings.path} (medseg plan --recalibrate measures anew)`,
-    training: { optimizer: c.optimizer, loss: c.loss, skeletonRecall: c.skeletonRecall, averageWeights: c.averageWeights },
+    training: { optimizer: c.optimizer, loss: c.loss, skeletonRecall: c.skeletonRecall, averageWeights: c.averageWeights, averageLr: c.averageLr },
   };
 }
 

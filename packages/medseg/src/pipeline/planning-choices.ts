@@ -50,6 +50,7 @@ export function planningChoicesOf(o: PlanningChoices): PlanningChoices {
     loss: o.loss,
     skeletonRecall: o.skeletonRecall,
     averageWeights: o.averageWeights,
+    averageLr: o.averageLr,
     dims: o.dims,
     precision: o.precision,
   };

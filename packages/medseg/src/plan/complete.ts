@@ -87,7 +87,7 @@ export function defaultTraining(
     earlyStoppingPatience: 0,
     timeBudgetMinutes: plan.budget?.minutes ?? 0,
     precision: 'fp32',
-    ...(c.averageWeights !== undefined ? { weightAveraging: { from: c.averageWeights } } : {}),
+    ...(c.averageWeights !== undefined ? { weightAveraging: { from: c.averageWeights, ...(c.averageLr !== undefined ? { lr: c.averageLr } : {}) } } : {}),
   };
 }
 
@@ -114,6 +114,7 @@ export function completePlan(draft: PlanDraft, choices: TrainingChoices = {}): P
     loss: t.loss?.name ?? choices.loss,
     skeletonRecall: t.loss?.skeletonRecall ?? choices.skeletonRecall,
     averageWeights: choices.averageWeights,
+    averageLr: choices.averageLr,
   });
   const training: TrainingSettings = { ...base, ...t, loss: { ...base.loss, ...t.loss } } as TrainingSettings;
   const inference: InferenceSettings = { ...defaultInference({ ...draft, augmentation }), ...draft.inference };

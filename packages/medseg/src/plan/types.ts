@@ -147,9 +147,13 @@ export interface TrainingSettings {
    * Weight averaging (train/weight-average.ts): from this share of the run
    * (the time budget, else the planned epochs) on, each validated epoch's
    * weights join a running mean, saved as the fold's averaged weights and
-   * validated beside the best epoch's. Absent: none.
+   * validated beside the best epoch's. With `lr` (stochastic weight
+   * averaging, as torch.optim.swa_utils.SWALR): the learning rate anneals by
+   * cosine from its peak to `lr` times the peak at `from` and holds there, so
+   * the averaged epochs explore around the minimum instead of settling into
+   * it; without, the schedule runs to its end as usual. Absent: none.
    */
-  weightAveraging?: { from: number };
+  weightAveraging?: { from: number; lr?: number };
 }
 
 /**
@@ -247,4 +251,6 @@ export interface TrainingChoices {
   skeletonRecall?: number;
   /** Average the weights of the epochs after this share of the run (training.weightAveraging; absent: none). */
   averageWeights?: number;
+  /** With averageWeights: hold the learning rate at this share of its peak while averaging (training.weightAveraging.lr). */
+  averageLr?: number;
 }

@@ -92,8 +92,13 @@ export function validatePlanDraft(p: unknown, path?: string): PlanDraft {
     if (wa !== undefined)
       check(
         'weightAveraging',
-        !!wa && typeof wa === 'object' && typeof wa.from === 'number' && wa.from >= 0 && wa.from < 1,
-        'must be { "from": <share of the run in [0, 1)> } (absent: no averaging)',
+        !!wa &&
+          typeof wa === 'object' &&
+          typeof wa.from === 'number' &&
+          wa.from >= 0 &&
+          wa.from < 1 &&
+          (wa.lr === undefined || (typeof wa.lr === 'number' && wa.lr > 0 && wa.lr <= 1)),
+        'must be { "from": <share of the run in [0, 1)>, "lr"?: <share of the peak learning rate in (0, 1]> } (absent: no averaging)',
       );
     const l = t.loss;
     if (l !== undefined) {

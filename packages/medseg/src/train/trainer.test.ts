@@ -96,6 +96,32 @@ test('under a time budget the LR schedule follows the elapsed share of the budge
   assert.equal(epochsWithinBudget({ ...cfg, timeBudgetMinutes: 0 }, 1, 5000, 5000), 10);
 });
 
+test('stochastic weight averaging: the LR anneals by cosine to the held share of its peak where averaging starts, then holds', async () => {
+  const { makeSchedule } = await import('./trainer.ts');
+  const { fixtureConfig } = await import('../testing/trainer-fixture.ts');
+  const p = torch.zeros([1]).requiresGrad_(true);
+  const lrAt = (cfg: Parameters<typeof makeSchedule>[1], step: number): number => {
+    const opt = new torch.optim.SGD([p], { lr: cfg.lr });
+    const schedule = makeSchedule(opt, cfg)!;
+    schedule.loadStateDict({ stepCount: step });
+    return opt.groups[0]!.lr;
+  };
+  // 10 epochs of 100 iterations, 1 warm-up epoch, peak 0.01; averaging from 60 % at 0.2 of the peak.
+  const cfg = { ...fixtureConfig, epochs: 10, iterationsPerEpoch: 100, warmupEpochs: 1, lr: 0.01, schedule: 'poly' as const };
+  const swa = { ...cfg, weightAveraging: { from: 0.6, lr: 0.2 } };
+  assert.ok(Math.abs(lrAt(swa, 50) - (0.01 * 51) / 101) < 1e-12); // warm-up as before
+  assert.ok(Math.abs(lrAt(swa, 100) - 0.01) < 1e-12); // the peak
+  // Half-way from the warm-up's end (100) to the hold (600): the cosine's midpoint between peak and held rate.
+  assert.ok(Math.abs(lrAt(swa, 350) - (0.002 + 0.5 * 0.008)) < 1e-12);
+  for (const step of [600, 750, 999]) assert.ok(Math.abs(lrAt(swa, step) - 0.002) < 1e-12, `step ${step}: ${lrAt(swa, step)}`);
+  // Under a time budget the hold starts at the same share of the budget.
+  const budgeted = { ...swa, timeBudgetMinutes: 10 };
+  assert.ok(Math.abs(lrAt(budgeted, 350_000) - 0.006) < 1e-12);
+  assert.ok(Math.abs(lrAt(budgeted, 600_000) - 0.002) < 1e-12);
+  // Plain averaging (no lr) keeps the plan's schedule: poly decays to 0 at the end.
+  assert.ok(lrAt({ ...cfg, weightAveraging: { from: 0.6 } }, 999) < 1e-4);
+});
+
 test('a time-budgeted run stops when the budget is spent, mid-epoch if need be, with the LR at the end of its decay', async () => {
   const { train } = await import('./trainer.ts');
   const { TinySegNet, syntheticData, fixtureConfig } = await import('../testing/trainer-fixture.ts');

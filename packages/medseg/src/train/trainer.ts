@@ -108,13 +108,22 @@ function meanFinite(a: number[]): number {
 const BUDGET_STEPS = 1_000_000;
 
 /** What the LR schedule depends on. */
-export type ScheduleConfig = Pick<TrainerConfig, 'epochs' | 'iterationsPerEpoch' | 'timeBudgetMinutes' | 'warmupEpochs' | 'schedule' | 'lr'>;
+export type ScheduleConfig = Pick<TrainerConfig, 'epochs' | 'iterationsPerEpoch' | 'timeBudgetMinutes' | 'warmupEpochs' | 'schedule' | 'lr'> &
+  Partial<Pick<TrainerConfig, 'weightAveraging'>>;
 
-/** The LR schedule: over all planned iterations, or over the time budget (see scheduleStep); warm-up the plan's share of either. */
+/**
+ * The LR schedule: over all planned iterations, or over the time budget (see
+ * scheduleStep); warm-up the plan's share of either. Stochastic weight
+ * averaging (weightAveraging.lr) replaces the plan's decay, whichever it is,
+ * with SWALR's: cosine from the peak to the held rate where averaging starts.
+ */
 export function makeSchedule(opt: torch.optim.Optimizer, cfg: ScheduleConfig): torch.optim.LRScheduler | null {
   const planned = cfg.epochs * cfg.iterationsPerEpoch;
   const total = cfg.timeBudgetMinutes > 0 ? BUDGET_STEPS : planned;
   const warmup = Math.round((total * cfg.warmupEpochs * cfg.iterationsPerEpoch) / planned);
+  const swa = cfg.weightAveraging?.lr;
+  if (swa !== undefined && cfg.schedule !== 'constant')
+    return new optim.CosineWarmupLR(opt, warmup, Math.round(total * cfg.weightAveraging!.from), cfg.lr * swa);
   if (cfg.schedule === 'poly') return new optim.PolyLR(opt, total);
   if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, warmup, total, cfg.lr * 0.01);
   return null;
