@@ -73,25 +73,46 @@ test('the same flags plan the same, also with two CPU hogs running: timings are 
     // spread of timing a step in another process (two hogs on two CPUs would
     // double it), and the store holds the new measurements.
     const hogged = startHogs(3000);
+    let underLoad: string;
     try {
       const t0 = performance.now();
       await planDataset({ dataset: ds, fingerprint, choices, out: null, recalibrate: true });
       assert.ok(performance.now() - t0 > 3000, 'recalibrating timed while the hogs ran');
       assert.deepEqual(await hogged.exited, [0, 0], 'the hogs ran their three seconds');
-      // Every timing measured in both runs (the throughput model always is) agrees within the spread.
-      const idle = timingsIn(stored);
-      let compared = 0;
-      for (const [k, e] of timingsIn(readFileSync(store, 'utf8'))) {
-        const q = idle.get(k);
-        if (q === undefined || q.measuredAt === e.measuredAt) continue;
-        compared++;
-        const ratio = e.seconds / q.seconds;
-        assert.ok(ratio > 0.6 && ratio < 1.6, `${k}: ${e.seconds.toPrecision(3)} under load vs ${q.seconds.toPrecision(3)} idle`);
-      }
-      assert.ok(compared > 0, 'recalibrating measured again what the first plan measured');
-      assert.notEqual(readFileSync(store, 'utf8'), stored, 'recalibrating replaced the remembered timings');
+      underLoad = readFileSync(store, 'utf8');
+      assert.notEqual(underLoad, stored, 'recalibrating replaced the remembered timings');
     } finally {
       hogged.hogs.forEach((h) => h.kill('SIGKILL'));
+    }
+    // Every timing measured in both runs (the throughput model always is) agrees within the spread.
+    // The virtual machine's host can slow a whole idle measurement (the fresh-clone CI once saw an
+    // idle 35 ms step time at 68 ms, with no load visible in /proc/stat); such a timing is checked
+    // against a second idle measurement, and the one under load must agree with one of the two.
+    // A timer that did not wait the hogs out would disagree with both.
+    const mismatched = (idleText: string): Map<string, string> => {
+      const idle = timingsIn(idleText);
+      const out = new Map<string, string>();
+      for (const [k, e] of timingsIn(underLoad)) {
+        const q = idle.get(k);
+        if (q === undefined || q.measuredAt === e.measuredAt) continue;
+        const ratio = e.seconds / q.seconds;
+        if (!(ratio > 0.6 && ratio < 1.6)) out.set(k, `${k}: ${e.seconds.toPrecision(3)} under load vs ${q.seconds.toPrecision(3)} idle`);
+      }
+      return out;
+    };
+    const idle = timingsIn(stored);
+    const remeasured = [...timingsIn(underLoad)].filter(([k, e]) => idle.has(k) && idle.get(k)!.measuredAt !== e.measuredAt);
+    assert.ok(remeasured.length > 0, 'recalibrating measured again what the first plan measured');
+    const first = mismatched(stored);
+    if (first.size) {
+      await planDataset({ dataset: ds, fingerprint, choices, out: null, recalibrate: true });
+      const second = mismatched(readFileSync(store, 'utf8'));
+      const both = [...first.keys()].filter((k) => second.has(k));
+      assert.deepEqual(
+        both,
+        [],
+        `under load vs the first idle measurement: ${[...first.values()].join('; ')}; vs the second: ${[...second.values()].join('; ')}`,
+      );
     }
   } finally {
     if (before === undefined) delete process.env.MEDSEG_CACHE_DIR;
