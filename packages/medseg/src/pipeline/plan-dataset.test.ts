@@ -89,10 +89,11 @@ test('the same flags plan the same, also with two CPU hogs running: timings are 
     // idle 35 ms step time at 68 ms, with no load visible in /proc/stat); such a timing is checked
     // against a second idle measurement, and the one under load must agree with one of the two.
     // A timer that did not wait the hogs out would disagree with both.
+    const underLoadTimings = timingsIn(underLoad);
     const mismatched = (idleText: string): Map<string, string> => {
       const idle = timingsIn(idleText);
       const out = new Map<string, string>();
-      for (const [k, e] of timingsIn(underLoad)) {
+      for (const [k, e] of underLoadTimings) {
         const q = idle.get(k);
         if (q === undefined || q.measuredAt === e.measuredAt) continue;
         const ratio = e.seconds / q.seconds;
@@ -101,7 +102,7 @@ test('the same flags plan the same, also with two CPU hogs running: timings are 
       return out;
     };
     const idle = timingsIn(stored);
-    const remeasured = [...timingsIn(underLoad)].filter(([k, e]) => idle.has(k) && idle.get(k)!.measuredAt !== e.measuredAt);
+    const remeasured = [...underLoadTimings].filter(([k, e]) => idle.has(k) && idle.get(k)!.measuredAt !== e.measuredAt);
     assert.ok(remeasured.length > 0, 'recalibrating measured again what the first plan measured');
     const first = mismatched(stored);
     if (first.size) {

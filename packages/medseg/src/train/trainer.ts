@@ -108,8 +108,10 @@ function meanFinite(a: number[]): number {
 const BUDGET_STEPS = 1_000_000;
 
 /** What the LR schedule depends on. */
-export type ScheduleConfig = Pick<TrainerConfig, 'epochs' | 'iterationsPerEpoch' | 'timeBudgetMinutes' | 'warmupEpochs' | 'schedule' | 'lr'> &
-  Partial<Pick<TrainerConfig, 'weightAveraging'>>;
+export type ScheduleConfig = Pick<
+  TrainerConfig,
+  'epochs' | 'iterationsPerEpoch' | 'timeBudgetMinutes' | 'warmupEpochs' | 'schedule' | 'lr' | 'weightAveraging'
+>;
 
 /**
  * The LR schedule: over all planned iterations, or over the time budget (see
@@ -121,9 +123,8 @@ export function makeSchedule(opt: torch.optim.Optimizer, cfg: ScheduleConfig): t
   const planned = cfg.epochs * cfg.iterationsPerEpoch;
   const total = cfg.timeBudgetMinutes > 0 ? BUDGET_STEPS : planned;
   const warmup = Math.round((total * cfg.warmupEpochs * cfg.iterationsPerEpoch) / planned);
-  const swa = cfg.weightAveraging?.lr;
-  if (swa !== undefined && cfg.schedule !== 'constant')
-    return new optim.CosineWarmupLR(opt, warmup, Math.round(total * cfg.weightAveraging!.from), cfg.lr * swa);
+  const wa = cfg.weightAveraging;
+  if (wa?.lr !== undefined && cfg.schedule !== 'constant') return new optim.CosineWarmupLR(opt, warmup, Math.round(total * wa.from), cfg.lr * wa.lr);
   if (cfg.schedule === 'poly') return new optim.PolyLR(opt, total);
   if (cfg.schedule === 'cosine') return new optim.CosineWarmupLR(opt, warmup, total, cfg.lr * 0.01);
   return null;
