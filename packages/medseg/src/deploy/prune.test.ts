@@ -145,6 +145,7 @@ const ARCHITECTURES: [string, 2 | 3, NetworkConfig['norm']][] = [
   ['unet', 3, 'instance'],
   ['unet', 2, 'batch'],
   ['resunet', 3, 'instance'],
+  ['resenc-unet', 3, 'instance'],
   ['attention-unet', 3, 'instance'],
   ['unet++', 3, 'instance'],
   ['r2unet', 3, 'instance'],

@@ -16,6 +16,7 @@ import { countMacsOf } from './blocks-macs.ts';
 import { SwinBlock, windowPartition, windowReverse } from './blocks-swin.ts';
 import { TransformerBlock } from './blocks-transformer.ts';
 import { UNet } from './unet.ts';
+import { ResEncUNet } from './resenc-unet.ts';
 import { countMACs, countParameters, createNetwork } from './registry.ts';
 import { smallConfig } from '../testing/models.ts';
 import { runPython } from '../testing/python.ts';
@@ -62,6 +63,28 @@ test('U-Net 3D with per-axis strides equals a PyTorch PlainConvUNet on the same 
     const x = torch.randn([2, 1, 8, 16, 12]);
     const ours = torch.noGrad(() => net.train().forward(x)) as Tensor[];
     const ref = reference('unet', new Map([...net.stateDict(), ['input', x]]), { strides: JSON.stringify(strides) });
+    ours.forEach((o, i) => close(o, ref.get(`out${i}`)!, `head ${i}`));
+  });
+  net.dispose();
+});
+
+test('ResEnc U-Net 3D (stem, 1/3/2 residual blocks, strided shortcuts, one-conv decoder) equals a PyTorch reference on the same weights (all heads)', () => {
+  const strides = [
+    [1, 1, 1],
+    [1, 2, 2],
+    [2, 2, 2],
+  ];
+  const blocks = [1, 3, 2];
+  const net = new ResEncUNet(smallConfig('resenc-unet', 3, { strides, extra: { blocksPerStage: blocks } }));
+  // Random affine norms, so a mixed-up norm (stem, conv2, shortcut) shows.
+  torch.noGrad(() => {
+    for (const [name, p] of net.namedParameters()) if (name.includes('norm') || name.includes('skip.1')) p.normal_(1, 0.5);
+  });
+  torch.tidy(() => {
+    const x = torch.randn([2, 1, 8, 16, 12]);
+    const ours = torch.noGrad(() => net.train().forward(x)) as Tensor[];
+    assert.equal(ours.length, 2);
+    const ref = reference('resenc_unet', new Map([...net.stateDict(), ['input', x]]), { strides: JSON.stringify(strides), blocks: JSON.stringify(blocks) });
     ours.forEach((o, i) => close(o, ref.get(`out${i}`)!, `head ${i}`));
   });
   net.dispose();

@@ -25,6 +25,11 @@ export const ARCHITECTURES: readonly ArchitectureEntry[] = [
   },
   { name: 'unet++', type: 'CNN', description: 'UNet++ (Zhou et al.): nested dense skip pathways, deep supervision over the top-row nested heads' },
   { name: 'resunet', type: 'CNN', description: 'Residual U-Net: residual blocks with strided 1x1 shortcuts in every stage' },
+  {
+    name: 'resenc-unet',
+    type: 'CNN',
+    description: "nnU-Net's ResEnc U-Net: a conv stem, encoder stages of 1, 3, 4, 6, 6 ... residual blocks, one conv-norm-LeakyReLU per decoder stage",
+  },
   { name: 'r2unet', type: 'CNN', description: 'R2U-Net (Alom et al.): recurrent residual conv blocks (t = 2) in every stage' },
   {
     name: 'transunet',
@@ -50,6 +55,7 @@ const ALIASES: Record<string, string> = {
   swinunetr: 'swin-unetr',
   attention_unet: 'attention-unet',
   hybrid: 'hybridnet',
+  resenc: 'resenc-unet',
 };
 
 export function listArchitectures(): ArchitectureEntry[] {

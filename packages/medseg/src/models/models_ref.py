@@ -77,6 +77,46 @@ def unet(W, meta, x):
     return {f"out{i}": o for i, o in enumerate(outs)}
 
 
+def resenc_unet(W, meta, x):
+    """nnU-Net ResEnc U-Net: conv stem, stages of residual blocks (conv-norm-act, conv-norm, + shortcut, act), one conv per decoder stage."""
+    strides = json.loads(meta["strides"])
+    blocks = json.loads(meta["blocks"])
+    n = len(strides)
+
+    def norm(h, p):
+        return F.instance_norm(h, weight=W[p + ".weight"], bias=W[p + ".bias"], eps=1e-5)
+
+    def cna(h, p, stride=1, act=True):
+        h = norm(conv(h, W[p + ".conv.weight"], None, stride), p + ".norm")
+        return F.leaky_relu(h, 0.01) if act else h
+
+    def block(h, p, stride):
+        y = cna(cna(h, p + ".conv1", stride), p + ".conv2", act=False)
+        if p + ".skip.0.weight" in W:
+            w = W[p + ".skip.0.weight"]
+            f = F.conv2d if h.dim() == 4 else F.conv3d
+            h = norm(f(h, w, None, stride=stride), p + ".skip.1")
+        return F.leaky_relu(y + h, 0.01)
+
+    skips = []
+    h = x
+    for s in range(n):
+        i = 0
+        if s == 0:
+            h = cna(h, "encoder.0.0")
+            i = 1
+        for b in range(blocks[s]):
+            h = block(h, f"encoder.{s}.{i + b}", strides[s] if b == 0 else 1)
+        skips.append(h)
+    outs = []
+    for k, s in enumerate(range(n - 2, -1, -1)):
+        tf = F.conv_transpose2d if x.dim() == 4 else F.conv_transpose3d
+        up = tf(h, W[f"ups.{k}.op.weight"], W[f"ups.{k}.op.bias"], stride=strides[s + 1])
+        h = cna(torch.cat([up, skips[s]], 1), f"decoder.{k}.0")
+        outs.insert(0, conv(h, W[f"seg_heads.{k}.weight"], W[f"seg_heads.{k}.bias"]))
+    return {f"out{i}": o for i, o in enumerate(outs)}
+
+
 def swin_block(W, meta, x):
     """Swin block on channels-last [N, H, W, C], written as masked attention over
     the whole (padded, cyclically shifted) map: token p may attend to q when both
@@ -159,7 +199,7 @@ def gate(W, meta, x):
     return {"out": y, "alpha": alpha}
 
 
-CASES = {"unet": unet, "swin_block": swin_block, "transformer_block": transformer_block, "cbam": cbam, "gate": gate}
+CASES = {"unet": unet, "resenc_unet": resenc_unet, "swin_block": swin_block, "transformer_block": transformer_block, "cbam": cbam, "gate": gate}
 
 if __name__ == "__main__":
     case, src, dst = sys.argv[1:4]

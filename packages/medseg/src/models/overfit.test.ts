@@ -18,6 +18,8 @@ const plans: [string, 2 | 3, Partial<NetworkConfig>][] = [
   ['unet++', 3, {}],
   ['resunet', 2, {}],
   ['resunet', 3, {}],
+  ['resenc-unet', 2, {}],
+  ['resenc-unet', 3, {}],
   ['r2unet', 2, {}],
   ['r2unet', 3, {}],
   ['transunet', 2, { extra: { depth: 1, inputSize: [64, 64] } }],

@@ -13,6 +13,7 @@ import { UNet } from './unet.ts';
 import { AttentionUNet } from './attention-unet.ts';
 import { UNetPlusPlus } from './unetpp.ts';
 import { ResUNet } from './resunet.ts';
+import { ResEncUNet } from './resenc-unet.ts';
 import { R2UNet } from './r2unet.ts';
 import { TransUNet } from './transunet.ts';
 import { SwinUNETR } from './swin-unetr.ts';
@@ -25,6 +26,7 @@ const BUILDERS: Record<string, (config: NetworkConfig) => SegmentationNetwork> =
   'attention-unet': (c) => new AttentionUNet(c),
   'unet++': (c) => new UNetPlusPlus(c),
   resunet: (c) => new ResUNet(c),
+  'resenc-unet': (c) => new ResEncUNet(c),
   r2unet: (c) => new R2UNet(c),
   transunet: (c) => new TransUNet(c),
   'swin-unetr': (c) => new SwinUNETR(c),

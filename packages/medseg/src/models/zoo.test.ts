@@ -26,8 +26,8 @@ const small = (arch: string, dims: 2 | 3, over: Partial<NetworkConfig> = {}): Ne
 
 const names = listArchitectures().map((a) => a.name);
 
-test('the registry lists the eight architectures with a type and description', () => {
-  assert.deepEqual(names, ['unet', 'attention-unet', 'unet++', 'resunet', 'r2unet', 'transunet', 'swin-unetr', 'hybridnet']);
+test('the registry lists the nine architectures with a type and description', () => {
+  assert.deepEqual(names, ['unet', 'attention-unet', 'unet++', 'resunet', 'resenc-unet', 'r2unet', 'transunet', 'swin-unetr', 'hybridnet']);
   for (const a of listArchitectures()) assert.ok(a.description.length > 20 && ['CNN', 'CNN+attention', 'CNN+transformer', 'transformer'].includes(a.type));
   assert.throws(() => createNetwork(smallConfig('vnet', 2)), /unknown architecture 'vnet'/);
 });

@@ -12,7 +12,7 @@ export const PLAN_SCHEMA = 'medseg.plan/2';
 
 /** What the plan tells an architecture (models/*). */
 export interface NetworkConfig {
-  /** Registry name: 'unet', 'attention-unet', 'unet++', 'resunet', 'r2unet', 'transunet', 'swin-unetr', 'hybridnet'. */
+  /** Registry name: 'unet', 'attention-unet', 'unet++', 'resunet', 'resenc-unet', 'r2unet', 'transunet', 'swin-unetr', 'hybridnet'. */
   architecture: string;
   dims: 2 | 3;
   inChannels: number;
