@@ -8,7 +8,7 @@ import type { Tensor } from '@medseg/torch';
 import type { PreprocessedCase } from '../data/types.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
 import type { Precision } from '../plan/types.ts';
-import { slidingWindowLogits, ttaOptions } from './sliding-window.ts';
+import { slidingWindowLogits, ttaOptions, type TtaChoice } from './sliding-window.ts';
 import { predictMembers, type UncertaintyMaps, type UncertaintySource } from './uncertainty.ts';
 
 /** Per-class Dice (classes 1..K-1) of a label map against the reference; NaN where both are empty. */
@@ -33,7 +33,7 @@ export function predictCaseLabels(
   net: { forward(x: Tensor): Tensor | Tensor[] },
   c: PreprocessedCase,
   patchSize: number[],
-  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number; precision?: Precision },
+  tta: TtaChoice & { stepFraction?: number; precision?: Precision },
 ): Uint8Array {
   return torch.tidy(() => {
     const [Z, Y, X] = c.shape;
@@ -54,7 +54,7 @@ export function predictCaseMembers(
   net: SegmentationNetwork,
   c: PreprocessedCase,
   patchSize: number[],
-  tta: { mirror: boolean; transpose?: boolean; stepFraction?: number; precision?: Precision },
+  tta: TtaChoice & { stepFraction?: number; precision?: Precision },
   temperature = 1,
 ): UncertaintyMaps {
   return torch.tidy(() => {
@@ -66,6 +66,7 @@ export function predictCaseMembers(
       sources: validationSources(tta, spatial.length),
       temperature,
       mirrorAxes: t.mirrorAxes ?? [],
+      mirrorSingleAxes: t.mirrorSingleAxes,
       transposeAxes: t.transposeAxes,
       window: { patchSize, stepFraction: tta.stepFraction, precision: tta.precision },
     });
@@ -78,7 +79,7 @@ export function predictCaseMembers(
  * these members, so a prediction's score is comparable when each fold's
  * members come from the same sources.
  */
-export function validationSources(tta: { mirror: boolean; transpose?: boolean }, spatialDims: number): UncertaintySource[] {
+export function validationSources(tta: TtaChoice, spatialDims: number): UncertaintySource[] {
   const t = ttaOptions(tta, spatialDims);
   return t.mirrorAxes?.length || t.transposeAxes ? ['tta'] : [];
 }

@@ -32,7 +32,7 @@ import {
 import { loadWeightsInto } from '../plan/model-weights.ts';
 import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.ts';
-import { slidingWindowLogits, ttaOptions, type NetworkPass } from './sliding-window.ts';
+import { slidingWindowLogits, ttaOptions, type NetworkPass, type TtaChoice } from './sliding-window.ts';
 import type { TtaLevel } from './tta-levels.ts';
 
 export type { TtaLevel } from './tta-levels.ts';
@@ -128,8 +128,9 @@ export interface PredictedUncertainty {
 }
 
 /** The sliding window's augmentation for a level (true = 'full', false = 'none'), never more than the plan's. */
-export function ttaSettings(inference: Plan['inference'], level: boolean | TtaLevel | undefined): Plan['inference'] | { mirror: false } {
+export function ttaSettings(inference: Plan['inference'], level: boolean | TtaLevel | undefined): (Plan['inference'] & TtaChoice) | { mirror: false } {
   if (level === false || level === 'none') return { mirror: false };
+  if (level === 'axis-flips') return { ...inference, transpose: false, mirrorSingleAxes: true };
   if (level === 'mirror') return { ...inference, transpose: false };
   return inference;
 }
@@ -226,6 +227,7 @@ export function predictVolumes(m: LoadedModel, images: Volume[], o: PredictOptio
       const maps = predictMembers(m.nets, img, {
         sources,
         mirrorAxes: t.mirrorAxes ?? [],
+        mirrorSingleAxes: t.mirrorSingleAxes,
         transposeAxes: t.transposeAxes,
         mcSamples: o.uncertainty.mcSamples,
         seed: o.uncertainty.seed,

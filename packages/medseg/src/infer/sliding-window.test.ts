@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '@medseg/torch';
-import { slidingWindowLogits, tileStarts, gaussianImportance } from './sliding-window.ts';
+import { gaussianImportance, mirrorCombos, slidingWindowLogits, tileStarts, ttaOptions, ttaPasses } from './sliding-window.ts';
 
 const { nn } = torch;
 
@@ -85,6 +85,39 @@ test('mirroring TTA: batched mirrors, one-at-a-time mirrors and the hand-written
     const plain = torch.noGrad(() => net.forward(x).squeeze(0));
     assert.ok(!plain.allclose(manual, 1e-3, 1e-3));
   });
+  net.dispose();
+});
+
+test('axis-flips TTA (mirrorSingleAxes): the mean of the identity and each axis flipped alone, 1 + d passes', () => {
+  torch.manualSeed(5);
+  const net = new TinyNet().eval();
+  torch.tidy(() => {
+    const img = torch.randn([1, 9, 10, 11]);
+    const o = { patchSize: [9, 10, 11], mirrorAxes: [0, 1, 2], mirrorSingleAxes: true };
+    const batched = slidingWindowLogits(net, img, o);
+    const single = slidingWindowLogits(net, img, { ...o, maxBatchVoxels: 1 });
+    const x = img.unsqueeze(0);
+    let sum = torch.zeros([3, 9, 10, 11]);
+    for (const dims of [[], [2], [3], [4]]) {
+      const out = torch.noGrad(() => net.forward(dims.length ? x.flip(dims) : x));
+      sum = sum.add((dims.length ? out.flip(dims) : out).squeeze(0));
+    }
+    const manual = sum.div(4);
+    assert.ok(batched.allclose(manual, 1e-5, 1e-5), 'batched axis flips differ from the manual mean');
+    assert.ok(single.allclose(manual, 1e-5, 1e-5), 'one-at-a-time axis flips differ from the manual mean');
+    assert.ok(!slidingWindowLogits(net, img, { ...o, mirrorSingleAxes: false }).allclose(manual, 1e-3, 1e-3), 'all 8 mirrors give another mean');
+  });
+  assert.deepEqual(mirrorCombos([0, 1, 2], true), [[], [0], [1], [2]]);
+  assert.equal(mirrorCombos([0, 1, 2]).length, 8);
+  assert.deepEqual(
+    [
+      ttaOptions({ mirror: true, mirrorSingleAxes: true }, 3),
+      ttaOptions({ mirror: true }, 3),
+      ttaOptions({ mirror: true, transpose: true }, 2),
+      ttaOptions({ mirror: false, mirrorSingleAxes: true }, 3),
+    ].map(ttaPasses),
+    [4, 8, 8, 1],
+  );
   net.dispose();
 });
 

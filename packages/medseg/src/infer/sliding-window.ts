@@ -27,6 +27,11 @@ export interface SlidingWindowOptions {
   /** Mirroring TTA over these spatial axes (0-based within the spatial dims); [] or undefined = off. */
   mirrorAxes?: number[];
   /**
+   * Mirror each of mirrorAxes alone (the identity and one pass per axis:
+   * 1 + d passes) instead of every combination of them (2^d passes).
+   */
+  mirrorSingleAxes?: boolean;
+  /**
    * Also run every mirror with these two spatial axes swapped. With mirroring
    * of both, that is all 8 symmetries of the square (the 4 rotations and 4
    * reflections). Only meaningful where the two axes have the same spacing and
@@ -46,12 +51,26 @@ export interface SlidingWindowOptions {
   precision?: Precision;
 }
 
+/** What a test-time augmentation level asks for (a plan's inference settings, or a cheaper level's). */
+export interface TtaChoice {
+  mirror: boolean;
+  transpose?: boolean;
+  /** Each axis mirrored alone rather than every combination (SlidingWindowOptions.mirrorSingleAxes). */
+  mirrorSingleAxes?: boolean;
+}
+
 /** The TTA options for a number of spatial axes: mirror all of them; transpose the two of a plane (2D only). */
-export function ttaOptions(tta: { mirror: boolean; transpose?: boolean }, spatialDims: number): Pick<SlidingWindowOptions, 'mirrorAxes' | 'transposeAxes'> {
+export function ttaOptions(tta: TtaChoice, spatialDims: number): Pick<SlidingWindowOptions, 'mirrorAxes' | 'mirrorSingleAxes' | 'transposeAxes'> {
   return {
     mirrorAxes: tta.mirror ? Array.from({ length: spatialDims }, (_, i) => i) : [],
+    mirrorSingleAxes: tta.mirror && tta.mirrorSingleAxes === true,
     transposeAxes: tta.transpose && spatialDims === 2 ? [0, 1] : undefined,
   };
+}
+
+/** Network passes per tile of these TTA options: the mirror combinations, twice with transposition. */
+export function ttaPasses(o: Pick<SlidingWindowOptions, 'mirrorAxes' | 'mirrorSingleAxes' | 'transposeAxes'>): number {
+  return mirrorCombos(o.mirrorAxes ?? [], o.mirrorSingleAxes).length * (o.transposeAxes ? 2 : 1);
 }
 
 /** The Gaussian importance map for a patch, max 1, no zeros. */
@@ -78,7 +97,12 @@ export function gaussianImportance(patch: number[], sigmaScale = 1 / 8): Tensor 
   });
 }
 
-function mirrorCombos(axes: number[]): number[][] {
+/**
+ * The sets of axes each mirrored pass flips, the identity first: every
+ * combination of the axes, or (singleAxes) each axis alone.
+ */
+export function mirrorCombos(axes: readonly number[], singleAxes = false): number[][] {
+  if (singleAxes) return [[], ...axes.map((a) => [a])];
   const combos: number[][] = [[]];
   for (const a of axes) for (const c of [...combos]) combos.push([...c, a]);
   return combos;
@@ -151,7 +175,7 @@ export function slidingWindowStitch(
  */
 export function slidingWindowLogits(net: NetworkPass, image: Tensor, o: SlidingWindowOptions): Tensor {
   const patch = o.patchSize;
-  const combos = mirrorCombos(o.mirrorAxes ?? []);
+  const combos = mirrorCombos(o.mirrorAxes ?? [], o.mirrorSingleAxes);
   const patchVoxels = patch.reduce((a, b) => a * b, 1);
   const group = Math.max(1, Math.min(combos.length, Math.floor((o.maxBatchVoxels ?? 2 ** 20) / patchVoxels)));
   const ta = o.transposeAxes;

@@ -80,6 +80,22 @@ test('TTA members are the mirrored sliding-window passes; one member has no mutu
   net.dispose();
 });
 
+test('axis-flips TTA members: the identity and one flip per axis, their mean logits the sliding window with mirrorSingleAxes', async () => {
+  torch.manualSeed(6);
+  const hip = await hippocampusCrop([16, 24, 16]);
+  const net = createNetwork(smallConfig('unet', 3)).eval();
+  const image = hip.image.select(0, 0);
+  const window = { patchSize: [16, 16, 16] };
+  const maps = predictMembers([net], image, { sources: ['tta'], mirrorAxes: [0, 1, 2], mirrorSingleAxes: true, window });
+  assert.equal(maps.members, 4);
+  const ref = slidingWindowLogits(net, image, { ...window, mirrorAxes: [0, 1, 2], mirrorSingleAxes: true });
+  assert.ok(maps.meanLogits!.sub(ref).abs().max().item() < 1e-5);
+  disposeUncertaintyMaps(maps);
+  ref.dispose();
+  net.dispose();
+  torch.dispose(hip);
+});
+
 test('MC dropout: samples differ, the seed makes them reproducible, and a network without dropout is refused', async () => {
   const hip = await hippocampusCrop([16, 24, 16]);
   const image = hip.image.select(0, 0);

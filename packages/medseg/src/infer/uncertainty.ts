@@ -15,7 +15,7 @@
 import * as torch from '@medseg/torch';
 import type { Tensor } from '@medseg/torch';
 import type { SegmentationNetwork } from '../models/config.ts';
-import { slidingWindowLogits, type SlidingWindowOptions } from './sliding-window.ts';
+import { mirrorCombos, slidingWindowLogits, type SlidingWindowOptions } from './sliding-window.ts';
 
 import { UNCERTAINTY_SOURCES, type UncertaintySource } from './uncertainty-sources.ts';
 import { caseScore, type CaseUncertainty } from './case-score.ts';
@@ -97,18 +97,13 @@ export function disposeUncertaintyMaps(m: UncertaintyMaps): void {
   for (const t of [m.meanProbabilities, m.predictiveEntropy, m.expectedEntropy, m.mutualInformation, m.meanLogits]) t?.dispose();
 }
 
-/** Every combination of flips of the given axes, the identity first (as the sliding window's mirroring TTA). */
-export function flipCombos(axes: number[]): number[][] {
-  const combos: number[][] = [[]];
-  for (const a of axes) for (const c of [...combos]) combos.push([...c, a]);
-  return combos;
-}
-
 export interface MemberOptions {
   /** Sources of members (default: ensemble and tta). */
   sources?: UncertaintySource[];
   /** Spatial axes mirrored for 'tta' (the plan's: every spatial axis). */
   mirrorAxes: number[];
+  /** For 'tta': each of mirrorAxes mirrored alone, not every combination (the sliding window's mirrorSingleAxes). */
+  mirrorSingleAxes?: boolean;
   /** For 'tta': also every mirror with these two spatial axes swapped (2D plans that transpose). */
   transposeAxes?: [number, number];
   /** Probabilities are softmax(logits / temperature) (default 1; a model's calibration.json has its fitted one). */
@@ -117,7 +112,7 @@ export interface MemberOptions {
   mcSamples?: number;
   /** Seed of the dropout masks (default 0), so a case's uncertainty is reproducible. */
   seed?: number;
-  window: Omit<SlidingWindowOptions, 'mirrorAxes' | 'transposeAxes' | 'onProgress'>;
+  window: Omit<SlidingWindowOptions, 'mirrorAxes' | 'mirrorSingleAxes' | 'transposeAxes' | 'onProgress'>;
   /** Called after each member with (done, total). */
   onMember?: (done: number, total: number) => void;
   /**
@@ -161,7 +156,7 @@ export function predictMembers(nets: SegmentationNetwork[], image: Tensor, o: Me
   const T = o.temperature ?? 1;
   if (!(T > 0 && Number.isFinite(T))) throw new Error(`temperature must be a positive number, got ${T}`);
   const used = sources.has('ensemble') ? nets : nets.slice(0, 1);
-  const flips = sources.has('tta') ? flipCombos(o.mirrorAxes) : [[]];
+  const flips = sources.has('tta') ? mirrorCombos(o.mirrorAxes, o.mirrorSingleAxes) : [[]];
   const swaps = sources.has('tta') && o.transposeAxes ? [false, true] : [false];
   const samples = sources.has('mc-dropout') ? Math.max(1, Math.floor(o.mcSamples ?? 8)) : 1;
   if (sources.has('mc-dropout')) {

@@ -27,7 +27,7 @@ function disc(seed: number, n = 48): PreprocessedCase {
   return { id: `c${seed}`, data, label, channels: 1, shape: [1, n, n], spacing: [1, 1, 1], properties: {} as PreprocessedCase['properties'] };
 }
 
-test('TTA levels: none 1 pass, mirror 4, full 8 (a transposing 2D plan); each row is that level run on the same cases', () => {
+test('TTA levels: none 1 pass, axis-flips 3, mirror 4, full 8 (a transposing 2D plan); each row is that level run on the same cases', () => {
   torch.manualSeed(3);
   const net = createNetwork(smallConfig('unet', 2, { features: [8, 16] }));
   net.eval();
@@ -43,6 +43,7 @@ test('TTA levels: none 1 pass, mirror 4, full 8 (a transposing 2D plan); each ro
       rows.map((r) => [r.level, r.passes, r.cases]),
       [
         ['none', 1, 3],
+        ['axis-flips', 3, 3],
         ['mirror', 4, 3],
         ['full', 8, 3],
       ],
@@ -60,11 +61,12 @@ test('TTA levels: none 1 pass, mirror 4, full 8 (a transposing 2D plan); each ro
       noTranspose.map((r) => [r.level, r.passes]),
       [
         ['none', 1],
+        ['axis-flips', 3],
         ['mirror', 4],
         ['full', 4],
       ],
     );
-    assert.equal(noTranspose[2]!.secondsPerCase, noTranspose[1]!.secondsPerCase);
+    assert.equal(noTranspose[3]!.secondsPerCase, noTranspose[2]!.secondsPerCase);
   } finally {
     net.dispose();
   }
@@ -75,6 +77,7 @@ test('ttaSettings: false and none are one pass, mirror drops the transposition, 
   assert.deepEqual(ttaSettings(inference, false), { mirror: false });
   assert.deepEqual(ttaSettings(inference, 'none'), { mirror: false });
   assert.deepEqual(ttaSettings(inference, 'mirror'), { ...inference, transpose: false });
+  assert.deepEqual(ttaSettings(inference, 'axis-flips'), { ...inference, transpose: false, mirrorSingleAxes: true });
   assert.equal(ttaSettings(inference, 'full'), inference);
   assert.equal(ttaSettings(inference, true), inference);
   assert.equal(ttaSettings(inference, undefined), inference);

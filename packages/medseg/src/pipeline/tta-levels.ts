@@ -7,8 +7,8 @@ import type { PreprocessedCase } from '../data/types.ts';
 import type { TtaLevelRow } from '../eval/report/tta-levels-card.ts';
 import { ttaSettings } from '../infer/predict.ts';
 import { diceScores, predictCaseLabels } from '../infer/predict-case.ts';
-import { ttaOptions } from '../infer/sliding-window.ts';
-import { TTA_LEVELS } from '../infer/tta-levels.ts';
+import { ttaOptions, ttaPasses } from '../infer/sliding-window.ts';
+import { TTA_LEVELS, type TtaLevel } from '../infer/tta-levels.ts';
 import type { SegmentationNetwork } from '../models/config.ts';
 import type { Plan } from '../plan/types.ts';
 import { median } from '../util/quantile.ts';
@@ -16,15 +16,14 @@ import { median } from '../util/quantile.ts';
 /** Cases measured at most: enough for a stable median time and a mean Dice, cheap next to training. */
 export const TTA_LEVEL_CASES = 10;
 
-export function measureTtaLevels(net: SegmentationNetwork, cases: readonly PreprocessedCase[], plan: Plan): TtaLevelRow[] {
+export function measureTtaLevels(net: SegmentationNetwork, cases: readonly PreprocessedCase[], plan: Plan): (TtaLevelRow & { level: TtaLevel })[] {
   const chosen = cases.filter((c) => c.label).slice(0, TTA_LEVEL_CASES);
   if (chosen.length === 0) return [];
   const dims = plan.patchSize.length;
-  const rows: TtaLevelRow[] = [];
+  const rows: (TtaLevelRow & { level: TtaLevel })[] = [];
   for (const level of TTA_LEVELS) {
     const tta = ttaSettings(plan.inference, level);
-    const t = ttaOptions(tta, dims);
-    const passes = 2 ** (t.mirrorAxes?.length ?? 0) * (t.transposeAxes ? 2 : 1);
+    const passes = ttaPasses(ttaOptions(tta, dims));
     // A level with the same passes as the one before it (3D: mirror = full) is the same prediction.
     if (rows.length > 0 && rows[rows.length - 1]!.passes === passes) {
       rows.push({ ...rows[rows.length - 1]!, level });

@@ -104,7 +104,7 @@ export function register(program: Command): void {
     .addOption(
       new Option(
         '--tta <level>',
-        "test-time augmentation: none (one pass), mirror (2^d mirrored passes), full (the plan's: mirrored and, for 2D plans trained with transposition, transposed; the default). The model card lists each level's seconds per case and Dice",
+        "test-time augmentation: none (one pass), axis-flips (the identity and each spatial axis mirrored alone: 1 + d passes), mirror (every combination of mirrored axes: 2^d passes), full (the plan's: mirrored and, for 2D plans trained with transposition, transposed; the default). The model card lists each level's seconds per case and Dice",
       ).choices(TTA_LEVELS),
     )
     .option('--no-tta', 'the same as --tta none')

@@ -1,7 +1,8 @@
 /** The model card's test-time augmentation section: each level's cost and Dice on the same validation cases. */
 
 export interface TtaLevelRow {
-  level: 'none' | 'mirror' | 'full';
+  /** The `medseg predict --tta` level (infer/tta-levels.ts), cheapest first. */
+  level: string;
   /** Network passes per sliding-window tile. */
   passes: number;
   /** Median seconds of the sliding window per case (preprocessed grid, no reading or writing). */
@@ -19,7 +20,7 @@ export function ttaLevelsMarkdown(rows: readonly TtaLevelRow[]): string[] {
   return [
     '## Test-time augmentation',
     '',
-    `Chosen with \`medseg predict --tta none|mirror|full\` (default full). Measured on ${full.cases} validation case${full.cases === 1 ? '' : 's'} of the first fold, on the training grid, the network passes only:`,
+    `Chosen with \`medseg predict --tta ${rows.map((r) => r.level).join('|')}\` (default full). Measured on ${full.cases} validation case${full.cases === 1 ? '' : 's'} of the first fold, on the training grid, the network passes only:`,
     '',
     '| level | passes per tile | seconds per case | mean Dice | Dice vs full |',
     '|---|---:|---:|---:|---:|',
