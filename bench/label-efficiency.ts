@@ -27,7 +27,9 @@
  * per-case Dice, Holm-adjusted over the methods of one dataset and share.
  * Writes bench/results/label-efficiency.json (or -<tag>.json with --tag).
  * Each finished run keeps its result in <out>/<dataset>/<budget>min/labels-<share>/<method>/run.json,
- * so an interrupted bench continues where it stopped.
+ * so an interrupted bench continues where it stopped. Every run's model card
+ * gets the share's comparison (each method against scratch), so a model
+ * trained by a method that lost says so where the model is used.
  *
  *   npm run bench -- label-efficiency [--budget 10] [--datasets hippocampus,drive] [--fractions 0.1,0.25,1]
  *     [--methods scratch,mean-teacher,pseudo-label,pretrain,synthetic] [--test-cases N] [--pretrain-share 0.3]
@@ -46,10 +48,12 @@ import { bootstrapMeanCI } from '../packages/medseg/src/eval/statistics/summary.
 import { planDataset } from '../packages/medseg/src/pipeline/plan-dataset.ts';
 import { pretrainModel } from '../packages/medseg/src/pipeline/pretrain.ts';
 import { synthesizePairs } from '../packages/medseg/src/pipeline/synthesize.ts';
+import { addSectionToModelCard } from '../packages/medseg/src/eval/report/modelcard.ts';
+import { modelCardPaths } from '../packages/medseg/src/plan/model-folder.ts';
 import type { Plan } from '../packages/medseg/src/plan/types.ts';
 import { dataPath, repoRoot } from '../packages/medseg/src/testing/data.ts';
 import { Rng } from '../packages/medseg/src/util/random.ts';
-import { takeTag, writeResult } from './lib/report.ts';
+import { benchCommand, takeTag, writeResult } from './lib/report.ts';
 import { planSummary, runSeg2d, type Seg2dRun } from './lib/seg2d.ts';
 
 type Method = 'scratch' | 'mean-teacher' | 'pseudo-label' | 'pretrain' | 'synthetic';
@@ -157,6 +161,11 @@ function labelledShare(pool: string[], share: number, seed: number): string[] {
   return ids.slice(0, Math.max(1, Math.round(share * ids.length))).sort();
 }
 
+/** One method's run folder. The budget is part of it: a finished run stands for its budget only. */
+function runDir(out: string, dataset: string, budget: number, share: number, method: Method): string {
+  return join(out, dataset, `${budget}min`, `labels-${Math.round(share * 100)}`, method);
+}
+
 async function runMethod(
   d: DatasetSetup,
   plan: Plan,
@@ -164,8 +173,7 @@ async function runMethod(
   method: Method,
   o: { out: string; budget: number; pretrainShare: number; ganShare: number; syntheticRatio: number },
 ): Promise<RunResult> {
-  // The budget is part of the run's folder: a finished run stands for its budget only.
-  const dir = join(o.out, d.name, `${o.budget}min`, `labels-${Math.round(share * 100)}`, method);
+  const dir = runDir(o.out, d.name, o.budget, share, method);
   const saved = join(dir, 'run.json');
   if (existsSync(saved)) return JSON.parse(readFileSync(saved, 'utf8')) as RunResult;
   mkdirSync(dir, { recursive: true });
@@ -263,6 +271,31 @@ function compare(runs: RunResult[]) {
   return { summary, vsScratch, skipped };
 }
 
+/** The model card's section: every method of the share against scratch, this card's method marked. */
+function labelEfficiencySection(method: Method, context: string, c: ReturnType<typeof compare>): string[] {
+  const vs = new Map(c.vsScratch.map((v) => [v.method, v]));
+  const verdict = (m: string): string => {
+    const v = vs.get(m);
+    if (!v) return m === 'scratch' ? 'the reference' : 'n/a';
+    const p = v.pHolm ?? v.p;
+    const sign = v.meanDifference >= 0 ? '+' : '';
+    const word = p < 0.05 ? (v.meanDifference < 0 ? 'worse than scratch' : 'better than scratch') : 'not different from scratch';
+    return `${sign}${v.meanDifference.toFixed(3)} (Holm p ${p < 0.001 ? '< 0.001' : p.toFixed(3)}): ${word}`;
+  };
+  return [
+    '## Label efficiency',
+    '',
+    `This model was trained by the method \`${method}\` in the label-efficiency bench: ${context}. Every method had the same plan, budget (pretraining and GAN time counted), model-selection and test cases; test Dice per case without TTA, each method against training from scratch by a paired Wilcoxon test.`,
+    '',
+    '| method | mean Dice | 95 % CI | epochs | vs scratch |',
+    '|---|---:|---|---:|---|',
+    ...c.summary.map(
+      (r) =>
+        `| ${r.method === method ? `**${r.method}** (this model)` : r.method} | ${r.meanDice.toFixed(3)} | ${r.ci95.lower.toFixed(3)}–${r.ci95.upper.toFixed(3)} | ${r.epochs} | ${verdict(r.method)} |`,
+    ),
+  ];
+}
+
 export async function main(argv: string[]): Promise<void> {
   const { tag, rest: args } = takeTag(argv);
   const { values } = parseArgs({
@@ -320,7 +353,19 @@ export async function main(argv: string[]): Promise<void> {
           `${d.name} ${Math.round(share * 100)} % labels, ${m}: ${last.perCase.length ? `Dice ${mean(last.perCase.map((p) => p.dice)).toFixed(4)}` : last.note}`,
         );
       }
-      shares.push({ labelledShare: share, labelledCases: labelledShare(d.pool, share, 12345).length, poolCases: d.pool.length, ...compare(runs) });
+      const compared = compare(runs);
+      const labelledCases = labelledShare(d.pool, share, 12345).length;
+      for (const m of methods) {
+        const card = modelCardPaths(join(runDir(out, d.name, budget, share, m), 'model'));
+        if (!existsSync(card.markdown)) continue;
+        const context = `${d.name}, ${labelledCases} of ${d.pool.length} training cases labelled, ${budget} minutes a run, ${d.test.length} test cases (\`${benchCommand('label-efficiency', argv)}\`)`;
+        addSectionToModelCard(card, '## Label efficiency', labelEfficiencySection(m, context, compared), 'labelEfficiency', {
+          method: m,
+          context,
+          ...compared,
+        });
+      }
+      shares.push({ labelledShare: share, labelledCases, poolCases: d.pool.length, ...compared });
     }
     datasets.push({ dataset: d.name, plan: planSummary(plan), validationCases: d.val.length, testCases: d.test.length, shares });
   }
