@@ -355,10 +355,10 @@ export async function main(argv: string[]): Promise<void> {
       }
       const compared = compare(runs);
       const labelledCases = labelledShare(d.pool, share, 12345).length;
+      const context = `${d.name}, ${labelledCases} of ${d.pool.length} training cases labelled, ${budget} minutes a run, ${d.test.length} test cases (\`${benchCommand('label-efficiency', argv)}\`)`;
       for (const m of methods) {
         const card = modelCardPaths(join(runDir(out, d.name, budget, share, m), 'model'));
         if (!existsSync(card.markdown)) continue;
-        const context = `${d.name}, ${labelledCases} of ${d.pool.length} training cases labelled, ${budget} minutes a run, ${d.test.length} test cases (\`${benchCommand('label-efficiency', argv)}\`)`;
         addSectionToModelCard(card, '## Label efficiency', labelEfficiencySection(m, context, compared), 'labelEfficiency', {
           method: m,
           context,

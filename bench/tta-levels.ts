@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { evaluateFolder } from '../packages/medseg/src/eval/evaluate-folder.ts';
 import { metricValue, type MetricRow } from '../packages/medseg/src/eval/statistics/rows.ts';
-import { bootstrapMeanCI } from '../packages/medseg/src/eval/statistics/summary.ts';
+import { bootstrapMeanCI, mean } from '../packages/medseg/src/eval/statistics/summary.ts';
 import { wilcoxonSignedRank } from '../packages/medseg/src/eval/statistics/wilcoxon.ts';
 import { TTA_LEVELS, type TtaLevel } from '../packages/medseg/src/infer/tta-levels.ts';
 import { predictPath } from '../packages/medseg/src/pipeline/predict-folder.ts';
@@ -32,7 +32,7 @@ function caseDice(rows: readonly MetricRow[]): Map<string, number> {
     const d = metricValue(r, 'dice');
     if (d !== undefined && Number.isFinite(d)) byCase.set(r.case, [...(byCase.get(r.case) ?? []), d]);
   }
-  return new Map([...byCase].map(([id, v]) => [id, v.reduce((a, b) => a + b, 0) / v.length]));
+  return new Map([...byCase].map(([id, v]) => [id, mean(v)]));
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -74,13 +74,14 @@ export async function main(argv: string[]): Promise<void> {
   const rows = levels.map((l) => {
     const ids = [...full.dice.keys()].filter((id) => l.dice.has(id));
     const diff = ids.map((id) => l.dice.get(id)! - full.dice.get(id)!);
-    const test = diff.some((d) => d !== 0) ? wilcoxonSignedRank(diff) : null;
+    const differs = diff.some((d) => d !== 0);
+    const test = differs ? wilcoxonSignedRank(diff) : null;
     return {
       level: l.level,
       cases: ids.length,
       meanDice: round(mean([...l.dice.values()]), 4),
       diceVsFull: round(mean(diff), 4),
-      diceVsFullCi95: diff.some((d) => d !== 0) ? bootstrapMeanCI(diff) : null,
+      diceVsFullCi95: differs ? bootstrapMeanCI(diff) : null,
       wilcoxonP: test ? Number(test.pValue.toPrecision(2)) : null,
       secondsPerCase: round(l.secondsPerCase, 3),
       timeRatioVsFull: round(l.secondsPerCase / full.secondsPerCase, 3),
@@ -103,8 +104,4 @@ export async function main(argv: string[]): Promise<void> {
     tag,
   );
   console.log(`wrote ${path}`);
-}
-
-function mean(v: readonly number[]): number {
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
 }

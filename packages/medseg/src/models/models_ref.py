@@ -112,7 +112,7 @@ def resenc_unet(W, meta, x):
     for k, s in enumerate(range(n - 2, -1, -1)):
         tf = F.conv_transpose2d if x.dim() == 4 else F.conv_transpose3d
         up = tf(h, W[f"ups.{k}.op.weight"], W[f"ups.{k}.op.bias"], stride=strides[s + 1])
-        h = cna(torch.cat([up, skips[s]], 1), f"decoder.{k}.0")
+        h = cna(torch.cat([up, skips[s]], 1), f"decoder.{k}.convs.0")
         outs.insert(0, conv(h, W[f"seg_heads.{k}.weight"], W[f"seg_heads.{k}.bias"]))
     return {f"out{i}": o for i, o in enumerate(outs)}
 

@@ -12,7 +12,7 @@
  */
 import * as torch from '@medseg/torch';
 import type { NetworkConfig } from '../plan/types.ts';
-import { ConvNormAct, type Dims } from './blocks-conv.ts';
+import { ConvNormAct, StackedConvs, type Dims } from './blocks-conv.ts';
 import { ResidualBlock } from './blocks-residual.ts';
 import { EncoderDecoderNet } from './encoder-decoder.ts';
 
@@ -50,11 +50,7 @@ export class ResEncUNet extends EncoderDecoderNet {
         }
         return new nn.Sequential(...units);
       },
-      decoder: (_s, inC, outC, kernel) => {
-        const units: ConvNormAct[] = [];
-        for (let i = 0; i < decoderConvs; i++) units.push(new ConvNormAct(dims, i === 0 ? inC : outC, outC, kernel, { norm, dropout }));
-        return new nn.Sequential(...units);
-      },
+      decoder: (_s, inC, outC, kernel) => new StackedConvs(dims, inC, outC, kernel, { norm, n: decoderConvs, dropout }),
     });
   }
 }
